@@ -1,0 +1,1 @@
+"""libcst transformers that perform neural-coder's edits."""
