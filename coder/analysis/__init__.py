@@ -1,0 +1,166 @@
+"""Analysis: from a parsed script to facts with source positions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from neural_coder.errors import AnalysisError
+
+from . import kinds
+from .index import Index, build_index
+from .source import Source, parse_source
+from .training import LoopAnalysis, TrainingLoop, find_backward_calls
+
+__all__ = ["Facts", "Found", "analyze", "parse_source", "Source", "TrainingLoop"]
+
+MARKER = "# neural-coder"
+INSERTED_MARKER = re.compile(r"#\s*neural-coder\s*$")  # user hints are "# neural-coder: model"
+COMPRESSION_CALLS = ("prepare_compression", "quantization.fit", "mix_precision.fit")
+TRAINER_CLASSES = ("Trainer", "Seq2SeqTrainer", "SFTTrainer")
+
+
+@dataclass
+class Found:
+    kind: str  # model, optimizer, scheduler, dataloader, scaler
+    what: str
+    line: int
+    target: str | None  # what it is assigned to
+
+
+@dataclass
+class Facts:
+    source: Source
+    index: Index
+    found: list[Found] = field(default_factory=list)
+    loop: TrainingLoop | None = None
+    loop_error: AnalysisError | None = None
+    already_optimized: int | None = None  # line of existing compression code
+    hf_trainer: int | None = None  # line where a transformers Trainer is built
+
+    def lines(self) -> list[str]:
+        """A human listing of what was found, with line numbers."""
+        out = [f"{f.kind:<11} line {f.line:>4}  {f.what}" + (f"  -> {f.target}" if f.target else "") for f in self.found]
+        loop = self.loop
+        src = self.source
+        if loop is not None:
+            out += [
+                f"training    line {src.line(loop.entry_loop):>4}  training starts ({self.index.describe(loop.entry_scope)})",
+                f"step loop   line {src.line(loop.step_loop):>4}  ({self.index.describe(loop.step_scope)})",
+                f"backward    line {src.line(loop.backward):>4}  {loop.loss_name}.backward()",
+                f"opt. step   line {src.line(loop.optimizer_step):>4}  {loop.optimizer}",
+                f"model       trained: {loop.model_in_entry}"
+                + (f" (built line {loop.model_origin_line}: {loop.model_origin})" if loop.model_origin else ""),
+            ]
+            if loop.epoch_loop is not None:
+                out.append(f"epoch loop  line {src.line(loop.epoch_loop):>4}")
+            out.append(f"run length  {loop.total_steps or 'unknown'} optimizer steps")
+            out += [f"note        {n}" for n in loop.notes]
+        elif self.loop_error is not None:
+            out.append(f"training    none: {self.loop_error.message}")
+        if self.hf_trainer is not None:
+            out.append(f"hf trainer  line {self.hf_trainer:>4}  transformers Trainer")
+        if self.already_optimized is not None:
+            out.append(f"compressed  line {self.already_optimized:>4}  compression code already present")
+        return out
+
+
+def analyze(source: Source) -> Facts:
+    index = build_index(source)
+    facts = Facts(source=source, index=index)
+    facts.found = _constructions(index)
+    facts.already_optimized = _existing_compression(index)
+    facts.hf_trainer = _hf_trainer(index)
+    backward_calls = find_backward_calls(index)
+    if not backward_calls:
+        facts.loop_error = AnalysisError(
+            "no training loop: nothing calls .backward()",
+            path=source.path,
+            hint="training approaches need a training loop; for a trained model use a post-training approach",
+        )
+        return facts
+    analysis = LoopAnalysis(index)
+    loops: list[TrainingLoop] = []
+    try:
+        for call in backward_calls:
+            loops.append(analysis.analyze(call))
+    except AnalysisError as error:
+        facts.loop_error = error
+        return facts
+    distinct = {id(loop.entry_loop): loop for loop in loops}
+    if len(distinct) > 1:
+        lines = ", ".join(str(source.line(loop.entry_loop)) for loop in distinct.values())
+        facts.loop_error = AnalysisError(
+            f"several training loops (lines {lines})",
+            path=source.path,
+            hint="run the tool on a file with one training loop, or move the others into another file",
+        )
+        return facts
+    facts.loop = loops[0]
+    return facts
+
+
+def _constructions(index: Index) -> list[Found]:
+    found: list[Found] = []
+    src = index.source
+    for assignments in index.assignments.values():
+        for a in assignments:
+            for leaf, _ in index.values_of(a.value, a.scope):
+                if leaf not in src.positions:
+                    continue
+                kind = _kind(index, leaf)
+                if kind is not None:
+                    found.append(Found(kind[0], kind[1], src.line(a.statement), a.target))
+                    break
+    found.sort(key=lambda f: (f.line, f.kind))
+    unique: dict[tuple[int, str], Found] = {}
+    for f in found:
+        unique.setdefault((f.line, f.kind), f)
+    return list(unique.values())
+
+
+def _kind(index: Index, leaf: cst.BaseExpression) -> tuple[str, str] | None:
+    name = kinds.callee(index, leaf) or ""
+    if (what := kinds.model_kind(index, leaf)) is not None:
+        return "model", what
+    if kinds.is_scheduler(index, leaf):
+        return "scheduler", name
+    if kinds.is_optimizer(index, leaf):
+        return "optimizer", name
+    if kinds.is_dataloader(index, leaf):
+        return "dataloader", name
+    if kinds.is_grad_scaler(index, leaf):
+        return "scaler", name
+    return None
+
+
+def _existing_compression(index: Index) -> int | None:
+    src = index.source
+    for call in index.calls:
+        name = index.qualified(call.func)
+        if name.endswith(COMPRESSION_CALLS) and ("neural_co" in name or name.split(".")[-1] == "prepare_compression"):
+            return src.line(call)
+    for number, line in enumerate(src.text.splitlines(), start=1):
+        if INSERTED_MARKER.search(line):
+            return number
+    return None
+
+
+def _hf_trainer(index: Index) -> int | None:
+    def is_trainer_class(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        qualified = index.imports.get(name, "")
+        if qualified.startswith("transformers") and name in TRAINER_CLASSES:
+            return True
+        if qualified.split(".")[-1] in TRAINER_CLASSES and qualified.startswith(("transformers", "trl")):
+            return True
+        cls = index.classes.get(name)
+        if cls is None or name in seen:
+            return False
+        return any(is_trainer_class(index.source.code(b.value), seen | {name}) for b in cls.bases)
+
+    for call in index.calls:
+        if isinstance(call.func, cst.Name) and is_trainer_class(call.func.value):
+            return index.source.line(call)
+    return None

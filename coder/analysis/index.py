@@ -1,0 +1,329 @@
+"""An index of one file: functions, classes, calls, assignments and imports.
+
+Analysis follows names through it: a name to the values assigned to it, a
+parameter to the arguments of the calls that reach the function, `self.x` to
+every assignment of `self.x` in the class, a factory call to what the factory
+returns.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+
+from .source import Source
+
+Scope = cst.FunctionDef | cst.Module
+
+# Method calls that hand back the same object (or one that stands for it).
+PASS_THROUGH_METHODS = frozenset(
+    {"to", "cuda", "cpu", "float", "half", "double", "bfloat16", "train", "eval", "requires_grad_"}
+)
+
+
+@dataclass
+class Function:
+    node: cst.FunctionDef
+    name: str
+    cls: cst.ClassDef | None  # the class whose body defines it (a method)
+
+    @property
+    def key(self) -> str:
+        return f"{self.cls.name.value}.{self.name}" if self.cls is not None else self.name
+
+    @property
+    def is_method(self) -> bool:
+        return self.cls is not None and bool(self.node.params.params)
+
+    def positional_params(self) -> list[str]:
+        names = [p.name.value for p in (*self.node.params.posonly_params, *self.node.params.params)]
+        return names[1:] if self.is_method else names
+
+    def all_params(self) -> list[str]:
+        p = self.node.params
+        names = [x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)]
+        return names[1:] if self.is_method else names
+
+
+@dataclass
+class Assignment:
+    target: str  # source text of the target: "model", "self.model"
+    value: cst.BaseExpression
+    statement: cst.BaseStatement
+    scope: Scope
+
+
+@dataclass
+class Index:
+    source: Source
+    functions: dict[cst.FunctionDef, Function] = field(default_factory=dict)
+    classes: dict[str, cst.ClassDef] = field(default_factory=dict)
+    calls: list[cst.Call] = field(default_factory=list)
+    assignments: dict[str, list[Assignment]] = field(default_factory=lambda: defaultdict(list))
+    imports: dict[str, str] = field(default_factory=dict)  # local name -> dotted origin
+    _resolved: dict[cst.Call, Function | None] = field(default_factory=dict, repr=False)
+
+    # -- scopes -----------------------------------------------------------------
+    def scope_of(self, node: cst.CSTNode) -> Scope:
+        for ancestor in self.source.ancestors(node):
+            if isinstance(ancestor, cst.FunctionDef):
+                return ancestor
+        return self.source.module
+
+    def class_of(self, scope: Scope) -> cst.ClassDef | None:
+        if isinstance(scope, cst.FunctionDef) and scope in self.functions:
+            return self.functions[scope].cls
+        return None
+
+    def function(self, scope: Scope) -> Function | None:
+        return self.functions.get(scope) if isinstance(scope, cst.FunctionDef) else None
+
+    def describe(self, scope: Scope) -> str:
+        fn = self.function(scope)
+        return f"{fn.key}()" if fn else "module level"
+
+    # -- names ------------------------------------------------------------------
+    def qualified(self, expr: cst.BaseExpression) -> str:
+        """Dotted name of `expr` with import aliases expanded ("nn.Linear" -> "torch.nn.Linear")."""
+        text = self.source.code(expr)
+        head, _, rest = text.partition(".")
+        origin = self.imports.get(head)
+        if origin is None:
+            return text
+        return f"{origin}.{rest}" if rest else origin
+
+    def assignments_in(self, target: str, scope: Scope) -> list[Assignment]:
+        return [a for a in self.assignments.get(target, []) if a.scope is scope]
+
+    def class_assignments(self, target: str, cls: cst.ClassDef) -> list[Assignment]:
+        """Assignments of `self.x` in any method of `cls`."""
+        return [
+            a
+            for a in self.assignments.get(target, [])
+            if isinstance(a.scope, cst.FunctionDef) and self.class_of(a.scope) is cls
+        ]
+
+    # -- calls ------------------------------------------------------------------
+    def resolve_call(self, call: cst.Call) -> Function | None:
+        """The function or method of this file that `call` runs, when it can be told."""
+        if call not in self._resolved:
+            self._resolved[call] = self._resolve_call(call)
+        return self._resolved[call]
+
+    def _resolve_call(self, call: cst.Call) -> Function | None:
+        func = call.func
+        scope = self.scope_of(call)
+        if isinstance(func, cst.Name):
+            name = func.value
+            if name in self.classes:
+                return self._method(self.classes[name], "__init__")
+            candidates = [f for f in self.functions.values() if f.cls is None and f.name == name]
+            nested = [f for f in candidates if self.scope_of(f.node) is scope]
+            chosen = nested or [f for f in candidates if self.scope_of(f.node) is self.source.module]
+            return chosen[0] if chosen else None
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            receiver = func.value
+            cls = self.class_of(scope)
+            if m.matches(receiver, m.Name("self")) and cls is not None:
+                return self._method(cls, method)
+            owner = self.instance_class(receiver, scope)
+            if owner is not None:
+                return self._method(owner, method)
+        return None
+
+    def call_sites(self, fn: Function) -> list[cst.Call]:
+        return [c for c in self.calls if self.resolve_call(c) is fn]
+
+    def bind_arguments(self, call: cst.Call, fn: Function) -> dict[str, cst.BaseExpression]:
+        params = fn.positional_params()
+        bound: dict[str, cst.BaseExpression] = {}
+        position = 0
+        for arg in call.args:
+            if arg.star:
+                continue
+            if arg.keyword is not None:
+                bound[arg.keyword.value] = arg.value
+            elif position < len(params):
+                bound[params[position]] = arg.value
+                position += 1
+        return bound
+
+    def instance_class(self, expr: cst.BaseExpression, scope: Scope) -> cst.ClassDef | None:
+        """The class of this file that `expr` is an instance of, when it is assigned
+        from that class's constructor in the same or the module scope. (Direct
+        assignments only: following parameters would need call resolution again.)"""
+        text = self.source.code(expr)
+        for a in self.assignments_in(text, scope) + self.assignments_in(text, self.source.module):
+            value = unwrap_pass_through(a.value)
+            if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
+                if value.func.value in self.classes:
+                    return self.classes[value.func.value]
+        return None
+
+    def _method(self, cls: cst.ClassDef, name: str) -> Function | None:
+        seen: set[str] = set()
+        pending = [cls]
+        while pending:
+            current = pending.pop(0)
+            if current.name.value in seen:
+                continue
+            seen.add(current.name.value)
+            for fn in self.functions.values():
+                if fn.cls is current and fn.name == name:
+                    return fn
+            for base in current.bases:
+                if isinstance(base.value, cst.Name) and base.value.value in self.classes:
+                    pending.append(self.classes[base.value.value])
+        return None
+
+    # -- following values -----------------------------------------------------------
+    def values_of(
+        self, expr: cst.BaseExpression, scope: Scope, depth: int = 0
+    ) -> Iterator[tuple[cst.BaseExpression, Scope]]:
+        """Every expression `expr` may stand for, followed through assignments,
+        parameters, `self.x` and pass-through methods; leaves are yielded with the
+        scope they live in (calls that are not pass-through, literals, ...)."""
+        if depth > 12:
+            return
+        expr = unwrap_pass_through(expr)
+        text = self.source.code(expr)
+        if isinstance(expr, cst.Name):
+            local = self.assignments_in(text, scope)
+            fn = self.function(scope)
+            if local:
+                for a in local:
+                    yield from self.values_of(a.value, a.scope, depth + 1)
+                return
+            if fn is not None and text in fn.all_params():
+                for call in self.call_sites(fn):
+                    arg = self.bind_arguments(call, fn).get(text)
+                    if arg is not None:
+                        yield from self.values_of(arg, self.scope_of(call), depth + 1)
+                return
+            if scope is not self.source.module:
+                yield from self.values_of(expr, self.scope_of(scope), depth + 1)
+                return
+            yield expr, scope
+            return
+        if m.matches(expr, m.Attribute(value=m.Name("self"))):
+            cls = self.class_of(scope)
+            found = self.class_assignments(text, cls) if cls is not None else []
+            for a in found:
+                yield from self.values_of(a.value, a.scope, depth + 1)
+            if not found:
+                yield expr, scope
+            return
+        if isinstance(expr, cst.Call):
+            fn = self.resolve_call(expr)
+            if fn is not None and fn.name != "__init__":
+                returned = [r.value for r in iter_returns(fn.node) if r.value is not None]
+                for value in returned:
+                    yield from self.values_of(value, fn.node, depth + 1)
+                if returned:
+                    return
+        yield expr, scope
+
+
+def unwrap_pass_through(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """`Net().to(device).train()` -> `Net()`."""
+    while (
+        isinstance(expr, cst.Call)
+        and isinstance(expr.func, cst.Attribute)
+        and expr.func.attr.value in PASS_THROUGH_METHODS
+    ):
+        expr = expr.func.value
+    return expr
+
+
+def iter_returns(fn: cst.FunctionDef) -> Iterator[cst.Return]:
+    """Return statements of `fn` itself (not of functions nested in it)."""
+
+    class Collector(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.found: list[cst.Return] = []
+            self.depth = 0
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is fn
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            return False
+
+        def visit_Return(self, node: cst.Return) -> None:
+            self.found.append(node)
+
+    collector = Collector()
+    fn.visit(collector)
+    yield from collector.found
+
+
+class _IndexBuilder(cst.CSTVisitor):
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self.source = index.source
+        self.class_stack: list[cst.ClassDef | None] = []
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.index.classes.setdefault(node.name.value, node)
+        self.class_stack.append(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.class_stack.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        parent = self.source.parent(self.source.parent(node) or node)
+        owner = self.class_stack[-1] if self.class_stack else None
+        cls = owner if parent is owner else None
+        self.index.functions[node] = Function(node=node, name=node.name.value, cls=cls)
+        self.class_stack.append(None)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.class_stack.pop()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.index.calls.append(node)
+
+    def _record(self, target: cst.BaseExpression, value: cst.BaseExpression, node: cst.CSTNode) -> None:
+        statement = self.source.statement_of(node)
+        scope = self.index.scope_of(node)
+        if isinstance(target, cst.Name | cst.Attribute):
+            text = self.source.code(target)
+            self.index.assignments[text].append(Assignment(text, value, statement, scope))
+        elif isinstance(target, cst.Tuple | cst.List) and isinstance(value, cst.Tuple | cst.List):
+            if len(target.elements) == len(value.elements):
+                for t, v in zip(target.elements, value.elements):
+                    self._record(t.value, v.value, node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._record(target.target, node.value, node)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._record(node.target, node.value, node)
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            dotted = self.source.code(alias.name)
+            local = alias.asname.name.value if alias.asname else dotted.split(".")[0]  # type: ignore[union-attr]
+            self.index.imports[local] = dotted if alias.asname else local
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if node.module is None or isinstance(node.names, cst.ImportStar):
+            return
+        module = "." * len(node.relative) + self.source.code(node.module)
+        for alias in node.names:
+            name = self.source.code(alias.name)
+            local = alias.asname.name.value if alias.asname else name  # type: ignore[union-attr]
+            self.index.imports[local] = f"{module}.{name}"
+
+
+def build_index(source: Source) -> Index:
+    index = Index(source=source)
+    source.module.visit(_IndexBuilder(index))
+    return index

@@ -1,0 +1,470 @@
+"""The training loop: backward, optimizer step, step loop, epoch loop, model, loss.
+
+Starting from each `.backward()` the analysis climbs out through enclosing
+loops and, where a function has no loop around the statement, through the call
+sites that reach the function (`train(...)` called from an epoch loop in
+`main()`, `self._run_batch(...)` called from `self._run_epoch(...)`). Every hop
+is recorded, because the compression manager has to reach each function on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+
+from neural_coder.errors import AnalysisError
+
+from . import kinds
+from .index import Function, Index, Scope, unwrap_pass_through
+
+Loop = cst.For | cst.While
+MARKER_MODEL = "neural-coder: model"
+
+
+@dataclass
+class Hop:
+    """`function` is reached through `call` (which lives in the caller's scope)."""
+
+    function: Function
+    call: cst.Call
+
+
+@dataclass
+class TrainingLoop:
+    backward: cst.BaseStatement
+    backward_scope: Scope
+    loss_name: str
+    loss_statement: cst.BaseStatement | None
+    optimizer_step: cst.BaseStatement
+    optimizer: str
+    model_call: cst.Call | None
+    model_output: str | None
+    model_inputs: str | None
+    step_loop: Loop
+    step_scope: Scope
+    step_index: str | None
+    epoch_loop: Loop | None
+    epoch_var: str | None
+    entry_loop: Loop
+    entry_scope: Scope
+    hops: list[Hop]  # from the backward scope up to the entry scope
+    model_in_entry: str
+    model_origin: str | None
+    model_origin_line: int | None
+    total_steps: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def find_backward_calls(index: Index) -> list[cst.Call]:
+    found = []
+    for call in index.calls:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "backward":
+            found.append(call)
+    return found
+
+
+def loss_name_of(index: Index, call: cst.Call) -> str | None:
+    """`loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`."""
+    assert isinstance(call.func, cst.Attribute)
+    receiver = call.func.value
+    if call.args and not isinstance(receiver, cst.Call) and not call.args[0].keyword:
+        # accelerator.backward(loss) / manual_backward(loss)
+        candidate = call.args[0].value
+        if isinstance(candidate, cst.Name):
+            return candidate.value
+    if isinstance(receiver, cst.Call) and receiver.args:
+        receiver = receiver.args[0].value
+    names = [n.value for n in _names_in(receiver)]
+    return names[0] if names else None
+
+
+def _names_in(node: cst.CSTNode) -> list[cst.Name]:
+    return list(m.findall(node, m.Name()))  # type: ignore[arg-type]
+
+
+class LoopAnalysis:
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self.source = index.source
+
+    # -- climbing -------------------------------------------------------------------
+    def enclosing_loop(self, node: cst.CSTNode, scope: Scope) -> Loop | None:
+        for ancestor in self.source.ancestors(node):
+            if ancestor is scope:
+                return None
+            if isinstance(ancestor, cst.For | cst.While):
+                return ancestor
+        return None
+
+    def climb_to_loop(self, node: cst.CSTNode, scope: Scope, hops: list[Hop]) -> tuple[Loop, Scope] | None:
+        """The nearest loop around `node`, following call sites out of functions."""
+        seen: set[int] = set()
+        while True:
+            loop = self.enclosing_loop(node, scope)
+            if loop is not None:
+                return loop, scope
+            fn = self.index.function(scope)
+            if fn is None or id(fn.node) in seen:
+                return None
+            seen.add(id(fn.node))
+            call = self._single_call_site(fn)
+            if call is None:
+                return None
+            hops.append(Hop(fn, call))
+            node, scope = call, self.index.scope_of(call)
+
+    def _single_call_site(self, fn: Function) -> cst.Call | None:
+        sites = self.index.call_sites(fn)
+        if len(sites) > 1:
+            in_loops = [c for c in sites if self.enclosing_loop(c, self.index.scope_of(c)) is not None]
+            sites = in_loops or sites
+        if len(sites) > 1:
+            lines = ", ".join(str(self.source.line(c)) for c in sites)
+            raise AnalysisError(
+                f"{fn.key}() holds the training step and is called from several places (lines {lines})",
+                path=self.source.path,
+                line=self.source.line(fn.node),
+                hint="training hooks need one call path; mark the training call with '# neural-coder: train'",
+            )
+        return sites[0] if sites else None
+
+    # -- mapping expressions between scopes ----------------------------------------------
+    def map_up(self, text: str, hops: list[Hop]) -> str | None:
+        """Rewrite an expression valid in the innermost hop's function so that it is
+        valid at the outermost call site (parameters become arguments, `self.x`
+        becomes `receiver.x`)."""
+        for hop in hops:
+            mapped = self._map_one(text, hop)
+            if mapped is None:
+                return None
+            text = mapped
+        return text
+
+    def _map_one(self, text: str, hop: Hop) -> str | None:
+        expr = cst.parse_expression(text)
+        base = expr
+        while isinstance(base, cst.Attribute | cst.Subscript):
+            base = base.value
+        if not isinstance(base, cst.Name):
+            return text
+        name = base.value
+        fn = hop.function
+        caller_scope = self.index.scope_of(hop.call)
+        if name == "self" and fn.cls is not None:
+            caller_cls = self.index.class_of(caller_scope)
+            if caller_cls is fn.cls:
+                return text
+            func = hop.call.func
+            if isinstance(func, cst.Attribute):
+                return self.source.code(func.value) + text[len("self") :]
+            return None
+        if name in fn.all_params():
+            arg = self.index.bind_arguments(hop.call, fn).get(name)
+            if arg is None:
+                return None
+            arg_text = self.source.code(arg)
+            if not isinstance(arg, cst.Name | cst.Attribute):
+                arg_text = f"({arg_text})"
+            return arg_text + text[len(name) :]
+        # A name the function reads from an enclosing (module) scope.
+        return text if self._visible_from(name, caller_scope) else None
+
+    def _visible_from(self, name: str, scope: Scope) -> bool:
+        module = self.source.module
+        at_module = self.index.assignments_in(name, module) or name in self.index.imports
+        if scope is module:
+            return bool(at_module)
+        fn = self.index.function(scope)
+        local = self.index.assignments_in(name, scope) or (fn is not None and name in fn.all_params())
+        return bool(local or at_module)
+
+    # -- the loop itself -----------------------------------------------------------------
+    def analyze(self, backward: cst.Call) -> TrainingLoop:
+        src = self.source
+        statement = src.statement_of(backward)
+        scope = self.index.scope_of(backward)
+        loss_name = loss_name_of(self.index, backward)
+        if loss_name is None:
+            raise AnalysisError("cannot tell which loss .backward() is called on", path=src.path, line=src.line(backward))
+
+        hops: list[Hop] = []
+        found = self.climb_to_loop(backward, scope, hops)
+        if found is None:
+            raise AnalysisError(
+                "the .backward() call is not inside a training loop",
+                path=src.path,
+                line=src.line(backward),
+                hint="the tool places hooks in a for/while loop over batches",
+            )
+        step_loop, step_scope = found
+        step_hops = list(hops)
+        outer = self.climb_to_loop(step_loop, step_scope, hops)
+        epoch_loop, entry_scope = outer if outer else (None, step_scope)
+        entry_loop = epoch_loop or step_loop
+
+        optimizer_step, optimizer = self._optimizer_step(scope, statement, step_loop)
+        loss_statement = self._loss_statement(loss_name, scope, statement)
+        model_call, model_output, model_callee = self._model_call(scope, loss_statement, statement)
+        model_in_entry = self.map_up(model_callee, hops) if model_callee else None
+        if model_in_entry is None:
+            raise AnalysisError(
+                "cannot tell which model the loop trains",
+                path=src.path,
+                line=src.line(loss_statement or statement),
+                hint="mark the model's assignment with '# neural-coder: model'",
+            )
+        origin, origin_line = self._model_origin(model_callee or "", scope)
+        loop = TrainingLoop(
+            backward=statement,
+            backward_scope=scope,
+            loss_name=loss_name,
+            loss_statement=loss_statement,
+            optimizer_step=optimizer_step,
+            optimizer=optimizer,
+            model_call=model_call,
+            model_output=model_output,
+            model_inputs=self._inputs_text(model_call) if model_call is not None else None,
+            step_loop=step_loop,
+            step_scope=step_scope,
+            step_index=_loop_index(step_loop),
+            epoch_loop=epoch_loop,
+            epoch_var=_loop_var(epoch_loop) if epoch_loop is not None else None,
+            entry_loop=entry_loop,
+            entry_scope=entry_scope,
+            hops=hops,
+            model_in_entry=model_in_entry,
+            model_origin=origin,
+            model_origin_line=origin_line,
+            total_steps=None,
+        )
+        loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
+        return loop
+
+    def _optimizer_step(
+        self, scope: Scope, backward: cst.BaseStatement, step_loop: Loop
+    ) -> tuple[cst.BaseStatement, str]:
+        src = self.source
+        after = src.line(backward)
+        candidates: list[tuple[cst.Call, str]] = []
+        for call in self.index.calls:
+            if self.index.scope_of(call) is not scope or src.line(call) < after:
+                continue
+            func = call.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value == "step"):
+                continue
+            receiver = func.value
+            if call.args and m.matches(receiver, m.Name() | m.Attribute()) and self._is_scaler(receiver, scope):
+                candidates.append((call, src.code(call.args[0].value)))  # scaler.step(optimizer)
+            elif not call.args and self._is_optimizer(receiver, scope):
+                candidates.append((call, src.code(receiver)))
+        if not candidates:
+            raise AnalysisError(
+                f"no optimizer step found after the backward call at line {after}",
+                path=src.path,
+                line=src.line(step_loop),
+                hint="the tool needs optimizer.step() (or scaler.step(optimizer)) in the same function as loss.backward()",
+            )
+        call, name = candidates[0]
+        statement = src.statement_of(call)
+        if statement is backward:
+            raise AnalysisError(
+                "loss.backward() and the optimizer step share one line",
+                path=src.path,
+                line=after,
+                hint="put the optimizer step on its own line so hooks can go between them",
+            )
+        if isinstance(src.parent(statement), cst.SimpleStatementSuite) or not isinstance(
+            statement, cst.SimpleStatementLine
+        ):
+            raise AnalysisError(
+                "the optimizer step is on the same line as its 'if'",
+                path=src.path,
+                line=src.line(call),
+                hint="put the optimizer step on its own indented line",
+            )
+        return statement, name
+
+    def _is_optimizer(self, receiver: cst.BaseExpression, scope: Scope) -> bool:
+        leaves = list(self.index.values_of(receiver, scope))
+        if any(kinds.is_scheduler(self.index, leaf) for leaf, _ in leaves):
+            return False
+        if any(kinds.is_optimizer(self.index, leaf) for leaf, _ in leaves):
+            return True
+        text = self.source.code(receiver).lower()
+        return "optim" in text or text.split(".")[-1] in {"opt", "optimizer"}
+
+    def _is_scaler(self, receiver: cst.BaseExpression, scope: Scope) -> bool:
+        leaves = list(self.index.values_of(receiver, scope))
+        return any(kinds.is_grad_scaler(self.index, leaf) for leaf, _ in leaves) or "scaler" in self.source.code(
+            receiver
+        )
+
+    def _loss_statement(self, loss: str, scope: Scope, backward: cst.BaseStatement) -> cst.BaseStatement | None:
+        line = self.source.line(backward)
+        before = [a for a in self.index.assignments_in(loss, scope) if self.source.line(a.statement) < line]
+        return max(before, key=lambda a: self.source.line(a.statement)).statement if before else None
+
+    def _model_call(
+        self, scope: Scope, loss_statement: cst.BaseStatement | None, backward: cst.BaseStatement
+    ) -> tuple[cst.Call | None, str | None, str | None]:
+        """The call of the trained model whose output the loss is computed from."""
+        src = self.source
+        limit = src.line(backward)
+        related: list[cst.CSTNode] = []
+        if loss_statement is not None:
+            related.append(loss_statement)
+            for name in {n.value for n in _names_in(loss_statement)}:
+                for a in self.index.assignments_in(name, scope):
+                    if src.line(a.statement) <= limit:
+                        related.append(a.statement)
+        calls = [c for node in related for c in m.findall(node, m.Call())]
+        if not calls:  # the loss is computed elsewhere; any model call in the step function
+            calls = [c for c in self.index.calls if self.index.scope_of(c) is scope and src.line(c) <= limit]
+        models = [c for c in calls if isinstance(c, cst.Call) and self._is_model_callee(c.func, scope)]
+        callees = {src.code(c.func) for c in models}
+        if len(callees) > 1:
+            marked = [c for c in models if self._has_marker(c)]
+            if len(marked) == 1:
+                models, callees = marked, {src.code(marked[0].func)}
+            else:
+                raise AnalysisError(
+                    f"the loss depends on several models ({', '.join(sorted(callees))})",
+                    path=src.path,
+                    line=src.line(models[0]),
+                    hint="mark the line that calls the model to compress with '# neural-coder: model'",
+                )
+        if not models:
+            return None, None, None
+        call = models[0]
+        statement = src.statement_of(call)
+        output = None
+        if isinstance(statement, cst.SimpleStatementLine):
+            small = statement.body[0]
+            if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is call:
+                target = small.targets[0].target
+                if isinstance(target, cst.Name):
+                    output = target.value
+        return call, output, src.code(call.func)
+
+    def _has_marker(self, node: cst.CSTNode) -> bool:
+        line = self.source.text.splitlines()[self.source.line(node) - 1]
+        return MARKER_MODEL in line
+
+    def _is_model_callee(self, func: cst.BaseExpression, scope: Scope) -> bool:
+        if not isinstance(func, cst.Name | cst.Attribute):
+            return False
+        qualified = self.index.qualified(func)
+        if qualified.startswith(("torch.", "F.")) or qualified.split(".")[-1] in kinds.OPTIMIZER_NAMES:
+            return False
+        for leaf, _ in self.index.values_of(func, scope):
+            if kinds.model_kind(self.index, leaf) is not None:
+                return True
+            if self._has_marker(leaf):
+                return True
+        text = self.source.code(func).split(".")[-1].lower()
+        return text in {"model", "net", "network", "student", "module"} or text.endswith("model")
+
+    def _model_origin(self, callee: str, scope: Scope) -> tuple[str | None, int | None]:
+        if not callee:
+            return None, None
+        for leaf, _ in self.index.values_of(cst.parse_expression(callee), scope):
+            kind = kinds.model_kind(self.index, leaf)
+            if kind is not None and leaf in self.source.positions:
+                return kind, self.source.line(leaf)
+        return None, None
+
+    def _inputs_text(self, call: cst.Call) -> str:
+        src = self.source
+        args = call.args
+        if len(args) == 1 and args[0].star == "**":
+            return src.code(args[0].value)
+        if len(args) == 1 and not args[0].keyword and not args[0].star:
+            return src.code(args[0].value)
+        if all(a.keyword is not None for a in args):
+            return "dict(" + ", ".join(f"{a.keyword.value}={src.code(a.value)}" for a in args) + ")"  # type: ignore[union-attr]
+        return "(" + ", ".join(src.code(a.value) for a in args) + ",)"
+
+    # -- run length ------------------------------------------------------------------------
+    def _total_steps(self, loop: TrainingLoop, step_hops: list[Hop], outer_hops: list[Hop]) -> str | None:
+        """An expression, valid where the entry loop is, for the optimizer steps in the run."""
+        per_epoch = self._iterations(loop.step_loop)
+        if per_epoch is None:
+            loop.notes.append("could not tell how many batches the step loop runs")
+            return None
+        # The step loop may sit in a function below the entry scope.
+        per_epoch = self.map_up(per_epoch, outer_hops)
+        if per_epoch is None:
+            loop.notes.append("the step loop's data loader is not visible where training starts")
+            return None
+        accumulation = self._accumulation(loop)
+        if accumulation is not None:
+            per_epoch = f"{per_epoch} // {accumulation}"
+        if loop.epoch_loop is None:
+            return per_epoch
+        epochs = self._iterations(loop.epoch_loop)
+        if epochs is None:
+            loop.notes.append("could not tell how many epochs the run has")
+            return None
+        return f"{epochs} * {per_epoch}"
+
+    def _iterations(self, node: Loop) -> str | None:
+        if not isinstance(node, cst.For):
+            return None
+        iterable = node.iter
+        while isinstance(iterable, cst.Call) and self.source.code(iterable.func).split(".")[-1] in {
+            "enumerate",
+            "tqdm",
+            "iter",
+        }:
+            if not iterable.args:
+                return None
+            iterable = iterable.args[0].value
+        if isinstance(iterable, cst.Call) and self.source.code(iterable.func) in {"range", "trange"}:
+            args = iterable.args
+            if len(args) == 1:
+                inner = self.source.code(args[0].value)
+                return inner if isinstance(args[0].value, cst.Name | cst.Attribute | cst.Integer) else f"({inner})"
+            return f"len({self.source.code(iterable)})"
+        if isinstance(iterable, cst.Name | cst.Attribute):
+            return f"len({self.source.code(iterable)})"
+        return None
+
+    def _accumulation(self, loop: TrainingLoop) -> str | None:
+        """`N` in `if (i + 1) % N == 0: optimizer.step()`."""
+        for ancestor in self.source.ancestors(loop.optimizer_step):
+            if ancestor is loop.step_loop:
+                return None
+            if isinstance(ancestor, cst.If):
+                for modulo in m.findall(ancestor.test, m.BinaryOperation(operator=m.Modulo())):
+                    assert isinstance(modulo, cst.BinaryOperation)
+                    divisor = self.source.code(modulo.right)
+                    mapped = self.map_up(divisor, loop.hops)
+                    if mapped is None:
+                        loop.notes.append(f"gradient accumulation by {divisor} is not visible where training starts")
+                    return mapped
+        return None
+
+
+def _loop_var(node: Loop) -> str | None:
+    if isinstance(node, cst.For) and isinstance(node.target, cst.Name):
+        return node.target.value
+    return None
+
+
+def _loop_index(node: Loop) -> str | None:
+    """`i` in `for i, batch in enumerate(loader)`; `step` in `for step in range(n)`."""
+    if not isinstance(node, cst.For):
+        return None
+    is_enumerate = isinstance(node.iter, cst.Call) and m.matches(node.iter.func, m.Name("enumerate"))
+    if is_enumerate and isinstance(node.target, cst.Tuple) and isinstance(node.target.elements[0].value, cst.Name):
+        return node.target.elements[0].value.value
+    if isinstance(node.iter, cst.Call) and m.matches(node.iter.func, m.Name("range")):
+        return _loop_var(node)
+    return None
+
+
+def unwrap(expr: cst.BaseExpression) -> cst.BaseExpression:
+    return unwrap_pass_through(expr)

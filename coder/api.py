@@ -1,0 +1,87 @@
+"""neural-coder for Python callers: `optimize`, `inspect`.
+
+One pass per file: parse -> analyze -> plan -> transform -> verify -> emit.
+Nothing is written unless every step succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from neural_coder.analysis import Facts, analyze, parse_source
+from neural_coder.errors import NeuralCoderError
+from neural_coder.files import line_length_for, read_text, unified_diff, write_atomic
+from neural_coder.options import OptimizeOptions
+from neural_coder.planning import Planner
+from neural_coder.report import FileReport, Status
+from neural_coder.transforms.hooks import apply_edits
+from neural_coder.verify import verify_rewrite
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where results go: in place (default), a dry run (diff only), or another path."""
+
+    dry_run: bool = False
+    path: Path | None = None
+    backup: bool = True
+
+
+def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str, FileReport]:
+    """The rewritten text and its report; the text is the input when nothing changes."""
+    source = parse_source(path, text)
+    facts = analyze(source)
+    report = FileReport(path=path, status=Status.UNCHANGED, found=facts.lines())
+    if facts.already_optimized is not None:
+        report.message = f"already compressed (compression code at line {facts.already_optimized}); nothing to do"
+        return text, report
+    if facts.loop is None and facts.hf_trainer is not None:
+        report.status = Status.SKIPPED
+        report.message = (
+            f"line {facts.hf_trainer}: a Hugging Face Trainer runs the training loop; "
+            "the Trainer integration is not available yet, so this file was left as it is"
+        )
+        return text, report
+    plan = Planner(facts, options, line_length_for(path)).build()
+    rewritten = apply_edits(source.module, plan.edits).code
+    verify_rewrite(path, source.module, rewritten)
+    _check_idempotent(path, rewritten)
+    report.status = Status.TRANSFORMED
+    report.placed = plan.placed
+    report.warnings = plan.warnings
+    report.message = f"{'+'.join(options.approach)} hooks inserted (target: {options.target})"
+    return rewritten, report
+
+
+def _check_idempotent(path: Path, rewritten: str) -> None:
+    again = analyze(parse_source(path, rewritten))
+    if again.already_optimized is None:
+        raise NeuralCoderError("internal error: the rewritten file would be rewritten again; nothing was written", path=path)
+
+
+def optimize_file(path: Path, options: OptimizeOptions, output: Output = Output()) -> FileReport:
+    try:
+        text = read_text(path)
+        rewritten, report = rewrite_source(path, text, options)
+    except NeuralCoderError as error:
+        return FileReport(path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code)
+    if rewritten == text:
+        return report
+    report.diff = unified_diff(path, text, rewritten)
+    if output.dry_run:
+        return report
+    target = output.path or path
+    report.output = target
+    report.backup = write_atomic(target, rewritten, backup=output.backup and target == path)
+    return report
+
+
+def optimize(paths: Iterable[Path | str], options: OptimizeOptions, output: Output = Output()) -> list[FileReport]:
+    return [optimize_file(Path(p), options, output) for p in paths]
+
+
+def inspect(path: Path | str) -> Facts:
+    path = Path(path)
+    return analyze(parse_source(path, read_text(path)))

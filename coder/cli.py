@@ -1,0 +1,112 @@
+"""The `neural-coder` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from neural_coder import __version__
+from neural_coder.api import Output, inspect, optimize
+from neural_coder.errors import NeuralCoderError
+from neural_coder.options import build_options, load_config_file
+from neural_coder.report import exit_code, write_json
+
+
+def _pair(kind: type) -> click.ParamType:
+    class Pair(click.ParamType):
+        name = "A,B"
+
+        def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+            if isinstance(value, tuple):
+                return value
+            parts = [p.strip() for p in str(value).split(",")]
+            if len(parts) != 2:
+                self.fail(f"{value!r} is not two comma-separated values", param, ctx)
+            try:
+                return tuple(kind(p) for p in parts)
+            except ValueError:
+                self.fail(f"{value!r}: expected two {kind.__name__} values", param, ctx)
+
+    return Pair()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="neural-coder")
+def main() -> None:
+    """Rewrite PyTorch / Hugging Face scripts so that they compress their models."""
+
+
+@main.command("optimize")
+@click.argument("scripts", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--approach", "-a", help="qat, pruning, distillation, or a '+'-joined combination (e.g. pruning+qat).")
+@click.option("--target", type=click.Choice(["runtime", "inc"]), help="Import the bundled runtime (default) or Intel Neural Compressor.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="A yaml with approach, target and per-technique settings.")
+@click.option("--target-sparsity", type=float, help="Pruning: final fraction of pruned weights (default 0.5).")
+@click.option("--pattern", help="Pruning pattern: NxM (4x1, 1x1 = unstructured, channelx1) or N:M (2:4). Default 4x1.")
+@click.option("--pruning-type", help="Pruning criterion: magnitude, snip_momentum (default), snip, gradient, pattern_lock, <criterion>_progressive.")
+@click.option("--pruning-scope", type=click.Choice(["global", "local"]), help="One threshold across layers (global, default) or per layer.")
+@click.option("--start-step", type=int, help="Pruning: first optimizer step that prunes.")
+@click.option("--end-step", type=int, help="Pruning: last pruning step (default: fitted to 80% of the run).")
+@click.option("--qat-backend", type=click.Choice(["default", "ipex"]), help="QAT backend (default: torch.ao).")
+@click.option("--teacher", help="Distillation teacher: a checkpoint (.pt/.pth/.bin) or an expression (default: a frozen copy of the model).")
+@click.option("--temperature", type=float, help="Distillation temperature (default 1.0).")
+@click.option("--loss-types", type=_pair(str), help="Distillation losses: student-vs-labels,student-vs-teacher (default CE,KL).")
+@click.option("--loss-weights", type=_pair(float), help="Distillation loss weights summing to 1 (default 0.5,0.5).")
+@click.option("--diff", "dry_run", is_flag=True, help="Print the diff; write nothing.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the result here instead of in place (one script only).")
+@click.option("--no-backup", is_flag=True, help="Do not keep SCRIPT.bak when rewriting in place.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write the per-file report as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Show what analysis found in each file.")
+def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: str | None, config_path: Path | None,
+                     target_sparsity: float | None, pattern: str | None, pruning_type: str | None,
+                     pruning_scope: str | None, start_step: int | None, end_step: int | None,
+                     qat_backend: str | None, teacher: str | None, temperature: float | None,
+                     loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
+                     dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
+                     verbose: bool) -> None:  # fmt: skip
+    """Insert compression into training SCRIPTS (rewritten in place, keeping SCRIPT.bak)."""
+    if output is not None and len(scripts) != 1:
+        raise click.UsageError("-o/--output takes exactly one script")
+    try:
+        config = load_config_file(config_path) if config_path else {}
+        options = build_options(
+            approach,
+            target,
+            config,
+            {
+                "pruning": {"target_sparsity": target_sparsity, "pattern": pattern, "pruning_type": pruning_type,
+                            "pruning_scope": pruning_scope, "start_step": start_step, "end_step": end_step},
+                "qat": {"backend": qat_backend},
+                "distillation": {"teacher": teacher, "temperature": temperature, "loss_types": loss_types,
+                                 "loss_weights": loss_weights},
+            },
+        )  # fmt: skip
+    except NeuralCoderError as error:
+        raise click.UsageError(error.render()) from None
+    reports = optimize(scripts, options, Output(dry_run=dry_run, path=output, backup=not no_backup))
+    for report in reports:
+        if dry_run and report.diff:
+            click.echo(report.diff, nl=False)
+        click.echo(report.render(verbose), err=dry_run)
+        if verbose:
+            for line in report.found:
+                click.echo(f"    {line}", err=dry_run)
+    if report_path is not None:
+        write_json(reports, report_path)
+    sys.exit(exit_code(reports))
+
+
+@main.command("inspect")
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
+def inspect_command(script: Path) -> None:
+    """Print what analysis finds in SCRIPT, with line numbers."""
+    try:
+        facts = inspect(script)
+    except NeuralCoderError as error:
+        click.echo(error.render(), err=True)
+        sys.exit(error.exit_code)
+    click.echo(str(script))
+    for line in facts.lines():
+        click.echo(f"  {line}")

@@ -1,0 +1,183 @@
+"""What a person asks `optimize` for: the approach and each technique's settings.
+
+Settings come from defaults, then a `--config` yaml, then command-line flags.
+Every value is checked here, before any file is read, and errors list what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from neural_coder.errors import ConfigError
+
+TRAINING_TECHNIQUES = ("distillation", "pruning", "qat")
+POST_TRAINING = ("ptq-static", "ptq-dynamic", "ptq-auto", "bf16", "benchmark")
+TARGETS = ("runtime", "inc")
+PRUNING_TYPES = (
+    "magnitude", "gradient", "snip", "snip_momentum", "pattern_lock",
+    "magnitude_progressive", "gradient_progressive", "snip_progressive", "snip_momentum_progressive",
+)  # fmt: skip
+GRADIENT_CRITERIA = ("gradient", "snip", "snip_momentum")
+PATTERN = re.compile(r"^(\d+|channel)x(\d+|channel)$|^(\d+):(\d+)$")
+LOSS_TYPES = (("CE", "MSE"), ("CE", "KL", "MSE"))
+
+
+@dataclass(frozen=True)
+class PruningOptions:
+    target_sparsity: float = 0.5
+    pattern: str = "4x1"
+    pruning_type: str = "snip_momentum"
+    pruning_scope: str = "global"
+    start_step: int | None = None  # None: 0, or 1 for gradient criteria (they need a gradient)
+    end_step: int | None = None  # None: fitted to the run (80 % of its optimizer steps)
+
+    def check(self) -> None:
+        if not 0.0 <= self.target_sparsity < 1.0:
+            raise ConfigError(f"pruning target_sparsity must be in [0, 1), got {self.target_sparsity}")
+        match = PATTERN.match(self.pattern)
+        if not match:
+            raise ConfigError(
+                f"pruning pattern {self.pattern!r} is not one of NxM (e.g. 4x1, 1x1 for unstructured, channelx1) or N:M (e.g. 2:4)"
+            )
+        if match.group(3) is not None:
+            n, m = int(match.group(3)), int(match.group(4))
+            if not 0 < n < m:
+                raise ConfigError(f"pruning pattern {self.pattern!r}: N:M needs 0 < N < M")
+            if self.target_sparsity > n / m and self.pruning_type != "pattern_lock":
+                raise ConfigError(f"pruning target_sparsity {self.target_sparsity} exceeds {n}/{m} allowed by {self.pattern}")
+        _one_of("pruning pruning_type", self.pruning_type, PRUNING_TYPES)
+        _one_of("pruning pruning_scope", self.pruning_scope, ("global", "local"))
+        for name in ("start_step", "end_step"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ConfigError(f"pruning {name} must be an integer >= 0, got {value!r}")
+        if self.start_step is not None and self.end_step is not None and self.end_step < self.start_step:
+            raise ConfigError(f"pruning end_step {self.end_step} is before start_step {self.start_step}")
+
+    @property
+    def first_step(self) -> int:
+        if self.start_step is not None:
+            return self.start_step
+        return 1 if self.pruning_type.split("_progressive")[0] in GRADIENT_CRITERIA else 0
+
+
+@dataclass(frozen=True)
+class QATOptions:
+    backend: str = "default"
+
+    def check(self) -> None:
+        _one_of("qat backend", self.backend, ("default", "ipex"))
+
+
+@dataclass(frozen=True)
+class DistillationOptions:
+    teacher: str | None = None  # None: a frozen copy of the model; a *.pt/*.pth/*.bin path; or an expression
+    temperature: float = 1.0
+    loss_types: tuple[str, str] = ("CE", "KL")
+    loss_weights: tuple[float, float] = (0.5, 0.5)
+
+    def check(self) -> None:
+        if not self.temperature > 0:
+            raise ConfigError(f"distillation temperature must be > 0, got {self.temperature}")
+        if len(self.loss_types) != 2 or len(self.loss_weights) != 2:
+            raise ConfigError("distillation loss_types and loss_weights take two values each (student vs labels, student vs teacher)")
+        _one_of("distillation loss_types[0]", self.loss_types[0], LOSS_TYPES[0])
+        _one_of("distillation loss_types[1]", self.loss_types[1], LOSS_TYPES[1])
+        if any(not 0 <= w <= 1 for w in self.loss_weights) or abs(sum(self.loss_weights) - 1) > 1e-9:
+            raise ConfigError(f"distillation loss_weights must be in [0, 1] and sum to 1, got {list(self.loss_weights)}")
+
+    @property
+    def teacher_is_checkpoint(self) -> bool:
+        return self.teacher is not None and self.teacher.endswith((".pt", ".pth", ".bin", ".ckpt"))
+
+
+@dataclass(frozen=True)
+class OptimizeOptions:
+    approach: tuple[str, ...]
+    target: str = "runtime"
+    pruning: PruningOptions = field(default_factory=PruningOptions)
+    qat: QATOptions = field(default_factory=QATOptions)
+    distillation: DistillationOptions = field(default_factory=DistillationOptions)
+
+    def check(self) -> None:
+        _one_of("target", self.target, TARGETS)
+        self.pruning.check()
+        self.qat.check()
+        self.distillation.check()
+
+
+def parse_approach(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip().lower() for p in text.split("+"))
+    allowed = f"{', '.join(TRAINING_TECHNIQUES)} or a '+'-joined combination of them (e.g. pruning+qat)"
+    if len(parts) == 1 and parts[0] in POST_TRAINING:
+        raise ConfigError(f"--approach {parts[0]} (post-training) is not available yet; use {allowed}")
+    for part in parts:
+        if part not in TRAINING_TECHNIQUES:
+            raise ConfigError(f"unknown approach {part!r} in {text!r}; choose {allowed}")
+    if len(set(parts)) != len(parts):
+        raise ConfigError(f"approach {text!r} names a technique twice")
+    return parts
+
+
+SECTIONS = {"pruning": PruningOptions, "qat": QATOptions, "distillation": DistillationOptions}
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a --config yaml: top-level `approach`, `target` and one section per technique."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=path) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise ConfigError(
+            f"not valid yaml: {getattr(error, 'problem', error)}", path=path, line=mark.line + 1 if mark else None
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping (key: value)", path=path)
+    allowed = {"approach", "target", *SECTIONS}
+    for key, value in data.items():
+        if key not in allowed:
+            raise ConfigError(f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}", path=path)
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key!r} must be a mapping", path=path)
+            known = {f.name for f in fields(SECTIONS[key])}
+            for sub in value:
+                if sub not in known:
+                    raise ConfigError(f"unknown key {key}.{sub}; allowed: {', '.join(sorted(known))}", path=path)
+    return data
+
+
+def build_options(
+    approach: str | None, target: str | None, config: dict[str, Any], overrides: dict[str, dict[str, Any]]
+) -> OptimizeOptions:
+    chosen = approach or config.get("approach")
+    if not chosen:
+        raise ConfigError("no approach given: pass --approach (e.g. --approach pruning+qat) or set 'approach' in --config")
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        values = {**(config.get(name) or {}), **{k: v for k, v in overrides.get(name, {}).items() if v is not None}}
+        for key in ("loss_types", "loss_weights"):
+            if key in values and not isinstance(values[key], tuple):
+                values[key] = tuple(values[key])
+        try:
+            sections[name] = replace(cls(), **values)
+        except TypeError as error:
+            raise ConfigError(f"{name}: {error}") from None
+    options = OptimizeOptions(approach=parse_approach(str(chosen)), target=target or config.get("target", "runtime"), **sections)
+    options.check()
+    return options
+
+
+def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} {value!r} is not one of: {', '.join(allowed)}")

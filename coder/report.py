@@ -1,0 +1,56 @@
+"""Per-file outcomes, the exit code, and the JSON report."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class Status(enum.Enum):
+    TRANSFORMED = "Transformed"
+    UNCHANGED = "Unchanged"
+    SKIPPED = "Skipped"
+    FAILED = "Failed"
+
+
+@dataclass
+class FileReport:
+    path: Path
+    status: Status
+    message: str = ""
+    found: list[str] = field(default_factory=list)
+    placed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    output: Path | None = None
+    backup: Path | None = None
+    exit_code: int = 0
+    diff: str = ""
+
+    def render(self, verbose: bool = False) -> str:
+        lines = [f"{self.status.value}: {self.path}" + (f" -> {self.output}" if self.output and self.output != self.path else "")]
+        if self.message:
+            lines += ["  " + line for line in self.message.splitlines()]
+        if verbose or self.status is Status.TRANSFORMED:
+            lines += [f"  + {p}" for p in self.placed]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        data["status"] = self.status.value
+        data["output"] = str(self.output) if self.output else None
+        data["backup"] = str(self.backup) if self.backup else None
+        data.pop("diff")
+        return data
+
+
+def exit_code(reports: list[FileReport]) -> int:
+    return max((r.exit_code for r in reports), default=0)
+
+
+def write_json(reports: list[FileReport], path: Path) -> None:
+    summary = {s.value: sum(r.status is s for r in reports) for s in Status}
+    path.write_text(json.dumps({"files": [r.to_dict() for r in reports], "summary": summary}, indent=2) + "\n")

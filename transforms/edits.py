@@ -1,0 +1,45 @@
+"""Edits a plan asks for, pointing at nodes of the parsed original module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import libcst as cst
+
+Where = Literal["before", "after", "body_start", "body_end"]
+
+
+@dataclass(frozen=True)
+class InsertStatements:
+    """Insert `code` (one or more formatted statements) relative to `anchor`.
+
+    `before`/`after` put them next to a statement in its block; `body_start` /
+    `body_end` put them first/last in the body of a loop (`anchor` is the loop).
+    """
+
+    anchor: cst.CSTNode
+    where: Where
+    code: str
+
+
+@dataclass(frozen=True)
+class AddParameter:
+    function: cst.FunctionDef
+    name: str
+
+
+@dataclass(frozen=True)
+class AddKeywordArgument:
+    call: cst.Call
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class AddImport:
+    module: str
+    name: str | None = None  # None: `import module`
+
+
+Edit = InsertStatements | AddParameter | AddKeywordArgument | AddImport

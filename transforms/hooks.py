@@ -1,0 +1,149 @@
+"""Apply a plan's edits to a module in one libcst pass.
+
+Every inserted statement carries the `# neural-coder` marker, so that a second
+run recognises its own code and `revert` could remove it. Imports go through
+libcst's `AddImportsVisitor`, which adds each one once, in the import block.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+
+from .edits import AddImport, AddKeywordArgument, AddParameter, Edit, InsertStatements
+from .snippets import MARKER
+
+CONTROL_TRANSFER = (cst.Continue, cst.Break, cst.Return, cst.Raise)
+
+
+def parse_statements(code: str) -> list[cst.BaseStatement]:
+    statements = list(cst.parse_module(code).body)
+    marked: list[cst.BaseStatement] = []
+    for statement in statements:
+        if isinstance(statement, cst.SimpleStatementLine):
+            statement = statement.with_changes(
+                trailing_whitespace=cst.TrailingWhitespace(
+                    whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(MARKER)
+                )
+            )
+        marked.append(statement)
+    return marked
+
+
+class ApplyEdits(cst.CSTTransformer):
+    def __init__(self, edits: Iterable[Edit]) -> None:
+        super().__init__()
+        self.inserts: dict[str, dict[cst.CSTNode, list[cst.BaseStatement]]] = defaultdict(lambda: defaultdict(list))
+        self.params: dict[cst.FunctionDef, list[str]] = defaultdict(list)
+        self.kwargs: dict[cst.Call, list[tuple[str, str]]] = defaultdict(list)
+        self.imports: list[AddImport] = []
+        for edit in edits:
+            if isinstance(edit, InsertStatements):
+                self.inserts[edit.where][edit.anchor].extend(parse_statements(edit.code))
+            elif isinstance(edit, AddParameter):
+                self.params[edit.function].append(edit.name)
+            elif isinstance(edit, AddKeywordArgument):
+                self.kwargs[edit.call].append((edit.name, edit.value))
+            else:
+                self.imports.append(edit)
+        self.pending = sum(len(v) for v in self.inserts.values()) + len(self.params) + len(self.kwargs)
+
+    # -- statements next to statements ----------------------------------------------------
+    def _splice(
+        self, original: Sequence[cst.BaseStatement], updated: Sequence[cst.BaseStatement]
+    ) -> list[cst.BaseStatement]:
+        out: list[cst.BaseStatement] = []
+        for before_node, after_node in zip(original, updated, strict=True):
+            out.extend(self._take("before", before_node))
+            out.append(after_node)
+            out.extend(self._take("after", before_node))
+        return out
+
+    def _take(self, where: str, anchor: cst.CSTNode) -> list[cst.BaseStatement]:
+        found = self.inserts[where].pop(anchor, [])
+        if found:
+            self.pending -= 1
+        return found
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock) -> cst.IndentedBlock:
+        return updated_node.with_changes(body=self._splice(original_node.body, updated_node.body))
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        return updated_node.with_changes(body=self._splice(original_node.body, updated_node.body))
+
+    # -- statements inside loop bodies --------------------------------------------------------
+    def _loop(self, original: cst.For | cst.While, updated: cst.For | cst.While) -> cst.For | cst.While:
+        start = self._take("body_start", original)
+        end = self._take("body_end", original)
+        if not (start or end):
+            return updated
+        body = updated.body
+        if not isinstance(body, cst.IndentedBlock):
+            raise ValueError("loop body on the same line as the loop header")
+        statements = list(body.body)
+        tail: list[cst.BaseStatement] = []
+        last = statements[-1] if statements else None
+        if isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], CONTROL_TRANSFER):
+            tail = [statements.pop()]
+        return updated.with_changes(body=body.with_changes(body=[*start, *statements, *end, *tail]))
+
+    def leave_For(self, original_node: cst.For, updated_node: cst.For) -> cst.For:
+        return self._loop(original_node, updated_node)  # type: ignore[return-value]
+
+    def leave_While(self, original_node: cst.While, updated_node: cst.While) -> cst.While:
+        return self._loop(original_node, updated_node)  # type: ignore[return-value]
+
+    # -- signatures and call sites ----------------------------------------------------------------
+    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
+        names = self.params.pop(original_node, None)
+        if not names:
+            return updated_node
+        self.pending -= 1
+        params = updated_node.params
+        new = [cst.Param(name=cst.Name(n)) for n in names]
+        if params.star_arg is not cst.MaybeSentinel.DEFAULT or params.star_kwarg is not None or params.kwonly_params:
+            return updated_node.with_changes(params=params.with_changes(kwonly_params=[*params.kwonly_params, *new]))
+        if any(p.default is not None for p in params.params):
+            new = [p.with_changes(default=cst.Name("None"), equal=cst.AssignEqual()) for p in new]
+        return updated_node.with_changes(params=params.with_changes(params=[*_comma_last(params.params), *new]))
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        extra = self.kwargs.pop(original_node, None)
+        if not extra:
+            return updated_node
+        self.pending -= 1
+        args = [
+            cst.Arg(keyword=cst.Name(name), value=cst.parse_expression(value), equal=cst.AssignEqual(
+                whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+            ))
+            for name, value in extra
+        ]
+        return updated_node.with_changes(args=[*_comma_last(updated_node.args), *args])
+
+
+def _comma_last(items: Sequence[cst.Param] | Sequence[cst.Arg]) -> list:  # type: ignore[type-arg]
+    """Make sure the existing last item is followed by a comma before appending."""
+    out = list(items)
+    if out and out[-1].comma is cst.MaybeSentinel.DEFAULT:
+        out[-1] = out[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+    return out
+
+
+def apply_edits(module: cst.Module, edits: Sequence[Edit]) -> cst.Module:
+    transformer = ApplyEdits(edits)
+    result = module.visit(transformer)
+    if transformer.pending:
+        raise ValueError(f"{transformer.pending} edit(s) found no place in the file")
+    if transformer.imports:
+        context = CodemodContext()
+        for imp in transformer.imports:
+            if imp.name is None:
+                AddImportsVisitor.add_needed_import(context, imp.module)
+            else:
+                AddImportsVisitor.add_needed_import(context, imp.module, imp.name)
+        result = AddImportsVisitor(context).transform_module(result)
+    return result
