@@ -38,6 +38,7 @@ class PruningOptions:
     end_step: int | None = None  # None: fitted to the run (80 % of its optimizer steps)
 
     def check(self) -> None:
+        _typed(self, {"target_sparsity": (int, float), "pattern": str, "pruning_type": str, "pruning_scope": str})
         if not 0.0 <= self.target_sparsity < 1.0:
             raise ConfigError(f"pruning target_sparsity must be in [0, 1), got {self.target_sparsity}")
         match = PATTERN.match(self.pattern)
@@ -72,6 +73,7 @@ class QATOptions:
     backend: str = "default"
 
     def check(self) -> None:
+        _typed(self, {"backend": str})
         _one_of("qat backend", self.backend, ("default", "ipex"))
 
 
@@ -83,6 +85,7 @@ class DistillationOptions:
     loss_weights: tuple[float, float] = (0.5, 0.5)
 
     def check(self) -> None:
+        _typed(self, {"teacher": (str, type(None)), "temperature": (int, float)})
         if not self.temperature > 0:
             raise ConfigError(f"distillation temperature must be > 0, got {self.temperature}")
         if len(self.loss_types) != 2 or len(self.loss_weights) != 2:
@@ -176,6 +179,16 @@ def build_options(
     options = OptimizeOptions(approach=parse_approach(str(chosen)), target=target or config.get("target", "runtime"), **sections)
     options.check()
     return options
+
+
+def _typed(options: object, expected: dict[str, type | tuple[type, ...]]) -> None:
+    section = type(options).__name__.removesuffix("Options").lower()
+    for name, kind in expected.items():
+        value = getattr(options, name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            hint = " (quote it in yaml: '2:4' unquoted is read as a number)" if name == "pattern" else ""
+            raise ConfigError(f"{section} {name} must be {wanted}, got {value!r}{hint}")
 
 
 def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:

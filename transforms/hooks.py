@@ -17,6 +17,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 from .edits import AddImport, AddKeywordArgument, AddParameter, Edit, InsertStatements
 from .snippets import MARKER
 
+_TIGHT_EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
 CONTROL_TRANSFER = (cst.Continue, cst.Break, cst.Return, cst.Raise)
 
 
@@ -108,7 +109,7 @@ class ApplyEdits(cst.CSTTransformer):
         if params.star_arg is not cst.MaybeSentinel.DEFAULT or params.star_kwarg is not None or params.kwonly_params:
             return updated_node.with_changes(params=params.with_changes(kwonly_params=[*params.kwonly_params, *new]))
         if any(p.default is not None for p in params.params):
-            new = [p.with_changes(default=cst.Name("None"), equal=cst.AssignEqual()) for p in new]
+            new = [p.with_changes(default=cst.Name("None"), equal=_TIGHT_EQUAL) for p in new]
         return updated_node.with_changes(params=params.with_changes(params=[*_comma_last(params.params), *new]))
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
@@ -117,9 +118,7 @@ class ApplyEdits(cst.CSTTransformer):
             return updated_node
         self.pending -= 1
         args = [
-            cst.Arg(keyword=cst.Name(name), value=cst.parse_expression(value), equal=cst.AssignEqual(
-                whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
-            ))
+            cst.Arg(keyword=cst.Name(name), value=cst.parse_expression(value), equal=_TIGHT_EQUAL)
             for name, value in extra
         ]
         return updated_node.with_changes(args=[*_comma_last(updated_node.args), *args])

@@ -107,6 +107,9 @@ def _constructions(index: Index) -> list[Found]:
     src = index.source
     for assignments in index.assignments.values():
         for a in assignments:
+            owner = index.class_of(a.scope)
+            if owner is not None and kinds.is_model_class(index, owner):
+                continue  # the layers a model builds for itself
             for leaf, _ in index.values_of(a.value, a.scope):
                 if leaf not in src.positions:
                     continue

@@ -6,6 +6,7 @@ run once, at verification, on the rewritten file (see `verify.py`).
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,11 +57,17 @@ def parse_source(path: Path, text: str) -> Source:
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as error:
+        # CPython's parser places the error better than libcst's; use its words when it agrees.
+        try:
+            ast.parse(text, filename=str(path))
+            line, column, message = error.raw_line, error.raw_column + 1, error.message
+        except SyntaxError as python_error:
+            line, column, message = python_error.lineno, python_error.offset, python_error.msg
         raise ParseError(
-            error.message.strip() or "invalid syntax",
+            message.strip() or "invalid syntax",
             path=path,
-            line=error.raw_line,
-            column=error.raw_column + 1,
+            line=line,
+            column=column,
             hint="the file was left untouched; fix the syntax error and run again",
         ) from None
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)

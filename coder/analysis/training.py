@@ -9,6 +9,7 @@ is recorded, because the compression manager has to reach each function on it.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -20,6 +21,7 @@ from . import kinds
 from .index import Function, Index, Scope, unwrap_pass_through
 
 Loop = cst.For | cst.While
+BUILTIN_NAMES = frozenset(dir(builtins))
 MARKER_MODEL = "neural-coder: model"
 
 
@@ -100,11 +102,14 @@ class LoopAnalysis:
         return None
 
     def climb_to_loop(self, node: cst.CSTNode, scope: Scope, hops: list[Hop]) -> tuple[Loop, Scope] | None:
-        """The nearest loop around `node`, following call sites out of functions."""
+        """The nearest loop around `node`, following call sites out of functions.
+        The hops taken are appended to `hops` only when a loop is found."""
+        taken: list[Hop] = []
         seen: set[int] = set()
         while True:
             loop = self.enclosing_loop(node, scope)
             if loop is not None:
+                hops.extend(taken)
                 return loop, scope
             fn = self.index.function(scope)
             if fn is None or id(fn.node) in seen:
@@ -113,7 +118,7 @@ class LoopAnalysis:
             call = self._single_call_site(fn)
             if call is None:
                 return None
-            hops.append(Hop(fn, call))
+            taken.append(Hop(fn, call))
             node, scope = call, self.index.scope_of(call)
 
     def _single_call_site(self, fn: Function) -> cst.Call | None:
@@ -144,33 +149,32 @@ class LoopAnalysis:
         return text
 
     def _map_one(self, text: str, hop: Hop) -> str | None:
-        expr = cst.parse_expression(text)
-        base = expr
-        while isinstance(base, cst.Attribute | cst.Subscript):
-            base = base.value
-        if not isinstance(base, cst.Name):
-            return text
-        name = base.value
+        """Rewrite every name of `text` from the callee's scope to the caller's."""
+        replacements: dict[str, str] = {}
+        for name in {n.value for n in _free_names(cst.parse_expression(text))}:
+            mapped = self._map_name(name, hop)
+            if mapped is None:
+                return None
+            replacements[name] = mapped
+        return _substitute(text, replacements)
+
+    def _map_name(self, name: str, hop: Hop) -> str | None:
         fn = hop.function
         caller_scope = self.index.scope_of(hop.call)
         if name == "self" and fn.cls is not None:
-            caller_cls = self.index.class_of(caller_scope)
-            if caller_cls is fn.cls:
-                return text
+            if self.index.class_of(caller_scope) is fn.cls:
+                return name
             func = hop.call.func
-            if isinstance(func, cst.Attribute):
-                return self.source.code(func.value) + text[len("self") :]
-            return None
+            return self.source.code(func.value) if isinstance(func, cst.Attribute) else None
         if name in fn.all_params():
             arg = self.index.bind_arguments(hop.call, fn).get(name)
             if arg is None:
                 return None
             arg_text = self.source.code(arg)
-            if not isinstance(arg, cst.Name | cst.Attribute):
-                arg_text = f"({arg_text})"
-            return arg_text + text[len(name) :]
-        # A name the function reads from an enclosing (module) scope.
-        return text if self._visible_from(name, caller_scope) else None
+            return arg_text if isinstance(arg, cst.Name | cst.Attribute | cst.Call) else f"({arg_text})"
+        # A builtin, or a name the function reads from an enclosing (module) scope.
+        visible = name in BUILTIN_NAMES or self._visible_from(name, caller_scope)
+        return name if visible else None
 
     def _visible_from(self, name: str, scope: Scope) -> bool:
         module = self.source.module
@@ -320,7 +324,7 @@ class LoopAnalysis:
                 for a in self.index.assignments_in(name, scope):
                     if src.line(a.statement) <= limit:
                         related.append(a.statement)
-        calls = [c for node in related for c in m.findall(node, m.Call())]
+        calls = list({id(c): c for node in related for c in m.findall(node, m.Call())}.values())
         if not calls:  # the loss is computed elsewhere; any model call in the step function
             calls = [c for c in self.index.calls if self.index.scope_of(c) is scope and src.line(c) <= limit]
         models = [c for c in calls if isinstance(c, cst.Call) and self._is_model_callee(c.func, scope)]
@@ -354,7 +358,7 @@ class LoopAnalysis:
         return MARKER_MODEL in line
 
     def _is_model_callee(self, func: cst.BaseExpression, scope: Scope) -> bool:
-        if not isinstance(func, cst.Name | cst.Attribute):
+        if not _is_dotted_name(func):
             return False
         qualified = self.index.qualified(func)
         if qualified.startswith(("torch.", "F.")) or qualified.split(".")[-1] in kinds.OPTIMIZER_NAMES:
@@ -411,8 +415,8 @@ class LoopAnalysis:
         return f"{epochs} * {per_epoch}"
 
     def _iterations(self, node: Loop) -> str | None:
-        if not isinstance(node, cst.For):
-            return None
+        if isinstance(node, cst.While):
+            return _while_bound(node)
         iterable = node.iter
         while isinstance(iterable, cst.Call) and self.source.code(iterable.func).split(".")[-1] in {
             "enumerate",
@@ -446,6 +450,42 @@ class LoopAnalysis:
                         loop.notes.append(f"gradient accumulation by {divisor} is not visible where training starts")
                     return mapped
         return None
+
+
+def _is_dotted_name(expr: cst.BaseExpression) -> bool:
+    while isinstance(expr, cst.Attribute):
+        expr = expr.value
+    return isinstance(expr, cst.Name)
+
+
+def _while_bound(node: cst.While) -> str | None:
+    """`N` in `while step < N` (a counter from 0 in steps of one is assumed)."""
+    test = node.test
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.left, cst.Name):
+        target = test.comparisons[0]
+        if isinstance(target.operator, cst.LessThan) and isinstance(target.comparator, cst.Name | cst.Attribute | cst.Integer):
+            return cst.Module(body=[]).code_for_node(target.comparator)
+    return None
+
+
+def _free_names(expr: cst.BaseExpression) -> list[cst.Name]:
+    """Names an expression reads (not attribute names, not keyword names)."""
+    attrs = {id(a.attr) for a in m.findall(expr, m.Attribute())}  # type: ignore[union-attr]
+    keywords = {id(a.keyword) for a in m.findall(expr, m.Arg()) if a.keyword is not None}  # type: ignore[union-attr]
+    return [n for n in _names_in(expr) if id(n) not in attrs and id(n) not in keywords]
+
+
+def _substitute(text: str, replacements: dict[str, str]) -> str:
+    expr = cst.parse_expression(text)
+    targets = {id(n) for n in _free_names(expr)}
+
+    class Substitute(cst.CSTTransformer):
+        def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
+            if id(original_node) in targets and original_node.value in replacements:
+                return cst.parse_expression(replacements[original_node.value])
+            return updated_node
+
+    return cst.Module(body=[]).code_for_node(expr.visit(Substitute()))
 
 
 def _loop_var(node: Loop) -> str | None:

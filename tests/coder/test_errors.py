@@ -1,0 +1,147 @@
+"""Bad input gets a clear message, a non-zero exit, and an untouched file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+NO_STEP = """import torch
+model = torch.nn.Linear(2, 2)
+for x in [torch.randn(1, 2)]:
+    loss = model(x).sum()
+    loss.backward()
+"""
+
+TWO_LOOPS = """import torch
+model = torch.nn.Linear(2, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for x in [torch.randn(1, 2)]:
+    loss = model(x).sum()
+    loss.backward()
+    opt.step()
+for x in [torch.randn(1, 2)]:
+    loss = model(x).sum()
+    loss.backward()
+    opt.step()
+"""
+
+TWO_MODELS = """import torch
+student = torch.nn.Linear(2, 2)
+teacher = torch.nn.Linear(2, 2)
+opt = torch.optim.SGD(student.parameters(), lr=0.1)
+for x in [torch.randn(1, 2)]:
+    loss = (student(x) - teacher(x)).pow(2).sum()
+    loss.backward()
+    opt.step()
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "script.py") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def assert_untouched(path: Path, text: str) -> None:
+    assert path.read_text() == text
+    assert not path.with_name(path.name + ".bak").exists()
+
+
+def test_a_file_that_does_not_parse_exits_2_with_its_position(tmp_path):
+    text = "import torch\n\ndef f(:\n    pass\n"
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "qat")
+    assert result.exit_code == 2
+    assert f"{path}:3:" in result.output
+    assert_untouched(path, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (NO_STEP, "no optimizer step found after the backward call at line 5"),
+        (TWO_LOOPS, "several training loops (lines 4, 8)"),
+        (TWO_MODELS, "the loss depends on several models (student, teacher)"),
+        ("import torch\nprint(torch.ones(1))\n", "no training loop: nothing calls .backward()"),
+    ],
+)
+def test_refusals_name_the_lines_and_leave_the_file(tmp_path, text, message):
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "pruning")
+    assert result.exit_code == 1
+    assert "Failed" in result.output and message in result.output
+    assert_untouched(path, text)
+
+
+def test_a_model_marker_resolves_two_candidate_models(tmp_path):
+    text = TWO_MODELS.replace("(student(x) - teacher(x))", "(student(x)  # neural-coder: model\n            - teacher(x))")
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "pruning")
+    assert result.exit_code == 0, result.output
+    assert "prepare_compression(student," in path.read_text().replace("\n", "").replace("    ", "")
+
+
+def test_hugging_face_trainer_is_skipped_not_broken(tmp_path):
+    text = "from transformers import Trainer\ntrainer = Trainer(model=None)\ntrainer.train()\n"
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "qat")
+    assert result.exit_code == 0
+    assert "Skipped" in result.output and "Trainer" in result.output
+    assert_untouched(path, text)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--approach", "prune"], "unknown approach 'prune'"),
+        (["--approach", "qat+qat"], "names a technique twice"),
+        (["--approach", "pruning", "--target-sparsity", "1.5"], "target_sparsity must be in [0, 1)"),
+        (["--approach", "pruning", "--pattern", "4by1"], "is not one of NxM"),
+        (["--approach", "pruning", "--pattern", "2:4", "--target-sparsity", "0.7"], "exceeds 2/4"),
+        (["--approach", "pruning", "--pruning-type", "random"], "pruning_type 'random' is not one of"),
+        (["--approach", "distillation", "--loss-weights", "0.5,0.6"], "sum to 1"),
+        (["--approach", "distillation", "--loss-types", "CE,L1"], "loss_types[1] 'L1' is not one of: CE, KL, MSE"),
+        (["--approach", "distillation", "--temperature", "0"], "temperature must be > 0"),
+    ],
+)
+def test_option_values_out_of_range_are_usage_errors(tmp_path, args, message):
+    path = write(tmp_path, NO_STEP)
+    result = run_cli("optimize", path, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert_untouched(path, NO_STEP)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("approach: pruning\npruning:\n  sparsity: 0.5\n", "unknown key pruning.sparsity"),
+        ("approach: pruning\nquantize: {}\n", "unknown key 'quantize'"),
+        ("approach: pruning\npruning: [1, 2]\n", "'pruning' must be a mapping"),
+        ("approach: [pruning\n", "not valid yaml"),
+        ("approach: pruning\npruning:\n  pattern: 2:4\n", "pattern must be str, got 124 (quote it in yaml"),
+        ("!!python/object/apply:os.system ['echo hacked']\n", "not valid yaml"),
+    ],
+)
+def test_config_files_are_validated(tmp_path, yaml_text, message):
+    config = write(tmp_path, yaml_text, "conf.yaml")
+    path = write(tmp_path, NO_STEP)
+    result = run_cli("optimize", path, "--config", config)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_config_file_values_are_used_and_flags_override_them(tmp_path, copy_script):
+    script = copy_script("step_budget_loop.py")
+    config = write(tmp_path, "approach: pruning\ntarget: inc\npruning:\n  target_sparsity: 0.7\n  pattern: '2:4'\n", "c.yaml")
+    result = run_cli("optimize", script, "--config", config, "--target-sparsity", "0.4", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    text = script.read_text()
+    assert "target_sparsity=0.4" in text and 'pattern="2:4"' in text
+    assert "from neural_compressor.training import prepare_compression" in text
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["Transformed"] == 1

@@ -1,0 +1,48 @@
+"""Shared test helpers: where the sample scripts are, and running the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from neural_coder.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+ACCEPTANCE = ROOT.parent / "shared" / "acceptance"
+
+TRAINING_STYLES = ["epoch_fn_style.py", "flat_script.py", "trainer_class.py", "hf_custom_loop.py"]
+OWN_TRAINING_SAMPLES = ["step_budget_loop.py", "one_epoch_helper.py"]
+APPROACHES = [
+    "qat",
+    "pruning",
+    "distillation",
+    "pruning+qat",
+    "distillation+qat",
+    "distillation+pruning",
+    "distillation+pruning+qat",
+]
+
+
+def script_path(name: str) -> Path:
+    """A training script: our own samples, or the shared acceptance scripts."""
+    for folder in (SAMPLES, ACCEPTANCE):
+        if (folder / name).is_file():
+            return folder / name
+    pytest.skip(f"{name} is not available (shared/acceptance is not beside this checkout)")
+
+
+def run_cli(*args: str) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def copy_script(tmp_path: Path):
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        target.write_text(script_path(name).read_text())
+        return target
+
+    return copy
