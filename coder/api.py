@@ -58,7 +58,10 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
 def _check_idempotent(path: Path, rewritten: str) -> None:
     again = analyze(parse_source(path, rewritten))
     if again.already_optimized is None:
-        raise NeuralCoderError("internal error: the rewritten file would be rewritten again; nothing was written", path=path)
+        raise NeuralCoderError(
+            "internal error: the rewritten file would be rewritten again; nothing was written",
+            path=path,
+        )
 
 
 def optimize_file(path: Path, options: OptimizeOptions, output: Output = Output()) -> FileReport:
@@ -66,7 +69,9 @@ def optimize_file(path: Path, options: OptimizeOptions, output: Output = Output(
         text = read_text(path)
         rewritten, report = rewrite_source(path, text, options)
     except NeuralCoderError as error:
-        return FileReport(path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code)
+        return FileReport(
+            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
+        )
     if rewritten == text:
         return report
     report.diff = unified_diff(path, text, rewritten)
@@ -78,7 +83,9 @@ def optimize_file(path: Path, options: OptimizeOptions, output: Output = Output(
     return report
 
 
-def optimize(paths: Iterable[Path | str], options: OptimizeOptions, output: Output = Output()) -> list[FileReport]:
+def optimize(
+    paths: Iterable[Path | str], options: OptimizeOptions, output: Output = Output()
+) -> list[FileReport]:
     return [optimize_file(Path(p), options, output) for p in paths]
 
 

@@ -18,7 +18,9 @@ def _pair(kind: type) -> click.ParamType:
     class Pair(click.ParamType):
         name = "A,B"
 
-        def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        def convert(
+            self, value: object, param: click.Parameter | None, ctx: click.Context | None
+        ) -> object:
             if isinstance(value, tuple):
                 return value
             parts = [p.strip() for p in str(value).split(",")]
@@ -40,24 +42,74 @@ def main() -> None:
 
 @main.command("optimize")
 @click.argument("scripts", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--approach", "-a", help="qat, pruning, distillation, or a '+'-joined combination (e.g. pruning+qat).")
-@click.option("--target", type=click.Choice(["runtime", "inc"]), help="Import the bundled runtime (default) or Intel Neural Compressor.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="A yaml with approach, target and per-technique settings.")
-@click.option("--target-sparsity", type=float, help="Pruning: final fraction of pruned weights (default 0.5).")
-@click.option("--pattern", help="Pruning pattern: NxM (4x1, 1x1 = unstructured, channelx1) or N:M (2:4). Default 4x1.")
-@click.option("--pruning-type", help="Pruning criterion: magnitude, snip_momentum (default), snip, gradient, pattern_lock, <criterion>_progressive.")
-@click.option("--pruning-scope", type=click.Choice(["global", "local"]), help="One threshold across layers (global, default) or per layer.")
+@click.option(
+    "--approach",
+    "-a",
+    help="qat, pruning, distillation, or a '+'-joined combination (e.g. pruning+qat).",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["runtime", "inc"]),
+    help="Import the bundled runtime (default) or Intel Neural Compressor.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A yaml with approach, target and per-technique settings.",
+)
+@click.option(
+    "--target-sparsity", type=float, help="Pruning: final fraction of pruned weights (default 0.5)."
+)
+@click.option(
+    "--pattern",
+    help="Pruning pattern: NxM (4x1, 1x1 = unstructured, channelx1) or N:M (2:4). Default 4x1.",
+)
+@click.option(
+    "--pruning-type",
+    help="Pruning criterion: magnitude, snip_momentum (default), snip, gradient, pattern_lock, <criterion>_progressive.",
+)
+@click.option(
+    "--pruning-scope",
+    type=click.Choice(["global", "local"]),
+    help="One threshold across layers (global, default) or per layer.",
+)
 @click.option("--start-step", type=int, help="Pruning: first optimizer step that prunes.")
-@click.option("--end-step", type=int, help="Pruning: last pruning step (default: fitted to 80% of the run).")
-@click.option("--qat-backend", type=click.Choice(["default", "ipex"]), help="QAT backend (default: torch.ao).")
-@click.option("--teacher", help="Distillation teacher: a checkpoint (.pt/.pth/.bin) or an expression (default: a frozen copy of the model).")
+@click.option(
+    "--end-step", type=int, help="Pruning: last pruning step (default: fitted to 80% of the run)."
+)
+@click.option(
+    "--qat-backend", type=click.Choice(["default", "ipex"]), help="QAT backend (default: torch.ao)."
+)
+@click.option(
+    "--teacher",
+    help="Distillation teacher: a checkpoint (.pt/.pth/.bin) or an expression (default: a frozen copy of the model).",
+)
 @click.option("--temperature", type=float, help="Distillation temperature (default 1.0).")
-@click.option("--loss-types", type=_pair(str), help="Distillation losses: student-vs-labels,student-vs-teacher (default CE,KL).")
-@click.option("--loss-weights", type=_pair(float), help="Distillation loss weights summing to 1 (default 0.5,0.5).")
+@click.option(
+    "--loss-types",
+    type=_pair(str),
+    help="Distillation losses: student-vs-labels,student-vs-teacher (default CE,KL).",
+)
+@click.option(
+    "--loss-weights",
+    type=_pair(float),
+    help="Distillation loss weights summing to 1 (default 0.5,0.5).",
+)
 @click.option("--diff", "dry_run", is_flag=True, help="Print the diff; write nothing.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the result here instead of in place (one script only).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the result here instead of in place (one script only).",
+)
 @click.option("--no-backup", is_flag=True, help="Do not keep SCRIPT.bak when rewriting in place.")
-@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write the per-file report as JSON.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the per-file report as JSON.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show what analysis found in each file.")
 def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: str | None, config_path: Path | None,
                      target_sparsity: float | None, pattern: str | None, pruning_type: str | None,

@@ -18,7 +18,9 @@ def read_text(path: Path) -> str:
     except FileNotFoundError:
         raise NeuralCoderError("no such file", path=path) from None
     except UnicodeDecodeError as error:
-        raise NeuralCoderError(f"not UTF-8 text ({error.reason} at byte {error.start})", path=path) from None
+        raise NeuralCoderError(
+            f"not UTF-8 text ({error.reason} at byte {error.start})", path=path
+        ) from None
 
 
 def write_atomic(path: Path, text: str, backup: bool = True) -> Path | None:
@@ -28,7 +30,9 @@ def write_atomic(path: Path, text: str, backup: bool = True) -> Path | None:
     if backup and path.exists():
         backup_path = path.with_name(path.name + ".bak")
         shutil.copy2(path, backup_path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
@@ -46,7 +50,10 @@ def write_atomic(path: Path, text: str, backup: bool = True) -> Path | None:
 def unified_diff(path: Path, before: str, after: str) -> str:
     return "".join(
         difflib.unified_diff(
-            before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            f"a/{path}",
+            f"b/{path}",
         )
     )
 

@@ -38,9 +38,19 @@ class PruningOptions:
     end_step: int | None = None  # None: fitted to the run (80 % of its optimizer steps)
 
     def check(self) -> None:
-        _typed(self, {"target_sparsity": (int, float), "pattern": str, "pruning_type": str, "pruning_scope": str})
+        _typed(
+            self,
+            {
+                "target_sparsity": (int, float),
+                "pattern": str,
+                "pruning_type": str,
+                "pruning_scope": str,
+            },
+        )
         if not 0.0 <= self.target_sparsity < 1.0:
-            raise ConfigError(f"pruning target_sparsity must be in [0, 1), got {self.target_sparsity}")
+            raise ConfigError(
+                f"pruning target_sparsity must be in [0, 1), got {self.target_sparsity}"
+            )
         match = PATTERN.match(self.pattern)
         if not match:
             raise ConfigError(
@@ -51,15 +61,23 @@ class PruningOptions:
             if not 0 < n < m:
                 raise ConfigError(f"pruning pattern {self.pattern!r}: N:M needs 0 < N < M")
             if self.target_sparsity > n / m and self.pruning_type != "pattern_lock":
-                raise ConfigError(f"pruning target_sparsity {self.target_sparsity} exceeds {n}/{m} allowed by {self.pattern}")
+                raise ConfigError(
+                    f"pruning target_sparsity {self.target_sparsity} exceeds {n}/{m} allowed by {self.pattern}"
+                )
         _one_of("pruning pruning_type", self.pruning_type, PRUNING_TYPES)
         _one_of("pruning pruning_scope", self.pruning_scope, ("global", "local"))
         for name in ("start_step", "end_step"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ConfigError(f"pruning {name} must be an integer >= 0, got {value!r}")
-        if self.start_step is not None and self.end_step is not None and self.end_step < self.start_step:
-            raise ConfigError(f"pruning end_step {self.end_step} is before start_step {self.start_step}")
+        if (
+            self.start_step is not None
+            and self.end_step is not None
+            and self.end_step < self.start_step
+        ):
+            raise ConfigError(
+                f"pruning end_step {self.end_step} is before start_step {self.start_step}"
+            )
 
     @property
     def first_step(self) -> int:
@@ -79,7 +97,9 @@ class QATOptions:
 
 @dataclass(frozen=True)
 class DistillationOptions:
-    teacher: str | None = None  # None: a frozen copy of the model; a *.pt/*.pth/*.bin path; or an expression
+    teacher: str | None = (
+        None  # None: a frozen copy of the model; a *.pt/*.pth/*.bin path; or an expression
+    )
     temperature: float = 1.0
     loss_types: tuple[str, str] = ("CE", "KL")
     loss_weights: tuple[float, float] = (0.5, 0.5)
@@ -89,11 +109,18 @@ class DistillationOptions:
         if not self.temperature > 0:
             raise ConfigError(f"distillation temperature must be > 0, got {self.temperature}")
         if len(self.loss_types) != 2 or len(self.loss_weights) != 2:
-            raise ConfigError("distillation loss_types and loss_weights take two values each (student vs labels, student vs teacher)")
+            raise ConfigError(
+                "distillation loss_types and loss_weights take two values each (student vs labels, student vs teacher)"
+            )
         _one_of("distillation loss_types[0]", self.loss_types[0], LOSS_TYPES[0])
         _one_of("distillation loss_types[1]", self.loss_types[1], LOSS_TYPES[1])
-        if any(not 0 <= w <= 1 for w in self.loss_weights) or abs(sum(self.loss_weights) - 1) > 1e-9:
-            raise ConfigError(f"distillation loss_weights must be in [0, 1] and sum to 1, got {list(self.loss_weights)}")
+        if (
+            any(not 0 <= w <= 1 for w in self.loss_weights)
+            or abs(sum(self.loss_weights) - 1) > 1e-9
+        ):
+            raise ConfigError(
+                f"distillation loss_weights must be in [0, 1] and sum to 1, got {list(self.loss_weights)}"
+            )
 
     @property
     def teacher_is_checkpoint(self) -> bool:
@@ -117,9 +144,13 @@ class OptimizeOptions:
 
 def parse_approach(text: str) -> tuple[str, ...]:
     parts = tuple(p.strip().lower() for p in text.split("+"))
-    allowed = f"{', '.join(TRAINING_TECHNIQUES)} or a '+'-joined combination of them (e.g. pruning+qat)"
+    allowed = (
+        f"{', '.join(TRAINING_TECHNIQUES)} or a '+'-joined combination of them (e.g. pruning+qat)"
+    )
     if len(parts) == 1 and parts[0] in POST_TRAINING:
-        raise ConfigError(f"--approach {parts[0]} (post-training) is not available yet; use {allowed}")
+        raise ConfigError(
+            f"--approach {parts[0]} (post-training) is not available yet; use {allowed}"
+        )
     for part in parts:
         if part not in TRAINING_TECHNIQUES:
             raise ConfigError(f"unknown approach {part!r} in {text!r}; choose {allowed}")
@@ -140,7 +171,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise ConfigError(
-            f"not valid yaml: {getattr(error, 'problem', error)}", path=path, line=mark.line + 1 if mark else None
+            f"not valid yaml: {getattr(error, 'problem', error)}",
+            path=path,
+            line=mark.line + 1 if mark else None,
         ) from None
     if data is None:
         return {}
@@ -149,26 +182,38 @@ def load_config_file(path: Path) -> dict[str, Any]:
     allowed = {"approach", "target", *SECTIONS}
     for key, value in data.items():
         if key not in allowed:
-            raise ConfigError(f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}", path=path)
+            raise ConfigError(
+                f"unknown key {key!r}; allowed: {', '.join(sorted(allowed))}", path=path
+            )
         if key in SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{key!r} must be a mapping", path=path)
             known = {f.name for f in fields(SECTIONS[key])}
             for sub in value:
                 if sub not in known:
-                    raise ConfigError(f"unknown key {key}.{sub}; allowed: {', '.join(sorted(known))}", path=path)
+                    raise ConfigError(
+                        f"unknown key {key}.{sub}; allowed: {', '.join(sorted(known))}", path=path
+                    )
     return data
 
 
 def build_options(
-    approach: str | None, target: str | None, config: dict[str, Any], overrides: dict[str, dict[str, Any]]
+    approach: str | None,
+    target: str | None,
+    config: dict[str, Any],
+    overrides: dict[str, dict[str, Any]],
 ) -> OptimizeOptions:
     chosen = approach or config.get("approach")
     if not chosen:
-        raise ConfigError("no approach given: pass --approach (e.g. --approach pruning+qat) or set 'approach' in --config")
+        raise ConfigError(
+            "no approach given: pass --approach (e.g. --approach pruning+qat) or set 'approach' in --config"
+        )
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
-        values = {**(config.get(name) or {}), **{k: v for k, v in overrides.get(name, {}).items() if v is not None}}
+        values = {
+            **(config.get(name) or {}),
+            **{k: v for k, v in overrides.get(name, {}).items() if v is not None},
+        }
         for key in ("loss_types", "loss_weights"):
             if key in values and not isinstance(values[key], tuple):
                 values[key] = tuple(values[key])
@@ -176,7 +221,11 @@ def build_options(
             sections[name] = replace(cls(), **values)
         except TypeError as error:
             raise ConfigError(f"{name}: {error}") from None
-    options = OptimizeOptions(approach=parse_approach(str(chosen)), target=target or config.get("target", "runtime"), **sections)
+    options = OptimizeOptions(
+        approach=parse_approach(str(chosen)),
+        target=target or config.get("target", "runtime"),
+        **sections,
+    )
     options.check()
     return options
 
@@ -186,8 +235,14 @@ def _typed(options: object, expected: dict[str, type | tuple[type, ...]]) -> Non
     for name, kind in expected.items():
         value = getattr(options, name)
         if not isinstance(value, kind) or isinstance(value, bool):
-            wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            hint = " (quote it in yaml: '2:4' unquoted is read as a number)" if name == "pattern" else ""
+            wanted = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            hint = (
+                " (quote it in yaml: '2:4' unquoted is read as a number)"
+                if name == "pattern"
+                else ""
+            )
             raise ConfigError(f"{section} {name} must be {wanted}, got {value!r}{hint}")
 
 

@@ -17,10 +17,20 @@ from neural_coder.analysis import Facts, TrainingLoop
 from neural_coder.errors import AnalysisError
 from neural_coder.options import OptimizeOptions
 from neural_coder.transforms import snippets
-from neural_coder.transforms.edits import AddImport, AddKeywordArgument, AddParameter, Edit, InsertStatements
+from neural_coder.transforms.edits import (
+    AddImport,
+    AddKeywordArgument,
+    AddParameter,
+    Edit,
+    InsertStatements,
+)
 from neural_coder.transforms.snippets import Code
 
-CONFIG_CLASSES = {"pruning": "WeightPruningConfig", "qat": "QuantizationAwareTrainingConfig", "distillation": "DistillationConfig"}
+CONFIG_CLASSES = {
+    "pruning": "WeightPruningConfig",
+    "qat": "QuantizationAwareTrainingConfig",
+    "distillation": "DistillationConfig",
+}
 PRUNING_END_FRACTION = 0.8  # prune during the first 80 % of the run, fine-tune the rest
 
 
@@ -61,23 +71,51 @@ class Planner:
         before_training.append(f"{entry_cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
             before_training.append(f"{model} = {entry_cm}.model")
-        self._insert(loop.entry_loop, "before", before_training, "prepare_compression and on_train_begin")
-        self._insert(loop.entry_loop, "after", [f"{entry_cm}.callbacks.on_train_end()"], "on_train_end")
+        self._insert(
+            loop.entry_loop, "before", before_training, "prepare_compression and on_train_begin"
+        )
+        self._insert(
+            loop.entry_loop, "after", [f"{entry_cm}.callbacks.on_train_end()"], "on_train_end"
+        )
 
         if loop.epoch_loop is not None:
             epoch = loop.epoch_var or "0"
             cm = cm_of[id(loop.entry_scope)]
-            self._insert(loop.epoch_loop, "body_start", [f"{cm}.callbacks.on_epoch_begin({epoch})"], "on_epoch_begin")
-            self._insert(loop.epoch_loop, "body_end", [f"{cm}.callbacks.on_epoch_end()"], "on_epoch_end")
+            self._insert(
+                loop.epoch_loop,
+                "body_start",
+                [f"{cm}.callbacks.on_epoch_begin({epoch})"],
+                "on_epoch_begin",
+            )
+            self._insert(
+                loop.epoch_loop, "body_end", [f"{cm}.callbacks.on_epoch_end()"], "on_epoch_end"
+            )
         step_cm = cm_of[id(loop.step_scope)]
-        self._insert(loop.step_loop, "body_start", [f"{step_cm}.callbacks.on_step_begin({loop.step_index or '0'})"], "on_step_begin")
-        self._insert(loop.step_loop, "body_end", [f"{step_cm}.callbacks.on_step_end()"], "on_step_end")
+        self._insert(
+            loop.step_loop,
+            "body_start",
+            [f"{step_cm}.callbacks.on_step_begin({loop.step_index or '0'})"],
+            "on_step_begin",
+        )
+        self._insert(
+            loop.step_loop, "body_end", [f"{step_cm}.callbacks.on_step_end()"], "on_step_end"
+        )
 
         inner_cm = cm_of[id(loop.backward_scope)]
         if "distillation" in techniques:
             self._distillation_loss(loop, inner_cm)
-        self._insert(loop.optimizer_step, "before", [f"{inner_cm}.callbacks.on_before_optimizer_step()"], "on_before_optimizer_step")
-        self._insert(loop.optimizer_step, "after", [f"{inner_cm}.callbacks.on_after_optimizer_step()"], "on_after_optimizer_step")
+        self._insert(
+            loop.optimizer_step,
+            "before",
+            [f"{inner_cm}.callbacks.on_before_optimizer_step()"],
+            "on_before_optimizer_step",
+        )
+        self._insert(
+            loop.optimizer_step,
+            "after",
+            [f"{inner_cm}.callbacks.on_after_optimizer_step()"],
+            "on_after_optimizer_step",
+        )
         self._imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
@@ -86,7 +124,9 @@ class Planner:
     def _thread_manager(self, loop: TrainingLoop) -> dict[int, str]:
         """The expression naming the manager in every scope on the training path."""
         entry_cls = self.index.class_of(loop.entry_scope)
-        cm_of = {id(loop.entry_scope): f"self.{self.cm_name}" if entry_cls is not None else self.cm_name}
+        cm_of = {
+            id(loop.entry_scope): f"self.{self.cm_name}" if entry_cls is not None else self.cm_name
+        }
         for hop in reversed(loop.hops):  # outermost first
             caller_cm = cm_of[id(self.index.scope_of(hop.call))]
             if entry_cls is not None and hop.function.cls is entry_cls:
@@ -114,15 +154,28 @@ class Planner:
             if technique == "pruning":
                 parts.append(self._pruning_config(loop))
             elif technique == "qat":
-                kwargs = {} if self.options.qat.backend == "default" else {"backend": self.options.qat.backend}
+                kwargs = (
+                    {}
+                    if self.options.qat.backend == "default"
+                    else {"backend": self.options.qat.backend}
+                )
                 parts.append(snippets.call(CONFIG_CLASSES["qat"], kwargs))
             else:
                 d = self.options.distillation
                 criterion = snippets.call(
                     "KnowledgeDistillationLossConfig",
-                    {"temperature": d.temperature, "loss_types": list(d.loss_types), "loss_weights": list(d.loss_weights)},
+                    {
+                        "temperature": d.temperature,
+                        "loss_types": list(d.loss_types),
+                        "loss_weights": list(d.loss_weights),
+                    },
                 )
-                parts.append(snippets.call(CONFIG_CLASSES["distillation"], {"teacher_model": Code(self.teacher_name), "criterion": Code(criterion)}))
+                parts.append(
+                    snippets.call(
+                        CONFIG_CLASSES["distillation"],
+                        {"teacher_model": Code(self.teacher_name), "criterion": Code(criterion)},
+                    )
+                )
         return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
 
     def _pruning_config(self, loop: TrainingLoop) -> str:
@@ -159,7 +212,9 @@ class Planner:
         try:
             cst.parse_expression(teacher)
         except cst.ParserSyntaxError:
-            raise AnalysisError(f"--teacher {teacher!r} is neither a checkpoint path (.pt/.pth/.bin) nor a Python expression") from None
+            raise AnalysisError(
+                f"--teacher {teacher!r} is neither a checkpoint path (.pt/.pth/.bin) nor a Python expression"
+            ) from None
         return f"{self.teacher_name} = {teacher}"
 
     def _distillation_loss(self, loop: TrainingLoop, cm: str) -> None:
@@ -182,7 +237,10 @@ class Planner:
             edits.append(AddImport(modules["config"], CONFIG_CLASSES[technique]))
         if "distillation" in self.options.approach:
             edits.append(AddImport(modules["config"], "KnowledgeDistillationLossConfig"))
-            if self.options.distillation.teacher is None or self.options.distillation.teacher_is_checkpoint:
+            if (
+                self.options.distillation.teacher is None
+                or self.options.distillation.teacher_is_checkpoint
+            ):
                 edits.append(AddImport("copy"))
             if self.options.distillation.teacher_is_checkpoint:
                 edits.append(AddImport("torch"))
@@ -192,7 +250,12 @@ class Planner:
         indent = column + (4 if where.startswith("body") else 0)
         code = snippets.format_code("\n".join(lines) + "\n", self.line_length - indent)
         self.plan.edits.append(InsertStatements(anchor, where, code))  # type: ignore[arg-type]
-        position = {"before": "before", "after": "after", "body_start": "first in", "body_end": "last in"}[where]
+        position = {
+            "before": "before",
+            "after": "after",
+            "body_start": "first in",
+            "body_end": "last in",
+        }[where]
         kind = "loop" if where.startswith("body") else "the statement"
         self.plan.placed.append(f"{what}: {position} {kind} at line {self.src.line(anchor)}")
 

@@ -29,7 +29,10 @@ class FileReport:
     diff: str = ""
 
     def render(self, verbose: bool = False) -> str:
-        lines = [f"{self.status.value}: {self.path}" + (f" -> {self.output}" if self.output and self.output != self.path else "")]
+        lines = [
+            f"{self.status.value}: {self.path}"
+            + (f" -> {self.output}" if self.output and self.output != self.path else "")
+        ]
         if self.message:
             lines += ["  " + line for line in self.message.splitlines()]
         if verbose or self.status is Status.TRANSFORMED:
@@ -53,4 +56,6 @@ def exit_code(reports: list[FileReport]) -> int:
 
 def write_json(reports: list[FileReport], path: Path) -> None:
     summary = {s.value: sum(r.status is s for r in reports) for s in Status}
-    path.write_text(json.dumps({"files": [r.to_dict() for r in reports], "summary": summary}, indent=2) + "\n")
+    path.write_text(
+        json.dumps({"files": [r.to_dict() for r in reports], "summary": summary}, indent=2) + "\n"
+    )

@@ -15,7 +15,13 @@ from libcst.metadata import MetadataWrapper, ScopeProvider
 
 from neural_coder.errors import NeuralCoderError
 
-BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__spec__", "__builtins__"}
+BUILTINS = frozenset(dir(builtins)) | {
+    "__file__",
+    "__name__",
+    "__doc__",
+    "__spec__",
+    "__builtins__",
+}
 
 
 class VerificationError(NeuralCoderError):

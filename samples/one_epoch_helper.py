@@ -23,7 +23,9 @@ class SmallResidual(nn.Module):
     def __init__(self, channels: int = 8, classes: int = 5) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, channels, 3, padding=1)
-        self.block = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU()
+        )
         self.fc = nn.Linear(channels, classes)
 
     def forward(self, x):
@@ -57,7 +59,9 @@ def main(cfg: Config) -> None:
     torch.manual_seed(0)
     images = torch.randn(320, 3, 8, 8)
     labels = images.flatten(1).sum(1).gt(0).long() * 2
-    train_loader = DataLoader(TensorDataset(images, labels), batch_size=cfg.batch_size, shuffle=True)
+    train_loader = DataLoader(
+        TensorDataset(images, labels), batch_size=cfg.batch_size, shuffle=True
+    )
     val_loader = DataLoader(TensorDataset(images[:64], labels[:64]), batch_size=64)
     model = SmallResidual()
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)

@@ -10,7 +10,9 @@ MAX_STEPS = 40
 
 
 def build_model(width: int = 64) -> nn.Module:
-    return nn.Sequential(nn.Linear(16, width), nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, 3))
+    return nn.Sequential(
+        nn.Linear(16, width), nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, 3)
+    )
 
 
 def batches(loader):

@@ -16,8 +16,13 @@ class NeuralCoderError(Exception):
     exit_code = 1
 
     def __init__(
-        self, message: str, *, path: Path | str | None = None, line: int | None = None,
-        column: int | None = None, hint: str | None = None,
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
     ) -> None:
         self.message = message
         self.path = Path(path) if path is not None else None

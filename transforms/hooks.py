@@ -17,7 +17,9 @@ from libcst.codemod.visitors import AddImportsVisitor
 from .edits import AddImport, AddKeywordArgument, AddParameter, Edit, InsertStatements
 from .snippets import MARKER
 
-_TIGHT_EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+_TIGHT_EQUAL = cst.AssignEqual(
+    whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+)
 CONTROL_TRANSFER = (cst.Continue, cst.Break, cst.Return, cst.Raise)
 
 
@@ -38,7 +40,9 @@ def parse_statements(code: str) -> list[cst.BaseStatement]:
 class ApplyEdits(cst.CSTTransformer):
     def __init__(self, edits: Iterable[Edit]) -> None:
         super().__init__()
-        self.inserts: dict[str, dict[cst.CSTNode, list[cst.BaseStatement]]] = defaultdict(lambda: defaultdict(list))
+        self.inserts: dict[str, dict[cst.CSTNode, list[cst.BaseStatement]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
         self.params: dict[cst.FunctionDef, list[str]] = defaultdict(list)
         self.kwargs: dict[cst.Call, list[tuple[str, str]]] = defaultdict(list)
         self.imports: list[AddImport] = []
@@ -51,7 +55,9 @@ class ApplyEdits(cst.CSTTransformer):
                 self.kwargs[edit.call].append((edit.name, edit.value))
             else:
                 self.imports.append(edit)
-        self.pending = sum(len(v) for v in self.inserts.values()) + len(self.params) + len(self.kwargs)
+        self.pending = (
+            sum(len(v) for v in self.inserts.values()) + len(self.params) + len(self.kwargs)
+        )
 
     # -- statements next to statements ----------------------------------------------------
     def _splice(
@@ -70,14 +76,18 @@ class ApplyEdits(cst.CSTTransformer):
             self.pending -= 1
         return found
 
-    def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock) -> cst.IndentedBlock:
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
         return updated_node.with_changes(body=self._splice(original_node.body, updated_node.body))
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         return updated_node.with_changes(body=self._splice(original_node.body, updated_node.body))
 
     # -- statements inside loop bodies --------------------------------------------------------
-    def _loop(self, original: cst.For | cst.While, updated: cst.For | cst.While) -> cst.For | cst.While:
+    def _loop(
+        self, original: cst.For | cst.While, updated: cst.For | cst.While
+    ) -> cst.For | cst.While:
         start = self._take("body_start", original)
         end = self._take("body_end", original)
         if not (start or end):
@@ -88,7 +98,9 @@ class ApplyEdits(cst.CSTTransformer):
         statements = list(body.body)
         tail: list[cst.BaseStatement] = []
         last = statements[-1] if statements else None
-        if isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], CONTROL_TRANSFER):
+        if isinstance(last, cst.SimpleStatementLine) and isinstance(
+            last.body[-1], CONTROL_TRANSFER
+        ):
             tail = [statements.pop()]
         return updated.with_changes(body=body.with_changes(body=[*start, *statements, *end, *tail]))
 
@@ -99,18 +111,28 @@ class ApplyEdits(cst.CSTTransformer):
         return self._loop(original_node, updated_node)  # type: ignore[return-value]
 
     # -- signatures and call sites ----------------------------------------------------------------
-    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
         names = self.params.pop(original_node, None)
         if not names:
             return updated_node
         self.pending -= 1
         params = updated_node.params
         new = [cst.Param(name=cst.Name(n)) for n in names]
-        if params.star_arg is not cst.MaybeSentinel.DEFAULT or params.star_kwarg is not None or params.kwonly_params:
-            return updated_node.with_changes(params=params.with_changes(kwonly_params=[*params.kwonly_params, *new]))
+        if (
+            params.star_arg is not cst.MaybeSentinel.DEFAULT
+            or params.star_kwarg is not None
+            or params.kwonly_params
+        ):
+            return updated_node.with_changes(
+                params=params.with_changes(kwonly_params=[*params.kwonly_params, *new])
+            )
         if any(p.default is not None for p in params.params):
             new = [p.with_changes(default=cst.Name("None"), equal=_TIGHT_EQUAL) for p in new]
-        return updated_node.with_changes(params=params.with_changes(params=[*_comma_last(params.params), *new]))
+        return updated_node.with_changes(
+            params=params.with_changes(params=[*_comma_last(params.params), *new])
+        )
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         extra = self.kwargs.pop(original_node, None)

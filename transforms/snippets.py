@@ -13,7 +13,10 @@ import black
 MARKER = "# neural-coder"
 
 RUNTIME_MODULES = {
-    "runtime": {"config": "neural_coder.runtime.config", "training": "neural_coder.runtime.training"},
+    "runtime": {
+        "config": "neural_coder.runtime.config",
+        "training": "neural_coder.runtime.training",
+    },
     "inc": {"config": "neural_compressor.config", "training": "neural_compressor.training"},
 }
 
@@ -28,7 +31,9 @@ def render_value(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(render_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{render_value(k)}: {render_value(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{render_value(k)}: {render_value(v)}" for k, v in value.items()) + "}"
+        )
     return repr(value)
 
 

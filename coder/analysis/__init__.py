@@ -42,7 +42,10 @@ class Facts:
 
     def lines(self) -> list[str]:
         """A human listing of what was found, with line numbers."""
-        out = [f"{f.kind:<11} line {f.line:>4}  {f.what}" + (f"  -> {f.target}" if f.target else "") for f in self.found]
+        out = [
+            f"{f.kind:<11} line {f.line:>4}  {f.what}" + (f"  -> {f.target}" if f.target else "")
+            for f in self.found
+        ]
         loop = self.loop
         src = self.source
         if loop is not None:
@@ -52,7 +55,11 @@ class Facts:
                 f"backward    line {src.line(loop.backward):>4}  {loop.loss_name}.backward()",
                 f"opt. step   line {src.line(loop.optimizer_step):>4}  {loop.optimizer}",
                 f"model       trained: {loop.model_in_entry}"
-                + (f" (built line {loop.model_origin_line}: {loop.model_origin})" if loop.model_origin else ""),
+                + (
+                    f" (built line {loop.model_origin_line}: {loop.model_origin})"
+                    if loop.model_origin
+                    else ""
+                ),
             ]
             if loop.epoch_loop is not None:
                 out.append(f"epoch loop  line {src.line(loop.epoch_loop):>4}")
@@ -63,7 +70,9 @@ class Facts:
         if self.hf_trainer is not None:
             out.append(f"hf trainer  line {self.hf_trainer:>4}  transformers Trainer")
         if self.already_optimized is not None:
-            out.append(f"compressed  line {self.already_optimized:>4}  compression code already present")
+            out.append(
+                f"compressed  line {self.already_optimized:>4}  compression code already present"
+            )
         return out
 
 
@@ -143,7 +152,9 @@ def _existing_compression(index: Index) -> int | None:
     src = index.source
     for call in index.calls:
         name = index.qualified(call.func)
-        if name.endswith(COMPRESSION_CALLS) and ("neural_co" in name or name.split(".")[-1] == "prepare_compression"):
+        if name.endswith(COMPRESSION_CALLS) and (
+            "neural_co" in name or name.split(".")[-1] == "prepare_compression"
+        ):
             return src.line(call)
     for number, line in enumerate(src.text.splitlines(), start=1):
         if INSERTED_MARKER.search(line):
@@ -156,7 +167,9 @@ def _hf_trainer(index: Index) -> int | None:
         qualified = index.imports.get(name, "")
         if qualified.startswith("transformers") and name in TRAINER_CLASSES:
             return True
-        if qualified.split(".")[-1] in TRAINER_CLASSES and qualified.startswith(("transformers", "trl")):
+        if qualified.split(".")[-1] in TRAINER_CLASSES and qualified.startswith(
+            ("transformers", "trl")
+        ):
             return True
         cls = index.classes.get(name)
         if cls is None or name in seen:

@@ -123,7 +123,9 @@ class Index:
                 return self._method(self.classes[name], "__init__")
             candidates = [f for f in self.functions.values() if f.cls is None and f.name == name]
             nested = [f for f in candidates if self.scope_of(f.node) is scope]
-            chosen = nested or [f for f in candidates if self.scope_of(f.node) is self.source.module]
+            chosen = nested or [
+                f for f in candidates if self.scope_of(f.node) is self.source.module
+            ]
             return chosen[0] if chosen else None
         if isinstance(func, cst.Attribute):
             method = func.attr.value
@@ -288,7 +290,9 @@ class _IndexBuilder(cst.CSTVisitor):
     def visit_Call(self, node: cst.Call) -> None:
         self.index.calls.append(node)
 
-    def _record(self, target: cst.BaseExpression, value: cst.BaseExpression, node: cst.CSTNode) -> None:
+    def _record(
+        self, target: cst.BaseExpression, value: cst.BaseExpression, node: cst.CSTNode
+    ) -> None:
         statement = self.source.statement_of(node)
         scope = self.index.scope_of(node)
         if isinstance(target, cst.Name | cst.Attribute):

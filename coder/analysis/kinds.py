@@ -30,7 +30,11 @@ def callee(index: Index, leaf: cst.BaseExpression) -> str | None:
 def is_model_class(index: Index, cls: cst.ClassDef, seen: frozenset[str] = frozenset()) -> bool:
     for base in cls.bases:
         name = index.qualified(base.value)
-        if name in MODEL_BASES or name.endswith("PreTrainedModel") or name.startswith("transformers."):
+        if (
+            name in MODEL_BASES
+            or name.endswith("PreTrainedModel")
+            or name.startswith("transformers.")
+        ):
             return True
         local = index.source.code(base.value)
         if local in index.classes and local not in seen:

@@ -101,7 +101,9 @@ class LoopAnalysis:
                 return ancestor
         return None
 
-    def climb_to_loop(self, node: cst.CSTNode, scope: Scope, hops: list[Hop]) -> tuple[Loop, Scope] | None:
+    def climb_to_loop(
+        self, node: cst.CSTNode, scope: Scope, hops: list[Hop]
+    ) -> tuple[Loop, Scope] | None:
         """The nearest loop around `node`, following call sites out of functions.
         The hops taken are appended to `hops` only when a loop is found."""
         taken: list[Hop] = []
@@ -124,7 +126,9 @@ class LoopAnalysis:
     def _single_call_site(self, fn: Function) -> cst.Call | None:
         sites = self.index.call_sites(fn)
         if len(sites) > 1:
-            in_loops = [c for c in sites if self.enclosing_loop(c, self.index.scope_of(c)) is not None]
+            in_loops = [
+                c for c in sites if self.enclosing_loop(c, self.index.scope_of(c)) is not None
+            ]
             sites = in_loops or sites
         if len(sites) > 1:
             lines = ", ".join(str(self.source.line(c)) for c in sites)
@@ -171,7 +175,11 @@ class LoopAnalysis:
             if arg is None:
                 return None
             arg_text = self.source.code(arg)
-            return arg_text if isinstance(arg, cst.Name | cst.Attribute | cst.Call) else f"({arg_text})"
+            return (
+                arg_text
+                if isinstance(arg, cst.Name | cst.Attribute | cst.Call)
+                else f"({arg_text})"
+            )
         # A builtin, or a name the function reads from an enclosing (module) scope.
         visible = name in BUILTIN_NAMES or self._visible_from(name, caller_scope)
         return name if visible else None
@@ -182,7 +190,9 @@ class LoopAnalysis:
         if scope is module:
             return bool(at_module)
         fn = self.index.function(scope)
-        local = self.index.assignments_in(name, scope) or (fn is not None and name in fn.all_params())
+        local = self.index.assignments_in(name, scope) or (
+            fn is not None and name in fn.all_params()
+        )
         return bool(local or at_module)
 
     # -- the loop itself -----------------------------------------------------------------
@@ -192,7 +202,11 @@ class LoopAnalysis:
         scope = self.index.scope_of(backward)
         loss_name = loss_name_of(self.index, backward)
         if loss_name is None:
-            raise AnalysisError("cannot tell which loss .backward() is called on", path=src.path, line=src.line(backward))
+            raise AnalysisError(
+                "cannot tell which loss .backward() is called on",
+                path=src.path,
+                line=src.line(backward),
+            )
 
         hops: list[Hop] = []
         found = self.climb_to_loop(backward, scope, hops)
@@ -260,7 +274,11 @@ class LoopAnalysis:
             if not (isinstance(func, cst.Attribute) and func.attr.value == "step"):
                 continue
             receiver = func.value
-            if call.args and m.matches(receiver, m.Name() | m.Attribute()) and self._is_scaler(receiver, scope):
+            if (
+                call.args
+                and m.matches(receiver, m.Name() | m.Attribute())
+                and self._is_scaler(receiver, scope)
+            ):
                 candidates.append((call, src.code(call.args[0].value)))  # scaler.step(optimizer)
             elif not call.args and self._is_optimizer(receiver, scope):
                 candidates.append((call, src.code(receiver)))
@@ -302,14 +320,22 @@ class LoopAnalysis:
 
     def _is_scaler(self, receiver: cst.BaseExpression, scope: Scope) -> bool:
         leaves = list(self.index.values_of(receiver, scope))
-        return any(kinds.is_grad_scaler(self.index, leaf) for leaf, _ in leaves) or "scaler" in self.source.code(
-            receiver
-        )
+        return any(
+            kinds.is_grad_scaler(self.index, leaf) for leaf, _ in leaves
+        ) or "scaler" in self.source.code(receiver)
 
-    def _loss_statement(self, loss: str, scope: Scope, backward: cst.BaseStatement) -> cst.BaseStatement | None:
+    def _loss_statement(
+        self, loss: str, scope: Scope, backward: cst.BaseStatement
+    ) -> cst.BaseStatement | None:
         line = self.source.line(backward)
-        before = [a for a in self.index.assignments_in(loss, scope) if self.source.line(a.statement) < line]
-        return max(before, key=lambda a: self.source.line(a.statement)).statement if before else None
+        before = [
+            a
+            for a in self.index.assignments_in(loss, scope)
+            if self.source.line(a.statement) < line
+        ]
+        return (
+            max(before, key=lambda a: self.source.line(a.statement)).statement if before else None
+        )
 
     def _model_call(
         self, scope: Scope, loss_statement: cst.BaseStatement | None, backward: cst.BaseStatement
@@ -326,8 +352,14 @@ class LoopAnalysis:
                         related.append(a.statement)
         calls = list({id(c): c for node in related for c in m.findall(node, m.Call())}.values())
         if not calls:  # the loss is computed elsewhere; any model call in the step function
-            calls = [c for c in self.index.calls if self.index.scope_of(c) is scope and src.line(c) <= limit]
-        models = [c for c in calls if isinstance(c, cst.Call) and self._is_model_callee(c.func, scope)]
+            calls = [
+                c
+                for c in self.index.calls
+                if self.index.scope_of(c) is scope and src.line(c) <= limit
+            ]
+        models = [
+            c for c in calls if isinstance(c, cst.Call) and self._is_model_callee(c.func, scope)
+        ]
         callees = {src.code(c.func) for c in models}
         if len(callees) > 1:
             marked = [c for c in models if self._has_marker(c)]
@@ -361,7 +393,10 @@ class LoopAnalysis:
         if not _is_dotted_name(func):
             return False
         qualified = self.index.qualified(func)
-        if qualified.startswith(("torch.", "F.")) or qualified.split(".")[-1] in kinds.OPTIMIZER_NAMES:
+        if (
+            qualified.startswith(("torch.", "F."))
+            or qualified.split(".")[-1] in kinds.OPTIMIZER_NAMES
+        ):
             return False
         for leaf, _ in self.index.values_of(func, scope):
             if kinds.model_kind(self.index, leaf) is not None:
@@ -392,7 +427,9 @@ class LoopAnalysis:
         return "(" + ", ".join(src.code(a.value) for a in args) + ",)"
 
     # -- run length ------------------------------------------------------------------------
-    def _total_steps(self, loop: TrainingLoop, step_hops: list[Hop], outer_hops: list[Hop]) -> str | None:
+    def _total_steps(
+        self, loop: TrainingLoop, step_hops: list[Hop], outer_hops: list[Hop]
+    ) -> str | None:
         """An expression, valid where the entry loop is, for the optimizer steps in the run."""
         per_epoch = self._iterations(loop.step_loop)
         if per_epoch is None:
@@ -426,11 +463,18 @@ class LoopAnalysis:
             if not iterable.args:
                 return None
             iterable = iterable.args[0].value
-        if isinstance(iterable, cst.Call) and self.source.code(iterable.func) in {"range", "trange"}:
+        if isinstance(iterable, cst.Call) and self.source.code(iterable.func) in {
+            "range",
+            "trange",
+        }:
             args = iterable.args
             if len(args) == 1:
                 inner = self.source.code(args[0].value)
-                return inner if isinstance(args[0].value, cst.Name | cst.Attribute | cst.Integer) else f"({inner})"
+                return (
+                    inner
+                    if isinstance(args[0].value, cst.Name | cst.Attribute | cst.Integer)
+                    else f"({inner})"
+                )
             return f"len({self.source.code(iterable)})"
         if isinstance(iterable, cst.Name | cst.Attribute):
             return f"len({self.source.code(iterable)})"
@@ -447,7 +491,9 @@ class LoopAnalysis:
                     divisor = self.source.code(modulo.right)
                     mapped = self.map_up(divisor, loop.hops)
                     if mapped is None:
-                        loop.notes.append(f"gradient accumulation by {divisor} is not visible where training starts")
+                        loop.notes.append(
+                            f"gradient accumulation by {divisor} is not visible where training starts"
+                        )
                     return mapped
         return None
 
@@ -461,9 +507,15 @@ def _is_dotted_name(expr: cst.BaseExpression) -> bool:
 def _while_bound(node: cst.While) -> str | None:
     """`N` in `while step < N` (a counter from 0 in steps of one is assumed)."""
     test = node.test
-    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.left, cst.Name):
+    if (
+        isinstance(test, cst.Comparison)
+        and len(test.comparisons) == 1
+        and isinstance(test.left, cst.Name)
+    ):
         target = test.comparisons[0]
-        if isinstance(target.operator, cst.LessThan) and isinstance(target.comparator, cst.Name | cst.Attribute | cst.Integer):
+        if isinstance(target.operator, cst.LessThan) and isinstance(
+            target.comparator, cst.Name | cst.Attribute | cst.Integer
+        ):
             return cst.Module(body=[]).code_for_node(target.comparator)
     return None
 
@@ -498,8 +550,14 @@ def _loop_index(node: Loop) -> str | None:
     """`i` in `for i, batch in enumerate(loader)`; `step` in `for step in range(n)`."""
     if not isinstance(node, cst.For):
         return None
-    is_enumerate = isinstance(node.iter, cst.Call) and m.matches(node.iter.func, m.Name("enumerate"))
-    if is_enumerate and isinstance(node.target, cst.Tuple) and isinstance(node.target.elements[0].value, cst.Name):
+    is_enumerate = isinstance(node.iter, cst.Call) and m.matches(
+        node.iter.func, m.Name("enumerate")
+    )
+    if (
+        is_enumerate
+        and isinstance(node.target, cst.Tuple)
+        and isinstance(node.target.elements[0].value, cst.Name)
+    ):
         return node.target.elements[0].value.value
     if isinstance(node.iter, cst.Call) and m.matches(node.iter.func, m.Name("range")):
         return _loop_var(node)

@@ -19,7 +19,11 @@ def test_epoch_function_called_from_main():
     src = facts.source
     assert facts.index.describe(loop.entry_scope) == "main()"
     assert facts.index.describe(loop.step_scope) == "train()"
-    assert (src.line(loop.entry_loop), src.line(loop.step_loop), src.line(loop.optimizer_step)) == (73, 34, 40)
+    assert (src.line(loop.entry_loop), src.line(loop.step_loop), src.line(loop.optimizer_step)) == (
+        73,
+        34,
+        40,
+    )
     assert loop.model_in_entry == "model" and loop.model_origin == "Net()"
     assert loop.optimizer == "optimizer"
     assert loop.epoch_var == "epoch" and loop.step_index == "batch_idx"

@@ -66,14 +66,16 @@ def test_json_report_lists_each_file_with_its_status(copy_script, tmp_path):
 def test_inspect_prints_facts_with_lines(copy_script):
     result = run_cli("inspect", copy_script("one_epoch_helper.py"))
     assert result.exit_code == 0
-    assert "model       line   62  SmallResidual()  -> model" in result.output
-    assert "step loop   line   37  (train_one_epoch())" in result.output
+    assert "model       line   66  SmallResidual()  -> model" in result.output
+    assert "step loop   line   39  (train_one_epoch())" in result.output
     assert "run length  cfg.epochs * len(train_loader) optimizer steps" in result.output
 
 
 def test_target_inc_imports_neural_compressor(copy_script):
     script = copy_script("one_epoch_helper.py")
-    result = run_cli("optimize", script, "--approach", "distillation+pruning+qat", "--target", "inc")
+    result = run_cli(
+        "optimize", script, "--approach", "distillation+pruning+qat", "--target", "inc"
+    )
     assert result.exit_code == 0, result.output
     text = script.read_text()
     assert "from neural_compressor.training import prepare_compression" in text

@@ -78,7 +78,9 @@ def test_refusals_name_the_lines_and_leave_the_file(tmp_path, text, message):
 
 
 def test_a_model_marker_resolves_two_candidate_models(tmp_path):
-    text = TWO_MODELS.replace("(student(x) - teacher(x))", "(student(x)  # neural-coder: model\n            - teacher(x))")
+    text = TWO_MODELS.replace(
+        "(student(x) - teacher(x))", "(student(x)  # neural-coder: model\n            - teacher(x))"
+    )
     path = write(tmp_path, text)
     result = run_cli("optimize", path, "--approach", "pruning")
     assert result.exit_code == 0, result.output
@@ -99,12 +101,21 @@ def test_hugging_face_trainer_is_skipped_not_broken(tmp_path):
     [
         (["--approach", "prune"], "unknown approach 'prune'"),
         (["--approach", "qat+qat"], "names a technique twice"),
-        (["--approach", "pruning", "--target-sparsity", "1.5"], "target_sparsity must be in [0, 1)"),
+        (
+            ["--approach", "pruning", "--target-sparsity", "1.5"],
+            "target_sparsity must be in [0, 1)",
+        ),
         (["--approach", "pruning", "--pattern", "4by1"], "is not one of NxM"),
         (["--approach", "pruning", "--pattern", "2:4", "--target-sparsity", "0.7"], "exceeds 2/4"),
-        (["--approach", "pruning", "--pruning-type", "random"], "pruning_type 'random' is not one of"),
+        (
+            ["--approach", "pruning", "--pruning-type", "random"],
+            "pruning_type 'random' is not one of",
+        ),
         (["--approach", "distillation", "--loss-weights", "0.5,0.6"], "sum to 1"),
-        (["--approach", "distillation", "--loss-types", "CE,L1"], "loss_types[1] 'L1' is not one of: CE, KL, MSE"),
+        (
+            ["--approach", "distillation", "--loss-types", "CE,L1"],
+            "loss_types[1] 'L1' is not one of: CE, KL, MSE",
+        ),
         (["--approach", "distillation", "--temperature", "0"], "temperature must be > 0"),
     ],
 )
@@ -123,7 +134,10 @@ def test_option_values_out_of_range_are_usage_errors(tmp_path, args, message):
         ("approach: pruning\nquantize: {}\n", "unknown key 'quantize'"),
         ("approach: pruning\npruning: [1, 2]\n", "'pruning' must be a mapping"),
         ("approach: [pruning\n", "not valid yaml"),
-        ("approach: pruning\npruning:\n  pattern: 2:4\n", "pattern must be str, got 124 (quote it in yaml"),
+        (
+            "approach: pruning\npruning:\n  pattern: 2:4\n",
+            "pattern must be str, got 124 (quote it in yaml",
+        ),
         ("!!python/object/apply:os.system ['echo hacked']\n", "not valid yaml"),
     ],
 )
@@ -137,8 +151,21 @@ def test_config_files_are_validated(tmp_path, yaml_text, message):
 
 def test_config_file_values_are_used_and_flags_override_them(tmp_path, copy_script):
     script = copy_script("step_budget_loop.py")
-    config = write(tmp_path, "approach: pruning\ntarget: inc\npruning:\n  target_sparsity: 0.7\n  pattern: '2:4'\n", "c.yaml")
-    result = run_cli("optimize", script, "--config", config, "--target-sparsity", "0.4", "--report", tmp_path / "r.json")
+    config = write(
+        tmp_path,
+        "approach: pruning\ntarget: inc\npruning:\n  target_sparsity: 0.7\n  pattern: '2:4'\n",
+        "c.yaml",
+    )
+    result = run_cli(
+        "optimize",
+        script,
+        "--config",
+        config,
+        "--target-sparsity",
+        "0.4",
+        "--report",
+        tmp_path / "r.json",
+    )
     assert result.exit_code == 0, result.output
     text = script.read_text()
     assert "target_sparsity=0.4" in text and 'pattern="2:4"' in text

@@ -6,10 +6,15 @@ import libcst as cst
 import libcst.matchers as m
 import pytest
 
-from neural_coder.transforms.edits import AddImport, AddKeywordArgument, AddParameter, InsertStatements
+from neural_coder.transforms.edits import (
+    AddImport,
+    AddKeywordArgument,
+    AddParameter,
+    InsertStatements,
+)
 from neural_coder.transforms.hooks import apply_edits
 
-SOURCE = '''import torch
+SOURCE = """import torch
 
 
 def step(model, batch, lr=0.1):
@@ -21,7 +26,7 @@ def step(model, batch, lr=0.1):
 
 
 step(net, data)
-'''
+"""
 
 
 def find(module: cst.Module, matcher):
@@ -68,8 +73,13 @@ def test_multiline_snippet_is_indented_to_its_block():
     source = "def f():\n    x = 1\n"
     module = cst.parse_module(source)
     snippet = "cm = prepare(\n    model,\n    [A(), B()],\n)\n"
-    out = apply_edits(module, [InsertStatements(find(module, m.SimpleStatementLine()), "after", snippet)]).code
-    assert out == "def f():\n    x = 1\n    cm = prepare(\n        model,\n        [A(), B()],\n    )  # neural-coder\n"
+    out = apply_edits(
+        module, [InsertStatements(find(module, m.SimpleStatementLine()), "after", snippet)]
+    ).code
+    assert (
+        out
+        == "def f():\n    x = 1\n    cm = prepare(\n        model,\n        [A(), B()],\n    )  # neural-coder\n"
+    )
     compile(out, "<test>", "exec")
 
 
@@ -77,7 +87,9 @@ def test_parameter_and_keyword_argument():
     module = cst.parse_module(SOURCE)
     fn = find(module, m.FunctionDef())
     call = find(module, m.Call(func=m.Name("step")))
-    out = apply_edits(module, [AddParameter(fn, "cm"), AddKeywordArgument(call, "cm", "manager")]).code
+    out = apply_edits(
+        module, [AddParameter(fn, "cm"), AddKeywordArgument(call, "cm", "manager")]
+    ).code
     # a parameter after one with a default gets a default too
     assert "def step(model, batch, lr=0.1, cm=None):" in out
     assert "step(net, data, cm=manager)" in out
@@ -91,10 +103,16 @@ def test_parameter_after_star_args_is_keyword_only():
 
 def test_imports_are_added_once_in_the_import_block():
     module = cst.parse_module(SOURCE)
-    edits = [AddImport("copy"), AddImport("neural_coder.runtime.training", "prepare_compression"), AddImport("torch")]
+    edits = [
+        AddImport("copy"),
+        AddImport("neural_coder.runtime.training", "prepare_compression"),
+        AddImport("torch"),
+    ]
     out = apply_edits(module, edits).code
     assert out.count("import torch\n") == 1
-    assert out.startswith("import torch\nimport copy\nfrom neural_coder.runtime.training import prepare_compression\n")
+    assert out.startswith(
+        "import torch\nimport copy\nfrom neural_coder.runtime.training import prepare_compression\n"
+    )
 
 
 def test_an_edit_that_finds_no_place_is_an_error():

@@ -1,0 +1,72 @@
+"""Before/after pairs: each training style rewritten for each approach family.
+
+The expected files live in tests/golden/ and were reviewed by a person. To
+regenerate them after a deliberate change: NEURAL_CODER_UPDATE_GOLDEN=1 pytest
+tests/coder/test_golden.py, then read the diff before committing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.options import build_options
+from neural_coder.report import Status
+from tests.conftest import OWN_TRAINING_SAMPLES, ROOT, TRAINING_STYLES, script_path
+
+GOLDEN = ROOT / "tests" / "golden"
+CASES = [
+    (name, approach, target)
+    for name in TRAINING_STYLES + OWN_TRAINING_SAMPLES
+    for approach, target in [
+        ("pruning+qat", "runtime"),
+        ("distillation", "runtime"),
+        ("distillation+pruning+qat", "inc"),
+    ]
+]
+
+
+def golden_path(name: str, approach: str, target: str) -> Path:
+    return GOLDEN / f"{Path(name).stem}.{approach.replace('+', '_')}.{target}.py"
+
+
+@pytest.mark.parametrize(("name", "approach", "target"), CASES)
+def test_rewrite_matches_reviewed_output_and_is_idempotent(name, approach, target):
+    source = script_path(name)
+    options = build_options(approach, target, {}, {})
+    rewritten, report = rewrite_source(Path(name), source.read_text(), options)
+    assert report.status is Status.TRANSFORMED
+    expected = golden_path(name, approach, target)
+    if os.environ.get("NEURAL_CODER_UPDATE_GOLDEN"):
+        expected.write_text(rewritten)
+    assert rewritten == expected.read_text()
+    again, second = rewrite_source(Path(name), rewritten, options)
+    assert second.status is Status.UNCHANGED and again == rewritten
+
+
+@pytest.mark.parametrize("name", TRAINING_STYLES + OWN_TRAINING_SAMPLES)
+def test_user_lines_are_preserved_byte_for_byte(name):
+    """Only insertions, except the lines whose signature or call gains the manager."""
+    source = script_path(name).read_text().splitlines()
+    rewritten, _ = rewrite_source(
+        Path(name), "\n".join(source) + "\n", build_options("pruning+qat", None, {}, {})
+    )
+    new = rewritten.splitlines()
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        a=source, b=new, autojunk=False
+    ).get_opcodes():
+        if tag in ("equal", "insert"):
+            continue
+        assert tag == "replace", f"lines {i1 + 1}-{i2} were deleted"
+        restored = [
+            line.replace(", compression_manager=compression_manager", "").replace(
+                ", compression_manager", ""
+            )
+            for line in new[j1:j2]
+            if not line.rstrip().endswith("# neural-coder")
+        ]
+        assert restored == source[i1:i2]

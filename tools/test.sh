@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything from this checkout and run the whole test suite.
+# Usage: bash tools/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# The constraint pins torch==2.13.0 (the CPU build these machines have): nothing may pull another torch.
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+
+# Intel Neural Compressor 2.6 lives in its own environment (it pins numpy 1.26);
+# the interop tests run rewritten scripts on it.
+if [ -z "${NEURAL_CODER_INC_PYTHON:-}" ] && [ -f tools/make_inc_env.sh ]; then
+    NEURAL_CODER_INC_PYTHON="$(bash tools/make_inc_env.sh .venv-inc | tail -n 1)"
+    export NEURAL_CODER_INC_PYTHON
+fi
+
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"
