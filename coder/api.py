@@ -14,7 +14,7 @@ from neural_coder.analysis import Facts, analyze, parse_source
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import line_length_for, read_text, unified_diff, write_atomic
 from neural_coder.options import OptimizeOptions
-from neural_coder.planning import Planner
+from neural_coder.planning import make_plan
 from neural_coder.report import FileReport, Status
 from neural_coder.transforms.hooks import apply_edits
 from neural_coder.verify import verify_rewrite
@@ -37,21 +37,22 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
     if facts.already_optimized is not None:
         report.message = f"already compressed (compression code at line {facts.already_optimized}); nothing to do"
         return text, report
-    if facts.loop is None and facts.hf_trainer is not None:
+    if facts.hf_trainer is not None and (facts.loop is None or options.post_training):
         report.status = Status.SKIPPED
         report.message = (
             f"line {facts.hf_trainer}: a Hugging Face Trainer runs the training loop; "
             "the Trainer integration is not available yet, so this file was left as it is"
         )
         return text, report
-    plan = Planner(facts, options, line_length_for(path)).build()
+    plan = make_plan(facts, options, line_length_for(path))
     rewritten = apply_edits(source.module, plan.edits).code
     verify_rewrite(path, source.module, rewritten)
     _check_idempotent(path, rewritten)
     report.status = Status.TRANSFORMED
     report.placed = plan.placed
     report.warnings = plan.warnings
-    report.message = f"{'+'.join(options.approach)} hooks inserted (target: {options.target})"
+    what = "fit call" if options.post_training else "hooks"
+    report.message = f"{'+'.join(options.approach)} {what} inserted (target: {options.target})"
     return rewritten, report
 
 

@@ -18,6 +18,7 @@ from neural_coder.errors import ConfigError
 
 TRAINING_TECHNIQUES = ("distillation", "pruning", "qat")
 POST_TRAINING = ("ptq-static", "ptq-dynamic", "ptq-auto", "bf16", "benchmark")
+AVAILABLE_POST_TRAINING = ("ptq-static", "ptq-dynamic", "ptq-auto", "bf16")
 TARGETS = ("runtime", "inc")
 PRUNING_TYPES = (
     "magnitude", "gradient", "snip", "snip_momentum", "pattern_lock",
@@ -128,28 +129,65 @@ class DistillationOptions:
 
 
 @dataclass(frozen=True)
+class PTQOptions:
+    """Post-training quantization: the accuracy goal used when the script evaluates."""
+
+    criterion: str = "relative"
+    tolerable_loss: float = 0.01
+    max_trials: int = 100
+    calibration_sampling_size: int = 100
+
+    def check(self) -> None:
+        _typed(
+            self,
+            {
+                "criterion": str,
+                "tolerable_loss": (int, float),
+                "max_trials": int,
+                "calibration_sampling_size": int,
+            },
+        )
+        _one_of("ptq criterion", self.criterion, ("relative", "absolute"))
+        if self.tolerable_loss < 0:
+            raise ConfigError(f"ptq tolerable_loss must be >= 0, got {self.tolerable_loss}")
+        if self.max_trials < 1 or self.calibration_sampling_size < 1:
+            raise ConfigError("ptq max_trials and calibration_sampling_size must be >= 1")
+
+
+@dataclass(frozen=True)
 class OptimizeOptions:
     approach: tuple[str, ...]
     target: str = "runtime"
     pruning: PruningOptions = field(default_factory=PruningOptions)
     qat: QATOptions = field(default_factory=QATOptions)
     distillation: DistillationOptions = field(default_factory=DistillationOptions)
+    ptq: PTQOptions = field(default_factory=PTQOptions)
 
     def check(self) -> None:
         _one_of("target", self.target, TARGETS)
         self.pruning.check()
         self.qat.check()
         self.distillation.check()
+        self.ptq.check()
+
+    @property
+    def post_training(self) -> bool:
+        return self.approach[0] in POST_TRAINING
 
 
 def parse_approach(text: str) -> tuple[str, ...]:
     parts = tuple(p.strip().lower() for p in text.split("+"))
     allowed = (
-        f"{', '.join(TRAINING_TECHNIQUES)} or a '+'-joined combination of them (e.g. pruning+qat)"
+        f"{', '.join(TRAINING_TECHNIQUES)}, a '+'-joined combination of them (e.g. pruning+qat), "
+        f"or one of {', '.join(AVAILABLE_POST_TRAINING)}"
     )
+    if len(parts) == 1 and parts[0] in AVAILABLE_POST_TRAINING:
+        return parts
     if len(parts) == 1 and parts[0] in POST_TRAINING:
+        raise ConfigError(f"--approach {parts[0]} is not available yet; use {allowed}")
+    if len(parts) > 1 and any(p in POST_TRAINING for p in parts):
         raise ConfigError(
-            f"--approach {parts[0]} (post-training) is not available yet; use {allowed}"
+            f"post-training approaches do not combine with others ({text!r}); use {allowed}"
         )
     for part in parts:
         if part not in TRAINING_TECHNIQUES:
@@ -159,7 +197,12 @@ def parse_approach(text: str) -> tuple[str, ...]:
     return parts
 
 
-SECTIONS = {"pruning": PruningOptions, "qat": QATOptions, "distillation": DistillationOptions}
+SECTIONS = {
+    "pruning": PruningOptions,
+    "qat": QATOptions,
+    "distillation": DistillationOptions,
+    "ptq": PTQOptions,
+}
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

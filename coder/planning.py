@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from neural_coder.analysis import Facts, TrainingLoop
+from neural_coder.analysis import Facts, TrainingLoop, evaluation
 from neural_coder.errors import AnalysisError
 from neural_coder.options import OptimizeOptions
 from neural_coder.transforms import snippets
@@ -275,3 +275,161 @@ def _free(name: str, taken: set[str]) -> str:
         candidate = f"nc_{name}_{number}"
         number += 1
     return candidate
+
+
+QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto": "auto"}
+
+
+class PostTrainingPlanner(Planner):
+    """`fit` after the model (and, after training if the script trains) and before
+    the model is evaluated; the quantized model replaces the fp32 one."""
+
+    def build(self) -> Plan:
+        approach = self.options.approach[0]
+        evaluations = evaluation.find_evaluations(self.index)
+        model, anchor, where, scope = self._placement(evaluations)
+        anchor_line = self.src.line(anchor)
+        chosen = next((e for e in evaluations if e.scope is scope and e.model_arg == model), None)
+        taken = {n.value for n in _all_names(self.src.module)}
+        quantized = _free("quantized_model", taken)
+        candidate = _free("candidate", taken)
+        kwargs: dict[str, object] = {}
+        if approach in QUANT_APPROACHES and QUANT_APPROACHES[approach] != "dynamic":
+            loader = self._calibration_loader(chosen, scope, anchor_line)
+            kwargs["calib_dataloader"] = Code(loader)
+        if chosen is not None:
+            kwargs["eval_func"] = Code(f"lambda {candidate}: {self._eval_call(chosen, candidate)}")
+            self.plan.placed.append(
+                f"eval_func: {chosen.function.key}() as called at line {self.src.line(chosen.call)}; "
+                f"accuracy-aware tuning ({self.options.ptq.criterion} loss <= {self.options.ptq.tolerable_loss})"
+            )
+        else:
+            self.plan.warnings.append(
+                "no evaluation function takes the model: it is converted once, without accuracy tuning"
+            )
+        module = "quantization" if approach in QUANT_APPROACHES else "mix_precision"
+        call = snippets.call(
+            f"{module}.fit",
+            kwargs,
+            args=[Code(model), Code(self._config(approach, chosen is not None))],
+        )
+        lines = [
+            f"{quantized} = {call}",
+            f"{model} = {quantized} if {quantized} is not None else {model}",
+        ]
+        self._insert(anchor, where, lines, f"{module}.fit")
+        self._ptq_imports(approach, chosen is not None)
+        return self.plan
+
+    def _placement(
+        self, evaluations: list[evaluation.Evaluation]
+    ) -> tuple[str, cst.CSTNode, str, object]:
+        loop = self.facts.loop
+        if loop is not None:  # quantize the trained model, right after training
+            return loop.model_in_entry, loop.entry_loop, "after", loop.entry_scope
+        if evaluations:
+            first = evaluations[0]
+            line = self.src.line(first.call)
+            if evaluation.model_assignment(self.index, first.model_arg, first.scope, line) is None:
+                raise AnalysisError(
+                    f"{first.model_arg} is evaluated at line {line} but not built in {self.index.describe(first.scope)}",
+                    path=self.src.path,
+                    line=line,
+                    hint="mark the model's assignment with '# neural-coder: model'",
+                )
+            return first.model_arg, first.statement, "before", first.scope
+        models = [
+            f for f in self.facts.found if f.kind == "model" and f.target and "." not in f.target
+        ]
+        if len(models) != 1:
+            raise AnalysisError(
+                "no evaluation function takes the model, and "
+                + (
+                    "no model was found"
+                    if not models
+                    else f"{len(models)} models are built ({', '.join(m.target or '' for m in models)})"
+                ),
+                path=self.src.path,
+                hint="add a function that evaluates the model and returns a metric, or keep one model per file",
+            )
+        target = models[0].target or ""
+        assignment = next(
+            a
+            for a in self.index.assignments[target]
+            if self.src.line(a.statement) == models[0].line
+        )
+        return target, assignment.statement, "after", assignment.scope
+
+    def _calibration_loader(
+        self, chosen: evaluation.Evaluation | None, scope: object, line: int
+    ) -> str:
+        loaders = evaluation.loaders_in(self.index, scope, line + 1)  # type: ignore[arg-type]
+        if chosen is not None:
+            for arg in chosen.call.args:
+                text = self.src.code(arg.value)
+                if text in loaders:
+                    return text
+        if loaders:
+            return loaders[0]
+        raise AnalysisError(
+            "static quantization needs calibration data, but no DataLoader is built before the model is used",
+            path=self.src.path,
+            line=line,
+            hint="use --approach ptq-dynamic, or build the DataLoader before the model is evaluated",
+        )
+
+    def _eval_call(self, chosen: evaluation.Evaluation, candidate: str) -> str:
+        params = chosen.function.positional_params()
+        args = []
+        for position, arg in enumerate(chosen.call.args):
+            is_model = (
+                arg.keyword.value == chosen.model_param
+                if arg.keyword
+                else (position < len(params) and params[position] == chosen.model_param)
+            )
+            args.append(arg.with_changes(value=cst.Name(candidate)) if is_model else arg)
+        return self.src.module.code_for_node(chosen.call.with_changes(args=args))
+
+    def _config(self, approach: str, tuned: bool) -> str:
+        p = self.options.ptq
+        kwargs: dict[str, object] = {}
+        if approach in QUANT_APPROACHES:
+            kwargs["approach"] = QUANT_APPROACHES[approach]
+            if approach != "ptq-dynamic":
+                kwargs["calibration_sampling_size"] = [p.calibration_sampling_size]
+        if tuned:
+            kwargs["accuracy_criterion"] = Code(
+                snippets.call(
+                    "AccuracyCriterion",
+                    {"criterion": p.criterion, "tolerable_loss": float(p.tolerable_loss)},
+                )
+            )
+            kwargs["tuning_criterion"] = Code(
+                snippets.call("TuningCriterion", {"max_trials": p.max_trials})
+            )
+        name = "PostTrainingQuantConfig" if approach in QUANT_APPROACHES else "MixedPrecisionConfig"
+        return snippets.call(name, kwargs)
+
+    def _ptq_imports(self, approach: str, tuned: bool) -> None:
+        package = (
+            "neural_coder.runtime" if self.options.target == "runtime" else "neural_compressor"
+        )
+        config = f"{package}.config"
+        edits = self.plan.edits
+        if approach in QUANT_APPROACHES:
+            edits += [
+                AddImport(package, "quantization"),
+                AddImport(config, "PostTrainingQuantConfig"),
+            ]
+        else:
+            edits += [
+                AddImport(package, "mix_precision"),
+                AddImport(config, "MixedPrecisionConfig"),
+            ]
+        if tuned:
+            edits += [AddImport(config, "AccuracyCriterion"), AddImport(config, "TuningCriterion")]
+
+
+def make_plan(facts: Facts, options: OptimizeOptions, line_length: int = 88) -> Plan:
+    planner = PostTrainingPlanner if options.post_training else Planner
+    return planner(facts, options, line_length).build()

@@ -27,6 +27,12 @@ CASES = [
         ("distillation", "runtime"),
         ("distillation+pruning+qat", "inc"),
     ]
+] + [
+    ("eval_only.py", "ptq-static", "runtime"),
+    ("eval_only.py", "ptq-dynamic", "inc"),
+    ("eval_only.py", "bf16", "runtime"),
+    ("hf_inference.py", "ptq-dynamic", "runtime"),
+    ("epoch_fn_style.py", "ptq-static", "runtime"),  # after training, tuned with test()
 ]
 
 
