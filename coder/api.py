@@ -90,6 +90,59 @@ def optimize(
     return [optimize_file(Path(p), options, output) for p in paths]
 
 
+def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:
+    """Upgrade one INC 1.x script (and the conf.yaml files it names) to the 2.x API."""
+    from neural_coder.transforms.migrate_1x import migrate_source
+
+    try:
+        text = read_text(path)
+        parse_source(path, text)  # a file that does not parse gets the same message as optimize
+        result = migrate_source(text, path, target)
+        if result.changed:
+            verify_rewrite(path, parse_source(path, text).module, result.code)
+    except NeuralCoderError as error:
+        return FileReport(
+            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
+        )
+    report = FileReport(
+        path=path, status=Status.TRANSFORMED if result.changed else Status.UNCHANGED
+    )
+    report.placed = [f.render() for f in result.findings if f.kind == "INFO"]
+    report.warnings = [f.render() for f in result.todos]
+    if not result.changed:
+        report.message = "no Intel Neural Compressor 1.x API in use; nothing to do"
+        return report
+    report.message = f"migrated to the INC 2.x API (target: {target}); {len(result.todos)} TODO(s) left in the code"
+    report.diff = unified_diff(path, text, result.code)
+    if not output.dry_run:
+        report.output = output.path or path
+        report.backup = write_atomic(
+            report.output, result.code, backup=output.backup and report.output == path
+        )
+    return report
+
+
+def python_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Files as given, and the *.py files below folders (sorted, hidden folders skipped)."""
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found += sorted(
+                p
+                for p in entry.rglob("*.py")
+                if not any(part.startswith(".") for part in p.relative_to(entry).parts)
+            )
+        else:
+            found.append(entry)
+    return found
+
+
+def migrate(
+    paths: Iterable[Path | str], target: str = "inc", output: Output = Output()
+) -> list[FileReport]:
+    return [migrate_file(p, target, output) for p in python_files(paths)]
+
+
 def inspect(path: Path | str) -> Facts:
     path = Path(path)
     return analyze(parse_source(path, read_text(path)))

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from neural_coder import __version__
-from neural_coder.api import Output, inspect, optimize
+from neural_coder.api import Output, inspect, migrate, optimize
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
 from neural_coder.report import exit_code, write_json
@@ -145,6 +145,44 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
         if verbose:
             for line in report.found:
                 click.echo(f"    {line}", err=dry_run)
+    if report_path is not None:
+        write_json(reports, report_path)
+    sys.exit(exit_code(reports))
+
+
+@main.command("migrate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--target",
+    type=click.Choice(["inc", "runtime"]),
+    default="inc",
+    show_default=True,
+    help="Import Intel Neural Compressor 2.x, or the bundled runtime (runs with no other install).",
+)
+@click.option("--diff", "dry_run", is_flag=True, help="Print the diff; write nothing.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the result here (one script only).",
+)
+@click.option("--no-backup", is_flag=True, help="Do not keep SCRIPT.bak when rewriting in place.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the report as JSON.",
+)
+def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output: Path | None, no_backup: bool,
+                    report_path: Path | None) -> None:  # fmt: skip
+    """Upgrade Intel Neural Compressor 1.x scripts (files or folders) and their conf.yaml to the 2.x API."""
+    if output is not None and (len(paths) != 1 or paths[0].is_dir()):
+        raise click.UsageError("-o/--output takes exactly one script")
+    reports = migrate(paths, target, Output(dry_run=dry_run, path=output, backup=not no_backup))
+    for report in reports:
+        if dry_run and report.diff:
+            click.echo(report.diff, nl=False)
+        click.echo(report.render(verbose=True), err=dry_run)
     if report_path is not None:
         write_json(reports, report_path)
     sys.exit(exit_code(reports))

@@ -1,0 +1,299 @@
+"""The model wrapper `CompressionManager.model` returns, and `load` for saved models.
+
+`Model` follows INC 2.x's `PyTorchModel` (spec 1.8): an `nn.Module` that holds
+the current inner module as `_model`, forwards calls to it, and whose `.model`
+setter swaps the inner module (QAT preparation and int8 conversion do that).
+Differences from INC, on purpose:
+
+* `state_dict()` / `load_state_dict()` delegate to the inner module, so keys
+  carry no `_model.` prefix (INC's wrapper prefixes them, so a state dict taken
+  from `cm.model` did not load into the plain model). A state dict whose keys
+  all carry the prefix is still accepted, and a parent module that contains the
+  wrapper saves and loads it without the prefix too.
+* Attributes the wrapper does not have are read from the inner module
+  (`model.config`, `model.save_pretrained`, `model.classifier` on a Hugging Face
+  model), and assigning such an attribute assigns it on the inner module.
+* Replacing the inner module notifies every listener (`add_listener`) through
+  `on_model_replaced(old, new)`, so compressors re-resolve their state.
+* A copy (`copy.deepcopy`, pickling) has no listeners.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+__all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener", "load"]
+
+#: file `save` writes inside its folder (INC's name)
+CHECKPOINT_NAME = "best_model.pt"
+#: key of the quantization recipe inside the saved dict (INC's name)
+BEST_CONFIGURE = "best_configure"
+_PREFIX = "_model."
+
+
+class ModelListener(Protocol):
+    def on_model_replaced(self, old: nn.Module, new: nn.Module) -> None: ...
+
+
+def _framework(conf: Any) -> str:
+    """INC's framework name for a torch module under `conf` (spec 1.8)."""
+    if conf is None:
+        return "pytorch_fx"
+    backend = getattr(conf, "backend", None)
+    if backend == "default":
+        return "pytorch_fx"
+    if backend == "ipex":
+        return "pytorch_ipex"
+    return "pytorch"
+
+
+def _with_metadata(items: Any, source: Mapping[str, Any], rename: Any = None) -> OrderedDict:
+    """An OrderedDict of `items` that keeps `source._metadata` (module versions, which
+    quantized modules need to read their state), with metadata keys renamed by `rename`."""
+    out: OrderedDict = OrderedDict(items)
+    metadata = getattr(source, "_metadata", None)
+    if metadata is not None:
+        out._metadata = OrderedDict(  # type: ignore[attr-defined]
+            ((rename(k) if rename else k), v) for k, v in metadata.items()
+        )
+    return out
+
+
+def _strip_prefix(state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Keys saved from an INC-style wrapper (`_model.x`) become `x` (all or nothing)."""
+    if not state_dict or not all(isinstance(k, str) and k.startswith(_PREFIX) for k in state_dict):
+        return state_dict
+
+    def strip(key: str) -> str:
+        if key == _PREFIX[:-1]:
+            return ""
+        return key[len(_PREFIX) :] if key.startswith(_PREFIX) else key
+
+    return _with_metadata(((strip(k), v) for k, v in state_dict.items()), state_dict, strip)
+
+
+class Model(nn.Module):
+    """Wraps the module being compressed; see the module docstring."""
+
+    _model: nn.Module
+    q_config: dict[str, Any] | None
+    framework: str
+
+    def __init__(self, model: nn.Module, conf: Any = None) -> None:
+        super().__init__()
+        if isinstance(model, Model):
+            model = model.model
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"Model wraps a torch.nn.Module, got {type(model).__name__}")
+        self._model = model
+        object.__setattr__(self, "_listeners", [])
+        object.__setattr__(self, "_fp32_model", model)
+        # plain attributes set directly: never forwarded to a same-named inner attribute
+        object.__setattr__(self, "q_config", None)
+        object.__setattr__(self, "framework", _framework(conf))
+        if conf is not None and hasattr(type(conf), "framework"):
+            # INC writes the framework back into the config
+            try:
+                conf.framework = self.framework
+            except AttributeError:
+                pass
+        # a parent module that holds this wrapper loads it without the `_model.` prefix
+        self._register_load_state_dict_pre_hook(_add_prefix_hook, with_module=True)
+
+    # -- inner module --------------------------------------------------------------
+    @property
+    def model(self) -> nn.Module:
+        """The current inner module (changes when QAT prepares or converts)."""
+        return self._modules["_model"]  # type: ignore[return-value]
+
+    @model.setter
+    def model(self, new: nn.Module) -> None:
+        if isinstance(new, Model):
+            new = new.model
+        if not isinstance(new, nn.Module):
+            raise TypeError(f"Model.model must be a torch.nn.Module, got {type(new).__name__}")
+        old = self._modules["_model"]
+        self._modules["_model"] = new
+        if old is not new:
+            for listener in list(self._listeners):
+                listener.on_model_replaced(old, new)  # type: ignore[arg-type]
+
+    @property
+    def fp32_model(self) -> nn.Module:
+        """The module given at construction (the same object, not a copy)."""
+        return self._fp32_model
+
+    def add_listener(self, listener: ModelListener) -> None:
+        """`listener.on_model_replaced(old, new)` runs after every inner-module swap."""
+        if not any(existing is listener for existing in self._listeners):
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: ModelListener) -> None:
+        self._listeners[:] = [x for x in self._listeners if x is not listener]
+
+    # -- nn.Module behaviour ---------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self._modules["_model"](*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("__") or name in ("_model", "_modules", "_listeners"):
+                raise
+            modules = self.__dict__.get("_modules")
+            inner = modules.get("_model") if modules is not None else None
+            if inner is None:
+                raise
+            return getattr(inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)  # runs the property's setter
+            return
+        inner = self.__dict__.get("_modules", {}).get("_model")
+        if (
+            inner is not None
+            and name not in self.__dict__
+            and name not in self._parameters
+            and name not in self._buffers
+            and name not in self._modules
+            and not hasattr(type(self), name)
+            and hasattr(inner, name)
+        ):
+            setattr(inner, name, value)
+            return
+        super().__setattr__(name, value)
+
+    # container protocol of the inner module (nn.Sequential, nn.ModuleList, ...)
+    def __getitem__(self, index: Any) -> Any:
+        return self._modules["_model"][index]  # type: ignore[index]
+
+    def __len__(self) -> int:
+        return len(self._modules["_model"])  # type: ignore[arg-type]
+
+    def __iter__(self) -> Any:
+        return iter(self._modules["_model"])  # type: ignore[call-overload]
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __dir__(self) -> list[str]:
+        inner = self.__dict__.get("_modules", {}).get("_model")
+        return sorted(set(super().__dir__()) | (set(dir(inner)) if inner is not None else set()))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_listeners"] = []  # compressors are not copied with the model
+        return state
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """The inner module's state dict (no `_model.` prefix; see the module docstring)."""
+        return self._modules["_model"].state_dict(*args, **kwargs)  # type: ignore[union-attr]
+
+    def load_state_dict(  # type: ignore[override]
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """Load into the inner module; keys prefixed with `_model.` (INC) are accepted."""
+        return self._modules["_model"].load_state_dict(  # type: ignore[union-attr]
+            _strip_prefix(state_dict), strict=strict, assign=assign
+        )
+
+    # -- save ---------------------------------------------------------------------------
+    def save(self, root: str | os.PathLike[str] | None = None) -> str:
+        """Write `root/best_model.pt`: the inner state dict, plus the quantization recipe
+        under `best_configure` when one is set. `root` defaults to the workspace
+        (`options.workspace`). Returns the file's path."""
+        if root is None:
+            from .config import options
+
+            root = options.workspace
+        root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        os.makedirs(root, exist_ok=True)
+        inner_state = self.state_dict()
+        state = _with_metadata(inner_state.items(), inner_state)
+        if self.q_config is not None:
+            if BEST_CONFIGURE in state:
+                raise RuntimeError(f"the model has a parameter or buffer named {BEST_CONFIGURE!r}")
+            state[BEST_CONFIGURE] = self.q_config
+        path = os.path.join(root, CHECKPOINT_NAME)
+        torch.save(state, path)
+        return path
+
+
+def _add_prefix_hook(
+    module: nn.Module,
+    state_dict: dict[str, Any],
+    prefix: str,
+    local_metadata: Any,
+    strict: bool,
+    missing_keys: list[str],
+    unexpected_keys: list[str],
+    error_msgs: list[str],
+) -> None:
+    """When a parent loads a state dict that holds this wrapper (saved without the
+    `_model.` prefix, see `Model.state_dict`), rename `prefix.x` to `prefix._model.x`."""
+    inner = prefix + _PREFIX
+    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(inner)]:
+        state_dict[inner + key[len(prefix) :]] = state_dict.pop(key)
+
+
+def load(
+    checkpoint_dir: str | os.PathLike[str] | Mapping[str, Any],
+    model: nn.Module,
+    history_cfg: Any = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Rebuild a model saved by `Model.save` / `CompressionManager.save` (INC's
+    `neural_compressor.utils.pytorch.load`, spec 1.8).
+
+    `checkpoint_dir` is the folder `save` wrote, the `best_model.pt` file itself, or
+    an already loaded dict. `model` is a float model of the same architecture.
+    Without `best_configure` the state dict is loaded into `model`, which is
+    returned; with it, `neural_coder.runtime.quant.rebuild_quantized(model,
+    recipe)` builds the int8 structure and the state dict is loaded into that.
+    INC's `history_cfg`, `dataloader`, `example_inputs` and custom-config kwargs
+    are accepted and not needed: the recipe records everything. Files are read
+    with `torch.load(..., weights_only=True)`; INC 1.x's yaml format is refused.
+    """
+    del history_cfg, kwargs
+    if isinstance(model, Model):
+        model = model.model
+    if isinstance(checkpoint_dir, Mapping):
+        state = _with_metadata(checkpoint_dir.items(), checkpoint_dir)
+    else:
+        path = os.path.abspath(os.path.expanduser(os.fspath(checkpoint_dir)))
+        if os.path.isdir(path):
+            file = os.path.join(path, CHECKPOINT_NAME)
+            if not os.path.isfile(file):
+                legacy = os.path.join(path, "best_configure.yaml")
+                if os.path.isfile(legacy):
+                    raise ValueError(
+                        f"{path} holds an INC 1.x checkpoint (best_configure.yaml + "
+                        "best_model_weights.pt), which this runtime cannot read; re-save "
+                        "the model with INC 2.x or this runtime"
+                    )
+                raise FileNotFoundError(f"no {CHECKPOINT_NAME} in {path}")
+            path = file
+        elif not os.path.isfile(path):
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(loaded, Mapping):
+            raise ValueError(f"{path} does not hold a state dict")
+        state = _with_metadata(loaded.items(), loaded)
+    recipe = state.pop(BEST_CONFIGURE, None)
+    state = _strip_prefix(state)
+    if recipe is None:
+        model.load_state_dict(state)
+        return model
+    from .quant import rebuild_quantized
+
+    quantized = rebuild_quantized(model, recipe)
+    quantized.load_state_dict(state)
+    return quantized

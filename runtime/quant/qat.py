@@ -1,0 +1,105 @@
+"""Quantization-aware training as a `Compressor` (INC 2.x `QuantizationAwareTrainingCallbacks`).
+
+INC (spec 1.5) prepares in `on_train_begin` and converts in `on_train_end`;
+here the conversion happens in `finalize()`, after every compressor's
+`on_train_end`, so pruning and distillation finish on the trained float model
+whatever the list order (the manager's contract, see `compressor.py`).
+
+* `on_train_begin`: prepare the wrapper's model for QAT (FX, else eager; no
+  copy, the user's optimizer keeps training the same Parameters), put it in
+  train mode and hand it to the wrapper (`wrapper.model = prepared`), which
+  tells every compressor through `on_model_replaced`. Calling it again (a
+  second epoch loop, a Trainer callback plus a hand-written call) does not
+  prepare twice.
+* `finalize`: convert a copy to int8 (CPU, eval), hand it to the wrapper and
+  store the recipe in `wrapper.q_config` (what `Model.save` writes under
+  `best_configure` and `rebuild_quantized` reads back). The prepared model is
+  not converted in place: a script that still holds it (`model = cm.model`
+  before training) keeps a working fake-quant model on its device, so its own
+  evaluation and `save_pretrained` after the loop still run; `cm.model` is the
+  int8 one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..compressor import Compressor
+from .backend import QAT, PreparedModel, QuantBackend, QuantSpec, get_recipe
+
+if TYPE_CHECKING:
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+class QATCompressor(Compressor):
+    """Built from a `QuantizationAwareTrainingConfig` (ours or INC's: attributes only)."""
+
+    kind = "qat"
+
+    def __init__(self, conf: Any, backend: QuantBackend | None = None) -> None:
+        super().__init__(conf)
+        if backend is None:
+            from . import get_backend
+
+            backend = get_backend()
+        self.backend = backend
+        self.spec = QuantSpec.from_config(conf, approach=QAT)
+        self.prepared: PreparedModel | None = None
+        self.quantized: nn.Module | None = None
+
+    def _require_wrapper(self) -> Any:
+        if self.wrapper is None:
+            raise RuntimeError("QATCompressor is not bound to a model wrapper (call bind first)")
+        return self.wrapper
+
+    # -- hooks -----------------------------------------------------------------
+    def on_train_begin(self, dataloader: Any = None) -> None:
+        wrapper = self._require_wrapper()
+        if self.quantized is not None:
+            raise RuntimeError(
+                "on_train_begin after the QAT model was converted to int8; "
+                "an int8 model cannot be trained"
+            )
+        if self.prepared is not None:
+            self.prepared.model.train()
+            if wrapper.model is not self.prepared.model:
+                wrapper.model = self.prepared.model
+            return
+        prepared = self.backend.prepare_qat(wrapper.model, self.spec)
+        prepared.model.train()
+        self.prepared = prepared
+        if prepared.fallback_reason:
+            log.info("QAT uses the eager path: %s", prepared.fallback_reason)
+        wrapper.model = prepared.model
+
+    def finalize(self) -> None:
+        wrapper = self._require_wrapper()
+        if self.quantized is not None:
+            return
+        if self.prepared is None:
+            log.warning(
+                "QAT was never prepared (on_train_begin was not called): the model stays float"
+            )
+            return
+        if wrapper.model is not self.prepared.model:
+            log.warning(
+                "the wrapper's model was replaced after QAT preparation; "
+                "converting the QAT-prepared model"
+            )
+        quantized = self.backend.convert(self.prepared)
+        self.quantized = quantized
+        wrapper.q_config = get_recipe(quantized)
+        wrapper.model = quantized
+
+    def summary(self) -> dict[str, Any]:
+        prepared, model = self.prepared, self.quantized
+        return {
+            "qat_path": prepared.path if prepared else None,
+            "qat_fallback_reason": prepared.fallback_reason if prepared else None,
+            "quantized_modules": (
+                self.backend.count_quantized_modules(model) if model is not None else 0
+            ),
+        }

@@ -1,0 +1,337 @@
+"""`prepare_compression`, `CompressionManager` and `CallBacks` (INC 2.x `neural_compressor.training`).
+
+One `Model` wrapper and one `Compressor` per config (see `compressor.py`), run in
+the order the configs were listed (spec 1.2 / 1.3). Deliberate differences from
+INC, documented where they happen:
+
+* `on_after_compute_loss` always returns a loss: the chained one when a
+  compressor returned a loss (each compressor receives the loss the previous
+  one returned), the user's `student_loss` unchanged when none did. INC returns
+  `[]` without distillation and a list when several callbacks return losses
+  (quirk 9.1), so `loss = cm.callbacks.on_after_compute_loss(...)` was only safe
+  with distillation; here it is always safe.
+* `on_train_end` runs every compressor's `on_train_end` in list order, then
+  every `finalize()` in list order (QAT converts to int8 there), then builds and
+  emits the run summary (`summary.py`). A second `on_train_end` without a new
+  `on_train_begin` does nothing.
+* Two configs of the same kind, an empty list and configs that are not training
+  configs are refused with `ConfigValueError`. INC silently lets the last one win.
+* The manager itself has the hook methods too (`cm.on_train_begin()`), as spec 7.5
+  allows: some upstream examples call them there.
+* Each config is read by its own attributes (quirk 9.6: INC reads the QAT
+  backend from the list object, so it is always the default).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from .compressor import Compressor
+from .config import (
+    ConfigValueError,
+    DistillationConfig,
+    QuantizationAwareTrainingConfig,
+    WeightPruningConfig,
+)
+from .model import Model
+from .summary import build_summary, emit_summary, state_dict_size
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "CallBacks",
+    "CompressionManager",
+    "DistillationConfig",
+    "QuantizationAwareTrainingConfig",
+    "WeightPruningConfig",
+    "compressor_class",
+    "prepare_compression",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _pruning() -> type[Compressor]:
+    from .pruning import PruningCompressor
+
+    return PruningCompressor
+
+
+def _qat() -> type[Compressor]:
+    from .quant.qat import QATCompressor
+
+    return QATCompressor
+
+
+def _distillation() -> type[Compressor]:
+    from .distillation import DistillationCompressor
+
+    return DistillationCompressor
+
+
+#: config class name -> (kind, loader of the compressor class). Matching by class
+#: name (through the MRO) also accepts INC's own config objects, which the
+#: compressors read through attributes only.
+_REGISTRY: dict[str, tuple[str, Callable[[], type[Compressor]]]] = {
+    "WeightPruningConfig": ("pruning", _pruning),
+    "QuantizationAwareTrainingConfig": ("quantization", _qat),
+    "DistillationConfig": ("distillation", _distillation),
+}
+_NOT_TRAINING = {
+    "PostTrainingQuantConfig": "use neural_coder.runtime.quantization.fit(model, conf, ...)",
+    "MixedPrecisionConfig": "use neural_coder.runtime.mix_precision.fit(model, conf, ...)",
+    "BenchmarkConfig": "use neural_coder.runtime.benchmark.fit(model, conf, ...)",
+}
+
+
+def _lookup(conf: Any) -> tuple[str, Callable[[], type[Compressor]]]:
+    for klass in type(conf).__mro__:
+        entry = _REGISTRY.get(klass.__name__)
+        if entry is not None:
+            return entry
+    hint = _NOT_TRAINING.get(type(conf).__name__)
+    allowed = "a WeightPruningConfig, QuantizationAwareTrainingConfig or DistillationConfig"
+    if hint:
+        allowed += f" ({type(conf).__name__} is not a training-time config: {hint})"
+    raise ConfigValueError("prepare_compression", "confs", conf, allowed)
+
+
+def compressor_class(conf: Any) -> type[Compressor]:
+    """The `Compressor` class that carries out `conf` (imported on first use)."""
+    return _lookup(conf)[1]()
+
+
+@dataclass
+class CompressionConfigs:
+    """`CompressionManager.conf`: the configs by kind (INC's internal `_Config`)."""
+
+    quantization: Any = None
+    pruning: Any = None
+    distillation: Any = None
+
+
+class CallBacks:
+    """The hooks at `compression_manager.callbacks` (spec 1.3), dispatched to every
+    compressor in list order."""
+
+    def __init__(
+        self,
+        compressors: Sequence[Compressor],
+        on_finished: Callable[[], None] | None = None,
+    ) -> None:
+        if not compressors:
+            raise ValueError("CallBacks needs at least one compressor")
+        self.compressors: list[Compressor] = list(compressors)
+        self._on_finished = on_finished
+        self._in_training = False
+        self._finished = False
+
+    @property
+    def callbacks_list(self) -> list[Compressor]:
+        """INC's name for the per-technique objects."""
+        return self.compressors
+
+    def on_train_begin(self, dataloader: Any = None) -> None:
+        """Every compressor's `on_train_begin`. Compressors make a repeated call
+        harmless (QAT does not prepare twice)."""
+        for c in self.compressors:
+            c.on_train_begin(dataloader)
+        self._in_training = True
+        self._finished = False
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        for c in self.compressors:
+            c.on_epoch_begin(epoch)
+
+    def on_step_begin(self, batch_id: int) -> list[Any]:
+        """The non-None results, in list order."""
+        return [r for c in self.compressors if (r := c.on_step_begin(batch_id)) is not None]
+
+    def on_after_compute_loss(
+        self,
+        input: Any,  # noqa: A002 - INC's parameter name
+        student_output: Any,
+        student_loss: torch.Tensor,
+        teacher_output: Any = None,
+    ) -> torch.Tensor:
+        """The loss to call `backward()` on: each compressor receives the loss the
+        previous one returned (or the user's loss); `student_loss` itself when no
+        compressor returned one. INC returns `[]` or a list instead (quirk 9.1)."""
+        loss = student_loss
+        for c in self.compressors:
+            result = c.on_after_compute_loss(input, student_output, loss, teacher_output)
+            if result is not None:
+                loss = result
+        return loss
+
+    def on_before_optimizer_step(self) -> None:
+        for c in self.compressors:
+            c.on_before_optimizer_step()
+
+    def on_after_optimizer_step(self) -> None:
+        for c in self.compressors:
+            c.on_after_optimizer_step()
+
+    def on_step_end(self) -> list[Any]:
+        """The non-None results, in list order."""
+        return [r for c in self.compressors if (r := c.on_step_end()) is not None]
+
+    def on_epoch_end(self) -> list[Any]:
+        """The concatenation of every compressor's result list."""
+        results: list[Any] = []
+        for c in self.compressors:
+            out = c.on_epoch_end()
+            if out:
+                results.extend(out)
+        return results
+
+    def on_before_eval(self) -> None:
+        for c in self.compressors:
+            c.on_before_eval()
+
+    def on_after_eval(self) -> None:
+        for c in self.compressors:
+            c.on_after_eval()
+
+    def on_train_end(self) -> None:
+        """Every `on_train_end`, then every `finalize()`, then the summary; once."""
+        if self._finished:
+            log.debug("on_train_end called again without on_train_begin: nothing to do")
+            return
+        if not self._in_training:
+            log.warning(
+                "on_train_end was called without on_train_begin; compressors that prepare "
+                "the model in on_train_begin (QAT) did nothing"
+            )
+        for c in self.compressors:
+            c.on_train_end()
+        for c in self.compressors:
+            c.finalize()
+        self._finished = True
+        self._in_training = False
+        log.info("Training finished!")
+        if self._on_finished is not None:
+            self._on_finished()
+
+
+class CompressionManager:
+    """Training-time compression of one model with one or more configs (spec 1.1 / 1.2).
+
+    Attributes: `model` (the `Model` wrapper), `callbacks` (`CallBacks`), `conf`
+    (the configs by kind), `fp32_model` (the module given, the same object, not a
+    copy), `compressors` (in list order) and, after `on_train_end`, `summary`.
+    """
+
+    def __init__(self, model: nn.Module, confs: Any, **kwargs: Any) -> None:
+        if isinstance(model, Model):
+            model = model.model
+        if not isinstance(model, nn.Module):
+            raise TypeError(
+                f"prepare_compression needs a torch.nn.Module, got {type(model).__name__}"
+            )
+        conf_list = list(confs) if isinstance(confs, (list, tuple)) else [confs]
+        if not conf_list:
+            raise ConfigValueError(
+                "prepare_compression", "confs", confs, "one config or a non-empty list of configs"
+            )
+        kinds: dict[str, Any] = {}
+        loaders = []
+        for conf in conf_list:
+            kind, loader = _lookup(conf)
+            if kind in kinds:
+                raise ConfigValueError(
+                    "prepare_compression",
+                    "confs",
+                    [type(c).__name__ for c in conf_list],
+                    f"at most one config of each kind (two {type(conf).__name__}s given)",
+                )
+            kinds[kind] = conf
+            loaders.append(loader)
+        self.conf = CompressionConfigs(**kinds)
+        self.kwargs = kwargs
+        self.fp32_model: nn.Module = model
+        self._size_before = state_dict_size(model)
+        # the wrapper's framework follows the quantization/pruning config (spec 1.2)
+        wrapper_conf = kinds.get("quantization", kinds.get("pruning"))
+        self.model: Model = Model(model, conf=wrapper_conf)
+        self.compressors: list[Compressor] = []
+        for conf, loader in zip(conf_list, loaders):
+            compressor = loader()(conf)
+            compressor.bind(self.model)
+            self.model.add_listener(compressor)
+            self.compressors.append(compressor)
+        self.callbacks = CallBacks(self.compressors, on_finished=self._emit_summary)
+        self.summary: dict[str, Any] | None = None
+
+    # -- INC API ----------------------------------------------------------------
+    @property
+    def adaptor(self) -> Compressor | None:
+        """The QAT compressor (INC exposes its framework adaptor here)."""
+        return next((c for c in self.compressors if c.conf is self.conf.quantization), None)
+
+    def save(self, root: str | None = None) -> str:
+        """`self.model.save(root)`: `root/best_model.pt` (see `Model.save`)."""
+        return self.model.save(root)
+
+    def _emit_summary(self) -> None:
+        extra: dict[str, Any] = {
+            "techniques": [c.kind or type(c).__name__ for c in self.compressors]
+        }
+        for c in self.compressors:
+            extra.update(c.summary())
+        self.summary = build_summary(self.model.model, self._size_before, extra)
+        emit_summary(self.summary)
+
+    # -- manager-level aliases of the hooks (spec 7.5) --------------------------
+    def on_train_begin(self, dataloader: Any = None) -> None:
+        self.callbacks.on_train_begin(dataloader)
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        self.callbacks.on_epoch_begin(epoch)
+
+    def on_step_begin(self, batch_id: int) -> list[Any]:
+        return self.callbacks.on_step_begin(batch_id)
+
+    def on_after_compute_loss(
+        self,
+        input: Any,  # noqa: A002 - INC's parameter name
+        student_output: Any,
+        student_loss: torch.Tensor,
+        teacher_output: Any = None,
+    ) -> torch.Tensor:
+        return self.callbacks.on_after_compute_loss(
+            input, student_output, student_loss, teacher_output
+        )
+
+    def on_before_optimizer_step(self) -> None:
+        self.callbacks.on_before_optimizer_step()
+
+    def on_after_optimizer_step(self) -> None:
+        self.callbacks.on_after_optimizer_step()
+
+    def on_step_end(self) -> list[Any]:
+        return self.callbacks.on_step_end()
+
+    def on_epoch_end(self) -> list[Any]:
+        return self.callbacks.on_epoch_end()
+
+    def on_before_eval(self) -> None:
+        self.callbacks.on_before_eval()
+
+    def on_after_eval(self) -> None:
+        self.callbacks.on_after_eval()
+
+    def on_train_end(self) -> None:
+        self.callbacks.on_train_end()
+
+
+def prepare_compression(model: nn.Module, confs: Any, **kwargs: Any) -> CompressionManager:
+    """`CompressionManager(model, confs, **kwargs)`: one config or a list, run in
+    one shot in list order."""
+    return CompressionManager(model, confs, **kwargs)

@@ -1,0 +1,183 @@
+"""Migrate the 1.x acceptance scripts and our own 1.x samples with `--target runtime`,
+run the migrated copies on the bundled runtime, and check what the compression did:
+sparsity per layer, int8 modules, the distillation the runtime reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neural_coder.transforms.migrate_1x import migrate_source
+from tests.conftest import ACCEPTANCE, SAMPLES
+
+pytestmark = pytest.mark.e2e
+
+LEGACY_ACCEPTANCE = ACCEPTANCE / "legacy"
+LEGACY_SAMPLES = SAMPLES / "legacy"
+
+# Appended to the migrated copy: facts about the object the script ended with.
+FACTS = """
+
+def _nc_facts(result):
+    import json
+    import torch
+
+    module = getattr(result, "model", result)
+    facts = {"quantized": [], "sparsity": {}, "bf16": 0}
+    for name, sub in module.named_modules():
+        kind = type(sub).__module__
+        if ".quantized" in kind and "Quant" not in type(sub).__name__:
+            facts["quantized"].append(name)
+        weight = getattr(sub, "weight", None)
+        if callable(weight):
+            weight = weight()
+        if isinstance(weight, torch.Tensor) and weight.dim() > 1:
+            if weight.is_quantized:
+                weight = weight.dequantize()
+            facts["sparsity"][name] = float((weight == 0).float().mean())
+            facts["bf16"] += int(weight.dtype == torch.bfloat16)
+    print("NC_FACTS " + json.dumps(facts))
+
+
+_nc_facts({result})
+"""
+
+
+def migrate_and_run(
+    tmp_path: Path, folder: Path, script: str, result: str, *args: str
+) -> tuple[dict, dict | None, str]:
+    """Copy the folder's scripts and yaml files, migrate `script`, run it; return the
+    facts about `result`, the runtime's JSON summary (when it wrote one) and stdout."""
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not beside this checkout")
+    for item in folder.iterdir():
+        if item.suffix in (".py", ".yaml"):
+            shutil.copy(item, tmp_path / item.name)
+    path = tmp_path / script
+    migrated = migrate_source(path.read_text(), path, "runtime")
+    assert migrated.changed
+    assert "neural_compressor" not in migrated.code
+    path.write_text(migrated.code + FACTS.replace("{result}", result))
+    summary = tmp_path / "summary.json"
+    env = {**os.environ, "NEURAL_CODER_SUMMARY": str(summary), "PYTHONHASHSEED": "0"}
+    run = subprocess.run(
+        [sys.executable, script, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
+    line = next(x for x in run.stdout.splitlines() if x.startswith("NC_FACTS "))
+    facts = json.loads(line[len("NC_FACTS ") :])
+    return facts, json.loads(summary.read_text()) if summary.exists() else None, run.stdout
+
+
+# -- the acceptance scripts -----------------------------------------------------------
+
+
+def test_prune_loop(tmp_path):
+    facts, summary, _ = migrate_and_run(
+        tmp_path, LEGACY_ACCEPTANCE, "prune_loop.py", "pruned_model"
+    )
+    # names ['0.weight', '2.weight'] at 0.75, reached at end_epoch 3 of 4
+    assert facts["sparsity"]["0"] == pytest.approx(0.75, abs=0.02)
+    assert facts["sparsity"]["2"] == pytest.approx(0.75, abs=0.02)
+    assert facts["sparsity"]["4"] == 0.0
+    assert facts["quantized"] == []
+
+
+def test_distill(tmp_path):
+    facts, summary, _ = migrate_and_run(tmp_path, LEGACY_ACCEPTANCE, "distill.py", "best")
+    assert summary is not None and summary["techniques"] == ["distillation"]
+    assert summary["distillation_steps"] > 0
+    assert facts["quantized"] == [] and set(facts["sparsity"].values()) == {0.0}
+
+
+def test_scheduler_prune_qat(tmp_path):
+    facts, summary, _ = migrate_and_run(
+        tmp_path, LEGACY_ACCEPTANCE, "scheduler_prune_qat.py", "opt_model"
+    )
+    assert facts["quantized"], facts
+    # the conv named in prune_conf.yaml is pruned to 0.5 (end_epoch 1 of 2) before int8 conversion
+    assert facts["sparsity"]["0"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_ptq_static(tmp_path):
+    facts, _, _ = migrate_and_run(tmp_path, LEGACY_ACCEPTANCE, "ptq_static.py", "q_model")
+    assert facts["quantized"], facts
+    assert (tmp_path / "saved_results").is_dir()
+
+
+# -- our own 1.x samples -----------------------------------------------------------------
+
+
+def test_ptq_argparse_main(tmp_path):
+    facts, _, _ = migrate_and_run(tmp_path, LEGACY_SAMPLES, "ptq_argparse_main.py", "result")
+    assert len(facts["quantized"]) >= 3, facts
+
+
+def test_ptq_argparse_main_benchmark(tmp_path):
+    facts, _, out = migrate_and_run(
+        tmp_path, LEGACY_SAMPLES, "ptq_argparse_main.py", "result", "--benchmark"
+    )
+    assert facts["quantized"]
+
+
+def test_ptq_dynamic_v1(tmp_path):
+    facts, _, out = migrate_and_run(tmp_path, LEGACY_SAMPLES, "ptq_dynamic_v1.py", "q_model")
+    assert facts["quantized"], facts
+    assert "int8 accuracy" in out
+
+
+def test_qat_main(tmp_path):
+    facts, _, _ = migrate_and_run(tmp_path, LEGACY_SAMPLES, "qat_main.py", "result")
+    # op_wise pins `conv` to fp32; the Linear is quantization-aware trained and converted
+    assert any(name.endswith("fc") for name in facts["quantized"]), facts
+    assert not any(name.endswith("conv") for name in facts["quantized"]), facts
+
+
+def test_prune_helper_fn(tmp_path):
+    facts, _, _ = migrate_and_run(tmp_path, LEGACY_SAMPLES, "prune_helper_fn.py", "model")
+    assert facts["sparsity"]["fc1"] == pytest.approx(0.5, abs=0.03)
+    assert facts["sparsity"]["fc2"] == pytest.approx(0.6, abs=0.03)
+    assert facts["sparsity"]["head"] == 0.0
+
+
+def test_distill_yaml_loss(tmp_path):
+    _, summary, out = migrate_and_run(tmp_path, LEGACY_SAMPLES, "distill_yaml_loss.py", "distilled")
+    assert summary is not None and summary["techniques"] == ["distillation"]
+    assert summary["distillation_loss_types"] == ["CE", "KL"]
+    assert summary["temperature"] == 4.0
+    assert "student accuracy" in out
+
+
+def test_distill_intermediate(tmp_path):
+    _, summary, _ = migrate_and_run(tmp_path, LEGACY_SAMPLES, "distill_intermediate.py", "result")
+    assert summary is not None and summary["techniques"] == ["distillation"]
+    assert summary["distillation_loss_type"] == "IntermediateLayersKnowledgeDistillationLoss"
+    assert summary["distillation_steps"] > 0
+
+
+def test_mixed_precision_bf16(tmp_path):
+    facts, _, out = migrate_and_run(
+        tmp_path, LEGACY_SAMPLES, "mixed_precision_bf16.py", "bf16_model"
+    )
+    assert "bf16 agreement" in out
+
+
+def test_scheduler_prune_then_ptq(tmp_path):
+    facts, _, _ = migrate_and_run(
+        tmp_path, LEGACY_SAMPLES, "scheduler_prune_then_ptq.py", "opt_model"
+    )
+    assert facts["quantized"], facts
+    # pruned to 0.4 (names 0.weight, 2.weight), then quantized: the zeros stay zeros
+    assert facts["sparsity"]["0"] == pytest.approx(0.4, abs=0.03)
+    assert facts["sparsity"]["2"] == pytest.approx(0.4, abs=0.03)

@@ -1,0 +1,200 @@
+"""QATCompressor against the Compressor contract (compressor.py) and the model wrapper."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from neural_coder.runtime.compressor import Compressor
+from neural_coder.runtime.config import QuantizationAwareTrainingConfig
+from neural_coder.runtime.model import Model
+from neural_coder.runtime.quant import QATCompressor, rebuild_quantized
+from neural_coder.runtime.quant.modules import QuantizedLinear
+from neural_coder.runtime.training import prepare_compression
+
+FP32 = {"weight": {"dtype": ["fp32"]}, "activation": {"dtype": ["fp32"]}}
+
+
+def wrap(model: nn.Module, compressors: list[Compressor]) -> Model:
+    """What the CompressionManager does with its compressors."""
+    wrapper = Model(model, conf=QuantizationAwareTrainingConfig())
+    for c in compressors:
+        c.bind(wrapper)
+        wrapper.add_listener(c)
+    return wrapper
+
+
+class FeatureCapture(Compressor):
+    """What the distillation compressor does: hooks by module name, re-registered."""
+
+    kind = "capture"
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(None)
+        self.names = names
+        self.handles: list[Any] = []
+        self.seen: list[str] = []
+        self.replaced = 0
+
+    def bind(self, wrapper: Any) -> None:
+        super().bind(wrapper)
+        self._register(wrapper.model)
+
+    def _register(self, model: nn.Module) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = [
+            model.get_submodule(n).register_forward_hook(
+                lambda _m, _i, _o, n=n: self.seen.append(n)
+            )
+            for n in self.names
+        ]
+
+    def on_model_replaced(self, old: nn.Module, new: nn.Module) -> None:
+        self.replaced += 1
+        self._register(new)
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn(self.conv(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+class Branchy(Net):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            x = -x
+        return super().forward(x)
+
+
+def conf(**kw: Any) -> Any:
+    return SimpleNamespace(approach="quant_aware_training", **kw)
+
+
+def run(model: nn.Module, qat: QATCompressor, others: list[Compressor] = ()) -> Model:
+    wrapper = wrap(model, [*others, qat])
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    qat.on_train_begin()
+    qat.on_train_begin()  # a second call (Trainer callback + hand-written) is a no-op
+    trained = wrapper.model
+    assert trained.training
+    torch.manual_seed(0)
+    for _ in range(3):
+        loss = trained(torch.randn(4, 3, 8, 8)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    qat.on_train_end()
+    qat.finalize()
+    qat.finalize()
+    return wrapper
+
+
+@pytest.mark.parametrize(("cls", "path"), [(Net, "fx"), (Branchy, "eager")])
+def test_prepare_train_convert_with_hooks_kept_by_name(cls, path):
+    model = cls()
+    capture = FeatureCapture(["conv", "fc"])
+    qat = QATCompressor(conf())
+    assert qat.kind == "qat"
+    wrapper = run(model, qat, [capture])
+    # FX: a new GraphModule, then the int8 copy; eager: the same top-level object is
+    # prepared in place (the wrapper does not notify), then the int8 copy
+    assert capture.replaced == (2 if path == "fx" else 1)
+    # each training forward, once per hook: re-registered (FX) or taken over (eager)
+    assert capture.seen == ["conv", "fc"] * 3
+    summary = qat.summary()
+    assert summary["qat_path"] == path
+    if path == "fx":
+        assert summary["qat_fallback_reason"] is None
+    else:
+        assert summary["qat_fallback_reason"].startswith("TraceError: ")
+    assert summary["quantized_modules"] == 2
+    int8 = wrapper.model
+    assert not int8.training
+    assert wrapper.q_config["approach"] == "quant_aware_training"
+    assert wrapper.q_config["is_oneshot"] is True
+    assert wrapper.q_config["path"] == path
+    capture.seen.clear()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        out = int8(x)
+    assert capture.seen == ["conv", "fc"]  # re-registered on the int8 model too
+    rebuilt = rebuild_quantized(cls(), wrapper.q_config)
+    rebuilt.load_state_dict(int8.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), out)
+
+
+def test_exclusions_come_from_the_config():
+    qat = QATCompressor(QuantizationAwareTrainingConfig(op_name_dict={"fc": FP32}))
+    wrapper = run(Net(), qat)
+    assert qat.summary()["quantized_modules"] == 1
+    assert type(wrapper.model.fc) is nn.Linear
+    assert wrapper.q_config["quantized_ops"] == ["conv"]
+
+
+def test_finalize_without_training_keeps_the_float_model(caplog):
+    model = Net()
+    qat = QATCompressor(conf())
+    wrapper = wrap(model, [qat])
+    with caplog.at_level(logging.WARNING):
+        qat.finalize()
+    assert "never prepared" in caplog.text
+    assert wrapper.model is model and wrapper.q_config is None
+    assert qat.summary() == {
+        "qat_path": None,
+        "qat_fallback_reason": None,
+        "quantized_modules": 0,
+    }
+
+
+def test_training_again_after_conversion_is_refused():
+    qat = QATCompressor(conf())
+    run(Net(), qat)
+    with pytest.raises(RuntimeError, match="converted to int8"):
+        qat.on_train_begin()
+
+
+def test_through_prepare_compression_on_a_hugging_face_model():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=2,
+    )
+    bert = transformers.BertForSequenceClassification(config)
+    optimizer = torch.optim.AdamW(bert.parameters(), lr=1e-3)
+    cm = prepare_compression(bert, QuantizationAwareTrainingConfig())
+    cm.callbacks.on_train_begin()
+    model = cm.model  # where the rewritten script fetches it
+    ids = torch.randint(0, 100, (4, 8))
+    for _ in range(2):
+        loss = model(input_ids=ids, labels=torch.tensor([0, 1, 0, 1])).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    cm.callbacks.on_train_end()
+    assert isinstance(cm.model.model.classifier, QuantizedLinear)
+    assert cm.model.q_config["path"] == "eager"
+    assert cm.summary["qat_path"] == "eager" and cm.summary["qat_fallback_reason"]
+    assert cm.summary["quantized_modules"] == 14
+    with torch.no_grad():
+        assert model(input_ids=ids).logits.shape == (4, 2)
