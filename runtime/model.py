@@ -20,6 +20,7 @@ Differences from INC, on purpose:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -224,6 +225,30 @@ class Model(nn.Module):
             state[BEST_CONFIGURE] = self.q_config
         path = os.path.join(root, CHECKPOINT_NAME)
         torch.save(state, path)
+        return path
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> str | None:
+        """Hugging Face's `save_pretrained`, also for int8 models.
+
+        A float inner model saves itself as usual. An int8 model cannot be written
+        by Hugging Face's safetensors path (its packed weights are not tensors), so
+        the folder gets the model's `config.json` and this runtime's
+        `best_model.pt` (state dict + quantization recipe); rebuild it with
+        `neural_coder.runtime.load(folder, AutoModelFor...from_config(config))`.
+        """
+        inner = self._modules["_model"]
+        if self.q_config is None:
+            return inner.save_pretrained(save_directory, **kwargs)  # type: ignore[operator]
+        os.makedirs(save_directory, exist_ok=True)
+        config = getattr(inner, "config", None)
+        if config is not None and hasattr(config, "save_pretrained"):
+            config.save_pretrained(save_directory)
+        path = self.save(save_directory)
+        logging.getLogger("neural_coder.runtime").info(
+            "int8 model saved to %s; load it with neural_coder.runtime.load(%r, <float model built from the config>)",
+            path,
+            os.fspath(save_directory),
+        )
         return path
 
 

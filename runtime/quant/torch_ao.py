@@ -23,9 +23,25 @@ used when it does not hold):
   conv with its BN into a float `ConvBnReLU2d` and move the conv to `conv.0`.
 * Leaf modules that forward never calls are not in the GraphModule; they are
   attached back at their names so pruning still finds them.
+* FX calls leaf modules only: a container is inlined, a BN fused into its
+  conv is no longer called. When a module that someone hooked (distillation's
+  feature capture) would stop running, the eager path is used instead. Hooks
+  are suspended while FX traces (it would run them with Proxy values).
 * Example inputs: torch.ao uses them only for standalone modules, which we
   never configure, so the spec's (the config's `example_inputs`) are passed
   when given and `()` otherwise: QAT needs no batch before training starts.
+
+Hooks: a prepared module takes over the hook tables of the module it replaced
+(`_take_over_hooks`); the int8 model `convert` returns is a converted *copy*
+(the prepared model, which a script may still hold, stays a working fake-quant
+model on its device) and carries no hooks.
+
+Known limit of QAT from scratch: activation fake-quant uses INC's / torch's
+moving-average min-max observers (averaging constant 0.01), initialised on the
+first batch. A freshly initialised classifier head emits tiny logits, so its
+output range starts tiny and widens by about 1% a step while the clipped
+straight-through gradient holds the logits inside it: the first hundred or so
+steps learn slowly (fine-tuning from a trained model, INC's use, is not hit).
 
 Warnings torch.ao emits about its own deprecation are silenced inside the
 backend's calls only.
@@ -297,6 +313,25 @@ def _take_over_hooks(before: Mapping[str, nn.Module], model: nn.Module) -> None:
                 object.__setattr__(module, table, getattr(old, table))
 
 
+@contextlib.contextmanager
+def _hooks_suspended(model: nn.Module) -> Iterator[None]:
+    """No module hook runs while FX traces (it would run hooks of the modules it traces
+    through with Proxy values, and a feature capture would record a Proxy); torch.ao's
+    swap finds nothing to copy. The same tables are put back afterwards."""
+    saved: list[tuple[nn.Module, str, Any]] = []
+    for module in model.modules():
+        for table in _ALL_HOOK_TABLES:
+            current = getattr(module, table, None)
+            if current:
+                saved.append((module, table, current))
+                object.__setattr__(module, table, type(current)())
+    try:
+        yield
+    finally:
+        for module, table, current in saved:
+            object.__setattr__(module, table, current)
+
+
 class _HookSnapshot:
     """The forward hooks of a model's modules before it is copied and converted.
 
@@ -531,13 +566,29 @@ class TorchAOBackend:
         is_qat = spec.approach == QAT
         mapping, kept_float = _qconfig_mapping(model, spec, self.engine, reduce_range)
         example = spec.example_inputs if spec.example_inputs is not None else ()
-        with _quiet(), _hidden_from_fusion(kept_float):
+        with _quiet(), _hidden_from_fusion(kept_float), _hooks_suspended(model):
             prepare = prepare_qat_fx if is_qat else prepare_fx
             prepared = prepare(model, mapping, example)
         if is_qat:
             self._reattach_unused(model, prepared)
             self._check_contract(model, prepared)
+            self._check_hooked_modules_are_called(model, prepared)
         return prepared
+
+    @staticmethod
+    def _check_hooked_modules_are_called(original: nn.Module, prepared: nn.Module) -> None:
+        """A module someone hooked (distillation's feature capture) must still run.
+
+        FX calls only leaf modules: a hooked container (`layer1`) or a BN fused into
+        its conv would stop producing its output; the eager path keeps them all.
+        """
+        graph = getattr(prepared, "graph", None)
+        if graph is None:
+            return
+        called = {node.target for node in graph.nodes if node.op == "call_module"}
+        for name, module in original.named_modules():
+            if name and name not in called and (module._forward_hooks or module._forward_pre_hooks):
+                raise _FxContractError(f"FX would no longer call the hooked module {name!r}")
 
     @staticmethod
     def _reattach_unused(original: nn.Module, prepared: nn.Module) -> None:

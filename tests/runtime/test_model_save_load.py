@@ -161,3 +161,36 @@ def test_int8_qat_model_round_trip(tmp_path: Path) -> None:
     x = torch.randn(5, 8)
     with torch.no_grad():
         assert torch.allclose(reloaded(x), cm.model(x))
+
+
+def test_save_pretrained_of_an_int8_hugging_face_model_round_trips(tmp_path):
+    """An int8 HF model cannot go through safetensors; the wrapper writes the config
+    and the runtime checkpoint instead, and `load` rebuilds the same model."""
+    transformers = pytest.importorskip("transformers")
+    from neural_coder.runtime import load
+    from neural_coder.runtime.config import QuantizationAwareTrainingConfig
+    from neural_coder.runtime.training import prepare_compression
+
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    fp32 = transformers.BertForSequenceClassification(config)
+    cm = prepare_compression(fp32, QuantizationAwareTrainingConfig())
+    cm.callbacks.on_train_begin()
+    model = cm.model
+    ids = torch.randint(1, 100, (4, 8))
+    model(input_ids=ids).logits.sum().backward()
+    cm.callbacks.on_train_end()
+    model.save_pretrained(tmp_path / "out")
+    assert (tmp_path / "out" / "config.json").is_file()
+    restored = load(tmp_path / "out", transformers.BertForSequenceClassification(config))
+    model.eval()
+    restored.eval()
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, restored(input_ids=ids).logits)

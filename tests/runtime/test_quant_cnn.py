@@ -174,6 +174,21 @@ def test_replaced_modules_take_over_the_hooks_and_their_handles(path):
     assert calls == ["fc", "again"]
 
 
+@pytest.mark.parametrize("hooked", ["block", "bn1"])
+def test_a_hooked_module_fx_would_not_call_selects_the_eager_path(hooked):
+    """FX calls leaf modules only (a container is inlined, a BN is fused into its conv)."""
+    model = Net()
+    outputs: list[torch.Tensor] = []
+    model.get_submodule(hooked).register_forward_hook(lambda _m, _i, out: outputs.append(out))
+    prepared = get_backend().prepare_qat(model, QuantSpec())
+    assert prepared.path == "eager"
+    assert prepared.fallback_reason == (
+        f"_FxContractError: FX would no longer call the hooked module {hooked!r}"
+    )
+    prepared.model(torch.randn(2, 3, 8, 8))
+    assert len(outputs) == 1 and outputs[0].shape[:2] == (2, 8)
+
+
 class HookOwner:
     """A compressor-like hook owner that must not be copied with the model."""
 

@@ -369,6 +369,9 @@ class _Apply(cst.CSTTransformer):
         carry: list[cst.EmptyLine] = []  # comments of removed statements go to the next one
         for orig, upd in zip(original, updated, strict=True):
             edit = self.ctx.stmt_edits.get(orig)
+            if carry and upd.leading_lines and upd.leading_lines[0].comment is None:
+                # the next statement brings its own blank lines: keep only carried comments
+                carry = [line for line in carry if line.comment is not None]
             if edit is None:
                 out.append(
                     upd.with_changes(leading_lines=[*carry, *upd.leading_lines]) if carry else upd

@@ -88,19 +88,26 @@ def emit_manager(
     fit_scope = a.scope(stmt)
     line = a.line(stmt)
     train_fn = follow_function(ctx, train, fit_scope)
+    # where the manager's name is bound: the fit's scope, or the module when the
+    # component lived there (then the function that runs fit() declares it global)
+    declare_global = _needs_global(ctx, manager, group, stmt)
+    manager_scope = (
+        next(c.scope for c in group if c.name == manager) if declare_global else fit_scope
+    )
     has = {t.kind for t in techniques}
 
     # hooks the user calls: rename to the manager's callbacks
     called: set[str] = set()
     for owner, use in hook_calls(group):
         new = HOOKS[use.attr or ""]
-        receiver = _receiver(ctx, manager, owner, use, fit_scope)
+        receiver = _receiver(ctx, manager, owner, use, manager_scope)
         if receiver is None:
             ctx.note(
                 use.stmt,
                 "TODO",
                 f"`{use.name.value}.{use.attr}()` becomes `{manager}.callbacks.{new}()`, but `{manager}` is not visible here; pass the compression manager in",
             )
+            ctx.handled.add(id(use.name))
             continue
         if new == "on_after_compute_loss" and "distillation" not in has:
             ctx.note(
@@ -134,7 +141,7 @@ def emit_manager(
     notes: list[Note] = []
     if "pruning" in has:
         steps_lines, steps_notes, notes = _pruning_hooks(
-            ctx, manager, group, train_fn, fit_scope, called, stmt, steps[0] if steps else None
+            ctx, manager, group, train_fn, manager_scope, called, stmt, steps[0] if steps else None
         )
         if steps_lines:
             lines.append((steps_lines, steps_notes))
@@ -154,7 +161,8 @@ def emit_manager(
             ("TODO", f"`{manager}` has no model set in code; set the model to compress here", line)
         )
     block.append(f"{manager} = {prepare}({model_code}, {confs})")
-    _declare_global(ctx, manager, group, stmt)
+    if declare_global:
+        _declare_global(ctx, manager, stmt)
     begin_here = "on_train_begin" not in called
     if begin_here:
         block.append(f"{manager}.callbacks.on_train_begin()")
@@ -187,20 +195,30 @@ def emit_manager(
     return result or f"{manager}.model"
 
 
-def _declare_global(ctx: Ctx, manager: str, group: list[Component], stmt: cst.BaseStatement) -> None:
-    """The component lived at module level and fit() runs in a function: the manager
-    must rebind the module-level name that the other functions read (`global x`)."""
+def _needs_global(ctx: Ctx, manager: str, group: list[Component], stmt: cst.BaseStatement) -> bool:
+    """The component lived at module level and fit() runs in a function (directly in
+    its body, where the name is not a parameter)."""
     a = ctx.a
     owner = next((c for c in group if c.name == manager), None)
     fn = a.enclosing_function(stmt)
-    if owner is None or fn is None or not ctx.is_global(owner.scope) or a.scope(stmt) is owner.scope:
-        return
+    if (
+        owner is None
+        or fn is None
+        or not ctx.is_global(owner.scope)
+        or a.scope(stmt) is owner.scope
+    ):
+        return False
     if not isinstance(fn.body, cst.IndentedBlock) or a.scope(stmt) is not a.scopes.get(fn.body):
-        return
-    params = [p.name.value for p in (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params)]
-    if manager in params:
-        ctx.note(stmt, "TODO", f"`{manager}` is a parameter here and the module-level `{manager}` the hooks use is not rebound; pass the compression manager on")
-        return
+        return False
+    params = (*fn.params.posonly_params, *fn.params.params, *fn.params.kwonly_params)
+    return manager not in [p.name.value for p in params]
+
+
+def _declare_global(ctx: Ctx, manager: str, stmt: cst.BaseStatement) -> None:
+    """`global <manager>` first in the function that runs fit(), so that the manager
+    rebinds the module-level name the other functions read."""
+    fn = ctx.a.enclosing_function(stmt)
+    assert fn is not None and isinstance(fn.body, cst.IndentedBlock)
     body = list(fn.body.body)
     first = body[0]
     if _is_docstring(first) and len(body) > 1:

@@ -2,23 +2,17 @@ from neural_compressor.config import WeightPruningConfig
 from neural_compressor.training import prepare_compression
 
 
-
 def train(model):
     for epoch in range(2):
-        # TODO(neural-coder): `prune.on_epoch_begin()` becomes `prune.callbacks.on_epoch_begin()`, but `prune` is not visible here; pass the compression manager in
-        # TODO(neural-coder): `prune.on_epoch_begin` (pruning) is 1.x API with no 2.x counterpart here; rewrite this line by hand
-        prune.on_epoch_begin(epoch)
+        prune.callbacks.on_epoch_begin(epoch)
         for i, (x, y) in enumerate(loader):
-            # TODO(neural-coder): `prune.on_step_begin()` becomes `prune.callbacks.on_step_begin()`, but `prune` is not visible here; pass the compression manager in
-            # TODO(neural-coder): `prune.on_step_begin` (pruning) is 1.x API with no 2.x counterpart here; rewrite this line by hand
-            prune.on_step_begin(i)
+            prune.callbacks.on_step_begin(i)
             loss = model(x, y)
             loss.backward()
-            # TODO(neural-coder): call `prune.callbacks.on_after_optimizer_step()` after this step (2.x pruning advances only through it); `prune` is not visible here
+            prune.callbacks.on_before_optimizer_step()  # neural-coder
             optimizer.step()
-        # TODO(neural-coder): `prune.on_epoch_end()` becomes `prune.callbacks.on_epoch_end()`, but `prune` is not visible here; pass the compression manager in
-        # TODO(neural-coder): `prune.on_epoch_end` (pruning) is 1.x API with no 2.x counterpart here; rewrite this line by hand
-        prune.on_epoch_end()
+            prune.callbacks.on_after_optimizer_step()  # neural-coder
+        prune.callbacks.on_epoch_end()
 
 
 def main(model):
