@@ -7,6 +7,7 @@ Regenerate the expectations after an intended change with
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -24,6 +25,12 @@ PAIRS = sorted(
 )
 
 
+@functools.cache
+def migrated(case: str, target: str):
+    folder = CASES / case
+    return migrate_source((folder / "before.py").read_text(), folder / "before.py", target)
+
+
 def test_every_case_has_an_expectation():
     cases = {p.name for p in FOLDERS}
     assert cases and cases == {name for name, _ in PAIRS}
@@ -33,7 +40,7 @@ def test_every_case_has_an_expectation():
 def test_case(case: str, target: str):
     folder = CASES / case
     before = (folder / "before.py").read_text()
-    result = migrate_source(before, folder / "before.py", target)
+    result = migrated(case, target)
     expected_code = folder / f"after.{target}.py"
     expected_findings = folder / f"findings.{target}.txt"
     findings = render_findings(result.findings, folder)
@@ -49,7 +56,7 @@ def test_case(case: str, target: str):
 @pytest.mark.parametrize(("case", "target"), PAIRS)
 def test_second_run_is_a_no_op(case: str, target: str):
     folder = CASES / case
-    once = migrate_source((folder / "before.py").read_text(), folder / "before.py", target)
+    once = migrated(case, target)
     twice = migrate_source(once.code, folder / "before.py", target)
     assert twice.code == once.code
     assert not twice.changed
@@ -58,8 +65,7 @@ def test_second_run_is_a_no_op(case: str, target: str):
 
 @pytest.mark.parametrize(("case", "target"), PAIRS)
 def test_every_todo_is_a_comment_at_its_line(case: str, target: str):
-    folder = CASES / case
-    result = migrate_source((folder / "before.py").read_text(), folder / "before.py", target)
+    result = migrated(case, target)
     lines = result.code.splitlines()
     for finding in result.todos:
         assert lines[finding.line - 1].strip() == f"# TODO(neural-coder): {finding.message}"

@@ -225,3 +225,15 @@ def test_scheduler_prune_then_ptq(tmp_path, target):
     # pruned to 0.4 (names 0.weight, 2.weight), then quantized: the zeros stay zeros
     assert facts["sparsity"]["0"] == pytest.approx(0.4, abs=0.03)
     assert facts["sparsity"]["2"] == pytest.approx(0.4, abs=0.03)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_prune_builtin_loop(tmp_path, target):
+    facts, _, _ = migrate_and_run(
+        tmp_path, LEGACY_SAMPLES, "prune_builtin_loop.py", "pruned", target=target
+    )
+    # the yaml's pruning.train loop, written out, trains 3 epochs; the target 0.6 is
+    # reached at end_epoch 2
+    assert facts["sparsity"]["0"] == pytest.approx(0.6, abs=0.02)
+    assert facts["sparsity"]["2"] == pytest.approx(0.6, abs=0.02)
+    assert facts["sparsity"]["4"] == 0.0

@@ -20,20 +20,19 @@ import libcst as cst
 
 from . import yaml_map
 from .analysis import Component, Use
+from .builtin_loop import Training, resolve, torch_optimizer
 from .codegen import render
 from .common import convert
 from .manager import Note, Technique, emit_manager, yaml_notes
 from .plan import Attrs, Ctx
-from .pruning import train_section
-from .quantization import conf_name, finish_fit, tuning_lines
+from .quantization import conf_name, finish_fit, localize, tuning_lines
 
 STUDENT_LOSS = {"CE": "cross_entropy", "MSE": "mse_loss"}
 NO_HOME = {
     "eval_func": "1.x evaluated every epoch and returned the best model; 2.x returns the last one: evaluate and keep the best yourself",
     "eval_dataloader": "2.x distillation does not evaluate",
-    "train_dataloader": "the 1.x built-in training loop read it; 2.x has none",
+    "train_dataloader": "INFO: only the 1.x built-in training loop read it, and a train function is set",
 }
-_OPTIMIZERS = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW"}
 
 
 def criterion_call(ctx: Ctx, node: cst.BaseExpression | None, scope: object) -> cst.Call | None:
@@ -88,12 +87,12 @@ def technique(
             extra.append(
                 (
                     "TODO",
-                    f"{doc.name}:{doc.line(keys)}: the yaml criterion `{keys[-1]}: {yaml_map._short(doc.get(*keys))}` was ignored by 1.x because the code sets `{comp.name}.criterion`; the code's criterion is migrated. If the yaml values were meant, pass them to the loss config",
+                    f"{doc.name}:{doc.line(keys)}: the yaml criterion `{keys[-1]}: {yaml_map.short(doc.get(*keys))}` was ignored by 1.x because the code sets `{comp.name}.criterion`; the code's criterion is migrated. If the yaml values were meant, pass them to the loss config",
                     line,
                 )
             )  # type: ignore[union-attr]
     elif ydist is not None and ydist.criterion is not None:
-        criterion = render(_localized(ctx, ydist.criterion))
+        criterion = render(localize(ctx, ydist.criterion))
         d.loss_types = (
             ydist.loss_types
             if ydist.loss_types
@@ -147,36 +146,13 @@ def technique(
     ):
         name, params = next(iter(ydist.optimizer.items()))
         d.optimizer = ctx.names.fresh(f"{comp.name}_optimizer")
-        d.pre.append(f"{d.optimizer} = {_torch_optimizer(ctx, name, params or {}, student)}")
+        d.pre.append(f"{d.optimizer} = {torch_optimizer(ctx, name, params or {}, student)}")
     t = Technique("distillation", comp, lines, var, yaml_notes(ctx, doc, notes, comp) + extra)
     return t, d
 
 
-def _localized(ctx: Ctx, call: object) -> object:
-    from .quantization import _localize
-
-    return _localize(ctx, call)
-
-
 def _reads(comp: Component, attr: str) -> bool:
     return any(u.kind in ("read", "call") and u.attr == attr for u in comp.uses)
-
-
-def _torch_optimizer(ctx: Ctx, name: str, params: dict[str, object], student: str) -> str:
-    torch = ctx.sym("torch")
-    kwargs = {"lr": params.get("learning_rate", 0.001 if name != "SGD" else None)}
-    if name == "SGD":
-        for key in ("momentum", "nesterov", "weight_decay"):
-            if key in params:
-                kwargs[key] = params[key]
-    else:
-        kwargs["betas"] = (params.get("beta_1", 0.9), params.get("beta_2", 0.999))
-        kwargs["eps"] = params.get("epsilon", 1e-07)
-        for key in ("amsgrad", "weight_decay"):
-            if key in params:
-                kwargs[key] = params[key]
-    parts = ", ".join(f"{k}={render(v)}" for k, v in kwargs.items() if v is not None)
-    return f"{torch}.optim.{_OPTIMIZERS[name]}({student}.parameters(), {parts})"
 
 
 def rewrite_reads(
@@ -260,14 +236,41 @@ def _student_loss(ctx: Ctx, comp: Component, use: Use, d: Distill) -> None:
     ctx.handled.add(id(use.name))
 
 
+def training_of(
+    ctx: Ctx,
+    comp: Component,
+    doc: yaml_map.YamlDoc | None,
+    attrs: Attrs,
+    d: Distill,
+    train: str | None,
+    manager: str | None = None,
+) -> Training:
+    """The train function, or the 1.x built-in distillation loop written out."""
+    student_loss = {"CE": "CrossEntropyLoss", "MSE": "MSELoss"}.get(
+        str((d.loss_types or ["CE"])[0])
+    )
+    return resolve(
+        ctx,
+        comp,
+        doc,
+        attrs,
+        "distillation",
+        manager or comp.name,
+        train,
+        distillation=True,
+        student_loss=student_loss,
+        optimizer=d.optimizer if attrs.has("optimizer") else None,
+    )
+
+
 def plan(ctx: Ctx, comp: Component, fit: Use) -> None:
     doc = ctx.yaml_for(comp)
     attrs = Attrs(ctx, comp, fit.stmt)
     student = attrs.value("student_model", "model")
     t, d = technique(ctx, comp, doc, attrs, student)
     teacher = attrs.value("teacher_model")
-    train = attrs.value("train_func")
-    t.notes += train_section(ctx, comp, doc, "distillation", train)
+    training = training_of(ctx, comp, doc, attrs, d, attrs.value("train_func"))
+    t.notes += training.notes
     rewrite_reads(ctx, comp, attrs, d, ctx.a.scope(fit.stmt), student, teacher)
     result = emit_manager(
         ctx,
@@ -275,9 +278,11 @@ def plan(ctx: Ctx, comp: Component, fit: Use) -> None:
         techniques=[t],
         group=[comp],
         model=student,
-        train=train,
+        train=training.train,
         fit=fit,
-        pre=d.pre or None,
+        pre=[*d.pre, *training.pre] or None,
+        pre_notes=training.pre_notes,
+        steps=training.steps,
     )
     finish_fit(ctx, fit, result, training=True)
     attrs.finish(NO_HOME)

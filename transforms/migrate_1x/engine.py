@@ -33,6 +33,7 @@ from .findings import TODO_PREFIX, Finding, MigrationResult
 from .manager import fit_uses
 from .plan import ANCHOR, Ctx
 from .targets import RUNTIME_REDIRECTS, TARGETS, symbol
+from .yaml_map import dotted, short
 
 PLANNERS = {
     "quantization": quantization.plan,
@@ -211,6 +212,8 @@ def _plan(ctx: Ctx) -> None:
     _report_uncovered_uses(ctx, planned)
     _report_legacy_refs(ctx)
     _report_yaml_leftovers(ctx)
+    if ctx.target == "runtime":
+        _report_imports_without_runtime(ctx)
 
 
 def _members(sched: Component, comps: dict[str, Component]) -> set[str]:
@@ -300,6 +303,33 @@ def _report_legacy_refs(ctx: Ctx) -> None:
         )
 
 
+def _report_imports_without_runtime(ctx: Ctx) -> None:
+    """--target runtime: a 2.x `neural_compressor` import the runtime has no stand-in for
+    keeps the script tied to Intel Neural Compressor (1.x imports go or have their TODO)."""
+    for imp in ctx.a.imports:
+        stmt = ctx.a.statement(imp)
+        if isinstance(imp, cst.ImportFrom):
+            if imp.module is None or isinstance(imp.names, cst.ImportStar):
+                continue
+            module = code_of(imp.module)
+            names = [(module, alias.evaluated_name) for alias in imp.names]
+        else:
+            names = [(alias.evaluated_name, "") for alias in imp.names]
+        for module, name in names:
+            if not (module == "neural_compressor" or module.startswith("neural_compressor.")):
+                continue
+            if _is_legacy(module) or _is_legacy(f"{module}.{name}") or (module, name) in _V1_NAMES:
+                continue
+            if module == "neural_compressor" and not name:
+                continue  # `import neural_compressor`: dropped when unused, else its uses say why
+            if (module, name) not in RUNTIME_REDIRECTS:
+                ctx.note(
+                    stmt,
+                    "TODO",
+                    f"`{module}{'.' + name if name else ''}` has no counterpart in neural_coder.runtime; with --target runtime this import still needs Intel Neural Compressor",
+                )
+
+
 def _has_todo_comment(stmt: cst.BaseStatement) -> bool:
     return any(
         line.comment is not None and line.comment.value.startswith(TODO_PREFIX)
@@ -317,12 +347,10 @@ def _report_yaml_leftovers(ctx: Ctx) -> None:
         for keys, value in doc.unconsumed():
             if keys == ("version",) or keys[:1] == ("model",):
                 continue
-            from .yaml_map import _short, dotted
-
             ctx.note(
                 stmt,
                 "INFO",
-                f"{doc.name}:{doc.line(keys)}: `{dotted(keys)}: {_short(value)}` is not carried over: the 2.x code of {names} has no use for it",
+                f"{doc.name}:{doc.line(keys)}: `{dotted(keys)}: {short(value)}` is not carried over: the 2.x code of {names} has no use for it",
             )
 
 

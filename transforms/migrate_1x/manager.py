@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
+from libcst.metadata import GlobalScope
 
 from . import yaml_map
 from .analysis import Component, Use
@@ -78,11 +79,15 @@ def emit_manager(
     model: str | None,
     train: str | None,
     fit: Use,
-    result: str | None = None,
     pre: list[str] | None = None,
-    post: list[tuple[list[str], list[Note]]] | None = None,
+    steps: str | None = None,
+    pre_notes: list[Note] | None = None,
 ) -> str:
-    """Emit the block before the fit statement; returns the expression for fit()'s value."""
+    """Emit the block before the fit statement; returns the expression for fit()'s value.
+
+    `steps`: the optimizer steps of one epoch as code, when the caller knows them (a
+    written-out 1.x loop); otherwise they are counted from the training loop's dataloader.
+    """
     a = ctx.a
     stmt = fit.stmt
     fit_scope = a.scope(stmt)
@@ -115,6 +120,7 @@ def emit_manager(
                 "TODO",
                 f"`{use.name.value}.on_after_compute_loss()` only changes the loss with distillation; 2.x returns [] here, use your own loss",
             )
+            ctx.handled.add(id(use.name))
             continue
         call = use.node
         assert isinstance(call, cst.Call)
@@ -123,7 +129,11 @@ def emit_manager(
         if inside(ctx, use.stmt, train_fn.defs) or not train_fn.defs:
             called.add(new)
     for use in (
-        u for c in group for u in c.uses if u.kind == "call" and u.attr == "on_post_forward"
+        u
+        for c in group
+        for m in c.family()
+        for u in m.uses
+        if u.kind == "call" and u.attr == "on_post_forward"
     ):
         if isinstance(use.stmt, cst.SimpleStatementLine) and len(use.stmt.body) == 1:
             ctx.note(
@@ -136,12 +146,21 @@ def emit_manager(
 
     lines: list[tuple[list[str], list[Note]]] = []
     if pre:
-        lines.append((pre, []))
-    steps = [t.steps_var for t in techniques if t.steps_var]
+        lines.append((pre, pre_notes or []))
+    steps_vars = [t.steps_var for t in techniques if t.steps_var]
     notes: list[Note] = []
     if "pruning" in has:
         steps_lines, steps_notes, notes = _pruning_hooks(
-            ctx, manager, group, train_fn, manager_scope, called, stmt, steps[0] if steps else None
+            ctx,
+            manager,
+            group,
+            train_fn,
+            manager_scope,
+            called,
+            stmt,
+            steps_vars[0] if steps_vars else None,
+            steps,
+            train,
         )
         if steps_lines:
             lines.append((steps_lines, steps_notes))
@@ -188,11 +207,9 @@ def emit_manager(
     if "on_train_end" not in called:
         block.append(f"{manager}.callbacks.on_train_end()")
     lines.append((block, notes))
-    for extra in post or []:
-        lines.append(extra)
-    generated = [s for chunk, n in lines for s in ctx.gen(chunk, stmt, n)]
+    generated = _spaced([s for chunk, n in lines for s in ctx.gen(chunk, stmt, n)], a.scope(stmt))
     ctx.before(stmt, generated)
-    return result or f"{manager}.model"
+    return f"{manager}.model"
 
 
 def _needs_global(ctx: Ctx, manager: str, group: list[Component], stmt: cst.BaseStatement) -> bool:
@@ -234,6 +251,20 @@ def _is_docstring(stmt: cst.BaseStatement) -> bool:
     )
 
 
+def _spaced(stmts: list[cst.BaseStatement], scope: object) -> list[cst.BaseStatement]:
+    """Blank lines around a generated `def` (two at module level, one inside a function)."""
+    blank = [cst.EmptyLine()] * (2 if isinstance(scope, GlobalScope) else 1)
+    out = list(stmts)
+    for i, stmt in enumerate(stmts):
+        if isinstance(stmt, cst.FunctionDef):
+            out[i] = out[i].with_changes(leading_lines=[*blank, *out[i].leading_lines])
+            if i + 1 < len(out):
+                out[i + 1] = out[i + 1].with_changes(
+                    leading_lines=[*blank, *out[i + 1].leading_lines]
+                )
+    return out
+
+
 def _callbacks(manager: str, hook: str) -> cst.Attribute:
     return cst.Attribute(
         value=cst.Attribute(value=cst.Name(manager), attr=cst.Name("callbacks")),
@@ -270,6 +301,8 @@ def _pruning_hooks(
     called: set[str],
     fit_stmt: cst.BaseStatement,
     steps_var: str | None,
+    given_steps: str | None = None,
+    train: str | None = None,
 ) -> tuple[list[str], list[Note], list[Note]]:
     """2.x pruning advances through on_after_optimizer_step(): add it after each
     optimizer step (and the step hooks 2.x pruning needs when the loop has none).
@@ -286,6 +319,14 @@ def _pruning_hooks(
             (
                 "TODO",
                 f"no `optimizer.step()` found in the training function: call `{manager}.callbacks.on_after_optimizer_step()` after each optimizer step (2.x pruning advances only through it)",
+                line,
+            )
+        )
+    elif not steps and train is not None and train not in ctx.generated:
+        notes.append(
+            (
+                "TODO",
+                f"`{train}` is not a function of this file the tool can follow: make sure its loop calls `{manager}.callbacks.on_after_optimizer_step()` after each optimizer step (2.x pruning advances only through it)",
                 line,
             )
         )
@@ -334,6 +375,8 @@ def _pruning_hooks(
     if steps_var is None:
         return [], [], notes
     steps_notes: list[Note] = []
+    if loader is None and given_steps is not None:
+        return [f"{steps_var} = {given_steps}"], steps_notes, notes
     if loader is not None:
         if accumulation:
             steps_notes.append(

@@ -79,6 +79,7 @@ class Ctx:
         self.yaml_users: dict[Path, list[tuple[str, cst.BaseStatement]]] = {}
         self._anchors = itertools.count(1)
         self._noted: set[tuple[cst.CSTNode, str]] = set()
+        self.generated: set[str] = set()  # functions the migration writes (1.x built-in loops)
         # the 2.x code of a `common.*` call, or None (set by the engine; see common.convert)
         self.common_code: Callable[[cst.Call], str | None] = lambda _call: None
 

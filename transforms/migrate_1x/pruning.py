@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from . import yaml_map
 from .analysis import Component, Use
-from .manager import Note, Technique, emit_manager, yaml_notes
+from .builtin_loop import resolve
+from .manager import Technique, emit_manager, yaml_notes
 from .plan import Attrs, Ctx
 from .quantization import call_args, conf_name, config_line, finish_fit, tuning_lines
 
@@ -31,9 +32,9 @@ V1_KEYWORDS = {
 }
 
 NO_HOME = {
-    "eval_func": "2.x pruning does not evaluate (1.x only logged the score before and after); call eval_func on the pruned model yourself",
-    "eval_dataloader": "2.x pruning does not evaluate (1.x only logged the score)",
-    "train_dataloader": "the 1.x built-in training loop read it; 2.x has none",
+    "eval_func": "INFO: 2.x pruning does not evaluate (1.x only logged the score before and after); call eval_func on the pruned model yourself",
+    "eval_dataloader": "INFO: 2.x pruning does not evaluate (1.x only logged the score)",
+    "train_dataloader": "INFO: only the 1.x built-in training loop read it, and a train function is set",
 }
 
 
@@ -55,40 +56,6 @@ def technique(ctx: Ctx, comp: Component, doc: yaml_map.YamlDoc | None) -> Techni
     )
 
 
-def train_section(
-    ctx: Ctx, comp: Component, doc: yaml_map.YamlDoc | None, section: str, train: str | None
-) -> list[Note]:
-    """`<section>.train` (the 1.x built-in loop): ignored by 1.x when a train_func is given."""
-    if doc is None or not doc.has(section, "train"):
-        return []
-    keys = [
-        k
-        for k in (doc.data[section].get("train") or {})
-        if not (section == "distillation" and k in ("criterion", "optimizer"))
-    ]
-    for k in keys:
-        doc.get(section, "train", k)
-    if not keys:
-        return []
-    where = f"{doc.name}:{doc.line((section, 'train'))}"
-    fields = ", ".join(keys)
-    if train is not None:
-        return [
-            (
-                "INFO",
-                f"{where}: `{section}.train` ({fields}) not carried over: 1.x ignored it because a train function is set",
-                ctx.a.line(comp.stmt),
-            )
-        ]
-    return [
-        (
-            "TODO",
-            f"{where}: `{section}.train` ({fields}) described the 1.x built-in training loop; write that loop (see the TODO below)",
-            ctx.a.line(comp.stmt),
-        )
-    ]
-
-
 def plan(ctx: Ctx, comp: Component, fit: Use) -> None:
     doc = ctx.yaml_for(comp)
     attrs = Attrs(ctx, comp, fit.stmt)
@@ -96,9 +63,19 @@ def plan(ctx: Ctx, comp: Component, fit: Use) -> None:
     t = technique(ctx, comp, doc)
     model = given.get("model") or attrs.value("model")
     train = given.get("train_func") or attrs.value("train_func", "pruning_func")
-    t.notes += train_section(ctx, comp, doc, "pruning", train)
+    training = resolve(ctx, comp, doc, attrs, "pruning", comp.name, train)
+    t.notes += training.notes
     result = emit_manager(
-        ctx, manager=comp.name, techniques=[t], group=[comp], model=model, train=train, fit=fit
+        ctx,
+        manager=comp.name,
+        techniques=[t],
+        group=[comp],
+        model=model,
+        train=training.train,
+        fit=fit,
+        pre=training.pre or None,
+        pre_notes=training.pre_notes,
+        steps=training.steps,
     )
     finish_fit(ctx, fit, result, training=True)
     attrs.finish(NO_HOME)

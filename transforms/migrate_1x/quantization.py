@@ -20,6 +20,7 @@ import libcst as cst
 
 from . import yaml_map
 from .analysis import Component, Use
+from .builtin_loop import resolve
 from .codegen import Call, code_of, render
 from .manager import Note, Technique, emit_manager, yaml_notes
 from .plan import Attrs, Ctx, unwrap_model
@@ -60,23 +61,23 @@ def tuning_lines(ctx: Ctx, tune: yaml_map.Tuning) -> list[str]:
 def config_line(
     ctx: Ctx, var: str, cls: str, kwargs: dict[str, object], args: list[object] | None = None
 ) -> str:
-    return f"{var} = {render(_localize(ctx, Call(cls, kwargs, args or [])))}"
+    return f"{var} = {render(localize(ctx, Call(cls, kwargs, args or [])))}"
 
 
-def _localize(ctx: Ctx, value: object) -> object:
+def localize(ctx: Ctx, value: object) -> object:
     """Replace 2.x symbol names by their local (imported) names."""
     if isinstance(value, Call):
         func = ctx.sym(value.func) if value.symbol else value.func
         return Call(
             func,
-            {k: _localize(ctx, v) for k, v in value.kwargs.items()},
-            [_localize(ctx, a) for a in value.args],
+            {k: localize(ctx, v) for k, v in value.kwargs.items()},
+            [localize(ctx, a) for a in value.args],
             symbol=False,
         )
     if isinstance(value, list):
-        return [_localize(ctx, v) for v in value]
+        return [localize(ctx, v) for v in value]
     if isinstance(value, dict):
-        return {k: _localize(ctx, v) for k, v in value.items()}
+        return {k: localize(ctx, v) for k, v in value.items()}
     return value
 
 
@@ -86,6 +87,7 @@ def conf_name(ctx: Ctx, comp: Component) -> str:
 
 _NOT_QAT = {
     "calib_dataloader": "INFO: QAT does not calibrate (no effect in 1.x either)",
+    "train_dataloader": "INFO: only the 1.x built-in training loop read it, and q_func is set",
     "eval_dataloader": "the 2.x prepare_compression block trains once and does not evaluate",
     "metric": "the 2.x prepare_compression block trains once and does not evaluate",
     "postprocess": "2.x has no postprocess; apply it inside eval_func",
@@ -137,25 +139,19 @@ def _plan_qat(
     technique = qat_technique(ctx, comp, doc, attrs)
     model = given.get("model") or attrs.value("model")
     train = given.get("q_func") or attrs.value("q_func", "train_func", "calib_func")
-    if train is not None and doc is not None and doc.has("quantization", "train"):
-        doc.get("quantization", "train")
-        technique.notes.append(
-            (
-                "INFO",
-                f"{doc.name}:{doc.line(('quantization', 'train'))}: `quantization.train` not carried over: 1.x ignored it because q_func trains the model",
-                ctx.a.line(comp.stmt),
-            )
-        )
-    elif doc is not None:
-        doc.get("quantization", "train")
+    training = resolve(ctx, comp, doc, attrs, "quantization", comp.name, train)
+    technique.notes += training.notes
     result = emit_manager(
         ctx,
         manager=comp.name,
         techniques=[technique],
         group=[comp],
         model=model,
-        train=train,
+        train=training.train,
         fit=fit,
+        pre=training.pre or None,
+        pre_notes=training.pre_notes,
+        steps=training.steps,
     )
     _finish_fit(ctx, fit, result, training=True)
     attrs.finish(_NOT_QAT)

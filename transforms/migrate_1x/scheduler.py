@@ -23,6 +23,7 @@ import libcst as cst
 
 from . import distillation, pruning, quantization, yaml_map
 from .analysis import Component, Use
+from .builtin_loop import Training, resolve
 from .codegen import code_of
 from .manager import Note, Technique, emit_manager, fit_uses
 from .plan import Attrs, Ctx
@@ -140,13 +141,16 @@ def _is_qat(ctx: Ctx, comp: Component) -> bool:
     return (yaml_map.quant_approach(doc) if doc is not None else "static") == "qat"
 
 
+SECTIONS = {"pruning": "pruning", "qat": "quantization", "distillation": "distillation"}
+
+
 def _techniques(
     ctx: Ctx, member: Component, student: str | None, fit_scope: object
-) -> tuple[Technique, list[str], Attrs] | None:
+) -> tuple[Technique, list[str], Attrs, distillation.Distill | None] | None:
     doc = ctx.yaml_for(member)
     attrs = Attrs(ctx, member, None)
     if member.kind == "pruning":
-        return pruning.technique(ctx, member, doc), [], attrs
+        return pruning.technique(ctx, member, doc), [], attrs, None
     if member.kind == "quantization":
         approach = yaml_map.quant_approach(doc) if doc is not None else "static"
         if approach != "qat":
@@ -156,14 +160,14 @@ def _techniques(
                 f"`{member.name}` is post-training quantization ({approach}) inside a one-shot combination; 1.x combined quantization-aware training only. Left as it is",
             )
             return None
-        return quantization.qat_technique(ctx, member, doc, attrs), [], attrs
+        return quantization.qat_technique(ctx, member, doc, attrs), [], attrs, None
     if member.kind == "distillation":
         student = student or attrs.value("student_model", "model")
         t, d = distillation.technique(ctx, member, doc, attrs, student)
         distillation.rewrite_reads(
             ctx, member, attrs, d, fit_scope, student, attrs.value("teacher_model")
         )
-        return t, d.pre, attrs
+        return t, d.pre, attrs, d
     ctx.note(
         member.stmt,
         "TODO",
@@ -194,15 +198,32 @@ def _combination(
     pre = [line for b in built if b is not None for line in b[1]]
     model = model or _member_value(member_attrs, "model", "student_model")
     train = train or _member_value(member_attrs, "train_func", "q_func", "pruning_func")
-    for t in techniques:
-        if t.kind == "pruning":
-            section = "pruning"
-        elif t.kind == "qat":
-            section = "quantization"
-        else:
-            section = "distillation"
-        t.notes += pruning.train_section(ctx, t.comp, ctx.yaml_for(t.comp), section, train)
+    loader = (own.value("train_dataloader") if own is not None else None) or _member_value(
+        member_attrs, "train_dataloader"
+    )
     manager = combo.comp.name if combo.comp is not None else ctx.names.fresh("compression_manager")
+    # one loop for the combination: the first member whose yaml describes one (1.x synced them)
+    distill = next((b[3] for b in built if b is not None and b[3] is not None), None)
+    found: Training | None = None
+    for t, attrs in zip(techniques, member_attrs):
+        student_loss = {"CE": "CrossEntropyLoss", "MSE": "MSELoss"}.get(
+            str(((distill.loss_types if distill else None) or ["CE"])[0])
+        )
+        resolved = resolve(
+            ctx,
+            t.comp,
+            ctx.yaml_for(t.comp),
+            attrs,
+            SECTIONS[t.kind],
+            manager,
+            train or (found.train if found else None),
+            distillation=distill is not None,
+            student_loss=student_loss,
+            loader=loader,
+        )
+        t.notes += resolved.notes
+        if found is None and resolved.train is not None:
+            found = resolved
     group = ([combo.comp] if combo.comp is not None else []) + combo.members
     result = emit_manager(
         ctx,
@@ -210,9 +231,11 @@ def _combination(
         techniques=techniques,
         group=group,
         model=model,
-        train=train,
+        train=found.train if found else None,
         fit=fit,
-        pre=pre or None,
+        pre=[*pre, *(found.pre if found else [])] or None,
+        pre_notes=found.pre_notes if found else None,
+        steps=(found.steps if found else None) or (f"len({loader})" if loader else None),
     )
     for attrs in member_attrs:
         attrs.finish(pruning.NO_HOME)
@@ -271,17 +294,22 @@ def _single(
             pre = d.pre
             section = "distillation"
         own_train = attrs.value("train_func", "q_func", "pruning_func")
-        train = train or own_train
-        t.notes += pruning.train_section(ctx, comp, doc, section, train)
+        if comp.kind == "distillation":
+            training = distillation.training_of(ctx, comp, doc, attrs, d, train or own_train)
+        else:
+            training = resolve(ctx, comp, doc, attrs, section, comp.name, train or own_train)
+        t.notes += training.notes
         result = emit_manager(
             ctx,
             manager=comp.name,
             techniques=[t],
             group=[comp],
             model=model,
-            train=train,
+            train=training.train,
             fit=fit,
-            pre=pre or None,
+            pre=[*pre, *training.pre] or None,
+            pre_notes=training.pre_notes,
+            steps=training.steps,
         )
         attrs.finish(pruning.NO_HOME)
         # the next step takes the framework model (what 1.x handed on was the same module)

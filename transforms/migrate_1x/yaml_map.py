@@ -796,11 +796,11 @@ class Notes(list[Note]):
         rule = rule_for(keys)
         why = rule.note if rule and rule.note else "no 2.x equivalent"
         self.todo(
-            keys, f"`{dotted(keys)}: {_short(value)}` has no 2.x home ({why}); not carried over"
+            keys, f"`{dotted(keys)}: {short(value)}` has no 2.x home ({why}); not carried over"
         )
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= 60 else text[:57] + "..."
 

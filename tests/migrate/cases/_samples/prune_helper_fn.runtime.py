@@ -55,7 +55,6 @@ def sparsity(m):
     return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
 
-# TODO(neural-coder): `prune.eval_func = sparsity`: 2.x pruning does not evaluate (1.x only logged the score before and after); call eval_func on the pruned model yourself; removed
 prune_conf = WeightPruningConfig(
     pruning_configs=[
         {"pruning_type": "snip_momentum", "pattern": "4x1", "op_names": ["fc1"]},

@@ -1,0 +1,530 @@
+"""Pruners (spec 3.1-3.3, 3.7): one per processed config dict, over the layers it selected.
+
+A pruner keys everything by layer name (the module's name in the wrapper's
+current model) and holds the weight `Parameter` of each layer, never the module,
+so a model replacement (QAT preparation) only needs `rebind`.
+
+* `BasicPruner` (`<criterion>`): on a pruning step, new masks from the criterion's
+  scores, the pattern and the schedule; weights multiplied by the masks at once
+  and again after every optimizer step.
+* `PatternLockPruner` (`pattern_lock`): at its one step, the masks become the
+  weights' existing zeros (collapsed to the pattern) and stay.
+* `ProgressivePruner` (`<criterion>_progressive`): between two pruning steps, the
+  newly pruned weights are zeroed in `progressive_steps` slices (lowest scores
+  first, ranked across layers).
+* Group-lasso regularization (`reg_type="group_lasso"`, NxM patterns) on any of them.
+
+Per-step work outside pruning steps is the mask multiply only (done by the
+compressor for all pruners at once); masks are weight-shaped tensors in the
+weight's dtype, kept only for layers that have pruned elements.
+
+Where this differs from INC on purpose:
+
+* Exactly `floor(ratio * units)` units are pruned (no tie over-pruning) and a
+  pruned unit stays pruned (masks only grow); see `patterns.py`.
+* A pruning step that needs gradient scores before any backward ran (a gradient
+  criterion at step 0, e.g. one-shot `start_step == end_step == 0`, which INC
+  rejects or prunes on zero scores) is postponed to the first step that has
+  them, with a warning.
+* Progressive pruning: the last pruning step applies its full masks (INC
+  interpolates it over steps after `end_step`, which never run, so the target
+  was never reached); with `pruning_frequency < progressive_steps` the slices
+  are one step apart (INC used `progressive_steps` as the interval, so no
+  intermediate slice ever ran).
+* Group lasso shrinks each block by the proximal step of `reg_coeff * ||W_b||_2`:
+  `W_b <- W_b * max(0, 1 - reg_coeff / ||W_b||_2)`. INC scales by
+  `reg_coeff / ||grad_b||_2`, which explodes (and flips signs) for blocks whose
+  gradient is near zero; 1.x used the weight norm, as here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .criteria import Criterion, get_criterion
+from .patterns import (
+    Pattern,
+    PatternNInM,
+    PatternNxM,
+    from_2d,
+    get_pattern,
+    lowest_k,
+    select_global,
+    select_local,
+    to_2d,
+)
+from .schedules import Schedule
+
+__all__ = ["BasicPruner", "PatternLockPruner", "ProgressivePruner", "get_pruner"]
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_TYPES = {
+    "snip_momentum_block": "block-mask pruning (learnable block_mask parameters)",
+    "retrain_free": "retrain-free pruning (learnable block_mask parameters)",
+}
+
+
+class BasicPruner:
+    """`BasicPruner` of INC: criterion + pattern + schedule over some layers."""
+
+    kind = "basic"
+
+    def __init__(self, info: Mapping[str, Any], params: Mapping[str, nn.Parameter], index: int = 0):
+        self.info = dict(info)
+        self.index = index
+        ptype = str(info["pruning_type"])
+        self.pattern: Pattern = get_pattern(info["pattern"], info.get("criterion_reduce_type", "mean"))
+        self.criterion: Criterion | None = self._make_criterion(ptype)
+        self.target = float(info["target_sparsity"])
+        max_ratio = float(info["max_sparsity_ratio_per_op"])
+        if isinstance(self.pattern, PatternNInM):
+            max_ratio = min(max_ratio, self.pattern.density)
+        self.max_ratio = max_ratio
+        self.min_ratio = float(info["min_sparsity_ratio_per_op"])
+        self.is_global = info["pruning_scope"] == "global"
+        self.schedule = Schedule(
+            int(info["start_step"]),
+            int(info["end_step"]),
+            int(info["pruning_frequency"]),
+            self.target,
+            max_ratio,
+            str(info["sparsity_decay_type"]),
+        )
+        self.params: dict[str, nn.Parameter] = {}
+        self.invalid: dict[str, str] = {}
+        for name, p in params.items():
+            reason = (
+                f"its weight has {p.dim()} dimension(s)"
+                if p.dim() < 2
+                else self.pattern.invalid_reason(p.shape)
+            )
+            if reason is None:
+                self.params[name] = p
+            else:
+                self.invalid[name] = reason
+                log.warning(
+                    "pruner %d: layer %s is not pruned: %s (pattern %s)",
+                    index,
+                    name,
+                    reason,
+                    self.pattern.name,
+                )
+        self.shapes = {name: tuple(p.shape) for name, p in self.params.items()}
+        self.units = {name: self.pattern.units(shape) for name, shape in self.shapes.items()}
+        #: weight-shaped keep masks in the weight's dtype; only layers with pruned elements
+        self.masks: dict[str, torch.Tensor] = {}
+        #: layers whose weight is no longer in the model (after a replacement)
+        self.detached: set[str] = set()
+        self.count = self.schedule.first_count
+        self.init_sparsity = 0.0
+        self.current_sparsity = 0.0
+        self.deferred = False
+        self.finished = False
+        self.locked = False
+        #: (step, scheduled sparsity, reached pattern sparsity) for every pruning step
+        self.history: list[tuple[int, float, float]] = []
+        self._step = -1
+        self.reg_coeff = float(info.get("reg_coeff") or 0.0)
+        self.use_reg = info.get("reg_type") == "group_lasso" and self.reg_coeff > 0
+        if self.use_reg and not isinstance(self.pattern, PatternNxM):
+            raise ValueError("group_lasso regularization needs an NxM pattern")
+
+    # -- construction helpers -----------------------------------------------------------
+    def _make_criterion(self, ptype: str) -> Criterion | None:
+        name = ptype[: -len("_progressive")] if ptype.endswith("_progressive") else ptype
+        return get_criterion(name)
+
+    @property
+    def label(self) -> str:
+        return f"pruner {self.index} ({self.info['pruning_type']}, {self.pattern.name})"
+
+    # -- masks --------------------------------------------------------------------------
+    def keep2d(self, name: str) -> torch.Tensor:
+        mask = self.masks.get(name)
+        if mask is None:
+            p = self.params[name]
+            return torch.ones(
+                to_2d(p.detach()).shape, dtype=torch.bool, device=p.device
+            )
+        return to_2d(mask != 0)
+
+    def _store(self, name: str, keep2d: torch.Tensor) -> None:
+        if bool(keep2d.all()):
+            self.masks.pop(name, None)
+            return
+        p = self.params[name]
+        mask = from_2d(keep2d, self.shapes[name]).to(device=p.device, dtype=p.dtype)
+        self.masks[name] = mask.contiguous()
+
+    def active_masks(self) -> dict[str, torch.Tensor]:
+        """The masks the weights are multiplied by after every optimizer step."""
+        return self.masks
+
+    def apply_masks(self) -> None:
+        with torch.no_grad():
+            for name, mask in self.active_masks().items():
+                if name not in self.detached:
+                    self.params[name].mul_(mask)
+
+    def sync_devices(self) -> None:
+        """Move masks to their weight's device and dtype (after `model.to(...)`)."""
+        for store in {id(s): s for s in (self.masks, self.active_masks())}.values():
+            for name, mask in list(store.items()):
+                p = self.params[name]
+                if mask.device != p.device or mask.dtype != p.dtype:
+                    store[name] = mask.to(device=p.device, dtype=p.dtype)
+
+    def pruned_units(self) -> tuple[int, int]:
+        """(pruned units, all units) over the valid layers, from the masks."""
+        pruned = total = 0
+        for name in self.params:
+            total += self.units[name]
+            if name in self.masks:
+                pruned += int(self.pattern.pruned_units(self.keep2d(name)).sum())
+        return pruned, total
+
+    def pattern_sparsity(self) -> float:
+        """INC's block-wise sparsity: pruned units / units, times N/M for N:M."""
+        pruned, total = self.pruned_units()
+        return pruned / total * self.pattern.density if total else 0.0
+
+    def layer_pattern_sparsity(self, name: str) -> float:
+        if name not in self.masks:
+            return 0.0
+        pruned = int(self.pattern.pruned_units(self.keep2d(name)).sum())
+        return pruned / self.units[name] * self.pattern.density
+
+    def granularity(self) -> float:
+        """How far one unit moves the pattern sparsity (what 'reached' tolerates)."""
+        if not self.units:
+            return 0.0
+        if self.is_global:
+            return self.pattern.density / sum(self.units.values())
+        return self.pattern.density / min(self.units.values())
+
+    def lock_masks(self) -> None:
+        """Masks from the weights' existing zeros, collapsed to the pattern."""
+        for name, p in self.params.items():
+            keep = self.pattern.lock(to_2d(p.detach()))
+            if name in self.masks:
+                keep = keep & self.keep2d(name)
+            self._store(name, keep)
+        self.current_sparsity = self.pattern_sparsity()
+
+    # -- schedule -------------------------------------------------------------------------
+    def is_pruning_step(self, step: int) -> bool:
+        return self.schedule.is_pruning_step(step)
+
+    def needs_grad_update(self, step: int) -> bool:
+        """Whether `on_before_optimizer_step` at `step` must read gradients."""
+        crit = self.criterion
+        if crit is None or not crit.needs_grad or self.finished:
+            return False
+        if self.deferred:
+            return True
+        if crit.accumulates:
+            return step < self.schedule.last_step
+        return self.is_pruning_step(step + 1)
+
+    def needs_regularization(self, step: int) -> bool:
+        return self.use_reg and self.schedule.start <= step <= self.schedule.end
+
+    def done(self, step: int) -> bool:
+        """Nothing is left to do at `step` or later except re-applying the masks."""
+        return self.finished and not self.needs_regularization(step)
+
+    # -- hooks ------------------------------------------------------------------------------
+    def on_train_begin(self) -> bool:
+        if self.info.get("resume_from_pruned_checkpoint") and not self.locked:
+            self.lock_masks()
+            self.init_sparsity = self.current_sparsity
+            self.locked = True
+            return True
+        return False
+
+    def on_step_begin(self, step: int) -> bool:
+        """Update the masks if `step` is a pruning step; True when they changed."""
+        changed = False
+        if step == self.schedule.start and self.info.get("lock_init_sparsity") and not self.locked:
+            self.lock_masks()
+            self.init_sparsity = self.current_sparsity
+            self.locked = True
+            changed = True
+        if self.finished or not (self.deferred or self.is_pruning_step(step)):
+            return changed
+        return self._prune(step) or changed
+
+    def _prune(self, step: int) -> bool:
+        if not self.params:
+            self._advance(step, self.schedule.sparsity(self.count, self.init_sparsity))
+            return False
+        if self.current_sparsity > self.target:
+            self.finished = True
+            return False
+        goal = self.schedule.sparsity(self.count, self.init_sparsity)
+        if goal <= self.current_sparsity + 1e-12:
+            self._advance(step, goal)
+            return False
+        crit = self.criterion
+        assert crit is not None
+        if not crit.ready(list(self.params)):
+            if not self.deferred:
+                log.warning(
+                    "%s: step %d has no gradient scores yet (no backward ran before it); "
+                    "pruning is postponed to the first step that has them",
+                    self.label,
+                    step,
+                )
+            self.deferred = True
+            return False
+        self._step = step
+        self._update_masks(goal)
+        self._advance(step, goal)
+        return True
+
+    def _advance(self, step: int, goal: float) -> None:
+        self.history.append((step, goal, self.current_sparsity))
+        self.count += 1
+        self.deferred = False
+        if step >= self.schedule.last_step:
+            self.finished = True
+            if self.criterion is not None:
+                self.criterion.forget()
+
+    def _new_keeps(self, goal: float) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(new 2-D keep masks, 2-D element scores) for a pattern sparsity of `goal`."""
+        crit = self.criterion
+        assert crit is not None
+        density = self.pattern.density
+        scores: dict[str, torch.Tensor] = {}
+        aux: dict[str, Any] = {}
+        keeps: dict[str, torch.Tensor] = {}
+        elem: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for name, p in self.params.items():
+                keeps[name] = self.keep2d(name)
+                score = crit.score(name, p)
+                if score is None:  # a layer that never received a gradient
+                    score = torch.zeros_like(p)
+                elem[name] = to_2d(score)
+                scores[name], aux[name] = self.pattern.unit_scores(elem[name], keeps[name])
+            if self.is_global:
+                chosen = select_global(
+                    scores, goal / density, self.min_ratio / density, self.max_ratio / density
+                )
+            else:
+                chosen = select_local(scores, goal / density, self.max_ratio / density)
+            new = {
+                name: self.pattern.apply(chosen[name], aux[name], keeps[name]) for name in self.params
+            }
+        return new, elem
+
+    def _update_masks(self, goal: float) -> None:
+        new, _ = self._new_keeps(goal)
+        for name, keep in new.items():
+            self._store(name, keep)
+        self.current_sparsity = self.pattern_sparsity()
+        self.apply_masks()
+        log.info(
+            "%s: sparsity %.4f (scheduled %.4f) over %d layer(s)",
+            self.label,
+            self.current_sparsity,
+            goal,
+            len(self.params),
+        )
+
+    def on_before_optimizer_step(self, step: int) -> None:
+        if self.needs_grad_update(step):
+            assert self.criterion is not None
+            live = {n: p for n, p in self.params.items() if n not in self.detached}
+            self.criterion.update(live)
+
+    def regularize(self, step: int) -> None:
+        """Group lasso (proximal step on each block's L2 norm), inside [start, end]."""
+        if not self.needs_regularization(step):
+            return
+        pattern = self.pattern
+        assert isinstance(pattern, PatternNxM)
+        with torch.no_grad():
+            for name, p in self.params.items():
+                if name in self.detached:
+                    continue
+                w2 = to_2d(p.detach()).float()
+                blocks = pattern._blocks(w2)
+                norm = blocks.pow(2).sum(dim=(1, 3)).sqrt()
+                factor = (1.0 - self.reg_coeff / norm.clamp_min(1e-12)).clamp_min(0.0)
+                rows, cols = w2.shape
+                bn, bm = pattern.block(w2.shape)
+                r, c = rows // bn, cols // bm
+                full = factor.view(r, 1, c, 1).expand(r, bn, c, bm).reshape(rows, cols)
+                p.mul_(from_2d(full, self.shapes[name]).to(p.dtype))
+
+    # -- model replacement ------------------------------------------------------------------
+    def rebind(self, resolve: Mapping[str, tuple[str, nn.Parameter] | None]) -> None:
+        """`resolve[name]` is the (possibly renamed) layer and its weight in the new model,
+        or None when the weight left the model."""
+        renamed: dict[str, str] = {}
+        for name in list(self.params):
+            found = resolve.get(name)
+            if found is None:
+                self.detached.add(name)
+                continue
+            new_name, param = found
+            self.detached.discard(name)
+            if new_name != name:
+                renamed[name] = new_name
+            if param is not self.params[name]:
+                if tuple(param.shape) != self.shapes[name]:
+                    self.detached.add(name)
+                    continue
+                self.params[name] = param
+        for old, new in renamed.items():
+            for store in (self.params, self.masks, self.shapes, self.units):
+                if old in store:
+                    store[new] = store.pop(old)  # type: ignore[attr-defined]
+            if old in self.detached:
+                self.detached.discard(old)
+                self.detached.add(new)
+            if self.criterion is not None:
+                for table in (self.criterion.scores, getattr(self.criterion, "_scratch", {})):
+                    if old in table:
+                        table[new] = table.pop(old)
+        self.sync_devices()
+
+
+class PatternLockPruner(BasicPruner):
+    """`pattern_lock`: the existing zeros become the masks at the (single) step and stay."""
+
+    kind = "pattern_lock"
+
+    def _make_criterion(self, ptype: str) -> Criterion | None:
+        return None
+
+    def on_step_begin(self, step: int) -> bool:
+        if self.locked or step != self.schedule.start:
+            return False
+        self.lock_masks()
+        self.locked = True
+        self.finished = True
+        self.history.append((step, self.current_sparsity, self.current_sparsity))
+        log.info("%s: locked the existing sparsity %.4f", self.label, self.current_sparsity)
+        return True
+
+
+class ProgressivePruner(BasicPruner):
+    """`<criterion>_progressive`: each pruning step's new zeros arrive in slices (spec 3.7)."""
+
+    kind = "progressive"
+    progressive_steps = 4
+
+    def __init__(self, info: Mapping[str, Any], params: Mapping[str, nn.Parameter], index: int = 0):
+        super().__init__(info, params, index)
+        freq = self.schedule.frequency
+        steps = min(self.progressive_steps, freq)
+        self.slices = steps
+        self.interval = max(freq // steps, 1)
+        span = self.schedule.end - self.schedule.start
+        self.progressive = steps > 1 and span > self.progressive_steps
+        if not self.progressive:
+            log.info("%s: the schedule is too short for progressive pruning; pruning basically", self.label)
+        self._applied: dict[str, torch.Tensor] | None = None
+        self._pre: dict[str, torch.Tensor] = {}
+        self._new_scores: dict[str, torch.Tensor] = {}
+        self._structural_step = -1
+
+    def active_masks(self) -> dict[str, torch.Tensor]:
+        return self.masks if self._applied is None else self._applied
+
+    def on_step_begin(self, step: int) -> bool:
+        if not self.progressive:
+            return super().on_step_begin(step)
+        changed = super().on_step_begin(step)
+        if changed or self._applied is None or self.is_pruning_step(step):
+            return changed
+        offset = step - self._structural_step
+        if offset <= 0 or offset % self.interval:
+            return False
+        idx = offset // self.interval
+        if idx >= self.slices - 1:
+            self._applied = None  # the full masks
+        else:
+            self._interpolate(idx + 1)
+        self.apply_masks()
+        return True
+
+    def _update_masks(self, goal: float) -> None:
+        if not self.progressive:
+            super()._update_masks(goal)
+            return
+        pre = {name: self.keep2d(name) for name in self.params}
+        new, elem = self._new_keeps(goal)
+        for name, keep in new.items():
+            self._store(name, keep)
+        self.current_sparsity = self.pattern_sparsity()
+        step = self._step
+        last = self.count >= self.schedule.total_count or step >= self.schedule.last_step
+        if last:
+            self._applied = None
+        else:
+            self._pre = pre
+            self._new_scores = {
+                name: elem[name].float().masked_fill(~(pre[name] & ~new[name]), math.inf)
+                for name in self.params
+            }
+            self._structural_step = step
+            self._interpolate(1)
+        self.apply_masks()
+        log.info(
+            "%s: sparsity %.4f (scheduled %.4f), applied progressively",
+            self.label,
+            self.current_sparsity,
+            goal,
+        )
+
+    def _interpolate(self, idx: int) -> None:
+        """Apply `idx / slices` of the newly pruned elements (lowest scores, across layers)."""
+        names = list(self.params)
+        new_counts = {n: int((self._new_scores[n] != math.inf).sum()) for n in names}
+        total_new = sum(new_counts.values())
+        k = total_new * idx // self.slices
+        flat = torch.cat([self._new_scores[n].flatten() for n in names]) if names else None
+        applied: dict[str, torch.Tensor] = {}
+        chosen = lowest_k(flat, k) if flat is not None else None
+        offset = 0
+        for n in names:
+            size = self._new_scores[n].numel()
+            part = chosen[offset : offset + size].view(self._new_scores[n].shape)  # type: ignore[index]
+            offset += size
+            keep = self._pre[n] & ~part
+            if not bool(keep.all()):
+                p = self.params[n]
+                applied[n] = from_2d(keep, self.shapes[n]).to(device=p.device, dtype=p.dtype).contiguous()
+        self._applied = applied
+
+
+def get_pruner(
+    info: Mapping[str, Any], params: Mapping[str, nn.Parameter], index: int = 0
+) -> BasicPruner:
+    """The pruner for one processed config dict (spec 3.1)."""
+    ptype = str(info["pruning_type"])
+    if "mha" in str(info["pattern"]):
+        raise ValueError("the 'mha' pattern (attention head pruning) is not supported by this runtime")
+    base = ptype[: -len("_progressive")] if ptype.endswith("_progressive") else ptype
+    if base in _UNSUPPORTED_TYPES:
+        raise ValueError(
+            f"pruning_type {ptype!r} ({_UNSUPPORTED_TYPES[base]}) is not supported by this "
+            "runtime; use magnitude, gradient, snip or snip_momentum (optionally _progressive) "
+            "or pattern_lock"
+        )
+    if ptype == "pattern_lock":
+        return PatternLockPruner(info, params, index)
+    if ptype.endswith("_progressive"):
+        return ProgressivePruner(info, params, index)
+    return BasicPruner(info, params, index)

@@ -1,0 +1,253 @@
+"""Post-training quantization: fp32 vs int8 static vs int8 dynamic, and `fit` vs the bare backend.
+
+Not collected by pytest. Run: .venv/bin/python tests/bench/bench_ptq.py [--quick]
+
+Models: a small CNN (conv-bn-relu blocks + linear head, 3x32x32 input) and a
+small BERT built from a config (no download). For each, one table:
+
+* latency ratio (median batch time / fp32's) and model size ratio (serialized
+  state dict / fp32's) of the int8 static and int8 dynamic models from
+  `quantization.fit`;
+* `fit` against calling the torch backend directly: the time `fit` takes to
+  quantize (no evaluation) over the time of the bare calls (torch.ao
+  `prepare_fx` / calibrate / `convert_fx` and `quantize_dynamic` for the CNN;
+  for BERT, which FX cannot trace, the runtime's own backend
+  `get_backend().quantize_static` is the bare call for static), and the
+  inference latency of `fit`'s model (through its `Model` wrapper) over the bare
+  int8 model's. The goal is <= 1.03 for both.
+
+One thread; every ratio is measured side by side in alternating blocks in one
+process, so machine noise hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from neural_coder.runtime import quantization
+from neural_coder.runtime.config import PostTrainingQuantConfig
+from neural_coder.runtime.quant import QuantSpec, get_backend
+from neural_coder.runtime.summary import state_dict_size
+
+QUICK = "--quick" in sys.argv
+torch.manual_seed(0)
+torch.set_num_threads(1)
+# quiet: a handler of our own keeps the runtime from installing its INFO stderr handler
+logging.getLogger("neural_coder.runtime").addHandler(logging.NullHandler())
+logging.getLogger("neural_coder.runtime").setLevel(logging.WARNING)
+BLOCKS = 5 if QUICK else 11
+CALIB_BATCHES = 4
+
+
+# -- models ----------------------------------------------------------------------------
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.features = nn.Sequential(
+            *block(3, 32),
+            *block(32, 32),
+            nn.MaxPool2d(2),
+            *block(32, 64),
+            *block(64, 64),
+            nn.MaxPool2d(2),
+            *block(64, 128),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def cnn() -> tuple[nn.Module, list[torch.Tensor]]:
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    g = torch.Generator().manual_seed(1)
+    return model, [torch.randn(16, 3, 32, 32, generator=g) for _ in range(CALIB_BATCHES)]
+
+
+def bert() -> tuple[nn.Module, list[dict[str, torch.Tensor]]]:
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=1000,
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=512,
+        num_labels=2,
+    )
+    model = transformers.BertForSequenceClassification(config).eval()
+    g = torch.Generator().manual_seed(1)
+    batches = []
+    for _ in range(CALIB_BATCHES):
+        ids = torch.randint(1, 1000, (8, 64), generator=g)
+        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    return model, batches
+
+
+def run(model: Callable[..., Any], batch: Any) -> Any:
+    return model(**batch) if isinstance(batch, dict) else model(batch)
+
+
+# -- timing --------------------------------------------------------------------------------
+def alternate(fns: dict[str, Callable[[], Any]], blocks: int, reps: int) -> dict[str, float]:
+    """Median over blocks of the mean time of `reps` calls; the functions take turns."""
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    with torch.no_grad():
+        for fn in fns.values():  # warm-up
+            fn()
+            fn()
+        for block in range(blocks):
+            order = list(fns.items())
+            if block % 2:
+                order.reverse()
+            for key, fn in order:
+                start = time.perf_counter()
+                for _ in range(reps):
+                    fn()
+                samples[key].append((time.perf_counter() - start) / reps)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+# -- bare backends ------------------------------------------------------------------------------
+def bare_static_fx(model: nn.Module, batches: list[Any]) -> nn.Module:
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = "x86"
+    work = copy.deepcopy(model).eval()
+    prepared = prepare_fx(work, get_default_qconfig_mapping("x86"), (batches[0],))
+    with torch.no_grad():
+        for batch in batches:
+            run(prepared, batch)
+    return convert_fx(prepared)
+
+
+def bare_static_backend(model: nn.Module, batches: list[Any]) -> nn.Module:
+    def calibrate(prepared: nn.Module) -> None:
+        for batch in batches:
+            run(prepared, batch)
+
+    return get_backend().quantize_static(model, QuantSpec(approach="static"), calibrate)
+
+
+def backend_dynamic(model: nn.Module, batches: list[Any]) -> nn.Module:
+    return get_backend().quantize_dynamic(model, QuantSpec(approach="dynamic"))
+
+
+def bare_dynamic(model: nn.Module, batches: list[Any]) -> nn.Module:
+    from torch.ao.quantization import quantize_dynamic
+
+    torch.backends.quantized.engine = "x86"
+    return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def fit_static(model: nn.Module, batches: list[Any]) -> nn.Module:
+    loader = DataLoader(batches, batch_size=None)  # each item is already a batch
+    size = CALIB_BATCHES * (
+        len(batches[0]["input_ids"]) if isinstance(batches[0], dict) else len(batches[0])
+    )
+    conf = PostTrainingQuantConfig(approach="static", calibration_sampling_size=size)
+    return quantization.fit(model, conf, calib_dataloader=_Sized(loader, size // CALIB_BATCHES))
+
+
+def fit_dynamic(model: nn.Module, batches: list[Any]) -> nn.Module:
+    return quantization.fit(model, PostTrainingQuantConfig(approach="dynamic"))
+
+
+class _Sized:
+    """A loader of ready batches with the batch size `fit` computes calibration from."""
+
+    def __init__(self, loader: DataLoader, batch_size: int) -> None:
+        self.loader = loader
+        self.batch_size = batch_size
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.loader)
+
+
+# -- report --------------------------------------------------------------------------------
+def bench(
+    name: str, make: Callable[[], tuple[nn.Module, list[Any]]], bare_static: Callable
+) -> None:
+    model, batches = make()
+    x = batches[0]
+    static = fit_static(model, batches)
+    dynamic = fit_dynamic(model, batches)
+    assert static is not None and dynamic is not None
+    bare_s = bare_static(model, batches)
+    bare_d = bare_dynamic(model, batches)
+
+    reps = 5 if name == "bert" else 10
+    latency = alternate(
+        {
+            "fp32": lambda: run(model, x),
+            "static": lambda: run(static, x),
+            "bare static": lambda: run(bare_s, x),
+            "dynamic": lambda: run(dynamic, x),
+            "bare dynamic": lambda: run(bare_d, x),
+        },
+        BLOCKS,
+        reps,
+    )
+    quantize = alternate(
+        {
+            "fit static": lambda: fit_static(model, batches),
+            "backend static": lambda: bare_static_backend(model, batches),
+            "bare static": lambda: bare_static(model, batches),
+            "fit dynamic": lambda: fit_dynamic(model, batches),
+            "backend dynamic": lambda: backend_dynamic(model, batches),
+            "bare dynamic": lambda: bare_dynamic(model, batches),
+        },
+        BLOCKS,
+        1,
+    )
+    size = {
+        "fp32": state_dict_size(model),
+        "static": state_dict_size(static.model),
+        "dynamic": state_dict_size(dynamic.model),
+    }
+    path = static.q_config["path"]
+    print(f"\n{name}: batch {tuple(_first(x).shape)}, static path: {path}, 1 thread")
+    print(f"  {'model':<14}{'latency ms':>11}{'vs fp32':>9}{'size KiB':>10}{'vs fp32':>9}")
+    for key in ("fp32", "static", "dynamic"):
+        print(
+            f"  {key:<14}{latency[key] * 1e3:>11.3f}{latency[key] / latency['fp32']:>9.2f}"
+            f"{size[key] / 1024:>10.1f}{size[key] / size['fp32']:>9.2f}"
+        )
+    bare_name = "torch.ao FX" if bare_static is bare_static_fx else "the runtime backend (eager)"
+    print(f"  quantize once, ms (bare static = {bare_name}; bare dynamic = torch quantize_dynamic)")
+    print(f"    {'':<8}{'fit':>9}{'backend':>9}{'bare':>9}{'fit/backend':>13}{'fit/bare':>10}")
+    for kind in ("static", "dynamic"):
+        f, b, t = (quantize[f"{k} {kind}"] for k in ("fit", "backend", "bare"))
+        print(
+            f"    {kind:<8}{f * 1e3:>9.1f}{b * 1e3:>9.1f}{t * 1e3:>9.1f}{f / b:>13.3f}{f / t:>10.3f}"
+        )
+    print("  inference, fit's model over the bare int8 model (goal <= 1.03)")
+    for kind in ("static", "dynamic"):
+        print(f"    {kind:<8}{latency[kind] / latency['bare ' + kind]:>9.3f}")
+
+
+def _first(batch: Any) -> torch.Tensor:
+    return batch["input_ids"] if isinstance(batch, dict) else batch
+
+
+if __name__ == "__main__":
+    bench("cnn", cnn, bare_static_fx)
+    bench("bert", bert, bare_static_backend)
