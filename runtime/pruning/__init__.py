@@ -1,5 +1,31 @@
-"""Weight pruning (INC 2.x `WeightPruningConfig`): see `engine.py`."""
+"""Training-time weight pruning with the semantics of INC 2.x (spec sections 2.6 and 3).
 
-from .engine import Pattern, PruningCompressor, target_at
+`PruningCompressor` is what `prepare_compression` builds for a `WeightPruningConfig`.
+The parts: `patterns` (NxM / N:M masks, global and local selection), `criteria`
+(magnitude, gradient, snip, snip_momentum), `schedules` (one-shot and iterative
+exp/cos/linear/cube), `pruners` (basic, pattern_lock, progressive, group lasso).
+"""
 
-__all__ = ["Pattern", "PruningCompressor", "target_at"]
+from .compressor import PruningCompressor, classifier_head, select_modules, sparsity_ratios
+from .criteria import CRITERIA, get_criterion
+from .patterns import PatternNInM, PatternNxM, get_pattern
+from .pruners import BasicPruner, PatternLockPruner, ProgressivePruner, get_pruner
+from .schedules import Schedule, scheduled_sparsity
+
+__all__ = [
+    "CRITERIA",
+    "BasicPruner",
+    "PatternLockPruner",
+    "PatternNInM",
+    "PatternNxM",
+    "ProgressivePruner",
+    "PruningCompressor",
+    "Schedule",
+    "classifier_head",
+    "get_criterion",
+    "get_pattern",
+    "get_pruner",
+    "scheduled_sparsity",
+    "select_modules",
+    "sparsity_ratios",
+]

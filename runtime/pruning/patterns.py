@@ -120,7 +120,9 @@ class PatternNxM(Pattern):
 
     def __init__(self, n: int | str, m: int | str, reduce: str = "mean") -> None:
         if reduce not in _REDUCE_TYPES:
-            raise ValueError(f"criterion_reduce_type must be one of {_REDUCE_TYPES}, got {reduce!r}")
+            raise ValueError(
+                f"criterion_reduce_type must be one of {_REDUCE_TYPES}, got {reduce!r}"
+            )
         self.n, self.m, self.reduce = n, m, reduce
         self.name = f"{n}x{m}"
         self.density = 1.0
@@ -180,7 +182,9 @@ class PatternNInM(Pattern):
         if not 0 < n < m:
             raise ValueError(f"N:M needs 0 < N < M, got {n}:{m}")
         if reduce not in _REDUCE_TYPES:
-            raise ValueError(f"criterion_reduce_type must be one of {_REDUCE_TYPES}, got {reduce!r}")
+            raise ValueError(
+                f"criterion_reduce_type must be one of {_REDUCE_TYPES}, got {reduce!r}"
+            )
         self.n, self.m, self.reduce = n, m, reduce
         self.name = f"{n}:{m}"
         self.density = n / m
@@ -230,15 +234,15 @@ def get_pattern(pattern: str, reduce: str = "mean") -> Pattern:
     """The pattern for a config value (`"4x1"`, `"channelx1"`, `"2:4"`, `"tile_pattern_1x1"`)."""
     core = str(pattern).split("_")[-1]
     if "mha" in str(pattern):
-        raise ValueError("the 'mha' (multi-head attention) pattern is not supported by this runtime")
+        raise ValueError(
+            "the 'mha' (multi-head attention) pattern is not supported by this runtime"
+        )
     if ":" in core:
         n, m = core.split(":")
         return PatternNInM(int(n), int(m), reduce)
     if "x" in core:
         n, m = core.split("x")
-        return PatternNxM(
-            n if n == "channel" else int(n), m if m == "channel" else int(m), reduce
-        )
+        return PatternNxM(n if n == "channel" else int(n), m if m == "channel" else int(m), reduce)
     raise ValueError(f"unknown pruning pattern {pattern!r}")
 
 

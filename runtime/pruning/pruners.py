@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import ConfigValueError
 from .criteria import Criterion, get_criterion
 from .patterns import (
     Pattern,
@@ -57,6 +58,7 @@ from .patterns import (
     lowest_k,
     select_global,
     select_local,
+    shape_2d,
     to_2d,
 )
 from .schedules import Schedule
@@ -80,7 +82,9 @@ class BasicPruner:
         self.info = dict(info)
         self.index = index
         ptype = str(info["pruning_type"])
-        self.pattern: Pattern = get_pattern(info["pattern"], info.get("criterion_reduce_type", "mean"))
+        self.pattern: Pattern = get_pattern(
+            info["pattern"], info.get("criterion_reduce_type", "mean")
+        )
         self.criterion: Criterion | None = self._make_criterion(ptype)
         self.target = float(info["target_sparsity"])
         max_ratio = float(info["max_sparsity_ratio_per_op"])
@@ -149,9 +153,8 @@ class BasicPruner:
     def keep2d(self, name: str) -> torch.Tensor:
         mask = self.masks.get(name)
         if mask is None:
-            p = self.params[name]
             return torch.ones(
-                to_2d(p.detach()).shape, dtype=torch.bool, device=p.device
+                shape_2d(self.shapes[name]), dtype=torch.bool, device=self.params[name].device
             )
         return to_2d(mask != 0)
 
@@ -195,12 +198,6 @@ class BasicPruner:
         pruned, total = self.pruned_units()
         return pruned / total * self.pattern.density if total else 0.0
 
-    def layer_pattern_sparsity(self, name: str) -> float:
-        if name not in self.masks:
-            return 0.0
-        pruned = int(self.pattern.pruned_units(self.keep2d(name)).sum())
-        return pruned / self.units[name] * self.pattern.density
-
     def granularity(self) -> float:
         """How far one unit moves the pattern sparsity (what 'reached' tolerates)."""
         if not self.units:
@@ -235,10 +232,6 @@ class BasicPruner:
 
     def needs_regularization(self, step: int) -> bool:
         return self.use_reg and self.schedule.start <= step <= self.schedule.end
-
-    def done(self, step: int) -> bool:
-        """Nothing is left to do at `step` or later except re-applying the masks."""
-        return self.finished and not self.needs_regularization(step)
 
     # -- hooks ------------------------------------------------------------------------------
     def on_train_begin(self) -> bool:
@@ -322,7 +315,8 @@ class BasicPruner:
             else:
                 chosen = select_local(scores, goal / density, self.max_ratio / density)
             new = {
-                name: self.pattern.apply(chosen[name], aux[name], keeps[name]) for name in self.params
+                name: self.pattern.apply(chosen[name], aux[name], keeps[name])
+                for name in self.params
             }
         return new, elem
 
@@ -332,9 +326,11 @@ class BasicPruner:
             self._store(name, keep)
         self.current_sparsity = self.pattern_sparsity()
         self.apply_masks()
-        log.info(
-            "%s: sparsity %.4f (scheduled %.4f) over %d layer(s)",
+        log.log(
+            logging.INFO if self._step >= self.schedule.last_step else logging.DEBUG,
+            "%s: step %d, sparsity %.4f (scheduled %.4f) over %d layer(s)",
             self.label,
+            self._step,
             self.current_sparsity,
             goal,
             len(self.params),
@@ -343,8 +339,10 @@ class BasicPruner:
     def on_before_optimizer_step(self, step: int) -> None:
         if self.needs_grad_update(step):
             assert self.criterion is not None
-            live = {n: p for n, p in self.params.items() if n not in self.detached}
-            self.criterion.update(live)
+            params = self.params
+            if self.detached:
+                params = {n: p for n, p in params.items() if n not in self.detached}
+            self.criterion.update(params)
 
     def regularize(self, step: int) -> None:
         """Group lasso (proximal step on each block's L2 norm), inside [start, end]."""
@@ -385,18 +383,19 @@ class BasicPruner:
                     self.detached.add(name)
                     continue
                 self.params[name] = param
-        for old, new in renamed.items():
-            for store in (self.params, self.masks, self.shapes, self.units):
-                if old in store:
-                    store[new] = store.pop(old)  # type: ignore[attr-defined]
-            if old in self.detached:
-                self.detached.discard(old)
-                self.detached.add(new)
-            if self.criterion is not None:
-                for table in (self.criterion.scores, getattr(self.criterion, "_scratch", {})):
-                    if old in table:
-                        table[new] = table.pop(old)
+        if renamed:
+            for table in self._tables():
+                moved = {renamed[k]: table.pop(k) for k in list(table) if k in renamed}
+                table.update(moved)
+            self.detached = {renamed.get(n, n) for n in self.detached}
         self.sync_devices()
+
+    def _tables(self) -> list[dict[str, Any]]:
+        """Every per-layer table, keyed by layer name (renamed together by `rebind`)."""
+        tables: list[dict[str, Any]] = [self.params, self.masks, self.shapes, self.units]
+        if self.criterion is not None:
+            tables += [self.criterion.scores, getattr(self.criterion, "_scratch", {})]
+        return tables
 
 
 class PatternLockPruner(BasicPruner):
@@ -433,7 +432,10 @@ class ProgressivePruner(BasicPruner):
         span = self.schedule.end - self.schedule.start
         self.progressive = steps > 1 and span > self.progressive_steps
         if not self.progressive:
-            log.info("%s: the schedule is too short for progressive pruning; pruning basically", self.label)
+            log.info(
+                "%s: the schedule is too short for progressive pruning; pruning basically",
+                self.label,
+            )
         self._applied: dict[str, torch.Tensor] | None = None
         self._pre: dict[str, torch.Tensor] = {}
         self._new_scores: dict[str, torch.Tensor] = {}
@@ -441,6 +443,10 @@ class ProgressivePruner(BasicPruner):
 
     def active_masks(self) -> dict[str, torch.Tensor]:
         return self.masks if self._applied is None else self._applied
+
+    def _tables(self) -> list[dict[str, Any]]:
+        tables = super()._tables() + [self._pre, self._new_scores]
+        return tables if self._applied is None else [*tables, self._applied]
 
     def on_step_begin(self, step: int) -> bool:
         if not self.progressive:
@@ -481,7 +487,7 @@ class ProgressivePruner(BasicPruner):
             self._structural_step = step
             self._interpolate(1)
         self.apply_masks()
-        log.info(
+        log.debug(
             "%s: sparsity %.4f (scheduled %.4f), applied progressively",
             self.label,
             self.current_sparsity,
@@ -491,21 +497,16 @@ class ProgressivePruner(BasicPruner):
     def _interpolate(self, idx: int) -> None:
         """Apply `idx / slices` of the newly pruned elements (lowest scores, across layers)."""
         names = list(self.params)
-        new_counts = {n: int((self._new_scores[n] != math.inf).sum()) for n in names}
-        total_new = sum(new_counts.values())
-        k = total_new * idx // self.slices
-        flat = torch.cat([self._new_scores[n].flatten() for n in names]) if names else None
+        flat = torch.cat([self._new_scores[n].flatten() for n in names])
+        total_new = int((flat != math.inf).sum())
+        chosen = lowest_k(flat, total_new * idx // self.slices)
         applied: dict[str, torch.Tensor] = {}
-        chosen = lowest_k(flat, k) if flat is not None else None
-        offset = 0
-        for n in names:
-            size = self._new_scores[n].numel()
-            part = chosen[offset : offset + size].view(self._new_scores[n].shape)  # type: ignore[index]
-            offset += size
-            keep = self._pre[n] & ~part
+        for n, part in zip(names, chosen.split([self._new_scores[n].numel() for n in names])):
+            keep = self._pre[n] & ~part.view(self._new_scores[n].shape)
             if not bool(keep.all()):
                 p = self.params[n]
-                applied[n] = from_2d(keep, self.shapes[n]).to(device=p.device, dtype=p.dtype).contiguous()
+                mask = from_2d(keep, self.shapes[n]).to(device=p.device, dtype=p.dtype)
+                applied[n] = mask.contiguous()
         self._applied = applied
 
 
@@ -515,13 +516,21 @@ def get_pruner(
     """The pruner for one processed config dict (spec 3.1)."""
     ptype = str(info["pruning_type"])
     if "mha" in str(info["pattern"]):
-        raise ValueError("the 'mha' pattern (attention head pruning) is not supported by this runtime")
+        raise ConfigValueError(
+            "WeightPruningConfig",
+            "pattern",
+            info["pattern"],
+            "an NxM or N:M pattern (attention head pruning, 'mha', is not supported by this "
+            "runtime)",
+        )
     base = ptype[: -len("_progressive")] if ptype.endswith("_progressive") else ptype
     if base in _UNSUPPORTED_TYPES:
-        raise ValueError(
-            f"pruning_type {ptype!r} ({_UNSUPPORTED_TYPES[base]}) is not supported by this "
-            "runtime; use magnitude, gradient, snip or snip_momentum (optionally _progressive) "
-            "or pattern_lock"
+        raise ConfigValueError(
+            "WeightPruningConfig",
+            "pruning_type",
+            ptype,
+            "magnitude, gradient, snip or snip_momentum (optionally with _progressive) or "
+            f"pattern_lock ({_UNSUPPORTED_TYPES[base]} is not supported by this runtime)",
         )
     if ptype == "pattern_lock":
         return PatternLockPruner(info, params, index)

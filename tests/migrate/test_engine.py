@@ -41,11 +41,26 @@ def test_a_missing_yaml_is_an_error_naming_the_path(tmp_path):
     assert str(tmp_path / "missing.yaml") in str(info.value)
 
 
-def test_a_yaml_path_the_tool_cannot_read_is_an_error(tmp_path):
-    script = write(tmp_path, QUANT.format(path="pick_config()"))
-    with pytest.raises(ConfigError) as info:
-        migrate(script)
-    assert info.value.line == 2 and "pick_config()" in info.value.message
+def test_a_component_built_from_what_the_tool_cannot_read_is_left_with_a_todo(tmp_path):
+    script = write(tmp_path, QUANT.format(path="QuantConf(pick_config())"))
+    result = migrate(script)
+    assert [f.line for f in result.todos] == [2]
+    assert "QuantConf(pick_config())" in result.todos[0].message
+    assert result.code.splitlines()[2:] == script.read_text().splitlines()[1:]  # untouched
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        'os.path.join(os.path.dirname(__file__), "c.yaml")',
+        'os.path.join(os.path.dirname(os.path.abspath(__file__)), "c.yaml")',
+        'Path(__file__).parent / "c.yaml"',
+        'Path(__file__).resolve().parent / "c.yaml"',
+    ],
+)
+def test_a_yaml_path_next_to_the_script(tmp_path, path):
+    script = write(tmp_path, QUANT.format(path=path), **{"c.yaml": "tuning:\n  random_seed: 5\n"})
+    assert "set_random_seed(5)" in migrate(script).code
 
 
 def test_an_unsafe_yaml_is_refused(tmp_path):

@@ -228,8 +228,10 @@ def _literal(node: cst.BaseExpression) -> object:
 def plan_standalone(ctx: Ctx) -> None:
     """Rewrite every common / criterion call in place (those a planner did not consume too)."""
     for call, kind in ctx.a.common_calls:
-        converted = convert(ctx, call)
         stmt = ctx.a.statement(call)
+        if id(stmt) in ctx.frozen:
+            continue  # part of a component left as 1.x code (its TODO says so)
+        converted = convert(ctx, call)
         edit = ctx.stmt_edits.get(stmt)
         if converted.code is None and edit is not None and edit.replace is not None:
             continue  # the statement is gone and its TODO quotes this code

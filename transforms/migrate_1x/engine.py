@@ -173,19 +173,40 @@ def _plan(ctx: Ctx) -> None:
                     combos[id(combo.ctor)] = combo
                     by_name[combo.name] = combo
     consumed: set[str] = set()
+    skipped: set[str] = set()  # left as 1.x code, with a TODO
+    for comp in comps:
+        why = ctx.yaml_unreadable(comp)
+        if why is not None:  # a Conf object, a computed path: leave this component as it is
+            ctx.note(
+                comp.stmt,
+                "TODO",
+                f"`{comp.name}` is built from `{why}`, which this tool cannot read (it reads a yaml path written as a string, a name bound to one, or an argparse default); left as 1.x code",
+            )
+            ctx.handled.add(id(comp.ctor))
+            skipped.add(comp.name)
     for sched in (c for c in comps if c.kind == "scheduler"):
+        if _members(sched, by_name) & skipped:
+            ctx.note(
+                sched.stmt,
+                "TODO",
+                f"`{sched.name}` runs a component left as 1.x code; the scheduler is left as it is",
+            )
+            skipped.add(sched.name)
+            skipped |= _members(sched, by_name)
+            continue
         done = scheduler.plan(ctx, sched, by_name, combos)
         if done is not None:
             consumed |= done
         else:
-            consumed.add(sched.name)  # left as it is, with its TODO
-            consumed |= _members(sched, by_name)
+            skipped.add(sched.name)  # left as it is, with its TODO
+            skipped |= _members(sched, by_name)
     planned: list[Component] = [c for c in by_name.values() if c.name in consumed]
     for comp in comps:
-        if comp.name in consumed or comp.kind == "scheduler":
+        if comp.name in consumed or comp.name in skipped or comp.kind == "scheduler":
             continue
         if comp.kind in UNSUPPORTED:
             model_conversion.plan(ctx, comp)
+            skipped.add(comp.name)
             continue
         fits = fit_uses(comp)
         if len(fits) != 1:
@@ -196,6 +217,7 @@ def _plan(ctx: Ctx) -> None:
                 f"`{comp.name}` ({comp.kind}): {what} found, so it was left as 1.x code; migrate it by hand",
             )
             ctx.handled.add(id(comp.ctor))
+            skipped.add(comp.name)
             continue
         PLANNERS[comp.kind](ctx, comp, fits[0])
         planned.append(comp)
@@ -208,6 +230,10 @@ def _plan(ctx: Ctx) -> None:
             call,
         )
         ctx.handled.add(id(call))
+    for comp in (c for c in by_name.values() if c.name in skipped):
+        ctx.frozen |= {id(u.stmt) for member in comp.family() for u in member.uses} | {
+            id(comp.stmt)
+        }
     common.plan_standalone(ctx)
     _report_uncovered_uses(ctx, planned)
     _report_legacy_refs(ctx)
@@ -253,6 +279,8 @@ def _combination_component(ctx: Ctx, use: object) -> Component | None:
 
 
 def _covered(ctx: Ctx, node: cst.CSTNode, stmt: cst.BaseStatement) -> bool:
+    if id(stmt) in ctx.frozen:
+        return True  # a component left as 1.x code: its TODO says so once
     edit = ctx.stmt_edits.get(stmt)
     if edit is not None and edit.replace is not None:
         return True

@@ -144,6 +144,17 @@ def emit_manager(
             ctx.remove(use.stmt)
             ctx.handled.add(id(use.name))
 
+    # `prune.model` read after fit() (or inside a function): the manager's model, valid 2.x
+    fit_at = a.pos(stmt)
+    for c in group:
+        for use in c.uses:
+            if (
+                use.kind == "read"
+                and use.attr == "model"
+                and (use.scope is not fit_scope or a.pos(use.stmt) > fit_at)
+            ):
+                ctx.handled.add(id(use.name))
+
     lines: list[tuple[list[str], list[Note]]] = []
     if pre:
         lines.append((pre, pre_notes or []))

@@ -80,6 +80,7 @@ class Ctx:
         self._anchors = itertools.count(1)
         self._noted: set[tuple[cst.CSTNode, str]] = set()
         self.generated: set[str] = set()  # functions the migration writes (1.x built-in loops)
+        self.frozen: set[int] = set()  # ids of statements of components left as 1.x code
         # the 2.x code of a `common.*` call, or None (set by the engine; see common.convert)
         self.common_code: Callable[[cst.Call], str | None] = lambda _call: None
 
@@ -210,22 +211,63 @@ class Ctx:
             path = self.path.parent / path
         return path
 
+    def yaml_unreadable(self, comp: Component) -> str | None:
+        """Why the component's yaml argument cannot be read statically (None: it can)."""
+        arg = comp.ctor.args[0].value if comp.ctor.args else None
+        if arg is None or self.literal_string(arg, comp.scope) is not None:
+            return None
+        return code_of(arg)
+
     def literal_string(self, node: cst.BaseExpression, scope: Scope) -> str | None:
-        """A string literal, a name bound once to one, or `args.x` with an argparse default."""
-        if isinstance(node, cst.SimpleString):
+        """A string literal, a name bound once to one, `args.x` with an argparse default,
+        or a path joined onto the script's folder (`os.path.join(os.path.dirname(__file__),
+        "conf.yaml")`, `Path(__file__).parent / "conf.yaml"`)."""
+        if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
             value = node.evaluated_value
             return value if isinstance(value, str) else None
+        if isinstance(node, cst.Call) and code_of(node.func) in (
+            "os.path.join",
+            "path.join",
+            "join",
+        ):
+            parts = [self._path_part(x.value, scope) for x in node.args if x.keyword is None]
+            if parts and all(p is not None for p in parts):
+                return str(Path(*parts))  # type: ignore[arg-type]
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            left, right = self._path_part(node.left, scope), self._path_part(node.right, scope)
+            if left is not None and right is not None:
+                return str(Path(left) / right)
         if isinstance(node, cst.Name):
-            assignments = list(scope[node.value])
-            if len(assignments) == 1:
-                target = getattr(assignments[0], "node", None)
-                assign = self.a.parent(target) if target is not None else None
-                assign = self.a.parent(assign) if isinstance(assign, cst.AssignTarget) else None
-                if isinstance(assign, cst.Assign):
-                    return self.literal_string(assign.value, scope)
+            value = self._bound_value(node, scope)
+            if value is not None:
+                return self.literal_string(value, scope)
         if isinstance(node, cst.Attribute):
             return self._argparse_default(node.attr.value)
         return None
+
+    def _bound_value(self, name: cst.Name, scope: Scope) -> cst.BaseExpression | None:
+        """The value of `name = value` when that is the name's only binding."""
+        assignments = list(scope[name.value])
+        if len(assignments) != 1:
+            return None
+        target = getattr(assignments[0], "node", None)
+        assign = self.a.parent(target) if target is not None else None
+        assign = self.a.parent(assign) if isinstance(assign, cst.AssignTarget) else None
+        return assign.value if isinstance(assign, cst.Assign) else None
+
+    def _path_part(self, node: cst.BaseExpression, scope: Scope) -> str | None:
+        """A piece of a path: a string, or the script's own folder (maybe via a name)."""
+        if isinstance(node, cst.Name):
+            value = self._bound_value(node, scope)
+            if value is not None:
+                return self._path_part(value, scope)
+        code = code_of(node).replace(" ", "")
+        if "__file__" in code and (
+            code.startswith(("os.path.dirname(", "path.dirname(", "dirname("))
+            or code.endswith(".parent")
+        ):
+            return str(self.path.parent)
+        return self.literal_string(node, scope)
 
     def _argparse_default(self, dest: str) -> str | None:
         found: list[str] = []

@@ -1,4 +1,4 @@
-from neural_compressor.experimental import GraphOptimization, Quantization
+from neural_compressor.experimental import GraphOptimization, Quantization, common
 from neural_compressor.conf.config import QuantConf
 
 # TODO(neural-coder): `graph_optimizer`: GraphOptimization is TensorFlow-only and has no 2.x API (for bf16 on PyTorch use mix_precision.fit with MixedPrecisionConfig); left as it is
@@ -13,7 +13,7 @@ Quantization("conf.yaml").fit()
 
 # TODO(neural-coder): `unused` (quantization): no fit() call found, so it was left as 1.x code; migrate it by hand
 unused = Quantization("conf.yaml")
-unused.model = model
+unused.model = common.Model(model)
 
 # TODO(neural-coder): `neural_compressor.conf.config.QuantConf` is 1.x API this tool cannot rewrite here; rewrite it by hand
 conf = QuantConf("conf.yaml")

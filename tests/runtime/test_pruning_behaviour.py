@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from neural_coder.runtime.config import WeightPruningConfig
-from neural_coder.runtime.pruning import PruningCompressor, target_at
+from neural_coder.runtime.pruning import PruningCompressor, scheduled_sparsity
 from neural_coder.runtime.training import prepare_compression
 
 
@@ -149,7 +149,7 @@ def test_excluded_op_names_and_op_names():
 )
 def test_schedules_follow_the_spec_formulas(decay, formula):
     for done in range(6):
-        assert target_at(decay, 0.0, 0.8, done, 5) == pytest.approx(min(0.8, formula(done / 5)))
+        assert scheduled_sparsity(decay, 0.8, 0.98, done, 5) == pytest.approx(min(0.8, formula(done / 5)))
 
 
 def test_worked_example_prunes_on_the_frequency_and_reaches_target_at_end():

@@ -1,0 +1,399 @@
+"""`PruningCompressor`: INC 2.x `PruningCallbacks` on the compressor contract.
+
+Built from a `WeightPruningConfig`; `bind` expands it (`process_pruning_config`)
+into one pruner per dict, each over the modules it selects in the wrapper's
+current model (spec 1.5 / 2.6):
+
+* module names `re.search`-ed by one of `op_names`, class name containing one of
+  `pruning_op_types`, a `weight` Parameter, no `excluded_op_names` match;
+* the classifier head, the last `nn.Linear` in `named_modules()` order, is left
+  out and logged (INC >= 2.2). Unlike INC, which appends the head's name to the
+  exclusion regexes (so a head called `fc` also excluded `fc1`, `fc2`), only the
+  head itself is left out.
+
+Hooks (INC semantics):
+
+* `on_step_begin`: on a pruning step, new masks, applied at once; a second call
+  in the same optimizer step does nothing. The step number passed in is ignored.
+* `on_before_optimizer_step`: gradient criteria read `.grad` (only while a later
+  pruning step still needs them).
+* `on_after_optimizer_step`: group-lasso shrink (inside the window), weights
+  multiplied by their masks (one `torch._foreach_mul_` over every masked layer),
+  then the step counter advances. Progress counts these calls only (spec 9.2).
+* `on_train_end`: logs INC's three sparsity ratios (spec 3.8).
+
+Composability: layers are keyed by module name and hold the weight Parameter, not
+the module; `on_model_replaced` resolves each name again in the new model (a
+module at the same name whose `.weight` is the same Parameter; else the module
+that now holds that Parameter; else the layer is detached and no longer masked).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..compressor import Compressor
+from ..config import process_pruning_config
+from .pruners import BasicPruner, get_pruner
+
+if TYPE_CHECKING:
+    from ..model import Model
+
+__all__ = ["PruningCompressor", "classifier_head", "select_modules", "sparsity_ratios"]
+
+log = logging.getLogger(__name__)
+
+
+def classifier_head(model: nn.Module) -> str | None:
+    """The name of the last `nn.Linear` in `named_modules()` order (INC's head detection)."""
+    head = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            head = name
+    return head
+
+
+def select_modules(
+    info: dict[str, Any], model: nn.Module, head: str | None = None
+) -> dict[str, nn.Parameter]:
+    """`name -> weight` of the modules one pruner config selects (spec 1.5 / 2.6)."""
+    op_names = [re.compile(p) for p in (info.get("op_names") or [".*"])]
+    excluded = [re.compile(p) for p in (info.get("excluded_op_names") or [])]
+    op_types = list(info.get("pruning_op_types") or ["Conv", "Linear"])
+    selected: dict[str, nn.Parameter] = {}
+    seen: dict[int, str] = {}
+    for name, module in model.named_modules():
+        cls = type(module).__name__
+        if not any(t in cls for t in op_types):
+            continue
+        if not any(p.search(name) for p in op_names):
+            continue
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, nn.Parameter):
+            continue
+        if any(p.search(name) for p in excluded):
+            continue
+        if head is not None and name == head:
+            log.info("pruning: the classifier head %s is not pruned (INC >= 2.2 behaviour)", name)
+            continue
+        if id(weight) in seen:
+            log.warning(
+                "pruning: %s shares its weight with %s; it is pruned once, as %s",
+                name,
+                seen[id(weight)],
+                seen[id(weight)],
+            )
+            continue
+        seen[id(weight)] = name
+        selected[name] = weight
+    return selected
+
+
+def _is_matmul_or_conv(module: nn.Module) -> bool:
+    cls = type(module).__name__
+    return ("Linear" in cls or "Conv" in cls) and isinstance(
+        getattr(module, "weight", None), torch.Tensor
+    )
+
+
+def sparsity_ratios(pruners: list[BasicPruner], model: nn.Module) -> dict[str, float]:
+    """INC's `get_sparsity_ratio` (spec 3.8): elementwise over Linear/Conv weights,
+    elementwise over all parameters, and block-wise over Linear/Conv weights."""
+    pruned: dict[int, int] = {}
+    for pruner in pruners:
+        for name, p in pruner.params.items():
+            if name not in pruner.detached:
+                pruned[id(p)] = int((p.detach() == 0).sum())
+    linear_conv = 0
+    for module in model.modules():
+        if _is_matmul_or_conv(module):
+            linear_conv += module.weight.numel()  # type: ignore[union-attr]
+    all_params = sum(p.numel() for p in model.parameters())
+    zeros = sum(pruned.values())
+    blockwise = 0
+    for pruner in pruners:
+        in_pruner = sum(p.numel() for p in pruner.params.values())
+        blockwise += int(in_pruner * pruner.pattern_sparsity())
+    return {
+        "elementwise_over_matmul_gemm_conv": zeros / linear_conv if linear_conv else 0.0,
+        "elementwise_over_all": zeros / all_params if all_params else 0.0,
+        "blockwise_over_matmul_gemm_conv": blockwise / linear_conv if linear_conv else 0.0,
+    }
+
+
+class PruningCompressor(Compressor):
+    """Training-time weight pruning (INC 2.x `PruningCallbacks`)."""
+
+    kind = "pruning"
+
+    def __init__(self, conf: Any) -> None:
+        super().__init__(conf)
+        self.infos: list[dict[str, Any]] = process_pruning_config(conf)
+        self.pruners: list[BasicPruner] = []
+        #: optimizer steps seen (`on_after_optimizer_step` calls)
+        self.global_step = 0
+        self._handled_step = -1
+        self._apply_params: list[torch.Tensor] = []
+        self._apply_masks: list[torch.Tensor] = []
+        self._grad_pruners: list[BasicPruner] = []
+        self._reg_pruners: list[BasicPruner] = []
+        self._pending: list[BasicPruner] = []
+        self._final: dict[str, Any] | None = None
+        self.head: str | None = None
+        #: INC's three ratios, set at `on_train_end`
+        self.sparsity_report: dict[str, float] | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    def bind(self, wrapper: Model) -> None:
+        super().bind(wrapper)
+        model = wrapper.model
+        self.head = classifier_head(model)
+        self.pruners = []
+        for index, info in enumerate(self.infos):
+            params = select_modules(info, model, self.head)
+            if not params:
+                log.warning(
+                    "pruning: pruner %d selects no module (op_names=%s, pruning_op_types=%s)",
+                    index,
+                    info.get("op_names"),
+                    info.get("pruning_op_types"),
+                )
+            self.pruners.append(get_pruner(info, params, index))
+        claimed: dict[str, int] = {}
+        for pruner in self.pruners:
+            for name in pruner.params:
+                if name in claimed:
+                    log.warning(
+                        "pruning: %s is claimed by pruners %d and %d; both masks apply",
+                        name,
+                        claimed[name],
+                        pruner.index,
+                    )
+                claimed.setdefault(name, pruner.index)
+        self._pending = [p for p in self.pruners if not p.finished]
+        self._refresh()
+
+    def on_model_replaced(self, old: nn.Module, new: nn.Module) -> None:
+        """Resolve every layer in the new model: the module at the same name holding the
+        same weight Parameter; else the module (any name) holding that Parameter; else a
+        same-shaped weight Parameter at the same name (adopted); else the layer is
+        detached (no longer masked, still reported)."""
+        modules = dict(new.named_modules())
+        by_param: dict[int, str] = {}
+        for other, m in modules.items():
+            w = getattr(m, "weight", None)
+            if isinstance(w, nn.Parameter):
+                by_param.setdefault(id(w), other)
+        for pruner in self.pruners:
+            resolve: dict[str, tuple[str, nn.Parameter] | None] = {}
+            for name, param in pruner.params.items():
+                module = modules.get(name)
+                weight = getattr(module, "weight", None) if module is not None else None
+                if weight is param:
+                    resolve[name] = (name, param)
+                elif id(param) in by_param:
+                    log.debug("pruning: layer %s is now %s", name, by_param[id(param)])
+                    resolve[name] = (by_param[id(param)], param)
+                elif isinstance(weight, nn.Parameter) and weight.shape == param.shape:
+                    log.warning(
+                        "pruning: %s has a new weight Parameter after the model was replaced; "
+                        "its mask now applies to the new one",
+                        name,
+                    )
+                    resolve[name] = (name, weight)
+                else:
+                    log.debug("pruning: the weight of %s left the model; no longer masked", name)
+                    resolve[name] = None
+            pruner.rebind(resolve)
+        self._refresh()
+
+    def finalize(self) -> None:
+        if self._final is None:
+            self._final = self._measure()
+
+    # -- per-step machinery -------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Rebuild the lists the per-step hooks use."""
+        params: list[torch.Tensor] = []
+        masks: list[torch.Tensor] = []
+        for pruner in self.pruners:
+            for name, mask in pruner.active_masks().items():
+                if name not in pruner.detached:
+                    params.append(pruner.params[name])
+                    masks.append(mask)
+        self._apply_params, self._apply_masks = params, masks
+        step = self.global_step
+        self._grad_pruners = [
+            p
+            for p in self.pruners
+            if p.criterion is not None and p.criterion.needs_grad and not p.finished
+        ]
+        self._reg_pruners = [p for p in self.pruners if p.use_reg and step <= p.schedule.end]
+
+    def _apply(self) -> None:
+        """Every masked weight times its mask, in one call (the per-step work)."""
+        # grad mode set directly: a `torch.no_grad()` context costs more than the multiply
+        # of a small layer
+        enabled = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+        try:
+            torch._foreach_mul_(self._apply_params, self._apply_masks)
+        except RuntimeError:
+            # a weight moved (model.to(device)) or changed dtype: follow it
+            for pruner in self.pruners:
+                pruner.sync_devices()
+            self._refresh()
+            for p, m in zip(self._apply_params, self._apply_masks):
+                p.mul_(m)
+        finally:
+            torch._C._set_grad_enabled(enabled)
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def on_train_begin(self, dataloader: Any = None) -> None:
+        changed = False
+        for pruner in self.pruners:
+            changed = pruner.on_train_begin() or changed
+        if changed:
+            self._refresh()
+            self._apply()
+
+    def on_step_begin(self, batch_id: int) -> None:
+        step = self.global_step
+        if step == self._handled_step:
+            return None
+        self._handled_step = step
+        if not self._pending:
+            return None
+        changed = False
+        for pruner in self._pending:
+            changed = pruner.on_step_begin(step) or changed
+        if changed or any(p.finished for p in self._pending):
+            self._pending = [p for p in self._pending if not p.finished]
+            self._refresh()
+        return None
+
+    def on_before_optimizer_step(self) -> None:
+        if self._grad_pruners:
+            step = self.global_step
+            for pruner in self._grad_pruners:
+                pruner.on_before_optimizer_step(step)
+
+    def on_after_optimizer_step(self) -> None:
+        step = self.global_step
+        if self._reg_pruners:
+            for pruner in self._reg_pruners:
+                pruner.regularize(step)
+            if step >= max(p.schedule.end for p in self._reg_pruners):
+                self._reg_pruners = []
+        if self._apply_params:
+            self._apply()
+        self.global_step = step + 1
+
+    def on_train_end(self) -> None:
+        model = self.wrapper.model if self.wrapper is not None else None
+        if model is not None:
+            self.sparsity_report = sparsity_ratios(self.pruners, model)
+            for key, value in self.sparsity_report.items():
+                log.info("pruning: %s = %.4f", key, value)
+        self._final = self._measure()
+
+    # -- summary -------------------------------------------------------------------------------
+    def _target(self) -> float:
+        targets = {float(info["target_sparsity"]) for info in self.infos}
+        if len(targets) == 1:
+            return targets.pop()
+        wc = getattr(self.conf, "weight_compression", None)
+        if wc is not None and "target_sparsity" in wc:
+            return float(wc["target_sparsity"])
+        return max(targets)
+
+    def _measure(self) -> dict[str, Any]:
+        per_layer: dict[str, float] = {}
+        zeros = total = 0
+        seen: set[int] = set()
+        for pruner in self.pruners:
+            for name, p in pruner.params.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                z = int((p.detach() == 0).sum())
+                per_layer[name] = z / p.numel() if p.numel() else 0.0
+                zeros += z
+                total += p.numel()
+        notes: list[str] = []
+        reached = bool(self.pruners)
+        for pruner in self.pruners:
+            ok, note = self._pruner_status(pruner)
+            reached = reached and ok
+            if note:
+                notes.append(note if len(self.pruners) == 1 else f"pruner {pruner.index}: {note}")
+        if not self.pruners:
+            notes.append("no pruner was configured")
+        summary: dict[str, Any] = {
+            "target_sparsity": self._target(),
+            "sparsity": zeros / total if total else 0.0,
+            "per_layer_sparsity": per_layer,
+            "pruning_target_reached": reached,
+            "pruning_steps_seen": self.global_step,
+        }
+        skipped = {n: r for pr in self.pruners for n, r in pr.invalid.items()}
+        if skipped:
+            summary["pruning_skipped_layers"] = skipped
+        if not reached and notes:
+            summary["pruning_note"] = "; ".join(notes)
+        return summary
+
+    def _pruner_status(self, pruner: BasicPruner) -> tuple[bool, str]:
+        """(target reached within one unit, why not)."""
+        if not pruner.params:
+            if pruner.invalid:
+                return False, (
+                    f"no layer fits the pattern {pruner.pattern.name} "
+                    f"({', '.join(sorted(pruner.invalid))} skipped)"
+                )
+            return False, "no layer matched op_names / pruning_op_types"
+        if pruner.kind == "pattern_lock":
+            if pruner.locked:
+                return True, ""
+            return False, self._step_note(pruner.schedule.start)
+        reached_sparsity = pruner.pattern_sparsity()
+        if reached_sparsity >= pruner.target - pruner.granularity() - 1e-9:
+            return True, ""
+        if self.global_step == 0:
+            return False, (
+                "no optimizer step was reported (on_after_optimizer_step was never called), "
+                "so the pruning schedule never advanced"
+            )
+        if not pruner.finished:
+            if self.global_step <= pruner.schedule.last_step:
+                return False, self._step_note(pruner.schedule.last_step, pruner.schedule.end)
+            if pruner.deferred:
+                return False, "the pruning step was waiting for gradient scores"
+        if pruner.max_ratio < pruner.target:
+            return False, (
+                f"max_sparsity_ratio_per_op={pruner.max_ratio:g} caps every layer below the "
+                f"target {pruner.target:g} (reached {reached_sparsity:.4f})"
+            )
+        return False, (
+            f"the per-layer caps (max_sparsity_ratio_per_op={pruner.max_ratio:g}) leave only "
+            f"{reached_sparsity:.4f} prunable"
+        )
+
+    def _step_note(self, last_step: int, end_step: int | None = None) -> str:
+        end = last_step if end_step is None else end_step
+        what = (
+            f"end_step {end}"
+            if end == last_step
+            else f"the last pruning step {last_step} (end_step {end})"
+        )
+        return f"{what} was never reached: the run had {self.global_step} optimizer steps"
+
+    def summary(self) -> dict[str, Any]:
+        if self._final is not None:
+            return dict(self._final)
+        return self._measure()

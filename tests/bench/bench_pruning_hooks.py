@@ -1,0 +1,214 @@
+"""Step-time overhead of the pruning hooks, against the same loop without them.
+
+Not collected by pytest. Run: .venv/bin/python tests/bench/bench_pruning_hooks.py
+
+Two small models (an MLP with a few thousand weights per layer, a small CNN),
+each trained with the canonical loop (spec 1.7) bare and with a
+`WeightPruningConfig` through `prepare_compression`. Bare and hooked loops run
+in adjacent blocks in one process, timed in thread CPU time (torch runs on one
+thread here, so time spent descheduled on a shared machine does not count); the
+figure is the median over block pairs of hooked / bare (1.00 = no overhead).
+
+* "steady": after the pruning window has closed (masks fixed): what every later
+  step of a run costs. The target is <= 1.05.
+* "window": inside an iterative window (snip_momentum scores every step, masks
+  recomputed every `FREQ` steps), for information.
+* "hooks only": the same steady-state hooks called on the compressor itself,
+  without the manager's dispatch and the `cm.model` wrapper's forward, to show
+  what pruning itself costs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from neural_coder.runtime.config import WeightPruningConfig
+from neural_coder.runtime.pruning import PruningCompressor
+from neural_coder.runtime.training import prepare_compression
+
+torch.set_num_threads(1)
+BLOCK, BLOCKS, FREQ = 20, 41, 10
+QUICK = "--quick" in sys.argv
+if QUICK:
+    BLOCKS = 11
+
+
+class MLP(nn.Module):
+    """64 -> 64 -> 64 -> 64 -> 10: ~4k weights per hidden layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
+        return self.head(torch.relu(self.fc3(x)))
+
+
+class CNN(nn.Module):
+    """3x16x16 images: conv 3->16->32->32, pooling, linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.conv3 = nn.Conv2d(32, 32, 3, padding=1)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv1(x))
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = torch.relu(self.conv3(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], int]] = {
+    "MLP 64-64-64-64-10, batch 32": (MLP, (64,), 32),
+    "CNN 4x16x16 conv16-32-32, batch 16": (CNN, (4, 16, 16), 16),
+}
+
+
+def make_loop(
+    factory: Callable[[], nn.Module],
+    in_shape: tuple[int, ...],
+    batch: int,
+    conf: WeightPruningConfig | None,
+    warm_steps: int = 0,
+    direct: bool = False,
+) -> Callable[[], None]:
+    torch.manual_seed(0)
+    model = factory()
+    x, y = torch.randn(batch, *in_shape), torch.randint(0, 10, (batch,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    hooks = None
+    if conf is not None:
+        cm = prepare_compression(model, conf)
+        cm.callbacks.on_train_begin()
+        if not direct:  # direct: the raw module's forward, not the manager's wrapper
+            model = cm.model
+        hooks = cm.compressors[0] if direct else cm.callbacks
+        assert isinstance(cm.compressors[0], PruningCompressor)
+    step = 0
+
+    def one_step() -> None:
+        nonlocal step
+        if hooks is not None:
+            hooks.on_step_begin(step)
+        out = model(x)
+        loss = loss_fn(out, y)
+        if hooks is not None:
+            loss = hooks.on_after_compute_loss(x, out, loss) or loss
+        optimizer.zero_grad()
+        loss.backward()
+        if hooks is not None:
+            hooks.on_before_optimizer_step()
+        optimizer.step()
+        if hooks is not None:
+            hooks.on_after_optimizer_step()
+            hooks.on_step_end()
+        step += 1
+
+    for _ in range(warm_steps):
+        one_step()
+    return one_step
+
+
+def block_time(step_fn: Callable[[], None]) -> float:
+    """CPU time of this thread per step (torch runs single-threaded here), so time spent
+    descheduled on a shared machine does not count."""
+    start = time.thread_time()
+    for _ in range(BLOCK):
+        step_fn()
+    return (time.thread_time() - start) / BLOCK
+
+
+def ratio(bare: Callable[[], None], hooked: Callable[[], None]) -> tuple[float, float]:
+    """Median over adjacent (bare, hooked) block pairs of hooked / bare."""
+    for fn in (bare, hooked):  # warm up
+        block_time(fn)
+    ratios, bare_times = [], []
+    for i in range(BLOCKS):
+        first, second = (bare, hooked) if i % 2 == 0 else (hooked, bare)
+        t1, t2 = block_time(first), block_time(second)
+        b, h = (t1, t2) if first is bare else (t2, t1)
+        ratios.append(h / b)
+        bare_times.append(b)
+    return statistics.median(ratios), statistics.median(bare_times)
+
+
+def configs() -> dict[str, tuple[WeightPruningConfig, int, bool]]:
+    steady_end = 20
+    return {
+        "steady, snip_momentum 4x1 global": (
+            WeightPruningConfig(
+                target_sparsity=0.5,
+                pattern="4x1",
+                pruning_type="snip_momentum",
+                start_step=1,
+                end_step=steady_end,
+            ),
+            steady_end + 2,
+            False,
+        ),
+        "steady, magnitude 2:4": (
+            WeightPruningConfig(
+                target_sparsity=0.5,
+                pattern="2:4",
+                pruning_type="magnitude",
+                start_step=0,
+                end_step=steady_end,
+            ),
+            steady_end + 2,
+            False,
+        ),
+        "steady, hooks only (no manager, no wrapper)": (
+            WeightPruningConfig(
+                target_sparsity=0.5,
+                pattern="4x1",
+                pruning_type="snip_momentum",
+                start_step=1,
+                end_step=steady_end,
+            ),
+            steady_end + 2,
+            True,
+        ),
+        f"window, snip_momentum 4x1, masks every {FREQ} steps": (
+            WeightPruningConfig(
+                target_sparsity=0.5,
+                pattern="4x1",
+                pruning_type="snip_momentum",
+                start_step=1,
+                end_step=1_000_000,
+                pruning_frequency=FREQ,
+            ),
+            2,
+            False,
+        ),
+    }
+
+
+def main() -> None:
+    print(
+        f"1 thread, thread CPU time; median over {BLOCKS} adjacent (bare, hooked) pairs of "
+        f"{BLOCK}-step blocks of hooked / bare"
+    )
+    for label, (factory, shape, batch) in MODELS.items():
+        print(f"\n{label}")
+        for name, (conf, warm, direct) in configs().items():
+            bare = make_loop(factory, shape, batch, None)
+            hooked = make_loop(factory, shape, batch, conf, warm, direct)
+            r, b = ratio(bare, hooked)
+            print(f"  {name:<52} {r:6.3f}   (bare step {b * 1e6:7.1f} us)")
+
+
+if __name__ == "__main__":
+    main()
