@@ -21,11 +21,23 @@ The fix for quirk 9.10: INC re-executes the user's *script* once per instance
 process gets None. Here the instances are child processes **forked** from the
 calling process at the `fit` call: each starts with the model and the batches
 already in memory, nothing of the script runs again, no pickling is needed (a
-model class defined in the script works), and the results come back to the
-caller over a pipe. With one instance no process is started: the calling
-process is pinned for the run and its affinity and thread count are restored.
-Where `fork` or `sched_setaffinity` do not exist (not Linux), the instances run
-one after the other in the calling process, unpinned, with a warning.
+model class defined in the script works, and so do FX int8 models, which torch
+cannot unpickle), and the results come back to the caller over a pipe.
+
+Forking a process whose OpenMP runtime already has worker threads leaves the
+child's runtime waiting for threads that do not exist: the child hangs at its
+first parallel region with more than one thread (GNU libgomp, which torch's
+wheels use). So before forking, the OpenMP runtimes loaded in the process are
+told to release their threads (`omp_pause_resource_all(omp_pause_hard)`, OpenMP
+5.0); the calling process re-creates them on its next parallel region. Where
+that is not possible and instances need more than one thread, the instances run
+one after the other in the calling process, each pinned to its cores, with a
+warning (their throughputs are then summed from separate runs).
+
+With one instance no process is started: the calling process (all its threads)
+is pinned for the run, and its affinity and thread count are restored. Where
+`fork` or `sched_setaffinity` do not exist (not Linux), the instances run one
+after the other in the calling process, unpinned, with a warning.
 
 The batches are read from `b_dataloader` once, before any instance starts, so
 every instance runs the same data and loading is not timed; at most
@@ -41,10 +53,12 @@ and return value are reported.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import math
 import multiprocessing
 import os
+import re
 import sys
 import time
 import traceback
@@ -290,16 +304,27 @@ def _run(job: _Job, index: int, cores: tuple[int, ...], tick: Callable[[], None]
     return result
 
 
+def _thread_ids() -> list[int]:
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
+
+
 @contextlib.contextmanager
 def _pinned(cores: Sequence[int], threads: int, inter_threads: int | None) -> Iterator[None]:
-    """Pin the current process to `cores` and set torch's threads; restore afterwards."""
+    """Pin every thread of the current process to `cores` (threads created later inherit
+    it) and set torch's threads; restore both afterwards."""
     getaffinity = getattr(os, "sched_getaffinity", None)
     setaffinity = getattr(os, "sched_setaffinity", None)
-    saved_affinity = getaffinity(0) if getaffinity is not None and cores else None
+    saved: dict[int, set[int]] = {}
     saved_threads = torch.get_num_threads()
     try:
-        if setaffinity is not None and cores:
-            setaffinity(0, set(cores))
+        if setaffinity is not None and getaffinity is not None and cores:
+            for tid in _thread_ids():
+                with contextlib.suppress(OSError):  # a thread that just ended
+                    saved[tid] = getaffinity(tid)
+                    setaffinity(tid, set(cores))
         torch.set_num_threads(threads)
         if inter_threads is not None:
             with contextlib.suppress(RuntimeError):  # only settable before inter-op work
@@ -307,8 +332,34 @@ def _pinned(cores: Sequence[int], threads: int, inter_threads: int | None) -> It
         yield
     finally:
         torch.set_num_threads(saved_threads)
-        if setaffinity is not None and saved_affinity is not None:
-            setaffinity(0, saved_affinity)
+        if setaffinity is not None:
+            for tid, affinity in saved.items():
+                with contextlib.suppress(OSError):
+                    setaffinity(tid, affinity)
+
+
+_OPENMP_LIB = re.compile(r"/lib(gomp|iomp5|omp)[^/]*\.so[^/]*$")
+_OMP_PAUSE_HARD = 2
+
+
+def _release_openmp_threads() -> bool:
+    """Ask every OpenMP runtime loaded in this process to end its worker threads, so that
+    a forked child can start its own; False when one of them cannot."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            paths = {line.split()[-1] for line in f if _OPENMP_LIB.search(line.strip())}
+    except OSError:
+        return False
+    for path in sorted(paths):
+        try:
+            pause = ctypes.CDLL(path).omp_pause_resource_all
+        except (OSError, AttributeError):
+            return False
+        pause.restype = ctypes.c_int
+        pause.argtypes = [ctypes.c_int]
+        if pause(_OMP_PAUSE_HARD) != 0:
+            return False
+    return True
 
 
 def _child(
@@ -532,20 +583,24 @@ def fit(
         with _pinned(() if on_gpu else plan[0], job.threads, job.inter_threads):
             with Progress(steps, "benchmark", unit="batch") as bar:
                 results = [_run(job, 0, () if on_gpu else plan[0], bar.update)]
-    elif _can_fork():
+    elif _can_fork() and (job.threads == 1 or _release_openmp_threads()):
         mode = "fork"
         results = _run_forked(job, plan, steps)
     else:
         mode = "sequential"
+        pin = _can_fork()
         log.warning(
-            "benchmark: this platform cannot pin processes to cores; running the %d instances one "
-            "after the other in this process",
+            "benchmark: %s; running the %d instances one after the other in this process%s",
+            "the OpenMP runtime cannot release its threads before a fork"
+            if pin
+            else "this platform cannot fork processes pinned to cores",
             len(plan),
+            ", each pinned to its cores" if pin else "",
         )
         results = []
         with Progress(steps * len(plan), "benchmark", unit="batch") as bar:
             for index, cores in enumerate(plan):
-                with _pinned((), job.threads, job.inter_threads):
+                with _pinned(cores if pin else (), job.threads, job.inter_threads):
                     results.append(_run(job, index, cores, bar.update))
     result = BenchmarkResult(results, mode)
     failed = [r for r in results if not r.ok]

@@ -162,8 +162,13 @@ def test_more_cores_than_the_machine_has_are_refused():
 
 
 def test_the_calling_script_is_not_executed_again(tmp_path):
-    """INC re-runs the script per instance (quirk 9.10); here its top level runs once."""
-    instances = 2 if len(PHYSICAL) >= 2 else 1
+    """INC re-runs the script per instance (quirk 9.10); here its top level runs once.
+
+    The script also uses torch's OpenMP threads before `fit`, and each forked instance
+    runs two threads: without the OpenMP release before the fork, the instances would
+    hang at their first parallel region (the subprocess timeout turns that into a failure).
+    """
+    instances = 2 if len(PHYSICAL) >= 2 and benchmark._can_fork() else 1
     script = tmp_path / "user_script.py"
     script.write_text(
         textwrap.dedent(
@@ -174,13 +179,26 @@ def test_the_calling_script_is_not_executed_again(tmp_path):
             from neural_coder.runtime.config import BenchmarkConfig
 
             print("SCRIPT TOP LEVEL", flush=True)
-            model = nn.Linear(4, 2)
-            batches = [(torch.randn(2, 4), 0) for _ in range(4)]
-            result = benchmark.fit(
-                model, BenchmarkConfig(warmup=1, num_of_instance={instances}, cores_per_instance=1),
-                batches,
+            torch.set_num_threads(2)
+            a = torch.randn(512, 512)
+            for _ in range(5):
+                a @ a  # the parent's OpenMP pool now has worker threads
+
+            class Net(nn.Module):  # defined in the script: nothing to unpickle it with
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(256, 256)
+
+                def forward(self, x):
+                    return self.fc(x) @ a[:256, :256]
+
+            batches = [(torch.randn(64, 256), 0) for _ in range(4)]
+            conf = BenchmarkConfig(
+                warmup=1, num_of_instance={instances}, cores_per_instance=1, intra_num_of_threads=2
             )
-            print("INSTANCES", len(result.instances), flush=True)
+            result = benchmark.fit(Net(), conf, batches)
+            print("INSTANCES", len(result.instances), result.mode, flush=True)
+            print("THREADS", [r.threads for r in result.instances], flush=True)
             """
         )
     )
@@ -189,7 +207,16 @@ def test_the_calling_script_is_not_executed_again(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("SCRIPT TOP LEVEL") == 1
-    assert f"INSTANCES {instances}" in run.stdout
+    mode = "fork" if instances == 2 else "in-process"
+    assert f"INSTANCES {instances} {mode}" in run.stdout
+    assert f"THREADS {[2] * instances}" in run.stdout
+
+
+def test_openmp_threads_can_be_released_before_a_fork():
+    torch.ones(1000, 1000) @ torch.ones(1000, 1000)
+    assert benchmark._release_openmp_threads()
+    # the calling process goes on computing with its threads
+    assert (torch.ones(300, 300) @ torch.ones(300, 300))[0, 0] == 300
 
 
 def test_result_totals_follow_inc():
