@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: flags that mean "bf16 arithmetic in hardware" (dot products or tiles)
-BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx_ne_convert")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 #: flags that mean "int8 dot products in hardware" (no int16 overflow: reduce_range not needed)
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -54,7 +54,7 @@ class CPUInfo:
         Having them is necessary, not sufficient, for bf16 to be faster than fp32:
         `mix_precision` still measures.
         """
-        return any(flag in self.flags for flag in BF16_FLAGS[:2])
+        return any(flag in self.flags for flag in BF16_FLAGS)
 
     @property
     def amx(self) -> bool:

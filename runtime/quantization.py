@@ -547,43 +547,51 @@ class _Quantizer:
     def ops(self, model: nn.Module | None, config: TuneConfig) -> list[Op]:
         """Tunable ops in execution order: the int8 modules of `model`, else candidates."""
         last = len(self.order)
+        fp32_modules = dict(self.fp32.named_modules())
         if model is None:
             ops = _candidate_ops(self.fp32, [config.get("approach", STATIC)], self.spec)
-            return sorted(ops, key=lambda op: self.order.get(op.name, last))
+            ops.sort(key=lambda op: self.order.get(op.name, last))
+            # before any int8 model exists, the BatchNorms FX would fuse into a conv
+            batch_norms = {
+                n for n, m in fp32_modules.items() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            }
+            self._find_members(ops, fp32_modules, lambda name: name not in batch_norms)
+            return ops
         recipe = get_recipe(model) or {}
         names = list(recipe.get("quantized_ops") or [])
-        fp32_modules = dict(self.fp32.named_modules())
         int8_modules = dict(model.named_modules())
         ops = [
             Op(n, type(fp32_modules.get(n) or int8_modules.get(n) or nn.Module()).__name__)
             for n in names
         ]
         ops.sort(key=lambda op: self.order.get(op.name, last))
-        self._find_members(ops, fp32_modules, int8_modules)
+        self._find_members(ops, fp32_modules, int8_modules.__contains__)
         return ops
 
     def _find_members(
         self,
         ops: Sequence[Op],
         fp32_modules: Mapping[str, nn.Module],
-        int8_modules: Mapping[str, nn.Module],
+        kept: Callable[[str], bool],
     ) -> None:
-        """Modules with weights that the int8 model no longer has (a BatchNorm fused into
-        the conv before it) belong to the op that runs just before them: keeping that op
-        in fp32 keeps them in fp32 too, else they would be quantized on their own."""
+        """Modules with weights that the int8 model no longer has (`kept(name)` is False:
+        a BatchNorm fused into the conv before it) belong to the op that runs just before
+        them: keeping that op in fp32 keeps them in fp32 too, else they would be quantized
+        on their own."""
         timed = [(self.order[op.name], op.name) for op in ops if op.name in self.order]
         for name, module in fp32_modules.items():
             if (
                 not name
-                or name in int8_modules
+                or kept(name)
                 or name not in self.order
                 or next(module.children(), None) is not None
                 or next(module.parameters(recurse=False), None) is None
             ):
                 continue
             before = [op for when, op in timed if when < self.order[name]]
-            if before:
-                self.members.setdefault(before[-1], []).append(name)
+            members = self.members.setdefault(before[-1], []) if before else None
+            if members is not None and name not in members:
+                members.append(name)
 
 
 def _seed() -> None:
@@ -676,9 +684,8 @@ def fit(
         log.info("approach 'auto' without calib_dataloader: only dynamic quantization is tried")
         approaches = [DYNAMIC]
     spec = QuantSpec.from_config(conf, approach=approaches[0])
-    sizes = list(getattr(conf, "calibration_sampling_size", [100]) or [100])
-    if not isinstance(sizes, list):
-        sizes = [sizes]
+    raw_sizes = getattr(conf, "calibration_sampling_size", None) or [100]
+    sizes = list(raw_sizes) if isinstance(raw_sizes, (list, tuple)) else [raw_sizes]
     first: list[TuneConfig] = []
     for approach in approaches:
         if approach == STATIC:

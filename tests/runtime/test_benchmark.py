@@ -229,3 +229,48 @@ def test_result_totals_follow_inc():
     assert result.throughput == pytest.approx(1000.0)
     assert result.to_dict()["instances"][1]["p50_ms"] == pytest.approx(20.0)
     assert "Throughput sum [samples/second]: 1000.000" in result.table()
+
+
+CPUINFO = """\
+processor\t: 0
+model name\t: Fake Xeon
+physical id\t: 0
+core id\t\t: 0
+flags\t\t: fpu avx2 avx512f avx512_vnni amx_bf16 amx_tile
+
+processor\t: 1
+physical id\t: 0
+core id\t\t: 1
+flags\t\t: fpu avx2 avx512f avx512_vnni amx_bf16 amx_tile
+
+processor\t: 2
+physical id\t: 0
+core id\t\t: 0
+flags\t\t: fpu avx2 avx512f avx512_vnni amx_bf16 amx_tile
+
+processor\t: 3
+physical id\t: 0
+core id\t\t: 1
+flags\t\t: fpu avx2 avx512f avx512_vnni amx_bf16 amx_tile
+"""
+
+
+def test_cpuinfo_gives_one_logical_cpu_per_physical_core_and_the_flags(tmp_path):
+    blocks = cpu.parse_cpuinfo(CPUINFO)
+    assert [b["processor"] for b in blocks] == ["0", "1", "2", "3"]
+    # 2 and 3 are hyper-thread siblings of 0 and 1
+    assert cpu.physical_cores(blocks, [0, 1, 2, 3]) == (0, 1)
+    # only the CPUs this process may use count: CPU 1 is not allowed, its sibling 3 is
+    assert cpu.physical_cores(blocks, [0, 2, 3]) == (0, 3)
+    path = tmp_path / "cpuinfo"
+    path.write_text(CPUINFO)
+    info = cpu.cpu_info(str(path))
+    assert info.model_name == "Fake Xeon"
+    assert info.native_bf16 and info.amx and info.vnni
+    assert "amx_bf16" in info.describe()
+    avx2_only = tmp_path / "avx2"
+    avx2_only.write_text(CPUINFO.replace(" avx512f avx512_vnni amx_bf16 amx_tile", ""))
+    plain = cpu.cpu_info(str(avx2_only))
+    assert not plain.native_bf16 and not plain.vnni
+    missing = cpu.cpu_info(str(tmp_path / "nope"))
+    assert missing.flags == frozenset() and missing.physical_cores

@@ -283,3 +283,19 @@ def test_a_wrapped_model_is_accepted():
     model = cnn()
     q = quantization.fit(Model(model), PostTrainingQuantConfig(), calib_dataloader=loader())
     assert int8_names(q.model) == set(OPS)
+
+
+def test_quant_level_zero_is_conservative(tmp_path, monkeypatch):
+    summary_path = tmp_path / "summary.json"
+    monkeypatch.setenv("NEURAL_CODER_SUMMARY", str(summary_path))
+    model = cnn()
+    conf = PostTrainingQuantConfig(quant_level=0)
+    q = quantization.fit(
+        model, conf, calib_dataloader=loader(), eval_func=sensitive_eval(model, {"head": 0.05})
+    )
+    assert int8_names(q.model) == {"conv1", "conv2", "fc"}
+    trials = json.loads(summary_path.read_text())["trials"]
+    # from all fp32: both convs (kept), both linears (not met), fc alone (kept); head
+    # alone would give the all-int8 config of trial 2 again, which is not re-run
+    assert [t["fp32_ops"] for t in trials] == [["fc", "head"], [], ["head"]]
+    assert [t["met"] for t in trials] == [True, False, True]
