@@ -54,12 +54,13 @@ from .model import Model
 from .quantization import (
     call_model,
     evaluation_from,
+    fit_arguments,
     metric_value,
     model_device,
     split_batch,
     to_device,
 )
-from .summary import report, runtime_logger, state_dict_size
+from .summary import report, state_dict_size
 from .tuning import Op, Progress, TuneConfig, tune
 
 __all__ = [
@@ -356,15 +357,9 @@ def fit(
     why) when this CPU has no native bf16, bf16 measured no gain, or no converted
     config met the accuracy goal. `model` itself is not modified.
     """
-    if conf is None:
-        conf = kwargs.pop("config", None) or MixedPrecisionConfig()
-    if kwargs:
-        log.warning("mix_precision.fit: ignoring unsupported arguments %s", sorted(kwargs))
-    runtime_logger()
-    if isinstance(model, Model):
-        model = model.model
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"mix_precision.fit converts a torch.nn.Module, got {type(model).__name__}")
+    model, conf = fit_arguments(
+        "mix_precision.fit", "converts", model, conf, MixedPrecisionConfig, kwargs
+    )
     evaluate = evaluation_from(eval_func, eval_dataloader, eval_metric)
     size_before = state_dict_size(model)
     none_extra = {"baseline_metric": None, "final_metric": None, "trials": []}

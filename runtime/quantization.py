@@ -603,6 +603,23 @@ def _seed() -> None:
             numpy.random.seed(seed)
 
 
+def fit_arguments(
+    name: str, verb: str, model: Any, conf: Any, default: Callable[[], Any], kwargs: dict[str, Any]
+) -> tuple[nn.Module, Any]:
+    """What every post-training `fit` does first: INC's `config=` alias, a warning for
+    arguments it does not support, the runtime logger, and the bare module to work on."""
+    if conf is None:
+        conf = kwargs.pop("config", None) or default()
+    if kwargs:
+        log.warning("%s: ignoring unsupported arguments %s", name, sorted(kwargs))
+    runtime_logger()
+    if isinstance(model, Model):
+        model = model.model
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} {verb} a torch.nn.Module, got {type(model).__name__}")
+    return model, conf
+
+
 def evaluation_from(
     eval_func: Callable[[nn.Module], Any] | None,
     eval_dataloader: Any,
@@ -659,15 +676,9 @@ def fit(
     config met the accuracy goal or quantization failed (the log says why).
     `model` itself is not modified.
     """
-    if conf is None:
-        conf = kwargs.pop("config", None) or PostTrainingQuantConfig()
-    if kwargs:
-        log.warning("quantization.fit: ignoring unsupported arguments %s", sorted(kwargs))
-    runtime_logger()
-    if isinstance(model, Model):
-        model = model.model
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"quantization.fit quantizes a torch.nn.Module, got {type(model).__name__}")
+    model, conf = fit_arguments(
+        "quantization.fit", "quantizes", model, conf, PostTrainingQuantConfig, kwargs
+    )
     _check_conf(conf)
     _check_dataloader(calib_dataloader, "calib_dataloader")
     evaluate = evaluation_from(eval_func, eval_dataloader, eval_metric)
