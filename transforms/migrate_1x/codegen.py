@@ -10,11 +10,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from neural_coder.transforms.snippets import format_code
-
-
-class Code(str):
-    """A Python expression rendered as is (user code, or a name we bind)."""
+from neural_coder.transforms.snippets import Code, format_code
 
 
 class Regex(str):
