@@ -37,13 +37,6 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
     if facts.already_optimized is not None:
         report.message = f"already compressed (compression code at line {facts.already_optimized}); nothing to do"
         return text, report
-    if facts.hf_trainer is not None and (facts.loop is None or options.post_training):
-        report.status = Status.SKIPPED
-        report.message = (
-            f"line {facts.hf_trainer}: a Hugging Face Trainer runs the training loop; "
-            "the Trainer integration is not available yet, so this file was left as it is"
-        )
-        return text, report
     plan = make_plan(facts, options, line_length_for(path))
     rewritten = apply_edits(source.module, plan.edits).code
     verify_rewrite(path, source.module, rewritten)

@@ -45,7 +45,8 @@ def main() -> None:
 @click.option(
     "--approach",
     "-a",
-    help="qat, pruning, distillation, or a '+'-joined combination (e.g. pruning+qat).",
+    help="qat, pruning, distillation, or a '+'-joined combination (e.g. pruning+qat); "
+    "or one of ptq-static, ptq-dynamic, ptq-auto, bf16, benchmark.",
 )
 @click.option(
     "--target",

@@ -18,7 +18,6 @@ from neural_coder.errors import ConfigError
 
 TRAINING_TECHNIQUES = ("distillation", "pruning", "qat")
 POST_TRAINING = ("ptq-static", "ptq-dynamic", "ptq-auto", "bf16", "benchmark")
-AVAILABLE_POST_TRAINING = ("ptq-static", "ptq-dynamic", "ptq-auto", "bf16")
 TARGETS = ("runtime", "inc")
 PRUNING_TYPES = (
     "magnitude", "gradient", "snip", "snip_momentum", "pattern_lock",
@@ -155,6 +154,31 @@ class PTQOptions:
 
 
 @dataclass(frozen=True)
+class BenchmarkOptions:
+    """`--approach benchmark`: what `BenchmarkConfig` gets."""
+
+    warmup: int = 5
+    iteration: int = 50
+    cores_per_instance: int | None = None  # None: the cores divided among the instances
+    num_of_instance: int = 1
+
+    def check(self) -> None:
+        _typed(
+            self,
+            {
+                "warmup": int,
+                "iteration": int,
+                "cores_per_instance": (int, type(None)),
+                "num_of_instance": int,
+            },
+        )
+        if self.warmup < 0 or self.iteration < 1 or self.num_of_instance < 1:
+            raise ConfigError("benchmark warmup must be >= 0, iteration and num_of_instance >= 1")
+        if self.cores_per_instance is not None and self.cores_per_instance < 1:
+            raise ConfigError("benchmark cores_per_instance must be >= 1")
+
+
+@dataclass(frozen=True)
 class OptimizeOptions:
     approach: tuple[str, ...]
     target: str = "runtime"
@@ -162,6 +186,7 @@ class OptimizeOptions:
     qat: QATOptions = field(default_factory=QATOptions)
     distillation: DistillationOptions = field(default_factory=DistillationOptions)
     ptq: PTQOptions = field(default_factory=PTQOptions)
+    benchmark: BenchmarkOptions = field(default_factory=BenchmarkOptions)
 
     def check(self) -> None:
         _one_of("target", self.target, TARGETS)
@@ -169,6 +194,7 @@ class OptimizeOptions:
         self.qat.check()
         self.distillation.check()
         self.ptq.check()
+        self.benchmark.check()
 
     @property
     def post_training(self) -> bool:
@@ -179,12 +205,10 @@ def parse_approach(text: str) -> tuple[str, ...]:
     parts = tuple(p.strip().lower() for p in text.split("+"))
     allowed = (
         f"{', '.join(TRAINING_TECHNIQUES)}, a '+'-joined combination of them (e.g. pruning+qat), "
-        f"or one of {', '.join(AVAILABLE_POST_TRAINING)}"
+        f"or one of {', '.join(POST_TRAINING)}"
     )
-    if len(parts) == 1 and parts[0] in AVAILABLE_POST_TRAINING:
-        return parts
     if len(parts) == 1 and parts[0] in POST_TRAINING:
-        raise ConfigError(f"--approach {parts[0]} is not available yet; use {allowed}")
+        return parts
     if len(parts) > 1 and any(p in POST_TRAINING for p in parts):
         raise ConfigError(
             f"post-training approaches do not combine with others ({text!r}); use {allowed}"
@@ -202,6 +226,7 @@ SECTIONS = {
     "qat": QATOptions,
     "distillation": DistillationOptions,
     "ptq": PTQOptions,
+    "benchmark": BenchmarkOptions,
 }
 
 

@@ -37,9 +37,17 @@ class AddKeywordArgument:
 
 
 @dataclass(frozen=True)
+class ReplaceArgumentValue:
+    """Give an existing argument of a call a new value (`callbacks=[...]`)."""
+
+    arg: cst.Arg
+    value: str
+
+
+@dataclass(frozen=True)
 class AddImport:
     module: str
     name: str | None = None  # None: `import module`
 
 
-Edit = InsertStatements | AddParameter | AddKeywordArgument | AddImport
+Edit = InsertStatements | AddParameter | AddKeywordArgument | ReplaceArgumentValue | AddImport

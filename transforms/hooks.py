@@ -14,7 +14,14 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
-from .edits import AddImport, AddKeywordArgument, AddParameter, Edit, InsertStatements
+from .edits import (
+    AddImport,
+    AddKeywordArgument,
+    AddParameter,
+    Edit,
+    InsertStatements,
+    ReplaceArgumentValue,
+)
 from .snippets import MARKER
 
 _TIGHT_EQUAL = cst.AssignEqual(
@@ -45,6 +52,7 @@ class ApplyEdits(cst.CSTTransformer):
         )
         self.params: dict[cst.FunctionDef, list[str]] = defaultdict(list)
         self.kwargs: dict[cst.Call, list[tuple[str, str]]] = defaultdict(list)
+        self.values: dict[cst.Arg, str] = {}
         self.imports: list[AddImport] = []
         for edit in edits:
             if isinstance(edit, InsertStatements):
@@ -53,10 +61,15 @@ class ApplyEdits(cst.CSTTransformer):
                 self.params[edit.function].append(edit.name)
             elif isinstance(edit, AddKeywordArgument):
                 self.kwargs[edit.call].append((edit.name, edit.value))
+            elif isinstance(edit, ReplaceArgumentValue):
+                self.values[edit.arg] = edit.value
             else:
                 self.imports.append(edit)
         self.pending = (
-            sum(len(v) for v in self.inserts.values()) + len(self.params) + len(self.kwargs)
+            sum(len(v) for v in self.inserts.values())
+            + len(self.params)
+            + len(self.kwargs)
+            + len(self.values)
         )
 
     # -- statements next to statements ----------------------------------------------------
@@ -143,7 +156,32 @@ class ApplyEdits(cst.CSTTransformer):
             cst.Arg(keyword=cst.Name(name), value=cst.parse_expression(value), equal=_TIGHT_EQUAL)
             for name, value in extra
         ]
-        return updated_node.with_changes(args=[*_comma_last(updated_node.args), *args])
+        existing = list(updated_node.args)
+        if _one_per_line(existing):
+            # keep the call's layout: one argument per line, a trailing comma before ")"
+            between, closing = existing[-2].comma, existing[-1].comma
+            existing[-1] = existing[-1].with_changes(comma=between)
+            args = [a.with_changes(comma=between) for a in args[:-1]] + [
+                args[-1].with_changes(comma=closing)
+            ]
+            return updated_node.with_changes(args=[*existing, *args])
+        return updated_node.with_changes(args=[*_comma_last(existing), *args])
+
+    def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
+        value = self.values.pop(original_node, None)
+        if value is None:
+            return updated_node
+        self.pending -= 1
+        return updated_node.with_changes(value=cst.parse_expression(value))
+
+
+def _one_per_line(args: Sequence[cst.Arg]) -> bool:
+    """Arguments laid out one per line with a trailing comma."""
+    return len(args) >= 2 and all(
+        isinstance(a.comma, cst.Comma)
+        and isinstance(a.comma.whitespace_after, cst.ParenthesizedWhitespace)
+        for a in args
+    )
 
 
 def _comma_last(items: Sequence[cst.Param] | Sequence[cst.Arg]) -> list:  # type: ignore[type-arg]

@@ -12,12 +12,22 @@ import black
 
 MARKER = "# neural-coder"
 
+# The Trainer integration exists only in the runtime: INC 2.x has none, and the
+# callback drives any manager through the INC 2.x callback names.
+TRANSFORMERS_INTEGRATION = "neural_coder.runtime.integrations.transformers"
 RUNTIME_MODULES = {
     "runtime": {
+        "package": "neural_coder.runtime",
         "config": "neural_coder.runtime.config",
         "training": "neural_coder.runtime.training",
+        "transformers": TRANSFORMERS_INTEGRATION,
     },
-    "inc": {"config": "neural_compressor.config", "training": "neural_compressor.training"},
+    "inc": {
+        "package": "neural_compressor",
+        "config": "neural_compressor.config",
+        "training": "neural_compressor.training",
+        "transformers": TRANSFORMERS_INTEGRATION,
+    },
 }
 
 

@@ -12,6 +12,7 @@ from neural_coder.errors import AnalysisError
 from . import kinds
 from .index import Index, build_index
 from .source import Source, parse_source
+from .trainer import TrainerUse, find_trainers, trainer_bases
 from .training import LoopAnalysis, TrainingLoop, find_backward_calls
 
 __all__ = ["Facts", "Found", "analyze", "parse_source", "Source", "TrainingLoop"]
@@ -19,7 +20,6 @@ __all__ = ["Facts", "Found", "analyze", "parse_source", "Source", "TrainingLoop"
 MARKER = "# neural-coder"
 INSERTED_MARKER = re.compile(r"#\s*neural-coder\s*$")  # user hints are "# neural-coder: model"
 COMPRESSION_CALLS = ("prepare_compression", "quantization.fit", "mix_precision.fit")
-TRAINER_CLASSES = ("Trainer", "Seq2SeqTrainer", "SFTTrainer")
 
 
 @dataclass
@@ -38,7 +38,11 @@ class Facts:
     loop: TrainingLoop | None = None
     loop_error: AnalysisError | None = None
     already_optimized: int | None = None  # line of existing compression code
-    hf_trainer: int | None = None  # line where a transformers Trainer is built
+    trainers: list[TrainerUse] = field(default_factory=list)  # Hugging Face Trainer constructions
+
+    @property
+    def trainer(self) -> TrainerUse | None:
+        return self.trainers[0] if self.trainers else None
 
     def lines(self) -> list[str]:
         """A human listing of what was found, with line numbers."""
@@ -67,8 +71,9 @@ class Facts:
             out += [f"note        {n}" for n in loop.notes]
         elif self.loop_error is not None:
             out.append(f"training    none: {self.loop_error.message}")
-        if self.hf_trainer is not None:
-            out.append(f"hf trainer  line {self.hf_trainer:>4}  transformers Trainer")
+        for use in self.trainers:
+            line = src.line(use.call)
+            out.append(f"hf trainer  line {line:>4}  {use.class_name}(...) -> {use.target}")
         if self.already_optimized is not None:
             out.append(
                 f"compressed  line {self.already_optimized:>4}  compression code already present"
@@ -81,11 +86,12 @@ def analyze(source: Source) -> Facts:
     facts = Facts(source=source, index=index)
     facts.found = _constructions(index)
     facts.already_optimized = _existing_compression(index)
-    facts.hf_trainer = _hf_trainer(index)
-    backward_calls = find_backward_calls(index)
+    facts.trainers = find_trainers(index)
+    backward_calls = _outside_trainer_classes(index, find_backward_calls(index))
     if not backward_calls:
         facts.loop_error = AnalysisError(
-            "no training loop: nothing calls .backward()",
+            "no training loop: nothing calls .backward()"
+            + (" (a Hugging Face Trainer runs it)" if facts.trainers else ""),
             path=source.path,
             hint="training approaches need a training loop; for a trained model use a post-training approach",
         )
@@ -162,21 +168,11 @@ def _existing_compression(index: Index) -> int | None:
     return None
 
 
-def _hf_trainer(index: Index) -> int | None:
-    def is_trainer_class(name: str, seen: frozenset[str] = frozenset()) -> bool:
-        qualified = index.imports.get(name, "")
-        if qualified.startswith("transformers") and name in TRAINER_CLASSES:
-            return True
-        if qualified.split(".")[-1] in TRAINER_CLASSES and qualified.startswith(
-            ("transformers", "trl")
-        ):
-            return True
-        cls = index.classes.get(name)
-        if cls is None or name in seen:
-            return False
-        return any(is_trainer_class(index.source.code(b.value), seen | {name}) for b in cls.bases)
-
-    for call in index.calls:
-        if isinstance(call.func, cst.Name) and is_trainer_class(call.func.value):
-            return index.source.line(call)
-    return None
+def _outside_trainer_classes(index: Index, calls: list[cst.Call]) -> list[cst.Call]:
+    """Backward calls a Trainer subclass makes in its own methods belong to the Trainer's loop."""
+    subclasses = trainer_bases(index)
+    return [
+        call
+        for call in calls
+        if (cls := index.class_of(index.scope_of(call))) is None or cls.name.value not in subclasses
+    ]

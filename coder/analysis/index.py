@@ -195,7 +195,12 @@ class Index:
         expr = unwrap_pass_through(expr)
         text = self.source.code(expr)
         if isinstance(expr, cst.Name):
-            local = self.assignments_in(text, scope)
+            # `model = model.to(device)` stands for what `model` was before: skip it
+            local = [
+                a
+                for a in self.assignments_in(text, scope)
+                if not m.matches(unwrap_pass_through(a.value), m.Name(text))
+            ]
             fn = self.function(scope)
             if local:
                 for a in local:
@@ -298,10 +303,12 @@ class _IndexBuilder(cst.CSTVisitor):
         if isinstance(target, cst.Name | cst.Attribute):
             text = self.source.code(target)
             self.index.assignments[text].append(Assignment(text, value, statement, scope))
-        elif isinstance(target, cst.Tuple | cst.List) and isinstance(value, cst.Tuple | cst.List):
-            if len(target.elements) == len(value.elements):
-                for t, v in zip(target.elements, value.elements):
-                    self._record(t.value, v.value, node)
+        elif isinstance(target, cst.Tuple | cst.List):
+            values = _unpacked(value)
+            if values is None or len(target.elements) != len(values):
+                values = [value] * len(target.elements)  # the name exists; its value is opaque
+            for t, v in zip(target.elements, values):
+                self._record(t.value, v, node)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
@@ -325,6 +332,20 @@ class _IndexBuilder(cst.CSTVisitor):
             name = self.source.code(alias.name)
             local = alias.asname.name.value if alias.asname else name  # type: ignore[union-attr]
             self.index.imports[local] = f"{module}.{name}"
+
+
+def _unpacked(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:
+    """The values a tuple assignment unpacks: a tuple literal's items, or the
+    arguments of `accelerator.prepare(a, b, ...)`, which hands them back in order."""
+    if isinstance(value, cst.Tuple | cst.List):
+        return [e.value for e in value.elements]
+    if (
+        isinstance(value, cst.Call)
+        and m.matches(value.func, m.Attribute(attr=m.Name("prepare")))
+        and all(not a.star and a.keyword is None for a in value.args)
+    ):
+        return [a.value for a in value.args]
+    return None
 
 
 def build_index(source: Source) -> Index:

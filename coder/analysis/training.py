@@ -155,7 +155,7 @@ class LoopAnalysis:
     def _map_one(self, text: str, hop: Hop) -> str | None:
         """Rewrite every name of `text` from the callee's scope to the caller's."""
         replacements: dict[str, str] = {}
-        for name in {n.value for n in _free_names(cst.parse_expression(text))}:
+        for name in free_names(cst.parse_expression(text)):
             mapped = self._map_name(name, hop)
             if mapped is None:
                 return None
@@ -520,8 +520,12 @@ def _while_bound(node: cst.While) -> str | None:
     return None
 
 
-def _free_names(expr: cst.BaseExpression) -> list[cst.Name]:
+def free_names(expr: cst.BaseExpression) -> set[str]:
     """Names an expression reads (not attribute names, not keyword names)."""
+    return {n.value for n in _free_names(expr)}
+
+
+def _free_names(expr: cst.BaseExpression) -> list[cst.Name]:
     attrs = {id(a.attr) for a in m.findall(expr, m.Attribute())}  # type: ignore[union-attr]
     keywords = {id(a.keyword) for a in m.findall(expr, m.Arg()) if a.keyword is not None}  # type: ignore[union-attr]
     return [n for n in _names_in(expr) if id(n) not in attrs and id(n) not in keywords]

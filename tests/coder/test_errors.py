@@ -87,12 +87,29 @@ def test_a_model_marker_resolves_two_candidate_models(tmp_path):
     assert "prepare_compression(student," in path.read_text().replace("\n", "").replace("    ", "")
 
 
-def test_hugging_face_trainer_is_skipped_not_broken(tmp_path):
-    text = "from transformers import Trainer\ntrainer = Trainer(model=None)\ntrainer.train()\n"
+TRAINER_REFUSALS = [
+    ("trainer = Trainer(model=None)\ntrainer.train()\n", "is given no model"),
+    ("trainer = Trainer(model_init=lambda: None)\ntrainer.train()\n", "model_init"),
+    ("trainer = Trainer(model=Net())\ntrainer.train()\n", "built inside the call"),
+    ("trainer = Trainer(model=model)\n", "never trained"),
+    (
+        "a = Trainer(model=model)\nb = Trainer(model=model)\na.train()\nb.train()\n",
+        "several Trainers",
+    ),
+    (
+        "Trainer(model=model).train()\n",
+        "not assigned to a name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), TRAINER_REFUSALS)
+def test_trainer_scripts_the_tool_cannot_place_hooks_in_fail_clearly(tmp_path, body, message):
+    text = "from transformers import Trainer\nmodel = object()\n" + body
     path = write(tmp_path, text)
-    result = run_cli("optimize", path, "--approach", "qat")
-    assert result.exit_code == 0
-    assert "Skipped" in result.output and "Trainer" in result.output
+    result = run_cli("optimize", path, "--approach", "distillation")
+    assert result.exit_code != 0
+    assert "Failed" in result.output and message in result.output, result.output
     assert_untouched(path, text)
 
 

@@ -16,12 +16,19 @@ import pytest
 from neural_coder.api import rewrite_source
 from neural_coder.options import build_options
 from neural_coder.report import Status
-from tests.conftest import OWN_TRAINING_SAMPLES, ROOT, TRAINING_STYLES, script_path
+from tests.conftest import (
+    OWN_TRAINING_SAMPLES,
+    ROOT,
+    TRAINER_SAMPLES,
+    TRAINING_STYLES,
+    WRAPPED_MODEL_SAMPLES,
+    script_path,
+)
 
 GOLDEN = ROOT / "tests" / "golden"
 CASES = [
     (name, approach, target)
-    for name in TRAINING_STYLES + OWN_TRAINING_SAMPLES
+    for name in TRAINING_STYLES + OWN_TRAINING_SAMPLES + WRAPPED_MODEL_SAMPLES + TRAINER_SAMPLES
     for approach, target in [
         ("pruning+qat", "runtime"),
         ("distillation", "runtime"),
@@ -33,6 +40,10 @@ CASES = [
     ("eval_only.py", "bf16", "runtime"),
     ("hf_inference.py", "ptq-dynamic", "runtime"),
     ("epoch_fn_style.py", "ptq-static", "runtime"),  # after training, tuned with test()
+    ("eval_only.py", "benchmark", "runtime"),
+    ("hf_trainer.py", "ptq-static", "runtime"),  # after trainer.train(), tuned with evaluate()
+    ("qa_trainer_subclass.py", "ptq-dynamic", "runtime"),
+    ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
 ]
 
 
@@ -54,7 +65,9 @@ def test_rewrite_matches_reviewed_output_and_is_idempotent(name, approach, targe
     assert second.status is Status.UNCHANGED and again == rewritten
 
 
-@pytest.mark.parametrize("name", TRAINING_STYLES + OWN_TRAINING_SAMPLES)
+@pytest.mark.parametrize(
+    "name", TRAINING_STYLES + OWN_TRAINING_SAMPLES + WRAPPED_MODEL_SAMPLES + TRAINER_SAMPLES
+)
 def test_user_lines_are_preserved_byte_for_byte(name):
     """Only insertions, except the lines whose signature or call gains the manager."""
     source = script_path(name).read_text().splitlines()

@@ -1,0 +1,186 @@
+"""Hugging Face `Trainer` use: where it is built, what it is given, how it is run.
+
+A Trainer class is one imported from `transformers` (or `trl`, `setfit`) whose
+name ends in `Trainer`, or a class of the file that inherits from one, under any
+name. The facts are what the planner needs to attach compression: the model
+argument, the callbacks argument (or whether the class can take one), the
+metric keys `compute_metrics` returns, and the `train()` / `evaluate()` calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from .index import Index, Scope, iter_returns
+from .source import Source
+
+TRAINER_PACKAGES = ("transformers", "trl", "setfit")
+# Metric names for which a lower value is better; every other metric is taken as higher-is-better.
+LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance", "mse", "mae")
+
+
+@dataclass
+class TrainerUse:
+    call: cst.Call  # Trainer(...)
+    statement: cst.BaseStatement
+    scope: Scope
+    class_name: str
+    target: str | None  # what the trainer is assigned to ("trainer", "self.trainer")
+    model: cst.BaseExpression | None  # the model argument
+    callbacks: cst.Arg | None  # an existing callbacks= argument
+    accepts_callbacks: bool  # the class's __init__ takes callbacks= (directly or via **kwargs)
+    metric_keys: list[str] | None  # keys compute_metrics returns, when they can be read
+    has_compute_metrics: bool
+    has_eval_dataset: bool
+    has_train_dataset: bool
+    train_calls: list[cst.Call] = field(default_factory=list)
+    eval_calls: list[cst.Call] = field(default_factory=list)  # evaluate() / predict()
+
+
+def is_trainer_class(index: Index, name: str, seen: frozenset[str] = frozenset()) -> bool:
+    """`name` (a class name as written in the file) is a Trainer class."""
+    qualified = index.imports.get(name.split(".")[0], "")
+    if "." in name and qualified:
+        qualified = qualified + name[name.index(".") :]
+    if qualified.split(".")[0] in TRAINER_PACKAGES and qualified.endswith("Trainer"):
+        return True
+    cls = index.classes.get(name)
+    if cls is None or name in seen:
+        return False
+    return any(
+        is_trainer_class(index, index.source.code(b.value), seen | {name}) for b in cls.bases
+    )
+
+
+def trainer_bases(index: Index) -> set[str]:
+    """Names of the file's own Trainer subclasses."""
+    return {name for name in index.classes if is_trainer_class(index, name)}
+
+
+def find_trainers(index: Index) -> list[TrainerUse]:
+    """Every Trainer construction in the file, in file order."""
+    src = index.source
+    found = []
+    for call in index.calls:
+        name = src.code(call.func)
+        if not is_trainer_class(index, name):
+            continue
+        statement = src.statement_of(call)
+        args = _arguments(call)
+        callbacks = args.get("callbacks")
+        found.append(
+            TrainerUse(
+                call=call,
+                statement=statement,
+                scope=index.scope_of(call),
+                class_name=name,
+                target=_assigned_to(src, statement, call),
+                model=args["model"].value if "model" in args else None,
+                callbacks=callbacks,
+                accepts_callbacks=_accepts_callbacks(index, name),
+                metric_keys=_metric_keys(index, args.get("compute_metrics")),
+                has_compute_metrics="compute_metrics" in args,
+                has_eval_dataset="eval_dataset" in args,
+                has_train_dataset="train_dataset" in args,
+            )
+        )
+    for use in found:
+        if use.target is None:
+            chained = src.parent(use.call)  # Trainer(...).train()
+            if isinstance(chained, cst.Attribute) and chained.attr.value == "train":
+                outer = src.parent(chained)
+                if isinstance(outer, cst.Call):
+                    use.train_calls.append(outer)
+            continue
+        for call in index.calls:
+            func = call.func
+            if (
+                isinstance(func, cst.Attribute)
+                and src.code(func.value) == use.target
+                and index.scope_of(call) is use.scope
+                and src.line(call) > src.line(use.statement)
+            ):
+                if func.attr.value == "train":
+                    use.train_calls.append(call)
+                elif func.attr.value in ("evaluate", "predict"):
+                    use.eval_calls.append(call)
+    found.sort(key=lambda u: src.line(u.call))
+    return found
+
+
+def higher_is_better(metric: str) -> bool:
+    return not any(word in metric.lower() for word in LOWER_IS_BETTER)
+
+
+# Trainer(model, args, data_collator, train_dataset, eval_dataset, ...): its positional order.
+_POSITIONAL = ("model", "args", "data_collator", "train_dataset", "eval_dataset")
+
+
+def _arguments(call: cst.Call) -> dict[str, cst.Arg]:
+    out: dict[str, cst.Arg] = {}
+    for position, arg in enumerate(call.args):
+        if arg.star:
+            continue
+        if arg.keyword is not None:
+            out[arg.keyword.value] = arg
+        elif position < len(_POSITIONAL):
+            out[_POSITIONAL[position]] = arg
+    return out
+
+
+def _assigned_to(src: Source, statement: cst.BaseStatement, call: cst.Call) -> str | None:
+    if isinstance(statement, cst.SimpleStatementLine):
+        small = statement.body[0]
+        if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is call:
+            target = small.targets[0].target
+            if isinstance(target, cst.Name | cst.Attribute):
+                return src.code(target)
+    return None
+
+
+def _accepts_callbacks(index: Index, name: str) -> bool:
+    """Whether `name(...)` can take `callbacks=`: the first `__init__` found up the
+    file's own classes decides; a library class always can."""
+    cls = index.classes.get(name)
+    if cls is None:
+        return True
+    for statement in cls.body.body:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == "__init__":
+            params = statement.params
+            names = {p.name.value for p in (*params.params, *params.kwonly_params)}
+            return "callbacks" in names or params.star_kwarg is not None
+    return all(_accepts_callbacks(index, index.source.code(b.value)) for b in cls.bases)
+
+
+def _metric_keys(index: Index, arg: cst.Arg | None) -> list[str] | None:
+    """The string keys of the dict `compute_metrics` returns, when it is a function of
+    this file returning a dict literal or `dict(key=...)`."""
+    if arg is None or not isinstance(arg.value, cst.Name):
+        return None
+    function = next(
+        (fn for fn in index.functions.values() if fn.name == arg.value.value and fn.cls is None),
+        None,
+    )
+    if function is None:
+        return None
+    for returned in iter_returns(function.node):
+        value = returned.value
+        if isinstance(value, cst.Dict):
+            keys = [
+                e.key.evaluated_value
+                for e in value.elements
+                if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
+            ]
+            if keys:
+                return [k for k in keys if isinstance(k, str)]
+        if (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Name)
+            and value.func.value == "dict"
+        ):
+            keys = [a.keyword.value for a in value.args if a.keyword is not None]
+            if keys:
+                return keys
+    return None

@@ -1,0 +1,79 @@
+"""Wraps around a model: `DDP(model)`, `torch.compile(model)`, `accelerator.prepare(model, ...)`.
+
+The runtime compresses the bare module, so the compression manager is prepared
+before the wrap and the wrap takes the prepared model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+
+from .index import Index, Scope, unwrap_pass_through
+from .source import Source
+
+WRAPPERS = (
+    "torch.nn.parallel.DistributedDataParallel",
+    "torch.nn.parallel.distributed.DistributedDataParallel",
+    "torch.nn.DataParallel",
+    "torch.nn.parallel.DataParallel",
+    "torch.compile",
+    "torch.distributed.fsdp.FullyShardedDataParallel",
+)
+ACCELERATE_METHODS = ("prepare", "prepare_model")
+
+
+@dataclass
+class Wrap:
+    statement: cst.BaseStatement  # the assignment that wraps the model
+    inner: str  # the bare model's name, as written inside the wrap
+    what: str  # "DistributedDataParallel", "accelerator.prepare", ...
+
+
+def find_wrap(index: Index, name: str, scope: Scope, before_line: int) -> Wrap | None:
+    """The last assignment to `name` in `scope` before `before_line`, when it wraps a model."""
+    src = index.source
+    assignments = [
+        a for a in index.assignments_in(name, scope) if src.line(a.statement) < before_line
+    ]
+    if not assignments:
+        return None
+    last = max(assignments, key=lambda a: src.line(a.statement))
+    statement = last.statement
+    if not isinstance(statement, cst.SimpleStatementLine) or not isinstance(
+        statement.body[0], cst.Assign
+    ):
+        return None
+    assign = statement.body[0]
+    call = unwrap_pass_through(assign.value)
+    if not isinstance(call, cst.Call) or not call.args:
+        return None
+    qualified = index.qualified(call.func)
+    func = call.func
+    if qualified in WRAPPERS:
+        argument = call.args[0]
+        what = qualified.rsplit(".", 1)[-1]
+    elif isinstance(func, cst.Attribute) and func.attr.value in ACCELERATE_METHODS:
+        argument = _argument_for(assign, call, name, src)
+        what = src.code(func)
+    else:
+        return None
+    if argument is None or argument.star or argument.keyword is not None:
+        return None
+    inner = unwrap_pass_through(argument.value)
+    if not isinstance(inner, cst.Name):
+        return None
+    return Wrap(statement, inner.value, what)
+
+
+def _argument_for(assign: cst.Assign, call: cst.Call, name: str, src: Source) -> cst.Arg | None:
+    """The argument of `a, b = accelerator.prepare(x, y)` that becomes `name`."""
+    target = assign.targets[0].target
+    if isinstance(target, cst.Name):
+        return call.args[0] if len(call.args) == 1 else None
+    if isinstance(target, cst.Tuple | cst.List):
+        names = [src.code(e.value) for e in target.elements]
+        if name in names and len(names) == len(call.args):
+            return call.args[names.index(name)]
+    return None

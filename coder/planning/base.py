@@ -1,0 +1,159 @@
+"""What every planner shares: the plan, names that do not clash, placing snippets,
+and the compression configs built from the options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+
+from neural_coder.analysis import Facts
+from neural_coder.errors import AnalysisError
+from neural_coder.options import OptimizeOptions
+from neural_coder.transforms import snippets
+from neural_coder.transforms.edits import AddImport, Edit, InsertStatements, Where
+from neural_coder.transforms.snippets import Code
+
+CONFIG_CLASSES = {
+    "pruning": "WeightPruningConfig",
+    "qat": "QuantizationAwareTrainingConfig",
+    "distillation": "DistillationConfig",
+}
+PRUNING_END_FRACTION = 0.8  # prune during the first 80 % of the run, fine-tune the rest
+
+
+@dataclass
+class Plan:
+    edits: list[Edit] = field(default_factory=list)
+    placed: list[str] = field(default_factory=list)  # human lines: what went where
+    warnings: list[str] = field(default_factory=list)
+
+
+class BasePlanner:
+    def __init__(self, facts: Facts, options: OptimizeOptions, line_length: int = 88) -> None:
+        self.facts = facts
+        self.options = options
+        self.src = facts.source
+        self.index = facts.index
+        self.line_length = line_length
+        self.plan = Plan()
+        self.taken = {n.value for n in m.findall(self.src.module, m.Name())}  # type: ignore[union-attr]
+        self.cm_name = self.free_name("compression_manager")
+        self.teacher_name = self.free_name("teacher_model")
+
+    def build(self) -> Plan:
+        raise NotImplementedError
+
+    def free_name(self, name: str) -> str:
+        """`name`, or `nc_name`, `nc_name_2`, ... when the script already uses it."""
+        candidate, number = name, 1
+        while candidate in self.taken:
+            number += 1
+            candidate = f"nc_{name}" if number == 2 else f"nc_{name}_{number - 1}"
+        self.taken.add(candidate)
+        return candidate
+
+    def insert(self, anchor: cst.CSTNode, where: Where, lines: list[str], what: str) -> None:
+        """Formatted statements next to `anchor`, or first/last in the loop `anchor`."""
+        column = self.src.positions[anchor].start.column  # type: ignore[attr-defined]
+        indent = column + (4 if where.startswith("body") else 0)
+        code = snippets.format_code("\n".join(lines) + "\n", self.line_length - indent)
+        self.plan.edits.append(InsertStatements(anchor, where, code))
+        position = {
+            "before": "before",
+            "after": "after",
+            "body_start": "first in",
+            "body_end": "last in",
+        }[where]
+        kind = "loop" if where.startswith("body") else "the statement"
+        self.plan.placed.append(f"{what}: {position} {kind} at line {self.src.line(anchor)}")
+
+    @property
+    def modules(self) -> dict[str, str]:
+        return snippets.RUNTIME_MODULES[self.options.target]
+
+    # -- training-time configs ------------------------------------------------------------
+    def configs(self, total_steps: str | None) -> str:
+        """The configs for `prepare_compression`: one, or a list in the approach's order.
+        `total_steps` is an expression for the run's optimizer steps ("" when the
+        runtime fits the pruning schedule itself)."""
+        parts = []
+        for technique in self.options.approach:
+            if technique == "pruning":
+                parts.append(self._pruning_config(total_steps))
+            elif technique == "qat":
+                backend = self.options.qat.backend
+                kwargs = {} if backend == "default" else {"backend": backend}
+                parts.append(snippets.call(CONFIG_CLASSES["qat"], kwargs))
+            else:
+                d = self.options.distillation
+                criterion = snippets.call(
+                    "KnowledgeDistillationLossConfig",
+                    {
+                        "temperature": d.temperature,
+                        "loss_types": list(d.loss_types),
+                        "loss_weights": list(d.loss_weights),
+                    },
+                )
+                parts.append(
+                    snippets.call(
+                        CONFIG_CLASSES["distillation"],
+                        {"teacher_model": Code(self.teacher_name), "criterion": Code(criterion)},
+                    )
+                )
+        return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+
+    def _pruning_config(self, total_steps: str | None) -> str:
+        p = self.options.pruning
+        start = p.first_step
+        kwargs: dict[str, object] = {
+            "target_sparsity": p.target_sparsity,
+            "pattern": p.pattern,
+            "pruning_type": p.pruning_type,
+            "pruning_scope": p.pruning_scope,
+            "start_step": start,
+        }
+        if p.end_step is not None:
+            kwargs["end_step"] = p.end_step
+        elif total_steps:
+            kwargs["end_step"] = Code(
+                f"max({start}, int({PRUNING_END_FRACTION} * ({total_steps})))"
+            )
+        elif total_steps is None:
+            kwargs["end_step"] = start
+            self.plan.warnings.append(
+                f"the run length could not be read from the script: pruning is one-shot at step {start}; "
+                "pass --end-step to prune gradually"
+            )
+        return snippets.call(CONFIG_CLASSES["pruning"], kwargs)
+
+    def teacher(self, model: str) -> str:
+        teacher = self.options.distillation.teacher
+        if teacher is None:
+            return f"{self.teacher_name} = copy.deepcopy({model})"
+        if self.options.distillation.teacher_is_checkpoint:
+            return (
+                f"{self.teacher_name} = copy.deepcopy({model})\n"
+                f"{self.teacher_name}.load_state_dict(torch.load({teacher!r}, weights_only=True))"
+            )
+        try:
+            cst.parse_expression(teacher)
+        except cst.ParserSyntaxError:
+            raise AnalysisError(
+                f"--teacher {teacher!r} is neither a checkpoint path (.pt/.pth/.bin) nor a Python expression"
+            ) from None
+        return f"{self.teacher_name} = {teacher}"
+
+    def training_imports(self) -> None:
+        edits = self.plan.edits
+        edits.append(AddImport(self.modules["training"], "prepare_compression"))
+        for technique in self.options.approach:
+            edits.append(AddImport(self.modules["config"], CONFIG_CLASSES[technique]))
+        if "distillation" in self.options.approach:
+            edits.append(AddImport(self.modules["config"], "KnowledgeDistillationLossConfig"))
+            d = self.options.distillation
+            if d.teacher is None or d.teacher_is_checkpoint:
+                edits.append(AddImport("copy"))
+            if d.teacher_is_checkpoint:
+                edits.append(AddImport("torch"))

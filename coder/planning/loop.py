@@ -1,0 +1,155 @@
+"""Hooks for a hand-written training loop, where DESIGN.md shows them.
+
+The compression manager is prepared right before training starts (the model, the
+loader and the epoch count all exist there, so the pruning schedule can be fitted
+to the run), or before the statement that wraps the model (`DDP(model)`,
+`torch.compile(model)`, `accelerator.prepare(model, ...)`), because the runtime
+compresses the bare module. It reaches the functions that hold the loop through a
+`compression_manager` parameter (or `self.compression_manager` inside the class).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.training import BUILTIN_NAMES, free_names
+from neural_coder.analysis.wraps import find_wrap
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms.edits import AddKeywordArgument, AddParameter
+
+from .base import BasePlanner, Plan
+
+
+class LoopPlanner(BasePlanner):
+    def build(self) -> Plan:
+        loop = self.facts.loop
+        if loop is None:
+            assert self.facts.loop_error is not None
+            raise self.facts.loop_error
+        techniques = self.options.approach
+        cm_of = self._thread_manager(loop)
+        cm = cm_of[id(loop.entry_scope)]
+        model = loop.model_in_entry
+
+        anchor, bare = loop.entry_loop, model
+        wrap = find_wrap(self.index, model, loop.entry_scope, self.src.line(loop.entry_loop))
+        if wrap is not None:
+            anchor, bare = wrap.statement, wrap.inner
+            self.plan.placed.append(
+                f"the model is wrapped by {wrap.what} at line {self.src.line(wrap.statement)}: "
+                f"{bare} is compressed before the wrap"
+            )
+        total_steps = loop.total_steps
+        if wrap is not None and total_steps and not self._defined_before(total_steps, anchor, loop):
+            self.plan.warnings.append(
+                f"the run length ({total_steps}) is only known after line {self.src.line(anchor)}, "
+                "where the compression manager must be prepared"
+            )
+            total_steps = None
+        before: list[str] = []
+        if "distillation" in techniques:
+            before.append(self.teacher(bare))
+        before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
+        before.append(f"{cm}.callbacks.on_train_begin()")
+        if "qat" in techniques:
+            before.append(f"{bare} = {cm}.model")
+        self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
+        self.insert(loop.entry_loop, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
+
+        if loop.epoch_loop is not None:
+            epoch = loop.epoch_var or "0"
+            self.insert(
+                loop.epoch_loop,
+                "body_start",
+                [f"{cm}.callbacks.on_epoch_begin({epoch})"],
+                "on_epoch_begin",
+            )
+            self.insert(
+                loop.epoch_loop, "body_end", [f"{cm}.callbacks.on_epoch_end()"], "on_epoch_end"
+            )
+        step_cm = cm_of[id(loop.step_scope)]
+        self.insert(
+            loop.step_loop,
+            "body_start",
+            [f"{step_cm}.callbacks.on_step_begin({loop.step_index or '0'})"],
+            "on_step_begin",
+        )
+        self.insert(
+            loop.step_loop, "body_end", [f"{step_cm}.callbacks.on_step_end()"], "on_step_end"
+        )
+
+        inner_cm = cm_of[id(loop.backward_scope)]
+        if "distillation" in techniques:
+            self._distillation_loss(loop, inner_cm)
+        self.insert(
+            loop.optimizer_step,
+            "before",
+            [f"{inner_cm}.callbacks.on_before_optimizer_step()"],
+            "on_before_optimizer_step",
+        )
+        self.insert(
+            loop.optimizer_step,
+            "after",
+            [f"{inner_cm}.callbacks.on_after_optimizer_step()"],
+            "on_after_optimizer_step",
+        )
+        self.training_imports()
+        self.plan.warnings.extend(loop.notes)
+        return self.plan
+
+    def _defined_before(self, expression: str, anchor: cst.CSTNode, loop: TrainingLoop) -> bool:
+        """Every name `expression` reads has a value at `anchor` (in the entry scope)."""
+        scope = loop.entry_scope
+        line = self.src.line(anchor)
+        fn = self.index.function(scope)
+        for name in free_names(cst.parse_expression(expression)):
+            local = self.index.assignments_in(name, scope)
+            if any(self.src.line(a.statement) < line for a in local):
+                continue
+            if local or not (
+                (fn is not None and name in (*fn.all_params(), "self"))
+                or name in BUILTIN_NAMES
+                or name in self.index.imports
+                or self.index.assignments_in(name, self.src.module)
+            ):
+                return False
+        return True
+
+    def _thread_manager(self, loop: TrainingLoop) -> dict[int, str]:
+        """The expression naming the manager in every scope on the training path."""
+        entry_cls = self.index.class_of(loop.entry_scope)
+        cm_of = {
+            id(loop.entry_scope): f"self.{self.cm_name}" if entry_cls is not None else self.cm_name
+        }
+        for hop in reversed(loop.hops):  # outermost first
+            caller_cm = cm_of[id(self.index.scope_of(hop.call))]
+            if entry_cls is not None and hop.function.cls is entry_cls:
+                cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
+                continue
+            for call in self.index.call_sites(hop.function):
+                if call is not hop.call:
+                    raise AnalysisError(
+                        f"{hop.function.key}() is also called at line {self.src.line(call)}, where no compression manager exists",
+                        path=self.src.path,
+                        line=self.src.line(call),
+                    )
+            self.plan.edits.append(AddParameter(hop.function.node, self.cm_name))
+            self.plan.edits.append(AddKeywordArgument(hop.call, self.cm_name, caller_cm))
+            self.plan.placed.append(
+                f"line {self.src.line(hop.function.node)}: {hop.function.key}() takes {self.cm_name} (passed at line {self.src.line(hop.call)})"
+            )
+            cm_of[id(hop.function.node)] = self.cm_name
+        return cm_of
+
+    def _distillation_loss(self, loop: TrainingLoop, cm: str) -> None:
+        if loop.loss_statement is None or loop.model_output is None or loop.model_inputs is None:
+            raise AnalysisError(
+                "distillation needs the model's inputs and outputs next to the loss, "
+                "but the model call is not assigned to a name before the loss",
+                path=self.src.path,
+                line=self.src.line(loop.loss_statement or loop.backward),
+                hint="assign the model's output first (output = model(x); loss = criterion(output, y))",
+            )
+        code = f"{loop.loss_name} = {cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {loop.model_output}, {loop.loss_name})"
+        self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")

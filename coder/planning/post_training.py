@@ -1,0 +1,285 @@
+"""Post-training approaches: a `fit` call after the model exists (after training
+when the script trains) and before the model is evaluated; the quantized model
+replaces the fp32 one for the rest of the script. `benchmark` measures the model
+at the same place.
+
+`eval_func` is built from the script's own evaluation: its call of a function
+that takes the model and returns a metric, or `trainer.evaluate()` through the
+runtime's `trainer_eval_func` when a Hugging Face Trainer evaluates.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis import evaluation
+from neural_coder.analysis.trainer import TrainerUse, higher_is_better
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms import snippets
+from neural_coder.transforms.edits import AddImport
+from neural_coder.transforms.snippets import Code
+
+from .base import BasePlanner, Plan
+
+QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto": "auto"}
+
+
+class PostTrainingPlanner(BasePlanner):
+    def build(self) -> Plan:
+        if self.facts.loop is None and self.facts.trainers:
+            return self._build_for_trainer(self._evaluated_trainer())
+        evaluations = evaluation.find_evaluations(self.index)
+        model, anchor, where, scope = self._placement(evaluations)
+        chosen = next((e for e in evaluations if e.scope is scope and e.model_arg == model), None)
+        needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
+        loader = self._loader(chosen, scope, self.src.line(anchor)) if needs_data else None
+        eval_func = None
+        if chosen is not None:
+            candidate = self.free_name("candidate")
+            eval_func = f"lambda {candidate}: {self._eval_call(chosen, candidate)}"
+            what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
+        else:
+            what = None
+        self._emit(model, model, anchor, where, loader, eval_func, what, higher_is_better=True)
+        return self.plan
+
+    @property
+    def approach(self) -> str:
+        return self.options.approach[0]
+
+    @property
+    def quant_approach(self) -> str | None:
+        return QUANT_APPROACHES.get(self.approach)
+
+    # -- the call -------------------------------------------------------------------------
+    def _emit(
+        self,
+        model: str,
+        replaced: str,
+        anchor: cst.CSTNode,
+        where: str,
+        loader: str | None,
+        eval_func: str | None,
+        eval_source: str | None,
+        higher_is_better: bool,
+    ) -> None:
+        """Insert the fit (or benchmark) call on `model`; its result replaces `replaced`."""
+        if self.approach == "benchmark":
+            call = snippets.call(
+                "benchmark.fit",
+                {"b_dataloader": Code(loader or "")},
+                args=[Code(model), Code(self._benchmark_config())],
+            )
+            self.insert(anchor, where, [call], "benchmark.fit")  # type: ignore[arg-type]
+            self.plan.edits += [
+                AddImport(self.modules["package"], "benchmark"),
+                AddImport(self.modules["config"], "BenchmarkConfig"),
+            ]
+            return
+        kwargs: dict[str, object] = {}
+        if loader is not None:
+            kwargs["calib_dataloader"] = Code(loader)
+        if eval_func is not None:
+            kwargs["eval_func"] = Code(eval_func)
+            p = self.options.ptq
+            self.plan.placed.append(
+                f"eval_func: {eval_source}; accuracy-aware tuning ({p.criterion} loss <= {p.tolerable_loss})"
+            )
+        else:
+            self.plan.warnings.append(
+                "no evaluation of the model was found: it is converted once, without accuracy tuning"
+            )
+        module = "quantization" if self.quant_approach else "mix_precision"
+        call = snippets.call(
+            f"{module}.fit",
+            kwargs,
+            args=[Code(model), Code(self._config(eval_func is not None, higher_is_better))],
+        )
+        quantized = self.free_name("quantized_model")
+        lines = [
+            f"{quantized} = {call}",
+            f"{replaced} = {quantized} if {quantized} is not None else {replaced}",
+        ]
+        self.insert(anchor, where, lines, f"{module}.fit")  # type: ignore[arg-type]
+        self._imports(module, tuned=eval_func is not None)
+
+    def _config(self, tuned: bool, higher_is_better: bool) -> str:
+        p = self.options.ptq
+        kwargs: dict[str, object] = {}
+        if self.quant_approach:
+            kwargs["approach"] = self.quant_approach
+            if self.quant_approach != "dynamic":
+                kwargs["calibration_sampling_size"] = [p.calibration_sampling_size]
+        if tuned:
+            criterion: dict[str, object] = {
+                "criterion": p.criterion,
+                "tolerable_loss": float(p.tolerable_loss),
+            }
+            if not higher_is_better:
+                criterion["higher_is_better"] = False
+            kwargs["accuracy_criterion"] = Code(snippets.call("AccuracyCriterion", criterion))
+            kwargs["tuning_criterion"] = Code(
+                snippets.call("TuningCriterion", {"max_trials": p.max_trials})
+            )
+        name = "PostTrainingQuantConfig" if self.quant_approach else "MixedPrecisionConfig"
+        return snippets.call(name, kwargs)
+
+    def _benchmark_config(self) -> str:
+        b = self.options.benchmark
+        kwargs: dict[str, object] = {"warmup": b.warmup, "iteration": b.iteration}
+        if b.cores_per_instance is not None:
+            kwargs["cores_per_instance"] = b.cores_per_instance
+        kwargs["num_of_instance"] = b.num_of_instance
+        return snippets.call("BenchmarkConfig", kwargs)
+
+    def _imports(self, module: str, tuned: bool) -> None:
+        config = self.modules["config"]
+        name = "PostTrainingQuantConfig" if self.quant_approach else "MixedPrecisionConfig"
+        self.plan.edits += [AddImport(self.modules["package"], module), AddImport(config, name)]
+        if tuned:
+            self.plan.edits += [
+                AddImport(config, "AccuracyCriterion"),
+                AddImport(config, "TuningCriterion"),
+            ]
+
+    # -- a hand-written script ----------------------------------------------------------------
+    def _placement(
+        self, evaluations: list[evaluation.Evaluation]
+    ) -> tuple[str, cst.CSTNode, str, object]:
+        loop = self.facts.loop
+        if loop is not None:  # the trained model, right after training
+            return loop.model_in_entry, loop.entry_loop, "after", loop.entry_scope
+        if evaluations:
+            first = evaluations[0]
+            line = self.src.line(first.call)
+            if evaluation.model_assignment(self.index, first.model_arg, first.scope, line) is None:
+                raise AnalysisError(
+                    f"{first.model_arg} is evaluated at line {line} but not built in {self.index.describe(first.scope)}",
+                    path=self.src.path,
+                    line=line,
+                    hint="mark the model's assignment with '# neural-coder: model'",
+                )
+            return first.model_arg, first.statement, "before", first.scope
+        models = [
+            f for f in self.facts.found if f.kind == "model" and f.target and "." not in f.target
+        ]
+        if len(models) != 1:
+            raise AnalysisError(
+                "no evaluation function takes the model, and "
+                + (
+                    "no model was found"
+                    if not models
+                    else f"{len(models)} models are built ({', '.join(m.target or '' for m in models)})"
+                ),
+                path=self.src.path,
+                hint="add a function that evaluates the model and returns a metric, or keep one model per file",
+            )
+        target = models[0].target or ""
+        assignment = next(
+            a
+            for a in self.index.assignments[target]
+            if self.src.line(a.statement) == models[0].line
+        )
+        return target, assignment.statement, "after", assignment.scope
+
+    def _loader(self, chosen: evaluation.Evaluation | None, scope: object, line: int) -> str:
+        loaders = evaluation.loaders_in(self.index, scope, line + 1)  # type: ignore[arg-type]
+        if chosen is not None:
+            for arg in chosen.call.args:
+                text = self.src.code(arg.value)
+                if text in loaders:
+                    return text
+        if loaders:
+            return loaders[0]
+        what = "benchmarking" if self.approach == "benchmark" else "static quantization"
+        raise AnalysisError(
+            f"{what} needs data, but no DataLoader is built before the model is used",
+            path=self.src.path,
+            line=line,
+            hint="build the DataLoader before the model is evaluated"
+            + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
+        )
+
+    def _eval_call(self, chosen: evaluation.Evaluation, candidate: str) -> str:
+        params = chosen.function.positional_params()
+        args = []
+        for position, arg in enumerate(chosen.call.args):
+            is_model = (
+                arg.keyword.value == chosen.model_param
+                if arg.keyword
+                else (position < len(params) and params[position] == chosen.model_param)
+            )
+            args.append(arg.with_changes(value=cst.Name(candidate)) if is_model else arg)
+        return self.src.module.code_for_node(chosen.call.with_changes(args=args))
+
+    # -- a Hugging Face Trainer ----------------------------------------------------------------
+    def _evaluated_trainer(self) -> TrainerUse:
+        uses = self.facts.trainers
+        named = [u for u in uses if u.target is not None]
+        if not named:
+            raise AnalysisError(
+                f"the {uses[0].class_name} at line {self.src.line(uses[0].call)} is not assigned to a name",
+                path=self.src.path,
+                line=self.src.line(uses[0].call),
+                hint="assign it first: trainer = Trainer(...)",
+            )
+        return next((u for u in named if u.eval_calls), named[0])
+
+    def _build_for_trainer(self, use: TrainerUse) -> Plan:
+        trainer = use.target
+        assert trainer is not None
+        anchor, where = self._trainer_anchor(use)
+        loader = None
+        if self.approach == "benchmark" or self.quant_approach in ("static", "auto"):
+            loader = self._trainer_loader(use)
+        metric, better = self._trainer_metric(use)
+        eval_func = None
+        if use.has_eval_dataset and self.approach != "benchmark":
+            eval_func = f"trainer_eval_func({trainer}, {metric!r})"
+            self.plan.edits.append(AddImport(self.modules["transformers"], "trainer_eval_func"))
+        self._emit(
+            f"{trainer}.model",
+            f"{trainer}.model",
+            anchor,
+            where,
+            loader,
+            eval_func,
+            f"{trainer}.evaluate()['{metric}']",
+            better,
+        )
+        return self.plan
+
+    def _trainer_anchor(self, use: TrainerUse) -> tuple[cst.CSTNode, str]:
+        """Before the first evaluate()/predict() after training; else after training;
+        else right after the Trainer is built."""
+        src = self.src
+        last_train = max((src.line(c) for c in use.train_calls), default=0)
+        for call in use.eval_calls:
+            if src.line(call) > last_train:
+                return src.statement_of(call), "before"
+        if use.train_calls:
+            return src.statement_of(max(use.train_calls, key=src.line)), "after"
+        return use.statement, "after"
+
+    def _trainer_loader(self, use: TrainerUse) -> str:
+        if use.has_eval_dataset:
+            return f"{use.target}.get_eval_dataloader()"
+        if use.has_train_dataset:
+            return f"{use.target}.get_train_dataloader()"
+        raise AnalysisError(
+            f"the {use.class_name} at line {self.src.line(use.call)} has no eval_dataset or train_dataset to calibrate with",
+            path=self.src.path,
+            line=self.src.line(use.call),
+            hint="pass eval_dataset= to the Trainer, or use --approach ptq-dynamic",
+        )
+
+    def _trainer_metric(self, use: TrainerUse) -> tuple[str, bool]:
+        if use.metric_keys:
+            key = f"eval_{use.metric_keys[0]}"
+            return key, higher_is_better(key)
+        if use.has_compute_metrics:
+            self.plan.warnings.append(
+                "the keys compute_metrics returns could not be read from the script: "
+                "tuning uses eval_loss (lower is better)"
+            )
+        return "eval_loss", False

@@ -1,0 +1,133 @@
+"""Training-time compression for a script that trains with a Hugging Face `Trainer`.
+
+The manager is prepared on the bare model right before the Trainer is built and
+reaches the Trainer's loop through the runtime's `CompressionCallback` (merged
+into the `callbacks` the script passes, or added with `add_callback` when the
+Trainer class cannot take that argument). Distillation also needs the loss:
+`with_distillation(trainer, manager)` wraps the Trainer's `compute_loss`. The
+Trainer keeps the bare model (it reads the model's forward signature), so the
+script's own `model` is not replaced.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis.trainer import TrainerUse
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms.edits import AddImport, AddKeywordArgument, ReplaceArgumentValue
+
+from .base import PRUNING_END_FRACTION, BasePlanner, Plan
+
+
+class TrainerPlanner(BasePlanner):
+    def build(self) -> Plan:
+        use = self._trainer()
+        techniques = self.options.approach
+        model = self._model(use)
+        cm = self.cm_name
+
+        before = []
+        if "distillation" in techniques:
+            before.append(self.teacher(model))
+        # "": the callback fits the pruning schedule to the Trainer's run length
+        before.append(f"{cm} = prepare_compression({model}, {self.configs('')})")
+        self.insert(use.statement, "before", before, "prepare_compression")
+
+        fit_schedule = "pruning" in techniques and self.options.pruning.end_step is None
+        callback = f"CompressionCallback({cm}" + (
+            f", prune_until={PRUNING_END_FRACTION})" if fit_schedule else ")"
+        )
+        after = []
+        if use.callbacks is not None:
+            self.plan.edits.append(
+                ReplaceArgumentValue(use.callbacks, self._merged(use.callbacks, callback))
+            )
+            self.plan.placed.append(
+                f"CompressionCallback: added to callbacks= at line {self.src.line(use.call)}"
+            )
+        elif use.accepts_callbacks:
+            self.plan.edits.append(AddKeywordArgument(use.call, "callbacks", f"[{callback}]"))
+            self.plan.placed.append(
+                f"CompressionCallback: callbacks= of the Trainer at line {self.src.line(use.call)}"
+            )
+        else:
+            after.append(f"{self._target(use, 'add the callback')}.add_callback({callback})")
+        if "distillation" in techniques:
+            after.append(f"with_distillation({self._target(use, 'distil')}, {cm})")
+        if after:
+            self.insert(use.statement, "after", after, "Trainer integration")
+        if fit_schedule:
+            self.plan.placed.append(
+                f"pruning ends at {PRUNING_END_FRACTION:.0%} of the Trainer's optimizer steps (set when training starts)"
+            )
+        if "qat" in techniques:
+            self.plan.warnings.append(
+                f"the Trainer keeps training the fake-quantized model; after training, {cm}.model is the int8 model"
+            )
+        self.training_imports()
+        module = self.modules["transformers"]
+        self.plan.edits.append(AddImport(module, "CompressionCallback"))
+        if "distillation" in techniques:
+            self.plan.edits.append(AddImport(module, "with_distillation"))
+        return self.plan
+
+    def _trainer(self) -> TrainerUse:
+        trained = [u for u in self.facts.trainers if u.train_calls]
+        if len(trained) > 1:
+            lines = ", ".join(str(self.src.line(u.call)) for u in trained)
+            raise AnalysisError(
+                f"several Trainers are trained (built at lines {lines})",
+                path=self.src.path,
+                hint="run the tool on a file with one Trainer",
+            )
+        if not trained:
+            use = self.facts.trainers[0]
+            raise AnalysisError(
+                f"the {use.class_name} built at line {self.src.line(use.call)} is never trained "
+                "(no .train() call on it in the same function)",
+                path=self.src.path,
+                line=self.src.line(use.call),
+                hint="for a trained model use a post-training approach (ptq-static, ptq-dynamic, bf16)",
+            )
+        return trained[0]
+
+    def _model(self, use: TrainerUse) -> str:
+        model = use.model
+        if model is None or (isinstance(model, cst.Name) and model.value == "None"):
+            raise AnalysisError(
+                f"the {use.class_name} at line {self.src.line(use.call)} is given no model "
+                "(model_init builds a new one per run)",
+                path=self.src.path,
+                line=self.src.line(use.call),
+                hint="build the model first and pass model=model",
+            )
+        if not isinstance(model, cst.Name | cst.Attribute):
+            raise AnalysisError(
+                f"the model passed to the {use.class_name} at line {self.src.line(use.call)} "
+                f"is built inside the call ({self.src.code(model)})",
+                path=self.src.path,
+                line=self.src.line(use.call),
+                hint="assign the model to a name first (model = ...; Trainer(model=model, ...))",
+            )
+        return self.src.code(model)
+
+    def _target(self, use: TrainerUse, purpose: str) -> str:
+        if use.target is None:
+            raise AnalysisError(
+                f"the {use.class_name} at line {self.src.line(use.call)} is not assigned to a name, "
+                f"so the tool cannot {purpose}",
+                path=self.src.path,
+                line=self.src.line(use.call),
+                hint="assign it first: trainer = Trainer(...); trainer.train()",
+            )
+        return use.target
+
+    def _merged(self, arg: cst.Arg, callback: str) -> str:
+        value = arg.value
+        if isinstance(value, cst.List) and not any(
+            isinstance(e, cst.StarredElement) for e in value.elements
+        ):
+            items = [self.src.code(e.value) for e in value.elements]
+            return "[" + ", ".join([*items, callback]) + "]"
+        return f"[*({self.src.code(value)} or []), {callback}]"
