@@ -20,6 +20,7 @@ Differences from INC, on purpose:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections import OrderedDict
@@ -28,6 +29,8 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+
+from .distributed import is_main_process
 
 __all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener", "load"]
 
@@ -210,12 +213,16 @@ class Model(nn.Module):
     def save(self, root: str | os.PathLike[str] | None = None) -> str:
         """Write `root/best_model.pt`: the inner state dict, plus the quantization recipe
         under `best_configure` when one is set. `root` defaults to the workspace
-        (`options.workspace`). Returns the file's path."""
+        (`options.workspace`). Returns the file's path. Under torch.distributed only
+        rank 0 writes; the other ranks return the same path without waiting for it."""
         if root is None:
             from .config import options
 
             root = options.workspace
         root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        path = os.path.join(root, CHECKPOINT_NAME)
+        if not is_main_process():
+            return path
         os.makedirs(root, exist_ok=True)
         inner_state = self.state_dict()
         state = _with_metadata(inner_state.items(), inner_state)
@@ -223,7 +230,6 @@ class Model(nn.Module):
             if BEST_CONFIGURE in state:
                 raise RuntimeError(f"the model has a parameter or buffer named {BEST_CONFIGURE!r}")
             state[BEST_CONFIGURE] = self.q_config
-        path = os.path.join(root, CHECKPOINT_NAME)
         torch.save(state, path)
         return path
 
@@ -235,10 +241,24 @@ class Model(nn.Module):
         the folder gets the model's `config.json` and this runtime's
         `best_model.pt` (state dict + quantization recipe); rebuild it with
         `neural_coder.runtime.load(folder, AutoModelFor...from_config(config))`.
+
+        Under torch.distributed only rank 0 writes. A float model's own
+        `save_pretrained` still runs on every rank when it takes `is_main_process`
+        (Hugging Face's does, and may need every rank for sharded weights), with
+        `is_main_process=False` on the other ranks; otherwise they return at once
+        (an int8 model: with the path rank 0 writes).
         """
         inner = self._modules["_model"]
+        main = is_main_process()
         if self.q_config is None:
-            return inner.save_pretrained(save_directory, **kwargs)  # type: ignore[operator]
+            save = inner.save_pretrained  # an AttributeError on every rank alike
+            if main:
+                return save(save_directory, **kwargs)  # type: ignore[operator]
+            if _takes_is_main_process(save):
+                return save(save_directory, **{**kwargs, "is_main_process": False})  # type: ignore[operator]
+            return None
+        if not main:
+            return self.save(save_directory)  # writes nothing here: the path rank 0 writes
         os.makedirs(save_directory, exist_ok=True)
         config = getattr(inner, "config", None)
         if config is not None and hasattr(config, "save_pretrained"):
@@ -250,6 +270,13 @@ class Model(nn.Module):
             os.fspath(save_directory),
         )
         return path
+
+
+def _takes_is_main_process(method: Any) -> bool:
+    try:
+        return "is_main_process" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _add_prefix_hook(

@@ -574,10 +574,10 @@ class _Quantizer:
         fp32_modules: Mapping[str, nn.Module],
         kept: Callable[[str], bool],
     ) -> None:
-        """Modules with weights that the int8 model no longer has (`kept(name)` is False:
-        a BatchNorm fused into the conv before it) belong to the op that runs just before
-        them: keeping that op in fp32 keeps them in fp32 too, else they would be quantized
-        on their own."""
+        """Leaf modules that the int8 model no longer has (`kept(name)` is False: a
+        BatchNorm or a ReLU fused into the conv before it) belong to the op that runs just
+        before them: keeping that op in fp32 keeps them in fp32 too, else they would be
+        quantized on their own (a float conv followed by an int8 ReLU is not fp32)."""
         timed = [(self.order[op.name], op.name) for op in ops if op.name in self.order]
         for name, module in fp32_modules.items():
             if (
@@ -585,7 +585,6 @@ class _Quantizer:
                 or kept(name)
                 or name not in self.order
                 or next(module.children(), None) is not None
-                or next(module.parameters(recurse=False), None) is None
             ):
                 continue
             before = [op for when, op in timed if when < self.order[name]]

@@ -69,10 +69,7 @@ class Index:
 
     # -- scopes -----------------------------------------------------------------
     def scope_of(self, node: cst.CSTNode) -> Scope:
-        for ancestor in self.source.ancestors(node):
-            if isinstance(ancestor, cst.FunctionDef):
-                return ancestor
-        return self.source.module
+        return self.source.enclosing_function(node) or self.source.module
 
     def class_of(self, scope: Scope) -> cst.ClassDef | None:
         if isinstance(scope, cst.FunctionDef) and scope in self.functions:

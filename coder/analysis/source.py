@@ -7,47 +7,27 @@ run once, at verification, on the rewritten file (see `verify.py`).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, ParentNodeProvider, PositionProvider
 
 from neural_coder.errors import ParseError
+from neural_coder.transforms.tree import Tree
 
 
 @dataclass
-class Source:
+class Source(Tree):
     path: Path
     text: str
     module: cst.Module
-    positions: dict[cst.CSTNode, object] = field(repr=False)
-    parents: dict[cst.CSTNode, cst.CSTNode] = field(repr=False)
-
-    def line(self, node: cst.CSTNode) -> int:
-        return self.positions[node].start.line  # type: ignore[attr-defined]
+    positions: Mapping[cst.CSTNode, CodeRange] = field(repr=False)
+    parents: Mapping[cst.CSTNode, cst.CSTNode] = field(repr=False)
 
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node).strip()
-
-    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        return self.parents.get(node)
-
-    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-        current = self.parents.get(node)
-        while current is not None:
-            yield current
-            current = self.parents.get(current)
-
-    def statement_of(self, node: cst.CSTNode) -> cst.BaseStatement:
-        """The statement (a line or a compound statement) that holds `node`."""
-        if isinstance(node, cst.BaseStatement):
-            return node
-        for ancestor in self.ancestors(node):
-            if isinstance(ancestor, cst.BaseStatement):
-                return ancestor
-        raise ValueError("node is not inside a statement")
 
     def where(self, node: cst.CSTNode) -> str:
         return f"{self.path}:{self.line(node)}"

@@ -120,7 +120,9 @@ class BasePlanner:
             kwargs["end_step"] = Code(
                 f"max({start}, int({PRUNING_END_FRACTION} * ({total_steps})))"
             )
-        elif total_steps is None:
+        elif total_steps == "":
+            kwargs["end_step"] = start  # replaced when training starts, see CompressionCallback
+        else:
             kwargs["end_step"] = start
             self.plan.warnings.append(
                 f"the run length could not be read from the script: pruning is one-shot at step {start}; "

@@ -40,7 +40,7 @@ class PostTrainingPlanner(BasePlanner):
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
         else:
             what = None
-        self._emit(model, model, anchor, where, loader, eval_func, what, higher_is_better=True)
+        self._emit(model, anchor, where, loader, eval_func, what, higher_is_better=True)
         return self.plan
 
     @property
@@ -55,15 +55,16 @@ class PostTrainingPlanner(BasePlanner):
     def _emit(
         self,
         model: str,
-        replaced: str,
         anchor: cst.CSTNode,
         where: str,
         loader: str | None,
         eval_func: str | None,
         eval_source: str | None,
         higher_is_better: bool,
+        trainer: str | None = None,
     ) -> None:
-        """Insert the fit (or benchmark) call on `model`; its result replaces `replaced`."""
+        """Insert the fit (or benchmark) call on `model`; its result replaces `model`
+        (in `trainer` when a Hugging Face Trainer holds it)."""
         if self.approach == "benchmark":
             call = snippets.call(
                 "benchmark.fit",
@@ -96,10 +97,12 @@ class PostTrainingPlanner(BasePlanner):
             args=[Code(model), Code(self._config(eval_func is not None, higher_is_better))],
         )
         quantized = self.free_name("quantized_model")
-        lines = [
-            f"{quantized} = {call}",
-            f"{replaced} = {quantized} if {quantized} is not None else {replaced}",
-        ]
+        if trainer is None:
+            replace = f"{model} = {quantized} if {quantized} is not None else {model}"
+        else:
+            replace = f"use_quantized_model({trainer}, {quantized})"
+            self.plan.edits.append(AddImport(self.modules["transformers"], "use_quantized_model"))
+        lines = [f"{quantized} = {call}", replace]
         self.insert(anchor, where, lines, f"{module}.fit")  # type: ignore[arg-type]
         self._imports(module, tuned=eval_func is not None)
 
@@ -239,13 +242,13 @@ class PostTrainingPlanner(BasePlanner):
             self.plan.edits.append(AddImport(self.modules["transformers"], "trainer_eval_func"))
         self._emit(
             f"{trainer}.model",
-            f"{trainer}.model",
             anchor,
             where,
             loader,
             eval_func,
             f"{trainer}.evaluate()['{metric}']",
             better,
+            trainer=trainer,
         )
         return self.plan
 

@@ -29,6 +29,11 @@ submodule's ``training`` flag restored afterwards, and the student's feature
 capture is paused during it. `SelfKnowledgeDistillationLoss` reads only the
 student's own outputs, so no teacher forward runs for it at all (INC runs one
 and discards it).
+
+A student given wrapped in `DistributedDataParallel` is used through the module
+inside: layer names carry no `module.` prefix, a teacher that is the bare
+student is recognised as the student, and its teacher forward bypasses DDP.
+Nothing is shared across ranks: each rank runs its own teacher on its own batch.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .. import distributed
 from ..compressor import Compressor
 from ..config import ConfigValueError
 from .losses import (
@@ -175,9 +181,11 @@ class DistillationCompressor(Compressor):
 
     def bind(self, wrapper: Model) -> None:
         super().bind(wrapper)
-        student = wrapper.model
+        student = self._student()
         teacher = self.teacher_model
-        self._teacher_is_student = teacher is None or teacher is wrapper or teacher is student
+        self._teacher_is_student = (
+            teacher is None or teacher is wrapper or teacher is wrapper.model or teacher is student
+        )
         if not self._teacher_is_student:
             assert teacher is not None
             teacher.eval()
@@ -195,10 +203,14 @@ class DistillationCompressor(Compressor):
                 )
         self._attach_features()
 
+    def _student(self) -> nn.Module:
+        """The student module (inside a DDP / DataParallel wrapper when given one)."""
+        return distributed.unwrap_data_parallel(self._require_wrapper().model)
+
     def _teacher(self) -> nn.Module:
         """The module that acts as teacher now (the current student when they are one)."""
         if self._teacher_is_student:
-            return self._require_wrapper().model
+            return self._student()
         assert self.teacher_model is not None
         return self.teacher_model
 
@@ -206,7 +218,7 @@ class DistillationCompressor(Compressor):
         criterion = self.criterion
         if not isinstance(criterion, IntermediateLayersKnowledgeDistillationLoss):
             return
-        student = self._require_wrapper().model
+        student = self._student()
         if not criterion.student_features.attached:
             criterion.student_features.attach(student, "distillation layer_mappings")
         if not criterion.teacher_features.attached:

@@ -26,6 +26,17 @@ Composability: layers are keyed by module name and hold the weight Parameter, no
 the module; `on_model_replaced` resolves each name again in the new model (a
 module at the same name whose `.weight` is the same Parameter; else the module
 that now holds that Parameter; else the layer is detached and no longer masked).
+
+torch.distributed (DDP): a model given wrapped in `DistributedDataParallel` is
+pruned through the module inside (layer names without `module.`). Every rank
+computes the same masks: DDP keeps the weights identical and averages the
+gradients before `on_before_optimizer_step`, and scoring, ranking and tie
+breaking are deterministic. As a safety net the masks are compared across
+ranks (one all-reduce of mask fingerprints, started at the change and read
+after the optimizer step, so it runs during forward and backward) at the first
+change, every `CHECK_EVERY`-th, the last pruning step and `on_train_end`; when
+they differ (a model that is not trained with DDP, weights that diverged), rank
+0's masks are broadcast and applied, and a warning says why.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .. import distributed
 from ..compressor import Compressor
 from ..config import process_pruning_config
 from .pruners import BasicPruner, get_pruner
@@ -47,6 +59,10 @@ if TYPE_CHECKING:
 __all__ = ["PruningCompressor", "classifier_head", "select_modules", "sparsity_ratios"]
 
 log = logging.getLogger(__name__)
+
+#: under torch.distributed, the masks are compared across ranks at every this many
+#: mask changes (and at the first and the last): each comparison is one collective
+CHECK_EVERY = 8
 
 
 def classifier_head(model: nn.Module) -> str | None:
@@ -147,11 +163,18 @@ class PruningCompressor(Compressor):
         self.head: str | None = None
         #: INC's three ratios, set at `on_train_end`
         self.sparsity_report: dict[str, float] | None = None
+        #: under torch.distributed: mask changes checked across ranks, and how many of
+        #: them had to be replaced by rank 0's masks
+        self.dist_mask_checks = 0
+        self.dist_mask_repairs = 0
+        self._pending_check: distributed.Agreement | None = None
+        self._changes = 0
+        self._checked_changes = 0
 
     # -- life cycle -------------------------------------------------------------------------
     def bind(self, wrapper: Model) -> None:
         super().bind(wrapper)
-        model = wrapper.model
+        model = distributed.unwrap_data_parallel(wrapper.model)
         self.head = classifier_head(model)
         self.pruners = []
         for index, info in enumerate(self.infos):
@@ -183,7 +206,7 @@ class PruningCompressor(Compressor):
         same weight Parameter; else the module (any name) holding that Parameter; else a
         same-shaped weight Parameter at the same name (adopted); else the layer is
         detached (no longer masked, still reported)."""
-        modules = dict(new.named_modules())
+        modules = dict(distributed.unwrap_data_parallel(new).named_modules())
         by_param: dict[int, str] = {}
         for other, m in modules.items():
             w = getattr(m, "weight", None)
@@ -213,6 +236,7 @@ class PruningCompressor(Compressor):
         self._refresh()
 
     def finalize(self) -> None:
+        self._finish_check()
         if self._final is None:
             self._final = self._measure()
 
@@ -261,6 +285,9 @@ class PruningCompressor(Compressor):
         if changed:
             self._refresh()
             self._apply()
+            self._changes += 1
+            self._check_ranks()
+            self._finish_check()
 
     def on_step_begin(self, batch_id: int) -> None:
         step = self.global_step
@@ -275,7 +302,42 @@ class PruningCompressor(Compressor):
         if changed or any(p.finished for p in self._pending):
             self._pending = [p for p in self._pending if not p.finished]
             self._refresh()
+        if changed:
+            self._changes += 1
+            if self._changes == 1 or self._changes % CHECK_EVERY == 0 or not self._pending:
+                self._check_ranks()
         return None
+
+    def _check_ranks(self) -> None:
+        """Under torch.distributed, after the masks changed: start comparing them across
+        ranks (one all-reduce of fingerprints); `_finish_check` reads the answer."""
+        if not distributed.is_distributed():
+            return
+        self._finish_check()
+        self.dist_mask_checks += 1
+        self._checked_changes = self._changes
+        fingerprint = torch.cat([p.mask_fingerprint() for p in self.pruners])
+        self._pending_check = distributed.start_agree(fingerprint)
+
+    def _finish_check(self) -> None:
+        """The masks compared by `_check_ranks`: kept when equal on every rank, else
+        replaced by rank 0's (broadcast) and applied."""
+        pending, self._pending_check = self._pending_check, None
+        if pending is None or pending.result():
+            return
+        self.dist_mask_repairs += 1
+        if self.dist_mask_repairs == 1:
+            log.warning(
+                "pruning: the masks differ across ranks at step %d (the weights or gradient "
+                "scores are not the same on every rank: train the model wrapped in "
+                "torch.nn.parallel.DistributedDataParallel); rank 0's masks are used",
+                self.global_step,
+            )
+        states = distributed.broadcast_object([p.mask_state() for p in self.pruners])
+        for pruner, state in zip(self.pruners, states):
+            pruner.load_mask_state(state)
+        self._refresh()
+        self._apply()
 
     def on_before_optimizer_step(self) -> None:
         if self._grad_pruners:
@@ -284,6 +346,8 @@ class PruningCompressor(Compressor):
                 pruner.on_before_optimizer_step(step)
 
     def on_after_optimizer_step(self) -> None:
+        if self._pending_check is not None:
+            self._finish_check()
         step = self.global_step
         if self._reg_pruners:
             for pruner in self._reg_pruners:
@@ -295,8 +359,12 @@ class PruningCompressor(Compressor):
         self.global_step = step + 1
 
     def on_train_end(self) -> None:
+        if self._changes != self._checked_changes:
+            self._check_ranks()  # the masks training ended with
+        self._finish_check()
         model = self.wrapper.model if self.wrapper is not None else None
         if model is not None:
+            model = distributed.unwrap_data_parallel(model)
             self.sparsity_report = sparsity_ratios(self.pruners, model)
             for key, value in self.sparsity_report.items():
                 log.info("pruning: %s = %.4f", key, value)

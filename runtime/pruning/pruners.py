@@ -397,6 +397,36 @@ class BasicPruner:
             tables += [self.criterion.scores, getattr(self.criterion, "_scratch", {})]
         return tables
 
+    # -- torch.distributed (see `..distributed`) ------------------------------------------
+    def mask_fingerprint(self) -> torch.Tensor:
+        """int64 fingerprints (`_fingerprint`) of the stored and the applied mask of every
+        layer, in layer order: equal on two ranks when their masks are."""
+        tables = [self.masks]
+        if self.active_masks() is not self.masks:
+            tables.append(self.active_masks())
+        parts = [_fingerprint(table.get(name)) for table in tables for name in self.params]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+
+    def mask_state(self) -> dict[str, Any]:
+        """What decides the masks from now on, on the CPU (rank 0's is broadcast when the
+        ranks' masks differ)."""
+        return {
+            "masks": {n: m.cpu() for n, m in self.masks.items()},
+            "current_sparsity": self.current_sparsity,
+        }
+
+    def load_mask_state(self, state: dict[str, Any]) -> None:
+        self.masks = self._to_params(state["masks"])
+        self.current_sparsity = float(state["current_sparsity"])
+
+    def _to_params(self, table: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Mask tensors moved to their weight's device and dtype."""
+        out = {}
+        for name, mask in table.items():
+            p = self.params[name]
+            out[name] = mask.to(device=p.device, dtype=p.dtype).contiguous()
+        return out
+
 
 class PatternLockPruner(BasicPruner):
     """`pattern_lock`: the existing zeros become the masks at the (single) step and stay."""
@@ -447,6 +477,23 @@ class ProgressivePruner(BasicPruner):
     def _tables(self) -> list[dict[str, Any]]:
         tables = super()._tables() + [self._pre, self._new_scores]
         return tables if self._applied is None else [*tables, self._applied]
+
+    def mask_state(self) -> dict[str, Any]:
+        state = super().mask_state()
+        state["applied"] = (
+            None if self._applied is None else {n: m.cpu() for n, m in self._applied.items()}
+        )
+        state["pre"] = {n: t.cpu() for n, t in self._pre.items()}
+        state["new_scores"] = {n: t.cpu() for n, t in self._new_scores.items()}
+        return state
+
+    def load_mask_state(self, state: dict[str, Any]) -> None:
+        super().load_mask_state(state)
+        applied = state.get("applied")
+        self._applied = None if applied is None else self._to_params(applied)
+        devices = {n: p.device for n, p in self.params.items()}
+        self._pre = {n: t.to(devices[n]) for n, t in state.get("pre", {}).items()}
+        self._new_scores = {n: t.to(devices[n]) for n, t in state.get("new_scores", {}).items()}
 
     def on_step_begin(self, step: int) -> bool:
         if not self.progressive:
@@ -508,6 +555,30 @@ class ProgressivePruner(BasicPruner):
                 mask = from_2d(keep, self.shapes[n]).to(device=p.device, dtype=p.dtype)
                 applied[n] = mask.contiguous()
         self._applied = applied
+
+
+#: prime modulus and multiplier of the hashed position weights in `_fingerprint`
+_HASH_P, _HASH_K = 2_147_483_647, 1_640_531_527
+
+
+def _weighted(counts: torch.Tensor) -> list[torch.Tensor]:
+    """`[sum i * c_i, sum hash(i) * c_i]` of a small int64 vector (exact, no overflow for
+    any layer below 2**30 elements)."""
+    i = torch.arange(counts.numel(), dtype=torch.int64)
+    return [(i * counts).sum(), ((i % _HASH_P) * _HASH_K % _HASH_P * counts).sum()]
+
+
+def _fingerprint(mask: torch.Tensor | None) -> torch.Tensor:
+    """int64 summary of a 0/1 mask: kept count and position-weighted sums of its kept
+    counts per row and per column (of its `[shape[0], -1]` view). Two reductions over
+    the mask (exact: float sums of 0/1 below 2**24 per row and column); equal masks give
+    equal numbers on every rank, different ones practically never do."""
+    if mask is None:
+        return torch.full((5,), -1, dtype=torch.int64)
+    m = mask.detach().reshape(mask.shape[0], -1)
+    rows = m.sum(dim=1, dtype=torch.float32).to(torch.int64).cpu()
+    cols = m.sum(dim=0, dtype=torch.float32).to(torch.int64).cpu()
+    return torch.stack([rows.sum(), *_weighted(rows), *_weighted(cols)])
 
 
 def get_pruner(

@@ -18,6 +18,13 @@ whatever the list order (the manager's contract, see `compressor.py`).
   before training) keeps a working fake-quant model on its device, so its own
   evaluation and `save_pretrained` after the loop still run; `cm.model` is the
   int8 one.
+
+torch.distributed (DDP): the bare model is prepared (a model given wrapped in
+`DistributedDataParallel` is refused with the order to use); DDP may wrap
+`cm.model` before or after `on_train_begin`, since preparation keeps every
+Parameter. Under torch.distributed the observers are synced across ranks after
+every optimizer step and before conversion (`sync.ObserverSync`), so every rank
+trains with, and converts to, the same scales and zero points.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .. import distributed
 from ..compressor import Compressor
 from .backend import QAT, PreparedModel, QuantBackend, QuantSpec, get_recipe
+from .sync import ObserverSync
 
 if TYPE_CHECKING:
     from torch import nn
@@ -49,6 +58,19 @@ class QATCompressor(Compressor):
         self.spec = QuantSpec.from_config(conf, approach=QAT)
         self.prepared: PreparedModel | None = None
         self.quantized: nn.Module | None = None
+        #: set at preparation under torch.distributed
+        self.observer_sync: ObserverSync | None = None
+
+    def bind(self, wrapper: Any) -> None:
+        if distributed.is_data_parallel(wrapper.model):
+            raise TypeError(
+                "quantization-aware training needs the bare model, got a "
+                f"{type(wrapper.model).__name__}: call prepare_compression(model, confs) on "
+                "the module itself, then wrap cm.model (before or after "
+                "cm.callbacks.on_train_begin()): "
+                "model = DistributedDataParallel(cm.model)"
+            )
+        super().bind(wrapper)
 
     def _require_wrapper(self) -> Any:
         if self.wrapper is None:
@@ -73,7 +95,28 @@ class QATCompressor(Compressor):
         self.prepared = prepared
         if prepared.fallback_reason:
             log.info("QAT uses the eager path: %s", prepared.fallback_reason)
+        if distributed.is_distributed():
+            self.observer_sync = ObserverSync(prepared.model)
         wrapper.model = prepared.model
+
+    def on_after_compute_loss(
+        self,
+        input: Any,  # noqa: A002 - INC's parameter name
+        student_output: Any,
+        student_loss: Any,
+        teacher_output: Any = None,
+    ) -> None:
+        if self.observer_sync is not None:
+            self.observer_sync.start()  # overlaps the all-reduce with backward
+        return None
+
+    def on_after_optimizer_step(self) -> None:
+        if self.observer_sync is not None:
+            self.observer_sync.step()
+
+    def on_step_end(self) -> None:
+        if self.observer_sync is not None:
+            self.observer_sync.flush()  # a loop that never reports the optimizer step
 
     def finalize(self) -> None:
         wrapper = self._require_wrapper()
@@ -89,6 +132,10 @@ class QATCompressor(Compressor):
                 "the wrapper's model was replaced after QAT preparation; "
                 "converting the QAT-prepared model"
             )
+        if self.observer_sync is None and distributed.is_distributed():
+            self.observer_sync = ObserverSync(self.prepared.model)  # initialised late
+        if self.observer_sync is not None:
+            self.observer_sync.finish()
         quantized = self.backend.convert(self.prepared)
         self.quantized = quantized
         wrapper.q_config = get_recipe(quantized)

@@ -10,24 +10,32 @@ small BERT built from a config (no download). For each, one table:
   `quantization.fit`;
 * `fit` against calling the backends directly: the time `fit` takes to quantize
   once (no evaluation) against the runtime's backend (`get_backend()
-  .quantize_static / quantize_dynamic`) and against bare torch.ao (`prepare_fx`
-  / calibrate / `convert_fx` with torch's default x86 mapping, and
-  `quantize_dynamic`; for BERT, which FX cannot trace, the bare static call is
-  the runtime backend's eager path). "summary sizes" is the time of the two
-  serialized-size measurements of the run summary (`summary.state_dict_size`
-  of the fp32 and the int8 model), which `fit` must report; the last column is
-  `fit`'s cost over the backend without them;
+  .quantize_static / quantize_dynamic`) and against bare torch.ao doing the same
+  quantization (`prepare_fx` / calibrate / `convert_fx`, and `fuse_fx` (it folds
+  BatchNorms into convs, as `fit` does; skipped where FX cannot trace) then
+  `quantize_dynamic`, with the qconfig `fit` uses by default: per-channel
+  symmetric int8 weights, min-max uint8 activations); for BERT, which FX cannot
+  trace, the bare static call is the runtime backend's eager path. "summary sizes" is the time of the
+  two size measurements of the run summary (`summary.state_dict_size` of the
+  fp32 and the int8 model), which `fit` does on every call. The goal for
+  fit/bare is <= 1.03;
 * the inference latency of `fit`'s model (called through its `Model` wrapper)
   over the bare int8 model's. The goal is <= 1.03.
 
-One thread; every ratio is measured side by side in alternating blocks in one
-process, so machine noise hits both sides alike.
+One thread; times are the CPU time of that thread (`time.thread_time`: waiting
+for a core that another process holds does not count); the functions compared
+take turns, in a shuffled order, in one process, and a ratio is the median of
+the per-turn ratios, so what load from other processes remains hits both sides
+alike. The `bare/bare` and `control` columns compare a function with itself:
+they show the noise left.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
+import random
 import statistics
 import sys
 import time
@@ -41,6 +49,7 @@ from torch.utils.data import DataLoader
 from neural_coder.runtime import quantization
 from neural_coder.runtime.config import PostTrainingQuantConfig
 from neural_coder.runtime.quant import QuantSpec, get_backend
+from neural_coder.runtime.quant.torch_ao import resolve_reduce_range
 from neural_coder.runtime.summary import state_dict_size
 
 QUICK = "--quick" in sys.argv
@@ -49,7 +58,10 @@ torch.set_num_threads(1)
 # quiet: a handler of our own keeps the runtime from installing its INFO stderr handler
 logging.getLogger("neural_coder.runtime").addHandler(logging.NullHandler())
 logging.getLogger("neural_coder.runtime").setLevel(logging.WARNING)
-BLOCKS = 5 if QUICK else 11
+#: turns of the compared functions (a ratio is the median of the per-turn ratios)
+LATENCY_TURNS = 31 if QUICK else 201
+STATIC_TURNS = 7 if QUICK else 61
+DYNAMIC_TURNS = 15 if QUICK else 101
 CALIB_BATCHES = 4
 
 
@@ -110,33 +122,69 @@ def run(model: Callable[..., Any], batch: Any) -> Any:
 
 
 # -- timing --------------------------------------------------------------------------------
-def alternate(fns: dict[str, Callable[[], Any]], blocks: int, reps: int) -> dict[str, float]:
-    """Median over blocks of the mean time of `reps` calls; the functions take turns."""
+class Timings:
+    """Per-turn times of functions that took turns. A ratio is the median of the per-turn
+    ratios: both sides of a pair ran within the same few milliseconds, so load from
+    other processes mostly cancels."""
+
+    def __init__(self, samples: dict[str, list[float]]) -> None:
+        self.samples = samples
+
+    def __getitem__(self, key: str) -> float:
+        return statistics.median(self.samples[key])
+
+    def ratio(self, key: str, base: str) -> float:
+        pairs = zip(self.samples[key], self.samples[base], strict=True)
+        return statistics.median(a / b for a, b in pairs)
+
+
+def alternate(fns: dict[str, Callable[[], Any]], turns: int, reps: int) -> Timings:
+    """`turns` turns; in each, `reps` calls of every function, in a shuffled order (a
+    function that always ran after the same other one would inherit its cache state)."""
     samples: dict[str, list[float]] = {k: [] for k in fns}
+    shuffle = random.Random(0).shuffle
     with torch.no_grad():
         for fn in fns.values():  # warm-up
             fn()
             fn()
-        for block in range(blocks):
+        for _ in range(turns):
             order = list(fns.items())
-            if block % 2:
-                order.reverse()
+            shuffle(order)
             for key, fn in order:
-                start = time.perf_counter()
+                start = time.thread_time()
                 for _ in range(reps):
                     fn()
-                samples[key].append((time.perf_counter() - start) / reps)
-    return {k: statistics.median(v) for k, v in samples.items()}
+                samples[key].append((time.thread_time() - start) / reps)
+    return Timings(samples)
 
 
 # -- bare backends ------------------------------------------------------------------------------
+def _same_qconfig(dynamic: bool = False) -> Any:
+    """The qconfig the runtime uses by default (INC's: per-channel symmetric int8 weights,
+    min-max uint8 activations, reduce_range where the CPU has no VNNI), spelled in
+    torch.ao, so that the bare calls build the same int8 model as `fit`."""
+    from torch.ao.quantization import (
+        MinMaxObserver,
+        QConfig,
+        default_per_channel_weight_observer,
+        per_channel_dynamic_qconfig,
+    )
+
+    if dynamic:
+        return per_channel_dynamic_qconfig
+    qmax = 127 if resolve_reduce_range(QuantSpec(approach="static")) else 255
+    activation = MinMaxObserver.with_args(dtype=torch.quint8, quant_min=0, quant_max=qmax)
+    return QConfig(activation=activation, weight=default_per_channel_weight_observer)
+
+
 def bare_static_fx(model: nn.Module, batches: list[Any]) -> nn.Module:
-    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization import QConfigMapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     torch.backends.quantized.engine = "x86"
     work = copy.deepcopy(model).eval()
-    prepared = prepare_fx(work, get_default_qconfig_mapping("x86"), (batches[0],))
+    mapping = QConfigMapping().set_global(_same_qconfig())
+    prepared = prepare_fx(work, mapping, (batches[0],))
     with torch.no_grad():
         for batch in batches:
             run(prepared, batch)
@@ -156,10 +204,19 @@ def backend_dynamic(model: nn.Module, batches: list[Any]) -> nn.Module:
 
 
 def bare_dynamic(model: nn.Module, batches: list[Any]) -> nn.Module:
+    """torch's quantize_dynamic; where FX traces the model, after `fuse_fx` (which folds
+    BatchNorms into convs, as `fit` does)."""
     from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization.quantize_fx import fuse_fx
 
     torch.backends.quantized.engine = "x86"
-    return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+    work = copy.deepcopy(model).eval()
+    try:
+        work = fuse_fx(work)
+    except Exception:  # Hugging Face models do not trace
+        pass
+    qconfig = {nn.Linear: _same_qconfig(dynamic=True)}
+    return quantize_dynamic(work, qconfig, dtype=torch.qint8)
 
 
 def fit_static(model: nn.Module, batches: list[Any]) -> nn.Module:
@@ -198,7 +255,7 @@ def bench(
     bare_s = bare_static(model, batches)
     bare_d = bare_dynamic(model, batches)
 
-    reps = 5 if name == "bert" else 10
+    # one call per turn: the two sides of a ratio run milliseconds apart
     latency = alternate(
         {
             "fp32": lambda: run(model, x),
@@ -206,29 +263,35 @@ def bench(
             "bare static": lambda: run(bare_s, x),
             "dynamic": lambda: run(dynamic, x),
             "bare dynamic": lambda: run(bare_d, x),
+            "bare dynamic again": lambda: run(bare_d, x),
         },
-        BLOCKS,
-        reps,
-    )
-    quantize = alternate(
-        {
-            "fit static": lambda: fit_static(model, batches),
-            "backend static": lambda: bare_static_backend(model, batches),
-            "bare static": lambda: bare_static(model, batches),
-            "fit dynamic": lambda: fit_dynamic(model, batches),
-            "backend dynamic": lambda: backend_dynamic(model, batches),
-            "bare dynamic": lambda: bare_dynamic(model, batches),
-        },
-        BLOCKS,
+        LATENCY_TURNS,
         1,
     )
+    quantize: dict[str, Timings] = {}
+    for kind, turns in (("static", STATIC_TURNS), ("dynamic", DYNAMIC_TURNS)):
+        fit, backend, bare = (
+            (fit_static, bare_static_backend, bare_static)
+            if kind == "static"
+            else (fit_dynamic, backend_dynamic, bare_dynamic)
+        )
+        quantize[kind] = alternate(
+            {
+                "fit": functools.partial(fit, model, batches),
+                "backend": functools.partial(backend, model, batches),
+                "bare": functools.partial(bare, model, batches),
+                "bare again": functools.partial(bare, model, batches),
+            },
+            turns,
+            1,
+        )
     sizing = alternate(
         {
             "static": lambda: (state_dict_size(model), state_dict_size(static.model)),
             "dynamic": lambda: (state_dict_size(model), state_dict_size(dynamic.model)),
         },
-        BLOCKS,
-        3,
+        LATENCY_TURNS,
+        1,
     )
     size = {
         "fp32": state_dict_size(model),
@@ -240,25 +303,32 @@ def bench(
     print(f"  {'model':<14}{'latency ms':>11}{'vs fp32':>9}{'size KiB':>10}{'vs fp32':>9}")
     for key in ("fp32", "static", "dynamic"):
         print(
-            f"  {key:<14}{latency[key] * 1e3:>11.3f}{latency[key] / latency['fp32']:>9.2f}"
+            f"  {key:<14}{latency[key] * 1e3:>11.3f}{latency.ratio(key, 'fp32'):>9.2f}"
             f"{size[key] / 1024:>10.1f}{size[key] / size['fp32']:>9.2f}"
         )
     bare_name = "torch.ao FX" if bare_static is bare_static_fx else "the runtime backend (eager)"
-    print(f"  quantize once, ms (bare static = {bare_name}; bare dynamic = torch quantize_dynamic)")
+    print(
+        f"  quantize once, ms (bare static = {bare_name}; bare dynamic = torch fuse_fx + "
+        "quantize_dynamic; same qconfig as fit)"
+    )
     print(
         f"    {'':<8}{'fit':>9}{'backend':>9}{'bare':>9}{'fit/backend':>13}{'fit/bare':>10}"
-        f"{'summary sizes':>15}{'(fit-sizes)/backend':>21}"
+        f"{'bare/bare':>11}{'summary sizes':>15}"
+    )
+    for kind, t in quantize.items():
+        print(
+            f"    {kind:<8}{t['fit'] * 1e3:>9.1f}{t['backend'] * 1e3:>9.1f}{t['bare'] * 1e3:>9.1f}"
+            f"{t.ratio('fit', 'backend'):>13.3f}{t.ratio('fit', 'bare'):>10.3f}"
+            f"{t.ratio('bare again', 'bare'):>11.3f}{sizing[kind] * 1e3:>15.2f}"
+        )
+    print(
+        "  inference, fit's model (through its Model wrapper) over the bare int8 model "
+        "(goal <= 1.03)"
     )
     for kind in ("static", "dynamic"):
-        f, b, t = (quantize[f"{k} {kind}"] for k in ("fit", "backend", "bare"))
-        z = sizing[kind]
-        print(
-            f"    {kind:<8}{f * 1e3:>9.1f}{b * 1e3:>9.1f}{t * 1e3:>9.1f}{f / b:>13.3f}{f / t:>10.3f}"
-            f"{z * 1e3:>15.1f}{(f - z) / b:>21.3f}"
-        )
-    print("  inference, fit's model over the bare int8 model (goal <= 1.03)")
-    for kind in ("static", "dynamic"):
-        print(f"    {kind:<8}{latency[kind] / latency['bare ' + kind]:>9.3f}")
+        print(f"    {kind:<8}{latency.ratio(kind, 'bare ' + kind):>9.3f}")
+    control = latency.ratio("bare dynamic again", "bare dynamic")
+    print(f"    {'control (the bare dynamic model against itself)':<8}{control:>9.3f}")
 
 
 def _first(batch: Any) -> torch.Tensor:

@@ -44,6 +44,7 @@ CASES = [
     ("hf_trainer.py", "ptq-static", "runtime"),  # after trainer.train(), tuned with evaluate()
     ("qa_trainer_subclass.py", "ptq-dynamic", "runtime"),
     ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
+    ("ptq_cnn_eval.py", "ptq-static", "runtime"),
 ]
 
 

@@ -3,15 +3,12 @@ what the compression did from the runtime's JSON summary."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import APPROACHES, OWN_TRAINING_SAMPLES, TRAINING_STYLES, run_cli, script_path
+from tests.conftest import APPROACHES, OWN_TRAINING_SAMPLES, TRAINING_STYLES, script_path
+from tests.e2e.runner import rewrite_and_run
 
 pytestmark = pytest.mark.e2e
 
@@ -25,20 +22,6 @@ CASES = sorted(
     }
 )
 TARGET_SPARSITY = 0.5
-
-
-def rewrite_and_run(tmp_path: Path, name: str, *options: str) -> dict:
-    script = tmp_path / name
-    script.write_text(script_path(name).read_text())
-    result = run_cli("optimize", script, *options)
-    assert result.exit_code == 0, result.output
-    summary = tmp_path / "summary.json"
-    env = {**os.environ, "NEURAL_CODER_SUMMARY": str(summary), "PYTHONHASHSEED": "0"}
-    run = subprocess.run(
-        [sys.executable, script.name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert run.returncode == 0, f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
-    return json.loads(summary.read_text())
 
 
 @pytest.mark.parametrize(("name", "approach"), CASES)

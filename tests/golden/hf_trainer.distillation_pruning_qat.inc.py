@@ -63,6 +63,7 @@ def main():
                 pruning_type="snip_momentum",
                 pruning_scope="global",
                 start_step=1,
+                end_step=1,
             ),
             QuantizationAwareTrainingConfig(),
         ],

@@ -2,7 +2,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 from neural_coder.runtime import quantization
 from neural_coder.runtime.config import AccuracyCriterion, PostTrainingQuantConfig, TuningCriterion
-from neural_coder.runtime.integrations.transformers import trainer_eval_func
+from neural_coder.runtime.integrations.transformers import trainer_eval_func, use_quantized_model
 
 
 class RandomTextDataset(torch.utils.data.Dataset):
@@ -65,7 +65,7 @@ def main():
         calib_dataloader=trainer.get_eval_dataloader(),
         eval_func=trainer_eval_func(trainer, "eval_accuracy"),
     )  # neural-coder
-    trainer.model = quantized_model if quantized_model is not None else trainer.model  # neural-coder
+    use_quantized_model(trainer, quantized_model)  # neural-coder
     print(trainer.evaluate())
 
 

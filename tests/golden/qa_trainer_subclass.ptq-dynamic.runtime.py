@@ -15,7 +15,7 @@ from transformers import (
 )
 from neural_coder.runtime import quantization
 from neural_coder.runtime.config import AccuracyCriterion, PostTrainingQuantConfig, TuningCriterion
-from neural_coder.runtime.integrations.transformers import trainer_eval_func
+from neural_coder.runtime.integrations.transformers import trainer_eval_func, use_quantized_model
 
 
 class SpanDataset(torch.utils.data.Dataset):
@@ -110,7 +110,7 @@ def main():
         ),
         eval_func=trainer_eval_func(trainer, "eval_exact_match"),
     )  # neural-coder
-    trainer.model = quantized_model if quantized_model is not None else trainer.model  # neural-coder
+    use_quantized_model(trainer, quantized_model)  # neural-coder
     metrics = trainer.evaluate()
     print("eval", {k: round(v, 4) for k, v in metrics.items() if k.startswith("eval_")})
     trainer.save_model(cli.output_dir)

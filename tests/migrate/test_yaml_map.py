@@ -90,6 +90,21 @@ def test_the_pruner_tag_reads_as_a_mapping(tmp_path):
             "unknown key",
         ),
         ("- just\n- a list\n", "", 1, "mapping at the top level"),
+        (
+            "tuning:\n  accuracy_criterion:\n    relative: one percent\n",
+            "tuning.accuracy_criterion.relative",
+            3,
+            "expected a number or a percentage string",
+        ),
+        (
+            "quantization:\n  calibration:\n    sampling_size: '100, lots'\n",
+            "quantization.calibration.sampling_size",
+            3,
+            "comma string",
+        ),
+        ("model:\n  name: a\nmodel:\n  name: b\n", "`model` is written twice", 3, "lines 1 and 3"),
+        ("tuning: {random_seed: 1, random_seed: 2}\n", "`random_seed`", 1, "written twice"),
+        ("tuning:\n  diagnosis: &d [*d]\n", "tuning.diagnosis[0]", 2, "recursive alias"),
     ],
 )
 def test_schema_errors_name_the_key_the_line_and_what_is_allowed(tmp_path, text, key, line, words):
@@ -98,6 +113,23 @@ def test_schema_errors_name_the_key_the_line_and_what_is_allowed(tmp_path, text,
     assert info.value.line == line
     assert key in info.value.message
     assert words in info.value.message
+
+
+def test_aliases_that_expand_without_end_are_refused(tmp_path):
+    lines = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "\n".join(lines) + "\n")
+    assert "expands to more than" in info.value.message
+
+
+def test_merge_keys_may_override_what_they_merge(tmp_path):
+    doc = load(
+        tmp_path,
+        "tuning:\n  exit_policy:\n    <<: {timeout: 1, max_trials: 2}\n    max_trials: 5\n",
+    )
+    assert doc.data["tuning"]["exit_policy"] == {"timeout": 1, "max_trials": 5}
+    assert doc.line(("tuning", "exit_policy", "max_trials")) == 4
 
 
 def test_null_sections_read_as_empty_mappings_like_1x(tmp_path):
@@ -332,8 +364,8 @@ def test_pytorch_pruner_keys_map_one_to_one(tmp_path):
         "target_sparsity": 0.97,
         "pruning_type": "snip_momentum",
         "pattern": "4x1",
-        "op_names": ["fc.*"],
-        "excluded_op_names": ["head"],
+        "op_names": [yaml_map.Regex("fc.*")],
+        "excluded_op_names": [yaml_map.Regex("head")],
         "start_step": 2,
         "end_step": 20,
         "pruning_scope": "local",
@@ -448,3 +480,155 @@ def test_benchmark_settings_come_from_evaluation_performance(tmp_path):
         "intra_num_of_threads": 2,
     }
     assert [n.kind for n in notes] == ["TODO"] and "kmp_blocktime" in notes[0].message
+
+
+# -- the rest of the field table ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        (
+            "model: {name: m, inputs: 'a, b', outputs: [c]}",
+            {"inputs": ["a", "b"], "outputs": ["c"]},
+        ),
+        (
+            "tuning: {strategy: {name: sigopt, sigopt_experiment_name: e, accuracy_weight: 0.8, latency_weight: 0.2}}",
+            {
+                "tuning_criterion": Call(
+                    "TuningCriterion",
+                    {
+                        "strategy": "sigopt",
+                        "strategy_kwargs": {
+                            "sigopt_experiment_name": "e",
+                            "accuracy_weight": 0.8,
+                            "latency_weight": 0.2,
+                        },
+                    },
+                )
+            },
+        ),
+        (
+            "tuning: {strategy: {name: hawq_v2, hawq_v2_loss: my_loss, confidence_batches: 2}}",
+            {
+                "tuning_criterion": Call(
+                    "TuningCriterion",
+                    {
+                        "strategy": "hawq_v2",
+                        "strategy_kwargs": {"confidence_batches": 2, "hawq_v2_loss": "my_loss"},
+                    },
+                )
+            },
+        ),
+        (
+            "tuning: {multi_objectives: {objective: 'accuracy, modelsize', weight: '0.7, 0.3', higher_is_better: 'True, False'}}",
+            {
+                "tuning_criterion": Call(
+                    "TuningCriterion",
+                    {
+                        "objective": {
+                            "objective": ["accuracy", "modelsize"],
+                            "weight": [0.7, 0.3],
+                            "higher_is_better": [True, False],
+                        }
+                    },
+                )
+            },
+        ),
+        (
+            "quantization: {optype_wise: {Linear: {weight: {dtype: fp32}}}}",
+            {"op_type_dict": {"Linear": {"weight": {"dtype": ["fp32"]}}}},
+        ),
+        (
+            "quantization: {recipes: {first_conv_or_matmul_quantization: false, last_conv_or_matmul_quantization: false, pre_post_process_quantization: true}}",
+            {
+                "recipes": {
+                    "first_conv_or_matmul_quantization": False,
+                    "last_conv_or_matmul_quantization": False,
+                    "pre_post_process_quantization": True,
+                }
+            },
+        ),
+    ],
+)
+def test_more_quantization_and_tuning_fields(tmp_path, yaml_text, expected):
+    q, notes, _ = quant(tmp_path, yaml_text)
+    assert {k: q.kwargs[k] for k in expected} == expected
+    assert [n for n in notes if n.kind == "TODO"] == []
+
+
+def test_multi_metrics_become_eval_metric(tmp_path):
+    doc = load(
+        tmp_path,
+        "evaluation:\n  accuracy:\n    multi_metrics: {topk: 1, MSE: {}, weight: '0.5, 0.5', higher_is_better: [true, false]}\n",
+    )
+    ev = yaml_map.evaluation(doc, yaml_map.Notes(), used=True)
+    assert ev.metric == {
+        "topk": 1,
+        "MSE": {},
+        "weight": [0.5, 0.5],
+        "higher_is_better": [True, False],
+    }
+
+
+def test_legacy_names_excluded_names_and_the_layer_cap(tmp_path):
+    p, notes = pruning(
+        tmp_path,
+        "pruning:\n  approach:\n    weight_compression:\n"
+        "      max_sparsity_ratio_per_layer: 0.9\n      excluded_names: ['head.weight']\n"
+        "      extra_excluded_names: ['emb.weight']\n      prune_domain: global\n"
+        "      names: ['fc.weight']\n      update_frequency: 2\n",
+    )
+    assert render(
+        {k: p.kwargs[k] for k in ("op_names", "excluded_op_names", "max_sparsity_ratio_per_op")}
+    ) == render(
+        {
+            "op_names": [yaml_map.Regex("^fc$")],
+            "excluded_op_names": [yaml_map.Regex("^head$"), yaml_map.Regex("^emb$")],
+            "max_sparsity_ratio_per_op": 0.9,
+        }
+    )
+    assert render(p.kwargs["pruning_frequency"]) == "2 * spe"
+    assert p.kwargs["pruning_scope"] == "local"  # 1.x legacy thresholds are per layer
+    assert [n.kind for n in notes] == ["INFO"] and "prune_domain" in notes[0].keys
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "todo"),
+    [
+        ("evaluation: {accuracy: {iteration: 10}}", "evaluation.accuracy.iteration"),
+        ("evaluation: {accuracy: {configs: {num_of_instance: 2}}}", "evaluation.accuracy.configs"),
+        (
+            "evaluation: {accuracy: {postprocess: {transform: {X: {}}}}}",
+            "evaluation.accuracy.postprocess",
+        ),
+    ],
+)
+def test_evaluation_fields_without_a_2x_home(tmp_path, yaml_text, todo):
+    notes = yaml_map.Notes()
+    yaml_map.evaluation(load(tmp_path, yaml_text), notes, used=True)
+    assert [n.kind for n in notes] == ["TODO"] and todo in notes[0].message
+
+
+def test_benchmark_postprocess_and_mixed_precision_op_wise_have_no_2x_home(tmp_path):
+    notes = yaml_map.Notes()
+    yaml_map.benchmark(
+        load(tmp_path, "evaluation: {performance: {postprocess: {transform: {X: {}}}}}"),
+        notes,
+        "performance",
+    )
+    yaml_map.mixed_precision(
+        load(tmp_path, "mixed_precision: {precisions: bf16, op_wise: {fc: {}}}"), notes
+    )
+    assert [(n.kind, yaml_map.dotted(n.keys)) for n in notes] == [
+        ("TODO", "evaluation.performance.postprocess"),
+        ("TODO", "mixed_precision.op_wise"),
+    ]
+
+
+def test_a_plain_loss_is_not_a_distillation_criterion(tmp_path):
+    doc = load(tmp_path, "distillation:\n  train:\n    criterion:\n      CrossEntropyLoss: {}\n")
+    notes = yaml_map.Notes()
+    d = yaml_map.distillation(doc, notes, criterion_in_code=False)
+    assert d.criterion is None
+    assert [n.kind for n in notes] == ["TODO"] and "not a distillation loss" in notes[0].message

@@ -4,7 +4,6 @@ that follow names through scopes (which binding a name reads, where a function i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -17,6 +16,8 @@ from libcst.metadata import (
     Scope,
     ScopeProvider,
 )
+
+from neural_coder.transforms.tree import Tree
 
 _EXP = "neural_compressor.experimental"
 
@@ -117,8 +118,9 @@ class Component:
         return out
 
 
-class Analysis(cst.CSTVisitor):
-    """One pass over the module with qualified names, scopes, parents and positions."""
+class Analysis(Tree, cst.CSTVisitor):
+    """One pass over the module with qualified names, scopes, parents and positions
+    (`line`, `parent`, `ancestors`, `statement_of`, `enclosing_function` come from `Tree`)."""
 
     METADATA_DEPENDENCIES = (
         QualifiedNameProvider,
@@ -192,30 +194,9 @@ class Analysis(cst.CSTVisitor):
             return set()
 
     # -- helpers ------------------------------------------------------------------------
-    def line(self, node: cst.CSTNode) -> int:
-        return self.positions[node].start.line
-
     def pos(self, node: cst.CSTNode) -> tuple[int, int]:
         start = self.positions[node].start
         return (start.line, start.column)
-
-    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        return self.parents.get(node)
-
-    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-        current = self.parents.get(node)
-        while current is not None:
-            yield current
-            current = self.parents.get(current)
-
-    def statement(self, node: cst.CSTNode) -> cst.BaseStatement:
-        """The statement holding `node` (a SimpleStatementLine or a compound statement)."""
-        if isinstance(node, cst.BaseStatement):
-            return node
-        for anc in self.ancestors(node):
-            if isinstance(anc, cst.SimpleStatementLine | cst.BaseCompoundStatement):
-                return anc
-        raise ValueError("node is not inside a statement")
 
     def is_conditional(self, stmt: cst.BaseStatement) -> bool:
         """Is `stmt` under an if/for/while/try/with inside its own scope?"""
@@ -235,12 +216,6 @@ class Analysis(cst.CSTVisitor):
                     break
         assert scope is not None
         return scope
-
-    def enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
-        for anc in self.ancestors(node):
-            if isinstance(anc, cst.FunctionDef):
-                return anc
-        return None
 
     def loop_of(
         self, node: cst.CSTNode, stop: cst.CSTNode | None = None
@@ -394,7 +369,7 @@ class Analysis(cst.CSTVisitor):
         return uses
 
     def classify(self, name: cst.Name) -> Use:
-        stmt = self.statement(name)
+        stmt = self.statement_of(name)
         scope = self.scope(name)
         parent = self.parent(name)
         if isinstance(parent, cst.Attribute) and parent.value is name:

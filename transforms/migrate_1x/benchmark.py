@@ -12,9 +12,11 @@ import libcst as cst
 
 from . import yaml_map
 from .analysis import Component, Use
-from .manager import Note, yaml_notes
+from .manager import Note, yaml_loader_replaced, yaml_notes, yaml_only_loader
 from .plan import Attrs, Ctx
 from .quantization import conf_name, config_line, finish_fit
+
+_LOADER = ("evaluation", "performance", "dataloader")
 
 NO_HOME = {
     "metric": "2.x benchmark measures performance only; evaluate accuracy with your eval function",
@@ -78,26 +80,12 @@ def plan(ctx: Ctx, comp: Component, fit: Use) -> None:
     if func is not None:
         fit_kwargs["b_func"] = func
     if loader is None and func is None:
-        if doc is not None and doc.has("evaluation", "performance", "dataloader"):
-            doc.get("evaluation", "performance", "dataloader")
-            extra.append(
-                (
-                    "TODO",
-                    f"{doc.name}:{doc.line(('evaluation', 'performance', 'dataloader'))}: the benchmark dataloader exists only in the yaml; build it in code and pass b_dataloader=",
-                    line,
-                )
-            )
+        if doc is not None and doc.has(*_LOADER):
+            extra.append(yaml_only_loader(doc, _LOADER, "benchmark", "b_dataloader=", line))
         else:
             extra.append(("TODO", "no b_dataloader or b_func: pass one to benchmark.fit", line))
-    elif doc is not None and doc.has("evaluation", "performance", "dataloader"):
-        doc.get("evaluation", "performance", "dataloader")
-        extra.append(
-            (
-                "INFO",
-                f"{doc.name}: `evaluation.performance.dataloader` not carried over: the code's b_dataloader / b_func replaced it in 1.x too",
-                line,
-            )
-        )
+    elif doc is not None and doc.has(*_LOADER):
+        extra.append(yaml_loader_replaced(doc, _LOADER, "b_dataloader / b_func", line))
     stmt = fit.stmt
     used = not (
         isinstance(stmt, cst.SimpleStatementLine)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from . import yaml_map
 from .analysis import Component
-from .codegen import render
+from .codegen import Code, render
 from .manager import Note
 from .plan import Attrs, Ctx
 
@@ -46,7 +46,8 @@ def torch_optimizer(ctx: Ctx, name: str, params: dict[str, object], model: str) 
             if key in params:
                 kwargs[key] = params[key]
     else:
-        kwargs["betas"] = (params.get("beta_1", 0.9), params.get("beta_2", 0.999))
+        betas = (params.get("beta_1", 0.9), params.get("beta_2", 0.999))
+        kwargs["betas"] = Code(f"({render(betas[0])}, {render(betas[1])})")  # a tuple, as torch
         kwargs["eps"] = params.get("epsilon", 1e-07)  # the 1.x default (torch's is 1e-08)
         for key in ("amsgrad", "weight_decay"):
             if key in params:

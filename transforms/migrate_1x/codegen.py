@@ -1,68 +1,58 @@
 """Generated code: values rendered as Python source, formatted with black, parsed to libcst.
 
+Values are rendered by `snippets.render_value` (the one renderer of generated code);
+`Call` and `Regex` are `Code` (source text) that remember what they were built from.
 Only the generated snippets are formatted (`snippets.format_code`), never the user's file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 
 import libcst as cst
 
-from neural_coder.transforms.snippets import Code, format_code
+from neural_coder.transforms.snippets import Code, call, format_code
+from neural_coder.transforms.snippets import render_value as render
+
+__all__ = ["Call", "Code", "Names", "Regex", "render"]
 
 
-class Regex(str):
-    """A string rendered as a raw string literal when it holds backslashes."""
+class Regex(Code):
+    """A regex as a string literal (raw when it holds backslashes); `.pattern` is the regex."""
+
+    pattern: str
+
+    def __new__(cls, pattern: str) -> Regex:
+        if "\\" in pattern and '"' not in pattern and not pattern.endswith("\\"):
+            source = f'r"{pattern}"'
+        else:
+            source = repr(pattern)
+        self = super().__new__(cls, source)
+        self.pattern = pattern
+        return self
 
 
-@dataclass
-class Call:
-    """`func(*args, **kwargs)` where `func` is a 2.x symbol name (see `targets.symbol`)."""
+class Call(Code):
+    """`func(*args, **kwargs)` as source; `func` is a 2.x symbol name (see `targets.symbol`)
+    until `quantization.localize` swaps in the local name (`symbol=False`: plain code,
+    e.g. `torch.optim.SGD`)."""
 
     func: str
-    kwargs: Mapping[str, object] = field(default_factory=dict)
-    args: Sequence[object] = ()
-    symbol: bool = True  # False: `func` is plain code (e.g. `torch.optim.SGD`)
+    kwargs: dict[str, object]
+    args: list[object]
+    symbol: bool
 
-
-def render(value: object) -> str:
-    """Python source of a value made of literals, `Code`, `Regex` and `Call`."""
-    if isinstance(value, Code):
-        return str(value)
-    if isinstance(value, Regex):
-        text = str(value)
-        if "\\" in text and '"' not in text and not text.endswith("\\"):
-            return f'r"{text}"'
-        return repr(text)
-    if isinstance(value, Call):
-        parts = [render(a) for a in value.args]
-        parts += [f"{k}={render(v)}" for k, v in value.kwargs.items()]
-        return f"{value.func}({', '.join(parts)})"
-    if isinstance(value, list):
-        return "[" + ", ".join(render(v) for v in value) + "]"
-    if isinstance(value, tuple):
-        inner = ", ".join(render(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{render(k)}: {render(v)}" for k, v in value.items()) + "}"
-    return repr(value)
-
-
-def symbols_in(value: object) -> Iterator[str]:
-    """The 2.x symbols a value calls (to import them)."""
-    if isinstance(value, Call):
-        if value.symbol:
-            yield value.func
-        for item in [*value.args, *value.kwargs.values()]:
-            yield from symbols_in(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from symbols_in(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from symbols_in(item)
+    def __new__(
+        cls,
+        func: str,
+        kwargs: Mapping[str, object] | None = None,
+        args: Sequence[object] = (),
+        symbol: bool = True,
+    ) -> Call:
+        kwargs, args = dict(kwargs or {}), list(args)
+        self = super().__new__(cls, call(func, kwargs, args))
+        self.func, self.kwargs, self.args, self.symbol = func, kwargs, args, symbol
+        return self
 
 
 def statements(code: str, line_length: int) -> list[cst.BaseStatement]:

@@ -228,7 +228,7 @@ def _literal(node: cst.BaseExpression) -> object:
 def plan_standalone(ctx: Ctx) -> None:
     """Rewrite every common / criterion call in place (those a planner did not consume too)."""
     for call, kind in ctx.a.common_calls:
-        stmt = ctx.a.statement(call)
+        stmt = ctx.a.statement_of(call)
         if id(stmt) in ctx.frozen:
             continue  # part of a component left as 1.x code (its TODO says so)
         converted = convert(ctx, call)

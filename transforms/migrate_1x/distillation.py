@@ -23,7 +23,7 @@ from .analysis import Component, Use
 from .builtin_loop import Training, resolve, torch_optimizer
 from .codegen import render
 from .common import convert
-from .manager import Note, Technique, emit_manager, yaml_notes
+from .manager import Note, Technique, emit_single, yaml_notes
 from .plan import Attrs, Ctx
 from .quantization import conf_name, finish_fit, localize, tuning_lines
 
@@ -270,19 +270,7 @@ def plan(ctx: Ctx, comp: Component, fit: Use) -> None:
     t, d = technique(ctx, comp, doc, attrs, student)
     teacher = attrs.value("teacher_model")
     training = training_of(ctx, comp, doc, attrs, d, attrs.value("train_func"))
-    t.notes += training.notes
     rewrite_reads(ctx, comp, attrs, d, ctx.a.scope(fit.stmt), student, teacher)
-    result = emit_manager(
-        ctx,
-        manager=comp.name,
-        techniques=[t],
-        group=[comp],
-        model=student,
-        train=training.train,
-        fit=fit,
-        pre=[*d.pre, *training.pre] or None,
-        pre_notes=training.pre_notes,
-        steps=training.steps,
-    )
+    result = emit_single(ctx, comp, fit, t, student, training, d.pre)
     finish_fit(ctx, fit, result, training=True)
     attrs.finish(NO_HOME)

@@ -109,7 +109,12 @@ class Migrate1xCommand(CodemodCommand):
         ctx = Ctx(analysis, self.path, self.target, self.line_length)
         self.ctx = ctx
         ctx.common_code = lambda call: common.convert(ctx, call).code
-        if not analysis.ctor_calls and not analysis.common_calls and not analysis.legacy_refs:
+        if not (
+            analysis.ctor_calls
+            or analysis.common_calls
+            or analysis.legacy_refs
+            or _legacy_star_imports(analysis)
+        ):
             return tree
         _plan(ctx)
         new = tree.visit(_Apply(ctx))
@@ -222,7 +227,7 @@ def _plan(ctx: Ctx) -> None:
         PLANNERS[comp.kind](ctx, comp, fits[0])
         planned.append(comp)
     for call, kind, _qname in orphans:
-        stmt = a.statement(call)
+        stmt = a.statement_of(call)
         ctx.note(
             stmt,
             "TODO",
@@ -237,6 +242,7 @@ def _plan(ctx: Ctx) -> None:
     common.plan_standalone(ctx)
     _report_uncovered_uses(ctx, planned)
     _report_legacy_refs(ctx)
+    _report_star_imports(ctx)
     _report_yaml_leftovers(ctx)
     if ctx.target == "runtime":
         _report_imports_without_runtime(ctx)
@@ -316,11 +322,13 @@ def _report_uncovered_uses(ctx: Ctx, planned: Sequence[Component]) -> None:
 def _report_legacy_refs(ctx: Ctx) -> None:
     noted: set[int] = set()
     for node, qname in ctx.a.legacy_refs:
-        stmt = ctx.a.statement(node)
+        stmt = ctx.a.statement_of(node)
         if id(stmt) in noted or _covered(ctx, node, stmt):
             continue
         edit = ctx.stmt_edits.get(stmt)
-        if (edit is not None and edit.notes) or _has_todo_comment(stmt):
+        if (edit is not None and edit.notes) or any(
+            c.startswith(TODO_PREFIX) for c in ctx.comments_above(stmt)
+        ):
             continue  # already explained (now, or by a previous run)
         noted.add(id(stmt))
         ctx.note(
@@ -331,11 +339,34 @@ def _report_legacy_refs(ctx: Ctx) -> None:
         )
 
 
+def _legacy_star_imports(a: Analysis) -> list[cst.ImportFrom]:
+    return [
+        imp
+        for imp in a.imports
+        if isinstance(imp, cst.ImportFrom)
+        and isinstance(imp.names, cst.ImportStar)
+        and imp.module is not None
+        and not imp.relative
+        and _is_legacy(code_of(imp.module))
+    ]
+
+
+def _report_star_imports(ctx: Ctx) -> None:
+    """`from neural_compressor.experimental import *` hides which names are 1.x API."""
+    for imp in _legacy_star_imports(ctx.a):
+        module = code_of(imp.module)  # type: ignore[arg-type]
+        ctx.note(
+            ctx.a.statement_of(imp),
+            "TODO",
+            f"`from {module} import *` hides which 1.x names the script uses, so they were not migrated; import them by name (`from {module} import Quantization, common`) and run again",
+        )
+
+
 def _report_imports_without_runtime(ctx: Ctx) -> None:
     """--target runtime: a 2.x `neural_compressor` import the runtime has no stand-in for
     keeps the script tied to Intel Neural Compressor (1.x imports go or have their TODO)."""
     for imp in ctx.a.imports:
-        stmt = ctx.a.statement(imp)
+        stmt = ctx.a.statement_of(imp)
         if isinstance(imp, cst.ImportFrom):
             if imp.module is None or isinstance(imp.names, cst.ImportStar):
                 continue
@@ -356,13 +387,6 @@ def _report_imports_without_runtime(ctx: Ctx) -> None:
                     "TODO",
                     f"`{module}{'.' + name if name else ''}` has no counterpart in neural_coder.runtime; with --target runtime this import still needs Intel Neural Compressor",
                 )
-
-
-def _has_todo_comment(stmt: cst.BaseStatement) -> bool:
-    return any(
-        line.comment is not None and line.comment.value.startswith(TODO_PREFIX)
-        for line in stmt.leading_lines
-    )
 
 
 def _report_yaml_leftovers(ctx: Ctx) -> None:
@@ -439,7 +463,9 @@ class _Apply(cst.CSTTransformer):
                 stmt = upd.with_changes(leading_lines=list(edit.notes))
                 slot = [*edit.before, stmt, *edit.after]
                 # the user's comments stay on top of what is inserted before their statement
-                slot[0] = slot[0].with_changes(leading_lines=[*lead, *slot[0].leading_lines])
+                slot[0] = slot[0].with_changes(
+                    leading_lines=_join_leading(lead, slot[0].leading_lines)
+                )
             else:
                 kept = list(edit.replace)
                 if (
@@ -457,11 +483,33 @@ class _Apply(cst.CSTTransformer):
                     carry = [*lead, *edit.notes]
                     continue
                 slot[0] = slot[0].with_changes(
-                    leading_lines=[*lead, *edit.notes, *slot[0].leading_lines]
+                    leading_lines=_join_leading([*lead, *edit.notes], slot[0].leading_lines)
                 )
             carry = []
             out.extend(slot)
         return out, carry
+
+
+def _join_leading(
+    lead: Sequence[cst.EmptyLine], own: Sequence[cst.EmptyLine]
+) -> list[cst.EmptyLine]:
+    """The lines above a statement (the user's, carried ones, notes) on top of a generated
+    statement's own spacing (the blank lines around a generated `def`): blank lines do
+    not stack beyond that spacing (finding anchors, removed later, do not count)."""
+    limit = next((i for i, line in enumerate(own) if line.comment is not None), len(own))
+    if limit == 0:
+        return [*lead, *own]
+    out: list[cst.EmptyLine] = []
+    run = 0
+    for line in [*lead, *own]:
+        if line.comment is None:
+            run += 1
+            if run > limit:
+                continue
+        elif not line.comment.value.startswith(ANCHOR):
+            run = 0
+        out.append(line)
+    return out
 
 
 class _Redirect(cst.CSTTransformer):

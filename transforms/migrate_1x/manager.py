@@ -16,6 +16,7 @@ and the hooks inside the training code: `prune.on_epoch_begin(e)` ->
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import libcst as cst
 from libcst.metadata import GlobalScope
@@ -35,6 +36,9 @@ from .plan import (
     optimizer_steps,
     step_index,
 )
+
+if TYPE_CHECKING:
+    from .builtin_loop import Training
 
 Note = tuple[Kind, str, int | None]
 
@@ -64,6 +68,28 @@ def yaml_notes(
         )
         out.append((n.kind, f"{where}: {n.message}" if where else n.message, line))
     return out
+
+
+def yaml_only_loader(
+    doc: yaml_map.YamlDoc, keys: yaml_map.Keys, what: str, pass_as: str, line: int
+) -> Note:
+    """A TODO: the dataloader at `keys` (marked read) exists only in the yaml."""
+    doc.get(*keys)
+    return (
+        "TODO",
+        f"{doc.name}:{doc.line(keys)}: the {what} dataloader exists only in the yaml; build it in code and pass {pass_as}",
+        line,
+    )
+
+
+def yaml_loader_replaced(doc: yaml_map.YamlDoc, keys: yaml_map.Keys, by: str, line: int) -> Note:
+    """An INFO: the code's data replaces the yaml's dataloader at `keys`, as in 1.x."""
+    doc.get(*keys)
+    return (
+        "INFO",
+        f"{doc.name}: `{yaml_map.dotted(keys)}` not carried over: the code's {by} replaced it in 1.x too",
+        line,
+    )
 
 
 def fit_uses(comp: Component) -> list[Use]:
@@ -221,6 +247,32 @@ def emit_manager(
     generated = _spaced([s for chunk, n in lines for s in ctx.gen(chunk, stmt, n)], a.scope(stmt))
     ctx.before(stmt, generated)
     return f"{manager}.model"
+
+
+def emit_single(
+    ctx: Ctx,
+    comp: Component,
+    fit: Use,
+    technique: Technique,
+    model: str | None,
+    training: Training,
+    pre: list[str] | None = None,
+) -> str:
+    """`emit_manager` for one component's technique, trained by `training` (the user's
+    train function, or the 1.x built-in loop written out before the block)."""
+    technique.notes += training.notes
+    return emit_manager(
+        ctx,
+        manager=comp.name,
+        techniques=[technique],
+        group=[comp],
+        model=model,
+        train=training.train,
+        fit=fit,
+        pre=[*(pre or []), *training.pre] or None,
+        pre_notes=training.pre_notes,
+        steps=training.steps,
+    )
 
 
 def _needs_global(ctx: Ctx, manager: str, group: list[Component], stmt: cst.BaseStatement) -> bool:

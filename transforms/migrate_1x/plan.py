@@ -104,10 +104,15 @@ class Ctx:
         self.edit(stmt).notes += self.note_lines(kind, message, line)
 
     def _has_todo(self, stmt: cst.BaseStatement, message: str) -> bool:
-        text = TODO_PREFIX + message
-        return any(
-            line.comment is not None and line.comment.value == text for line in stmt.leading_lines
-        )
+        return TODO_PREFIX + message in self.comments_above(stmt)
+
+    def comments_above(self, stmt: cst.BaseStatement) -> list[str]:
+        """The comments on the lines above `stmt` (libcst keeps those above the module's
+        first statement in the module header)."""
+        lines = list(stmt.leading_lines)
+        if self.a.module.body and stmt is self.a.module.body[0]:
+            lines = [*self.a.module.header, *lines]
+        return [line.comment.value for line in lines if line.comment is not None]
 
     # -- edits ---------------------------------------------------------------------------
     def edit(self, stmt: cst.CSTNode) -> StmtEdit:
@@ -193,6 +198,14 @@ class Ctx:
         if path is None:
             return None
         if path not in self.yaml_docs:
+            if not path.is_file():
+                raise ConfigError(
+                    f"`{comp.name}` reads {path}, which does not exist",
+                    path=self.path,
+                    line=self.a.line(comp.stmt),
+                    hint="a relative yaml path is read from the script's folder; "
+                    "put the yaml there or correct the path, then run again",
+                )
             self.yaml_docs[path] = yaml_map.load(path)
         self.yaml_users.setdefault(path, []).append((comp.name, comp.stmt))
         return self.yaml_docs[path]
@@ -540,7 +553,7 @@ def optimizer_steps(ctx: Ctx, fn: TrainFn) -> list[cst.SimpleStatementLine]:
             is_scaler = "scaler" in receiver and "optim" in args
             if not (is_optim or is_scaler) or "sched" in receiver:
                 continue
-            stmt = ctx.a.statement(call)
+            stmt = ctx.a.statement_of(call)
             if (
                 isinstance(stmt, cst.SimpleStatementLine)
                 and len(stmt.body) == 1

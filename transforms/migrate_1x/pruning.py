@@ -20,7 +20,7 @@ from __future__ import annotations
 from . import yaml_map
 from .analysis import Component, Use
 from .builtin_loop import resolve
-from .manager import Technique, emit_manager, yaml_notes
+from .manager import Technique, emit_single, yaml_notes
 from .plan import Attrs, Ctx
 from .quantization import call_args, conf_name, config_line, finish_fit, tuning_lines
 
@@ -64,18 +64,6 @@ def plan(ctx: Ctx, comp: Component, fit: Use) -> None:
     model = given.get("model") or attrs.value("model")
     train = given.get("train_func") or attrs.value("train_func", "pruning_func")
     training = resolve(ctx, comp, doc, attrs, "pruning", comp.name, train)
-    t.notes += training.notes
-    result = emit_manager(
-        ctx,
-        manager=comp.name,
-        techniques=[t],
-        group=[comp],
-        model=model,
-        train=training.train,
-        fit=fit,
-        pre=training.pre or None,
-        pre_notes=training.pre_notes,
-        steps=training.steps,
-    )
+    result = emit_single(ctx, comp, fit, t, model, training)
     finish_fit(ctx, fit, result, training=True)
     attrs.finish(NO_HOME)

@@ -22,8 +22,17 @@ from . import yaml_map
 from .analysis import Component, Use
 from .builtin_loop import resolve
 from .codegen import Call, code_of, render
-from .manager import Note, Technique, emit_manager, yaml_notes
+from .manager import (
+    Note,
+    Technique,
+    emit_single,
+    yaml_loader_replaced,
+    yaml_notes,
+    yaml_only_loader,
+)
 from .plan import Attrs, Ctx, unwrap_model
+
+_CALIB_LOADER = ("quantization", "calibration", "dataloader")
 
 V1_CALL = ("model", "calib_dataloader", "q_func", "eval_dataloader", "eval_func")
 V1_KEYWORDS = {"q_dataloader": "calib_dataloader"}
@@ -140,20 +149,8 @@ def _plan_qat(
     model = given.get("model") or attrs.value("model")
     train = given.get("q_func") or attrs.value("q_func", "train_func", "calib_func")
     training = resolve(ctx, comp, doc, attrs, "quantization", comp.name, train)
-    technique.notes += training.notes
-    result = emit_manager(
-        ctx,
-        manager=comp.name,
-        techniques=[technique],
-        group=[comp],
-        model=model,
-        train=training.train,
-        fit=fit,
-        pre=training.pre or None,
-        pre_notes=training.pre_notes,
-        steps=training.steps,
-    )
-    _finish_fit(ctx, fit, result, training=True)
+    result = emit_single(ctx, comp, fit, technique, model, training)
+    finish_fit(ctx, fit, result, training=True)
     attrs.finish(_NOT_QAT)
 
 
@@ -169,7 +166,7 @@ def _plan_ptq(
     model = given.get("model") or attrs.value("model")
     chunk, notes, result = ptq_block(ctx, comp, doc, attrs, given, approach, fit.stmt, model)
     ctx.before(fit.stmt, ctx.gen(chunk, fit.stmt, notes))
-    _finish_fit(ctx, fit, result, training=False)
+    finish_fit(ctx, fit, result, training=False)
     attrs.finish(PTQ_NO_HOME)
 
 
@@ -210,14 +207,9 @@ def ptq_block(
         calib = None
     elif calib is None and calib_func is None:
         if quant and quant.yaml_calib_dataloader:
-            doc.get("quantization", "calibration", "dataloader")  # type: ignore[union-attr]
             extra.append(
-                (
-                    "TODO",
-                    f"{doc.name}:{doc.line(('quantization', 'calibration', 'dataloader'))}: the calibration dataloader exists only in the yaml; build it in code and pass calib_dataloader=",
-                    line,
-                )
-            )  # type: ignore[union-attr]
+                yaml_only_loader(doc, _CALIB_LOADER, "calibration", "calib_dataloader=", line)  # type: ignore[arg-type]
+            )
         else:
             extra.append(
                 (
@@ -227,14 +219,7 @@ def ptq_block(
                 )
             )
     elif quant and quant.yaml_calib_dataloader:
-        doc.get("quantization", "calibration", "dataloader")  # type: ignore[union-attr]
-        extra.append(
-            (
-                "INFO",
-                f"{doc.name}: `quantization.calibration.dataloader` not carried over: the code's calibration data replaced it in 1.x too",
-                line,
-            )
-        )  # type: ignore[union-attr]
+        extra.append(yaml_loader_replaced(doc, _CALIB_LOADER, "calibration data", line))  # type: ignore[arg-type]
     if calib is not None:
         fit_kwargs["calib_dataloader"] = calib
     if calib_func is not None:
@@ -247,14 +232,15 @@ def ptq_block(
     else:
         ev = yaml_map.evaluation(doc, notes, used=True) if doc is not None else None
         if eval_loader is None and ev is not None and ev.yaml_dataloader:
-            doc.get("evaluation", "accuracy", "dataloader")  # type: ignore[union-attr]
             extra.append(
-                (
-                    "TODO",
-                    f"{doc.name}:{doc.line(('evaluation', 'accuracy', 'dataloader'))}: the evaluation dataloader exists only in the yaml; build it in code and pass eval_dataloader= (and eval_metric=)",
+                yaml_only_loader(
+                    doc,  # type: ignore[arg-type]
+                    ("evaluation", "accuracy", "dataloader"),
+                    "evaluation",
+                    "eval_dataloader= (and eval_metric=)",
                     line,
                 )
-            )  # type: ignore[union-attr]
+            )
         if eval_loader is not None:
             fit_kwargs["eval_dataloader"] = eval_loader
             if metric is not None:
@@ -292,7 +278,7 @@ def ptq_block(
     return lines, all_notes, f"{ctx.sym('quantization')}.fit({', '.join(args)})"
 
 
-def _finish_fit(ctx: Ctx, fit: Use, result: str, *, training: bool) -> None:
+def finish_fit(ctx: Ctx, fit: Use, result: str, *, training: bool) -> None:
     """Replace the fit call by `result` (or drop a bare training fit statement)."""
     stmt = fit.stmt
     call = fit.node
@@ -308,6 +294,3 @@ def _finish_fit(ctx: Ctx, fit: Use, result: str, *, training: bool) -> None:
         ctx.remove(stmt)
     else:
         ctx.replace_with_code(call, result, stmt)
-
-
-finish_fit = _finish_fit

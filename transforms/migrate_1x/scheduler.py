@@ -25,7 +25,7 @@ from . import distillation, pruning, quantization, yaml_map
 from .analysis import Component, Use
 from .builtin_loop import Training, resolve
 from .codegen import code_of
-from .manager import Note, Technique, emit_manager, fit_uses
+from .manager import Note, Technique, emit_manager, emit_single, fit_uses
 from .plan import Attrs, Ctx
 
 NO_HOME: dict[str, str] = {}
@@ -298,19 +298,7 @@ def _single(
             training = distillation.training_of(ctx, comp, doc, attrs, d, train or own_train)
         else:
             training = resolve(ctx, comp, doc, attrs, section, comp.name, train or own_train)
-        t.notes += training.notes
-        result = emit_manager(
-            ctx,
-            manager=comp.name,
-            techniques=[t],
-            group=[comp],
-            model=model,
-            train=training.train,
-            fit=fit,
-            pre=[*pre, *training.pre] or None,
-            pre_notes=training.pre_notes,
-            steps=training.steps,
-        )
+        result = emit_single(ctx, comp, fit, t, model, training, pre)
         attrs.finish(pruning.NO_HOME)
         # the next step takes the framework model (what 1.x handed on was the same module)
         return result if last else f"{result}.model"

@@ -65,4 +65,8 @@ RUNTIME_REDIRECTS: dict[tuple[str, str], tuple[str, str]] = {
         "neural_coder.runtime.integrations.transformers",
         "save_for_huggingface_upstream",
     ),
+    ("neural_compressor.utils.load_huggingface", "OptimizedModel"): (
+        "neural_coder.runtime.integrations.transformers",
+        "OptimizedModel",
+    ),
 }

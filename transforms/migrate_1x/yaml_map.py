@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -142,6 +142,8 @@ def load(path: Path) -> YamlDoc:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _refuse_duplicate_keys(node, path)
         data = loader.construct_document(node) if node is not None else {}
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -167,27 +169,120 @@ def load(path: Path) -> YamlDoc:
         raise ConfigError("a 1.x conf.yaml must be a mapping at the top level", path=path, line=1)
     lines: dict[Keys, int] = {}
     if node is not None:
-        _record_lines(node, (), lines)
+        _LineRecorder(path, lines).walk(node, ())
     doc = YamlDoc(path=path, data=data, lines=lines)
     validate(doc)
     return doc
 
 
-def _record_lines(node: yaml.Node, keys: Keys, lines: dict[Keys, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = (*keys, k.value)
-            lines[key] = k.start_mark.line + 1
-            _record_lines(v, key, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            key = (*keys, i)
-            lines[key] = item.start_mark.line + 1
-            _record_lines(item, key, lines)
+# A 1.x conf.yaml has tens of values; aliases (`*name`) could make a few lines expand
+# without end (a recursive alias, or aliases of aliases), so the walk is bounded.
+_MAX_NODES = 100_000
+
+
+class _LineRecorder:
+    """The line of every key, walking the composed YAML nodes. Refuses a recursive
+    alias, a document that expands past `_MAX_NODES` values, and a key written twice in
+    one mapping (YAML keeps the last one and drops the other silently)."""
+
+    def __init__(self, path: Path, lines: dict[Keys, int]) -> None:
+        self.path = path
+        self.lines = lines
+        self.budget = _MAX_NODES
+        self.open: set[int] = set()  # the collection nodes on the current path
+
+    def walk(self, node: yaml.Node, keys: Keys) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise ConfigError(
+                f"the yaml expands to more than {_MAX_NODES} values (aliases of aliases?); "
+                "a 1.x conf.yaml is small: write the values out",
+                path=self.path,
+                line=node.start_mark.line + 1,
+            )
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return
+        if id(node) in self.open:
+            raise ConfigError(
+                f"`{dotted(keys)}` is a recursive alias (it contains itself); write the values out",
+                path=self.path,
+                line=node.start_mark.line + 1,
+            )
+        self.open.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = (*keys, k.value)
+                self.lines[key] = k.start_mark.line + 1
+                self.walk(v, key)
+        else:
+            for i, item in enumerate(node.value):
+                key = (*keys, i)
+                self.lines[key] = item.start_mark.line + 1
+                self.walk(item, key)
+        self.open.discard(id(node))
+
+
+def _refuse_duplicate_keys(root: yaml.Node, path: Path) -> None:
+    """A key written twice in one mapping: YAML keeps the last value and drops the
+    other silently. Checked on the composed nodes, before `<<: *name` merges (whose
+    keys may be overridden on purpose) are flattened in."""
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            written: dict[tuple[str, str], int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    line = k.start_mark.line + 1
+                    if (k.tag, k.value) in written:
+                        raise ConfigError(
+                            f"`{k.value}` is written twice in one mapping (lines "
+                            f"{written[(k.tag, k.value)]} and {line}); YAML would keep the last "
+                            "one and drop the other silently: remove one",
+                            path=path,
+                            line=line,
+                        )
+                    written[(k.tag, k.value)] = line
+                todo += [k, v]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += node.value
 
 
 # --------------------------------------------------------------------------------------
 # schema (v1.14.2 conf/config.py)
+
+
+def as_list(value: Any) -> list[Any]:
+    """1.x accepted 'a, b' / 'a b' strings and scalars where lists were meant."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        parts = [p.strip() for p in re.split(r"[,\s]+", value) if p.strip()]
+        return parts
+    return [value]
+
+
+def percent(value: Any) -> float:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("%"):
+            return float(text[:-1]) / 100
+        return float(text)
+    return float(value)
+
+
+def ints(value: Any) -> list[int]:
+    """`300`, `[100, 500]` or `"100, 500"` as a list of ints."""
+    return [int(v) for v in as_list(value)]
+
+
+def floats(value: Any) -> list[float]:
+    """`0.5`, `[0.5, 0.5]` or `"0.5, 0.5"` as a list of floats."""
+    return [float(v) for v in as_list(value)]
 
 
 @dataclass(frozen=True)
@@ -213,6 +308,14 @@ class MapOf:
     value: object
 
 
+@dataclass(frozen=True)
+class Text:
+    """A string the mapping functions parse (`parse` raises ValueError when it cannot)."""
+
+    parse: Callable[[str], object]
+    label: str
+
+
 INT = Scalar((int,), "an integer")
 FLOAT = Scalar((int, float), "a number")
 STR = Scalar((str,), "a string")
@@ -226,7 +329,15 @@ def one_of(*choices: object) -> Scalar:
 
 
 STR_OR_LIST = Union((STR, ListOf(STR)), "a string or a list of strings")
+PERCENT = Union(
+    (FLOAT, Text(percent, "a percentage string")), "a number or a percentage string ('1%', '0.01')"
+)
 NUM_OR_LIST = Union((FLOAT, ListOf(FLOAT)), "a number or a list of numbers")
+# 1.x read multi-objective / multi-metric weights with `input_to_list_float`
+WEIGHTS = Union(
+    (FLOAT, Text(floats, "a comma string of numbers"), ListOf(FLOAT)),
+    "a number, a list of numbers or a comma string of them ('0.7, 0.3')",
+)
 
 _OP = {
     "granularity": STR_OR_LIST,
@@ -368,7 +479,10 @@ SCHEMA: dict[str, object] = {
     "quantization": {
         "approach": one_of(*APPROACHES),
         "calibration": {
-            "sampling_size": Union((INT, STR, ListOf(INT)), "an integer, a list or a comma string"),
+            "sampling_size": Union(
+                (INT, Text(ints, "a comma string of integers"), ListOf(INT)),
+                "an integer, a list of integers or a comma string of them ('100, 500')",
+            ),
             "dataloader": DATALOADER,
         },
         "train": TRAIN,
@@ -399,14 +513,14 @@ SCHEMA: dict[str, object] = {
             "hawq_v2_loss": ANY,
         },
         "accuracy_criterion": {
-            "relative": Union((FLOAT, STR), "a number or a percentage string"),
-            "absolute": Union((FLOAT, STR), "a number or a percentage string"),
+            "relative": PERCENT,
+            "absolute": PERCENT,
             "higher_is_better": BOOL,
         },
         "objective": one_of(*OBJECTIVES),
         "multi_objectives": {
             "objective": STR_OR_LIST,
-            "weight": NUM_OR_LIST,
+            "weight": WEIGHTS,
             "higher_is_better": Union((BOOL, STR, ListOf(BOOL)), "booleans"),
         },
         "exit_policy": {"timeout": INT, "max_trials": INT, "performance_only": BOOL},
@@ -433,7 +547,7 @@ SCHEMA: dict[str, object] = {
             "metric": METRICS,
             "multi_metrics": {
                 **METRICS,
-                "weight": NUM_OR_LIST,
+                "weight": WEIGHTS,
                 "higher_is_better": Union((BOOL, STR, ListOf(BOOL)), "booleans"),
             },
             "configs": CONFIGS,
@@ -515,7 +629,16 @@ def _check(value: Any, spec: object, keys: Keys) -> tuple[Keys, str] | None:
             deepest = max(problems, key=lambda p: len(p[0]) if p else 0)
             if deepest and len(deepest[0]) > len(keys):
                 return deepest
+            shown = "" if isinstance(value, dict | list) else f" {value!r}"
+            return keys, f"expected {spec.label}, got {_type_name(value)}{shown}"
+        return None
+    if isinstance(spec, Text):
+        if not isinstance(value, str):
             return keys, f"expected {spec.label}, got {_type_name(value)}"
+        try:
+            spec.parse(value)
+        except ValueError:
+            return keys, f"expected {spec.label}, got {value!r}"
         return None
     assert isinstance(spec, Scalar)
     if spec is ANY:
@@ -805,25 +928,6 @@ def short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def as_list(value: Any) -> list[Any]:
-    """1.x accepted 'a, b' / 'a b' strings and scalars where lists were meant."""
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str):
-        parts = [p.strip() for p in re.split(r"[,\s]+", value) if p.strip()]
-        return parts
-    return [value]
-
-
-def percent(value: Any) -> float:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith("%"):
-            return float(text[:-1]) / 100
-        return float(text)
-    return float(value)
-
-
 def framework_kwargs(
     doc: YamlDoc, notes: Notes, *, model_name: bool, backend: bool = True, fx: bool = False
 ) -> dict[str, object]:
@@ -984,7 +1088,7 @@ def tuning(doc: YamlDoc, notes: Notes, *, criteria: bool) -> Tuning:
         multi = doc.get("tuning", "multi_objectives")
         objective: dict[str, object] = {"objective": as_list(multi.get("objective", []))}
         if "weight" in multi:
-            objective["weight"] = [float(w) for w in as_list(multi["weight"])]
+            objective["weight"] = floats(multi["weight"])
         if "higher_is_better" in multi:
             objective["higher_is_better"] = [
                 v if isinstance(v, bool) else v == "True"
@@ -1115,7 +1219,7 @@ def quantization(doc: YamlDoc, notes: Notes) -> Quant:
                 "QAT does not calibrate; not carried over (no effect in 1.x either)",
             )
         else:
-            kwargs["calibration_sampling_size"] = [int(s) for s in as_list(size)]
+            kwargs["calibration_sampling_size"] = ints(size)
     yaml_calib = doc.has(*q, "calibration", "dataloader")
     recipes: dict[str, object] = {}
     for key, value in (doc.get(*q, "recipes") or {}).items():
@@ -1169,7 +1273,7 @@ def evaluation(doc: YamlDoc, notes: Notes, *, used: bool) -> Evaluation:
     elif doc.has(*acc, "multi_metrics"):
         multi = dict(doc.get(*acc, "multi_metrics"))
         if "weight" in multi:
-            multi["weight"] = [float(w) for w in as_list(multi["weight"])]
+            multi["weight"] = floats(multi["weight"])
         if "higher_is_better" in multi:
             multi["higher_is_better"] = [
                 v if isinstance(v, bool) else v == "True"

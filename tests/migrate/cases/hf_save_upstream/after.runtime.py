@@ -1,6 +1,5 @@
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-# TODO(neural-coder): `neural_compressor.utils.load_huggingface.OptimizedModel` has no counterpart in neural_coder.runtime; with --target runtime this import still needs Intel Neural Compressor
-from neural_compressor.utils.load_huggingface import OptimizedModel, save_for_huggingface_upstream
+from neural_coder.runtime.integrations.transformers import OptimizedModel, save_for_huggingface_upstream
 from neural_coder.runtime import quantization
 from neural_coder.runtime.config import AccuracyCriterion, PostTrainingQuantConfig, TuningCriterion
 

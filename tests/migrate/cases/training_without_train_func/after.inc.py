@@ -3,7 +3,6 @@ from neural_compressor.config import WeightPruningConfig
 from neural_compressor.training import prepare_compression
 
 
-
 def prune_train(model):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     criterion = torch.nn.CrossEntropyLoss()

@@ -1,0 +1,48 @@
+"""Rewrite a script with the CLI, run the result, and read the runtime's JSON summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import run_cli, script_path
+
+TORCHRUN = [
+    sys.executable,
+    "-m",
+    "torch.distributed.run",
+    "--standalone",
+    "--nproc_per_node",
+    "2",
+]
+
+
+def rewrite_and_run(
+    tmp_path: Path, name: str, *options: str, launcher: list[str] | None = None
+) -> dict:
+    """`launcher` runs the script (default: this Python); the summary JSON is returned."""
+    script = tmp_path / name
+    script.write_text(script_path(name).read_text())
+    result = run_cli("optimize", script, *options)
+    assert result.exit_code == 0, result.output
+    assert "Transformed" in result.output, result.output
+    summary = tmp_path / "summary.json"
+    env = {
+        **os.environ,
+        "NEURAL_CODER_SUMMARY": str(summary),
+        "PYTHONHASHSEED": "0",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    run = subprocess.run(
+        [*(launcher or [sys.executable]), script.name],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
+    return json.loads(summary.read_text())
