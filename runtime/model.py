@@ -20,6 +20,7 @@ Differences from INC, on purpose:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import os
@@ -238,9 +239,11 @@ class Model(nn.Module):
 
         A float inner model saves itself as usual. An int8 model cannot be written
         by Hugging Face's safetensors path (its packed weights are not tensors), so
-        the folder gets the model's `config.json` and this runtime's
-        `best_model.pt` (state dict + quantization recipe); rebuild it with
-        `neural_coder.runtime.load(folder, AutoModelFor...from_config(config))`.
+        the folder gets the model's `config.json` (with `architectures` set to the
+        model's class, as Hugging Face writes it) and this runtime's `best_model.pt`
+        (state dict + quantization recipe); rebuild it with
+        `neural_coder.runtime.integrations.transformers.OptimizedModel.from_pretrained(folder)`
+        or `neural_coder.runtime.load(folder, AutoModelFor...from_config(config))`.
 
         Under torch.distributed only rank 0 writes. A float model's own
         `save_pretrained` still runs on every rank when it takes `is_main_process`
@@ -262,6 +265,10 @@ class Model(nn.Module):
         os.makedirs(save_directory, exist_ok=True)
         config = getattr(inner, "config", None)
         if config is not None and hasattr(config, "save_pretrained"):
+            # as Hugging Face's save_pretrained, so loaders find the class by name; on a
+            # copy, so the live model's config is left as the user built it
+            config = copy.deepcopy(config)
+            config.architectures = [type(inner).__name__]
             config.save_pretrained(save_directory)
         path = self.save(save_directory)
         logging.getLogger("neural_coder.runtime").info(

@@ -20,6 +20,7 @@ from .losses import (
     SelfKnowledgeDistillationLoss,
     create_criterion,
     kl_divergence,
+    logits_fields,
     logits_of,
     soft_cross_entropy,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "call_model",
     "create_criterion",
     "kl_divergence",
+    "logits_fields",
     "logits_of",
     "move_to_device",
     "select_output",

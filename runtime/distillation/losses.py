@@ -30,6 +30,15 @@ Decisions, where INC's behaviour is open or a bug:
   ``"logits"``), an object with a ``.logits`` tensor, or a tuple / list (its
   first element); `logits_of` is the one place that decides. Student and
   teacher logits must have the same shape: they are never broadcast.
+* **Several logits fields.** A ``ModelOutput`` / dict without ``"logits"``
+  (``QuestionAnsweringModelOutput``: ``start_logits``, ``end_logits``;
+  ``BertForPreTraining``: ``prediction_logits``, ``seq_relationship_logits``)
+  is distilled on every tensor field whose name ends in ``logits`` and that both
+  outputs have, and the student-vs-teacher term is the mean of the per-field
+  terms, as INC's question-answering examples average start and end
+  (`logits_fields`). Where ``"logits"`` is present it alone is used, so
+  companions such as ``router_logits`` or ``enc_outputs_coord_logits`` are not
+  distilled as class scores.
 * **Precision.** Logits and features in float16 / bfloat16 are compared in
   float32 (same value up to rounding, no overflow in softmax sums).
 * **Self-distillation groups** (INC quirk 9.7): upstream keeps a running group
@@ -69,6 +78,7 @@ __all__ = [
     "SelfKnowledgeDistillationLoss",
     "create_criterion",
     "kl_divergence",
+    "logits_fields",
     "logits_of",
     "soft_cross_entropy",
 ]
@@ -108,6 +118,33 @@ def logits_of(output: Any, what: str = "output") -> torch.Tensor:
         f"the {what} is a {type(output).__name__}; expected a logits tensor, a dict or "
         "ModelOutput with 'logits', or a tuple whose first element is the logits"
     )
+
+
+def logits_fields(output: Any, what: str = "output") -> dict[str, torch.Tensor]:
+    """The logits tensors in a model output, by field name, for student-vs-teacher terms.
+
+    A mapping (``ModelOutput``, dict) with a ``"logits"`` tensor gives that
+    alone; one without gives every tensor entry whose name ends in ``logits``
+    (``start_logits`` and ``end_logits`` of question answering). Anything else
+    is `logits_of`, under the name ``"logits"``.
+    """
+    if not isinstance(output, Mapping):
+        return {"logits": logits_of(output, what)}
+    logits = output.get("logits")
+    if isinstance(logits, torch.Tensor):
+        return {"logits": logits}
+    fields = {
+        str(k): v
+        for k, v in output.items()
+        if str(k).endswith("logits") and isinstance(v, torch.Tensor)
+    }
+    if not fields:
+        raise TypeError(
+            f"the {what} is a {type(output).__name__} with no logits tensor: no 'logits' and no "
+            f"tensor field ending in 'logits' (fields: {sorted(map(str, output.keys()))}); "
+            "pass the logits tensor instead"
+        )
+    return fields
 
 
 def _float(x: torch.Tensor) -> torch.Tensor:
@@ -254,17 +291,39 @@ class KnowledgeDistillationLoss(DistillationLoss):
         return self.loss_weights[1] > 0
 
     def teacher_student_loss(self, student_output: Any, teacher_output: Any) -> torch.Tensor:
-        """``T^2 * D(s / T, t / T)`` (unweighted)."""
-        s = _float(logits_of(student_output, "student output"))
-        t = _float(logits_of(teacher_output, "teacher output")).to(s.device)
-        _same_shape(s, t, "student logits", "teacher logits", self.name)
-        if s.dim() == 0:
-            raise ValueError(
-                f"{self.name}: the logits are a scalar (a tuple output whose first element is "
-                "the loss?); pass outputs['logits'] or use return_dict=True"
-            )
+        """``T^2 * D(s / T, t / T)`` (unweighted), averaged over the logits fields."""
+        pairs = self._paired_logits(student_output, teacher_output)
         temp = self.temperature
-        return self._divergence(s / temp, t.detach() / temp) * (temp * temp)
+        terms = []
+        for name, s, t in pairs:
+            s = _float(s)
+            t = _float(t).to(s.device)
+            _same_shape(s, t, f"student {name}", f"teacher {name}", self.name)
+            if s.dim() == 0:
+                raise ValueError(
+                    f"{self.name}: the {name} are a scalar (a tuple output whose first element "
+                    "is the loss?); pass outputs['logits'] or use return_dict=True"
+                )
+            terms.append(self._divergence(s / temp, t.detach() / temp))
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term.to(total.device)
+        return total / len(terms) * (temp * temp)
+
+    def _paired_logits(
+        self, student_output: Any, teacher_output: Any
+    ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """``(field, student, teacher)`` for each logits field both outputs have."""
+        student = logits_fields(student_output, "student output")
+        teacher = logits_fields(teacher_output, "teacher output")
+        pairs = [(name, s, teacher[name]) for name, s in student.items() if name in teacher]
+        if not pairs:
+            raise ValueError(
+                f"{self.name}: the student output has logits {sorted(student)} and the teacher "
+                f"output {sorted(teacher)}; they share none (both models must return the same "
+                "kind of output)"
+            )
+        return pairs
 
     def compute(
         self, student_output: Any, teacher_output: Any, student_loss: Any

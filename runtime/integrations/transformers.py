@@ -479,8 +479,8 @@ class OptimizedModel:
         is rebuilt from its observers' scales), else a float model, loaded with
         `config.architectures[0]`'s `from_pretrained` (kwargs go there). The model
         class is looked up in `transformers` by name (never evaluated); pass
-        `model_class=` when the config names none (a model built from a config and
-        saved int8 by `save_pretrained`). Checkpoints are read with `weights_only=True`.
+        `model_class=` when the config names none (folders written by other tools,
+        or int8 folders saved before `architectures` was recorded). Checkpoints are read with `weights_only=True`.
         """
         path = os.fspath(model_name_or_path)
         config = kwargs.pop("config", None)

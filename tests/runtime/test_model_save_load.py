@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 from pathlib import Path
 
@@ -188,9 +189,43 @@ def test_save_pretrained_of_an_int8_hugging_face_model_round_trips(tmp_path):
     model(input_ids=ids).logits.sum().backward()
     cm.callbacks.on_train_end()
     model.save_pretrained(tmp_path / "out")
-    assert (tmp_path / "out" / "config.json").is_file()
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["architectures"] == ["BertForSequenceClassification"]  # as HF writes it
+    assert model.config.architectures is None  # the live config is not touched
     restored = load(tmp_path / "out", transformers.BertForSequenceClassification(config))
     model.eval()
     restored.eval()
     with torch.no_grad():
         assert torch.equal(model(input_ids=ids).logits, restored(input_ids=ids).logits)
+
+
+def test_int8_save_pretrained_loads_with_optimized_model_without_model_class(tmp_path):
+    """The config written names the class, so no `model_class=` is needed to load it."""
+    transformers = pytest.importorskip("transformers")
+    from neural_coder.runtime.config import QuantizationAwareTrainingConfig
+    from neural_coder.runtime.integrations.transformers import OptimizedModel
+    from neural_coder.runtime.training import prepare_compression
+
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    torch.manual_seed(0)
+    cm = prepare_compression(
+        transformers.BertForQuestionAnswering(config), QuantizationAwareTrainingConfig()
+    )
+    cm.callbacks.on_train_begin()
+    ids = torch.randint(1, 100, (2, 8))
+    cm.model(input_ids=ids).start_logits.sum().backward()
+    cm.callbacks.on_train_end()
+    cm.model.save_pretrained(tmp_path / "qa")
+    loaded = OptimizedModel.from_pretrained(tmp_path / "qa")
+    assert type(loaded) is transformers.BertForQuestionAnswering
+    cm.model.eval()
+    with torch.no_grad():
+        want, got = cm.model(input_ids=ids), loaded.eval()(input_ids=ids)
+    assert torch.equal(want.start_logits, got.start_logits)
+    assert torch.equal(want.end_logits, got.end_logits)
