@@ -14,7 +14,7 @@ SAMPLES = ROOT / "samples"
 ACCEPTANCE = ROOT.parent / "shared" / "acceptance"
 
 TRAINING_STYLES = ["epoch_fn_style.py", "flat_script.py", "trainer_class.py", "hf_custom_loop.py"]
-OWN_TRAINING_SAMPLES = ["step_budget_loop.py", "one_epoch_helper.py"]
+OWN_TRAINING_SAMPLES = ["step_budget_loop.py", "one_epoch_helper.py", "hf_conditional_model.py"]
 # the model is wrapped (accelerate, DDP) before the loop: compressed before the wrap
 WRAPPED_MODEL_SAMPLES = ["accelerate_loop.py", "ddp_torchrun.py"]
 # a Hugging Face Trainer (or a subclass) runs the loop

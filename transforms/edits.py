@@ -45,9 +45,25 @@ class ReplaceArgumentValue:
 
 
 @dataclass(frozen=True)
+class ReplaceExpression:
+    """Put the expression `code` in place of `node` (a model call hoisted into its own
+    statement is replaced by the name that statement assigns)."""
+
+    node: cst.BaseExpression
+    code: str
+
+
+@dataclass(frozen=True)
 class AddImport:
     module: str
     name: str | None = None  # None: `import module`
 
 
-Edit = InsertStatements | AddParameter | AddKeywordArgument | ReplaceArgumentValue | AddImport
+Edit = (
+    InsertStatements
+    | AddParameter
+    | AddKeywordArgument
+    | ReplaceArgumentValue
+    | ReplaceExpression
+    | AddImport
+)

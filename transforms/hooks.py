@@ -21,6 +21,7 @@ from .edits import (
     Edit,
     InsertStatements,
     ReplaceArgumentValue,
+    ReplaceExpression,
 )
 from .snippets import MARKER
 
@@ -53,6 +54,7 @@ class ApplyEdits(cst.CSTTransformer):
         self.params: dict[cst.FunctionDef, list[str]] = defaultdict(list)
         self.kwargs: dict[cst.Call, list[tuple[str, str]]] = defaultdict(list)
         self.values: dict[cst.Arg, str] = {}
+        self.replacements: dict[cst.CSTNode, str] = {}
         self.imports: list[AddImport] = []
         for edit in edits:
             if isinstance(edit, InsertStatements):
@@ -63,6 +65,8 @@ class ApplyEdits(cst.CSTTransformer):
                 self.kwargs[edit.call].append((edit.name, edit.value))
             elif isinstance(edit, ReplaceArgumentValue):
                 self.values[edit.arg] = edit.value
+            elif isinstance(edit, ReplaceExpression):
+                self.replacements[edit.node] = edit.code
             else:
                 self.imports.append(edit)
         self.pending = (
@@ -70,6 +74,7 @@ class ApplyEdits(cst.CSTTransformer):
             + len(self.params)
             + len(self.kwargs)
             + len(self.values)
+            + len(self.replacements)
         )
 
     # -- statements next to statements ----------------------------------------------------
@@ -166,6 +171,15 @@ class ApplyEdits(cst.CSTTransformer):
             ]
             return updated_node.with_changes(args=[*existing, *args])
         return updated_node.with_changes(args=[*_comma_last(existing), *args])
+
+    def on_leave(
+        self, original_node: cst.CSTNode, updated_node: cst.CSTNode
+    ) -> cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNode]:
+        code = self.replacements.pop(original_node, None)
+        if code is None:
+            return super().on_leave(original_node, updated_node)
+        self.pending -= 1
+        return cst.parse_expression(code)
 
     def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
         value = self.values.pop(original_node, None)

@@ -346,7 +346,9 @@ class LoopAnalysis:
         related: list[cst.CSTNode] = []
         if loss_statement is not None:
             related.append(loss_statement)
-            for name in {n.value for n in _names_in(loss_statement)}:
+            # where a callee comes from (`model = load_model(args)`) is not what the loss is computed from
+            callees = {src.code(c.func) for c in m.findall(loss_statement, m.Call())}  # type: ignore[union-attr]
+            for name in {n.value for n in _names_in(loss_statement)} - callees:
                 for a in self.index.assignments_in(name, scope):
                     if src.line(a.statement) <= limit:
                         related.append(a.statement)

@@ -11,14 +11,26 @@ compresses the bare module. It reaches the functions that hold the loop through 
 from __future__ import annotations
 
 import libcst as cst
+import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.training import BUILTIN_NAMES, free_names
 from neural_coder.analysis.wraps import find_wrap
 from neural_coder.errors import AnalysisError
-from neural_coder.transforms.edits import AddKeywordArgument, AddParameter
+from neural_coder.transforms.edits import AddKeywordArgument, AddParameter, ReplaceExpression
 
 from .base import BasePlanner, Plan
+
+# an expression evaluated only on some paths, or later, or many times
+CONDITIONAL_EXPRESSIONS = (
+    cst.IfExp,
+    cst.BooleanOperation,
+    cst.Lambda,
+    cst.ListComp,
+    cst.SetComp,
+    cst.DictComp,
+    cst.GeneratorExp,
+)
 
 
 class LoopPlanner(BasePlanner):
@@ -143,7 +155,10 @@ class LoopPlanner(BasePlanner):
         return cm_of
 
     def _distillation_loss(self, loop: TrainingLoop, cm: str) -> None:
-        if loop.loss_statement is None or loop.model_output is None or loop.model_inputs is None:
+        output = loop.model_output
+        if loop.loss_statement is not None and output is None and loop.model_call is not None:
+            output = self._hoist_model_call(loop.loss_statement, loop.model_call)
+        if loop.loss_statement is None or output is None or loop.model_inputs is None:
             raise AnalysisError(
                 "distillation needs the model's inputs and outputs next to the loss, "
                 "but the model call is not assigned to a name before the loss",
@@ -151,5 +166,36 @@ class LoopPlanner(BasePlanner):
                 line=self.src.line(loop.loss_statement or loop.backward),
                 hint="assign the model's output first (output = model(x); loss = criterion(output, y))",
             )
-        code = f"{loop.loss_name} = {cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {loop.model_output}, {loop.loss_name})"
+        code = f"{loop.loss_name} = {cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {output}, {loop.loss_name})"
         self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")
+
+    def _hoist_model_call(self, loss_statement: cst.BaseStatement, call: cst.Call) -> str | None:
+        """`loss = model(**batch).loss` or `loss = criterion(model(x), y)`: the model call
+        moves into a statement of its own before the loss (`outputs = model(**batch)`),
+        so the distillation hook can read the outputs. None where moving it could change
+        what runs: the call is not in the loss statement itself, or runs conditionally,
+        or more than once."""
+        if self.src.statement_of(call) is not loss_statement or not isinstance(
+            loss_statement, cst.SimpleStatementLine
+        ):
+            return None
+        if len(loss_statement.body) != 1:
+            return None
+        callee = self.src.code(call.func)
+        calls = [c for c in m.findall(loss_statement, m.Call()) if self.src.code(c.func) == callee]
+        if len(calls) != 1:
+            return None
+        for node in self.src.ancestors(call):
+            if node is loss_statement:
+                break
+            if isinstance(node, CONDITIONAL_EXPRESSIONS):
+                return None
+        name = self.free_name("outputs")
+        self.insert(
+            loss_statement,
+            "before",
+            [f"{name} = {self.src.code(call)}"],
+            f"the model call, assigned to {name}",
+        )
+        self.plan.edits.append(ReplaceExpression(call, name))
+        return name

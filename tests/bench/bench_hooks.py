@@ -30,7 +30,9 @@ WIDTH, BATCH, BLOCK, BLOCKS = 512, 64, 20, 15
 
 
 def make_model() -> nn.Module:
-    return nn.Sequential(nn.Linear(256, WIDTH), nn.ReLU(), nn.Linear(WIDTH, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 10))
+    return nn.Sequential(
+        nn.Linear(256, WIDTH), nn.ReLU(), nn.Linear(WIDTH, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 10)
+    )
 
 
 def make_loop(confs: list | None, prune_window: int = 0):
@@ -87,13 +89,32 @@ def ratio(config_fn, window: int = 0) -> float:
 
 
 def pruning(start: int, end: int):
-    return [WeightPruningConfig(target_sparsity=0.5, pattern="4x1", pruning_type="snip_momentum", start_step=start, end_step=end)]
+    return [
+        WeightPruningConfig(
+            target_sparsity=0.5,
+            pattern="4x1",
+            pruning_type="snip_momentum",
+            start_step=start,
+            end_step=end,
+        )
+    ]
 
 
 CASES = {
     "pruning snip_momentum 4x1, steady (after end_step)": (pruning(1, 10), 12),
     "pruning snip_momentum 4x1, pruning window (every step)": (pruning(1, 10_000), 2),
-    "pruning magnitude 1x1, steady": ([WeightPruningConfig(target_sparsity=0.5, pattern="1x1", pruning_type="magnitude", start_step=0, end_step=5)], 8),
+    "pruning magnitude 1x1, steady": (
+        [
+            WeightPruningConfig(
+                target_sparsity=0.5,
+                pattern="1x1",
+                pruning_type="magnitude",
+                start_step=0,
+                end_step=5,
+            )
+        ],
+        8,
+    ),
     "qat (fake-quant forward included)": ([QuantizationAwareTrainingConfig()], 0),
     "distillation, KD (teacher forward included)": (
         lambda model: [DistillationConfig(copy.deepcopy(model), KnowledgeDistillationLossConfig())],
@@ -102,7 +123,9 @@ CASES = {
 }
 
 if __name__ == "__main__":
-    print(f"MLP 256-{WIDTH}-{WIDTH}-10, batch {BATCH}, 1 thread; median of {BLOCKS} blocks of {BLOCK} steps")
+    print(
+        f"MLP 256-{WIDTH}-{WIDTH}-10, batch {BATCH}, 1 thread; median of {BLOCKS} blocks of {BLOCK} steps"
+    )
     print(f"{'configuration':<58} step time ratio (hooked / bare)")
     for label, (confs, window) in CASES.items():
         print(f"{label:<58} {ratio(confs, window):.3f}")

@@ -11,6 +11,7 @@ from neural_coder.transforms.edits import (
     AddKeywordArgument,
     AddParameter,
     InsertStatements,
+    ReplaceExpression,
 )
 from neural_coder.transforms.hooks import apply_edits
 
@@ -120,3 +121,19 @@ def test_an_edit_that_finds_no_place_is_an_error():
     stray = cst.parse_statement("x = 1\n")
     with pytest.raises(ValueError, match="found no place"):
         apply_edits(module, [InsertStatements(stray, "before", "y = 2\n")])
+
+
+def test_replace_expression_keeps_the_rest_of_the_line():
+    source = "for x, y in data:\n    loss = criterion(model(x), y)  # mine\n"
+    module = cst.parse_module(source)
+    call = find(module, m.Call(func=m.Name("model")))
+    statement = find(module, m.SimpleStatementLine())
+    out = apply_edits(
+        module,
+        [InsertStatements(statement, "before", "out = model(x)\n"), ReplaceExpression(call, "out")],
+    ).code
+    assert out == (
+        "for x, y in data:\n"
+        "    out = model(x)  # neural-coder\n"
+        "    loss = criterion(out, y)  # mine\n"
+    )

@@ -20,16 +20,11 @@ TORCHRUN = [
 ]
 
 
-def rewrite_and_run(
-    tmp_path: Path, name: str, *options: str, launcher: list[str] | None = None
-) -> dict:
-    """`launcher` runs the script (default: this Python); the summary JSON is returned."""
-    script = tmp_path / name
-    script.write_text(script_path(name).read_text())
-    result = run_cli("optimize", script, *options)
-    assert result.exit_code == 0, result.output
-    assert "Transformed" in result.output, result.output
-    summary = tmp_path / "summary.json"
+def run_script(
+    script: Path, *args: str, launcher: list[str] | None = None, timeout: int = 600
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """Run `script` in its folder with `NEURAL_CODER_SUMMARY` set; its output and the summary."""
+    summary = script.parent / "summary.json"
     env = {
         **os.environ,
         "NEURAL_CODER_SUMMARY": str(summary),
@@ -37,12 +32,25 @@ def rewrite_and_run(
         "TOKENIZERS_PARALLELISM": "false",
     }
     run = subprocess.run(
-        [*(launcher or [sys.executable]), script.name],
-        cwd=tmp_path,
+        [*(launcher or [sys.executable]), script.name, *args],
+        cwd=script.parent,
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert run.returncode == 0, f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
-    return json.loads(summary.read_text())
+    return run, json.loads(summary.read_text())
+
+
+def rewrite_and_run(
+    tmp_path: Path, name: str, *options: str, launcher: list[str] | None = None
+) -> dict:
+    """Rewrite `name` with the CLI's `options`, run it with `launcher` (default: this
+    Python) and return the summary JSON."""
+    script = tmp_path / name
+    script.write_text(script_path(name).read_text())
+    result = run_cli("optimize", script, *options)
+    assert result.exit_code == 0, result.output
+    assert "Transformed" in result.output, result.output
+    return run_script(script, launcher=launcher)[1]

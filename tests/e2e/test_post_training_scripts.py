@@ -6,11 +6,7 @@ recorded, and the script still printing its result (with the model `fit` returne
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +17,7 @@ from neural_coder.api import rewrite_source
 from neural_coder.options import build_options
 from neural_coder.report import Status
 from tests.conftest import script_path
+from tests.e2e.runner import run_script
 
 pytestmark = pytest.mark.e2e
 
@@ -49,18 +46,8 @@ def rewrite_and_run(
     rewritten, report = rewrite_source(script, source.read_text(), options)
     assert report.status is Status.TRANSFORMED, report.message
     script.write_text(rewritten)
-    summary = tmp_path / "summary.json"
-    env = {**os.environ, "NEURAL_CODER_SUMMARY": str(summary), "PYTHONHASHSEED": "0"}
-    done = subprocess.run(
-        [sys.executable, script.name, *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    return Run(done.stdout, done.stderr, json.loads(summary.read_text()))
+    done, summary = run_script(script, *args, timeout=300)
+    return Run(done.stdout, done.stderr, summary)
 
 
 def assert_tuned(summary: dict[str, Any], ops: int, absolute_loss: float | None = None) -> None:

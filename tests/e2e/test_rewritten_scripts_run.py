@@ -26,7 +26,9 @@ TARGET_SPARSITY = 0.5
 
 @pytest.mark.parametrize(("name", "approach"), CASES)
 def test_rewritten_script_runs_and_compresses(tmp_path, name, approach):
-    summary = rewrite_and_run(tmp_path, name, "--approach", approach, "--target-sparsity", str(TARGET_SPARSITY))
+    summary = rewrite_and_run(
+        tmp_path, name, "--approach", approach, "--target-sparsity", str(TARGET_SPARSITY)
+    )
     techniques = approach.split("+")
     if "pruning" in techniques:
         assert summary["target_sparsity"] == TARGET_SPARSITY
@@ -58,5 +60,7 @@ def test_teacher_from_a_checkpoint(tmp_path):
     finally:
         sys.path.pop(0)
     torch.save(step_budget_loop.build_model().state_dict(), tmp_path / "teacher.pt")
-    summary = rewrite_and_run(tmp_path, name, "--approach", "distillation", "--teacher", "teacher.pt")
+    summary = rewrite_and_run(
+        tmp_path, name, "--approach", "distillation", "--teacher", "teacher.pt"
+    )
     assert summary["distillation_steps"] > 0

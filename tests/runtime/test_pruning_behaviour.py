@@ -149,7 +149,9 @@ def test_excluded_op_names_and_op_names():
 )
 def test_schedules_follow_the_spec_formulas(decay, formula):
     for done in range(6):
-        assert scheduled_sparsity(decay, 0.8, 0.98, done, 5) == pytest.approx(min(0.8, formula(done / 5)))
+        assert scheduled_sparsity(decay, 0.8, 0.98, done, 5) == pytest.approx(
+            min(0.8, formula(done / 5))
+        )
 
 
 def test_worked_example_prunes_on_the_frequency_and_reaches_target_at_end():

@@ -1,0 +1,82 @@
+"""Distillation reads the model's outputs next to the loss. When the loss is computed
+straight from the model call (`loss = model(**batch).loss`, `criterion(model(x), y)`),
+the call moves into a statement of its own; where moving it could change what runs,
+the tool refuses instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.errors import AnalysisError
+from neural_coder.options import build_options
+from neural_coder.report import Status
+
+LOOP = """import torch
+
+model = torch.nn.Linear(4, 2)
+criterion = torch.nn.CrossEntropyLoss()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
+for x, y in data:
+    {loss}
+    loss.backward()
+    opt.step()
+"""
+
+
+def rewrite(text: str) -> tuple[str, object]:
+    options = build_options("distillation", "runtime", {}, {})
+    return rewrite_source(Path("script.py"), text, options)
+
+
+@pytest.mark.parametrize(
+    ("loss", "hoisted", "rewritten_loss"),
+    [
+        (
+            "loss = criterion(model(x), y)",
+            "outputs = model(x)",
+            "loss = criterion(outputs, y)",
+        ),
+        ("loss = model(x).sum()", "outputs = model(x)", "loss = outputs.sum()"),
+        (
+            "loss = criterion(model(input=x), y)",
+            "outputs = model(input=x)",
+            "loss = criterion(outputs, y)",
+        ),
+    ],
+)
+def test_the_model_call_is_assigned_before_the_loss(loss, hoisted, rewritten_loss):
+    out, report = rewrite(LOOP.format(loss=loss))
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = [line.strip() for line in out.splitlines()]
+    at = lines.index(f"{hoisted}  # neural-coder")
+    assert lines[at + 1] == rewritten_loss
+    assert lines[at + 2].startswith("loss = compression_manager.callbacks.on_after_compute_loss(")
+    assert rewrite(out)[1].status is Status.UNCHANGED
+    namespace: dict = {}
+    exec(compile(out, "script.py", "exec"), namespace)  # the rewritten loop runs
+    assert namespace["compression_manager"].model is not None
+
+
+def test_the_hoisted_name_does_not_clash_with_the_script():
+    text = LOOP.format(loss="loss = criterion(model(x), y)") + "outputs = []\n"
+    out, report = rewrite(text)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "nc_outputs = model(x)  # neural-coder" in out
+    assert "loss = criterion(nc_outputs, y)" in out
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        "loss = criterion(model(x), y) if len(y) else torch.zeros(())",
+        "loss = criterion(model(x), y) + criterion(model(x * 2), y)",
+        "loss = sum(criterion(model(a), y) for a in [x])",
+    ],
+)
+def test_a_model_call_that_cannot_move_is_refused(loss):
+    with pytest.raises(AnalysisError, match="the model call is not assigned to a name"):
+        rewrite(LOOP.format(loss=loss))
