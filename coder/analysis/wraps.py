@@ -77,3 +77,25 @@ def _argument_for(assign: cst.Assign, call: cst.Call, name: str, src: Source) ->
         if name in names and len(names) == len(call.args):
             return call.args[names.index(name)]
     return None
+
+
+PEFT_IN_PLACE = ("add_adapter", "load_adapter")  # transformers' PEFT integration
+PEFT_INJECT = "peft.inject_adapter_in_model"
+
+
+def peft_adapters(index: Index, model: str, scope: Scope) -> cst.Call | None:
+    """The call that gives `model` PEFT adapters (`get_peft_model(model, config)`,
+    `PeftModel.from_pretrained(...)`, `model.add_adapter(config)`), if any."""
+    for leaf, _ in index.values_of(cst.parse_expression(model), scope):
+        if isinstance(leaf, cst.Call) and index.qualified(leaf.func).startswith("peft."):
+            return leaf
+    for call in index.calls:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in PEFT_IN_PLACE:
+            if index.source.code(func.value) == model and index.scope_of(call) is scope:
+                return call
+        elif index.qualified(func) == PEFT_INJECT and any(
+            index.source.code(a.value) == model for a in call.args
+        ):
+            return call
+    return None

@@ -9,6 +9,8 @@ import libcst as cst
 import libcst.matchers as m
 
 from neural_coder.analysis import Facts
+from neural_coder.analysis.index import Scope
+from neural_coder.analysis.wraps import peft_adapters
 from neural_coder.errors import AnalysisError
 from neural_coder.options import OptimizeOptions
 from neural_coder.transforms import snippets
@@ -19,6 +21,11 @@ CONFIG_CLASSES = {
     "pruning": "WeightPruningConfig",
     "qat": "QuantizationAwareTrainingConfig",
     "distillation": "DistillationConfig",
+}
+WEIGHT_TECHNIQUES = {
+    "pruning": "pruning",
+    "qat": "quantization-aware training",
+    **{a: "post-training quantization" for a in ("ptq-static", "ptq-dynamic", "ptq-auto")},
 }
 PRUNING_END_FRACTION = 0.8  # prune during the first 80 % of the run, fine-tune the rest
 
@@ -146,6 +153,27 @@ class BasePlanner:
                 f"--teacher {teacher!r} is neither a checkpoint path (.pt/.pth/.bin) nor a Python expression"
             ) from None
         return f"{self.teacher_name} = {teacher}"
+
+    def refuse_peft_weights(self, model: str, scope: Scope) -> None:
+        """Pruning and quantization change the model's weights; a PEFT model trains only
+        its adapters, and merging them afterwards would undo the compression of the
+        frozen base weights. Distillation only changes the loss, bf16 only the dtype."""
+        parts = {WEIGHT_TECHNIQUES[t] for t in self.options.approach if t in WEIGHT_TECHNIQUES}
+        if not parts:
+            return
+        call = peft_adapters(self.index, model, scope)
+        if call is None:
+            return
+        what = " and ".join(sorted(parts))
+        raise AnalysisError(
+            f"{model} has PEFT adapters ({self.src.code(call.func)} at line {self.src.line(call)}): "
+            f"{what} would act on the frozen base weights, which only the adapters are trained "
+            "around, and merging the adapters afterwards would undo it",
+            path=self.src.path,
+            line=self.src.line(call),
+            hint="merge the adapters first (model = model.merge_and_unload()) and compress the "
+            "merged model in a script of its own; distillation works on a PEFT model as it is",
+        )
 
     def training_imports(self) -> None:
         edits = self.plan.edits

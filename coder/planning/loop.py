@@ -52,6 +52,7 @@ class LoopPlanner(BasePlanner):
                 f"the model is wrapped by {wrap.what} at line {self.src.line(wrap.statement)}: "
                 f"{bare} is compressed before the wrap"
             )
+        self.refuse_peft_weights(bare, loop.entry_scope)
         total_steps = loop.total_steps
         if wrap is not None and total_steps and not self._defined_before(total_steps, anchor, loop):
             self.plan.warnings.append(

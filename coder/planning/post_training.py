@@ -30,6 +30,7 @@ class PostTrainingPlanner(BasePlanner):
             return self._build_for_trainer(self._evaluated_trainer())
         evaluations = evaluation.find_evaluations(self.index)
         model, anchor, where, scope = self._placement(evaluations)
+        self.refuse_peft_weights(model, scope)
         chosen = next((e for e in evaluations if e.scope is scope and e.model_arg == model), None)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
         loader = self._loader(chosen, scope, self.src.line(anchor)) if needs_data else None
@@ -231,6 +232,8 @@ class PostTrainingPlanner(BasePlanner):
     def _build_for_trainer(self, use: TrainerUse) -> Plan:
         trainer = use.target
         assert trainer is not None
+        if use.model is not None:
+            self.refuse_peft_weights(self.src.code(use.model), self.index.scope_of(use.call))
         anchor, where = self._trainer_anchor(use)
         loader = None
         if self.approach == "benchmark" or self.quant_approach in ("static", "auto"):

@@ -25,6 +25,7 @@ class TrainerPlanner(BasePlanner):
         use = self._trainer()
         techniques = self.options.approach
         model = self._model(use)
+        self.refuse_peft_weights(model, self.index.scope_of(use.call))
         cm = self.cm_name
 
         before = []

@@ -113,6 +113,71 @@ def test_trainer_scripts_the_tool_cannot_place_hooks_in_fail_clearly(tmp_path, b
     assert_untouched(path, text)
 
 
+PEFT_LOOP = """import torch
+from peft import LoraConfig, get_peft_model
+model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+{adapters}
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+data = [torch.randn(2, 4)]
+def evaluate(model):
+    return model(data[0]).sum().item()
+for x in data:
+    loss = model(x).sum()
+    loss.backward()
+    opt.step()
+print(evaluate(model))
+"""
+PEFT_TRAINER = """from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForSequenceClassification, Trainer
+model = AutoModelForSequenceClassification.from_config(config)
+model = get_peft_model(model, LoraConfig(r=4))
+trainer = Trainer(model=model, train_dataset=rows, eval_dataset=rows)
+trainer.train()
+"""
+
+
+@pytest.mark.parametrize(
+    "adapters",
+    [
+        "model = get_peft_model(model, LoraConfig(r=4, target_modules=['0']))",
+        "model.add_adapter(LoraConfig(r=4, target_modules=['0']))",
+    ],
+)
+@pytest.mark.parametrize(
+    ("approach", "what"),
+    [
+        ("pruning", "pruning would act on the frozen base weights"),
+        ("pruning+qat", "pruning and quantization-aware training would act"),
+        ("ptq-dynamic", "post-training quantization would act"),
+    ],
+)
+def test_pruning_or_quantizing_a_peft_model_is_refused(tmp_path, adapters, approach, what):
+    text = PEFT_LOOP.format(adapters=adapters)
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", approach)
+    assert result.exit_code == 1, result.output
+    assert f"{path}:4: model has PEFT adapters" in result.output
+    assert what in result.output and "merge_and_unload()" in result.output
+    assert_untouched(path, text)
+
+
+@pytest.mark.parametrize("approach", ["qat", "ptq-static"])
+def test_a_trainer_given_a_peft_model_is_refused_for_quantization(tmp_path, approach):
+    path = write(tmp_path, PEFT_TRAINER)
+    result = run_cli("optimize", path, "--approach", approach)
+    assert result.exit_code == 1, result.output
+    assert f"{path}:4: model has PEFT adapters (get_peft_model at line 4)" in result.output
+    assert_untouched(path, PEFT_TRAINER)
+
+
+def test_a_peft_model_is_distilled(tmp_path):
+    text = PEFT_LOOP.format(adapters="model = get_peft_model(model, LoraConfig(r=4))")
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "distillation")
+    assert result.exit_code == 0, result.output
+    assert "prepare_compression(" in path.read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -45,6 +45,7 @@ CASES = [
     ("qa_trainer_subclass.py", "ptq-dynamic", "runtime"),
     ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
+    ("peft_lora_finetune.py", "distillation", "runtime"),  # LoRA: distilled as it is
 ]
 
 

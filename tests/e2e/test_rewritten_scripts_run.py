@@ -64,3 +64,9 @@ def test_teacher_from_a_checkpoint(tmp_path):
         tmp_path, name, "--approach", "distillation", "--teacher", "teacher.pt"
     )
     assert summary["distillation_steps"] > 0
+
+
+def test_a_lora_model_is_distilled_and_its_adapters_saved(tmp_path):
+    summary = rewrite_and_run(tmp_path, "peft_lora_finetune.py", "--approach", "distillation")
+    assert summary["distillation_steps"] > 0
+    assert (tmp_path / "peft_lora_out" / "adapter_config.json").is_file()
