@@ -23,7 +23,8 @@ TORCHRUN = [
 def run_script(
     script: Path, *args: str, launcher: list[str] | None = None, timeout: int = 600
 ) -> tuple[subprocess.CompletedProcess[str], dict]:
-    """Run `script` in its folder with `NEURAL_CODER_SUMMARY` set; its output and the summary."""
+    """Run `script` in its folder with `NEURAL_CODER_SUMMARY` set; its output and the
+    summary ({} when the script wrote none: a benchmark)."""
     summary = script.parent / "summary.json"
     env = {
         **os.environ,
@@ -40,7 +41,7 @@ def run_script(
         timeout=timeout,
     )
     assert run.returncode == 0, f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
-    return run, json.loads(summary.read_text())
+    return run, json.loads(summary.read_text()) if summary.is_file() else {}
 
 
 def rewrite_and_run(
@@ -53,4 +54,6 @@ def rewrite_and_run(
     result = run_cli("optimize", script, *options)
     assert result.exit_code == 0, result.output
     assert "Transformed" in result.output, result.output
-    return run_script(script, launcher=launcher)[1]
+    summary = run_script(script, launcher=launcher)[1]
+    assert summary, "the rewritten script wrote no compression summary"
+    return summary

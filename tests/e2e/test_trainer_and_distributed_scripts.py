@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.runner import TORCHRUN, rewrite_and_run
+from tests.conftest import run_cli, script_path
+from tests.e2e.runner import TORCHRUN, rewrite_and_run, run_script
 
 pytestmark = pytest.mark.e2e
 
@@ -69,3 +70,62 @@ def test_trainer_scripts_post_training(tmp_path, name, approach):
     assert summary["quantized_modules"] > 0
     assert summary["trials"], summary
     assert summary["baseline_metric"] is not None
+
+
+# The two Hugging Face acceptance styles for the approaches the cases above and
+# tests/e2e/test_rewritten_scripts_run.py leave out.
+@pytest.mark.parametrize(
+    ("name", "approach"),
+    [
+        (name, approach)
+        for name in ("hf_trainer.py", "hf_custom_loop.py")
+        for approach in ("pruning+qat", "distillation+qat", "distillation+pruning")
+    ],
+)
+def test_hugging_face_scripts_for_the_remaining_combinations(tmp_path, name, approach):
+    summary = rewrite_and_run(
+        tmp_path, name, "--approach", approach, "--target-sparsity", str(TARGET_SPARSITY)
+    )
+    check(summary, approach)
+
+
+@pytest.mark.parametrize(
+    ("name", "approach"),
+    [
+        ("hf_trainer.py", "ptq-dynamic"),
+        ("hf_trainer.py", "ptq-auto"),
+        ("hf_custom_loop.py", "ptq-static"),
+        ("hf_custom_loop.py", "ptq-dynamic"),
+    ],
+)
+def test_hugging_face_scripts_quantized_after_training(tmp_path, name, approach):
+    summary = rewrite_and_run(tmp_path, name, "--approach", approach)
+    assert summary["quantized_modules"] > 0, summary
+    tuned = (
+        name == "hf_trainer.py"
+    )  # trainer.evaluate() drives tuning; the custom loop has no evaluation
+    assert (summary["baseline_metric"] is not None) is tuned, summary
+
+
+def test_bf16_with_a_trainer_measures_every_layer_before_converting(tmp_path):
+    summary = rewrite_and_run(tmp_path, "hf_trainer.py", "--approach", "bf16")
+    # layers this small gain nothing in bf16 on a CPU: fit keeps fp32 and says why
+    assert summary["bf16_modules"] > 0 or summary["bf16_refused"], summary
+    assert len(summary["bf16_measurements"]) == 14  # every Linear of the tiny BERT was timed
+
+
+def test_bf16_without_an_evaluation_keeps_fp32_and_says_why(tmp_path):
+    summary = rewrite_and_run(tmp_path, "hf_custom_loop.py", "--approach", "bf16")
+    assert summary["bf16_modules"] == 0
+    assert summary["bf16_refused"].startswith("no batch to measure the bf16 speed on")
+
+
+@pytest.mark.parametrize("name", ["hf_trainer.py", "hf_custom_loop.py", "eval_only.py"])
+def test_benchmark_rewrites_run_and_print_the_table(tmp_path, name):
+    script = tmp_path / name
+    script.write_text(script_path(name).read_text())
+    result = run_cli("optimize", script, "--approach", "benchmark")
+    assert result.exit_code == 0 and "Transformed" in result.output, result.output
+    run, _ = run_script(script)
+    assert "Throughput sum [samples/second]:" in run.stdout, run.stdout[-2000:]
+    assert "Latency average [second/sample]:" in run.stdout
