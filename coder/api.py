@@ -86,6 +86,7 @@ def optimize(
 def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:
     """Upgrade one INC 1.x script (and the conf.yaml files it names) to the 2.x API."""
     from neural_coder.transforms.migrate_1x import migrate_source
+    from neural_coder.transforms.migrate_1x.findings import TODO_PREFIX
 
     try:
         text = read_text(path)
@@ -103,7 +104,16 @@ def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> 
     report.placed = [f.render() for f in result.findings if f.kind == "INFO"]
     report.warnings = [f.render() for f in result.todos]
     if not result.changed:
-        report.message = "no Intel Neural Compressor 1.x API in use; nothing to do"
+        left = [
+            f"{path}:{number}: {line.strip()}"
+            for number, line in enumerate(text.splitlines(), 1)
+            if line.lstrip().startswith(TODO_PREFIX.strip())
+        ]
+        if left:  # an earlier run migrated what it could
+            report.message = f"nothing more to migrate; {len(left)} TODO(s) from an earlier run are still in the code"
+            report.warnings = left
+        else:
+            report.message = "no Intel Neural Compressor 1.x API in use; nothing to do"
         return report
     report.message = f"migrated to the INC 2.x API (target: {target}); {len(result.todos)} TODO(s) left in the code"
     report.diff = unified_diff(path, text, result.code)

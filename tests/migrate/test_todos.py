@@ -77,13 +77,14 @@ SCRIPTS = {
         PRUNE_YAML,
         "`prune.model` is set in another function than the one that runs the migrated code",
     ),
-    "1.x API with no 2.x counterpart": (
+    "1.x API with no 2.x counterpart (the component stays 1.x: its variable is still read)": (
         "from neural_compressor.experimental import Pruning, common\n"
         + LOOP
         + "prune = Pruning('c.yaml')\nprune.model = common.Model(model)\n"
         "prune.train_func = train\npruned = prune.fit()\nprune.register_hook('x', fn)\n",
         PRUNE_YAML,
-        "`prune.register_hook` (pruning) is 1.x API with no 2.x counterpart here",
+        "`prune.register_hook` is 1.x API with no 2.x counterpart, and the 2.x "
+        "code has no `prune` to read it from, so `prune` was left as 1.x code",
     ),
     "a component held in an attribute": (
         "from neural_compressor.experimental import Pruning\n" + LOOP + "class Job:\n"

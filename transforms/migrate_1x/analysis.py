@@ -148,6 +148,8 @@ class Analysis(Tree, cst.CSTVisitor):
     def visit_Import(self, node: cst.Import) -> None:
         self.imports.append(node)
         self._in_import += 1
+        for alias in node.names:  # `import a.b` binds a; `import a.b as c` binds c
+            self.names.add(alias.evaluated_alias or alias.evaluated_name.split(".")[0])
 
     def leave_Import(self, original_node: cst.Import) -> None:
         self._in_import -= 1
@@ -155,6 +157,9 @@ class Analysis(Tree, cst.CSTVisitor):
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         self.imports.append(node)
         self._in_import += 1
+        if not isinstance(node.names, cst.ImportStar):  # the module path binds nothing
+            for alias in node.names:
+                self.names.add(alias.evaluated_alias or alias.evaluated_name)
 
     def leave_ImportFrom(self, original_node: cst.ImportFrom) -> None:
         self._in_import -= 1
@@ -163,7 +168,7 @@ class Analysis(Tree, cst.CSTVisitor):
         parent = self.get_metadata(ParentNodeProvider, node, None)
         is_attr = isinstance(parent, cst.Attribute) and parent.attr is node
         is_keyword = isinstance(parent, cst.Arg) and parent.keyword is node
-        if not (is_attr or is_keyword):
+        if not (is_attr or is_keyword or self._in_import):
             self.names.add(node.value)  # names the file binds or reads (fresh names avoid them)
         if not self._in_import and not is_attr:
             self._legacy_ref(node)

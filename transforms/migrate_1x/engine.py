@@ -8,8 +8,9 @@ imports once and drop the 1.x imports nothing uses any more.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import libcst as cst
@@ -106,9 +107,6 @@ class Migrate1xCommand(CodemodCommand):
         wrapper = self.context.wrapper
         assert wrapper is not None
         analysis = Analysis(wrapper)
-        ctx = Ctx(analysis, self.path, self.target, self.line_length)
-        self.ctx = ctx
-        ctx.common_code = lambda call: common.convert(ctx, call).code
         if not (
             analysis.ctor_calls
             or analysis.common_calls
@@ -116,12 +114,22 @@ class Migrate1xCommand(CodemodCommand):
             or _legacy_star_imports(analysis)
         ):
             return tree
-        _plan(ctx)
+        # A component whose variable is still read where 2.x has no counterpart
+        # (`quantizer.model` after fit) cannot lose its variable: plan again, leaving it as 1.x.
+        leave: dict[str, str] = {}
+        while True:
+            ctx = Ctx(analysis, self.path, self.target, self.line_length)
+            ctx.common_code = functools.partial(_common_code, ctx)
+            dangling = _plan(ctx, leave)
+            if not dangling:
+                break
+            leave |= dangling
+        self.ctx = ctx
         new = tree.visit(_Apply(ctx))
         for name, local in ctx.symbols.items():
             sym = symbol(name, self.target)
             if sym.name is None:
-                self.add_needed_import(sym.module)
+                self.add_needed_import(sym.module, asname=None if local == sym.module else local)
             else:
                 self.add_needed_import(
                     sym.module, sym.name, asname=None if local == sym.name else local
@@ -163,7 +171,13 @@ def _is_legacy(module: str) -> bool:
 # --------------------------------------------------------------------------------------
 
 
-def _plan(ctx: Ctx) -> None:
+def _common_code(ctx: Ctx, call: cst.Call) -> str:
+    return common.convert(ctx, call).code
+
+
+def _plan(ctx: Ctx, leave: Mapping[str, str]) -> dict[str, str]:
+    """Plan every edit; returns the components still read where their variable would be
+    gone ({name: the read}), which a new plan must `leave` as 1.x code."""
     a = ctx.a
     comps, orphans = a.components()
     for comp in comps:
@@ -187,8 +201,17 @@ def _plan(ctx: Ctx) -> None:
                 "TODO",
                 f"`{comp.name}` is built from `{why}`, which this tool cannot read (it reads a yaml path written as a string, a name bound to one, or an argparse default); left as 1.x code",
             )
-            ctx.handled.add(id(comp.ctor))
-            skipped.add(comp.name)
+        elif comp.name in leave:
+            ctx.note(
+                comp.stmt,
+                "TODO",
+                f"{leave[comp.name]} is 1.x API with no 2.x counterpart, and the 2.x code has no "
+                f"`{comp.name}` to read it from, so `{comp.name}` was left as 1.x code; migrate it by hand",
+            )
+        else:
+            continue
+        ctx.handled.add(id(comp.ctor))
+        skipped.add(comp.name)
     for sched in (c for c in comps if c.kind == "scheduler"):
         if _members(sched, by_name) & skipped:
             ctx.note(
@@ -240,12 +263,15 @@ def _plan(ctx: Ctx) -> None:
             id(comp.stmt)
         }
     common.plan_standalone(ctx)
-    _report_uncovered_uses(ctx, planned)
+    dangling = _uncovered_uses(ctx, planned)
+    if dangling:
+        return dangling
     _report_legacy_refs(ctx)
     _report_star_imports(ctx)
     _report_yaml_leftovers(ctx)
     if ctx.target == "runtime":
         _report_imports_without_runtime(ctx)
+    return {}
 
 
 def _members(sched: Component, comps: dict[str, Component]) -> set[str]:
@@ -299,10 +325,13 @@ def _covered(ctx: Ctx, node: cst.CSTNode, stmt: cst.BaseStatement) -> bool:
     )
 
 
-def _report_uncovered_uses(ctx: Ctx, planned: Sequence[Component]) -> None:
+def _uncovered_uses(ctx: Ctx, planned: Sequence[Component]) -> dict[str, str]:
+    """{name: "`name.attr`"}: the first read of each planned component that no
+    edit rewrites, and so would be left reading a variable the 2.x code no longer has."""
+    found: dict[str, str] = {}
     for comp in (member for c in planned for member in c.family()):
         for use in comp.uses:
-            if use.kind == "set" or use.followed:
+            if use.kind == "set" or use.followed or comp.name in found:
                 continue
             if _covered(ctx, use.name, use.stmt) or (
                 use.node is not None and _covered(ctx, use.node, use.stmt)
@@ -311,12 +340,8 @@ def _report_uncovered_uses(ctx: Ctx, planned: Sequence[Component]) -> None:
             if use.node is not None and use.node in ctx.expr_edits:
                 continue
             what = f"{comp.name}.{use.attr}" if use.attr else comp.name
-            ctx.note(
-                use.stmt,
-                "TODO",
-                f"`{what}` ({comp.kind}) is 1.x API with no 2.x counterpart here; rewrite this line by hand",
-                use.name,
-            )
+            found[comp.name] = f"`{what}`"
+    return found
 
 
 def _report_legacy_refs(ctx: Ctx) -> None:
