@@ -35,8 +35,44 @@ class ModelUse:
     loaders: list[str]  # data loaders assigned in the same scope, in order
 
 
-def returns_value(fn: Function) -> bool:
-    return any(r.value is not None and not _is_none(r.value) for r in iter_returns(fn.node))
+LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance", "mse", "mae")
+# what a function returns when it hands back predictions or outputs, not a metric
+COLLECTIONS = (cst.List, cst.ListComp, cst.Dict, cst.DictComp, cst.GeneratorExp)
+TENSOR_BUILDERS = frozenset(
+    {"torch.cat", "torch.stack", "torch.concat", "torch.tensor", "np.array"}
+)
+
+
+def higher_is_better(metric: str) -> bool:
+    """What a metric's name says: a loss, an error rate, a perplexity go down."""
+    return not any(word in metric.lower() for word in LOWER_IS_BETTER)
+
+
+def returns_metric(index: Index, fn: Function) -> bool:
+    """Returns a value, and none of its returns is a collection of predictions
+    (`torch.cat(preds)`, `[...]`, a list that is appended to)."""
+    values = [r.value for r in iter_returns(fn.node) if r.value is not None]
+    if not values or all(_is_none(v) for v in values):
+        return False
+    return not any(_is_collection(index, fn, v) for v in values)
+
+
+def _is_collection(index: Index, fn: Function, value: cst.BaseExpression) -> bool:
+    if isinstance(value, COLLECTIONS):
+        return True
+    if isinstance(value, cst.Call):
+        return index.qualified(value.func) in TENSOR_BUILDERS
+    if isinstance(value, cst.Name):
+        return any(
+            _is_collection(index, fn, a.value) for a in index.assignments_in(value.value, fn.node)
+        )
+    return False
+
+
+def metric_name(index: Index, fn: Function) -> str:
+    """The words that say what `fn` measures: its name and the names it returns."""
+    returned = [index.source.code(r.value) for r in iter_returns(fn.node) if r.value is not None]
+    return " ".join([fn.name, *returned])
 
 
 def _is_none(expr: cst.BaseExpression) -> bool:
@@ -54,7 +90,7 @@ def find_evaluations(index: Index) -> list[Evaluation]:
     found: list[Evaluation] = []
     for call in index.calls:
         fn = index.resolve_call(call)
-        if fn is None or fn.cls is not None or not returns_value(fn):
+        if fn is None or fn.cls is not None or not returns_metric(index, fn):
             continue
         scope = index.scope_of(call)
         for param, arg in index.bind_arguments(call, fn).items():

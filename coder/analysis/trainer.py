@@ -17,10 +17,9 @@ from .index import Index, Scope, iter_returns
 from .source import Source
 
 TRAINER_PACKAGES = ("transformers", "trl", "setfit")
+
+
 # Metric names for which a lower value is better; every other metric is taken as higher-is-better.
-LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance", "mse", "mae")
-
-
 @dataclass
 class TrainerUse:
     call: cst.Call  # Trainer(...)
@@ -108,10 +107,6 @@ def find_trainers(index: Index) -> list[TrainerUse]:
                     use.eval_calls.append(call)
     found.sort(key=lambda u: src.line(u.call))
     return found
-
-
-def higher_is_better(metric: str) -> bool:
-    return not any(word in metric.lower() for word in LOWER_IS_BETTER)
 
 
 # Trainer(model, args, data_collator, train_dataset, eval_dataset, ...): its positional order.

@@ -13,7 +13,8 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import evaluation
-from neural_coder.analysis.trainer import TrainerUse, higher_is_better
+from neural_coder.analysis.evaluation import higher_is_better
+from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
@@ -41,7 +42,10 @@ class PostTrainingPlanner(BasePlanner):
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
         else:
             what = None
-        self._emit(model, anchor, where, loader, eval_func, what, higher_is_better=True)
+        better = chosen is None or higher_is_better(
+            evaluation.metric_name(self.index, chosen.function)
+        )
+        self._emit(model, anchor, where, loader, eval_func, what, higher_is_better=better)
         return self.plan
 
     @property
@@ -85,7 +89,9 @@ class PostTrainingPlanner(BasePlanner):
             kwargs["eval_func"] = Code(eval_func)
             p = self.options.ptq
             self.plan.placed.append(
-                f"eval_func: {eval_source}; accuracy-aware tuning ({p.criterion} loss <= {p.tolerable_loss})"
+                f"eval_func: {eval_source}; accuracy-aware tuning ({p.criterion} loss <= {p.tolerable_loss}"
+                + ("" if higher_is_better else ", lower is better")
+                + ")"
             )
         else:
             self.plan.warnings.append(

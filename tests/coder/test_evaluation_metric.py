@@ -1,0 +1,87 @@
+"""Post-training tuning reads the script's own evaluation: which function is a metric,
+and which way it is better."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.options import build_options
+from neural_coder.report import Status
+
+SCRIPT = """import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+loader = DataLoader(TensorDataset(torch.randn(64, 8), torch.randn(64, 1)), batch_size=16)
+criterion = torch.nn.MSELoss()
+
+
+@torch.no_grad()
+def {name}(model, loader):
+    model.eval()
+    total = 0.0
+    for x, y in loader:
+        total += criterion(model(x), y).item()
+    {result} = total / len(loader)
+    return {result}
+
+
+def run_inference(net, loader):
+    preds = []
+    with torch.no_grad():
+        for x, _ in loader:
+            preds.append(net(x))
+    return torch.cat(preds)
+
+
+print(run_inference(model, loader).shape)
+print("metric", {name}(model, loader))
+"""
+
+
+def rewrite(text: str, approach: str = "ptq-static"):
+    return rewrite_source(Path("script.py"), text, build_options(approach, "runtime", {}, {}))
+
+
+@pytest.mark.parametrize(
+    ("name", "result", "higher"),
+    [
+        ("validate", "val_loss", False),
+        ("evaluate", "mse", False),
+        ("perplexity", "value", False),
+        ("evaluate", "accuracy", True),
+    ],
+)
+def test_which_way_the_metric_is_better_comes_from_its_names(name, result, higher):
+    out, report = rewrite(SCRIPT.format(name=name, result=result))
+    assert report.status is Status.TRANSFORMED, report.message
+    assert f"eval_func=lambda candidate: {name}(candidate, loader)" in out
+    assert ("higher_is_better=False" in out) is not higher
+    assert any(("lower is better" in line) is not higher for line in report.placed)
+
+
+def test_a_function_that_returns_predictions_is_not_a_metric():
+    text = SCRIPT.format(name="validate", result="val_loss").replace(
+        'print("metric", validate(model, loader))\n', ""
+    )
+    out, report = rewrite(text, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "eval_func" not in out  # run_inference returns torch.cat(preds)
+    assert any("without accuracy tuning" in w for w in report.warnings)
+
+
+def test_a_loss_metric_tunes_the_right_way_when_the_script_runs(tmp_path, monkeypatch):
+    out, _ = rewrite(SCRIPT.format(name="validate", result="val_loss"))
+    monkeypatch.setenv("NEURAL_CODER_SUMMARY", str(tmp_path / "summary.json"))
+    namespace: dict = {}
+    exec(compile(out, "script.py", "exec"), namespace)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["quantized_modules"] > 0 and summary["final_metric"] is not None
+    # lower is better: the accepted loss is at most 1 % above the fp32 loss
+    assert summary["final_metric"] <= summary["baseline_metric"] * 1.01 + 1e-9
+    assert all(t["accuracy"] is not None for t in summary["trials"])
