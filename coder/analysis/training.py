@@ -56,6 +56,9 @@ class TrainingLoop:
     model_origin: str | None
     model_origin_line: int | None
     total_steps: str | None
+    accumulation: str | None = (
+        None  # N of `if (i + 1) % N == 0: optimizer.step()`, as written there
+    )
     notes: list[str] = field(default_factory=list)
 
 
@@ -491,6 +494,7 @@ class LoopAnalysis:
                 for modulo in m.findall(ancestor.test, m.BinaryOperation(operator=m.Modulo())):
                     assert isinstance(modulo, cst.BinaryOperation)
                     divisor = self.source.code(modulo.right)
+                    loop.accumulation = divisor
                     mapped = self.map_up(divisor, loop.hops)
                     if mapped is None:
                         loop.notes.append(

@@ -167,8 +167,43 @@ class LoopPlanner(BasePlanner):
                 line=self.src.line(loop.loss_statement or loop.backward),
                 hint="assign the model's output first (output = model(x); loss = criterion(output, y))",
             )
-        code = f"{loop.loss_name} = {cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {output}, {loop.loss_name})"
+        if output == loop.loss_name:
+            raise AnalysisError(
+                f"the model call returns the loss itself ({self.src.code(loop.loss_statement)}): "
+                "distillation needs the model's outputs to compare with the teacher's",
+                path=self.src.path,
+                line=self.src.line(loop.loss_statement),
+                hint="have the model return its logits and compute the loss from them",
+            )
+        loss = loop.loss_name
+        hook = f"{cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {output}, {{}})"
+        scale = self._accumulation_scale(loop.loss_statement, loop.accumulation)
+        if scale is None:
+            code = f"{loss} = " + hook.format(loss)
+        else:  # the teacher's term is scaled down for accumulation like the student's
+            code = f"{loss} = " + hook.format(f"{loss} * {scale}") + f" / {scale}"
         self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")
+
+    def _accumulation_scale(
+        self, loss_statement: cst.BaseStatement, accumulation: str | None
+    ) -> str | None:
+        """`N` when the loss statement divides by the accumulation factor N
+        (`loss = criterion(out, y) / N`). A later `loss /= N` needs nothing: the hook
+        goes before it."""
+        if accumulation is None or not isinstance(loss_statement, cst.SimpleStatementLine):
+            return None
+        small = loss_statement.body[0]
+        if not (
+            isinstance(small, cst.Assign)
+            and isinstance(small.value, cst.BinaryOperation)
+            and isinstance(small.value.operator, cst.Divide)
+        ):
+            return None
+        divisor = small.value.right
+        text = self.src.code(divisor)
+        if text != accumulation:
+            return None
+        return text if isinstance(divisor, cst.Name | cst.Attribute | cst.Integer) else f"({text})"
 
     def _hoist_model_call(self, loss_statement: cst.BaseStatement, call: cst.Call) -> str | None:
         """`loss = model(**batch).loss` or `loss = criterion(model(x), y)`: the model call

@@ -80,3 +80,42 @@ def test_the_hoisted_name_does_not_clash_with_the_script():
 def test_a_model_call_that_cannot_move_is_refused(loss):
     with pytest.raises(AnalysisError, match="the model call is not assigned to a name"):
         rewrite(LOOP.format(loss=loss))
+
+
+def test_a_model_that_returns_its_loss_is_refused():
+    with pytest.raises(AnalysisError, match="the model call returns the loss itself"):
+        rewrite(LOOP.format(loss="loss = model(x)"))
+
+
+ACCUMULATING = """import torch
+
+model = torch.nn.Linear(4, 2)
+criterion = torch.nn.CrossEntropyLoss()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+accum = 2
+data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))] * 4
+for i, (x, y) in enumerate(data):
+    out = model(x)
+    {loss}
+    loss.backward()
+    if (i + 1) % accum == 0:
+        opt.step()
+        opt.zero_grad()
+"""
+
+
+def test_under_accumulation_the_teacher_term_is_scaled_like_the_student_loss():
+    out, report = rewrite(ACCUMULATING.format(loss="loss = criterion(out, y) / accum"))
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "on_after_compute_loss(x, out, loss * accum) / accum  # neural-coder" in out
+
+
+def test_a_later_division_by_the_accumulation_factor_scales_both_terms():
+    out, _ = rewrite(ACCUMULATING.format(loss="loss = criterion(out, y)\n    loss /= accum"))
+    hook = "    loss = compression_manager.callbacks.on_after_compute_loss(x, out, loss)  # neural-coder\n"
+    assert hook + "    loss /= accum\n" in out
+
+
+def test_a_division_that_is_not_the_accumulation_factor_is_left_alone():
+    out, _ = rewrite(ACCUMULATING.format(loss="loss = criterion(out, y) / 3"))
+    assert "on_after_compute_loss(x, out, loss)  # neural-coder" in out

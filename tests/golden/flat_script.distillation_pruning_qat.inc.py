@@ -55,7 +55,12 @@ for ep in range(4):
         compression_manager.callbacks.on_step_begin(i)  # neural-coder
         logits = net(xb)
         loss = criterion(logits, yb) / accumulation_steps
-        loss = compression_manager.callbacks.on_after_compute_loss(xb, logits, loss)  # neural-coder
+        loss = (
+            compression_manager.callbacks.on_after_compute_loss(
+                xb, logits, loss * accumulation_steps
+            )
+            / accumulation_steps
+        )  # neural-coder
         loss.backward()
         if (i + 1) % accumulation_steps == 0:
             compression_manager.callbacks.on_before_optimizer_step()  # neural-coder
