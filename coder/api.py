@@ -35,7 +35,21 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
     facts = analyze(source)
     report = FileReport(path=path, status=Status.UNCHANGED, found=facts.lines())
     if facts.already_optimized is not None:
-        report.message = f"already compressed (compression code at line {facts.already_optimized}); nothing to do"
+        line = facts.already_optimized
+        found = compression_in(text)
+        asked = {approach_family(t) for t in options.approach}
+        if found and found != asked:
+            raise NeuralCoderError(
+                f"already compressed with {'+'.join(sorted(found))} (compression code at line {line}); "
+                f"{'+'.join(options.approach)} was not applied",
+                path=path,
+                line=line,
+                hint="to change the approach, start again from the original script (its .bak copy)",
+            )
+        report.message = (
+            f"already compressed (compression code at line {line}); nothing to do "
+            "(options are not re-applied: start from the original script to change them)"
+        )
         return text, report
     plan = make_plan(facts, options, line_length_for(path))
     rewritten = apply_edits(source.module, plan.edits).code
@@ -47,6 +61,26 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
     what = "fit call" if options.post_training else "hooks"
     report.message = f"{'+'.join(options.approach)} {what} inserted (target: {options.target})"
     return rewritten, report
+
+
+# the config each family of approaches inserts
+COMPRESSION_CONFIGS = {
+    "WeightPruningConfig": "pruning",
+    "QuantizationAwareTrainingConfig": "qat",
+    "DistillationConfig": "distillation",
+    "PostTrainingQuantConfig": "ptq",
+    "MixedPrecisionConfig": "bf16",
+    "BenchmarkConfig": "benchmark",
+}
+
+
+def approach_family(technique: str) -> str:
+    return "ptq" if technique.startswith("ptq-") else technique
+
+
+def compression_in(text: str) -> set[str]:
+    """The families of approaches whose configs the script builds."""
+    return {family for name, family in COMPRESSION_CONFIGS.items() if f"{name}(" in text}
 
 
 def _check_idempotent(path: Path, rewritten: str) -> None:

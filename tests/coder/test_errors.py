@@ -254,3 +254,19 @@ def test_config_file_values_are_used_and_flags_override_them(tmp_path, copy_scri
     assert "from neural_compressor.training import prepare_compression" in text
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["summary"]["Transformed"] == 1
+
+
+def test_a_different_approach_on_a_compressed_script_fails_and_names_what_is_there(
+    tmp_path, copy_script
+):
+    script = copy_script("flat_script.py")
+    assert run_cli("optimize", script, "--approach", "pruning").exit_code == 0
+    compressed = script.read_text()
+    other = run_cli("optimize", script, "--approach", "pruning+qat")
+    assert other.exit_code == 1
+    assert "already compressed with pruning" in other.output
+    assert "pruning+qat was not applied" in other.output and ".bak" in other.output
+    same = run_cli("optimize", script, "--approach", "pruning", "--target-sparsity", "0.9")
+    assert same.exit_code == 0 and "Unchanged" in same.output
+    assert "options are not re-applied" in same.output
+    assert script.read_text() == compressed
