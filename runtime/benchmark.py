@@ -73,7 +73,7 @@ from torch import nn
 from . import cpu
 from .config import BenchmarkConfig, ConfigValueError
 from .model import Model
-from .quantization import batch_size_of, call_model, model_device, split_batch, to_device
+from .quantization import batch_size_of, call_model, forward_inputs, model_device, to_device
 from .summary import runtime_logger
 from .tuning import Progress
 
@@ -414,7 +414,9 @@ def _tensor_bytes(value: Any) -> int:
     return 0
 
 
-def _read_batches(loader: Any, iteration: int, device: torch.device | None) -> list[Any]:
+def _read_batches(
+    loader: Any, model: nn.Module, iteration: int, device: torch.device | None
+) -> list[Any]:
     wanted = iteration if iteration > 0 else MAX_BATCHES
     batches: list[Any] = []
     size = 0
@@ -423,7 +425,7 @@ def _read_batches(loader: Any, iteration: int, device: torch.device | None) -> l
         if len(batches) >= wanted:
             cut = iteration <= 0
             break
-        inputs = to_device(split_batch(batch)[0], device)
+        inputs = to_device(forward_inputs(batch, model), device)
         batches.append(inputs)
         size += _tensor_bytes(inputs)
         if size >= MAX_BATCH_BYTES:
@@ -563,7 +565,7 @@ def fit(
     batches: list[Any] = []
     batch_size = 1
     if b_func is None:
-        batches = _read_batches(b_dataloader, int(getattr(conf, "iteration", -1)), device)
+        batches = _read_batches(b_dataloader, model, int(getattr(conf, "iteration", -1)), device)
         if not batches:
             raise ValueError("b_dataloader yielded no batch")
         batch_size = batch_size_of(b_dataloader, batches[0])

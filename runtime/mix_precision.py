@@ -55,9 +55,9 @@ from .quantization import (
     call_model,
     evaluation_from,
     fit_arguments,
+    forward_inputs,
     metric_value,
     model_device,
-    split_batch,
     to_device,
 )
 from .summary import report, state_dict_size
@@ -307,13 +307,13 @@ def _check_cpu() -> str | None:
     return None
 
 
-def _example_inputs(conf: Any, eval_dataloader: Any) -> Any:
+def _example_inputs(conf: Any, eval_dataloader: Any, model: nn.Module) -> Any:
     example = getattr(conf, "example_inputs", None)
     if example is not None:
         return example
     if eval_dataloader is not None:
         for batch in eval_dataloader:
-            return split_batch(batch)[0]
+            return forward_inputs(batch, model)
     return None
 
 
@@ -395,7 +395,7 @@ def fit(
         log.info("fp32 baseline: %.4f", baseline)
     extra: dict[str, Any] = {**none_extra, "baseline_metric": baseline}
 
-    inputs = _example_inputs(conf, eval_dataloader)
+    inputs = _example_inputs(conf, eval_dataloader, model)
     if inputs is None and recorder is not None:
         inputs = recorder.inputs()
     inputs = to_device(inputs, device)

@@ -72,6 +72,7 @@ __all__ = [
     "fit",
     "make_eval_func",
     "split_batch",
+    "forward_inputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,22 @@ def split_batch(batch: Any) -> tuple[Any, Any]:
         if len(batch) >= 2:
             return batch[0], batch[1]
     return batch, None
+
+
+def forward_inputs(batch: Any, model: nn.Module) -> Any:
+    """What one batch feeds the model for calibration or timing: `split_batch`'s
+    inputs, except that an encoder-decoder (T5, BART) keeps the batch's `labels`,
+    from which it builds its decoder inputs when the batch has none."""
+    inputs, labels = split_batch(batch)
+    config = getattr(model, "config", None)
+    if (
+        isinstance(batch, Mapping)
+        and labels is not None
+        and getattr(config, "is_encoder_decoder", False)
+        and not any(key.startswith("decoder_") for key in batch)
+    ):
+        return dict(batch)
+    return inputs
 
 
 def call_model(model: Callable[..., Any], inputs: Any) -> Any:
@@ -193,8 +210,9 @@ def _check_dataloader(loader: Any, name: str) -> None:
 class _BatchCache:
     """The first batches of a loader, read once (calibration reuses them every trial)."""
 
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: Any, model: nn.Module) -> None:
         self.loader = loader
+        self.model = model
         self.batches: list[Any] = []
         self._iterator: Iterator[Any] | None = None
         self.exhausted = False
@@ -204,7 +222,7 @@ class _BatchCache:
             if self._iterator is None:
                 self._iterator = iter(self.loader)
             for batch in self._iterator:
-                self.batches.append(split_batch(batch)[0])
+                self.batches.append(forward_inputs(batch, self.model))
                 if len(self.batches) >= count:
                     break
             else:
@@ -485,7 +503,7 @@ class _Quantizer:
         self.backend = get_backend()
         self.calib_func = calib_func
         self.calib_dataloader = calib_dataloader
-        self.cache = _BatchCache(calib_dataloader) if calib_dataloader is not None else None
+        self.cache = _BatchCache(calib_dataloader, fp32) if calib_dataloader is not None else None
         self.order: dict[str, int] = {}
         #: op name -> modules fused into it (a BatchNorm after a conv): in fp32 together
         self.members: dict[str, list[str]] = {}

@@ -390,7 +390,9 @@ def use_quantized_model(trainer: Any, quantized_model: Any) -> Any:
     `trainer.save_model(dir)` works and `OptimizedModel.from_pretrained(dir)` loads it.
     """
     if quantized_model is None:
-        log.warning("fit returned no model (see the lines above for why): the Trainer keeps the fp32 model")
+        log.warning(
+            "fit returned no model (see the lines above for why): the Trainer keeps the fp32 model"
+        )
         return trainer
     module = _bare(quantized_model)
     recipe = getattr(quantized_model, "q_config", None) or get_recipe(module)
