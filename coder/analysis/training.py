@@ -262,6 +262,8 @@ class LoopAnalysis:
             total_steps=None,
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
+        if model_call is not None:
+            loop.model_method = self._model_method(model_call, scope)
         return loop
 
     def _optimizer_step(
@@ -363,8 +365,17 @@ class LoopAnalysis:
                 if self.index.scope_of(c) is scope and src.line(c) <= limit
             ]
         models = [
-            c for c in calls if isinstance(c, cst.Call) and self._is_model_callee(c.func, scope)
+            c
+            for c in calls
+            if isinstance(c, cst.Call)
+            and self._is_model_callee(c.func, scope)
+            and self._model_method(c, scope) is None
         ]
+        if not models:  # `loss = module.training_step(batch, i)`: a method of the model
+            methods = [c for c in calls if self._model_method(c, scope) is not None]
+            receivers = {src.code(c.func.value) for c in methods}  # type: ignore[attr-defined]
+            if len(receivers) == 1:
+                return methods[0], None, receivers.pop()
         callees = {src.code(c.func) for c in models}
         if len(callees) > 1:
             marked = [c for c in models if self._has_marker(c)]
@@ -389,6 +400,24 @@ class LoopAnalysis:
                 if isinstance(target, cst.Name):
                     output = target.value
         return call, output, src.code(call.func)
+
+    def _model_method(self, call: cst.BaseExpression, scope: Scope) -> str | None:
+        """`step` when `call` is `model.step(...)` on a model of the file's own class
+        that defines `step` (a training_step in the style of Lightning)."""
+        if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute):
+            return None
+        receiver, method = call.func.value, call.func.attr.value
+        if method in ("forward", "__call__") or not _is_dotted_name(receiver):
+            return None
+        for leaf, _ in self.index.values_of(receiver, scope):
+            name = kinds.callee(self.index, leaf)
+            cls = self.index.classes.get(name or "")
+            if cls is not None and kinds.is_model_class(self.index, cls):
+                if any(
+                    isinstance(s, cst.FunctionDef) and s.name.value == method for s in cls.body.body
+                ):
+                    return method
+        return None
 
     def _has_marker(self, node: cst.CSTNode) -> bool:
         line = self.source.text.splitlines()[self.source.line(node) - 1]

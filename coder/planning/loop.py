@@ -53,6 +53,8 @@ class LoopPlanner(BasePlanner):
                 f"{bare} is compressed before the wrap"
             )
         self.refuse_peft_weights(bare, loop.entry_scope)
+        if loop.model_method is not None:
+            self._refuse_model_method(loop)
         total_steps = loop.total_steps
         if wrap is not None and total_steps and not self._defined_before(total_steps, anchor, loop):
             self.plan.warnings.append(
@@ -110,6 +112,26 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _refuse_model_method(self, loop: TrainingLoop) -> None:
+        """The loss comes from a method of the model (`model.training_step(batch, i)`)."""
+        call = f"{loop.model_in_entry}.{loop.model_method}()"
+        techniques = self.options.approach
+        if "distillation" in techniques:
+            why = "distillation needs the outputs of the model's forward next to the loss"
+        elif "qat" in techniques:
+            why = (
+                "QAT replaces the model with a traced copy that keeps its forward but not "
+                f"its other methods, so {call} would be gone"
+            )
+        else:
+            return
+        raise AnalysisError(
+            f"the loss comes from {call}, not from a call of the model: {why}",
+            path=self.src.path,
+            line=self.src.line(loop.model_call or loop.backward),
+            hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",
+        )
 
     def _defined_before(self, expression: str, anchor: cst.CSTNode, loop: TrainingLoop) -> bool:
         """Every name `expression` reads has a value at `anchor` (in the entry scope)."""

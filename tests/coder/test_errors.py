@@ -270,3 +270,49 @@ def test_a_different_approach_on_a_compressed_script_fails_and_names_what_is_the
     assert same.exit_code == 0 and "Unchanged" in same.output
     assert "options are not re-applied" in same.output
     assert script.read_text() == compressed
+
+
+LIGHTNING_STYLE = """import torch
+import torch.nn.functional as F
+
+
+class Classifier(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+
+def fit(module, loader):
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    for batch_idx, batch in enumerate(loader):
+        loss = module.training_step(batch, batch_idx)
+        loss.backward()
+        opt.step()
+
+
+fit(Classifier(), [(torch.randn(8, 4), torch.randint(0, 2, (8,)))])
+"""
+
+
+def test_a_loss_from_a_method_of_the_model_is_pruned_but_not_distilled_or_quantized(tmp_path):
+    path = write(tmp_path, LIGHTNING_STYLE)
+    for approach in ("qat", "distillation"):
+        result = run_cli("optimize", path, "--approach", approach)
+        assert result.exit_code == 1, result.output
+        assert "the loss comes from module.training_step(), not from a call of the model" in (
+            result.output
+        )
+        assert_untouched(path, LIGHTNING_STYLE)
+    result = run_cli("optimize", path, "--approach", "pruning", "--no-backup")
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert "prepare_compression(" in text and "fit(Classifier(), [" in text
+    namespace: dict = {}
+    exec(compile(text, str(path), "exec"), namespace)  # the pruned loop runs
