@@ -350,13 +350,21 @@ class LoopAnalysis:
         limit = src.line(backward)
         related: list[cst.CSTNode] = []
         if loss_statement is not None:
+            # the statements the loss is computed from, followed back through names
+            # (`logits = model(x)`; `losses = {"ce": ce(logits, y)}`; `loss = sum(losses.values())`)
             related.append(loss_statement)
-            # where a callee comes from (`model = load_model(args)`) is not what the loss is computed from
-            callees = {src.code(c.func) for c in m.findall(loss_statement, m.Call())}  # type: ignore[union-attr]
-            for name in {n.value for n in _names_in(loss_statement)} - callees:
-                for a in self.index.assignments_in(name, scope):
-                    if src.line(a.statement) <= limit:
-                        related.append(a.statement)
+            seen: set[str] = set()
+            pending = [loss_statement]
+            while pending and len(seen) < 64:
+                statement = pending.pop()
+                # where a callee comes from (`model = load_model(args)`) is not what the loss is computed from
+                callees = {src.code(c.func) for c in m.findall(statement, m.Call())}  # type: ignore[union-attr]
+                for name in {n.value for n in _names_in(statement)} - callees - seen:
+                    seen.add(name)
+                    for a in self.index.assignments_in(name, scope):
+                        if src.line(a.statement) <= limit and a.statement not in related:
+                            related.append(a.statement)
+                            pending.append(a.statement)
         calls = list({id(c): c for node in related for c in m.findall(node, m.Call())}.values())
         if not calls:  # the loss is computed elsewhere; any model call in the step function
             calls = [
@@ -397,6 +405,8 @@ class LoopAnalysis:
             small = statement.body[0]
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is call:
                 target = small.targets[0].target
+                if isinstance(target, cst.Tuple | cst.List) and target.elements:
+                    target = target.elements[0].value  # `logits, aux = model(x)`: the logits
                 if isinstance(target, cst.Name):
                     output = target.value
         return call, output, src.code(call.func)

@@ -119,3 +119,41 @@ def test_a_later_division_by_the_accumulation_factor_scales_both_terms():
 def test_a_division_that_is_not_the_accumulation_factor_is_left_alone():
     out, _ = rewrite(ACCUMULATING.format(loss="loss = criterion(out, y) / 3"))
     assert "on_after_compute_loss(x, out, loss)  # neural-coder" in out
+
+
+TWO_HEADS = """import torch
+import torch.nn.functional as F
+
+
+class TwoHeads(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cls = torch.nn.Linear(4, 3)
+        self.reg = torch.nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.cls(x), self.reg(x).squeeze(-1)
+
+
+model = TwoHeads()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+data = [(torch.randn(8, 4), torch.randint(0, 3, (8,)), torch.randn(8))]
+for x, y, t in data:
+    logits, pred = model(x)
+    losses = {"ce": F.cross_entropy(logits, y), "mse": F.mse_loss(pred, t)}
+    loss = sum(losses.values())
+    loss.backward()
+    opt.step()
+"""
+
+
+def test_a_loss_built_through_a_dict_of_losses_is_traced_back_to_the_model_call():
+    """The first output of a tuple (the logits) is what distillation compares."""
+    out, report = rewrite(TWO_HEADS)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert (
+        "    loss = sum(losses.values())\n    loss = compression_manager.callbacks.on_after_compute_loss(x, logits, loss)  # neural-coder\n"
+        in out
+    )
+    namespace: dict = {}
+    exec(compile(out, "script.py", "exec"), namespace)
