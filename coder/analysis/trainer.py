@@ -28,6 +28,7 @@ class TrainerUse:
     class_name: str
     target: str | None  # what the trainer is assigned to ("trainer", "self.trainer")
     model: cst.BaseExpression | None  # the model argument
+    args: cst.BaseExpression | None  # the TrainingArguments argument
     callbacks: cst.Arg | None  # an existing callbacks= argument
     accepts_callbacks: bool  # the class's __init__ takes callbacks= (directly or via **kwargs)
     metric_keys: list[str] | None  # keys compute_metrics returns, when they can be read
@@ -77,6 +78,7 @@ def find_trainers(index: Index) -> list[TrainerUse]:
                 class_name=name,
                 target=_assigned_to(src, statement, call),
                 model=args["model"].value if "model" in args else None,
+                args=args["args"].value if "args" in args else None,
                 callbacks=callbacks,
                 accepts_callbacks=_accepts_callbacks(index, name),
                 metric_keys=_metric_keys(index, args.get("compute_metrics")),

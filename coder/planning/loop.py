@@ -55,6 +55,8 @@ class LoopPlanner(BasePlanner):
         self.refuse_peft_weights(bare, loop.entry_scope)
         if loop.model_method is not None:
             self._refuse_model_method(loop)
+        if "qat" in techniques and loop.model_call is not None:
+            self._check_autocast(loop.model_call)
         total_steps = loop.total_steps
         if wrap is not None and total_steps and not self._defined_before(total_steps, anchor, loop):
             self.plan.warnings.append(
@@ -112,6 +114,40 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _check_autocast(self, model_call: cst.Call) -> None:
+        """QAT's fake-quant observers take fp32 activations only: a model run under
+        autocast (bf16 or fp16) fails in the first training step."""
+        for node in self.src.ancestors(model_call):
+            if not isinstance(node, cst.With):
+                continue
+            for item in node.items:
+                call = item.item
+                if not (
+                    isinstance(call, cst.Call)
+                    and self.index.qualified(call.func).split(".")[-1] == "autocast"
+                ):
+                    continue
+                enabled = next(
+                    (a.value for a in call.args if a.keyword and a.keyword.value == "enabled"), None
+                )
+                if m.matches(enabled, m.Name("False")):
+                    continue
+                line = self.src.line(node)
+                if enabled is not None and not m.matches(enabled, m.Name("True")):
+                    self.plan.warnings.append(
+                        f"line {line}: QAT fails under autocast (its fake-quant observers take fp32 "
+                        f"activations); run with {self.src.code(enabled)} false"
+                    )
+                    continue
+                raise AnalysisError(
+                    f"the model runs under {self.src.code(call.func)} (line {line}): QAT's "
+                    "fake-quant observers take fp32 activations only",
+                    path=self.src.path,
+                    line=line,
+                    hint="train with QAT in fp32 (autocast(..., enabled=False)); pruning and "
+                    "distillation work under autocast",
+                )
 
     def _refuse_model_method(self, loop: TrainingLoop) -> None:
         """The loss comes from a method of the model (`model.training_step(batch, i)`)."""

@@ -26,6 +26,8 @@ class TrainerPlanner(BasePlanner):
         techniques = self.options.approach
         model = self._model(use)
         self.refuse_peft_weights(model, self.index.scope_of(use.call))
+        if "qat" in techniques:
+            self._check_mixed_precision(use)
         cm = self.cm_name
 
         before = []
@@ -72,6 +74,32 @@ class TrainerPlanner(BasePlanner):
         if "distillation" in techniques:
             self.plan.edits.append(AddImport(module, "with_distillation"))
         return self.plan
+
+    def _check_mixed_precision(self, use: TrainerUse) -> None:
+        """QAT's fake-quant observers take fp32 activations only; `bf16=True` or
+        `fp16=True` in the TrainingArguments trains under autocast."""
+        if use.args is None:
+            return
+        for leaf, _ in self.index.values_of(use.args, use.scope):
+            if not isinstance(leaf, cst.Call):
+                continue
+            for arg in leaf.args:
+                if arg.keyword is None or arg.keyword.value not in ("bf16", "fp16"):
+                    continue
+                if isinstance(arg.value, cst.Name) and arg.value.value == "False":
+                    continue
+                flag = f"{arg.keyword.value}={self.src.code(arg.value)}"
+                if isinstance(arg.value, cst.Name) and arg.value.value == "True":
+                    raise AnalysisError(
+                        f"the Trainer trains in mixed precision ({flag} at line {self.src.line(arg)}): "
+                        "QAT's fake-quant observers take fp32 activations only",
+                        path=self.src.path,
+                        line=self.src.line(arg),
+                        hint=f"drop {flag} for QAT; pruning and distillation work in mixed precision",
+                    )
+                self.plan.warnings.append(
+                    f"line {self.src.line(arg)}: QAT fails in mixed precision; run with {flag} false"
+                )
 
     def _trainer(self) -> TrainerUse:
         trained = [u for u in self.facts.trainers if u.train_calls]

@@ -316,3 +316,48 @@ def test_a_loss_from_a_method_of_the_model_is_pruned_but_not_distilled_or_quanti
     assert "prepare_compression(" in text and "fit(Classifier(), [" in text
     namespace: dict = {}
     exec(compile(text, str(path), "exec"), namespace)  # the pruned loop runs
+
+
+AUTOCAST = """import torch
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for x in [torch.randn(8, 4)]:
+    with torch.autocast("cpu", dtype=torch.bfloat16{enabled}):
+        loss = model(x).float().pow(2).mean()
+    loss.backward()
+    opt.step()
+"""
+
+
+def test_qat_under_autocast_is_refused_and_pruning_goes_ahead(tmp_path):
+    text = AUTOCAST.format(enabled="")
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "pruning+qat")
+    assert result.exit_code == 1
+    assert f"{path}:5: the model runs under torch.autocast (line 5)" in result.output
+    assert_untouched(path, text)
+    assert run_cli("optimize", path, "--approach", "pruning", "--diff").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("enabled", "warned"), [(", enabled=False", False), (", enabled=amp", True)]
+)
+def test_qat_goes_ahead_where_autocast_is_off_or_switchable(tmp_path, enabled, warned):
+    path = write(tmp_path, "amp = False\n" + AUTOCAST.format(enabled=enabled))
+    result = run_cli("optimize", path, "--approach", "qat", "--diff")
+    assert result.exit_code == 0, result.output
+    assert ("QAT fails under autocast" in result.output) is warned
+
+
+def test_qat_with_a_trainer_in_mixed_precision_is_refused(tmp_path):
+    text = (
+        "from transformers import Trainer, TrainingArguments\nmodel = object()\n"
+        "args = TrainingArguments(output_dir='out', bf16=True, use_cpu=True)\n"
+        "trainer = Trainer(model=model, args=args)\ntrainer.train()\n"
+    )
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "qat")
+    assert result.exit_code == 1
+    assert f"{path}:3: the Trainer trains in mixed precision (bf16=True at line 3)" in result.output
+    assert_untouched(path, text)
+    assert run_cli("optimize", path, "--approach", "pruning", "--diff").exit_code == 0
