@@ -65,6 +65,26 @@ log = logging.getLogger(__name__)
 CHECK_EVERY = 8
 
 
+def _why_unselected(info: dict[str, Any], model: nn.Module, head: str | None) -> str:
+    """Why a pruner found no module: the settings, the head it leaves out, and where
+    the model's weights are when they are in module types pruning does not cover."""
+    op_types = list(info.get("pruning_op_types") or [])
+    why = f"op_names={info.get('op_names')}, pruning_op_types={op_types}"
+    if head is not None:
+        why += f"; the classifier head {head} is never pruned (INC >= 2.2 behaviour)"
+    others = sorted(
+        {
+            type(m).__name__
+            for m in model.modules()
+            if any(True for _ in m.parameters(recurse=False))
+            and not any(t in type(m).__name__ for t in op_types)
+        }
+    )
+    if others:
+        why += f"; the other weights are in {', '.join(others)} modules, which are not pruned"
+    return why
+
+
 def classifier_head(model: nn.Module) -> str | None:
     """The name of the last `nn.Linear` in `named_modules()` order (INC's head detection)."""
     head = None
@@ -177,14 +197,13 @@ class PruningCompressor(Compressor):
         model = distributed.unwrap_data_parallel(wrapper.model)
         self.head = classifier_head(model)
         self.pruners = []
+        self._unselected: dict[int, str] = {}
         for index, info in enumerate(self.infos):
             params = select_modules(info, model, self.head)
             if not params:
+                self._unselected[index] = _why_unselected(info, model, self.head)
                 log.warning(
-                    "pruning: pruner %d selects no module (op_names=%s, pruning_op_types=%s)",
-                    index,
-                    info.get("op_names"),
-                    info.get("pruning_op_types"),
+                    "pruning: pruner %d selects no module: %s", index, self._unselected[index]
                 )
             self.pruners.append(get_pruner(info, params, index))
         claimed: dict[str, int] = {}
@@ -424,7 +443,9 @@ class PruningCompressor(Compressor):
                     f"no layer fits the pattern {pruner.pattern.name} "
                     f"({', '.join(sorted(pruner.invalid))} skipped)"
                 )
-            return False, "no layer matched op_names / pruning_op_types"
+            return False, self._unselected.get(
+                pruner.index, "no layer matched op_names / pruning_op_types"
+            )
         if pruner.kind == "pattern_lock":
             if pruner.locked:
                 return True, ""

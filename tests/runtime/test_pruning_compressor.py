@@ -694,3 +694,29 @@ def test_pruning_with_real_qat_keeps_masking_the_prepared_model() -> None:
     assert modules["fc1"].weight is weights["fc1"]
     assert cm.summary is not None and cm.summary["pruning_target_reached"] is True
     assert cm.summary["quantized_modules"] > 0
+
+
+class _RecurrentClassifier(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 8)
+        self.rnn = nn.LSTM(8, 8, batch_first=True)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(self.rnn(self.embed(ids))[0][:, -1])
+
+
+def test_a_model_with_nothing_to_prune_says_where_its_weights_are(caplog) -> None:
+    model = _RecurrentClassifier()
+    conf = WeightPruningConfig(target_sparsity=0.5, start_step=0, end_step=0)
+    with caplog.at_level(logging.WARNING, logger="neural_coder.runtime"):
+        cm = prepare_compression(model, conf)
+    cm.callbacks.on_train_begin()
+    cm.callbacks.on_train_end()
+    summary = cm.summary
+    assert summary is not None and summary["pruning_target_reached"] is False
+    note = summary["pruning_note"]
+    assert "the classifier head out is never pruned" in note
+    assert "the other weights are in Embedding, LSTM modules, which are not pruned" in note
+    assert note in caplog.text
