@@ -15,6 +15,7 @@ from pathlib import Path
 
 import libcst as cst
 from libcst.codemod import CodemodCommand, CodemodContext
+from libcst.metadata import GlobalScope
 
 from neural_coder.transforms.errors import MigrationError, ParseError
 
@@ -116,12 +117,12 @@ class Migrate1xCommand(CodemodCommand):
             return tree
         # A component whose variable is still read where 2.x has no counterpart
         # (`quantizer.model` after fit) cannot lose its variable: plan again, leaving it as 1.x.
-        leave: dict[str, str] = {}
+        leave: dict[int, str] = {}
         while True:
             ctx = Ctx(analysis, self.path, self.target, self.line_length)
             ctx.common_code = functools.partial(_common_code, ctx)
             dangling = _plan(ctx, leave)
-            if not dangling:
+            if dangling.keys() <= leave.keys():  # what cannot be left fails verification
                 break
             leave |= dangling
         self.ctx = ctx
@@ -175,14 +176,17 @@ def _common_code(ctx: Ctx, call: cst.Call) -> str:
     return common.convert(ctx, call).code
 
 
-def _plan(ctx: Ctx, leave: Mapping[str, str]) -> dict[str, str]:
+def _plan(ctx: Ctx, leave: Mapping[int, str]) -> dict[int, str]:
     """Plan every edit; returns the components still read where their variable would be
-    gone ({name: the read}), which a new plan must `leave` as 1.x code."""
+    gone ({id of the constructor: the read}), which a new plan must `leave` as 1.x code.
+
+    Components are told apart by their constructor, not their name: two functions
+    may each build a `quantizer`. A scheduler finds its members among the components
+    its own scope sees."""
     a = ctx.a
     comps, orphans = a.components()
     for comp in comps:
         a.follow_arguments(comp)
-    by_name = {c.name: c for c in comps}
     combos: dict[int, Component] = {}
     for sched in (c for c in comps if c.kind == "scheduler"):
         for use in sched.uses:
@@ -190,9 +194,8 @@ def _plan(ctx: Ctx, leave: Mapping[str, str]) -> dict[str, str]:
                 combo = _combination_component(ctx, use)
                 if combo is not None:
                     combos[id(combo.ctor)] = combo
-                    by_name[combo.name] = combo
-    consumed: set[str] = set()
-    skipped: set[str] = set()  # left as 1.x code, with a TODO
+    consumed: set[int] = set()  # ids of constructors a scheduler plans
+    skipped: set[int] = set()  # left as 1.x code, with a TODO
     for comp in comps:
         why = ctx.yaml_unreadable(comp)
         if why is not None:  # a Conf object, a computed path: leave this component as it is
@@ -201,40 +204,41 @@ def _plan(ctx: Ctx, leave: Mapping[str, str]) -> dict[str, str]:
                 "TODO",
                 f"`{comp.name}` is built from `{why}`, which this tool cannot read (it reads a yaml path written as a string, a name bound to one, or an argparse default); left as 1.x code",
             )
-        elif comp.name in leave:
+        elif id(comp.ctor) in leave:
             ctx.note(
                 comp.stmt,
                 "TODO",
-                f"{leave[comp.name]} is 1.x API with no 2.x counterpart, and the 2.x code has no "
+                f"{leave[id(comp.ctor)]} is 1.x API with no 2.x counterpart, and the 2.x code has no "
                 f"`{comp.name}` to read it from, so `{comp.name}` was left as 1.x code; migrate it by hand",
             )
         else:
             continue
         ctx.handled.add(id(comp.ctor))
-        skipped.add(comp.name)
+        skipped.add(id(comp.ctor))
+    planned: list[Component] = []
     for sched in (c for c in comps if c.kind == "scheduler"):
-        if _members(sched, by_name) & skipped:
+        visible = _visible_from(sched, [*comps, *combos.values()])
+        members = _members(sched, visible)
+        if {id(c.ctor) for c in members} & skipped:
             ctx.note(
                 sched.stmt,
                 "TODO",
                 f"`{sched.name}` runs a component left as 1.x code; the scheduler is left as it is",
             )
-            skipped.add(sched.name)
-            skipped |= _members(sched, by_name)
+            skipped |= {id(sched.ctor), *(id(c.ctor) for c in members)}
             continue
-        done = scheduler.plan(ctx, sched, by_name, combos)
+        done = scheduler.plan(ctx, sched, visible, combos)
         if done is not None:
-            consumed |= done
-        else:
-            skipped.add(sched.name)  # left as it is, with its TODO
-            skipped |= _members(sched, by_name)
-    planned: list[Component] = [c for c in by_name.values() if c.name in consumed]
+            planned += [visible[name] for name in done]
+            consumed |= {id(visible[name].ctor) for name in done}
+        else:  # left as it is, with its TODO
+            skipped |= {id(sched.ctor), *(id(c.ctor) for c in members)}
     for comp in comps:
-        if comp.name in consumed or comp.name in skipped or comp.kind == "scheduler":
+        if id(comp.ctor) in consumed | skipped or comp.kind == "scheduler":
             continue
         if comp.kind in UNSUPPORTED:
             model_conversion.plan(ctx, comp)
-            skipped.add(comp.name)
+            skipped.add(id(comp.ctor))
             continue
         fits = fit_uses(comp)
         if len(fits) != 1:
@@ -245,7 +249,7 @@ def _plan(ctx: Ctx, leave: Mapping[str, str]) -> dict[str, str]:
                 f"`{comp.name}` ({comp.kind}): {what} found, so it was left as 1.x code; migrate it by hand",
             )
             ctx.handled.add(id(comp.ctor))
-            skipped.add(comp.name)
+            skipped.add(id(comp.ctor))
             continue
         PLANNERS[comp.kind](ctx, comp, fits[0])
         planned.append(comp)
@@ -258,7 +262,7 @@ def _plan(ctx: Ctx, leave: Mapping[str, str]) -> dict[str, str]:
             call,
         )
         ctx.handled.add(id(call))
-    for comp in (c for c in by_name.values() if c.name in skipped):
+    for comp in (c for c in [*comps, *combos.values()] if id(c.ctor) in skipped):
         ctx.frozen |= {id(u.stmt) for member in comp.family() for u in member.uses} | {
             id(comp.stmt)
         }
@@ -274,20 +278,32 @@ def _plan(ctx: Ctx, leave: Mapping[str, str]) -> dict[str, str]:
     return {}
 
 
-def _members(sched: Component, comps: dict[str, Component]) -> set[str]:
-    names = set()
+def _visible_from(sched: Component, comps: Sequence[Component]) -> dict[str, Component]:
+    """Components by name as the scheduler's scope sees them: its own scope's first,
+    then the module's."""
+    visible: dict[str, Component] = {}
+    for comp in comps:
+        if comp.scope is sched.scope or comp.name not in visible:
+            if comp.scope is sched.scope or isinstance(comp.scope, GlobalScope):
+                visible[comp.name] = comp
+    return visible
+
+
+def _members(sched: Component, visible: Mapping[str, Component]) -> list[Component]:
+    """The components the scheduler appends or combines."""
+    members: list[Component] = []
     for use in sched.uses:
         if (
             use.kind == "call"
             and use.attr in ("append", "combine")
             and isinstance(use.node, cst.Call)
         ):
-            names |= {
-                arg.value.value
+            members += [
+                visible[arg.value.value]
                 for arg in use.node.args
-                if isinstance(arg.value, cst.Name) and arg.value.value in comps
-            }
-    return names
+                if isinstance(arg.value, cst.Name) and arg.value.value in visible
+            ]
+    return members
 
 
 def _combination_component(ctx: Ctx, use: object) -> Component | None:
@@ -325,22 +341,24 @@ def _covered(ctx: Ctx, node: cst.CSTNode, stmt: cst.BaseStatement) -> bool:
     )
 
 
-def _uncovered_uses(ctx: Ctx, planned: Sequence[Component]) -> dict[str, str]:
-    """{name: "`name.attr`"}: the first read of each planned component that no
-    edit rewrites, and so would be left reading a variable the 2.x code no longer has."""
-    found: dict[str, str] = {}
-    for comp in (member for c in planned for member in c.family()):
-        for use in comp.uses:
-            if use.kind == "set" or use.followed or comp.name in found:
-                continue
-            if _covered(ctx, use.name, use.stmt) or (
-                use.node is not None and _covered(ctx, use.node, use.stmt)
-            ):
-                continue
-            if use.node is not None and use.node in ctx.expr_edits:
-                continue
-            what = f"{comp.name}.{use.attr}" if use.attr else comp.name
-            found[comp.name] = f"`{what}`"
+def _uncovered_uses(ctx: Ctx, planned: Sequence[Component]) -> dict[int, str]:
+    """{id of the constructor: "`name.attr`"}: the first read of each planned component
+    that no edit rewrites, and so would be left reading a variable the 2.x code no
+    longer has."""
+    found: dict[int, str] = {}
+    for top in planned:
+        for comp in top.family():
+            for use in comp.uses:
+                if use.kind == "set" or use.followed or id(top.ctor) in found:
+                    continue
+                if _covered(ctx, use.name, use.stmt) or (
+                    use.node is not None and _covered(ctx, use.node, use.stmt)
+                ):
+                    continue
+                if use.node is not None and use.node in ctx.expr_edits:
+                    continue
+                what = f"{comp.name}.{use.attr}" if use.attr else comp.name
+                found[id(top.ctor)] = f"`{what}`"
     return found
 
 
