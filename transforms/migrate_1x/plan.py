@@ -80,6 +80,8 @@ class Ctx:
         self._anchors = itertools.count(1)
         self._noted: set[tuple[cst.CSTNode, str]] = set()
         self.generated: set[str] = set()  # functions the migration writes (1.x built-in loops)
+        # `train_func = lambda m: train(m, loader, prune)` held in a variable: the function it calls
+        self.lambda_calls: dict[str, str] = {}
         self.frozen: set[int] = set()  # ids of statements of components left as 1.x code
         # the 2.x code of a `common.*` call, or None (set by the engine; see common.convert)
         self.common_code: Callable[[cst.Call], str | None] = lambda _call: None
@@ -418,6 +420,9 @@ class Attrs:
         if conditional:
             self.defaults.append(f"{var} = None")
         self.hoisted[use.attr or ""] = (var, use)
+        if isinstance(value, cst.Lambda) and isinstance(value.body, cst.Call):
+            if isinstance(value.body.func, cst.Name):
+                ctx.lambda_calls[var] = value.body.func.value
         return var
 
     def code_at(self, attr: str, code: str, scope: Scope) -> bool:
@@ -494,6 +499,7 @@ def follow_function(ctx: Ctx, name_code: str | None, scope: Scope, depth: int = 
     defs: list[cst.FunctionDef] = []
     if name_code is None or not name_code.isidentifier():
         return TrainFn(defs)
+    name_code = ctx.lambda_calls.get(name_code, name_code)
     first = ctx.a.function_named(name_code, scope)
     todo = [first] if first is not None else []
     while todo and depth >= 0:
