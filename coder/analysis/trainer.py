@@ -19,7 +19,6 @@ from .source import Source
 TRAINER_PACKAGES = ("transformers", "trl", "setfit")
 
 
-# Metric names for which a lower value is better; every other metric is taken as higher-is-better.
 @dataclass
 class TrainerUse:
     call: cst.Call  # Trainer(...)

@@ -56,9 +56,8 @@ class TrainingLoop:
     model_origin: str | None
     model_origin_line: int | None
     total_steps: str | None
-    accumulation: str | None = (
-        None  # N of `if (i + 1) % N == 0: optimizer.step()`, as written there
-    )
+    # N of `if (i + 1) % N == 0: optimizer.step()`, as written in the step's scope
+    accumulation: str | None = None
     notes: list[str] = field(default_factory=list)
 
 

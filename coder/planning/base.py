@@ -175,6 +175,27 @@ class BasePlanner:
             "merged model in a script of its own; distillation works on a PEFT model as it is",
         )
 
+    def qat_needs_fp32(
+        self, what: str, line: int, switch: cst.BaseExpression | None, fix: str
+    ) -> None:
+        """QAT's fake-quant observers take fp32 activations only: mixed precision that
+        is on (`switch` absent or `True`) is refused; one that a run-time value
+        switches gets a warning."""
+        if m.matches(switch, m.Name("False")):
+            return
+        if switch is not None and not m.matches(switch, m.Name("True")):
+            self.plan.warnings.append(
+                f"line {line}: QAT fails in mixed precision (its fake-quant observers take fp32 "
+                f"activations): {fix}"
+            )
+            return
+        raise AnalysisError(
+            f"{what}: QAT's fake-quant observers take fp32 activations only",
+            path=self.src.path,
+            line=line,
+            hint=f"{fix}; pruning and distillation work in mixed precision",
+        )
+
     def training_imports(self) -> None:
         edits = self.plan.edits
         edits.append(AddImport(self.modules["training"], "prepare_compression"))

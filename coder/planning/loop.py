@@ -116,8 +116,7 @@ class LoopPlanner(BasePlanner):
         return self.plan
 
     def _check_autocast(self, model_call: cst.Call) -> None:
-        """QAT's fake-quant observers take fp32 activations only: a model run under
-        autocast (bf16 or fp16) fails in the first training step."""
+        """A model run under autocast (bf16 or fp16) fails QAT in the first step."""
         for node in self.src.ancestors(model_call):
             if not isinstance(node, cst.With):
                 continue
@@ -131,22 +130,12 @@ class LoopPlanner(BasePlanner):
                 enabled = next(
                     (a.value for a in call.args if a.keyword and a.keyword.value == "enabled"), None
                 )
-                if m.matches(enabled, m.Name("False")):
-                    continue
                 line = self.src.line(node)
-                if enabled is not None and not m.matches(enabled, m.Name("True")):
-                    self.plan.warnings.append(
-                        f"line {line}: QAT fails under autocast (its fake-quant observers take fp32 "
-                        f"activations); run with {self.src.code(enabled)} false"
-                    )
-                    continue
-                raise AnalysisError(
-                    f"the model runs under {self.src.code(call.func)} (line {line}): QAT's "
-                    "fake-quant observers take fp32 activations only",
-                    path=self.src.path,
-                    line=line,
-                    hint="train with QAT in fp32 (autocast(..., enabled=False)); pruning and "
-                    "distillation work under autocast",
+                self.qat_needs_fp32(
+                    f"the model runs under {self.src.code(call.func)} (line {line})",
+                    line,
+                    enabled,
+                    "train with QAT in fp32 (autocast(..., enabled=False))",
                 )
 
     def _refuse_model_method(self, loop: TrainingLoop) -> None:
@@ -234,12 +223,12 @@ class LoopPlanner(BasePlanner):
                 hint="have the model return its logits and compute the loss from them",
             )
         loss = loop.loss_name
-        hook = f"{cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {output}, {{}})"
+        hook = f"{cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {output}, "
         scale = self._accumulation_scale(loop.loss_statement, loop.accumulation)
         if scale is None:
-            code = f"{loss} = " + hook.format(loss)
+            code = f"{loss} = {hook}{loss})"
         else:  # the teacher's term is scaled down for accumulation like the student's
-            code = f"{loss} = " + hook.format(f"{loss} * {scale}") + f" / {scale}"
+            code = f"{loss} = {hook}{loss} * {scale}) / {scale}"
         self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")
 
     def _accumulation_scale(

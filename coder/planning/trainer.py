@@ -76,8 +76,7 @@ class TrainerPlanner(BasePlanner):
         return self.plan
 
     def _check_mixed_precision(self, use: TrainerUse) -> None:
-        """QAT's fake-quant observers take fp32 activations only; `bf16=True` or
-        `fp16=True` in the TrainingArguments trains under autocast."""
+        """`bf16=True` or `fp16=True` in the TrainingArguments trains under autocast."""
         if use.args is None:
             return
         for leaf, _ in self.index.values_of(use.args, use.scope):
@@ -86,19 +85,13 @@ class TrainerPlanner(BasePlanner):
             for arg in leaf.args:
                 if arg.keyword is None or arg.keyword.value not in ("bf16", "fp16"):
                     continue
-                if isinstance(arg.value, cst.Name) and arg.value.value == "False":
-                    continue
                 flag = f"{arg.keyword.value}={self.src.code(arg.value)}"
-                if isinstance(arg.value, cst.Name) and arg.value.value == "True":
-                    raise AnalysisError(
-                        f"the Trainer trains in mixed precision ({flag} at line {self.src.line(arg)}): "
-                        "QAT's fake-quant observers take fp32 activations only",
-                        path=self.src.path,
-                        line=self.src.line(arg),
-                        hint=f"drop {flag} for QAT; pruning and distillation work in mixed precision",
-                    )
-                self.plan.warnings.append(
-                    f"line {self.src.line(arg)}: QAT fails in mixed precision; run with {flag} false"
+                line = self.src.line(arg)
+                self.qat_needs_fp32(
+                    f"the Trainer trains in mixed precision ({flag} at line {line})",
+                    line,
+                    arg.value,
+                    f"drop {flag} for QAT",
                 )
 
     def _trainer(self) -> TrainerUse:

@@ -346,7 +346,7 @@ def test_qat_goes_ahead_where_autocast_is_off_or_switchable(tmp_path, enabled, w
     path = write(tmp_path, "amp = False\n" + AUTOCAST.format(enabled=enabled))
     result = run_cli("optimize", path, "--approach", "qat", "--diff")
     assert result.exit_code == 0, result.output
-    assert ("QAT fails under autocast" in result.output) is warned
+    assert ("QAT fails in mixed precision" in result.output) is warned
 
 
 def test_qat_with_a_trainer_in_mixed_precision_is_refused(tmp_path):
