@@ -213,6 +213,18 @@ class LoopAnalysis:
         hops: list[Hop] = []
         found = self.climb_to_loop(backward, scope, hops)
         if found is None:
+            closure = self._closure_step(backward)
+            if closure is not None:
+                name, step = closure
+                raise AnalysisError(
+                    f"the backward call is in {name}(), which the optimizer calls "
+                    f"({src.code(step)}, LBFGS style): there is no "
+                    "place between the backward and the optimizer step for the hooks",
+                    path=src.path,
+                    line=src.line(backward),
+                    hint="compression hooks need loss.backward() and optimizer.step() as two "
+                    "statements of the training loop",
+                )
             raise AnalysisError(
                 "the .backward() call is not inside a training loop",
                 path=src.path,
@@ -264,6 +276,23 @@ class LoopAnalysis:
         if model_call is not None:
             loop.model_method = self._model_method(model_call, scope)
         return loop
+
+    def _closure_step(self, backward: cst.CSTNode) -> tuple[str, cst.Call] | None:
+        """The function holding `backward` and the `optimizer.step(fn)` call that passes
+        it (the closure of LBFGS and similar optimizers)."""
+        fn = self.source.enclosing_function(backward)
+        if fn is None:
+            return None
+        name = fn.name.value
+        for call in self.index.calls:
+            func = call.func
+            if (
+                isinstance(func, cst.Attribute)
+                and func.attr.value == "step"
+                and any(m.matches(a.value, m.Name(name)) for a in call.args)
+            ):
+                return name, call
+        return None
 
     def _optimizer_step(
         self, scope: Scope, backward: cst.BaseStatement, step_loop: Loop
