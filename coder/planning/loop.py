@@ -140,19 +140,12 @@ class LoopPlanner(BasePlanner):
 
     def _refuse_model_method(self, loop: TrainingLoop) -> None:
         """The loss comes from a method of the model (`model.training_step(batch, i)`)."""
+        if "distillation" not in self.options.approach:
+            return  # pruning and QAT keep the model's methods
         call = f"{loop.model_in_entry}.{loop.model_method}()"
-        techniques = self.options.approach
-        if "distillation" in techniques:
-            why = "distillation needs the outputs of the model's forward next to the loss"
-        elif "qat" in techniques:
-            why = (
-                "QAT replaces the model with a traced copy that keeps its forward but not "
-                f"its other methods, so {call} would be gone"
-            )
-        else:
-            return
         raise AnalysisError(
-            f"the loss comes from {call}, not from a call of the model: {why}",
+            f"the loss comes from {call}, not from a call of the model: distillation needs "
+            "the outputs of the model's forward next to the loss",
             path=self.src.path,
             line=self.src.line(loop.model_call or loop.backward),
             hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",

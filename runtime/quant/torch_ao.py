@@ -380,6 +380,37 @@ def _copy(model: nn.Module, hooks: _HookSnapshot, or_in_place: bool) -> nn.Modul
         return model
 
 
+USER_CLASS = "_neural_coder_user_class"
+# plain attributes every nn.Module (and GraphModule) has of its own
+_MODULE_STATE = frozenset(vars(nn.Module()).keys()) | {"training", "graph", "meta", "_code"}
+
+
+def _keep_model_api(user_class: type, source: nn.Module, traced: nn.Module) -> None:
+    """FX hands back a GraphModule that has the model's forward and submodules but
+    not the rest of its class: the methods a training script may call on the model
+    (`model.training_step(batch, i)`, `model.configure_optimizers()`) and its plain
+    attributes (`model.lr`). Give `traced` a subclass that carries them, and copy the
+    attributes from `source`; its forward stays the traced (fake-quant) one."""
+    if not isinstance(traced, torch.fx.GraphModule) or user_class is type(traced):
+        return
+    methods: dict[str, Any] = {}
+    for klass in reversed(user_class.__mro__):
+        if klass in nn.Module.__mro__ or issubclass(torch.fx.GraphModule, klass):
+            continue
+        for name, value in vars(klass).items():
+            if name.startswith("__") or name == "forward" or hasattr(torch.fx.GraphModule, name):
+                continue
+            methods[name] = value
+    if methods:
+        names = {"__module__": user_class.__module__, "__qualname__": user_class.__qualname__}
+        traced.__class__ = type(
+            user_class.__name__, (type(traced),), {**methods, **names, USER_CLASS: user_class}
+        )
+    for name, value in vars(source).items():
+        if name not in _MODULE_STATE and not name.startswith("_") and name not in vars(traced):
+            object.__setattr__(traced, name, value)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
@@ -617,7 +648,10 @@ class TorchAOBackend:
                 # QAT modules fold their BN at conversion: no hint, sizes unpack them
                 is_static = prepared.spec.approach == STATIC
                 layouts = _fx_layouts(model) if is_static else {}
+                user_class = getattr(type(prepared.model), USER_CLASS, None)
                 model = convert_fx(model)
+                if user_class is not None:
+                    _keep_model_api(user_class, prepared.model, model)
             else:
                 layouts = _eager_layouts(model)
                 for name, module in list(model.named_modules()):
@@ -753,6 +787,7 @@ class TorchAOBackend:
             self._reattach_unused(model, prepared)
             self._check_contract(model, prepared)
             self._check_hooked_modules_are_called(model, prepared)
+            _keep_model_api(type(model), model, prepared)
         return prepared
 
     @staticmethod

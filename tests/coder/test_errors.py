@@ -316,21 +316,26 @@ fit(Classifier(), [(torch.randn(8, 4), torch.randint(0, 2, (8,)))])
 """
 
 
-def test_a_loss_from_a_method_of_the_model_is_pruned_but_not_distilled_or_quantized(tmp_path):
+def test_a_loss_from_a_method_of_the_model_is_not_distilled(tmp_path):
     path = write(tmp_path, LIGHTNING_STYLE)
-    for approach in ("qat", "distillation"):
-        result = run_cli("optimize", path, "--approach", approach)
-        assert result.exit_code == 1, result.output
-        assert "the loss comes from module.training_step(), not from a call of the model" in (
-            result.output
-        )
-        assert_untouched(path, LIGHTNING_STYLE)
-    result = run_cli("optimize", path, "--approach", "pruning", "--no-backup")
+    result = run_cli("optimize", path, "--approach", "distillation")
+    assert result.exit_code == 1, result.output
+    assert "the loss comes from module.training_step(), not from a call of the model" in (
+        result.output
+    )
+    assert_untouched(path, LIGHTNING_STYLE)
+
+
+@pytest.mark.parametrize("approach", ["pruning", "qat", "pruning+qat"])
+def test_a_loss_from_a_method_of_the_model_is_pruned_and_quantized(tmp_path, approach):
+    """QAT's traced model keeps the class's methods (training_step) and attributes."""
+    path = write(tmp_path, LIGHTNING_STYLE)
+    result = run_cli("optimize", path, "--approach", approach, "--no-backup")
     assert result.exit_code == 0, result.output
     text = path.read_text()
     assert "prepare_compression(" in text and "fit(Classifier(), [" in text
     namespace: dict = {}
-    exec(compile(text, str(path), "exec"), namespace)  # the pruned loop runs
+    exec(compile(text, str(path), "exec"), namespace)  # the rewritten loop runs
 
 
 AUTOCAST = """import torch

@@ -198,3 +198,45 @@ def test_through_prepare_compression_on_a_hugging_face_model():
     assert cm.summary["quantized_modules"] == 14
     with torch.no_grad():
         assert model(input_ids=ids).logits.shape == (4, 2)
+
+
+class _WithTrainingStep(nn.Module):
+    """Lightning style: the script calls the model's own methods, not only forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
+        self.lr = 0.01
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], index: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def test_the_traced_qat_model_keeps_the_methods_and_attributes_of_its_class() -> None:
+    torch.manual_seed(0)
+    cm = prepare_compression(_WithTrainingStep(), QuantizationAwareTrainingConfig())
+    cm.callbacks.on_train_begin()
+    model = cm.model
+    assert cm.summary is None and model.lr == 0.01
+    optimizer = model.configure_optimizers()
+    batch = (torch.randn(8, 20), torch.randint(0, 5, (8,)))
+    for step in range(4):
+        loss = model.training_step(batch, step)  # runs the fake-quant forward
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        cm.callbacks.on_after_optimizer_step()
+    assert any("FakeQuantize" in type(m).__name__ for m in model.model.modules())
+    cm.callbacks.on_train_end()
+    assert cm.summary is not None and cm.summary["qat_path"] == "fx"
+    int8 = cm.model.model
+    assert type(int8).__name__ == "_WithTrainingStep" and int8.lr == 0.01
+    assert cm.summary["quantized_modules"] == 2
+    assert torch.isfinite(int8.training_step(batch, 0))
