@@ -18,7 +18,7 @@ OWN_TRAINING_SAMPLES = ["step_budget_loop.py", "one_epoch_helper.py", "hf_condit
 # the model is wrapped (accelerate, DDP) before the loop: compressed before the wrap
 WRAPPED_MODEL_SAMPLES = ["accelerate_loop.py", "ddp_torchrun.py"]
 # a Hugging Face Trainer (or a subclass) runs the loop
-TRAINER_SAMPLES = ["hf_trainer.py", "qa_trainer_subclass.py"]
+TRAINER_SAMPLES = ["hf_trainer.py", "qa_trainer_subclass.py", "seq2seq_trainer.py"]
 APPROACHES = [
     "qat",
     "pruning",

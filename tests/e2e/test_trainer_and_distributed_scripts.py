@@ -36,6 +36,8 @@ def check(summary: dict, approach: str) -> None:
         ("qa_trainer_subclass.py", "distillation"),
         ("accelerate_loop.py", "pruning+qat"),
         ("accelerate_loop.py", "distillation"),
+        ("seq2seq_trainer.py", "pruning+qat"),
+        ("seq2seq_trainer.py", "distillation"),
     ],
 )
 def test_trainer_and_accelerate_scripts(tmp_path, name, approach):
@@ -62,7 +64,12 @@ def test_torchrun_ddp_script_on_two_processes(tmp_path, approach):
 
 @pytest.mark.parametrize(
     ("name", "approach"),
-    [("hf_trainer.py", "ptq-static"), ("qa_trainer_subclass.py", "ptq-dynamic")],
+    [
+        ("hf_trainer.py", "ptq-static"),
+        ("qa_trainer_subclass.py", "ptq-dynamic"),
+        # an encoder-decoder: calibration keeps the labels it builds its decoder inputs from
+        ("seq2seq_trainer.py", "ptq-static"),
+    ],
 )
 def test_trainer_scripts_post_training(tmp_path, name, approach):
     """fit after trainer.train(), tuned with trainer.evaluate()."""
