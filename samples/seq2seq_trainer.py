@@ -5,7 +5,12 @@ an encoder-decoder (a tiny T5 built from a config, no download) trained by a
 import argparse
 
 import torch
-from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, T5Config, T5ForConditionalGeneration
+from transformers import (
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 
 
 class ReversedPairs(torch.utils.data.Dataset):

@@ -5,7 +5,12 @@ an encoder-decoder (a tiny T5 built from a config, no download) trained by a
 import argparse
 
 import torch
-from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, T5Config, T5ForConditionalGeneration
+from transformers import (
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 import copy
 from neural_coder.runtime.integrations.transformers import CompressionCallback, with_distillation
 from neural_compressor.config import DistillationConfig, KnowledgeDistillationLossConfig, QuantizationAwareTrainingConfig, WeightPruningConfig

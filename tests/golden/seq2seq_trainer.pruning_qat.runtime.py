@@ -5,7 +5,12 @@ an encoder-decoder (a tiny T5 built from a config, no download) trained by a
 import argparse
 
 import torch
-from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, T5Config, T5ForConditionalGeneration
+from transformers import (
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 from neural_coder.runtime.config import QuantizationAwareTrainingConfig, WeightPruningConfig
 from neural_coder.runtime.integrations.transformers import CompressionCallback
 from neural_coder.runtime.training import prepare_compression
