@@ -139,13 +139,21 @@ class LoopPlanner(BasePlanner):
                 )
 
     def _refuse_model_method(self, loop: TrainingLoop) -> None:
-        """The loss comes from a method of the model (`model.training_step(batch, i)`)."""
-        if "distillation" not in self.options.approach:
-            return  # pruning and QAT keep the model's methods
+        """The loss comes from a method of the model (`model.training_step(batch, i)`).
+        Pruning keeps the model; the runtime's QAT keeps its methods, INC's does not."""
+        techniques = self.options.approach
         call = f"{loop.model_in_entry}.{loop.model_method}()"
+        if "distillation" in techniques:
+            why = "distillation needs the outputs of the model's forward next to the loss"
+        elif "qat" in techniques and self.options.target == "inc":
+            why = (
+                "INC's QAT replaces the model with a traced copy that keeps its forward but "
+                f"not its other methods, so {call} would be gone (the bundled runtime keeps it)"
+            )
+        else:
+            return
         raise AnalysisError(
-            f"the loss comes from {call}, not from a call of the model: distillation needs "
-            "the outputs of the model's forward next to the loss",
+            f"the loss comes from {call}, not from a call of the model: {why}",
             path=self.src.path,
             line=self.src.line(loop.model_call or loop.backward),
             hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",

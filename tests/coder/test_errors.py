@@ -316,13 +316,23 @@ fit(Classifier(), [(torch.randn(8, 4), torch.randint(0, 2, (8,)))])
 """
 
 
-def test_a_loss_from_a_method_of_the_model_is_not_distilled(tmp_path):
+@pytest.mark.parametrize(
+    ("approach", "target", "why"),
+    [
+        ("distillation", "runtime", "distillation needs the outputs of the model's forward"),
+        ("qat", "inc", "INC's QAT replaces the model with a traced copy"),
+    ],
+)
+def test_a_loss_from_a_method_of_the_model_is_not_distilled_nor_quantized_on_inc(
+    tmp_path, approach, target, why
+):
     path = write(tmp_path, LIGHTNING_STYLE)
-    result = run_cli("optimize", path, "--approach", "distillation")
+    result = run_cli("optimize", path, "--approach", approach, "--target", target)
     assert result.exit_code == 1, result.output
     assert "the loss comes from module.training_step(), not from a call of the model" in (
         result.output
     )
+    assert why in result.output
     assert_untouched(path, LIGHTNING_STYLE)
 
 

@@ -268,14 +268,12 @@ def _plan(ctx: Ctx, leave: Mapping[int, str]) -> dict[int, str]:
         }
     common.plan_standalone(ctx)
     dangling = _uncovered_uses(ctx, planned)
-    if dangling:
-        return dangling
     _report_legacy_refs(ctx)
     _report_star_imports(ctx)
     _report_yaml_leftovers(ctx)
     if ctx.target == "runtime":
         _report_imports_without_runtime(ctx)
-    return {}
+    return dangling
 
 
 def _visible_from(sched: Component, comps: Sequence[Component]) -> dict[str, Component]:
