@@ -381,8 +381,6 @@ def _copy(model: nn.Module, hooks: _HookSnapshot, or_in_place: bool) -> nn.Modul
 
 
 USER_CLASS = "_neural_coder_user_class"
-# plain attributes every nn.Module (and GraphModule) has of its own
-_MODULE_STATE = frozenset(vars(nn.Module()).keys()) | {"training", "graph", "meta", "_code"}
 
 
 def _keep_model_api(user_class: type, source: nn.Module, traced: nn.Module) -> None:
@@ -407,7 +405,8 @@ def _keep_model_api(user_class: type, source: nn.Module, traced: nn.Module) -> N
             user_class.__name__, (type(traced),), {**methods, **names, USER_CLASS: user_class}
         )
     for name, value in vars(source).items():
-        if name not in _MODULE_STATE and not name.startswith("_") and name not in vars(traced):
+        # nn.Module's own state is private (`_modules`, ...) but for `training`
+        if not name.startswith("_") and name != "training" and name not in vars(traced):
             object.__setattr__(traced, name, value)
 
 
