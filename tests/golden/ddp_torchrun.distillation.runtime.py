@@ -94,6 +94,7 @@ def main():
 
     if rank == 0:
         torch.save(model.module.state_dict(), "ddp_model.pt")
+    dist.barrier()  # every rank is done before the process group goes
     dist.destroy_process_group()
 
 
