@@ -15,6 +15,7 @@ from neural_coder.errors import NeuralCoderError
 from neural_coder.files import line_length_for, read_text, unified_diff, write_atomic
 from neural_coder.options import OptimizeOptions
 from neural_coder.planning import make_plan
+from neural_coder.planning.base import CONFIG_CLASSES
 from neural_coder.report import FileReport, Status
 from neural_coder.transforms.hooks import apply_edits
 from neural_coder.verify import verify_rewrite
@@ -65,9 +66,7 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
 
 # the config each family of approaches inserts
 COMPRESSION_CONFIGS = {
-    "WeightPruningConfig": "pruning",
-    "QuantizationAwareTrainingConfig": "qat",
-    "DistillationConfig": "distillation",
+    **{config: technique for technique, config in CONFIG_CLASSES.items()},
     "PostTrainingQuantConfig": "ptq",
     "MixedPrecisionConfig": "bf16",
     "BenchmarkConfig": "benchmark",

@@ -57,14 +57,17 @@ def returns_metric(index: Index, fn: Function) -> bool:
     return not any(_is_collection(index, fn, v) for v in values)
 
 
-def _is_collection(index: Index, fn: Function, value: cst.BaseExpression) -> bool:
+def _is_collection(
+    index: Index, fn: Function, value: cst.BaseExpression, seen: frozenset[str] = frozenset()
+) -> bool:
     if isinstance(value, COLLECTIONS):
         return True
     if isinstance(value, cst.Call):
         return index.qualified(value.func) in TENSOR_BUILDERS
-    if isinstance(value, cst.Name):
+    if isinstance(value, cst.Name) and value.value not in seen:  # `a = b; b = a` ends
         return any(
-            _is_collection(index, fn, a.value) for a in index.assignments_in(value.value, fn.node)
+            _is_collection(index, fn, a.value, seen | {value.value})
+            for a in index.assignments_in(value.value, fn.node)
         )
     return False
 

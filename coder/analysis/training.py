@@ -239,7 +239,9 @@ class LoopAnalysis:
 
         optimizer_step, optimizer = self._optimizer_step(scope, statement, step_loop)
         loss_statement = self._loss_statement(loss_name, scope, statement)
-        model_call, model_output, model_callee = self._model_call(scope, loss_statement, statement)
+        model_call, model_output, model_callee, model_method = self._model_call(
+            scope, loss_statement, statement
+        )
         model_in_entry = self.map_up(model_callee, hops) if model_callee else None
         if model_in_entry is None:
             raise AnalysisError(
@@ -273,8 +275,7 @@ class LoopAnalysis:
             total_steps=None,
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
-        if model_call is not None:
-            loop.model_method = self._model_method(model_call, scope)
+        loop.model_method = model_method
         return loop
 
     def _closure_step(self, backward: cst.CSTNode) -> tuple[str, cst.Call] | None:
@@ -372,8 +373,10 @@ class LoopAnalysis:
 
     def _model_call(
         self, scope: Scope, loss_statement: cst.BaseStatement | None, backward: cst.BaseStatement
-    ) -> tuple[cst.Call | None, str | None, str | None]:
-        """The call of the trained model whose output the loss is computed from."""
+    ) -> tuple[cst.Call | None, str | None, str | None, str | None]:
+        """The call of the trained model whose output the loss is computed from: the
+        call, the name its output is assigned to, the model as written, and the method
+        when the call is one of the model's own methods (`module.training_step(...)`)."""
         src = self.source
         limit = src.line(backward)
         related: list[cst.CSTNode] = []
@@ -400,18 +403,17 @@ class LoopAnalysis:
                 for c in self.index.calls
                 if self.index.scope_of(c) is scope and src.line(c) <= limit
             ]
+        methods = [c for c in calls if self._model_method(c, scope) is not None]
         models = [
             c
             for c in calls
-            if isinstance(c, cst.Call)
-            and self._is_model_callee(c.func, scope)
-            and self._model_method(c, scope) is None
+            if isinstance(c, cst.Call) and c not in methods and self._is_model_callee(c.func, scope)
         ]
         if not models:  # `loss = module.training_step(batch, i)`: a method of the model
-            methods = [c for c in calls if self._model_method(c, scope) is not None]
             receivers = {src.code(c.func.value) for c in methods}  # type: ignore[attr-defined]
             if len(receivers) == 1:
-                return methods[0], None, receivers.pop()
+                method = methods[0]
+                return method, None, receivers.pop(), method.func.attr.value  # type: ignore[attr-defined]
         callees = {src.code(c.func) for c in models}
         if len(callees) > 1:
             marked = [c for c in models if self._has_marker(c)]
@@ -425,7 +427,7 @@ class LoopAnalysis:
                     hint="mark the line that calls the model to compress with '# neural-coder: model'",
                 )
         if not models:
-            return None, None, None
+            return None, None, None, None
         call = models[0]
         statement = src.statement_of(call)
         output = None
@@ -437,7 +439,7 @@ class LoopAnalysis:
                     target = target.elements[0].value  # `logits, aux = model(x)`: the logits
                 if isinstance(target, cst.Name):
                     output = target.value
-        return call, output, src.code(call.func)
+        return call, output, src.code(call.func), None
 
     def _model_method(self, call: cst.BaseExpression, scope: Scope) -> str | None:
         """`step` when `call` is `model.step(...)` on a model of the file's own class

@@ -239,7 +239,7 @@ class PostTrainingPlanner(BasePlanner):
         trainer = use.target
         assert trainer is not None
         if use.model is not None:
-            self.refuse_peft_weights(self.src.code(use.model), self.index.scope_of(use.call))
+            self.refuse_peft_weights(self.src.code(use.model), use.scope)
         anchor, where = self._trainer_anchor(use)
         loader = None
         if self.approach == "benchmark" or self.quant_approach in ("static", "auto"):

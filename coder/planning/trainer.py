@@ -25,7 +25,7 @@ class TrainerPlanner(BasePlanner):
         use = self._trainer()
         techniques = self.options.approach
         model = self._model(use)
-        self.refuse_peft_weights(model, self.index.scope_of(use.call))
+        self.refuse_peft_weights(model, use.scope)
         if "qat" in techniques:
             self._check_mixed_precision(use)
         cm = self.cm_name

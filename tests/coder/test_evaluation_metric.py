@@ -85,3 +85,12 @@ def test_a_loss_metric_tunes_the_right_way_when_the_script_runs(tmp_path, monkey
     # lower is better: the accepted loss is at most 1 % above the fp32 loss
     assert summary["final_metric"] <= summary["baseline_metric"] * 1.01 + 1e-9
     assert all(t["accuracy"] is not None for t in summary["trials"])
+
+
+def test_names_that_stand_for_each_other_do_not_loop_the_analysis():
+    text = SCRIPT.format(name="validate", result="val_loss").replace(
+        "    return val_loss\n", "    a = val_loss\n    val_loss = a\n    return val_loss\n"
+    )
+    out, report = rewrite(text)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "eval_func=lambda candidate: validate(candidate, loader)" in out

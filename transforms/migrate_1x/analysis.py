@@ -361,7 +361,7 @@ class Analysis(Tree, cst.CSTVisitor):
         uses: list[Use] = []
         seen: set[int] = set()
         name = target.name.value if isinstance(target, cst.Param) else target.value
-        after, before = self._rebound_around(target, name, scope)
+        start, end = self._own_reads(target, name, scope)
         for assignment in scope.assignments[name]:
             if getattr(assignment, "node", None) is not target:
                 continue
@@ -369,8 +369,8 @@ class Analysis(Tree, cst.CSTVisitor):
                 node = access.node
                 if not isinstance(node, cst.Name) or id(node) in seen:
                     continue
-                if (before is not None and self.pos(node) < self.pos(target)) or (
-                    after is not None and self.pos(node) > after
+                if (start is not None and self.pos(node) < start) or (
+                    end is not None and self.pos(node) > end
                 ):
                     continue  # another binding of the name, in the same block, is read there
                 seen.add(id(node))
@@ -378,27 +378,31 @@ class Analysis(Tree, cst.CSTVisitor):
         uses.sort(key=lambda u: self.pos(u.name))
         return uses
 
-    def _rebound_around(
+    def _own_reads(
         self, target: cst.Name | cst.Param, name: str, scope: Scope
     ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
-        """The positions of the previous and the next assignment of `name` in the same
-        block as `target`'s (straight-line code: `quantizer = Quantization(a)` ...
-        `quantizer = Quantization(b)`). libcst's references ignore order, so a read
-        after the next one would otherwise count for both."""
+        """Where reads of this binding of `name` can be, when other assignments of it
+        stand in the same block (straight-line code: `quantizer = Quantization(a)` ...
+        `quantizer = Quantization(b)`): from `target` when an earlier one exists, up to
+        the next one. libcst's references ignore order, so a read after the next
+        assignment would otherwise count for both. None: no bound on that side."""
         if isinstance(target, cst.Param):
             return None, None
         block = self.parent(self.statement_of(target))
         here = self.pos(target)
         later: list[tuple[int, int]] = []
-        earlier: list[tuple[int, int]] = []
+        earlier = False
         for assignment in scope.assignments[name]:
             node = getattr(assignment, "node", None)
             if node is None or node is target or not isinstance(node, cst.CSTNode):
                 continue
             if self.parent(self.statement_of(node)) is not block:
                 continue
-            (later if self.pos(node) > here else earlier).append(self.pos(node))
-        return (min(later) if later else None), (max(earlier) if earlier else None)
+            if self.pos(node) > here:
+                later.append(self.pos(node))
+            else:
+                earlier = True
+        return (here if earlier else None), (min(later) if later else None)
 
     def classify(self, name: cst.Name) -> Use:
         stmt = self.statement_of(name)

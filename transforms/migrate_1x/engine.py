@@ -281,9 +281,10 @@ def _visible_from(sched: Component, comps: Sequence[Component]) -> dict[str, Com
     then the module's."""
     visible: dict[str, Component] = {}
     for comp in comps:
-        if comp.scope is sched.scope or comp.name not in visible:
-            if comp.scope is sched.scope or isinstance(comp.scope, GlobalScope):
-                visible[comp.name] = comp
+        if comp.scope is sched.scope or (
+            isinstance(comp.scope, GlobalScope) and comp.name not in visible
+        ):
+            visible[comp.name] = comp
     return visible
 
 
