@@ -108,6 +108,8 @@ def test_under_accumulation_the_teacher_term_is_scaled_like_the_student_loss():
     out, report = rewrite(ACCUMULATING.format(loss="loss = criterion(out, y) / accum"))
     assert report.status is Status.TRANSFORMED, report.message
     assert "on_after_compute_loss(x, out, loss * accum) / accum  # neural-coder" in out
+    assert rewrite(out)[1].status is Status.UNCHANGED
+    exec(compile(out, "script.py", "exec"), {})  # the accumulating loop runs
 
 
 def test_a_later_division_by_the_accumulation_factor_scales_both_terms():

@@ -346,6 +346,8 @@ def test_a_loss_from_a_method_of_the_model_is_pruned_and_quantized(tmp_path, app
     assert "prepare_compression(" in text and "fit(Classifier(), [" in text
     namespace: dict = {}
     exec(compile(text, str(path), "exec"), namespace)  # the rewritten loop runs
+    again = run_cli("optimize", path, "--approach", approach)
+    assert again.exit_code == 0 and "Unchanged" in again.output and path.read_text() == text
 
 
 AUTOCAST = """import torch
