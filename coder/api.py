@@ -45,7 +45,8 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
                 f"{'+'.join(options.approach)} was not applied",
                 path=path,
                 line=line,
-                hint="to change the approach, start again from the original script (its .bak copy)",
+                hint=f"to change the approach, run `neural-coder revert {path}` first (it gives back "
+                "the original byte for byte), then optimize again",
             )
         report.message = (
             f"already compressed (compression code at line {line}); nothing to do "
