@@ -9,6 +9,7 @@ import click
 
 from neural_coder import __version__
 from neural_coder.api import Output, inspect, migrate, optimize
+from neural_coder.commands import auto_command, revert_command
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
 from neural_coder.report import exit_code, write_json
@@ -201,3 +202,7 @@ def inspect_command(script: Path) -> None:
     click.echo(str(script))
     for line in facts.lines():
         click.echo(f"  {line}")
+
+
+main.add_command(revert_command)
+main.add_command(auto_command)

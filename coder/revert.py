@@ -156,7 +156,11 @@ class _Strip(cst.CSTTransformer):
         """callbacks=[mine, CompressionCallback(...)] -> callbacks=[mine]; the
         `[*(value or []), CompressionCallback(...)]` form -> callbacks=value."""
         value = arg.value
-        if arg.keyword is None or arg.keyword.value != "callbacks" or not isinstance(value, cst.List):
+        if (
+            arg.keyword is None
+            or arg.keyword.value != "callbacks"
+            or not isinstance(value, cst.List)
+        ):
             return arg
         elements = list(value.elements)
         if len(elements) < 2 or not _is_callback(elements[-1].value):
@@ -305,7 +309,9 @@ def strip_inserted(text: str) -> Stripped:
     stripped.visit(used)
     drop = _DropImports(used.names)
     stripped = stripped.visit(drop)
-    target = "inc" if any(m.startswith("neural_compressor") for m in drop.removed_modules) else "runtime"
+    target = (
+        "inc" if any(m.startswith("neural_compressor") for m in drop.removed_modules) else "runtime"
+    )
     return Stripped(stripped.code, marked, target)
 
 
@@ -445,11 +451,13 @@ def _edited_lines(text: str, tried: list[tuple[str, str]]) -> list[tuple[int, st
     current = text.splitlines()
     best = max(
         tried,
-        key=lambda t: difflib.SequenceMatcher(a=current, b=t[1].splitlines(), autojunk=False).ratio(),
+        key=lambda t: difflib.SequenceMatcher(
+            a=current, b=t[1].splitlines(), autojunk=False
+        ).ratio(),
     )
     lines: list[tuple[int, str]] = []
     matcher = difflib.SequenceMatcher(a=current, b=best[1].splitlines(), autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, i1, i2, _, _ in matcher.get_opcodes():
         if tag in ("replace", "delete"):
             lines += [(n + 1, current[n]) for n in range(i1, i2)]
         elif tag == "insert" and i1 < len(current):
@@ -469,7 +477,8 @@ def _edited_message(text: str, tried: list[tuple[str, str]]) -> str:
     return f"{why}these lines differ from what optimize writes\n{shown}{more}"
 
 
-def revert_file(path: Path, output: Output = Output()) -> FileReport:
+def revert_file(path: Path, output: Output | None = None) -> FileReport:
+    output = output or Output()
     try:
         text = read_text(path)
         original, report = revert_source(path, text)
@@ -489,5 +498,5 @@ def revert_file(path: Path, output: Output = Output()) -> FileReport:
     return report
 
 
-def revert(paths: Iterable[Path | str], output: Output = Output()) -> list[FileReport]:
+def revert(paths: Iterable[Path | str], output: Output | None = None) -> list[FileReport]:
     return [revert_file(Path(p), output) for p in paths]

@@ -393,7 +393,13 @@ def fit(
             assert recorder is not None
             recorder.remove()
         log.info("fp32 baseline: %.4f", baseline)
-    extra: dict[str, Any] = {**none_extra, "baseline_metric": baseline}
+    extra: dict[str, Any] = {
+        **none_extra,
+        "baseline_metric": baseline,
+        "higher_is_better": bool(
+            getattr(getattr(conf, "accuracy_criterion", None), "higher_is_better", True)
+        ),
+    }
 
     inputs = _example_inputs(conf, eval_dataloader, model)
     if inputs is None and recorder is not None:
