@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from neural_coder.analysis import analyze, parse_source
-from neural_coder.api import rewrite_source
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import line_length_for
 from neural_coder.options import OptimizeOptions, PTQOptions, build_options
@@ -56,8 +55,17 @@ def bf16_unavailable() -> str | None:
     )
 
 
-def measuring_source(path: Path, text: str, options: OptimizeOptions | None) -> str:
-    """`text` rewritten for `options` (None: as it is) with a benchmark call added."""
+def _refusal(error: NeuralCoderError) -> tuple[str, str]:
+    return "refused", error.render()
+
+
+def build_candidates(
+    path: Path, text: str, approaches: tuple[str, ...], ptq: PTQOptions
+) -> list[Candidate]:
+    """fp32 first, then each approach; a refusal is kept with its reason.
+
+    The script is parsed and analysed once; each candidate's plan comes from those
+    facts, as `optimize` makes it, so the final text is what `optimize` writes."""
     source = parse_source(path, text)
     facts = analyze(source)
     if facts.already_optimized is not None:
@@ -68,24 +76,16 @@ def measuring_source(path: Path, text: str, options: OptimizeOptions | None) -> 
             hint=f"run `neural-coder revert {path}` first; auto starts from the original script",
         )
     length = line_length_for(path)
-    bench = build_options("benchmark", "runtime", {}, {})
-    edits = [] if options is None else list(make_plan(facts, options, length).edits)
-    edits += make_plan(facts, bench, length).edits
-    rewritten = apply_edits(source.module, edits).code
-    verify_rewrite(path, source.module, rewritten)
-    return rewritten
-
-
-def build_candidates(
-    path: Path, text: str, approaches: tuple[str, ...], ptq: PTQOptions
-) -> list[Candidate]:
-    """fp32 first, then each approach; a refusal is kept with its reason."""
     fp32 = Candidate(FP32)
-    try:
-        fp32.measuring_text = measuring_source(path, text, None)
-    except NeuralCoderError as error:
-        fp32.status, fp32.reason = "refused", error.render()
     candidates = [fp32]
+    try:
+        bench_edits = list(
+            make_plan(facts, build_options("benchmark", "runtime", {}, {}), length).edits
+        )
+        fp32.measuring_text = apply_edits(source.module, bench_edits).code
+    except NeuralCoderError as error:
+        fp32.status, fp32.reason = _refusal(error)
+        bench_edits = []
     for approach in approaches:
         candidate = Candidate(approach)
         candidates.append(candidate)
@@ -94,10 +94,16 @@ def build_candidates(
             if why is not None:
                 candidate.status, candidate.reason = "skipped", why
                 continue
-        options = options_for(approach, ptq)
         try:
-            candidate.final_text, _ = rewrite_source(path, text, options)
-            candidate.measuring_text = measuring_source(path, text, options)
+            edits = list(make_plan(facts, options_for(approach, ptq), length).edits)
+            candidate.final_text = apply_edits(source.module, edits).code
+            verify_rewrite(path, source.module, candidate.final_text)
         except NeuralCoderError as error:
-            candidate.status, candidate.reason = "refused", error.render()
+            candidate.status, candidate.reason = _refusal(error)
+            continue
+        if fp32.measuring_text is not None:
+            # the benchmark call goes after the candidate's own call at the same place
+            candidate.measuring_text = apply_edits(source.module, edits + bench_edits).code
+        else:
+            candidate.status, candidate.reason = "skipped", f"nothing to time it on: {fp32.reason}"
     return candidates
