@@ -103,7 +103,11 @@ def test_the_winner_is_the_fastest_within_the_goal_and_is_what_optimize_writes(s
             continue
         if c["name"] != "fp32":
             expected = within_goal(
-                c["accuracy"], fp32, c["higher_is_better"], goal["criterion"], goal["tolerable_loss"]
+                c["accuracy"],
+                fp32,
+                c["higher_is_better"],
+                goal["criterion"],
+                goal["tolerable_loss"],
             )
             assert c["within_goal"] is expected
             if not expected:
@@ -138,7 +142,12 @@ def test_a_refused_candidate_is_listed_with_the_engine_s_reason(tmp_path):
     assert ptq.status == "refused" and "PEFT adapters" in ptq.reason and ptq.seconds is None
     assert result.winner is None and "nothing beats fp32" in result.message
     assert script.read_text() == original and not Path(f"{script}.bak").exists()
-    assert [e for n, e in events if n == "fp32"] == ["rewritten", "started", "benchmark", "finished"]
+    assert [e for n, e in events if n == "fp32"] == [
+        "rewritten",
+        "started",
+        "benchmark",
+        "finished",
+    ]
     assert ("ptq-dynamic", "finished") in events
 
     console = Console(record=True, width=200)

@@ -96,7 +96,9 @@ def main() -> None:
     count = len(bare_scripts)
     wall = {k: statistics.median(w for w, _ in v) for k, v in figures.items()}
     cpu = {k: statistics.median(c for _, c in v) for k, v in figures.items()}
-    print(f"script: {args.script.name}; candidates: fp32, {', '.join(approaches)}; rounds: {args.rounds}")
+    print(
+        f"script: {args.script.name}; candidates: fp32, {', '.join(approaches)}; rounds: {args.rounds}"
+    )
     print(f"{'':8}{'auto s':>10}{'bare s':>10}{'auto/bare':>11}{'overhead/candidate s':>23}")
     for label, values in (("wall", wall), ("cpu", cpu)):
         print(

@@ -63,5 +63,7 @@ def test_a_short_loader_is_cycled_only_when_asked(monkeypatch, capsys):
 
 def test_bf16_leaves_the_linears_of_fused_transformer_layers_in_fp32():
     layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True)
-    model = nn.Sequential(nn.TransformerEncoder(layer, 1, enable_nested_tensor=False), nn.Linear(16, 2))
+    model = nn.Sequential(
+        nn.TransformerEncoder(layer, 1, enable_nested_tensor=False), nn.Linear(16, 2)
+    )
     assert _candidates(model, MixedPrecisionConfig()) == ["1"]
