@@ -11,8 +11,8 @@ a `.bak`, or only reports it for a dry run). `progress` receives
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from neural_coder.errors import NeuralCoderError
 from neural_coder.files import read_text, unified_diff, write_atomic
 from neural_coder.options import PTQOptions
 
-from .candidates import ALLOWED_APPROACHES, DEFAULT_APPROACHES, FP32, build_candidates
+from .candidates import ALLOWED_APPROACHES, DEFAULT_APPROACHES, build_candidates
 from .choose import CandidateResult, choose, figures_from
 from .run import run_candidate
 
@@ -71,7 +71,6 @@ class AutoResult:
     diff: str = ""
     output: Path | None = None
     backup: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,7 +159,3 @@ def auto_file(
             f" (the original is in {result.backup})" if result.backup else ""
         )
     return result
-
-
-def candidate_names(approaches: Sequence[str]) -> list[str]:
-    return [FP32, *approaches]

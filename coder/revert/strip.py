@@ -1,39 +1,15 @@
-"""`neural-coder revert`: give back the script as it was before `optimize`, byte for byte.
-
-Two steps, so that nothing is ever half-reverted:
-
-1. **strip** what the tool inserts: every statement whose line ends with the
-   `# neural-coder` marker, the `compression_manager` parameters and keyword
-   arguments it threads through helper functions, the `CompressionCallback` it
-   adds to a Trainer's `callbacks=`, a model call it hoisted into a marked
-   statement, and the imports that nothing uses any more;
-2. **prove** it: `optimize` is run again on that candidate with the approach,
-   target and settings read back from the inserted code, and must reproduce the
-   current file exactly. When it does not (a person edited an inserted line, or
-   wrote code the strip step cannot tell from ours), the file is refused and the
-   lines that differ are listed.
-
-Works on text (`revert_source`), so the notebook front end can reuse it per cell.
-"""
+"""Step 1 of `revert`: remove what `optimize` inserts, giving a candidate original
+(proven by the package's `revert_source`, never written unproven)."""
 
 from __future__ import annotations
 
-import ast
-import difflib
-import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import libcst as cst
 
-from neural_coder.api import COMPRESSION_CONFIGS, Output, compression_in, rewrite_source
-from neural_coder.errors import NeuralCoderError
-from neural_coder.files import read_text, unified_diff, write_atomic
-from neural_coder.options import SECTIONS, build_options
-from neural_coder.report import FileReport, Status
 from neural_coder.transforms.snippets import MARKER
 
 #: modules the tool imports from (plus what `teacher` and friends need)
@@ -41,17 +17,6 @@ TOOL_MODULES = ("neural_coder.runtime", "neural_compressor")
 TOOL_PLAIN_IMPORTS = ("copy", "torch")
 CALLBACK = "CompressionCallback"
 INSERTED_NAME = re.compile(r"^(compression_manager|teacher_model|quantized_model|outputs)(_\d+)?$")
-#: approaches tried per family of inserted configs, most likely first
-FAMILY_APPROACHES = {
-    "ptq": ("ptq-static", "ptq-dynamic", "ptq-auto"),
-    "bf16": ("bf16",),
-    "benchmark": ("benchmark",),
-}
-MAX_TRIES = 12
-
-
-class RevertRefused(NeuralCoderError):
-    """The inserted code cannot be removed exactly; the file is left as it is."""
 
 
 def _marked(statement: cst.CSTNode) -> bool:
@@ -302,7 +267,7 @@ def strip_inserted(text: str) -> Stripped:
     module = cst.parse_module(text)
     marked = [n for n, line in enumerate(text.splitlines(), 1) if line.rstrip().endswith(MARKER)]
     inserted: set[str] = set()
-    for statement in _all_marked(module):
+    for statement in all_marked(module):
         inserted |= {n for n in _names_bound(statement) if INSERTED_NAME.match(n)}
     stripped = module.visit(_Strip(inserted))
     used = _UsedNames()
@@ -315,7 +280,7 @@ def strip_inserted(text: str) -> Stripped:
     return Stripped(stripped.code, marked, target)
 
 
-def _all_marked(module: cst.Module) -> Iterator[cst.SimpleStatementLine]:
+def all_marked(module: cst.Module) -> Iterator[cst.SimpleStatementLine]:
     found: list[cst.SimpleStatementLine] = []
 
     class Collect(cst.CSTVisitor):
@@ -325,178 +290,3 @@ def _all_marked(module: cst.Module) -> Iterator[cst.SimpleStatementLine]:
 
     module.visit(Collect())
     return iter(found)
-
-
-# -- reading the settings back --------------------------------------------------------------
-_FIELD_SECTION = {
-    f: section
-    for section, cls in SECTIONS.items()
-    for f in cls.__dataclass_fields__  # type: ignore[attr-defined]
-}
-
-
-def _literal_settings(text: str) -> dict[str, dict[str, Any]]:
-    """Literal keyword arguments of the inserted config calls, by options section."""
-    settings: dict[str, dict[str, Any]] = {}
-    module = cst.parse_module(text)
-    for statement in _all_marked(module):
-        code = module.code_for_node(statement)
-        try:
-            tree = ast.parse(code.strip())
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-                if node.targets[0].id.startswith("teacher_model"):
-                    value = ast.unparse(node.value)
-                    if not value.startswith("copy.deepcopy("):
-                        settings.setdefault("distillation", {})["teacher"] = value
-            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("load_state_dict"):
-                for inner in ast.walk(node):
-                    if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
-                        settings.setdefault("distillation", {})["teacher"] = inner.value
-            if not isinstance(node, ast.Call):
-                continue
-            for keyword in node.keywords:
-                if keyword.arg not in _FIELD_SECTION or keyword.arg == "teacher":
-                    continue
-                try:
-                    value = ast.literal_eval(keyword.value)
-                except ValueError:
-                    continue
-                if keyword.arg == "calibration_sampling_size" and isinstance(value, list):
-                    value = value[0]
-                settings.setdefault(_FIELD_SECTION[keyword.arg], {})[keyword.arg] = value
-    return settings
-
-
-def _approaches(text: str) -> list[str]:
-    families = compression_in(text)
-    post = [f for f in families if f in FAMILY_APPROACHES]
-    if post:
-        found = re.search(r"approach=[\"'](static|dynamic|auto)[\"']", text)
-        first = [f"ptq-{found.group(1)}"] if found and "ptq" in post else []
-        return first + [a for f in post for a in FAMILY_APPROACHES[f] if a not in first]
-    order = {
-        family: text.find(name + "(")
-        for name, family in COMPRESSION_CONFIGS.items()
-        if family in families
-    }
-    first = sorted(families, key=lambda f: order[f])
-    rest = [p for p in itertools.permutations(families) if list(p) != first]
-    return ["+".join(p) for p in [tuple(first), *rest]]
-
-
-def _option_sets(text: str) -> list[dict[str, dict[str, Any]]]:
-    literal = _literal_settings(text)
-    without_steps = {
-        k: {f: v for f, v in section.items() if f not in ("start_step", "end_step")}
-        for k, section in literal.items()
-    }
-    sets: list[dict[str, dict[str, Any]]] = [{}, without_steps, literal]
-    unique: list[dict[str, dict[str, Any]]] = []
-    for s in sets:
-        if s not in unique:
-            unique.append(s)
-    return unique
-
-
-def revert_source(path: Path, text: str) -> tuple[str, FileReport]:
-    """The original text and the report; raises `RevertRefused` when it cannot be proven."""
-    report = FileReport(path=path, status=Status.UNCHANGED)
-    if not compression_in(text) and MARKER not in text:
-        report.message = "no code inserted by neural-coder was found; nothing to revert"
-        return text, report
-    try:
-        stripped = strip_inserted(text)
-    except cst.ParserSyntaxError as error:
-        raise NeuralCoderError(
-            f"does not parse: {error.message}", path=path, line=error.raw_line
-        ) from None
-    tried: list[tuple[str, str]] = []
-    targets = [stripped.target] + [t for t in ("runtime", "inc") if t != stripped.target]
-    for approach, options_set, target in itertools.product(
-        _approaches(text), _option_sets(text), targets
-    ):
-        if len(tried) >= MAX_TRIES:
-            break
-        try:
-            options = build_options(approach, target, dict(options_set), {})
-            again, _ = rewrite_source(path, stripped.text, options)
-        except NeuralCoderError:
-            continue
-        if again == text:
-            report.status = Status.TRANSFORMED
-            report.message = f"reverted: removed what `optimize --approach {approach}` inserted"
-            if target != "runtime":
-                report.message += f" (target: {target})"
-            return stripped.text, report
-        tried.append((approach, again))
-    raise RevertRefused(
-        _edited_message(text, tried),
-        path=path,
-        line=_edited_lines(text, tried)[0][0] if _edited_lines(text, tried) else None,
-        hint=f"undo those edits, or restore {path.name}.bak; nothing was reverted",
-    )
-
-
-def _edited_lines(text: str, tried: list[tuple[str, str]]) -> list[tuple[int, str]]:
-    """Lines of `text` that the closest reproduction of the tool's output does not have."""
-    if not tried:
-        return [
-            (n, line)
-            for n, line in enumerate(text.splitlines(), 1)
-            if line.rstrip().endswith(MARKER)
-        ]
-    current = text.splitlines()
-    best = max(
-        tried,
-        key=lambda t: difflib.SequenceMatcher(
-            a=current, b=t[1].splitlines(), autojunk=False
-        ).ratio(),
-    )
-    lines: list[tuple[int, str]] = []
-    matcher = difflib.SequenceMatcher(a=current, b=best[1].splitlines(), autojunk=False)
-    for tag, i1, i2, _, _ in matcher.get_opcodes():
-        if tag in ("replace", "delete"):
-            lines += [(n + 1, current[n]) for n in range(i1, i2)]
-        elif tag == "insert" and i1 < len(current):
-            lines.append((i1 + 1, current[i1]))
-    return lines
-
-
-def _edited_message(text: str, tried: list[tuple[str, str]]) -> str:
-    lines = _edited_lines(text, tried)
-    shown = "\n".join(f"  line {n}: {line.strip()}" for n, line in lines[:20])
-    more = f"\n  ... and {len(lines) - 20} more" if len(lines) > 20 else ""
-    why = (
-        "the code neural-coder inserted was edited since (or is not what this version inserts): "
-        if tried
-        else "the code carrying the neural-coder marker cannot be matched to any approach: "
-    )
-    return f"{why}these lines differ from what optimize writes\n{shown}{more}"
-
-
-def revert_file(path: Path, output: Output | None = None) -> FileReport:
-    output = output or Output()
-    try:
-        text = read_text(path)
-        original, report = revert_source(path, text)
-    except NeuralCoderError as error:
-        return FileReport(
-            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
-        )
-    if original == text:
-        return report
-    report.diff = unified_diff(path, text, original)
-    if output.dry_run:
-        return report
-    report.output = output.path or path
-    report.backup = write_atomic(
-        report.output, original, backup=output.backup and report.output == path
-    )
-    return report
-
-
-def revert(paths: Iterable[Path | str], output: Output | None = None) -> list[FileReport]:
-    return [revert_file(Path(p), output) for p in paths]
