@@ -201,3 +201,16 @@ def inspect_command(script: Path) -> None:
     click.echo(str(script))
     for line in facts.lines():
         click.echo(f"  {line}")
+
+
+@main.command("lsp")
+def lsp_command() -> None:
+    """Run the language server over stdio (for editors; needs the `lsp` extra)."""
+    try:
+        from neural_coder.lsp.server import main as serve
+    except ImportError as error:
+        raise click.UsageError(
+            f"the language server needs pygls and lsprotocol ({error}); "
+            "install them with: pip install 'neural-coder[lsp]'"
+        ) from None
+    serve()

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # The constraint pins torch==2.13.0 (the CPU build these machines have): nothing may pull another torch.
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test,lsp]"
 
 # Intel Neural Compressor 2.6 lives in its own environment (it pins numpy 1.26);
 # the interop tests run rewritten scripts on it.
