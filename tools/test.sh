@@ -16,5 +16,16 @@ if [ -z "${NEURAL_CODER_INC_PYTHON:-}" ] && [ -f tools/make_inc_env.sh ]; then
     export NEURAL_CODER_INC_PYTHON
 fi
 
+# Neovim (Debian's) is the second real LSP client of tests/lsp/test_neovim.py.
+if ! command -v nvim >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q neovim >/dev/null
+fi
+
+# The VS Code extension: compiled with tsc, unit-tested against a stub of the vscode API
+# (node's test runner), packaged to extensions/vscode/neural-coder.vsix with @vscode/vsce.
+bash extensions/vscode/build.sh
+
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"
