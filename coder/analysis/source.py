@@ -7,6 +7,7 @@ run once, at verification, on the rewritten file (see `verify.py`).
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,12 @@ class Source(Tree):
     module: cst.Module
     positions: Mapping[cst.CSTNode, CodeRange] = field(repr=False)
     parents: Mapping[cst.CSTNode, cst.CSTNode] = field(repr=False)
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """Every identifier the module spells (fresh names must avoid them); from the
+        positions already resolved, instead of another walk of the tree."""
+        return frozenset(node.value for node in self.positions if isinstance(node, cst.Name))
 
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node).strip()
