@@ -50,6 +50,7 @@ class DocumentState:
     pending: asyncio.Task | None = None
     survey: tuple[int, str, Survey | None] | None = None  # (version, text, survey)
     migrated: tuple[str, str] | None = None  # (text, its migration) last computed
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one survey at a time, then cached
 
 
 @dataclass
@@ -124,6 +125,12 @@ class NeuralCoderServer(LanguageServer):
     async def survey(self, uri: str) -> tuple[str, Survey | None, NeuralCoderError | None]:
         """The survey of the buffer as it is now (cached per version)."""
         state = self.doc(uri)
+        async with state.lock:
+            return await self._survey(uri, state)
+
+    async def _survey(
+        self, uri: str, state: DocumentState
+    ) -> tuple[str, Survey | None, NeuralCoderError | None]:
         while True:  # a survey overtaken by an edit is dropped and made again on the new text
             text = self.workspace.get_text_document(uri).source
             if state.survey is not None and state.survey[1] == text:
@@ -291,6 +298,13 @@ class NeuralCoderServer(LanguageServer):
 
 def create_server() -> NeuralCoderServer:
     server = NeuralCoderServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: NeuralCoderServer, params: types.InitializeParams) -> None:
+        options = params.initialization_options  # clients without workspace/configuration
+        if isinstance(options, dict):
+            settings = options.get("neuralCoder", options)
+            ls.state.settings = settings if isinstance(settings, dict) else {}
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: NeuralCoderServer, params: types.InitializedParams) -> None:
