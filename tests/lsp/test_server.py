@@ -23,6 +23,15 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=ENV), scope="module")
 async def client(lsp_client: LanguageClient):
     lsp_client.applied: list[types.ApplyWorkspaceEditParams] = []  # type: ignore[misc]
+    lsp_client.published: list[tuple[str, int | None]] = []  # type: ignore[misc]
+    features = lsp_client.protocol.fm.features
+    keep = features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS]
+
+    def record(params: types.PublishDiagnosticsParams) -> None:  # and keep pytest-lsp's own
+        lsp_client.published.append((params.uri, params.version))  # type: ignore[attr-defined]
+        keep(params)
+
+    features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = record
 
     @lsp_client.feature(types.WORKSPACE_APPLY_EDIT)
     def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
@@ -262,3 +271,35 @@ async def test_an_error_inside_the_server_is_logged_and_reported_not_fatal(clien
     open_text(client, script.as_uri(), script.read_text())
     assert [d.code for d in await diagnostics(client, script.as_uri())] == ["approaches"]
     close(client, script.as_uri())
+
+
+HELPER = """
+
+def summarize_{n}(rows, labels):
+    counts = {{}}
+    for row, label in zip(rows, labels):
+        counts[int(label)] = counts.get(int(label), 0) + float(row.abs().mean())
+    return counts
+"""
+
+
+async def test_edits_in_quick_succession_publish_once_and_the_server_keeps_answering(
+    client: LanguageClient, tmp_path
+):
+    base = (SAMPLES / "step_budget_loop.py").read_text()
+    big = base + "".join(HELPER.format(n=n) for n in range(120))  # ~1,000 lines
+    uri = (tmp_path / "big.py").as_uri()
+    client.published.clear()  # type: ignore[attr-defined]
+    open_text(client, uri, big)
+    for version in (2, 3, 4):  # typing: each change supersedes the analysis of the one before
+        change_text(client, uri, version, big.replace("MAX_STEPS = 40", f"MAX_STEPS = 4{version}"))
+    # the analysis runs off the event loop: a request is answered while it is under way
+    answer = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="neuralCoder.optimize", arguments=[uri, "turbo"])
+    )
+    assert "unknown approach" in answer["message"]
+    assert uri not in client.diagnostics
+    found = await diagnostics(client, uri)
+    assert [d.code for d in found] == ["approaches"]
+    assert [v for u, v in client.published if u == uri] == [4]  # type: ignore[attr-defined]
+    close(client, uri)
