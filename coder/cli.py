@@ -206,3 +206,16 @@ def inspect_command(script: Path) -> None:
 
 main.add_command(revert_command)
 main.add_command(auto_command)
+
+
+@main.command("lsp")
+def lsp_command() -> None:
+    """Run the language server over stdio (for editors; needs the `lsp` extra)."""
+    try:
+        from neural_coder.lsp.server import main as serve
+    except ImportError as error:
+        raise click.UsageError(
+            f"the language server needs pygls and lsprotocol ({error}); "
+            "install them with: pip install 'neural-coder[lsp]'"
+        ) from None
+    serve()
