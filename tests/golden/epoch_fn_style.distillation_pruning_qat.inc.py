@@ -106,7 +106,15 @@ def main():
     model = compression_manager.model  # neural-coder
     for epoch in range(1, args.epochs + 1):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
-        train(args, model, device, train_loader, optimizer, epoch, compression_manager=compression_manager)
+        train(
+            args,
+            model,
+            device,
+            train_loader,
+            optimizer,
+            epoch,
+            compression_manager=compression_manager,
+        )
         test(model, device, test_loader)
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder
