@@ -8,8 +8,8 @@ tests/coder/test_golden.py, then read the diff before committing.
 from __future__ import annotations
 
 import difflib
-import re
 import os
+import re
 from pathlib import Path
 
 import pytest
