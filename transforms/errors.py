@@ -58,9 +58,8 @@ class AnalysisError(NeuralCoderError):
 
 
 class ConfigError(NeuralCoderError):
-    """A tool option, a --config yaml or a 1.x conf.yaml is invalid."""
-
-    exit_code = 2
+    """A tool option, a --config yaml or a 1.x conf.yaml is invalid. The CLI turns a bad
+    option or --config into a usage error (exit 2); a file's own conf.yaml fails that file (1)."""
 
 
 class MigrationError(NeuralCoderError):
