@@ -92,6 +92,11 @@ def _check_idempotent(path: Path, rewritten: str) -> None:
 
 
 def optimize_file(path: Path, options: OptimizeOptions, output: Output = Output()) -> FileReport:
+    if is_notebook(path):
+        # imported here: the notebook layer is built on this module's text API
+        from neural_coder.notebooks import optimize_notebook_file
+
+        return optimize_notebook_file(path, options, output)
     try:
         text = read_text(path)
         rewritten, report = rewrite_source(path, text, options)
@@ -116,21 +121,15 @@ def optimize(
     return [optimize_file(Path(p), options, output) for p in paths]
 
 
-def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:
-    """Upgrade one INC 1.x script (and the conf.yaml files it names) to the 2.x API."""
+def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileReport]:
+    """The migrated text and its report; the text is the input when nothing changes."""
     from neural_coder.transforms.migrate_1x import migrate_source
     from neural_coder.transforms.migrate_1x.findings import TODO_PREFIX
 
-    try:
-        text = read_text(path)
-        parse_source(path, text)  # a file that does not parse gets the same message as optimize
-        result = migrate_source(text, path, target)
-        if result.changed:
-            verify_rewrite(path, parse_source(path, text).module, result.code)
-    except NeuralCoderError as error:
-        return FileReport(
-            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
-        )
+    parse_source(path, text)  # a file that does not parse gets the same message as optimize
+    result = migrate_source(text, path, target)
+    if result.changed:
+        verify_rewrite(path, parse_source(path, text).module, result.code)
     report = FileReport(
         path=path, status=Status.TRANSFORMED if result.changed else Status.UNCHANGED
     )
@@ -147,26 +146,51 @@ def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> 
             report.warnings = left
         else:
             report.message = "no Intel Neural Compressor 1.x API in use; nothing to do"
-        return report
+        return text, report
     report.message = f"migrated to the INC 2.x API (target: {target}); {len(result.todos)} TODO(s) left in the code"
-    report.diff = unified_diff(path, text, result.code)
+    return result.code, report
+
+
+def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:
+    """Upgrade one INC 1.x script (and the conf.yaml files it names) to the 2.x API."""
+    if is_notebook(path):
+        from neural_coder.notebooks import migrate_notebook_file
+
+        return migrate_notebook_file(path, target, output)
+    try:
+        text = read_text(path)
+        migrated, report = migrate_text(path, text, target)
+    except NeuralCoderError as error:
+        return FileReport(
+            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
+        )
+    if migrated == text:
+        return report
+    report.diff = unified_diff(path, text, migrated)
     if not output.dry_run:
         report.output = output.path or path
         report.backup = write_atomic(
-            report.output, result.code, backup=output.backup and report.output == path
+            report.output, migrated, backup=output.backup and report.output == path
         )
     return report
 
 
+def is_notebook(path: Path) -> bool:
+    return path.suffix == ".ipynb"
+
+
 def python_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Files as given, and the *.py files below folders (sorted, hidden folders skipped)."""
+    """Files as given, and the *.py and *.ipynb files below folders (sorted, hidden
+    folders such as .ipynb_checkpoints skipped)."""
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
             found += sorted(
                 p
-                for p in entry.rglob("*.py")
-                if not any(part.startswith(".") for part in p.relative_to(entry).parts)
+                for p in entry.rglob("*")
+                if p.suffix in (".py", ".ipynb")
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(entry).parts)
             )
         else:
             found.append(entry)
@@ -182,3 +206,13 @@ def migrate(
 def inspect(path: Path | str) -> Facts:
     path = Path(path)
     return analyze(parse_source(path, read_text(path)))
+
+
+def inspect_lines(path: Path | str) -> list[str]:
+    """What analysis finds, one line each; in a notebook, lines are `cell N line M`."""
+    path = Path(path)
+    if is_notebook(path):
+        from neural_coder.notebooks import inspect_notebook
+
+        return inspect_notebook(path)
+    return inspect(path).lines()

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from neural_coder import __version__
-from neural_coder.api import Output, inspect, migrate, optimize
+from neural_coder.api import Output, inspect_lines, migrate, optimize
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
 from neural_coder.report import exit_code, write_json
@@ -119,7 +119,7 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
                      dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
                      verbose: bool) -> None:  # fmt: skip
-    """Insert compression into training SCRIPTS (rewritten in place, keeping SCRIPT.bak)."""
+    """Insert compression into training SCRIPTS or notebooks (rewritten in place, keeping SCRIPT.bak)."""
     if output is not None and len(scripts) != 1:
         raise click.UsageError("-o/--output takes exactly one script")
     try:
@@ -192,12 +192,12 @@ def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output:
 @main.command("inspect")
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
 def inspect_command(script: Path) -> None:
-    """Print what analysis finds in SCRIPT, with line numbers."""
+    """Print what analysis finds in SCRIPT (or notebook), with line numbers."""
     try:
-        facts = inspect(script)
+        lines = inspect_lines(script)
     except NeuralCoderError as error:
         click.echo(error.render(), err=True)
         sys.exit(error.exit_code)
     click.echo(str(script))
-    for line in facts.lines():
+    for line in lines:
         click.echo(f"  {line}")
