@@ -75,7 +75,7 @@ def mask(cell: Cell) -> Cell:
     if len(masked) != len(original):
         cell.opaque = "IPython syntax that changes the cell's line count when masked"
         return cell
-    for number, (before, after) in enumerate(zip(original, masked)):
+    for before, after in zip(original, masked):
         if before != after:
             if not any(r.mask in after for r in replacements) or after in cell.restore:
                 cell.opaque = "IPython syntax that cannot be restored exactly"

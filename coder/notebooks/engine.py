@@ -66,7 +66,9 @@ def _rewrite_cells(path: Path, cells: list[tuple[int, str]], rewrite: Rewrite) -
     report.placed = [program.relabel(line, path) for line in report.placed]
     report.warnings = [program.relabel(line, path) for line in report.warnings]
     report.warnings += [
-        f"cell {cell.number} is not analysed: {cell.opaque}" for cell in program.cells if cell.opaque
+        f"cell {cell.number} is not analysed: {cell.opaque}"
+        for cell in program.cells
+        if cell.opaque
     ]
     report.message = program.relabel(report.message)
     result = CellsResult([n for n, _ in cells], [s for _, s in cells], sources, report)
@@ -97,4 +99,6 @@ def inspect_cells(path: Path, cells: list[tuple[int, str]]) -> list[str]:
 
 
 def failed(path: Path, error: NeuralCoderError) -> FileReport:
-    return FileReport(path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code)
+    return FileReport(
+        path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
+    )

@@ -96,13 +96,17 @@ def _rewrite_notebook_file(path: Path, rewrite: Rewrite, output: Output) -> File
 
 
 def optimize_notebook_file(
-    path: Path, options: OptimizeOptions, output: Output = Output()
+    path: Path, options: OptimizeOptions, output: Output | None = None
 ) -> FileReport:
-    return _rewrite_notebook_file(path, lambda p, c: optimize_cells(p, c, options), output)
+    rewrite: Rewrite = lambda p, c: optimize_cells(p, c, options)  # noqa: E731
+    return _rewrite_notebook_file(path, rewrite, output or Output())
 
 
-def migrate_notebook_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:
-    return _rewrite_notebook_file(path, lambda p, c: migrate_cells(p, c, target), output)
+def migrate_notebook_file(
+    path: Path, target: str = "inc", output: Output | None = None
+) -> FileReport:
+    rewrite: Rewrite = lambda p, c: migrate_cells(p, c, target)  # noqa: E731
+    return _rewrite_notebook_file(path, rewrite, output or Output())
 
 
 def inspect_notebook(path: Path) -> list[str]:
