@@ -69,6 +69,12 @@ def mask(cell: Cell) -> Cell:
             line=(error.lineno or 1) + head.count("\n"),
             hint="fix the cell so that it runs, then try again",
         ) from None
+    for replacement in replacements:
+        if replacement.mask.startswith('b"'):
+            # a name, not black's bytes literal: a string first in a cell would read as a
+            # docstring, and the imports the engine adds would go below it
+            name = f"_{replacement.mask[2:-1]}_"
+            masked_body = masked_body.replace(replacement.mask, name, 1)
     original, masked = _lines(body), _lines(masked_body)
     if masked and masked[-1] == "" and (not original or original[-1] != ""):
         masked.pop()  # IPython appends a newline the cell did not have
@@ -77,7 +83,7 @@ def mask(cell: Cell) -> Cell:
         return cell
     for before, after in zip(original, masked):
         if before != after:
-            if not any(r.mask in after for r in replacements) or after in cell.restore:
+            if after in cell.restore:
                 cell.opaque = "IPython syntax that cannot be restored exactly"
                 return cell
             cell.restore[after] = before
