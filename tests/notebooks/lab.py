@@ -72,6 +72,10 @@ def running_lab(root: Path, *args: str, env: dict[str, str] | None = None) -> It
     app_dir = lab_app_dir()
     if app_dir is not None:
         environment["JUPYTERLAB_DIR"] = str(app_dir)
+    # no "get notified about Jupyter news?" prompt over the page
+    news = state / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text('{"fetchNews": "false"}')
     log = state / "server.log"
     with log.open("w") as out:
         server = subprocess.Popen(
