@@ -43,6 +43,10 @@ CODE_TEXT = "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .cm-
     reason="Debian's chromium is not installed (tools/test.sh installs it with apt-get; "
     "it could not be installed here)",
 )
+@pytest.mark.skipif(
+    not (ROOT / "coder" / "labextension" / "package.json").is_file(),
+    reason="the JupyterLab extension is not built: bash tools/build_labextension.sh .venv/bin/python",
+)
 def test_toolbar_menu_rewrites_the_live_notebook_which_then_compresses(tmp_path):
     root = tmp_path / "work"
     root.mkdir()
