@@ -147,7 +147,9 @@ class CellProgram:
         if error.line is not None and error.cell is None:
             error.cell, error.line = self.locate(error.line)
             error.column = None
-        error.message = self.relabel(error.message)
+        error.message = self.relabel(error.message, error.path)
+        if error.hint:
+            error.hint = self.relabel(error.hint, error.path)
         return error
 
     def split(self, rewritten: str) -> list[str]:
@@ -183,8 +185,10 @@ class CellProgram:
             hits = [i for i, line in enumerate(lines) if line == masked]
             if len(hits) != 1:
                 raise NeuralCoderError(
-                    f"internal error: the rewrite changed the IPython line {original!r} "
-                    f"in cell {cell.number}; nothing was written"
+                    f"the rewrite would change the line {original!r}, which holds IPython "
+                    "syntax; nothing was written",
+                    cell=cell.number,
+                    hint="put the magic (or shell command) on a line of its own",
                 )
             lines[hits[0]] = original
         return "\n".join(lines)

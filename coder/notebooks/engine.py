@@ -53,15 +53,16 @@ def _rewrite_cells(path: Path, cells: list[tuple[int, str]], rewrite: Rewrite) -
     every cell counted, so `cell 5` is the fifth cell a person sees)."""
     try:
         program = CellProgram.from_sources(cells)
-        text = program.text
+    except NeuralCoderError as error:  # a cell that does not parse: it names the cell already
+        error.path = error.path or path
+        raise
+    text = program.text
+    try:
         new_text, report = rewrite(path, text)
         sources = program.split(new_text) if new_text != text else [s for _, s in cells]
     except NeuralCoderError as error:
-        if error.path is None:
-            error.path = path
-        if "program" in locals():
-            program.located(error)
-        raise
+        error.path = error.path or path
+        raise program.located(error) from None
     report.found = [program.relabel(line) for line in report.found]
     report.placed = [program.relabel(line, path) for line in report.placed]
     report.warnings = [program.relabel(line, path) for line in report.warnings]

@@ -42,8 +42,11 @@ def read_notebook(path: Path) -> Any:
 def code_cells(notebook: Any) -> list[tuple[int, str]]:
     """(number, source) of the Python code cells; `number` counts every cell from 1."""
     language = notebook.metadata.get("kernelspec", {}).get("language", "python")
-    if language != "python":
-        return []
+    if language.lower() != "python":
+        raise NeuralCoderError(
+            f"not a Python notebook (its kernel's language is {language})",
+            hint="neural-coder rewrites Python code cells only",
+        )
     return [
         (number, cell.source)
         for number, cell in enumerate(notebook.cells, 1)
@@ -75,7 +78,7 @@ Rewrite = Callable[[Path, list[tuple[int, str]]], CellsResult]
 def _rewrite_notebook_file(path: Path, rewrite: Rewrite, output: Output) -> FileReport:
     try:
         notebook = read_notebook(path)
-        result = rewrite(path, code_cells(notebook))
+        result = rewrite(path, _code_cells_of(path, notebook))
     except NeuralCoderError as error:
         return FileReport(
             path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
@@ -109,5 +112,13 @@ def migrate_notebook_file(
     return _rewrite_notebook_file(path, rewrite, output or Output())
 
 
+def _code_cells_of(path: Path, notebook: Any) -> list[tuple[int, str]]:
+    try:
+        return code_cells(notebook)
+    except NeuralCoderError as error:
+        error.path = path
+        raise
+
+
 def inspect_notebook(path: Path) -> list[str]:
-    return inspect_cells(path, code_cells(read_notebook(path)))
+    return inspect_cells(path, _code_cells_of(path, read_notebook(path)))

@@ -163,3 +163,13 @@ def test_migrate_walks_folders_into_notebooks(tmp_path):
     assert "\n%load_ext autoreload\nimport torch\n" in sources[0]
     assert "neural_compressor.experimental" not in sources[1]
     assert "fit(" in sources[1]
+
+
+def test_a_notebook_in_another_language_is_refused(tmp_path):
+    path = write_notebook(tmp_path / "r.ipynb", ("code", "x <- 1"))
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+    nbformat.write(notebook, path)
+    result = run_cli("optimize", path, "-a", "qat")
+    assert result.exit_code == 1
+    assert f"{path}: not a Python notebook (its kernel's language is R)" in result.output
