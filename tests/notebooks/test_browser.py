@@ -35,7 +35,12 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CODE_TEXT = "() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .cm-content')].map(e => e.innerText)"
+# the code cells of the notebook on show (a hidden tab's panel has lm-mod-hidden)
+CODE_TEXT = (
+    "() => [...document.querySelectorAll("
+    "'.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .cm-content')].map(e => e.innerText)"
+)
+MENU = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-NeuralCoder-menu select"
 
 
 @pytest.mark.skipif(
@@ -52,6 +57,18 @@ def test_toolbar_menu_rewrites_the_live_notebook_which_then_compresses(tmp_path)
     root.mkdir()
     notebook = root / "train.ipynb"
     notebook.write_text(SAMPLE_NOTEBOOK.read_text())
+    broken = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# evaluation only"),
+            nbformat.v4.new_code_cell(
+                "import torch\nmodel = torch.nn.Linear(2, 2)\nmodel(torch.ones(1, 2)).sum().backward()"
+            ),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    nbformat.write(broken, root / "refused.ipynb")
     summary = tmp_path / "summary.json"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     # no --jpserver_extensions flag: the installed config switches the server extension on,
@@ -82,7 +99,7 @@ def run_in_page(page, url: str, summary: Path) -> None:
     from tests.notebooks.lab import TOKEN
 
     page.goto(f"{url}/lab/tree/train.ipynb?token={TOKEN}")
-    menu = page.locator(".jp-NeuralCoder-menu select")
+    menu = page.locator(MENU)
     menu.wait_for(timeout=90_000)
     page.wait_for_function(f"() => ({CODE_TEXT})().length === 5", timeout=60_000)
     # the kernel's metadata arrives as an undoable change of its own: let it land first
@@ -118,3 +135,14 @@ def run_in_page(page, url: str, summary: Path) -> None:
         page.wait_for_timeout(1000)
     page.get_by_text("accuracy").first.wait_for(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "jupyterlab-after-run.png"))
+
+    # a refusal: a notification that names the notebook, the cell and the line
+    page.goto(
+        f"{url}/lab/tree/refused.ipynb?reset&token={TOKEN}"
+    )  # (reset: train.ipynb stays shut)
+    page.get_by_role("heading", name="evaluation only").wait_for(timeout=90_000)
+    page.wait_for_function(f"() => ({CODE_TEXT})().length === 1", timeout=60_000)
+    menu = page.locator(MENU)
+    menu.select_option("qat")
+    page.get_by_text("refused.ipynb:cell 2:line 3:").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-refusal.png"))
