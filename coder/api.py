@@ -31,7 +31,7 @@ from neural_coder.transforms.hooks import apply_edits
 from neural_coder.verify import verify_rewrite
 
 __all__ = [
-    "APPROACHES", "Output", "Survey", "inspect", "migrate", "migrate_text", "optimize",
+    "APPROACHES", "Output", "Survey", "inspect", "inspect_lines", "migrate", "migrate_text", "optimize",
     "rewrite_source", "survey_source",
 ]  # fmt: skip
 
@@ -120,6 +120,11 @@ def _optimize_file(path: Path, options: OptimizeOptions, output: Output) -> File
     if not output.dry_run:
         check_writable(target, backup=output.backup and target == path)
     with contextlib.nullcontext() if output.dry_run else exclusive(path):
+        if is_notebook(path):
+            # imported here: the notebook layer is built on this module's text API
+            from neural_coder.notebooks import optimize_notebook_file
+
+            return optimize_notebook_file(path, options, output)
         return _rewrite_file(path, options, output)
 
 
@@ -188,6 +193,10 @@ def _migrate_file(path: Path, target: str, output: Output) -> FileReport:
         destination = output.path or path
         check_writable(destination, backup=output.backup and destination == path)
     with contextlib.nullcontext() if output.dry_run else exclusive(path):
+        if is_notebook(path):
+            from neural_coder.notebooks import migrate_notebook_file
+
+            return migrate_notebook_file(path, target, output)
         text = read_text(path)
         migrated, report = migrate_text(path, text, target)
         if migrated == text:
@@ -201,15 +210,22 @@ def _migrate_file(path: Path, target: str, output: Output) -> FileReport:
         return report
 
 
+def is_notebook(path: Path) -> bool:
+    return path.suffix == ".ipynb"
+
+
 def python_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Files as given, and the *.py files below folders (sorted, hidden folders skipped)."""
+    """Files as given, and the *.py and *.ipynb files below folders (sorted, hidden
+    folders such as .ipynb_checkpoints skipped)."""
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
             found += sorted(
                 p
-                for p in entry.rglob("*.py")
-                if not any(part.startswith(".") for part in p.relative_to(entry).parts)
+                for p in entry.rglob("*")
+                if p.suffix in (".py", ".ipynb")
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(entry).parts)
             )
         else:
             found.append(entry)
@@ -222,13 +238,13 @@ def migrate(
     return [migrate_file(p, target, output) for p in python_files(paths)]
 
 
-def inspect_files(paths: Iterable[Path | str]) -> list[tuple[Path, Facts | FileReport]]:
-    """What analysis finds in each file (files as given, *.py below folders); a file that
-    cannot be read or parsed gets its failure report instead."""
-    found: list[tuple[Path, Facts | FileReport]] = []
+def inspect_files(paths: Iterable[Path | str]) -> list[tuple[Path, list[str] | FileReport]]:
+    """What analysis finds in each file (files as given, scripts and notebooks below folders),
+    one line each; a file that cannot be read or parsed gets its failure report instead."""
+    found: list[tuple[Path, list[str] | FileReport]] = []
     for path in python_files(paths):
         try:
-            found.append((path, inspect(path)))
+            found.append((path, inspect_lines(path)))
         except Exception as error:
             found.append((path, failed(path, error)))
     return found
@@ -237,3 +253,13 @@ def inspect_files(paths: Iterable[Path | str]) -> list[tuple[Path, Facts | FileR
 def inspect(path: Path | str) -> Facts:
     path = Path(path)
     return analyze(parse_source(path, read_text(path)))
+
+
+def inspect_lines(path: Path | str) -> list[str]:
+    """What analysis finds, one line each; in a notebook, lines are `cell N line M`."""
+    path = Path(path)
+    if is_notebook(path):
+        from neural_coder.notebooks import inspect_notebook
+
+        return inspect_notebook(path)
+    return inspect(path).lines()

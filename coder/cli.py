@@ -166,8 +166,8 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
                      dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
                      verbose: bool) -> None:  # fmt: skip
-    """Insert compression into SCRIPTS (files, or folders of *.py), rewritten in place with
-    SCRIPT.bak kept. `neural-coder example-config` prints a --config yaml to start from."""
+    """Insert compression into SCRIPTS (files, notebooks, or folders of them), rewritten in
+    place with SCRIPT.bak kept. `neural-coder example-config` prints a --config yaml to start from."""
     if output is not None and (len(scripts) != 1 or scripts[0].is_dir()):
         raise click.UsageError("-o/--output takes exactly one script")
     try:
@@ -232,15 +232,15 @@ def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output:
 @main.command("inspect")
 @click.argument("paths", nargs=-1, required=True, type=PATHS)
 def inspect_command(paths: tuple[Path, ...]) -> None:
-    """Print what analysis finds in each script (files, or folders of *.py), with line numbers."""
+    """Print what analysis finds in each script or notebook (or folder of them), with lines."""
     failures: list[FileReport] = []
-    for path, facts in inspect_files(paths):
-        if isinstance(facts, FileReport):
-            click.echo(facts.message, err=True)
-            failures.append(facts)
+    for path, found in inspect_files(paths):
+        if isinstance(found, FileReport):
+            click.echo(found.message, err=True)
+            failures.append(found)
             continue
         click.echo(str(path))
-        for line in facts.lines():
+        for line in found:
             click.echo(f"  {line}")
     sys.exit(exit_code(failures))
 
