@@ -23,7 +23,7 @@ from .edits import (
     ReplaceArgumentValue,
     ReplaceExpression,
 )
-from .snippets import MARKER, format_code
+from .snippets import MARKER, WRAPPED_MARKER, format_code, is_one_line_canonical
 
 _TIGHT_EQUAL = cst.AssignEqual(
     whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
@@ -123,10 +123,18 @@ class ApplyEdits(cst.CSTTransformer):
             indent + len(line) <= self.line_length for line in code.splitlines()
         ):
             return updated_node
+        before = cst.Module(body=[original_node.with_changes(leading_lines=[])]).code
+        if original_node.trailing_whitespace.comment or not is_one_line_canonical(before):
+            return updated_node  # a layout of the user's own: revert could not restore it
         formatted = cst.parse_module(format_code(code, self.line_length - indent)).body
         if len(formatted) != 1 or not isinstance(formatted[0], cst.SimpleStatementLine):
             return updated_node
-        return formatted[0].with_changes(leading_lines=updated_node.leading_lines)
+        return formatted[0].with_changes(
+            leading_lines=updated_node.leading_lines,
+            trailing_whitespace=cst.TrailingWhitespace(
+                whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(WRAPPED_MARKER)
+            ),
+        )
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         return updated_node.with_changes(body=self._splice(original_node.body, updated_node.body))
