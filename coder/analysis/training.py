@@ -17,7 +17,7 @@ import libcst.matchers as m
 
 from neural_coder.errors import AnalysisError
 
-from . import kinds
+from . import kinds, steps
 from .index import Function, Index, Scope, unwrap_pass_through
 
 Loop = cst.For | cst.While
@@ -41,6 +41,8 @@ class TrainingLoop:
     loss_statement: cst.BaseStatement | None
     optimizer_step: cst.BaseStatement
     optimizer: str
+    # the optimizer steps of the other branches of an `if` that chooses the step
+    other_steps: list[cst.BaseStatement]
     model_call: cst.Call | None
     model_output: str | None
     model_inputs: str | None
@@ -59,6 +61,8 @@ class TrainingLoop:
     # N of `if (i + 1) % N == 0: optimizer.step()`, as written in the step's scope
     accumulation: str | None = None
     notes: list[str] = field(default_factory=list)
+    # the same step reached by another backward call (AMP or not): its loss and steps
+    alternatives: list[TrainingLoop] = field(default_factory=list)
 
 
 def find_backward_calls(index: Index) -> list[cst.Call]:
@@ -237,7 +241,7 @@ class LoopAnalysis:
         epoch_loop, entry_scope = outer if outer else (None, step_scope)
         entry_loop = epoch_loop or step_loop
 
-        optimizer_step, optimizer = self._optimizer_step(scope, statement, step_loop)
+        optimizer_step, optimizer, other_steps = self._optimizer_step(scope, statement, step_loop)
         loss_statement = self._loss_statement(loss_name, scope, statement)
         model_call, model_output, model_callee, model_method = self._model_call(
             scope, loss_statement, statement
@@ -258,6 +262,7 @@ class LoopAnalysis:
             loss_statement=loss_statement,
             optimizer_step=optimizer_step,
             optimizer=optimizer,
+            other_steps=other_steps,
             model_call=model_call,
             model_output=model_output,
             model_inputs=self._inputs_text(model_call) if model_call is not None else None,
@@ -297,12 +302,42 @@ class LoopAnalysis:
 
     def _optimizer_step(
         self, scope: Scope, backward: cst.BaseStatement, step_loop: Loop
-    ) -> tuple[cst.BaseStatement, str]:
+    ) -> tuple[cst.BaseStatement, str, list[cst.BaseStatement]]:
+        """The first optimizer step after `backward` on its path, its optimizer, and the
+        steps of the other branches of any `if` that chooses between steps (AMP or not,
+        an optimizer or a manual update)."""
         src = self.source
         after = src.line(backward)
-        candidates: list[tuple[cst.Call, str]] = []
+        candidates = [
+            (node, name)
+            for node, name in self._step_candidates(scope)
+            if src.line(node) >= after and not steps.exclusive(src, node, backward)
+        ]
+        if not candidates:
+            raise AnalysisError(
+                f"no optimizer step found after the backward call at line {after}",
+                path=src.path,
+                line=src.line(step_loop),
+                hint="the tool needs optimizer.step() (or scaler.step(optimizer)) in the same function as loss.backward()",
+            )
+        node, name = candidates[0]
+        statement = self._hookable(node, backward)
+        others: list[cst.BaseStatement] = []
+        suites = steps.sibling_suites(src, statement, backward, step_loop)
+        for other, _ in self._step_candidates(scope):
+            if steps.within(src, other, suites):
+                hookable = self._hookable(other, backward)
+                if hookable is not statement and hookable not in others:
+                    others.append(hookable)
+        return statement, name, others
+
+    def _step_candidates(self, scope: Scope) -> list[tuple[cst.CSTNode, str]]:
+        """`optimizer.step()`, `scaler.step(optimizer)` and manual parameter updates in
+        `scope`, in source order."""
+        src = self.source
+        found: list[tuple[cst.CSTNode, str]] = []
         for call in self.index.calls:
-            if self.index.scope_of(call) is not scope or src.line(call) < after:
+            if self.index.scope_of(call) is not scope:
                 continue
             func = call.func
             if not (isinstance(func, cst.Attribute) and func.attr.value == "step"):
@@ -313,35 +348,35 @@ class LoopAnalysis:
                 and m.matches(receiver, m.Name() | m.Attribute())
                 and self._is_scaler(receiver, scope)
             ):
-                candidates.append((call, src.code(call.args[0].value)))  # scaler.step(optimizer)
+                found.append((call, src.code(call.args[0].value)))  # scaler.step(optimizer)
             elif not call.args and self._is_optimizer(receiver, scope):
-                candidates.append((call, src.code(receiver)))
-        if not candidates:
-            raise AnalysisError(
-                f"no optimizer step found after the backward call at line {after}",
-                path=src.path,
-                line=src.line(step_loop),
-                hint="the tool needs optimizer.step() (or scaler.step(optimizer)) in the same function as loss.backward()",
-            )
-        call, name = candidates[0]
-        statement = src.statement_of(call)
+                found.append((call, src.code(receiver)))
+        for update in steps.manual_updates(src, scope):
+            found.append((update, f"manual update of {src.code(update.iter)}"))
+        found.sort(key=lambda item: src.line(item[0]))
+        return found
+
+    def _hookable(self, node: cst.CSTNode, backward: cst.BaseStatement) -> cst.BaseStatement:
+        """The statement of an optimizer step, when hooks can go before and after it."""
+        src = self.source
+        statement = src.statement_of(node)
         if statement is backward:
             raise AnalysisError(
                 "loss.backward() and the optimizer step share one line",
                 path=src.path,
-                line=after,
+                line=src.line(backward),
                 hint="put the optimizer step on its own line so hooks can go between them",
             )
         if isinstance(src.parent(statement), cst.SimpleStatementSuite) or not isinstance(
-            statement, cst.SimpleStatementLine
+            statement, cst.SimpleStatementLine | cst.For
         ):
             raise AnalysisError(
                 "the optimizer step is on the same line as its 'if'",
                 path=src.path,
-                line=src.line(call),
+                line=src.line(node),
                 hint="put the optimizer step on its own indented line",
             )
-        return statement, name
+        return statement
 
     def _is_optimizer(self, receiver: cst.BaseExpression, scope: Scope) -> bool:
         leaves = list(self.index.values_of(receiver, scope))

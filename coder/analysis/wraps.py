@@ -12,6 +12,7 @@ import libcst as cst
 
 from .index import Index, Scope, unwrap_pass_through
 from .source import Source
+from .steps import exclusive
 
 WRAPPERS = (
     "torch.nn.parallel.DistributedDataParallel",
@@ -39,8 +40,38 @@ def find_wrap(index: Index, name: str, scope: Scope, before_line: int) -> Wrap |
     ]
     if not assignments:
         return None
-    last = max(assignments, key=lambda a: src.line(a.statement))
-    statement = last.statement
+    assignments.sort(key=lambda a: src.line(a.statement))
+    last = assignments[-1]
+    wrap = _wrap_of(index, last.statement, name)
+    if wrap is not None:
+        return wrap
+    # `if distributed: model = DDP(model) ... else: model = model.to(device)`: a wrap on
+    # another branch of the chain that holds the last assignment
+    for earlier in reversed(assignments[:-1]):
+        if exclusive(src, earlier.statement, last.statement):
+            wrap = _wrap_of(index, earlier.statement, name)
+            if wrap is not None:
+                return wrap
+    return None
+
+
+def wrap_anchor(src: Source, wrap: Wrap, before: cst.CSTNode) -> cst.BaseStatement:
+    """Where the bare model is prepared: before the wrap, or, when the wrap is one
+    branch of an `if` (`if args.distributed: ... elif args.gpu: ... else: DataParallel`),
+    before the whole `if`, so the manager exists on every path. `before` (the training
+    loop) stays after the anchor."""
+    around_loop = {id(node) for node in src.ancestors(before)}
+    anchor: cst.BaseStatement = wrap.statement
+    for ancestor in src.ancestors(wrap.statement):
+        if isinstance(ancestor, cst.FunctionDef | cst.ClassDef) or id(ancestor) in around_loop:
+            break
+        if isinstance(ancestor, cst.If) and not isinstance(src.parent(ancestor), cst.If):
+            anchor = ancestor
+    return anchor
+
+
+def _wrap_of(index: Index, statement: cst.BaseStatement, name: str) -> Wrap | None:
+    src = index.source
     if not isinstance(statement, cst.SimpleStatementLine) or not isinstance(
         statement.body[0], cst.Assign
     ):

@@ -15,7 +15,7 @@ import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.training import BUILTIN_NAMES, free_names
-from neural_coder.analysis.wraps import find_wrap
+from neural_coder.analysis.wraps import find_wrap, wrap_anchor
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms.edits import AddKeywordArgument, AddParameter, ReplaceExpression
 
@@ -47,11 +47,25 @@ class LoopPlanner(BasePlanner):
         anchor, bare = loop.entry_loop, model
         wrap = find_wrap(self.index, model, loop.entry_scope, self.src.line(loop.entry_loop))
         if wrap is not None:
-            anchor, bare = wrap.statement, wrap.inner
+            anchor, bare = wrap_anchor(self.src, wrap, loop.entry_loop), wrap.inner
+            where = (
+                "the wrap"
+                if anchor is wrap.statement
+                else f"the branches at line {self.src.line(anchor)}"
+            )
             self.plan.placed.append(
                 f"the model is wrapped by {wrap.what} at line {self.src.line(wrap.statement)}: "
-                f"{bare} is compressed before the wrap"
+                f"{bare} is compressed before {where}"
             )
+            if not self._defined_before(bare, anchor, loop):
+                raise AnalysisError(
+                    f"{bare} is wrapped by {wrap.what} at line {self.src.line(wrap.statement)}, "
+                    f"but it is only bound inside the branches at line {self.src.line(anchor)}, "
+                    "so no single place prepares it for every path",
+                    path=self.src.path,
+                    line=self.src.line(anchor),
+                    hint="build the model before the branches that wrap it",
+                )
         self.refuse_peft_weights(bare, loop.entry_scope)
         if loop.model_method is not None:
             self._refuse_model_method(loop)
@@ -99,18 +113,21 @@ class LoopPlanner(BasePlanner):
         inner_cm = cm_of[id(loop.backward_scope)]
         if "distillation" in techniques:
             self._distillation_loss(loop, inner_cm)
-        self.insert(
-            loop.optimizer_step,
-            "before",
-            [f"{inner_cm}.callbacks.on_before_optimizer_step()"],
-            "on_before_optimizer_step",
-        )
-        self.insert(
-            loop.optimizer_step,
-            "after",
-            [f"{inner_cm}.callbacks.on_after_optimizer_step()"],
-            "on_after_optimizer_step",
-        )
+            for other in loop.alternatives:
+                self._distillation_loss(other, inner_cm)
+        for step in [loop.optimizer_step, *loop.other_steps]:
+            self.insert(
+                step,
+                "before",
+                [f"{inner_cm}.callbacks.on_before_optimizer_step()"],
+                "on_before_optimizer_step",
+            )
+            self.insert(
+                step,
+                "after",
+                [f"{inner_cm}.callbacks.on_after_optimizer_step()"],
+                "on_after_optimizer_step",
+            )
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan

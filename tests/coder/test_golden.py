@@ -46,6 +46,12 @@ CASES = [
     ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
     ("peft_lora_finetune.py", "distillation", "runtime"),  # LoRA: distilled as it is
+    # hooks on every path: AMP scaler or fp32, optimizer or manual SGD update, and the
+    # manager prepared before `if distributed / elif gpu / else DataParallel` branches
+    ("amp_reference_train.py", "pruning+qat", "runtime"),
+    ("amp_reference_train.py", "pruning", "runtime"),
+    ("manual_sgd_lm.py", "pruning", "runtime"),
+    ("manual_sgd_lm.py", "pruning+qat", "inc"),
 ]
 
 
