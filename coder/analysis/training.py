@@ -22,6 +22,7 @@ from .index import Function, Index, Scope, unwrap_pass_through
 
 Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
+WRAPPING_ITERATORS = frozenset({"enumerate", "tqdm", "iter"})
 MARKER_MODEL = "neural-coder: model"
 
 
@@ -444,6 +445,10 @@ class LoopAnalysis:
             for c in calls
             if isinstance(c, cst.Call) and c not in methods and self._is_model_callee(c.func, scope)
         ]
+        # `model = Model(cfg).to(device)`, reached through `amp = check_amp(model)`, builds
+        # the model that `model(imgs)` calls: it is not the call of a second model
+        called = {src.code(c.func) for c in models}
+        models = [c for c in models if not (self._assigned_to(c) & (called - {src.code(c.func)}))]
         if not models:  # `loss = module.training_step(batch, i)`: a method of the model
             receivers = {src.code(c.func.value) for c in methods}  # type: ignore[attr-defined]
             if len(receivers) == 1:
@@ -475,6 +480,18 @@ class LoopAnalysis:
                 if isinstance(target, cst.Name):
                     output = target.value
         return call, output, src.code(call.func), None
+
+    def _assigned_to(self, call: cst.Call) -> set[str]:
+        """The targets of the assignment whose value holds `call`."""
+        statement = self.source.statement_of(call)
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return set()
+        return {
+            self.source.code(t.target)
+            for small in statement.body
+            if isinstance(small, cst.Assign)
+            for t in small.targets
+        }
 
     def _model_method(self, call: cst.BaseExpression, scope: Scope) -> str | None:
         """`step` when `call` is `model.step(...)` on a model of the file's own class
@@ -563,15 +580,9 @@ class LoopAnalysis:
     def _iterations(self, node: Loop) -> str | None:
         if isinstance(node, cst.While):
             return _while_bound(node)
-        iterable = node.iter
-        while isinstance(iterable, cst.Call) and self.source.code(iterable.func).split(".")[-1] in {
-            "enumerate",
-            "tqdm",
-            "iter",
-        }:
-            if not iterable.args:
-                return None
-            iterable = iterable.args[0].value
+        iterable = self._unwrap_iterable(node.iter, node)
+        if iterable is None:
+            return None
         if isinstance(iterable, cst.Call) and self.source.code(iterable.func) in {
             "range",
             "trange",
@@ -589,6 +600,52 @@ class LoopAnalysis:
             return f"len({self.source.code(iterable)})"
         return None
 
+    def _unwrap_iterable(
+        self, iterable: cst.BaseExpression, loop: Loop, depth: int = 0
+    ) -> cst.BaseExpression | None:
+        """What a loop really iterates over: through `enumerate(...)`, `tqdm(...)`,
+        progress loggers that take the loader (`metric_logger.log_every(loader, 10)`), and
+        names bound to those in the loop's scope (`pbar = enumerate(loader)`)."""
+        src = self.source
+        if depth > 8:
+            return None
+        if isinstance(iterable, cst.Call):
+            name = src.code(iterable.func).split(".")[-1]
+            if name in {"range", "trange"}:
+                return iterable
+            positional = [a.value for a in iterable.args if a.keyword is None and not a.star]
+            if name in WRAPPING_ITERATORS or any(self._is_loader(a, loop) for a in positional):
+                if not positional:
+                    return None
+                return self._unwrap_iterable(positional[0], loop, depth + 1)
+            return iterable
+        if isinstance(iterable, cst.Name):
+            scope = self.index.scope_of(loop)
+            before = [
+                a
+                for a in self.index.assignments_in(iterable.value, scope)
+                if src.line(a.statement) < src.line(loop)
+            ]
+            if before and not self._is_loader(iterable, loop):
+                # `pbar = enumerate(loader)`; `if rank == 0: pbar = tqdm(pbar)`: the first binding
+                first = min(before, key=lambda a: src.line(a.statement))
+                value = first.value
+                if isinstance(value, cst.Call) and value is not iterable:
+                    inner = self._unwrap_iterable(value, loop, depth + 1)
+                    if inner is not value:
+                        return inner
+        return iterable
+
+    def _is_loader(self, expr: cst.BaseExpression, loop: Loop) -> bool:
+        if not isinstance(expr, cst.Name | cst.Attribute):
+            return False
+        scope = self.index.scope_of(loop)
+        if any(
+            kinds.is_dataloader(self.index, leaf) for leaf, _ in self.index.values_of(expr, scope)
+        ):
+            return True
+        return "loader" in self.source.code(expr).split(".")[-1].lower()
+
     def _accumulation(self, loop: TrainingLoop) -> str | None:
         """`N` in `if (i + 1) % N == 0: optimizer.step()`."""
         for ancestor in self.source.ancestors(loop.optimizer_step):
@@ -605,7 +662,24 @@ class LoopAnalysis:
                             f"gradient accumulation by {divisor} is not visible where training starts"
                         )
                     return mapped
+                self._note_skipped_steps(loop, ancestor)
         return None
+
+    def _note_skipped_steps(self, loop: TrainingLoop, chain: cst.If) -> None:
+        """An optimizer step that some batches skip (`if ni - last_opt_step >= accumulate:`)
+        in a way the tool cannot count: the schedule's length is then only an upper bound."""
+        src = self.source
+        if isinstance(src.parent(chain), cst.If) or steps.branch_holding(src, loop.backward, chain):
+            return
+        holding = steps.branch_holding(src, loop.optimizer_step, chain)
+        others = [b for b in steps.branches(chain) if b is not holding]
+        if any(steps.within(src, s, others) for s in loop.other_steps):
+            return  # a choice between two steps, each hooked
+        loop.notes.append(
+            f"the optimizer step at line {src.line(loop.optimizer_step)} runs only when "
+            f"{src.code(chain.test)}: the run length counts batches, so pruning may end later "
+            "than planned; pass --end-step with the number of optimizer steps"
+        )
 
 
 def _is_dotted_name(expr: cst.BaseExpression) -> bool:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
+import libcst.matchers as m
 
 from .index import Index, Scope, unwrap_pass_through
 from .source import Source
-from .steps import exclusive
 
 WRAPPERS = (
     "torch.nn.parallel.DistributedDataParallel",
@@ -41,18 +41,20 @@ def find_wrap(index: Index, name: str, scope: Scope, before_line: int) -> Wrap |
     if not assignments:
         return None
     assignments.sort(key=lambda a: src.line(a.statement))
-    last = assignments[-1]
-    wrap = _wrap_of(index, last.statement, name)
-    if wrap is not None:
-        return wrap
-    # `if distributed: model = DDP(model) ... else: model = model.to(device)`: a wrap on
-    # another branch of the chain that holds the last assignment
-    for earlier in reversed(assignments[:-1]):
-        if exclusive(src, earlier.statement, last.statement):
-            wrap = _wrap_of(index, earlier.statement, name)
-            if wrap is not None:
-                return wrap
+    # the last wrap, looking back through re-bindings that take the model itself
+    # (`model = model.to(device)`, `model = smart_DDP(model)`, `model = convert_sync_batchnorm(model)`)
+    for assignment in reversed(assignments):
+        wrap = _wrap_of(index, assignment.statement, name)
+        if wrap is not None:
+            return wrap
+        value = unwrap_pass_through(assignment.value)
+        if not (isinstance(value, cst.Call) and name in _names(value)):
+            return None
     return None
+
+
+def _names(node: cst.CSTNode) -> set[str]:
+    return {n.value for n in m.findall(node, m.Name())}  # type: ignore[union-attr]
 
 
 def wrap_anchor(src: Source, wrap: Wrap, before: cst.CSTNode) -> cst.BaseStatement:

@@ -17,10 +17,16 @@ from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.training import BUILTIN_NAMES, free_names
 from neural_coder.analysis.wraps import find_wrap, wrap_anchor
 from neural_coder.errors import AnalysisError
-from neural_coder.transforms.edits import AddKeywordArgument, AddParameter, ReplaceExpression
+from neural_coder.transforms.edits import (
+    AddImport,
+    AddKeywordArgument,
+    AddParameter,
+    ReplaceExpression,
+)
 
-from .base import BasePlanner, Plan
+from .base import PRUNING_END_FRACTION, BasePlanner, Plan
 
+HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
 CONDITIONAL_EXPRESSIONS = (
     cst.IfExp,
@@ -72,12 +78,18 @@ class LoopPlanner(BasePlanner):
         if "qat" in techniques and loop.model_call is not None:
             self._check_autocast(loop.model_call)
         total_steps = loop.total_steps
-        if wrap is not None and total_steps and not self._defined_before(total_steps, anchor, loop):
-            self.plan.warnings.append(
-                f"the run length ({total_steps}) is only known after line {self.src.line(anchor)}, "
-                "where the compression manager must be prepared"
-            )
-            total_steps = None
+        fit_later: str | None = None
+        if total_steps and not self._defined_before(total_steps, anchor, loop):
+            if self._defined_before(total_steps, loop.entry_loop, loop):
+                # the loaders are built between the wrap and the loop: the schedule is
+                # fitted to the run right before training starts
+                fit_later, total_steps = total_steps, ""
+            else:
+                self.plan.warnings.append(
+                    f"the run length ({total_steps}) is only known after line {self.src.line(anchor)}, "
+                    "where the compression manager must be prepared"
+                )
+                total_steps = None
         before: list[str] = []
         if "distillation" in techniques:
             before.append(self.teacher(bare))
@@ -86,6 +98,12 @@ class LoopPlanner(BasePlanner):
         if "qat" in techniques:
             before.append(f"{bare} = {cm}.model")
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
+        if (
+            fit_later is not None
+            and "pruning" in techniques
+            and self.options.pruning.end_step is None
+        ):
+            self._fit_schedule(loop, cm, fit_later)
         self.insert(loop.entry_loop, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
 
         if loop.epoch_loop is not None:
@@ -131,6 +149,19 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _fit_schedule(self, loop: TrainingLoop, cm: str, total_steps: str) -> None:
+        start = self.options.pruning.first_step
+        self.insert(
+            loop.entry_loop,
+            "before",
+            [
+                f"fit_pruning_schedules({cm}.callbacks, "
+                f"max({start}, int({PRUNING_END_FRACTION} * ({total_steps}))))"
+            ],
+            "the pruning schedule fitted to the run",
+        )
+        self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "fit_pruning_schedules"))
 
     def _check_autocast(self, model_call: cst.Call) -> None:
         """A model run under autocast (bf16 or fp16) fails QAT in the first step."""

@@ -1,0 +1,42 @@
+"""Hooks on every path of a training step, run: the default fp32 path of an AMP
+script, the manual SGD update of a script that steps an optimizer only on request,
+and a model wrapped in `if distributed / elif gpu / else DataParallel` branches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.e2e.runner import rewrite_and_run, run_script
+
+pytestmark = pytest.mark.e2e
+
+TARGET = 0.5
+
+
+def _pruned(summary: dict) -> None:
+    assert summary["sparsity"] == pytest.approx(TARGET, abs=0.02), summary
+    assert summary["pruning_target_reached"] is True
+
+
+def test_amp_script_prunes_in_its_default_fp32_run(tmp_path):
+    summary = rewrite_and_run(
+        tmp_path, "amp_reference_train.py", "--approach", "pruning", "--target-sparsity", str(TARGET)
+    )
+    _pruned(summary)
+
+
+def test_amp_script_qat_saves_the_int8_model_behind_data_parallel(tmp_path):
+    summary = rewrite_and_run(tmp_path, "amp_reference_train.py", "--approach", "qat")
+    assert summary["quantized_modules"] > 0
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert any(key.endswith("scale") for key in saved), sorted(saved)[:10]
+
+
+def test_manual_sgd_update_is_the_optimizer_step(tmp_path):
+    summary = rewrite_and_run(
+        tmp_path, "manual_sgd_lm.py", "--approach", "pruning", "--target-sparsity", str(TARGET)
+    )
+    _pruned(summary)  # the default run steps by hand
+    summary = run_script(tmp_path / "manual_sgd_lm.py", "--use-optimizer")[1]
+    _pruned(summary)
