@@ -557,6 +557,12 @@ class LoopAnalysis:
         self, loop: TrainingLoop, step_hops: list[Hop], outer_hops: list[Hop]
     ) -> str | None:
         """An expression, valid where the entry loop is, for the optimizer steps in the run."""
+        limit = self._step_limit(loop.step_loop)
+        if limit is not None:
+            # `if completed_steps >= args.max_train_steps: break`: the run's real length
+            mapped = self.map_up(limit, outer_hops)
+            if mapped is not None:
+                return mapped
         per_epoch = self._iterations(loop.step_loop)
         if per_epoch is None:
             loop.notes.append("could not tell how many batches the step loop runs")
@@ -598,6 +604,31 @@ class LoopAnalysis:
             return f"len({self.source.code(iterable)})"
         if isinstance(iterable, cst.Name | cst.Attribute):
             return f"len({self.source.code(iterable)})"
+        return None
+
+    def _step_limit(self, step_loop: Loop) -> str | None:
+        """`LIMIT` of `if counter >= LIMIT: break` in the step loop's body (not in a
+        nested loop): a budget of steps that ends the run (`--max_train_steps`)."""
+        src = self.source
+        for node in m.findall(step_loop.body, m.If()):
+            assert isinstance(node, cst.If)
+            ends = m.findall(node.body, m.Break() | m.Return())
+            if not ends or self.enclosing_loop(ends[0], self.index.scope_of(node)) is not step_loop:
+                continue
+            tests = [node.test]
+            if isinstance(node.test, cst.BooleanOperation) and isinstance(
+                node.test.operator, cst.And
+            ):
+                tests = [node.test.left, node.test.right]
+            for test in tests:
+                if (
+                    isinstance(test, cst.Comparison)
+                    and len(test.comparisons) == 1
+                    and isinstance(test.comparisons[0].operator, cst.GreaterThanEqual)
+                    and isinstance(test.left, cst.Name | cst.Attribute)
+                    and isinstance(test.comparisons[0].comparator, cst.Name | cst.Attribute)
+                ):
+                    return src.code(test.comparisons[0].comparator)
         return None
 
     def _unwrap_iterable(

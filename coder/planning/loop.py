@@ -79,10 +79,11 @@ class LoopPlanner(BasePlanner):
             self._check_autocast(loop.model_call)
         total_steps = loop.total_steps
         fit_later: str | None = None
-        if total_steps and not self._defined_before(total_steps, anchor, loop):
+        if total_steps and anchor is not loop.entry_loop:
             if self._defined_before(total_steps, loop.entry_loop, loop):
-                # the loaders are built between the wrap and the loop: the schedule is
-                # fitted to the run right before training starts
+                # the loaders may be built, or sharded by the wrap (`accelerator.prepare`), and
+                # the step budget set (`args.max_train_steps = ...`), between the wrap and
+                # the loop: the schedule is fitted to the run right before training starts
                 fit_later, total_steps = total_steps, ""
             else:
                 self.plan.warnings.append(

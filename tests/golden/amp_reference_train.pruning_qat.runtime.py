@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from neural_coder.runtime.config import QuantizationAwareTrainingConfig, WeightPruningConfig
+from neural_coder.runtime.integrations.hooks import fit_pruning_schedules
 from neural_coder.runtime.training import prepare_compression
 
 
@@ -90,7 +91,7 @@ def main(args):
                 pruning_type="snip_momentum",
                 pruning_scope="global",
                 start_step=1,
-                end_step=max(1, int(0.8 * (args.epochs * len(data_loader)))),
+                end_step=1,
             ),
             QuantizationAwareTrainingConfig(),
         ],
@@ -111,6 +112,9 @@ def main(args):
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     scaler = torch.amp.GradScaler("cuda") if args.amp else None
+    fit_pruning_schedules(
+        compression_manager.callbacks, max(1, int(0.8 * (args.epochs * len(data_loader))))
+    )  # neural-coder
 
     for epoch in range(args.epochs):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
