@@ -52,6 +52,8 @@ CASES = [
     ("amp_reference_train.py", "pruning", "runtime"),
     ("manual_sgd_lm.py", "pruning", "runtime"),
     ("manual_sgd_lm.py", "pruning+qat", "inc"),
+    # the schedule fitted after accelerate.prepare, to --max_train_steps
+    ("no_trainer_max_steps.py", "pruning+qat", "runtime"),
 ]
 
 

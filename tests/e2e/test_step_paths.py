@@ -21,7 +21,12 @@ def _pruned(summary: dict) -> None:
 
 def test_amp_script_prunes_in_its_default_fp32_run(tmp_path):
     summary = rewrite_and_run(
-        tmp_path, "amp_reference_train.py", "--approach", "pruning", "--target-sparsity", str(TARGET)
+        tmp_path,
+        "amp_reference_train.py",
+        "--approach",
+        "pruning",
+        "--target-sparsity",
+        str(TARGET),
     )
     _pruned(summary)
 
@@ -40,3 +45,19 @@ def test_manual_sgd_update_is_the_optimizer_step(tmp_path):
     _pruned(summary)  # the default run steps by hand
     summary = run_script(tmp_path / "manual_sgd_lm.py", "--use-optimizer")[1]
     _pruned(summary)
+
+
+@pytest.mark.parametrize("budget", [(), ("--max_train_steps", "12")])
+def test_pruning_schedule_fits_the_steps_the_run_takes(tmp_path, budget):
+    """The budget is set after `accelerator.prepare` (or on the command line, shorter
+    than the epochs): the schedule follows it, so pruning ends inside the run."""
+    script = tmp_path / "no_trainer_max_steps.py"
+    summary = rewrite_and_run(
+        tmp_path, script.name, "--approach", "pruning+qat", "--target-sparsity", str(TARGET)
+    )
+    if budget:
+        summary = run_script(script, *budget)[1]
+    _pruned(summary)
+    assert summary["quantized_modules"] > 0
+    if budget:
+        assert summary["pruning_steps_seen"] == 12
