@@ -24,6 +24,7 @@ Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
 WRAPPING_ITERATORS = frozenset({"enumerate", "tqdm", "iter"})
 MARKER_MODEL = "neural-coder: model"
+MARKER_TRAIN = "neural-coder: train"
 
 
 @dataclass
@@ -124,7 +125,7 @@ class LoopAnalysis:
             if fn is None or id(fn.node) in seen:
                 return None
             seen.add(id(fn.node))
-            call = self._single_call_site(fn)
+            call = self._single_call_site(fn) or self._call_through_parameter(fn)
             if call is None:
                 return None
             taken.append(Hop(fn, call))
@@ -138,6 +139,9 @@ class LoopAnalysis:
             ]
             sites = in_loops or sites
         if len(sites) > 1:
+            marked = [c for c in sites if MARKER_TRAIN in self._line_text(c)]
+            sites = marked if len(marked) == 1 else sites
+        if len(sites) > 1:
             lines = ", ".join(str(self.source.line(c)) for c in sites)
             raise AnalysisError(
                 f"{fn.key}() holds the training step and is called from several places (lines {lines})",
@@ -146,6 +150,35 @@ class LoopAnalysis:
                 hint="training hooks need one call path; mark the training call with '# neural-coder: train'",
             )
         return sites[0] if sites else None
+
+    def _call_through_parameter(self, fn: Function) -> cst.Call | None:
+        """`fit(train_step, loader)` where `fit` runs `step_fn(batch)` in its loop: the call
+        of the parameter that receives `fn`. A step function handed over to a loop
+        function in the file is reached through that call."""
+        if fn.cls is not None:
+            return None
+        found: list[cst.Call] = []
+        for call in self.index.calls:
+            callee = self.index.resolve_call(call)
+            if callee is None or callee is fn:
+                continue
+            for param, value in self.index.bind_arguments(call, callee).items():
+                if not m.matches(value, m.Name(fn.name)):
+                    continue
+                found.extend(
+                    c
+                    for c in self.index.calls
+                    if m.matches(c.func, m.Name(param)) and self.index.scope_of(c) is callee.node
+                )
+        if len(found) > 1:
+            lines = ", ".join(str(self.source.line(c)) for c in found)
+            raise AnalysisError(
+                f"{fn.key}() holds the training step and is run from several places (lines {lines})",
+                path=self.source.path,
+                line=self.source.line(fn.node),
+                hint="training hooks need one call path; mark the training call with '# neural-coder: train'",
+            )
+        return found[0] if found else None
 
     # -- mapping expressions between scopes ----------------------------------------------
     def map_up(self, text: str, hops: list[Hop]) -> str | None:
@@ -512,8 +545,10 @@ class LoopAnalysis:
         return None
 
     def _has_marker(self, node: cst.CSTNode) -> bool:
-        line = self.source.text.splitlines()[self.source.line(node) - 1]
-        return MARKER_MODEL in line
+        return MARKER_MODEL in self._line_text(node)
+
+    def _line_text(self, node: cst.CSTNode) -> str:
+        return self.source.text.splitlines()[self.source.line(node) - 1]
 
     def _is_model_callee(self, func: cst.BaseExpression, scope: Scope) -> bool:
         if not _is_dotted_name(func):

@@ -14,6 +14,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.index import iter_returns
 from neural_coder.analysis.training import BUILTIN_NAMES, free_names
 from neural_coder.analysis.wraps import find_wrap, wrap_anchor
 from neural_coder.errors import AnalysisError
@@ -73,6 +74,8 @@ class LoopPlanner(BasePlanner):
                     hint="build the model before the branches that wrap it",
                 )
         self.refuse_peft_weights(bare, loop.entry_scope)
+        if "qat" in techniques:
+            self._refuse_qat_on_a_parameter(loop, bare)
         if loop.model_method is not None:
             self._refuse_model_method(loop)
         if "qat" in techniques and loop.model_call is not None:
@@ -150,6 +153,34 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _refuse_qat_on_a_parameter(self, loop: TrainingLoop, bare: str) -> None:
+        """QAT hands back a new module (`model = manager.model`). When training starts in
+        a function that receives the model as a parameter, only that function's local
+        name would see it: the caller would go on to evaluate and save the fp32 model."""
+        fn = self.index.function(loop.entry_scope)
+        if fn is None or bare.split(".")[0] not in fn.all_params():
+            return
+        sites_assigned = all(
+            isinstance(self.src.parent(call), cst.Assign) for call in self.index.call_sites(fn)
+        )
+        if (
+            self.index.call_sites(fn)
+            and sites_assigned
+            and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
+        ):
+            return  # `model = train(model, ...)` with `return model`: the caller gets it back
+        sites = ", ".join(str(self.src.line(c)) for c in self.index.call_sites(fn)) or "none found"
+        raise AnalysisError(
+            f"training starts in {fn.key}(), which receives the model as its parameter "
+            f"{bare.split('.')[0]!r}: QAT replaces the model with a quantized module, and the "
+            f"caller (line {sites}) would go on evaluating and saving the model it passed",
+            path=self.src.path,
+            line=self.src.line(fn.node),
+            hint=f"have {fn.key}() return the model and re-bind it at the call site, or move the "
+            "epoch loop into the function that builds the model; pruning and distillation "
+            "work on this layout as it is",
+        )
 
     def _fit_schedule(self, loop: TrainingLoop, cm: str, total_steps: str) -> None:
         start = self.options.pruning.first_step

@@ -54,6 +54,8 @@ CASES = [
     ("manual_sgd_lm.py", "pruning+qat", "inc"),
     # the schedule fitted after accelerate.prepare, to --max_train_steps
     ("no_trainer_max_steps.py", "pruning+qat", "runtime"),
+    # the step function handed to the loop function: reached through its parameter
+    ("step_fn_closure.py", "pruning+qat", "runtime"),
 ]
 
 

@@ -61,3 +61,18 @@ def test_pruning_schedule_fits_the_steps_the_run_takes(tmp_path, budget):
     assert summary["quantized_modules"] > 0
     if budget:
         assert summary["pruning_steps_seen"] == 12
+
+
+def test_step_function_passed_to_the_loop_is_hooked(tmp_path):
+    """`run_epochs(train_step, net, loader, epochs)` calls `step_fn(model, x, y)`."""
+    summary = rewrite_and_run(
+        tmp_path,
+        "step_fn_closure.py",
+        "--approach",
+        "pruning+qat",
+        "--target-sparsity",
+        str(TARGET),
+    )
+    _pruned(summary)
+    saved = torch.load(tmp_path / "closure_model.pt", weights_only=True)
+    assert any(key.endswith("scale") for key in saved), "the saved model is not the QAT one"
