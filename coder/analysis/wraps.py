@@ -53,6 +53,36 @@ def find_wrap(index: Index, name: str, scope: Scope, before_line: int) -> Wrap |
     return None
 
 
+def find_wrap_in_class(index: Index, name: str, cls: cst.ClassDef) -> tuple[Wrap, Scope] | None:
+    """`self.model = DDP(model)` in a method of `cls` (usually `__init__`), with the
+    method's scope, when training reads `self.model` in another method."""
+    if not name.startswith("self."):
+        return None
+    src = index.source
+    for assignment in sorted(
+        index.class_assignments(name, cls), key=lambda a: src.line(a.statement), reverse=True
+    ):
+        wrap = _wrap_of(index, assignment.statement, name)
+        if wrap is not None:
+            return wrap, assignment.scope
+    return None
+
+
+def unprepared_wrap(
+    index: Index, name: str, scope: Scope, cls: cst.ClassDef | None
+) -> cst.Call | None:
+    """A wrap of `name` (`DDP(build_model())`, `self.model = DDP(...)`) that the tool could
+    not prepare the bare model before: QAT would meet the wrapper at run time."""
+    assignments = list(index.assignments_in(name, scope))
+    if cls is not None and name.startswith("self."):
+        assignments += index.class_assignments(name, cls)
+    for assignment in assignments:
+        value = unwrap_pass_through(assignment.value)
+        if isinstance(value, cst.Call) and index.qualified(value.func) in WRAPPERS:
+            return value
+    return None
+
+
 def _names(node: cst.CSTNode) -> set[str]:
     return {n.value for n in m.findall(node, m.Name())}  # type: ignore[union-attr]
 

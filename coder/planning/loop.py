@@ -14,9 +14,14 @@ import libcst as cst
 import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.index import iter_returns
+from neural_coder.analysis.index import Scope, iter_returns
 from neural_coder.analysis.training import BUILTIN_NAMES, free_names
-from neural_coder.analysis.wraps import find_wrap, wrap_anchor
+from neural_coder.analysis.wraps import (
+    find_wrap,
+    find_wrap_in_class,
+    unprepared_wrap,
+    wrap_anchor,
+)
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms.edits import (
     AddImport,
@@ -53,6 +58,15 @@ class LoopPlanner(BasePlanner):
 
         anchor, bare = loop.entry_loop, model
         wrap = find_wrap(self.index, model, loop.entry_scope, self.src.line(loop.entry_loop))
+        wrap_scope = loop.entry_scope
+        entry_cls = self.index.class_of(loop.entry_scope)
+        if wrap is None and entry_cls is not None:
+            # `self.model = DDP(model)` in `__init__`: the bare model is prepared there
+            found = find_wrap_in_class(self.index, model, entry_cls)
+            if found is not None:
+                wrap, wrap_scope = found
+        if wrap is None and "qat" in techniques:
+            self._refuse_qat_behind_a_wrap(loop, model, entry_cls)
         if wrap is not None:
             anchor, bare = wrap_anchor(self.src, wrap, loop.entry_loop), wrap.inner
             where = (
@@ -64,7 +78,7 @@ class LoopPlanner(BasePlanner):
                 f"the model is wrapped by {wrap.what} at line {self.src.line(wrap.statement)}: "
                 f"{bare} is compressed before {where}"
             )
-            if not self._defined_before(bare, anchor, loop):
+            if not self._defined_before(bare, anchor, loop, wrap_scope):
                 raise AnalysisError(
                     f"{bare} is wrapped by {wrap.what} at line {self.src.line(wrap.statement)}, "
                     f"but it is only bound inside the branches at line {self.src.line(anchor)}, "
@@ -73,7 +87,7 @@ class LoopPlanner(BasePlanner):
                     line=self.src.line(anchor),
                     hint="build the model before the branches that wrap it",
                 )
-        self.refuse_peft_weights(bare, loop.entry_scope)
+        self.refuse_peft_weights(bare, wrap_scope)
         if "qat" in techniques:
             self._refuse_qat_on_a_parameter(loop, bare)
         if loop.model_method is not None:
@@ -153,6 +167,21 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _refuse_qat_behind_a_wrap(
+        self, loop: TrainingLoop, model: str, entry_cls: cst.ClassDef | None
+    ) -> None:
+        call = unprepared_wrap(self.index, model, loop.entry_scope, entry_cls)
+        if call is None:
+            return
+        raise AnalysisError(
+            f"{model} is wrapped by {self.src.code(call.func)} at line {self.src.line(call)} "
+            "around a model with no name of its own: QAT must prepare the bare module before "
+            "the wrap, and there is no name to prepare",
+            path=self.src.path,
+            line=self.src.line(call),
+            hint="build the model into a name first (model = Net(); wrapped = DDP(model))",
+        )
 
     def _refuse_qat_on_a_parameter(self, loop: TrainingLoop, bare: str) -> None:
         """QAT hands back a new module (`model = manager.model`). When training starts in
@@ -239,9 +268,16 @@ class LoopPlanner(BasePlanner):
             hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",
         )
 
-    def _defined_before(self, expression: str, anchor: cst.CSTNode, loop: TrainingLoop) -> bool:
-        """Every name `expression` reads has a value at `anchor` (in the entry scope)."""
-        scope = loop.entry_scope
+    def _defined_before(
+        self,
+        expression: str,
+        anchor: cst.CSTNode,
+        loop: TrainingLoop,
+        scope: Scope | None = None,
+    ) -> bool:
+        """Every name `expression` reads has a value at `anchor` (in `scope`, by default
+        the entry scope)."""
+        scope = loop.entry_scope if scope is None else scope
         line = self.src.line(anchor)
         fn = self.index.function(scope)
         for name in free_names(cst.parse_expression(expression)):

@@ -56,6 +56,8 @@ CASES = [
     ("no_trainer_max_steps.py", "pruning+qat", "runtime"),
     # the step function handed to the loop function: reached through its parameter
     ("step_fn_closure.py", "pruning+qat", "runtime"),
+    # `self.model = DDP(model)` in __init__: prepared there, the schedule fitted in train()
+    ("ddp_trainer_class.py", "pruning+qat", "runtime"),
 ]
 
 

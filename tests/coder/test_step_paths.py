@@ -90,6 +90,24 @@ torch.save(model.state_dict(), "m.pt")
 """
 )
 
+DDP_OF_A_CALL = """import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
+
+
+class Trainer:
+    def __init__(self):
+        self.model = DDP(torch.nn.Linear(4, 2))
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def train(self, epochs):
+        for epoch in range(epochs):
+            for x, y in loader:
+                loss = torch.nn.functional.cross_entropy(self.model(x), y)
+                loss.backward()
+                self.opt.step()
+"""
+
 
 def _rewrite(text: str, approach: str = "pruning") -> str:
     out, report = rewrite_source(Path("s.py"), text, build_options(approach, None, {}, {}))
@@ -127,6 +145,7 @@ def test_a_manual_update_in_the_else_branch_is_a_step():
         (ONE_LINE_ELSE, "pruning", "py:11: the optimizer step is on the same line as its 'if'"),
         (TWO_STEP_LOOPS, "pruning", "run in different step loops or functions"),
         (QAT_ON_A_PARAMETER, "qat", "training starts in train(), which receives the model"),
+        (DDP_OF_A_CALL, "qat", "py:8: self.model is wrapped by DDP at line 8 around a model"),
     ],
 )
 def test_paths_without_hooks_are_refused_at_rewrite_time(tmp_path, text, approach, message):

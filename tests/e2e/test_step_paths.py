@@ -76,3 +76,20 @@ def test_step_function_passed_to_the_loop_is_hooked(tmp_path):
     _pruned(summary)
     saved = torch.load(tmp_path / "closure_model.pt", weights_only=True)
     assert any(key.endswith("scale") for key in saved), "the saved model is not the QAT one"
+
+
+def test_ddp_wrapped_in_a_trainer_init_gets_qat_and_pruning(tmp_path):
+    """`self.model = DDP(model)` in `Trainer.__init__`: the bare model is prepared there
+    (one gloo process), and the snapshot rank 0 saves is the int8-ready QAT model."""
+    summary = rewrite_and_run(
+        tmp_path,
+        "ddp_trainer_class.py",
+        "--approach",
+        "pruning+qat",
+        "--target-sparsity",
+        str(TARGET),
+    )
+    _pruned(summary)
+    assert summary["quantized_modules"] > 0
+    saved = torch.load(tmp_path / "snapshot.pt", weights_only=True)
+    assert any(key.endswith("scale") for key in saved), "the snapshot is not the QAT model"
