@@ -270,12 +270,18 @@ class LoopAnalysis:
                 hint="the tool places hooks in a for/while loop over batches",
             )
         step_loop, step_scope = found
+        optimizer_step, optimizer, other_steps = self._optimizer_step(scope, statement, step_loop)
+        if step_scope is scope and not any(a is step_loop for a in src.ancestors(optimizer_step)):
+            # `for micro_step in range(accumulation): ... loss.backward()` then the
+            # optimizer step after it: the step loop is the one around the optimizer step
+            around = self.enclosing_loop(optimizer_step, scope)
+            if around is not None:
+                step_loop = around
         step_hops = list(hops)
         outer = self.climb_to_loop(step_loop, step_scope, hops)
         epoch_loop, entry_scope = outer if outer else (None, step_scope)
         entry_loop = epoch_loop or step_loop
 
-        optimizer_step, optimizer, other_steps = self._optimizer_step(scope, statement, step_loop)
         loss_statement = self._loss_statement(loss_name, scope, statement)
         model_call, model_output, model_callee, model_method = self._model_call(
             scope, loss_statement, statement
@@ -659,7 +665,9 @@ class LoopAnalysis:
                 if (
                     isinstance(test, cst.Comparison)
                     and len(test.comparisons) == 1
-                    and isinstance(test.comparisons[0].operator, cst.GreaterThanEqual)
+                    and isinstance(
+                        test.comparisons[0].operator, cst.GreaterThanEqual | cst.GreaterThan
+                    )
                     and isinstance(test.left, cst.Name | cst.Attribute)
                     and isinstance(test.comparisons[0].comparator, cst.Name | cst.Attribute)
                 ):

@@ -41,16 +41,21 @@ def find_wrap(index: Index, name: str, scope: Scope, before_line: int) -> Wrap |
     if not assignments:
         return None
     assignments.sort(key=lambda a: src.line(a.statement))
-    # the last wrap, looking back through re-bindings that take the model itself
-    # (`model = model.to(device)`, `model = smart_DDP(model)`, `model = convert_sync_batchnorm(model)`)
+    # the first of the wraps at the end of the model's re-bindings, looking back through
+    # those that take the model itself (`model = torch.compile(model)` then
+    # `if ddp: model = DDP(model)`; `model = smart_DDP(model)`, `model = model.to(device)`)
+    earliest: Wrap | None = None
     for assignment in reversed(assignments):
         wrap = _wrap_of(index, assignment.statement, name)
         if wrap is not None:
-            return wrap
+            if earliest is not None and wrap.inner != earliest.inner:
+                break
+            earliest = wrap
+            continue
         value = unwrap_pass_through(assignment.value)
         if not (isinstance(value, cst.Call) and name in _names(value)):
-            return None
-    return None
+            break
+    return earliest
 
 
 def find_wrap_in_class(index: Index, name: str, cls: cst.ClassDef) -> tuple[Wrap, Scope] | None:

@@ -58,6 +58,8 @@ CASES = [
     ("step_fn_closure.py", "pruning+qat", "runtime"),
     # `self.model = DDP(model)` in __init__: prepared there, the schedule fitted in train()
     ("ddp_trainer_class.py", "pruning+qat", "runtime"),
+    # backward in a micro-step loop, the step after it; an iteration budget; compile/DDP
+    ("micro_step_loop.py", "pruning+qat", "runtime"),
 ]
 
 

@@ -93,3 +93,20 @@ def test_ddp_wrapped_in_a_trainer_init_gets_qat_and_pruning(tmp_path):
     assert summary["quantized_modules"] > 0
     saved = torch.load(tmp_path / "snapshot.pt", weights_only=True)
     assert any(key.endswith("scale") for key in saved), "the snapshot is not the QAT model"
+
+
+def test_micro_step_accumulation_with_an_iteration_budget(tmp_path):
+    """`while True` over iterations, backward in `for micro_step in range(n)`, the
+    optimizer step after it, `if iter_num > max_iters: break`."""
+    summary = rewrite_and_run(
+        tmp_path,
+        "micro_step_loop.py",
+        "--approach",
+        "pruning+qat",
+        "--target-sparsity",
+        str(TARGET),
+    )
+    _pruned(summary)
+    assert summary["pruning_steps_seen"] == 31  # optimizer steps, not micro-steps
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert any(key.endswith("scale") for key in saved), "the checkpoint is not the QAT model"
