@@ -199,11 +199,12 @@ class LoopPlanner(BasePlanner):
             and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
         ):
             return  # `model = train(model, ...)` with `return model`: the caller gets it back
-        sites = ", ".join(str(self.src.line(c)) for c in self.index.call_sites(fn)) or "none found"
+        lines = ", ".join(str(self.src.line(c)) for c in self.index.call_sites(fn))
+        caller = f"its caller (line {lines})" if lines else "its callers (in other files)"
         raise AnalysisError(
             f"training starts in {fn.key}(), which receives the model as its parameter "
-            f"{bare.split('.')[0]!r}: QAT replaces the model with a quantized module, and the "
-            f"caller (line {sites}) would go on evaluating and saving the model it passed",
+            f"{bare.split('.')[0]!r}: QAT replaces the model with a quantized module, and "
+            f"{caller} would go on evaluating and saving the model passed in",
             path=self.src.path,
             line=self.src.line(fn.node),
             hint=f"have {fn.key}() return the model and re-bind it at the call site, or move the "
