@@ -15,7 +15,7 @@ import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.index import Scope, iter_returns
-from neural_coder.analysis.training import BUILTIN_NAMES, free_names
+from neural_coder.analysis.training import BUILTIN_NAMES, free_names, unwrap
 from neural_coder.analysis.wraps import (
     find_wrap,
     find_wrap_in_class,
@@ -188,8 +188,18 @@ class LoopPlanner(BasePlanner):
         a function that receives the model as a parameter, only that function's local
         name would see it: the caller would go on to evaluate and save the fp32 model."""
         fn = self.index.function(loop.entry_scope)
-        if fn is None or bare.split(".")[0] not in fn.all_params():
+        param = bare.split(".")[0]
+        if fn is None or param not in fn.all_params():
             return
+        sites = self.index.call_sites(fn)
+        held = [
+            arg
+            for call in sites
+            if (arg := self.index.bind_arguments(call, fn).get(param)) is not None
+            and isinstance(unwrap(arg), cst.Name | cst.Attribute)
+        ]
+        if sites and not held:
+            return  # `fit(Classifier(), loader)`: no caller keeps the model it passed
         sites_assigned = all(
             isinstance(self.src.parent(call), cst.Assign) for call in self.index.call_sites(fn)
         )
