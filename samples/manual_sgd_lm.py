@@ -45,7 +45,7 @@ def get_batch(source, i):
     return source[i : i + seq_len], source[i + 1 : i + 1 + seq_len]
 
 
-train_data = synthetic_stream(400)
+train_data = synthetic_stream(240)
 val_data = synthetic_stream(120)
 model = NextToken(VOCAB)
 criterion = nn.CrossEntropyLoss()

@@ -19,20 +19,18 @@ def _pruned(summary: dict) -> None:
     assert summary["pruning_target_reached"] is True
 
 
-def test_amp_script_prunes_in_its_default_fp32_run(tmp_path):
+def test_amp_script_is_pruned_and_quantized_in_its_default_fp32_run(tmp_path):
+    """The default run takes the fp32 branch (no scaler) and the DataParallel branch:
+    both get the hooks, and the checkpoint saved through `model.module` is the QAT one."""
     summary = rewrite_and_run(
         tmp_path,
         "amp_reference_train.py",
         "--approach",
-        "pruning",
+        "pruning+qat",
         "--target-sparsity",
         str(TARGET),
     )
     _pruned(summary)
-
-
-def test_amp_script_qat_saves_the_int8_model_behind_data_parallel(tmp_path):
-    summary = rewrite_and_run(tmp_path, "amp_reference_train.py", "--approach", "qat")
     assert summary["quantized_modules"] > 0
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert any(key.endswith("scale") for key in saved), sorted(saved)[:10]
