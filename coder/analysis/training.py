@@ -24,7 +24,6 @@ Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
 WRAPPING_ITERATORS = frozenset({"enumerate", "tqdm", "iter"})
 MARKER_MODEL = "neural-coder: model"
-MARKER_TRAIN = "neural-coder: train"
 
 
 @dataclass
@@ -139,15 +138,13 @@ class LoopAnalysis:
             ]
             sites = in_loops or sites
         if len(sites) > 1:
-            marked = [c for c in sites if MARKER_TRAIN in self._line_text(c)]
-            sites = marked if len(marked) == 1 else sites
-        if len(sites) > 1:
             lines = ", ".join(str(self.source.line(c)) for c in sites)
             raise AnalysisError(
                 f"{fn.key}() holds the training step and is called from several places (lines {lines})",
                 path=self.source.path,
                 line=self.source.line(fn.node),
-                hint="training hooks need one call path; mark the training call with '# neural-coder: train'",
+                hint="training hooks need one call path: give the other callers (a warm-up, a fine-tuning pass) "
+                "a step function of their own",
             )
         return sites[0] if sites else None
 
@@ -176,7 +173,8 @@ class LoopAnalysis:
                 f"{fn.key}() holds the training step and is run from several places (lines {lines})",
                 path=self.source.path,
                 line=self.source.line(fn.node),
-                hint="training hooks need one call path; mark the training call with '# neural-coder: train'",
+                hint="training hooks need one call path: give the other callers (a warm-up, a fine-tuning pass) "
+                "a step function of their own",
             )
         return found[0] if found else None
 

@@ -14,7 +14,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.index import Scope, iter_returns
+from neural_coder.analysis.index import Function, Scope, iter_returns
 from neural_coder.analysis.training import BUILTIN_NAMES, free_names, unwrap
 from neural_coder.analysis.wraps import (
     find_wrap,
@@ -313,6 +313,7 @@ class LoopPlanner(BasePlanner):
         for hop in reversed(loop.hops):  # outermost first
             caller_cm = cm_of[id(self.index.scope_of(hop.call))]
             if entry_cls is not None and hop.function.cls is entry_cls:
+                self._refuse_other_paths(hop.function, hop.call)
                 cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
                 continue
             for call in self.index.call_sites(hop.function):
@@ -329,6 +330,24 @@ class LoopPlanner(BasePlanner):
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
+
+    def _refuse_other_paths(self, fn: Function, taken: cst.Call) -> None:
+        """A method on the training path that other code also calls (`self._backward(loss)`
+        from warm-up and fine-tune loops): its hooks would read `self.compression_manager`
+        on paths that may run before training prepares it."""
+        others = [c for c in self.index.call_sites(fn) if c is not taken]
+        if not others:
+            return
+        lines = ", ".join(str(self.src.line(c)) for c in others)
+        raise AnalysisError(
+            f"{fn.key}() is on the training path (called at line {self.src.line(taken)}) and "
+            f"also called at line {lines}: the hooks inside it would run there too, where the "
+            "compression manager may not exist yet (a warm-up before training)",
+            path=self.src.path,
+            line=self.src.line(others[0]),
+            hint="give the other paths a step method of their own, or compress in a script "
+            "with one training path",
+        )
 
     def _distillation_loss(self, loop: TrainingLoop, cm: str) -> None:
         output = loop.model_output

@@ -108,6 +108,29 @@ class Trainer:
                 self.opt.step()
 """
 
+SHARED_BACKWARD = """import torch
+loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
+
+
+class Runner:
+    def __init__(self):
+        self.model = torch.nn.Linear(4, 2)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def _backward(self, loss):
+        loss.backward()
+        self.opt.step()
+
+    def warm_up(self):
+        for x, y in loader:
+            self._backward(torch.nn.functional.cross_entropy(self.model(x), y))
+
+    def train(self, epochs):
+        for epoch in range(epochs):
+            for x, y in loader:
+                self._backward(torch.nn.functional.cross_entropy(self.model(x), y))
+"""
+
 
 def _rewrite(text: str, approach: str = "pruning") -> str:
     out, report = rewrite_source(Path("s.py"), text, build_options(approach, None, {}, {}))
@@ -145,6 +168,11 @@ def test_a_manual_update_in_the_else_branch_is_a_step():
         (ONE_LINE_ELSE, "pruning", "py:11: the optimizer step is on the same line as its 'if'"),
         (TWO_STEP_LOOPS, "pruning", "run in different step loops or functions"),
         (QAT_ON_A_PARAMETER, "qat", "training starts in train(), which receives the model"),
+        (
+            SHARED_BACKWARD,
+            "pruning",
+            "_backward() holds the training step and is called from several places (lines 16, 21)",
+        ),
         (DDP_OF_A_CALL, "qat", "py:8: self.model is wrapped by DDP at line 8 around a model"),
     ],
 )
