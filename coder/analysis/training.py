@@ -285,6 +285,8 @@ class LoopAnalysis:
             scope, loss_statement, statement
         )
         model_in_entry = self.map_up(model_callee, hops) if model_callee else None
+        if model_in_entry is None and model_callee is None and hops:
+            model_in_entry = self._model_from_caller(loss_name, hops)
         if model_in_entry is None:
             raise AnalysisError(
                 "cannot tell which model the loop trains",
@@ -320,6 +322,20 @@ class LoopAnalysis:
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
         loop.model_method = model_method
         return loop
+
+    def _model_from_caller(self, loss_name: str, hops: list[Hop]) -> str | None:
+        """`self._backward(criterion(self.model(x), y))`: the step function receives the
+        loss, and the model call is in the argument at the call site."""
+        first = hops[0]
+        argument = self.index.bind_arguments(first.call, first.function).get(loss_name)
+        if argument is None:
+            return None
+        caller = self.index.scope_of(first.call)
+        calls = [c for c in m.findall(argument, m.Call()) if self._is_model_callee(c.func, caller)]  # type: ignore[union-attr]
+        callees = {self.source.code(c.func) for c in calls}  # type: ignore[union-attr]
+        if len(callees) != 1:
+            return None
+        return self.map_up(callees.pop(), hops[1:])
 
     def _closure_step(self, backward: cst.CSTNode) -> tuple[str, cst.Call] | None:
         """The function holding `backward` and the `optimizer.step(fn)` call that passes

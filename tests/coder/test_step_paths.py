@@ -173,6 +173,15 @@ def test_a_manual_update_in_the_else_branch_is_a_step():
             "pruning",
             "_backward() holds the training step and is called from several places (lines 16, 21)",
         ),
+        (
+            SHARED_BACKWARD.replace(
+                "        for x, y in loader:\n            self._backward(",
+                "        x, y = loader[0]\n        self._backward(",
+                1,
+            ),
+            "pruning",
+            "_backward() is on the training path (called at line 21) and also called at line 16",
+        ),
         (DDP_OF_A_CALL, "qat", "py:8: self.model is wrapped by DDP at line 8 around a model"),
     ],
 )
