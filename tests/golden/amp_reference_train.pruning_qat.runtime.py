@@ -118,7 +118,17 @@ def main(args):
 
     for epoch in range(args.epochs):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
-        train_one_epoch(model, criterion, optimizer, data_loader, device, epoch, args, scaler, compression_manager=compression_manager)
+        train_one_epoch(
+            model,
+            criterion,
+            optimizer,
+            data_loader,
+            device,
+            epoch,
+            args,
+            scaler,
+            compression_manager=compression_manager,
+        )
         accuracy = evaluate(model, criterion, data_loader_test, device=device)
         print(f"epoch {epoch}: accuracy {accuracy:.3f}")
         compression_manager.callbacks.on_epoch_end()  # neural-coder
