@@ -58,6 +58,7 @@ class Facts:
                 f"step loop   line {src.line(loop.step_loop):>4}  ({self.index.describe(loop.step_scope)})",
                 f"backward    line {src.line(loop.backward):>4}  {loop.loss_name}.backward()",
                 f"opt. step   line {src.line(loop.optimizer_step):>4}  {loop.optimizer}",
+                *(f"opt. step   line {src.line(s):>4}  (another path)" for s in loop.other_steps),
                 f"model       trained: {loop.model_in_entry}"
                 + (
                     f" (built line {loop.model_origin_line}: {loop.model_origin})"
@@ -113,8 +114,37 @@ def analyze(source: Source) -> Facts:
             hint="run the tool on a file with one training loop, or move the others into another file",
         )
         return facts
-    facts.loop = loops[0]
+    try:
+        facts.loop = merge_paths(source, loops)
+    except AnalysisError as error:
+        facts.loop_error = error
     return facts
+
+
+def merge_paths(source: Source, loops: list[TrainingLoop]) -> TrainingLoop:
+    """Backward calls on different paths of one training step (`if scaler is not None:
+    scaler.scale(loss).backward() ... else: loss.backward() ...`): one loop whose
+    hooks reach the optimizer step of every path."""
+    first = loops[0]
+    for other in loops[1:]:
+        if (
+            other.step_loop is not first.step_loop
+            or other.backward_scope is not first.backward_scope
+        ):
+            raise AnalysisError(
+                f"backward calls at lines {source.line(first.backward)} and "
+                f"{source.line(other.backward)} run in different step loops or functions, "
+                "and the training hooks would reach only one of them",
+                path=source.path,
+                line=source.line(other.backward),
+                hint="run the tool on a file with one training step, or move the other one into another file",
+            )
+        for step in [other.optimizer_step, *other.other_steps]:
+            if step is not first.optimizer_step and step not in first.other_steps:
+                first.other_steps.append(step)
+        if other.loss_statement is not first.loss_statement:
+            first.alternatives.append(other)
+    return first
 
 
 def _constructions(index: Index) -> list[Found]:

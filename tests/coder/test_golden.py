@@ -47,6 +47,20 @@ CASES = [
     ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
     ("peft_lora_finetune.py", "distillation", "runtime"),  # LoRA: distilled as it is
+    # hooks on every path: AMP scaler or fp32, optimizer or manual SGD update, and the
+    # manager prepared before `if distributed / elif gpu / else DataParallel` branches
+    ("amp_reference_train.py", "pruning+qat", "runtime"),
+    ("amp_reference_train.py", "pruning", "runtime"),
+    ("manual_sgd_lm.py", "pruning", "runtime"),
+    ("manual_sgd_lm.py", "pruning+qat", "inc"),
+    # the schedule fitted after accelerate.prepare, to --max_train_steps
+    ("no_trainer_max_steps.py", "pruning+qat", "runtime"),
+    # the step function handed to the loop function: reached through its parameter
+    ("step_fn_closure.py", "pruning+qat", "runtime"),
+    # `self.model = DDP(model)` in __init__: prepared there, the schedule fitted in train()
+    ("ddp_trainer_class.py", "pruning+qat", "runtime"),
+    # backward in a micro-step loop, the step after it; an iteration budget; compile/DDP
+    ("micro_step_loop.py", "pruning+qat", "runtime"),
 ]
 
 
