@@ -1,24 +1,36 @@
 """neural-coder for Python callers: `optimize`, `inspect`.
 
-One pass per file: parse -> analyze -> plan -> transform -> verify -> emit.
-Nothing is written unless every step succeeded.
+One pass per script: parse -> analyze -> plan -> transform -> verify -> emit.
+A script that imports modules of its project (`from engine import train_one_epoch`)
+is analysed with them, and edited where each part lives (`rewrite_sources` takes
+the set of sources). Nothing is written unless every step succeeded, for every file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from neural_coder.analysis import Facts, analyze, parse_source
+from neural_coder.analysis import Facts, Source, analyze, parse_source
+from neural_coder.analysis.project import discover_project, parse_project
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import line_length_for, read_text, unified_diff, write_atomic
 from neural_coder.options import OptimizeOptions
 from neural_coder.planning import make_plan
 from neural_coder.planning.base import CONFIG_CLASSES
+from neural_coder.projects import apply_plan, write_all
 from neural_coder.report import FileReport, Status
-from neural_coder.transforms.hooks import apply_edits
 from neural_coder.verify import verify_rewrite
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where a script's local imports are looked up: next to it and, when given,
+    below `root` (the project folder). `follow_imports=False` rewrites the script alone."""
+
+    root: Path | None = None
+    follow_imports: bool = True
 
 
 @dataclass(frozen=True)
@@ -32,9 +44,30 @@ class Output:
 
 def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str, FileReport]:
     """The rewritten text and its report; the text is the input when nothing changes."""
-    source = parse_source(path, text)
+    texts, report = rewrite_parsed(parse_source(path, text), options)
+    return texts.get(path, text), report
+
+
+def rewrite_sources(
+    entry: Path,
+    sources: Mapping[Path, str],
+    options: OptimizeOptions,
+    root: Path | None = None,
+) -> tuple[dict[Path, str], FileReport]:
+    """A project: the entry script and the modules of the project it imports, as
+    {path: text} (`discover_project` finds them). Modules are named by their place
+    next to the entry or below `root`. Returns the new text of each file that
+    changes and one report for all of them."""
+    return rewrite_parsed(parse_project(entry, sources, root), options)
+
+
+def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path, str], FileReport]:
+    """The new text of each file of `source` that changes, and the report."""
+    path, text = source.path, source.text
     facts = analyze(source)
     report = FileReport(path=path, status=Status.UNCHANGED, found=facts.lines())
+    if len(source.parts) > 1:
+        report.files = [part.path for part in source.parts]
     if facts.already_optimized is not None:
         line = facts.already_optimized
         found = compression_in(text)
@@ -51,16 +84,20 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
             f"already compressed (compression code at line {line}); nothing to do "
             "(options are not re-applied: start from the original script to change them)"
         )
-        return text, report
+        return {}, report
     plan = make_plan(facts, options, line_length_for(path))
-    rewritten = apply_edits(source.module, plan.edits).code
-    verify_rewrite(path, source.module, rewritten)
-    _check_idempotent(path, rewritten)
+    rewritten = apply_plan(source, plan.edits)
+    for part in source.parts:
+        if part.path in rewritten:
+            verify_rewrite(part.path, part.module, rewritten[part.path])
+    _check_idempotent(source, rewritten)
     report.status = Status.TRANSFORMED
     report.placed = plan.placed
     report.warnings = plan.warnings
     what = "fit call" if options.post_training else "hooks"
     report.message = f"{'+'.join(options.approach)} {what} inserted (target: {options.target})"
+    if len(rewritten) > 1 or path not in rewritten:
+        report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report
 
 
@@ -82,38 +119,72 @@ def compression_in(text: str) -> set[str]:
     return {family for name, family in COMPRESSION_CONFIGS.items() if f"{name}(" in text}
 
 
-def _check_idempotent(path: Path, rewritten: str) -> None:
-    again = analyze(parse_source(path, rewritten))
-    if again.already_optimized is None:
+def _check_idempotent(source: Source, rewritten: Mapping[Path, str]) -> None:
+    if len(source.parts) == 1:
+        again = parse_source(source.path, rewritten.get(source.path, source.text))
+    else:
+        texts = {part.path: rewritten.get(part.path, part.text) for part in source.parts}
+        again = parse_project(source.path, texts)
+    if analyze(again).already_optimized is None:
         raise NeuralCoderError(
             "internal error: the rewritten file would be rewritten again; nothing was written",
-            path=path,
+            path=source.path,
         )
 
 
-def optimize_file(path: Path, options: OptimizeOptions, output: Output = Output()) -> FileReport:
+def optimize_file(
+    path: Path,
+    options: OptimizeOptions,
+    output: Output = Output(),
+    project: Project = Project(),
+) -> FileReport:
+    """Rewrite one script, and the modules of its project where its training or
+    evaluation lives; one report for all of them."""
     try:
         text = read_text(path)
-        rewritten, report = rewrite_source(path, text, options)
+        sources = discover_project(path, text, project.root) if project.follow_imports else {}
+        if len(sources) > 1:
+            rewritten, report = rewrite_sources(path, sources, options, project.root)
+        else:
+            new_text, report = rewrite_source(path, text, options)
+            rewritten = {path: new_text} if new_text != text else {}
     except NeuralCoderError as error:
         return FileReport(
-            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
+            path=error.path or path,
+            status=Status.FAILED,
+            message=error.render(),
+            exit_code=error.exit_code,
         )
-    if rewritten == text:
+    if not rewritten:
         return report
-    report.diff = unified_diff(path, text, rewritten)
+    originals = {p: text if p == path else read_text(p) for p in rewritten}
+    report.diff = "".join(unified_diff(p, originals[p], t) for p, t in rewritten.items())
     if output.dry_run:
         return report
-    target = output.path or path
-    report.output = target
-    report.backup = write_atomic(target, rewritten, backup=output.backup and target == path)
+    if output.path is not None:
+        if set(rewritten) != {path}:
+            return FileReport(
+                path=path,
+                status=Status.FAILED,
+                message=f"{path}: -o/--output writes one file, but the rewrite changes "
+                f"{len(rewritten)} files of the project; rewrite in place or use --diff",
+                exit_code=2,
+            )
+        rewritten = {output.path: rewritten[path]}
+    backups = write_all(rewritten, backup=output.backup and output.path is None)
+    report.output = output.path or path
+    report.backup = backups.get(path)
+    report.files_written = list(rewritten)
     return report
 
 
 def optimize(
-    paths: Iterable[Path | str], options: OptimizeOptions, output: Output = Output()
+    paths: Iterable[Path | str],
+    options: OptimizeOptions,
+    output: Output = Output(),
+    project: Project = Project(),
 ) -> list[FileReport]:
-    return [optimize_file(Path(p), options, output) for p in paths]
+    return [optimize_file(Path(p), options, output, project) for p in paths]
 
 
 def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:

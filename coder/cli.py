@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from neural_coder import __version__
-from neural_coder.api import Output, inspect, migrate, optimize
+from neural_coder.api import Output, Project, inspect, migrate, optimize
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
 from neural_coder.report import exit_code, write_json
@@ -111,6 +111,16 @@ def main() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the per-file report as JSON.",
 )
+@click.option(
+    "--project",
+    "project_root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The project folder: the script's imports of modules below it (and next to the "
+    "script, always) are analysed and edited with it.",
+)
+@click.option(
+    "--single-file", is_flag=True, help="Rewrite the script alone; do not follow its local imports."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show what analysis found in each file.")
 def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: str | None, config_path: Path | None,
                      target_sparsity: float | None, pattern: str | None, pruning_type: str | None,
@@ -118,7 +128,7 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                      qat_backend: str | None, teacher: str | None, temperature: float | None,
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
                      dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
-                     verbose: bool) -> None:  # fmt: skip
+                     project_root: Path | None, single_file: bool, verbose: bool) -> None:  # fmt: skip
     """Insert compression into training SCRIPTS (rewritten in place, keeping SCRIPT.bak)."""
     if output is not None and len(scripts) != 1:
         raise click.UsageError("-o/--output takes exactly one script")
@@ -138,7 +148,12 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
         )  # fmt: skip
     except NeuralCoderError as error:
         raise click.UsageError(error.render()) from None
-    reports = optimize(scripts, options, Output(dry_run=dry_run, path=output, backup=not no_backup))
+    reports = optimize(
+        scripts,
+        options,
+        Output(dry_run=dry_run, path=output, backup=not no_backup),
+        Project(root=project_root, follow_imports=not single_file),
+    )
     for report in reports:
         if dry_run and report.diff:
             click.echo(report.diff, nl=False)

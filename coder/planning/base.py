@@ -10,6 +10,7 @@ import libcst.matchers as m
 
 from neural_coder.analysis import Facts
 from neural_coder.analysis.index import Scope
+from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.analysis.wraps import peft_adapters
 from neural_coder.errors import AnalysisError
 from neural_coder.options import OptimizeOptions
@@ -45,7 +46,11 @@ class BasePlanner:
         self.index = facts.index
         self.line_length = line_length
         self.plan = Plan()
-        self.taken = {n.value for n in m.findall(self.src.module, m.Name())}  # type: ignore[union-attr]
+        self.taken = {
+            n.value  # type: ignore[union-attr]
+            for part in self.src.parts
+            for n in m.findall(part.module, m.Name())
+        }
         self.cm_name = self.free_name("compression_manager")
         self.teacher_name = self.free_name("teacher_model")
 
@@ -195,6 +200,13 @@ class BasePlanner:
             line=line,
             hint=f"{fix}; pruning and distillation work in mixed precision",
         )
+
+    def warn_guessed_trainer(self, use: TrainerUse) -> None:
+        if use.guessed is not None:
+            self.plan.warnings.append(
+                f"line {self.src.line(use.call)}: {use.guessed}; a guess: check that the class "
+                "takes callbacks and runs Trainer.train()/evaluate() as transformers' Trainer does"
+            )
 
     def training_imports(self) -> None:
         edits = self.plan.edits
