@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neural_coder.analysis import Facts, Source, analyze, parse_source
-from neural_coder.analysis.project import discover_project, parse_project
+from neural_coder.analysis.project import discover_project, parse_project, relocate
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import line_length_for, read_text, unified_diff, write_atomic
 from neural_coder.options import OptimizeOptions
@@ -149,11 +149,9 @@ def optimize_file(
             new_text, report = rewrite_source(path, text, options)
             rewritten = {path: new_text} if new_text != text else {}
     except NeuralCoderError as error:
+        relocate(error)
         return FileReport(
-            path=error.path or path,
-            status=Status.FAILED,
-            message=error.render(),
-            exit_code=error.exit_code,
+            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
         )
     if not rewritten:
         return report

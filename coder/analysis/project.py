@@ -19,6 +19,8 @@ from pathlib import Path
 import libcst as cst
 import libcst.matchers as m
 
+from neural_coder.errors import NeuralCoderError
+
 from .index import Index
 from .source import Source, parse_source
 
@@ -311,3 +313,10 @@ def in_reach(index: Index, node: cst.CSTNode, reached: set[cst.CSTNode]) -> bool
     if source.module_of(node) is source.module:
         return True
     return any(a in reached for a in source.ancestors(node) if isinstance(a, cst.FunctionDef))
+
+
+def relocate(error: NeuralCoderError) -> NeuralCoderError:
+    """An error raised at a line of another file of the project names that file."""
+    if isinstance(error.line, SourceLine):
+        error.path, error.line = error.line.path, int(error.line)
+    return error

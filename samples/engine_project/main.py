@@ -5,9 +5,8 @@ import argparse
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, TensorDataset
-
 from engine import evaluate, train_one_epoch
+from torch.utils.data import DataLoader, TensorDataset
 
 
 def get_args_parser():

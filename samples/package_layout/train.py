@@ -4,7 +4,6 @@ import argparse
 
 import torch
 from torch import nn
-
 from utils.data import get_dataloaders
 from utils.train_utils import train_epoch, validate
 

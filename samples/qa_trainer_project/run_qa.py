@@ -4,9 +4,8 @@ this script, as in the transformers question-answering examples."""
 import argparse
 
 import torch
-from transformers import AutoModelForQuestionAnswering, BertConfig, TrainingArguments
-
 from trainer_qa import QuestionAnsweringTrainer
+from transformers import AutoModelForQuestionAnswering, BertConfig, TrainingArguments
 
 
 class RandomSpans(torch.utils.data.Dataset):

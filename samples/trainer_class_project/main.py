@@ -5,7 +5,6 @@ from types import SimpleNamespace
 import torch
 import torch.nn as nn
 from torch.utils.data import TensorDataset
-
 from trainer import Trainer
 
 
