@@ -248,6 +248,10 @@ def migrate(
     return [migrate_file(p, target, output) for p in python_files(paths)]
 
 
-def inspect(path: Path | str) -> Facts:
+def inspect(path: Path | str, project: Project = Project()) -> Facts:
+    """What analysis finds in the script, and in the modules of its project it imports."""
     path = Path(path)
-    return analyze(parse_source(path, read_text(path)))
+    text = read_text(path)
+    if project.follow_imports:
+        return analyze(parse_project(path, discover_project(path, text, project.root), project.root))
+    return analyze(parse_source(path, text))

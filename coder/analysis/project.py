@@ -235,12 +235,18 @@ def discover_project(
                 pending.append((target, texts[target]))
     named = {given: entry_text}
     for path, text in list(texts.items())[1:]:
-        named[
-            given.parent / path.relative_to(entry_path.parent)
-            if _is_below(path, entry_path.parent)
-            else path
-        ] = text
+        named[_as_seen_from(given, entry_path, path)] = text
     return named
+
+
+def _as_seen_from(given: Path, entry: Path, path: Path) -> Path:
+    """`path` named like the entry script was: next to it, relative to the working
+    folder, or absolute."""
+    if _is_below(path, entry.parent):
+        return given.parent / path.relative_to(entry.parent)
+    if not given.is_absolute() and _is_below(path, Path.cwd()):
+        return path.relative_to(Path.cwd())
+    return path
 
 
 def module_names(paths: Iterable[Path], folders: list[Path]) -> dict[str, Path]:

@@ -227,3 +227,47 @@ def test_a_trainer_subclass_in_a_sibling_module_is_resolved_not_guessed(tmp_path
     alone = optimize_file(entry, options, Output(dry_run=True), Project(follow_imports=False))
     assert alone.status is Status.TRANSFORMED
     assert any("QuestionAnsweringTrainer (from trainer_qa)" in w for w in alone.warnings)
+
+
+def test_imports_resolve_through_aliases_and_package_re_exports(tmp_path):
+    """`import helpers.loop as loop_lib; loop_lib.fit(...)` and a function re-exported by
+    a package's __init__ (`from .evaluation import accuracy`) resolve to their files."""
+    import libcst as cst
+
+    from neural_coder.analysis import analyze
+    from neural_coder.analysis.project import parse_project
+
+    (tmp_path / "helpers").mkdir()
+    (tmp_path / "helpers" / "__init__.py").write_text("from .evaluation import accuracy\n")
+    (tmp_path / "helpers" / "evaluation.py").write_text(
+        "def accuracy(model, loader):\n    return sum(float(model(x).sum()) for x in loader)\n"
+    )
+    (tmp_path / "helpers" / "loop.py").write_text(
+        "def fit(model, loader, optimizer, epochs):\n"
+        "    for epoch in range(epochs):\n"
+        "        for x in loader:\n"
+        "            loss = model(x).sum()\n"
+        "            loss.backward()\n"
+        "            optimizer.step()\n"
+    )
+    main = tmp_path / "main.py"
+    main.write_text(
+        "import torch\n"
+        "import helpers.loop as loop_lib\n"
+        "from helpers import accuracy\n\n"
+        "model = torch.nn.Linear(4, 1)\n"
+        "loader = [torch.randn(2, 4)]\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "loop_lib.fit(model, loader, optimizer, 2)\n"
+        "print(accuracy(model, loader))\n"
+    )
+    sources = discover_project(main, main.read_text())
+    assert {p.name for p in sources} == {"main.py", "loop.py", "__init__.py", "evaluation.py"}
+    facts = analyze(parse_project(main, sources))
+    assert facts.loop is not None and facts.loop.model_in_entry == "model"
+    assert facts.loop.step_scope.name.value == "fit"
+    index = facts.index
+    call = next(c for c in index.calls if index.source.code(c.func) == "accuracy")
+    fn = index.resolve_call(call)
+    assert fn is not None and isinstance(fn.node, cst.FunctionDef)
+    assert index.source.part_of(fn.node).path.name == "evaluation.py"
