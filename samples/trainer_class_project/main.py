@@ -36,5 +36,5 @@ if __name__ == "__main__":
     trainer = Trainer(config, model, make_dataset())
     trainer.add_callback("on_batch_end", batch_end_callback)
     trainer.run()
-    model.eval()
-    torch.save(model.state_dict(), "mlp.pt")
+    trainer.model.eval()
+    torch.save(trainer.model.state_dict(), "mlp.pt")

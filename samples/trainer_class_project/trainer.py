@@ -23,20 +23,20 @@ class Trainer:
             callback(self)
 
     def run(self):
-        model, config = self.model, self.config
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+        config = self.config
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate)
         train_loader = DataLoader(
             self.train_dataset, batch_size=config.batch_size, shuffle=True, drop_last=True
         )
-        model.train()
+        self.model.train()
         for epoch in range(config.epochs):
             for x, y in train_loader:
-                logits = model(x)
+                logits = self.model(x)
                 loss = torch.nn.functional.cross_entropy(logits, y)
                 self.loss = loss
-                model.zero_grad(set_to_none=True)
+                self.model.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_norm_clip)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_norm_clip)
                 self.optimizer.step()
                 self.iter_num += 1
                 self.trigger_callbacks("on_batch_end")

@@ -25,14 +25,14 @@ class Trainer:
             callback(self)
 
     def run(self):
-        model, config = self.model, self.config
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+        config = self.config
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate)
         train_loader = DataLoader(
             self.train_dataset, batch_size=config.batch_size, shuffle=True, drop_last=True
         )
-        model.train()
+        self.model.train()
         self.compression_manager = prepare_compression(
-            model,
+            self.model,
             [
                 WeightPruningConfig(
                     target_sparsity=0.5,
@@ -46,17 +46,17 @@ class Trainer:
             ],
         )  # neural-coder
         self.compression_manager.callbacks.on_train_begin()  # neural-coder
-        model = self.compression_manager.model  # neural-coder
+        self.model = self.compression_manager.model  # neural-coder
         for epoch in range(config.epochs):
             self.compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
             for x, y in train_loader:
                 self.compression_manager.callbacks.on_step_begin(0)  # neural-coder
-                logits = model(x)
+                logits = self.model(x)
                 loss = torch.nn.functional.cross_entropy(logits, y)
                 self.loss = loss
-                model.zero_grad(set_to_none=True)
+                self.model.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_norm_clip)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_norm_clip)
                 self.compression_manager.callbacks.on_before_optimizer_step()  # neural-coder
                 self.optimizer.step()
                 self.compression_manager.callbacks.on_after_optimizer_step()  # neural-coder
