@@ -365,13 +365,15 @@ class _IndexBuilder(cst.CSTVisitor):
             self.imports[local] = dotted if alias.asname else local
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.module is None or isinstance(node.names, cst.ImportStar):
+        if isinstance(node.names, cst.ImportStar) or (node.module is None and not node.relative):
             return
-        module = "." * len(node.relative) + self.source.code(node.module)
+        dots = "." * len(node.relative)
+        module = dots + self.source.code(node.module) if node.module is not None else ""
         for alias in node.names:
             name = self.source.code(alias.name)
             local = alias.asname.name.value if alias.asname else name  # type: ignore[union-attr]
-            self.imports[local] = f"{module}.{name}"
+            # `from . import engine` binds the module `.engine`
+            self.imports[local] = f"{module}.{name}" if module else f"{dots}{name}"
 
 
 def _unpacked(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:

@@ -20,6 +20,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from neural_coder.errors import NeuralCoderError
+from neural_coder.files import read_text
 
 from .index import Index
 from .source import Source, parse_source
@@ -215,24 +216,30 @@ def discover_project(
     {path: text}. Modules are looked up next to the script and below `root` (the
     project folder; by default the script's folder); files outside them are libraries.
     The entry keeps its path as given; the others are named as seen from it
-    (`proj/main.py` imports `proj/engine.py`)."""
-    from neural_coder.files import read_text
-
+    (`proj/main.py` imports `proj/engine.py`). A module that cannot be read or
+    parsed is left out, as a library would be: the script's own rewrite does not
+    depend on it."""
     given = entry_path
     entry_path = entry_path.resolve()
     folders = [entry_path.parent] + ([root.resolve()] if root is not None else [])
     texts: dict[Path, str] = {entry_path: entry_text}
-    pending = [(entry_path, entry_text)]
+    pending = [entry_path]
     while pending and len(texts) < MAX_MODULES:
-        path, text = pending.pop(0)
+        path = pending.pop(0)
         try:
-            module = cst.parse_module(text)
+            module = cst.parse_module(texts[path])
         except cst.ParserSyntaxError:
-            continue  # a module that does not parse is reported when it is parsed for analysis
+            if path != entry_path:  # the entry's own syntax error is reported by analysis
+                del texts[path]
+            continue
         for _, target in local_imports(path, module, folders):
-            if target not in texts and any(_is_below(target, f) for f in folders):
+            if target in texts or not any(_is_below(target, f) for f in folders):
+                continue
+            try:
                 texts[target] = read_text(target)
-                pending.append((target, texts[target]))
+            except NeuralCoderError:
+                continue
+            pending.append(target)
     named = {given: entry_text}
     for path, text in list(texts.items())[1:]:
         named[_as_seen_from(given, entry_path, path)] = text

@@ -271,3 +271,43 @@ def test_imports_resolve_through_aliases_and_package_re_exports(tmp_path):
     fn = index.resolve_call(call)
     assert fn is not None and isinstance(fn.node, cst.FunctionDef)
     assert index.source.part_of(fn.node).path.name == "evaluation.py"
+
+
+def test_a_package_script_importing_a_sibling_module_with_from_dot(tmp_path):
+    """`from . import loops` in pkg/train.py, run as `python -m pkg.train`."""
+    from neural_coder.analysis import analyze
+    from neural_coder.analysis.project import parse_project
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "loops.py").write_text(
+        "def train(model, loader, optimizer):\n"
+        "    for x in loader:\n"
+        "        loss = model(x).sum()\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+    )
+    entry = package / "train.py"
+    entry.write_text(
+        "import torch\n"
+        "from . import loops\n\n"
+        "model = torch.nn.Linear(4, 1)\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for epoch in range(2):\n"
+        "    loops.train(model, [torch.randn(2, 4)], optimizer)\n"
+    )
+    sources = discover_project(entry, entry.read_text(), root=tmp_path)
+    assert {p.name for p in sources} == {"train.py", "loops.py"}
+    facts = analyze(parse_project(entry, sources, root=tmp_path))
+    assert facts.loop is not None and facts.loop.step_scope.name.value == "train"
+    assert facts.loop.epoch_loop is not None
+
+
+def test_a_module_that_does_not_parse_is_left_out(tmp_path):
+    folder = copy_project(tmp_path, "engine_project")
+    (folder / "legacy.py").write_text("print 'python 2'\n")
+    main = folder / "main.py"
+    main.write_text("import legacy\n" + main.read_text())
+    sources = discover_project(main, main.read_text())
+    assert {p.name for p in sources} == {"main.py", "engine.py"}
