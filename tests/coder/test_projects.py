@@ -311,3 +311,18 @@ def test_a_module_that_does_not_parse_is_left_out(tmp_path):
     main.write_text("import legacy\n" + main.read_text())
     sources = discover_project(main, main.read_text())
     assert {p.name for p in sources} == {"main.py", "engine.py"}
+
+
+def test_json_report_lists_the_files_of_the_project(tmp_path):
+    import json
+
+    folder = copy_project(tmp_path, "package_layout")
+    out = tmp_path / "report.json"
+    result = run_cli("optimize", folder / "train.py", "-a", "pruning", "--report", out)
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(out.read_text())["files"]
+    assert entry["status"] == "Transformed"
+    written = {Path(p).relative_to(folder).as_posix() for p in entry["files_written"]}
+    assert written == {"train.py", "utils/train_utils.py"}
+    analysed = {Path(p).relative_to(folder).as_posix() for p in entry["files"]}
+    assert analysed >= {"train.py", "utils/train_utils.py", "utils/data.py", "utils/meters.py"}
