@@ -19,7 +19,7 @@ from neural_coder.files import line_length_for, read_text, unified_diff, write_a
 from neural_coder.options import OptimizeOptions
 from neural_coder.planning import make_plan
 from neural_coder.planning.base import CONFIG_CLASSES
-from neural_coder.projects import apply_plan, write_all
+from neural_coder.projects import apply_plan, shared_signatures, write_all
 from neural_coder.report import FileReport, Status
 from neural_coder.verify import verify_rewrite
 
@@ -93,7 +93,7 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     _check_idempotent(source, rewritten)
     report.status = Status.TRANSFORMED
     report.placed = plan.placed
-    report.warnings = plan.warnings
+    report.warnings = plan.warnings + shared_signatures(source, plan.edits)
     what = "fit call" if options.post_training else "hooks"
     report.message = f"{'+'.join(options.approach)} {what} inserted (target: {options.target})"
     if len(rewritten) > 1 or path not in rewritten:
@@ -253,5 +253,7 @@ def inspect(path: Path | str, project: Project = Project()) -> Facts:
     path = Path(path)
     text = read_text(path)
     if project.follow_imports:
-        return analyze(parse_project(path, discover_project(path, text, project.root), project.root))
+        return analyze(
+            parse_project(path, discover_project(path, text, project.root), project.root)
+        )
     return analyze(parse_source(path, text))

@@ -74,6 +74,17 @@ def split_edits(source: Source, edits: list[Edit]) -> dict[cst.Module, list[Edit
     return per_file
 
 
+def shared_signatures(source: Source, edits: list[Edit]) -> list[str]:
+    """Warnings for functions of other files that gain a parameter: scripts outside
+    the analysed project may call them too."""
+    return [
+        f"{source.shown(source.part_of(e.function).path)}:{source.positions[e.function].start.line}: "
+        f"{e.function.name.value}() now takes {e.name}; other scripts that call it must pass one"
+        for e in edits
+        if isinstance(e, AddParameter) and source.module_of(e.function) is not source.module
+    ]
+
+
 def apply_plan(source: Source, edits: list[Edit]) -> dict[Path, str]:
     """The new text of every file the edits change, by path."""
     changed: dict[Path, str] = {}

@@ -41,6 +41,12 @@ class Source(Tree):
     def module_of(self, node: cst.CSTNode) -> cst.Module:
         return self.module
 
+    def part_of(self, node: cst.CSTNode) -> Source:
+        return self
+
+    def shown(self, path: Path) -> str:
+        return str(path)
+
     def numbered(self, part: Source, number: int) -> int:
         """Line `number` of the file `part`, as `line()` would give it."""
         return number

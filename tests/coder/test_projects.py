@@ -75,6 +75,10 @@ def test_the_report_places_hooks_in_the_file_where_the_loop_lives(tmp_path):
     assert result.exit_code == 0, result.output
     assert "pruning hooks inserted (target: runtime) in main.py, engine.py" in result.output
     assert "on_before_optimizer_step: before the statement at line 26 (engine.py)" in result.output
+    assert (
+        "warning: engine.py:10: train_one_epoch() now takes compression_manager; "
+        "other scripts that call it must pass one" in result.output
+    )
     assert (folder / "engine.py.bak").is_file() and (folder / "main.py.bak").is_file()
     again = run_cli("optimize", folder / "main.py", "--approach", "pruning")
     assert again.exit_code == 0 and "Unchanged" in again.output
