@@ -83,6 +83,19 @@ def project_class(index: Index, name: str, at: cst.CSTNode | None = None) -> cst
     return index.classes.get(name)
 
 
+def _foreign_trainer_base(index: Index, cls: cst.ClassDef, seen: frozenset[str]) -> bool:
+    """`cls` inherits from a `...Trainer` class that the project does not define."""
+    for base in cls.bases:
+        name = index.source.code(base.value)
+        parent = project_class(index, name, base.value)
+        if parent is None and name.split(".")[-1].endswith("Trainer"):
+            return True
+        if parent is not None and name not in seen:
+            if _foreign_trainer_base(index, parent, seen | {name}):
+                return True
+    return False
+
+
 def trainer_bases(index: Index) -> set[str]:
     """Names of the project's own Trainer subclasses."""
     return {name for name, cls in index.classes.items() if is_trainer_class(index, name, at=cls)}
@@ -90,9 +103,10 @@ def trainer_bases(index: Index) -> set[str]:
 
 def _guess(index: Index, call: cst.Call, name: str) -> str | None:
     """Why `call` looks like it builds a Trainer of a library the tool does not know,
-    or None. Only a class the project does not define is guessed at; its `.train()` /
-    `.evaluate()` calls are checked once the use is complete."""
-    if project_class(index, name, call) is not None:
+    or None. Only a class the project does not define, or a subclass of one, is
+    guessed at; its `.train()` / `.evaluate()` calls are checked once the use is complete."""
+    cls = project_class(index, name, call)
+    if cls is not None and not _foreign_trainer_base(index, cls, frozenset()):
         return None
     arguments = _arguments(call)
     keywords = {a.keyword.value for a in call.args if a.keyword is not None}
@@ -109,10 +123,14 @@ def _guess(index: Index, call: cst.Call, name: str) -> str | None:
         return None
     if not named_trainer and not built_with.endswith("TrainingArguments"):
         return None
-    origin = _qualified_name(index, name, call) or name
+    origin = _qualified_name(index, name, call)
+    if cls is not None:
+        where = "a subclass of " + ", ".join(index.source.code(b.value) for b in cls.bases)
+    else:
+        where = "from " + (origin.rsplit(".", 1)[0] if "." in origin else "an unknown module")
     return (
-        f"{name} (from {origin.rsplit('.', 1)[0] if '.' in origin else 'an unknown module'}) "
-        "is taken for a Hugging Face Trainer subclass from how it is built (model=, args=) and run"
+        f"{name} ({where}) is taken for a Hugging Face Trainer subclass from how it is "
+        "built (model=, args=) and run"
     )
 
 

@@ -212,7 +212,9 @@ def test_a_trainer_of_an_unknown_library_is_recognised_by_use_with_a_warning():
     )
     assert report.status is Status.TRANSFORMED
     assert "callbacks=[CompressionCallback(compression_manager" in rewritten
-    assert any("ORTTrainer (from optimum.onnxruntime)" in w and "a guess" in w for w in report.warnings)
+    assert any(
+        "ORTTrainer (from optimum.onnxruntime)" in w and "a guess" in w for w in report.warnings
+    )
 
 
 def test_a_class_named_trainer_that_is_not_built_like_one_is_not_guessed():
@@ -330,3 +332,15 @@ def test_json_report_lists_the_files_of_the_project(tmp_path):
     assert written == {"train.py", "utils/train_utils.py"}
     analysed = {Path(p).relative_to(folder).as_posix() for p in entry["files"]}
     assert analysed >= {"train.py", "utils/train_utils.py", "utils/data.py", "utils/meters.py"}
+
+
+def test_a_subclass_of_an_unknown_library_trainer_is_guessed_too():
+    from neural_coder.analysis import analyze, parse_source
+
+    script = GUESSED.replace(
+        "trainer = ORTTrainer(",
+        "class DistilTrainer(ORTTrainer):\n    pass\n\n\ntrainer = DistilTrainer(",
+    )
+    (use,) = analyze(parse_source(Path("sub.py"), script)).trainers
+    assert use.class_name == "DistilTrainer"
+    assert use.guessed is not None and "DistilTrainer (a subclass of ORTTrainer)" in use.guessed

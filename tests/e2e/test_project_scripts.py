@@ -30,9 +30,7 @@ TARGET_SPARSITY = 0.5
 
 
 @pytest.mark.parametrize(("project", "entry", "approach", "changed", "saved"), CASES)
-def test_rewritten_project_runs_and_compresses(
-    tmp_path, project, entry, approach, changed, saved
-):
+def test_rewritten_project_runs_and_compresses(tmp_path, project, entry, approach, changed, saved):
     folder = tmp_path / project
     shutil.copytree(SAMPLES / project, folder, ignore=shutil.ignore_patterns("__pycache__"))
     result = run_cli(
