@@ -206,10 +206,17 @@ def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output:
 
 @main.command("inspect")
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
-def inspect_command(script: Path) -> None:
-    """Print what analysis finds in SCRIPT, with line numbers."""
+@click.option(
+    "--project",
+    "project_root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The project folder whose modules the script imports (default: the script's folder).",
+)
+@click.option("--single-file", is_flag=True, help="Analyse the script alone.")
+def inspect_command(script: Path, project_root: Path | None, single_file: bool) -> None:
+    """Print what analysis finds in SCRIPT (and the modules of its project it imports), with line numbers."""
     try:
-        facts = inspect(script)
+        facts = inspect(script, Project(root=project_root, follow_imports=not single_file))
     except NeuralCoderError as error:
         click.echo(error.render(), err=True)
         sys.exit(error.exit_code)

@@ -344,3 +344,12 @@ def test_a_subclass_of_an_unknown_library_trainer_is_guessed_too():
     (use,) = analyze(parse_source(Path("sub.py"), script)).trainers
     assert use.class_name == "DistilTrainer"
     assert use.guessed is not None and "DistilTrainer (a subclass of ORTTrainer)" in use.guessed
+
+
+def test_inspect_shows_the_loop_in_the_module_where_it_lives(tmp_path):
+    folder = copy_project(tmp_path, "engine_project")
+    result = run_cli("inspect", folder / "main.py")
+    assert result.exit_code == 0, result.output
+    assert "backward    line 23 (engine.py)  loss.backward()" in result.output
+    alone = run_cli("inspect", folder / "main.py", "--single-file")
+    assert "training    none: no training loop" in alone.output
