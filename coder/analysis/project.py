@@ -307,16 +307,22 @@ def reached_scopes(index: Index) -> set[cst.CSTNode]:
         if index.source.module_of(scope) is entry
         for call in calls
     ]
+    nested: dict[cst.CSTNode, list[cst.FunctionDef]] = {}  # function -> the defs inside it
+    for node in index.functions:
+        outer = index.source.enclosing_function(node)
+        if outer is not None:
+            nested.setdefault(outer, []).append(node)
     reached: set[cst.CSTNode] = set()
     while pending:
         fn = index.resolve_call(pending.pop())
         if fn is None or fn.node in reached:
             continue
-        reached.add(fn.node)
-        pending += by_scope.get(fn.node, [])
-        for nested, calls in by_scope.items():  # functions defined inside it
-            if isinstance(nested, cst.FunctionDef) and fn.node in index.source.ancestors(nested):
-                pending += calls
+        inside = [fn.node]
+        while inside:  # its own calls, and those of the functions defined inside it
+            node = inside.pop()
+            reached.add(node)
+            pending += by_scope.get(node, [])
+            inside += nested.get(node, [])
     return reached
 
 
