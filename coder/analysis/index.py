@@ -168,6 +168,21 @@ class Index:
         origin = self.module_imports.get(module, {}).get(name)
         return self.imported_function(origin, module, depth + 1) if origin else None
 
+    def imported_class(self, dotted: str, at: cst.CSTNode, depth: int = 0) -> cst.ClassDef | None:
+        """The class of another file of the project that a dotted import names
+        (`models.TinyNet`), following re-exports."""
+        found = self.source.resolve_import(dotted, at)
+        if found is None or depth > 8:
+            return None
+        module, name = found
+        if not name or "." in name:
+            return None
+        for cls in self.classes_in.get(module, []):
+            if cls.name.value == name:
+                return cls
+        origin = self.module_imports.get(module, {}).get(name)
+        return self.imported_class(origin, module, depth + 1) if origin else None
+
     def call_sites(self, fn: Function) -> list[cst.Call]:
         return [c for c in self.calls if self.resolve_call(c) is fn]
 

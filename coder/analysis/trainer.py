@@ -73,14 +73,8 @@ def project_class(index: Index, name: str, at: cst.CSTNode | None = None) -> cst
     another file (`from trainer_qa import QuestionAnsweringTrainer as QA`), or one
     defined in a file of the project under that name."""
     qualified = _qualified_name(index, name, at)
-    if qualified:
-        found = index.source.resolve_import(qualified, at or index.source.module)
-        if found is not None:
-            module, rest = found
-            for cls in index.classes_in.get(module, []):
-                if cls.name.value == rest:
-                    return cls
-    return index.classes.get(name)
+    imported = index.imported_class(qualified, at or index.source.module) if qualified else None
+    return imported or index.classes.get(name)
 
 
 def _foreign_trainer_base(index: Index, cls: cst.ClassDef, seen: frozenset[str]) -> bool:

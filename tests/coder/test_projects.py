@@ -353,3 +353,22 @@ def test_inspect_shows_the_loop_in_the_module_where_it_lives(tmp_path):
     assert "backward    line 23 (engine.py)  loss.backward()" in result.output
     alone = run_cli("inspect", folder / "main.py", "--single-file")
     assert "training    none: no training loop" in alone.output
+
+
+def test_a_model_class_imported_from_another_file_is_a_model(tmp_path):
+    """`from models import TinyConvNet as Net`: post-training quantization finds the model."""
+    folder = copy_project(tmp_path, "engine_project")
+    main = folder / "main.py"
+    text = main.read_text()
+    start, end = text.index("class TinyConvNet"), text.index("def build_loaders")
+    (folder / "models.py").write_text("import torch.nn as nn\n\n\n" + text[start:end])
+    main.write_text(
+        text[:start].replace(
+            "from engine import", "from models import TinyConvNet as Net\nfrom engine import"
+        )
+        + text[end:].replace("model = TinyConvNet()", "model = Net()")
+    )
+    report = optimize_file(main, build_options("ptq-dynamic", None, {}, {}), Output(dry_run=True))
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "model       line   36  TinyConvNet()  -> model" in report.found, report.found
+    assert "quantization.fit(" in report.diff
