@@ -98,7 +98,12 @@ def analyze(source: Source) -> Facts:
     if not backward_calls:
         facts.loop_error = AnalysisError(
             "no training loop: nothing calls .backward()"
-            + (" (a Hugging Face Trainer runs it)" if facts.trainers else ""),
+            + (" (a Hugging Face Trainer runs it)" if facts.trainers else "")
+            + (
+                f" in the script or the {len(source.parts) - 1} module(s) of its project it imports"
+                if len(source.parts) > 1
+                else ""
+            ),
             path=source.path,
             hint="training approaches need a training loop; for a trained model use a post-training approach",
         )
