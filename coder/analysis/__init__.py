@@ -29,7 +29,7 @@ class Found:
     what: str
     line: int
     target: str | None  # what it is assigned to
-    node: cst.CSTNode | None = field(default=None, repr=False, compare=False)  # the statement
+    node: cst.CSTNode = field(repr=False, compare=False)  # the statement
 
 
 @dataclass
@@ -93,7 +93,8 @@ def analyze(source: Source) -> Facts:
     if len(source.parts) > 1:  # a project: what the entry script runs, in any of its files
         reached = reached_scopes(index)
         backward_calls = [c for c in backward_calls if in_reach(index, c, reached)]
-        facts.found = [f for f in facts.found if f.node is None or in_reach(index, f.node, reached)]
+        # what the script builds (through functions of other files, too), at its own lines
+        facts.found = [f for f in facts.found if source.module_of(f.node) is source.module]
         facts.trainers = [t for t in facts.trainers if in_reach(index, t.call, reached)]
     if not backward_calls:
         facts.loop_error = AnalysisError(
@@ -147,9 +148,9 @@ def _constructions(index: Index) -> list[Found]:
                     )
                     break
     found.sort(key=lambda f: (f.line, f.kind))
-    unique: dict[tuple[int, object, str], Found] = {}
-    for f in found:  # one per line and kind (lines of other files of a project know their file)
-        unique.setdefault((f.line, getattr(f.line, "path", None), f.kind), f)
+    unique: dict[tuple[int, cst.Module, str], Found] = {}
+    for f in found:  # one per line and kind
+        unique.setdefault((f.line, src.module_of(f.node), f.kind), f)
     return list(unique.values())
 
 
