@@ -46,11 +46,7 @@ class BasePlanner:
         self.index = facts.index
         self.line_length = line_length
         self.plan = Plan()
-        self.taken = {
-            n.value  # type: ignore[union-attr]
-            for part in self.src.parts
-            for n in m.findall(part.module, m.Name())
-        }
+        self.taken = set(self.src.names)  # a project: the names of all its files
         self.cm_name = self.free_name("compression_manager")
         self.teacher_name = self.free_name("teacher_model")
 
