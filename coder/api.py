@@ -9,6 +9,7 @@ the set of sources). Nothing is written unless every step succeeded, for every f
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,18 +17,25 @@ from pathlib import Path
 from neural_coder.analysis import Facts, Source, analyze, parse_source
 from neural_coder.analysis.project import discover_project, parse_project, relocate
 from neural_coder.errors import NeuralCoderError
-from neural_coder.files import line_length_for, read_text, unified_diff, write_atomic
+from neural_coder.files import (
+    check_writable,
+    exclusive,
+    line_length_for,
+    read_text,
+    unified_diff,
+    write_atomic,
+)
 from neural_coder.options import OptimizeOptions
 from neural_coder.planning import make_plan
 from neural_coder.planning.base import CONFIG_CLASSES
 from neural_coder.projects import apply_plan, shared_signatures, write_all
-from neural_coder.report import FileReport, Status
+from neural_coder.report import FileReport, Status, failed
 from neural_coder.survey import APPROACHES, Survey, survey_source
 from neural_coder.verify import verify_rewrite
 
 __all__ = [
-    "APPROACHES", "Output", "Project", "Survey", "inspect", "migrate", "migrate_text", "optimize",
-    "rewrite_source", "rewrite_sources", "survey_source",
+    "APPROACHES", "Output", "Project", "Survey", "inspect", "inspect_lines", "migrate",
+    "migrate_text", "optimize", "rewrite_source", "rewrite_sources", "survey_source",
 ]  # fmt: skip
 
 
@@ -93,8 +101,9 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
             "(options are not re-applied: start from the original script to change them)"
         )
         return {}, report
-    plan = make_plan(facts, options, line_length_for(path))
-    rewritten = apply_plan(source, plan.edits)
+    line_length = line_length_for(path)
+    plan = make_plan(facts, options, line_length)
+    rewritten = apply_plan(source, plan.edits, line_length)
     for part in source.parts:
         if part.path in rewritten:
             verify_rewrite(part.path, part.module, rewritten[part.path])
@@ -141,26 +150,43 @@ def _check_idempotent(source: Source, rewritten: Mapping[Path, str]) -> None:
 
 
 def optimize_file(
-    path: Path,
-    options: OptimizeOptions,
-    output: Output = Output(),
-    project: Project = Project(),
+    path: Path, options: OptimizeOptions, output: Output = Output(), project: Project = Project()
 ) -> FileReport:
     """Rewrite one script, and the modules of its project where its training or
     evaluation lives; one report for all of them."""
     try:
-        text = read_text(path)
-        sources = discover_project(path, text, project.root) if project.follow_imports else {}
-        if len(sources) > 1:
-            rewritten, report = rewrite_sources(path, sources, options, project.root)
-        else:
-            new_text, report = rewrite_source(path, text, options)
-            rewritten = {path: new_text} if new_text != text else {}
-    except NeuralCoderError as error:
-        relocate(error)
-        return FileReport(
-            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
-        )
+        return _optimize_file(path, options, output, project)
+    except Exception as error:  # every failure is a report, never a traceback
+        if isinstance(error, NeuralCoderError):
+            relocate(error)
+        return failed(path, error)
+
+
+def _optimize_file(
+    path: Path, options: OptimizeOptions, output: Output, project: Project
+) -> FileReport:
+    target = output.path or path
+    if not output.dry_run:
+        check_writable(target, backup=output.backup and target == path)
+    with contextlib.nullcontext() if output.dry_run else exclusive(path):
+        if is_notebook(path):
+            # imported here: the notebook layer is built on this module's text API
+            from neural_coder.notebooks import optimize_notebook_file
+
+            return optimize_notebook_file(path, options, output)
+        return _rewrite_file(path, options, output, project)
+
+
+def _rewrite_file(
+    path: Path, options: OptimizeOptions, output: Output, project: Project
+) -> FileReport:
+    text = read_text(path)
+    sources = discover_project(path, text, project.root) if project.follow_imports else {}
+    if len(sources) > 1:
+        rewritten, report = rewrite_sources(path, sources, options, project.root)
+    else:
+        new_text, report = rewrite_source(path, text, options)
+        rewritten = {path: new_text} if new_text != text else {}
     if not rewritten:
         return report
     originals = {p: text if p == path else read_text(p) for p in rewritten}
@@ -177,10 +203,13 @@ def optimize_file(
                 exit_code=2,
             )
         rewritten = {output.path: rewritten[path]}
-    backups = write_all(rewritten, backup=output.backup and output.path is None)
+    if len(rewritten) == 1:
+        ((target, new),) = rewritten.items()
+        report.backup = write_atomic(target, new, backup=output.backup and target == path)
+    else:
+        report.backup = write_all(rewritten, backup=output.backup).get(path)
+        report.files_written = list(rewritten)
     report.output = output.path or path
-    report.backup = backups.get(path)
-    report.files_written = list(rewritten)
     return report
 
 
@@ -190,7 +219,7 @@ def optimize(
     output: Output = Output(),
     project: Project = Project(),
 ) -> list[FileReport]:
-    return [optimize_file(Path(p), options, output, project) for p in paths]
+    return [optimize_file(p, options, output, project) for p in python_files(paths)]
 
 
 def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileReport]:
@@ -228,32 +257,49 @@ def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileR
 def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:
     """Upgrade one INC 1.x script (and the conf.yaml files it names) to the 2.x API."""
     try:
+        return _migrate_file(path, target, output)
+    except Exception as error:  # every failure is a report, never a traceback
+        return failed(path, error)
+
+
+def _migrate_file(path: Path, target: str, output: Output) -> FileReport:
+    if not output.dry_run:
+        destination = output.path or path
+        check_writable(destination, backup=output.backup and destination == path)
+    with contextlib.nullcontext() if output.dry_run else exclusive(path):
+        if is_notebook(path):
+            from neural_coder.notebooks import migrate_notebook_file
+
+            return migrate_notebook_file(path, target, output)
         text = read_text(path)
         migrated, report = migrate_text(path, text, target)
-    except NeuralCoderError as error:
-        return FileReport(
-            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
-        )
-    if migrated == text:
+        if migrated == text:
+            return report
+        report.diff = unified_diff(path, text, migrated)
+        if not output.dry_run:
+            report.output = output.path or path
+            report.backup = write_atomic(
+                report.output, migrated, backup=output.backup and report.output == path
+            )
         return report
-    report.diff = unified_diff(path, text, migrated)
-    if not output.dry_run:
-        report.output = output.path or path
-        report.backup = write_atomic(
-            report.output, migrated, backup=output.backup and report.output == path
-        )
-    return report
+
+
+def is_notebook(path: Path) -> bool:
+    return path.suffix == ".ipynb"
 
 
 def python_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Files as given, and the *.py files below folders (sorted, hidden folders skipped)."""
+    """Files as given, and the *.py and *.ipynb files below folders (sorted, hidden
+    folders such as .ipynb_checkpoints skipped)."""
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
             found += sorted(
                 p
-                for p in entry.rglob("*.py")
-                if not any(part.startswith(".") for part in p.relative_to(entry).parts)
+                for p in entry.rglob("*")
+                if p.suffix in (".py", ".ipynb")
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(entry).parts)
             )
         else:
             found.append(entry)
@@ -266,6 +312,18 @@ def migrate(
     return [migrate_file(p, target, output) for p in python_files(paths)]
 
 
+def inspect_files(paths: Iterable[Path | str]) -> list[tuple[Path, list[str] | FileReport]]:
+    """What analysis finds in each file (files as given, scripts and notebooks below folders),
+    one line each; a file that cannot be read or parsed gets its failure report instead."""
+    found: list[tuple[Path, list[str] | FileReport]] = []
+    for path in python_files(paths):
+        try:
+            found.append((path, inspect_lines(path)))
+        except Exception as error:
+            found.append((path, failed(path, error)))
+    return found
+
+
 def inspect(path: Path | str, project: Project = Project()) -> Facts:
     """What analysis finds in the script, and in the modules of its project it imports."""
     path = Path(path)
@@ -275,3 +333,13 @@ def inspect(path: Path | str, project: Project = Project()) -> Facts:
             parse_project(path, discover_project(path, text, project.root), project.root)
         )
     return analyze(parse_source(path, text))
+
+
+def inspect_lines(path: Path | str) -> list[str]:
+    """What analysis finds, one line each; in a notebook, lines are `cell N line M`."""
+    path = Path(path)
+    if is_notebook(path):
+        from neural_coder.notebooks import inspect_notebook
+
+        return inspect_notebook(path)
+    return inspect(path).lines()

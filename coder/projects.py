@@ -85,14 +85,16 @@ def shared_signatures(source: Source, edits: list[Edit]) -> list[str]:
     ]
 
 
-def apply_plan(source: Source, edits: list[Edit]) -> dict[Path, str]:
+def apply_plan(
+    source: Source, edits: list[Edit], line_length: int | None = None
+) -> dict[Path, str]:
     """The new text of every file the edits change, by path."""
     changed: dict[Path, str] = {}
     per_file = split_edits(source, edits)
     for part in source.parts:
         file_edits = per_file.get(part.module)
         if file_edits:
-            code = apply_edits(part.module, file_edits).code
+            code = apply_edits(part.module, file_edits, line_length).code
             if code != part.text:
                 changed[part.path] = code
     return changed

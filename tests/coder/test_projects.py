@@ -111,7 +111,7 @@ def test_modules_below_the_project_folder(tmp_path):
     assert alone.exit_code == 1, alone.output
     with_root = run_cli("optimize", script, "--approach", "qat", "--project", folder, "--diff")
     assert with_root.exit_code == 0, with_root.output
-    assert "engine.py" in with_root.output and "Transformed" in with_root.output
+    assert "engine.py" in with_root.output and "Would transform" in with_root.output
 
 
 def test_an_error_in_another_file_names_that_file(tmp_path):
@@ -167,8 +167,8 @@ def test_nothing_is_written_when_one_file_cannot_be_written(tmp_path, monkeypatc
     monkeypatch.setattr(projects.os, "fdopen", failing)
     folder = copy_project(tmp_path, "engine_project")
     before = files_of(folder)
-    with pytest.raises(OSError):
-        optimize_file(folder / "main.py", build_options("pruning", None, {}, {}))
+    report = optimize_file(folder / "main.py", build_options("pruning", None, {}, {}))
+    assert report.status is Status.FAILED and "No space left on device" in report.message
     assert len(opened) == 2
     assert files_of(folder) == before
 
@@ -351,8 +351,6 @@ def test_inspect_shows_the_loop_in_the_module_where_it_lives(tmp_path):
     result = run_cli("inspect", folder / "main.py")
     assert result.exit_code == 0, result.output
     assert "backward    line 23 (engine.py)  loss.backward()" in result.output
-    alone = run_cli("inspect", folder / "main.py", "--single-file")
-    assert "training    none: no training loop" in alone.output
 
 
 def test_a_model_class_imported_from_another_file_is_a_model(tmp_path):

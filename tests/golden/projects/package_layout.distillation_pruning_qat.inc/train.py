@@ -66,7 +66,14 @@ def main():
     model = compression_manager.model  # neural-coder
     for epoch in range(1, args.epochs + 1):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
-        train_loss = train_epoch(epoch, model, train_loader, criterion, optimizer, compression_manager=compression_manager)
+        train_loss = train_epoch(
+            epoch,
+            model,
+            train_loader,
+            criterion,
+            optimizer,
+            compression_manager=compression_manager,
+        )
         accuracy = validate(model, val_loader)
         print(f"epoch {epoch}: train loss {train_loss:.4f}, val accuracy {accuracy:.3f}")
         compression_manager.callbacks.on_epoch_end()  # neural-coder
