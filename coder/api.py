@@ -205,7 +205,10 @@ def _rewrite_file(
         rewritten = {output.path: rewritten[path]}
     if len(rewritten) == 1:
         ((target, new),) = rewritten.items()
-        report.backup = write_atomic(target, new, backup=output.backup and target == path)
+        backup = write_atomic(target, new, backup=output.backup and target in (path, *sources))
+        report.backup = backup if target == path else None
+        if target != path and output.path is None:  # a module of the project, not the script
+            report.files_written = [target]
     else:
         report.backup = write_all(rewritten, backup=output.backup).get(path)
         report.files_written = list(rewritten)
