@@ -208,6 +208,11 @@ class ApplyEdits(cst.CSTTransformer):
                 args[-1].with_changes(comma=closing)
             ]
             return updated_node.with_changes(args=[*existing, *args])
+        if existing and isinstance(existing[-1].whitespace_after_arg, cst.ParenthesizedWhitespace):
+            # `(\n    a, b\n)`: the line break before ")" moves after the new argument
+            closing_space = existing[-1].whitespace_after_arg
+            existing[-1] = existing[-1].with_changes(whitespace_after_arg=cst.SimpleWhitespace(""))
+            args[-1] = args[-1].with_changes(whitespace_after_arg=closing_space)
         return updated_node.with_changes(args=[*_comma_last(existing), *args])
 
     def on_leave(

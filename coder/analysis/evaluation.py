@@ -92,6 +92,8 @@ def find_evaluations(index: Index) -> list[Evaluation]:
     """Calls of the file's own metric-returning functions with a model argument, in file order."""
     found: list[Evaluation] = []
     for call in index.calls:
+        if index.source.module_of(call) is not index.source.module:
+            continue  # in a project, the script's own evaluations (of functions of any file)
         fn = index.resolve_call(call)
         if fn is None or fn.cls is not None or not returns_metric(index, fn):
             continue

@@ -223,8 +223,8 @@ class LoopAnalysis:
         return name if visible else None
 
     def _visible_from(self, name: str, scope: Scope) -> bool:
-        module = self.source.module
-        at_module = self.index.assignments_in(name, module) or name in self.index.imports
+        module = self.source.module_of(scope)
+        at_module = self.index.assignments_in(name, module) or name in self.index.imports_of(module)
         if scope is module:
             return bool(at_module)
         fn = self.index.function(scope)
@@ -565,10 +565,7 @@ class LoopAnalysis:
         return None
 
     def _has_marker(self, node: cst.CSTNode) -> bool:
-        return MARKER_MODEL in self._line_text(node)
-
-    def _line_text(self, node: cst.CSTNode) -> str:
-        return self.source.text.splitlines()[self.source.line(node) - 1]
+        return MARKER_MODEL in self.source.line_text(node)
 
     def _is_model_callee(self, func: cst.BaseExpression, scope: Scope) -> bool:
         if not _is_dotted_name(func):

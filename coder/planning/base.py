@@ -10,6 +10,7 @@ import libcst.matchers as m
 
 from neural_coder.analysis import Facts
 from neural_coder.analysis.index import Scope
+from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.analysis.wraps import peft_adapters
 from neural_coder.errors import AnalysisError
 from neural_coder.options import OptimizeOptions
@@ -45,7 +46,7 @@ class BasePlanner:
         self.index = facts.index
         self.line_length = line_length
         self.plan = Plan()
-        self.taken = set(self.src.names)
+        self.taken = set(self.src.names)  # a project: the names of all its files
         self.cm_name = self.free_name("compression_manager")
         self.teacher_name = self.free_name("teacher_model")
 
@@ -195,6 +196,13 @@ class BasePlanner:
             line=line,
             hint=f"{fix}; pruning and distillation work in mixed precision",
         )
+
+    def warn_guessed_trainer(self, use: TrainerUse) -> None:
+        if use.guessed is not None:
+            self.plan.warnings.append(
+                f"line {self.src.line(use.call)}: {use.guessed}; a guess: check that the class "
+                "takes callbacks and runs Trainer.train()/evaluate() as transformers' Trainer does"
+            )
 
     def training_imports(self) -> None:
         edits = self.plan.edits

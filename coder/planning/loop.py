@@ -298,8 +298,8 @@ class LoopPlanner(BasePlanner):
             if local or not (
                 (fn is not None and name in (*fn.all_params(), "self"))
                 or name in BUILTIN_NAMES
-                or name in self.index.imports
-                or self.index.assignments_in(name, self.src.module)
+                or name in self.index.imports_of(scope)
+                or self.index.assignments_in(name, self.src.module_of(scope))
             ):
                 return False
         return True

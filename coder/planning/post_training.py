@@ -238,6 +238,7 @@ class PostTrainingPlanner(BasePlanner):
     def _build_for_trainer(self, use: TrainerUse) -> Plan:
         trainer = use.target
         assert trainer is not None
+        self.warn_guessed_trainer(use)
         if use.model is not None:
             self.refuse_peft_weights(self.src.code(use.model), use.scope)
         anchor, where = self._trainer_anchor(use)
