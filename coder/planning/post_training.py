@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation
+from neural_coder.analysis import evaluation, final_model
 from neural_coder.analysis.evaluation import higher_is_better
+from neural_coder.analysis.final_model import FinalModel
+from neural_coder.analysis.low_bit import low_bit_load
 from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
 from neural_coder.transforms.snippets import Code
 
-from .base import BasePlanner, Plan
+from .base import WEIGHT_TECHNIQUES, BasePlanner, Plan
 
 QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto": "auto"}
 
@@ -30,22 +32,27 @@ class PostTrainingPlanner(BasePlanner):
         if self.facts.loop is None and self.facts.trainers:
             return self._build_for_trainer(self._evaluated_trainer())
         evaluations = evaluation.find_evaluations(self.index)
-        model, anchor, where, scope = self._placement(evaluations)
+        place = self._placement(evaluations)
+        model, scope = place.model, place.scope
         self.refuse_peft_weights(model, scope)
-        chosen = next((e for e in evaluations if e.scope is scope and e.model_arg == model), None)
+        self._refuse_low_bit(model, scope)
+        self._check_result_is_used(place)
+        found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
-        loader = self._loader(chosen, scope, self.src.line(anchor)) if needs_data else None
-        eval_func = None
-        if chosen is not None:
+        loader = self._loader(found, place) if needs_data else None
+        eval_func = what = None
+        if found is not None:
+            chosen, substitutions = found
             candidate = self.free_name("candidate")
-            eval_func = f"lambda {candidate}: {self._eval_call(chosen, candidate)}"
+            eval_func = f"lambda {candidate}: {self._eval_call(chosen, candidate, substitutions)}"
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
-        else:
-            what = None
-        better = chosen is None or higher_is_better(
-            evaluation.metric_name(self.index, chosen.function)
+        better = found is None or higher_is_better(
+            evaluation.metric_name(self.index, found[0].function)
         )
-        self._emit(model, anchor, where, loader, eval_func, what, higher_is_better=better)
+        self.plan.placed += [f"note: {n}" for n in place.notes]
+        self._emit(
+            model, place.anchor, place.where, loader, eval_func, what, higher_is_better=better
+        )
         return self.plan
 
     @property
@@ -153,25 +160,34 @@ class PostTrainingPlanner(BasePlanner):
             ]
 
     # -- a hand-written script ----------------------------------------------------------------
-    def _placement(
-        self, evaluations: list[evaluation.Evaluation]
-    ) -> tuple[str, cst.CSTNode, str, object]:
+    def _placement(self, evaluations: list[evaluation.Evaluation]) -> FinalModel:
         loop = self.facts.loop
-        if loop is not None:  # the trained model, right after training
-            return loop.model_in_entry, loop.entry_loop, "after", loop.entry_scope
+        if loop is not None:  # the trained model, once training (and any reload) is done
+            return final_model.after_training(
+                self.index, loop.model_in_entry, loop.entry_loop, loop.entry_scope
+            )
         if evaluations:
             first = evaluations[0]
             line = self.src.line(first.call)
-            if evaluation.model_assignment(self.index, first.model_arg, first.scope, line) is None:
+            built = evaluation.model_assignment(self.index, first.model_arg, first.scope, line)
+            if built is None:
                 raise AnalysisError(
                     f"{first.model_arg} is evaluated at line {line} but not built in {self.index.describe(first.scope)}",
                     path=self.src.path,
                     line=line,
                     hint="mark the model's assignment with '# neural-coder: model'",
                 )
-            return first.model_arg, first.statement, "before", first.scope
+            anchor = final_model.outermost_loop(self.index, first.statement, first.scope)
+            if self.src.line(anchor) < self.src.line(built) < self.src.line(first.call):
+                anchor = first.statement  # a model built per iteration is quantized per iteration
+            return FinalModel(first.model_arg, anchor, "before", first.scope)
         models = [
-            f for f in self.facts.found if f.kind == "model" and f.target and "." not in f.target
+            f
+            for f in self.facts.found
+            if f.kind == "model"
+            and f.target
+            and "." not in f.target
+            and not evaluation.is_checkpoint_dict(self.index, f.target)
         ]
         if len(models) != 1:
             raise AnalysisError(
@@ -190,27 +206,87 @@ class PostTrainingPlanner(BasePlanner):
             for a in self.index.assignments[target]
             if self.src.line(a.statement) == models[0].line
         )
-        return target, assignment.statement, "after", assignment.scope
+        place = FinalModel(target, assignment.statement, "after", assignment.scope)
+        reload = final_model.last_reload(self.index, place)
+        if reload is not None:
+            place.anchor = reload
+        return place
 
-    def _loader(self, chosen: evaluation.Evaluation | None, scope: object, line: int) -> str:
-        loaders = evaluation.loaders_in(self.index, scope, line + 1)  # type: ignore[arg-type]
-        if chosen is not None:
+    def _check_result_is_used(self, place: FinalModel) -> None:
+        """A local name that nothing reads after the fit would drop the quantized model."""
+        if "." in place.model or final_model.later_reads(self.index, place):
+            return
+        line = self.src.line(place.anchor)
+        raise AnalysisError(
+            f"the quantized model would be thrown away: nothing after line {line} in "
+            f"{self.index.describe(place.scope)} evaluates, saves or returns {place.model}",
+            path=self.src.path,
+            line=line,
+            hint=f"evaluate or save {place.model} after training (for example "
+            f"torch.save({place.model}.state_dict(), path) after line {line}), then run again",
+        )
+
+    def _refuse_low_bit(self, model: str, scope: object) -> None:
+        call = low_bit_load(self.index, model, scope)  # type: ignore[arg-type]
+        if call is None:
+            return
+        what = "bf16" if self.approach == "bf16" else WEIGHT_TECHNIQUES.get(self.approach, "it")
+        raise AnalysisError(
+            f"{model} is loaded with 4-bit or 8-bit weights ({self.src.code(call.func)} at line "
+            f"{self.src.line(call)}): its linear layers are bitsandbytes modules whose weights are "
+            f"already packed integers, which {what} cannot convert",
+            path=self.src.path,
+            line=self.src.line(call),
+            hint="load the model in full precision (drop load_in_4bit / load_in_8bit / "
+            "quantization_config) to compress it, or keep the bitsandbytes model as it is",
+        )
+
+    def _evaluation_for(
+        self, place: FinalModel, evaluations: list[evaluation.Evaluation]
+    ) -> tuple[evaluation.Evaluation, dict[str, str]] | None:
+        """The script's evaluation of the model at `place` whose arguments all exist there
+        (a loop variable is replaced by the first item of a literal the loop runs over);
+        the evaluations that follow `place` first."""
+        line = self.src.line(place.anchor)
+        same = [e for e in evaluations if e.scope is place.scope and e.model_arg == place.model]
+        ordered = [e for e in same if self.src.line(e.call) > line] + [
+            e for e in same if self.src.line(e.call) <= line
+        ]
+        for chosen in ordered:
+            substitutions = evaluation.arguments_at(
+                self.index, chosen, place.scope, line, after=place.where == "after"
+            )
+            if substitutions is not None:
+                return chosen, substitutions
+        return None
+
+    def _loader(
+        self, found: tuple[evaluation.Evaluation, dict[str, str]] | None, place: FinalModel
+    ) -> str:
+        line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
+        loaders = evaluation.visible_loaders(self.index, place.scope, line)
+        if found is not None:
+            chosen, substitutions = found
             for arg in chosen.call.args:
                 text = self.src.code(arg.value)
+                text = substitutions.get(text, text)
                 if text in loaders:
                     return text
         if loaders:
             return loaders[0]
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
         raise AnalysisError(
-            f"{what} needs data, but no DataLoader is built before the model is used",
+            f"{what} needs data, but no DataLoader is in reach of line {line} "
+            f"({self.index.describe(place.scope)})",
             path=self.src.path,
             line=line,
             hint="build the DataLoader before the model is evaluated"
             + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
         )
 
-    def _eval_call(self, chosen: evaluation.Evaluation, candidate: str) -> str:
+    def _eval_call(
+        self, chosen: evaluation.Evaluation, candidate: str, substitutions: dict[str, str]
+    ) -> str:
         params = chosen.function.positional_params()
         args = []
         for position, arg in enumerate(chosen.call.args):
@@ -219,7 +295,13 @@ class PostTrainingPlanner(BasePlanner):
                 if arg.keyword
                 else (position < len(params) and params[position] == chosen.model_param)
             )
-            args.append(arg.with_changes(value=cst.Name(candidate)) if is_model else arg)
+            if is_model:
+                args.append(arg.with_changes(value=cst.Name(candidate)))
+                continue
+            text = self.src.code(arg.value)
+            if text in substitutions:
+                arg = arg.with_changes(value=cst.parse_expression(substitutions[text]))
+            args.append(arg)
         return self.src.module.code_for_node(chosen.call.with_changes(args=args))
 
     # -- a Hugging Face Trainer ----------------------------------------------------------------
@@ -240,6 +322,7 @@ class PostTrainingPlanner(BasePlanner):
         assert trainer is not None
         if use.model is not None:
             self.refuse_peft_weights(self.src.code(use.model), use.scope)
+            self._refuse_low_bit(self.src.code(use.model), use.scope)
         anchor, where = self._trainer_anchor(use)
         loader = None
         if self.approach == "benchmark" or self.quant_approach in ("static", "auto"):
