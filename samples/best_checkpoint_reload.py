@@ -87,4 +87,4 @@ print(f"best epoch {checkpoint['epoch']} (accuracy {checkpoint['acc']:.4f})")
 
 final_acc = evaluate(model, test_loader)
 print(f"final accuracy: {final_acc:.4f}")
-torch.save(model, FINAL)
+torch.save(model.state_dict(), FINAL)

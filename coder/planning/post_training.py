@@ -327,18 +327,24 @@ class PostTrainingPlanner(BasePlanner):
         loader = None
         if self.approach == "benchmark" or self.quant_approach in ("static", "auto"):
             loader = self._trainer_loader(use)
-        metric, better = self._trainer_metric(use)
+        keys, better = self._trainer_metric(use)
+        metric = keys[0] if len(keys) == 1 else keys
         eval_func = None
         if use.has_eval_dataset and self.approach != "benchmark":
             eval_func = f"trainer_eval_func({trainer}, {metric!r})"
             self.plan.edits.append(AddImport(self.modules["transformers"], "trainer_eval_func"))
+            if len(keys) > 1:
+                self.plan.warnings.append(
+                    f"compute_metrics returns {' or '.join(keys)} depending on the run: the "
+                    "tuning uses the first one trainer.evaluate() holds, and its direction"
+                )
         self._emit(
             f"{trainer}.model",
             anchor,
             where,
             loader,
             eval_func,
-            f"{trainer}.evaluate()['{metric}']",
+            f"{trainer}.evaluate()[{' or '.join(repr(k) for k in keys)}]",
             better,
             trainer=trainer,
         )
@@ -368,13 +374,20 @@ class PostTrainingPlanner(BasePlanner):
             hint="pass eval_dataset= to the Trainer, or use --approach ptq-dynamic",
         )
 
-    def _trainer_metric(self, use: TrainerUse) -> tuple[str, bool]:
-        if use.metric_keys:
-            key = f"eval_{use.metric_keys[0]}"
-            return key, higher_is_better(key)
+    def _trainer_metric(self, use: TrainerUse) -> tuple[list[str], bool]:
+        """The keys to tune on (one per branch of compute_metrics that returns a different
+        first key; the runtime picks the one the run produces) and whether higher is better
+        for the first."""
+        keys: list[str] = []
+        for branch in use.metric_branches:
+            key = f"eval_{branch[0]}"
+            if key not in keys:
+                keys.append(key)
+        if keys:
+            return keys, higher_is_better(keys[0])
         if use.has_compute_metrics:
             self.plan.warnings.append(
                 "the keys compute_metrics returns could not be read from the script: "
                 "tuning uses eval_loss (lower is better)"
             )
-        return "eval_loss", False
+        return ["eval_loss"], False
