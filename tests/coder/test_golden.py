@@ -46,6 +46,14 @@ CASES = [
     ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
     ("peft_lora_finetune.py", "distillation", "runtime"),  # LoRA: distilled as it is
+    # fit after the best checkpoint is loaded back, tuned with evaluate(), not train_one_epoch()
+    ("best_checkpoint_reload.py", "ptq-static", "runtime"),
+    ("best_checkpoint_reload.py", "bf16", "runtime"),
+    # training in fit_model(model, loader, ...): the fit after its call, before the eval loop
+    ("train_fn_loader_param.py", "ptq-static", "runtime"),
+    ("train_fn_loader_param.py", "ptq-dynamic", "inc"),
+    # compute_metrics returns mse or accuracy: the key is picked at run time
+    ("glue_style_trainer.py", "ptq-dynamic", "runtime"),
 ]
 
 

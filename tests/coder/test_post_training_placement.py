@@ -1,0 +1,251 @@
+"""Where a post-training `fit` goes, and when it is refused: a trained model is final
+after the function and the loops that train it and after a reload of its weights;
+its result must be read afterwards; a checkpoint dict is no model; an evaluation is
+no training epoch or regularizer; the layout of a script does not change the outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.errors import NeuralCoderError
+from neural_coder.options import build_options
+from neural_coder.report import Status
+
+HEADER = """\
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def evaluate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return sum((model(x).argmax(1) == y).sum().item() for x, y in loader) / 8
+
+"""
+
+
+def rewrite(source: str, approach: str = "ptq-static") -> tuple[str, object]:
+    options = build_options(approach, None, {}, {})
+    return rewrite_source(Path("script.py"), source, options)
+
+
+def refusal(source: str, approach: str = "ptq-static") -> str:
+    """The refusal's text: `file:line: why`, then the hint."""
+    with pytest.raises(NeuralCoderError) as refused:
+        rewrite(source, approach)
+    return str(refused.value)
+
+
+def fit_line(text: str) -> int:
+    lines = text.splitlines()
+    return next(i for i, line in enumerate(lines) if ".fit(" in line)
+
+
+def test_a_fit_whose_result_nothing_reads_is_refused():
+    """kuangliu-style: test() reads the global model inside the epoch loop, and nothing
+    after training evaluates or saves it: the int8 model would be dropped."""
+    source = HEADER + (
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "\n"
+        "def test(epoch):\n"
+        "    print(epoch, evaluate(model, loader))\n"
+        "\n"
+        "for epoch in range(2):\n"
+        "    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        loss = nn.functional.cross_entropy(model(x), y)\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "    test(epoch)\n"
+    )
+    message = refusal(source)
+    line = source.splitlines().index("for epoch in range(2):") + 1
+    assert f"script.py:{line}:" in message
+    assert "thrown away" in message and "returns model" in message
+    assert "torch.save(model.state_dict()" in message
+    # the way out works: save the model after training
+    fixed, report = rewrite(source + "torch.save(model.state_dict(), 'model.pt')\n")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert fit_line(fixed) < fixed.splitlines().index("torch.save(model.state_dict(), 'model.pt')")
+
+
+def test_evaluating_several_datasets_quantizes_once_before_the_loop():
+    source = HEADER + (
+        "model = Net()\n"
+        "model.load_state_dict(torch.load('net.pt'))\n"
+        "val = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "test = DataLoader(TensorDataset(torch.randn(8, 4), torch.ones(8).long()), batch_size=4)\n"
+        "for name, loader in {'val': val, 'test': test}.items():\n"
+        "    print(name, evaluate(model, loader))\n"
+    )
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    loop = lines.index("for name, loader in {'val': val, 'test': test}.items():")
+    assert fit_line(text) < loop and not lines[fit_line(text)].startswith(" ")
+    # the loop variable is replaced by the loader of the first iteration
+    assert "eval_func=lambda candidate: evaluate(candidate, val)" in text
+    assert "calib_dataloader=val" in text
+
+
+def test_a_checkpoint_dict_is_not_a_model():
+    """`checkpoint = torch.load(path)` read as a dict: the model is the Net it fills."""
+    source = (
+        "import torch\nimport torch.nn as nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 2)\n\n"
+        "    def forward(self, x):\n        return self.fc(x)\n\n"
+        "checkpoint = torch.load('ckpt.pth')\n"
+        "model = Net()\n"
+        "model.load_state_dict(checkpoint['model'])\n"
+        "model.eval()\n"
+        "torch.save(model.state_dict(), 'out.pt')\n"
+    )
+    text, report = rewrite(source, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "quantization.fit(model," in text.replace("\n", "").replace("    ", "")
+    lines = text.splitlines()
+    assert fit_line(text) > lines.index("model.load_state_dict(checkpoint['model'])")
+    assert "checkpoint =" not in "".join(lines[fit_line(text) : fit_line(text) + 3])
+
+
+def test_a_training_epoch_and_a_regularizer_are_not_evaluations():
+    source = HEADER + (
+        "def l2(model):\n"
+        "    return sum(p.pow(2).sum() for p in model.parameters())\n\n"
+        "def train_one_epoch(model, loader, optimizer):\n"
+        "    total = 0.0\n"
+        "    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        loss = nn.functional.cross_entropy(model(x), y) + l2(model)\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "        total += loss.item()\n"
+        "    return total\n\n"
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "for epoch in range(2):\n"
+        "    print(train_one_epoch(model, loader, optimizer), l2(model))\n"
+        "print(evaluate(model, loader))\n"
+    )
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "eval_func=lambda candidate: evaluate(candidate, loader)" in text
+    assert "train_one_epoch(candidate" not in text and "l2(candidate" not in text
+
+
+LOADER_LAYOUTS = {
+    "module level": (
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for epoch in range(2):\n"
+        "    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        loss = nn.functional.cross_entropy(model(x), y)\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "print(evaluate(model, loader))\n"
+    ),
+    "loop wrapped in a function given the loader": (
+        "def train(model, data, optimizer):\n"
+        "    for epoch in range(2):\n"
+        "        for x, y in data:\n"
+        "            optimizer.zero_grad()\n"
+        "            loss = nn.functional.cross_entropy(model(x), y)\n"
+        "            loss.backward()\n"
+        "            optimizer.step()\n\n"
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "train(model, loader, optimizer)\n"
+        "print(evaluate(model, loader))\n"
+    ),
+    "main() builds the loader, train() holds the loop": (
+        "def train(model, data, optimizer):\n"
+        "    for epoch in range(2):\n"
+        "        for x, y in data:\n"
+        "            optimizer.zero_grad()\n"
+        "            loss = nn.functional.cross_entropy(model(x), y)\n"
+        "            loss.backward()\n"
+        "            optimizer.step()\n\n"
+        "def main():\n"
+        "    loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "    model = Net()\n"
+        "    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "    train(model, loader, optimizer)\n"
+        "    print(evaluate(model, loader))\n\n"
+        "if __name__ == '__main__':\n"
+        "    main()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", list(LOADER_LAYOUTS))
+@pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic", "qat"])
+def test_the_layout_does_not_change_the_outcome(layout, approach):
+    """Issues 16/17: the same data flow, laid out three ways, gets the same rewrite: the
+    fit after training with the loader followed through the call's arguments."""
+    text, report = rewrite(HEADER + LOADER_LAYOUTS[layout], approach)
+    assert report.status is Status.TRANSFORMED, report.message
+    if approach == "ptq-static":
+        assert "calib_dataloader=loader" in text
+    if approach.startswith("ptq"):
+        assert "eval_func=lambda candidate: evaluate(candidate, loader)" in text
+        lines = text.splitlines()
+        evaluation = next(i for i, line in enumerate(lines) if "print(evaluate(model" in line)
+        assert fit_line(text) < evaluation
+        assert lines[fit_line(text)].startswith(
+            lines[evaluation][: -len(lines[evaluation].lstrip())]
+        )
+    again, second = rewrite(text, approach)
+    assert second.status is Status.UNCHANGED and again == text
+
+
+BNB = {
+    "load_in_8bit": "model = AutoModelForCausalLM.from_pretrained('gpt2', load_in_8bit=True)\n",
+    "BitsAndBytesConfig": (
+        "bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)\n"
+        "model = AutoModelForCausalLM.from_pretrained('gpt2', quantization_config=bnb)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("loading", list(BNB))
+@pytest.mark.parametrize("approach", ["bf16", "ptq-dynamic", "ptq-static"])
+def test_bitsandbytes_models_are_refused(loading, approach):
+    source = (
+        "import torch\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig\n\n"
+        "def perplexity(model, batch):\n"
+        "    with torch.no_grad():\n"
+        "        return torch.exp(model(**batch, labels=batch['input_ids']).loss).item()\n\n"
+        "tokenizer = AutoTokenizer.from_pretrained('gpt2')\n"
+        + BNB[loading]
+        + "batch = tokenizer(['hello world'], return_tensors='pt')\n"
+        "loader = torch.utils.data.DataLoader([batch])\n"
+        "print(perplexity(model, batch))\n"
+    )
+    message = refusal(source, approach)
+    assert "4-bit or 8-bit" in message and "bitsandbytes" in message
+    line = next(
+        i for i, text in enumerate(source.splitlines(), 1) if "from_pretrained('gpt2'," in text
+    )
+    assert f"script.py:{line}:" in message
+    assert "load the model in full precision" in message
