@@ -41,8 +41,14 @@ LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance
 # what a function returns when it hands back predictions or outputs, not a metric
 COLLECTIONS = (cst.List, cst.ListComp, cst.Dict, cst.DictComp, cst.GeneratorExp)
 TENSOR_BUILDERS = frozenset(
-    {"torch.cat", "torch.stack", "torch.concat", "torch.tensor", "np.array"}
+    {"torch.cat", "torch.stack", "torch.concat", "torch.tensor", "np.array", "np.concatenate"}
+    | {f"{lib}.{fn}" for lib in ("torch", "np") for fn in ("zeros", "empty", "ones", "full")}
 )
+# what a function that prepares or collects data is called; it returns no metric
+NOT_METRIC_PREFIXES = (
+    "prepare_", "build_", "make_", "create_", "load_", "extract_", "collate", "preprocess",
+    "tokenize", "encode", "decode", "generate", "sample", "predict", "infer", "get_",
+)  # fmt: skip
 # methods of a module that read or change its state without running it on data
 STATE_METHODS = frozenset(
     {
@@ -87,10 +93,14 @@ def is_evaluation(index: Index, fn: Function, model_param: str) -> bool:
     """`fn` measures the model: it runs the model on data (calls it, or hands it on),
     and trains nothing. A training epoch that returns its loss, or a regularizer over
     `model.parameters()`, returns a number too, but is no evaluation."""
-    return runs_model(fn, model_param) and not trains(index, fn)
+    if fn.name.lstrip("_").startswith(NOT_METRIC_PREFIXES):
+        return False
+    return runs_model(index, fn, model_param) and not trains(index, fn)
 
 
-def runs_model(fn: Function, model_param: str) -> bool:
+def runs_model(index: Index, fn: Function, model_param: str, depth: int = 0) -> bool:
+    """`fn` calls its `model_param` (or a method of it that is no state access), or hands
+    it to a function that does; tensor maths (`torch.mm(features, x)`) is no model run."""
     for call in m.findall(fn.node, m.Call()):
         func = call.func  # type: ignore[attr-defined]
         if m.matches(func, m.Name(model_param)):
@@ -98,9 +108,27 @@ def runs_model(fn: Function, model_param: str) -> bool:
         if m.matches(func, m.Attribute(value=m.Name(model_param))):
             if func.attr.value not in STATE_METHODS:
                 return True
-        elif any(m.matches(a.value, m.Name(model_param)) for a in call.args):  # type: ignore[attr-defined]
-            return True
+            continue
+        if not any(m.matches(a.value, m.Name(model_param)) for a in call.args):  # type: ignore[attr-defined]
+            continue
+        callee = index.resolve_call(call)  # type: ignore[arg-type]
+        if callee is not None:
+            bound = [
+                p
+                for p, v in index.bind_arguments(call, callee).items()  # type: ignore[arg-type]
+                if m.matches(v, m.Name(model_param))
+            ]
+            if depth < 4 and any(runs_model(index, callee, p, depth + 1) for p in bound):
+                return True
+        elif not _is_tensor_maths(index.qualified(func)):
+            return True  # a library function given the model: it may run it
     return False
+
+
+def _is_tensor_maths(name: str) -> bool:
+    return name in dir(builtins) or name.startswith(
+        ("torch.", "np.", "numpy.", "math.", "F.", "nn.functional.", "scipy.")
+    )
 
 
 def trains(index: Index, fn: Function, seen: frozenset[int] = frozenset()) -> bool:
@@ -137,8 +165,38 @@ def _is_none(expr: cst.BaseExpression) -> bool:
 
 
 def is_model_expression(index: Index, expr: cst.BaseExpression, scope: Scope) -> bool:
-    return any(
-        kinds.model_kind(index, leaf) is not None for leaf, _ in index.values_of(expr, scope)
+    """A module: built by a model class or factory, or a `torch.load` that the script
+    then uses as a module (a loaded tensor or checkpoint dict is no model)."""
+    for leaf, _ in index.values_of(expr, scope):
+        kind = kinds.model_kind(index, leaf)
+        if kind is None:
+            continue
+        if index.qualified(leaf.func) != "torch.load":  # type: ignore[attr-defined]
+            return True
+        if isinstance(expr, cst.Name) and used_as_module(index, expr.value):
+            return True
+    return False
+
+
+MODULE_USES = frozenset(
+    {"eval", "train", "forward", "generate", "parameters", "named_parameters", "state_dict",
+     "load_state_dict", "modules", "named_modules", "children", "zero_grad", "apply"}
+)  # fmt: skip
+
+
+def used_as_module(index: Index, name: str) -> bool:
+    """`name` is called, or a module's own method is called on it."""
+    module = index.source.module
+    return bool(
+        m.findall(module, m.Call(func=m.Name(name)))
+        or m.findall(
+            module,
+            m.Call(
+                func=m.Attribute(
+                    value=m.Name(name), attr=m.OneOf(*(m.Name(u) for u in MODULE_USES))
+                )
+            ),
+        )
     )
 
 

@@ -16,7 +16,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from . import kinds
-from .evaluation import is_model_expression
+from .evaluation import is_checkpoint_dict, is_model_expression, used_as_module
 from .index import Index, Scope, iter_returns, unwrap_pass_through
 
 
@@ -37,6 +37,49 @@ def outermost_loop(index: Index, statement: cst.BaseStatement, scope: Scope) -> 
         if ancestor is scope:
             break
         if isinstance(ancestor, cst.For | cst.While):
+            found = ancestor
+    return found
+
+
+NOT_MODEL_WORDS = ("token", "processor", "config", "feature_extractor", "scheduler")
+
+
+def is_module_built(index: Index, name: str, what: str) -> bool:
+    """Of the constructions analysis calls models, those that are modules for a post-training
+    fit: not a tokenizer, processor or config loaded with `from_pretrained`, not a
+    checkpoint dict or tensor from `torch.load` that the script never runs as a module."""
+    if any(word in what.lower() for word in NOT_MODEL_WORDS):
+        return False
+    if what.startswith("torch.load"):
+        return used_as_module(index, name) and not is_checkpoint_dict(index, name)
+    return True
+
+
+def in_block_of(
+    index: Index, statement: cst.BaseStatement, reference: cst.BaseStatement
+) -> cst.BaseStatement:
+    """The statement around `statement` that sits in the same block as `reference` (the
+    `if` holding an evaluation when the model is built outside it), else `statement`."""
+    block = index.source.parent(reference)
+    node: cst.CSTNode = statement
+    for ancestor in index.source.ancestors(statement):
+        if index.source.parent(node) is block:
+            return node  # type: ignore[return-value]
+        if isinstance(ancestor, cst.FunctionDef | cst.ClassDef | cst.Module):
+            break
+        node = ancestor
+    return statement
+
+
+def out_of_branches(index: Index, statement: cst.BaseStatement, scope: Scope) -> cst.BaseStatement:
+    """The outermost `if` / `try` / `with` of `scope` around `statement` (not crossing a
+    loop): a model built on one branch (`if resume: ... elif pretrained: ...`) is final
+    after the whole statement."""
+    found = statement
+    for ancestor in index.source.ancestors(statement):
+        if ancestor is scope or isinstance(ancestor, cst.For | cst.While | cst.FunctionDef):
+            break
+        if isinstance(ancestor, cst.If | cst.Try | cst.With):
             found = ancestor
     return found
 
@@ -170,17 +213,24 @@ def last_reload(index: Index, place: FinalModel) -> cst.BaseStatement | None:
 
 
 def _reloads(index: Index, statement: cst.CSTNode, name: str, scope: Scope) -> bool:
+    """`statement` loads weights into the model (`model.load_state_dict(...)`, a helper
+    such as `load_pretrained_weights(model, path)`) or builds it again (`model =
+    torch.load(f)`); wrapping it (`model = Wrapper(model)`) is no reload."""
     for call in m.findall(statement, m.Call(func=m.Attribute(attr=m.Name("load_state_dict")))):
         receiver = unwrap_pass_through(call.func.value)  # type: ignore[attr-defined]
         if index.source.code(receiver) in (name, f"{name}.module"):
+            return True
+    for call in m.findall(statement, m.Call(args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()])):
+        callee = index.source.code(call.func).rsplit(".", 1)[-1].lower()  # type: ignore[attr-defined]
+        if "load" in callee and ("weight" in callee or "checkpoint" in callee or "state" in callee):
             return True
     for assign in m.findall(statement, m.Assign()):
         for target in assign.targets:  # type: ignore[attr-defined]
             if index.source.code(target.target) != name:
                 continue
             value = unwrap_pass_through(assign.value)  # type: ignore[attr-defined]
-            if m.matches(value, m.Name(name)):
-                continue  # model = model.to(device)
+            if m.findall(value, m.Name(name)):
+                continue  # model = model.to(device), model = Wrapper(model)
             if is_model_expression(index, value, scope) or kinds.model_kind(index, value):
                 return True
     return False

@@ -17,6 +17,7 @@ from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.low_bit import low_bit_load
 from neural_coder.analysis.trainer import TrainerUse
+from neural_coder.analysis.training import find_backward_calls
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
@@ -163,9 +164,12 @@ class PostTrainingPlanner(BasePlanner):
     def _placement(self, evaluations: list[evaluation.Evaluation]) -> FinalModel:
         loop = self.facts.loop
         if loop is not None:  # the trained model, once training (and any reload) is done
-            return final_model.after_training(
+            place = final_model.after_training(
                 self.index, loop.model_in_entry, loop.entry_loop, loop.entry_scope
             )
+            self._refuse_uncalled_training(place)
+            return place
+        self._refuse_unknown_training()
         if evaluations:
             first = evaluations[0]
             line = self.src.line(first.call)
@@ -180,6 +184,8 @@ class PostTrainingPlanner(BasePlanner):
             anchor = final_model.outermost_loop(self.index, first.statement, first.scope)
             if self.src.line(anchor) < self.src.line(built) < self.src.line(first.call):
                 anchor = first.statement  # a model built per iteration is quantized per iteration
+            else:  # out of an `if args.do_eval:` that the model is built outside of
+                anchor = final_model.in_block_of(self.index, anchor, built)
             return FinalModel(first.model_arg, anchor, "before", first.scope)
         models = [
             f
@@ -187,30 +193,78 @@ class PostTrainingPlanner(BasePlanner):
             if f.kind == "model"
             and f.target
             and "." not in f.target
-            and not evaluation.is_checkpoint_dict(self.index, f.target)
+            and not self._built_in_a_loop(f.target, f.line)
+            and final_model.is_module_built(self.index, f.target, f.what)
         ]
-        if len(models) != 1:
+        targets = list(dict.fromkeys(f.target or "" for f in models))  # re-bindings: one model
+        if len(targets) != 1:
             raise AnalysisError(
                 "no evaluation function takes the model, and "
                 + (
                     "no model was found"
-                    if not models
-                    else f"{len(models)} models are built ({', '.join(m.target or '' for m in models)})"
+                    if not targets
+                    else f"{len(targets)} models are built ({', '.join(targets)})"
                 ),
                 path=self.src.path,
                 hint="add a function that evaluates the model and returns a metric, or keep one model per file",
             )
-        target = models[0].target or ""
+        first = models[0]
         assignment = next(
             a
-            for a in self.index.assignments[target]
-            if self.src.line(a.statement) == models[0].line
+            for a in self.index.assignments[targets[0]]
+            if self.src.line(a.statement) == first.line
         )
-        place = FinalModel(target, assignment.statement, "after", assignment.scope)
+        anchor = final_model.out_of_branches(self.index, assignment.statement, assignment.scope)
+        place = FinalModel(targets[0], anchor, "after", assignment.scope)
         reload = final_model.last_reload(self.index, place)
         if reload is not None:
             place.anchor = reload
         return place
+
+    def _built_in_a_loop(self, target: str, line: int) -> bool:
+        """A value assigned inside a loop is rebuilt each iteration (a batch's output, a
+        metric): a fit there would run once per batch."""
+        for a in self.index.assignments.get(target, []):
+            if self.src.line(a.statement) == line:
+                return (
+                    final_model.outermost_loop(self.index, a.statement, a.scope) is not a.statement
+                )
+        return False
+
+    def _refuse_unknown_training(self) -> None:
+        """The script trains, but its loop could not be read: the place where the model is
+        final is unknown, and a fit before training would quantize the untrained model."""
+        if self.facts.trainers:
+            return
+        backward = find_backward_calls(self.index)
+        if not backward:
+            return
+        line = self.src.line(backward[0])
+        why = self.facts.loop_error.message if self.facts.loop_error else "it could not be read"
+        raise AnalysisError(
+            f"the script trains the model (.backward() at line {line}), but its training loop "
+            f"could not be read ({why}): a post-training fit must follow training",
+            path=self.src.path,
+            line=line,
+            hint="mark the trained model's assignment with '# neural-coder: model' and make the "
+            "loop readable, or quantize in a script that loads the trained weights",
+        )
+
+    def _refuse_uncalled_training(self, place: FinalModel) -> None:
+        """Training in a function this file never calls (`train_one_epoch()` of an
+        `engine.py`): the model is final in the script that calls it."""
+        fn = self.index.function(place.scope)
+        if fn is None or "." in place.model or self.index.call_sites(fn):
+            return
+        if final_model.later_reads(self.index, place):
+            return
+        raise AnalysisError(
+            f"training runs in {fn.key}(), which nothing in this file calls: the model is "
+            "final where its caller has trained it",
+            path=self.src.path,
+            line=self.src.line(fn.node),
+            hint=f"run the tool on the script that calls {fn.key}() (with this file beside it)",
+        )
 
     def _check_result_is_used(self, place: FinalModel) -> None:
         """A local name that nothing reads after the fit would drop the quantized model."""
