@@ -52,6 +52,8 @@ CASES = [
     # training in fit_model(model, loader, ...): the fit after its call, before the eval loop
     ("train_fn_loader_param.py", "ptq-static", "runtime"),
     ("train_fn_loader_param.py", "ptq-dynamic", "inc"),
+    # a checkpoint dict is no model: the fit after the `if` that builds and fills the model
+    ("generate_from_checkpoint.py", "ptq-dynamic", "runtime"),
     # compute_metrics returns mse or accuracy: the key is picked at run time
     ("glue_style_trainer.py", "ptq-dynamic", "runtime"),
 ]

@@ -249,3 +249,76 @@ def test_bitsandbytes_models_are_refused(loading, approach):
     )
     assert f"script.py:{line}:" in message
     assert "load the model in full precision" in message
+
+
+def test_weights_loaded_by_a_helper_are_a_reload():
+    """dino-style: `utils.load_pretrained_weights(model, path)` fills the model after it
+    is built; a feature extractor returning a preallocated tensor is no evaluation."""
+    source = HEADER + (
+        "import utils\n\n"
+        "def extract_features(model, loader):\n"
+        "    feats = None\n"
+        "    for x, _ in loader:\n"
+        "        out = model(x)\n"
+        "        if feats is None:\n"
+        "            feats = torch.zeros(8, out.shape[-1])\n"
+        "    return feats\n\n"
+        "model = Net()\n"
+        "utils.load_pretrained_weights(model, 'w.pth', 'teacher')\n"
+        "model.eval()\n"
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "features = extract_features(model, loader)\n"
+        "torch.save(features, 'feats.pt')\n"
+    )
+    text, report = rewrite(source, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    assert fit_line(text) > lines.index("utils.load_pretrained_weights(model, 'w.pth', 'teacher')")
+    assert fit_line(text) < lines.index("features = extract_features(model, loader)")
+    assert "eval_func" not in text
+
+
+def test_tokenizers_and_loaded_tensors_are_not_models():
+    source = (
+        "import torch\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        "tokenizer = AutoTokenizer.from_pretrained('gpt2')\n"
+        "model = AutoModelForCausalLM.from_pretrained('gpt2')\n"
+        "bank = torch.load('bank.pt')\n"
+        "bank = bank.cuda()\n"
+        "out = model.generate(**tokenizer(['hi'], return_tensors='pt'))\n"
+        "print(tokenizer.decode(out[0]), bank.shape)\n"
+    )
+    text, report = rewrite(source, "bf16")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "mix_precision.fit(model," in text
+
+
+def test_a_script_whose_training_loop_cannot_be_read_is_refused():
+    """It trains: a fit where the model is built would quantize the untrained model."""
+    source = HEADER + (
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "x = torch.randn(8, 4)\n"
+        "loss = model(x).sum()\n"
+        "loss.backward()\n"
+        "torch.save(model.state_dict(), 'm.pt')\n"
+    )
+    message = refusal(source, "ptq-dynamic")
+    assert "trains the model (.backward() at line" in message
+    assert "a post-training fit must follow training" in message
+
+
+def test_training_in_a_function_nothing_calls_is_refused():
+    """An engine.py: train_one_epoch() is called by another file of the project."""
+    source = HEADER + (
+        "def train_one_epoch(model, loader, optimizer):\n"
+        "    for x, y in loader:\n"
+        "        loss = nn.functional.cross_entropy(model(x), y)\n"
+        "        optimizer.zero_grad()\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+    )
+    message = refusal(source, "ptq-dynamic")
+    assert "training runs in train_one_epoch(), which nothing in this file calls" in message
+    assert "run the tool on the script that calls train_one_epoch()" in message

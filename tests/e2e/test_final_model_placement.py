@@ -86,3 +86,16 @@ def test_trainer_metric_key_is_picked_from_what_the_run_returns(tmp_path):
     accuracy = printed(metrics, r"'eval_accuracy': ([0-9.]+)")
     assert accuracy == pytest.approx(summary["final_metric"], abs=1e-4)
     assert summary["final_metric"] >= summary["baseline_metric"] * 0.99
+
+
+def test_model_resumed_from_a_checkpoint_dict_is_quantized_not_the_dict(tmp_path):
+    """nanoGPT-style sampling: `checkpoint = torch.load(...)` is a dict, the model is built
+    on one branch of `if init_from == ...` and filled from it: fit after the whole `if`,
+    on the module; the samples are generated and the weights exported in int8."""
+    script = rewrite(tmp_path, "generate_from_checkpoint.py", "ptq-dynamic")
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] == 3, summary  # the MLP's two Linears, lm_head
+    assert run.stdout.count("---------------") == 2
+    saved = torch.load(tmp_path / "out" / "sampler.pt", weights_only=False)
+    packed = [k for k in saved if k.endswith("_packed_params._packed_params")]
+    assert len(packed) == summary["quantized_modules"]
