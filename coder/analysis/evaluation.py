@@ -44,6 +44,7 @@ TENSOR_BUILDERS = frozenset(
     {"torch.cat", "torch.stack", "torch.concat", "torch.tensor", "np.array", "np.concatenate"}
     | {f"{lib}.{fn}" for lib in ("torch", "np") for fn in ("zeros", "empty", "ones", "full")}
 )
+CONTAINER_BUILDERS = frozenset({"dict", "OrderedDict", "defaultdict", "list", "tuple", "set"})
 # what a function that prepares or collects data is called; it returns no metric
 NOT_METRIC_PREFIXES = (
     "prepare_", "build_", "make_", "create_", "load_", "extract_", "collate", "preprocess",
@@ -80,7 +81,8 @@ def _is_collection(
     if isinstance(value, COLLECTIONS):
         return True
     if isinstance(value, cst.Call):
-        return index.qualified(value.func) in TENSOR_BUILDERS
+        name = index.qualified(value.func)
+        return name in TENSOR_BUILDERS or name.rsplit(".", 1)[-1] in CONTAINER_BUILDERS
     if isinstance(value, cst.Name) and value.value not in seen:  # `a = b; b = a` ends
         return any(
             _is_collection(index, fn, a.value, seen | {value.value})
@@ -239,7 +241,28 @@ def loaders_in(index: Index, scope: Scope, before_line: int) -> list[str]:
                     for leaf, _ in index.values_of(a.value, a.scope)
                 ):
                     names.append((index.source.line(a.statement), target))
+                elif (key := _first_loader_key(index, a.value, a.scope)) is not None:
+                    names.append((index.source.line(a.statement), f"{target}[{key}]"))
     return [name for _, name in sorted(names)]
+
+
+def _first_loader_key(index: Index, value: cst.BaseExpression, scope: Scope) -> str | None:
+    """For loaders kept in a dict (`{x: DataLoader(...) for x in ["train", "val"]}`, or a
+    dict literal of loaders): the first key, as written."""
+    if isinstance(value, cst.DictComp) and len(value.for_in.target.children) <= 1:
+        items = value.for_in.iter
+        if isinstance(items, cst.List | cst.Tuple) and items.elements:
+            if any(
+                kinds.is_dataloader(index, leaf) for leaf, _ in index.values_of(value.value, scope)
+            ):
+                return index.source.code(items.elements[0].value)
+    if isinstance(value, cst.Dict) and value.elements:
+        first = value.elements[0]
+        if isinstance(first, cst.DictElement) and any(
+            kinds.is_dataloader(index, leaf) for leaf, _ in index.values_of(first.value, scope)
+        ):
+            return index.source.code(first.key)
+    return None
 
 
 def model_assignment(

@@ -322,3 +322,42 @@ def test_training_in_a_function_nothing_calls_is_refused():
     message = refusal(source, "ptq-dynamic")
     assert "training runs in train_one_epoch(), which nothing in this file calls" in message
     assert "run the tool on the script that calls train_one_epoch()" in message
+
+
+def test_loaders_kept_in_a_dict_calibrate_and_a_dict_of_results_is_no_metric():
+    """transfer-learning style: `dataloaders = {x: DataLoader(...) for x in [...]}`, a
+    train_model() that reloads the best weights and returns the model, assigned by its
+    caller; a test function that returns a dict of results per dataset is not tuned on."""
+    source = HEADER + (
+        "from collections import OrderedDict\n\n"
+        "def do_test(model, loaders):\n"
+        "    results = OrderedDict()\n"
+        "    for name, loader in loaders.items():\n"
+        "        results[name] = sum(model(x).sum().item() for x, _ in loader)\n"
+        "    return results\n\n"
+        "def train_model(model, optimizer, epochs):\n"
+        "    for epoch in range(epochs):\n"
+        "        for phase in ['train', 'val']:\n"
+        "            for x, y in dataloaders[phase]:\n"
+        "                loss = nn.functional.cross_entropy(model(x), y)\n"
+        "                optimizer.zero_grad()\n"
+        "                loss.backward()\n"
+        "                optimizer.step()\n"
+        "        torch.save(model.state_dict(), 'best.pt')\n"
+        "    model.load_state_dict(torch.load('best.pt'))\n"
+        "    return model\n\n"
+        "data = TensorDataset(torch.randn(8, 4), torch.zeros(8).long())\n"
+        "dataloaders = {x: DataLoader(data, batch_size=4) for x in ['train', 'val']}\n"
+        "net = Net()\n"
+        "net = train_model(net, torch.optim.SGD(net.parameters(), lr=0.1), 2)\n"
+        "print(do_test(net, dataloaders))\n"
+    )
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert 'calib_dataloader=dataloaders["train"]' in text
+    assert "eval_func" not in text  # do_test() returns a dict, not a number
+    lines = text.splitlines()
+    # train_model() returns the reloaded model: quantized once, where the caller has it
+    assert fit_line(text) == lines.index(
+        "net = train_model(net, torch.optim.SGD(net.parameters(), lr=0.1), 2)"
+    ) + 1

@@ -23,8 +23,8 @@ seed = 1337
 text = "the quick brown fox jumps over the lazy dog. " * 40
 chars = sorted(set(text))
 stoi = {c: i for i, c in enumerate(chars)}
-encode = lambda s: [stoi[c] for c in s]
-decode = lambda ids: "".join(chars[i] for i in ids)
+encode = lambda s: [stoi[c] for c in s]  # noqa: E731
+decode = lambda ids: "".join(chars[i] for i in ids)  # noqa: E731
 
 
 class CharLM(nn.Module):
