@@ -361,3 +361,30 @@ def test_loaders_kept_in_a_dict_calibrate_and_a_dict_of_results_is_no_metric():
     assert fit_line(text) == lines.index(
         "net = train_model(net, torch.optim.SGD(net.parameters(), lr=0.1), 2)"
     ) + 1
+
+
+def test_training_task_after_task_is_quantized_once_after_the_last():
+    """A loop over tasks that trains and evaluates each in turn: the model is final after
+    the loop, not after the first task's training."""
+    source = HEADER + (
+        "def train(model, loader, optimizer):\n"
+        "    for epoch in range(2):\n"
+        "        for x, y in loader:\n"
+        "            loss = nn.functional.cross_entropy(model(x), y)\n"
+        "            optimizer.zero_grad()\n"
+        "            loss.backward()\n"
+        "            optimizer.step()\n\n"
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "tasks = {t: DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4) for t in ['a', 'b']}\n"
+        "for name, loader in tasks.items():\n"
+        "    train(model, loader, optimizer)\n"
+        "    print(name, evaluate(model, loader))\n"
+        "torch.save(model.state_dict(), 'model.pt')\n"
+    )
+    text, report = rewrite(source, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    assert fit_line(text) > lines.index("    print(name, evaluate(model, loader))")
+    assert not lines[fit_line(text)].startswith(" ")
+    assert fit_line(text) < lines.index("torch.save(model.state_dict(), 'model.pt')")
