@@ -15,7 +15,6 @@ import libcst as cst
 from neural_coder.analysis import evaluation, final_model
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
-from neural_coder.analysis.low_bit import low_bit_load
 from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.analysis.training import find_backward_calls
 from neural_coder.errors import AnalysisError
@@ -23,7 +22,7 @@ from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
 from neural_coder.transforms.snippets import Code
 
-from .base import WEIGHT_TECHNIQUES, BasePlanner, Plan
+from .base import BasePlanner, Plan
 
 QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto": "auto"}
 
@@ -36,7 +35,6 @@ class PostTrainingPlanner(BasePlanner):
         place = self._placement(evaluations)
         model, scope = place.model, place.scope
         self.refuse_peft_weights(model, scope)
-        self._refuse_low_bit(model, scope)
         self._check_result_is_used(place)
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
@@ -280,21 +278,6 @@ class PostTrainingPlanner(BasePlanner):
             f"torch.save({place.model}.state_dict(), path) after line {line}), then run again",
         )
 
-    def _refuse_low_bit(self, model: str, scope: object) -> None:
-        call = low_bit_load(self.index, model, scope)  # type: ignore[arg-type]
-        if call is None:
-            return
-        what = "bf16" if self.approach == "bf16" else WEIGHT_TECHNIQUES.get(self.approach, "it")
-        raise AnalysisError(
-            f"{model} is loaded with 4-bit or 8-bit weights ({self.src.code(call.func)} at line "
-            f"{self.src.line(call)}): its linear layers are bitsandbytes modules whose weights are "
-            f"already packed integers, which {what} cannot convert",
-            path=self.src.path,
-            line=self.src.line(call),
-            hint="load the model in full precision (drop load_in_4bit / load_in_8bit / "
-            "quantization_config) to compress it, or keep the bitsandbytes model as it is",
-        )
-
     def _evaluation_for(
         self, place: FinalModel, evaluations: list[evaluation.Evaluation]
     ) -> tuple[evaluation.Evaluation, dict[str, str]] | None:
@@ -376,7 +359,6 @@ class PostTrainingPlanner(BasePlanner):
         assert trainer is not None
         if use.model is not None:
             self.refuse_peft_weights(self.src.code(use.model), use.scope)
-            self._refuse_low_bit(self.src.code(use.model), use.scope)
         anchor, where = self._trainer_anchor(use)
         loader = None
         if self.approach == "benchmark" or self.quant_approach in ("static", "auto"):

@@ -388,3 +388,25 @@ def test_training_task_after_task_is_quantized_once_after_the_last():
     assert fit_line(text) > lines.index("    print(name, evaluate(model, loader))")
     assert not lines[fit_line(text)].startswith(" ")
     assert fit_line(text) < lines.index("torch.save(model.state_dict(), 'model.pt')")
+
+
+@pytest.mark.parametrize("approach", ["pruning", "qat"])
+def test_bitsandbytes_models_are_refused_for_training_techniques_too(approach):
+    source = (
+        "import torch\n"
+        "from transformers import AutoModelForCausalLM\n\n"
+        "model = AutoModelForCausalLM.from_pretrained('gpt2', load_in_4bit=True)\n"
+        "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n"
+        "loader = torch.utils.data.DataLoader([{'input_ids': torch.ones(1, 8).long()}])\n"
+        "for epoch in range(1):\n"
+        "    for batch in loader:\n"
+        "        loss = model(**batch, labels=batch['input_ids']).loss\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "        optimizer.zero_grad()\n"
+    )
+    message = refusal(source, approach)
+    assert "script.py:4:" in message and "4-bit or 8-bit" in message
+    # distillation changes the loss only: it works on the 4-bit model
+    _, report = rewrite(source, "distillation")
+    assert report.status is Status.TRANSFORMED, report.message
