@@ -41,6 +41,8 @@ class TrainerUse:
     train_calls: list[cst.Call] = field(default_factory=list)
     eval_calls: list[cst.Call] = field(default_factory=list)  # evaluate() / predict()
     guessed: str | None = None  # why a class of unknown origin is taken for a Trainer
+    # the keys of each dict compute_metrics returns, one list per return (branches differ)
+    metric_branches: list[list[str]] = field(default_factory=list)
 
 
 def is_trainer_class(
@@ -153,7 +155,8 @@ def find_trainers(index: Index) -> list[TrainerUse]:
                 args=args["args"].value if "args" in args else None,
                 callbacks=callbacks,
                 accepts_callbacks=_accepts_callbacks(index, name, call),
-                metric_keys=_metric_keys(index, args.get("compute_metrics")),
+                metric_keys=next(iter(_metric_branches(index, args.get("compute_metrics"))), None),
+                metric_branches=_metric_branches(index, args.get("compute_metrics")),
                 has_compute_metrics="compute_metrics" in args,
                 has_eval_dataset="eval_dataset" in args,
                 has_train_dataset="train_dataset" in args,
@@ -226,33 +229,35 @@ def _accepts_callbacks(index: Index, name: str, at: cst.CSTNode | None = None) -
     return all(_accepts_callbacks(index, index.source.code(b.value), b.value) for b in cls.bases)
 
 
-def _metric_keys(index: Index, arg: cst.Arg | None) -> list[str] | None:
-    """The string keys of the dict `compute_metrics` returns, when it is a function of
-    this file returning a dict literal or `dict(key=...)`."""
+def _metric_branches(index: Index, arg: cst.Arg | None) -> list[list[str]]:
+    """The string keys of each dict `compute_metrics` returns (a dict literal or
+    `dict(key=...)`), one list per return statement, when it is a function of this file."""
     if arg is None or not isinstance(arg.value, cst.Name):
-        return None
+        return []
     function = next(
         (fn for fn in index.functions.values() if fn.name == arg.value.value and fn.cls is None),
         None,
     )
     if function is None:
-        return None
+        return []
+    branches = []
     for returned in iter_returns(function.node):
         value = returned.value
+        keys: list[str] = []
         if isinstance(value, cst.Dict):
             keys = [
                 e.key.evaluated_value
                 for e in value.elements
-                if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
+                if isinstance(e, cst.DictElement)
+                and isinstance(e.key, cst.SimpleString)
+                and isinstance(e.key.evaluated_value, str)
             ]
-            if keys:
-                return [k for k in keys if isinstance(k, str)]
-        if (
+        elif (
             isinstance(value, cst.Call)
             and isinstance(value.func, cst.Name)
             and value.func.value == "dict"
         ):
             keys = [a.keyword.value for a in value.args if a.keyword is not None]
-            if keys:
-                return keys
-    return None
+        if keys:
+            branches.append(keys)
+    return branches

@@ -61,6 +61,16 @@ CASES = [
     ("ddp_trainer_class.py", "pruning+qat", "runtime"),
     # backward in a micro-step loop, the step after it; an iteration budget; compile/DDP
     ("micro_step_loop.py", "pruning+qat", "runtime"),
+    # fit after the best checkpoint is loaded back, tuned with evaluate(), not train_one_epoch()
+    ("best_checkpoint_reload.py", "ptq-static", "runtime"),
+    ("best_checkpoint_reload.py", "bf16", "runtime"),
+    # training in fit_model(model, loader, ...): the fit after its call, before the eval loop
+    ("train_fn_loader_param.py", "ptq-static", "runtime"),
+    ("train_fn_loader_param.py", "ptq-dynamic", "inc"),
+    # a checkpoint dict is no model: the fit after the `if` that builds and fills the model
+    ("generate_from_checkpoint.py", "ptq-dynamic", "runtime"),
+    # compute_metrics returns mse or accuracy: the key is picked at run time
+    ("glue_style_trainer.py", "ptq-dynamic", "runtime"),
 ]
 
 
