@@ -19,6 +19,21 @@ OWN_TRAINING_SAMPLES = ["step_budget_loop.py", "one_epoch_helper.py", "hf_condit
 WRAPPED_MODEL_SAMPLES = ["accelerate_loop.py", "ddp_torchrun.py"]
 # a Hugging Face Trainer (or a subclass) runs the loop
 TRAINER_SAMPLES = ["hf_trainer.py", "qa_trainer_subclass.py", "seq2seq_trainer.py"]
+# samples whose model is built at random (no trained weights loaded before training):
+# distillation from a frozen copy of them is asked for explicitly with --teacher copy
+UNTRAINED_MODEL_SAMPLES = frozenset(
+    {
+        *TRAINING_STYLES,
+        "step_budget_loop.py",
+        "one_epoch_helper.py",
+        "hf_conditional_model.py",
+        "accelerate_loop.py",
+        "ddp_torchrun.py",
+        "hf_trainer.py",
+        "seq2seq_trainer.py",
+        "peft_lora_finetune.py",
+    }
+)
 APPROACHES = [
     "qat",
     "pruning",
@@ -36,6 +51,14 @@ def script_path(name: str) -> Path:
         if (folder / name).is_file():
             return folder / name
     pytest.skip(f"{name} is not available (shared/acceptance is not beside this checkout)")
+
+
+def teacher_args(name: str, options: tuple[str, ...] | list[str]) -> list[str]:
+    """`--teacher copy` for distillation of an untrained sample, unless a teacher is given."""
+    text = " ".join(options)
+    if "distillation" in text and "--teacher" not in text and name in UNTRAINED_MODEL_SAMPLES:
+        return ["--teacher", "copy"]
+    return []
 
 
 def run_cli(*args: str) -> Result:

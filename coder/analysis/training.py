@@ -19,6 +19,7 @@ from neural_coder.errors import AnalysisError
 
 from . import kinds
 from .index import Function, Index, Scope, unwrap_pass_through
+from .roles import split_roles
 
 Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -59,6 +60,9 @@ class TrainingLoop:
     # N of `if (i + 1) % N == 0: optimizer.step()`, as written in the step's scope
     accumulation: str | None = None
     notes: list[str] = field(default_factory=list)
+    # a frozen model the script already runs next to the trained one (teacher-student)
+    teacher_in_entry: str | None = None
+    teacher_output: str | None = None  # its output, in the backward scope
 
 
 def find_backward_calls(index: Index) -> list[cst.Call]:
@@ -91,6 +95,7 @@ def _names_in(node: cst.CSTNode) -> list[cst.Name]:
 
 class LoopAnalysis:
     def __init__(self, index: Index) -> None:
+        self.teacher_calls: list[cst.Call] = []
         self.index = index
         self.source = index.source
 
@@ -240,7 +245,7 @@ class LoopAnalysis:
         optimizer_step, optimizer = self._optimizer_step(scope, statement, step_loop)
         loss_statement = self._loss_statement(loss_name, scope, statement)
         model_call, model_output, model_callee, model_method = self._model_call(
-            scope, loss_statement, statement
+            scope, loss_statement, statement, optimizer
         )
         model_in_entry = self.map_up(model_callee, hops) if model_callee else None
         if model_in_entry is None:
@@ -276,6 +281,15 @@ class LoopAnalysis:
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
         loop.model_method = model_method
+        if self.teacher_calls:
+            teacher = self.teacher_calls[0]
+            loop.teacher_in_entry = self.map_up(src.code(teacher.func), hops)
+            outputs = {self._output_name(c) for c in self.teacher_calls}
+            loop.teacher_output = outputs.pop() if len(outputs) == 1 else None
+            loop.notes.append(
+                f"line {src.line(teacher)}: {src.code(teacher.func)} is a frozen model "
+                f"(a teacher): {model_callee} is the model the optimizer trains"
+            )
         return loop
 
     def _closure_step(self, backward: cst.CSTNode) -> tuple[str, cst.Call] | None:
@@ -372,11 +386,17 @@ class LoopAnalysis:
         )
 
     def _model_call(
-        self, scope: Scope, loss_statement: cst.BaseStatement | None, backward: cst.BaseStatement
+        self,
+        scope: Scope,
+        loss_statement: cst.BaseStatement | None,
+        backward: cst.BaseStatement,
+        optimizer: str,
     ) -> tuple[cst.Call | None, str | None, str | None, str | None]:
         """The call of the trained model whose output the loss is computed from: the
         call, the name its output is assigned to, the model as written, and the method
-        when the call is one of the model's own methods (`module.training_step(...)`)."""
+        when the call is one of the model's own methods (`module.training_step(...)`).
+        Of several models, the one the optimizer updates; a frozen one's calls are
+        left in `self.teacher_calls`."""
         src = self.source
         limit = src.line(backward)
         related: list[cst.CSTNode] = []
@@ -415,10 +435,14 @@ class LoopAnalysis:
                 method = methods[0]
                 return method, None, receivers.pop(), method.func.attr.value  # type: ignore[attr-defined]
         callees = {src.code(c.func) for c in models}
+        self.teacher_calls = []
         if len(callees) > 1:
             marked = [c for c in models if self._has_marker(c)]
+            roles = split_roles(self.index, models, scope, optimizer)
             if len(marked) == 1:
                 models, callees = marked, {src.code(marked[0].func)}
+            elif roles is not None:
+                models, self.teacher_calls = roles.trained, roles.teachers
             else:
                 raise AnalysisError(
                     f"the loss depends on several models ({', '.join(sorted(callees))})",
@@ -429,8 +453,11 @@ class LoopAnalysis:
         if not models:
             return None, None, None, None
         call = models[0]
-        statement = src.statement_of(call)
-        output = None
+        return call, self._output_name(call), src.code(call.func), None
+
+    def _output_name(self, call: cst.Call) -> str | None:
+        """`out` of `out = model(x)` (or of `out, aux = model(x)`)."""
+        statement = self.source.statement_of(call)
         if isinstance(statement, cst.SimpleStatementLine):
             small = statement.body[0]
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is call:
@@ -438,8 +465,8 @@ class LoopAnalysis:
                 if isinstance(target, cst.Tuple | cst.List) and target.elements:
                     target = target.elements[0].value  # `logits, aux = model(x)`: the logits
                 if isinstance(target, cst.Name):
-                    output = target.value
-        return call, output, src.code(call.func), None
+                    return target.value
+        return None
 
     def _model_method(self, call: cst.BaseExpression, scope: Scope) -> str | None:
         """`step` when `call` is `model.step(...)` on a model of the file's own class

@@ -66,7 +66,13 @@ class LoopPlanner(BasePlanner):
             total_steps = None
         before: list[str] = []
         if "distillation" in techniques:
-            before.append(self.teacher(bare))
+            if self.options.distillation.teacher is None and loop.teacher_in_entry is not None:
+                self.teacher_name, self.script_teacher = loop.teacher_in_entry, True
+                self.plan.placed.append(
+                    f"teacher: {loop.teacher_in_entry}, the frozen model the script already runs"
+                )
+            else:
+                before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
         before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
@@ -225,11 +231,17 @@ class LoopPlanner(BasePlanner):
             )
         loss = loop.loss_name
         hook = f"{cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {output}, "
+        # the script's own teacher output, so the teacher does not run twice
+        given = (
+            f", teacher_output={loop.teacher_output}"
+            if self.script_teacher and loop.teacher_output is not None
+            else ""
+        )
         scale = self._accumulation_scale(loop.loss_statement, loop.accumulation)
         if scale is None:
-            code = f"{loss} = {hook}{loss})"
+            code = f"{loss} = {hook}{loss}{given})"
         else:  # the teacher's term is scaled down for accumulation like the student's
-            code = f"{loss} = {hook}{loss} * {scale}) / {scale}"
+            code = f"{loss} = {hook}{loss} * {scale}{given}) / {scale}"
         self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")
 
     def _accumulation_scale(

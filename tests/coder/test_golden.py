@@ -23,6 +23,7 @@ from tests.conftest import (
     TRAINING_STYLES,
     WRAPPED_MODEL_SAMPLES,
     script_path,
+    teacher_args,
 )
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -56,7 +57,10 @@ def golden_path(name: str, approach: str, target: str) -> Path:
 @pytest.mark.parametrize(("name", "approach", "target"), CASES)
 def test_rewrite_matches_reviewed_output_and_is_idempotent(name, approach, target):
     source = script_path(name)
-    options = build_options(approach, target, {}, {})
+    teacher = teacher_args(name, [approach])
+    options = build_options(
+        approach, target, {}, {"distillation": {"teacher": teacher[1] if teacher else None}}
+    )
     rewritten, report = rewrite_source(Path(name), source.read_text(), options)
     assert report.status is Status.TRANSFORMED
     expected = golden_path(name, approach, target)
