@@ -517,15 +517,39 @@ class LoopAnalysis:
         return None, None
 
     def _inputs_text(self, call: cst.Call) -> str:
+        """The model's inputs as one expression the teacher can be called with (INC's
+        dispatch: a mapping as keywords, a tuple as positional arguments, else one
+        argument); `ModelInputs(...)` (runtime only) for positional and keyword together."""
         src = self.source
         args = call.args
+
+        def arg(a: cst.Arg) -> str:
+            return f"{a.star}{src.code(a.value)}"
+
         if len(args) == 1 and args[0].star == "**":
             return src.code(args[0].value)
+        if len(args) == 1 and args[0].star == "*":
+            return f"tuple({src.code(args[0].value)})"
         if len(args) == 1 and not args[0].keyword and not args[0].star:
             return src.code(args[0].value)
-        if all(a.keyword is not None for a in args):
-            return "dict(" + ", ".join(f"{a.keyword.value}={src.code(a.value)}" for a in args) + ")"  # type: ignore[union-attr]
-        return "(" + ", ".join(src.code(a.value) for a in args) + ",)"
+        keywords = [a for a in args if a.keyword is not None or a.star == "**"]
+        if keywords and len(keywords) == len(args):
+            return (
+                "dict("
+                + ", ".join(
+                    f"{a.keyword.value}={src.code(a.value)}" if a.keyword else arg(a) for a in args
+                )
+                + ")"
+            )
+        if keywords:
+            return (
+                "ModelInputs("
+                + ", ".join(
+                    f"{a.keyword.value}={src.code(a.value)}" if a.keyword else arg(a) for a in args
+                )
+                + ")"
+            )
+        return "(" + ", ".join(arg(a) for a in args) + ",)"
 
     # -- run length ------------------------------------------------------------------------
     def _total_steps(

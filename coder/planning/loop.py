@@ -17,7 +17,12 @@ from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.training import BUILTIN_NAMES, free_names
 from neural_coder.analysis.wraps import find_wrap
 from neural_coder.errors import AnalysisError
-from neural_coder.transforms.edits import AddKeywordArgument, AddParameter, ReplaceExpression
+from neural_coder.transforms.edits import (
+    AddImport,
+    AddKeywordArgument,
+    AddParameter,
+    ReplaceExpression,
+)
 
 from .base import BasePlanner, Plan
 
@@ -230,7 +235,8 @@ class LoopPlanner(BasePlanner):
                 hint="have the model return its logits and compute the loss from them",
             )
         loss = loop.loss_name
-        hook = f"{cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {output}, "
+        inputs = self._inputs(loop)
+        hook = f"{cm}.callbacks.on_after_compute_loss({inputs}, {output}, "
         # the script's own teacher output, so the teacher does not run twice
         given = (
             f", teacher_output={loop.teacher_output}"
@@ -243,6 +249,39 @@ class LoopPlanner(BasePlanner):
         else:  # the teacher's term is scaled down for accumulation like the student's
             code = f"{loss} = {hook}{loss} * {scale}{given}) / {scale}"
         self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")
+
+    def _inputs(self, loop: TrainingLoop) -> str:
+        """The model's inputs as the hook reads them. Inputs the model call re-binds
+        (`output, hidden = model(data, hidden)`) are kept in a name before the call, so
+        the teacher gets what the student got."""
+        inputs = loop.model_inputs or ""
+        if inputs.startswith("ModelInputs("):
+            if self.options.target == "inc":
+                raise AnalysisError(
+                    f"the model takes positional and keyword arguments together "
+                    f"({self.src.code(loop.model_call)}): INC's teacher call takes a tuple or a "  # type: ignore[arg-type]
+                    "dict, not both",
+                    path=self.src.path,
+                    line=self.src.line(loop.model_call),  # type: ignore[arg-type]
+                    hint="pass the model's inputs all by keyword, or use --target runtime",
+                )
+            self.plan.edits.append(AddImport(self.modules["training"], "ModelInputs"))
+        call = loop.model_call
+        statement = self.src.statement_of(call) if call is not None else None
+        rebound = {
+            t.value
+            for small in getattr(statement, "body", ())
+            if isinstance(small, cst.Assign)
+            for target in small.targets
+            for t in m.findall(target.target, m.Name())  # type: ignore[union-attr]
+        }
+        if statement is None or not rebound & free_names(cst.parse_expression(inputs)):
+            return inputs
+        name = self.free_name("model_inputs")
+        self.insert(
+            statement, "before", [f"{name} = {inputs}"], "the model's inputs, kept for the teacher"
+        )
+        return name
 
     def _accumulation_scale(
         self, loss_statement: cst.BaseStatement, accumulation: str | None

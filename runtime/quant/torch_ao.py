@@ -93,6 +93,7 @@ from .backend import (
     QuantSpec,
     TensorScheme,
 )
+from .pickling import make_picklable
 
 log = logging.getLogger(__name__)
 
@@ -657,6 +658,7 @@ class TorchAOBackend:
                     if isinstance(module, qm.OBSERVED_TYPES):
                         _set_submodule(model, name, module.to_quantized())
         hooks.strip(model)
+        make_picklable(model)
         model.eval()
         _attach_size_hints(model, layouts)
         self._attach_recipe(model, prepared)
@@ -768,9 +770,11 @@ class TorchAOBackend:
                 log.info("FX quantization not possible (%s); using the eager path", reason)
             else:
                 _take_over_hooks(before, fx_model)
+                make_picklable(model, fx_model)  # `torch.save(model, f)` during training
                 return PreparedModel(fx_model, "fx", None, spec.with_path("fx"), info)
         eager_model = self._prepare_eager(model, spec, reduce_range)
         _take_over_hooks(before, eager_model)
+        make_picklable(model, eager_model)
         return PreparedModel(eager_model, "eager", reason, spec.with_path("eager"), info)
 
     def _prepare_fx(self, model: nn.Module, spec: QuantSpec, reduce_range: bool) -> nn.Module:
