@@ -6,6 +6,8 @@ call) and answers from the callee's qualified name and the file's own classes.
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 import libcst.matchers as m
 
@@ -18,7 +20,12 @@ OPTIMIZER_NAMES = frozenset(
         "AdamW8bit", "Adam8bit", "PagedAdamW", "FusedAdam", "FusedLAMB",
     }
 )  # fmt: skip
-MODEL_FACTORY_MODULES = ("torchvision.models", "timm", "torch.hub")
+MODEL_FACTORY_MODULES = ("torchvision.models.", "timm.models.")
+MODEL_FACTORIES = frozenset({"timm.create_model", "torch.hub.load"})
+# containers of modules, not a model of their own
+NN_CONTAINERS = frozenset({"ModuleList", "ModuleDict"})
+# a module that computes a loss (`DistillKL(T)`, `LabelSmoothingLoss()`), by its name
+CRITERION_NAME = re.compile(r"(loss|criterion|kl|divergence)$", re.IGNORECASE)
 MODEL_BASES = ("torch.nn.Module", "torch.nn.modules.module.Module")
 # `X.from_pretrained(...)` builds one of these, not a module, when X's name says so
 NOT_MODULE_WORDS = (
@@ -60,13 +67,15 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
         return None
     last = name.rsplit(".", 1)[-1]
     if last in index.classes and "." not in name:
+        if CRITERION_NAME.search(last):
+            return None
         return f"{last}()" if is_model_class(index, index.classes[last]) else None
     if last in {"from_pretrained", "from_config"}:
         owner = name.rsplit(".", 2)[-2] if "." in name else ""
         return None if any(w in owner.lower() for w in NOT_MODULE_WORDS) else name
     if name.startswith("torch.nn.") and last[:1].isupper() and not _is_loss_name(last):
         return name
-    if name.startswith(MODEL_FACTORY_MODULES) or name in {"timm.create_model"}:
+    if name.startswith(MODEL_FACTORY_MODULES) or name in MODEL_FACTORIES:
         return name
     if name.startswith("transformers.") and ("For" in last or last.endswith("Model")):
         return name
@@ -76,7 +85,7 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
 
 
 def _is_loss_name(name: str) -> bool:
-    return name.endswith("Loss") or name in NN_NOT_MODELS
+    return name.endswith("Loss") or name in NN_NOT_MODELS or name in NN_CONTAINERS
 
 
 def _loads_module(index: Index, call: cst.Call) -> bool:

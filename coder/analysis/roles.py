@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import libcst as cst
 import libcst.matchers as m
 
+from . import kinds
 from .index import Index, Scope
 from .wraps import values_through_wraps
 
@@ -28,20 +29,34 @@ class Roles:
 
 
 def split_roles(index: Index, calls: list[cst.Call], scope: Scope, optimizer: str) -> Roles | None:
-    """The calls of the trained model and of the teacher, or None when it cannot be told."""
+    """The calls of the trained model and of the teacher, or None when it cannot be
+    told: the trained model is the one `optimizer` updates, and every other model must
+    be frozen (no optimizer of the file updates it, or it runs under no_grad). Two
+    models that optimizers update (a GAN's generator and discriminator) are ambiguous."""
     src = index.source
     updated = optimized_leaves(index, optimizer, scope)
     trained = [c for c in calls if _leaf_ids(index, c.func, scope) & updated]
     if len({src.code(c.func) for c in trained}) != 1:
-        trained = [c for c in calls if not under_no_grad(index, c)]
-        if len({src.code(c.func) for c in trained}) != 1:
-            return None
-    teachers = [c for c in calls if src.code(c.func) != src.code(trained[0].func)]
-    if len({src.code(c.func) for c in teachers}) != 1 or not all(
-        under_no_grad(index, c) or not (_leaf_ids(index, c.func, scope) & updated) for c in teachers
-    ):
-        teachers = []
+        return None
+    others = [c for c in calls if src.code(c.func) != src.code(trained[0].func)]
+    every_updated = all_optimized_leaves(index)
+    frozen = all(
+        under_no_grad(index, c) or not (_leaf_ids(index, c.func, scope) & every_updated)
+        for c in others
+    )
+    if not frozen:
+        return None
+    teachers = others if len({src.code(c.func) for c in others}) == 1 else []
     return Roles(trained, teachers)
+
+
+def all_optimized_leaves(index: Index) -> set[int]:
+    """The models any optimizer built in the file updates."""
+    ids: set[int] = set()
+    for call in index.calls:
+        if kinds.is_optimizer(index, call):
+            ids |= _updated_by(index, call, index.scope_of(call))
+    return ids
 
 
 def under_no_grad(index: Index, node: cst.CSTNode) -> bool:
@@ -66,13 +81,23 @@ def optimized_leaves(index: Index, optimizer: str, scope: Scope) -> set[int]:
     """The models (as leaves of `Index.values_of`) whose parameters `optimizer` updates."""
     ids: set[int] = set()
     for leaf, where in index.values_of(cst.parse_expression(optimizer), scope):
-        if not isinstance(leaf, cst.Call) or not leaf.args:
-            continue
-        params = next((a for a in leaf.args if a.keyword and a.keyword.value == "params"), None)
-        params = params or leaf.args[0]
-        for owner in _parameter_owners(index, params.value, where, depth=0):
-            ids |= _leaf_ids(index, owner, where)
-            ids |= _container_members(index, owner, where)
+        if isinstance(leaf, cst.Call):
+            ids |= _updated_by(index, leaf, where)
+    return ids
+
+
+def _updated_by(index: Index, construction: cst.Call, scope: Scope) -> set[int]:
+    """The models whose parameters the optimizer built by `construction` updates."""
+    if not construction.args:
+        return set()
+    params = next(
+        (a for a in construction.args if a.keyword and a.keyword.value == "params"),
+        construction.args[0],
+    )
+    ids: set[int] = set()
+    for owner in _parameter_owners(index, params.value, scope, depth=0):
+        ids |= _leaf_ids(index, owner, scope)
+        ids |= _container_members(index, owner, scope)
     return ids
 
 

@@ -402,8 +402,14 @@ def _keep_model_api(user_class: type, source: nn.Module, traced: nn.Module) -> N
             methods[name] = value
     if methods:
         names = {"__module__": user_class.__module__, "__qualname__": user_class.__qualname__}
+        # GraphModule.recompile (which pickling runs) wraps __call__ once per class; the
+        # subclass shares its parent's wrapper, or a second one would call the first forever
+        wrapped = vars(type(traced)).get("_wrapped_call")
+        shared = {"_wrapped_call": wrapped} if wrapped is not None else {}
         traced.__class__ = type(
-            user_class.__name__, (type(traced),), {**methods, **names, USER_CLASS: user_class}
+            user_class.__name__,
+            (type(traced),),
+            {**methods, **names, **shared, USER_CLASS: user_class},
         )
     for name, value in vars(source).items():
         # nn.Module's own state is private (`_modules`, ...) but for `training`

@@ -58,3 +58,23 @@ def test_qat_and_int8_models_pickle_whole_and_run() -> None:
     kinds = {type(m).__name__ for m in loaded.modules() if "quantized" in type(m).__module__}
     assert {"Conv2d", "Linear"} <= kinds, kinds
     assert torch.equal(loaded(x), int8(x))
+
+
+class WithMethods(ConvHead):
+    """A model class with methods of its own: the traced QAT model keeps them."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x).argmax(1)
+
+
+def test_a_traced_model_with_methods_of_its_own_pickles() -> None:
+    torch.manual_seed(0)
+    manager = prepare_compression(WithMethods(), QuantizationAwareTrainingConfig())
+    manager.callbacks.on_train_begin()
+    x = torch.randn(2, 3, 8, 8)
+    assert manager.model.predict(x).shape == (2,)
+    round_trip(manager.model)(x)  # recompiling the traced subclass does not recurse
+    manager.callbacks.on_train_end()
+    int8 = manager.model
+    assert torch.equal(round_trip(int8)(x), int8(x))
+    assert int8.predict(x).shape == (2,)
