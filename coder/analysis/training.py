@@ -554,7 +554,8 @@ class LoopAnalysis:
                 )
                 + ")"
             )
-        return "(" + ", ".join(arg(a) for a in args) + ",)"
+        items = ", ".join(arg(a) for a in args)
+        return f"({items},)" if len(args) == 1 else f"({items})"
 
     # -- run length ------------------------------------------------------------------------
     def _total_steps(

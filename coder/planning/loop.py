@@ -84,6 +84,8 @@ class LoopPlanner(BasePlanner):
             before.append(f"{bare} = {cm}.model")
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
         self.insert(loop.entry_loop, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
+        if "qat" in techniques:
+            self._warn_reload_after_training(loop, model)
 
         if loop.epoch_loop is not None:
             epoch = loop.epoch_var or "0"
@@ -125,6 +127,25 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _warn_reload_after_training(self, loop: TrainingLoop, model: str) -> None:
+        """`model = torch.load(best)` after training brings back what was saved during
+        training: the fake-quant QAT model, not the int8 model `on_train_end` made."""
+        end = self.src.line(loop.entry_loop)
+        for a in self.index.assignments_in(model, loop.entry_scope):
+            line = self.src.line(a.statement)
+            loads = [
+                c
+                for c in m.findall(a.value, m.Call())
+                if self.index.qualified(c.func) == "torch.load"  # type: ignore[union-attr]
+            ]
+            if line > end and loads:
+                self.plan.warnings.append(
+                    f"line {line}: {model} is loaded back from a checkpoint saved during training: "
+                    "that is the fake-quant QAT model, not the int8 model training ends with; "
+                    f"save {model} after training to keep the int8 model"
+                )
+                return
 
     def _check_autocast(self, model_call: cst.Call) -> None:
         """A model run under autocast (bf16 or fp16) fails QAT in the first step."""

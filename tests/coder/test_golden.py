@@ -47,6 +47,14 @@ CASES = [
     ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
     ("peft_lora_finetune.py", "distillation", "runtime"),  # LoRA: distilled as it is
+    # the script's own frozen teacher teaches; only the student is compressed
+    ("kd_teacher_student.py", "distillation", "runtime"),
+    ("kd_teacher_student.py", "pruning+qat", "runtime"),
+    # loaded trained: the default teacher copy; called as model(data, hidden)
+    ("rnn_lm_finetune.py", "distillation", "runtime"),
+    ("rnn_lm_finetune.py", "qat", "runtime"),
+    # a checkpoint dict, a config, a meter and a loss object are not models
+    ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
 ]
 
 
