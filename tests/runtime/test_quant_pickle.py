@@ -53,7 +53,9 @@ def test_qat_and_int8_models_pickle_whole_and_run() -> None:
     )
     manager.callbacks.on_train_end()
     int8 = manager.model
-    assert sum(1 for m in int8.modules() if type(m).__module__.startswith("torch.ao.nn.quantized")) > 0
+    assert (
+        sum(1 for m in int8.modules() if type(m).__module__.startswith("torch.ao.nn.quantized")) > 0
+    )
     loaded = round_trip(int8)
     kinds = {type(m).__name__ for m in loaded.modules() if "quantized" in type(m).__module__}
     assert {"Conv2d", "Linear"} <= kinds, kinds
