@@ -43,7 +43,7 @@ def weights_before_training(
         if leaf in src.positions
     ]
     ids = {id(leaf) for leaf in leaves}
-    start = src.line(training)
+    start = _start_line(index, scope, training)
     for call in index.calls:
         if src.line(call) >= start or call not in src.positions:
             continue
@@ -63,7 +63,7 @@ def weights_before_training(
     last = name.rsplit(".", 1)[-1]
     if name == "torch.load":
         return Weights(True, f"a trained module loaded whole by {what}")
-    fresh = _fresh_head(index, leaf, ids, start)
+    fresh = _fresh_head(index, leaf, ids, training)
     if last == "from_pretrained":
         if fresh:
             return Weights(
@@ -98,8 +98,14 @@ def _loads_into(index: Index, call: cst.Call, ids: set[int]) -> bool:
     return any(_ids(index, a.value, scope) & ids for a in call.args)
 
 
-def _fresh_head(index: Index, leaf: cst.Call, ids: set[int], start: int) -> str | None:
+def _fresh_head(index: Index, leaf: cst.Call, ids: set[int], training: cst.CSTNode) -> str | None:
+    """A new head: a keyword that sizes it, or an assignment that replaces it (outside
+    the training itself)."""
     src = index.source
+
+    def outside(node: cst.CSTNode) -> bool:
+        return all(ancestor is not training for ancestor in src.ancestors(node))
+
     for arg in leaf.args:
         if arg.keyword and arg.keyword.value in FRESH_HEAD_KEYWORDS:
             if src.code(arg.value) not in ("False", "None"):
@@ -109,13 +115,22 @@ def _fresh_head(index: Index, leaf: cst.Call, ids: set[int], start: int) -> str 
             target = cst.parse_expression(a.target)
             if not isinstance(target, cst.Attribute) or target.attr.value not in HEAD_NAMES:
                 continue
-            if src.line(a.statement) < start and _ids(index, target.value, a.scope) & ids:
+            if outside(a.statement) and _ids(index, target.value, a.scope) & ids:
                 return f"{a.target} = ... at line {src.line(a.statement)}"
     for call in index.calls:
         if m.matches(call.func, m.Attribute(attr=m.Name("reset_classifier"))):
-            if src.line(call) < start and _ids(index, call.func.value, index.scope_of(call)) & ids:  # type: ignore[attr-defined]
+            receiver = call.func.value  # type: ignore[attr-defined]
+            if outside(call) and _ids(index, receiver, index.scope_of(call)) & ids:
                 return f"{src.code(call.func)}() at line {src.line(call)}"
     return None
+
+
+def _start_line(index: Index, scope: Scope, training: cst.CSTNode) -> int:
+    """Where training starts: the loop, or, when a function holds it, the first call
+    of that function (`model = train_model(model, ...)` after the function's def)."""
+    fn = index.function(scope)
+    calls = index.call_sites(fn) if fn is not None else []
+    return min([index.source.line(training), *(index.source.line(c) for c in calls)])
 
 
 def _condition(index: Index, call: cst.Call) -> str | None:
