@@ -116,7 +116,9 @@ def main():
     model = compression_manager.model  # neural-coder
     for epoch in range(1, args.epochs + 1):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
-        train(model, train_data, criterion, optimizer, args, compression_manager=compression_manager)
+        train(
+            model, train_data, criterion, optimizer, args, compression_manager=compression_manager
+        )
         val_loss = evaluate(model, val_data, criterion, args)
         print(f"epoch {epoch} | valid loss {val_loss:.3f} | valid ppl {math.exp(val_loss):.2f}")
         if best_val_loss is None or val_loss < best_val_loss:
