@@ -1,0 +1,154 @@
+"""Semantics-preserving mutations of our own samples: comments, a rename, decorators, a
+`__main__` guard, a module-level script wrapped in main(). Whatever the sample gets (a
+rewrite with N inserted lines, or a refusal), every mutation must get the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from neural_coder.analysis import analyze, parse_source
+from neural_coder.api import rewrite_source
+from neural_coder.errors import NeuralCoderError
+from neural_coder.options import build_options
+from neural_coder.transforms.snippets import MARKER
+from tests.conftest import script_path
+
+SAMPLES = {
+    "flat_script.py": ["pruning", "qat", "distillation", "ptq-dynamic"],
+    "epoch_fn_style.py": ["pruning+qat", "distillation", "ptq-static"],
+    "trainer_class.py": ["pruning", "qat"],
+    "step_budget_loop.py": ["pruning+qat", "distillation"],
+    "eval_only.py": ["ptq-static", "ptq-dynamic", "bf16"],
+    "hf_custom_loop.py": ["pruning", "distillation"],
+}
+
+
+def outcome(text: str, approach: str) -> tuple[str, int]:
+    teacher = "copy" if "distillation" in approach else None
+    options = build_options(approach, None, {}, {"distillation": {"teacher": teacher}})
+    try:
+        rewritten, report = rewrite_source(Path("script.py"), text, options)
+    except NeuralCoderError as error:
+        return ("refused", type(error).__name__)  # type: ignore[return-value]
+    compile(rewritten, "rewritten", "exec")
+    return (report.status.value, rewritten.count(MARKER))
+
+
+class _Comments(cst.CSTTransformer):
+    def _commented(self, node: cst.BaseStatement) -> cst.BaseStatement:
+        line = cst.EmptyLine(comment=cst.Comment("# a note a person left here"))
+        return node.with_changes(leading_lines=[*node.leading_lines, line])
+
+    def leave_SimpleStatementLine(self, original_node, updated_node):  # noqa: ANN001, ANN201
+        return self._commented(updated_node)
+
+    def leave_For(self, original_node, updated_node):  # noqa: ANN001, ANN201
+        return self._commented(updated_node)
+
+
+class _Rename(cst.CSTTransformer):
+    """Every use of one variable renamed (attribute names and keywords are not variables)."""
+
+    def __init__(self, old: str, new: str) -> None:
+        super().__init__()
+        self.old, self.new = old, new
+        self.skip: set[int] = set()
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self.skip.add(id(node.attr))
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self.skip.add(id(node.keyword))
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        if original_node.value == self.old and id(original_node) not in self.skip:
+            return updated_node.with_changes(value=self.new)
+        return updated_node
+
+
+class _Decorate(cst.CSTTransformer):
+    def leave_FunctionDef(self, original_node, updated_node):  # noqa: ANN001, ANN201
+        decorator = cst.Decorator(decorator=cst.Name("_keep_as_is"))
+        return updated_node.with_changes(decorators=[*updated_node.decorators, decorator])
+
+
+DECORATOR = "def _keep_as_is(fn):\n    return fn\n\n\n"
+
+
+def comments(text: str) -> str:
+    return cst.parse_module(text).visit(_Comments()).code
+
+
+def rename_model(text: str) -> str:
+    facts = analyze(parse_source(Path("script.py"), text))
+    models = [f.target for f in facts.found if f.kind == "model" and f.target]
+    name = next((m for m in models if m.isidentifier()), None)
+    if name is None:
+        return text
+    return cst.parse_module(text).visit(_Rename(name, f"{name}_renamed")).code
+
+
+def decorators(text: str) -> str:
+    module = cst.parse_module(text).visit(_Decorate())
+    first_def = next(
+        i for i, s in enumerate(module.body) if not _is_import(s) and not _is_docstring(s, i)
+    )
+    helper = cst.parse_module(DECORATOR).body
+    return module.with_changes(
+        body=[*module.body[:first_def], *helper, *module.body[first_def:]]
+    ).code
+
+
+def main_guard(text: str) -> str:
+    """A module-level script: its statements after the definitions go into main(), run
+    under `if __name__ == "__main__":` (only where nothing else reads their names)."""
+    module = cst.parse_module(text)
+    if any(isinstance(s, cst.If) and "__main__" in module.code_for_node(s) for s in module.body):
+        return text
+    keep = [s for i, s in enumerate(module.body) if _is_import(s) or _is_docstring(s, i)]
+    defs = [s for s in module.body if isinstance(s, cst.FunctionDef | cst.ClassDef)]
+    rest = [s for s in module.body if s not in keep and s not in defs]
+    if defs or not rest:
+        return text  # definitions may read the module's names: moving them is not harmless
+    body = "".join(module.code_for_node(s) for s in rest)
+    indented = "".join(f"    {line}\n" if line.strip() else "\n" for line in body.splitlines())
+    main = f"\n\ndef main():\n{indented}\n\nif __name__ == '__main__':\n    main()\n"
+    return "".join(module.code_for_node(s) for s in keep) + main
+
+
+def _is_import(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and isinstance(
+        statement.body[0], cst.Import | cst.ImportFrom
+    )
+
+
+def _is_docstring(statement: cst.CSTNode, index: int) -> bool:
+    return (
+        index == 0
+        and isinstance(statement, cst.SimpleStatementLine)
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, cst.SimpleString)
+    )
+
+
+MUTATIONS: dict[str, Callable[[str], str]] = {
+    "comments": comments,
+    "rename": rename_model,
+    "decorators": decorators,
+    "main guard": main_guard,
+}
+CASES = [(name, approach) for name, approaches in SAMPLES.items() for approach in approaches]
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+@pytest.mark.parametrize(("name", "approach"), CASES)
+def test_a_harmless_change_gets_the_same_outcome(name, approach, mutation):
+    text = script_path(name).read_text()
+    mutated = MUTATIONS[mutation](text)
+    compile(mutated, "mutated", "exec")
+    assert outcome(mutated, approach) == outcome(text, approach)
