@@ -197,7 +197,10 @@ def _engine(approach: str, script: Path) -> tuple[str, str, int]:
     return report.status.value, report.message, report.exit_code
 
 
-def run_pair(script: Path, root: Path, approach: str, timeout: float) -> Outcome:
+def run_pair(
+    script: Path, root: Path, approach: str, timeout: float, undefined: dict[Path, set[str] | None]
+) -> Outcome:
+    """`undefined`: each original file's undefined names, filled as files are met."""
     outcome = Outcome(script=str(script), approach=approach)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
@@ -217,7 +220,9 @@ def run_pair(script: Path, root: Path, approach: str, timeout: float) -> Outcome
                 outcome.files = [str(root / p.relative_to(copy_root)) for p in changed]
                 outcome.compiles = all(_compiles(t) for t in changed.values())
                 outcome.no_undefined = all(
-                    _new_undefined(before.get(p, ""), t) == set() for p, t in changed.items()
+                    _new_undefined(undefined, p.relative_to(copy_root), before.get(p, ""), t)
+                    == set()
+                    for p, t in changed.items()
                 )
                 status2, _, _ = _engine(approach, copy)
                 outcome.second_run_noop = _snapshot(copy_root) == after and status2 != "Transformed"
@@ -249,21 +254,44 @@ def _without_hint(message: str) -> str:
     return LOCATION.sub("", first)
 
 
-def _new_undefined(original: str, rewritten: str) -> set[str] | None:
+def _new_undefined(
+    cache: dict[Path, set[str] | None], key: Path, original: str, rewritten: str
+) -> set[str] | None:
     new = _undefined(rewritten)
     if new is None:
         return None
-    return new - (_undefined(original) or set())
+    if key not in cache:
+        cache[key] = _undefined(original)
+    return new - (cache[key] or set())
 
 
 def run_script(
-    script: Path, root: Path, approaches: tuple[str, ...], timeout: float
+    script: Path, root: Path, approaches: tuple[str, ...], timeout: float, journal: Path | None
 ) -> list[Outcome]:
+    """Every approach on one script; each outcome is appended to `journal` as it comes,
+    and pairs the journal already holds are not run again."""
     text = script.read_text(encoding="utf-8", errors="replace")
     todo = list(approaches)
     if USES_INC_1X.search(text):
         todo.append(MIGRATE)
-    return [run_pair(script, root, approach, timeout) for approach in todo]
+    done = {(o.script, o.approach): o for o in read_journal(journal)}
+    undefined: dict[Path, set[str] | None] = {}
+    outcomes = []
+    for approach in todo:
+        outcome = done.get((str(script), approach))
+        if outcome is None:
+            outcome = run_pair(script, root, approach, timeout, undefined)
+            if journal is not None:
+                with journal.open("a") as out:
+                    out.write(json.dumps(asdict(outcome)) + "\n")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def read_journal(journal: Path | None) -> list[Outcome]:
+    if journal is None or not journal.is_file():
+        return []
+    return [Outcome(**json.loads(line)) for line in journal.read_text().splitlines() if line]
 
 
 def _progress(done: int, total: int, result: list[Outcome]) -> list[Outcome]:
@@ -278,7 +306,9 @@ def _progress(done: int, total: int, result: list[Outcome]) -> list[Outcome]:
     return result
 
 
-def _run_script_args(args: tuple[Path, Path, tuple[str, ...], float]) -> list[Outcome]:
+def _run_script_args(
+    args: tuple[Path, Path, tuple[str, ...], float, Path | None],
+) -> list[Outcome]:
     return run_script(*args)
 
 
@@ -375,6 +405,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=int, default=1, help="scripts run in this many processes")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per pair")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the pairs an interrupted run wrote to JSON.partial.jsonl and run only the rest",
+    )
     return parser.parse_args(argv)
 
 
@@ -387,7 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     if not entries:
         print("no scripts found", file=sys.stderr)
         return 2
-    jobs = [(script, root, approaches, args.timeout) for script, root in entries]
+    journal = args.json.with_suffix(".partial.jsonl") if args.json else None
+    if journal is not None and not args.resume:
+        journal.unlink(missing_ok=True)
+    jobs = [(script, root, approaches, args.timeout, journal) for script, root in entries]
     outcomes: list[Outcome] = []
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
