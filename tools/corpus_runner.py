@@ -29,6 +29,10 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from neural_coder.report import FileReport
 
 DEFAULT_APPROACHES = (
     "qat", "pruning", "distillation", "pruning+qat", "distillation+pruning",
@@ -47,8 +51,10 @@ LOCATION = re.compile(r"^(?P<path>[^\n:]+\.py)(?::(?P<line>\d+))?(?::\d+)?: ", r
 # Refusal classes, first match wins; the message is lower-cased before matching.
 # Ordered from the most specific wording to the most general one.
 REASON_CLASSES: tuple[tuple[str, str], ...] = (
-    ("parse-error", r"does not parse|syntax error|not valid python"),
+    ("parse-error", r"does not parse|syntax error|invalid syntax|not valid python"),
     ("internal-error", r"internal error"),
+    ("several-loops", r"several (training|epoch) loops|more than one training loop"),
+    ("model-call-not-named", r"model call is not assigned to a name"),
     ("already-compressed", r"already compressed"),
     (
         "ambiguous-model",
@@ -90,6 +96,8 @@ class Outcome:
     message: str = ""
     line: int | None = None
     files: list[str] = field(default_factory=list)  # files the rewrite changed
+    placed: list[str] = field(default_factory=list)  # where the engine says it put things
+    warnings: list[str] = field(default_factory=list)
     compiles: bool | None = None
     no_undefined: bool | None = None
     second_run_noop: bool | None = None
@@ -186,15 +194,13 @@ def _options(approach: str) -> object:
     return build_options(approach, None, {}, {})
 
 
-def _engine(approach: str, script: Path) -> tuple[str, str, int]:
-    """(status, message, exit code) of one engine call on `script`, rewritten in place."""
+def _engine(approach: str, script: Path) -> FileReport:
+    """The report of one engine call on `script`, rewritten in place."""
     from neural_coder.api import Output, migrate_file, optimize_file
 
     if approach == MIGRATE:
-        report = migrate_file(script, target="runtime", output=Output(backup=False))
-    else:
-        report = optimize_file(script, _options(approach), Output(backup=False))
-    return report.status.value, report.message, report.exit_code
+        return migrate_file(script, target="runtime", output=Output(backup=False))
+    return optimize_file(script, _options(approach), Output(backup=False))
 
 
 def run_pair(
@@ -211,7 +217,11 @@ def run_pair(
         signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
-            status, message, _ = _engine(approach, copy)
+            report = _engine(approach, copy)
+            status, message = report.status.value, report.message
+            local = str(copy_root)
+            outcome.placed = [p.replace(local, str(root)) for p in report.placed]
+            outcome.warnings = [w.replace(local, str(root)) for w in report.warnings]
             after = _snapshot(copy_root)
             changed = {p: t for p, t in after.items() if before.get(p) != t}
             if changed:
@@ -224,8 +234,10 @@ def run_pair(
                     == set()
                     for p, t in changed.items()
                 )
-                status2, _, _ = _engine(approach, copy)
-                outcome.second_run_noop = _snapshot(copy_root) == after and status2 != "Transformed"
+                again = _engine(approach, copy)
+                outcome.second_run_noop = (
+                    _snapshot(copy_root) == after and again.status.value != "Transformed"
+                )
             elif status == "Failed":
                 outcome.message = message.replace(str(copy_root), str(root))
                 outcome.reason = classify(_without_hint(outcome.message))
@@ -406,6 +418,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="scripts run in this many processes")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per pair")
     parser.add_argument(
+        "--from-json",
+        action="store_true",
+        help="PATHS is one --json file of an earlier run: print its tables, nothing is run",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="keep the pairs an interrupted run wrote to JSON.partial.jsonl and run only the rest",
@@ -415,6 +432,15 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
+    if args.from_json:  # the tables of a saved run, refusals classified again
+        outcomes = [Outcome(**o) for o in json.loads(args.paths[0].read_text())]
+        for o in outcomes:
+            if o.status == "refused":
+                o.reason = classify(_without_hint(o.message))
+        print(table(outcomes))
+        if args.details:
+            print("\n" + details(outcomes))
+        return 0
     approaches = tuple(a.strip() for a in args.approaches.split(",") if a.strip())
     for approach in approaches:  # a typo fails here, not as one refusal per script
         _options(approach)
