@@ -1,4 +1,5 @@
-"""neural-coder for Python callers: `optimize`, `inspect`.
+"""neural-coder for Python callers and front ends: `optimize`, `migrate`, `inspect`, and the
+text-in, text-out engine calls (`rewrite_source`, `migrate_text`, `survey_source`).
 
 One pass per file: parse -> analyze -> plan -> transform -> verify -> emit.
 Nothing is written unless every step succeeded.
@@ -17,8 +18,14 @@ from neural_coder.options import OptimizeOptions
 from neural_coder.planning import make_plan
 from neural_coder.planning.base import CONFIG_CLASSES
 from neural_coder.report import FileReport, Status
+from neural_coder.survey import APPROACHES, Survey, survey_source
 from neural_coder.transforms.hooks import apply_edits
 from neural_coder.verify import verify_rewrite
+
+__all__ = [
+    "APPROACHES", "Output", "Survey", "inspect", "migrate", "migrate_text", "optimize",
+    "rewrite_source", "survey_source",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,8 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
                 f"{'+'.join(options.approach)} was not applied",
                 path=path,
                 line=line,
-                hint="to change the approach, start again from the original script (its .bak copy)",
+                hint=f"to change the approach, run `neural-coder revert {path}` first (it gives back "
+                "the original byte for byte), then optimize again",
             )
         report.message = (
             f"already compressed (compression code at line {line}); nothing to do "
@@ -116,21 +124,17 @@ def optimize(
     return [optimize_file(Path(p), options, output) for p in paths]
 
 
-def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:
-    """Upgrade one INC 1.x script (and the conf.yaml files it names) to the 2.x API."""
+def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileReport]:
+    """The migrated text of one INC 1.x script (reading the conf.yaml files it names) and its
+    report; the text is the input when nothing changes. Raises NeuralCoderError."""
     from neural_coder.transforms.migrate_1x import migrate_source
     from neural_coder.transforms.migrate_1x.findings import TODO_PREFIX
 
-    try:
-        text = read_text(path)
-        parse_source(path, text)  # a file that does not parse gets the same message as optimize
-        result = migrate_source(text, path, target)
-        if result.changed:
-            verify_rewrite(path, parse_source(path, text).module, result.code)
-    except NeuralCoderError as error:
-        return FileReport(
-            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
-        )
+    # a file that does not parse gets the same message as optimize
+    source = parse_source(path, text)
+    result = migrate_source(text, path, target)
+    if result.changed:
+        verify_rewrite(path, source.module, result.code)
     report = FileReport(
         path=path, status=Status.TRANSFORMED if result.changed else Status.UNCHANGED
     )
@@ -155,13 +159,27 @@ def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> 
             report.warnings = left
         else:
             report.message = "no Intel Neural Compressor 1.x API in use; nothing to do"
-        return report
+        return text, report
     report.message = f"migrated to the INC 2.x API (target: {target}); {len(result.todos)} TODO(s) left in the code"
-    report.diff = unified_diff(path, text, result.code)
+    return result.code, report
+
+
+def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:
+    """Upgrade one INC 1.x script (and the conf.yaml files it names) to the 2.x API."""
+    try:
+        text = read_text(path)
+        migrated, report = migrate_text(path, text, target)
+    except NeuralCoderError as error:
+        return FileReport(
+            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
+        )
+    if migrated == text:
+        return report
+    report.diff = unified_diff(path, text, migrated)
     if not output.dry_run:
         report.output = output.path or path
         report.backup = write_atomic(
-            report.output, result.code, backup=output.backup and report.output == path
+            report.output, migrated, backup=output.backup and report.output == path
         )
     return report
 

@@ -9,6 +9,7 @@ import click
 
 from neural_coder import __version__
 from neural_coder.api import Output, inspect, migrate, optimize
+from neural_coder.commands import auto_command, revert_command
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
 from neural_coder.report import exit_code, write_json
@@ -201,3 +202,20 @@ def inspect_command(script: Path) -> None:
     click.echo(str(script))
     for line in facts.lines():
         click.echo(f"  {line}")
+
+
+main.add_command(revert_command)
+main.add_command(auto_command)
+
+
+@main.command("lsp")
+def lsp_command() -> None:
+    """Run the language server over stdio (for editors; needs the `lsp` extra)."""
+    try:
+        from neural_coder.lsp.server import main as serve
+    except ImportError as error:
+        raise click.UsageError(
+            f"the language server needs pygls and lsprotocol ({error}); "
+            "install them with: pip install 'neural-coder[lsp]'"
+        ) from None
+    serve()

@@ -243,6 +243,11 @@ def load_config_file(path: Path) -> dict[str, Any]:
             path=path,
             line=mark.line + 1 if mark else None,
         ) from None
+    return check_config(data, path)
+
+
+def check_config(data: object, path: Path | None = None) -> dict[str, Any]:
+    """A config mapping (a --config yaml, an editor's settings) with its keys checked."""
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -74,10 +74,13 @@ from . import cpu
 from .config import BenchmarkConfig, ConfigValueError
 from .model import Model
 from .quantization import batch_size_of, call_model, forward_inputs, model_device, to_device
-from .summary import runtime_logger
+from .summary import record, runtime_logger, state_dict_size
 from .tuning import Progress
 
 __all__ = ["BenchmarkResult", "InstanceResult", "MAX_BATCHES", "MAX_BATCH_BYTES", "fit"]
+
+#: see `_at_least`
+MIN_BATCHES_ENV = "NEURAL_CODER_BENCHMARK_MIN_BATCHES"
 
 log = logging.getLogger(__name__)
 
@@ -447,6 +450,18 @@ def _read_batches(
     return batches
 
 
+def _at_least(batches: list[Any], warmup: int) -> list[Any]:
+    """With `$NEURAL_CODER_BENCHMARK_MIN_BATCHES` set (by `neural-coder auto`), the
+    batches read are cycled until that many are timed after the warm-up: a short
+    evaluation set otherwise leaves one or two timed batches, too few to compare
+    candidates on a busy machine. Unset, INC's semantics hold (no repetition)."""
+    wanted = int(os.environ.get(MIN_BATCHES_ENV, "0") or 0)
+    if wanted <= 0 or len(batches) >= warmup + wanted:
+        return batches
+    total = warmup + wanted
+    return [batches[i % len(batches)] for i in range(total)]
+
+
 def _core_plan(conf: Any) -> list[tuple[int, ...]]:
     """Disjoint physical cores for each instance."""
     instances = int(getattr(conf, "num_of_instance", 1) or 1)
@@ -568,6 +583,7 @@ def fit(
         batches = _read_batches(b_dataloader, model, int(getattr(conf, "iteration", -1)), device)
         if not batches:
             raise ValueError("b_dataloader yielded no batch")
+        batches = _at_least(batches, int(getattr(conf, "warmup", 5)))
         batch_size = batch_size_of(b_dataloader, batches[0])
     intra = getattr(conf, "intra_num_of_threads", None)
     job = _Job(
@@ -611,4 +627,12 @@ def fit(
     if len(failed) == len(results):
         raise RuntimeError(f"every benchmark instance failed; first error: {failed[0].error}")
     print(result.table(), flush=True)
+    record(
+        "benchmark",
+        {
+            **result.to_dict(),
+            "batch_size": batch_size,
+            "size_bytes": state_dict_size(model) if isinstance(model, nn.Module) else None,
+        },
+    )
     return result

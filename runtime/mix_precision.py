@@ -242,6 +242,12 @@ def _pinned_elsewhere(name: str, type_name: str, conf: Any) -> bool:
     return excluded
 
 
+#: modules whose forward can read their children's weights directly (torch's fused
+#: transformer fast path in eval mode): a bf16 child would meet fp32 activations there,
+#: so their Linear children stay fp32
+_FUSED_PARENTS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.MultiheadAttention)
+
+
 def _candidates(model: nn.Module, conf: Any) -> list[str]:
     return [
         name
@@ -249,6 +255,7 @@ def _candidates(model: nn.Module, conf: Any) -> list[str]:
         if name
         and type(module) in _BF16_CLASSES
         and next(module.parameters()).dtype == torch.float32
+        and not isinstance(model.get_submodule(name.rpartition(".")[0]), _FUSED_PARENTS)
         and not _pinned_elsewhere(name, type(module).__name__, conf)
     ]
 
@@ -393,7 +400,13 @@ def fit(
             assert recorder is not None
             recorder.remove()
         log.info("fp32 baseline: %.4f", baseline)
-    extra: dict[str, Any] = {**none_extra, "baseline_metric": baseline}
+    extra: dict[str, Any] = {
+        **none_extra,
+        "baseline_metric": baseline,
+        "higher_is_better": bool(
+            getattr(getattr(conf, "accuracy_criterion", None), "higher_is_better", True)
+        ),
+    }
 
     inputs = _example_inputs(conf, eval_dataloader, model)
     if inputs is None and recorder is not None:

@@ -753,6 +753,9 @@ def fit(
     )
     extra: dict[str, Any] = {
         "baseline_metric": baseline,
+        "higher_is_better": bool(
+            getattr(getattr(conf, "accuracy_criterion", None), "higher_is_better", True)
+        ),
         "trials": [t.to_dict() for t in result.trials],
         "tuning": ("goal met: " if result.met else "goal not met: ") + result.stop_reason,
     }

@@ -39,6 +39,7 @@ __all__ = [
     "count_quantized_modules",
     "emit_summary",
     "format_table",
+    "record",
     "report",
     "runtime_logger",
     "state_dict_size",
@@ -46,6 +47,9 @@ __all__ = [
 
 LOGGER_NAME = "neural_coder.runtime"
 ENV_VAR = "NEURAL_CODER_SUMMARY"
+#: a JSON-lines file each runtime result is appended to (`record`), for a caller that
+#: runs the script and needs the figures as data (`neural-coder auto`)
+RECORD_ENV_VAR = "NEURAL_CODER_REPORT"
 
 #: keys every summary has, with the value used when no technique provided one
 DEFAULTS: dict[str, Any] = {
@@ -363,6 +367,17 @@ def emit_summary(summary: Mapping[str, Any], path: str | os.PathLike[str] | None
         raise
 
 
+def record(kind: str, data: Mapping[str, Any]) -> None:
+    """Append `{"kind": kind, **data}` as one JSON line to `$NEURAL_CODER_REPORT`, when
+    it is set (rank 0 only). One `write` of one line: readers may poll the file."""
+    target = os.environ.get(RECORD_ENV_VAR)
+    if not target or not _is_main_process():
+        return
+    line = json.dumps({"kind": kind, **data}, sort_keys=True, default=_jsonable)
+    with open(os.path.abspath(os.path.expanduser(target)), "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
 def report(
     model: nn.Module,
     size_before_bytes: int | None,
@@ -371,4 +386,5 @@ def report(
     """`build_summary` + `emit_summary`, for callers such as `quantization.fit`."""
     summary = build_summary(model, size_before_bytes, extra)
     emit_summary(summary)
+    record("fit", summary)
     return summary

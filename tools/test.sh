@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # The constraint pins torch==2.13.0 (the CPU build these machines have): nothing may pull another torch.
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test,lsp]"
 
 # Intel Neural Compressor 2.6 lives in its own environment (it pins numpy 1.26);
 # the interop tests run rewritten scripts on it.
@@ -15,6 +15,17 @@ if [ -z "${NEURAL_CODER_INC_PYTHON:-}" ] && [ -f tools/make_inc_env.sh ]; then
     NEURAL_CODER_INC_PYTHON="$(bash tools/make_inc_env.sh .venv-inc | tail -n 1)"
     export NEURAL_CODER_INC_PYTHON
 fi
+
+# Neovim (Debian's) is the second real LSP client of tests/lsp/test_neovim.py.
+if ! command -v nvim >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q neovim >/dev/null
+fi
+
+# The VS Code extension: compiled with tsc, unit-tested against a stub of the vscode API
+# (node's test runner), packaged to extensions/vscode/neural-coder.vsix with @vscode/vsce.
+bash extensions/vscode/build.sh
 
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

@@ -45,7 +45,7 @@ class BasePlanner:
         self.index = facts.index
         self.line_length = line_length
         self.plan = Plan()
-        self.taken = {n.value for n in m.findall(self.src.module, m.Name())}  # type: ignore[union-attr]
+        self.taken = set(self.src.names)
         self.cm_name = self.free_name("compression_manager")
         self.teacher_name = self.free_name("teacher_model")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
+from libcst.helpers import get_full_name_for_node
 from libcst.metadata import (
     GlobalScope,
     MetadataWrapper,
@@ -440,3 +441,29 @@ class Analysis(Tree, cst.CSTVisitor):
             if isinstance(call, cst.Call):
                 return Use("arg", name, stmt, scope, None, call)
         return Use("escape", name, stmt, scope)
+
+
+def legacy_uses(module: cst.Module) -> list[tuple[cst.CSTNode, str, tuple[int, int, int, int]]]:
+    """Each statement-level use of the 1.x API, in file order: (node, what, (line, column,
+    end line, end column)) — imports of its modules, its components and its common classes."""
+    analysis = Analysis(MetadataWrapper(module, unsafe_skip_copy=True))
+    found: list[tuple[cst.CSTNode, str]] = []
+    for node in analysis.imports:
+        if isinstance(node, cst.ImportFrom) and node.module is not None:
+            name = get_full_name_for_node(node.module) or ""
+            if name == _EXP or name.startswith(_EXP + "."):
+                found.append((node, f"import from {name}"))
+        elif isinstance(node, cst.Import):
+            for alias in node.names:
+                if alias.evaluated_name.startswith(_EXP):
+                    found.append((node, f"import {alias.evaluated_name}"))
+                    break
+    found += [(call, qname) for call, _, qname in analysis.ctor_calls]
+    found += [(call, f"{_EXP}.common.{name}") for call, name in analysis.common_calls]
+    out = []
+    for node, what in found:
+        where = analysis.positions[node]
+        span = (where.start.line, where.start.column, where.end.line, where.end.column)
+        out.append((node, what, span))
+    out.sort(key=lambda item: item[2])
+    return out

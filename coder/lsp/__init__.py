@@ -1,0 +1,1 @@
+"""The language server: `neural-coder lsp` (see server.py)."""

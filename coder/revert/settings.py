@@ -1,0 +1,95 @@
+"""Reading back, from the inserted code, what `optimize` was asked for: the
+approach (its configs, in order), and the settings its config calls hold as literals."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+from typing import Any
+
+import libcst as cst
+
+from neural_coder.api import COMPRESSION_CONFIGS, compression_in
+from neural_coder.options import SECTIONS
+
+from .strip import all_marked
+
+#: approaches tried per family of inserted configs, most likely first
+FAMILY_APPROACHES = {
+    "ptq": ("ptq-static", "ptq-dynamic", "ptq-auto"),
+    "bf16": ("bf16",),
+    "benchmark": ("benchmark",),
+}
+
+_FIELD_SECTION = {
+    f: section
+    for section, cls in SECTIONS.items()
+    for f in cls.__dataclass_fields__  # type: ignore[attr-defined]
+}
+
+
+def literal_settings(text: str) -> dict[str, dict[str, Any]]:
+    """Literal keyword arguments of the inserted config calls, by options section."""
+    settings: dict[str, dict[str, Any]] = {}
+    module = cst.parse_module(text)
+    for statement in all_marked(module):
+        code = module.code_for_node(statement)
+        try:
+            tree = ast.parse(code.strip())
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                if node.targets[0].id.startswith("teacher_model"):
+                    value = ast.unparse(node.value)
+                    if not value.startswith("copy.deepcopy("):
+                        settings.setdefault("distillation", {})["teacher"] = value
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("load_state_dict"):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+                        settings.setdefault("distillation", {})["teacher"] = inner.value
+            if not isinstance(node, ast.Call):
+                continue
+            for keyword in node.keywords:
+                if keyword.arg not in _FIELD_SECTION or keyword.arg == "teacher":
+                    continue
+                try:
+                    value = ast.literal_eval(keyword.value)
+                except ValueError:
+                    continue
+                if keyword.arg == "calibration_sampling_size" and isinstance(value, list):
+                    value = value[0]
+                settings.setdefault(_FIELD_SECTION[keyword.arg], {})[keyword.arg] = value
+    return settings
+
+
+def approaches(text: str) -> list[str]:
+    families = compression_in(text)
+    post = [f for f in families if f in FAMILY_APPROACHES]
+    if post:
+        found = re.search(r"approach=[\"'](static|dynamic|auto)[\"']", text)
+        first = [f"ptq-{found.group(1)}"] if found and "ptq" in post else []
+        return first + [a for f in post for a in FAMILY_APPROACHES[f] if a not in first]
+    order = {
+        family: text.find(name + "(")
+        for name, family in COMPRESSION_CONFIGS.items()
+        if family in families
+    }
+    first = sorted(families, key=lambda f: order[f])
+    rest = [p for p in itertools.permutations(families) if list(p) != first]
+    return ["+".join(p) for p in [tuple(first), *rest]]
+
+
+def option_sets(text: str) -> list[dict[str, dict[str, Any]]]:
+    literal = literal_settings(text)
+    without_steps = {
+        k: {f: v for f, v in section.items() if f not in ("start_step", "end_step")}
+        for k, section in literal.items()
+    }
+    sets: list[dict[str, dict[str, Any]]] = [{}, without_steps, literal]
+    unique: list[dict[str, dict[str, Any]]] = []
+    for s in sets:
+        if s not in unique:
+            unique.append(s)
+    return unique

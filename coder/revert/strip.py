@@ -1,0 +1,292 @@
+"""Step 1 of `revert`: remove what `optimize` inserts, giving a candidate original
+(proven by the package's `revert_source`, never written unproven)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import libcst as cst
+
+from neural_coder.transforms.snippets import MARKER
+
+#: modules the tool imports from (plus what `teacher` and friends need)
+TOOL_MODULES = ("neural_coder.runtime", "neural_compressor")
+TOOL_PLAIN_IMPORTS = ("copy", "torch")
+CALLBACK = "CompressionCallback"
+INSERTED_NAME = re.compile(r"^(compression_manager|teacher_model|quantized_model|outputs)(_\d+)?$")
+
+
+def _marked(statement: cst.CSTNode) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and statement.trailing_whitespace.comment is not None
+        and statement.trailing_whitespace.comment.value == MARKER
+    )
+
+
+def _names_bound(statement: cst.SimpleStatementLine) -> set[str]:
+    names: set[str] = set()
+    for small in statement.body:
+        if isinstance(small, cst.Assign):
+            for target in small.targets:
+                if isinstance(target.target, cst.Name):
+                    names.add(target.target.value)
+    return names
+
+
+def _is_inserted_name(node: cst.BaseExpression, inserted: set[str]) -> bool:
+    if isinstance(node, cst.Name):
+        return node.value in inserted
+    return (
+        isinstance(node, cst.Attribute)
+        and isinstance(node.value, cst.Name)
+        and node.value.value == "self"
+        and node.attr.value in inserted
+    )
+
+
+class _Strip(cst.CSTTransformer):
+    """Remove the tool's statements, parameters, keyword arguments and callbacks."""
+
+    def __init__(self, inserted: set[str]) -> None:
+        super().__init__()
+        self.inserted = inserted
+        self.hoisted: dict[str, cst.BaseExpression] = {}
+
+    def _body(self, body: Iterable[cst.BaseStatement]) -> list[cst.BaseStatement]:
+        out: list[cst.BaseStatement] = []
+        pending: dict[str, cst.BaseExpression] = {}
+        for statement in body:
+            if _marked(statement):
+                assert isinstance(statement, cst.SimpleStatementLine)
+                small = statement.body[0]
+                # `outputs = model(x)  # neural-coder` hoisted out of the next statement
+                if (
+                    isinstance(small, cst.Assign)
+                    and isinstance(small.value, cst.Call)
+                    and len(small.targets) == 1
+                    and isinstance(small.targets[0].target, cst.Name)
+                    and small.targets[0].target.value.startswith("outputs")
+                ):
+                    pending[small.targets[0].target.value] = small.value
+                continue
+            if pending:
+                statement = statement.visit(_PutBack(pending))  # type: ignore[assignment]
+                pending = {}
+            out.append(statement)
+        return out
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        return updated_node.with_changes(body=self._body(updated_node.body))
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        return updated_node.with_changes(body=self._body(updated_node.body))
+
+    def leave_Parameters(
+        self, original_node: cst.Parameters, updated_node: cst.Parameters
+    ) -> cst.Parameters:
+        return updated_node.with_changes(
+            params=_drop_last(updated_node.params, self._added_param),
+            kwonly_params=_drop_last(updated_node.kwonly_params, self._added_param),
+        )
+
+    def _added_param(self, param: cst.Param) -> bool:
+        return param.name.value in self.inserted and param.name.value.startswith(
+            "compression_manager"
+        )
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        def added(arg: cst.Arg) -> bool:
+            if arg.keyword is None:
+                return False
+            if arg.keyword.value.startswith("compression_manager"):
+                return _is_inserted_name(arg.value, self.inserted)
+            return (
+                arg.keyword.value == "callbacks"
+                and isinstance(arg.value, cst.List)
+                and len(arg.value.elements) == 1
+                and _is_callback(arg.value.elements[0].value)
+            )
+
+        args = _drop_last(updated_node.args, added)
+        args = [self._without_callback(a) for a in args]
+        return updated_node.with_changes(args=args)
+
+    def _without_callback(self, arg: cst.Arg) -> cst.Arg:
+        """callbacks=[mine, CompressionCallback(...)] -> callbacks=[mine]; the
+        `[*(value or []), CompressionCallback(...)]` form -> callbacks=value."""
+        value = arg.value
+        if (
+            arg.keyword is None
+            or arg.keyword.value != "callbacks"
+            or not isinstance(value, cst.List)
+        ):
+            return arg
+        elements = list(value.elements)
+        if len(elements) < 2 or not _is_callback(elements[-1].value):
+            return arg
+        first = elements[0]
+        if (
+            len(elements) == 2
+            and isinstance(first, cst.StarredElement)
+            and isinstance(first.value, cst.BooleanOperation)
+            and isinstance(first.value.right, cst.List)
+            and not first.value.right.elements
+        ):
+            inner = first.value.left
+            return arg.with_changes(value=inner.with_changes(lpar=[], rpar=[]))
+        elements = elements[:-1]
+        elements[-1] = elements[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return arg.with_changes(value=value.with_changes(elements=elements))
+
+
+class _PutBack(cst.CSTTransformer):
+    def __init__(self, hoisted: dict[str, cst.BaseExpression]) -> None:
+        super().__init__()
+        self.hoisted = dict(hoisted)
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
+        return self.hoisted.pop(updated_node.value, updated_node)
+
+
+def _is_callback(node: cst.BaseExpression) -> bool:
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Name)
+        and node.func.value == CALLBACK
+    )
+
+
+def _drop_last(items: Any, added: Any) -> list[Any]:
+    """Remove the items the tool appended; the new last item gets the comma layout back."""
+    items = list(items)
+    keep = [i for i in items if not added(i)]
+    if len(keep) == len(items):
+        return items
+    if keep:
+        removed_last = items[-1]
+        if items.index(keep[-1]) < len(items) - 1:
+            previous = keep[-1]
+            comma = removed_last.comma
+            simple = (
+                isinstance(previous.comma, cst.Comma)
+                and previous.comma.whitespace_before == cst.SimpleWhitespace("")
+                and previous.comma.whitespace_after == cst.SimpleWhitespace(" ")
+            )
+            if isinstance(comma, cst.Comma) or not simple:
+                keep[-1] = previous.with_changes(comma=comma)  # one per line: the closing comma
+            else:
+                keep[-1] = previous.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    return keep
+
+
+class _UsedNames(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self._in_import = 0
+
+    def visit_Import(self, node: cst.Import) -> None:
+        self._in_import += 1
+
+    def leave_Import(self, original_node: cst.Import) -> None:
+        self._in_import -= 1
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        self._in_import += 1
+
+    def leave_ImportFrom(self, original_node: cst.ImportFrom) -> None:
+        self._in_import -= 1
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if not self._in_import:
+            self.names.add(node.value)
+
+
+def _module_name(node: cst.BaseExpression | None) -> str:
+    if node is None:
+        return ""
+    return cst.Module([]).code_for_node(node)
+
+
+class _DropImports(cst.CSTTransformer):
+    """Imports of the tool's modules (and `copy`/`torch`) that nothing uses any more."""
+
+    def __init__(self, used: set[str]) -> None:
+        super().__init__()
+        self.used = used
+        self.removed_modules: list[str] = []
+
+    def _unused(self, alias: cst.ImportAlias) -> bool:
+        bound = alias.asname.name if alias.asname else alias.name  # type: ignore[union-attr]
+        name = _module_name(bound).split(".")[0]  # type: ignore[arg-type]
+        return name not in self.used
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
+        if len(updated_node.body) != 1:
+            return updated_node
+        node = updated_node.body[0]
+        if isinstance(node, cst.ImportFrom) and not node.relative:
+            module = _module_name(node.module)
+            if not module.startswith(TOOL_MODULES) or isinstance(node.names, cst.ImportStar):
+                return updated_node
+            names = list(node.names)
+        elif isinstance(node, cst.Import):
+            names = list(node.names)
+            if not all(_module_name(a.name) in TOOL_PLAIN_IMPORTS + TOOL_MODULES for a in names):
+                return updated_node
+            module = ",".join(_module_name(a.name) for a in names)
+        else:
+            return updated_node
+        keep = [a for a in names if not self._unused(a)]
+        if len(keep) == len(names):
+            return updated_node
+        self.removed_modules.append(module)
+        if not keep:
+            return cst.RemoveFromParent()
+        keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return updated_node.with_changes(body=[node.with_changes(names=keep)])
+
+
+@dataclass
+class Stripped:
+    text: str
+    marked_lines: list[int]
+    target: str
+
+
+def strip_inserted(text: str) -> Stripped:
+    """The candidate original: `text` without what the tool inserts (not yet proven)."""
+    module = cst.parse_module(text)
+    marked = [n for n, line in enumerate(text.splitlines(), 1) if line.rstrip().endswith(MARKER)]
+    inserted: set[str] = set()
+    for statement in all_marked(module):
+        inserted |= {n for n in _names_bound(statement) if INSERTED_NAME.match(n)}
+    stripped = module.visit(_Strip(inserted))
+    used = _UsedNames()
+    stripped.visit(used)
+    drop = _DropImports(used.names)
+    stripped = stripped.visit(drop)
+    target = (
+        "inc" if any(m.startswith("neural_compressor") for m in drop.removed_modules) else "runtime"
+    )
+    return Stripped(stripped.code, marked, target)
+
+
+def all_marked(module: cst.Module) -> Iterator[cst.SimpleStatementLine]:
+    found: list[cst.SimpleStatementLine] = []
+
+    class Collect(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+            if _marked(node):
+                found.append(node)
+
+    module.visit(Collect())
+    return iter(found)
