@@ -147,7 +147,7 @@ def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileR
             f"{path}: nothing could be migrated; the 1.x code is left as it was and the file "
             "was not written (the reasons below say what to change)"
         )
-        return report
+        return text, report
     if not result.changed:
         left = [
             f"{path}:{number}: {line.strip()}"
