@@ -7,23 +7,31 @@ Nothing is written unless every step succeeded.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from neural_coder.analysis import Facts, analyze, parse_source
 from neural_coder.errors import NeuralCoderError
-from neural_coder.files import line_length_for, read_text, unified_diff, write_atomic
+from neural_coder.files import (
+    check_writable,
+    exclusive,
+    line_length_for,
+    read_text,
+    unified_diff,
+    write_atomic,
+)
 from neural_coder.options import OptimizeOptions
 from neural_coder.planning import make_plan
 from neural_coder.planning.base import CONFIG_CLASSES
-from neural_coder.report import FileReport, Status
+from neural_coder.report import FileReport, Status, failed
 from neural_coder.survey import APPROACHES, Survey, survey_source
 from neural_coder.transforms.hooks import apply_edits
 from neural_coder.verify import verify_rewrite
 
 __all__ = [
-    "APPROACHES", "Output", "Survey", "inspect", "migrate", "migrate_text", "optimize",
+    "APPROACHES", "Output", "Survey", "inspect", "inspect_lines", "migrate", "migrate_text", "optimize",
     "rewrite_source", "survey_source",
 ]  # fmt: skip
 
@@ -60,8 +68,9 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
             "(options are not re-applied: start from the original script to change them)"
         )
         return text, report
-    plan = make_plan(facts, options, line_length_for(path))
-    rewritten = apply_edits(source.module, plan.edits).code
+    line_length = line_length_for(path)
+    plan = make_plan(facts, options, line_length)
+    rewritten = apply_edits(source.module, plan.edits, line_length).code
     verify_rewrite(path, source.module, rewritten)
     _check_idempotent(path, rewritten)
     report.status = Status.TRANSFORMED
@@ -101,18 +110,33 @@ def _check_idempotent(path: Path, rewritten: str) -> None:
 
 def optimize_file(path: Path, options: OptimizeOptions, output: Output = Output()) -> FileReport:
     try:
-        text = read_text(path)
-        rewritten, report = rewrite_source(path, text, options)
-    except NeuralCoderError as error:
-        return FileReport(
-            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
-        )
+        return _optimize_file(path, options, output)
+    except Exception as error:  # every failure is a report, never a traceback
+        return failed(path, error)
+
+
+def _optimize_file(path: Path, options: OptimizeOptions, output: Output) -> FileReport:
+    target = output.path or path
+    if not output.dry_run:
+        check_writable(target, backup=output.backup and target == path)
+    with contextlib.nullcontext() if output.dry_run else exclusive(path):
+        if is_notebook(path):
+            # imported here: the notebook layer is built on this module's text API
+            from neural_coder.notebooks import optimize_notebook_file
+
+            return optimize_notebook_file(path, options, output)
+        return _rewrite_file(path, options, output)
+
+
+def _rewrite_file(path: Path, options: OptimizeOptions, output: Output) -> FileReport:
+    target = output.path or path
+    text = read_text(path)
+    rewritten, report = rewrite_source(path, text, options)
     if rewritten == text:
         return report
     report.diff = unified_diff(path, text, rewritten)
     if output.dry_run:
         return report
-    target = output.path or path
     report.output = target
     report.backup = write_atomic(target, rewritten, backup=output.backup and target == path)
     return report
@@ -121,7 +145,7 @@ def optimize_file(path: Path, options: OptimizeOptions, output: Output = Output(
 def optimize(
     paths: Iterable[Path | str], options: OptimizeOptions, output: Output = Output()
 ) -> list[FileReport]:
-    return [optimize_file(Path(p), options, output) for p in paths]
+    return [optimize_file(p, options, output) for p in python_files(paths)]
 
 
 def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileReport]:
@@ -167,32 +191,49 @@ def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileR
 def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> FileReport:
     """Upgrade one INC 1.x script (and the conf.yaml files it names) to the 2.x API."""
     try:
+        return _migrate_file(path, target, output)
+    except Exception as error:  # every failure is a report, never a traceback
+        return failed(path, error)
+
+
+def _migrate_file(path: Path, target: str, output: Output) -> FileReport:
+    if not output.dry_run:
+        destination = output.path or path
+        check_writable(destination, backup=output.backup and destination == path)
+    with contextlib.nullcontext() if output.dry_run else exclusive(path):
+        if is_notebook(path):
+            from neural_coder.notebooks import migrate_notebook_file
+
+            return migrate_notebook_file(path, target, output)
         text = read_text(path)
         migrated, report = migrate_text(path, text, target)
-    except NeuralCoderError as error:
-        return FileReport(
-            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
-        )
-    if migrated == text:
+        if migrated == text:
+            return report
+        report.diff = unified_diff(path, text, migrated)
+        if not output.dry_run:
+            report.output = output.path or path
+            report.backup = write_atomic(
+                report.output, migrated, backup=output.backup and report.output == path
+            )
         return report
-    report.diff = unified_diff(path, text, migrated)
-    if not output.dry_run:
-        report.output = output.path or path
-        report.backup = write_atomic(
-            report.output, migrated, backup=output.backup and report.output == path
-        )
-    return report
+
+
+def is_notebook(path: Path) -> bool:
+    return path.suffix == ".ipynb"
 
 
 def python_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Files as given, and the *.py files below folders (sorted, hidden folders skipped)."""
+    """Files as given, and the *.py and *.ipynb files below folders (sorted, hidden
+    folders such as .ipynb_checkpoints skipped)."""
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
             found += sorted(
                 p
-                for p in entry.rglob("*.py")
-                if not any(part.startswith(".") for part in p.relative_to(entry).parts)
+                for p in entry.rglob("*")
+                if p.suffix in (".py", ".ipynb")
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(entry).parts)
             )
         else:
             found.append(entry)
@@ -205,6 +246,28 @@ def migrate(
     return [migrate_file(p, target, output) for p in python_files(paths)]
 
 
+def inspect_files(paths: Iterable[Path | str]) -> list[tuple[Path, list[str] | FileReport]]:
+    """What analysis finds in each file (files as given, scripts and notebooks below folders),
+    one line each; a file that cannot be read or parsed gets its failure report instead."""
+    found: list[tuple[Path, list[str] | FileReport]] = []
+    for path in python_files(paths):
+        try:
+            found.append((path, inspect_lines(path)))
+        except Exception as error:
+            found.append((path, failed(path, error)))
+    return found
+
+
 def inspect(path: Path | str) -> Facts:
     path = Path(path)
     return analyze(parse_source(path, read_text(path)))
+
+
+def inspect_lines(path: Path | str) -> list[str]:
+    """What analysis finds, one line each; in a notebook, lines are `cell N line M`."""
+    path = Path(path)
+    if is_notebook(path):
+        from neural_coder.notebooks import inspect_notebook
+
+        return inspect_notebook(path)
+    return inspect(path).lines()

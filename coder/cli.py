@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
 
 import click
 
 from neural_coder import __version__
-from neural_coder.api import Output, inspect, migrate, optimize
+from neural_coder.api import Output, inspect_files, migrate, optimize
 from neural_coder.commands import auto_command, revert_command
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
-from neural_coder.report import exit_code, write_json
+from neural_coder.report import FileReport, exit_code, write_json
+
+EXAMPLES = """Examples:
+
+\b
+  neural-coder optimize train.py --approach pruning+qat      # hooks into the training loop
+  neural-coder optimize eval.py --approach ptq-static --diff # see the change, write nothing
+  neural-coder optimize src/ --config compress.yaml          # every script below src/
+  neural-coder migrate legacy_inc/ --target runtime          # INC 1.x -> 2.x API
+  neural-coder inspect train.py                              # what analysis finds, with lines
+
+\b
+Exit codes: 0 done, 1 a file failed (refused, or could not be written),
+2 usage error or a file that does not parse.
+"""
+
+# An existing file or folder: a missing path is a usage error (exit 2) for every command.
+PATHS = click.Path(path_type=Path, exists=True)
 
 
 def _pair(kind: type) -> click.ParamType:
@@ -35,14 +53,41 @@ def _pair(kind: type) -> click.ParamType:
     return Pair()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Guarded(click.Group):
+    """Any exception that escapes a command becomes a one-line internal error (exit 1); the
+    traceback is shown with -v/--verbose."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as error:
+            click.echo(f"neural-coder: internal error: {type(error).__name__}: {error}", err=True)
+            if {"-v", "--verbose"} & set(sys.argv[1:]):
+                click.echo(traceback.format_exc(), err=True)
+            else:
+                click.echo("  (run again with -v for the traceback, and please report it)", err=True)
+            ctx.exit(1)
+
+
+@click.group(
+    cls=_Guarded, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES
+)
 @click.version_option(__version__, prog_name="neural-coder")
 def main() -> None:
     """Rewrite PyTorch / Hugging Face scripts so that they compress their models."""
 
 
+def _echo_reports(reports: list[FileReport], verbose: bool, dry_run: bool) -> None:
+    for report in reports:
+        if dry_run and report.diff:
+            click.echo(report.diff, nl=False)
+        click.echo(report.render(verbose, dry_run=dry_run), err=dry_run)
+
+
 @main.command("optimize")
-@click.argument("scripts", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("scripts", nargs=-1, required=True, type=PATHS)
 @click.option(
     "--approach",
     "-a",
@@ -52,7 +97,8 @@ def main() -> None:
 @click.option(
     "--target",
     type=click.Choice(["runtime", "inc"]),
-    help="Import the bundled runtime (default) or Intel Neural Compressor.",
+    help="Import the bundled runtime (default: the rewritten script runs with nothing else "
+    "installed) or Intel Neural Compressor 2.x. (migrate defaults to inc: its users have INC.)",
 )
 @click.option(
     "--config",
@@ -120,8 +166,9 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
                      dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
                      verbose: bool) -> None:  # fmt: skip
-    """Insert compression into training SCRIPTS (rewritten in place, keeping SCRIPT.bak)."""
-    if output is not None and len(scripts) != 1:
+    """Insert compression into SCRIPTS (files, notebooks, or folders of them), rewritten in
+    place with SCRIPT.bak kept. `neural-coder example-config` prints a --config yaml to start from."""
+    if output is not None and (len(scripts) != 1 or scripts[0].is_dir()):
         raise click.UsageError("-o/--output takes exactly one script")
     try:
         config = load_config_file(config_path) if config_path else {}
@@ -140,26 +187,21 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
     except NeuralCoderError as error:
         raise click.UsageError(error.render()) from None
     reports = optimize(scripts, options, Output(dry_run=dry_run, path=output, backup=not no_backup))
-    for report in reports:
-        if dry_run and report.diff:
-            click.echo(report.diff, nl=False)
-        click.echo(report.render(verbose), err=dry_run)
-        if verbose:
-            for line in report.found:
-                click.echo(f"    {line}", err=dry_run)
+    _echo_reports(reports, verbose, dry_run)
     if report_path is not None:
         write_json(reports, report_path)
     sys.exit(exit_code(reports))
 
 
 @main.command("migrate")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.argument("paths", nargs=-1, required=True, type=PATHS)
 @click.option(
     "--target",
     type=click.Choice(["inc", "runtime"]),
     default="inc",
     show_default=True,
-    help="Import Intel Neural Compressor 2.x, or the bundled runtime (runs with no other install).",
+    help="Import Intel Neural Compressor 2.x (the default here: a 1.x user has INC installed), "
+    "or the bundled runtime (runs with no other install; optimize's default).",
 )
 @click.option("--diff", "dry_run", is_flag=True, help="Print the diff; write nothing.")
 @click.option(
@@ -181,27 +223,34 @@ def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output:
     if output is not None and (len(paths) != 1 or paths[0].is_dir()):
         raise click.UsageError("-o/--output takes exactly one script")
     reports = migrate(paths, target, Output(dry_run=dry_run, path=output, backup=not no_backup))
-    for report in reports:
-        if dry_run and report.diff:
-            click.echo(report.diff, nl=False)
-        click.echo(report.render(verbose=True), err=dry_run)
+    _echo_reports(reports, True, dry_run)
     if report_path is not None:
         write_json(reports, report_path)
     sys.exit(exit_code(reports))
 
 
 @main.command("inspect")
-@click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
-def inspect_command(script: Path) -> None:
-    """Print what analysis finds in SCRIPT, with line numbers."""
-    try:
-        facts = inspect(script)
-    except NeuralCoderError as error:
-        click.echo(error.render(), err=True)
-        sys.exit(error.exit_code)
-    click.echo(str(script))
-    for line in facts.lines():
-        click.echo(f"  {line}")
+@click.argument("paths", nargs=-1, required=True, type=PATHS)
+def inspect_command(paths: tuple[Path, ...]) -> None:
+    """Print what analysis finds in each script or notebook (or folder of them), with lines."""
+    failures: list[FileReport] = []
+    for path, found in inspect_files(paths):
+        if isinstance(found, FileReport):
+            click.echo(found.message, err=True)
+            failures.append(found)
+            continue
+        click.echo(str(path))
+        for line in found:
+            click.echo(f"  {line}")
+    sys.exit(exit_code(failures))
+
+
+@main.command("example-config")
+def example_config_command() -> None:
+    """Print an example --config yaml: every setting at its default, with what it means."""
+    from neural_coder.example_config import example_config
+
+    click.echo(example_config(), nl=False)
 
 
 main.add_command(revert_command)

@@ -52,6 +52,8 @@ class PruningOptions:
                 f"pruning target_sparsity must be in [0, 1), got {self.target_sparsity}"
             )
         match = PATTERN.match(self.pattern)
+        if match and any(g is not None and g.isdigit() and int(g) == 0 for g in match.groups()):
+            raise ConfigError(f"pruning pattern {self.pattern!r}: block sizes must be >= 1")
         if not match:
             raise ConfigError(
                 f"pruning pattern {self.pattern!r} is not one of NxM (e.g. 4x1, 1x1 for unstructured, channelx1) or N:M (e.g. 2:4)"
@@ -68,7 +70,9 @@ class PruningOptions:
         _one_of("pruning pruning_scope", self.pruning_scope, ("global", "local"))
         for name in ("start_step", "end_step"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 0):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
                 raise ConfigError(f"pruning {name} must be an integer >= 0, got {value!r}")
         if (
             self.start_step is not None
@@ -108,6 +112,14 @@ class DistillationOptions:
         _typed(self, {"teacher": (str, type(None)), "temperature": (int, float)})
         if not self.temperature > 0:
             raise ConfigError(f"distillation temperature must be > 0, got {self.temperature}")
+        if not all(isinstance(t, str) for t in self.loss_types):
+            raise ConfigError(
+                f"distillation loss_types must be two names (e.g. [CE, KL]), got {list(self.loss_types)!r}"
+            )
+        if not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in self.loss_weights):
+            raise ConfigError(
+                f"distillation loss_weights must be two numbers (e.g. [0.5, 0.5]), got {list(self.loss_weights)!r}"
+            )
         if len(self.loss_types) != 2 or len(self.loss_weights) != 2:
             raise ConfigError(
                 "distillation loss_types and loss_weights take two values each (student vs labels, student vs teacher)"
@@ -233,9 +245,14 @@ SECTIONS = {
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a --config yaml: top-level `approach`, `target` and one section per technique."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError("config file not found", path=path) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"not UTF-8 text ({error.reason} at byte {error.start}); save the config as UTF-8",
+            path=path,
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise ConfigError(
@@ -289,6 +306,10 @@ def build_options(
         }
         for key in ("loss_types", "loss_weights"):
             if key in values and not isinstance(values[key], tuple):
+                if not isinstance(values[key], list):
+                    raise ConfigError(
+                        f"{name} {key} must be a list of two values, got {values[key]!r}"
+                    )
                 values[key] = tuple(values[key])
         try:
             sections[name] = replace(cls(), **values)

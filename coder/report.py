@@ -27,10 +27,14 @@ class FileReport:
     backup: Path | None = None
     exit_code: int = 0
     diff: str = ""
+    traceback: str = ""  # an internal error's, shown with -v
 
-    def render(self, verbose: bool = False) -> str:
+    def render(self, verbose: bool = False, dry_run: bool = False) -> str:
+        status = self.status.value
+        if dry_run and self.status is Status.TRANSFORMED:
+            status = "Would transform"  # --diff writes nothing, as black's "would reformat"
         lines = [
-            f"{self.status.value}: {self.path}"
+            f"{status}: {self.path}"
             + (f" -> {self.output}" if self.output and self.output != self.path else "")
         ]
         if self.message:
@@ -38,6 +42,8 @@ class FileReport:
         if verbose or self.status is Status.TRANSFORMED:
             lines += [f"  + {p}" for p in self.placed]
         lines += [f"  warning: {w}" for w in self.warnings]
+        if verbose and self.traceback:
+            lines += ["  " + line for line in self.traceback.rstrip().splitlines()]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:
@@ -48,6 +54,27 @@ class FileReport:
         data["backup"] = str(self.backup) if self.backup else None
         data.pop("diff")
         return data
+
+
+def failed(path: Path, error: BaseException) -> FileReport:
+    """The report of a file whose run raised: an expected failure renders its message; anything
+    else is an internal error that names the file, with the traceback kept for -v."""
+    from neural_coder.errors import NeuralCoderError
+
+    if isinstance(error, NeuralCoderError):
+        return FileReport(
+            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
+        )
+    import traceback
+
+    return FileReport(
+        path=path,
+        status=Status.FAILED,
+        message=f"{path}: internal error: {type(error).__name__}: {error}; nothing was written "
+        "(run with -v for the traceback, and please report it)",
+        exit_code=1,
+        traceback="".join(traceback.format_exception(error)),
+    )
 
 
 def exit_code(reports: list[FileReport]) -> int:

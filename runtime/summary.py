@@ -23,7 +23,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,7 +281,48 @@ def build_summary(
     summary["quantized_modules"] = count_quantized_modules(inner)
     summary["size_before_bytes"] = size_before_bytes
     summary["size_after_bytes"] = state_dict_size(inner)
+    summary.update(storage_facts(inner, summary["size_after_bytes"]))
     return summary
+
+
+_INDEX_BYTES = 4  # CSR with int32 column indices and row pointers
+
+
+def _weights(model: nn.Module) -> Iterator[torch.Tensor]:
+    """The weight matrices and kernels (float, or the int8 ones of quantized modules)."""
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if callable(weight) and _is_quantized_class(type(module)):
+            try:
+                weight = weight()
+            except (RuntimeError, TypeError):
+                continue
+        if isinstance(weight, torch.Tensor) and weight.dim() >= 2:
+            yield weight
+
+
+def storage_facts(model: nn.Module, size_bytes: int) -> dict[str, Any]:
+    """What the size line needs to be honest: how many weights are zero (pruning keeps their
+    dense storage), what CSR storage of the weights would take instead, and how much of an
+    int8 model is int8 weights rather than per-tensor metadata."""
+    zeros = total = int8_bytes = 0
+    saved = 0
+    with torch.no_grad():
+        for weight in _weights(model):
+            values = weight.dequantize() if weight.is_quantized else weight
+            count, zero = weight.numel(), int((values == 0).sum())
+            zeros, total = zeros + zero, total + count
+            element = 1 if weight.is_quantized else weight.element_size()
+            int8_bytes += count if weight.is_quantized else 0
+            dense = count * element
+            csr = (count - zero) * (element + _INDEX_BYTES) + (weight.shape[0] + 1) * _INDEX_BYTES
+            saved += max(0, dense - csr)
+    return {
+        "weights_zero": zeros,
+        "weights_total": total,
+        "sparse_size_bytes": size_bytes - saved if saved else None,
+        "int8_weight_bytes": int8_bytes or None,
+    }
 
 
 def _jsonable(value: Any) -> Any:
@@ -317,19 +358,51 @@ def _size(value: Any) -> str:
     return f"{size:.1f} {units[index]}"
 
 
+_SIZE_KEYS = frozenset(
+    {"size_before_bytes", "size_after_bytes", "weights_zero", "weights_total",
+     "sparse_size_bytes", "int8_weight_bytes"}
+)  # fmt: skip
+
+
+def _size_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The size as it is: smaller, or larger with the reason; zeros kept in dense storage
+    with what sparse storage would take."""
+    before, after = summary.get("size_before_bytes"), summary.get("size_after_bytes")
+    if before is None and after is None:
+        return []
+    line = f"{_size(before)} -> {_size(after)}"
+    if isinstance(before, int) and isinstance(after, int) and after > 0:
+        if before > after:
+            line += f" ({before / after:.2f}x smaller)"
+        elif before == after:
+            line += " (same storage)"
+        else:
+            line += f" ({after / before:.2f}x larger)"
+    rows = [("model size", line)]
+    int8 = summary.get("int8_weight_bytes")
+    if int8 and isinstance(before, int) and isinstance(after, int) and after >= before:
+        rows.append((
+            "  why",
+            f"the int8 weights take {_size(int8)}, a quarter of fp32; the rest is per-layer "
+            "scales, zero points and packing that a model this small cannot amortise",
+        ))  # fmt: skip
+    zeros, total = summary.get("weights_zero") or 0, summary.get("weights_total") or 0
+    if total and zeros / total >= 0.01:  # below that: weights that happen to be zero
+        rows.append(("weights zero", f"{zeros} of {total} ({zeros / total:.1%}), kept in dense storage"))
+        sparse = summary.get("sparse_size_bytes")
+        if sparse is not None:
+            rows.append(("  sparse (CSR)", f"{_size(sparse)} if stored as sparse tensors"))
+    return rows
+
+
 def format_table(summary: Mapping[str, Any]) -> str:
     """A short two-column text table of the summary."""
     rows: list[tuple[str, str]] = []
     for key, value in summary.items():
-        if key in ("size_before_bytes", "size_after_bytes"):
+        if key in _SIZE_KEYS:
             continue
         rows.append((key, _human(value)))
-    before, after = summary.get("size_before_bytes"), summary.get("size_after_bytes")
-    if before is not None or after is not None:
-        ratio = ""
-        if isinstance(before, int) and isinstance(after, int) and after > 0:
-            ratio = f" ({before / after:.2f}x smaller)" if before >= after else ""
-        rows.append(("model size", f"{_size(before)} -> {_size(after)}{ratio}"))
+    rows += _size_rows(summary)
     width = max((len(k) for k, _ in rows), default=0)
     lines = ["compression summary", "-" * (width + 24)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]

@@ -23,8 +23,10 @@ class NeuralCoderError(Exception):
         line: int | None = None,
         column: int | None = None,
         hint: str | None = None,
+        cell: int | None = None,
     ) -> None:
         self.message = message
+        self.cell = cell  # a notebook's cell (1-based); `line` is then the line in that cell
         self.path = Path(path) if path is not None else None
         self.line = line
         self.column = column
@@ -33,7 +35,11 @@ class NeuralCoderError(Exception):
 
     def location(self) -> str:
         parts = [str(self.path)] if self.path is not None else []
-        if self.line is not None:
+        if self.cell is not None:
+            parts.append(f"cell {self.cell}")
+            if self.line is not None:
+                parts.append(f"line {self.line}")
+        elif self.line is not None:
             parts.append(str(self.line))
             if self.column is not None:
                 parts.append(str(self.column))
@@ -58,9 +64,8 @@ class AnalysisError(NeuralCoderError):
 
 
 class ConfigError(NeuralCoderError):
-    """A tool option, a --config yaml or a 1.x conf.yaml is invalid."""
-
-    exit_code = 2
+    """A tool option, a --config yaml or a 1.x conf.yaml is invalid. The CLI turns a bad
+    option or --config into a usage error (exit 2); a file's own conf.yaml fails that file (1)."""
 
 
 class MigrationError(NeuralCoderError):

@@ -23,7 +23,7 @@ from .edits import (
     ReplaceArgumentValue,
     ReplaceExpression,
 )
-from .snippets import MARKER
+from .snippets import MARKER, format_code
 
 _TIGHT_EQUAL = cst.AssignEqual(
     whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
@@ -46,8 +46,11 @@ def parse_statements(code: str) -> list[cst.BaseStatement]:
 
 
 class ApplyEdits(cst.CSTTransformer):
-    def __init__(self, edits: Iterable[Edit]) -> None:
+    def __init__(self, edits: Iterable[Edit], line_length: int | None = None) -> None:
         super().__init__()
+        self.line_length = line_length
+        self.indents: list[str] = []  # the indentation of each enclosing block
+        self.call_edited = False  # a call in the current simple statement gained arguments
         self.inserts: dict[str, dict[cst.CSTNode, list[cst.BaseStatement]]] = defaultdict(
             lambda: defaultdict(list)
         )
@@ -94,10 +97,36 @@ class ApplyEdits(cst.CSTTransformer):
             self.pending -= 1
         return found
 
+    def visit_Module(self, node: cst.Module) -> None:
+        self.default_indent = node.default_indent
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self.indents.append(node.indent if node.indent is not None else self.default_indent)
+
     def leave_IndentedBlock(
         self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
     ) -> cst.IndentedBlock:
+        self.indents.pop()
         return updated_node.with_changes(body=self._splice(original_node.body, updated_node.body))
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        """A statement whose call gained arguments is formatted as inserted snippets are,
+        when it no longer fits the file's line length."""
+        if not self.call_edited:
+            return updated_node
+        self.call_edited = False
+        indent = len("".join(self.indents).expandtabs())
+        code = cst.Module(body=[updated_node.with_changes(leading_lines=[])]).code
+        if self.line_length is None or all(
+            indent + len(line) <= self.line_length for line in code.splitlines()
+        ):
+            return updated_node
+        formatted = cst.parse_module(format_code(code, self.line_length - indent)).body
+        if len(formatted) != 1 or not isinstance(formatted[0], cst.SimpleStatementLine):
+            return updated_node
+        return formatted[0].with_changes(leading_lines=updated_node.leading_lines)
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         return updated_node.with_changes(body=self._splice(original_node.body, updated_node.body))
@@ -157,6 +186,7 @@ class ApplyEdits(cst.CSTTransformer):
         if not extra:
             return updated_node
         self.pending -= 1
+        self.call_edited = True
         args = [
             cst.Arg(keyword=cst.Name(name), value=cst.parse_expression(value), equal=_TIGHT_EQUAL)
             for name, value in extra
@@ -206,8 +236,12 @@ def _comma_last(items: Sequence[cst.Param] | Sequence[cst.Arg]) -> list:  # type
     return out
 
 
-def apply_edits(module: cst.Module, edits: Sequence[Edit]) -> cst.Module:
-    transformer = ApplyEdits(edits)
+def apply_edits(
+    module: cst.Module, edits: Sequence[Edit], line_length: int | None = None
+) -> cst.Module:
+    """The module with `edits` applied; with `line_length`, an edited call that no longer
+    fits is formatted to it (the inserted snippets already are)."""
+    transformer = ApplyEdits(edits, line_length)
     result = module.visit(transformer)
     if transformer.pending:
         raise ValueError(f"{transformer.pending} edit(s) found no place in the file")

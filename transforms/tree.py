@@ -47,3 +47,28 @@ class Tree:
             if isinstance(ancestor, cst.FunctionDef):
                 return ancestor
         return None
+
+
+class _PinIndent(cst.CSTTransformer):
+    def __init__(self, indent: str) -> None:
+        self.indent = indent
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        if updated_node.indent is None:
+            return updated_node.with_changes(indent=self.indent)
+        return updated_node
+
+
+def parse_python(text: str) -> cst.Module:
+    """libcst's parse, for every file Python accepts. A form feed inside indentation (legal:
+    Python resets the column at it) becomes the module's default indent, which libcst then
+    refuses to parse snippets with; the blocks keep their own whitespace byte for byte and
+    inserted code is indented with the same whitespace minus the form feeds."""
+    module = cst.parse_module(text)
+    indent = module.default_indent
+    if indent.strip(" \t") == "":
+        return module
+    pinned = module.visit(_PinIndent(indent))
+    return pinned.with_changes(default_indent=indent.replace("\x0c", "") or "    ")

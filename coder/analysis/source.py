@@ -16,7 +16,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from neural_coder.errors import ParseError
-from neural_coder.transforms.tree import Tree
+from neural_coder.transforms.tree import Tree, parse_python
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Source(Tree):
 
 def parse_source(path: Path, text: str) -> Source:
     try:
-        module = cst.parse_module(text)
+        module = parse_python(text)
     except cst.ParserSyntaxError as error:
         # CPython's parser places the error better than libcst's; use its words when it agrees.
         try:

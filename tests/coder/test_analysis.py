@@ -20,11 +20,11 @@ def test_epoch_function_called_from_main():
     assert facts.index.describe(loop.entry_scope) == "main()"
     assert facts.index.describe(loop.step_scope) == "train()"
     assert (src.line(loop.entry_loop), src.line(loop.step_loop), src.line(loop.optimizer_step)) == (
-        73,
-        34,
-        40,
+        76,
+        35,
+        41,
     )
-    assert loop.model_in_entry == "model" and loop.model_origin == "Net()"
+    assert loop.model_in_entry == "model" and loop.model_origin == "LeNet()"
     assert loop.optimizer == "optimizer"
     assert loop.epoch_var == "epoch" and loop.step_index == "batch_idx"
     assert loop.model_output == "output" and loop.model_inputs == "data"
@@ -35,9 +35,9 @@ def test_epoch_function_called_from_main():
 def test_module_level_with_gradient_accumulation():
     facts, loop = loop_of("flat_script.py")
     assert facts.index.describe(loop.entry_scope) == "module level"
-    assert loop.model_in_entry == "net" and loop.optimizer == "opt"
-    # the optimizer step sits under `if (i + 1) % accumulation_steps == 0`
-    assert loop.total_steps == "4 * len(loader) // accumulation_steps"
+    assert loop.model_in_entry == "mlp" and loop.optimizer == "optim"
+    # the optimizer step sits under `if (it + 1) % grad_accum == 0`
+    assert loop.total_steps == "3 * len(train_dl) // grad_accum"
     assert loop.hops == []
 
 
@@ -46,7 +46,7 @@ def test_trainer_class_loop_across_three_methods_with_scaler():
     assert facts.index.describe(loop.entry_scope) == "Trainer.fit()"
     assert [h.function.key for h in loop.hops] == ["Trainer._run_batch", "Trainer._run_epoch"]
     assert loop.optimizer == "self.optimizer"  # from scaler.step(self.optimizer)
-    assert loop.model_in_entry == "self.model" and loop.model_origin == "TinyCNN()"
+    assert loop.model_in_entry == "self.model" and loop.model_origin == "SmallConvNet()"
     assert loop.step_index is None
     assert loop.total_steps == "self.max_epochs * len(self.train_data)"
 

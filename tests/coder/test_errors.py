@@ -280,7 +280,7 @@ def test_a_different_approach_on_a_compressed_script_fails_and_names_what_is_the
     other = run_cli("optimize", script, "--approach", "pruning+qat")
     assert other.exit_code == 1
     assert "already compressed with pruning" in other.output
-    assert "pruning+qat was not applied" in other.output and ".bak" in other.output
+    assert "pruning+qat was not applied" in other.output and "neural-coder revert" in other.output
     same = run_cli("optimize", script, "--approach", "pruning", "--target-sparsity", "0.9")
     assert same.exit_code == 0 and "Unchanged" in same.output
     assert "options are not re-applied" in same.output

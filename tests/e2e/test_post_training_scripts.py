@@ -69,7 +69,7 @@ def assert_tuned(summary: dict[str, Any], ops: int, absolute_loss: float | None 
     assert summary["size_after_bytes"] < summary["size_before_bytes"]
 
 
-# -- ../shared/acceptance/eval_only.py: a model and an evaluate() returning accuracy ----------
+# -- samples/eval_only.py: a model and an evaluate() returning accuracy ----------
 EVAL_ONLY_OPS = {"static": 3, "dynamic": 1}  # 2 convs + the Linear; the Linear alone
 ACCURACY = r"accuracy: ([0-9.]+)"
 
@@ -121,14 +121,14 @@ def test_hf_inference(tmp_path, approach):
     assert score == pytest.approx(summary["final_metric"], abs=1e-3)
 
 
-# -- ../shared/acceptance/epoch_fn_style.py: quantized after its training loop --------------
+# -- samples/epoch_fn_style.py: quantized after its training loop ---------------------------
 def test_epoch_fn_style_is_quantized_after_training(tmp_path):
     run = rewrite_and_run(tmp_path, "epoch_fn_style.py", "ptq-static")
     assert_tuned(run.summary, 4)  # conv1, conv2, fc1, fc2
     assert run.summary["quantization_path"] == "fx"
     # the script trained first (its log), and test() is the tuning's evaluation
-    assert "epoch 2 step 0 loss" in run.stdout
-    assert run.printed(r"accuracy ([0-9.]+)") == pytest.approx(
+    assert "Train Epoch: 2 [0/384]" in run.stdout
+    assert run.printed(r"Accuracy: ([0-9.]+)") == pytest.approx(
         run.summary["trials"][-1]["accuracy"], abs=1e-4
     )
 

@@ -1,3 +1,4 @@
+"""Classic train()/test() per-epoch functions driven by main(), with argparse."""
 import argparse
 
 import torch
@@ -9,26 +10,26 @@ from neural_coder.runtime.config import DistillationConfig, KnowledgeDistillatio
 from neural_coder.runtime.training import prepare_compression
 
 
-class Net(nn.Module):
-    def __init__(self):
+class LeNet(nn.Module):
+    def __init__(self, num_classes=10):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, 1)
-        self.conv2 = nn.Conv2d(16, 32, 3, 1)
-        self.fc1 = nn.Linear(32 * 5 * 5, 64)
-        self.fc2 = nn.Linear(64, 10)
+        self.conv1 = nn.Conv2d(1, 8, 5, padding=2)
+        self.conv2 = nn.Conv2d(8, 16, 3)
+        self.fc1 = nn.Linear(16 * 2 * 2, 48)
+        self.fc2 = nn.Linear(48, num_classes)
 
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.relu(self.conv2(x))
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 5), 1)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
         x = F.relu(self.fc1(x))
         return F.log_softmax(self.fc2(x), dim=1)
 
 
-def make_data(n, seed):
+def synthetic_digits(n, seed):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 1, 16, 16, generator=g)
-    y = (x.mean(dim=(1, 2, 3)) > 0).long() + 2 * (x[:, 0, 0, 0] > 0).long()
+    x = torch.randn(n, 1, 14, 14, generator=g)
+    y = (x[:, 0, :7].mean(dim=(1, 2)) > 0).long() * 3 + (x[:, 0, 7:].mean(dim=(1, 2)) > 0).long()
     return TensorDataset(x, y)
 
 
@@ -46,37 +47,39 @@ def train(args, model, device, train_loader, optimizer, epoch, compression_manag
         optimizer.step()
         compression_manager.callbacks.on_after_optimizer_step()  # neural-coder
         if batch_idx % args.log_interval == 0:
-            print(f"epoch {epoch} step {batch_idx} loss {loss.item():.4f}")
+            print(f"Train Epoch: {epoch} [{batch_idx * len(data)}/{len(train_loader.dataset)}] Loss: {loss.item():.6f}")
         compression_manager.callbacks.on_step_end()  # neural-coder
 
 
 def test(model, device, test_loader):
     model.eval()
-    correct = 0
+    test_loss, correct = 0.0, 0
     with torch.no_grad():
         for data, target in test_loader:
             data, target = data.to(device), target.to(device)
-            pred = model(data).argmax(dim=1)
-            correct += pred.eq(target).sum().item()
+            output = model(data)
+            test_loss += F.nll_loss(output, target, reduction="sum").item()
+            correct += output.argmax(dim=1).eq(target).sum().item()
+    test_loss /= len(test_loader.dataset)
     accuracy = correct / len(test_loader.dataset)
-    print(f"accuracy {accuracy:.4f}")
+    print(f"Test set: Average loss: {test_loss:.4f}, Accuracy: {accuracy:.4f}")
     return accuracy
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description="LeNet on synthetic digits")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--log-interval", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=0.03)
+    parser.add_argument("--log-interval", type=int, default=8)
     parser.add_argument("--save-model", action="store_true")
     args = parser.parse_args()
-    torch.manual_seed(0)
+    torch.manual_seed(1)
     device = torch.device("cpu")
 
-    train_loader = DataLoader(make_data(512, 1), batch_size=32, shuffle=True)
-    test_loader = DataLoader(make_data(256, 2), batch_size=64)
+    train_loader = DataLoader(synthetic_digits(384, 10), batch_size=32, shuffle=True)
+    test_loader = DataLoader(synthetic_digits(192, 11), batch_size=64)
 
-    model = Net().to(device)
+    model = LeNet().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     teacher_model = copy.deepcopy(model)  # neural-coder
     compression_manager = prepare_compression(
@@ -91,13 +94,21 @@ def main():
     compression_manager.callbacks.on_train_begin()  # neural-coder
     for epoch in range(1, args.epochs + 1):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
-        train(args, model, device, train_loader, optimizer, epoch, compression_manager=compression_manager)
+        train(
+            args,
+            model,
+            device,
+            train_loader,
+            optimizer,
+            epoch,
+            compression_manager=compression_manager,
+        )
         test(model, device, test_loader)
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder
 
     if args.save_model:
-        torch.save(model.state_dict(), "net.pt")
+        torch.save(model.state_dict(), "lenet.pt")
 
 
 if __name__ == "__main__":

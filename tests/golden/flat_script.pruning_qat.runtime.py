@@ -1,29 +1,29 @@
-# Exported from a notebook: everything runs at module level.
+# A notebook exported to a script: no functions, the loop runs at module level.
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from neural_coder.runtime.config import QuantizationAwareTrainingConfig, WeightPruningConfig
 from neural_coder.runtime.training import prepare_compression
 
-torch.manual_seed(0)
-features = torch.randn(1024, 20)
-labels = (features[:, :5].sum(dim=1) > 0).long()
-dataset = TensorDataset(features, labels)
-loader = DataLoader(dataset, batch_size=64, shuffle=True)
+torch.manual_seed(7)
+inputs = torch.randn(768, 24)
+targets = (inputs[:, ::3].sum(dim=1) > 0).long()
+train_ds = TensorDataset(inputs, targets)
+train_dl = DataLoader(train_ds, batch_size=48, shuffle=True)
 
-net = nn.Sequential(
-    nn.Linear(20, 128),
-    nn.ReLU(),
-    nn.Linear(128, 128),
-    nn.ReLU(),
-    nn.Linear(128, 2),
+mlp = nn.Sequential(
+    nn.Linear(24, 96),
+    nn.GELU(),
+    nn.Linear(96, 96),
+    nn.GELU(),
+    nn.Linear(96, 2),
 )
-criterion = nn.CrossEntropyLoss()
-opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
-sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
-accumulation_steps = 2
+loss_fn = nn.CrossEntropyLoss()
+optim = torch.optim.Adam(mlp.parameters(), lr=2e-3)
+scheduler = torch.optim.lr_scheduler.ExponentialLR(optim, gamma=0.8)
+grad_accum = 3
 compression_manager = prepare_compression(
-    net,
+    mlp,
     [
         WeightPruningConfig(
             target_sparsity=0.5,
@@ -31,36 +31,36 @@ compression_manager = prepare_compression(
             pruning_type="snip_momentum",
             pruning_scope="global",
             start_step=1,
-            end_step=max(1, int(0.8 * (4 * len(loader) // accumulation_steps))),
+            end_step=max(1, int(0.8 * (3 * len(train_dl) // grad_accum))),
         ),
         QuantizationAwareTrainingConfig(),
     ],
 )  # neural-coder
 compression_manager.callbacks.on_train_begin()  # neural-coder
-net = compression_manager.model  # neural-coder
+mlp = compression_manager.model  # neural-coder
 
-for ep in range(4):
-    compression_manager.callbacks.on_epoch_begin(ep)  # neural-coder
-    net.train()
-    running = 0.0
-    for i, (xb, yb) in enumerate(loader):
-        compression_manager.callbacks.on_step_begin(i)  # neural-coder
-        logits = net(xb)
-        loss = criterion(logits, yb) / accumulation_steps
+for epoch in range(3):
+    compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
+    mlp.train()
+    epoch_loss = 0.0
+    for it, (x, y) in enumerate(train_dl):
+        compression_manager.callbacks.on_step_begin(it)  # neural-coder
+        out = mlp(x)
+        loss = loss_fn(out, y) / grad_accum
         loss.backward()
-        if (i + 1) % accumulation_steps == 0:
+        if (it + 1) % grad_accum == 0:
             compression_manager.callbacks.on_before_optimizer_step()  # neural-coder
-            opt.step()
+            optim.step()
             compression_manager.callbacks.on_after_optimizer_step()  # neural-coder
-            opt.zero_grad()
-        running += loss.item()
+            optim.zero_grad()
+        epoch_loss += loss.item()
         compression_manager.callbacks.on_step_end()  # neural-coder
-    sched.step()
-    print("epoch", ep, "loss", running / len(loader))
+    scheduler.step()
+    print(f"epoch {epoch}: loss {epoch_loss / len(train_dl):.4f}")
     compression_manager.callbacks.on_epoch_end()  # neural-coder
 compression_manager.callbacks.on_train_end()  # neural-coder
 
-net.eval()
+mlp.eval()
 with torch.no_grad():
-    acc = (net(features).argmax(1) == labels).float().mean().item()
-print("train accuracy", acc)
+    accuracy = (mlp(inputs).argmax(1) == targets).float().mean().item()
+print("train accuracy", accuracy)

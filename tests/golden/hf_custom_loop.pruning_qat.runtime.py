@@ -1,3 +1,4 @@
+"""A transformers model trained in a hand-written loop, the loss read from model(**batch).loss."""
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModelForSequenceClassification, BertConfig, get_linear_schedule_with_warmup
@@ -5,23 +6,27 @@ from neural_coder.runtime.config import QuantizationAwareTrainingConfig, WeightP
 from neural_coder.runtime.training import prepare_compression
 
 
-def collate(rows):
-    ids = torch.stack([r[0] for r in rows])
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.stack([r[1] for r in rows])}
+def collate_fn(examples):
+    input_ids = torch.stack([e[0] for e in examples])
+    return {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": torch.stack([e[1] for e in examples]),
+    }
 
 
 def main():
-    torch.manual_seed(0)
-    ids = torch.randint(1, 100, (192, 16))
-    labels = (ids[:, 0] > 50).long()
-    train_dataloader = DataLoader(list(zip(ids, labels)), batch_size=16, shuffle=True, collate_fn=collate)
+    torch.manual_seed(3)
+    token_ids = torch.randint(1, 80, (160, 12))
+    targets = (token_ids[:, -1] > 40).long()
+    train_dataloader = DataLoader(list(zip(token_ids, targets)), batch_size=16, shuffle=True, collate_fn=collate_fn)
 
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=2)
+    config = BertConfig(vocab_size=80, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=48, num_labels=2)
     model = AutoModelForSequenceClassification.from_config(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    num_epochs = 2
-    lr_scheduler = get_linear_schedule_with_warmup(optimizer, 0, num_epochs * len(train_dataloader))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
+    num_train_epochs = 2
+    lr_scheduler = get_linear_schedule_with_warmup(optimizer, 2, num_train_epochs * len(train_dataloader))
 
     model.train()
     compression_manager = prepare_compression(
@@ -33,14 +38,14 @@ def main():
                 pruning_type="snip_momentum",
                 pruning_scope="global",
                 start_step=1,
-                end_step=max(1, int(0.8 * (num_epochs * len(train_dataloader)))),
+                end_step=max(1, int(0.8 * (num_train_epochs * len(train_dataloader)))),
             ),
             QuantizationAwareTrainingConfig(),
         ],
     )  # neural-coder
     compression_manager.callbacks.on_train_begin()  # neural-coder
     model = compression_manager.model  # neural-coder
-    for epoch in range(num_epochs):
+    for epoch in range(num_train_epochs):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
         for step, batch in enumerate(train_dataloader):
             compression_manager.callbacks.on_step_begin(step)  # neural-coder
@@ -53,11 +58,11 @@ def main():
             lr_scheduler.step()
             optimizer.zero_grad()
             compression_manager.callbacks.on_step_end()  # neural-coder
-        print(f"epoch {epoch}: loss {loss.item():.4f}")
+        print(f"epoch {epoch}: last loss {loss.item():.4f}")
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder
 
-    model.save_pretrained("hf_custom_loop_out")
+    model.save_pretrained("bert_custom_loop_out")
 
 
 if __name__ == "__main__":

@@ -1,51 +1,53 @@
+"""Fine-tune a tiny transformer classifier with the Hugging Face Trainer (built from a config)."""
+import numpy as np
 import torch
-from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+from transformers import DistilBertConfig, DistilBertForSequenceClassification, Trainer, TrainingArguments
 import copy
 from neural_coder.runtime.config import DistillationConfig, KnowledgeDistillationLossConfig
 from neural_coder.runtime.integrations.transformers import CompressionCallback, with_distillation
 from neural_coder.runtime.training import prepare_compression
 
 
-class RandomTextDataset(torch.utils.data.Dataset):
-    def __init__(self, n, seq_len=16, vocab=100, seed=0):
+class ToyReviews(torch.utils.data.Dataset):
+    def __init__(self, size, length=12, vocab_size=120, seed=0):
         g = torch.Generator().manual_seed(seed)
-        self.ids = torch.randint(1, vocab, (n, seq_len), generator=g)
-        self.labels = (self.ids[:, 0] > vocab // 2).long()
+        self.input_ids = torch.randint(2, vocab_size, (size, length), generator=g)
+        self.labels = (self.input_ids[:, :3].sum(dim=1) > 3 * vocab_size // 2).long()
 
     def __len__(self):
-        return len(self.ids)
+        return self.input_ids.shape[0]
 
-    def __getitem__(self, i):
+    def __getitem__(self, idx):
         return {
-            "input_ids": self.ids[i],
-            "attention_mask": torch.ones_like(self.ids[i]),
-            "labels": self.labels[i],
+            "input_ids": self.input_ids[idx],
+            "attention_mask": torch.ones_like(self.input_ids[idx]),
+            "labels": self.labels[idx],
         }
 
 
 def compute_metrics(eval_pred):
-    logits, labels = eval_pred
-    return {"accuracy": float((logits.argmax(-1) == labels).mean())}
+    predictions, labels = eval_pred
+    return {"accuracy": float(np.mean(np.argmax(predictions, axis=-1) == labels))}
 
 
 def main():
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+    config = DistilBertConfig(
+        vocab_size=120,
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        hidden_dim=64,
         num_labels=2,
     )
-    model = BertForSequenceClassification(config)
-    args = TrainingArguments(
-        output_dir="hf_trainer_out",
+    model = DistilBertForSequenceClassification(config)
+    training_args = TrainingArguments(
+        output_dir="distilbert_toy_out",
         num_train_epochs=1,
         per_device_train_batch_size=16,
-        learning_rate=1e-3,
+        learning_rate=2e-3,
         report_to=[],
         save_strategy="no",
-        logging_steps=5,
+        logging_steps=4,
     )
     teacher_model = copy.deepcopy(model)  # neural-coder
     compression_manager = prepare_compression(
@@ -59,9 +61,9 @@ def main():
     )  # neural-coder
     trainer = Trainer(
         model=model,
-        args=args,
-        train_dataset=RandomTextDataset(128),
-        eval_dataset=RandomTextDataset(64, seed=1),
+        args=training_args,
+        train_dataset=ToyReviews(96),
+        eval_dataset=ToyReviews(48, seed=3),
         compute_metrics=compute_metrics,
         callbacks=[CompressionCallback(compression_manager)],
     )

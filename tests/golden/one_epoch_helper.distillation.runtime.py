@@ -87,7 +87,15 @@ def main(cfg: Config) -> None:
     compression_manager.callbacks.on_train_begin()  # neural-coder
     for epoch in range(cfg.epochs):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
-        train_one_epoch(model, criterion, optimizer, data_loader=train_loader, epoch=epoch, cfg=cfg, compression_manager=compression_manager)
+        train_one_epoch(
+            model,
+            criterion,
+            optimizer,
+            data_loader=train_loader,
+            epoch=epoch,
+            cfg=cfg,
+            compression_manager=compression_manager,
+        )
         print(f"epoch {epoch} acc {evaluate(model, val_loader):.3f}")
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder

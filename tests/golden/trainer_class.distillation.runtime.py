@@ -1,3 +1,4 @@
+"""A home-made Trainer class: fit() -> _run_epoch() -> _run_batch(), with an AMP-style scaler."""
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -6,39 +7,40 @@ from neural_coder.runtime.config import DistillationConfig, KnowledgeDistillatio
 from neural_coder.runtime.training import prepare_compression
 
 
-class TinyCNN(nn.Module):
-    def __init__(self, classes=4):
+class SmallConvNet(nn.Module):
+    def __init__(self, num_classes=3):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1),
-            nn.BatchNorm2d(16),
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 12, 3, padding=1),
+            nn.BatchNorm2d(12),
             nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1),
-            nn.BatchNorm2d(32),
+            nn.MaxPool2d(2),
+            nn.Conv2d(12, 24, 3, padding=1),
+            nn.BatchNorm2d(24),
             nn.ReLU(),
             nn.AdaptiveAvgPool2d(1),
         )
-        self.head = nn.Linear(32, classes)
+        self.classifier = nn.Linear(24, num_classes)
 
     def forward(self, x):
-        return self.head(self.body(x).flatten(1))
+        return self.classifier(torch.flatten(self.features(x), 1))
 
 
 class Trainer:
-    def __init__(self, model, train_data, lr=1e-2, max_epochs=2):
+    def __init__(self, model, train_data, lr=2e-2, max_epochs=2):
         self.model = model
         self.train_data = train_data
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
         self.scaler = torch.amp.GradScaler("cpu", enabled=False)
         self.max_epochs = max_epochs
-        self.loss_fn = nn.CrossEntropyLoss()
+        self.criterion = nn.CrossEntropyLoss()
 
-    def _run_batch(self, source, targets):
-        self.optimizer.zero_grad()
+    def _run_batch(self, images, labels):
+        self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", enabled=False):
-            output = self.model(source)
-            loss = self.loss_fn(output, targets)
-            loss = self.compression_manager.callbacks.on_after_compute_loss(source, output, loss)  # neural-coder
+            logits = self.model(images)
+            loss = self.criterion(logits, labels)
+            loss = self.compression_manager.callbacks.on_after_compute_loss(images, logits, loss)  # neural-coder
         self.scaler.scale(loss).backward()
         self.compression_manager.callbacks.on_before_optimizer_step()  # neural-coder
         self.scaler.step(self.optimizer)
@@ -47,12 +49,12 @@ class Trainer:
         return loss.item()
 
     def _run_epoch(self, epoch):
-        total = 0.0
-        for source, targets in self.train_data:
+        losses = []
+        for images, labels in self.train_data:
             self.compression_manager.callbacks.on_step_begin(0)  # neural-coder
-            total += self._run_batch(source, targets)
+            losses.append(self._run_batch(images, labels))
             self.compression_manager.callbacks.on_step_end()  # neural-coder
-        print(f"epoch {epoch} loss {total / len(self.train_data):.4f}")
+        print(f"[epoch {epoch}] mean loss {sum(losses) / len(losses):.4f}")
 
     def fit(self):
         teacher_model = copy.deepcopy(self.model)  # neural-coder
@@ -73,15 +75,15 @@ class Trainer:
         self.compression_manager.callbacks.on_train_end()  # neural-coder
 
 
-def build_loader():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 3, 12, 12, generator=g)
-    y = (x[:, 0].mean(dim=(1, 2)) > 0).long()
-    return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+def make_loader(n=192, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, 16, 16, generator=g)
+    y = (x[:, 1].mean(dim=(1, 2)) > 0).long() + (x[:, 2].mean(dim=(1, 2)) > 0.2).long()
+    return DataLoader(TensorDataset(x, y), batch_size=24, shuffle=True)
 
 
 if __name__ == "__main__":
     torch.manual_seed(0)
-    trainer = Trainer(TinyCNN(), build_loader())
+    trainer = Trainer(SmallConvNet(), make_loader())
     trainer.fit()
-    torch.save(trainer.model.state_dict(), "tiny_cnn.pt")
+    torch.save(trainer.model.state_dict(), "small_convnet.pt")

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from neural_coder.transforms.migrate_1x import migrate_source
-from tests.conftest import ACCEPTANCE, SAMPLES
+from tests.conftest import SAMPLES
 from tests.inc.interop import requires_inc, run_under_inc
 
 pytestmark = pytest.mark.e2e
 
-LEGACY_ACCEPTANCE = ACCEPTANCE / "legacy"
 LEGACY_SAMPLES = SAMPLES / "legacy"
 
 # Appended to the migrated copy: facts about the object the script ended with.
@@ -66,8 +65,6 @@ def migrate_and_run(
     """Copy the folder's scripts and yaml files, migrate `script` for `target`, run it
     (on the runtime, or on Intel Neural Compressor 2.x in its own environment); return
     the facts about `result`, the runtime's JSON summary (when it wrote one) and stdout."""
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not beside this checkout")
     for item in folder.iterdir():
         if item.suffix in (".py", ".yaml"):
             shutil.copy(item, tmp_path / item.name)
@@ -94,54 +91,6 @@ def migrate_and_run(
     line = next(x for x in run.stdout.splitlines() if x.startswith("NC_FACTS "))
     facts = json.loads(line[len("NC_FACTS ") :])
     return facts, json.loads(summary.read_text()) if summary.exists() else None, run.stdout
-
-
-# -- the acceptance scripts -----------------------------------------------------------
-
-
-@pytest.mark.parametrize("target", TARGETS)
-def test_prune_loop(tmp_path, target):
-    facts, summary, _ = migrate_and_run(
-        tmp_path, LEGACY_ACCEPTANCE, "prune_loop.py", "pruned_model", target=target
-    )
-    # names ['0.weight', '2.weight'] at 0.75, reached at end_epoch 3 of 4
-    assert facts["sparsity"]["0"] == pytest.approx(0.75, abs=0.02)
-    assert facts["sparsity"]["2"] == pytest.approx(0.75, abs=0.02)
-    assert facts["sparsity"]["4"] == 0.0
-    assert facts["quantized"] == []
-
-
-@pytest.mark.parametrize("target", TARGETS)
-def test_distill(tmp_path, target):
-    facts, summary, _ = migrate_and_run(
-        tmp_path, LEGACY_ACCEPTANCE, "distill.py", "best", target=target
-    )
-    assert facts["quantized"] == [] and set(facts["sparsity"].values()) == {0.0}
-    if target == "runtime":
-        assert summary is not None and summary["techniques"] == ["distillation"]
-        assert summary["distillation_steps"] > 0
-
-
-@pytest.mark.parametrize("target", TARGETS)
-def test_scheduler_prune_qat(tmp_path, target):
-    facts, summary, _ = migrate_and_run(
-        tmp_path, LEGACY_ACCEPTANCE, "scheduler_prune_qat.py", "opt_model", target=target
-    )
-    assert facts["quantized"], facts
-    # the conv named in prune_conf.yaml is pruned to 0.5 (end_epoch 1 of 2) before int8 conversion
-    assert facts["sparsity"]["0"] == pytest.approx(0.5, abs=0.02)
-
-
-@pytest.mark.parametrize("target", TARGETS)
-def test_ptq_static(tmp_path, target):
-    facts, _, _ = migrate_and_run(
-        tmp_path, LEGACY_ACCEPTANCE, "ptq_static.py", "q_model", target=target
-    )
-    assert facts["quantized"], facts
-    assert (tmp_path / "saved_results").is_dir()
-
-
-# -- our own 1.x samples -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("target", TARGETS)

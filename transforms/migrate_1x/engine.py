@@ -18,6 +18,7 @@ from libcst.codemod import CodemodCommand, CodemodContext
 from libcst.metadata import GlobalScope
 
 from neural_coder.transforms.errors import MigrationError, ParseError
+from neural_coder.transforms.tree import parse_python
 
 from . import (
     benchmark,
@@ -69,7 +70,7 @@ def migrate_source(
     if "neural_compressor" not in source:
         return MigrationResult(source, False, [])
     try:
-        module = cst.parse_module(source)
+        module = parse_python(source)
     except cst.ParserSyntaxError as exc:
         raise ParseError(
             f"not valid Python: {exc.message}", path=path, line=exc.raw_line, column=exc.raw_column

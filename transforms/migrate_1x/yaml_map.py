@@ -138,7 +138,12 @@ def load(path: Path) -> YamlDoc:
             path=path,
             hint="the yaml path in the script is read relative to the script's folder",
         )
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the yaml as UTF-8", path=path
+        ) from None
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
