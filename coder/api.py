@@ -1,18 +1,21 @@
 """neural-coder for Python callers and front ends: `optimize`, `migrate`, `inspect`, and the
 text-in, text-out engine calls (`rewrite_source`, `migrate_text`, `survey_source`).
 
-One pass per file: parse -> analyze -> plan -> transform -> verify -> emit.
-Nothing is written unless every step succeeded.
+One pass per script: parse -> analyze -> plan -> transform -> verify -> emit.
+A script that imports modules of its project (`from engine import train_one_epoch`)
+is analysed with them, and edited where each part lives (`rewrite_sources` takes
+the set of sources). Nothing is written unless every step succeeded, for every file.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from neural_coder.analysis import Facts, analyze, parse_source
+from neural_coder.analysis import Facts, Source, analyze, parse_source
+from neural_coder.analysis.project import discover_project, parse_project, relocate
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import (
     check_writable,
@@ -25,15 +28,24 @@ from neural_coder.files import (
 from neural_coder.options import OptimizeOptions
 from neural_coder.planning import make_plan
 from neural_coder.planning.base import CONFIG_CLASSES
+from neural_coder.projects import apply_plan, shared_signatures, write_all
 from neural_coder.report import FileReport, Status, failed
 from neural_coder.survey import APPROACHES, Survey, survey_source
-from neural_coder.transforms.hooks import apply_edits
 from neural_coder.verify import verify_rewrite
 
 __all__ = [
-    "APPROACHES", "Output", "Survey", "inspect", "inspect_lines", "migrate", "migrate_text", "optimize",
-    "rewrite_source", "survey_source",
+    "APPROACHES", "Output", "Project", "Survey", "inspect", "inspect_lines", "migrate",
+    "migrate_text", "optimize", "rewrite_source", "rewrite_sources", "survey_source",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where a script's local imports are looked up: next to it and, when given,
+    below `root` (the project folder). `follow_imports=False` rewrites the script alone."""
+
+    root: Path | None = None
+    follow_imports: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,9 +59,30 @@ class Output:
 
 def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str, FileReport]:
     """The rewritten text and its report; the text is the input when nothing changes."""
-    source = parse_source(path, text)
+    texts, report = rewrite_parsed(parse_source(path, text), options)
+    return texts.get(path, text), report
+
+
+def rewrite_sources(
+    entry: Path,
+    sources: Mapping[Path, str],
+    options: OptimizeOptions,
+    root: Path | None = None,
+) -> tuple[dict[Path, str], FileReport]:
+    """A project: the entry script and the modules of the project it imports, as
+    {path: text} (`discover_project` finds them). Modules are named by their place
+    next to the entry or below `root`. Returns the new text of each file that
+    changes and one report for all of them."""
+    return rewrite_parsed(parse_project(entry, sources, root), options)
+
+
+def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path, str], FileReport]:
+    """The new text of each file of `source` that changes, and the report."""
+    path, text = source.path, source.text
     facts = analyze(source)
     report = FileReport(path=path, status=Status.UNCHANGED, found=facts.lines())
+    if len(source.parts) > 1:
+        report.files = [part.path for part in source.parts]
     if facts.already_optimized is not None:
         line = facts.already_optimized
         found = compression_in(text)
@@ -67,17 +100,21 @@ def rewrite_source(path: Path, text: str, options: OptimizeOptions) -> tuple[str
             f"already compressed (compression code at line {line}); nothing to do "
             "(options are not re-applied: start from the original script to change them)"
         )
-        return text, report
+        return {}, report
     line_length = line_length_for(path)
     plan = make_plan(facts, options, line_length)
-    rewritten = apply_edits(source.module, plan.edits, line_length).code
-    verify_rewrite(path, source.module, rewritten)
-    _check_idempotent(path, rewritten)
+    rewritten = apply_plan(source, plan.edits, line_length)
+    for part in source.parts:
+        if part.path in rewritten:
+            verify_rewrite(part.path, part.module, rewritten[part.path])
+    _check_idempotent(source, rewritten)
     report.status = Status.TRANSFORMED
     report.placed = plan.placed
-    report.warnings = plan.warnings
+    report.warnings = plan.warnings + shared_signatures(source, plan.edits)
     what = "fit call" if options.post_training else "hooks"
     report.message = f"{'+'.join(options.approach)} {what} inserted (target: {options.target})"
+    if len(rewritten) > 1 or path not in rewritten:
+        report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report
 
 
@@ -99,23 +136,35 @@ def compression_in(text: str) -> set[str]:
     return {family for name, family in COMPRESSION_CONFIGS.items() if f"{name}(" in text}
 
 
-def _check_idempotent(path: Path, rewritten: str) -> None:
-    again = analyze(parse_source(path, rewritten))
-    if again.already_optimized is None:
+def _check_idempotent(source: Source, rewritten: Mapping[Path, str]) -> None:
+    if len(source.parts) == 1:
+        again = parse_source(source.path, rewritten.get(source.path, source.text))
+    else:
+        texts = {part.path: rewritten.get(part.path, part.text) for part in source.parts}
+        again = parse_project(source.path, texts)
+    if analyze(again).already_optimized is None:
         raise NeuralCoderError(
             "internal error: the rewritten file would be rewritten again; nothing was written",
-            path=path,
+            path=source.path,
         )
 
 
-def optimize_file(path: Path, options: OptimizeOptions, output: Output = Output()) -> FileReport:
+def optimize_file(
+    path: Path, options: OptimizeOptions, output: Output = Output(), project: Project = Project()
+) -> FileReport:
+    """Rewrite one script, and the modules of its project where its training or
+    evaluation lives; one report for all of them."""
     try:
-        return _optimize_file(path, options, output)
+        return _optimize_file(path, options, output, project)
     except Exception as error:  # every failure is a report, never a traceback
+        if isinstance(error, NeuralCoderError):
+            relocate(error)
         return failed(path, error)
 
 
-def _optimize_file(path: Path, options: OptimizeOptions, output: Output) -> FileReport:
+def _optimize_file(
+    path: Path, options: OptimizeOptions, output: Output, project: Project
+) -> FileReport:
     target = output.path or path
     if not output.dry_run:
         check_writable(target, backup=output.backup and target == path)
@@ -125,27 +174,55 @@ def _optimize_file(path: Path, options: OptimizeOptions, output: Output) -> File
             from neural_coder.notebooks import optimize_notebook_file
 
             return optimize_notebook_file(path, options, output)
-        return _rewrite_file(path, options, output)
+        return _rewrite_file(path, options, output, project)
 
 
-def _rewrite_file(path: Path, options: OptimizeOptions, output: Output) -> FileReport:
-    target = output.path or path
+def _rewrite_file(
+    path: Path, options: OptimizeOptions, output: Output, project: Project
+) -> FileReport:
     text = read_text(path)
-    rewritten, report = rewrite_source(path, text, options)
-    if rewritten == text:
+    sources = discover_project(path, text, project.root) if project.follow_imports else {}
+    if len(sources) > 1:
+        rewritten, report = rewrite_sources(path, sources, options, project.root)
+    else:
+        new_text, report = rewrite_source(path, text, options)
+        rewritten = {path: new_text} if new_text != text else {}
+    if not rewritten:
         return report
-    report.diff = unified_diff(path, text, rewritten)
+    originals = {p: text if p == path else read_text(p) for p in rewritten}
+    report.diff = "".join(unified_diff(p, originals[p], t) for p, t in rewritten.items())
     if output.dry_run:
         return report
-    report.output = target
-    report.backup = write_atomic(target, rewritten, backup=output.backup and target == path)
+    if output.path is not None:
+        if set(rewritten) != {path}:
+            return FileReport(
+                path=path,
+                status=Status.FAILED,
+                message=f"{path}: -o/--output writes one file, but the rewrite changes "
+                f"{len(rewritten)} files of the project; rewrite in place or use --diff",
+                exit_code=2,
+            )
+        rewritten = {output.path: rewritten[path]}
+    if len(rewritten) == 1:
+        ((target, new),) = rewritten.items()
+        backup = write_atomic(target, new, backup=output.backup and target in (path, *sources))
+        report.backup = backup if target == path else None
+        if target != path and output.path is None:  # a module of the project, not the script
+            report.files_written = [target]
+    else:
+        report.backup = write_all(rewritten, backup=output.backup).get(path)
+        report.files_written = list(rewritten)
+    report.output = output.path or path
     return report
 
 
 def optimize(
-    paths: Iterable[Path | str], options: OptimizeOptions, output: Output = Output()
+    paths: Iterable[Path | str],
+    options: OptimizeOptions,
+    output: Output = Output(),
+    project: Project = Project(),
 ) -> list[FileReport]:
-    return [optimize_file(p, options, output) for p in python_files(paths)]
+    return [optimize_file(p, options, output, project) for p in python_files(paths)]
 
 
 def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileReport]:
@@ -258,9 +335,15 @@ def inspect_files(paths: Iterable[Path | str]) -> list[tuple[Path, list[str] | F
     return found
 
 
-def inspect(path: Path | str) -> Facts:
+def inspect(path: Path | str, project: Project = Project()) -> Facts:
+    """What analysis finds in the script, and in the modules of its project it imports."""
     path = Path(path)
-    return analyze(parse_source(path, read_text(path)))
+    text = read_text(path)
+    if project.follow_imports:
+        return analyze(
+            parse_project(path, discover_project(path, text, project.root), project.root)
+        )
+    return analyze(parse_source(path, text))
 
 
 def inspect_lines(path: Path | str) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from neural_coder import __version__
-from neural_coder.api import Output, inspect_files, migrate, optimize
+from neural_coder.api import Output, Project, inspect_files, migrate, optimize
 from neural_coder.commands import auto_command, revert_command
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
@@ -158,6 +158,16 @@ def _echo_reports(reports: list[FileReport], verbose: bool, dry_run: bool) -> No
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the per-file report as JSON.",
 )
+@click.option(
+    "--project",
+    "project_root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The project folder: the script's imports of modules below it (and next to the "
+    "script, always) are analysed and edited with it.",
+)
+@click.option(
+    "--single-file", is_flag=True, help="Rewrite the script alone; do not follow its local imports."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show what analysis found in each file.")
 def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: str | None, config_path: Path | None,
                      target_sparsity: float | None, pattern: str | None, pruning_type: str | None,
@@ -165,7 +175,7 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                      qat_backend: str | None, teacher: str | None, temperature: float | None,
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
                      dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
-                     verbose: bool) -> None:  # fmt: skip
+                     project_root: Path | None, single_file: bool, verbose: bool) -> None:  # fmt: skip
     """Insert compression into SCRIPTS (files, notebooks, or folders of them), rewritten in
     place with SCRIPT.bak kept. `neural-coder example-config` prints a --config yaml to start from."""
     if output is not None and (len(scripts) != 1 or scripts[0].is_dir()):
@@ -186,7 +196,12 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
         )  # fmt: skip
     except NeuralCoderError as error:
         raise click.UsageError(error.render()) from None
-    reports = optimize(scripts, options, Output(dry_run=dry_run, path=output, backup=not no_backup))
+    reports = optimize(
+        scripts,
+        options,
+        Output(dry_run=dry_run, path=output, backup=not no_backup),
+        Project(root=project_root, follow_imports=not single_file),
+    )
     _echo_reports(reports, verbose, dry_run)
     if report_path is not None:
         write_json(reports, report_path)

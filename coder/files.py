@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import glob
 import io
 import os
 import shutil
@@ -128,6 +129,9 @@ def exclusive(path: Path) -> Iterator[None]:
                     path=path,
                     hint="run again: a second run on a rewritten file is a no-op",
                 )
+            # temporaries of a run that was killed before its rename (only a lock holder writes)
+            for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+                stale.unlink(missing_ok=True)
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

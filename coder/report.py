@@ -27,6 +27,8 @@ class FileReport:
     backup: Path | None = None
     exit_code: int = 0
     diff: str = ""
+    files: list[Path] = field(default_factory=list)  # a project: every file analysed
+    files_written: list[Path] = field(default_factory=list)  # a project: every file rewritten
     traceback: str = ""  # an internal error's, shown with -v
 
     def render(self, verbose: bool = False, dry_run: bool = False) -> str:
@@ -52,6 +54,8 @@ class FileReport:
         data["status"] = self.status.value
         data["output"] = str(self.output) if self.output else None
         data["backup"] = str(self.backup) if self.backup else None
+        data["files"] = [str(p) for p in self.files]
+        data["files_written"] = [str(p) for p in self.files_written]
         data.pop("diff")
         return data
 

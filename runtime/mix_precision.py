@@ -61,7 +61,7 @@ from .quantization import (
     to_device,
 )
 from .summary import report, state_dict_size
-from .tuning import Op, Progress, TuneConfig, tune
+from .tuning import Op, Progress, TuneConfig, criterion_for, tune
 
 __all__ = [
     "BF16Conv1d",
@@ -496,7 +496,7 @@ def _convert_and_tune(
             build=lambda config: convert(model, [n for n in chosen if n not in config.fallback]),
             evaluate=lambda candidate: metric_value(evaluate(candidate), "the evaluation"),
             baseline=baseline,
-            criterion=getattr(conf, "accuracy_criterion", None),
+            criterion=criterion_for(getattr(conf, "accuracy_criterion", None), evaluate),
             first=TuneConfig.make(precision="bf16"),
             ops=ops,
             strategy="basic",

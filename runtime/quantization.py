@@ -59,7 +59,7 @@ from .model import Model
 from .quant import DYNAMIC, STATIC, QuantSpec, get_backend, get_recipe
 from .quant.backend import OpRule
 from .summary import report, runtime_logger, state_dict_size
-from .tuning import Op, Progress, TuneConfig, TuningResult, tune
+from .tuning import Op, Progress, TuneConfig, TuningResult, criterion_for, tune
 
 __all__ = [
     "Accuracy",
@@ -743,7 +743,7 @@ def fit(
         build=quantizer,
         evaluate=lambda candidate: metric_value(evaluate(candidate), "the evaluation"),
         baseline=baseline,
-        criterion=getattr(conf, "accuracy_criterion", None),
+        criterion=criterion_for(getattr(conf, "accuracy_criterion", None), evaluate),
         first=first,
         ops=quantizer.ops,
         strategy=_strategy(conf),

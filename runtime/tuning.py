@@ -47,6 +47,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Generic, TextIO, TypeVar
 
 __all__ = [
@@ -571,6 +572,25 @@ class _Tuner(Generic[M]):
                 if trial is not None and trial.met:
                     current = candidate
         raise _Stop("all ops considered")
+
+
+def criterion_for(criterion: Any, eval_func: Any) -> Any:
+    """The accuracy criterion, turned the way the evaluation found out at run time: an
+    `eval_func` that picks its metric from what the evaluation returns (see
+    `trainer_eval_func`) sets `higher_is_better` once its first call has run."""
+    direction = getattr(eval_func, "higher_is_better", None)
+    if direction is None or direction == getattr(criterion, "higher_is_better", True):
+        return criterion
+    log.info(
+        "the evaluation's metric %s is better when %s: tuning follows it",
+        getattr(eval_func, "metric_key", "?"),
+        "higher" if direction else "lower",
+    )
+    return SimpleNamespace(
+        higher_is_better=direction,
+        criterion=getattr(criterion, "criterion", "relative"),
+        tolerable_loss=getattr(criterion, "tolerable_loss", 0.01),
+    )
 
 
 def tune(

@@ -23,7 +23,7 @@ from .edits import (
     ReplaceArgumentValue,
     ReplaceExpression,
 )
-from .snippets import MARKER, format_code
+from .snippets import MARKER, WRAPPED_MARKER, format_code, is_one_line_canonical
 
 _TIGHT_EQUAL = cst.AssignEqual(
     whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
@@ -123,10 +123,18 @@ class ApplyEdits(cst.CSTTransformer):
             indent + len(line) <= self.line_length for line in code.splitlines()
         ):
             return updated_node
+        before = cst.Module(body=[original_node.with_changes(leading_lines=[])]).code
+        if original_node.trailing_whitespace.comment or not is_one_line_canonical(before):
+            return updated_node  # a layout of the user's own: revert could not restore it
         formatted = cst.parse_module(format_code(code, self.line_length - indent)).body
         if len(formatted) != 1 or not isinstance(formatted[0], cst.SimpleStatementLine):
             return updated_node
-        return formatted[0].with_changes(leading_lines=updated_node.leading_lines)
+        return formatted[0].with_changes(
+            leading_lines=updated_node.leading_lines,
+            trailing_whitespace=cst.TrailingWhitespace(
+                whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(WRAPPED_MARKER)
+            ),
+        )
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         return updated_node.with_changes(body=self._splice(original_node.body, updated_node.body))
@@ -200,6 +208,11 @@ class ApplyEdits(cst.CSTTransformer):
                 args[-1].with_changes(comma=closing)
             ]
             return updated_node.with_changes(args=[*existing, *args])
+        if existing and isinstance(existing[-1].whitespace_after_arg, cst.ParenthesizedWhitespace):
+            # `(\n    a, b\n)`: the line break before ")" moves after the new argument
+            closing_space = existing[-1].whitespace_after_arg
+            existing[-1] = existing[-1].with_changes(whitespace_after_arg=cst.SimpleWhitespace(""))
+            args[-1] = args[-1].with_changes(whitespace_after_arg=closing_space)
         return updated_node.with_changes(args=[*_comma_last(existing), *args])
 
     def on_leave(

@@ -55,3 +55,21 @@ def call(name: str, kwargs: Mapping[str, object] = {}, args: Sequence[object] = 
 def format_code(code: str, line_length: int) -> str:
     mode = black.Mode(line_length=max(line_length, 40))
     return black.format_str(code, mode=mode)
+
+
+UNBOUNDED = 1_000_000
+# ends a user's call that optimize laid out again because the added manager made its one line
+# too long: revert joins it back (and a second run sees the statement as the tool's)
+WRAPPED_MARKER = "# neural-coder: wrapped"
+
+
+def join_lines(code: str) -> str:
+    """`code` as black lays it out with no line limit and no magic trailing comma: a call
+    spread over several lines comes back onto one."""
+    return black.format_str(code, mode=black.Mode(line_length=UNBOUNDED, magic_trailing_comma=False))
+
+
+def is_one_line_canonical(code: str) -> bool:
+    """Whether black would leave this one-line statement exactly as it is (so a layout change
+    can be joined back byte for byte)."""
+    return code.count("\n") == 1 and join_lines(code) == code

@@ -11,6 +11,7 @@ from neural_coder.errors import AnalysisError
 
 from . import kinds
 from .index import Index, build_index
+from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
 from .training import LoopAnalysis, TrainingLoop, find_backward_calls
@@ -28,6 +29,7 @@ class Found:
     what: str
     line: int
     target: str | None  # what it is assigned to
+    node: cst.CSTNode = field(repr=False, compare=False)  # the statement
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Facts:
                 f"step loop   line {src.line(loop.step_loop):>4}  ({self.index.describe(loop.step_scope)})",
                 f"backward    line {src.line(loop.backward):>4}  {loop.loss_name}.backward()",
                 f"opt. step   line {src.line(loop.optimizer_step):>4}  {loop.optimizer}",
+                *(f"opt. step   line {src.line(s):>4}  (another path)" for s in loop.other_steps),
                 f"model       trained: {loop.model_in_entry}"
                 + (
                     f" (built line {loop.model_origin_line}: {loop.model_origin})"
@@ -88,10 +91,21 @@ def analyze(source: Source) -> Facts:
     facts.already_optimized = _existing_compression(index)
     facts.trainers = find_trainers(index)
     backward_calls = _outside_trainer_classes(index, find_backward_calls(index))
+    if len(source.parts) > 1:  # a project: what the entry script runs, in any of its files
+        reached = reached_scopes(index)
+        backward_calls = [c for c in backward_calls if in_reach(index, c, reached)]
+        # what the script builds (through functions of other files, too), at its own lines
+        facts.found = [f for f in facts.found if source.module_of(f.node) is source.module]
+        facts.trainers = [t for t in facts.trainers if in_reach(index, t.call, reached)]
     if not backward_calls:
         facts.loop_error = AnalysisError(
             "no training loop: nothing calls .backward()"
-            + (" (a Hugging Face Trainer runs it)" if facts.trainers else ""),
+            + (" (a Hugging Face Trainer runs it)" if facts.trainers else "")
+            + (
+                f" in the script or the {len(source.parts) - 1} module(s) of its project it imports"
+                if len(source.parts) > 1
+                else ""
+            ),
             path=source.path,
             hint="training approaches need a training loop; for a trained model use a post-training approach",
         )
@@ -113,8 +127,37 @@ def analyze(source: Source) -> Facts:
             hint="run the tool on a file with one training loop, or move the others into another file",
         )
         return facts
-    facts.loop = loops[0]
+    try:
+        facts.loop = merge_paths(source, loops)
+    except AnalysisError as error:
+        facts.loop_error = error
     return facts
+
+
+def merge_paths(source: Source, loops: list[TrainingLoop]) -> TrainingLoop:
+    """Backward calls on different paths of one training step (`if scaler is not None:
+    scaler.scale(loss).backward() ... else: loss.backward() ...`): one loop whose
+    hooks reach the optimizer step of every path."""
+    first = loops[0]
+    for other in loops[1:]:
+        if (
+            other.step_loop is not first.step_loop
+            or other.backward_scope is not first.backward_scope
+        ):
+            raise AnalysisError(
+                f"backward calls at lines {source.line(first.backward)} and "
+                f"{source.line(other.backward)} run in different step loops or functions, "
+                "and the training hooks would reach only one of them",
+                path=source.path,
+                line=source.line(other.backward),
+                hint="run the tool on a file with one training step, or move the other one into another file",
+            )
+        for step in [other.optimizer_step, *other.other_steps]:
+            if step is not first.optimizer_step and step not in first.other_steps:
+                first.other_steps.append(step)
+        if other.loss_statement is not first.loss_statement:
+            first.alternatives.append(other)
+    return first
 
 
 def _constructions(index: Index) -> list[Found]:
@@ -130,12 +173,14 @@ def _constructions(index: Index) -> list[Found]:
                     continue
                 kind = _kind(index, leaf)
                 if kind is not None:
-                    found.append(Found(kind[0], kind[1], src.line(a.statement), a.target))
+                    found.append(
+                        Found(kind[0], kind[1], src.line(a.statement), a.target, a.statement)
+                    )
                     break
     found.sort(key=lambda f: (f.line, f.kind))
-    unique: dict[tuple[int, str], Found] = {}
-    for f in found:
-        unique.setdefault((f.line, f.kind), f)
+    unique: dict[tuple[int, cst.Module, str], Found] = {}
+    for f in found:  # one per line and kind
+        unique.setdefault((f.line, src.module_of(f.node), f.kind), f)
     return list(unique.values())
 
 
@@ -162,9 +207,10 @@ def _existing_compression(index: Index) -> int | None:
             "neural_co" in name or name.split(".")[-1] == "prepare_compression"
         ):
             return src.line(call)
-    for number, line in enumerate(src.text.splitlines(), start=1):
-        if INSERTED_MARKER.search(line):
-            return number
+    for part in src.parts:
+        for number, line in enumerate(part.text.splitlines(), start=1):
+            if INSERTED_MARKER.search(line):
+                return src.numbered(part, number)
     return None
 
 

@@ -7,9 +7,11 @@ Post-training approaches insert their `fit` call before that place, and build
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 
 import libcst as cst
+import libcst.matchers as m
 
 from . import kinds
 from .index import Function, Index, Scope, iter_returns
@@ -39,8 +41,24 @@ LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance
 # what a function returns when it hands back predictions or outputs, not a metric
 COLLECTIONS = (cst.List, cst.ListComp, cst.Dict, cst.DictComp, cst.GeneratorExp)
 TENSOR_BUILDERS = frozenset(
-    {"torch.cat", "torch.stack", "torch.concat", "torch.tensor", "np.array"}
+    {"torch.cat", "torch.stack", "torch.concat", "torch.tensor", "np.array", "np.concatenate"}
+    | {f"{lib}.{fn}" for lib in ("torch", "np") for fn in ("zeros", "empty", "ones", "full")}
 )
+CONTAINER_BUILDERS = frozenset({"dict", "OrderedDict", "defaultdict", "list", "tuple", "set"})
+# what a function that prepares or collects data is called; it returns no metric
+NOT_METRIC_PREFIXES = (
+    "prepare_", "build_", "make_", "create_", "load_", "extract_", "collate", "preprocess",
+    "tokenize", "encode", "decode", "generate", "sample", "predict", "infer", "get_",
+)  # fmt: skip
+# methods of a module that read or change its state without running it on data
+STATE_METHODS = frozenset(
+    {
+        "parameters", "named_parameters", "buffers", "named_buffers", "modules",
+        "named_modules", "children", "named_children", "state_dict", "load_state_dict",
+        "zero_grad", "train", "eval", "to", "cuda", "cpu", "apply", "requires_grad_",
+        "save_pretrained", "half", "float", "register_forward_hook",
+    }
+)  # fmt: skip
 
 
 def higher_is_better(metric: str) -> bool:
@@ -63,13 +81,79 @@ def _is_collection(
     if isinstance(value, COLLECTIONS):
         return True
     if isinstance(value, cst.Call):
-        return index.qualified(value.func) in TENSOR_BUILDERS
+        name = index.qualified(value.func)
+        return name in TENSOR_BUILDERS or name.rsplit(".", 1)[-1] in CONTAINER_BUILDERS
     if isinstance(value, cst.Name) and value.value not in seen:  # `a = b; b = a` ends
         return any(
             _is_collection(index, fn, a.value, seen | {value.value})
             for a in index.assignments_in(value.value, fn.node)
         )
     return False
+
+
+def is_evaluation(index: Index, fn: Function, model_param: str) -> bool:
+    """`fn` measures the model: it runs the model on data (calls it, or hands it on),
+    and trains nothing. A training epoch that returns its loss, or a regularizer over
+    `model.parameters()`, returns a number too, but is no evaluation."""
+    if fn.name.lstrip("_").startswith(NOT_METRIC_PREFIXES):
+        return False
+    return runs_model(index, fn, model_param) and not trains(index, fn)
+
+
+def runs_model(index: Index, fn: Function, model_param: str, depth: int = 0) -> bool:
+    """`fn` calls its `model_param` (or a method of it that is no state access), or hands
+    it to a function that does; tensor maths (`torch.mm(features, x)`) is no model run."""
+    for call in m.findall(fn.node, m.Call()):
+        func = call.func  # type: ignore[attr-defined]
+        if m.matches(func, m.Name(model_param)):
+            return True
+        if m.matches(func, m.Attribute(value=m.Name(model_param))):
+            if func.attr.value not in STATE_METHODS:
+                return True
+            continue
+        if not any(m.matches(a.value, m.Name(model_param)) for a in call.args):  # type: ignore[attr-defined]
+            continue
+        callee = index.resolve_call(call)  # type: ignore[arg-type]
+        if callee is not None:
+            bound = [
+                p
+                for p, v in index.bind_arguments(call, callee).items()  # type: ignore[arg-type]
+                if m.matches(v, m.Name(model_param))
+            ]
+            if depth < 4 and any(runs_model(index, callee, p, depth + 1) for p in bound):
+                return True
+        elif not _is_tensor_maths(index.qualified(func)):
+            return True  # a library function given the model: it may run it
+    return False
+
+
+def _is_tensor_maths(name: str) -> bool:
+    return name in dir(builtins) or name.startswith(
+        ("torch.", "np.", "numpy.", "math.", "F.", "nn.functional.", "scipy.")
+    )
+
+
+def trains(index: Index, fn: Function, seen: frozenset[int] = frozenset()) -> bool:
+    """`fn` (or a function of the file it calls) runs a backward pass or an optimizer step."""
+    if id(fn.node) in seen:
+        return False
+    for call in m.findall(fn.node, m.Call(func=m.Attribute())):
+        attr = call.func.attr.value  # type: ignore[attr-defined]
+        if attr in ("backward", "manual_backward"):
+            return True
+        if attr == "step" and _is_optimizer(index, call.func.value, fn):  # type: ignore[attr-defined]
+            return True
+    for call in m.findall(fn.node, m.Call()):
+        callee = index.resolve_call(call)  # type: ignore[arg-type]
+        if callee is not None and callee is not fn and trains(index, callee, seen | {id(fn.node)}):
+            return True
+    return False
+
+
+def _is_optimizer(index: Index, receiver: cst.BaseExpression, fn: Function) -> bool:
+    if "optim" in index.source.code(receiver).lower():
+        return True
+    return any(kinds.is_optimizer(index, leaf) for leaf, _ in index.values_of(receiver, fn.node))
 
 
 def metric_name(index: Index, fn: Function) -> str:
@@ -83,8 +167,38 @@ def _is_none(expr: cst.BaseExpression) -> bool:
 
 
 def is_model_expression(index: Index, expr: cst.BaseExpression, scope: Scope) -> bool:
-    return any(
-        kinds.model_kind(index, leaf) is not None for leaf, _ in index.values_of(expr, scope)
+    """A module: built by a model class or factory, or a `torch.load` that the script
+    then uses as a module (a loaded tensor or checkpoint dict is no model)."""
+    for leaf, _ in index.values_of(expr, scope):
+        kind = kinds.model_kind(index, leaf)
+        if kind is None:
+            continue
+        if index.qualified(leaf.func) != "torch.load":  # type: ignore[attr-defined]
+            return True
+        if isinstance(expr, cst.Name) and used_as_module(index, expr.value):
+            return True
+    return False
+
+
+MODULE_USES = frozenset(
+    {"eval", "train", "forward", "generate", "parameters", "named_parameters", "state_dict",
+     "load_state_dict", "modules", "named_modules", "children", "zero_grad", "apply"}
+)  # fmt: skip
+
+
+def used_as_module(index: Index, name: str) -> bool:
+    """`name` is called, or a module's own method is called on it."""
+    module = index.source.module
+    return bool(
+        m.findall(module, m.Call(func=m.Name(name)))
+        or m.findall(
+            module,
+            m.Call(
+                func=m.Attribute(
+                    value=m.Name(name), attr=m.OneOf(*(m.Name(u) for u in MODULE_USES))
+                )
+            ),
+        )
     )
 
 
@@ -92,12 +206,18 @@ def find_evaluations(index: Index) -> list[Evaluation]:
     """Calls of the file's own metric-returning functions with a model argument, in file order."""
     found: list[Evaluation] = []
     for call in index.calls:
+        if index.source.module_of(call) is not index.source.module:
+            continue  # in a project, the script's own evaluations (of functions of any file)
         fn = index.resolve_call(call)
         if fn is None or fn.cls is not None or not returns_metric(index, fn):
             continue
         scope = index.scope_of(call)
         for param, arg in index.bind_arguments(call, fn).items():
-            if isinstance(arg, cst.Name | cst.Attribute) and is_model_expression(index, arg, scope):
+            if (
+                isinstance(arg, cst.Name | cst.Attribute)
+                and is_model_expression(index, arg, scope)
+                and is_evaluation(index, fn, param)
+            ):
                 found.append(
                     Evaluation(
                         call,
@@ -123,7 +243,28 @@ def loaders_in(index: Index, scope: Scope, before_line: int) -> list[str]:
                     for leaf, _ in index.values_of(a.value, a.scope)
                 ):
                     names.append((index.source.line(a.statement), target))
+                elif (key := _first_loader_key(index, a.value, a.scope)) is not None:
+                    names.append((index.source.line(a.statement), f"{target}[{key}]"))
     return [name for _, name in sorted(names)]
+
+
+def _first_loader_key(index: Index, value: cst.BaseExpression, scope: Scope) -> str | None:
+    """For loaders kept in a dict (`{x: DataLoader(...) for x in ["train", "val"]}`, or a
+    dict literal of loaders): the first key, as written."""
+    if isinstance(value, cst.DictComp) and len(value.for_in.target.children) <= 1:
+        items = value.for_in.iter
+        if isinstance(items, cst.List | cst.Tuple) and items.elements:
+            if any(
+                kinds.is_dataloader(index, leaf) for leaf, _ in index.values_of(value.value, scope)
+            ):
+                return index.source.code(items.elements[0].value)
+    if isinstance(value, cst.Dict) and value.elements:
+        first = value.elements[0]
+        if isinstance(first, cst.DictElement) and any(
+            kinds.is_dataloader(index, leaf) for leaf, _ in index.values_of(first.value, scope)
+        ):
+            return index.source.code(first.key)
+    return None
 
 
 def model_assignment(
@@ -140,3 +281,111 @@ def model_assignment(
         if candidates
         else None
     )
+
+
+def is_checkpoint_dict(index: Index, name: str) -> bool:
+    """`name` is read as a dict (`ckpt["model"]`, `ckpt.get(...)`, `.keys()`, `load_state_dict(ckpt)`):
+    a `torch.load` of a checkpoint, not of a pickled module."""
+    if m.findall(index.source.module, m.Subscript(value=m.Name(name))):
+        return True
+    dict_methods = m.OneOf(*(m.Name(n) for n in ("get", "keys", "items", "values")))
+    if m.findall(
+        index.source.module, m.Call(func=m.Attribute(value=m.Name(name), attr=dict_methods))
+    ):
+        return True
+    state_dict_load = m.Call(
+        func=m.Attribute(attr=m.Name("load_state_dict")),
+        args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()],
+    )
+    return bool(m.findall(index.source.module, state_dict_load))
+
+
+def visible_loaders(index: Index, scope: Scope, before_line: int) -> list[str]:
+    """Data loaders a statement of `scope` at `before_line` can use: assigned there
+    before, received as a parameter that callers bind to a loader, or module-level."""
+    found = loaders_in(index, scope, before_line)
+    fn = index.function(scope)
+    if fn is not None:
+        for param in fn.all_params():
+            if any(
+                kinds.is_dataloader(index, leaf)
+                for leaf, _ in index.values_of(cst.Name(param), scope)
+            ):
+                found.append(param)
+        found += [n for n in loaders_in(index, index.source.module, 10**9) if n not in found]
+    return found
+
+
+def arguments_at(
+    index: Index, chosen: Evaluation, scope: Scope, line: int, after: bool
+) -> dict[str, str] | None:
+    """Whether the arguments of `chosen.call` (but the model) exist at `line` of `scope`:
+    {} when they do, {loop variable: value} when a loop variable of the call stands for
+    the first item of a literal the loop runs over, None when some name is missing."""
+    substitutions: dict[str, str] = {}
+    for arg in chosen.call.args:
+        if index.source.code(arg.value) == chosen.model_arg:
+            continue
+        for name in _free_names(arg.value):
+            if _visible(index, name, scope, line, after):
+                continue
+            value = _first_loop_item(index, chosen.call, name)
+            if value is None:
+                return None
+            substitutions[name] = value
+    return substitutions
+
+
+def _free_names(expr: cst.BaseExpression) -> set[str]:
+    names = {n.value for n in m.findall(expr, m.Name())}  # type: ignore[union-attr]
+    attrs = {a.attr.value for a in m.findall(expr, m.Attribute())}  # type: ignore[union-attr]
+    keywords = {a.keyword.value for a in m.findall(expr, m.Arg(keyword=m.Name()))}  # type: ignore[union-attr]
+    return names - attrs - keywords
+
+
+def _visible(index: Index, name: str, scope: Scope, line: int, after: bool) -> bool:
+    if name in dir(builtins) or name in index.imports or name in index.classes:
+        return True
+    if any(f.name == name and f.cls is None for f in index.functions.values()):
+        return True
+    fn = index.function(scope)
+    if fn is not None and name in fn.all_params():
+        return True
+    for a in index.assignments.get(name, []):
+        at = index.source.line(a.statement)
+        if a.scope is scope and (at < line or (after and at == line)):
+            return True
+        if a.scope is index.source.module and scope is not index.source.module:
+            return True
+    return False
+
+
+def _first_loop_item(index: Index, call: cst.Call, name: str) -> str | None:
+    """For `for split, loader in [("val", val_loader), ...]` around `call`: the value
+    `name` takes on the first iteration, as written."""
+    src = index.source
+    for loop in src.ancestors(call):
+        if not isinstance(loop, cst.For):
+            continue
+        items = loop.iter
+        if m.matches(items, m.Call(func=m.Attribute(attr=m.Name("items")))) and isinstance(
+            items.func.value,
+            cst.Dict,  # type: ignore[attr-defined]
+        ):
+            first = items.func.value.elements[0]  # type: ignore[attr-defined]
+            if isinstance(first, cst.DictElement):
+                items = cst.Tuple([cst.Element(first.key), cst.Element(first.value)])
+                items = cst.List([cst.Element(items)])
+        if not isinstance(items, cst.List | cst.Tuple) or not items.elements:
+            continue
+        first_item = items.elements[0].value
+        target = loop.target
+        if m.matches(target, m.Name(name)):
+            return src.module.code_for_node(first_item)
+        if isinstance(target, cst.Tuple | cst.List) and isinstance(
+            first_item, cst.Tuple | cst.List
+        ):
+            for t, v in zip(target.elements, first_item.elements):
+                if m.matches(t.value, m.Name(name)):
+                    return src.module.code_for_node(v.value)
+    return None

@@ -62,14 +62,21 @@ class Index:
     source: Source
     functions: dict[cst.FunctionDef, Function] = field(default_factory=dict)
     classes: dict[str, cst.ClassDef] = field(default_factory=dict)
+    classes_in: dict[cst.Module, list[cst.ClassDef]] = field(default_factory=dict)
     calls: list[cst.Call] = field(default_factory=list)
     assignments: dict[str, list[Assignment]] = field(default_factory=lambda: defaultdict(list))
     imports: dict[str, str] = field(default_factory=dict)  # local name -> dotted origin
+    # the imports of each file of a project (`imports` is the entry script's)
+    module_imports: dict[cst.Module, dict[str, str]] = field(default_factory=dict)
     _resolved: dict[cst.Call, Function | None] = field(default_factory=dict, repr=False)
 
     # -- scopes -----------------------------------------------------------------
     def scope_of(self, node: cst.CSTNode) -> Scope:
-        return self.source.enclosing_function(node) or self.source.module
+        return self.source.enclosing_function(node) or self.source.module_of(node)
+
+    def imports_of(self, node: cst.CSTNode) -> dict[str, str]:
+        """The imports of the file `node` is in."""
+        return self.module_imports.get(self.source.module_of(node), self.imports)
 
     def class_of(self, scope: Scope) -> cst.ClassDef | None:
         if isinstance(scope, cst.FunctionDef) and scope in self.functions:
@@ -88,7 +95,7 @@ class Index:
         """Dotted name of `expr` with import aliases expanded ("nn.Linear" -> "torch.nn.Linear")."""
         text = self.source.code(expr)
         head, _, rest = text.partition(".")
-        origin = self.imports.get(head)
+        origin = self.imports_of(expr).get(head)
         if origin is None:
             return text
         return f"{origin}.{rest}" if rest else origin
@@ -120,20 +127,61 @@ class Index:
                 return self._method(self.classes[name], "__init__")
             candidates = [f for f in self.functions.values() if f.cls is None and f.name == name]
             nested = [f for f in candidates if self.scope_of(f.node) is scope]
-            chosen = nested or [
-                f for f in candidates if self.scope_of(f.node) is self.source.module
-            ]
-            return chosen[0] if chosen else None
+            module = self.source.module_of(call)
+            chosen = nested or [f for f in candidates if self.scope_of(f.node) is module]
+            if chosen:
+                return chosen[0]
+            origin = self.imports_of(call).get(name)
+            return self.imported_function(origin, call) if origin else None
         if isinstance(func, cst.Attribute):
             method = func.attr.value
             receiver = func.value
             cls = self.class_of(scope)
             if m.matches(receiver, m.Name("self")) and cls is not None:
                 return self._method(cls, method)
+            head = self.source.code(receiver).split(".")[0]
+            if head in self.imports_of(call):  # engine.train_one_epoch(...)
+                fn = self.imported_function(self.qualified(func), call)
+                if fn is not None:
+                    return fn
             owner = self.instance_class(receiver, scope)
             if owner is not None:
                 return self._method(owner, method)
         return None
+
+    def imported_function(self, dotted: str, at: cst.CSTNode, depth: int = 0) -> Function | None:
+        """The function (or class constructor) of another file of the project that an
+        import names, following re-exports (`from .train_utils import train` in a
+        package's `__init__.py`)."""
+        found = self.source.resolve_import(dotted, at)
+        if found is None or depth > 8:
+            return None
+        module, name = found
+        if not name or "." in name:
+            return None
+        for fn in self.functions.values():
+            if fn.cls is None and fn.name == name and self.scope_of(fn.node) is module:
+                return fn
+        cls = next((c for c in self.classes_in.get(module, []) if c.name.value == name), None)
+        if cls is not None:
+            return self._method(cls, "__init__")
+        origin = self.module_imports.get(module, {}).get(name)
+        return self.imported_function(origin, module, depth + 1) if origin else None
+
+    def imported_class(self, dotted: str, at: cst.CSTNode, depth: int = 0) -> cst.ClassDef | None:
+        """The class of another file of the project that a dotted import names
+        (`models.TinyNet`), following re-exports."""
+        found = self.source.resolve_import(dotted, at)
+        if found is None or depth > 8:
+            return None
+        module, name = found
+        if not name or "." in name:
+            return None
+        for cls in self.classes_in.get(module, []):
+            if cls.name.value == name:
+                return cls
+        origin = self.module_imports.get(module, {}).get(name)
+        return self.imported_class(origin, module, depth + 1) if origin else None
 
     def call_sites(self, fn: Function) -> list[cst.Call]:
         return [c for c in self.calls if self.resolve_call(c) is fn]
@@ -157,7 +205,8 @@ class Index:
         from that class's constructor in the same or the module scope. (Direct
         assignments only: following parameters would need call resolution again.)"""
         text = self.source.code(expr)
-        for a in self.assignments_in(text, scope) + self.assignments_in(text, self.source.module):
+        module = self.source.module_of(expr)
+        for a in self.assignments_in(text, scope) + self.assignments_in(text, module):
             value = unwrap_pass_through(a.value)
             if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
                 if value.func.value in self.classes:
@@ -209,7 +258,7 @@ class Index:
                     if arg is not None:
                         yield from self.values_of(arg, self.scope_of(call), depth + 1)
                 return
-            if scope is not self.source.module:
+            if not isinstance(scope, cst.Module):
                 yield from self.values_of(expr, self.scope_of(scope), depth + 1)
                 return
             yield expr, scope
@@ -271,9 +320,18 @@ class _IndexBuilder(cst.CSTVisitor):
         self.index = index
         self.source = index.source
         self.class_stack: list[cst.ClassDef | None] = []
+        self.module = self.source.module
+        self.imports: dict[str, str] = {}
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self.module = node
+        self.imports = self.index.module_imports.setdefault(node, {})
+        if node is self.source.module:
+            self.index.imports = self.imports
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self.index.classes.setdefault(node.name.value, node)
+        self.index.classes_in.setdefault(self.module, []).append(node)
         self.class_stack.append(node)
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
@@ -319,16 +377,18 @@ class _IndexBuilder(cst.CSTVisitor):
         for alias in node.names:
             dotted = self.source.code(alias.name)
             local = alias.asname.name.value if alias.asname else dotted.split(".")[0]  # type: ignore[union-attr]
-            self.index.imports[local] = dotted if alias.asname else local
+            self.imports[local] = dotted if alias.asname else local
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.module is None or isinstance(node.names, cst.ImportStar):
+        if isinstance(node.names, cst.ImportStar) or (node.module is None and not node.relative):
             return
-        module = "." * len(node.relative) + self.source.code(node.module)
+        dots = "." * len(node.relative)
+        module = dots + self.source.code(node.module) if node.module is not None else ""
         for alias in node.names:
             name = self.source.code(alias.name)
             local = alias.asname.name.value if alias.asname else name  # type: ignore[union-attr]
-            self.index.imports[local] = f"{module}.{name}"
+            # `from . import engine` binds the module `.engine`
+            self.imports[local] = f"{module}.{name}" if module else f"{dots}{name}"
 
 
 def _unpacked(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:
@@ -346,6 +406,9 @@ def _unpacked(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:
 
 
 def build_index(source: Source) -> Index:
+    """One index over the source's files (the entry script first: its classes win a
+    name that several files define)."""
     index = Index(source=source)
-    source.module.visit(_IndexBuilder(index))
+    for part in source.parts:
+        part.module.visit(_IndexBuilder(index))
     return index

@@ -51,6 +51,8 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
     last = name.rsplit(".", 1)[-1]
     if last in index.classes and "." not in name:
         return f"{last}()" if is_model_class(index, index.classes[last]) else None
+    if (imported := index.imported_class(name, leaf)) is not None:  # a class of another file
+        return f"{last}()" if is_model_class(index, imported) else None
     if last in {"from_pretrained", "from_config"}:
         return name
     if name.startswith("torch.nn.") and last[:1].isupper() and not _is_loss_name(last):

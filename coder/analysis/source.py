@@ -39,6 +39,35 @@ class Source(Tree):
     def where(self, node: cst.CSTNode) -> str:
         return f"{self.path}:{self.line(node)}"
 
+    # A project of several files (see project.py) answers these per module.
+    @property
+    def parts(self) -> list[Source]:
+        """The parsed files analysis sees: this one."""
+        return [self]
+
+    def module_of(self, node: cst.CSTNode) -> cst.Module:
+        return self.module
+
+    def part_of(self, node: cst.CSTNode) -> Source:
+        return self
+
+    def shown(self, path: Path) -> str:
+        return str(path)
+
+    def numbered(self, part: Source, number: int) -> int:
+        """Line `number` of the file `part`, as `line()` would give it."""
+        return number
+
+    def line_text(self, node: cst.CSTNode) -> str:
+        """The source line where `node` starts."""
+        return self.text.split("\n")[self.line(node) - 1]  # (splitlines also splits at form feeds)
+
+    def resolve_import(self, dotted: str, at: cst.CSTNode) -> tuple[cst.Module, str] | None:
+        """The module of the project that a dotted import names, and the rest of the
+        name (`engine.train_one_epoch` -> (engine's module, "train_one_epoch")); a
+        single file has no modules to import from."""
+        return None
+
 
 def parse_source(path: Path, text: str) -> Source:
     try:

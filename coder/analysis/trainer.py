@@ -1,8 +1,12 @@
 """Hugging Face `Trainer` use: where it is built, what it is given, how it is run.
 
 A Trainer class is one imported from `transformers` (or `trl`, `setfit`) whose
-name ends in `Trainer`, or a class of the file that inherits from one, under any
-name. The facts are what the planner needs to attach compression: the model
+name ends in `Trainer`, or a class of the file (or of another file of the project,
+followed through the import) that inherits from one, under any name. A class from
+another library (`ORTTrainer`, a `Seq2SeqTrainer` subclass of a package not
+analysed) is recognised by how it is built and used: a `...Trainer` given `model=`
+and `args=` (or TrainingArguments) whose `.train()` or `.evaluate()` is called.
+That is a guess, and the use says so (`guessed`). The facts are what the planner needs to attach compression: the model
 argument, the callbacks argument (or whether the class can take one), the
 metric keys `compute_metrics` returns, and the `train()` / `evaluate()` calls.
 """
@@ -36,26 +40,94 @@ class TrainerUse:
     has_train_dataset: bool
     train_calls: list[cst.Call] = field(default_factory=list)
     eval_calls: list[cst.Call] = field(default_factory=list)  # evaluate() / predict()
+    guessed: str | None = None  # why a class of unknown origin is taken for a Trainer
+    # the keys of each dict compute_metrics returns, one list per return (branches differ)
+    metric_branches: list[list[str]] = field(default_factory=list)
 
 
-def is_trainer_class(index: Index, name: str, seen: frozenset[str] = frozenset()) -> bool:
-    """`name` (a class name as written in the file) is a Trainer class."""
-    qualified = index.imports.get(name.split(".")[0], "")
-    if "." in name and qualified:
-        qualified = qualified + name[name.index(".") :]
+def is_trainer_class(
+    index: Index, name: str, seen: frozenset[str] = frozenset(), at: cst.CSTNode | None = None
+) -> bool:
+    """`name` (a class name as written in the file of `at`, by default the entry
+    script) is a Trainer class."""
+    qualified = _qualified_name(index, name, at)
     if qualified.split(".")[0] in TRAINER_PACKAGES and qualified.endswith("Trainer"):
         return True
-    cls = index.classes.get(name)
+    cls = project_class(index, name, at)
     if cls is None or name in seen:
         return False
     return any(
-        is_trainer_class(index, index.source.code(b.value), seen | {name}) for b in cls.bases
+        is_trainer_class(index, index.source.code(b.value), seen | {name}, b.value)
+        for b in cls.bases
     )
 
 
+def _qualified_name(index: Index, name: str, at: cst.CSTNode | None) -> str:
+    imports = index.imports_of(at) if at is not None else index.imports
+    qualified = imports.get(name.split(".")[0], "")
+    if "." in name and qualified:
+        qualified = qualified + name[name.index(".") :]
+    return qualified
+
+
+def project_class(index: Index, name: str, at: cst.CSTNode | None = None) -> cst.ClassDef | None:
+    """The class of the project that `name` names where `at` is: one imported from
+    another file (`from trainer_qa import QuestionAnsweringTrainer as QA`), or one
+    defined in a file of the project under that name."""
+    qualified = _qualified_name(index, name, at)
+    imported = index.imported_class(qualified, at or index.source.module) if qualified else None
+    return imported or index.classes.get(name)
+
+
+def _foreign_trainer_base(index: Index, cls: cst.ClassDef, seen: frozenset[str]) -> bool:
+    """`cls` inherits from a `...Trainer` class that the project does not define."""
+    for base in cls.bases:
+        name = index.source.code(base.value)
+        parent = project_class(index, name, base.value)
+        if parent is None and name.split(".")[-1].endswith("Trainer"):
+            return True
+        if parent is not None and name not in seen:
+            if _foreign_trainer_base(index, parent, seen | {name}):
+                return True
+    return False
+
+
 def trainer_bases(index: Index) -> set[str]:
-    """Names of the file's own Trainer subclasses."""
-    return {name for name in index.classes if is_trainer_class(index, name)}
+    """Names of the project's own Trainer subclasses."""
+    return {name for name, cls in index.classes.items() if is_trainer_class(index, name, at=cls)}
+
+
+def _guess(index: Index, call: cst.Call, name: str) -> str | None:
+    """Why `call` looks like it builds a Trainer of a library the tool does not know,
+    or None. Only a class the project does not define, or a subclass of one, is
+    guessed at; its `.train()` / `.evaluate()` calls are checked once the use is complete."""
+    cls = project_class(index, name, call)
+    if cls is not None and not _foreign_trainer_base(index, cls, frozenset()):
+        return None
+    arguments = _arguments(call)
+    keywords = {a.keyword.value for a in call.args if a.keyword is not None}
+    args = arguments.get("args")
+    built_with = ""
+    if args is not None:
+        for leaf, _ in index.values_of(args.value, index.scope_of(args.value)):
+            if isinstance(leaf, cst.Call):
+                built_with = index.source.code(leaf.func).split(".")[-1]
+                break
+    takes_arguments = "args" in keywords or built_with.endswith(("TrainingArguments", "Config"))
+    named_trainer = name.split(".")[-1].endswith("Trainer")
+    if "model" not in arguments or not takes_arguments:
+        return None
+    if not named_trainer and not built_with.endswith("TrainingArguments"):
+        return None
+    origin = _qualified_name(index, name, call)
+    if cls is not None:
+        where = "a subclass of " + ", ".join(index.source.code(b.value) for b in cls.bases)
+    else:
+        where = "from " + (origin.rsplit(".", 1)[0] if "." in origin else "an unknown module")
+    return (
+        f"{name} ({where}) is taken for a Hugging Face Trainer subclass from how it is "
+        "built (model=, args=) and run"
+    )
 
 
 def find_trainers(index: Index) -> list[TrainerUse]:
@@ -64,8 +136,11 @@ def find_trainers(index: Index) -> list[TrainerUse]:
     found = []
     for call in index.calls:
         name = src.code(call.func)
-        if not is_trainer_class(index, name):
-            continue
+        guessed = None
+        if not is_trainer_class(index, name, at=call):
+            guessed = _guess(index, call, name)
+            if guessed is None:
+                continue
         statement = src.statement_of(call)
         args = _arguments(call)
         callbacks = args.get("callbacks")
@@ -79,11 +154,13 @@ def find_trainers(index: Index) -> list[TrainerUse]:
                 model=args["model"].value if "model" in args else None,
                 args=args["args"].value if "args" in args else None,
                 callbacks=callbacks,
-                accepts_callbacks=_accepts_callbacks(index, name),
-                metric_keys=_metric_keys(index, args.get("compute_metrics")),
+                accepts_callbacks=_accepts_callbacks(index, name, call),
+                metric_keys=next(iter(_metric_branches(index, args.get("compute_metrics"))), None),
+                metric_branches=_metric_branches(index, args.get("compute_metrics")),
                 has_compute_metrics="compute_metrics" in args,
                 has_eval_dataset="eval_dataset" in args,
                 has_train_dataset="train_dataset" in args,
+                guessed=guessed,
             )
         )
     for use in found:
@@ -106,6 +183,8 @@ def find_trainers(index: Index) -> list[TrainerUse]:
                     use.train_calls.append(call)
                 elif func.attr.value in ("evaluate", "predict"):
                     use.eval_calls.append(call)
+    # a guess stands only when the object is run as a Trainer is
+    found = [u for u in found if u.guessed is None or u.train_calls or u.eval_calls]
     found.sort(key=lambda u: src.line(u.call))
     return found
 
@@ -136,10 +215,10 @@ def _assigned_to(src: Source, statement: cst.BaseStatement, call: cst.Call) -> s
     return None
 
 
-def _accepts_callbacks(index: Index, name: str) -> bool:
+def _accepts_callbacks(index: Index, name: str, at: cst.CSTNode | None = None) -> bool:
     """Whether `name(...)` can take `callbacks=`: the first `__init__` found up the
-    file's own classes decides; a library class always can."""
-    cls = index.classes.get(name)
+    project's own classes decides; a library class always can."""
+    cls = project_class(index, name, at)
     if cls is None:
         return True
     for statement in cls.body.body:
@@ -147,36 +226,38 @@ def _accepts_callbacks(index: Index, name: str) -> bool:
             params = statement.params
             names = {p.name.value for p in (*params.params, *params.kwonly_params)}
             return "callbacks" in names or params.star_kwarg is not None
-    return all(_accepts_callbacks(index, index.source.code(b.value)) for b in cls.bases)
+    return all(_accepts_callbacks(index, index.source.code(b.value), b.value) for b in cls.bases)
 
 
-def _metric_keys(index: Index, arg: cst.Arg | None) -> list[str] | None:
-    """The string keys of the dict `compute_metrics` returns, when it is a function of
-    this file returning a dict literal or `dict(key=...)`."""
+def _metric_branches(index: Index, arg: cst.Arg | None) -> list[list[str]]:
+    """The string keys of each dict `compute_metrics` returns (a dict literal or
+    `dict(key=...)`), one list per return statement, when it is a function of this file."""
     if arg is None or not isinstance(arg.value, cst.Name):
-        return None
+        return []
     function = next(
         (fn for fn in index.functions.values() if fn.name == arg.value.value and fn.cls is None),
         None,
     )
     if function is None:
-        return None
+        return []
+    branches = []
     for returned in iter_returns(function.node):
         value = returned.value
+        keys: list[str] = []
         if isinstance(value, cst.Dict):
             keys = [
                 e.key.evaluated_value
                 for e in value.elements
-                if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
+                if isinstance(e, cst.DictElement)
+                and isinstance(e.key, cst.SimpleString)
+                and isinstance(e.key.evaluated_value, str)
             ]
-            if keys:
-                return [k for k in keys if isinstance(k, str)]
-        if (
+        elif (
             isinstance(value, cst.Call)
             and isinstance(value.func, cst.Name)
             and value.func.value == "dict"
         ):
             keys = [a.keyword.value for a in value.args if a.keyword is not None]
-            if keys:
-                return keys
-    return None
+        if keys:
+            branches.append(keys)
+    return branches

@@ -17,11 +17,12 @@ import libcst.matchers as m
 
 from neural_coder.errors import AnalysisError
 
-from . import kinds
+from . import kinds, steps
 from .index import Function, Index, Scope, unwrap_pass_through
 
 Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
+WRAPPING_ITERATORS = frozenset({"enumerate", "tqdm", "iter"})
 MARKER_MODEL = "neural-coder: model"
 
 
@@ -41,6 +42,8 @@ class TrainingLoop:
     loss_statement: cst.BaseStatement | None
     optimizer_step: cst.BaseStatement
     optimizer: str
+    # the optimizer steps of the other branches of an `if` that chooses the step
+    other_steps: list[cst.BaseStatement]
     model_call: cst.Call | None
     model_output: str | None
     model_inputs: str | None
@@ -59,6 +62,8 @@ class TrainingLoop:
     # N of `if (i + 1) % N == 0: optimizer.step()`, as written in the step's scope
     accumulation: str | None = None
     notes: list[str] = field(default_factory=list)
+    # the same step reached by another backward call (AMP or not): its loss and steps
+    alternatives: list[TrainingLoop] = field(default_factory=list)
 
 
 def find_backward_calls(index: Index) -> list[cst.Call]:
@@ -119,7 +124,7 @@ class LoopAnalysis:
             if fn is None or id(fn.node) in seen:
                 return None
             seen.add(id(fn.node))
-            call = self._single_call_site(fn)
+            call = self._single_call_site(fn) or self._call_through_parameter(fn)
             if call is None:
                 return None
             taken.append(Hop(fn, call))
@@ -138,9 +143,40 @@ class LoopAnalysis:
                 f"{fn.key}() holds the training step and is called from several places (lines {lines})",
                 path=self.source.path,
                 line=self.source.line(fn.node),
-                hint="training hooks need one call path; mark the training call with '# neural-coder: train'",
+                hint="training hooks need one call path: give the other callers (a warm-up, a fine-tuning pass) "
+                "a step function of their own",
             )
         return sites[0] if sites else None
+
+    def _call_through_parameter(self, fn: Function) -> cst.Call | None:
+        """`fit(train_step, loader)` where `fit` runs `step_fn(batch)` in its loop: the call
+        of the parameter that receives `fn`. A step function handed over to a loop
+        function in the file is reached through that call."""
+        if fn.cls is not None:
+            return None
+        found: list[cst.Call] = []
+        for call in self.index.calls:
+            callee = self.index.resolve_call(call)
+            if callee is None or callee is fn:
+                continue
+            for param, value in self.index.bind_arguments(call, callee).items():
+                if not m.matches(value, m.Name(fn.name)):
+                    continue
+                found.extend(
+                    c
+                    for c in self.index.calls
+                    if m.matches(c.func, m.Name(param)) and self.index.scope_of(c) is callee.node
+                )
+        if len(found) > 1:
+            lines = ", ".join(str(self.source.line(c)) for c in found)
+            raise AnalysisError(
+                f"{fn.key}() holds the training step and is run from several places (lines {lines})",
+                path=self.source.path,
+                line=self.source.line(fn.node),
+                hint="training hooks need one call path: give the other callers (a warm-up, a fine-tuning pass) "
+                "a step function of their own",
+            )
+        return found[0] if found else None
 
     # -- mapping expressions between scopes ----------------------------------------------
     def map_up(self, text: str, hops: list[Hop]) -> str | None:
@@ -187,8 +223,8 @@ class LoopAnalysis:
         return name if visible else None
 
     def _visible_from(self, name: str, scope: Scope) -> bool:
-        module = self.source.module
-        at_module = self.index.assignments_in(name, module) or name in self.index.imports
+        module = self.source.module_of(scope)
+        at_module = self.index.assignments_in(name, module) or name in self.index.imports_of(module)
         if scope is module:
             return bool(at_module)
         fn = self.index.function(scope)
@@ -232,17 +268,25 @@ class LoopAnalysis:
                 hint="the tool places hooks in a for/while loop over batches",
             )
         step_loop, step_scope = found
+        optimizer_step, optimizer, other_steps = self._optimizer_step(scope, statement, step_loop)
+        if step_scope is scope and not any(a is step_loop for a in src.ancestors(optimizer_step)):
+            # `for micro_step in range(accumulation): ... loss.backward()` then the
+            # optimizer step after it: the step loop is the one around the optimizer step
+            around = self.enclosing_loop(optimizer_step, scope)
+            if around is not None:
+                step_loop = around
         step_hops = list(hops)
         outer = self.climb_to_loop(step_loop, step_scope, hops)
         epoch_loop, entry_scope = outer if outer else (None, step_scope)
         entry_loop = epoch_loop or step_loop
 
-        optimizer_step, optimizer = self._optimizer_step(scope, statement, step_loop)
         loss_statement = self._loss_statement(loss_name, scope, statement)
         model_call, model_output, model_callee, model_method = self._model_call(
             scope, loss_statement, statement
         )
         model_in_entry = self.map_up(model_callee, hops) if model_callee else None
+        if model_in_entry is None and model_callee is None and hops:
+            model_in_entry = self._model_from_caller(loss_name, hops)
         if model_in_entry is None:
             raise AnalysisError(
                 "cannot tell which model the loop trains",
@@ -258,6 +302,7 @@ class LoopAnalysis:
             loss_statement=loss_statement,
             optimizer_step=optimizer_step,
             optimizer=optimizer,
+            other_steps=other_steps,
             model_call=model_call,
             model_output=model_output,
             model_inputs=self._inputs_text(model_call) if model_call is not None else None,
@@ -278,6 +323,20 @@ class LoopAnalysis:
         loop.model_method = model_method
         return loop
 
+    def _model_from_caller(self, loss_name: str, hops: list[Hop]) -> str | None:
+        """`self._backward(criterion(self.model(x), y))`: the step function receives the
+        loss, and the model call is in the argument at the call site."""
+        first = hops[0]
+        argument = self.index.bind_arguments(first.call, first.function).get(loss_name)
+        if argument is None:
+            return None
+        caller = self.index.scope_of(first.call)
+        calls = [c for c in m.findall(argument, m.Call()) if self._is_model_callee(c.func, caller)]  # type: ignore[union-attr]
+        callees = {self.source.code(c.func) for c in calls}  # type: ignore[union-attr]
+        if len(callees) != 1:
+            return None
+        return self.map_up(callees.pop(), hops[1:])
+
     def _closure_step(self, backward: cst.CSTNode) -> tuple[str, cst.Call] | None:
         """The function holding `backward` and the `optimizer.step(fn)` call that passes
         it (the closure of LBFGS and similar optimizers)."""
@@ -297,12 +356,42 @@ class LoopAnalysis:
 
     def _optimizer_step(
         self, scope: Scope, backward: cst.BaseStatement, step_loop: Loop
-    ) -> tuple[cst.BaseStatement, str]:
+    ) -> tuple[cst.BaseStatement, str, list[cst.BaseStatement]]:
+        """The first optimizer step after `backward` on its path, its optimizer, and the
+        steps of the other branches of any `if` that chooses between steps (AMP or not,
+        an optimizer or a manual update)."""
         src = self.source
         after = src.line(backward)
-        candidates: list[tuple[cst.Call, str]] = []
+        candidates = [
+            (node, name)
+            for node, name in self._step_candidates(scope)
+            if src.line(node) >= after and not steps.exclusive(src, node, backward)
+        ]
+        if not candidates:
+            raise AnalysisError(
+                f"no optimizer step found after the backward call at line {after}",
+                path=src.path,
+                line=src.line(step_loop),
+                hint="the tool needs optimizer.step() (or scaler.step(optimizer)) in the same function as loss.backward()",
+            )
+        node, name = candidates[0]
+        statement = self._hookable(node, backward)
+        others: list[cst.BaseStatement] = []
+        suites = steps.sibling_suites(src, statement, backward, step_loop)
+        for other, _ in self._step_candidates(scope):
+            if steps.within(src, other, suites):
+                hookable = self._hookable(other, backward)
+                if hookable is not statement and hookable not in others:
+                    others.append(hookable)
+        return statement, name, others
+
+    def _step_candidates(self, scope: Scope) -> list[tuple[cst.CSTNode, str]]:
+        """`optimizer.step()`, `scaler.step(optimizer)` and manual parameter updates in
+        `scope`, in source order."""
+        src = self.source
+        found: list[tuple[cst.CSTNode, str]] = []
         for call in self.index.calls:
-            if self.index.scope_of(call) is not scope or src.line(call) < after:
+            if self.index.scope_of(call) is not scope:
                 continue
             func = call.func
             if not (isinstance(func, cst.Attribute) and func.attr.value == "step"):
@@ -313,35 +402,35 @@ class LoopAnalysis:
                 and m.matches(receiver, m.Name() | m.Attribute())
                 and self._is_scaler(receiver, scope)
             ):
-                candidates.append((call, src.code(call.args[0].value)))  # scaler.step(optimizer)
+                found.append((call, src.code(call.args[0].value)))  # scaler.step(optimizer)
             elif not call.args and self._is_optimizer(receiver, scope):
-                candidates.append((call, src.code(receiver)))
-        if not candidates:
-            raise AnalysisError(
-                f"no optimizer step found after the backward call at line {after}",
-                path=src.path,
-                line=src.line(step_loop),
-                hint="the tool needs optimizer.step() (or scaler.step(optimizer)) in the same function as loss.backward()",
-            )
-        call, name = candidates[0]
-        statement = src.statement_of(call)
+                found.append((call, src.code(receiver)))
+        for update in steps.manual_updates(src, scope):
+            found.append((update, f"manual update of {src.code(update.iter)}"))
+        found.sort(key=lambda item: src.line(item[0]))
+        return found
+
+    def _hookable(self, node: cst.CSTNode, backward: cst.BaseStatement) -> cst.BaseStatement:
+        """The statement of an optimizer step, when hooks can go before and after it."""
+        src = self.source
+        statement = src.statement_of(node)
         if statement is backward:
             raise AnalysisError(
                 "loss.backward() and the optimizer step share one line",
                 path=src.path,
-                line=after,
+                line=src.line(backward),
                 hint="put the optimizer step on its own line so hooks can go between them",
             )
         if isinstance(src.parent(statement), cst.SimpleStatementSuite) or not isinstance(
-            statement, cst.SimpleStatementLine
+            statement, cst.SimpleStatementLine | cst.For
         ):
             raise AnalysisError(
                 "the optimizer step is on the same line as its 'if'",
                 path=src.path,
-                line=src.line(call),
+                line=src.line(node),
                 hint="put the optimizer step on its own indented line",
             )
-        return statement, name
+        return statement
 
     def _is_optimizer(self, receiver: cst.BaseExpression, scope: Scope) -> bool:
         leaves = list(self.index.values_of(receiver, scope))
@@ -409,6 +498,10 @@ class LoopAnalysis:
             for c in calls
             if isinstance(c, cst.Call) and c not in methods and self._is_model_callee(c.func, scope)
         ]
+        # `model = Model(cfg).to(device)`, reached through `amp = check_amp(model)`, builds
+        # the model that `model(imgs)` calls: it is not the call of a second model
+        called = {src.code(c.func) for c in models}
+        models = [c for c in models if not (self._assigned_to(c) & (called - {src.code(c.func)}))]
         if not models:  # `loss = module.training_step(batch, i)`: a method of the model
             receivers = {src.code(c.func.value) for c in methods}  # type: ignore[attr-defined]
             if len(receivers) == 1:
@@ -441,6 +534,18 @@ class LoopAnalysis:
                     output = target.value
         return call, output, src.code(call.func), None
 
+    def _assigned_to(self, call: cst.Call) -> set[str]:
+        """The targets of the assignment whose value holds `call`."""
+        statement = self.source.statement_of(call)
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return set()
+        return {
+            self.source.code(t.target)
+            for small in statement.body
+            if isinstance(small, cst.Assign)
+            for t in small.targets
+        }
+
     def _model_method(self, call: cst.BaseExpression, scope: Scope) -> str | None:
         """`step` when `call` is `model.step(...)` on a model of the file's own class
         that defines `step` (a training_step in the style of Lightning)."""
@@ -460,8 +565,7 @@ class LoopAnalysis:
         return None
 
     def _has_marker(self, node: cst.CSTNode) -> bool:
-        line = self.source.text.splitlines()[self.source.line(node) - 1]
-        return MARKER_MODEL in line
+        return MARKER_MODEL in self.source.line_text(node)
 
     def _is_model_callee(self, func: cst.BaseExpression, scope: Scope) -> bool:
         if not _is_dotted_name(func):
@@ -505,6 +609,12 @@ class LoopAnalysis:
         self, loop: TrainingLoop, step_hops: list[Hop], outer_hops: list[Hop]
     ) -> str | None:
         """An expression, valid where the entry loop is, for the optimizer steps in the run."""
+        limit = self._step_limit(loop.step_loop)
+        if limit is not None:
+            # `if completed_steps >= args.max_train_steps: break`: the run's real length
+            mapped = self.map_up(limit, outer_hops)
+            if mapped is not None:
+                return mapped
         per_epoch = self._iterations(loop.step_loop)
         if per_epoch is None:
             loop.notes.append("could not tell how many batches the step loop runs")
@@ -528,15 +638,9 @@ class LoopAnalysis:
     def _iterations(self, node: Loop) -> str | None:
         if isinstance(node, cst.While):
             return _while_bound(node)
-        iterable = node.iter
-        while isinstance(iterable, cst.Call) and self.source.code(iterable.func).split(".")[-1] in {
-            "enumerate",
-            "tqdm",
-            "iter",
-        }:
-            if not iterable.args:
-                return None
-            iterable = iterable.args[0].value
+        iterable = self._unwrap_iterable(node.iter, node)
+        if iterable is None:
+            return None
         if isinstance(iterable, cst.Call) and self.source.code(iterable.func) in {
             "range",
             "trange",
@@ -554,6 +658,79 @@ class LoopAnalysis:
             return f"len({self.source.code(iterable)})"
         return None
 
+    def _step_limit(self, step_loop: Loop) -> str | None:
+        """`LIMIT` of `if counter >= LIMIT: break` in the step loop's body (not in a
+        nested loop): a budget of steps that ends the run (`--max_train_steps`)."""
+        src = self.source
+        for node in m.findall(step_loop.body, m.If()):
+            assert isinstance(node, cst.If)
+            ends = m.findall(node.body, m.Break() | m.Return())
+            if not ends or self.enclosing_loop(ends[0], self.index.scope_of(node)) is not step_loop:
+                continue
+            tests = [node.test]
+            if isinstance(node.test, cst.BooleanOperation) and isinstance(
+                node.test.operator, cst.And
+            ):
+                tests = [node.test.left, node.test.right]
+            for test in tests:
+                if (
+                    isinstance(test, cst.Comparison)
+                    and len(test.comparisons) == 1
+                    and isinstance(
+                        test.comparisons[0].operator, cst.GreaterThanEqual | cst.GreaterThan
+                    )
+                    and isinstance(test.left, cst.Name | cst.Attribute)
+                    and isinstance(test.comparisons[0].comparator, cst.Name | cst.Attribute)
+                ):
+                    return src.code(test.comparisons[0].comparator)
+        return None
+
+    def _unwrap_iterable(
+        self, iterable: cst.BaseExpression, loop: Loop, depth: int = 0
+    ) -> cst.BaseExpression | None:
+        """What a loop really iterates over: through `enumerate(...)`, `tqdm(...)`,
+        progress loggers that take the loader (`metric_logger.log_every(loader, 10)`), and
+        names bound to those in the loop's scope (`pbar = enumerate(loader)`)."""
+        src = self.source
+        if depth > 8:
+            return None
+        if isinstance(iterable, cst.Call):
+            name = src.code(iterable.func).split(".")[-1]
+            if name in {"range", "trange"}:
+                return iterable
+            positional = [a.value for a in iterable.args if a.keyword is None and not a.star]
+            if name in WRAPPING_ITERATORS or any(self._is_loader(a, loop) for a in positional):
+                if not positional:
+                    return None
+                return self._unwrap_iterable(positional[0], loop, depth + 1)
+            return iterable
+        if isinstance(iterable, cst.Name):
+            scope = self.index.scope_of(loop)
+            before = [
+                a
+                for a in self.index.assignments_in(iterable.value, scope)
+                if src.line(a.statement) < src.line(loop)
+            ]
+            if before and not self._is_loader(iterable, loop):
+                # `pbar = enumerate(loader)`; `if rank == 0: pbar = tqdm(pbar)`: the first binding
+                first = min(before, key=lambda a: src.line(a.statement))
+                value = first.value
+                if isinstance(value, cst.Call) and value is not iterable:
+                    inner = self._unwrap_iterable(value, loop, depth + 1)
+                    if inner is not value:
+                        return inner
+        return iterable
+
+    def _is_loader(self, expr: cst.BaseExpression, loop: Loop) -> bool:
+        if not isinstance(expr, cst.Name | cst.Attribute):
+            return False
+        scope = self.index.scope_of(loop)
+        if any(
+            kinds.is_dataloader(self.index, leaf) for leaf, _ in self.index.values_of(expr, scope)
+        ):
+            return True
+        return "loader" in self.source.code(expr).split(".")[-1].lower()
+
     def _accumulation(self, loop: TrainingLoop) -> str | None:
         """`N` in `if (i + 1) % N == 0: optimizer.step()`."""
         for ancestor in self.source.ancestors(loop.optimizer_step):
@@ -570,7 +747,24 @@ class LoopAnalysis:
                             f"gradient accumulation by {divisor} is not visible where training starts"
                         )
                     return mapped
+                self._note_skipped_steps(loop, ancestor)
         return None
+
+    def _note_skipped_steps(self, loop: TrainingLoop, chain: cst.If) -> None:
+        """An optimizer step that some batches skip (`if ni - last_opt_step >= accumulate:`)
+        in a way the tool cannot count: the schedule's length is then only an upper bound."""
+        src = self.source
+        if isinstance(src.parent(chain), cst.If) or steps.branch_holding(src, loop.backward, chain):
+            return
+        holding = steps.branch_holding(src, loop.optimizer_step, chain)
+        others = [b for b in steps.branches(chain) if b is not holding]
+        if any(steps.within(src, s, others) for s in loop.other_steps):
+            return  # a choice between two steps, each hooked
+        loop.notes.append(
+            f"the optimizer step at line {src.line(loop.optimizer_step)} runs only when "
+            f"{src.code(chain.test)}: the run length counts batches, so pruning may end later "
+            "than planned; pass --end-step with the number of optimizer steps"
+        )
 
 
 def _is_dotted_name(expr: cst.BaseExpression) -> bool:

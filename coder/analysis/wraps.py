@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
+import libcst.matchers as m
 
 from .index import Index, Scope, unwrap_pass_through
 from .source import Source
@@ -39,8 +40,75 @@ def find_wrap(index: Index, name: str, scope: Scope, before_line: int) -> Wrap |
     ]
     if not assignments:
         return None
-    last = max(assignments, key=lambda a: src.line(a.statement))
-    statement = last.statement
+    assignments.sort(key=lambda a: src.line(a.statement))
+    # the first of the wraps at the end of the model's re-bindings, looking back through
+    # those that take the model itself (`model = torch.compile(model)` then
+    # `if ddp: model = DDP(model)`; `model = smart_DDP(model)`, `model = model.to(device)`)
+    earliest: Wrap | None = None
+    for assignment in reversed(assignments):
+        wrap = _wrap_of(index, assignment.statement, name)
+        if wrap is not None:
+            if earliest is not None and wrap.inner != earliest.inner:
+                break
+            earliest = wrap
+            continue
+        value = unwrap_pass_through(assignment.value)
+        if not (isinstance(value, cst.Call) and name in _names(value)):
+            break
+    return earliest
+
+
+def find_wrap_in_class(index: Index, name: str, cls: cst.ClassDef) -> tuple[Wrap, Scope] | None:
+    """`self.model = DDP(model)` in a method of `cls` (usually `__init__`), with the
+    method's scope, when training reads `self.model` in another method."""
+    if not name.startswith("self."):
+        return None
+    src = index.source
+    for assignment in sorted(
+        index.class_assignments(name, cls), key=lambda a: src.line(a.statement), reverse=True
+    ):
+        wrap = _wrap_of(index, assignment.statement, name)
+        if wrap is not None:
+            return wrap, assignment.scope
+    return None
+
+
+def unprepared_wrap(
+    index: Index, name: str, scope: Scope, cls: cst.ClassDef | None
+) -> cst.Call | None:
+    """A wrap of `name` (`DDP(build_model())`, `self.model = DDP(...)`) that the tool could
+    not prepare the bare model before: QAT would meet the wrapper at run time."""
+    assignments = list(index.assignments_in(name, scope))
+    if cls is not None and name.startswith("self."):
+        assignments += index.class_assignments(name, cls)
+    for assignment in assignments:
+        value = unwrap_pass_through(assignment.value)
+        if isinstance(value, cst.Call) and index.qualified(value.func) in WRAPPERS:
+            return value
+    return None
+
+
+def _names(node: cst.CSTNode) -> set[str]:
+    return {n.value for n in m.findall(node, m.Name())}  # type: ignore[union-attr]
+
+
+def wrap_anchor(src: Source, wrap: Wrap, before: cst.CSTNode) -> cst.BaseStatement:
+    """Where the bare model is prepared: before the wrap, or, when the wrap is one
+    branch of an `if` (`if args.distributed: ... elif args.gpu: ... else: DataParallel`),
+    before the whole `if`, so the manager exists on every path. `before` (the training
+    loop) stays after the anchor."""
+    around_loop = {id(node) for node in src.ancestors(before)}
+    anchor: cst.BaseStatement = wrap.statement
+    for ancestor in src.ancestors(wrap.statement):
+        if isinstance(ancestor, cst.FunctionDef | cst.ClassDef) or id(ancestor) in around_loop:
+            break
+        if isinstance(ancestor, cst.If) and not isinstance(src.parent(ancestor), cst.If):
+            anchor = ancestor
+    return anchor
+
+
+def _wrap_of(index: Index, statement: cst.BaseStatement, name: str) -> Wrap | None:
+    src = index.source
     if not isinstance(statement, cst.SimpleStatementLine) or not isinstance(
         statement.body[0], cst.Assign
     ):

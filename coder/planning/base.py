@@ -10,6 +10,8 @@ import libcst.matchers as m
 
 from neural_coder.analysis import Facts
 from neural_coder.analysis.index import Scope
+from neural_coder.analysis.low_bit import low_bit_load
+from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.analysis.wraps import peft_adapters
 from neural_coder.errors import AnalysisError
 from neural_coder.options import OptimizeOptions
@@ -45,7 +47,7 @@ class BasePlanner:
         self.index = facts.index
         self.line_length = line_length
         self.plan = Plan()
-        self.taken = set(self.src.names)
+        self.taken = set(self.src.names)  # a project: the names of all its files
         self.cm_name = self.free_name("compression_manager")
         self.teacher_name = self.free_name("teacher_model")
 
@@ -157,7 +159,9 @@ class BasePlanner:
     def refuse_peft_weights(self, model: str, scope: Scope) -> None:
         """Pruning and quantization change the model's weights; a PEFT model trains only
         its adapters, and merging them afterwards would undo the compression of the
-        frozen base weights. Distillation only changes the loss, bf16 only the dtype."""
+        frozen base weights. Distillation only changes the loss, bf16 only the dtype.
+        Weights loaded in 4 or 8 bits are refused first (see refuse_low_bit_weights)."""
+        self.refuse_low_bit_weights(model, scope)
         parts = {WEIGHT_TECHNIQUES[t] for t in self.options.approach if t in WEIGHT_TECHNIQUES}
         if not parts:
             return
@@ -173,6 +177,30 @@ class BasePlanner:
             line=self.src.line(call),
             hint="merge the adapters first (model = model.merge_and_unload()) and compress the "
             "merged model in a script of its own; distillation works on a PEFT model as it is",
+        )
+
+    def refuse_low_bit_weights(self, model: str, scope: Scope) -> None:
+        """A model loaded with bitsandbytes 4-bit / 8-bit weights has packed integer
+        weights that pruning, quantization and bf16 cannot convert; distillation (a loss)
+        works on it."""
+        parts = [
+            "bf16" if t == "bf16" else WEIGHT_TECHNIQUES[t]
+            for t in self.options.approach
+            if t in WEIGHT_TECHNIQUES or t == "bf16"
+        ]
+        if not parts:
+            return
+        call = low_bit_load(self.index, model, scope)
+        if call is None:
+            return
+        raise AnalysisError(
+            f"{model} is loaded with 4-bit or 8-bit weights ({self.src.code(call.func)} at line "
+            f"{self.src.line(call)}): its linear layers are bitsandbytes modules whose weights are "
+            f"already packed integers, which {' and '.join(dict.fromkeys(parts))} cannot convert",
+            path=self.src.path,
+            line=self.src.line(call),
+            hint="load the model in full precision (drop load_in_4bit / load_in_8bit / "
+            "quantization_config) to compress it, or keep the bitsandbytes model as it is",
         )
 
     def qat_needs_fp32(
@@ -195,6 +223,13 @@ class BasePlanner:
             line=line,
             hint=f"{fix}; pruning and distillation work in mixed precision",
         )
+
+    def warn_guessed_trainer(self, use: TrainerUse) -> None:
+        if use.guessed is not None:
+            self.plan.warnings.append(
+                f"line {self.src.line(use.call)}: {use.guessed}; a guess: check that the class "
+                "takes callbacks and runs Trainer.train()/evaluate() as transformers' Trainer does"
+            )
 
     def training_imports(self) -> None:
         edits = self.plan.edits

@@ -14,13 +14,25 @@ import libcst as cst
 import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.training import BUILTIN_NAMES, free_names
-from neural_coder.analysis.wraps import find_wrap
+from neural_coder.analysis.index import Function, Scope, iter_returns
+from neural_coder.analysis.training import BUILTIN_NAMES, free_names, unwrap
+from neural_coder.analysis.wraps import (
+    find_wrap,
+    find_wrap_in_class,
+    unprepared_wrap,
+    wrap_anchor,
+)
 from neural_coder.errors import AnalysisError
-from neural_coder.transforms.edits import AddKeywordArgument, AddParameter, ReplaceExpression
+from neural_coder.transforms.edits import (
+    AddImport,
+    AddKeywordArgument,
+    AddParameter,
+    ReplaceExpression,
+)
 
-from .base import BasePlanner, Plan
+from .base import PRUNING_END_FRACTION, BasePlanner, Plan
 
+HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
 CONDITIONAL_EXPRESSIONS = (
     cst.IfExp,
@@ -46,24 +58,56 @@ class LoopPlanner(BasePlanner):
 
         anchor, bare = loop.entry_loop, model
         wrap = find_wrap(self.index, model, loop.entry_scope, self.src.line(loop.entry_loop))
+        wrap_scope = loop.entry_scope
+        entry_cls = self.index.class_of(loop.entry_scope)
+        if wrap is None and entry_cls is not None:
+            # `self.model = DDP(model)` in `__init__`: the bare model is prepared there
+            found = find_wrap_in_class(self.index, model, entry_cls)
+            if found is not None:
+                wrap, wrap_scope = found
+        if wrap is None and "qat" in techniques:
+            self._refuse_qat_behind_a_wrap(loop, model, entry_cls)
         if wrap is not None:
-            anchor, bare = wrap.statement, wrap.inner
+            anchor, bare = wrap_anchor(self.src, wrap, loop.entry_loop), wrap.inner
+            where = (
+                "the wrap"
+                if anchor is wrap.statement
+                else f"the branches at line {self.src.line(anchor)}"
+            )
             self.plan.placed.append(
                 f"the model is wrapped by {wrap.what} at line {self.src.line(wrap.statement)}: "
-                f"{bare} is compressed before the wrap"
+                f"{bare} is compressed before {where}"
             )
-        self.refuse_peft_weights(bare, loop.entry_scope)
+            if not self._defined_before(bare, anchor, loop, wrap_scope):
+                raise AnalysisError(
+                    f"{bare} is wrapped by {wrap.what} at line {self.src.line(wrap.statement)}, "
+                    f"but it is only bound inside the branches at line {self.src.line(anchor)}, "
+                    "so no single place prepares it for every path",
+                    path=self.src.path,
+                    line=self.src.line(anchor),
+                    hint="build the model before the branches that wrap it",
+                )
+        self.refuse_peft_weights(bare, wrap_scope)
+        if "qat" in techniques:
+            self._refuse_qat_on_a_parameter(loop, bare)
         if loop.model_method is not None:
             self._refuse_model_method(loop)
         if "qat" in techniques and loop.model_call is not None:
             self._check_autocast(loop.model_call)
         total_steps = loop.total_steps
-        if wrap is not None and total_steps and not self._defined_before(total_steps, anchor, loop):
-            self.plan.warnings.append(
-                f"the run length ({total_steps}) is only known after line {self.src.line(anchor)}, "
-                "where the compression manager must be prepared"
-            )
-            total_steps = None
+        fit_later: str | None = None
+        if total_steps and anchor is not loop.entry_loop:
+            if self._defined_before(total_steps, loop.entry_loop, loop):
+                # the loaders may be built, or sharded by the wrap (`accelerator.prepare`), and
+                # the step budget set (`args.max_train_steps = ...`), between the wrap and
+                # the loop: the schedule is fitted to the run right before training starts
+                fit_later, total_steps = total_steps, ""
+            else:
+                self.plan.warnings.append(
+                    f"the run length ({total_steps}) is only known after line {self.src.line(anchor)}, "
+                    "where the compression manager must be prepared"
+                )
+                total_steps = None
         before: list[str] = []
         if "distillation" in techniques:
             before.append(self.teacher(bare))
@@ -72,6 +116,12 @@ class LoopPlanner(BasePlanner):
         if "qat" in techniques:
             before.append(f"{bare} = {cm}.model")
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
+        if (
+            fit_later is not None
+            and "pruning" in techniques
+            and self.options.pruning.end_step is None
+        ):
+            self._fit_schedule(loop, cm, fit_later)
         self.insert(loop.entry_loop, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
 
         if loop.epoch_loop is not None:
@@ -99,21 +149,91 @@ class LoopPlanner(BasePlanner):
         inner_cm = cm_of[id(loop.backward_scope)]
         if "distillation" in techniques:
             self._distillation_loss(loop, inner_cm)
-        self.insert(
-            loop.optimizer_step,
-            "before",
-            [f"{inner_cm}.callbacks.on_before_optimizer_step()"],
-            "on_before_optimizer_step",
-        )
-        self.insert(
-            loop.optimizer_step,
-            "after",
-            [f"{inner_cm}.callbacks.on_after_optimizer_step()"],
-            "on_after_optimizer_step",
-        )
+            for other in loop.alternatives:
+                self._distillation_loss(other, inner_cm)
+        for step in [loop.optimizer_step, *loop.other_steps]:
+            self.insert(
+                step,
+                "before",
+                [f"{inner_cm}.callbacks.on_before_optimizer_step()"],
+                "on_before_optimizer_step",
+            )
+            self.insert(
+                step,
+                "after",
+                [f"{inner_cm}.callbacks.on_after_optimizer_step()"],
+                "on_after_optimizer_step",
+            )
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _refuse_qat_behind_a_wrap(
+        self, loop: TrainingLoop, model: str, entry_cls: cst.ClassDef | None
+    ) -> None:
+        call = unprepared_wrap(self.index, model, loop.entry_scope, entry_cls)
+        if call is None:
+            return
+        raise AnalysisError(
+            f"{model} is wrapped by {self.src.code(call.func)} at line {self.src.line(call)} "
+            "around a model with no name of its own: QAT must prepare the bare module before "
+            "the wrap, and there is no name to prepare",
+            path=self.src.path,
+            line=self.src.line(call),
+            hint="build the model into a name first (model = Net(); wrapped = DDP(model))",
+        )
+
+    def _refuse_qat_on_a_parameter(self, loop: TrainingLoop, bare: str) -> None:
+        """QAT hands back a new module (`model = manager.model`). When training starts in
+        a function that receives the model as a parameter, only that function's local
+        name would see it: the caller would go on to evaluate and save the fp32 model."""
+        fn = self.index.function(loop.entry_scope)
+        param = bare.split(".")[0]
+        if fn is None or param not in fn.all_params():
+            return
+        sites = self.index.call_sites(fn)
+        held = [
+            arg
+            for call in sites
+            if (arg := self.index.bind_arguments(call, fn).get(param)) is not None
+            and isinstance(unwrap(arg), cst.Name | cst.Attribute)
+        ]
+        if sites and not held:
+            return  # `fit(Classifier(), loader)`: no caller keeps the model it passed
+        sites_assigned = all(
+            isinstance(self.src.parent(call), cst.Assign) for call in self.index.call_sites(fn)
+        )
+        if (
+            self.index.call_sites(fn)
+            and sites_assigned
+            and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
+        ):
+            return  # `model = train(model, ...)` with `return model`: the caller gets it back
+        lines = ", ".join(str(self.src.line(c)) for c in self.index.call_sites(fn))
+        caller = f"its caller (line {lines})" if lines else "its callers (in other files)"
+        raise AnalysisError(
+            f"training starts in {fn.key}(), which receives the model as its parameter "
+            f"{bare.split('.')[0]!r}: QAT replaces the model with a quantized module, and "
+            f"{caller} would go on evaluating and saving the model passed in",
+            path=self.src.path,
+            line=self.src.line(fn.node),
+            hint=f"have {fn.key}() return the model and re-bind it at the call site, or move the "
+            "epoch loop into the function that builds the model; pruning and distillation "
+            "work on this layout as it is",
+        )
+
+    def _fit_schedule(self, loop: TrainingLoop, cm: str, total_steps: str) -> None:
+        start = self.options.pruning.first_step
+        self.insert(
+            loop.entry_loop,
+            "before",
+            [
+                f"fit_pruning_schedules({cm}.callbacks, "
+                f"max({start}, int({PRUNING_END_FRACTION} * ({total_steps}))))"
+            ],
+            "the pruning schedule fitted to the run",
+        )
+        self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "fit_pruning_schedules"))
 
     def _check_autocast(self, model_call: cst.Call) -> None:
         """A model run under autocast (bf16 or fp16) fails QAT in the first step."""
@@ -159,9 +279,16 @@ class LoopPlanner(BasePlanner):
             hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",
         )
 
-    def _defined_before(self, expression: str, anchor: cst.CSTNode, loop: TrainingLoop) -> bool:
-        """Every name `expression` reads has a value at `anchor` (in the entry scope)."""
-        scope = loop.entry_scope
+    def _defined_before(
+        self,
+        expression: str,
+        anchor: cst.CSTNode,
+        loop: TrainingLoop,
+        scope: Scope | None = None,
+    ) -> bool:
+        """Every name `expression` reads has a value at `anchor` (in `scope`, by default
+        the entry scope)."""
+        scope = loop.entry_scope if scope is None else scope
         line = self.src.line(anchor)
         fn = self.index.function(scope)
         for name in free_names(cst.parse_expression(expression)):
@@ -171,8 +298,8 @@ class LoopPlanner(BasePlanner):
             if local or not (
                 (fn is not None and name in (*fn.all_params(), "self"))
                 or name in BUILTIN_NAMES
-                or name in self.index.imports
-                or self.index.assignments_in(name, self.src.module)
+                or name in self.index.imports_of(scope)
+                or self.index.assignments_in(name, self.src.module_of(scope))
             ):
                 return False
         return True
@@ -186,6 +313,7 @@ class LoopPlanner(BasePlanner):
         for hop in reversed(loop.hops):  # outermost first
             caller_cm = cm_of[id(self.index.scope_of(hop.call))]
             if entry_cls is not None and hop.function.cls is entry_cls:
+                self._refuse_other_paths(hop.function, hop.call)
                 cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
                 continue
             for call in self.index.call_sites(hop.function):
@@ -202,6 +330,24 @@ class LoopPlanner(BasePlanner):
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
+
+    def _refuse_other_paths(self, fn: Function, taken: cst.Call) -> None:
+        """A method on the training path that other code also calls (`self._backward(loss)`
+        from warm-up and fine-tune loops): its hooks would read `self.compression_manager`
+        on paths that may run before training prepares it."""
+        others = [c for c in self.index.call_sites(fn) if c is not taken]
+        if not others:
+            return
+        lines = ", ".join(str(self.src.line(c)) for c in others)
+        raise AnalysisError(
+            f"{fn.key}() is on the training path (called at line {self.src.line(taken)}) and "
+            f"also called at line {lines}: the hooks inside it would run there too, where the "
+            "compression manager may not exist yet (a warm-up before training)",
+            path=self.src.path,
+            line=self.src.line(others[0]),
+            hint="give the other paths a step method of their own, or compress in a script "
+            "with one training path",
+        )
 
     def _distillation_loss(self, loop: TrainingLoop, cm: str) -> None:
         output = loop.model_output

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation
+from neural_coder.analysis import evaluation, final_model
 from neural_coder.analysis.evaluation import higher_is_better
+from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.trainer import TrainerUse
+from neural_coder.analysis.training import find_backward_calls
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
@@ -30,22 +32,26 @@ class PostTrainingPlanner(BasePlanner):
         if self.facts.loop is None and self.facts.trainers:
             return self._build_for_trainer(self._evaluated_trainer())
         evaluations = evaluation.find_evaluations(self.index)
-        model, anchor, where, scope = self._placement(evaluations)
+        place = self._placement(evaluations)
+        model, scope = place.model, place.scope
         self.refuse_peft_weights(model, scope)
-        chosen = next((e for e in evaluations if e.scope is scope and e.model_arg == model), None)
+        self._check_result_is_used(place)
+        found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
-        loader = self._loader(chosen, scope, self.src.line(anchor)) if needs_data else None
-        eval_func = None
-        if chosen is not None:
+        loader = self._loader(found, place) if needs_data else None
+        eval_func = what = None
+        if found is not None:
+            chosen, substitutions = found
             candidate = self.free_name("candidate")
-            eval_func = f"lambda {candidate}: {self._eval_call(chosen, candidate)}"
+            eval_func = f"lambda {candidate}: {self._eval_call(chosen, candidate, substitutions)}"
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
-        else:
-            what = None
-        better = chosen is None or higher_is_better(
-            evaluation.metric_name(self.index, chosen.function)
+        better = found is None or higher_is_better(
+            evaluation.metric_name(self.index, found[0].function)
         )
-        self._emit(model, anchor, where, loader, eval_func, what, higher_is_better=better)
+        self.plan.placed += [f"note: {n}" for n in place.notes]
+        self._emit(
+            model, place.anchor, place.where, loader, eval_func, what, higher_is_better=better
+        )
         return self.plan
 
     @property
@@ -153,64 +159,171 @@ class PostTrainingPlanner(BasePlanner):
             ]
 
     # -- a hand-written script ----------------------------------------------------------------
-    def _placement(
-        self, evaluations: list[evaluation.Evaluation]
-    ) -> tuple[str, cst.CSTNode, str, object]:
+    def _placement(self, evaluations: list[evaluation.Evaluation]) -> FinalModel:
         loop = self.facts.loop
-        if loop is not None:  # the trained model, right after training
-            return loop.model_in_entry, loop.entry_loop, "after", loop.entry_scope
+        if loop is not None:  # the trained model, once training (and any reload) is done
+            place = final_model.after_training(
+                self.index, loop.model_in_entry, loop.entry_loop, loop.entry_scope
+            )
+            self._refuse_uncalled_training(place)
+            return place
+        self._refuse_unknown_training()
         if evaluations:
             first = evaluations[0]
             line = self.src.line(first.call)
-            if evaluation.model_assignment(self.index, first.model_arg, first.scope, line) is None:
+            built = evaluation.model_assignment(self.index, first.model_arg, first.scope, line)
+            if built is None:
                 raise AnalysisError(
                     f"{first.model_arg} is evaluated at line {line} but not built in {self.index.describe(first.scope)}",
                     path=self.src.path,
                     line=line,
                     hint="mark the model's assignment with '# neural-coder: model'",
                 )
-            return first.model_arg, first.statement, "before", first.scope
+            anchor = final_model.outermost_loop(self.index, first.statement, first.scope)
+            if self.src.line(anchor) < self.src.line(built) < self.src.line(first.call):
+                anchor = first.statement  # a model built per iteration is quantized per iteration
+            else:  # out of an `if args.do_eval:` that the model is built outside of
+                anchor = final_model.in_block_of(self.index, anchor, built)
+            return FinalModel(first.model_arg, anchor, "before", first.scope)
         models = [
-            f for f in self.facts.found if f.kind == "model" and f.target and "." not in f.target
+            f
+            for f in self.facts.found
+            if f.kind == "model"
+            and f.target
+            and "." not in f.target
+            and not self._built_in_a_loop(f.target, f.line)
+            and final_model.is_module_built(self.index, f.target, f.what)
         ]
-        if len(models) != 1:
+        targets = list(dict.fromkeys(f.target or "" for f in models))  # re-bindings: one model
+        if len(targets) != 1:
             raise AnalysisError(
                 "no evaluation function takes the model, and "
                 + (
                     "no model was found"
-                    if not models
-                    else f"{len(models)} models are built ({', '.join(m.target or '' for m in models)})"
+                    if not targets
+                    else f"{len(targets)} models are built ({', '.join(targets)})"
                 ),
                 path=self.src.path,
                 hint="add a function that evaluates the model and returns a metric, or keep one model per file",
             )
-        target = models[0].target or ""
+        first = models[0]
         assignment = next(
             a
-            for a in self.index.assignments[target]
-            if self.src.line(a.statement) == models[0].line
+            for a in self.index.assignments[targets[0]]
+            if self.src.line(a.statement) == first.line
         )
-        return target, assignment.statement, "after", assignment.scope
+        anchor = final_model.out_of_branches(self.index, assignment.statement, assignment.scope)
+        place = FinalModel(targets[0], anchor, "after", assignment.scope)
+        reload = final_model.last_reload(self.index, place)
+        if reload is not None:
+            place.anchor = reload
+        return place
 
-    def _loader(self, chosen: evaluation.Evaluation | None, scope: object, line: int) -> str:
-        loaders = evaluation.loaders_in(self.index, scope, line + 1)  # type: ignore[arg-type]
-        if chosen is not None:
+    def _built_in_a_loop(self, target: str, line: int) -> bool:
+        """A value assigned inside a loop is rebuilt each iteration (a batch's output, a
+        metric): a fit there would run once per batch."""
+        for a in self.index.assignments.get(target, []):
+            if self.src.line(a.statement) == line:
+                return (
+                    final_model.outermost_loop(self.index, a.statement, a.scope) is not a.statement
+                )
+        return False
+
+    def _refuse_unknown_training(self) -> None:
+        """The script trains, but its loop could not be read: the place where the model is
+        final is unknown, and a fit before training would quantize the untrained model."""
+        if self.facts.trainers:
+            return
+        backward = find_backward_calls(self.index)
+        if not backward:
+            return
+        line = self.src.line(backward[0])
+        why = self.facts.loop_error.message if self.facts.loop_error else "it could not be read"
+        raise AnalysisError(
+            f"the script trains the model (.backward() at line {line}), but its training loop "
+            f"could not be read ({why}): a post-training fit must follow training",
+            path=self.src.path,
+            line=line,
+            hint="mark the trained model's assignment with '# neural-coder: model' and make the "
+            "loop readable, or quantize in a script that loads the trained weights",
+        )
+
+    def _refuse_uncalled_training(self, place: FinalModel) -> None:
+        """Training in a function this file never calls (`train_one_epoch()` of an
+        `engine.py`): the model is final in the script that calls it."""
+        fn = self.index.function(place.scope)
+        if fn is None or "." in place.model or self.index.call_sites(fn):
+            return
+        if final_model.later_reads(self.index, place):
+            return
+        raise AnalysisError(
+            f"training runs in {fn.key}(), which nothing in this file calls: the model is "
+            "final where its caller has trained it",
+            path=self.src.path,
+            line=self.src.line(fn.node),
+            hint=f"run the tool on the script that calls {fn.key}() (with this file beside it)",
+        )
+
+    def _check_result_is_used(self, place: FinalModel) -> None:
+        """A local name that nothing reads after the fit would drop the quantized model."""
+        if "." in place.model or final_model.later_reads(self.index, place):
+            return
+        line = self.src.line(place.anchor)
+        raise AnalysisError(
+            f"the quantized model would be thrown away: nothing after line {line} in "
+            f"{self.index.describe(place.scope)} evaluates, saves or returns {place.model}",
+            path=self.src.path,
+            line=line,
+            hint=f"evaluate or save {place.model} after training (for example "
+            f"torch.save({place.model}.state_dict(), path) after line {line}), then run again",
+        )
+
+    def _evaluation_for(
+        self, place: FinalModel, evaluations: list[evaluation.Evaluation]
+    ) -> tuple[evaluation.Evaluation, dict[str, str]] | None:
+        """The script's evaluation of the model at `place` whose arguments all exist there
+        (a loop variable is replaced by the first item of a literal the loop runs over);
+        the evaluations that follow `place` first."""
+        line = self.src.line(place.anchor)
+        same = [e for e in evaluations if e.scope is place.scope and e.model_arg == place.model]
+        ordered = [e for e in same if self.src.line(e.call) > line] + [
+            e for e in same if self.src.line(e.call) <= line
+        ]
+        for chosen in ordered:
+            substitutions = evaluation.arguments_at(
+                self.index, chosen, place.scope, line, after=place.where == "after"
+            )
+            if substitutions is not None:
+                return chosen, substitutions
+        return None
+
+    def _loader(
+        self, found: tuple[evaluation.Evaluation, dict[str, str]] | None, place: FinalModel
+    ) -> str:
+        line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
+        loaders = evaluation.visible_loaders(self.index, place.scope, line)
+        if found is not None:
+            chosen, substitutions = found
             for arg in chosen.call.args:
                 text = self.src.code(arg.value)
+                text = substitutions.get(text, text)
                 if text in loaders:
                     return text
         if loaders:
             return loaders[0]
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
         raise AnalysisError(
-            f"{what} needs data, but no DataLoader is built before the model is used",
+            f"{what} needs data, but no DataLoader is in reach of line {line} "
+            f"({self.index.describe(place.scope)})",
             path=self.src.path,
             line=line,
             hint="build the DataLoader before the model is evaluated"
             + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
         )
 
-    def _eval_call(self, chosen: evaluation.Evaluation, candidate: str) -> str:
+    def _eval_call(
+        self, chosen: evaluation.Evaluation, candidate: str, substitutions: dict[str, str]
+    ) -> str:
         params = chosen.function.positional_params()
         args = []
         for position, arg in enumerate(chosen.call.args):
@@ -219,7 +332,13 @@ class PostTrainingPlanner(BasePlanner):
                 if arg.keyword
                 else (position < len(params) and params[position] == chosen.model_param)
             )
-            args.append(arg.with_changes(value=cst.Name(candidate)) if is_model else arg)
+            if is_model:
+                args.append(arg.with_changes(value=cst.Name(candidate)))
+                continue
+            text = self.src.code(arg.value)
+            if text in substitutions:
+                arg = arg.with_changes(value=cst.parse_expression(substitutions[text]))
+            args.append(arg)
         return self.src.module.code_for_node(chosen.call.with_changes(args=args))
 
     # -- a Hugging Face Trainer ----------------------------------------------------------------
@@ -238,24 +357,31 @@ class PostTrainingPlanner(BasePlanner):
     def _build_for_trainer(self, use: TrainerUse) -> Plan:
         trainer = use.target
         assert trainer is not None
+        self.warn_guessed_trainer(use)
         if use.model is not None:
             self.refuse_peft_weights(self.src.code(use.model), use.scope)
         anchor, where = self._trainer_anchor(use)
         loader = None
         if self.approach == "benchmark" or self.quant_approach in ("static", "auto"):
             loader = self._trainer_loader(use)
-        metric, better = self._trainer_metric(use)
+        keys, better = self._trainer_metric(use)
+        metric = keys[0] if len(keys) == 1 else keys
         eval_func = None
         if use.has_eval_dataset and self.approach != "benchmark":
             eval_func = f"trainer_eval_func({trainer}, {metric!r})"
             self.plan.edits.append(AddImport(self.modules["transformers"], "trainer_eval_func"))
+            if len(keys) > 1:
+                self.plan.warnings.append(
+                    f"compute_metrics returns {' or '.join(keys)} depending on the run: the "
+                    "tuning uses the first one trainer.evaluate() holds, and its direction"
+                )
         self._emit(
             f"{trainer}.model",
             anchor,
             where,
             loader,
             eval_func,
-            f"{trainer}.evaluate()['{metric}']",
+            f"{trainer}.evaluate()[{' or '.join(repr(k) for k in keys)}]",
             better,
             trainer=trainer,
         )
@@ -285,13 +411,20 @@ class PostTrainingPlanner(BasePlanner):
             hint="pass eval_dataset= to the Trainer, or use --approach ptq-dynamic",
         )
 
-    def _trainer_metric(self, use: TrainerUse) -> tuple[str, bool]:
-        if use.metric_keys:
-            key = f"eval_{use.metric_keys[0]}"
-            return key, higher_is_better(key)
+    def _trainer_metric(self, use: TrainerUse) -> tuple[list[str], bool]:
+        """The keys to tune on (one per branch of compute_metrics that returns a different
+        first key; the runtime picks the one the run produces) and whether higher is better
+        for the first."""
+        keys: list[str] = []
+        for branch in use.metric_branches:
+            key = f"eval_{branch[0]}"
+            if key not in keys:
+                keys.append(key)
+        if keys:
+            return keys, higher_is_better(keys[0])
         if use.has_compute_metrics:
             self.plan.warnings.append(
                 "the keys compute_metrics returns could not be read from the script: "
                 "tuning uses eval_loss (lower is better)"
             )
-        return "eval_loss", False
+        return ["eval_loss"], False

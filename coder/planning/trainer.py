@@ -23,6 +23,7 @@ from .base import PRUNING_END_FRACTION, BasePlanner, Plan
 class TrainerPlanner(BasePlanner):
     def build(self) -> Plan:
         use = self._trainer()
+        self.warn_guessed_trainer(use)
         techniques = self.options.approach
         model = self._model(use)
         self.refuse_peft_weights(model, use.scope)

@@ -10,7 +10,7 @@ from typing import Any
 
 import libcst as cst
 
-from neural_coder.transforms.snippets import MARKER
+from neural_coder.transforms.snippets import MARKER, WRAPPED_MARKER, join_lines
 
 #: modules the tool imports from (plus what `teacher` and friends need)
 TOOL_MODULES = ("neural_coder.runtime", "neural_compressor")
@@ -116,6 +116,20 @@ class _Strip(cst.CSTTransformer):
         args = _drop_last(updated_node.args, added)
         args = [self._without_callback(a) for a in args]
         return updated_node.with_changes(args=args)
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        """A call optimize laid out again (its one line no longer fit) goes back onto one line."""
+        comment = updated_node.trailing_whitespace.comment
+        if comment is None or comment.value != WRAPPED_MARKER:
+            return updated_node
+        updated_node = updated_node.with_changes(trailing_whitespace=cst.TrailingWhitespace())
+        code = cst.Module(body=[updated_node.with_changes(leading_lines=[])]).code
+        joined = cst.parse_module(join_lines(code)).body
+        if len(joined) != 1 or not isinstance(joined[0], cst.SimpleStatementLine):
+            return updated_node
+        return joined[0].with_changes(leading_lines=updated_node.leading_lines)
 
     def _without_callback(self, arg: cst.Arg) -> cst.Arg:
         """callbacks=[mine, CompressionCallback(...)] -> callbacks=[mine]; the

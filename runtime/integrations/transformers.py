@@ -75,7 +75,7 @@ import json
 import logging
 import os
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -353,30 +353,67 @@ def _trainer_model(trainer: Any, module: nn.Module) -> Iterator[None]:
         trainer.model, trainer.model_wrapped = saved
 
 
-def trainer_eval_func(trainer: Any, metric_key: str = "eval_loss") -> Callable[[Any], float]:
+LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance", "mse", "mae")
+
+
+class _TrainerEvaluation:
+    """`eval_func(candidate) -> float` over `trainer.evaluate()`, see `trainer_eval_func`."""
+
+    def __init__(self, trainer: Any, keys: Sequence[str]) -> None:
+        self.trainer = trainer
+        self.keys = list(keys)
+        self.metric_key: str | None = None  # the key found in the first evaluation
+        self.higher_is_better: bool | None = None
+
+    def __call__(self, candidate: Any) -> float:
+        module = _bare(candidate)
+        _check_device(self.trainer, module)
+        with _trainer_model(self.trainer, module):
+            metrics = self.trainer.evaluate()
+        if self.metric_key is None:
+            self.metric_key = self._pick(metrics)
+            if len(self.keys) > 1:  # one key: the direction is the criterion's, as written
+                lower = any(w in self.metric_key.lower() for w in LOWER_IS_BETTER)
+                self.higher_is_better = not lower
+        elif self.metric_key not in metrics:
+            raise KeyError(
+                f"trainer.evaluate() returned no {self.metric_key!r} this time (it did for the "
+                f"fp32 model); its metrics are {sorted(metrics)}"
+            )
+        return float(metrics[self.metric_key])
+
+    def _pick(self, metrics: dict[str, Any]) -> str:
+        for key in self.keys:
+            if key in metrics:
+                return key
+        hints = [f"eval_{k}" for k in self.keys if f"eval_{k}" in metrics]
+        hint = f" (did you mean {hints[0]!r}?)" if hints else ""
+        wanted = " or ".join(repr(k) for k in self.keys)
+        raise KeyError(
+            f"trainer.evaluate() returned no {wanted}{hint}; its metrics are "
+            f"{sorted(metrics)}. Metrics of compute_metrics carry the 'eval_' prefix, and "
+            "without compute_metrics only 'eval_loss' is there: pass the key to tune on "
+            "to trainer_eval_func"
+        )
+
+
+def trainer_eval_func(
+    trainer: Any, metric_key: str | Sequence[str] = "eval_loss"
+) -> Callable[[Any], float]:
     """`eval_func(candidate) -> float` for `quantization.fit`: `trainer.evaluate()` of the
     candidate (swapped in as `trainer.model` / `trainer.model_wrapped`, both restored
     after) and its `metrics[metric_key]` (`"eval_loss"`, or `"eval_<name>"` for a key
-    of `compute_metrics`). Pair it with `AccuracyCriterion(higher_is_better=False)`
-    for a loss."""
+    of `compute_metrics`).
 
-    def evaluate(candidate: Any) -> float:
-        module = _bare(candidate)
-        _check_device(trainer, module)
-        with _trainer_model(trainer, module):
-            metrics = trainer.evaluate()
-        if metric_key not in metrics:
-            hint = ""
-            if f"eval_{metric_key}" in metrics:
-                hint = f" (did you mean 'eval_{metric_key}'?)"
-            raise KeyError(
-                f"trainer.evaluate() returned no {metric_key!r}{hint}; its metrics are "
-                f"{sorted(metrics)}. Metrics of compute_metrics carry the 'eval_' prefix, and "
-                "without compute_metrics only 'eval_loss' is there"
-            )
-        return float(metrics[metric_key])
-
-    return evaluate
+    `metric_key` may list several keys, for a `compute_metrics` whose branches return
+    different ones (`eval_mse` for regression, `eval_accuracy` for classification): the
+    first key the first evaluation holds is used from then on, and whether higher is
+    better follows its name (`fit` turns its accuracy criterion to match).
+    A single key keeps the direction the `AccuracyCriterion` says."""
+    keys = [metric_key] if isinstance(metric_key, str) else list(metric_key)
+    if not keys:
+        raise ValueError("trainer_eval_func needs at least one metric key")
+    return _TrainerEvaluation(trainer, keys)
 
 
 def use_quantized_model(trainer: Any, quantized_model: Any) -> Any:

@@ -11,6 +11,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 from neural_coder.runtime.config import QuantizationAwareTrainingConfig, WeightPruningConfig
+from neural_coder.runtime.integrations.hooks import fit_pruning_schedules
 from neural_coder.runtime.training import prepare_compression
 
 
@@ -51,7 +52,7 @@ def training_function(config):
                 pruning_type="snip_momentum",
                 pruning_scope="global",
                 start_step=1,
-                end_step=max(1, int(0.8 * ((config["num_epochs"]) * len(train_dataloader)))),
+                end_step=1,
             ),
             QuantizationAwareTrainingConfig(),
         ],
@@ -61,6 +62,10 @@ def training_function(config):
     model, optimizer, train_dataloader, eval_dataloader, lr_scheduler = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader, lr_scheduler
     )
+    fit_pruning_schedules(
+        compression_manager.callbacks,
+        max(1, int(0.8 * ((config["num_epochs"]) * len(train_dataloader)))),
+    )  # neural-coder
 
     for epoch in range(config["num_epochs"]):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from neural_coder.runtime.config import QuantizationAwareTrainingConfig, WeightPruningConfig
+from neural_coder.runtime.integrations.hooks import fit_pruning_schedules
 from neural_coder.runtime.training import prepare_compression
 
 
@@ -67,7 +68,7 @@ def main():
                 pruning_type="snip_momentum",
                 pruning_scope="global",
                 start_step=1,
-                end_step=max(1, int(0.8 * (epochs * len(train_loader)))),
+                end_step=1,
             ),
             QuantizationAwareTrainingConfig(),
         ],
@@ -76,6 +77,9 @@ def main():
     model = compression_manager.model  # neural-coder
     model = DDP(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    fit_pruning_schedules(
+        compression_manager.callbacks, max(1, int(0.8 * (epochs * len(train_loader))))
+    )  # neural-coder
 
     for epoch in range(epochs):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder

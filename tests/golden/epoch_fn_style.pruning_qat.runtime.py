@@ -105,7 +105,7 @@ def main():
             optimizer,
             epoch,
             compression_manager=compression_manager,
-        )
+        )  # neural-coder: wrapped
         test(model, device, test_loader)
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder

@@ -1,7 +1,11 @@
 """A transformers model trained in a hand-written loop, the loss read from model(**batch).loss."""
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoModelForSequenceClassification, BertConfig, get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    get_linear_schedule_with_warmup,
+)
 import copy
 from neural_compressor.config import DistillationConfig, KnowledgeDistillationLossConfig, QuantizationAwareTrainingConfig, WeightPruningConfig
 from neural_compressor.training import prepare_compression

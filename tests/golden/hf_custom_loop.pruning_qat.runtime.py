@@ -1,7 +1,11 @@
 """A transformers model trained in a hand-written loop, the loss read from model(**batch).loss."""
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoModelForSequenceClassification, BertConfig, get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    get_linear_schedule_with_warmup,
+)
 from neural_coder.runtime.config import QuantizationAwareTrainingConfig, WeightPruningConfig
 from neural_coder.runtime.training import prepare_compression
 

@@ -1,7 +1,12 @@
 """Fine-tune a tiny transformer classifier with the Hugging Face Trainer (built from a config)."""
 import numpy as np
 import torch
-from transformers import DistilBertConfig, DistilBertForSequenceClassification, Trainer, TrainingArguments
+from transformers import (
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    Trainer,
+    TrainingArguments,
+)
 import copy
 from neural_coder.runtime.config import DistillationConfig, KnowledgeDistillationLossConfig
 from neural_coder.runtime.integrations.transformers import CompressionCallback, with_distillation

@@ -1,7 +1,12 @@
 """Fine-tune a tiny transformer classifier with the Hugging Face Trainer (built from a config)."""
 import numpy as np
 import torch
-from transformers import DistilBertConfig, DistilBertForSequenceClassification, Trainer, TrainingArguments
+from transformers import (
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    Trainer,
+    TrainingArguments,
+)
 from neural_coder.runtime import quantization
 from neural_coder.runtime.config import AccuracyCriterion, PostTrainingQuantConfig, TuningCriterion
 from neural_coder.runtime.integrations.transformers import trainer_eval_func, use_quantized_model

@@ -98,7 +98,7 @@ def main(cfg: Config) -> None:
             epoch=epoch,
             cfg=cfg,
             compression_manager=compression_manager,
-        )
+        )  # neural-coder: wrapped
         print(f"epoch {epoch} acc {evaluate(model, val_loader):.3f}")
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder

@@ -1,0 +1,236 @@
+"""Where a trained model is final: the place a post-training `fit` belongs.
+
+After the training loop is not enough. The loop may sit in a function that
+receives the model (`fit_model(model, loader, ...)`), whose caller goes on with
+its own name for it; it may sit in a loop over tasks; and the script may load
+the best checkpoint back into the model after training. The place is after all
+of that, and something after it must read the model (evaluate, save, return it),
+or the quantized model would be thrown away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+
+from . import kinds
+from .evaluation import is_checkpoint_dict, is_model_expression, used_as_module
+from .index import Index, Scope, iter_returns, unwrap_pass_through
+
+
+@dataclass
+class FinalModel:
+    model: str  # the name the model has at `anchor`
+    anchor: cst.BaseStatement
+    where: str  # "before" / "after" the anchor
+    scope: Scope
+    notes: list[str] = field(default_factory=list)
+
+
+def outermost_loop(index: Index, statement: cst.BaseStatement, scope: Scope) -> cst.BaseStatement:
+    """`statement`, or the outermost loop of `scope` around it: a `fit` inside a loop
+    would run once per task, per dataset or per epoch."""
+    found = statement
+    for ancestor in index.source.ancestors(statement):
+        if ancestor is scope:
+            break
+        if isinstance(ancestor, cst.For | cst.While):
+            found = ancestor
+    return found
+
+
+NOT_MODEL_WORDS = ("token", "processor", "config", "feature_extractor", "scheduler")
+
+
+def is_module_built(index: Index, name: str, what: str) -> bool:
+    """Of the constructions analysis calls models, those that are modules for a post-training
+    fit: not a tokenizer, processor or config loaded with `from_pretrained`, not a
+    checkpoint dict or tensor from `torch.load` that the script never runs as a module."""
+    if any(word in what.lower() for word in NOT_MODEL_WORDS):
+        return False
+    if what.startswith("torch.load"):
+        return used_as_module(index, name) and not is_checkpoint_dict(index, name)
+    return True
+
+
+def in_block_of(
+    index: Index, statement: cst.BaseStatement, reference: cst.BaseStatement
+) -> cst.BaseStatement:
+    """The statement around `statement` that sits in the same block as `reference` (the
+    `if` holding an evaluation when the model is built outside it), else `statement`."""
+    block = index.source.parent(reference)
+    node: cst.CSTNode = statement
+    for ancestor in index.source.ancestors(statement):
+        if index.source.parent(node) is block:
+            return node  # type: ignore[return-value]
+        if isinstance(ancestor, cst.FunctionDef | cst.ClassDef | cst.Module):
+            break
+        node = ancestor
+    return statement
+
+
+def out_of_branches(index: Index, statement: cst.BaseStatement, scope: Scope) -> cst.BaseStatement:
+    """The outermost `if` / `try` / `with` of `scope` around `statement` (not crossing a
+    loop): a model built on one branch (`if resume: ... elif pretrained: ...`) is final
+    after the whole statement."""
+    found = statement
+    for ancestor in index.source.ancestors(statement):
+        if ancestor is scope or isinstance(ancestor, cst.For | cst.While | cst.FunctionDef):
+            break
+        if isinstance(ancestor, cst.If | cst.Try | cst.With):
+            found = ancestor
+    return found
+
+
+def after_training(index: Index, model: str, loop: cst.BaseStatement, scope: Scope) -> FinalModel:
+    """The place after the training loop `loop` (in `scope`, training `model`), moved out
+    of the functions and loops that hold it and after any reload of the weights."""
+    src = index.source
+    place = FinalModel(model, outermost_loop(index, loop, scope), "after", scope)
+    # the outermost place on the way out through callers where the model is still read
+    current, chosen = place, place if later_reads(index, place) else None
+    while _is_plain_name(current.model):
+        lifted = _to_caller(index, current)
+        if lifted is None:
+            break
+        current = lifted
+        if later_reads(index, current):
+            chosen = current
+    place = chosen or place
+    reload = last_reload(index, place)
+    if reload is not None:
+        place.notes.append(
+            f"the model is loaded again at line {src.line(reload)}: quantized after that"
+        )
+        place.anchor = reload
+    return place
+
+
+def _is_plain_name(model: str) -> bool:
+    """`self.model` lives on after the function returns; a local name does not."""
+    return "." not in model
+
+
+def _to_caller(index: Index, place: FinalModel) -> FinalModel | None:
+    """The same model seen from the single call site of the function holding `place`:
+    a parameter bound to the caller's argument, or a returned name assigned there."""
+    fn = index.function(place.scope)
+    if fn is None:
+        return None
+    sites = index.call_sites(fn)
+    if len(sites) != 1:
+        return None
+    call = sites[0]
+    caller = index.scope_of(call)
+    statement = index.source.statement_of(call)
+    model: str | None = None
+    argument = index.bind_arguments(call, fn).get(place.model)
+    if isinstance(argument, cst.Name | cst.Attribute):
+        model = index.source.code(argument)
+    elif any(
+        m.matches(r.value, m.Name(place.model)) for r in iter_returns(fn.node) if r.value
+    ) and m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()])])):
+        assign = statement.body[0]  # type: ignore[attr-defined]
+        model = index.source.code(assign.targets[0].target)
+    if model is None:
+        return None
+    anchor = outermost_loop(index, statement, caller)
+    note = f"training runs in {fn.key}() (called at line {index.source.line(call)})"
+    return FinalModel(model, anchor, "after", caller, [*place.notes, note])
+
+
+def _reads_in(node: cst.CSTNode, name: str) -> bool:
+    """`name` read anywhere in `node`: as a value, not as a bare assignment target
+    (`name.attr = ...` and `name[i] = ...` read it)."""
+    written = {
+        id(t.target)  # type: ignore[attr-defined]
+        for t in m.findall(
+            node, m.AssignTarget(target=m.Name(name)) | m.AnnAssign(target=m.Name(name))
+        )
+    }
+    return any(id(n) not in written for n in m.findall(node, m.Name(name)))
+
+
+def _following(index: Index, place: FinalModel) -> list[cst.BaseStatement]:
+    """The statements of `place.scope` that run after the anchor, in order: its later
+    siblings, then those of every enclosing block up to the scope."""
+    src = index.source
+    out: list[cst.BaseStatement] = []
+    node: cst.CSTNode = place.anchor
+    for ancestor in src.ancestors(place.anchor):
+        body = getattr(ancestor, "body", None)
+        statements = body if isinstance(body, list | tuple) else None
+        if statements is not None and node in statements:
+            start = statements.index(node) + (1 if place.where == "after" else 0)
+            out += [s for s in statements[start:] if isinstance(s, cst.BaseStatement)]
+        if ancestor is place.scope:
+            break
+        if isinstance(ancestor, cst.BaseStatement):
+            node = ancestor
+    return out
+
+
+def later_reads(index: Index, place: FinalModel) -> list[cst.BaseStatement]:
+    """Statements after the anchor that read the model: directly, or (at module level)
+    through a function they call that reads it as a global."""
+    head = place.model.split(".")[0]
+    found = []
+    for statement in _following(index, place):
+        if isinstance(statement, cst.FunctionDef | cst.ClassDef):
+            continue
+        if _reads_in(statement, head) or _calls_reader_of_global(index, statement, head, place):
+            found.append(statement)
+    return found
+
+
+def _calls_reader_of_global(
+    index: Index, statement: cst.BaseStatement, name: str, place: FinalModel
+) -> bool:
+    if place.scope is not index.source.module:
+        return False
+    for call in m.findall(statement, m.Call()):
+        fn = index.resolve_call(call)  # type: ignore[arg-type]
+        if fn is None or name in fn.all_params() or index.assignments_in(name, fn.node):
+            continue
+        if _reads_in(fn.node.body, name):
+            return True
+    return False
+
+
+def last_reload(index: Index, place: FinalModel) -> cst.BaseStatement | None:
+    """The last statement after the anchor, in the anchor's block, that loads weights
+    into the model again (`model.load_state_dict(...)`, `model = torch.load(f)`,
+    `model = Net(); ...`), or holds such a load."""
+    name = place.model
+    last = None
+    for statement in _following(index, place):
+        if _reloads(index, statement, name, place.scope):
+            if index.source.parent(statement) is index.source.parent(place.anchor):
+                last = statement
+    return last
+
+
+def _reloads(index: Index, statement: cst.CSTNode, name: str, scope: Scope) -> bool:
+    """`statement` loads weights into the model (`model.load_state_dict(...)`, a helper
+    such as `load_pretrained_weights(model, path)`) or builds it again (`model =
+    torch.load(f)`); wrapping it (`model = Wrapper(model)`) is no reload."""
+    for call in m.findall(statement, m.Call(func=m.Attribute(attr=m.Name("load_state_dict")))):
+        receiver = unwrap_pass_through(call.func.value)  # type: ignore[attr-defined]
+        if index.source.code(receiver) in (name, f"{name}.module"):
+            return True
+    for call in m.findall(statement, m.Call(args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()])):
+        callee = index.source.code(call.func).rsplit(".", 1)[-1].lower()  # type: ignore[attr-defined]
+        if "load" in callee and ("weight" in callee or "checkpoint" in callee or "state" in callee):
+            return True
+    for assign in m.findall(statement, m.Assign()):
+        for target in assign.targets:  # type: ignore[attr-defined]
+            if index.source.code(target.target) != name:
+                continue
+            value = unwrap_pass_through(assign.value)  # type: ignore[attr-defined]
+            if m.findall(value, m.Name(name)):
+                continue  # model = model.to(device), model = Wrapper(model)
+            if is_model_expression(index, value, scope) or kinds.model_kind(index, value):
+                return True
+    return False

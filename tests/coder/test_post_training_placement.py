@@ -1,0 +1,412 @@
+"""Where a post-training `fit` goes, and when it is refused: a trained model is final
+after the function and the loops that train it and after a reload of its weights;
+its result must be read afterwards; a checkpoint dict is no model; an evaluation is
+no training epoch or regularizer; the layout of a script does not change the outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.errors import NeuralCoderError
+from neural_coder.options import build_options
+from neural_coder.report import Status
+
+HEADER = """\
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def evaluate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return sum((model(x).argmax(1) == y).sum().item() for x, y in loader) / 8
+
+"""
+
+
+def rewrite(source: str, approach: str = "ptq-static") -> tuple[str, object]:
+    options = build_options(approach, None, {}, {})
+    return rewrite_source(Path("script.py"), source, options)
+
+
+def refusal(source: str, approach: str = "ptq-static") -> str:
+    """The refusal's text: `file:line: why`, then the hint."""
+    with pytest.raises(NeuralCoderError) as refused:
+        rewrite(source, approach)
+    return str(refused.value)
+
+
+def fit_line(text: str) -> int:
+    lines = text.splitlines()
+    return next(i for i, line in enumerate(lines) if ".fit(" in line)
+
+
+def test_a_fit_whose_result_nothing_reads_is_refused():
+    """kuangliu-style: test() reads the global model inside the epoch loop, and nothing
+    after training evaluates or saves it: the int8 model would be dropped."""
+    source = HEADER + (
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "\n"
+        "def test(epoch):\n"
+        "    print(epoch, evaluate(model, loader))\n"
+        "\n"
+        "for epoch in range(2):\n"
+        "    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        loss = nn.functional.cross_entropy(model(x), y)\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "    test(epoch)\n"
+    )
+    message = refusal(source)
+    line = source.splitlines().index("for epoch in range(2):") + 1
+    assert f"script.py:{line}:" in message
+    assert "thrown away" in message and "returns model" in message
+    assert "torch.save(model.state_dict()" in message
+    # the way out works: save the model after training
+    fixed, report = rewrite(source + "torch.save(model.state_dict(), 'model.pt')\n")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert fit_line(fixed) < fixed.splitlines().index("torch.save(model.state_dict(), 'model.pt')")
+
+
+def test_evaluating_several_datasets_quantizes_once_before_the_loop():
+    source = HEADER + (
+        "model = Net()\n"
+        "model.load_state_dict(torch.load('net.pt'))\n"
+        "val = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "test = DataLoader(TensorDataset(torch.randn(8, 4), torch.ones(8).long()), batch_size=4)\n"
+        "for name, loader in {'val': val, 'test': test}.items():\n"
+        "    print(name, evaluate(model, loader))\n"
+    )
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    loop = lines.index("for name, loader in {'val': val, 'test': test}.items():")
+    assert fit_line(text) < loop and not lines[fit_line(text)].startswith(" ")
+    # the loop variable is replaced by the loader of the first iteration
+    assert "eval_func=lambda candidate: evaluate(candidate, val)" in text
+    assert "calib_dataloader=val" in text
+
+
+def test_a_checkpoint_dict_is_not_a_model():
+    """`checkpoint = torch.load(path)` read as a dict: the model is the Net it fills."""
+    source = (
+        "import torch\nimport torch.nn as nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 2)\n\n"
+        "    def forward(self, x):\n        return self.fc(x)\n\n"
+        "checkpoint = torch.load('ckpt.pth')\n"
+        "model = Net()\n"
+        "model.load_state_dict(checkpoint['model'])\n"
+        "model.eval()\n"
+        "torch.save(model.state_dict(), 'out.pt')\n"
+    )
+    text, report = rewrite(source, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "quantization.fit(model," in text.replace("\n", "").replace("    ", "")
+    lines = text.splitlines()
+    assert fit_line(text) > lines.index("model.load_state_dict(checkpoint['model'])")
+    assert "checkpoint =" not in "".join(lines[fit_line(text) : fit_line(text) + 3])
+
+
+def test_a_training_epoch_and_a_regularizer_are_not_evaluations():
+    source = HEADER + (
+        "def l2(model):\n"
+        "    return sum(p.pow(2).sum() for p in model.parameters())\n\n"
+        "def train_one_epoch(model, loader, optimizer):\n"
+        "    total = 0.0\n"
+        "    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        loss = nn.functional.cross_entropy(model(x), y) + l2(model)\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "        total += loss.item()\n"
+        "    return total\n\n"
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "for epoch in range(2):\n"
+        "    print(train_one_epoch(model, loader, optimizer), l2(model))\n"
+        "print(evaluate(model, loader))\n"
+    )
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "eval_func=lambda candidate: evaluate(candidate, loader)" in text
+    assert "train_one_epoch(candidate" not in text and "l2(candidate" not in text
+
+
+LOADER_LAYOUTS = {
+    "module level": (
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for epoch in range(2):\n"
+        "    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        loss = nn.functional.cross_entropy(model(x), y)\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "print(evaluate(model, loader))\n"
+    ),
+    "loop wrapped in a function given the loader": (
+        "def train(model, data, optimizer):\n"
+        "    for epoch in range(2):\n"
+        "        for x, y in data:\n"
+        "            optimizer.zero_grad()\n"
+        "            loss = nn.functional.cross_entropy(model(x), y)\n"
+        "            loss.backward()\n"
+        "            optimizer.step()\n\n"
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "train(model, loader, optimizer)\n"
+        "print(evaluate(model, loader))\n"
+    ),
+    "main() builds the loader, train() holds the loop": (
+        "def train(model, data, optimizer):\n"
+        "    for epoch in range(2):\n"
+        "        for x, y in data:\n"
+        "            optimizer.zero_grad()\n"
+        "            loss = nn.functional.cross_entropy(model(x), y)\n"
+        "            loss.backward()\n"
+        "            optimizer.step()\n\n"
+        "def main():\n"
+        "    loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "    model = Net()\n"
+        "    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "    train(model, loader, optimizer)\n"
+        "    print(evaluate(model, loader))\n\n"
+        "if __name__ == '__main__':\n"
+        "    main()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", list(LOADER_LAYOUTS))
+@pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic", "qat"])
+def test_the_layout_does_not_change_the_outcome(layout, approach):
+    """Issues 16/17: the same data flow, laid out three ways, gets the same rewrite: the
+    fit after training with the loader followed through the call's arguments."""
+    text, report = rewrite(HEADER + LOADER_LAYOUTS[layout], approach)
+    assert report.status is Status.TRANSFORMED, report.message
+    if approach == "ptq-static":
+        assert "calib_dataloader=loader" in text
+    if approach.startswith("ptq"):
+        assert "eval_func=lambda candidate: evaluate(candidate, loader)" in text
+        lines = text.splitlines()
+        evaluation = next(i for i, line in enumerate(lines) if "print(evaluate(model" in line)
+        assert fit_line(text) < evaluation
+        assert lines[fit_line(text)].startswith(
+            lines[evaluation][: -len(lines[evaluation].lstrip())]
+        )
+    again, second = rewrite(text, approach)
+    assert second.status is Status.UNCHANGED and again == text
+
+
+BNB = {
+    "load_in_8bit": "model = AutoModelForCausalLM.from_pretrained('gpt2', load_in_8bit=True)\n",
+    "BitsAndBytesConfig": (
+        "bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)\n"
+        "model = AutoModelForCausalLM.from_pretrained('gpt2', quantization_config=bnb)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("loading", list(BNB))
+@pytest.mark.parametrize("approach", ["bf16", "ptq-dynamic", "ptq-static"])
+def test_bitsandbytes_models_are_refused(loading, approach):
+    source = (
+        "import torch\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig\n\n"
+        "def perplexity(model, batch):\n"
+        "    with torch.no_grad():\n"
+        "        return torch.exp(model(**batch, labels=batch['input_ids']).loss).item()\n\n"
+        "tokenizer = AutoTokenizer.from_pretrained('gpt2')\n"
+        + BNB[loading]
+        + "batch = tokenizer(['hello world'], return_tensors='pt')\n"
+        "loader = torch.utils.data.DataLoader([batch])\n"
+        "print(perplexity(model, batch))\n"
+    )
+    message = refusal(source, approach)
+    assert "4-bit or 8-bit" in message and "bitsandbytes" in message
+    line = next(
+        i for i, text in enumerate(source.splitlines(), 1) if "from_pretrained('gpt2'," in text
+    )
+    assert f"script.py:{line}:" in message
+    assert "load the model in full precision" in message
+
+
+def test_weights_loaded_by_a_helper_are_a_reload():
+    """dino-style: `utils.load_pretrained_weights(model, path)` fills the model after it
+    is built; a feature extractor returning a preallocated tensor is no evaluation."""
+    source = HEADER + (
+        "import utils\n\n"
+        "def extract_features(model, loader):\n"
+        "    feats = None\n"
+        "    for x, _ in loader:\n"
+        "        out = model(x)\n"
+        "        if feats is None:\n"
+        "            feats = torch.zeros(8, out.shape[-1])\n"
+        "    return feats\n\n"
+        "model = Net()\n"
+        "utils.load_pretrained_weights(model, 'w.pth', 'teacher')\n"
+        "model.eval()\n"
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "features = extract_features(model, loader)\n"
+        "torch.save(features, 'feats.pt')\n"
+    )
+    text, report = rewrite(source, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    assert fit_line(text) > lines.index("utils.load_pretrained_weights(model, 'w.pth', 'teacher')")
+    assert fit_line(text) < lines.index("features = extract_features(model, loader)")
+    assert "eval_func" not in text
+
+
+def test_tokenizers_and_loaded_tensors_are_not_models():
+    source = (
+        "import torch\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        "tokenizer = AutoTokenizer.from_pretrained('gpt2')\n"
+        "model = AutoModelForCausalLM.from_pretrained('gpt2')\n"
+        "bank = torch.load('bank.pt')\n"
+        "bank = bank.cuda()\n"
+        "out = model.generate(**tokenizer(['hi'], return_tensors='pt'))\n"
+        "print(tokenizer.decode(out[0]), bank.shape)\n"
+    )
+    text, report = rewrite(source, "bf16")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "mix_precision.fit(model," in text
+
+
+def test_a_script_whose_training_loop_cannot_be_read_is_refused():
+    """It trains: a fit where the model is built would quantize the untrained model."""
+    source = HEADER + (
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "x = torch.randn(8, 4)\n"
+        "loss = model(x).sum()\n"
+        "loss.backward()\n"
+        "torch.save(model.state_dict(), 'm.pt')\n"
+    )
+    message = refusal(source, "ptq-dynamic")
+    assert "trains the model (.backward() at line" in message
+    assert "a post-training fit must follow training" in message
+
+
+def test_training_in_a_function_nothing_calls_is_refused():
+    """An engine.py: train_one_epoch() is called by another file of the project."""
+    source = HEADER + (
+        "def train_one_epoch(model, loader, optimizer):\n"
+        "    for x, y in loader:\n"
+        "        loss = nn.functional.cross_entropy(model(x), y)\n"
+        "        optimizer.zero_grad()\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+    )
+    message = refusal(source, "ptq-dynamic")
+    assert "training runs in train_one_epoch(), which nothing in this file calls" in message
+    assert "run the tool on the script that calls train_one_epoch()" in message
+
+
+def test_loaders_kept_in_a_dict_calibrate_and_a_dict_of_results_is_no_metric():
+    """transfer-learning style: `dataloaders = {x: DataLoader(...) for x in [...]}`, a
+    train_model() that reloads the best weights and returns the model, assigned by its
+    caller; a test function that returns a dict of results per dataset is not tuned on."""
+    source = HEADER + (
+        "from collections import OrderedDict\n\n"
+        "def do_test(model, loaders):\n"
+        "    results = OrderedDict()\n"
+        "    for name, loader in loaders.items():\n"
+        "        results[name] = sum(model(x).sum().item() for x, _ in loader)\n"
+        "    return results\n\n"
+        "def train_model(model, optimizer, epochs):\n"
+        "    for epoch in range(epochs):\n"
+        "        for phase in ['train', 'val']:\n"
+        "            for x, y in dataloaders[phase]:\n"
+        "                loss = nn.functional.cross_entropy(model(x), y)\n"
+        "                optimizer.zero_grad()\n"
+        "                loss.backward()\n"
+        "                optimizer.step()\n"
+        "        torch.save(model.state_dict(), 'best.pt')\n"
+        "    model.load_state_dict(torch.load('best.pt'))\n"
+        "    return model\n\n"
+        "data = TensorDataset(torch.randn(8, 4), torch.zeros(8).long())\n"
+        "dataloaders = {x: DataLoader(data, batch_size=4) for x in ['train', 'val']}\n"
+        "net = Net()\n"
+        "net = train_model(net, torch.optim.SGD(net.parameters(), lr=0.1), 2)\n"
+        "print(do_test(net, dataloaders))\n"
+    )
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert 'calib_dataloader=dataloaders["train"]' in text
+    assert "eval_func" not in text  # do_test() returns a dict, not a number
+    lines = text.splitlines()
+    # train_model() returns the reloaded model: quantized once, where the caller has it
+    assert fit_line(text) == lines.index(
+        "net = train_model(net, torch.optim.SGD(net.parameters(), lr=0.1), 2)"
+    ) + 1
+
+
+def test_training_task_after_task_is_quantized_once_after_the_last():
+    """A loop over tasks that trains and evaluates each in turn: the model is final after
+    the loop, not after the first task's training."""
+    source = HEADER + (
+        "def train(model, loader, optimizer):\n"
+        "    for epoch in range(2):\n"
+        "        for x, y in loader:\n"
+        "            loss = nn.functional.cross_entropy(model(x), y)\n"
+        "            optimizer.zero_grad()\n"
+        "            loss.backward()\n"
+        "            optimizer.step()\n\n"
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "tasks = {t: DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4) for t in ['a', 'b']}\n"
+        "for name, loader in tasks.items():\n"
+        "    train(model, loader, optimizer)\n"
+        "    print(name, evaluate(model, loader))\n"
+        "torch.save(model.state_dict(), 'model.pt')\n"
+    )
+    text, report = rewrite(source, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    assert fit_line(text) > lines.index("    print(name, evaluate(model, loader))")
+    assert not lines[fit_line(text)].startswith(" ")
+    assert fit_line(text) < lines.index("torch.save(model.state_dict(), 'model.pt')")
+
+
+@pytest.mark.parametrize("approach", ["pruning", "qat"])
+def test_bitsandbytes_models_are_refused_for_training_techniques_too(approach):
+    source = (
+        "import torch\n"
+        "from transformers import AutoModelForCausalLM\n\n"
+        "model = AutoModelForCausalLM.from_pretrained('gpt2', load_in_4bit=True)\n"
+        "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n"
+        "loader = torch.utils.data.DataLoader([{'input_ids': torch.ones(1, 8).long()}])\n"
+        "for epoch in range(1):\n"
+        "    for batch in loader:\n"
+        "        loss = model(**batch, labels=batch['input_ids']).loss\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "        optimizer.zero_grad()\n"
+    )
+    message = refusal(source, approach)
+    assert "script.py:4:" in message and "4-bit or 8-bit" in message
+    # distillation changes the loss only: it works on the 4-bit model
+    _, report = rewrite(source, "distillation")
+    assert report.status is Status.TRANSFORMED, report.message

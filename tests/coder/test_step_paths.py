@@ -1,0 +1,201 @@
+"""Hooks on every path of a training step, or a refusal at rewrite time that names
+the line: AMP or fp32, an optimizer or a manual update, a step function handed to
+the loop, a model prepared before the branches that wrap it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.options import build_options
+from neural_coder.report import Status
+from tests.coder.test_errors import assert_untouched, write
+from tests.conftest import run_cli
+
+HEAD = """import torch
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
+"""
+
+AMP_BRANCHES = (
+    HEAD
+    + """scaler = None
+for x, y in loader:
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+"""
+)
+
+MANUAL_ELSE = (
+    HEAD
+    + """use_optimizer = False
+for x, y in loader:
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    if use_optimizer:
+        opt.step()
+    else:
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.1 * p.grad
+"""
+)
+
+ONE_LINE_ELSE = (
+    HEAD
+    + """use_optimizer = False
+for x, y in loader:
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    if use_optimizer:
+        opt.step()
+    else: opt.step()
+"""
+)
+
+TWO_STEP_LOOPS = (
+    HEAD
+    + """for epoch in range(2):
+    for x, y in loader:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        if epoch:
+            loss.backward()
+            opt.step()
+    for x, y in loader:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+"""
+)
+
+QAT_ON_A_PARAMETER = (
+    HEAD
+    + """def train(net, epochs):
+    for epoch in range(epochs):
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+train(model, 2)
+torch.save(model.state_dict(), "m.pt")
+"""
+)
+
+DDP_OF_A_CALL = """import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
+
+
+class Trainer:
+    def __init__(self):
+        self.model = DDP(torch.nn.Linear(4, 2))
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def train(self, epochs):
+        for epoch in range(epochs):
+            for x, y in loader:
+                loss = torch.nn.functional.cross_entropy(self.model(x), y)
+                loss.backward()
+                self.opt.step()
+"""
+
+SHARED_BACKWARD = """import torch
+loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
+
+
+class Runner:
+    def __init__(self):
+        self.model = torch.nn.Linear(4, 2)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def _backward(self, loss):
+        loss.backward()
+        self.opt.step()
+
+    def warm_up(self):
+        for x, y in loader:
+            self._backward(torch.nn.functional.cross_entropy(self.model(x), y))
+
+    def train(self, epochs):
+        for epoch in range(epochs):
+            for x, y in loader:
+                self._backward(torch.nn.functional.cross_entropy(self.model(x), y))
+"""
+
+
+def _rewrite(text: str, approach: str = "pruning") -> str:
+    out, report = rewrite_source(Path("s.py"), text, build_options(approach, None, {}, {}))
+    assert report.status is Status.TRANSFORMED
+    again, second = rewrite_source(Path("s.py"), out, build_options(approach, None, {}, {}))
+    assert second.status is Status.UNCHANGED and again == out
+    return out
+
+
+def _hooked(out: str, step: str) -> bool:
+    lines = [line.strip() for line in out.splitlines()]
+    at = lines.index(step)
+    return lines[at - 1].endswith("on_before_optimizer_step()  # neural-coder") and lines[
+        at + 1
+    ].endswith("on_after_optimizer_step()  # neural-coder")
+
+
+def test_both_amp_branches_get_the_step_hooks():
+    out = _rewrite(AMP_BRANCHES)
+    assert _hooked(out, "scaler.step(opt)") and _hooked(out, "opt.step()")
+
+
+def test_a_manual_update_in_the_else_branch_is_a_step():
+    out = _rewrite(MANUAL_ELSE)
+    assert _hooked(out, "opt.step()")
+    lines = [line.strip() for line in out.splitlines()]
+    start, end = lines.index("for p in model.parameters():"), lines.index("p -= 0.1 * p.grad")
+    assert lines[start - 1].endswith("on_before_optimizer_step()  # neural-coder")
+    assert lines[end + 1].endswith("on_after_optimizer_step()  # neural-coder")
+
+
+@pytest.mark.parametrize(
+    ("text", "approach", "message"),
+    [
+        (ONE_LINE_ELSE, "pruning", "py:11: the optimizer step is on the same line as its 'if'"),
+        (TWO_STEP_LOOPS, "pruning", "run in different step loops or functions"),
+        (QAT_ON_A_PARAMETER, "qat", "training starts in train(), which receives the model"),
+        (
+            SHARED_BACKWARD,
+            "pruning",
+            "_backward() holds the training step and is called from several places (lines 16, 21)",
+        ),
+        (
+            SHARED_BACKWARD.replace(
+                "        for x, y in loader:\n            self._backward(",
+                "        x, y = loader[0]\n        self._backward(",
+                1,
+            ),
+            "pruning",
+            "_backward() is on the training path (called at line 21) and also called at line 16",
+        ),
+        (DDP_OF_A_CALL, "qat", "py:8: self.model is wrapped by DDP at line 8 around a model"),
+    ],
+)
+def test_paths_without_hooks_are_refused_at_rewrite_time(tmp_path, text, approach, message):
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", approach)
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert_untouched(path, text)
+
+
+def test_qat_through_a_function_that_returns_the_model_is_rewritten():
+    text = QAT_ON_A_PARAMETER.replace(
+        "            opt.step()\n", "            opt.step()\n    return net\n"
+    )
+    out = _rewrite(text.replace("train(model, 2)", "model = train(model, 2)"), "qat")
+    assert "net = compression_manager.model" in out
