@@ -131,7 +131,9 @@ def _echo_reports(reports: list[FileReport], verbose: bool, dry_run: bool) -> No
 )
 @click.option(
     "--teacher",
-    help="Distillation teacher: a checkpoint (.pt/.pth/.bin) or an expression (default: a frozen copy of the model).",
+    help="Distillation teacher: a checkpoint (.pt/.pth/.bin) loaded into a copy of the model, an "
+    "expression, or 'copy': a frozen copy of the model as it is when training starts (default: the "
+    "script's own frozen teacher, else that copy when the model is loaded trained).",
 )
 @click.option("--temperature", type=float, help="Distillation temperature (default 1.0).")
 @click.option(

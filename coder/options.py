@@ -99,11 +99,14 @@ class QATOptions:
         _one_of("qat backend", self.backend, ("default", "ipex"))
 
 
+TEACHER_COPY = "copy"
+
+
 @dataclass(frozen=True)
 class DistillationOptions:
-    teacher: str | None = (
-        None  # None: a frozen copy of the model; a *.pt/*.pth/*.bin path; or an expression
-    )
+    # None: the script's frozen teacher, or a copy of a model loaded trained; "copy": a
+    # frozen copy of the model whatever it holds; a *.pt/*.pth/*.bin path; or an expression
+    teacher: str | None = None
     temperature: float = 1.0
     loss_types: tuple[str, str] = ("CE", "KL")
     loss_weights: tuple[float, float] = (0.5, 0.5)
@@ -133,6 +136,11 @@ class DistillationOptions:
             raise ConfigError(
                 f"distillation loss_weights must be in [0, 1] and sum to 1, got {list(self.loss_weights)}"
             )
+
+    @property
+    def teacher_is_copy(self) -> bool:
+        """The user asks for a frozen copy of the model, trained or not (they know it is)."""
+        return self.teacher == TEACHER_COPY
 
     @property
     def teacher_is_checkpoint(self) -> bool:

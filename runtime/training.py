@@ -38,6 +38,7 @@ from .config import (
     QuantizationAwareTrainingConfig,
     WeightPruningConfig,
 )
+from .distillation.compressor import ModelInputs
 from .model import Model
 from .summary import build_summary, emit_summary, state_dict_size
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "ModelInputs",
     "CallBacks",
     "CompressionManager",
     "DistillationConfig",

@@ -21,6 +21,21 @@ OWN_TRAINING_SAMPLES = ["step_budget_loop.py", "one_epoch_helper.py", "hf_condit
 WRAPPED_MODEL_SAMPLES = ["accelerate_loop.py", "ddp_torchrun.py"]
 # a Hugging Face Trainer (or a subclass) runs the loop
 TRAINER_SAMPLES = ["hf_trainer.py", "qa_trainer_subclass.py", "seq2seq_trainer.py"]
+# samples whose model is built at random (no trained weights loaded before training):
+# distillation from a frozen copy of them is asked for explicitly with --teacher copy
+UNTRAINED_MODEL_SAMPLES = frozenset(
+    {
+        *TRAINING_STYLES,
+        "step_budget_loop.py",
+        "one_epoch_helper.py",
+        "hf_conditional_model.py",
+        "accelerate_loop.py",
+        "ddp_torchrun.py",
+        "hf_trainer.py",
+        "seq2seq_trainer.py",
+        "peft_lora_finetune.py",
+    }
+)
 APPROACHES = [
     "qat",
     "pruning",
@@ -44,6 +59,14 @@ def acceptance_scripts(pattern: str = "*.py") -> list[Path]:
     """The shared acceptance scripts when a checkout has them beside it (CI does): an extra
     floor on top of our own samples, never a replacement for them."""
     return sorted(ACCEPTANCE.glob(pattern)) if ACCEPTANCE.is_dir() else []
+
+
+def teacher_args(name: str, options: tuple[str, ...] | list[str]) -> list[str]:
+    """`--teacher copy` for distillation of an untrained sample, unless a teacher is given."""
+    text = " ".join(options)
+    if "distillation" in text and "--teacher" not in text and name in UNTRAINED_MODEL_SAMPLES:
+        return ["--teacher", "copy"]
+    return []
 
 
 def run_cli(*args: str) -> Result:

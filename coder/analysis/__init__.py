@@ -9,8 +9,8 @@ import libcst as cst
 
 from neural_coder.errors import AnalysisError
 
-from . import kinds
-from .index import Index, build_index
+from . import kinds, wraps
+from .index import Assignment, Index, build_index, iter_returns
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
@@ -161,27 +161,46 @@ def merge_paths(source: Source, loops: list[TrainingLoop]) -> TrainingLoop:
 
 
 def _constructions(index: Index) -> list[Found]:
-    found: list[Found] = []
+    """What each assignment builds. A name re-bound to the same object (`model =
+    model.to(device)`, `model = DDP(model)`, `model, opt = accelerator.prepare(model,
+    opt)`, `model = build()` of a factory's `net = Net(); return net`) is one model,
+    reported once, at the assignment that builds it outside a factory."""
+    by_leaf: dict[int, list[tuple[Found, bool]]] = {}
     src = index.source
     for assignments in index.assignments.values():
         for a in assignments:
             owner = index.class_of(a.scope)
             if owner is not None and kinds.is_model_class(index, owner):
                 continue  # the layers a model builds for itself
-            for leaf, _ in index.values_of(a.value, a.scope):
+            for leaf, _ in wraps.values_through_wraps(index, a.value, a.scope):
                 if leaf not in src.positions:
                     continue
                 kind = _kind(index, leaf)
                 if kind is not None:
-                    found.append(
-                        Found(kind[0], kind[1], src.line(a.statement), a.target, a.statement)
-                    )
+                    found = Found(kind[0], kind[1], src.line(a.statement), a.target, a.statement)
+                    by_leaf.setdefault(id(leaf), []).append((found, _returned(index, a)))
                     break
+    found = [_representative(group) for group in by_leaf.values()]
     found.sort(key=lambda f: (f.line, f.kind))
     unique: dict[tuple[int, cst.Module, str], Found] = {}
     for f in found:  # one per line and kind
         unique.setdefault((f.line, src.module_of(f.node), f.kind), f)
     return list(unique.values())
+
+
+def _returned(index: Index, a: Assignment) -> bool:
+    """`a` assigns a name its function returns (a factory's local)."""
+    if not isinstance(a.scope, cst.FunctionDef):
+        return False
+    return any(
+        r.value is not None and index.source.code(r.value) == a.target
+        for r in iter_returns(a.scope)
+    )
+
+
+def _representative(group: list[tuple[Found, bool]]) -> Found:
+    outside = [f for f, in_factory in group if not in_factory] or [f for f, _ in group]
+    return min(outside, key=lambda f: f.line)
 
 
 def _kind(index: Index, leaf: cst.BaseExpression) -> tuple[str, str] | None:

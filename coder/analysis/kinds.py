@@ -6,7 +6,10 @@ call) and answers from the callee's qualified name and the file's own classes.
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
+import libcst.matchers as m
 
 from .index import Index
 
@@ -17,8 +20,22 @@ OPTIMIZER_NAMES = frozenset(
         "AdamW8bit", "Adam8bit", "PagedAdamW", "FusedAdam", "FusedLAMB",
     }
 )  # fmt: skip
-MODEL_FACTORY_MODULES = ("torchvision.models", "timm", "torch.hub")
+MODEL_FACTORY_MODULES = ("torchvision.models.", "timm.models.")
+MODEL_FACTORIES = frozenset({"timm.create_model", "torch.hub.load"})
+# containers of modules, not a model of their own
+NN_CONTAINERS = frozenset({"ModuleList", "ModuleDict"})
+# a module that computes a loss (`DistillKL(T)`, `LabelSmoothingLoss()`), by its name
+CRITERION_NAME = re.compile(r"(loss|criterion|kl|divergence)$", re.IGNORECASE)
 MODEL_BASES = ("torch.nn.Module", "torch.nn.modules.module.Module")
+# `X.from_pretrained(...)` builds one of these, not a module, when X's name says so
+NOT_MODULE_WORDS = (
+    "tokenizer", "config", "processor", "extractor", "scheduler", "pipeline", "dataset",
+    "metric", "generationconfig",
+)  # fmt: skip
+# capitalised names in torch.nn that are not models
+NN_NOT_MODELS = frozenset({"Parameter", "ParameterList", "ParameterDict", "Dropout", "Identity"})
+# what a checkpoint dict is read with; a module loaded whole is not read this way
+CHECKPOINT_READS = ("load_state_dict", "keys", "items", "values", "get")
 
 
 def callee(index: Index, leaf: cst.BaseExpression) -> str | None:
@@ -50,24 +67,66 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
         return None
     last = name.rsplit(".", 1)[-1]
     if last in index.classes and "." not in name:
+        if CRITERION_NAME.search(last):
+            return None
         return f"{last}()" if is_model_class(index, index.classes[last]) else None
     if (imported := index.imported_class(name, leaf)) is not None:  # a class of another file
         return f"{last}()" if is_model_class(index, imported) else None
     if last in {"from_pretrained", "from_config"}:
-        return name
+        owner = name.rsplit(".", 2)[-2] if "." in name else ""
+        return None if any(w in owner.lower() for w in NOT_MODULE_WORDS) else name
     if name.startswith("torch.nn.") and last[:1].isupper() and not _is_loss_name(last):
         return name
-    if name.startswith(MODEL_FACTORY_MODULES) or name in {"timm.create_model"}:
+    if name.startswith(MODEL_FACTORY_MODULES) or name in MODEL_FACTORIES:
         return name
     if name.startswith("transformers.") and ("For" in last or last.endswith("Model")):
         return name
-    if name in {"torch.load"}:
+    if name in {"torch.load"} and _loads_module(index, leaf):  # type: ignore[arg-type]
         return "torch.load (a pickled model)"
     return None
 
 
 def _is_loss_name(name: str) -> bool:
-    return name.endswith("Loss") or name in {"Dropout", "Identity"}
+    return name.endswith("Loss") or name in NN_NOT_MODELS or name in NN_CONTAINERS
+
+
+def _loads_module(index: Index, call: cst.Call) -> bool:
+    """`torch.load(f)` loads a whole module unless it is told to load weights only or
+    what it loads is read as a checkpoint dict (`ckpt["model"]`, `load_state_dict(ckpt)`)."""
+    src = index.source
+    if any(
+        a.keyword is not None and a.keyword.value == "weights_only" and src.code(a.value) == "True"
+        for a in call.args
+    ):
+        return False
+    if isinstance(src.parent(call), cst.Subscript | cst.Arg):
+        return False  # `torch.load(f)["model"]`, `model.load_state_dict(torch.load(f))`
+    statement = src.statement_of(call)
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return True
+    small = statement.body[0]
+    targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else []
+    scope = index.scope_of(call)
+    return not any(
+        isinstance(t, cst.Name) and _read_as_checkpoint(index, t.value, scope) for t in targets
+    )
+
+
+def _read_as_checkpoint(index: Index, name: str, scope: cst.CSTNode) -> bool:
+    """`name` is subscripted, passed to `load_state_dict`, or read with `.keys()` /
+    `.items()` / `.get()` in `scope`: a checkpoint dict, not a module."""
+    src = index.source
+    for call in index.calls:
+        func = call.func
+        if index.scope_of(call) is not scope or not isinstance(func, cst.Attribute):
+            continue
+        method = func.attr.value
+        if method == "load_state_dict":
+            if any(src.code(a.value).split("[")[0] == name for a in call.args):
+                return True
+        elif method in CHECKPOINT_READS and src.code(func.value) == name:
+            return True
+    return bool(m.findall(scope, m.Subscript(value=m.Name(name))))
 
 
 def is_optimizer(index: Index, leaf: cst.BaseExpression) -> bool:

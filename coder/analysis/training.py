@@ -19,6 +19,7 @@ from neural_coder.errors import AnalysisError
 
 from . import kinds, steps
 from .index import Function, Index, Scope, unwrap_pass_through
+from .roles import all_optimized_leaves, split_roles
 
 Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -64,6 +65,9 @@ class TrainingLoop:
     notes: list[str] = field(default_factory=list)
     # the same step reached by another backward call (AMP or not): its loss and steps
     alternatives: list[TrainingLoop] = field(default_factory=list)
+    # a frozen model the script already runs next to the trained one (teacher-student)
+    teacher_in_entry: str | None = None
+    teacher_output: str | None = None  # its output, in the backward scope
 
 
 def find_backward_calls(index: Index) -> list[cst.Call]:
@@ -96,6 +100,8 @@ def _names_in(node: cst.CSTNode) -> list[cst.Name]:
 
 class LoopAnalysis:
     def __init__(self, index: Index) -> None:
+        self.teacher_calls: list[cst.Call] = []
+        self._optimized: set[int] | None = None
         self.index = index
         self.source = index.source
 
@@ -282,7 +288,7 @@ class LoopAnalysis:
 
         loss_statement = self._loss_statement(loss_name, scope, statement)
         model_call, model_output, model_callee, model_method = self._model_call(
-            scope, loss_statement, statement
+            scope, loss_statement, statement, optimizer
         )
         model_in_entry = self.map_up(model_callee, hops) if model_callee else None
         if model_in_entry is None and model_callee is None and hops:
@@ -321,6 +327,15 @@ class LoopAnalysis:
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
         loop.model_method = model_method
+        if self.teacher_calls:
+            teacher = self.teacher_calls[0]
+            loop.teacher_in_entry = self.map_up(src.code(teacher.func), hops)
+            outputs = {self._output_name(c) for c in self.teacher_calls}
+            loop.teacher_output = outputs.pop() if len(outputs) == 1 else None
+            loop.notes.append(
+                f"line {src.line(teacher)}: {src.code(teacher.func)} is a frozen model "
+                f"(a teacher): {model_callee} is the model the optimizer trains"
+            )
         return loop
 
     def _model_from_caller(self, loss_name: str, hops: list[Hop]) -> str | None:
@@ -461,11 +476,17 @@ class LoopAnalysis:
         )
 
     def _model_call(
-        self, scope: Scope, loss_statement: cst.BaseStatement | None, backward: cst.BaseStatement
+        self,
+        scope: Scope,
+        loss_statement: cst.BaseStatement | None,
+        backward: cst.BaseStatement,
+        optimizer: str,
     ) -> tuple[cst.Call | None, str | None, str | None, str | None]:
         """The call of the trained model whose output the loss is computed from: the
         call, the name its output is assigned to, the model as written, and the method
-        when the call is one of the model's own methods (`module.training_step(...)`)."""
+        when the call is one of the model's own methods (`module.training_step(...)`).
+        Of several models, the one the optimizer updates; a frozen one's calls are
+        left in `self.teacher_calls`."""
         src = self.source
         limit = src.line(backward)
         related: list[cst.CSTNode] = []
@@ -508,10 +529,14 @@ class LoopAnalysis:
                 method = methods[0]
                 return method, None, receivers.pop(), method.func.attr.value  # type: ignore[attr-defined]
         callees = {src.code(c.func) for c in models}
+        self.teacher_calls = []
         if len(callees) > 1:
             marked = [c for c in models if self._has_marker(c)]
+            roles = split_roles(self.index, models, scope, optimizer)
             if len(marked) == 1:
                 models, callees = marked, {src.code(marked[0].func)}
+            elif roles is not None:
+                models, self.teacher_calls = roles.trained, roles.teachers
             else:
                 raise AnalysisError(
                     f"the loss depends on several models ({', '.join(sorted(callees))})",
@@ -522,8 +547,11 @@ class LoopAnalysis:
         if not models:
             return None, None, None, None
         call = models[0]
-        statement = src.statement_of(call)
-        output = None
+        return call, self._output_name(call), src.code(call.func), None
+
+    def _output_name(self, call: cst.Call) -> str | None:
+        """`out` of `out = model(x)` (or of `out, aux = model(x)`)."""
+        statement = self.source.statement_of(call)
         if isinstance(statement, cst.SimpleStatementLine):
             small = statement.body[0]
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is call:
@@ -531,8 +559,8 @@ class LoopAnalysis:
                 if isinstance(target, cst.Tuple | cst.List) and target.elements:
                     target = target.elements[0].value  # `logits, aux = model(x)`: the logits
                 if isinstance(target, cst.Name):
-                    output = target.value
-        return call, output, src.code(call.func), None
+                    return target.value
+        return None
 
     def _assigned_to(self, call: cst.Call) -> set[str]:
         """The targets of the assignment whose value holds `call`."""
@@ -581,6 +609,10 @@ class LoopAnalysis:
                 return True
             if self._has_marker(leaf):
                 return True
+        if self._optimized is None:
+            self._optimized = all_optimized_leaves(self.index)
+        if any(id(leaf) in self._optimized for leaf, _ in self.index.values_of(func, scope)):
+            return True  # an optimizer updates its parameters (a class from another module)
         text = self.source.code(func).split(".")[-1].lower()
         return text in {"model", "net", "network", "student", "module"} or text.endswith("model")
 
@@ -594,15 +626,40 @@ class LoopAnalysis:
         return None, None
 
     def _inputs_text(self, call: cst.Call) -> str:
+        """The model's inputs as one expression the teacher can be called with (INC's
+        dispatch: a mapping as keywords, a tuple as positional arguments, else one
+        argument); `ModelInputs(...)` (runtime only) for positional and keyword together."""
         src = self.source
         args = call.args
+
+        def arg(a: cst.Arg) -> str:
+            return f"{a.star}{src.code(a.value)}"
+
         if len(args) == 1 and args[0].star == "**":
             return src.code(args[0].value)
+        if len(args) == 1 and args[0].star == "*":
+            return f"tuple({src.code(args[0].value)})"
         if len(args) == 1 and not args[0].keyword and not args[0].star:
             return src.code(args[0].value)
-        if all(a.keyword is not None for a in args):
-            return "dict(" + ", ".join(f"{a.keyword.value}={src.code(a.value)}" for a in args) + ")"  # type: ignore[union-attr]
-        return "(" + ", ".join(src.code(a.value) for a in args) + ",)"
+        keywords = [a for a in args if a.keyword is not None or a.star == "**"]
+        if keywords and len(keywords) == len(args):
+            return (
+                "dict("
+                + ", ".join(
+                    f"{a.keyword.value}={src.code(a.value)}" if a.keyword else arg(a) for a in args
+                )
+                + ")"
+            )
+        if keywords:
+            return (
+                "ModelInputs("
+                + ", ".join(
+                    f"{a.keyword.value}={src.code(a.value)}" if a.keyword else arg(a) for a in args
+                )
+                + ")"
+            )
+        items = ", ".join(arg(a) for a in args)
+        return f"({items},)" if len(args) == 1 else f"({items})"
 
     # -- run length ------------------------------------------------------------------------
     def _total_steps(

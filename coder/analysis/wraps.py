@@ -6,6 +6,7 @@ before the wrap and the wrap takes the prepared model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import libcst as cst
@@ -23,6 +24,8 @@ WRAPPERS = (
     "torch.distributed.fsdp.FullyShardedDataParallel",
 )
 ACCELERATE_METHODS = ("prepare", "prepare_model")
+# the same model with adapters added around its weights (not a wrap to compress before)
+ADAPTER_WRAPPERS = ("peft.get_peft_model", "peft.mapping.get_peft_model")
 
 
 @dataclass
@@ -30,6 +33,31 @@ class Wrap:
     statement: cst.BaseStatement  # the assignment that wraps the model
     inner: str  # the bare model's name, as written inside the wrap
     what: str  # "DistributedDataParallel", "accelerator.prepare", ...
+
+
+def values_through_wraps(
+    index: Index, expr: cst.BaseExpression, scope: Scope
+) -> Iterator[tuple[cst.BaseExpression, Scope]]:
+    """`Index.values_of`, looking through wraps: `DDP(model)` stands for `model`."""
+    for leaf, where in index.values_of(expr, scope):
+        inner = _wrapped(index, leaf)
+        if inner is None:
+            yield leaf, where
+        else:
+            yield from index.values_of(inner, where)
+
+
+def _wrapped(index: Index, leaf: cst.BaseExpression) -> cst.BaseExpression | None:
+    if not isinstance(leaf, cst.Call) or not leaf.args:
+        return None
+    first = leaf.args[0]
+    if first.star or first.keyword is not None:
+        return None
+    if index.qualified(leaf.func) in (*WRAPPERS, *ADAPTER_WRAPPERS) or m.matches(
+        leaf.func, m.Attribute(attr=m.Name("prepare_model"))
+    ):
+        return first.value
+    return None
 
 
 def find_wrap(index: Index, name: str, scope: Scope, before_line: int) -> Wrap | None:

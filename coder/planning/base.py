@@ -11,6 +11,7 @@ import libcst.matchers as m
 from neural_coder.analysis import Facts
 from neural_coder.analysis.index import Scope
 from neural_coder.analysis.low_bit import low_bit_load
+from neural_coder.analysis.pretrained import weights_before_training
 from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.analysis.wraps import peft_adapters
 from neural_coder.errors import AnalysisError
@@ -50,6 +51,7 @@ class BasePlanner:
         self.taken = set(self.src.names)  # a project: the names of all its files
         self.cm_name = self.free_name("compression_manager")
         self.teacher_name = self.free_name("teacher_model")
+        self.script_teacher = False  # the teacher is a model the script already has
 
     def build(self) -> Plan:
         raise NotImplementedError
@@ -139,9 +141,26 @@ class BasePlanner:
             )
         return snippets.call(CONFIG_CLASSES["pruning"], kwargs)
 
-    def teacher(self, model: str) -> str:
+    def teacher(self, model: str, scope: Scope, training: cst.CSTNode) -> str:
+        """The statement that builds the teacher. The default, a frozen copy of the
+        model, only when the model holds trained weights before `training` starts."""
         teacher = self.options.distillation.teacher
+        if self.options.distillation.teacher_is_copy:
+            self.plan.placed.append(f"teacher: a frozen copy of {model} (--teacher copy)")
+            return f"{self.teacher_name} = copy.deepcopy({model})"
         if teacher is None:
+            weights = weights_before_training(self.index, model, scope, training)
+            if not weights.trained:
+                raise AnalysisError(
+                    f"distillation needs a teacher: the default, a frozen copy of {model}, "
+                    f"would teach nothing because {weights.why}",
+                    path=self.src.path,
+                    line=self.src.line(training),
+                    hint="pass a trained teacher: --teacher path/to/trained_weights.pt (loaded into "
+                    "a copy of the model) or --teacher 'Expression()' that builds one; "
+                    f"--teacher copy when {model} does hold trained weights there",
+                )
+            self.plan.placed.append(f"teacher: a frozen copy of {model} ({weights.why})")
             return f"{self.teacher_name} = copy.deepcopy({model})"
         if self.options.distillation.teacher_is_checkpoint:
             return (
@@ -239,7 +258,11 @@ class BasePlanner:
         if "distillation" in self.options.approach:
             edits.append(AddImport(self.modules["config"], "KnowledgeDistillationLossConfig"))
             d = self.options.distillation
-            if d.teacher is None or d.teacher_is_checkpoint:
+            if (
+                (d.teacher is None and not self.script_teacher)
+                or d.teacher_is_copy
+                or d.teacher_is_checkpoint
+            ):
                 edits.append(AddImport("copy"))
             if d.teacher_is_checkpoint:
                 edits.append(AddImport("torch"))

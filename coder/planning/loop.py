@@ -110,7 +110,13 @@ class LoopPlanner(BasePlanner):
                 total_steps = None
         before: list[str] = []
         if "distillation" in techniques:
-            before.append(self.teacher(bare))
+            if self.options.distillation.teacher is None and loop.teacher_in_entry is not None:
+                self.teacher_name, self.script_teacher = loop.teacher_in_entry, True
+                self.plan.placed.append(
+                    f"teacher: {loop.teacher_in_entry}, the frozen model the script already runs"
+                )
+            else:
+                before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
         before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
@@ -123,6 +129,8 @@ class LoopPlanner(BasePlanner):
         ):
             self._fit_schedule(loop, cm, fit_later)
         self.insert(loop.entry_loop, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
+        if "qat" in techniques:
+            self._warn_reload_after_training(loop, model)
 
         if loop.epoch_loop is not None:
             epoch = loop.epoch_var or "0"
@@ -234,6 +242,25 @@ class LoopPlanner(BasePlanner):
             "the pruning schedule fitted to the run",
         )
         self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "fit_pruning_schedules"))
+
+    def _warn_reload_after_training(self, loop: TrainingLoop, model: str) -> None:
+        """`model = torch.load(best)` after training brings back what was saved during
+        training: the fake-quant QAT model, not the int8 model `on_train_end` made."""
+        end = self.src.line(loop.entry_loop)
+        for a in self.index.assignments_in(model, loop.entry_scope):
+            line = self.src.line(a.statement)
+            loads = [
+                c
+                for c in m.findall(a.value, m.Call())
+                if self.index.qualified(c.func) == "torch.load"  # type: ignore[union-attr]
+            ]
+            if line > end and loads:
+                self.plan.warnings.append(
+                    f"line {line}: {model} is loaded back from a checkpoint saved during training: "
+                    "that is the fake-quant QAT model, not the int8 model training ends with; "
+                    f"save {model} after training to keep the int8 model"
+                )
+                return
 
     def _check_autocast(self, model_call: cst.Call) -> None:
         """A model run under autocast (bf16 or fp16) fails QAT in the first step."""
@@ -370,13 +397,53 @@ class LoopPlanner(BasePlanner):
                 hint="have the model return its logits and compute the loss from them",
             )
         loss = loop.loss_name
-        hook = f"{cm}.callbacks.on_after_compute_loss({loop.model_inputs}, {output}, "
+        inputs = self._inputs(loop)
+        hook = f"{cm}.callbacks.on_after_compute_loss({inputs}, {output}, "
+        # the script's own teacher output, so the teacher does not run twice
+        given = (
+            f", teacher_output={loop.teacher_output}"
+            if self.script_teacher and loop.teacher_output is not None
+            else ""
+        )
         scale = self._accumulation_scale(loop.loss_statement, loop.accumulation)
         if scale is None:
-            code = f"{loss} = {hook}{loss})"
+            code = f"{loss} = {hook}{loss}{given})"
         else:  # the teacher's term is scaled down for accumulation like the student's
-            code = f"{loss} = {hook}{loss} * {scale}) / {scale}"
+            code = f"{loss} = {hook}{loss} * {scale}{given}) / {scale}"
         self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")
+
+    def _inputs(self, loop: TrainingLoop) -> str:
+        """The model's inputs as the hook reads them. Inputs the model call re-binds
+        (`output, hidden = model(data, hidden)`) are kept in a name before the call, so
+        the teacher gets what the student got."""
+        inputs = loop.model_inputs or ""
+        if inputs.startswith("ModelInputs("):
+            if self.options.target == "inc":
+                raise AnalysisError(
+                    f"the model takes positional and keyword arguments together "
+                    f"({self.src.code(loop.model_call)}): INC's teacher call takes a tuple or a "  # type: ignore[arg-type]
+                    "dict, not both",
+                    path=self.src.path,
+                    line=self.src.line(loop.model_call),  # type: ignore[arg-type]
+                    hint="pass the model's inputs all by keyword, or use --target runtime",
+                )
+            self.plan.edits.append(AddImport(self.modules["training"], "ModelInputs"))
+        call = loop.model_call
+        statement = self.src.statement_of(call) if call is not None else None
+        rebound = {
+            t.value
+            for small in getattr(statement, "body", ())
+            if isinstance(small, cst.Assign)
+            for target in small.targets
+            for t in m.findall(target.target, m.Name())  # type: ignore[union-attr]
+        }
+        if statement is None or not rebound & free_names(cst.parse_expression(inputs)):
+            return inputs
+        name = self.free_name("model_inputs")
+        self.insert(
+            statement, "before", [f"{name} = {inputs}"], "the model's inputs, kept for the teacher"
+        )
+        return name
 
     def _accumulation_scale(
         self, loss_statement: cst.BaseStatement, accumulation: str | None

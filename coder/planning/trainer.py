@@ -33,7 +33,8 @@ class TrainerPlanner(BasePlanner):
 
         before = []
         if "distillation" in techniques:
-            before.append(self.teacher(model))
+            self._target(use, "distil")  # a Trainer that cannot be reached is the first refusal
+            before.append(self.teacher(model, use.scope, use.statement))
         # "": the callback fits the pruning schedule to the Trainer's run length
         before.append(f"{cm} = prepare_compression({model}, {self.configs('')})")
         self.insert(use.statement, "before", before, "prepare_compression")

@@ -43,8 +43,10 @@ def literal_settings(text: str) -> dict[str, dict[str, Any]]:
             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
                 if node.targets[0].id.startswith("teacher_model"):
                     value = ast.unparse(node.value)
-                    if not value.startswith("copy.deepcopy("):
-                        settings.setdefault("distillation", {})["teacher"] = value
+                    # a frozen copy: the default or --teacher copy, which insert the same
+                    # code; "copy" reproduces it whatever the model holds
+                    teacher = "copy" if value.startswith("copy.deepcopy(") else value
+                    settings.setdefault("distillation", {})["teacher"] = teacher
             if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("load_state_dict"):
                 for inner in ast.walk(node):
                     if isinstance(inner, ast.Constant) and isinstance(inner.value, str):

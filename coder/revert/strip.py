@@ -16,7 +16,9 @@ from neural_coder.transforms.snippets import MARKER, WRAPPED_MARKER, join_lines
 TOOL_MODULES = ("neural_coder.runtime", "neural_compressor")
 TOOL_PLAIN_IMPORTS = ("copy", "torch")
 CALLBACK = "CompressionCallback"
-INSERTED_NAME = re.compile(r"^(compression_manager|teacher_model|quantized_model|outputs)(_\d+)?$")
+INSERTED_NAME = re.compile(
+    r"^(compression_manager|teacher_model|quantized_model|outputs|model_inputs)(_\d+)?$"
+)
 
 
 def _marked(statement: cst.CSTNode) -> bool:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .compressor import DistillationCompressor, call_model, move_to_device
+from .compressor import DistillationCompressor, ModelInputs, call_model, move_to_device
 from .features import FeatureCapture, LayerSpec, UnknownLayerError, select_output
 from .losses import (
     CRITERIA,
@@ -34,6 +34,7 @@ __all__ = [
     "IntermediateLayersKnowledgeDistillationLoss",
     "KnowledgeDistillationLoss",
     "LayerSpec",
+    "ModelInputs",
     "PyTorchIntermediateLayersKnowledgeDistillationLoss",
     "PyTorchKnowledgeDistillationLoss",
     "PyTorchSelfKnowledgeDistillationLoss",

@@ -65,10 +65,25 @@ log = logging.getLogger(__name__)
 __all__ = ["DistillationCompressor", "call_model", "move_to_device"]
 
 
+class ModelInputs:
+    """The inputs of a model call that takes both positional and keyword arguments
+    (``model(input_ids, attention_mask=mask)``), so the teacher is called the same way.
+    INC's dispatch has no form for it (a mapping is keywords only, a tuple positional only)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return f"ModelInputs({len(self.args)} positional, keywords {sorted(self.kwargs)})"
+
+
 def move_to_device(obj: Any, device: torch.device) -> Any:
     """Tensors in ``obj`` (nested mappings, tuples, lists) moved to ``device``."""
     if isinstance(obj, torch.Tensor):
         return obj.to(device)
+    if isinstance(obj, ModelInputs):
+        return ModelInputs(*move_to_device(obj.args, device), **move_to_device(obj.kwargs, device))
     if isinstance(obj, Mapping):
         return {k: move_to_device(v, device) for k, v in obj.items()}
     if isinstance(obj, tuple):
@@ -97,6 +112,8 @@ def call_model(model: nn.Module, inputs: Any) -> Any:
     passed as one argument (INC retries that way after any exception; here the
     forward's signature decides, so a forward is never run twice).
     """
+    if isinstance(inputs, ModelInputs):
+        return model(*inputs.args, **inputs.kwargs)
     if isinstance(inputs, Mapping):
         return model(**inputs)
     if isinstance(inputs, (tuple, list)) and _accepts(model, tuple(inputs)):
@@ -115,6 +132,8 @@ def _device_of(module: nn.Module) -> torch.device | None:
 def _first_tensor_device(obj: Any) -> torch.device | None:
     if isinstance(obj, torch.Tensor):
         return obj.device
+    if isinstance(obj, ModelInputs):
+        return _first_tensor_device((*obj.args, *obj.kwargs.values()))
     values = obj.values() if isinstance(obj, Mapping) else obj
     if isinstance(obj, (Mapping, tuple, list)):
         for v in values:

@@ -93,6 +93,7 @@ from .backend import (
     QuantSpec,
     TensorScheme,
 )
+from .pickling import make_picklable
 
 log = logging.getLogger(__name__)
 
@@ -401,8 +402,14 @@ def _keep_model_api(user_class: type, source: nn.Module, traced: nn.Module) -> N
             methods[name] = value
     if methods:
         names = {"__module__": user_class.__module__, "__qualname__": user_class.__qualname__}
+        # GraphModule.recompile (which pickling runs) wraps __call__ once per class; the
+        # subclass shares its parent's wrapper, or a second one would call the first forever
+        wrapped = vars(type(traced)).get("_wrapped_call")
+        shared = {"_wrapped_call": wrapped} if wrapped is not None else {}
         traced.__class__ = type(
-            user_class.__name__, (type(traced),), {**methods, **names, USER_CLASS: user_class}
+            user_class.__name__,
+            (type(traced),),
+            {**methods, **names, **shared, USER_CLASS: user_class},
         )
     for name, value in vars(source).items():
         # nn.Module's own state is private (`_modules`, ...) but for `training`
@@ -657,6 +664,7 @@ class TorchAOBackend:
                     if isinstance(module, qm.OBSERVED_TYPES):
                         _set_submodule(model, name, module.to_quantized())
         hooks.strip(model)
+        make_picklable(model)
         model.eval()
         _attach_size_hints(model, layouts)
         self._attach_recipe(model, prepared)
@@ -768,9 +776,11 @@ class TorchAOBackend:
                 log.info("FX quantization not possible (%s); using the eager path", reason)
             else:
                 _take_over_hooks(before, fx_model)
+                make_picklable(model, fx_model)  # `torch.save(model, f)` during training
                 return PreparedModel(fx_model, "fx", None, spec.with_path("fx"), info)
         eager_model = self._prepare_eager(model, spec, reduce_range)
         _take_over_hooks(before, eager_model)
+        make_picklable(model, eager_model)
         return PreparedModel(eager_model, "eager", reason, spec.with_path("eager"), info)
 
     def _prepare_fx(self, model: nn.Module, spec: QuantSpec, reduce_range: bool) -> nn.Module:

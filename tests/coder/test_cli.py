@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, teacher_args
 
 
 def test_in_place_rewrite_keeps_a_backup_and_second_run_is_a_no_op(copy_script):
@@ -36,7 +36,9 @@ def test_output_path_leaves_the_input_alone(copy_script, tmp_path):
     script = copy_script("step_budget_loop.py")
     original = script.read_text()
     out = tmp_path / "out" / "compressed.py"
-    result = run_cli("optimize", script, "--approach", "distillation", "-o", out)
+    result = run_cli(
+        "optimize", script, "--approach", "distillation", "--teacher", "copy", "-o", out
+    )
     assert result.exit_code == 0, result.output
     assert script.read_text() == original
     assert "on_after_compute_loss(inputs, logits, loss)" in out.read_text()
@@ -74,7 +76,13 @@ def test_inspect_prints_facts_with_lines(copy_script):
 def test_target_inc_imports_neural_compressor(copy_script):
     script = copy_script("one_epoch_helper.py")
     result = run_cli(
-        "optimize", script, "--approach", "distillation+pruning+qat", "--target", "inc"
+        "optimize",
+        script,
+        "--approach",
+        "distillation+pruning+qat",
+        "--target",
+        "inc",
+        *teacher_args(script.name, ["distillation"]),
     )
     assert result.exit_code == 0, result.output
     text = script.read_text()

@@ -24,6 +24,7 @@ from tests.conftest import (
     TRAINING_STYLES,
     WRAPPED_MODEL_SAMPLES,
     script_path,
+    teacher_args,
 )
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -71,6 +72,14 @@ CASES = [
     ("generate_from_checkpoint.py", "ptq-dynamic", "runtime"),
     # compute_metrics returns mse or accuracy: the key is picked at run time
     ("glue_style_trainer.py", "ptq-dynamic", "runtime"),
+    # the script's own frozen teacher teaches; only the student is compressed
+    ("kd_teacher_student.py", "distillation", "runtime"),
+    ("kd_teacher_student.py", "pruning+qat", "runtime"),
+    # loaded trained: the default teacher copy; called as model(data, hidden)
+    ("rnn_lm_finetune.py", "distillation", "runtime"),
+    ("rnn_lm_finetune.py", "qat", "runtime"),
+    # a checkpoint dict, a config, a meter and a loss object are not models
+    ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
 ]
 
 
@@ -81,7 +90,10 @@ def golden_path(name: str, approach: str, target: str) -> Path:
 @pytest.mark.parametrize(("name", "approach", "target"), CASES)
 def test_rewrite_matches_reviewed_output_and_is_idempotent(name, approach, target):
     source = script_path(name)
-    options = build_options(approach, target, {}, {})
+    teacher = teacher_args(name, [approach])
+    options = build_options(
+        approach, target, {}, {"distillation": {"teacher": teacher[1] if teacher else None}}
+    )
     rewritten, report = rewrite_source(Path(name), source.read_text(), options)
     assert report.status is Status.TRANSFORMED
     expected = golden_path(name, approach, target)

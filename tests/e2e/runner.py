@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import run_cli, script_path
+from tests.conftest import run_cli, script_path, teacher_args
 
 TORCHRUN = [
     sys.executable,
@@ -51,7 +51,7 @@ def rewrite_and_run(
     Python) and return the summary JSON."""
     script = tmp_path / name
     script.write_text(script_path(name).read_text())
-    result = run_cli("optimize", script, *options)
+    result = run_cli("optimize", script, *options, *teacher_args(name, options))
     assert result.exit_code == 0, result.output
     assert "Transformed" in result.output, result.output
     summary = run_script(script, launcher=launcher)[1]

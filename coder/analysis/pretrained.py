@@ -1,0 +1,149 @@
+"""Whether a model holds trained weights before training starts.
+
+The default distillation teacher is a frozen copy of the student. That copy only
+teaches something when the model is loaded trained: a fine-tuned checkpoint
+(`from_pretrained(path)`), `load_state_dict` of trained weights, a module loaded
+whole (`torch.load`), a helper that loads a checkpoint into it. A model built
+from its class or config is random; a pretrained backbone given a new head
+(`num_labels=k`, `model.fc = nn.Linear(...)`) has a random head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+
+from . import kinds
+from .index import Index, Scope
+from .wraps import values_through_wraps
+
+FRESH_HEAD_KEYWORDS = ("num_labels", "num_classes", "ignore_mismatched_sizes")
+HEAD_NAMES = ("fc", "classifier", "head", "heads", "score", "lm_head", "last_linear")
+PRETRAINED_KEYWORDS = ("pretrained", "weights")
+LOAD_WORDS = ("load", "restore")
+
+
+@dataclass
+class Weights:
+    trained: bool
+    why: str  # "loaded by model.load_state_dict(...) at line 40", "built by Net() at line 12"
+
+
+def weights_before_training(
+    index: Index, model: str, scope: Scope, training: cst.CSTNode
+) -> Weights:
+    """What `model` (as written in `scope`) holds when `training` (the loop, or the
+    Trainer construction) starts."""
+    src = index.source
+    leaves = [
+        leaf
+        for leaf, _ in values_through_wraps(index, cst.parse_expression(model), scope)
+        if leaf in src.positions
+    ]
+    ids = {id(leaf) for leaf in leaves}
+    start = _start_line(index, scope, training)
+    for call in index.calls:
+        if src.line(call) >= start or call not in src.positions:
+            continue
+        if _loads_into(index, call, ids):
+            what = f"{src.code(call.func)}(...) at line {src.line(call)}"
+            condition = _condition(index, call)
+            if condition is not None:
+                return Weights(False, f"trained weights are loaded only when {condition} ({what})")
+            return Weights(True, f"trained weights loaded by {what}")
+    built = [leaf for leaf in leaves if kinds.model_kind(index, leaf) is not None]
+    if not built:
+        return Weights(False, f"where {model} comes from could not be read")
+    leaf = built[0]
+    what = f"{kinds.model_kind(index, leaf)} at line {src.line(leaf)}"
+    assert isinstance(leaf, cst.Call)
+    name = kinds.callee(index, leaf) or ""
+    last = name.rsplit(".", 1)[-1]
+    if name == "torch.load":
+        return Weights(True, f"a trained module loaded whole by {what}")
+    fresh = _fresh_head(index, leaf, ids, training)
+    if last == "from_pretrained":
+        if fresh:
+            return Weights(
+                False, f"the checkpoint gets a new, randomly initialised head ({fresh}, {what})"
+            )
+        return Weights(True, f"a trained checkpoint loaded by {what}")
+    pretrained = [a for a in leaf.args if a.keyword and a.keyword.value in PRETRAINED_KEYWORDS]
+    if pretrained and not all(src.code(a.value) in ("False", "None") for a in pretrained):
+        if fresh:
+            return Weights(
+                False, f"the pretrained model gets a new, randomly initialised head ({fresh})"
+            )
+        return Weights(True, f"pretrained weights requested by {what}")
+    return Weights(False, f"the model is randomly initialised ({what})")
+
+
+def _loads_into(index: Index, call: cst.Call, ids: set[int]) -> bool:
+    """`m.load_state_dict(...)`, or a loading helper given the model
+    (`load_checkpoint(path, model)`, `model = load_weights(model, path)`)."""
+    func = call.func
+    scope = index.scope_of(call)
+    if isinstance(func, cst.Attribute) and func.attr.value in (
+        "load_state_dict",
+        "from_pretrained",
+    ):
+        if func.attr.value == "load_state_dict":
+            return bool(_ids(index, func.value, scope) & ids)
+        return False
+    last = index.qualified(func).rsplit(".", 1)[-1].lower()
+    if not any(word in last for word in LOAD_WORDS) or last in ("load", "torch.load"):
+        return False
+    return any(_ids(index, a.value, scope) & ids for a in call.args)
+
+
+def _fresh_head(index: Index, leaf: cst.Call, ids: set[int], training: cst.CSTNode) -> str | None:
+    """A new head: a keyword that sizes it, or an assignment that replaces it (outside
+    the training itself)."""
+    src = index.source
+
+    def outside(node: cst.CSTNode) -> bool:
+        return all(ancestor is not training for ancestor in src.ancestors(node))
+
+    for arg in leaf.args:
+        if arg.keyword and arg.keyword.value in FRESH_HEAD_KEYWORDS:
+            if src.code(arg.value) not in ("False", "None"):
+                return f"{arg.keyword.value}={src.code(arg.value)}"
+    for assignments in index.assignments.values():
+        for a in assignments:
+            target = cst.parse_expression(a.target)
+            if not isinstance(target, cst.Attribute) or target.attr.value not in HEAD_NAMES:
+                continue
+            if outside(a.statement) and _ids(index, target.value, a.scope) & ids:
+                return f"{a.target} = ... at line {src.line(a.statement)}"
+    for call in index.calls:
+        if m.matches(call.func, m.Attribute(attr=m.Name("reset_classifier"))):
+            receiver = call.func.value  # type: ignore[attr-defined]
+            if outside(call) and _ids(index, receiver, index.scope_of(call)) & ids:
+                return f"{src.code(call.func)}() at line {src.line(call)}"
+    return None
+
+
+def _start_line(index: Index, scope: Scope, training: cst.CSTNode) -> int:
+    """Where training starts: the loop, or, when a function holds it, the first call
+    of that function (`model = train_model(model, ...)` after the function's def)."""
+    fn = index.function(scope)
+    calls = index.call_sites(fn) if fn is not None else []
+    return min([index.source.line(training), *(index.source.line(c) for c in calls)])
+
+
+def _condition(index: Index, call: cst.Call) -> str | None:
+    """The test of an `if` the call runs under (not `if __name__ == "__main__"`)."""
+    for node in index.source.ancestors(call):
+        if isinstance(node, cst.If):
+            test = index.source.code(node.test)
+            if "__name__" not in test:
+                return test
+        if isinstance(node, cst.FunctionDef):
+            return None
+    return None
+
+
+def _ids(index: Index, expr: cst.BaseExpression, scope: Scope) -> set[int]:
+    return {id(leaf) for leaf, _ in values_through_wraps(index, expr, scope)}

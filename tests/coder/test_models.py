@@ -1,0 +1,190 @@
+"""What is a model, which one is trained, and what may teach it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from neural_coder.analysis import analyze, parse_source
+from neural_coder.analysis.pretrained import weights_before_training
+from neural_coder.api import rewrite_source
+from neural_coder.errors import NeuralCoderError
+from neural_coder.options import build_options
+from neural_coder.report import Status
+from neural_coder.runtime.distillation import ModelInputs, call_model
+
+
+def models_of(text: str) -> list[str]:
+    facts = analyze(parse_source(Path("s.py"), text))
+    return [f"{f.line}:{f.target}" for f in facts.found if f.kind == "model"]
+
+
+HF_EVAL = """from transformers import AutoConfig, AutoTokenizer, AutoImageProcessor, AutoModelForSequenceClassification
+import torch
+config = AutoConfig.from_pretrained("ckpt")
+tokenizer = AutoTokenizer.from_pretrained("ckpt")
+processor = AutoImageProcessor.from_pretrained("ckpt")
+model = AutoModelForSequenceClassification.from_pretrained("ckpt", config=config)
+model = model.to("cpu")
+model = torch.compile(model)
+criterion = torch.nn.CrossEntropyLoss()
+heads = torch.nn.ModuleList([torch.nn.Linear(2, 2)])
+"""
+
+
+def test_configs_tokenizers_processors_criteria_and_containers_are_not_models():
+    assert models_of(HF_EVAL) == ["6:model"]
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (
+            "ckpt = torch.load(p)\nmodel = Net()\nmodel.load_state_dict(ckpt['model'])\n",
+            ["5:model"],
+        ),
+        ("state = torch.load(p)\nmodel = Net()\nmodel.load_state_dict(state)\n", ["5:model"]),
+        ("ckpt = torch.load(p, weights_only=True)\n", []),
+        ("model = torch.load(p)\nmodel.eval()\n", ["4:model"]),
+    ],
+)
+def test_a_checkpoint_dict_is_not_a_model_a_module_loaded_whole_is(code, expected):
+    head = "import torch\nclass Net(torch.nn.Module):\n    pass\n"
+    assert models_of(head + code) == expected
+
+
+@pytest.mark.parametrize(
+    "rebinding",
+    [
+        "model = model.to(device)",
+        "model = torch.compile(model)",
+        "model = torch.nn.parallel.DistributedDataParallel(model)",
+        "model, opt = accelerator.prepare(model, opt)",
+    ],
+)
+def test_a_re_bound_model_is_one_model(rebinding):
+    text = (
+        "import timm, torch\n"
+        "def create():\n    net = timm.create_model('resnet18')\n    return net\n"
+        "model = create()\nopt = torch.optim.SGD(model.parameters())\n" + rebinding + "\n"
+    )
+    assert models_of(text) == ["5:model"]
+
+
+GAN = """import torch
+G = torch.nn.Linear(2, 2)
+D = torch.nn.Linear(2, 1)
+d_opt = torch.optim.Adam(D.parameters())
+g_opt = torch.optim.Adam(G.parameters())
+for z in [torch.randn(4, 2)]:
+    d_loss = D(G(z)).mean()
+    d_loss.backward()
+    d_opt.step()
+"""
+
+TEACHER = """import torch
+teacher = torch.nn.Linear(2, 2)
+teacher.load_state_dict(torch.load("t.pt"))
+student = torch.nn.Linear(2, 2)
+params = [{"params": student.parameters(), "lr": 0.1}]
+opt = torch.optim.SGD(params)
+for x in [torch.randn(4, 2)]:
+    with torch.no_grad():
+        t_out = teacher(x)
+    s_out = student(x)
+    loss = (s_out - t_out).pow(2).mean()
+    loss.backward()
+    opt.step()
+"""
+
+
+def test_two_models_that_optimizers_update_are_ambiguous():
+    facts = analyze(parse_source(Path("gan.py"), GAN))
+    assert facts.loop is None and "several models (D, G)" in facts.loop_error.message
+
+
+def test_the_model_the_optimizer_updates_is_trained_and_a_frozen_one_teaches():
+    facts = analyze(parse_source(Path("kd.py"), TEACHER))
+    assert facts.loop is not None
+    assert facts.loop.model_in_entry == "student"
+    assert (facts.loop.teacher_in_entry, facts.loop.teacher_output) == ("teacher", "t_out")
+
+
+def weights(text: str, model: str = "model") -> tuple[bool, str]:
+    facts = analyze(parse_source(Path("s.py"), text))
+    loop = facts.loop
+    assert loop is not None, facts.loop_error
+    found = weights_before_training(facts.index, model, loop.entry_scope, loop.entry_loop)
+    return found.trained, found.why
+
+
+LOOP = """
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for x in [torch.randn(2, 4)]:
+    loss = model(x).sum()
+    loss.backward()
+    opt.step()
+"""
+
+
+@pytest.mark.parametrize(
+    ("build", "trained", "why"),
+    [
+        ("model = Net()", False, "randomly initialised (Net() at line 4)"),
+        ("model = Net()\nmodel.load_state_dict(torch.load('w.pt'))", True, "load_state_dict"),
+        (
+            "model = Net()\nif args.resume:\n    model.load_state_dict(sd)",
+            False,
+            "only when args.resume",
+        ),
+        ("model = Net()\nutils.load_checkpoint('best.pth', model)", True, "utils.load_checkpoint"),
+        ("model = torch.load('whole.pt')", True, "loaded whole"),
+        (
+            "model = AutoModelForSequenceClassification.from_pretrained('ft')",
+            True,
+            "trained checkpoint",
+        ),
+        (
+            "model = AutoModelForSequenceClassification.from_pretrained('base', num_labels=3)",
+            False,
+            "new, randomly initialised head (num_labels=3",
+        ),
+        ("model = models.resnet18(weights='DEFAULT')", True, "pretrained weights requested"),
+        (
+            "model = models.resnet18(weights='DEFAULT')\nmodel.fc = torch.nn.Linear(512, 2)",
+            False,
+            "model.fc = ... at line 5",
+        ),
+    ],
+)
+def test_the_default_teacher_needs_a_model_loaded_trained(build, trained, why):
+    head = (
+        "import torch, utils\nfrom torchvision import models\n"
+        "from transformers import AutoModelForSequenceClassification\n"
+    )
+    net = "class Net(torch.nn.Module):\n    pass\n"
+    got = weights(head + build + "\n" + LOOP + net)
+    assert got[0] is trained and why in got[1], got
+
+
+def test_inputs_given_by_position_and_keyword_reach_the_teacher_the_same_way():
+    text = TEACHER.replace("s_out = student(x)", "s_out = student(x, scale=2)")
+    options = build_options("distillation", "runtime", {}, {})
+    rewritten, report = rewrite_source(Path("kd.py"), text, options)
+    assert report.status is Status.TRANSFORMED
+    assert "ModelInputs(x, scale=2), s_out, loss, teacher_output=t_out" in rewritten
+    assert "import ModelInputs" in rewritten
+    with pytest.raises(NeuralCoderError, match="positional and keyword arguments together"):
+        rewrite_source(Path("kd.py"), text, build_options("distillation", "inc", {}, {}))
+
+
+def test_model_inputs_call_the_model_with_both_kinds_of_argument():
+    class Scaled(torch.nn.Module):
+        def forward(self, x, scale=1):
+            return x * scale
+
+    assert torch.equal(
+        call_model(Scaled(), ModelInputs(torch.ones(2), scale=3)), torch.full((2,), 3.0)
+    )
