@@ -202,6 +202,13 @@ LOADER_LAYOUTS = {
 def test_the_layout_does_not_change_the_outcome(layout, approach):
     """Issues 16/17: the same data flow, laid out three ways, gets the same rewrite: the
     fit after training with the loader followed through the call's arguments."""
+    if approach == "qat" and layout != "module level":
+        # Known gap: QAT hands back a new module, and train() receives the model as a
+        # parameter, so the caller would evaluate the fp32 model: refused, with the way out,
+        # until the manager is prepared in the caller (see the closing note of issue 10).
+        with pytest.raises(NeuralCoderError, match="receives the model as its parameter"):
+            rewrite(HEADER + LOADER_LAYOUTS[layout], approach)
+        return
     text, report = rewrite(HEADER + LOADER_LAYOUTS[layout], approach)
     assert report.status is Status.TRANSFORMED, report.message
     if approach == "ptq-static":

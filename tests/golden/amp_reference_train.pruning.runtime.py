@@ -124,7 +124,7 @@ def main(args):
             args,
             scaler,
             compression_manager=compression_manager,
-        )
+        )  # neural-coder: wrapped
         accuracy = evaluate(model, criterion, data_loader_test, device=device)
         print(f"epoch {epoch}: accuracy {accuracy:.3f}")
         compression_manager.callbacks.on_epoch_end()  # neural-coder

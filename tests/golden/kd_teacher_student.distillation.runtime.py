@@ -113,7 +113,7 @@ def main():
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
         train_kd(
             student, teacher, optimizer, train_loader, args, compression_manager=compression_manager
-        )
+        )  # neural-coder: wrapped
         print(f"epoch {epoch}: student accuracy {evaluate(student, val_loader):.3f}")
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder

@@ -129,7 +129,7 @@ def main():
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
         train(
             model, train_data, criterion, optimizer, args, compression_manager=compression_manager
-        )
+        )  # neural-coder: wrapped
         val_loss = evaluate(model, val_data, criterion, args)
         print(f"epoch {epoch} | valid loss {val_loss:.3f} | valid ppl {math.exp(val_loss):.2f}")
         if best_val_loss is None or val_loss < best_val_loss:

@@ -66,14 +66,7 @@ def main(args):
     for epoch in range(args.epochs):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
         train_one_epoch(
-            model,
-            criterion,
-            data_loader_train,
-            optimizer,
-            device,
-            epoch,
-            args.clip_grad,
-            compression_manager=compression_manager,
+            model, criterion, data_loader_train, optimizer, device, epoch, args.clip_grad, compression_manager=compression_manager
         )
         stats = evaluate(data_loader_val, model, device)
         best = max(best, stats["acc1"])

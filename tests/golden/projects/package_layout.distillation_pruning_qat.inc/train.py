@@ -73,7 +73,7 @@ def main():
             criterion,
             optimizer,
             compression_manager=compression_manager,
-        )
+        )  # neural-coder: wrapped
         accuracy = validate(model, val_loader)
         print(f"epoch {epoch}: train loss {train_loss:.4f}, val accuracy {accuracy:.3f}")
         compression_manager.callbacks.on_epoch_end()  # neural-coder
