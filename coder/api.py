@@ -241,6 +241,14 @@ def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileR
     )
     report.placed = [f.render() for f in result.findings if f.kind == "INFO"]
     report.warnings = [f.render() for f in result.todos]
+    if result.changed and not result.migrated:  # only TODO comments: nothing was migrated
+        report.status, report.exit_code = Status.FAILED, 1
+        report.warnings = [f"{path}:{f.source_line or f.line}: {f.message}" for f in result.todos]
+        report.message = (
+            f"{path}: nothing could be migrated; the 1.x code is left as it was and the file "
+            "was not written (the reasons below say what to change)"
+        )
+        return text, report
     if not result.changed:
         left = [
             f"{path}:{number}: {line.strip()}"

@@ -83,19 +83,44 @@ if q_model is None:
 """
 
 
-def test_a_component_still_read_after_fit_stays_1x_and_a_second_run_says_so(tmp_path):
-    """Its variable cannot go: the file is migrated around it, with a TODO, not refused whole."""
+def test_a_component_read_after_fit_is_migrated_and_the_read_kept_with_a_todo(tmp_path):
+    """`quantizer.model` after fit reads the model the quantizer was given (as in 1.x):
+    the component migrates, the read gets that model and a TODO; a second run says so."""
     (tmp_path / "conf.yaml").write_text("model: {name: m, framework: pytorch_fx}\n")
     script = tmp_path / "script.py"
     script.write_text(READ_AFTER_FIT)
     first = run_cli("migrate", script, "--no-backup")
     assert first.exit_code == 0, first.output
-    assert "Transformed" in first.output and "1 TODO(s)" in first.output
+    assert "Transformed" in first.output
     text = script.read_text()
-    assert "# TODO(neural-coder): `quantizer.model` is 1.x API with no 2.x counterpart" in text
-    assert 'quantizer = Quantization("conf.yaml")' in text  # left as it was
+    assert "Quantization(" not in text and "quantization.fit(model, " in text
+    assert 'print("tuning failed; fp32 is", model)' in text
+    assert "# TODO(neural-coder): `quantizer.model` now reads `model`" in text
     second = run_cli("migrate", script)
     assert second.exit_code == 0
     assert "Unchanged" in second.output
-    assert "1 TODO(s) from an earlier run are still in the code" in second.output
-    assert f"{script}:4: # TODO(neural-coder): `quantizer.model`" in second.output
+    assert "TODO(s) from an earlier run are still in the code" in second.output
+
+
+def test_a_script_left_as_1x_is_not_reported_transformed(tmp_path):
+    """`Quantization(args.config)` without a default and two yamls that fit: nothing can be
+    migrated, so the run fails, names why, and writes nothing."""
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text("quantization: {approach: post_training_dynamic_quant}\n")
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import argparse\n"
+        "from neural_compressor.experimental import Quantization, common\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--config', required=True)\n"
+        "args = parser.parse_args()\n"
+        "quantizer = Quantization(args.config)\n"
+        "quantizer.model = common.Model(model)\n"
+        "q_model = quantizer.fit()\n"
+    )
+    original = script.read_text()
+    result = run_cli("migrate", script)
+    assert result.exit_code == 1
+    assert "Failed" in result.output and "nothing could be migrated" in result.output
+    assert f"{script}:6: `quantizer` is built from `args.config`" in result.output
+    assert script.read_text() == original and not script.with_name("script.py.bak").exists()

@@ -199,3 +199,52 @@ def test_prune_builtin_loop(tmp_path, target):
     assert facts["sparsity"]["0"] == pytest.approx(0.6, abs=0.02)
     assert facts["sparsity"]["2"] == pytest.approx(0.6, abs=0.02)
     assert facts["sparsity"]["4"] == 0.0
+
+
+# -- issue 10: real 1.x examples -------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_combination_printed_before_append(tmp_path, target):
+    """`print(scheduler_combination)` is removed with a TODO; pruning + QAT still run."""
+    facts, _, _ = migrate_and_run(
+        tmp_path, LEGACY_SAMPLES, "combine_printed.py", "opt_model", target=target
+    )
+    assert facts["quantized"], facts
+    assert facts["sparsity"]["2"] == pytest.approx(0.5, abs=0.03)
+    assert facts["sparsity"]["0"] == 0.0
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_model_read_after_fit(tmp_path, target):
+    """`quantizer.model.model` after fit reads the fp32 model the quantizer was given."""
+    facts, _, out = migrate_and_run(
+        tmp_path, LEGACY_SAMPLES, "ptq_read_after_fit.py", "q_model", target=target
+    )
+    assert facts["quantized"], facts
+    assert "fp32 accuracy" in out and "int8 accuracy" in out
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_calibration_from_the_evaluation_loader(tmp_path, target):
+    """The yaml built the calibration loader from a dataset: the evaluation loader calibrates."""
+    facts, _, _ = migrate_and_run(
+        tmp_path, LEGACY_SAMPLES, "ptq_yaml_calibration.py", "q_model", target=target
+    )
+    assert {"0", "2"} <= set(facts["quantized"]), facts
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_config_flag_without_default_reads_the_only_yaml(tmp_path, target):
+    from .conftest import CASES
+
+    facts, _, _ = migrate_and_run(
+        tmp_path,
+        CASES / "ptq_config_flag_only_yaml",
+        "before.py",
+        "q_model",
+        "--config",
+        "conf.yaml",
+        target=target,
+    )
+    assert {"0", "2"} <= set(facts["quantized"]), facts

@@ -35,6 +35,7 @@ from .codegen import code_of
 from .findings import TODO_PREFIX, Finding, MigrationResult
 from .manager import fit_uses
 from .plan import ANCHOR, Ctx
+from .reads import covered, settle_reads
 from .targets import RUNTIME_REDIRECTS, TARGETS, symbol
 from .yaml_map import dotted, short
 
@@ -85,7 +86,13 @@ def migrate_source(
         raise MigrationError(
             f"the migrated code does not parse ({exc.message}); please report this", path=path
         ) from None
-    return MigrationResult(code, code != source, findings)
+    return MigrationResult(
+        code, code != source, findings, migrated=_without_todos(code) != _without_todos(source)
+    )
+
+
+def _without_todos(code: str) -> list[str]:
+    return [line for line in code.splitlines() if not line.lstrip().startswith(TODO_PREFIX.strip())]
 
 
 def _line_length(source: str) -> int:
@@ -268,6 +275,7 @@ def _plan(ctx: Ctx, leave: Mapping[int, str]) -> dict[int, str]:
             id(comp.stmt)
         }
     common.plan_standalone(ctx)
+    settle_reads(ctx, planned)
     dangling = _uncovered_uses(ctx, planned)
     _report_legacy_refs(ctx)
     _report_star_imports(ctx)
@@ -326,21 +334,6 @@ def _combination_component(ctx: Ctx, use: object) -> Component | None:
     return comp
 
 
-def _covered(ctx: Ctx, node: cst.CSTNode, stmt: cst.BaseStatement) -> bool:
-    if id(stmt) in ctx.frozen:
-        return True  # a component left as 1.x code: its TODO says so once
-    edit = ctx.stmt_edits.get(stmt)
-    if edit is not None and edit.replace is not None:
-        return True
-    if id(node) in ctx.handled:
-        return True
-    return any(
-        id(anc) in ctx.handled
-        or (anc in ctx.stmt_edits and ctx.stmt_edits[anc].replace is not None)
-        for anc in ctx.a.ancestors(node)
-    )
-
-
 def _uncovered_uses(ctx: Ctx, planned: Sequence[Component]) -> dict[int, str]:
     """{id of the constructor: "`name.attr`"}: the first read of each planned component
     that no edit rewrites, and so would be left reading a variable the 2.x code no
@@ -351,8 +344,8 @@ def _uncovered_uses(ctx: Ctx, planned: Sequence[Component]) -> dict[int, str]:
             for use in comp.uses:
                 if use.kind == "set" or use.followed or id(top.ctor) in found:
                     continue
-                if _covered(ctx, use.name, use.stmt) or (
-                    use.node is not None and _covered(ctx, use.node, use.stmt)
+                if covered(ctx, use.name, use.stmt) or (
+                    use.node is not None and covered(ctx, use.node, use.stmt)
                 ):
                     continue
                 if use.node is not None and use.node in ctx.expr_edits:
@@ -366,7 +359,7 @@ def _report_legacy_refs(ctx: Ctx) -> None:
     noted: set[int] = set()
     for node, qname in ctx.a.legacy_refs:
         stmt = ctx.a.statement_of(node)
-        if id(stmt) in noted or _covered(ctx, node, stmt):
+        if id(stmt) in noted or covered(ctx, node, stmt):
             continue
         edit = ctx.stmt_edits.get(stmt)
         if (edit is not None and edit.notes) or any(

@@ -38,6 +38,8 @@ class MigrationResult:
     code: str
     changed: bool
     findings: list[Finding] = field(default_factory=list)
+    # False when the only change is TODO comments: every 1.x component was left as it was
+    migrated: bool = True
 
     @property
     def todos(self) -> list[Finding]:

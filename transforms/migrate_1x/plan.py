@@ -15,7 +15,7 @@ from libcst.metadata import GlobalScope, Scope
 
 from neural_coder.transforms.errors import ConfigError
 
-from . import yaml_map
+from . import yaml_locate, yaml_map
 from .analysis import CONDITIONAL, Analysis, Component, Use
 from .codegen import Names, code_of, comment_lines, expression, statements
 from .findings import TODO_PREFIX, Kind
@@ -200,20 +200,12 @@ class Ctx:
         if path is None:
             return None
         if path not in self.yaml_docs:
-            if not path.is_file():
-                raise ConfigError(
-                    f"`{comp.name}` reads {path}, which does not exist",
-                    path=self.path,
-                    line=self.a.line(comp.stmt),
-                    hint="a relative yaml path is read from the script's folder; "
-                    "put the yaml there or correct the path, then run again",
-                )
             self.yaml_docs[path] = yaml_map.load(path)
         self.yaml_users.setdefault(path, []).append((comp.name, comp.stmt))
         return self.yaml_docs[path]
 
     def yaml_path(self, node: cst.BaseExpression, comp: Component) -> Path | None:
-        text = self.literal_string(node, comp.scope)
+        text = self.yaml_text(node, comp)
         if text is None:
             raise ConfigError(
                 f"`{code_of(node)}` (the yaml of `{comp.name}`) is not a string this tool can read",
@@ -221,15 +213,41 @@ class Ctx:
                 line=self.a.line(comp.stmt),
                 hint="write the yaml path as a string literal (or an argparse default) so the migration can read it",
             )
-        path = Path(text)
-        if not path.is_absolute():
-            path = self.path.parent / path
+        path = yaml_locate.resolve(self.path, text)
+        if path is None:
+            tried = " nor ".join(str(p) for p in yaml_locate.candidates(self.path, text))
+            raise ConfigError(
+                f"`{comp.name}` reads {text}, and neither {tried} exists",
+                path=self.path,
+                line=self.a.line(comp.stmt),
+                hint="a relative yaml path is looked for in the script's folder and in the "
+                "working directory; run from the folder that holds it, or correct the path",
+            )
         return path
+
+    def yaml_text(self, node: cst.BaseExpression, comp: Component) -> str | None:
+        """The yaml path `node` names; for a command-line value without a default
+        (`args.config`), the one yaml next to the script with the component's section."""
+        text = self.literal_string(node, comp.scope)
+        if text is not None or not (
+            isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name)
+        ):
+            return text
+        only = yaml_locate.only_yaml_for(self.path, comp.kind)
+        if only is None:
+            return None
+        self.note(
+            comp.stmt,
+            "TODO",
+            f"`{code_of(node)}` has no default here; migrated from {only.name}, the only "
+            f"{comp.kind} yaml next to the script (the 2.x code reads no yaml: its settings are now in code)",
+        )
+        return str(only)
 
     def yaml_unreadable(self, comp: Component) -> str | None:
         """Why the component's yaml argument cannot be read statically (None: it can)."""
         arg = comp.ctor.args[0].value if comp.ctor.args else None
-        if arg is None or self.literal_string(arg, comp.scope) is not None:
+        if arg is None or self.yaml_text(arg, comp) is not None:
             return None
         return code_of(arg)
 

@@ -22,6 +22,7 @@ from . import yaml_map
 from .analysis import Component, Use
 from .builtin_loop import resolve
 from .codegen import Call, code_of, render
+from .eval_loader import loader_of_eval
 from .manager import (
     Note,
     Technique,
@@ -195,6 +196,8 @@ def ptq_block(
     extra: list[Note] = []
     calib = given.get("calib_dataloader") or attrs.value("calib_dataloader")
     calib_func = given.get("q_func") or attrs.value("q_func", "calib_func")
+    eval_func = given.get("eval_func") or attrs.value("eval_func")
+    eval_loader = given.get("eval_dataloader") or attrs.value("eval_dataloader")
     if approach == "dynamic":
         if calib is not None:
             extra.append(
@@ -206,7 +209,20 @@ def ptq_block(
             )
         calib = None
     elif calib is None and calib_func is None:
-        if quant and quant.yaml_calib_dataloader:
+        stand_in = loader_of_eval(ctx.a.module, eval_func, eval_loader, comp.scope)
+        if quant and quant.yaml_calib_dataloader and stand_in is not None:
+            calib = stand_in[0]
+            doc.get(*_CALIB_LOADER)  # type: ignore[union-attr]
+            extra.append(
+                (
+                    "TODO",
+                    f"{doc.name}:{doc.line(_CALIB_LOADER)}: the calibration dataloader was built from a "  # type: ignore[union-attr]
+                    f"dataset in the yaml; calibration now uses `{calib}`, the loader {stand_in[1]}: "
+                    "build a calibration loader from training data if that is not representative",
+                    line,
+                )
+            )
+        elif quant and quant.yaml_calib_dataloader:
             extra.append(
                 yaml_only_loader(doc, _CALIB_LOADER, "calibration", "calib_dataloader=", line)  # type: ignore[arg-type]
             )
@@ -224,8 +240,6 @@ def ptq_block(
         fit_kwargs["calib_dataloader"] = calib
     if calib_func is not None:
         fit_kwargs["calib_func"] = calib_func
-    eval_func = given.get("eval_func") or attrs.value("eval_func")
-    eval_loader = given.get("eval_dataloader") or attrs.value("eval_dataloader")
     metric = attrs.value("metric")
     if eval_func is not None:
         fit_kwargs["eval_func"] = eval_func
