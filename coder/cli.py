@@ -10,7 +10,7 @@ import click
 
 from neural_coder import __version__
 from neural_coder.api import Output, Project, inspect_files, migrate, optimize
-from neural_coder.commands import auto_command, revert_command
+from neural_coder.commands import PATHS, auto_command, echo_reports, revert_command
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
 from neural_coder.report import FileReport, exit_code, write_json
@@ -29,8 +29,6 @@ Exit codes: 0 done, 1 a file failed (refused, or could not be written),
 2 usage error or a file that does not parse.
 """
 
-# An existing file or folder: a missing path is a usage error (exit 2) for every command.
-PATHS = click.Path(path_type=Path, exists=True)
 
 
 def _pair(kind: type) -> click.ParamType:
@@ -77,13 +75,6 @@ class _Guarded(click.Group):
 @click.version_option(__version__, prog_name="neural-coder")
 def main() -> None:
     """Rewrite PyTorch / Hugging Face scripts so that they compress their models."""
-
-
-def _echo_reports(reports: list[FileReport], verbose: bool, dry_run: bool) -> None:
-    for report in reports:
-        if dry_run and report.diff:
-            click.echo(report.diff, nl=False)
-        click.echo(report.render(verbose, dry_run=dry_run), err=dry_run)
 
 
 @main.command("optimize")
@@ -204,7 +195,7 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
         Output(dry_run=dry_run, path=output, backup=not no_backup),
         Project(root=project_root, follow_imports=not single_file),
     )
-    _echo_reports(reports, verbose, dry_run)
+    echo_reports(reports, verbose, dry_run)
     if report_path is not None:
         write_json(reports, report_path)
     sys.exit(exit_code(reports))
@@ -240,7 +231,7 @@ def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output:
     if output is not None and (len(paths) != 1 or paths[0].is_dir()):
         raise click.UsageError("-o/--output takes exactly one script")
     reports = migrate(paths, target, Output(dry_run=dry_run, path=output, backup=not no_backup))
-    _echo_reports(reports, True, dry_run)
+    echo_reports(reports, True, dry_run)
     if report_path is not None:
         write_json(reports, report_path)
     sys.exit(exit_code(reports))

@@ -9,11 +9,22 @@ import click
 
 from neural_coder.api import Output
 from neural_coder.errors import NeuralCoderError
-from neural_coder.report import exit_code, write_json
+from neural_coder.report import FileReport, exit_code, write_json
+
+# An existing file or folder: a missing path is a usage error (exit 2) for every command.
+PATHS = click.Path(path_type=Path, exists=True)
+
+
+def echo_reports(reports: list[FileReport], verbose: bool, dry_run: bool) -> None:
+    """Each file's diff (with --diff) and its report, as every command prints them."""
+    for report in reports:
+        if dry_run and report.diff:
+            click.echo(report.diff, nl=False)
+        click.echo(report.render(verbose, dry_run=dry_run), err=dry_run)
 
 
 @click.command("revert")
-@click.argument("scripts", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("scripts", nargs=-1, required=True, type=PATHS)
 @click.option("--diff", "dry_run", is_flag=True, help="Print the diff; write nothing.")
 @click.option("--no-backup", is_flag=True, help="Do not keep SCRIPT.bak when rewriting in place.")
 @click.option(
@@ -29,10 +40,7 @@ def revert_command(scripts: tuple[Path, ...], dry_run: bool, no_backup: bool, re
     from neural_coder.revert import revert
 
     reports = revert(scripts, Output(dry_run=dry_run, backup=not no_backup))
-    for report in reports:
-        if dry_run and report.diff:
-            click.echo(report.diff, nl=False)
-        click.echo(report.render(), err=dry_run)
+    echo_reports(reports, False, dry_run)
     if report_path is not None:
         write_json(reports, report_path)
     sys.exit(exit_code(reports))

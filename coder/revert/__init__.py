@@ -25,11 +25,11 @@ from pathlib import Path
 
 import libcst as cst
 
-from neural_coder.api import Output, compression_in, rewrite_source
+from neural_coder.api import Output, compression_in, python_files, rewrite_source
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import read_text, unified_diff, write_atomic
 from neural_coder.options import build_options
-from neural_coder.report import FileReport, Status
+from neural_coder.report import FileReport, Status, failed
 from neural_coder.transforms.snippets import MARKER
 
 from .settings import approaches, option_sets
@@ -122,6 +122,13 @@ def _edited_message(text: str, tried: list[tuple[str, str]]) -> str:
 
 def revert_file(path: Path, output: Output | None = None) -> FileReport:
     output = output or Output()
+    if path.suffix == ".ipynb":
+        return FileReport(
+            path=path,
+            status=Status.FAILED,
+            message=f"{path}: revert does not take notebooks yet; restore {path.name}.bak",
+            exit_code=1,
+        )
     try:
         text = read_text(path)
         original, report = revert_source(path, text)
@@ -142,4 +149,11 @@ def revert_file(path: Path, output: Output | None = None) -> FileReport:
 
 
 def revert(paths: Iterable[Path | str], output: Output | None = None) -> list[FileReport]:
-    return [revert_file(Path(p), output) for p in paths]
+    """Files as given and the scripts below folders; any failure is that file's report."""
+    reports = []
+    for path in python_files(paths):
+        try:
+            reports.append(revert_file(path, output))
+        except Exception as error:  # never a traceback
+            reports.append(failed(path, error))
+    return reports
