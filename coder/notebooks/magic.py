@@ -59,7 +59,7 @@ def run_magic(line: str, user_ns: dict[str, Any]) -> int:
         notebook, how = find_notebook(user_ns, explicit)
     except NeuralCoderError as error:
         print(error.render())
-        return error.exit_code
+        return 2  # a usage error: the magic needs to be told which notebook
     print(f"neural-coder: notebook {notebook} (from {how})")
     # the notebook's rewritten lines speak for themselves; a dry run's diff goes to stdout too
     try:

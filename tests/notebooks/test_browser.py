@@ -92,7 +92,6 @@ def test_toolbar_menu_rewrites_the_live_notebook_which_then_compresses(tmp_path)
     result = json.loads(summary.read_text())
     assert result["sparsity"] == pytest.approx(0.5, abs=0.02), result
     assert result["quantized_modules"] > 0
-    assert result["distillation_steps"] > 0
 
 
 def run_in_page(page, url: str, summary: Path) -> None:
@@ -108,7 +107,9 @@ def run_in_page(page, url: str, summary: Path) -> None:
     before = page.evaluate(CODE_TEXT)
     assert not any("prepare_compression" in text for text in before)
 
-    menu.select_option("distillation+pruning+qat")
+    # (distillation would be refused here: the notebook's model is built at random, so a
+    # frozen copy would teach nothing; the menu shows that refusal as a notification)
+    menu.select_option("pruning+qat")
     page.get_by_text("cells changed: 2, 6").first.wait_for(timeout=60_000)
     after = page.evaluate(CODE_TEXT)
     assert after[0] != before[0] and after[3] != before[3]  # the imports; the training cell

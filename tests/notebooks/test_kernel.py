@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 MAGIC = (
     "%load_ext neural_coder\n"
-    "%neural_coder optimize --approach distillation+pruning+qat --target-sparsity 0.5"
+    "%neural_coder optimize --approach distillation+pruning+qat --target-sparsity 0.5 --teacher copy"
 )
 
 
