@@ -10,7 +10,7 @@ the set of sources). Nothing is written unless every step succeeded, for every f
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,13 +162,23 @@ def optimize_file(
         return failed(path, error)
 
 
+@contextlib.contextmanager
+def held_for_writing(path: Path, output: Output) -> Iterator[None]:
+    """Before a read-rewrite-write of `path`: its destination is checked writable and the
+    file is held against other runs (nothing to hold for a dry run)."""
+    if output.dry_run:
+        yield
+        return
+    target = output.path or path
+    check_writable(target, backup=output.backup and target == path)
+    with exclusive(path):
+        yield
+
+
 def _optimize_file(
     path: Path, options: OptimizeOptions, output: Output, project: Project
 ) -> FileReport:
-    target = output.path or path
-    if not output.dry_run:
-        check_writable(target, backup=output.backup and target == path)
-    with contextlib.nullcontext() if output.dry_run else exclusive(path):
+    with held_for_writing(path, output):
         if is_notebook(path):
             # imported here: the notebook layer is built on this module's text API
             from neural_coder.notebooks import optimize_notebook_file
@@ -274,10 +284,7 @@ def migrate_file(path: Path, target: str = "inc", output: Output = Output()) -> 
 
 
 def _migrate_file(path: Path, target: str, output: Output) -> FileReport:
-    if not output.dry_run:
-        destination = output.path or path
-        check_writable(destination, backup=output.backup and destination == path)
-    with contextlib.nullcontext() if output.dry_run else exclusive(path):
+    with held_for_writing(path, output):
         if is_notebook(path):
             from neural_coder.notebooks import migrate_notebook_file
 

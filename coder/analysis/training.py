@@ -143,16 +143,7 @@ class LoopAnalysis:
                 c for c in sites if self.enclosing_loop(c, self.index.scope_of(c)) is not None
             ]
             sites = in_loops or sites
-        if len(sites) > 1:
-            lines = ", ".join(str(self.source.line(c)) for c in sites)
-            raise AnalysisError(
-                f"{fn.key}() holds the training step and is called from several places (lines {lines})",
-                path=self.source.path,
-                line=self.source.line(fn.node),
-                hint="training hooks need one call path: give the other callers (a warm-up, a fine-tuning pass) "
-                "a step function of their own",
-            )
-        return sites[0] if sites else None
+        return self._one_call_path(fn, sites, "called")
 
     def _call_through_parameter(self, fn: Function) -> cst.Call | None:
         """`fit(train_step, loader)` where `fit` runs `step_fn(batch)` in its loop: the call
@@ -173,16 +164,20 @@ class LoopAnalysis:
                     for c in self.index.calls
                     if m.matches(c.func, m.Name(param)) and self.index.scope_of(c) is callee.node
                 )
-        if len(found) > 1:
-            lines = ", ".join(str(self.source.line(c)) for c in found)
+        return self._one_call_path(fn, found, "run")
+
+    def _one_call_path(self, fn: Function, calls: list[cst.Call], how: str) -> cst.Call | None:
+        """The one call that reaches the step function `fn`; several are refused."""
+        if len(calls) > 1:
+            lines = ", ".join(str(self.source.line(c)) for c in calls)
             raise AnalysisError(
-                f"{fn.key}() holds the training step and is run from several places (lines {lines})",
+                f"{fn.key}() holds the training step and is {how} from several places (lines {lines})",
                 path=self.source.path,
                 line=self.source.line(fn.node),
                 hint="training hooks need one call path: give the other callers (a warm-up, a fine-tuning pass) "
                 "a step function of their own",
             )
-        return found[0] if found else None
+        return calls[0] if calls else None
 
     # -- mapping expressions between scopes ----------------------------------------------
     def map_up(self, text: str, hops: list[Hop]) -> str | None:

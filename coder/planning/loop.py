@@ -208,16 +208,14 @@ class LoopPlanner(BasePlanner):
         ]
         if sites and not held:
             return  # `fit(Classifier(), loader)`: no caller keeps the model it passed
-        sites_assigned = all(
-            isinstance(self.src.parent(call), cst.Assign) for call in self.index.call_sites(fn)
-        )
+        sites_assigned = all(isinstance(self.src.parent(call), cst.Assign) for call in sites)
         if (
-            self.index.call_sites(fn)
+            sites
             and sites_assigned
             and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
         ):
             return  # `model = train(model, ...)` with `return model`: the caller gets it back
-        lines = ", ".join(str(self.src.line(c)) for c in self.index.call_sites(fn))
+        lines = ", ".join(str(self.src.line(c)) for c in sites)
         caller = f"its caller (line {lines})" if lines else "its callers (in other files)"
         raise AnalysisError(
             f"training starts in {fn.key}(), which receives the model as its parameter "

@@ -25,7 +25,13 @@ from pathlib import Path
 
 import libcst as cst
 
-from neural_coder.api import Output, compression_in, python_files, rewrite_source
+from neural_coder.api import (
+    Output,
+    compression_in,
+    held_for_writing,
+    python_files,
+    rewrite_source,
+)
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import read_text, unified_diff, write_atomic
 from neural_coder.options import build_options
@@ -130,12 +136,15 @@ def revert_file(path: Path, output: Output | None = None) -> FileReport:
             exit_code=1,
         )
     try:
-        text = read_text(path)
-        original, report = revert_source(path, text)
-    except NeuralCoderError as error:
-        return FileReport(
-            path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
-        )
+        with held_for_writing(path, output):
+            return _revert_written(path, output)
+    except Exception as error:  # every failure is a report, never a traceback
+        return failed(path, error)
+
+
+def _revert_written(path: Path, output: Output) -> FileReport:
+    text = read_text(path)
+    original, report = revert_source(path, text)
     if original == text:
         return report
     report.diff = unified_diff(path, text, original)
@@ -150,10 +159,4 @@ def revert_file(path: Path, output: Output | None = None) -> FileReport:
 
 def revert(paths: Iterable[Path | str], output: Output | None = None) -> list[FileReport]:
     """Files as given and the scripts below folders; any failure is that file's report."""
-    reports = []
-    for path in python_files(paths):
-        try:
-            reports.append(revert_file(path, output))
-        except Exception as error:  # never a traceback
-            reports.append(failed(path, error))
-    return reports
+    return [revert_file(path, output) for path in python_files(paths)]
