@@ -14,8 +14,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from neural_coder.analysis import Facts, Source, analyze, parse_source
+from neural_coder.analysis import (
+    INSERTED_MARKER,
+    Facts,
+    Source,
+    analyze,
+    inserted_marker_line,
+    parse_source,
+)
 from neural_coder.analysis.project import discover_project, parse_project, relocate
+from neural_coder.analysis.source import parse_checked
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import (
     check_writable,
@@ -78,35 +86,22 @@ def rewrite_sources(
 
 def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path, str], FileReport]:
     """The new text of each file of `source` that changes, and the report."""
-    path, text = source.path, source.text
+    path = source.path
+    if inserted_marker_line(source) is not None:
+        # the tool's own code is there: nothing to do, whatever analysis would say
+        return {}, _already_compressed(source, options)
     facts = analyze(source)
     report = FileReport(path=path, status=Status.UNCHANGED, found=facts.lines())
     if len(source.parts) > 1:
         report.files = [part.path for part in source.parts]
     if facts.already_optimized is not None:
-        line = facts.already_optimized
-        found = compression_in(text)
-        asked = {approach_family(t) for t in options.approach}
-        if found and found != asked:
-            raise NeuralCoderError(
-                f"already compressed with {'+'.join(sorted(found))} (compression code at line {line}); "
-                f"{'+'.join(options.approach)} was not applied",
-                path=path,
-                line=line,
-                hint=f"to change the approach, run `neural-coder revert {path}` first (it gives back "
-                "the original byte for byte), then optimize again",
-            )
-        report.message = (
-            f"already compressed (compression code at line {line}); nothing to do "
-            "(options are not re-applied: start from the original script to change them)"
-        )
-        return {}, report
+        return {}, _already_compressed(source, options, facts)
     line_length = line_length_for(path)
     plan = make_plan(facts, options, line_length)
     rewritten = apply_plan(source, plan.edits, line_length)
     for part in source.parts:
         if part.path in rewritten:
-            verify_rewrite(part.path, part.module, rewritten[part.path])
+            verify_rewrite(part.path, part.text, rewritten[part.path])
     _check_idempotent(source, rewritten)
     report.status = Status.TRANSFORMED
     report.placed = plan.placed
@@ -116,6 +111,41 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     if len(rewritten) > 1 or path not in rewritten:
         report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report
+
+
+def _already_compressed(
+    source: Source, options: OptimizeOptions, facts: Facts | None = None
+) -> FileReport:
+    """The report of a script that compression code is already in; refused when the code
+    is another approach's. Without `facts` (the tool's marker was found), analysis only
+    fills the listing of what was found, and cannot make the run fail."""
+    path, text = source.path, source.text
+    if facts is None:
+        try:
+            facts = analyze(source)
+        except Exception:  # noqa: BLE001 - the listing is a courtesy; the run stays a no-op
+            facts = None
+    report = FileReport(path=path, status=Status.UNCHANGED, found=facts.lines() if facts else [])
+    if len(source.parts) > 1:
+        report.files = [part.path for part in source.parts]
+    line = facts.already_optimized if facts else None
+    line = line if line is not None else inserted_marker_line(source)
+    found = compression_in(text)
+    asked = {approach_family(t) for t in options.approach}
+    if found and found != asked:
+        raise NeuralCoderError(
+            f"already compressed with {'+'.join(sorted(found))} (compression code at line {line}); "
+            f"{'+'.join(options.approach)} was not applied",
+            path=path,
+            line=line,
+            hint=f"to change the approach, run `neural-coder revert {path}` first (it gives back "
+            "the original byte for byte), then optimize again",
+        )
+    report.message = (
+        f"already compressed (compression code at line {line}); nothing to do "
+        "(options are not re-applied: start from the original script to change them)"
+    )
+    return report
 
 
 # the config each family of approaches inserts
@@ -137,10 +167,15 @@ def compression_in(text: str) -> set[str]:
 
 
 def _check_idempotent(source: Source, rewritten: Mapping[Path, str]) -> None:
+    """A second run must do nothing. It stops at the tool's marker before any analysis
+    (`rewrite_parsed`), so the texts are enough when an inserted line carries it; only
+    a rewrite without one is parsed and analysed again, as a second run would."""
+    texts = {part.path: rewritten.get(part.path, part.text) for part in source.parts}
+    if any(INSERTED_MARKER.search(line) for text in texts.values() for line in text.splitlines()):
+        return
     if len(source.parts) == 1:
-        again = parse_source(source.path, rewritten.get(source.path, source.text))
+        again = parse_source(source.path, texts[source.path])
     else:
-        texts = {part.path: rewritten.get(part.path, part.text) for part in source.parts}
         again = parse_project(source.path, texts)
     if analyze(again).already_optimized is None:
         raise NeuralCoderError(
@@ -242,10 +277,10 @@ def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileR
     from neural_coder.transforms.migrate_1x.findings import TODO_PREFIX
 
     # a file that does not parse gets the same message as optimize
-    source = parse_source(path, text)
+    parse_checked(path, text)
     result = migrate_source(text, path, target)
     if result.changed:
-        verify_rewrite(path, source.module, result.code)
+        verify_rewrite(path, text, result.code)
     report = FileReport(
         path=path, status=Status.TRANSFORMED if result.changed else Status.UNCHANGED
     )

@@ -23,22 +23,9 @@ from neural_coder.transforms.edits import (
     InsertStatements,
     ReplaceArgumentValue,
     ReplaceExpression,
+    target_of,
 )
 from neural_coder.transforms.hooks import apply_edits
-
-
-def _node(edit: Edit) -> cst.CSTNode | None:
-    if isinstance(edit, InsertStatements):
-        return edit.anchor
-    if isinstance(edit, AddParameter):
-        return edit.function
-    if isinstance(edit, AddKeywordArgument):
-        return edit.call
-    if isinstance(edit, ReplaceArgumentValue):
-        return edit.arg
-    if isinstance(edit, ReplaceExpression):
-        return edit.node
-    return None
 
 
 def _inserted_code(edit: Edit) -> str:
@@ -55,7 +42,7 @@ def split_edits(source: Source, edits: list[Edit]) -> dict[cst.Module, list[Edit
     per_file: dict[cst.Module, list[Edit]] = {}
     imports: list[AddImport] = []
     for edit in edits:
-        node = _node(edit)
+        node = target_of(edit)
         if node is None:
             assert isinstance(edit, AddImport)
             imports.append(edit)
@@ -94,7 +81,7 @@ def apply_plan(
     for part in source.parts:
         file_edits = per_file.get(part.module)
         if file_edits:
-            code = apply_edits(part.module, file_edits, line_length).code
+            code = apply_edits(part.module, file_edits, line_length, source.parents).code
             if code != part.text:
                 changed[part.path] = code
     return changed

@@ -170,13 +170,11 @@ def _snapshot(root: Path) -> dict[Path, str]:
 
 
 def _undefined(text: str) -> set[str] | None:
-    import libcst as cst
-
     from neural_coder.verify import undefined_names
 
     try:
-        return undefined_names(cst.parse_module(text))
-    except Exception:  # noqa: BLE001 - a file libcst cannot read is judged by compile() alone
+        return undefined_names(text)
+    except Exception:  # noqa: BLE001 - a file that does not parse is judged by compile() alone
         return None
 
 

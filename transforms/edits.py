@@ -67,3 +67,18 @@ Edit = (
     | ReplaceExpression
     | AddImport
 )
+
+
+def target_of(edit: Edit) -> cst.CSTNode | None:
+    """The node of the original module an edit changes (None for an import)."""
+    if isinstance(edit, InsertStatements):
+        return edit.anchor
+    if isinstance(edit, AddParameter):
+        return edit.function
+    if isinstance(edit, AddKeywordArgument):
+        return edit.call
+    if isinstance(edit, ReplaceArgumentValue):
+        return edit.arg
+    if isinstance(edit, ReplaceExpression):
+        return edit.node
+    return None

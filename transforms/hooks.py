@@ -8,7 +8,7 @@ libcst's `AddImportsVisitor`, which adds each one once, in the import block.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -22,6 +22,7 @@ from .edits import (
     InsertStatements,
     ReplaceArgumentValue,
     ReplaceExpression,
+    target_of,
 )
 from .snippets import MARKER, WRAPPED_MARKER, format_code, is_one_line_canonical
 
@@ -46,8 +47,18 @@ def parse_statements(code: str) -> list[cst.BaseStatement]:
 
 
 class ApplyEdits(cst.CSTTransformer):
-    def __init__(self, edits: Iterable[Edit], line_length: int | None = None) -> None:
+    """All the edits in one pass. With `on_path` (the nodes the edits change and their
+    ancestors), only those are visited: the rest of the tree is kept as it is, node for
+    node, instead of being rebuilt."""
+
+    def __init__(
+        self,
+        edits: Iterable[Edit],
+        line_length: int | None = None,
+        on_path: set[cst.CSTNode] | None = None,
+    ) -> None:
         super().__init__()
+        self.on_path = on_path
         self.line_length = line_length
         self.indents: list[str] = []  # the indentation of each enclosing block
         self.call_edited = False  # a call in the current simple statement gained arguments
@@ -79,6 +90,22 @@ class ApplyEdits(cst.CSTTransformer):
             + len(self.values)
             + len(self.replacements)
         )
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.on_path is not None and node not in self.on_path:
+            return False
+        return super().on_visit(node)
+
+    def on_leave(
+        self, original_node: cst.CSTNode, updated_node: cst.CSTNode
+    ) -> cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNode]:
+        if self.on_path is not None and original_node not in self.on_path:
+            return updated_node  # not visited: no leave_ method may see it
+        code = self.replacements.pop(original_node, None)
+        if code is None:
+            return super().on_leave(original_node, updated_node)
+        self.pending -= 1
+        return cst.parse_expression(code)
 
     # -- statements next to statements ----------------------------------------------------
     def _splice(
@@ -215,15 +242,6 @@ class ApplyEdits(cst.CSTTransformer):
             args[-1] = args[-1].with_changes(whitespace_after_arg=closing_space)
         return updated_node.with_changes(args=[*_comma_last(existing), *args])
 
-    def on_leave(
-        self, original_node: cst.CSTNode, updated_node: cst.CSTNode
-    ) -> cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNode]:
-        code = self.replacements.pop(original_node, None)
-        if code is None:
-            return super().on_leave(original_node, updated_node)
-        self.pending -= 1
-        return cst.parse_expression(code)
-
     def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
         value = self.values.pop(original_node, None)
         if value is None:
@@ -249,12 +267,50 @@ def _comma_last(items: Sequence[cst.Param] | Sequence[cst.Arg]) -> list:  # type
     return out
 
 
+class _AddImports(AddImportsVisitor):
+    """libcst's `AddImportsVisitor`, which reads and changes only the module's top-level
+    import lines: it walks those alone, not every function body."""
+
+    def visit_Module(self, node: cst.Module) -> None:
+        # the gatherer reads the imports before the first other statement: give it the
+        # leading simple statements only, not the whole tree to walk
+        leading = []
+        for statement in node.body:
+            if not isinstance(statement, cst.SimpleStatementLine):
+                break
+            leading.append(statement)
+        super().visit_Module(node.with_changes(body=leading))
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.BaseCompoundStatement):
+            return False
+        return super().on_visit(node)
+
+
+def on_path_of(
+    edits: Iterable[Edit], parents: Mapping[cst.CSTNode, cst.CSTNode]
+) -> set[cst.CSTNode]:
+    """The nodes the edits change and every ancestor of them."""
+    path: set[cst.CSTNode] = set()
+    for edit in edits:
+        node = target_of(edit)
+        while node is not None and node not in path:
+            path.add(node)
+            node = parents.get(node)
+    return path
+
+
 def apply_edits(
-    module: cst.Module, edits: Sequence[Edit], line_length: int | None = None
+    module: cst.Module,
+    edits: Sequence[Edit],
+    line_length: int | None = None,
+    parents: Mapping[cst.CSTNode, cst.CSTNode] | None = None,
 ) -> cst.Module:
     """The module with `edits` applied; with `line_length`, an edited call that no longer
-    fits is formatted to it (the inserted snippets already are)."""
-    transformer = ApplyEdits(edits, line_length)
+    fits is formatted to it (the inserted snippets already are). With `parents` (child ->
+    parent for the module's nodes), only the paths down to the edited nodes are walked."""
+    on_path = None if parents is None else on_path_of(edits, parents) | {module}
+    transformer = ApplyEdits(edits, line_length, on_path)
     result = module.visit(transformer)
     if transformer.pending:
         raise ValueError(f"{transformer.pending} edit(s) found no place in the file")
@@ -265,5 +321,5 @@ def apply_edits(
                 AddImportsVisitor.add_needed_import(context, imp.module)
             else:
                 AddImportsVisitor.add_needed_import(context, imp.module, imp.name)
-        result = AddImportsVisitor(context).transform_module(result)
+        result = result.visit(_AddImports(context))
     return result

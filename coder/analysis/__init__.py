@@ -16,7 +16,9 @@ from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
 from .training import LoopAnalysis, TrainingLoop, find_backward_calls
 
-__all__ = ["Facts", "Found", "analyze", "parse_source", "Source", "TrainingLoop"]
+__all__ = [
+    "Facts", "Found", "analyze", "inserted_marker_line", "parse_source", "Source", "TrainingLoop",
+]  # fmt: skip
 
 MARKER = "# neural-coder"
 INSERTED_MARKER = re.compile(r"#\s*neural-coder\s*$")  # user hints are "# neural-coder: model"
@@ -226,10 +228,18 @@ def _existing_compression(index: Index) -> int | None:
             "neural_co" in name or name.split(".")[-1] == "prepare_compression"
         ):
             return src.line(call)
-    for part in src.parts:
+    return inserted_marker_line(src)
+
+
+def inserted_marker_line(source: Source) -> int | None:
+    """The first line the tool inserted (it carries the marker), in any file of `source`:
+    a run that finds one does nothing (found from the text alone, before any analysis)."""
+    for part in source.parts:
+        if "neural-coder" not in part.text:
+            continue
         for number, line in enumerate(part.text.splitlines(), start=1):
             if INSERTED_MARKER.search(line):
-                return src.numbered(part, number)
+                return source.numbered(part, number)
     return None
 
 

@@ -295,24 +295,34 @@ def unwrap_pass_through(expr: cst.BaseExpression) -> cst.BaseExpression:
 
 def iter_returns(fn: cst.FunctionDef) -> Iterator[cst.Return]:
     """Return statements of `fn` itself (not of functions nested in it)."""
+    found = _RETURNS.get(fn)
+    if found is None:  # analysis asks about the same functions many times: walk each once
+        collector = _ReturnCollector(fn)
+        fn.visit(collector)
+        found = tuple(collector.found)
+        if len(_RETURNS) >= _RETURNS_KEPT:  # (nodes take no weak references: a bounded cache)
+            del _RETURNS[next(iter(_RETURNS))]
+        _RETURNS[fn] = found
+    yield from found
 
-    class Collector(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.found: list[cst.Return] = []
-            self.depth = 0
 
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is fn
+_RETURNS: dict[cst.FunctionDef, tuple[cst.Return, ...]] = {}  # by identity, oldest first
+_RETURNS_KEPT = 2048
 
-        def visit_Lambda(self, node: cst.Lambda) -> bool:
-            return False
 
-        def visit_Return(self, node: cst.Return) -> None:
-            self.found.append(node)
+class _ReturnCollector(cst.CSTVisitor):
+    def __init__(self, fn: cst.FunctionDef) -> None:
+        self.fn = fn
+        self.found: list[cst.Return] = []
 
-    collector = Collector()
-    fn.visit(collector)
-    yield from collector.found
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return node is self.fn
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self.found.append(node)
 
 
 class _IndexBuilder(cst.CSTVisitor):

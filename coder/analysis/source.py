@@ -70,6 +70,16 @@ class Source(Tree):
 
 
 def parse_source(path: Path, text: str) -> Source:
+    module = parse_checked(path, text)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = dict(wrapper.resolve(PositionProvider))
+    return Source(
+        path=path, text=text, module=module, positions=positions, parents=parents_of(module)
+    )
+
+
+def parse_checked(path: Path, text: str) -> cst.Module:
+    """The module, or a ParseError that places the syntax error as Python does."""
     try:
         module = parse_python(text)
     except cst.ParserSyntaxError as error:
@@ -86,11 +96,7 @@ def parse_source(path: Path, text: str) -> Source:
             column=column,
             hint="the file was left untouched; fix the syntax error and run again",
         ) from None
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = dict(wrapper.resolve(PositionProvider))
-    return Source(
-        path=path, text=text, module=module, positions=positions, parents=parents_of(module)
-    )
+    return module
 
 
 def parents_of(module: cst.Module) -> dict[cst.CSTNode, cst.CSTNode]:

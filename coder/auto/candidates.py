@@ -97,7 +97,7 @@ def build_candidates(
         try:
             edits = list(make_plan(facts, options_for(approach, ptq), length).edits)
             candidate.final_text = apply_edits(source.module, edits).code
-            verify_rewrite(path, source.module, candidate.final_text)
+            verify_rewrite(path, source.text, candidate.final_text)
         except NeuralCoderError as error:
             candidate.status, candidate.reason = _refusal(error)
             continue
