@@ -73,8 +73,8 @@ def is_manual_update(node: cst.CSTNode) -> bool:
 def manual_updates(src: Source, scope: cst.CSTNode) -> list[cst.For]:
     """The manual parameter updates written in `scope` itself (not in nested functions)."""
     found: list[cst.For] = []
-    for node in m.findall(scope, m.For()):
-        if is_manual_update(node) and _scope_of(src, node) is scope:
+    for node in src.for_loops:
+        if _scope_of(src, node) is scope and is_manual_update(node):
             found.append(node)  # type: ignore[arg-type]
     return found
 
@@ -83,7 +83,7 @@ def _scope_of(src: Source, node: cst.CSTNode) -> cst.CSTNode:
     for ancestor in src.ancestors(node):
         if isinstance(ancestor, cst.FunctionDef | cst.Lambda | cst.ClassDef):
             return ancestor
-    return src.module
+    return src.module_of(node)
 
 
 def sibling_suites(
