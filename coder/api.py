@@ -10,6 +10,7 @@ the set of sources). Nothing is written unless every step succeeded, for every f
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from neural_coder.analysis import (
 )
 from neural_coder.analysis.project import discover_project, parse_project, relocate
 from neural_coder.analysis.source import parse_checked
+from neural_coder.batch import run_files
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import (
     check_writable,
@@ -266,8 +268,24 @@ def optimize(
     options: OptimizeOptions,
     output: Output = Output(),
     project: Project = Project(),
+    jobs: int | None = None,
 ) -> list[FileReport]:
-    return [optimize_file(p, options, output, project) for p in python_files(paths)]
+    """Each script (and the scripts and notebooks below folders), the reports in that order;
+    several files run in `jobs` processes (default: one per core)."""
+    work = functools.partial(optimize_file, options=options, output=output, project=project)
+    return run_files(work, python_files(paths), jobs, functools.partial(_project_files, project))
+
+
+def _project_files(project: Project, path: Path) -> set[Path]:
+    """The files a run on the script `path` may edit besides it: its project's modules."""
+    if not project.follow_imports or is_notebook(path):
+        return set()
+    try:
+        text = read_text(path)
+    except NeuralCoderError:
+        return set()
+    found = discover_project(path, text, project.root, checked=False)
+    return {p.resolve() for p in found}
 
 
 def migrate_text(path: Path, text: str, target: str = "inc") -> tuple[str, FileReport]:
@@ -360,9 +378,15 @@ def python_files(paths: Iterable[Path | str]) -> list[Path]:
 
 
 def migrate(
-    paths: Iterable[Path | str], target: str = "inc", output: Output = Output()
+    paths: Iterable[Path | str],
+    target: str = "inc",
+    output: Output = Output(),
+    jobs: int | None = None,
 ) -> list[FileReport]:
-    return [migrate_file(p, target, output) for p in python_files(paths)]
+    """Each script (and those below folders), the reports in that order; several files run
+    in `jobs` processes (default: one per core). A migration writes only its own script."""
+    work = functools.partial(migrate_file, target=target, output=output)
+    return run_files(work, python_files(paths), jobs)
 
 
 def inspect_files(paths: Iterable[Path | str]) -> list[tuple[Path, list[str] | FileReport]]:

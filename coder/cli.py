@@ -29,6 +29,7 @@ Exit codes: 0 done, 1 a file failed (refused, or could not be written),
 2 usage error or a file that does not parse.
 """
 
+JOBS_HELP = "Files rewritten at once, each in its own process (default: one per core)."
 
 
 def _pair(kind: type) -> click.ParamType:
@@ -162,13 +163,14 @@ def main() -> None:
     "--single-file", is_flag=True, help="Rewrite the script alone; do not follow its local imports."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show what analysis found in each file.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help=JOBS_HELP)
 def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: str | None, config_path: Path | None,
                      target_sparsity: float | None, pattern: str | None, pruning_type: str | None,
                      pruning_scope: str | None, start_step: int | None, end_step: int | None,
                      qat_backend: str | None, teacher: str | None, temperature: float | None,
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
                      dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
-                     project_root: Path | None, single_file: bool, verbose: bool) -> None:  # fmt: skip
+                     project_root: Path | None, single_file: bool, verbose: bool, jobs: int | None) -> None:  # fmt: skip
     """Insert compression into SCRIPTS (files, notebooks, or folders of them), rewritten in
     place with SCRIPT.bak kept. `neural-coder example-config` prints a --config yaml to start from."""
     if output is not None and (len(scripts) != 1 or scripts[0].is_dir()):
@@ -194,6 +196,7 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
         options,
         Output(dry_run=dry_run, path=output, backup=not no_backup),
         Project(root=project_root, follow_imports=not single_file),
+        jobs,
     )
     echo_reports(reports, verbose, dry_run)
     if report_path is not None:
@@ -225,12 +228,13 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the report as JSON.",
 )
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help=JOBS_HELP)
 def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output: Path | None, no_backup: bool,
-                    report_path: Path | None) -> None:  # fmt: skip
+                    report_path: Path | None, jobs: int | None) -> None:  # fmt: skip
     """Upgrade Intel Neural Compressor 1.x scripts (files or folders) and their conf.yaml to the 2.x API."""
     if output is not None and (len(paths) != 1 or paths[0].is_dir()):
         raise click.UsageError("-o/--output takes exactly one script")
-    reports = migrate(paths, target, Output(dry_run=dry_run, path=output, backup=not no_backup))
+    reports = migrate(paths, target, Output(dry_run=dry_run, path=output, backup=not no_backup), jobs)
     echo_reports(reports, True, dry_run)
     if report_path is not None:
         write_json(reports, report_path)
