@@ -8,6 +8,7 @@ because `coder` imports `transforms`, never the reverse.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 
 import libcst as cst
@@ -47,6 +48,102 @@ class Tree:
             if isinstance(ancestor, cst.FunctionDef):
                 return ancestor
         return None
+
+
+class _FieldOrder(cst.CSTVisitor):
+    """Records the fields libcst visits of one node, in its order, without descending."""
+
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return False
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        self.fields.append(attribute)
+
+
+# per node type: the fields its visit takes, and the other fields (some nodes visit a
+# field only when it is set, `FormattedStringExpression.format_spec`: learned apart)
+_CHILD_FIELDS: dict[type[cst.CSTNode], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_CONDITIONAL: dict[tuple[type[cst.CSTNode], tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _learn(node: cst.CSTNode) -> tuple[str, ...]:
+    recorder = _FieldOrder()
+    node._visit_and_replace_children(recorder)
+    return tuple(dict.fromkeys(recorder.fields))
+
+
+def _holds_nodes(value: object) -> bool:
+    return isinstance(value, cst.CSTNode) or (
+        type(value) in (tuple, list) and any(isinstance(v, cst.CSTNode) for v in value)  # type: ignore[attr-defined]
+    )
+
+
+def _child_fields(node: cst.CSTNode) -> tuple[str, ...]:
+    """The fields holding a node's children, in the order libcst's visit takes them
+    (learned once per node type, by letting libcst visit one node of it one level deep)."""
+    kind = type(node)
+    entry = _CHILD_FIELDS.get(kind)
+    if entry is None:
+        order = _learn(node)
+        others = tuple(
+            f.name
+            for f in dataclasses.fields(node)
+            if f.name not in order and not isinstance(getattr(node, f.name), str)  # text: never a node
+        )
+        entry = _CHILD_FIELDS[kind] = (order, others)
+    order, others = entry
+    if others:
+        present = tuple(f for f in others if _holds_nodes(getattr(node, f)))
+        if present:
+            key = (kind, present)
+            order = _CONDITIONAL.get(key) or _CONDITIONAL.setdefault(key, _learn(node))
+    return order
+
+
+def walk(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
+    """`node.visit(visitor)` for a visitor (one that changes nothing): the same calls in
+    the same order, without libcst's rebuilding of every node on the way (about 4x
+    faster)."""
+    if visitor.on_visit(node):
+        for name in _child_fields(node):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                walk(value, visitor)
+            elif type(value) is tuple or type(value) is list:
+                for child in value:
+                    if isinstance(child, cst.CSTNode):
+                        walk(child, visitor)
+    visitor.on_leave(node)
+
+
+def iter_nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """`node` and every node below it, in the order libcst visits them."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        yield current
+        children: list[cst.CSTNode] = []
+        for name in _child_fields(current):
+            value = getattr(current, name)
+            if isinstance(value, cst.CSTNode):
+                children.append(value)
+            elif type(value) is tuple or type(value) is list:
+                children.extend(c for c in value if isinstance(c, cst.CSTNode))
+        pending.extend(reversed(children))
+
+
+def findall(tree: cst.CSTNode, matcher: object) -> list[cst.CSTNode]:
+    """`libcst.matchers.findall(tree, matcher)` (same nodes, same order) on a fast walk;
+    a matcher of one node type is tried on nodes of that type only."""
+    import libcst.matchers as m  # (a slow import: only where matching is done)
+
+    kind = getattr(cst, type(matcher).__name__, None)
+    if isinstance(kind, type) and issubclass(kind, cst.CSTNode):
+        return [n for n in iter_nodes(tree) if isinstance(n, kind) and m.matches(n, matcher)]
+    return [n for n in iter_nodes(tree) if m.matches(n, matcher)]
 
 
 class _PinIndent(cst.CSTTransformer):

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 import libcst.matchers as m
 
+from neural_coder.transforms.tree import walk
+
 from .source import Source
 
 Scope = cst.FunctionDef | cst.Module
@@ -298,7 +300,7 @@ def iter_returns(fn: cst.FunctionDef) -> Iterator[cst.Return]:
     found = _RETURNS.get(fn)
     if found is None:  # analysis asks about the same functions many times: walk each once
         collector = _ReturnCollector(fn)
-        fn.visit(collector)
+        walk(fn, collector)
         found = tuple(collector.found)
         if len(_RETURNS) >= _RETURNS_KEPT:  # (nodes take no weak references: a bounded cache)
             del _RETURNS[next(iter(_RETURNS))]
@@ -420,5 +422,5 @@ def build_index(source: Source) -> Index:
     name that several files define)."""
     index = Index(source=source)
     for part in source.parts:
-        part.module.visit(_IndexBuilder(index))
+        walk(part.module, _IndexBuilder(index))
     return index

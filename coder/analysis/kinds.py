@@ -11,6 +11,8 @@ import re
 import libcst as cst
 import libcst.matchers as m
 
+from neural_coder.transforms.tree import findall
+
 from .index import Index
 
 OPTIMIZER_NAMES = frozenset(
@@ -126,7 +128,7 @@ def _read_as_checkpoint(index: Index, name: str, scope: cst.CSTNode) -> bool:
                 return True
         elif method in CHECKPOINT_READS and src.code(func.value) == name:
             return True
-    return bool(m.findall(scope, m.Subscript(value=m.Name(name))))
+    return bool(findall(scope, m.Subscript(value=m.Name(name))))
 
 
 def is_optimizer(index: Index, leaf: cst.BaseExpression) -> bool:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import libcst as cst
 import libcst.matchers as m
 
+from neural_coder.transforms.tree import findall
+
 from . import kinds
 from .index import Index, Scope
 from .wraps import values_through_wraps
@@ -107,12 +109,12 @@ def _parameter_owners(
     """`X` of every `X.parameters()` that `expr` reads, following names one level."""
     owners = [
         call.func.value  # type: ignore[attr-defined]
-        for call in m.findall(
+        for call in findall(
             expr, m.Call(func=m.Attribute(attr=m.OneOf(*map(m.Name, PARAMETER_METHODS))))
         )
     ]
     if depth < 2:
-        for name in m.findall(expr, m.Name()):
+        for name in findall(expr, m.Name()):
             for a in index.assignments_in(name.value, scope):  # type: ignore[union-attr]
                 owners += _parameter_owners(index, a.value, scope, depth + 1)
     return owners
@@ -127,7 +129,7 @@ def _container_members(index: Index, owner: cst.BaseExpression, scope: Scope) ->
     members: list[cst.BaseExpression] = []
     for a in index.assignments_in(text, scope):
         if isinstance(a.value, cst.Call) and a.value.args:
-            members += [e.value for e in m.findall(a.value.args[0], m.Element())]  # type: ignore[union-attr]
+            members += [e.value for e in findall(a.value.args[0], m.Element())]  # type: ignore[union-attr]
     for call in index.calls:
         func = call.func
         if (

@@ -39,8 +39,16 @@ class Source(Tree):
         """Every `for` statement of the module, from the positions already resolved."""
         return [node for node in self.positions if type(node) is cst.For]
 
+    @functools.cached_property
+    def _codes(self) -> dict[cst.CSTNode, str]:
+        return {}
+
     def code(self, node: cst.CSTNode) -> str:
-        return self.module.code_for_node(node).strip()
+        # analysis asks for the same nodes' code many times, and each answer is a codegen
+        found = self._codes.get(node)
+        if found is None:
+            found = self._codes[node] = self.module.code_for_node(node).strip()
+        return found
 
     def where(self, node: cst.CSTNode) -> str:
         return f"{self.path}:{self.line(node)}"

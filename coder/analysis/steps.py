@@ -14,6 +14,8 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
+from neural_coder.transforms.tree import findall
+
 from .source import Source
 
 
@@ -57,7 +59,7 @@ def is_manual_update(node: cst.CSTNode) -> bool:
     if not isinstance(node, cst.For) or not isinstance(node.target, cst.Name):
         return False
     param = node.target.value
-    if not m.findall(node.body, m.Attribute(value=m.Name(param), attr=m.Name("grad"))):
+    if not findall(node.body, m.Attribute(value=m.Name(param), attr=m.Name("grad"))):
         return False
     on_param = m.Name(param) | m.Attribute(value=m.Name(param), attr=m.Name("data"))
     in_place_call = m.Call(
@@ -66,7 +68,7 @@ def is_manual_update(node: cst.CSTNode) -> bool:
         )
     )
     return bool(
-        m.findall(node.body, m.AugAssign(target=on_param)) or m.findall(node.body, in_place_call)
+        findall(node.body, m.AugAssign(target=on_param)) or findall(node.body, in_place_call)
     )
 
 

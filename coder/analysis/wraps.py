@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import libcst as cst
 import libcst.matchers as m
 
+from neural_coder.transforms.tree import findall
+
 from .index import Index, Scope, unwrap_pass_through
 from .source import Source
 
@@ -117,7 +119,7 @@ def unprepared_wrap(
 
 
 def _names(node: cst.CSTNode) -> set[str]:
-    return {n.value for n in m.findall(node, m.Name())}  # type: ignore[union-attr]
+    return {n.value for n in findall(node, m.Name())}  # type: ignore[union-attr]
 
 
 def wrap_anchor(src: Source, wrap: Wrap, before: cst.CSTNode) -> cst.BaseStatement:

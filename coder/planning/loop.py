@@ -29,6 +29,7 @@ from neural_coder.transforms.edits import (
     AddParameter,
     ReplaceExpression,
 )
+from neural_coder.transforms.tree import findall
 
 from .base import PRUNING_END_FRACTION, BasePlanner, Plan
 
@@ -249,7 +250,7 @@ class LoopPlanner(BasePlanner):
             line = self.src.line(a.statement)
             loads = [
                 c
-                for c in m.findall(a.value, m.Call())
+                for c in findall(a.value, m.Call())
                 if self.index.qualified(c.func) == "torch.load"  # type: ignore[union-attr]
             ]
             if line > end and loads:
@@ -433,7 +434,7 @@ class LoopPlanner(BasePlanner):
             for small in getattr(statement, "body", ())
             if isinstance(small, cst.Assign)
             for target in small.targets
-            for t in m.findall(target.target, m.Name())  # type: ignore[union-attr]
+            for t in findall(target.target, m.Name())  # type: ignore[union-attr]
         }
         if statement is None or not rebound & free_names(cst.parse_expression(inputs)):
             return inputs
@@ -477,7 +478,7 @@ class LoopPlanner(BasePlanner):
         if len(loss_statement.body) != 1:
             return None
         callee = self.src.code(call.func)
-        calls = [c for c in m.findall(loss_statement, m.Call()) if self.src.code(c.func) == callee]
+        calls = [c for c in findall(loss_statement, m.Call()) if self.src.code(c.func) == callee]
         if len(calls) != 1:
             return None
         for node in self.src.ancestors(call):
