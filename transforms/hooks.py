@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
+from libcst.codemod.visitors._add_imports import _GatherTopImportsBeforeStatements, _skip_first
 
 from .edits import (
     AddImport,
@@ -269,22 +270,41 @@ def _comma_last(items: Sequence[cst.Param] | Sequence[cst.Arg]) -> list:  # type
 
 class _AddImports(AddImportsVisitor):
     """libcst's `AddImportsVisitor`, which reads and changes only the module's top-level
-    import lines: it walks those alone, not every function body."""
+    import lines, walking those lines alone (its own walk of every node with its matcher
+    machinery costs half a libcst round trip of the file)."""
 
     def visit_Module(self, node: cst.Module) -> None:
-        # the gatherer reads the imports before the first other statement: give it the
-        # leading simple statements only, not the whole tree to walk
-        leading = []
-        for statement in node.body:
-            if not isinstance(statement, cst.SimpleStatementLine):
-                break
-            leading.append(statement)
-        super().visit_Module(node.with_changes(body=leading))
+        # AddImportsVisitor.visit_Module, with the gatherer's work (all in its leave_Module,
+        # from the module's body) done without walking the module first
+        gatherer = _GatherTopImportsBeforeStatements(self.context)
+        gatherer.leave_Module(node)
+        self.all_imports = gatherer.all_imports
+        self.module_imports = self.module_imports - gatherer.module_imports
+        for module, alias in gatherer.module_aliases.items():
+            if module in self.module_aliases and self.module_aliases[module] == alias:
+                del self.module_aliases[module]
+        for module, aliases in gatherer.alias_mapping.items():
+            for obj, alias in aliases:
+                if module in self.alias_mapping and (obj, alias) in self.alias_mapping[module]:
+                    self.alias_mapping[module].remove((obj, alias))
+                    if len(self.alias_mapping[module]) == 0:
+                        del self.alias_mapping[module]
+        for module, imports in gatherer.object_mapping.items():
+            if module not in self.module_mapping:
+                continue
+            elif "*" in imports:
+                del self.module_mapping[module]
+            else:
+                self.module_mapping[module] = self.module_mapping[module] - imports
+                if not self.module_mapping[module]:
+                    del self.module_mapping[module]
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, cst.BaseCompoundStatement):
-            return False
-        return super().on_visit(node)
+        if isinstance(node, cst.Module | cst.SimpleStatementLine):
+            return super().on_visit(node)
+        if isinstance(node, cst.ImportFrom):
+            super().on_visit(node)  # leave_ImportFrom reads the node, not its children
+        return False
 
 
 def on_path_of(
@@ -321,5 +341,24 @@ def apply_edits(
                 AddImportsVisitor.add_needed_import(context, imp.module)
             else:
                 AddImportsVisitor.add_needed_import(context, imp.module, imp.name)
-        result = result.visit(_AddImports(context))
+        result = add_imports(result, context)
     return result
+
+
+def add_imports(module: cst.Module, context: CodemodContext) -> cst.Module:
+    """What `AddImportsVisitor(context)` does to the module, run on its head alone: the
+    statements up to the end of its first import block and the one after it (all that
+    visitor reads or changes), not the whole file."""
+    start = 1 if _skip_first(module) else 0
+    end = start
+    while end < len(module.body) and _is_import_line(module.body[end]):
+        end += 1
+    head = module.with_changes(body=module.body[: end + 1])
+    done = head.visit(_AddImports(context))
+    return module.with_changes(body=(*done.body, *module.body[end + 1 :]))
+
+
+def _is_import_line(statement: cst.BaseStatement) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and all(
+        isinstance(s, cst.Import | cst.ImportFrom) for s in statement.body[:1]
+    )
