@@ -21,6 +21,7 @@ import libcst as cst
 
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import read_text
+from neural_coder.transforms.positions import Positions
 
 from .index import Index
 from .source import Source, parse_source
@@ -133,10 +134,9 @@ def build_project(
     entry: Source, others: Iterable[Source], names: Mapping[str, Source], root: Path
 ) -> ProjectSource:
     others = list(others)
-    positions: dict = {}
+    positions = Positions.joined(part.positions for part in (entry, *others))
     parents: dict = {}
     for part in (entry, *others):
-        positions.update(part.positions)
         parents.update(part.parents)
     project = ProjectSource(
         path=entry.path,

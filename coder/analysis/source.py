@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from neural_coder.errors import ParseError
+from neural_coder.transforms.positions import positions_of
 from neural_coder.transforms.tree import Tree, parse_python
 
 
@@ -92,18 +93,6 @@ def parse_source(path: Path, text: str) -> Source:
         positions=positions_of(module),
         parents=parents_of(module),
     )
-
-
-def positions_of(module: cst.Module) -> dict[cst.CSTNode, CodeRange]:
-    """What `MetadataWrapper(module).resolve(PositionProvider)` gives, at half its cost:
-    the provider's own pass alone (the wrapper also walks the whole tree for batchable
-    providers, of which this is none)."""
-    provider = PositionProvider()
-    try:
-        provider._gen_impl(module)
-        return provider._computed
-    except AttributeError:  # a libcst whose providers are laid out otherwise
-        return dict(MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider))
 
 
 def parse_checked(path: Path, text: str) -> cst.Module:
