@@ -103,36 +103,52 @@ def _child_fields(node: cst.CSTNode) -> tuple[str, ...]:
     return order
 
 
+_IS_NODE: dict[type, bool] = {}
+
+
+def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    # (libcst's node classes are ABCs: a type lookup is much cheaper than isinstance)
+    out: list[cst.CSTNode] = []
+    for name in _child_fields(node):
+        value = getattr(node, name)
+        kind = type(value)
+        if kind is tuple or kind is list:
+            for child in value:
+                is_node = _IS_NODE.get(type(child))
+                if is_node is None:
+                    is_node = _IS_NODE[type(child)] = isinstance(child, cst.CSTNode)
+                if is_node:
+                    out.append(child)
+            continue
+        is_node = _IS_NODE.get(kind)
+        if is_node is None:
+            is_node = _IS_NODE[kind] = isinstance(value, cst.CSTNode)
+        if is_node:
+            out.append(value)
+    return out
+
+
 def walk(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
     """`node.visit(visitor)` for a visitor (one that changes nothing): the same calls in
     the same order, without libcst's rebuilding of every node on the way (about 4x
     faster)."""
     if visitor.on_visit(node):
-        for name in _child_fields(node):
-            value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                walk(value, visitor)
-            elif type(value) is tuple or type(value) is list:
-                for child in value:
-                    if isinstance(child, cst.CSTNode):
-                        walk(child, visitor)
+        for child in _children(node):
+            walk(child, visitor)
     visitor.on_leave(node)
 
 
-def iter_nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+def iter_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
     """`node` and every node below it, in the order libcst visits them."""
+    found: list[cst.CSTNode] = []
     pending = [node]
     while pending:
         current = pending.pop()
-        yield current
-        children: list[cst.CSTNode] = []
-        for name in _child_fields(current):
-            value = getattr(current, name)
-            if isinstance(value, cst.CSTNode):
-                children.append(value)
-            elif type(value) is tuple or type(value) is list:
-                children.extend(c for c in value if isinstance(c, cst.CSTNode))
-        pending.extend(reversed(children))
+        found.append(current)
+        children = _children(current)
+        children.reverse()
+        pending += children
+    return found
 
 
 def findall(tree: cst.CSTNode, matcher: object) -> list[cst.CSTNode]:
@@ -142,6 +158,8 @@ def findall(tree: cst.CSTNode, matcher: object) -> list[cst.CSTNode]:
 
     kind = getattr(cst, type(matcher).__name__, None)
     if isinstance(kind, type) and issubclass(kind, cst.CSTNode):
+        if not kind.__subclasses__():
+            return [n for n in iter_nodes(tree) if type(n) is kind and m.matches(n, matcher)]
         return [n for n in iter_nodes(tree) if isinstance(n, kind) and m.matches(n, matcher)]
     return [n for n in iter_nodes(tree) if m.matches(n, matcher)]
 
