@@ -1,7 +1,8 @@
 """Parsing a script and the small amount of metadata analysis needs.
 
-Only positions and parent links are resolved (both cheap); scope analysis is
-run once, at verification, on the rewritten file (see `verify.py`).
+Only positions and parent links are resolved, each by one light pass
+(`transforms/positions.py`, `parents_of`); no scope analysis: verification uses
+CPython's symbol table (see `verify.py`).
 """
 
 from __future__ import annotations
