@@ -496,7 +496,10 @@ class LoopAnalysis:
                 statement = pending.pop()
                 # where a callee comes from (`model = load_model(args)`) is not what the loss is computed from
                 callees = {src.code(c.func) for c in findall(statement, m.Call())}  # type: ignore[union-attr]
-                for name in {n.value for n in _names_in(statement)} - callees - seen:
+                # in the order written: with the cap on `seen`, a set's order made the outcome
+                # change from one run to the next (string hashes are salted per process)
+                names = dict.fromkeys(n.value for n in _names_in(statement))
+                for name in [n for n in names if n not in callees and n not in seen]:
                     seen.add(name)
                     for a in self.index.assignments_in(name, scope):
                         if src.line(a.statement) <= limit and a.statement not in related:
