@@ -11,7 +11,13 @@ from typing import Any
 from neural_coder.api import Output
 from neural_coder.errors import NeuralCoderError, ParseError
 from neural_coder.files import read_text, write_atomic
-from neural_coder.notebooks.engine import CellsResult, inspect_cells, migrate_cells, optimize_cells
+from neural_coder.notebooks.engine import (
+    CellsResult,
+    inspect_cells,
+    migrate_cells,
+    optimize_cells,
+    revert_cells,
+)
 from neural_coder.options import OptimizeOptions
 from neural_coder.report import FileReport, Status
 
@@ -110,6 +116,13 @@ def migrate_notebook_file(
 ) -> FileReport:
     rewrite: Rewrite = lambda p, c: migrate_cells(p, c, target)  # noqa: E731
     return _rewrite_notebook_file(path, rewrite, output or Output())
+
+
+def revert_notebook_file(path: Path, output: Output | None = None) -> FileReport:
+    """The notebook's code cells as they were before `optimize`. Cells it gives back lose
+    their outputs (they came from the compressed code); the notebook's other bytes are
+    kept, so a notebook optimized and reverted without being run is the original again."""
+    return _rewrite_notebook_file(path, revert_cells, output or Output())
 
 
 def _code_cells_of(path: Path, notebook: Any) -> list[tuple[int, str]]:
