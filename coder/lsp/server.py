@@ -32,6 +32,7 @@ from neural_coder.api import migrate_text, rewrite_source
 from neural_coder.errors import NeuralCoderError, ParseError
 from neural_coder.survey import APPROACHES, Cancelled, Survey, survey_source
 
+from . import auto as lsp_auto
 from . import convert
 
 log = logging.getLogger("neural_coder.lsp")
@@ -41,7 +42,7 @@ DEBOUNCE_S = 0.3
 # commands that take longer report `$/progress` (the variable lets tests see it on fast work)
 PROGRESS_AFTER_S = float(os.environ.get("NEURAL_CODER_LSP_PROGRESS_AFTER_S", "1.0"))
 QUICKFIX = types.CodeActionKind.QuickFix
-KINDS = [QUICKFIX, types.CodeActionKind.Source, convert.KIND_PREFIX]
+KINDS = [QUICKFIX, types.CodeActionKind.Source, convert.KIND_PREFIX, lsp_auto.KIND]
 
 
 @dataclass
@@ -203,6 +204,11 @@ class NeuralCoderServer(LanguageServer):
                 actions.append(convert.action(verdict.approach, kind, data, verdict.refusal))
             if hint and convert.wanted(only, QUICKFIX) and verdict.refusal is None:
                 actions.append(convert.action(verdict.approach, QUICKFIX, data, None, hint))
+        auto_possible = any(
+            v.approach in lsp_auto.POST_TRAINING and v.refusal is None for v in result.verdicts
+        )
+        if auto_possible and convert.wanted(only, lsp_auto.KIND):
+            actions.append(lsp_auto.auto_action(uri))
         if result.legacy:
             migrated = await self.migrated(uri, text)
             kind = f"{convert.KIND_PREFIX}.migrate"
@@ -213,7 +219,7 @@ class NeuralCoderServer(LanguageServer):
                     actions.append(convert.action(convert.MIGRATE, QUICKFIX, data, None, legacy))
         if not self.supports_resolve():
             for item in actions:
-                if item.disabled is None:
+                if item.disabled is None and item.command is None:
                     await self.resolve(item)
         return actions
 
@@ -390,6 +396,19 @@ def create_server() -> NeuralCoderServer:
 
     server.command("neuralCoder.optimize")(command(True))
     server.command("neuralCoder.migrate")(command(False))
+
+    @server.command(lsp_auto.COMMAND)
+    async def auto(ls: NeuralCoderServer, *args: Any) -> dict[str, Any]:
+        try:
+            return await lsp_auto.run_auto(ls, str(args[0]))
+        except NeuralCoderError as error:
+            ls.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=error.render())
+            )
+            return {"applied": False, "winner": None, "message": error.render()}
+        except Exception as error:
+            ls.report("auto", error)
+            return {"applied": False, "winner": None, "message": str(error)}
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: NeuralCoderServer, params: None) -> None:
