@@ -117,6 +117,8 @@ def action(
     if refusal is not None:
         reason = refusal.message + (f" (hint: {refusal.hint})" if refusal.hint else "")
         where = f"line {refusal.line}: " if refusal.line else ""
+        if refusal.cell is not None:  # a notebook's
+            where = f"cell {refusal.cell} " + (where or ": ")
         disabled = types.CodeActionDisabled(reason=where + reason)
     return types.CodeAction(
         title=title(approach),
