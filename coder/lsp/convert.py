@@ -196,7 +196,13 @@ SETTING_KEYS = {  # editor setting (camelCase, VS Code style) -> config key
     "lossTypes": "loss_types",
     "lossWeights": "loss_weights",
 }
-FRONT_END_ONLY = ("interpreter", "trace", "debounceMs", "migrateTarget")
+FRONT_END_ONLY = (
+    "interpreter",
+    "trace",
+    "debounceMs",
+    "migrateTarget",
+    "auto",
+)  # auto: lsp/auto.py
 
 
 def settings_to_config(settings: object) -> dict[str, Any]:
