@@ -12,11 +12,19 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from neural_coder.auto import ALLOWED_APPROACHES, DEFAULT_APPROACHES, AutoOptions, auto_source
+from neural_coder.auto import (
+    ALLOWED_APPROACHES,
+    DEFAULT_APPROACHES,
+    AutoOptions,
+    AutoResult,
+    auto_source,
+)
 from neural_coder.auto.table import STEPS, summary
 from neural_coder.errors import ConfigError, NeuralCoderError
+from neural_coder.notebooks.auto import auto_cells
 
 from . import convert
+from . import notebooks as lsp_notebooks
 
 if TYPE_CHECKING:
     from .server import NeuralCoderServer
@@ -100,33 +108,27 @@ class Progress:
 
 
 async def run_auto(ls: NeuralCoderServer, uri: str) -> dict[str, Any]:
-    """Measure, then apply the winner through the client; the answer holds every figure."""
+    """Measure, then apply the winner through the client; the answer holds every figure.
+    `uri` is a script, or a notebook (or one of its cells): then its code cells are run."""
     await ls.fetch_settings(uri)
     options = auto_options(ls.state.settings)
-    document = ls.workspace.get_text_document(uri)
-    text, version = document.source, document.version
+    notebook = lsp_notebooks.notebook_of(ls, uri)
+    if notebook is None and ls.workspace.get_notebook_document(notebook_uri=uri) is not None:
+        notebook = uri
     progress = Progress(ls, 1 + len(options.approaches))
-    await progress.begin(f"neural-coder auto: {Path(to_fs_path(uri) or uri).name}")
+    await progress.begin(f"neural-coder auto: {Path(to_fs_path(notebook or uri) or uri).name}")
     try:
-        # its own thread, not the analysis worker: the runs take minutes of waiting
-        result = await asyncio.to_thread(
-            auto_source, Path(to_fs_path(uri) or uri), text, options, progress
-        )
+        if notebook is not None:
+            result, edit = await _auto_notebook(ls, notebook, options, progress)
+        else:
+            result, edit = await _auto_script(ls, uri, options, progress)
     finally:
         progress.end("done")
     message = summary(result)
     applied = False
-    if result.new_text is not None:
-        if ls.workspace.get_text_document(uri).source != text:
-            raise NeuralCoderError(
-                "the buffer changed while auto ran; nothing was applied",
-                hint="run Auto again",
-            )
+    if edit is not None:
         answer = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(
-                edit=convert.workspace_edit(uri, version, text, result.new_text),
-                label=f"Neural Coder: Auto ({result.winner})",
-            )
+            types.ApplyWorkspaceEditParams(edit=edit, label=f"Neural Coder: Auto ({result.winner})")
         )
         applied = bool(answer.applied)
     ls.window_show_message(
@@ -140,3 +142,39 @@ async def run_auto(ls: NeuralCoderServer, uri: str) -> dict[str, Any]:
         "message": message,
         "report": result.to_dict(),
     }
+
+
+CHANGED = NeuralCoderError(
+    "the document changed while auto ran; nothing was applied", hint="run Auto again"
+)
+
+
+async def _auto_script(
+    ls: NeuralCoderServer, uri: str, options: AutoOptions, progress: Progress
+) -> tuple[AutoResult, types.WorkspaceEdit | None]:
+    document = ls.workspace.get_text_document(uri)
+    text, version = document.source, document.version
+    # its own thread, not the analysis worker: the runs take minutes of waiting
+    result = await asyncio.to_thread(
+        auto_source, Path(to_fs_path(uri) or uri), text, options, progress
+    )
+    if result.new_text is None:
+        return result, None
+    if ls.workspace.get_text_document(uri).source != text:
+        raise CHANGED
+    return result, convert.workspace_edit(uri, version, text, result.new_text)
+
+
+async def _auto_notebook(
+    ls: NeuralCoderServer, uri: str, options: AutoOptions, progress: Progress
+) -> tuple[AutoResult, types.WorkspaceEdit | None]:
+    shot = lsp_notebooks.snapshot(ls, uri)
+    if shot is None:
+        raise NeuralCoderError(f"the notebook {uri} is not open")
+    result, winner = await asyncio.to_thread(auto_cells, shot.path, shot.cells, options, progress)
+    if not winner.changed:
+        return result, None
+    now = lsp_notebooks.snapshot(ls, uri)
+    if now is None or now.cells != shot.cells:
+        raise CHANGED
+    return result, lsp_notebooks.cells_edit(shot, winner)

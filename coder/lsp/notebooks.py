@@ -180,11 +180,17 @@ async def code_actions(
                 program = CellProgram.from_sources(shot.cells)
                 refusal = program.located(refusal)
             actions.append(convert.action(verdict.approach, kind, data, refusal))
+    from .auto import KIND, POST_TRAINING, auto_action  # auto is built on this module
+
+    if convert.wanted(only, KIND) and any(
+        v.approach in POST_TRAINING and v.refusal is None for v in found.verdicts
+    ):
+        actions.append(auto_action(notebook_uri))
     if found.legacy and convert.wanted(only, f"{convert.KIND_PREFIX}.migrate"):
         actions.append(convert.action(convert.MIGRATE, f"{convert.KIND_PREFIX}.migrate", data))
     if not ls.supports_resolve():
         for item in actions:
-            if item.disabled is None:
+            if item.disabled is None and item.command is None:
                 await resolve(ls, item)
     return actions
 

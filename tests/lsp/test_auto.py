@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Union
 
 import pytest
 import pytest_lsp
@@ -17,27 +16,16 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from neural_coder.auto.choose import within_goal
-from tests.lsp.helpers import apply_workspace_edit, cli_output
+from tests.lsp.helpers import apply_workspace_edit, cli_output, tell_commands_from_actions
 
 SERVER = [str(Path(sys.executable).with_name("neural-coder")), "lsp"]
 SAMPLE = Path(__file__).with_name("tiny_eval.py")
-converter: Any = None
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.e2e]
-
-
-def _command_or_action(value: Any, _: type) -> types.Command | types.CodeAction:
-    """A Command's `command` is a string, a CodeAction's an object (as VS Code tells them
-    apart); lsprotocol's own hook takes any object with a `command` key for a Command."""
-    kind = types.Command if isinstance(value.get("command"), str) else types.CodeAction
-    return converter.structure(value, kind)
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER), scope="module")
 async def client(lsp_client: LanguageClient):
-    global converter
-    converter = lsp_client.protocol._converter
-    # the key lsprotocol registers its hook under (typing.Union, not a `|` union)
-    converter.register_structure_hook(Union[types.Command, types.CodeAction], _command_or_action)  # noqa: UP007
+    tell_commands_from_actions(lsp_client)
     lsp_client.applied: list[types.ApplyWorkspaceEditParams] = []  # type: ignore[misc]
 
     @lsp_client.feature(types.WORKSPACE_APPLY_EDIT)

@@ -16,7 +16,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import run_cli
-from tests.lsp.helpers import SAMPLES, apply_edits
+from tests.lsp.helpers import SAMPLES, apply_edits, tell_commands_from_actions
 
 nbformat = pytest.importorskip("nbformat", reason="the jupyter extra is not installed")
 SERVER = [str(Path(sys.executable).with_name("neural-coder")), "lsp"]
@@ -32,6 +32,14 @@ async def client(lsp_client: LanguageClient):
             dynamic_registration=True, execution_summary_support=True
         )
     )
+    tell_commands_from_actions(lsp_client)
+    lsp_client.applied: list[types.ApplyWorkspaceEditParams] = []  # type: ignore[misc]
+
+    @lsp_client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        lsp_client.applied.append(params)  # type: ignore[attr-defined]
+        return types.ApplyWorkspaceEditResult(applied=True)
+
     answer = await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities))
     sync = answer.capabilities.notebook_document_sync
     assert sync is not None and sync.notebook_selector[0].notebook == "jupyter-notebook"
@@ -131,8 +139,11 @@ class OpenNotebook:
         assert item.disabled is None, item.disabled
         if item.edit is None:
             item = await self.client.code_action_resolve_async(item)
+        return self.with_edit(item.edit)
+
+    def with_edit(self, edit: types.WorkspaceEdit) -> list[str]:
         texts = list(self.texts)
-        for change in item.edit.document_changes or []:
+        for change in edit.document_changes or []:
             index = self.cell_uris.index(change.text_document.uri)
             assert change.text_document.version == self.versions[index]
             texts[index] = apply_edits(texts[index], change.edits)
@@ -148,7 +159,7 @@ def cli_cells(tmp_path: Path, notebook: Path, *args: str) -> list[str]:
 
 
 def by_approach(actions: list[types.CodeAction]) -> dict[str, types.CodeAction]:
-    return {a.data["approach"]: a for a in actions if a.kind and a.kind.startswith("source.")}  # type: ignore[index]
+    return {a.data["approach"]: a for a in actions if a.data}  # type: ignore[index]
 
 
 async def test_diagnostics_sit_on_the_training_loop_cell(client: LanguageClient):
@@ -202,3 +213,28 @@ async def test_an_edited_cell_is_used_and_close_clears(client: LanguageClient, t
             break
         await asyncio.sleep(0.05)
     assert all(not client.diagnostics.get(u) for u in notebook.cell_uris)
+
+
+async def test_auto_on_a_notebook_runs_its_cells_and_edits_the_winners(
+    client: LanguageClient, tmp_path
+):
+    from tests.notebooks.test_notebook_auto import tiny_notebook
+
+    path = tiny_notebook(tmp_path / "tiny.ipynb")
+    client.set_configuration({"auto": {"approaches": ["ptq-dynamic"]}}, section="neuralCoder")
+    notebook = OpenNotebook(client, path)
+    (auto,) = [a for a in await notebook.actions(cell=3) if a.kind == "source.neuralCoder.auto"]
+    assert auto.command is not None and list(auto.command.arguments or []) == [notebook.uri]
+    client.applied.clear()  # type: ignore[attr-defined]
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=auto.command.command, arguments=[notebook.cell_uris[2]])
+    )
+    report = result["report"]
+    assert [c["status"] for c in report["candidates"]] == ["measured", "measured"], result
+    if report["winner"] is None:
+        assert result["applied"] is False and not client.applied  # type: ignore[attr-defined]
+    else:
+        (params,) = client.applied  # type: ignore[attr-defined]
+        assert notebook.with_edit(params.edit) == cli_cells(tmp_path, path, "-a", report["winner"])
+    client.set_configuration({}, section="neuralCoder")
+    notebook.close()
