@@ -93,7 +93,9 @@ export async function activateWith(
     );
   }
   context.subscriptions.push(
-    api.commands.registerCommand(AUTO_COMMAND, (resource?: vscode.Uri) => runAuto(api, client, output, resource)),
+    api.commands.registerCommand(AUTO_COMMAND, (resource?: vscode.Uri | { notebookEditor?: { notebookUri?: vscode.Uri } }) =>
+      runAuto(api, client, output, resource),
+    ),
     api.commands.registerCommand("neuralCoder.showOutput", () => output.show()),
     api.commands.registerCommand("neuralCoder.restartServer", async () => {
       await client.stop();
@@ -156,9 +158,16 @@ export async function runAuto(
   api: typeof vscode,
   client: Client,
   output: vscode.OutputChannel,
-  resource?: vscode.Uri,
+  resource?: vscode.Uri | { notebookEditor?: { notebookUri?: vscode.Uri } },
 ): Promise<void> {
-  const uri = resource ?? api.window.activeTextEditor?.document.uri;
+  // from the notebook toolbar: the notebook (the server runs its code cells); from the
+  // editor title: the file; from the palette: the active notebook, else the active editor
+  const fromToolbar = resource && "notebookEditor" in resource ? resource.notebookEditor?.notebookUri : undefined;
+  const uri =
+    fromToolbar ??
+    (resource && !("notebookEditor" in resource) ? (resource as vscode.Uri) : undefined) ??
+    api.window.activeNotebookEditor?.notebook.uri ??
+    api.window.activeTextEditor?.document.uri;
   if (!uri) {
     void api.window.showWarningMessage("Neural Coder: open a Python file first");
     return;

@@ -127,6 +127,10 @@ test("the Auto entry runs the server's auto command; the table goes to the outpu
   assert.ok(lines.some((l) => l.includes("fp32: accuracy 1")));
   assert.equal(shown[0][0], "info");
   assert.match(shown[0][1], /ptq-dynamic is the fastest/);
+  // from the notebook toolbar VS Code passes the notebook editor: the notebook is measured
+  await registered.get(core.AUTO_COMMAND)({ notebookEditor: { notebookUri: { toString: () => "file:///w/nb.ipynb" } } });
+  assert.deepEqual(made[0].requests[1], ["workspace/executeCommand", { command: "neuralCoder.auto", arguments: ["file:///w/nb.ipynb"] }]);
+  assert.equal(manifest.contributes.menus["notebook/toolbar"][0].command, core.AUTO_COMMAND);
   const refused = stubClient({ applied: false, winner: null, message: "tiny.py: already compressed" });
   const second = stubVscode();
   await core.activateWith(second.api, context(), refused.factory);
