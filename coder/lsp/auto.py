@@ -52,15 +52,17 @@ def auto_options(settings: dict[str, Any]) -> AutoOptions:
     approaches = section.get("approaches") or DEFAULT_APPROACHES
     if isinstance(approaches, str):
         approaches = [a.strip() for a in approaches.split(",") if a.strip()]
-    options = AutoOptions(
-        approaches=tuple(approaches),
-        criterion=str(section.get("criterion") or "relative"),
-        tolerable_loss=float(section.get("tolerableLoss", 0.01)),
-        timeout=float(section.get("timeout") or 600.0),
-        args=tuple(str(a) for a in section.get("args") or ()),
-    )
     try:
+        options = AutoOptions(
+            approaches=tuple(approaches),
+            criterion=str(section.get("criterion") or "relative"),
+            tolerable_loss=float(section.get("tolerableLoss", 0.01)),
+            timeout=float(section.get("timeout") or 600.0),
+            args=tuple(str(a) for a in section.get("args") or ()),
+        )
         options.check()
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"neuralCoder.auto: {error}") from None
     except NeuralCoderError as error:
         raise ConfigError(
             f"neuralCoder.auto: {error.message}",

@@ -14,7 +14,7 @@ from neural_coder.errors import NeuralCoderError
 from neural_coder.files import read_text
 from neural_coder.notebooks.cells import CellProgram
 from neural_coder.notebooks.engine import CellsResult
-from neural_coder.notebooks.files import _code_cells_of, apply_cells, notebook_text, read_notebook
+from neural_coder.notebooks.files import apply_cells, code_cells_of, notebook_text, read_notebook
 from neural_coder.report import FileReport, Status
 
 RUNNER = "neural_coder.notebooks.run_cells"
@@ -76,7 +76,7 @@ def auto_notebook_file(
     output = output or Output()
     text = read_text(path)
     notebook = read_notebook(path)
-    result, winner = auto_cells(path, _code_cells_of(path, notebook), options, progress)
+    result, winner = auto_cells(path, code_cells_of(path, notebook), options, progress)
     if winner.changed:
         apply_cells(notebook, winner)
         write_winner(result, text, notebook_text(notebook), output)

@@ -84,7 +84,7 @@ Rewrite = Callable[[Path, list[tuple[int, str]]], CellsResult]
 def _rewrite_notebook_file(path: Path, rewrite: Rewrite, output: Output) -> FileReport:
     try:
         notebook = read_notebook(path)
-        result = rewrite(path, _code_cells_of(path, notebook))
+        result = rewrite(path, code_cells_of(path, notebook))
     except NeuralCoderError as error:
         return FileReport(
             path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
@@ -125,7 +125,7 @@ def revert_notebook_file(path: Path, output: Output | None = None) -> FileReport
     return _rewrite_notebook_file(path, revert_cells, output or Output())
 
 
-def _code_cells_of(path: Path, notebook: Any) -> list[tuple[int, str]]:
+def code_cells_of(path: Path, notebook: Any) -> list[tuple[int, str]]:
     try:
         return code_cells(notebook)
     except NeuralCoderError as error:
@@ -134,4 +134,4 @@ def _code_cells_of(path: Path, notebook: Any) -> list[tuple[int, str]]:
 
 
 def inspect_notebook(path: Path) -> list[str]:
-    return inspect_cells(path, _code_cells_of(path, read_notebook(path)))
+    return inspect_cells(path, code_cells_of(path, read_notebook(path)))

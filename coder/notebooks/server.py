@@ -102,13 +102,16 @@ def _auto_answer(
     from neural_coder.auto.table import summary
     from neural_coder.notebooks.auto import auto_cells
 
-    options = AutoOptions(
-        approaches=tuple(request.get("approaches") or DEFAULT_APPROACHES),
-        criterion=str(request.get("criterion") or "relative"),
-        tolerable_loss=float(request.get("tolerable_loss", 0.01)),
-        timeout=float(request.get("timeout") or 600.0),
-        args=tuple(str(a) for a in request.get("args") or ()),
-    )
+    try:
+        options = AutoOptions(
+            approaches=tuple(request.get("approaches") or DEFAULT_APPROACHES),
+            criterion=str(request.get("criterion") or "relative"),
+            tolerable_loss=float(request.get("tolerable_loss", 0.01)),
+            timeout=float(request.get("timeout") or 600.0),
+            args=tuple(str(a) for a in request.get("args") or ()),
+        )
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"auto: {error}") from None
     auto, cells = auto_cells(path, code, options)
     answer = _answer(cells)
     answer["message"] = auto.message

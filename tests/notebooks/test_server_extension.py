@@ -121,3 +121,17 @@ def test_auto_measures_the_live_cells_and_answers_the_winners_cells(lab, tmp_pat
         )
         assert answer["cells"] == optimized["cells"] and answer["changed"] == [2, 3]
     assert not list(lab.root.glob(".*neural-coder-auto*"))  # the run copies are gone
+
+
+def test_bad_auto_requests_are_answered_not_crashed(tmp_path):
+    from neural_coder.notebooks.server import rewrite_request
+
+    code = [{"cell_type": "code", "source": "import torch"}]
+    bad_loss = rewrite_request(
+        {"command": "auto", "tolerable_loss": "much", "cells": code}, tmp_path
+    )
+    assert bad_loss["status"] == "Failed" and "auto: could not convert" in bad_loss["message"]
+    bad_name = rewrite_request(
+        {"command": "auto", "approaches": ["turbo"], "cells": code}, tmp_path
+    )
+    assert bad_name["status"] == "Failed" and "--approaches: turbo" in bad_name["message"]
