@@ -215,6 +215,7 @@ async def test_an_edited_cell_is_used_and_close_clears(client: LanguageClient, t
     assert all(not client.diagnostics.get(u) for u in notebook.cell_uris)
 
 
+@pytest.mark.e2e
 async def test_auto_on_a_notebook_runs_its_cells_and_edits_the_winners(
     client: LanguageClient, tmp_path
 ):
