@@ -402,12 +402,16 @@ def _check_lr_scheduler(where: str, cls: str, args: dict[str, Any], source: str)
     if cls in ("SequentialLR", "ChainedScheduler"):
         raise RecipeError(f"{where}: {cls} takes scheduler objects, which yaml cannot hold", source)
     signature = inspect.signature(classes[cls])
+    takes = [n for n in list(signature.parameters)[1:] if n not in ("verbose",)]
+    unknown = [k for k in args if k not in signature.parameters or k == "optimizer"]
+    if unknown:
+        raise RecipeError(
+            f"{where}: {cls} takes no {unknown[0]!r}; it takes {', '.join(takes)}", source
+        )
     try:
         signature.bind(None, **args)
     except TypeError as error:
-        raise RecipeError(
-            f"{where}: {cls}{signature} does not take these arguments: {error}", source
-        ) from None
+        raise RecipeError(f"{where}: {cls} ({', '.join(takes)}): {error}", source) from None
 
 
 def _policy(item: Any, index: int, recipe: Recipe, source: str) -> Policy:
