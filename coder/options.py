@@ -212,10 +212,6 @@ class OptimizeOptions:
 
     def check(self) -> None:
         _one_of("target", self.target, TARGETS)
-        if self.recipe is not None and self.target != "runtime":
-            raise ConfigError(
-                "--recipe needs --target runtime: Intel Neural Compressor has no recipe files"
-            )
         self.pruning.check()
         self.qat.check()
         self.distillation.check()
@@ -317,6 +313,10 @@ def build_options(
             raise ConfigError(
                 "--recipe sets what is compressed and when; drop --approach (or 'approach' in "
                 "--config), or drop --recipe"
+            )
+        if (target or config.get("target", "runtime")) != "runtime":
+            raise ConfigError(
+                "--recipe needs --target runtime: Intel Neural Compressor has no recipe files"
             )
         chosen = "+".join(recipe_techniques(str(recipe)))
     if not chosen:
