@@ -112,7 +112,10 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     report.placed = plan.placed
     report.warnings = plan.warnings + shared_signatures(source, plan.edits)
     what = "fit call" if options.post_training else "hooks"
-    report.message = f"{'+'.join(options.approach)} {what} inserted (target: {options.target})"
+    techniques = "+".join(options.approach)
+    if options.recipe is not None:
+        techniques = f"recipe {options.recipe} ({techniques})"
+    report.message = f"{techniques} {what} inserted (target: {options.target})"
     if len(rewritten) > 1 or path not in rewritten:
         report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report

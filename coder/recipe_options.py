@@ -34,3 +34,21 @@ def recipe_techniques(path: str) -> tuple[str, ...]:
             path=Path(path),
         )
     return tuple(t for t in ("distillation", "pruning", "qat") if t in used)
+
+
+#: how scripts build their own LR schedule (a recipe's LR policies would step it twice)
+SCRIPT_LR_SCHEDULES = ("lr_scheduler", "get_scheduler(", "get_linear_schedule_with_warmup(")
+
+
+def lr_schedule_clash(path: str, script_text: str) -> str | None:
+    """A warning when the recipe schedules the LR and the script has a schedule of its own."""
+    from neural_coder.runtime.recipes.schema import read_recipe
+
+    if not read_recipe(path).of_kind("lr_scheduler"):
+        return None
+    if not any(marker in script_text for marker in SCRIPT_LR_SCHEDULES):
+        return None
+    return (
+        "the recipe's lr_schedulers step the script's optimizer at the end of their epochs, and "
+        "the script has an LR schedule of its own: both change the learning rate; remove one"
+    )

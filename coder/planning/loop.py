@@ -182,6 +182,12 @@ class LoopPlanner(BasePlanner):
     def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode) -> None:
         """The optimizer (when it is a name known where the manager is prepared) and the
         epoch count (`range(N)` / `range(a, b)` of the epoch loop) for `RecipeConfig`."""
+        from neural_coder.recipe_options import lr_schedule_clash
+
+        assert self.options.recipe is not None
+        clash = lr_schedule_clash(self.options.recipe, self.src.text)
+        if clash:
+            self.plan.warnings.append(clash)
         if not loop.hops and self._defined_before(loop.optimizer, anchor, loop):
             self.recipe_optimizer = loop.optimizer
         else:

@@ -97,3 +97,21 @@ def test_recipe_errors_name_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="recipe file not found"):
         recipe_techniques(str(tmp_path / "none.yaml"))
+
+
+def test_a_script_with_its_own_lr_schedule_gets_a_warning(tmp_path: Path) -> None:
+    recipe = tmp_path / "lr.yaml"
+    recipe.write_text(
+        "version: 1\n"
+        "pruners:\n  lvl: {class: SparsityLevelParameterPruner, levels: {'0\\.weight': 0.5}}\n"
+        "lr_schedulers:\n  d: {class: ExponentialLR, gamma: 0.9}\n"
+        "policies:\n  - pruner: {instance_name: lvl}\n  - lr_scheduler: {instance_name: d}\n"
+    )
+    options = build_options(None, None, {}, {}, recipe=str(recipe))
+    name = "flat_script.py"
+    rewritten, report = rewrite_source(Path(name), script_path(name).read_text(), options)
+    assert report.status is Status.TRANSFORMED
+    assert f"recipe {recipe} (pruning) hooks inserted" in report.message
+    assert any("LR schedule of its own" in w for w in report.warnings)
+    assert "RecipeConfig(" in rewritten and "optimizer=optim" in rewritten
+    assert "epochs=3" in rewritten
