@@ -30,6 +30,7 @@ Exit codes: 0 done, 1 a file failed (refused, or could not be written),
 """
 
 
+
 def _pair(kind: type) -> click.ParamType:
     class Pair(click.ParamType):
         name = "A,B"
@@ -64,9 +65,7 @@ class _Guarded(click.Group):
             if {"-v", "--verbose"} & set(sys.argv[1:]):
                 click.echo(traceback.format_exc(), err=True)
             else:
-                click.echo(
-                    "  (run again with -v for the traceback, and please report it)", err=True
-                )
+                click.echo("  (run again with -v for the traceback, and please report it)", err=True)
             ctx.exit(1)
 
 
