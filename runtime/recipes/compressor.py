@@ -122,6 +122,15 @@ class RecipeCompressor(Compressor):
 
     def _warn_beyond_run(self) -> None:
         if self.run_epochs is None:
+            for index, pruner in self.pruners.items():
+                policy = self.recipe.policies[index]
+                if pruner.gradual and policy.ending_epoch is None:
+                    log.warning(
+                        "recipe %s: %s has no ending_epoch and the run's epoch count is not "
+                        "known (RecipeConfig(epochs=...)): it prunes to final_sparsity at once",
+                        self.recipe.source,
+                        policy.label,
+                    )
             return
         for policy in self.recipe.policies:
             if policy.starting_epoch >= self.run_epochs:

@@ -15,9 +15,11 @@ from typing import Any
 
 from .schema import RecipeError
 
-__all__ = ["first_match", "match_keys"]
+__all__ = ["WEIGHTS", "first_match", "match_keys"]
 
 WILDCARD = "*"
+#: what pruners and regularizers act on (biases and norm scales are left alone)
+WEIGHTS = "weight with 2+ dimensions"
 
 
 def _compile(key: str) -> re.Pattern[str] | None:

@@ -25,7 +25,7 @@ from torch import nn
 from ..pruning.patterns import lowest_k, unit_count
 from .groups import check_group, expand_groups, group_matrix
 from .masks import MaskStore
-from .names import first_match, match_keys
+from .names import WEIGHTS, first_match, match_keys
 from .schema import Instance, Policy
 
 __all__ = ["RecipePruner", "agp_sparsity", "build_pruner"]
@@ -49,20 +49,18 @@ class RecipePruner:
         names = list(params)
         self.targets: dict[str, float] = {}
         if "weights" in self.args:
-            chosen = match_keys(self.args["weights"], names, "parameter", where)
+            chosen = match_keys(self.args["weights"], names, WEIGHTS, where)
             final = float(self.args.get("final_sparsity", self.args.get("desired_sparsity", 0.0)))
             self.targets = dict.fromkeys(chosen, final)
         elif "levels" in self.args:
             self.targets = {
                 n: float(v)
-                for n, v in first_match(self.args["levels"], names, "parameter", where).items()
+                for n, v in first_match(self.args["levels"], names, WEIGHTS, where).items()
             }
         else:
             self.targets = {
                 n: float(v)
-                for n, v in first_match(
-                    self.args["sensitivities"], names, "parameter", where
-                ).items()
+                for n, v in first_match(self.args["sensitivities"], names, WEIGHTS, where).items()
             }
         self.params = {n: params[n] for n in self.targets}
         self.group = {"Filters": "Filters", "Channels": "Channels"}.get(

@@ -24,7 +24,7 @@ from torch import nn
 
 from .groups import check_group, expand_groups, group_matrix
 from .masks import MaskStore
-from .names import first_match
+from .names import WEIGHTS, first_match
 from .schema import Instance
 
 __all__ = ["RecipeRegularizer"]
@@ -37,7 +37,7 @@ class RecipeRegularizer:
         self.instance = instance
         self.group_lasso = instance.cls == "GroupLassoRegularizer"
         where = f"regularizers.{instance.name}"
-        regims = first_match(instance.args["reg_regims"], list(params), "parameter", where)
+        regims = first_match(instance.args["reg_regims"], list(params), WEIGHTS, where)
         self.params = {n: params[n] for n in regims}
         self.strength: dict[str, float] = {}
         self.groups: dict[str, str] = {}
