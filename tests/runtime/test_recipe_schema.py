@@ -177,7 +177,7 @@ def test_names_are_checked_at_train_begin_with_close_matches() -> None:
     cm = prepare_compression(Net(), RecipeConfig(data))  # parsing alone does not know the model
     with pytest.raises(
         RecipeError,
-        match=r"'fc_1.weight' matches no weight with 2+ dimensions .*did you mean 'fc1.weight'",
+        match=r"'fc_1.weight' matches no weight with 2\+ dimensions .*did you mean 'fc1.weight'",
     ):
         cm.callbacks.on_train_begin()
 
