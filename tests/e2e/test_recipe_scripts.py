@@ -5,19 +5,23 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, run_cli, script_path
 from tests.e2e.runner import run_script
 
 
 def _rewrite_and_run(tmp_path: Path, recipe: str, *options: str) -> dict:
+    """Rewrite the sample in `tmp_path` with `--recipe` given relative to it (the script
+    reads the recipe from that path when it runs there), run it, return its summary."""
     script = tmp_path / "recipe_cnn_train.py"
     script.write_text(script_path("recipe_cnn_train.py").read_text())
     shutil.copy(ROOT / "samples" / "recipes" / recipe, tmp_path / recipe)
-    result = run_cli("optimize", script, "--recipe", tmp_path / recipe, *options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        result = run_cli("optimize", script.name, "--recipe", recipe, *options)
     assert result.exit_code == 0 and "Transformed" in result.output, result.output
-    # the script reads the recipe from the path it was given, relative to where it runs
-    text = script.read_text().replace(str(tmp_path / recipe), recipe)
-    script.write_text(text)
+    assert f'"{recipe}"' in script.read_text()
     return run_script(script)[1]
 
 
