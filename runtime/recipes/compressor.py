@@ -257,6 +257,13 @@ class RecipeCompressor(Compressor):
     def on_train_end(self) -> None:
         if self._finder is not None:
             self._finder.remove()
+        for index, reg in self.regularizers.items():
+            # a policy that runs to the end of a run of unknown length thresholds here
+            if (
+                self.fired[index]
+                and self.recipe.policies[index].last_epoch(self.run_epochs) is None
+            ):
+                reg.apply_threshold(self.store)
         for c in self._inner():
             c.on_train_end()
 

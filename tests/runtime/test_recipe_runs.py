@@ -223,3 +223,17 @@ def test_a_loop_without_epoch_hooks_is_epoch_zero(caplog: pytest.LogCaptureFixtu
     assert _zeros(model.conv2.weight) == pytest.approx(0.6, abs=0.01)
     assert _zeros(model.conv1.weight) == pytest.approx(0.2, abs=0.01)
     assert _zeros(model.fc.weight) == pytest.approx(0.2, abs=0.02)
+
+
+def test_l1_threshold_without_an_end_epoch_applies_when_training_ends() -> None:
+    torch.manual_seed(0)
+    recipe = {
+        "version": 1,
+        "regularizers": {"l1": {"class": "L1Regularizer", "reg_regims": {"conv2.weight": 0.02}, "threshold_criteria": "Mean_Abs"}},
+        "policies": [{"regularizer": {"instance_name": "l1"}}],
+    }  # fmt: skip
+    model = TinyCNN()
+    cm, _ = _train(model, recipe, epochs=2)
+    w = model.conv2.weight.detach()
+    assert _zeros(w) > 0 and bool((w.abs()[w != 0] >= 0.02).all())
+    assert "thresholded (Mean_Abs) sparsity conv2.weight" in cm.summary["recipe_stages"][0]
