@@ -86,7 +86,11 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     if facts.already_optimized is not None:
         line = facts.already_optimized
         found = compression_in(text)
-        asked = {approach_family(t) for t in options.approach}
+        asked = (
+            {"recipe"}
+            if options.recipe is not None
+            else {approach_family(t) for t in options.approach}
+        )
         if found and found != asked:
             raise NeuralCoderError(
                 f"already compressed with {'+'.join(sorted(found))} (compression code at line {line}); "
@@ -127,6 +131,7 @@ COMPRESSION_CONFIGS = {
     "PostTrainingQuantConfig": "ptq",
     "MixedPrecisionConfig": "bf16",
     "BenchmarkConfig": "benchmark",
+    "RecipeConfig": "recipe",
 }
 
 

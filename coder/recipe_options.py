@@ -42,9 +42,12 @@ SCRIPT_LR_SCHEDULES = ("lr_scheduler", "get_scheduler(", "get_linear_schedule_wi
 
 def lr_schedule_clash(path: str, script_text: str) -> str | None:
     """A warning when the recipe schedules the LR and the script has a schedule of its own."""
-    from neural_coder.runtime.recipes.schema import read_recipe
+    from neural_coder.runtime.recipes.schema import RecipeError, read_recipe
 
-    if not read_recipe(path).of_kind("lr_scheduler"):
+    try:
+        if not read_recipe(path).of_kind("lr_scheduler"):
+            return None
+    except RecipeError:  # revert re-plans without the file: the warning does not matter there
         return None
     if not any(marker in script_text for marker in SCRIPT_LR_SCHEDULES):
         return None

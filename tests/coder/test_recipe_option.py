@@ -115,3 +115,19 @@ def test_a_script_with_its_own_lr_schedule_gets_a_warning(tmp_path: Path) -> Non
     assert any("LR schedule of its own" in w for w in report.warnings)
     assert "RecipeConfig(" in rewritten and "optimizer=optim" in rewritten
     assert "epochs=3" in rewritten
+
+
+@pytest.mark.parametrize(
+    "golden",
+    [
+        "recipe_cnn_train.recipe_agp_group_lasso.runtime.py",
+        "recipe_cnn_train.recipe_multishot.runtime.py",
+    ],
+)
+def test_revert_gives_back_the_original_without_reading_the_recipe(golden: str) -> None:
+    from neural_coder.revert import revert_source
+
+    name = "recipe_cnn_train.py"
+    original, report = revert_source(Path(name), (GOLDEN / golden).read_text())
+    assert report.status is Status.TRANSFORMED and "--recipe recipes/" in report.message
+    assert original == script_path(name).read_text()
