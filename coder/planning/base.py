@@ -125,6 +125,8 @@ class BasePlanner:
             "pruning_scope": p.pruning_scope,
             "start_step": start,
         }
+        if p.shrinks(self.options.target):
+            kwargs["shrink"] = True  # the channels leave at on_train_end (pruning/shrink.py)
         if p.end_step is not None:
             kwargs["end_step"] = p.end_step
         elif total_steps:
