@@ -246,3 +246,20 @@ def test_the_runtime_imports_without_torch_pruning() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_the_summary_table_shows_parameters_and_latency_before_and_after() -> None:
+    from neural_coder.runtime.summary import format_table
+
+    table = format_table(
+        {
+            "shrink_params_before": 1000,
+            "shrink_params_after": 250,
+            "shrink_channels_removed": 12,
+            "shrink_latency_before_ms": 2.0,
+            "shrink_latency_after_ms": 0.5,
+        }
+    )
+    assert "1000 -> 250 (4.00x fewer, 12 channels removed)" in table
+    assert "2.000 ms -> 0.500 ms" in table and "(4.00x)" in table
+    assert "shrink_params_before" not in table
