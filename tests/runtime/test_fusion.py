@@ -112,3 +112,22 @@ def test_two_pruners_on_two_groups_with_qat_and_distillation_in_one_shot(
     assert _zero_rows(int8_conv1.weight().dequantize()) == 4
     with torch.no_grad():
         assert model(torch.randn(2, 3, 8, 8)).shape == (2, 4)
+
+
+def test_shrink_with_qat_in_the_same_shot_says_why_it_did_not_shrink() -> None:
+    torch.manual_seed(0)
+    model = ConvMLP()
+    pruning = WeightPruningConfig(
+        target_sparsity=0.5, pattern="1xchannel", pruning_type="magnitude", end_step=2, shrink=True
+    )
+    cm = prepare_compression(model, [pruning, QuantizationAwareTrainingConfig()])
+    cm.callbacks.on_train_begin()
+    optimizer = torch.optim.SGD(cm.model.parameters(), lr=0.01)
+    for step in range(3):
+        cm.callbacks.on_step_begin(step)
+        cm.model(torch.randn(4, 3, 8, 8)).sum().backward()
+        optimizer.step()
+        cm.callbacks.on_after_optimizer_step()
+    cm.callbacks.on_train_end()
+    assert "prepared for quantization-aware training" in cm.summary["shrink_note"]
+    assert "shrink_params_after" not in cm.summary and cm.summary["quantized_modules"] > 0
