@@ -263,3 +263,29 @@ def test_the_summary_table_shows_parameters_and_latency_before_and_after() -> No
     assert "1000 -> 250 (4.00x fewer, 12 channels removed)" in table
     assert "2.000 ms -> 0.500 ms" in table and "(4.00x)" in table
     assert "shrink_params_before" not in table
+
+
+def test_bert_feed_forward_shrinks_and_layernorm_groups_stay_whole() -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(5)
+    config = transformers.BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, num_labels=2,
+    )  # fmt: skip
+    model = transformers.BertForSequenceClassification(config).eval()
+    inputs = {"input_ids": torch.randint(0, 50, (2, 6)), "attention_mask": torch.ones(2, 6).long()}
+    # feed-forward rows 0-11 pruned; a row of the attention output, which feeds the
+    # residual stream and a LayerNorm, pruned too: that channel must stay
+    _kill_rows(
+        model,
+        inputs,
+        {"bert.encoder.layer.0.intermediate.dense": list(range(12)),
+         "bert.encoder.layer.0.attention.output.dense": [3]},
+    )  # fmt: skip
+    expected = model(**inputs).logits
+    report = shrink_model(model, inputs)
+    layer = model.bert.encoder.layer[0]
+    assert layer.intermediate.dense.out_features == 20 and layer.output.dense.in_features == 20
+    assert layer.attention.output.dense.out_features == 16
+    assert report.channels_removed == {"bert.encoder.layer.0.intermediate.dense": 12}
+    torch.testing.assert_close(model(**inputs).logits, expected, atol=1e-5, rtol=1e-5)
