@@ -118,6 +118,9 @@ class BasePlanner:
     def _pruning_config(self, total_steps: str | None) -> str:
         p = self.options.pruning
         start = p.first_step
+        shrink = p.shrinks(self.options.target)
+        if shrink and p.start_step is None:
+            start = max(start, 1)  # after one forward: the runtime traces the model there
         kwargs: dict[str, object] = {
             "target_sparsity": p.target_sparsity,
             "pattern": p.pattern,
@@ -125,7 +128,7 @@ class BasePlanner:
             "pruning_scope": p.pruning_scope,
             "start_step": start,
         }
-        if p.shrinks(self.options.target):
+        if shrink:
             kwargs["shrink"] = True  # the channels leave at on_train_end (pruning/shrink.py)
         if p.end_step is not None:
             kwargs["end_step"] = p.end_step

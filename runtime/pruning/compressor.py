@@ -276,7 +276,8 @@ class PruningCompressor(Compressor):
                     params.append(pruner.params[name])
                     masks.append(mask)
         if self.structured is not None and self.wrapper is not None:
-            extra_params, extra_masks = self._follower_masks()
+            model = distributed.unwrap_data_parallel(self.wrapper.model)
+            extra_params, extra_masks = self.structured.follower_masks(model, self.pruners)
             params += extra_params
             masks += extra_masks
         self._apply_params, self._apply_masks = params, masks
@@ -287,19 +288,6 @@ class PruningCompressor(Compressor):
             if p.criterion is not None and p.criterion.needs_grad and not p.finished
         ]
         self._reg_pruners = [p for p in self.pruners if p.use_reg and step <= p.schedule.end]
-
-    def _follower_masks(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        assert self.structured is not None and self.wrapper is not None
-        model = distributed.unwrap_data_parallel(self.wrapper.model)
-        modules = dict(model.named_modules())
-        layers: dict[str, nn.Module] = {}
-        masks: dict[str, torch.Tensor] = {}
-        for pruner in self.pruners:
-            layers.update((n, modules[n]) for n in pruner.params if n in modules)
-            for name, mask in pruner.active_masks().items():
-                if name not in pruner.detached and name in modules:
-                    masks[name] = mask
-        return self.structured.follower_masks(model, layers, masks)
 
     def _apply(self) -> None:
         """Every masked weight times its mask, in one call (the per-step work)."""
@@ -398,6 +386,7 @@ class PruningCompressor(Compressor):
                 self._reg_pruners = []
         if self.structured is not None and self.structured.followers_pending():
             self._refresh()
+            self.structured.couple(self.pruners)
         if self._apply_params:
             self._apply()
         self.global_step = step + 1

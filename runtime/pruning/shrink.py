@@ -42,6 +42,8 @@ __all__ = [
     "ShrinkReport",
     "ShrinkUnavailableError",
     "count_parameters",
+    "coupled_writers",
+    "dependency_graph",
     "follower_params",
     "measure_latency",
     "shrink_model",
@@ -323,24 +325,60 @@ def _output_layers(model: nn.Module, example_inputs: Any) -> list[nn.Module]:
     return [produced[id(t)] for t in outputs if id(t) in produced]
 
 
-# -- what follows a pruned row (for masking while training) --------------------------------
-def follower_params(
-    model: nn.Module, example_inputs: Any, layers: dict[str, nn.Module]
-) -> dict[str, list[nn.Parameter]]:
-    """Per layer name: the 1-D parameters indexed by its output channels that must be
-    zero for a pruned row to output zero, its own bias and the affine weight and bias
-    of a batch norm that reads only this layer. The pruning compressor masks them with
-    the row mask when `shrink=True`, so the model that trains is the one that shrinks."""
+# -- while training with shrink=True ----------------------------------------------------------
+def dependency_graph(model: nn.Module, example_inputs: Any) -> Any:
+    """torch-pruning's DepGraph of `model`, traced in eval mode (running stats untouched)."""
     tp = _torch_pruning()
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
-            dg = tp.DependencyGraph().build_dependency(
+            return tp.DependencyGraph().build_dependency(
                 model, example_inputs=example_inputs, verbose=False
             )
     finally:
         model.train(was_training)
+
+
+def coupled_writers(dg: Any, layers: dict[str, nn.Module]) -> list[list[str]]:
+    """Groups of `layers` that write the same channels, index for index (both sides of
+    a residual addition), when every writer of those channels is among `layers`. A
+    channel of such a group can only leave when all of them prune it."""
+    names = {module: name for name, module in layers.items()}
+    seen: set[str] = set()
+    groups: list[list[str]] = []
+    for name, module in layers.items():
+        if name in seen or not isinstance(module, (_CONV, nn.Linear)):
+            continue
+        pruner = dg.get_pruner_of_module(module)
+        count = pruner.get_out_channels(module)
+        whole = list(range(count))
+        group = dg.get_pruning_group(module, pruner.prune_out_channels, whole)
+        writers: list[str] = []
+        for item in group:
+            target = item.dep.target.module
+            if isinstance(target, (_CONV, nn.Linear)) and dg.is_out_channel_pruning_fn(
+                item.dep.handler
+            ):
+                if target not in names or list(item.idxs) != whole:
+                    writers = []  # a writer outside the pruner, or channels mapped elsewhere
+                    break
+                writers.append(names[target])
+        seen.update(writers)
+        if len(set(writers)) > 1:
+            groups.append(sorted(set(writers)))
+    return groups
+
+
+def follower_params(
+    model: nn.Module, example_inputs: Any, layers: dict[str, nn.Module], dg: Any = None
+) -> dict[str, list[nn.Parameter]]:
+    """Per layer name: the 1-D parameters indexed by its output channels that must be
+    zero for a pruned row to output zero, its own bias and the affine weight and bias
+    of a batch norm that reads only this layer. The pruning compressor masks them with
+    the row mask when `shrink=True`, so the model that trains is the one that shrinks."""
+    if dg is None:
+        dg = dependency_graph(model, example_inputs)
     out: dict[str, list[nn.Parameter]] = {}
     for name, module in layers.items():
         params: list[nn.Parameter] = []

@@ -6,6 +6,12 @@ layer's bias and the batch norm that reads it (`shrink.follower_params`), and th
 entries for fully pruned rows are masked with the weights. So the model that trains
 and is evaluated masked computes exactly what the shrunk model computes.
 
+The layers that write one residual stream (`shrink.coupled_writers`) are ranked on
+their mean row score by a row pattern (`1xchannel`), so they prune the same channels
+and those channels can leave. This starts at the first pruning step after the first
+forward (the graph is traced then): a pruning step before any forward (`start_step=0`)
+ranks each layer alone.
+
 At `on_train_end` (after the last pruning step, with the masks training ended with)
 `shrink_model` removes the channels, in place: every reference to the model, the
 script's own variable included, now holds the smaller model. The parameter count and
@@ -16,12 +22,22 @@ run summary.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from .shrink import ShrinkReport, follower_params, row_keep, shrink_model
+from .shrink import (
+    ShrinkReport,
+    coupled_writers,
+    dependency_graph,
+    follower_params,
+    row_keep,
+    shrink_model,
+)
+
+if TYPE_CHECKING:
+    from .pruners import BasicPruner
 
 __all__ = ["StructuredShrink"]
 
@@ -52,6 +68,8 @@ class StructuredShrink:
         self.report: ShrinkReport | None = None
         self.note: str | None = None
         self._followers: dict[str, list[nn.Parameter]] | None = None
+        #: groups of pruned layers writing the same channels (`shrink.coupled_writers`)
+        self.coupled: list[list[str]] = []
         self._hook = model.register_forward_pre_hook(self._capture, with_kwargs=True)
 
     def _capture(self, _module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -67,14 +85,24 @@ class StructuredShrink:
         return self._followers is None and self.example_inputs is not None
 
     def follower_masks(
-        self, model: nn.Module, layers: dict[str, nn.Module], masks: dict[str, torch.Tensor]
+        self, model: nn.Module, pruners: list[BasicPruner]
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(params, masks) that silence the bias and batch norm of every fully pruned row."""
         if self.example_inputs is None:
             return [], []
+        modules = dict(model.named_modules())
+        layers: dict[str, nn.Module] = {}
+        masks: dict[str, torch.Tensor] = {}
+        for pruner in pruners:
+            layers.update((n, modules[n]) for n in pruner.params if n in modules)
+            for name, mask in pruner.active_masks().items():
+                if name not in pruner.detached and name in modules:
+                    masks[name] = mask
         if self._followers is None:
             try:
-                self._followers = follower_params(model, self.example_inputs, layers)
+                dg = dependency_graph(model, self.example_inputs)
+                self._followers = follower_params(model, self.example_inputs, layers, dg)
+                self.coupled = coupled_writers(dg, layers)
             except Exception as exc:  # a model DepGraph cannot trace: shrink will say so
                 log.warning("shrink: the layers after pruned rows were not found: %s", exc)
                 self._followers = {}
@@ -89,6 +117,14 @@ class StructuredShrink:
                     params.append(p)
                     out.append(keep.to(device=p.device, dtype=p.dtype))
         return params, out
+
+    def couple(self, pruners: list[BasicPruner]) -> None:
+        """Row-pattern (`1xchannel`) pruners rank the layers writing one residual stream
+        together, when all of them are theirs."""
+        for pruner in pruners:
+            pattern = pruner.pattern
+            if getattr(pattern, "n", None) == 1 and getattr(pattern, "m", None) == "channel":
+                pruner.coupled = [g for g in self.coupled if all(n in pruner.params for n in g)]
 
     # -- at the end -------------------------------------------------------------------------
     def shrink(self, model: nn.Module, example_inputs: Any = None) -> dict[str, Any]:

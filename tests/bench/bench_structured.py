@@ -12,8 +12,8 @@ shrunk model is faster). The outputs are compared too.
 
 * "plain": conv-bn-relu stacks (VGG style): every pruned filter leaves the model.
 * "residual": ResNet basic blocks: a channel of the residual stream leaves only when
-  every layer writing it is pruned there, which per-layer masks rarely agree on; the
-  inner convolution of each block shrinks.
+  every layer writing it is pruned there; with shrink=True the writers are ranked
+  together from the first pruning step after the first forward (start_step=1).
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def prune_and_shrink(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, nn.M
         pattern="1xchannel",
         pruning_type="magnitude",
         pruning_scope="local",
-        start_step=0,
-        end_step=2,
+        start_step=1,
+        end_step=3,
         shrink=True,
     )
     cm = prepare_compression(model, conf)

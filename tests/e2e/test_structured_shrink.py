@@ -13,6 +13,7 @@ from tests.e2e.runner import run_script
 pytest.importorskip("torch_pruning")
 
 SCRIPT = '''\
+import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -28,7 +29,7 @@ class Net(nn.Module):
 
     def forward(self, x):
         x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
+        x = x + torch.relu(self.bn2(self.conv2(x)))  # a residual stream both convs write
         return self.fc(x.mean(dim=(2, 3)))
 
 
@@ -71,7 +72,7 @@ def test_channel_pruning_script_ends_with_the_smaller_model(tmp_path):
         "--pruning-type", "magnitude", "--target-sparsity", "0.5",
     )  # fmt: skip
     assert result.exit_code == 0 and "Transformed" in result.output, result.output
-    assert "shrink=True" in script.read_text()
+    assert "shrink=True" in script.read_text() and "start_step=1" in script.read_text()
     run, summary = run_script(script)
     before, after = summary["shrink_params_before"], summary["shrink_params_after"]
     assert after < 0.8 * before, summary
