@@ -39,6 +39,7 @@ from torch import nn
 
 __all__ = [
     "INSTALL_HINT",
+    "CallArgs",
     "ShrinkReport",
     "ShrinkUnavailableError",
     "count_parameters",
@@ -89,9 +90,19 @@ class ShrinkReport:
     def as_summary(self) -> dict[str, Any]:
         """The keys the run summary shows (`summary.py` formats them)."""
         out = {f"shrink_{k}": v for k, v in asdict(self).items()}
+        out["shrink_channels_removed_per_layer"] = dict(self.channels_removed)
         out["shrink_channels_removed"] = sum(self.channels_removed.values())
         out["shrink_inputs_removed"] = sum(self.inputs_removed.values())
         return out
+
+
+@dataclass
+class CallArgs:
+    """Example inputs of a model called with positional and keyword inputs together
+    (`model(input_ids, attention_mask=mask)`)."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -99,6 +110,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def _as_args(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if isinstance(example_inputs, CallArgs):
+        return example_inputs.args, example_inputs.kwargs
     if isinstance(example_inputs, dict):
         return (), dict(example_inputs)
     if isinstance(example_inputs, (tuple, list)):
@@ -118,9 +131,15 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 
 
 def _run(model: nn.Module, example_inputs: Any) -> Any:
-    args, kwargs = _as_args(example_inputs)
     with torch.no_grad():
-        return model(*args, **kwargs)
+        return _forward(model, example_inputs)
+
+
+def _forward(model: nn.Module, example_inputs: Any) -> Any:
+    """DepGraph's `forward_fn`: one call, however the inputs are given (DepGraph itself
+    would try `model(*tensor)` first, unpacking a batch into arguments)."""
+    args, kwargs = _as_args(example_inputs)
+    return model(*args, **kwargs)
 
 
 def measure_latency(model: nn.Module, example_inputs: Any, repeats: int = 10) -> float:
@@ -247,8 +266,8 @@ def shrink_model(
     """Remove, in place, every channel of `model` that its masks made dead or unused
     (see the module docstring); return what changed.
 
-    `example_inputs`: a tensor, a tuple of positional inputs or a dict of keyword
-    inputs, as `model` is called (a small batch is enough; DepGraph traces one forward).
+    `example_inputs`: a tensor, a tuple of positional inputs, a dict of keyword
+    inputs, or `CallArgs(args, kwargs)`, as `model` is called (a small batch is enough; DepGraph traces one forward).
     `ignored_layers`: modules whose output channels must stay (the model's outputs
     are always kept: DepGraph never removes the output channels of the last layer
     a channel reaches when nothing reads it). `measure`: time an eval-mode forward
@@ -270,7 +289,7 @@ def shrink_model(
         ignored += _output_layers(model, example_inputs)
         with torch.enable_grad():
             dg = tp.DependencyGraph().build_dependency(
-                model, example_inputs=example_inputs, verbose=False
+                model, example_inputs=example_inputs, forward_fn=_forward, verbose=False
             )  # `ignored` is not given here: DepGraph would not trace through those layers
             for group in dg.get_all_groups(ignored_layers=ignored):
                 root = group[0].dep.target.module
@@ -334,7 +353,7 @@ def dependency_graph(model: nn.Module, example_inputs: Any) -> Any:
     try:
         with torch.enable_grad():
             return tp.DependencyGraph().build_dependency(
-                model, example_inputs=example_inputs, verbose=False
+                model, example_inputs=example_inputs, forward_fn=_forward, verbose=False
             )
     finally:
         model.train(was_training)

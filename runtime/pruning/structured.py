@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .shrink import (
+    CallArgs,
     ShrinkReport,
     coupled_writers,
     dependency_graph,
@@ -73,10 +74,11 @@ class StructuredShrink:
         self._hook = model.register_forward_pre_hook(self._capture, with_kwargs=True)
 
     def _capture(self, _module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if args and kwargs:
-            self.note = "the model is called with positional and keyword inputs together"
-        elif self.example_inputs is None:
-            self.example_inputs = _detached(dict(kwargs) if kwargs else tuple(args))
+        if self.example_inputs is None:
+            if args and kwargs:
+                self.example_inputs = CallArgs(_detached(tuple(args)), _detached(dict(kwargs)))
+            else:
+                self.example_inputs = _detached(dict(kwargs) if kwargs else tuple(args))
         self._hook.remove()
 
     # -- while training -----------------------------------------------------------------

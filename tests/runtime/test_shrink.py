@@ -14,6 +14,7 @@ from torch import nn
 
 from neural_coder.runtime.config import WeightPruningConfig
 from neural_coder.runtime.pruning.shrink import (
+    CallArgs,
     ShrinkUnavailableError,
     count_parameters,
     follower_params,
@@ -286,7 +287,9 @@ def test_bert_feed_forward_shrinks_and_layernorm_groups_stay_whole() -> None:
          "bert.encoder.layer.0.attention.output.dense": [3]},
     )  # fmt: skip
     expected = model(**inputs).logits
-    report = shrink_model(model, inputs)
+    # called as model(input_ids, attention_mask=...): positional and keyword inputs
+    call = CallArgs((inputs["input_ids"],), {"attention_mask": inputs["attention_mask"]})
+    report = shrink_model(model, call)
     layer = model.bert.encoder.layer[0]
     assert layer.intermediate.dense.out_features == 20 and layer.output.dense.in_features == 20
     assert layer.attention.output.dense.out_features == 16
