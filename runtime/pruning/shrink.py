@@ -28,6 +28,7 @@ compared before and after; `ShrinkReport.max_abs_diff` says how far they moved.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -40,6 +41,7 @@ from torch import nn
 __all__ = [
     "INSTALL_HINT",
     "CallArgs",
+    "ShrinkMismatchError",
     "ShrinkReport",
     "ShrinkUnavailableError",
     "count_parameters",
@@ -58,8 +60,34 @@ _CONV = nn.modules.conv._ConvNd
 _BN = nn.modules.batchnorm._BatchNorm
 
 
+#: outputs may move by this much (relative to their largest magnitude) when channels leave
+CHECK_TOLERANCE = 1e-3
+
+
 class ShrinkUnavailableError(ImportError):
     """torch-pruning, which shrinking needs for the dependency analysis, is not installed."""
+
+
+class ShrinkMismatchError(RuntimeError):
+    """The shrunk model computed something else than the masked one; it was restored."""
+
+
+def _backup(model: nn.Module) -> nn.Module | None:
+    try:
+        return copy.deepcopy(model)
+    except Exception as exc:  # modules holding objects deepcopy cannot copy
+        log.warning("shrink: the model cannot be copied (%s); it cannot be restored", exc)
+        return None
+
+
+def _restore(model: nn.Module, backup: nn.Module) -> None:
+    """Put every module of `model` back as in `backup` (a deep copy taken before),
+    keeping the module objects the caller holds."""
+    for module, saved in zip(list(model.modules()), list(backup.modules())):
+        state = dict(saved.__dict__)
+        state["_modules"] = module.__dict__["_modules"]  # the caller's children stay
+        module.__dict__.clear()
+        module.__dict__.update(state)
 
 
 def _torch_pruning() -> Any:
@@ -271,7 +299,9 @@ def shrink_model(
     `ignored_layers`: modules whose output channels must stay (the model's outputs
     are always kept: DepGraph never removes the output channels of the last layer
     a channel reaches when nothing reads it). `measure`: time an eval-mode forward
-    before and after. `check`: compare the outputs before and after.
+    before and after. `check`: compare the outputs before and after; when they differ
+    (beyond `CHECK_TOLERANCE`), the model is restored (from a deep copy taken first) and
+    `ShrinkMismatchError` is raised.
 
     The modules are modified in place (same objects, smaller weights), so every
     reference to `model` sees the smaller model. Train/eval mode is restored.
@@ -283,6 +313,7 @@ def shrink_model(
     try:
         report = ShrinkReport(count_parameters(model), 0)
         reference = _tensors(_run(model, example_inputs)) if check else []
+        backup = _backup(model) if check else None
         if measure:
             report.latency_before_ms = measure_latency(model, example_inputs)
         ignored = list(ignored_layers)
@@ -312,6 +343,20 @@ def shrink_model(
                 for a, b in zip(reference, after)
             ]
             report.max_abs_diff = max(diffs, default=0.0)
+            scale = max((float(t.float().abs().max()) for t in reference if t.numel()), default=1.0)
+            if report.max_abs_diff > CHECK_TOLERANCE * max(1.0, scale):
+                if backup is not None:
+                    _restore(model, backup)
+                raise ShrinkMismatchError(
+                    f"removing the pruned channels changed the model's outputs by up to "
+                    f"{report.max_abs_diff:.3g} on the example inputs (an operation the "
+                    "dependency analysis does not model); "
+                    + (
+                        "the model was left as it was"
+                        if backup is not None
+                        else "the model could not be copied first, so it stays changed"
+                    )
+                )
         if measure:
             report.latency_after_ms = measure_latency(model, example_inputs)
     finally:

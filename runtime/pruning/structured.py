@@ -29,6 +29,7 @@ from torch import nn
 
 from .shrink import (
     CallArgs,
+    ShrinkMismatchError,
     ShrinkReport,
     coupled_writers,
     dependency_graph,
@@ -144,9 +145,19 @@ class StructuredShrink:
                 "channels are removed from float models only: prune and shrink first, then QAT"
             )
         else:
-            self.report = shrink_model(model, inputs, measure=True)
-            self.note = None
+            try:
+                self.report = shrink_model(model, inputs, measure=True)
+                self.note = None
+            except ShrinkMismatchError as exc:
+                self.note = str(exc)
         if self.report is None:
             log.warning("shrink: the model was not shrunk: %s", self.note)
             return {"shrink_note": self.note}
-        return self.report.as_summary()
+        out = self.report.as_summary()
+        if hasattr(model, "config") and hasattr(model, "save_pretrained"):
+            out["shrink_note"] = (
+                "the model's Hugging Face config still names the original sizes, so "
+                "from_pretrained cannot load what save_pretrained writes: save the whole "
+                "model (torch.save(model, f)) to keep the shrunk one"
+            )
+        return out

@@ -295,3 +295,33 @@ def test_bert_feed_forward_shrinks_and_layernorm_groups_stay_whole() -> None:
     assert layer.attention.output.dense.out_features == 16
     assert report.channels_removed == {"bert.encoder.layer.0.intermediate.dense": 12}
     torch.testing.assert_close(model(**inputs).logits, expected, atol=1e-5, rtol=1e-5)
+
+
+class ChannelMixer(nn.Module):
+    """A softmax over channels: DepGraph sees an elementwise op, but removing a zero
+    channel changes every other channel's value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.softmax(self.conv(x), dim=1).mean(dim=(2, 3)))
+
+
+def test_a_shrink_that_would_change_the_outputs_is_undone_and_refused() -> None:
+    from neural_coder.runtime.pruning.shrink import ShrinkMismatchError
+
+    torch.manual_seed(6)
+    model = ChannelMixer().eval()
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        model.conv.weight[:4] = 0
+        model.conv.bias[:4] = 0
+    conv, expected = model.conv, model(x)
+    with pytest.raises(ShrinkMismatchError, match="left as it was"):
+        shrink_model(model, x)
+    assert model.conv is conv and conv.out_channels == 8 and conv.weight.shape[0] == 8
+    assert model.head.in_features == 8
+    torch.testing.assert_close(model(x), expected)
