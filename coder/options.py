@@ -93,10 +93,10 @@ class PruningOptions:
         """Whole rows or columns (channelx1, 1xchannel): what shrinking can remove."""
         return "channel" in self.pattern
 
-    def shrinks(self, target: str) -> bool:
+    def shrinks(self, target: str, by_default: bool = True) -> bool:
         """Whether the generated config asks the runtime to remove the pruned channels."""
         if self.shrink is None:
-            return self.channel_pattern and target == "runtime"
+            return by_default and self.channel_pattern and target == "runtime"
         return self.shrink
 
     @property

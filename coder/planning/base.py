@@ -41,6 +41,9 @@ class Plan:
 
 
 class BasePlanner:
+    #: channel patterns remove the pruned channels unless --no-shrink (see `_pruning_config`)
+    shrink_by_default = True
+
     def __init__(self, facts: Facts, options: OptimizeOptions, line_length: int = 88) -> None:
         self.facts = facts
         self.options = options
@@ -118,7 +121,13 @@ class BasePlanner:
     def _pruning_config(self, total_steps: str | None) -> str:
         p = self.options.pruning
         start = p.first_step
-        shrink = p.shrinks(self.options.target)
+        shrink = p.shrinks(self.options.target, self.shrink_by_default)
+        if shrink and not self.shrink_by_default:
+            self.plan.warnings.append(
+                "--shrink: the Trainer saves with save_pretrained, whose config keeps the "
+                "original sizes, so from_pretrained cannot load the shrunk model: save it "
+                "whole (torch.save(model, path))"
+            )
         if shrink and p.start_step is None:
             start = max(start, 1)  # after one forward: the runtime traces the model there
         kwargs: dict[str, object] = {

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, script_path
 from tests.e2e.runner import run_script
 
 pytest.importorskip("torch_pruning")
@@ -102,3 +102,15 @@ def test_shrink_is_refused_for_inc_and_can_be_turned_off(tmp_path):
         "--diff",
     )  # fmt: skip
     assert off.exit_code == 0 and "shrink=True" not in off.output, off.output
+
+
+def test_a_trainer_script_shrinks_only_when_asked_and_is_warned(tmp_path):
+    script = tmp_path / "hf_trainer.py"
+    script.write_text(script_path("hf_trainer.py").read_text())
+    default = run_cli("optimize", script, "--approach", "pruning", "--pattern", "1xchannel", "--diff")
+    assert default.exit_code == 0 and "shrink=True" not in default.output, default.output
+    asked = run_cli(
+        "optimize", script, "--approach", "pruning", "--pattern", "1xchannel", "--shrink", "--diff"
+    )
+    assert asked.exit_code == 0 and "shrink=True" in asked.output
+    assert "from_pretrained cannot load the shrunk model" in asked.output
