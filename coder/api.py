@@ -109,7 +109,10 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     report.placed = plan.placed
     report.warnings = plan.warnings + shared_signatures(source, plan.edits)
     what = "fit call" if options.post_training else "hooks"
-    report.message = f"{'+'.join(options.approach)} {what} inserted (target: {options.target})"
+    techniques = "+".join(options.approach)
+    if options.recipe is not None:
+        techniques = f"recipe {options.recipe} ({techniques})"
+    report.message = f"{techniques} {what} inserted (target: {options.target})"
     if len(rewritten) > 1 or path not in rewritten:
         report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report
@@ -133,7 +136,9 @@ def _already_compressed(
     line = facts.already_optimized if facts else None
     line = line if line is not None else inserted_marker_line(source)
     found = compression_in(text)
-    asked = {approach_family(t) for t in options.approach}
+    asked = (
+        {"recipe"} if options.recipe is not None else {approach_family(t) for t in options.approach}
+    )
     if found and found != asked:
         raise NeuralCoderError(
             f"already compressed with {'+'.join(sorted(found))} (compression code at line {line}); "
@@ -156,6 +161,7 @@ COMPRESSION_CONFIGS = {
     "PostTrainingQuantConfig": "ptq",
     "MixedPrecisionConfig": "bf16",
     "BenchmarkConfig": "benchmark",
+    "RecipeConfig": "recipe",
 }
 
 

@@ -99,6 +99,14 @@ def main() -> None:
     help="A yaml with approach, target and per-technique settings.",
 )
 @click.option(
+    "--recipe",
+    "recipe_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A Distiller-style schedule (pruners, regularizers, quantizers, lr_schedulers, "
+    "policies over epochs); it sets the techniques, so no --approach. The rewritten script "
+    "reads it at run time from this path.",
+)
+@click.option(
     "--target-sparsity", type=float, help="Pruning: final fraction of pruned weights (default 0.5)."
 )
 @click.option(
@@ -117,6 +125,12 @@ def main() -> None:
 @click.option("--start-step", type=int, help="Pruning: first optimizer step that prunes.")
 @click.option(
     "--end-step", type=int, help="Pruning: last pruning step (default: fitted to 80% of the run)."
+)
+@click.option(
+    "--shrink/--no-shrink",
+    default=None,
+    help="Pruning: remove the pruned channels when training ends, so the model is smaller and "
+    "faster (default: on for channelx1 / 1xchannel with --target runtime; needs torch-pruning).",
 )
 @click.option(
     "--qat-backend", type=click.Choice(["default", "ipex"]), help="QAT backend (default: torch.ao)."
@@ -165,9 +179,10 @@ def main() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Show what analysis found in each file.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help=JOBS_HELP)
 def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: str | None, config_path: Path | None,
+                     recipe_path: Path | None,
                      target_sparsity: float | None, pattern: str | None, pruning_type: str | None,
                      pruning_scope: str | None, start_step: int | None, end_step: int | None,
-                     qat_backend: str | None, teacher: str | None, temperature: float | None,
+                     shrink: bool | None, qat_backend: str | None, teacher: str | None, temperature: float | None,
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
                      dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
                      project_root: Path | None, single_file: bool, verbose: bool, jobs: int | None) -> None:  # fmt: skip
@@ -183,11 +198,12 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
             config,
             {
                 "pruning": {"target_sparsity": target_sparsity, "pattern": pattern, "pruning_type": pruning_type,
-                            "pruning_scope": pruning_scope, "start_step": start_step, "end_step": end_step},
+                            "pruning_scope": pruning_scope, "start_step": start_step, "end_step": end_step, "shrink": shrink},
                 "qat": {"backend": qat_backend},
                 "distillation": {"teacher": teacher, "temperature": temperature, "loss_types": loss_types,
                                  "loss_weights": loss_weights},
             },
+            recipe=None if recipe_path is None else str(recipe_path),
         )  # fmt: skip
     except NeuralCoderError as error:
         raise click.UsageError(error.render()) from None

@@ -36,6 +36,9 @@ class PruningOptions:
     pruning_scope: str = "global"
     start_step: int | None = None  # None: 0, or 1 for gradient criteria (they need a gradient)
     end_step: int | None = None  # None: fitted to the run (80 % of its optimizer steps)
+    # remove the pruned channels at the end of training (WeightPruningConfig(shrink=True));
+    # None: on for channel patterns (channelx1, 1xchannel) with the bundled runtime
+    shrink: bool | None = None
 
     def check(self) -> None:
         _typed(
@@ -66,6 +69,8 @@ class PruningOptions:
                 raise ConfigError(
                     f"pruning target_sparsity {self.target_sparsity} exceeds {n}/{m} allowed by {self.pattern}"
                 )
+        if self.shrink is not None and not isinstance(self.shrink, bool):
+            raise ConfigError(f"pruning shrink must be true, false or null, got {self.shrink!r}")
         _one_of("pruning pruning_type", self.pruning_type, PRUNING_TYPES)
         _one_of("pruning pruning_scope", self.pruning_scope, ("global", "local"))
         for name in ("start_step", "end_step"):
@@ -82,6 +87,17 @@ class PruningOptions:
             raise ConfigError(
                 f"pruning end_step {self.end_step} is before start_step {self.start_step}"
             )
+
+    @property
+    def channel_pattern(self) -> bool:
+        """Whole rows or columns (channelx1, 1xchannel): what shrinking can remove."""
+        return "channel" in self.pattern
+
+    def shrinks(self, target: str, by_default: bool = True) -> bool:
+        """Whether the generated config asks the runtime to remove the pruned channels."""
+        if self.shrink is None:
+            return by_default and self.channel_pattern and target == "runtime"
+        return self.shrink
 
     @property
     def first_step(self) -> int:
@@ -207,10 +223,17 @@ class OptimizeOptions:
     distillation: DistillationOptions = field(default_factory=DistillationOptions)
     ptq: PTQOptions = field(default_factory=PTQOptions)
     benchmark: BenchmarkOptions = field(default_factory=BenchmarkOptions)
+    # a Distiller-style recipe file: it sets the techniques and the schedule
+    recipe: str | None = None
 
     def check(self) -> None:
         _one_of("target", self.target, TARGETS)
         self.pruning.check()
+        if self.pruning.shrink and self.target == "inc" and "pruning" in self.approach:
+            raise ConfigError(
+                "pruning shrink (removing the pruned channels) is a feature of the bundled "
+                "runtime; Intel Neural Compressor 2.x has none: use --target runtime or --no-shrink"
+            )
         self.qat.check()
         self.distillation.check()
         self.ptq.check()
@@ -277,7 +300,7 @@ def check_config(data: object, path: Path | None = None) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping (key: value)", path=path)
-    allowed = {"approach", "target", *SECTIONS}
+    allowed = {"approach", "target", "recipe", *SECTIONS}
     for key, value in data.items():
         if key not in allowed:
             raise ConfigError(
@@ -300,8 +323,23 @@ def build_options(
     target: str | None,
     config: dict[str, Any],
     overrides: dict[str, dict[str, Any]],
+    recipe: str | None = None,
 ) -> OptimizeOptions:
     chosen = approach or config.get("approach")
+    recipe = recipe or config.get("recipe")
+    if recipe is not None:
+        from neural_coder.recipe_options import recipe_techniques
+
+        if chosen:
+            raise ConfigError(
+                "--recipe sets what is compressed and when; drop --approach (or 'approach' in "
+                "--config), or drop --recipe"
+            )
+        if (target or config.get("target", "runtime")) != "runtime":
+            raise ConfigError(
+                "--recipe needs --target runtime: Intel Neural Compressor has no recipe files"
+            )
+        chosen = "+".join(recipe_techniques(str(recipe)))
     if not chosen:
         raise ConfigError(
             "no approach given: pass --approach (e.g. --approach pruning+qat) or set 'approach' in --config"
@@ -326,6 +364,7 @@ def build_options(
     options = OptimizeOptions(
         approach=parse_approach(str(chosen)),
         target=target or config.get("target", "runtime"),
+        recipe=None if recipe is None else str(recipe),
         **sections,
     )
     options.check()

@@ -21,6 +21,9 @@ from .base import PRUNING_END_FRACTION, BasePlanner, Plan
 
 
 class TrainerPlanner(BasePlanner):
+    # save_pretrained writes a config with the original sizes: shrinking only on --shrink
+    shrink_by_default = False
+
     def build(self) -> Plan:
         use = self._trainer()
         self.warn_guessed_trainer(use)
@@ -39,7 +42,11 @@ class TrainerPlanner(BasePlanner):
         before.append(f"{cm} = prepare_compression({model}, {self.configs('')})")
         self.insert(use.statement, "before", before, "prepare_compression")
 
-        fit_schedule = "pruning" in techniques and self.options.pruning.end_step is None
+        fit_schedule = (
+            "pruning" in techniques
+            and self.options.pruning.end_step is None
+            and self.options.recipe is None
+        )
         callback = f"CompressionCallback({cm}" + (
             f", prune_until={PRUNING_END_FRACTION})" if fit_schedule else ")"
         )
