@@ -78,7 +78,7 @@ class _Syntactic:
 
 
 class _SpanState(PositionProvidingCodegenState):
-    __slots__ = ()
+    __slots__ = ("open_nodes", "parents")  # the nodes being written, innermost last
 
     def _update_position(self, value: str) -> None:
         if "\n" in value or "\r" in value:
@@ -88,8 +88,13 @@ class _SpanState(PositionProvidingCodegenState):
 
     def before_codegen(self, node: cst.CSTNode) -> None:
         self._stack.append((self.line, self.column))  # type: ignore[arg-type]
+        open_nodes = self.open_nodes
+        if open_nodes:
+            self.parents[node] = open_nodes[-1]
+        open_nodes.append(node)
 
     def after_codegen(self, node: cst.CSTNode) -> None:
+        self.open_nodes.pop()
         start = self._stack.pop()
         spans = self.provider._computed
         if node not in spans:  # a syntactic position recorded inside wins
@@ -105,8 +110,12 @@ class _SpanState(PositionProvidingCodegenState):
         return _Syntactic(self, node, start_node, end_node)
 
 
-def positions_of(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
-    """What `MetadataWrapper(module).resolve(PositionProvider)` gives."""
+def positions_and_parents(
+    module: cst.Module,
+) -> tuple[Mapping[cst.CSTNode, CodeRange], dict[cst.CSTNode, cst.CSTNode]] | None:
+    """What `PositionProvider` gives, and child -> parent for every node (the node whose
+    code was being written when the child's began), from one codegen pass; None from a
+    libcst whose providers are laid out otherwise."""
     provider = PositionProvider()
     try:
         state = _SpanState(
@@ -114,7 +123,16 @@ def positions_of(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
             default_newline=module.default_newline,
             provider=provider,
         )
+        state.open_nodes, state.parents = [], {}
         module._codegen(state)
-        return Positions(provider._computed)
-    except (AttributeError, TypeError):  # a libcst whose providers are laid out otherwise
+    except (AttributeError, TypeError):
+        return None
+    return Positions(provider._computed), state.parents
+
+
+def positions_of(module: cst.Module) -> Mapping[cst.CSTNode, CodeRange]:
+    """What `MetadataWrapper(module).resolve(PositionProvider)` gives."""
+    found = positions_and_parents(module)
+    if found is None:
         return dict(MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider))
+    return found[0]

@@ -18,7 +18,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from neural_coder.errors import ParseError
-from neural_coder.transforms.positions import positions_of
+from neural_coder.transforms.positions import positions_and_parents, positions_of
 from neural_coder.transforms.tree import Tree, parse_python
 
 
@@ -87,13 +87,9 @@ class Source(Tree):
 
 def parse_source(path: Path, text: str) -> Source:
     module = parse_checked(path, text)
-    return Source(
-        path=path,
-        text=text,
-        module=module,
-        positions=positions_of(module),
-        parents=parents_of(module),
-    )
+    found = positions_and_parents(module)
+    positions, parents = found if found is not None else (positions_of(module), parents_of(module))
+    return Source(path=path, text=text, module=module, positions=positions, parents=parents)
 
 
 def parse_checked(path: Path, text: str) -> cst.Module:
