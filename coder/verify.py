@@ -57,7 +57,9 @@ def undefined_names(code: str, filename: str = "<rewrite>") -> set[str]:
 def verify_rewrite(path: Path, original_code: str, rewritten_code: str) -> None:
     try:
         compile(rewritten_code, str(path), "exec")
-        new = undefined_names(rewritten_code, str(path)) - undefined_names(original_code, str(path))
+        new = undefined_names(rewritten_code, str(path))
+        if new:  # (the original's are needed only then)
+            new -= undefined_names(original_code, str(path))
     except SyntaxError as error:
         raise VerificationError(
             f"internal error: the rewritten file does not compile ({error.msg} at line {error.lineno}); nothing was written",
