@@ -5,15 +5,22 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from neural_coder import __version__
-from neural_coder.api import Output, Project, inspect_files, migrate, optimize
 from neural_coder.commands import PATHS, auto_command, echo_reports, revert_command
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
 from neural_coder.report import FileReport, exit_code, write_json
+from neural_coder.transforms.lazy import lazy_module
+
+# analysis, planning and libcst load when a command runs, not for --help (tests/coder/test_startup.py)
+if TYPE_CHECKING:
+    from neural_coder import api
+else:
+    api = lazy_module("neural_coder.api")
 
 EXAMPLES = """Examples:
 
@@ -189,11 +196,11 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
         )  # fmt: skip
     except NeuralCoderError as error:
         raise click.UsageError(error.render()) from None
-    reports = optimize(
+    reports = api.optimize(
         scripts,
         options,
-        Output(dry_run=dry_run, path=output, backup=not no_backup),
-        Project(root=project_root, follow_imports=not single_file),
+        api.Output(dry_run=dry_run, path=output, backup=not no_backup),
+        api.Project(root=project_root, follow_imports=not single_file),
     )
     echo_reports(reports, verbose, dry_run)
     if report_path is not None:
@@ -230,7 +237,7 @@ def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output:
     """Upgrade Intel Neural Compressor 1.x scripts (files or folders) and their conf.yaml to the 2.x API."""
     if output is not None and (len(paths) != 1 or paths[0].is_dir()):
         raise click.UsageError("-o/--output takes exactly one script")
-    reports = migrate(paths, target, Output(dry_run=dry_run, path=output, backup=not no_backup))
+    reports = api.migrate(paths, target, api.Output(dry_run=dry_run, path=output, backup=not no_backup))
     echo_reports(reports, True, dry_run)
     if report_path is not None:
         write_json(reports, report_path)
@@ -242,7 +249,7 @@ def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output:
 def inspect_command(paths: tuple[Path, ...]) -> None:
     """Print what analysis finds in each script or notebook (or folder of them), with lines."""
     failures: list[FileReport] = []
-    for path, found in inspect_files(paths):
+    for path, found in api.inspect_files(paths):
         if isinstance(found, FileReport):
             click.echo(found.message, err=True)
             failures.append(found)

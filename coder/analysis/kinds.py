@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 import libcst as cst
-import libcst.matchers as m
+
+from neural_coder.transforms import match as m
 
 from .index import Index
 

@@ -13,9 +13,9 @@ import builtins
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 
 from . import kinds, steps
 from .index import Function, Index, Scope, unwrap_pass_through

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.analysis import Facts
 from neural_coder.analysis.index import Scope
@@ -16,6 +15,7 @@ from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.analysis.wraps import peft_adapters
 from neural_coder.errors import AnalysisError
 from neural_coder.options import OptimizeOptions
+from neural_coder.transforms import match as m
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport, Edit, InsertStatements, Where
 from neural_coder.transforms.snippets import Code

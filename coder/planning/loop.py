@@ -11,7 +11,6 @@ compresses the bare module. It reaches the functions that hold the loop through 
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.index import Function, Scope, iter_returns
@@ -23,6 +22,7 @@ from neural_coder.analysis.wraps import (
     wrap_anchor,
 )
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import (
     AddImport,
     AddKeywordArgument,

@@ -116,6 +116,8 @@ _FUSABLE_TYPES = frozenset(
 )
 _DYNAMIC_TYPES = frozenset({nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell})
 _RNN_TYPES = _DYNAMIC_TYPES - {nn.Linear}
+#: quantized weight-only (int8 rows with a float scale and offset each) by static and dynamic PTQ
+_EMBEDDING_TYPES = frozenset({nn.Embedding, nn.EmbeddingBag})
 
 _QUIET = (
     "torch.ao.quantization is deprecated",
@@ -451,11 +453,13 @@ def _float_alias(cls: type) -> type:
 
 
 def _is_quantized(module: nn.Module) -> bool:
-    from torch.ao.nn.quantized import Embedding
+    from torch.ao.nn.quantized import Embedding, EmbeddingBag
     from torch.ao.nn.quantized.dynamic.modules.rnn import RNNBase, RNNCellBase
     from torch.ao.nn.quantized.modules.utils import WeightedQuantizedModule
 
-    return isinstance(module, (WeightedQuantizedModule, Embedding, RNNBase, RNNCellBase))
+    return isinstance(
+        module, (WeightedQuantizedModule, Embedding, EmbeddingBag, RNNBase, RNNCellBase)
+    )
 
 
 _CONV_BATCH_NORM: dict[type[nn.Module], type[nn.Module]] = {
@@ -511,6 +515,33 @@ def _fold_batch_norms(model: nn.Module) -> list[str]:
         _set_submodule(model, bn_name, nn.Identity())
         folded.append(bn_name)
     return folded
+
+
+# -- embeddings ----------------------------------------------------------------
+def _embedding_qconfigs(model: nn.Module, spec: QuantSpec, shared: set[int]) -> dict[str, QConfig]:
+    """torch.ao's weight-only qconfig for the embeddings that PTQ quantizes, as INC does
+    (a quarter of the fp32 size; the lookup returns float, so no activation is quantized).
+    Kept float: tied or shared ones, `max_norm` (the int8 lookup ignores it), EmbeddingBag
+    in a mode other than sum, and those the spec's rules keep float."""
+    from torch.ao.quantization import float_qparams_weight_only_qconfig
+
+    qconfigs: dict[str, QConfig] = {}
+    for name, module in model.named_modules():
+        if type(module) not in _EMBEDDING_TYPES or module.max_norm is not None:
+            continue
+        if id(module) in shared or id(module.weight) in shared or module.weight.dtype != torch.float32:
+            continue
+        if isinstance(module, nn.EmbeddingBag) and module.mode != "sum":
+            continue
+        if spec.plan_for(name, module) is not None:
+            qconfigs[name] = float_qparams_weight_only_qconfig
+    return qconfigs
+
+
+def _quantize_embeddings(model: nn.Module, qconfigs: Mapping[str, QConfig]) -> None:
+    """Swap the embeddings at `qconfigs`' names for torch.ao's weight-only int8 ones."""
+    for name, qconfig in qconfigs.items():
+        _set_submodule(model, name, qm.quantize_embedding(model.get_submodule(name), qconfig))
 
 
 # -- size hints ----------------------------------------------------------------
@@ -683,11 +714,13 @@ class TorchAOBackend:
         with torch.no_grad():
             calibrate(prepared.model)
         int8 = self.convert(prepared, inplace=True)
+        _quantize_embeddings(int8, _embedding_qconfigs(int8, spec, _shared_ids(int8)))
         hooks.strip(int8)
         return int8
 
     def quantize_dynamic(self, model: nn.Module, spec: QuantSpec) -> nn.Module:
-        """An int8 copy of `model` with dynamically quantized Linear / RNN modules."""
+        """An int8 copy of `model` with dynamically quantized Linear / RNN modules and
+        weight-only int8 embeddings."""
         from torch.ao.quantization import quantize_dynamic
 
         spec = _with_approach(spec, DYNAMIC)
@@ -708,6 +741,7 @@ class TorchAOBackend:
                 weight = TensorScheme(scheme="sym", granularity="per_tensor")
                 plan = OpPlan(plan.activation, weight)
             qconfig_spec[name] = make_qconfig(plan, DYNAMIC, reduce_range)
+        embeddings = _embedding_qconfigs(work, spec, shared)
         layouts: dict[str, tuple[bool, bool]] = {}
         for name, qconfig in qconfig_spec.items():
             module = work.get_submodule(name)
@@ -717,6 +751,7 @@ class TorchAOBackend:
                     layouts[name] = layout
         with _quiet():
             quantize_dynamic(work, qconfig_spec=qconfig_spec, inplace=True)
+        _quantize_embeddings(work, embeddings)
         _attach_size_hints(work, layouts)
         hooks.strip(work)
         prepared = PreparedModel(
