@@ -538,10 +538,15 @@ def _embedding_qconfigs(model: nn.Module, spec: QuantSpec, shared: set[int]) -> 
     return qconfigs
 
 
-def _quantize_embeddings(model: nn.Module, qconfigs: Mapping[str, QConfig]) -> None:
-    """Swap the embeddings at `qconfigs`' names for torch.ao's weight-only int8 ones."""
+def _quantize_embeddings(model: nn.Module, qconfigs: Mapping[str, QConfig]) -> int:
+    """Swap the embeddings at `qconfigs`' names for weight-only int8 ones; how many."""
+    swapped = 0
     for name, qconfig in qconfigs.items():
-        _set_submodule(model, name, qm.quantize_embedding(model.get_submodule(name), qconfig))
+        module = _get_submodule(model, name)
+        if module is not None and type(module) in _EMBEDDING_TYPES:  # FX keeps leaf names
+            _set_submodule(model, name, qm.quantize_embedding(module, qconfig))
+            swapped += 1
+    return swapped
 
 
 # -- size hints ----------------------------------------------------------------
@@ -710,11 +715,14 @@ class TorchAOBackend:
         spec = _with_approach(spec, STATIC)
         hooks = _HookSnapshot(model)
         work = _copy(model, hooks, or_in_place=False).eval()
+        # chosen on the float model: converting a Linear tied to an embedding unties them
+        embeddings = _embedding_qconfigs(work, spec, _shared_ids(work))
         prepared = self._prepare(work, spec)
         with torch.no_grad():
             calibrate(prepared.model)
         int8 = self.convert(prepared, inplace=True)
-        _quantize_embeddings(int8, _embedding_qconfigs(int8, spec, _shared_ids(int8)))
+        if _quantize_embeddings(int8, embeddings):
+            getattr(int8, RECIPE_ATTR)["quantized_ops"] = self.quantized_module_names(int8)
         hooks.strip(int8)
         return int8
 
