@@ -59,7 +59,9 @@ class ZeroOrMore:
 class NodeMatcher(_Matcher):
     """Matches a node of exactly `node_class` whose given fields match."""
 
-    def __init__(self, node_class: type[cst.CSTNode], args: tuple[object, ...], fields: dict) -> None:
+    def __init__(
+        self, node_class: type[cst.CSTNode], args: tuple[object, ...], fields: dict
+    ) -> None:
         names = _field_names(node_class)
         if len(args) > len(names):
             raise TypeError(f"{node_class.__name__} takes at most {len(names)} positional fields")
@@ -99,7 +101,11 @@ def _sequence_matches(values: Sequence[object], wanted: Sequence[object]) -> boo
     first, rest = wanted[0], wanted[1:]
     if isinstance(first, ZeroOrMore):
         for taken in range(len(values) + 1):
-            if taken and first.matcher is not None and not _value_matches(values[taken - 1], first.matcher):
+            if (
+                taken
+                and first.matcher is not None
+                and not _value_matches(values[taken - 1], first.matcher)
+            ):
                 return False
             if _sequence_matches(values[taken:], rest):
                 return True

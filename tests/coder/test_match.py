@@ -25,7 +25,9 @@ def patterns(m):  # noqa: ANN001, ANN201 - the same patterns written against eit
         m.Call(args=[]),
         m.Call(func=m.Name("print"), args=[m.Arg()]),
         m.Call(func=m.OneOf(*(m.Name(n) for n in ("eval", "train", "to")))),
-        m.Call(func=m.Attribute(value=m.Name("model"), attr=m.OneOf(m.Name("eval"), m.Name("train")))),
+        m.Call(
+            func=m.Attribute(value=m.Name("model"), attr=m.OneOf(m.Name("eval"), m.Name("train")))
+        ),
         m.Name("optimizer") | m.Attribute(value=m.Name("self"), attr=m.Name("optimizer")),
         m.Import() | m.ImportFrom(),
         m.Break() | m.Return(),
@@ -56,7 +58,9 @@ def test_findall_and_matches_agree_with_libcst(path: Path) -> None:
 def test_some_patterns_do_match() -> None:
     module = cst.parse_module("import os\nmodel = Net()\nmodel.load_state_dict(sd, strict=False)\n")
     assert len(nm.findall(module, nm.Call(func=nm.Attribute(attr=nm.Name("load_state_dict"))))) == 1
-    assert len(nm.findall(module, nm.Call(args=[nm.Arg(value=nm.Name("sd")), nm.ZeroOrMore()]))) == 1
+    assert (
+        len(nm.findall(module, nm.Call(args=[nm.Arg(value=nm.Name("sd")), nm.ZeroOrMore()]))) == 1
+    )
     assert not nm.findall(module, nm.Call(args=[nm.Arg(value=nm.Name("sd"))]))
     assert nm.findall(module, nm.Import() | nm.ImportFrom())
     assert not nm.matches(cst.MaybeSentinel.DEFAULT, nm.Name())
