@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import torch
@@ -93,8 +94,9 @@ def build(cls: type[nn.Module] = Tagger) -> nn.Module:
     [("static", Tagger, "fx"), ("static", Untraceable, "eager"), ("dynamic", Untraceable, "eager")],
 )
 def test_embeddings_are_int8_the_model_a_quarter_and_it_saves_and_loads(
-    approach, cls, path, tmp_path
+    approach, cls, path, tmp_path, monkeypatch
 ):
+    monkeypatch.setenv("NEURAL_CODER_SUMMARY", str(tmp_path / "summary.json"))
     model = build(cls)
     q = quantize(model, approach)
     assert q.q_config["path"] == path
@@ -110,9 +112,11 @@ def test_embeddings_are_int8_the_model_a_quarter_and_it_saves_and_loads(
     # embeddings are most of this model: 32 int8 values and a float scale and offset a row
     assert serialized(q.model) < 0.45 * serialized(model)
     assert state_dict_size(q.model) == pytest.approx(serialized(q.model), rel=0.03)
-    summary = q.summary if hasattr(q, "summary") else None
-    if summary is not None:
-        assert summary["size_after_bytes"] == pytest.approx(serialized(q.model), rel=0.03)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["size_after_bytes"] == pytest.approx(serialized(q.model), rel=0.03)
+    assert summary["size_before_bytes"] == pytest.approx(serialized(model), rel=0.03)
+    assert summary["quantized_modules"] == 5  # 3 embeddings (a bag among them), fc, head
+    assert summary["int8_weight_bytes"] >= (2 * VOCAB + 12) * DIM
 
     q.save(str(tmp_path / "int8"))
     loaded = load(str(tmp_path / "int8"), build(cls))
