@@ -395,11 +395,31 @@ def _size_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _stage_rows(stages: list[Any]) -> list[tuple[str, str]]:
+    """A multi-shot pipeline's stages, one row each: epochs, steps and effect."""
+    rows = []
+    for number, stage in enumerate(stages, 1):
+        if not isinstance(stage, Mapping):
+            continue
+        epochs = stage.get("epochs")
+        span = f"epochs {epochs[0]}-{epochs[1]}" if epochs else "did not run"
+        effect = ", ".join(
+            f"{k} {_human(v)}"
+            for k, v in stage.items()
+            if k not in ("stage", "epochs", "planned_epochs")
+        )
+        rows.append((f"stage {number}", f"{stage.get('stage')} ({span}): {effect}"))
+    return rows
+
+
 def format_table(summary: Mapping[str, Any]) -> str:
     """A short two-column text table of the summary."""
     rows: list[tuple[str, str]] = []
     for key, value in summary.items():
         if key in _SIZE_KEYS:
+            continue
+        if key == "stages" and isinstance(value, list):
+            rows += _stage_rows(value)
             continue
         rows.append((key, _human(value)))
     rows += _size_rows(summary)
