@@ -98,7 +98,9 @@ class PipelineConfig:
     ) -> None:
         stages = list(stages) if isinstance(stages, (list, tuple)) else [stages]
         if not stages:
-            raise ConfigValueError("PipelineConfig", "stages", stages, "a non-empty list of configs")
+            raise ConfigValueError(
+                "PipelineConfig", "stages", stages, "a non-empty list of configs"
+            )
         if stage_epochs is not None:
             stage_epochs = list(stage_epochs)
             if len(stage_epochs) != len(stages) or not all(map(_positive_int, stage_epochs)):
@@ -350,7 +352,7 @@ class Stages:
             steps = self.pipeline.steps_per_epoch
             if steps is None and count > 0 and self.steps_seen:
                 steps = max(1, self.steps_seen // count)
-            for gate in self.gates[: index]:
+            for gate in self.gates[:index]:
                 gate.stop()
             self.gates[index].start(steps, self.pipeline.fit_pruning_schedule)
             log.info(
