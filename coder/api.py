@@ -86,11 +86,11 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     if facts.already_optimized is not None:
         line = facts.already_optimized
         found = compression_in(text)
-        asked = {approach_family(t) for t in options.approach}
+        asked = {approach_family(t) for t in options.techniques}
         if found and found != asked:
             raise NeuralCoderError(
                 f"already compressed with {'+'.join(sorted(found))} (compression code at line {line}); "
-                f"{'+'.join(options.approach)} was not applied",
+                f"{options.name} was not applied",
                 path=path,
                 line=line,
                 hint=f"to change the approach, run `neural-coder revert {path}` first (it gives back "
@@ -112,7 +112,9 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     report.placed = plan.placed
     report.warnings = plan.warnings + shared_signatures(source, plan.edits)
     what = "fit call" if options.post_training else "hooks"
-    report.message = f"{'+'.join(options.approach)} {what} inserted (target: {options.target})"
+    if options.then_fit is not None:
+        what = "hooks and fit call"
+    report.message = f"{options.name} {what} inserted (target: {options.target})"
     if len(rewritten) > 1 or path not in rewritten:
         report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report

@@ -92,7 +92,9 @@ class BasePlanner:
         parts = []
         for technique in self.options.approach:
             if technique == "pruning":
-                parts.append(self._pruning_config(total_steps))
+                # a pipeline fits the pruning stage's schedule to the stage at run time
+                steps = "" if self.options.staged else total_steps
+                parts.append(self._pruning_config(steps))
             elif technique == "qat":
                 backend = self.options.qat.backend
                 kwargs = {} if backend == "default" else {"backend": backend}
@@ -114,6 +116,22 @@ class BasePlanner:
                     )
                 )
         return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+
+    def pipeline_config(self, stages: str, epochs: str | None, steps_per_epoch: str | None) -> str:
+        """`PipelineConfig(...)` around the stage configs `stages` (a multi-shot run):
+        the script's epoch count split evenly, or the user's split."""
+        kwargs: dict[str, object] = {}
+        if self.options.stage_epochs is not None:
+            kwargs["stage_epochs"] = list(self.options.stage_epochs)
+        else:
+            assert epochs is not None
+            kwargs["epochs"] = Code(epochs)
+        if steps_per_epoch:
+            kwargs["steps_per_epoch"] = Code(steps_per_epoch)
+        if "pruning" in self.options.approach and self.options.pruning.end_step is not None:
+            kwargs["fit_pruning_schedule"] = False
+        self.plan.edits.append(AddImport(self.modules["training"], "PipelineConfig"))
+        return snippets.call("PipelineConfig", kwargs, args=[Code(stages)])
 
     def _pruning_config(self, total_steps: str | None) -> str:
         p = self.options.pruning

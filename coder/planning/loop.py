@@ -117,13 +117,17 @@ class LoopPlanner(BasePlanner):
                 )
             else:
                 before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
-        before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
+        confs = self.configs(total_steps)
+        if self.options.staged:
+            confs = self._pipeline(loop, anchor, confs, total_steps)
+        before.append(f"{cm} = prepare_compression({bare}, {confs})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
             before.append(f"{bare} = {cm}.model")
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
         if (
             fit_later is not None
+            and not self.options.staged
             and "pruning" in techniques
             and self.options.pruning.end_step is None
         ):
@@ -175,6 +179,53 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _pipeline(
+        self, loop: TrainingLoop, anchor: cst.CSTNode, stages: str, total_steps: str | None
+    ) -> str:
+        """The stage configs in a `PipelineConfig` split over the script's epochs."""
+        name = self.options.name
+        line = self.src.line(loop.entry_loop)
+        if loop.epoch_loop is None:
+            raise AnalysisError(
+                f"{name!r} runs its stages one after another over the epochs of the run, but the "
+                f"training loop at line {line} has no epoch loop around its steps",
+                path=self.src.path,
+                line=line,
+                hint="train in an epoch loop (for epoch in range(epochs): ...), or compress in one "
+                "shot (--approach " + "+".join(self.options.approach) + ")",
+            )
+        epochs = loop.epochs
+        if epochs is not None and not self._defined_before(epochs, anchor, loop):
+            epochs = None
+        if epochs is None and self.options.stage_epochs is None:
+            raise AnalysisError(
+                f"{name!r} splits the run's epochs over its stages, but the number of epochs of "
+                f"the loop at line {line} could not be read where training is prepared",
+                path=self.src.path,
+                line=line,
+                hint="give the split: --stage-epochs "
+                + ",".join("1" for _ in self.options.approach)
+                + " (one count per training stage)",
+            )
+        steps_per_epoch = None
+        if total_steps and epochs is not None:
+            per_epoch = total_steps.removeprefix(f"{epochs} * ")
+            steps_per_epoch = (
+                per_epoch if per_epoch != total_steps else f"max(1, ({total_steps}) // {epochs})"
+            )
+        elif "pruning" in self.options.approach and self.options.approach[0] == "pruning":
+            self.plan.warnings.append(
+                "the run length could not be read where training is prepared: the pruning "
+                "stage's schedule is the configured one (set --end-step to prune gradually)"
+            )
+        split = (
+            "the split given (" + ", ".join(map(str, self.options.stage_epochs)) + " epochs)"
+            if self.options.stage_epochs is not None
+            else f"{epochs} epochs split evenly"
+        )
+        self.plan.placed.append(f"stages {name}: {split}, counted by on_epoch_begin")
+        return self.pipeline_config(stages, epochs, steps_per_epoch)
 
     def _refuse_qat_behind_a_wrap(
         self, loop: TrainingLoop, model: str, entry_cls: cst.ClassDef | None
