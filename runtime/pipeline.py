@@ -242,6 +242,13 @@ class StageGate(Compressor):
         return row
 
     def finalize(self) -> None:
+        if self.kind == "qat" and self.state == "before":
+            # its observers never saw data: there are no scales to convert with
+            log.warning(
+                "pipeline: QAT never began, so the model is not converted to int8; it stays "
+                "the prepared model with fake quantization off (a float model)"
+            )
+            return
         self.inner.finalize()
         if self.state == "active":
             self.effect = self._effect()
