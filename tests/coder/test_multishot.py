@@ -11,6 +11,7 @@ from neural_coder.api import rewrite_source
 from neural_coder.errors import AnalysisError, ConfigError, NeuralCoderError
 from neural_coder.options import build_options, load_config_file
 from neural_coder.report import Status
+from neural_coder.revert import revert_source
 from tests.conftest import run_cli, script_path
 
 SAMPLE = "multishot_cnn.py"
@@ -181,3 +182,19 @@ def test_already_compressed_with_another_pipeline_is_refused():
     other = build_options("distillation>qat", None, {}, {"distillation": {"teacher": "copy"}})
     with pytest.raises(NeuralCoderError, match="already compressed with pruning\\+ptq"):
         rewrite_source(Path(SAMPLE), text, other)
+
+
+@pytest.mark.parametrize(
+    ("approach", "config"),
+    [
+        ("distillation>pruning>qat", {}),
+        ("pruning>ptq-static", {}),
+        ("distillation>pruning>ptq-dynamic", {"stage_epochs": [2, 1]}),
+    ],
+)
+def test_revert_gives_back_the_original(approach, config):
+    original = script_path(SAMPLE).read_text()
+    rewritten = rewrite(approach, **config)
+    reverted, report = revert_source(Path(SAMPLE), rewritten)
+    assert reverted == original, report.message
+    assert approach in report.message
