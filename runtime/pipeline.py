@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from .model import Model
 
-__all__ = ["PipelineConfig", "StageGate", "even_split"]
+__all__ = ["PipelineConfig", "StageGate", "even_split", "fit_pipeline", "split_epochs"]
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +76,41 @@ def even_split(epochs: int, stages: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(stages)]
 
 
+def split_epochs(
+    stages: int, epochs: int | None, stage_epochs: Sequence[int] | None
+) -> list[int] | None:
+    """Each stage's epochs: `stage_epochs` checked, else `epochs` split evenly; None when
+    neither is known yet (see `fit_pipeline`)."""
+    if stage_epochs is not None:
+        counts = list(stage_epochs)
+        if len(counts) != stages or not all(map(_positive_int, counts)):
+            raise ConfigValueError(
+                "PipelineConfig", "stage_epochs", counts, f"{stages} integers >= 1, one per stage"
+            )
+        return counts
+    if epochs is None:
+        return None
+    if not _positive_int(epochs):
+        raise ConfigValueError("PipelineConfig", "epochs", epochs, "an integer >= 1")
+    if epochs < stages:
+        raise ConfigValueError(
+            "PipelineConfig",
+            "epochs",
+            epochs,
+            f"at least one epoch per stage ({stages} stages); train longer or pass stage_epochs",
+        )
+    return even_split(epochs, stages)
+
+
 class PipelineConfig:
     """Training-time configs run in stages over the epochs of one run (see the module doc).
 
     `stages`: the configs in order (a `WeightPruningConfig`,
     `QuantizationAwareTrainingConfig` or `DistillationConfig` each, at most one of a
     kind, QAT last). `epochs`: the run's epoch count, split evenly; `stage_epochs`:
-    the split itself (one count >= 1 per stage, wins over `epochs`).
+    the split itself (one count >= 1 per stage, wins over `epochs`). Neither: the split
+    is given later, before the first epoch, with `fit_pipeline(manager, epochs)` (a
+    script that knows its epoch count only after the model is prepared).
     `steps_per_epoch`: optimizer steps per epoch, to fit a pruning stage's schedule
     before it has measured one. `fit_pruning_schedule=False` keeps the pruning
     config's own `end_step` (counted from the stage's first optimizer step).
@@ -101,47 +129,17 @@ class PipelineConfig:
             raise ConfigValueError(
                 "PipelineConfig", "stages", stages, "a non-empty list of configs"
             )
-        if stage_epochs is not None:
-            stage_epochs = list(stage_epochs)
-            if len(stage_epochs) != len(stages) or not all(map(_positive_int, stage_epochs)):
-                raise ConfigValueError(
-                    "PipelineConfig",
-                    "stage_epochs",
-                    stage_epochs,
-                    f"{len(stages)} integers >= 1, one per stage",
-                )
-        elif epochs is None:
-            raise ConfigValueError(
-                "PipelineConfig",
-                "epochs",
-                None,
-                "the run's epoch count (split evenly over the stages), or stage_epochs",
-            )
-        else:
-            if not _positive_int(epochs):
-                raise ConfigValueError("PipelineConfig", "epochs", epochs, "an integer >= 1")
-            if epochs < len(stages):
-                raise ConfigValueError(
-                    "PipelineConfig",
-                    "epochs",
-                    epochs,
-                    f"at least one epoch per stage ({len(stages)} stages); train longer or "
-                    "pass stage_epochs",
-                )
-            stage_epochs = even_split(epochs, len(stages))
-        if steps_per_epoch is not None and not _positive_int(steps_per_epoch):
-            steps_per_epoch = None  # an empty loader at rewrite time: measure it instead
         self.stages = stages
         self.epochs = epochs
-        self.stage_epochs: list[int] = stage_epochs
-        self.steps_per_epoch = steps_per_epoch
+        self.stage_epochs: list[int] | None = split_epochs(len(stages), epochs, stage_epochs)
+        self.steps_per_epoch = _steps(steps_per_epoch)
         self.fit_pruning_schedule = fit_pruning_schedule
 
     @property
     def starts(self) -> list[int]:
-        """The first epoch (0-based count) of each stage."""
+        """The first epoch (0-based count) of each stage (all 0 while the split is unknown)."""
         starts, at = [], 0
-        for count in self.stage_epochs:
+        for count in self.stage_epochs or [0] * len(self.stages):
             starts.append(at)
             at += count
         return starts
@@ -149,6 +147,28 @@ class PipelineConfig:
     def __repr__(self) -> str:
         names = ">".join(type(s).__name__ for s in self.stages)
         return f"PipelineConfig({names}, stage_epochs={self.stage_epochs})"
+
+
+def _steps(value: Any) -> int | None:
+    # an empty loader when the script was written: measured instead
+    return value if _positive_int(value) else None
+
+
+def fit_pipeline(
+    manager: Any,
+    epochs: int | None = None,
+    stage_epochs: Sequence[int] | None = None,
+    steps_per_epoch: int | None = None,
+) -> list[int]:
+    """Give a pipeline its split (and the run's steps per epoch) once the script knows
+    them, before the first `on_epoch_begin`. A split already given is kept unless a new
+    one is passed. Returns each stage's epochs."""
+    stages = getattr(manager, "stages", None)
+    if not isinstance(stages, Stages):
+        raise TypeError(
+            "fit_pipeline needs the manager prepare_compression returned for a PipelineConfig"
+        )
+    return stages.set_split(epochs, stage_epochs, steps_per_epoch)
 
 
 class StageGate(Compressor):
@@ -351,7 +371,36 @@ class Stages:
                 index = i
         return index
 
+    def set_split(
+        self,
+        epochs: int | None = None,
+        stage_epochs: Sequence[int] | None = None,
+        steps_per_epoch: int | None = None,
+    ) -> list[int]:
+        pipeline = self.pipeline
+        if self.epochs_begun:
+            raise RuntimeError("fit_pipeline after the first epoch began: the split is fixed")
+        counts = split_epochs(len(self.gates), epochs, stage_epochs)
+        if counts is not None:
+            pipeline.epochs, pipeline.stage_epochs = epochs, counts
+        if steps_per_epoch is not None:
+            pipeline.steps_per_epoch = _steps(steps_per_epoch)
+        for gate, first, planned in zip(
+            self.gates, pipeline.starts, pipeline.stage_epochs or [0] * len(self.gates)
+        ):
+            gate.first_epoch, gate.planned_epochs = first, planned
+        return list(pipeline.stage_epochs or [])
+
     def epoch_begin(self) -> None:
+        if self.pipeline.stage_epochs is None:
+            raise ConfigValueError(
+                "PipelineConfig",
+                "epochs",
+                None,
+                "the split before the first epoch: PipelineConfig(epochs=...) or "
+                "stage_epochs=[...], or fit_pipeline(compression_manager, epochs) before the "
+                "epoch loop",
+            )
         count = self.epochs_begun
         self.epochs_begun += 1
         index = self.stage_of(count)

@@ -289,9 +289,8 @@ class CompressionManager:
         for index, (conf, loader) in enumerate(zip(conf_list, loaders)):
             compressor = loader()(conf)
             if self.pipeline is not None:
-                compressor = StageGate(
-                    compressor, index, starts[index], self.pipeline.stage_epochs[index]
-                )
+                planned = (self.pipeline.stage_epochs or [0] * len(conf_list))[index]
+                compressor = StageGate(compressor, index, starts[index], planned)
             compressor.bind(self.model)
             self.model.add_listener(compressor)
             self.compressors.append(compressor)

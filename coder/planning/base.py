@@ -123,8 +123,7 @@ class BasePlanner:
         kwargs: dict[str, object] = {}
         if self.options.stage_epochs is not None:
             kwargs["stage_epochs"] = list(self.options.stage_epochs)
-        else:
-            assert epochs is not None
+        elif epochs is not None:  # else given later, by fit_pipeline
             kwargs["epochs"] = Code(epochs)
         if steps_per_epoch:
             kwargs["steps_per_epoch"] = Code(steps_per_epoch)

@@ -14,8 +14,8 @@ import libcst as cst
 import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.index import Function, Scope, iter_returns
-from neural_coder.analysis.training import BUILTIN_NAMES, free_names, unwrap
+from neural_coder.analysis.index import Function, iter_returns
+from neural_coder.analysis.training import free_names, unwrap
 from neural_coder.analysis.wraps import (
     find_wrap,
     find_wrap_in_class,
@@ -30,7 +30,8 @@ from neural_coder.transforms.edits import (
     ReplaceExpression,
 )
 
-from .base import PRUNING_END_FRACTION, BasePlanner, Plan
+from .base import PRUNING_END_FRACTION, Plan
+from .stages import StagedPlanner
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
@@ -45,7 +46,7 @@ CONDITIONAL_EXPRESSIONS = (
 )
 
 
-class LoopPlanner(BasePlanner):
+class LoopPlanner(StagedPlanner):
     def build(self) -> Plan:
         loop = self.facts.loop
         if loop is None:
@@ -119,7 +120,7 @@ class LoopPlanner(BasePlanner):
                 before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
         confs = self.configs(total_steps)
         if self.options.staged:
-            confs = self._pipeline(loop, anchor, confs, total_steps)
+            confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
         before.append(f"{cm} = prepare_compression({bare}, {confs})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
@@ -179,53 +180,6 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
-
-    def _pipeline(
-        self, loop: TrainingLoop, anchor: cst.CSTNode, stages: str, total_steps: str | None
-    ) -> str:
-        """The stage configs in a `PipelineConfig` split over the script's epochs."""
-        name = self.options.name
-        line = self.src.line(loop.entry_loop)
-        if loop.epoch_loop is None:
-            raise AnalysisError(
-                f"{name!r} runs its stages one after another over the epochs of the run, but the "
-                f"training loop at line {line} has no epoch loop around its steps",
-                path=self.src.path,
-                line=line,
-                hint="train in an epoch loop (for epoch in range(epochs): ...), or compress in one "
-                "shot (--approach " + "+".join(self.options.approach) + ")",
-            )
-        epochs = loop.epochs
-        if epochs is not None and not self._defined_before(epochs, anchor, loop):
-            epochs = None
-        if epochs is None and self.options.stage_epochs is None:
-            raise AnalysisError(
-                f"{name!r} splits the run's epochs over its stages, but the number of epochs of "
-                f"the loop at line {line} could not be read where training is prepared",
-                path=self.src.path,
-                line=line,
-                hint="give the split: --stage-epochs "
-                + ",".join("1" for _ in self.options.approach)
-                + " (one count per training stage)",
-            )
-        steps_per_epoch = None
-        if total_steps and epochs is not None:
-            per_epoch = total_steps.removeprefix(f"{epochs} * ")
-            steps_per_epoch = (
-                per_epoch if per_epoch != total_steps else f"max(1, ({total_steps}) // {epochs})"
-            )
-        elif "pruning" in self.options.approach and self.options.approach[0] == "pruning":
-            self.plan.warnings.append(
-                "the run length could not be read where training is prepared: the pruning "
-                "stage's schedule is the configured one (set --end-step to prune gradually)"
-            )
-        split = (
-            "the split given (" + ", ".join(map(str, self.options.stage_epochs)) + " epochs)"
-            if self.options.stage_epochs is not None
-            else f"{epochs} epochs split evenly"
-        )
-        self.plan.placed.append(f"stages {name}: {split}, counted by on_epoch_begin")
-        return self.pipeline_config(stages, epochs, steps_per_epoch)
 
     def _refuse_qat_behind_a_wrap(
         self, loop: TrainingLoop, model: str, entry_cls: cst.ClassDef | None
@@ -354,31 +308,6 @@ class LoopPlanner(BasePlanner):
             line=self.src.line(loop.model_call or loop.backward),
             hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",
         )
-
-    def _defined_before(
-        self,
-        expression: str,
-        anchor: cst.CSTNode,
-        loop: TrainingLoop,
-        scope: Scope | None = None,
-    ) -> bool:
-        """Every name `expression` reads has a value at `anchor` (in `scope`, by default
-        the entry scope)."""
-        scope = loop.entry_scope if scope is None else scope
-        line = self.src.line(anchor)
-        fn = self.index.function(scope)
-        for name in free_names(cst.parse_expression(expression)):
-            local = self.index.assignments_in(name, scope)
-            if any(self.src.line(a.statement) < line for a in local):
-                continue
-            if local or not (
-                (fn is not None and name in (*fn.all_params(), "self"))
-                or name in BUILTIN_NAMES
-                or name in self.index.imports_of(scope)
-                or self.index.assignments_in(name, self.src.module_of(scope))
-            ):
-                return False
-        return True
 
     def _thread_manager(self, loop: TrainingLoop) -> dict[int, str]:
         """The expression naming the manager in every scope on the training path."""

@@ -85,6 +85,8 @@ CASES = [
     ("multishot_cnn.py", "pruning>ptq-static", "runtime"),
     ("multishot_cnn.py", "distillation>ptq-dynamic", "inc"),
     ("epoch_fn_style.py", "distillation>pruning", "runtime"),
+    # the run length known only after accelerator.prepare: fit_pipeline before the loop
+    ("accelerate_loop.py", "pruning>qat", "runtime"),
 ]
 
 

@@ -18,7 +18,7 @@ from neural_coder.runtime.config import (
     QuantizationAwareTrainingConfig,
     WeightPruningConfig,
 )
-from neural_coder.runtime.pipeline import PipelineConfig, even_split
+from neural_coder.runtime.pipeline import PipelineConfig, even_split, fit_pipeline
 from neural_coder.runtime.summary import format_table
 from neural_coder.runtime.training import prepare_compression
 
@@ -92,8 +92,10 @@ def test_even_split_and_checks():
     stages = [pruning_conf(), QuantizationAwareTrainingConfig()]
     assert PipelineConfig(stages, epochs=3).stage_epochs == [2, 1]
     assert PipelineConfig(stages, epochs=3, stage_epochs=[1, 2]).starts == [0, 1]
-    with pytest.raises(ConfigValueError, match="epoch count"):
-        PipelineConfig(stages)
+    deferred = prepare_compression(net(), PipelineConfig(stages))
+    deferred.callbacks.on_train_begin()
+    with pytest.raises(ConfigValueError, match="fit_pipeline"):
+        deferred.callbacks.on_epoch_begin(0)
     with pytest.raises(ConfigValueError, match="at least one epoch per stage"):
         PipelineConfig(stages, epochs=1)
     with pytest.raises(ConfigValueError, match="one per stage"):
@@ -173,3 +175,18 @@ def test_a_run_shorter_than_the_split_reports_the_stage_that_never_began(caplog)
     qat = cm.summary["stages"][1]
     assert qat["epochs"] is None and "never began" in caplog.text
     assert "before this stage began" in qat["note"]
+
+
+def test_the_split_given_later_by_fit_pipeline():
+    """A script that knows its epoch count only after the model is prepared."""
+    model = net()
+    cm = prepare_compression(
+        model, PipelineConfig([pruning_conf(), QuantizationAwareTrainingConfig()])
+    )
+    assert fit_pipeline(cm, epochs=3, steps_per_epoch=STEPS) == [2, 1]
+    seen = train(cm, 3, watch=lambda cm: {"fake_quant": fake_quant_on(cm.model.model)})
+    assert [e["fake_quant"] for e in seen] == [False, False, True]
+    assert [s["epochs"] for s in cm.summary["stages"]] == [[0, 1], [2, 2]]
+    assert cm.compressors[0].inner.pruners[0].schedule.end == int(0.8 * 2 * STEPS)
+    with pytest.raises(RuntimeError, match="after the first epoch"):
+        fit_pipeline(cm, epochs=4)
