@@ -198,3 +198,16 @@ def test_revert_gives_back_the_original(approach, config):
     reverted, report = revert_source(Path(SAMPLE), rewritten)
     assert reverted == original, report.message
     assert approach in report.message
+
+
+def test_a_trainer_trains_one_stage_then_the_model_it_trained_is_fitted():
+    options = build_options("pruning>ptq-dynamic", None, {}, {})
+    source = script_path("hf_trainer.py").read_text()
+    text, report = rewrite_source(Path("hf_trainer.py"), source, options)
+    assert report.status is Status.TRANSFORMED
+    assert "CompressionCallback(compression_manager, prune_until=0.8)" in text
+    train = text.index("trainer.train(")
+    fit = text.index("quantization.fit(")
+    assert train < fit and "use_quantized_model(trainer, quantized_model)" in text
+    again, second = rewrite_source(Path("hf_trainer.py"), text, options)
+    assert second.status is Status.UNCHANGED and again == text
