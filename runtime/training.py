@@ -308,7 +308,8 @@ class CompressionManager:
     @property
     def adaptor(self) -> Compressor | None:
         """The QAT compressor (INC exposes its framework adaptor here)."""
-        return next((c for c in self.compressors if c.conf is self.conf.quantization), None)
+        found = next((c for c in self.compressors if c.conf is self.conf.quantization), None)
+        return getattr(found, "inner", found)  # a pipeline stage's compressor
 
     def save(self, root: str | None = None) -> str:
         """`self.model.save(root)`: `root/best_model.pt` (see `Model.save`)."""
