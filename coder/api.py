@@ -86,7 +86,11 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     if facts.already_optimized is not None:
         line = facts.already_optimized
         found = compression_in(text)
-        asked = {approach_family(t) for t in options.techniques}
+        asked = (
+            {"recipe"}
+            if options.recipe is not None
+            else {approach_family(t) for t in options.techniques}
+        )
         if found and found != asked:
             raise NeuralCoderError(
                 f"already compressed with {'+'.join(sorted(found))} (compression code at line {line}); "
@@ -114,7 +118,10 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     what = "fit call" if options.post_training else "hooks"
     if options.then_fit is not None:
         what = "hooks and fit call"
-    report.message = f"{options.name} {what} inserted (target: {options.target})"
+    techniques = options.name
+    if options.recipe is not None:
+        techniques = f"recipe {options.recipe} ({techniques})"
+    report.message = f"{techniques} {what} inserted (target: {options.target})"
     if len(rewritten) > 1 or path not in rewritten:
         report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report
@@ -126,6 +133,7 @@ COMPRESSION_CONFIGS = {
     "PostTrainingQuantConfig": "ptq",
     "MixedPrecisionConfig": "bf16",
     "BenchmarkConfig": "benchmark",
+    "RecipeConfig": "recipe",
 }
 
 

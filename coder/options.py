@@ -215,6 +215,8 @@ class OptimizeOptions:
     distillation: DistillationOptions = field(default_factory=DistillationOptions)
     ptq: PTQOptions = field(default_factory=PTQOptions)
     benchmark: BenchmarkOptions = field(default_factory=BenchmarkOptions)
+    # a Distiller-style recipe file: it sets the techniques and the schedule
+    recipe: str | None = None
 
     def check(self) -> None:
         _one_of("target", self.target, TARGETS)
@@ -361,7 +363,7 @@ def check_config(data: object, path: Path | None = None) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping (key: value)", path=path)
-    allowed = {"approach", "target", "pipeline", "stage_epochs", *SECTIONS}
+    allowed = {"approach", "target", "recipe", "pipeline", "stage_epochs", *SECTIONS}
     for key, value in data.items():
         if key not in allowed:
             raise ConfigError(
@@ -384,6 +386,7 @@ def build_options(
     target: str | None,
     config: dict[str, Any],
     overrides: dict[str, dict[str, Any]],
+    recipe: str | None = None,
 ) -> OptimizeOptions:
     chosen = approach or config.get("approach")
     stage_epochs = overrides.get("pipeline", {}).get("stage_epochs")
@@ -394,6 +397,20 @@ def build_options(
             raise ConfigError("set 'approach' or 'pipeline' in the config, not both")
         chosen, from_list = pipeline_from_config(config["pipeline"])
         stage_epochs = from_list if from_list is not None else stage_epochs
+    recipe = recipe or config.get("recipe")
+    if recipe is not None:
+        from neural_coder.recipe_options import recipe_techniques
+
+        if chosen:
+            raise ConfigError(
+                "--recipe sets what is compressed and when; drop --approach (or 'approach' in "
+                "--config), or drop --recipe"
+            )
+        if (target or config.get("target", "runtime")) != "runtime":
+            raise ConfigError(
+                "--recipe needs --target runtime: Intel Neural Compressor has no recipe files"
+            )
+        chosen = "+".join(recipe_techniques(str(recipe)))
     if not chosen:
         raise ConfigError(
             "no approach given: pass --approach (e.g. --approach pruning+qat) or set 'approach' in --config"
@@ -425,6 +442,7 @@ def build_options(
         staged=staged is not None and len(staged) > 1,
         stage_epochs=_stage_epochs(stage_epochs),
         then_fit=then_fit,
+        recipe=None if recipe is None else str(recipe),
         **sections,
     )
     options.check()

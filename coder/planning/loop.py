@@ -118,6 +118,8 @@ class LoopPlanner(StagedPlanner):
                 )
             else:
                 before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
+        if self.options.recipe is not None:
+            self._recipe_facts(loop, anchor)
         confs = self.configs(total_steps)
         if self.options.staged:
             confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
@@ -131,6 +133,7 @@ class LoopPlanner(StagedPlanner):
             and not self.options.staged
             and "pruning" in techniques
             and self.options.pruning.end_step is None
+            and self.options.recipe is None
         ):
             self._fit_schedule(loop, cm, fit_later)
         self.insert(loop.entry_loop, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
@@ -180,6 +183,40 @@ class LoopPlanner(StagedPlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode) -> None:
+        """The optimizer (when it is a name known where the manager is prepared) and the
+        epoch count (`range(N)` / `range(a, b)` of the epoch loop) for `RecipeConfig`."""
+        from neural_coder.recipe_options import lr_schedule_clash
+
+        assert self.options.recipe is not None
+        clash = lr_schedule_clash(self.options.recipe, self.src.text)
+        if clash:
+            self.plan.warnings.append(clash)
+        if not loop.hops and self._defined_before(loop.optimizer, anchor, loop):
+            self.recipe_optimizer = loop.optimizer
+        else:
+            self.plan.placed.append(
+                "recipe: the optimizer is found at its first step (it is not in scope where "
+                "the compression manager is prepared)"
+            )
+        epoch_loop = loop.epoch_loop
+        if epoch_loop is None:
+            self.plan.warnings.append(
+                "the training loop has no epoch loop: the recipe's policies see one epoch, epoch 0"
+            )
+            return
+        if not isinstance(epoch_loop, cst.For) or not m.matches(
+            epoch_loop.iter, m.Call(func=m.Name("range"))
+        ):
+            return
+        args = epoch_loop.iter.args  # type: ignore[attr-defined]
+        if any(a.keyword or a.star for a in args) or len(args) not in (1, 2):
+            return
+        codes = [self.src.code(a.value) for a in args]
+        epochs = codes[0] if len(codes) == 1 else f"({codes[1]}) - ({codes[0]})"
+        if self._defined_before(epochs, anchor, loop):
+            self.recipe_epochs = epochs
 
     def _refuse_qat_behind_a_wrap(
         self, loop: TrainingLoop, model: str, entry_cls: cst.ClassDef | None
