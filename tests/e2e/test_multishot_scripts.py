@@ -111,3 +111,13 @@ def test_distillation_then_pruning_then_dynamic_ptq_with_a_split(tmp_path):
     assert _int8_weights(tmp_path), "the saved model is not the quantized one"
     accuracy = float(re.search(r"accuracy ([0-9.]+)", run.stdout).group(1))
     assert accuracy == pytest.approx(summary["final_metric"])  # evaluated: the fit's model
+
+
+def test_a_split_known_only_after_accelerate_prepare(tmp_path):
+    """accelerate_loop.py learns its run length after `accelerator.prepare`: the manager is
+    prepared before it, and `fit_pipeline` gives the split right before the epoch loop."""
+    summary = rewrite_and_run(tmp_path, "accelerate_loop.py", "--approach", "pruning>qat")
+    assert "fit_pipeline(" in (tmp_path / "accelerate_loop.py").read_text()
+    pruning, qat = summary["stages"]
+    assert pruning["epochs"] == [0, 1] and qat["epochs"] == [2, 2]
+    assert pruning["pruning_target_reached"] and qat["quantized_modules"] > 0
