@@ -16,6 +16,8 @@ EXPLAINED = {
     "pruning.pruning_scope": "global (one threshold) or local (one per layer)",
     "pruning.start_step": "first optimizer step that prunes (null: 0, or 1 for gradient criteria)",
     "pruning.end_step": "last pruning step (null: fitted to 80% of the run)",
+    "pruning.shrink": "remove the pruned channels when training ends (null: yes for channel "
+    "patterns with target runtime); needs torch-pruning",
     "qat.backend": "default (torch.ao) or ipex",
     "distillation.teacher": "null (a frozen copy of a trained model), a checkpoint path, or an expression",
     "distillation.temperature": "> 0",

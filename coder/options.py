@@ -36,6 +36,9 @@ class PruningOptions:
     pruning_scope: str = "global"
     start_step: int | None = None  # None: 0, or 1 for gradient criteria (they need a gradient)
     end_step: int | None = None  # None: fitted to the run (80 % of its optimizer steps)
+    # remove the pruned channels at the end of training (WeightPruningConfig(shrink=True));
+    # None: on for channel patterns (channelx1, 1xchannel) with the bundled runtime
+    shrink: bool | None = None
 
     def check(self) -> None:
         _typed(
@@ -66,6 +69,8 @@ class PruningOptions:
                 raise ConfigError(
                     f"pruning target_sparsity {self.target_sparsity} exceeds {n}/{m} allowed by {self.pattern}"
                 )
+        if self.shrink is not None and not isinstance(self.shrink, bool):
+            raise ConfigError(f"pruning shrink must be true, false or null, got {self.shrink!r}")
         _one_of("pruning pruning_type", self.pruning_type, PRUNING_TYPES)
         _one_of("pruning pruning_scope", self.pruning_scope, ("global", "local"))
         for name in ("start_step", "end_step"):
@@ -82,6 +87,17 @@ class PruningOptions:
             raise ConfigError(
                 f"pruning end_step {self.end_step} is before start_step {self.start_step}"
             )
+
+    @property
+    def channel_pattern(self) -> bool:
+        """Whole rows or columns (channelx1, 1xchannel): what shrinking can remove."""
+        return "channel" in self.pattern
+
+    def shrinks(self, target: str, by_default: bool = True) -> bool:
+        """Whether the generated config asks the runtime to remove the pruned channels."""
+        if self.shrink is None:
+            return by_default and self.channel_pattern and target == "runtime"
+        return self.shrink
 
     @property
     def first_step(self) -> int:
@@ -221,6 +237,11 @@ class OptimizeOptions:
     def check(self) -> None:
         _one_of("target", self.target, TARGETS)
         self.pruning.check()
+        if self.pruning.shrink and self.target == "inc" and "pruning" in self.approach:
+            raise ConfigError(
+                "pruning shrink (removing the pruned channels) is a feature of the bundled "
+                "runtime; Intel Neural Compressor 2.x has none: use --target runtime or --no-shrink"
+            )
         self.qat.check()
         self.distillation.check()
         self.ptq.check()

@@ -337,6 +337,23 @@ class CompressionManager:
         """`self.model.save(root)`: `root/best_model.pt` (see `Model.save`)."""
         return self.model.save(root)
 
+    def shrink(self, example_inputs: Any = None) -> dict[str, Any]:
+        """Remove the channels pruning made useless, in place (`pruning/shrink.py`): the
+        model gets fewer parameters and computes what the masked model computed.
+        `WeightPruningConfig(shrink=True)` does this at `on_train_end`; call this to do it
+        yourself (`example_inputs` default to the first batch seen in training).
+        Returns the summary keys (parameters and latency before and after)."""
+        pruning = next((c for c in self.compressors if c.kind == "pruning"), None)
+        if pruning is None:
+            raise ConfigValueError(
+                "CompressionManager.shrink", "confs", self.conf, "a WeightPruningConfig"
+            )
+        pruning = getattr(pruning, "inner", pruning)  # a pipeline stage's compressor
+        result = pruning.shrink(example_inputs)  # type: ignore[attr-defined]
+        if self.summary is not None:
+            self.summary.update(result)
+        return result
+
     def _emit_summary(self) -> None:
         extra: dict[str, Any] = {
             "techniques": [c.kind or type(c).__name__ for c in self.compressors]

@@ -42,6 +42,9 @@ class Plan:
 
 
 class BasePlanner:
+    #: channel patterns remove the pruned channels unless --no-shrink (see `_pruning_config`)
+    shrink_by_default = True
+
     def __init__(self, facts: Facts, options: OptimizeOptions, line_length: int = 88) -> None:
         self.facts = facts
         self.options = options
@@ -153,6 +156,15 @@ class BasePlanner:
     def _pruning_config(self, total_steps: str | None) -> str:
         p = self.options.pruning
         start = p.first_step
+        shrink = p.shrinks(self.options.target, self.shrink_by_default)
+        if shrink and not self.shrink_by_default:
+            self.plan.warnings.append(
+                "--shrink: the Trainer saves with save_pretrained, whose config keeps the "
+                "original sizes, so from_pretrained cannot load the shrunk model: save it "
+                "whole (torch.save(model, path))"
+            )
+        if shrink and p.start_step is None:
+            start = max(start, 1)  # after one forward: the runtime traces the model there
         kwargs: dict[str, object] = {
             "target_sparsity": p.target_sparsity,
             "pattern": p.pattern,
@@ -160,6 +172,8 @@ class BasePlanner:
             "pruning_scope": p.pruning_scope,
             "start_step": start,
         }
+        if shrink:
+            kwargs["shrink"] = True  # the channels leave at on_train_end (pruning/shrink.py)
         if p.end_step is not None:
             kwargs["end_step"] = p.end_step
         elif total_steps:

@@ -21,6 +21,9 @@ from .base import PRUNING_END_FRACTION, BasePlanner, Plan
 
 
 class TrainerPlanner(BasePlanner):
+    # save_pretrained writes a config with the original sizes: shrinking only on --shrink
+    shrink_by_default = False
+
     def build(self) -> Plan:
         use = self._trainer()
         self.warn_guessed_trainer(use)
