@@ -9,11 +9,9 @@ one core, stays in this process.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from neural_coder.report import FileReport
@@ -43,6 +41,9 @@ def run_files(
     groups = _groups(files, shared)
     if len(groups) == 1:
         return [work(path) for path in files]
+    import multiprocessing  # (only here: a one-file run never pays for the imports)
+    from concurrent.futures import ProcessPoolExecutor
+
     # fork is cheap (the engine is already imported), but only safe without other threads
     method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
     context = multiprocessing.get_context(method)

@@ -151,19 +151,6 @@ def iter_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
     return found
 
 
-def findall(tree: cst.CSTNode, matcher: object) -> list[cst.CSTNode]:
-    """`libcst.matchers.findall(tree, matcher)` (same nodes, same order) on a fast walk;
-    a matcher of one node type is tried on nodes of that type only."""
-    import libcst.matchers as m  # (a slow import: only where matching is done)
-
-    kind = getattr(cst, type(matcher).__name__, None)
-    if isinstance(kind, type) and issubclass(kind, cst.CSTNode):
-        if not kind.__subclasses__():
-            return [n for n in iter_nodes(tree) if type(n) is kind and m.matches(n, matcher)]
-        return [n for n in iter_nodes(tree) if isinstance(n, kind) and m.matches(n, matcher)]
-    return [n for n in iter_nodes(tree) if m.matches(n, matcher)]
-
-
 class _PinIndent(cst.CSTTransformer):
     def __init__(self, indent: str) -> None:
         self.indent = indent

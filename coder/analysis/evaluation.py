@@ -11,9 +11,8 @@ import builtins
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
 
-from neural_coder.transforms.tree import findall
+from neural_coder.transforms import match as m
 
 from . import kinds
 from .index import Function, Index, Scope, iter_returns
@@ -105,7 +104,7 @@ def is_evaluation(index: Index, fn: Function, model_param: str) -> bool:
 def runs_model(index: Index, fn: Function, model_param: str, depth: int = 0) -> bool:
     """`fn` calls its `model_param` (or a method of it that is no state access), or hands
     it to a function that does; tensor maths (`torch.mm(features, x)`) is no model run."""
-    for call in findall(fn.node, m.Call()):
+    for call in m.findall(fn.node, m.Call()):
         func = call.func  # type: ignore[attr-defined]
         if m.matches(func, m.Name(model_param)):
             return True
@@ -139,13 +138,13 @@ def trains(index: Index, fn: Function, seen: frozenset[int] = frozenset()) -> bo
     """`fn` (or a function of the file it calls) runs a backward pass or an optimizer step."""
     if id(fn.node) in seen:
         return False
-    for call in findall(fn.node, m.Call(func=m.Attribute())):
+    for call in m.findall(fn.node, m.Call(func=m.Attribute())):
         attr = call.func.attr.value  # type: ignore[attr-defined]
         if attr in ("backward", "manual_backward"):
             return True
         if attr == "step" and _is_optimizer(index, call.func.value, fn):  # type: ignore[attr-defined]
             return True
-    for call in findall(fn.node, m.Call()):
+    for call in m.findall(fn.node, m.Call()):
         callee = index.resolve_call(call)  # type: ignore[arg-type]
         if callee is not None and callee is not fn and trains(index, callee, seen | {id(fn.node)}):
             return True
@@ -192,8 +191,8 @@ def used_as_module(index: Index, name: str) -> bool:
     """`name` is called, or a module's own method is called on it."""
     module = index.source.module
     return bool(
-        findall(module, m.Call(func=m.Name(name)))
-        or findall(
+        m.findall(module, m.Call(func=m.Name(name)))
+        or m.findall(
             module,
             m.Call(
                 func=m.Attribute(
@@ -288,10 +287,10 @@ def model_assignment(
 def is_checkpoint_dict(index: Index, name: str) -> bool:
     """`name` is read as a dict (`ckpt["model"]`, `ckpt.get(...)`, `.keys()`, `load_state_dict(ckpt)`):
     a `torch.load` of a checkpoint, not of a pickled module."""
-    if findall(index.source.module, m.Subscript(value=m.Name(name))):
+    if m.findall(index.source.module, m.Subscript(value=m.Name(name))):
         return True
     dict_methods = m.OneOf(*(m.Name(n) for n in ("get", "keys", "items", "values")))
-    if findall(
+    if m.findall(
         index.source.module, m.Call(func=m.Attribute(value=m.Name(name), attr=dict_methods))
     ):
         return True
@@ -299,7 +298,7 @@ def is_checkpoint_dict(index: Index, name: str) -> bool:
         func=m.Attribute(attr=m.Name("load_state_dict")),
         args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()],
     )
-    return bool(findall(index.source.module, state_dict_load))
+    return bool(m.findall(index.source.module, state_dict_load))
 
 
 def visible_loaders(index: Index, scope: Scope, before_line: int) -> list[str]:
@@ -339,9 +338,9 @@ def arguments_at(
 
 
 def _free_names(expr: cst.BaseExpression) -> set[str]:
-    names = {n.value for n in findall(expr, m.Name())}  # type: ignore[union-attr]
-    attrs = {a.attr.value for a in findall(expr, m.Attribute())}  # type: ignore[union-attr]
-    keywords = {a.keyword.value for a in findall(expr, m.Arg(keyword=m.Name()))}  # type: ignore[union-attr]
+    names = {n.value for n in m.findall(expr, m.Name())}  # type: ignore[union-attr]
+    attrs = {a.attr.value for a in m.findall(expr, m.Attribute())}  # type: ignore[union-attr]
+    keywords = {a.keyword.value for a in m.findall(expr, m.Arg(keyword=m.Name()))}  # type: ignore[union-attr]
     return names - attrs - keywords
 
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
-from neural_coder.transforms.tree import findall
+from neural_coder.transforms import match as m
 
 from . import kinds
 from .evaluation import is_checkpoint_dict, is_model_expression, used_as_module
@@ -148,11 +147,11 @@ def _reads_in(node: cst.CSTNode, name: str) -> bool:
     (`name.attr = ...` and `name[i] = ...` read it)."""
     written = {
         id(t.target)  # type: ignore[attr-defined]
-        for t in findall(
+        for t in m.findall(
             node, m.AssignTarget(target=m.Name(name)) | m.AnnAssign(target=m.Name(name))
         )
     }
-    return any(id(n) not in written for n in findall(node, m.Name(name)))
+    return any(id(n) not in written for n in m.findall(node, m.Name(name)))
 
 
 def _following(index: Index, place: FinalModel) -> list[cst.BaseStatement]:
@@ -192,7 +191,7 @@ def _calls_reader_of_global(
 ) -> bool:
     if place.scope is not index.source.module:
         return False
-    for call in findall(statement, m.Call()):
+    for call in m.findall(statement, m.Call()):
         fn = index.resolve_call(call)  # type: ignore[arg-type]
         if fn is None or name in fn.all_params() or index.assignments_in(name, fn.node):
             continue
@@ -218,20 +217,20 @@ def _reloads(index: Index, statement: cst.CSTNode, name: str, scope: Scope) -> b
     """`statement` loads weights into the model (`model.load_state_dict(...)`, a helper
     such as `load_pretrained_weights(model, path)`) or builds it again (`model =
     torch.load(f)`); wrapping it (`model = Wrapper(model)`) is no reload."""
-    for call in findall(statement, m.Call(func=m.Attribute(attr=m.Name("load_state_dict")))):
+    for call in m.findall(statement, m.Call(func=m.Attribute(attr=m.Name("load_state_dict")))):
         receiver = unwrap_pass_through(call.func.value)  # type: ignore[attr-defined]
         if index.source.code(receiver) in (name, f"{name}.module"):
             return True
-    for call in findall(statement, m.Call(args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()])):
+    for call in m.findall(statement, m.Call(args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()])):
         callee = index.source.code(call.func).rsplit(".", 1)[-1].lower()  # type: ignore[attr-defined]
         if "load" in callee and ("weight" in callee or "checkpoint" in callee or "state" in callee):
             return True
-    for assign in findall(statement, m.Assign()):
+    for assign in m.findall(statement, m.Assign()):
         for target in assign.targets:  # type: ignore[attr-defined]
             if index.source.code(target.target) != name:
                 continue
             value = unwrap_pass_through(assign.value)  # type: ignore[attr-defined]
-            if findall(value, m.Name(name)):
+            if m.findall(value, m.Name(name)):
                 continue  # model = model.to(device), model = Wrapper(model)
             if is_model_expression(index, value, scope) or kinds.model_kind(index, value):
                 return True

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 
 import libcst as cst
-import libcst.matchers as m
 
-from neural_coder.transforms.tree import findall
+from neural_coder.transforms import match as m
 
 from .index import Index
 
@@ -128,7 +127,7 @@ def _read_as_checkpoint(index: Index, name: str, scope: cst.CSTNode) -> bool:
                 return True
         elif method in CHECKPOINT_READS and src.code(func.value) == name:
             return True
-    return bool(findall(scope, m.Subscript(value=m.Name(name))))
+    return bool(m.findall(scope, m.Subscript(value=m.Name(name))))
 
 
 def is_optimizer(index: Index, leaf: cst.BaseExpression) -> bool:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
 
-from neural_coder.transforms.tree import findall
+from neural_coder.transforms import match as m
 
 from . import kinds
 from .index import Index, Scope
@@ -109,12 +108,12 @@ def _parameter_owners(
     """`X` of every `X.parameters()` that `expr` reads, following names one level."""
     owners = [
         call.func.value  # type: ignore[attr-defined]
-        for call in findall(
+        for call in m.findall(
             expr, m.Call(func=m.Attribute(attr=m.OneOf(*map(m.Name, PARAMETER_METHODS))))
         )
     ]
     if depth < 2:
-        for name in findall(expr, m.Name()):
+        for name in m.findall(expr, m.Name()):
             for a in index.assignments_in(name.value, scope):  # type: ignore[union-attr]
                 owners += _parameter_owners(index, a.value, scope, depth + 1)
     return owners
@@ -129,7 +128,7 @@ def _container_members(index: Index, owner: cst.BaseExpression, scope: Scope) ->
     members: list[cst.BaseExpression] = []
     for a in index.assignments_in(text, scope):
         if isinstance(a.value, cst.Call) and a.value.args:
-            members += [e.value for e in findall(a.value.args[0], m.Element())]  # type: ignore[union-attr]
+            members += [e.value for e in m.findall(a.value.args[0], m.Element())]  # type: ignore[union-attr]
     for call in index.calls:
         func = call.func
         if (

@@ -12,9 +12,8 @@ alpha=-lr)`) is an optimizer step.
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
-from neural_coder.transforms.tree import findall
+from neural_coder.transforms import match as m
 
 from .source import Source
 
@@ -59,7 +58,7 @@ def is_manual_update(node: cst.CSTNode) -> bool:
     if not isinstance(node, cst.For) or not isinstance(node.target, cst.Name):
         return False
     param = node.target.value
-    if not findall(node.body, m.Attribute(value=m.Name(param), attr=m.Name("grad"))):
+    if not m.findall(node.body, m.Attribute(value=m.Name(param), attr=m.Name("grad"))):
         return False
     on_param = m.Name(param) | m.Attribute(value=m.Name(param), attr=m.Name("data"))
     in_place_call = m.Call(
@@ -68,7 +67,7 @@ def is_manual_update(node: cst.CSTNode) -> bool:
         )
     )
     return bool(
-        findall(node.body, m.AugAssign(target=on_param)) or findall(node.body, in_place_call)
+        m.findall(node.body, m.AugAssign(target=on_param)) or m.findall(node.body, in_place_call)
     )
 
 

@@ -13,10 +13,9 @@ import builtins
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.errors import AnalysisError
-from neural_coder.transforms.tree import findall
+from neural_coder.transforms import match as m
 
 from . import kinds, steps
 from .index import Function, Index, Scope, unwrap_pass_through
@@ -61,6 +60,8 @@ class TrainingLoop:
     model_origin: str | None
     model_origin_line: int | None
     total_steps: str | None
+    # the epoch loop's iteration count, valid where the entry loop is (None: unknown)
+    epochs: str | None = None
     # N of `if (i + 1) % N == 0: optimizer.step()`, as written in the step's scope
     accumulation: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -96,7 +97,7 @@ def loss_name_of(index: Index, call: cst.Call) -> str | None:
 
 
 def _names_in(node: cst.CSTNode) -> list[cst.Name]:
-    return list(findall(node, m.Name()))  # type: ignore[arg-type]
+    return list(m.findall(node, m.Name()))  # type: ignore[arg-type]
 
 
 class LoopAnalysis:
@@ -322,6 +323,8 @@ class LoopAnalysis:
             total_steps=None,
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
+        if epoch_loop is not None:
+            loop.epochs = self._iterations(epoch_loop)
         loop.model_method = model_method
         if self.teacher_calls:
             teacher = self.teacher_calls[0]
@@ -342,7 +345,7 @@ class LoopAnalysis:
         if argument is None:
             return None
         caller = self.index.scope_of(first.call)
-        calls = [c for c in findall(argument, m.Call()) if self._is_model_callee(c.func, caller)]  # type: ignore[union-attr]
+        calls = [c for c in m.findall(argument, m.Call()) if self._is_model_callee(c.func, caller)]  # type: ignore[union-attr]
         callees = {self.source.code(c.func) for c in calls}  # type: ignore[union-attr]
         if len(callees) != 1:
             return None
@@ -495,7 +498,7 @@ class LoopAnalysis:
             while pending and len(seen) < 64:
                 statement = pending.pop()
                 # where a callee comes from (`model = load_model(args)`) is not what the loss is computed from
-                callees = {src.code(c.func) for c in findall(statement, m.Call())}  # type: ignore[union-attr]
+                callees = {src.code(c.func) for c in m.findall(statement, m.Call())}  # type: ignore[union-attr]
                 # in the order written: with the cap on `seen`, a set's order made the outcome
                 # change from one run to the next (string hashes are salted per process)
                 names = dict.fromkeys(n.value for n in _names_in(statement))
@@ -505,7 +508,7 @@ class LoopAnalysis:
                         if src.line(a.statement) <= limit and a.statement not in related:
                             related.append(a.statement)
                             pending.append(a.statement)
-        calls = list({id(c): c for node in related for c in findall(node, m.Call())}.values())
+        calls = list({id(c): c for node in related for c in m.findall(node, m.Call())}.values())
         if not calls:  # the loss is computed elsewhere; any model call in the step function
             calls = [
                 c
@@ -718,9 +721,9 @@ class LoopAnalysis:
         """`LIMIT` of `if counter >= LIMIT: break` in the step loop's body (not in a
         nested loop): a budget of steps that ends the run (`--max_train_steps`)."""
         src = self.source
-        for node in findall(step_loop.body, m.If()):
+        for node in m.findall(step_loop.body, m.If()):
             assert isinstance(node, cst.If)
-            ends = findall(node.body, m.Break() | m.Return())
+            ends = m.findall(node.body, m.Break() | m.Return())
             if not ends or self.enclosing_loop(ends[0], self.index.scope_of(node)) is not step_loop:
                 continue
             tests = [node.test]
@@ -793,7 +796,7 @@ class LoopAnalysis:
             if ancestor is loop.step_loop:
                 return None
             if isinstance(ancestor, cst.If):
-                for modulo in findall(ancestor.test, m.BinaryOperation(operator=m.Modulo())):
+                for modulo in m.findall(ancestor.test, m.BinaryOperation(operator=m.Modulo())):
                     assert isinstance(modulo, cst.BinaryOperation)
                     divisor = self.source.code(modulo.right)
                     loop.accumulation = divisor
@@ -851,8 +854,8 @@ def free_names(expr: cst.BaseExpression) -> set[str]:
 
 
 def _free_names(expr: cst.BaseExpression) -> list[cst.Name]:
-    attrs = {id(a.attr) for a in findall(expr, m.Attribute())}  # type: ignore[union-attr]
-    keywords = {id(a.keyword) for a in findall(expr, m.Arg()) if a.keyword is not None}  # type: ignore[union-attr]
+    attrs = {id(a.attr) for a in m.findall(expr, m.Attribute())}  # type: ignore[union-attr]
+    keywords = {id(a.keyword) for a in m.findall(expr, m.Arg()) if a.keyword is not None}  # type: ignore[union-attr]
     return [n for n in _names_in(expr) if id(n) not in attrs and id(n) not in keywords]
 
 

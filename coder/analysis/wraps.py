@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
 
-from neural_coder.transforms.tree import findall
+from neural_coder.transforms import match as m
 
 from .index import Index, Scope, unwrap_pass_through
 from .source import Source
@@ -119,7 +118,7 @@ def unprepared_wrap(
 
 
 def _names(node: cst.CSTNode) -> set[str]:
-    return {n.value for n in findall(node, m.Name())}  # type: ignore[union-attr]
+    return {n.value for n in m.findall(node, m.Name())}  # type: ignore[union-attr]
 
 
 def wrap_anchor(src: Source, wrap: Wrap, before: cst.CSTNode) -> cst.BaseStatement:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.analysis import Facts
 from neural_coder.analysis.index import Scope
@@ -16,6 +15,7 @@ from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.analysis.wraps import peft_adapters
 from neural_coder.errors import AnalysisError
 from neural_coder.options import OptimizeOptions
+from neural_coder.transforms import match as m
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport, Edit, InsertStatements, Where
 from neural_coder.transforms.snippets import Code
@@ -101,7 +101,9 @@ class BasePlanner:
         parts = []
         for technique in self.options.approach:
             if technique == "pruning":
-                parts.append(self._pruning_config(total_steps))
+                # a pipeline fits the pruning stage's schedule to the stage at run time
+                steps = "" if self.options.staged else total_steps
+                parts.append(self._pruning_config(steps))
             elif technique == "qat":
                 backend = self.options.qat.backend
                 kwargs = {} if backend == "default" else {"backend": backend}
@@ -123,6 +125,21 @@ class BasePlanner:
                     )
                 )
         return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+
+    def pipeline_config(self, stages: str, epochs: str | None, steps_per_epoch: str | None) -> str:
+        """`PipelineConfig(...)` around the stage configs `stages` (a multi-shot run):
+        the script's epoch count split evenly, or the user's split."""
+        kwargs: dict[str, object] = {}
+        if self.options.stage_epochs is not None:
+            kwargs["stage_epochs"] = list(self.options.stage_epochs)
+        elif epochs is not None:  # else given later, by fit_pipeline
+            kwargs["epochs"] = Code(epochs)
+        if steps_per_epoch:
+            kwargs["steps_per_epoch"] = Code(steps_per_epoch)
+        if "pruning" in self.options.approach and self.options.pruning.end_step is not None:
+            kwargs["fit_pruning_schedule"] = False
+        self.plan.edits.append(AddImport(self.modules["training"], "PipelineConfig"))
+        return snippets.call("PipelineConfig", kwargs, args=[Code(stages)])
 
     def _recipe_config(self) -> str:
         """`RecipeConfig(path, ...)`: the schedule is the recipe's; the script gives the

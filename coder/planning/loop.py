@@ -11,11 +11,10 @@ compresses the bare module. It reaches the functions that hold the loop through 
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.index import Function, Scope, iter_returns
-from neural_coder.analysis.training import BUILTIN_NAMES, free_names, unwrap
+from neural_coder.analysis.index import Function, iter_returns
+from neural_coder.analysis.training import free_names, unwrap
 from neural_coder.analysis.wraps import (
     find_wrap,
     find_wrap_in_class,
@@ -23,15 +22,16 @@ from neural_coder.analysis.wraps import (
     wrap_anchor,
 )
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import (
     AddImport,
     AddKeywordArgument,
     AddParameter,
     ReplaceExpression,
 )
-from neural_coder.transforms.tree import findall
 
-from .base import PRUNING_END_FRACTION, BasePlanner, Plan
+from .base import PRUNING_END_FRACTION, Plan
+from .stages import StagedPlanner
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
@@ -46,7 +46,7 @@ CONDITIONAL_EXPRESSIONS = (
 )
 
 
-class LoopPlanner(BasePlanner):
+class LoopPlanner(StagedPlanner):
     def build(self) -> Plan:
         loop = self.facts.loop
         if loop is None:
@@ -120,13 +120,17 @@ class LoopPlanner(BasePlanner):
                 before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor)
-        before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
+        confs = self.configs(total_steps)
+        if self.options.staged:
+            confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
+        before.append(f"{cm} = prepare_compression({bare}, {confs})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
             before.append(f"{bare} = {cm}.model")
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
         if (
             fit_later is not None
+            and not self.options.staged
             and "pruning" in techniques
             and self.options.pruning.end_step is None
             and self.options.recipe is None
@@ -287,7 +291,7 @@ class LoopPlanner(BasePlanner):
             line = self.src.line(a.statement)
             loads = [
                 c
-                for c in findall(a.value, m.Call())
+                for c in m.findall(a.value, m.Call())
                 if self.index.qualified(c.func) == "torch.load"  # type: ignore[union-attr]
             ]
             if line > end and loads:
@@ -341,31 +345,6 @@ class LoopPlanner(BasePlanner):
             line=self.src.line(loop.model_call or loop.backward),
             hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",
         )
-
-    def _defined_before(
-        self,
-        expression: str,
-        anchor: cst.CSTNode,
-        loop: TrainingLoop,
-        scope: Scope | None = None,
-    ) -> bool:
-        """Every name `expression` reads has a value at `anchor` (in `scope`, by default
-        the entry scope)."""
-        scope = loop.entry_scope if scope is None else scope
-        line = self.src.line(anchor)
-        fn = self.index.function(scope)
-        for name in free_names(cst.parse_expression(expression)):
-            local = self.index.assignments_in(name, scope)
-            if any(self.src.line(a.statement) < line for a in local):
-                continue
-            if local or not (
-                (fn is not None and name in (*fn.all_params(), "self"))
-                or name in BUILTIN_NAMES
-                or name in self.index.imports_of(scope)
-                or self.index.assignments_in(name, self.src.module_of(scope))
-            ):
-                return False
-        return True
 
     def _thread_manager(self, loop: TrainingLoop) -> dict[int, str]:
         """The expression naming the manager in every scope on the training path."""
@@ -471,7 +450,7 @@ class LoopPlanner(BasePlanner):
             for small in getattr(statement, "body", ())
             if isinstance(small, cst.Assign)
             for target in small.targets
-            for t in findall(target.target, m.Name())  # type: ignore[union-attr]
+            for t in m.findall(target.target, m.Name())  # type: ignore[union-attr]
         }
         if statement is None or not rebound & free_names(cst.parse_expression(inputs)):
             return inputs
@@ -515,7 +494,7 @@ class LoopPlanner(BasePlanner):
         if len(loss_statement.body) != 1:
             return None
         callee = self.src.code(call.func)
-        calls = [c for c in findall(loss_statement, m.Call()) if self.src.code(c.func) == callee]
+        calls = [c for c in m.findall(loss_statement, m.Call()) if self.src.code(c.func) == callee]
         if len(calls) != 1:
             return None
         for node in self.src.ancestors(call):

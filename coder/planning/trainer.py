@@ -27,6 +27,16 @@ class TrainerPlanner(BasePlanner):
     def build(self) -> Plan:
         use = self._trainer()
         self.warn_guessed_trainer(use)
+        if self.options.staged:
+            raise AnalysisError(
+                f"{self.options.name!r} runs its stages over the epochs of a hand-written training "
+                f"loop; the {use.class_name} at line {self.src.line(use.call)} runs its own",
+                path=self.src.path,
+                line=self.src.line(use.call),
+                hint="compress in one shot (--approach "
+                + "+".join(self.options.approach)
+                + "), or one training stage before a fit (e.g. pruning>ptq-static)",
+            )
         techniques = self.options.approach
         model = self._model(use)
         self.refuse_peft_weights(model, use.scope)
