@@ -14,8 +14,8 @@ import libcst as cst
 import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.index import Function, Scope, iter_returns
-from neural_coder.analysis.training import BUILTIN_NAMES, free_names, unwrap
+from neural_coder.analysis.index import Function, Scope
+from neural_coder.analysis.training import BUILTIN_NAMES, free_names
 from neural_coder.analysis.wraps import (
     find_wrap,
     find_wrap_in_class,
@@ -31,6 +31,7 @@ from neural_coder.transforms.edits import (
 )
 
 from .base import PRUNING_END_FRACTION, BasePlanner, Plan
+from .caller import CallerSite, caller_of_parameter
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
@@ -88,15 +89,25 @@ class LoopPlanner(BasePlanner):
                     hint="build the model before the branches that wrap it",
                 )
         self.refuse_peft_weights(bare, wrap_scope)
+        caller = None
         if "qat" in techniques:
-            self._refuse_qat_on_a_parameter(loop, bare)
+            caller = caller_of_parameter(
+                self.index,
+                loop,
+                bare,
+                "distillation" in techniques,
+                None if wrap is None else self.src.line(wrap.statement),
+            )
         if loop.model_method is not None:
             self._refuse_model_method(loop)
         if "qat" in techniques and loop.model_call is not None:
             self._check_autocast(loop.model_call)
         total_steps = loop.total_steps
         fit_later: str | None = None
-        if total_steps and anchor is not loop.entry_loop:
+        if caller is not None:
+            anchor, bare = self._prepare_in_caller(caller, cm), caller.model
+            fit_later, total_steps = total_steps or None, "" if total_steps else None
+        elif total_steps and anchor is not loop.entry_loop:
             if self._defined_before(total_steps, loop.entry_loop, loop):
                 # the loaders may be built, or sharded by the wrap (`accelerator.prepare`), and
                 # the step budget set (`args.max_train_steps = ...`), between the wrap and
@@ -108,6 +119,8 @@ class LoopPlanner(BasePlanner):
                     "where the compression manager must be prepared"
                 )
                 total_steps = None
+        prepare_scope = loop.entry_scope if caller is None else caller.scope
+        training = loop.entry_loop if caller is None else caller.statement
         before: list[str] = []
         if "distillation" in techniques:
             if self.options.distillation.teacher is None and loop.teacher_in_entry is not None:
@@ -116,7 +129,7 @@ class LoopPlanner(BasePlanner):
                     f"teacher: {loop.teacher_in_entry}, the frozen model the script already runs"
                 )
             else:
-                before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
+                before.append(self.teacher(bare, prepare_scope, training))
         before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
@@ -128,9 +141,9 @@ class LoopPlanner(BasePlanner):
             and self.options.pruning.end_step is None
         ):
             self._fit_schedule(loop, cm, fit_later)
-        self.insert(loop.entry_loop, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
+        self.insert(training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
         if "qat" in techniques:
-            self._warn_reload_after_training(loop, model)
+            self._warn_reload_after_training(bare, prepare_scope, training)
 
         if loop.epoch_loop is not None:
             epoch = loop.epoch_var or "0"
@@ -191,43 +204,6 @@ class LoopPlanner(BasePlanner):
             hint="build the model into a name first (model = Net(); wrapped = DDP(model))",
         )
 
-    def _refuse_qat_on_a_parameter(self, loop: TrainingLoop, bare: str) -> None:
-        """QAT hands back a new module (`model = manager.model`). When training starts in
-        a function that receives the model as a parameter, only that function's local
-        name would see it: the caller would go on to evaluate and save the fp32 model."""
-        fn = self.index.function(loop.entry_scope)
-        param = bare.split(".")[0]
-        if fn is None or param not in fn.all_params():
-            return
-        sites = self.index.call_sites(fn)
-        held = [
-            arg
-            for call in sites
-            if (arg := self.index.bind_arguments(call, fn).get(param)) is not None
-            and isinstance(unwrap(arg), cst.Name | cst.Attribute)
-        ]
-        if sites and not held:
-            return  # `fit(Classifier(), loader)`: no caller keeps the model it passed
-        sites_assigned = all(isinstance(self.src.parent(call), cst.Assign) for call in sites)
-        if (
-            sites
-            and sites_assigned
-            and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
-        ):
-            return  # `model = train(model, ...)` with `return model`: the caller gets it back
-        lines = ", ".join(str(self.src.line(c)) for c in sites)
-        caller = f"its caller (line {lines})" if lines else "its callers (in other files)"
-        raise AnalysisError(
-            f"training starts in {fn.key}(), which receives the model as its parameter "
-            f"{bare.split('.')[0]!r}: QAT replaces the model with a quantized module, and "
-            f"{caller} would go on evaluating and saving the model passed in",
-            path=self.src.path,
-            line=self.src.line(fn.node),
-            hint=f"have {fn.key}() return the model and re-bind it at the call site, or move the "
-            "epoch loop into the function that builds the model; pruning and distillation "
-            "work on this layout as it is",
-        )
-
     def _fit_schedule(self, loop: TrainingLoop, cm: str, total_steps: str) -> None:
         start = self.options.pruning.first_step
         self.insert(
@@ -241,11 +217,23 @@ class LoopPlanner(BasePlanner):
         )
         self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "fit_pruning_schedules"))
 
-    def _warn_reload_after_training(self, loop: TrainingLoop, model: str) -> None:
+    def _prepare_in_caller(self, caller: CallerSite, cm: str) -> cst.BaseStatement:
+        """The manager prepared where the caller hands the model over, and passed down."""
+        fn = caller.function
+        self.plan.edits.append(AddParameter(fn.node, cm))
+        self.plan.edits.append(AddKeywordArgument(caller.call, cm, cm))
+        self.plan.placed.append(
+            f"{fn.key}() receives the model as a parameter: {caller.model} is prepared where "
+            f"line {self.src.line(caller.call)} passes it, so the caller goes on with the "
+            f"quantized model; line {self.src.line(fn.node)}: {fn.key}() takes {cm}"
+        )
+        return caller.statement
+
+    def _warn_reload_after_training(self, model: str, scope: Scope, training: cst.CSTNode) -> None:
         """`model = torch.load(best)` after training brings back what was saved during
         training: the fake-quant QAT model, not the int8 model `on_train_end` made."""
-        end = self.src.line(loop.entry_loop)
-        for a in self.index.assignments_in(model, loop.entry_scope):
+        end = self.src.line(training)
+        for a in self.index.assignments_in(model, scope):
             line = self.src.line(a.statement)
             loads = [
                 c

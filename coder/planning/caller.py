@@ -1,0 +1,132 @@
+"""QAT when training starts in a function that receives the model as a parameter.
+
+QAT hands back a new module (`model = manager.model`). Rebinding it inside
+`train(model, ...)` would reach only the function's local name, while its caller
+goes on evaluating and saving the fp32 model it passed in. Where the one caller
+is in reach, the manager is prepared there instead, around the call, and passed
+down to the hooks; otherwise the plan is refused with the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+
+from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.index import Function, Index, Scope, iter_returns
+from neural_coder.analysis.training import unwrap
+from neural_coder.analysis.wraps import find_wrap
+from neural_coder.errors import AnalysisError
+
+
+@dataclass
+class CallerSite:
+    """Where the caller hands the model to the training function."""
+
+    function: Function  # the training function
+    call: cst.Call
+    statement: cst.BaseStatement  # the caller's statement that holds the call
+    scope: Scope
+    model: str  # the caller's name for the model
+
+
+def caller_of_parameter(
+    index: Index, loop: TrainingLoop, bare: str, distillation: bool, wrapped_at: int | None
+) -> CallerSite | None:
+    """None when the model QAT hands back reaches whoever goes on with it (the model is
+    no parameter, or the caller gets it back, or no caller keeps it). The call site to
+    prepare in when there is one; a refusal with the way out otherwise."""
+    src = index.source
+    fn = index.function(loop.entry_scope)
+    param = bare.split(".")[0]
+    if fn is None or param not in fn.all_params():
+        return None
+    sites = index.call_sites(fn)
+    held = {
+        id(call): arg
+        for call in sites
+        if (arg := index.bind_arguments(call, fn).get(param)) is not None
+        and isinstance(unwrap(arg), cst.Name | cst.Attribute)
+    }
+    if sites and not held:
+        return None  # `fit(Classifier(), loader)`: no caller keeps the model it passed
+    sites_assigned = all(isinstance(src.parent(call), cst.Assign) for call in sites)
+    if (
+        sites
+        and sites_assigned
+        and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
+    ):
+        return None  # `model = train(model, ...)` with `return model`: the caller gets it back
+    why = _why_not_in_the_caller(index, loop, fn, sites, bare, distillation, wrapped_at)
+    if why is None:
+        call = sites[0]
+        arg = unwrap(held[id(call)])
+        assert isinstance(arg, cst.Name)
+        return CallerSite(fn, call, src.statement_of(call), index.scope_of(call), arg.value)
+    lines = ", ".join(str(src.line(c)) for c in sites)
+    caller = (
+        "its callers (in other files)"
+        if not sites
+        else f"its caller (line {lines})"
+        if len(sites) == 1
+        else f"its callers (lines {lines})"
+    )
+    raise AnalysisError(
+        f"training starts in {fn.key}(), which receives the model as its parameter "
+        f"{param!r}: QAT replaces the model with a quantized module, and "
+        f"{caller} would go on evaluating and saving the model passed in, and it cannot "
+        f"be prepared there: {why}",
+        path=src.path,
+        line=src.line(fn.node),
+        hint=f"have {fn.key}() return the model and re-bind it at the call site, or move the "
+        "epoch loop into the function that builds the model; pruning and distillation "
+        "work on this layout as it is",
+    )
+
+
+def _why_not_in_the_caller(
+    index: Index,
+    loop: TrainingLoop,
+    fn: Function,
+    sites: list[cst.Call],
+    bare: str,
+    distillation: bool,
+    wrapped_at: int | None,
+) -> str | None:
+    """Why the manager cannot be prepared around the one call of `fn`, or None."""
+    src = index.source
+    if not sites:
+        return "nothing in the project calls it"
+    if len(sites) > 1:
+        return "it is called from several places"
+    if fn.cls is not None:
+        return "it is a method"
+    if wrapped_at is not None:
+        return f"{fn.key}() wraps the model at line {wrapped_at}"
+    if bare != bare.split(".")[0]:
+        return f"the model is {bare}, not the parameter itself"
+    call = sites[0]
+    arg = unwrap(index.bind_arguments(call, fn)[bare])
+    if not isinstance(arg, cst.Name):
+        return f"the caller passes {src.code(arg)}, not a name it can re-bind"
+    parent = src.parent(call)
+    statement = src.statement_of(call)
+    if not (
+        isinstance(parent, cst.Expr | cst.Assign)
+        and isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+    ):
+        return f"the call at line {src.line(call)} is part of a larger expression"
+    scope = index.scope_of(call)
+    for ancestor in src.ancestors(statement):
+        if ancestor is scope:
+            break
+        if isinstance(ancestor, cst.For | cst.While):
+            return f"the call at line {src.line(call)} runs in a loop"
+    if find_wrap(index, arg.value, scope, src.line(call)) is not None:
+        return f"the caller wraps {arg.value} before the call"
+    if distillation and loop.teacher_in_entry is not None:
+        return f"the teacher {loop.teacher_in_entry} is built inside {fn.key}()"
+    return None
