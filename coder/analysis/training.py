@@ -68,6 +68,8 @@ class TrainingLoop:
     # a frozen model the script already runs next to the trained one (teacher-student)
     teacher_in_entry: str | None = None
     teacher_output: str | None = None  # its output, in the backward scope
+    # `loss = self._loss_step(batch)`: the function that calls the model (for messages)
+    model_called_in: str | None = None
 
 
 def find_backward_calls(index: Index) -> list[cst.Call]:
@@ -102,6 +104,7 @@ class LoopAnalysis:
     def __init__(self, index: Index) -> None:
         self.teacher_calls: list[cst.Call] = []
         self._optimized: set[int] | None = None
+        self.model_called_in: str | None = None
         self.index = index
         self.source = index.source
 
@@ -237,6 +240,7 @@ class LoopAnalysis:
     # -- the loop itself -----------------------------------------------------------------
     def analyze(self, backward: cst.Call) -> TrainingLoop:
         src = self.source
+        self.model_called_in = None
         statement = src.statement_of(backward)
         scope = self.index.scope_of(backward)
         loss_name = loss_name_of(self.index, backward)
@@ -322,6 +326,7 @@ class LoopAnalysis:
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
         loop.model_method = model_method
+        loop.model_called_in = self.model_called_in if model_call is None else None
         if self.teacher_calls:
             teacher = self.teacher_calls[0]
             loop.teacher_in_entry = self.map_up(src.code(teacher.func), hops)
@@ -518,6 +523,10 @@ class LoopAnalysis:
         # the model that `model(imgs)` calls: it is not the call of a second model
         called = {src.code(c.func) for c in models}
         models = [c for c in models if not (self._assigned_to(c) & (called - {src.code(c.func)}))]
+        if not models and not methods:
+            callee = self._model_in_loss_function(calls)
+            if callee is not None:
+                return None, None, callee, None
         if not models:  # `loss = module.training_step(batch, i)`: a method of the model
             receivers = {src.code(c.func.value) for c in methods}  # type: ignore[attr-defined]
             if len(receivers) == 1:
@@ -543,6 +552,28 @@ class LoopAnalysis:
             return None, None, None, None
         call = models[0]
         return call, self._output_name(call), src.code(call.func), None
+
+    def _model_in_loss_function(self, calls: list[cst.Call]) -> str | None:
+        """`loss = self._loss_step(batch)`: a function of the script computes the loss and
+        calls the model; the model as the caller names it (`self._model`), when the
+        functions the loss comes from call one model."""
+        src = self.source
+        found: set[str] = set()
+        for call in calls:
+            fn = self.index.resolve_call(call)
+            if fn is None:
+                continue
+            inner = {
+                src.code(c.func)
+                for c in self.index.calls
+                if self.index.scope_of(c) is fn.node and self._is_model_callee(c.func, fn.node)
+            }
+            for callee in inner:
+                mapped = self.map_up(callee, [Hop(fn, call)])
+                if mapped is not None:
+                    found.add(mapped)
+                    self.model_called_in = f"{fn.key}() (line {src.line(fn.node)})"
+        return found.pop() if len(found) == 1 else None
 
     def _output_name(self, call: cst.Call) -> str | None:
         """`out` of `out = model(x)` (or of `out, aux = model(x)`)."""

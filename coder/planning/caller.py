@@ -16,6 +16,7 @@ import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.index import Function, Index, Scope, iter_returns
+from neural_coder.analysis.source import Source
 from neural_coder.analysis.training import unwrap
 from neural_coder.analysis.wraps import find_wrap
 from neural_coder.errors import AnalysisError
@@ -130,3 +131,86 @@ def _why_not_in_the_caller(
     if distillation and loop.teacher_in_entry is not None:
         return f"the teacher {loop.teacher_in_entry} is built inside {fn.key}()"
     return None
+
+
+def attribute_alias(index: Index, name: str, scope: Scope, before_line: int) -> str | None:
+    """`self.model` when the training function reads the model through a local alias
+    bound before training (`model = self.model`, `model, config = self.model, self.config`)."""
+    src = index.source
+    if not name.isidentifier():
+        return None
+    earlier = [a for a in index.assignments_in(name, scope) if src.line(a.statement) < before_line]
+    if not earlier:
+        return None
+    value = unwrap(max(earlier, key=lambda a: src.line(a.statement)).value)
+    if m.matches(value, m.Attribute(value=m.Name("self"))):
+        return src.code(value)
+    return None
+
+
+def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attribute: str) -> None:
+    """`self.model = model` in `__init__(self, model, ...)`: whoever built the class keeps
+    the module it passed, and QAT hands back a new one that only `self.model` would see."""
+    src = index.source
+    cls = index.class_of(loop.entry_scope)
+    if cls is None or not attribute.startswith("self."):
+        return
+    init = next(
+        (f for f in index.functions.values() if f.cls is cls and f.name == "__init__"), None
+    )
+    if init is None:
+        return
+    param = next(
+        (
+            a.value.value
+            for a in index.assignments_in(attribute, init.node)
+            if isinstance(a.value, cst.Name) and a.value.value in init.all_params()
+        ),
+        None,
+    )
+    if param is None:
+        return
+    sites = index.call_sites(init)
+    kept = [
+        call
+        for call in sites
+        if isinstance(
+            arg := unwrap(index.bind_arguments(call, init).get(param, cst.Name("_"))), cst.Name
+        )
+        and _read_after(index, arg.value, call)
+    ]
+    if sites and not kept:
+        return  # `Trainer(Net(), loader)`, or only `trainer.model` is read afterwards
+    where = (
+        f"the code that builds {cls.name.value} (line {', '.join(str(src.line(c)) for c in kept)})"
+        if kept
+        else f"the code that builds {cls.name.value} (in other files)"
+    )
+    raise AnalysisError(
+        f"training runs on {attribute}, which {cls.name.value}.__init__() receives as its "
+        f"parameter {param!r}: QAT replaces the model with a quantized module that only "
+        f"{attribute} would see, and {where} would go on with the model it passed in",
+        path=src.path,
+        line=src.line(init.node),
+        hint=f"build the model inside {cls.name.value} or read it back from there after "
+        f"training ({attribute.replace('self.', 'trainer.')}); pruning and distillation work "
+        "on this layout as it is",
+    )
+
+
+def _read_after(index: Index, name: str, call: cst.Call) -> bool:
+    """`name` is read in the scope of `call` after it (`evaluate(model)` after
+    `trainer = Trainer(model)`; `trainer.model` is another name)."""
+    src = index.source
+    scope = index.scope_of(call)
+    line = src.line(src.statement_of(call))
+    return any(
+        src.line(node) > line and index.scope_of(node) is scope
+        for node in m.findall(scope, m.Name(name))
+        if node in src.positions and not _is_attribute_name(src, node)
+    )
+
+
+def _is_attribute_name(src: Source, node: cst.CSTNode) -> bool:
+    parent = src.parent(node)
+    return isinstance(parent, cst.Attribute) and parent.attr is node

@@ -31,7 +31,12 @@ from neural_coder.transforms.edits import (
 )
 
 from .base import PRUNING_END_FRACTION, BasePlanner, Plan
-from .caller import CallerSite, caller_of_parameter
+from .caller import (
+    CallerSite,
+    attribute_alias,
+    caller_of_parameter,
+    refuse_qat_on_a_constructor_parameter,
+)
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
@@ -98,6 +103,9 @@ class LoopPlanner(BasePlanner):
                 "distillation" in techniques,
                 None if wrap is None else self.src.line(wrap.statement),
             )
+        if "qat" in techniques and caller is None:
+            held = attribute_alias(self.index, bare, loop.entry_scope, self.src.line(anchor))
+            refuse_qat_on_a_constructor_parameter(self.index, loop, held or bare)
         if loop.model_method is not None:
             self._refuse_model_method(loop)
         if "qat" in techniques and loop.model_call is not None:
@@ -134,6 +142,10 @@ class LoopPlanner(BasePlanner):
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
             before.append(f"{bare} = {cm}.model")
+            if caller is None and (
+                alias := attribute_alias(self.index, bare, prepare_scope, self.src.line(anchor))
+            ):
+                before.append(f"{alias} = {bare}")  # the class's other methods see it too
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
         if (
             fit_later is not None
@@ -367,9 +379,13 @@ class LoopPlanner(BasePlanner):
         if loop.loss_statement is not None and output is None and loop.model_call is not None:
             output = self._hoist_model_call(loop.loss_statement, loop.model_call)
         if loop.loss_statement is None or output is None or loop.model_inputs is None:
+            where = (
+                f"the model is called inside {loop.model_called_in}, which returns the loss"
+                if loop.model_called_in
+                else "the model call is not assigned to a name before the loss"
+            )
             raise AnalysisError(
-                "distillation needs the model's inputs and outputs next to the loss, "
-                "but the model call is not assigned to a name before the loss",
+                f"distillation needs the model's inputs and outputs next to the loss, but {where}",
                 path=self.src.path,
                 line=self.src.line(loop.loss_statement or loop.backward),
                 hint="assign the model's output first (output = model(x); loss = criterion(output, y))",

@@ -113,3 +113,15 @@ def test_model_resumed_from_a_checkpoint_dict_is_quantized_not_the_dict(tmp_path
     saved = torch.load(tmp_path / "out" / "sampler.pt", weights_only=False)
     packed = [k for k in saved if k.endswith("_packed_params._packed_params")]
     assert len(packed) == summary["quantized_modules"]
+
+
+def test_recipe_whose_loss_method_calls_the_model_is_pruned_and_quantized(tmp_path):
+    """`loss = self._loss_step(batch)` with gradient accumulation: self._model (called
+    inside _loss_step) is the model compressed; the recipe's held-out check and save see
+    the int8, pruned model."""
+    script = rewrite(tmp_path, "recipe_loss_step.py", "pruning+qat")
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] == 3, summary  # two body Linears and the head
+    assert summary["pruning_target_reached"] and summary["pruning_steps_seen"] > 0, summary
+    assert "held-out accuracy" in run.stdout
+    assert int8_modules_saved(tmp_path / "recipe_model.pt") == summary["quantized_modules"]
