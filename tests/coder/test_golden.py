@@ -68,6 +68,10 @@ CASES = [
     # training in fit_model(model, loader, ...): the fit after its call, before the eval loop
     ("train_fn_loader_param.py", "ptq-static", "runtime"),
     ("train_fn_loader_param.py", "ptq-dynamic", "inc"),
+    # QAT: prepared in main(), where the model is handed to fit_model(model, ...)
+    ("train_fn_loader_param.py", "pruning+qat", "runtime"),
+    # the model called inside the recipe's _loss_step(batch), gradient accumulation
+    ("recipe_loss_step.py", "pruning+qat", "runtime"),
     # a checkpoint dict is no model: the fit after the `if` that builds and fills the model
     ("generate_from_checkpoint.py", "ptq-dynamic", "runtime"),
     # compute_metrics returns mse or accuracy: the key is picked at run time
