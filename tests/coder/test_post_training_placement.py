@@ -422,3 +422,28 @@ def test_bitsandbytes_models_are_refused_for_training_techniques_too(approach):
     # distillation changes the loss only: it works on the 4-bit model
     _, report = rewrite(source, "distillation")
     assert report.status is Status.TRANSFORMED, report.message
+
+
+def test_an_epoch_run_through_a_loss_scaler_is_no_evaluation():
+    """timm style: `loss_scaler(loss, optimizer, ...)` runs the backward and the step, so
+    train_one_epoch() trains although it calls no .backward(); it returns a number, but
+    it is no eval_func (dynamic quantization then needs none)."""
+    train_one_epoch = (
+        "def train_one_epoch(model, data, optimizer, loss_scaler):\n"
+        "    for x, y in data:\n"
+        "        loss = nn.functional.cross_entropy(model(x), y)\n"
+        "        loss_scaler(loss, optimizer, parameters=model.parameters())\n"
+        "    return loss.item()\n\n"
+    )
+    script = (
+        HEADER
+        + train_one_epoch
+        + "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "model = Net()\n"
+        "model.load_state_dict(torch.load('net.pt', weights_only=True))\n"
+        "print(train_one_epoch(model, loader, None, None))\n"
+        "torch.save(model.state_dict(), 'int8.pt')\n"
+    )
+    text, report = rewrite(script, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "train_one_epoch(candidate" not in text and "eval_func" not in text
