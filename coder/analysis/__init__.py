@@ -14,7 +14,7 @@ from .index import Assignment, Index, build_index, iter_returns
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
-from .training import LoopAnalysis, TrainingLoop, find_backward_calls
+from .training import NOT_IN_A_LOOP, LoopAnalysis, TrainingLoop, find_backward_calls
 
 __all__ = ["Facts", "Found", "analyze", "parse_source", "Source", "TrainingLoop"]
 
@@ -112,11 +112,20 @@ def analyze(source: Source) -> Facts:
         return facts
     analysis = LoopAnalysis(index)
     loops: list[TrainingLoop] = []
+    outside: list[AnalysisError] = []  # one-off passes: no loop around the backward
     try:
         for call in backward_calls:
-            loops.append(analysis.analyze(call))
+            try:
+                loops.append(analysis.analyze(call))
+            except AnalysisError as error:
+                if not error.message.startswith(NOT_IN_A_LOOP):
+                    raise
+                outside.append(error)
     except AnalysisError as error:
         facts.loop_error = error
+        return facts
+    if not loops:
+        facts.loop_error = outside[0]
         return facts
     distinct = {id(loop.entry_loop): loop for loop in loops}
     if len(distinct) > 1:
@@ -131,6 +140,12 @@ def analyze(source: Source) -> Facts:
         facts.loop = merge_paths(source, loops)
     except AnalysisError as error:
         facts.loop_error = error
+        return facts
+    facts.loop.notes += [
+        f"line {e.line}: a backward pass outside any loop (a one-off pass, such as a gradient "
+        "check or a debugging dump) gets no hooks"
+        for e in outside
+    ]
     return facts
 
 

@@ -25,6 +25,7 @@ Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
 WRAPPING_ITERATORS = frozenset({"enumerate", "tqdm", "iter"})
 MARKER_MODEL = "neural-coder: model"
+NOT_IN_A_LOOP = "the .backward() call is not inside a training loop"
 
 
 @dataclass
@@ -267,7 +268,7 @@ class LoopAnalysis:
                     "statements of the training loop",
                 )
             raise AnalysisError(
-                "the .backward() call is not inside a training loop",
+                NOT_IN_A_LOOP,
                 path=src.path,
                 line=src.line(backward),
                 hint="the tool places hooks in a for/while loop over batches",
@@ -523,6 +524,11 @@ class LoopAnalysis:
         # the model that `model(imgs)` calls: it is not the call of a second model
         called = {src.code(c.func) for c in models}
         models = [c for c in models if not (self._assigned_to(c) & (called - {src.code(c.func)}))]
+        # the loss name may also be bound before the loop (a one-off pass before training):
+        # the calls in the loop around the backward are the training step's
+        around = self.enclosing_loop(backward, scope)
+        in_loop = [c for c in models if around is not None and around in set(src.ancestors(c))]
+        models = in_loop or models
         if not models and not methods:
             callee = self._model_in_loss_function(calls)
             if callee is not None:

@@ -15,6 +15,7 @@ import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.index import Function, Scope
+from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.training import BUILTIN_NAMES, free_names
 from neural_coder.analysis.wraps import (
     find_wrap,
@@ -262,24 +263,23 @@ class LoopPlanner(BasePlanner):
 
     def _check_autocast(self, model_call: cst.Call) -> None:
         """A model run under autocast (bf16 or fp16) fails QAT in the first step."""
+        scope = self.index.scope_of(model_call)
         for node in self.src.ancestors(model_call):
             if not isinstance(node, cst.With):
                 continue
             for item in node.items:
-                call = item.item
-                if not (
-                    isinstance(call, cst.Call)
-                    and self.index.qualified(call.func).split(".")[-1] == "autocast"
-                ):
+                found = autocast_of(self.index, item.item, scope)
+                if found is None:
                     continue
-                enabled = next(
-                    (a.value for a in call.args if a.keyword and a.keyword.value == "enabled"), None
-                )
                 line = self.src.line(node)
+                entered = self.src.code(item.item)
+                through = (
+                    "" if entered.startswith(self.src.code(found.call.func)) else f"{entered} = "
+                )
                 self.qat_needs_fp32(
-                    f"the model runs under {self.src.code(call.func)} (line {line})",
+                    f"the model runs under {through}{self.src.code(found.call.func)} (line {line})",
                     line,
-                    enabled,
+                    found.switch,
                     "train with QAT in fp32 (autocast(..., enabled=False))",
                 )
 
