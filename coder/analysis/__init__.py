@@ -14,7 +14,13 @@ from .index import Assignment, Index, build_index, iter_returns
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
-from .training import NOT_IN_A_LOOP, LoopAnalysis, TrainingLoop, find_backward_calls
+from .training import (
+    NO_OPTIMIZER_STEP,
+    NOT_IN_A_LOOP,
+    LoopAnalysis,
+    TrainingLoop,
+    find_backward_calls,
+)
 
 __all__ = ["Facts", "Found", "analyze", "parse_source", "Source", "TrainingLoop"]
 
@@ -112,13 +118,15 @@ def analyze(source: Source) -> Facts:
         return facts
     analysis = LoopAnalysis(index)
     loops: list[TrainingLoop] = []
-    outside: list[AnalysisError] = []  # one-off passes: no loop around the backward
+    # one-off passes (no loop around the backward) and backward passes that no optimizer
+    # step follows (profiling, gradient checks): no training step of their own
+    outside: list[AnalysisError] = []
     try:
         for call in backward_calls:
             try:
                 loops.append(analysis.analyze(call))
             except AnalysisError as error:
-                if not error.message.startswith(NOT_IN_A_LOOP):
+                if not error.message.startswith((NOT_IN_A_LOOP, NO_OPTIMIZER_STEP)):
                     raise
                 outside.append(error)
     except AnalysisError as error:
@@ -142,8 +150,13 @@ def analyze(source: Source) -> Facts:
         facts.loop_error = error
         return facts
     facts.loop.notes += [
-        f"line {e.line}: a backward pass outside any loop (a one-off pass, such as a gradient "
-        "check or a debugging dump) gets no hooks"
+        f"line {e.line}: a backward pass "
+        + (
+            "outside any loop"
+            if e.message.startswith(NOT_IN_A_LOOP)
+            else "that no optimizer step follows"
+        )
+        + " (a one-off pass, profiling, a gradient check) gets no hooks"
         for e in outside
     ]
     return facts

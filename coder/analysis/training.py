@@ -26,6 +26,7 @@ BUILTIN_NAMES = frozenset(dir(builtins))
 WRAPPING_ITERATORS = frozenset({"enumerate", "tqdm", "iter"})
 MARKER_MODEL = "neural-coder: model"
 NOT_IN_A_LOOP = "the .backward() call is not inside a training loop"
+NO_OPTIMIZER_STEP = "no optimizer step found"
 
 
 @dataclass
@@ -385,7 +386,7 @@ class LoopAnalysis:
         ]
         if not candidates:
             raise AnalysisError(
-                f"no optimizer step found after the backward call at line {after}",
+                f"{NO_OPTIMIZER_STEP} after the backward call at line {after}",
                 path=src.path,
                 line=src.line(step_loop),
                 hint="the tool needs optimizer.step() (or scaler.step(optimizer)) in the same function as loss.backward()",
