@@ -31,11 +31,12 @@ from neural_coder.transforms.edits import (
     ReplaceExpression,
 )
 
-from .base import PRUNING_END_FRACTION, BasePlanner, Plan
+from .base import PRUNING_END_FRACTION, WEIGHT_TECHNIQUES, BasePlanner, Plan
 from .caller import (
     CallerSite,
     attribute_alias,
     caller_of_parameter,
+    refuse_an_averaged_copy,
     refuse_qat_on_a_constructor_parameter,
 )
 
@@ -95,6 +96,17 @@ class LoopPlanner(BasePlanner):
                     hint="build the model before the branches that wrap it",
                 )
         self.refuse_peft_weights(bare, wrap_scope)
+        weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
+        if weights and (
+            warning := refuse_an_averaged_copy(
+                self.index,
+                bare,
+                wrap_scope,
+                self.src.line(loop.entry_loop) if wrap_scope is loop.entry_scope else 1 << 30,
+                " and ".join(weights),
+            )
+        ):
+            self.plan.warnings.append(warning)
         caller = None
         if "qat" in techniques:
             caller = caller_of_parameter(

@@ -113,3 +113,43 @@ def test_qat_on_a_model_the_class_receives(caller, refused):
     ):
         rewrite(text, "qat")
     assert "prepare_compression" in rewrite(text, "pruning")
+
+
+EMA = """import argparse
+import torch
+from timm.utils import ModelEma
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--model-ema", action="store_true")
+args = parser.parse_args()
+model = torch.nn.Linear(4, 2)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+EMA_LINE
+for epoch in range(2):
+    for x, y in [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if args.model_ema:
+            model_ema.update(model)
+torch.save(model_ema.ema.state_dict() if args.model_ema else model.state_dict(), "m.pt")
+"""
+
+
+@pytest.mark.parametrize("approach", ["pruning", "qat", "pruning+qat"])
+def test_a_moving_average_copy_of_the_model_is_refused_for_weight_compression(approach):
+    text = EMA.replace("EMA_LINE", "model_ema = ModelEma(model, decay=0.999)")
+    with pytest.raises(
+        NeuralCoderError, match=r"ModelEma\(model\) at line 10 keeps a moving average"
+    ):
+        rewrite(text, approach)
+    rewrite(text, "distillation")  # the loss only: the average of the student is fine
+
+
+def test_a_moving_average_behind_a_flag_that_is_off_by_default_is_a_warning():
+    text = EMA.replace("EMA_LINE", "if args.model_ema:\n    model_ema = ModelEma(model)")
+    options = build_options("pruning", None, {}, {})
+    _, report = rewrite_source(Path("s.py"), text, options)
+    assert report.status is Status.TRANSFORMED
+    assert any("with --model-ema, ModelEma(model)" in w for w in report.warnings), report.warnings
