@@ -151,6 +151,8 @@ class LoopPlanner(BasePlanner):
                 )
             else:
                 before.append(self.teacher(bare, prepare_scope, training))
+        if self.options.recipe is not None:
+            self._recipe_facts(loop, anchor, in_entry=caller is None)
         before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
@@ -164,6 +166,7 @@ class LoopPlanner(BasePlanner):
             fit_later is not None
             and "pruning" in techniques
             and self.options.pruning.end_step is None
+            and self.options.recipe is None
         ):
             self._fit_schedule(loop, cm, fit_later)
         self.insert(training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
@@ -213,6 +216,41 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode, in_entry: bool) -> None:
+        """The optimizer (when it is a name known where the manager is prepared) and the
+        epoch count (`range(N)` / `range(a, b)` of the epoch loop) for `RecipeConfig`;
+        neither when the manager is prepared in the caller (`in_entry` false)."""
+        from neural_coder.recipe_options import lr_schedule_clash
+
+        assert self.options.recipe is not None
+        clash = lr_schedule_clash(self.options.recipe, self.src.text)
+        if clash:
+            self.plan.warnings.append(clash)
+        if in_entry and not loop.hops and self._defined_before(loop.optimizer, anchor, loop):
+            self.recipe_optimizer = loop.optimizer
+        else:
+            self.plan.placed.append(
+                "recipe: the optimizer is found at its first step (it is not in scope where "
+                "the compression manager is prepared)"
+            )
+        epoch_loop = loop.epoch_loop
+        if epoch_loop is None:
+            self.plan.warnings.append(
+                "the training loop has no epoch loop: the recipe's policies see one epoch, epoch 0"
+            )
+            return
+        if not isinstance(epoch_loop, cst.For) or not m.matches(
+            epoch_loop.iter, m.Call(func=m.Name("range"))
+        ):
+            return
+        args = epoch_loop.iter.args  # type: ignore[attr-defined]
+        if any(a.keyword or a.star for a in args) or len(args) not in (1, 2):
+            return
+        codes = [self.src.code(a.value) for a in args]
+        epochs = codes[0] if len(codes) == 1 else f"({codes[1]}) - ({codes[0]})"
+        if in_entry and self._defined_before(epochs, anchor, loop):
+            self.recipe_epochs = epochs
 
     def _refuse_qat_behind_a_wrap(
         self, loop: TrainingLoop, model: str, entry_cls: cst.ClassDef | None

@@ -39,7 +39,11 @@ class TrainerPlanner(BasePlanner):
         before.append(f"{cm} = prepare_compression({model}, {self.configs('')})")
         self.insert(use.statement, "before", before, "prepare_compression")
 
-        fit_schedule = "pruning" in techniques and self.options.pruning.end_step is None
+        fit_schedule = (
+            "pruning" in techniques
+            and self.options.pruning.end_step is None
+            and self.options.recipe is None
+        )
         callback = f"CompressionCallback({cm}" + (
             f", prune_until={PRUNING_END_FRACTION})" if fit_schedule else ")"
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import itertools
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import libcst as cst
@@ -38,7 +39,7 @@ from neural_coder.options import build_options
 from neural_coder.report import FileReport, Status, failed
 from neural_coder.transforms.snippets import MARKER
 
-from .settings import approaches, option_sets
+from .settings import approaches, option_sets, recipe_in
 from .strip import strip_inserted
 
 __all__ = ["RevertRefused", "revert", "revert_file", "revert_source", "strip_inserted"]
@@ -63,7 +64,10 @@ def revert_source(path: Path, text: str) -> tuple[str, FileReport]:
             f"does not parse: {error.message}", path=path, line=error.raw_line
         ) from None
     tried: list[tuple[str, str]] = []
+    recipe = recipe_in(text)
     targets = [stripped.target] + [t for t in ("runtime", "inc") if t != stripped.target]
+    if recipe is not None:
+        targets = ["runtime"]  # recipes exist only in the runtime
     for approach, options_set, target in itertools.product(
         approaches(text), option_sets(text), targets
     ):
@@ -71,12 +75,15 @@ def revert_source(path: Path, text: str) -> tuple[str, FileReport]:
             break
         try:
             options = build_options(approach, target, dict(options_set), {})
+            if recipe is not None:  # the recipe file itself is not needed to strip its hooks
+                options = replace(options, recipe=recipe)
             again, _ = rewrite_source(path, stripped.text, options)
         except NeuralCoderError:
             continue
         if again == text:
             report.status = Status.TRANSFORMED
-            report.message = f"reverted: removed what `optimize --approach {approach}` inserted"
+            asked = f"--recipe {recipe}" if recipe is not None else f"--approach {approach}"
+            report.message = f"reverted: removed what `optimize {asked}` inserted"
             if target != "runtime":
                 report.message += f" (target: {target})"
             return stripped.text, report
