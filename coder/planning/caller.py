@@ -19,7 +19,7 @@ from neural_coder.analysis.index import Function, Index, Scope, iter_returns
 from neural_coder.analysis.pretrained import flag_off_by_default
 from neural_coder.analysis.source import Source
 from neural_coder.analysis.training import unwrap
-from neural_coder.analysis.wraps import find_wrap
+from neural_coder.analysis.wraps import Wrap, find_wrap
 from neural_coder.errors import AnalysisError
 
 
@@ -32,6 +32,7 @@ class CallerSite:
     statement: cst.BaseStatement  # the caller's statement that holds the call
     scope: Scope
     model: str  # the caller's name for the model
+    wrap: Wrap | None  # `model = DDP(model)` in the caller before the call
 
 
 def caller_of_parameter(
@@ -66,7 +67,9 @@ def caller_of_parameter(
         call = sites[0]
         arg = unwrap(held[id(call)])
         assert isinstance(arg, cst.Name)
-        return CallerSite(fn, call, src.statement_of(call), index.scope_of(call), arg.value)
+        scope = index.scope_of(call)
+        wrap = find_wrap(index, arg.value, scope, src.line(call))
+        return CallerSite(fn, call, src.statement_of(call), scope, arg.value, wrap)
     lines = ", ".join(str(src.line(c)) for c in sites)
     caller = (
         "its callers (in other files)"
@@ -127,8 +130,6 @@ def _why_not_in_the_caller(
             break
         if isinstance(ancestor, cst.For | cst.While):
             return f"the call at line {src.line(call)} runs in a loop"
-    if find_wrap(index, arg.value, scope, src.line(call)) is not None:
-        return f"the caller wraps {arg.value} before the call"
     if distillation and loop.teacher_in_entry is not None:
         return f"the teacher {loop.teacher_in_entry} is built inside {fn.key}()"
     return None

@@ -126,7 +126,7 @@ class LoopPlanner(BasePlanner):
         total_steps = loop.total_steps
         fit_later: str | None = None
         if caller is not None:
-            anchor, bare = self._prepare_in_caller(caller, cm), caller.model
+            anchor, bare = self._prepare_in_caller(loop, caller, cm)
             fit_later, total_steps = total_steps or None, "" if total_steps else None
         elif total_steps and anchor is not loop.entry_loop:
             if self._defined_before(total_steps, loop.entry_loop, loop):
@@ -280,8 +280,12 @@ class LoopPlanner(BasePlanner):
         )
         self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "fit_pruning_schedules"))
 
-    def _prepare_in_caller(self, caller: CallerSite, cm: str) -> cst.BaseStatement:
-        """The manager prepared where the caller hands the model over, and passed down."""
+    def _prepare_in_caller(
+        self, loop: TrainingLoop, caller: CallerSite, cm: str
+    ) -> tuple[cst.BaseStatement, str]:
+        """The manager prepared where the caller hands the model over (before the caller's
+        own wrap, `if distributed: model = DDP(model)`), and passed down; the anchor and
+        the bare model's name there."""
         fn = caller.function
         self.plan.edits.append(AddParameter(fn.node, cm))
         self.plan.edits.append(AddKeywordArgument(caller.call, cm, cm))
@@ -290,7 +294,24 @@ class LoopPlanner(BasePlanner):
             f"line {self.src.line(caller.call)} passes it, so the caller goes on with the "
             f"quantized model; line {self.src.line(fn.node)}: {fn.key}() takes {cm}"
         )
-        return caller.statement
+        wrap = caller.wrap
+        if wrap is None:
+            return caller.statement, caller.model
+        anchor = wrap_anchor(self.src, wrap, caller.statement)
+        line = self.src.line(wrap.statement)
+        if not self._defined_before(wrap.inner, anchor, loop, caller.scope):
+            raise AnalysisError(
+                f"{wrap.inner} is wrapped by {wrap.what} at line {line} before it is handed to "
+                f"{fn.key}(), and no single place before that prepares it for every path",
+                path=self.src.path,
+                line=line,
+                hint="build the model before the branches that wrap it",
+            )
+        self.plan.placed.append(
+            f"the model is wrapped by {wrap.what} at line {line}: {wrap.inner} is compressed "
+            f"before line {self.src.line(anchor)}"
+        )
+        return anchor, wrap.inner
 
     def _warn_reload_after_training(self, model: str, scope: Scope, training: cst.CSTNode) -> None:
         """`model = torch.load(best)` after training brings back what was saved during

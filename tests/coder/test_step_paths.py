@@ -223,6 +223,22 @@ def test_qat_on_a_parameter_is_prepared_where_the_caller_passes_the_model():
     assert "def train(net, epochs, compression_manager):" in lines
 
 
+def test_qat_on_a_parameter_wrapped_by_the_caller_is_prepared_before_the_wrap():
+    """detectron2 style: `if distributed: model = DDP(model)` then `do_train(model)`: the
+    bare model is prepared before the `if`, so every path trains the QAT model."""
+    text = QAT_ON_A_PARAMETER.replace(
+        "train(model, 2)\n",
+        "if torch.distributed.is_initialized():\n"
+        "    model = torch.nn.parallel.DistributedDataParallel(model)\n"
+        "train(model, 2)\n",
+    )
+    lines = [line.split("  #")[0] for line in _rewrite(text, "qat").splitlines()]
+    branches = lines.index("if torch.distributed.is_initialized():")
+    assert lines[branches - 1] == "model = compression_manager.model"
+    call = lines.index("train(model, 2, compression_manager=compression_manager)")
+    assert lines[call + 1] == "compression_manager.callbacks.on_train_end()"
+
+
 def test_qat_through_a_function_that_returns_the_model_is_rewritten():
     text = QAT_ON_A_PARAMETER.replace(
         "            opt.step()\n", "            opt.step()\n    return net\n"
