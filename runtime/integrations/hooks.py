@@ -47,6 +47,7 @@ __all__ = [
     "TrainerCompressionError",
     "TrainerHooks",
     "fit_pruning_schedules",
+    "freeze_fake_quant",
     "manager_module",
 ]
 
@@ -74,6 +75,22 @@ def manager_module(manager: Any) -> Any:
     """The module a compression manager compresses now (`manager.model.model`)."""
     wrapper = getattr(manager, "model", None)
     return getattr(wrapper, "model", wrapper)
+
+
+def freeze_fake_quant(model: Any) -> None:
+    """The trainer's model after QAT converted a copy to int8: bring its fake-quant state
+    to the one the conversion used (which observed the final weights once more) and
+    freeze its observers (they would keep moving with every evaluation batch)."""
+    import torch
+    from torch.ao.quantization import disable_observer
+
+    with torch.no_grad():
+        for module in model.modules():
+            weight_fake_quant = getattr(module, "weight_fake_quant", None)
+            weight = getattr(module, "weight", None)
+            if isinstance(weight_fake_quant, torch.nn.Module) and isinstance(weight, torch.Tensor):
+                weight_fake_quant(weight.detach().float())
+    model.apply(disable_observer)
 
 
 def check_manager(manager: Any, who: str) -> Any:

@@ -88,6 +88,7 @@ from .hooks import (
     TrainerCompressionError,
     TrainerHooks,
     check_manager,
+    freeze_fake_quant,
     manager_module,
 )
 
@@ -175,20 +176,10 @@ class CompressionCallback(TrainerCallback):
 
 
 def _finish_fake_quant_model(model: nn.Module, recipe: Any) -> None:
-    """The Trainer's model after QAT converted a copy to int8: bring its fake-quant state to
-    the one the conversion used (which observed the final weights once more), freeze its
-    observers (they would keep moving with every evaluation batch), and record the recipe
-    in its config, so that `trainer.save_model()` writes a folder `OptimizedModel` turns
-    into the same int8 model."""
-    from torch.ao.quantization import disable_observer
-
-    with torch.no_grad():
-        for module in model.modules():
-            weight_fake_quant = getattr(module, "weight_fake_quant", None)
-            weight = getattr(module, "weight", None)
-            if isinstance(weight_fake_quant, nn.Module) and isinstance(weight, torch.Tensor):
-                weight_fake_quant(weight.detach().float())
-    model.apply(disable_observer)
+    """`freeze_fake_quant` (see hooks.py), then record the recipe in the model's config,
+    so that `trainer.save_model()` writes a folder `OptimizedModel` turns into the same
+    int8 model."""
+    freeze_fake_quant(model)
     config = getattr(model, "config", None)
     if (
         config is None
