@@ -72,6 +72,20 @@ class LightningPlanner(BasePlanner):
                 "the compression manager's .model"
             )
         self.training_imports()
+        unused = set()
+        if not use.fits:  # the callback prepares the manager itself
+            unused.add(("neural_coder", "prepare_compression"))
+        teacher = self.options.distillation.teacher
+        if teacher is not None and teacher.endswith(".ckpt"):  # load_from_checkpoint, no copy
+            unused.add(("copy", None))
+        self.plan.edits = [
+            e
+            for e in self.plan.edits
+            if not (
+                isinstance(e, AddImport)
+                and any(e.module.startswith(m) and e.name == n for m, n in unused)
+            )
+        ]
         self.plan.edits.append(AddImport(LIGHTNING_INTEGRATION, "CompressionCallback"))
         return self.plan
 

@@ -80,6 +80,11 @@ CASES = [
     ("rnn_lm_finetune.py", "qat", "runtime"),
     # a checkpoint dict, a config, a meter and a loss object are not models
     ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
+    # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into
+    # LightningCLI's trainer_defaults
+    ("lightning_fit.py", "pruning+qat", "runtime"),
+    ("lightning_fit.py", "distillation", "runtime"),
+    ("lightning_cli.py", "pruning", "runtime"),
 ]
 
 

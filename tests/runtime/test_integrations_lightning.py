@@ -77,9 +77,7 @@ def _trainer(**kwargs) -> pl.Trainer:
 
 
 def _pruning(end_step: int = 0) -> WeightPruningConfig:
-    return WeightPruningConfig(
-        target_sparsity=0.5, pattern="4x1", start_step=0, end_step=end_step
-    )
+    return WeightPruningConfig(target_sparsity=0.5, pattern="4x1", start_step=0, end_step=end_step)
 
 
 def test_pruning_follows_optimizer_steps_with_gradient_accumulation():
