@@ -65,6 +65,7 @@ class LightningPlanner(BasePlanner):
                 f"pruning ends at {PRUNING_END_FRACTION:.0%} of the run's optimizer steps "
                 "(Lightning's estimate, set when training starts)"
             )
+        self._warn_best_checkpoint(use)
         if "qat" in self.options.approach:
             self.plan.warnings.append(
                 "Lightning keeps the fake-quantized module after training (its observers frozen, "
@@ -223,6 +224,25 @@ class LightningPlanner(BasePlanner):
         closing = closing if not closing.strip() else ""
         separator = "" if body.endswith(",") else ","
         return f"{body}{separator}\n{' ' * column}{item},\n{closing}{tail}"
+
+    def _warn_best_checkpoint(self, use: LightningUse) -> None:
+        """`trainer.test(ckpt_path="best")` evaluates the best checkpoint, which may predate
+        the end of the pruning schedule."""
+        if "pruning" not in self.options.approach:
+            return
+        for call in use.evaluations:
+            for arg in call.args:
+                if (
+                    arg.keyword is not None
+                    and arg.keyword.value == "ckpt_path"
+                    and self.src.code(arg.value).strip("'\"") == "best"
+                ):
+                    self.plan.warnings.append(
+                        f"line {self.src.line(call)}: ckpt_path='best' evaluates the best "
+                        "checkpoint, which may have been saved before pruning reached its "
+                        "target sparsity; evaluate the last one (ckpt_path='last') or set --end-step"
+                    )
+                    return
 
     def _check_precision(self) -> None:
         """QAT's observers take fp32 activations: a Trainer built with precision="16-mixed"/"bf16..."."""

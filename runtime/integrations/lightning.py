@@ -157,7 +157,9 @@ class CompressionCallback(Callback):
             self._require_hooks().step_begin(trainer.global_step)
             self._step_open = True
 
-    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+    def on_before_optimizer_step(
+        self, trainer: Any, pl_module: Any, *args: Any, **kwargs: Any
+    ) -> None:
         self._require_hooks().before_optimizer_step()
 
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
