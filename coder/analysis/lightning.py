@@ -72,8 +72,23 @@ def is_trainer_build(index: Index, leaf: cst.CSTNode) -> bool:
 
 def _is_lightning_trainer(index: Index, expr: cst.BaseExpression, scope: Scope) -> bool:
     if isinstance(expr, cst.Attribute) and expr.attr.value == "trainer":
-        return any(_is_cli(index, leaf) for leaf, _ in index.values_of(expr.value, scope))
+        if any(_is_cli(index, leaf) for leaf, _ in index.values_of(expr.value, scope)):
+            return True
     return any(is_trainer_build(index, leaf) for leaf, _ in index.values_of(expr, scope))
+
+
+def built_by_cli(index: Index, fit: LightningFit) -> bool:
+    """`cli.trainer.fit(cli.model)`: the CLI built the module from its class."""
+    func = fit.call.func
+    assert isinstance(func, cst.Attribute)
+    trainer = func.value
+    return (
+        isinstance(trainer, cst.Attribute)
+        and trainer.attr.value == "trainer"
+        and any(_is_cli(index, leaf) for leaf, _ in index.values_of(trainer.value, fit.scope))
+        and isinstance(fit.model, cst.Attribute)
+        and index.source.code(fit.model.value) == index.source.code(trainer.value)
+    )
 
 
 def _runs_itself(call: cst.Call) -> bool:

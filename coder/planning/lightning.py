@@ -25,6 +25,7 @@ from neural_coder.analysis.lightning import (
     LightningCLIRun,
     LightningFit,
     LightningUse,
+    built_by_cli,
     is_trainer_build,
 )
 from neural_coder.errors import AnalysisError
@@ -118,6 +119,19 @@ class LightningPlanner(BasePlanner):
 
     def _teacher(self, name: str, fit: LightningFit) -> str:
         teacher = self.options.distillation.teacher
+        if built_by_cli(self.index, fit) and (
+            teacher is None or teacher.endswith((".pt", ".pth", ".bin"))
+        ):
+            line = self.src.line(fit.call)
+            raise AnalysisError(
+                f"distillation needs a teacher: the LightningCLI builds {name} from its "
+                "class's constructor, so a frozen copy of it would be untrained and teach nothing",
+                path=self.src.path,
+                line=line,
+                hint="pass a teacher: --teacher path/to/teacher.ckpt (a Lightning checkpoint of "
+                "the model class) or --teacher 'LitModel.load_from_checkpoint(\"t.ckpt\")'; "
+                f"--teacher copy when {name} does hold trained weights there",
+            )
         if teacher is not None and teacher.endswith(".ckpt"):
             self.plan.placed.append(f"teacher: type({name}).load_from_checkpoint({teacher!r})")
             return f"{self.teacher_name} = type({name}).load_from_checkpoint({teacher!r})"

@@ -156,3 +156,20 @@ def test_a_module_built_inside_fit_is_refused():
     with pytest.raises(NeuralCoderError, match="built inside the call") as error:
         rewrite(text, "pruning")
     assert "model = LitModel" in error.value.hint
+
+
+def test_a_trainer_held_on_self_and_a_cli_built_module_as_teacher():
+    text = (
+        MODULE
+        + """
+class Runner:
+    def __init__(self):
+        self.trainer = pl.Trainer(max_epochs=1)
+
+    def run(self, model, loader):
+        self.trainer.fit(model, loader)
+"""
+    )
+    assert "self.trainer.callbacks.append(CompressionCallback(" in rewrite(text, "pruning")
+    with pytest.raises(NeuralCoderError, match="LightningCLI builds cli.model"):
+        rewrite(CLI_RUN_FALSE, "distillation")
