@@ -35,6 +35,7 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
         "seq2seq_trainer.py",
         "peft_lora_finetune.py",
         "lightning_fit.py",
+        "native_scaler_loop.py",
     }
 )
 APPROACHES = [

@@ -49,6 +49,7 @@ __all__ = [
     "fit_pruning_schedules",
     "freeze_fake_quant",
     "manager_module",
+    "optimizer_step_hooks",
 ]
 
 log = logging.getLogger(__name__)
@@ -264,3 +265,39 @@ class TrainerHooks:
 
     def train_end(self) -> None:
         self.callbacks.on_train_end()
+
+
+class _StepHooks:
+    """The two hook handles `optimizer_step_hooks` registers; `remove()` drops both."""
+
+    def __init__(self, handles: list[Any]) -> None:
+        self.handles = handles
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
+def optimizer_step_hooks(optimizer: Any, compression_manager: Any) -> _StepHooks:
+    """Run the manager's `on_before_optimizer_step()` / `on_after_optimizer_step()` inside
+    `optimizer.step()`, until `.remove()` is called on the result.
+
+    For code that runs the backward and the step in one call the script cannot split,
+    timm's `loss_scaler(loss, optimizer, clip_grad=..., parameters=...)` (NativeScaler):
+    the pre-step hook sees the unscaled, clipped gradients of the backward, the post-step
+    hook masks the updated weights. A step the call skips (`update_grad=False` while
+    accumulating gradients, inf gradients under AMP) runs neither hook."""
+    callbacks = check_manager(compression_manager, "optimizer_step_hooks")
+    register_pre = getattr(optimizer, "register_step_pre_hook", None)
+    register_post = getattr(optimizer, "register_step_post_hook", None)
+    if not (callable(register_pre) and callable(register_post)):
+        raise TypeError(
+            f"optimizer_step_hooks needs a torch.optim.Optimizer; got {type(optimizer).__name__}"
+        )
+    return _StepHooks(
+        [
+            register_pre(lambda *_: callbacks.on_before_optimizer_step()),
+            register_post(lambda *_: callbacks.on_after_optimizer_step()),
+        ]
+    )
