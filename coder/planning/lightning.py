@@ -75,7 +75,7 @@ class LightningPlanner(BasePlanner):
             )
         self.training_imports()
         unused = set()
-        if not use.fits:  # the callback prepares the manager itself
+        if not use.fits and self.options.target != "inc":  # the callback prepares the manager
             unused.add(("neural_coder", "prepare_compression"))
         teacher = self.options.distillation.teacher
         if teacher is not None and teacher.endswith(".ckpt"):  # load_from_checkpoint, no copy
@@ -158,6 +158,8 @@ class LightningPlanner(BasePlanner):
         lines = []
         if "distillation" in self.options.approach:
             lines.append(self._cli_teacher(run))
+        if self.options.target == "inc":  # INC's configs need INC's prepare_compression
+            until += ", prepare=prepare_compression"
         lines.append(f"{callback} = CompressionCallback(configs={self.configs('')}{until})")
         self.insert(run.statement, "before", lines, "CompressionCallback")
         self._add_to_trainer_defaults(run, callback)

@@ -50,6 +50,7 @@ __all__ = [
     "freeze_fake_quant",
     "manager_module",
     "optimizer_step_hooks",
+    "prepare_on",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,42 @@ def manager_module(manager: Any) -> Any:
     """The module a compression manager compresses now (`manager.model.model`)."""
     wrapper = getattr(manager, "model", None)
     return getattr(wrapper, "model", wrapper)
+
+
+_WEIGHT_CONFIGS = {
+    "WeightPruningConfig": "pruning",
+    "QuantizationAwareTrainingConfig": "quantization-aware training",
+}
+
+
+def prepare_on(model: Any, configs: Any, prepare: Any = None, who: str = "the trainer") -> Any:
+    """`prepare(model, configs)` (default: this runtime's `prepare_compression`) on the
+    module a trainer built itself (a Trainer given a model id, a LightningCLI). Pruning
+    and QAT change weights, so a module with PEFT adapters (only the adapters train) or
+    weights loaded in 4 / 8 bits is refused here, as neural-coder refuses them in scripts."""
+    listed = configs if isinstance(configs, list | tuple) else [configs]
+    weight = sorted(
+        {_WEIGHT_CONFIGS[n] for c in listed if (n := type(c).__name__) in _WEIGHT_CONFIGS}
+    )
+    if weight:
+        what = " and ".join(weight)
+        if getattr(model, "peft_config", None) is not None:
+            raise TrainerCompressionError(
+                f"{who} built a model with PEFT adapters: {what} would act on the frozen base "
+                "weights, which only the adapters are trained around; merge the adapters first, "
+                "or use distillation"
+            )
+        if (
+            any(getattr(model, flag, False) for flag in ("is_loaded_in_4bit", "is_loaded_in_8bit"))
+            or getattr(getattr(model, "config", None), "quantization_config", None) is not None
+        ):
+            raise TrainerCompressionError(
+                f"{who} loaded the model's weights in 4 or 8 bits (quantization_config): {what} "
+                "needs float weights; load the model without quantization_config"
+            )
+    if prepare is None:
+        from ..training import prepare_compression as prepare
+    return prepare(model, configs)
 
 
 def freeze_fake_quant(model: Any) -> None:

@@ -69,7 +69,13 @@ import torch
 from torch import nn
 
 from ..distillation.compressor import call_model
-from .hooks import TrainerCompressionError, TrainerHooks, freeze_fake_quant, manager_module
+from .hooks import (
+    TrainerCompressionError,
+    TrainerHooks,
+    freeze_fake_quant,
+    manager_module,
+    prepare_on,
+)
 
 __all__ = ["CompressionCallback", "TrainerCompressionError"]
 
@@ -81,7 +87,8 @@ class CompressionCallback(Callback):
 
     Give it the manager (`CompressionCallback(prepare_compression(model, confs))`), or
     the configs (`CompressionCallback(configs=[...])`) to prepare the manager on the
-    module `Trainer.fit` trains. `prune_until=0.8` ends pruning at 80 % of the run's
+    module `Trainer.fit` trains (with `prepare`, INC 2.x's `prepare_compression`, when
+    the configs are INC's). `prune_until=0.8` ends pruning at 80 % of the run's
     optimizer steps, as Lightning estimates them when training starts.
     """
 
@@ -91,6 +98,7 @@ class CompressionCallback(Callback):
         *,
         configs: Any = None,
         prune_until: float | None = None,
+        prepare: Any = None,
     ) -> None:
         if (compression_manager is None) == (configs is None):
             raise ValueError(
@@ -101,6 +109,7 @@ class CompressionCallback(Callback):
         if prune_until is not None and not 0.0 < prune_until <= 1.0:
             raise ValueError(f"prune_until must be a fraction in (0, 1], got {prune_until!r}")
         self.configs = configs
+        self.prepare = prepare  # prepare_compression of INC 2.x, or this runtime's (None)
         self.prune_until = prune_until
         self.compression_manager = compression_manager
         self.hooks = (
@@ -116,9 +125,9 @@ class CompressionCallback(Callback):
         if stage != "fit":
             return
         if self.hooks is None:
-            from ..training import prepare_compression
-
-            self.compression_manager = prepare_compression(pl_module, self.configs)
+            self.compression_manager = prepare_on(
+                pl_module, self.configs, self.prepare, "the Lightning Trainer"
+            )
             self.hooks = TrainerHooks(self.compression_manager, prune_until=self.prune_until)
         self.hooks.check_same_module(pl_module)
         conf = getattr(self.compression_manager, "conf", None)

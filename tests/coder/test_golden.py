@@ -89,6 +89,9 @@ CASES = [
     # the optimizer hooks ride on the optimizer for that call
     ("native_scaler_loop.py", "pruning+qat", "runtime"),
     ("native_scaler_loop.py", "distillation", "runtime"),
+    # the Trainer builds the model from an id: the callback gets the configs
+    ("model_id_trainer.py", "pruning+qat", "runtime"),
+    ("model_id_trainer.py", "pruning", "inc"),
 ]
 
 

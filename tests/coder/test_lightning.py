@@ -173,3 +173,21 @@ class Runner:
     assert "self.trainer.callbacks.append(CompressionCallback(" in rewrite(text, "pruning")
     with pytest.raises(NeuralCoderError, match="LightningCLI builds cli.model"):
         rewrite(CLI_RUN_FALSE, "distillation")
+
+
+def test_a_trainer_given_a_model_id_needs_a_teacher_that_builds_one():
+    text = script_path("model_id_trainer.py").read_text()
+    with pytest.raises(NeuralCoderError, match="builds the model from args.model_name_or_path"):
+        rewrite(text, "distillation")
+    out = rewrite(
+        text, "distillation", teacher='DistilBertForSequenceClassification.from_pretrained("t")'
+    )
+    assert "with_distillation(trainer, compression_callback.compression_manager)" in out
+
+
+def test_a_cli_under_the_inc_target_prepares_with_inc():
+    options = build_options("pruning", "inc", {}, {})
+    out, report = rewrite_source(Path("lit.py"), CLI_NO_DEFAULTS, options)
+    assert report.status is Status.TRANSFORMED
+    assert "prepare=prepare_compression" in out
+    assert "from neural_compressor.training import prepare_compression" in out
