@@ -400,7 +400,7 @@ class LoopAnalysis:
             if (
                 isinstance(func, cst.Attribute)
                 and func.attr.value == "step"
-                and any(m.matches(a.value, m.Name(name)) for a in call.args)
+                and any(_passes_function(a.value, name) for a in call.args)
             ):
                 return name, call
         return None
@@ -419,6 +419,19 @@ class LoopAnalysis:
             if src.line(node) >= after and not steps.exclusive(src, node, backward)
         ]
         if not candidates:
+            closure = self._closure_step(backward)
+            if closure is not None:
+                name, step = closure
+                raise AnalysisError(
+                    f"the backward call at line {after} is in {name}(), which "
+                    f"{src.code(step.func)}(...) at line {src.line(step)} runs as its closure: "
+                    "there is no place between the backward and the optimizer step for the hooks",
+                    path=src.path,
+                    line=after,
+                    hint="compression hooks need loss.backward() and optimizer.step() as two "
+                    "statements of the training loop (call the step function, then "
+                    "optimizer.step() without a closure)",
+                )
             raise AnalysisError(
                 f"no optimizer step found after the backward call at line {after}",
                 path=src.path,
@@ -910,6 +923,16 @@ class LoopAnalysis:
             f"{src.code(chain.test)}: the run length counts batches, so pruning may end later "
             "than planned; pass --end-step with the number of optimizer steps"
         )
+
+
+def _passes_function(value: cst.BaseExpression, name: str) -> bool:
+    """`fn`, `self.fn`, `partial(self.fn, ...)` / `functools.partial(fn, ...)`."""
+    if isinstance(value, cst.Call) and value.args:
+        if cst.Module([]).code_for_node(value.func).split(".")[-1] == "partial":
+            value = value.args[0].value
+    if isinstance(value, cst.Attribute):
+        return value.attr.value == name
+    return m.matches(value, m.Name(name))
 
 
 def _is_dotted_name(expr: cst.BaseExpression) -> bool:

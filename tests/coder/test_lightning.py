@@ -191,3 +191,47 @@ def test_a_cli_under_the_inc_target_prepares_with_inc():
     assert report.status is Status.TRANSFORMED
     assert "prepare=prepare_compression" in out
     assert "from neural_compressor.training import prepare_compression" in out
+
+
+FABRIC_STYLE = '''
+from functools import partial
+
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class LoopTrainer:
+    def fit(self, model, loader, epochs=2, accumulate=2):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(epochs):
+            for i, batch in enumerate(loader):
+                if i % accumulate == 0:
+                    optimizer.step(partial(self.training_step, model=model, batch=batch))
+                    optimizer.zero_grad()
+                else:
+                    self.training_step(model=model, batch=batch)
+
+    def training_step(self, model, batch):
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+
+def main(loader):
+    LoopTrainer().fit(Net(), loader)
+'''
+
+
+def test_a_backward_run_as_the_optimizer_closure_is_refused_with_the_reason():
+    with pytest.raises(NeuralCoderError, match="runs as its closure") as error:
+        rewrite(FABRIC_STYLE, "pruning")
+    assert "optimizer.step() without a closure" in error.value.hint
