@@ -128,9 +128,14 @@ class TrainerPlanner(BasePlanner):
                 )
         weight = [t for t in techniques if t in ("pruning", "qat")]
         for arg in use.call.args:
-            if weight and arg.keyword is not None and arg.keyword.value in (
-                "peft_config",
-                "quantization_config",
+            if (
+                weight
+                and arg.keyword is not None
+                and arg.keyword.value
+                in (
+                    "peft_config",
+                    "quantization_config",
+                )
             ):
                 self.plan.warnings.append(
                     f"line {self.src.line(arg)}: {arg.keyword.value}= is given to the "

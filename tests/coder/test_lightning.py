@@ -193,7 +193,7 @@ def test_a_cli_under_the_inc_target_prepares_with_inc():
     assert "from neural_compressor.training import prepare_compression" in out
 
 
-FABRIC_STYLE = '''
+FABRIC_STYLE = """
 from functools import partial
 
 import torch
@@ -228,7 +228,7 @@ class LoopTrainer:
 
 def main(loader):
     LoopTrainer().fit(Net(), loader)
-'''
+"""
 
 
 def test_a_backward_run_as_the_optimizer_closure_is_refused_with_the_reason():
