@@ -106,7 +106,16 @@ def is_scaler_step_call(index: Index, call: cst.Call) -> bool:
         return False
     name = index.source.code(func).split(".")[-1].lower()
     positional = [a for a in call.args if a.keyword is None and not a.star]
-    return "scaler" in name and len(positional) >= 2 and isinstance(positional[0].value, cst.Name)
+    if "scaler" not in name or len(positional) < 2 or not isinstance(positional[0].value, cst.Name):
+        return False
+    second = positional[1].value
+    scope = index.scope_of(call)
+    text = index.source.code(second).split(".")[-1].lower()
+    return (
+        "optim" in text
+        or text == "opt"
+        or any(kinds.is_optimizer(index, leaf) for leaf, _ in index.values_of(second, scope))
+    )
 
 
 def loss_name_of(index: Index, call: cst.Call) -> str | None:
