@@ -235,3 +235,23 @@ def test_a_backward_run_as_the_optimizer_closure_is_refused_with_the_reason():
     with pytest.raises(NeuralCoderError, match="runs as its closure") as error:
         rewrite(FABRIC_STYLE, "pruning")
     assert "optimizer.step() without a closure" in error.value.hint
+
+
+@pytest.mark.parametrize(
+    "defaults",
+    [
+        "seed_everything_default=1",  # trainer_defaults= added
+        "trainer_defaults=DEFAULTS",  # {**(DEFAULTS), "callbacks": [...]}
+        'trainer_defaults={"max_epochs": 1}',  # a "callbacks" entry appended
+        'trainer_defaults={"callbacks": [Keep()]}',  # the callback appended to the list
+    ],
+)
+def test_revert_gives_a_lightning_cli_back(defaults):
+    from neural_coder.revert import revert_source
+
+    text = CLI_NO_DEFAULTS.replace("seed_everything_default=1", defaults)
+    text += "\n\nDEFAULTS = {}\nKeep = dict\n"
+    out = rewrite(text, "pruning")
+    assert out.count("compression_callback") == 2  # bound, and handed to the CLI
+    original, _ = revert_source(Path("lit.py"), out)
+    assert original == text
