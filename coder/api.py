@@ -86,7 +86,11 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     if facts.already_optimized is not None:
         line = facts.already_optimized
         found = compression_in(text)
-        asked = {approach_family(t) for t in options.approach}
+        asked = (
+            {"recipe"}
+            if options.recipe is not None
+            else {approach_family(t) for t in options.approach}
+        )
         if found and found != asked:
             raise NeuralCoderError(
                 f"already compressed with {'+'.join(sorted(found))} (compression code at line {line}); "
@@ -112,7 +116,10 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     report.placed = plan.placed
     report.warnings = plan.warnings + shared_signatures(source, plan.edits)
     what = "fit call" if options.post_training else "hooks"
-    report.message = f"{'+'.join(options.approach)} {what} inserted (target: {options.target})"
+    techniques = "+".join(options.approach)
+    if options.recipe is not None:
+        techniques = f"recipe {options.recipe} ({techniques})"
+    report.message = f"{techniques} {what} inserted (target: {options.target})"
     if len(rewritten) > 1 or path not in rewritten:
         report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report
@@ -124,6 +131,7 @@ COMPRESSION_CONFIGS = {
     "PostTrainingQuantConfig": "ptq",
     "MixedPrecisionConfig": "bf16",
     "BenchmarkConfig": "benchmark",
+    "RecipeConfig": "recipe",
 }
 
 

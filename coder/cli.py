@@ -98,6 +98,14 @@ def main() -> None:
     help="A yaml with approach, target and per-technique settings.",
 )
 @click.option(
+    "--recipe",
+    "recipe_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A Distiller-style schedule (pruners, regularizers, quantizers, lr_schedulers, "
+    "policies over epochs); it sets the techniques, so no --approach. The rewritten script "
+    "reads it at run time from this path.",
+)
+@click.option(
     "--target-sparsity", type=float, help="Pruning: final fraction of pruned weights (default 0.5)."
 )
 @click.option(
@@ -163,6 +171,7 @@ def main() -> None:
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show what analysis found in each file.")
 def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: str | None, config_path: Path | None,
+                     recipe_path: Path | None,
                      target_sparsity: float | None, pattern: str | None, pruning_type: str | None,
                      pruning_scope: str | None, start_step: int | None, end_step: int | None,
                      qat_backend: str | None, teacher: str | None, temperature: float | None,
@@ -186,6 +195,7 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                 "distillation": {"teacher": teacher, "temperature": temperature, "loss_types": loss_types,
                                  "loss_weights": loss_weights},
             },
+            recipe=None if recipe_path is None else str(recipe_path),
         )  # fmt: skip
     except NeuralCoderError as error:
         raise click.UsageError(error.render()) from None

@@ -207,6 +207,8 @@ class OptimizeOptions:
     distillation: DistillationOptions = field(default_factory=DistillationOptions)
     ptq: PTQOptions = field(default_factory=PTQOptions)
     benchmark: BenchmarkOptions = field(default_factory=BenchmarkOptions)
+    # a Distiller-style recipe file: it sets the techniques and the schedule
+    recipe: str | None = None
 
     def check(self) -> None:
         _one_of("target", self.target, TARGETS)
@@ -277,7 +279,7 @@ def check_config(data: object, path: Path | None = None) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping (key: value)", path=path)
-    allowed = {"approach", "target", *SECTIONS}
+    allowed = {"approach", "target", "recipe", *SECTIONS}
     for key, value in data.items():
         if key not in allowed:
             raise ConfigError(
@@ -300,8 +302,23 @@ def build_options(
     target: str | None,
     config: dict[str, Any],
     overrides: dict[str, dict[str, Any]],
+    recipe: str | None = None,
 ) -> OptimizeOptions:
     chosen = approach or config.get("approach")
+    recipe = recipe or config.get("recipe")
+    if recipe is not None:
+        from neural_coder.recipe_options import recipe_techniques
+
+        if chosen:
+            raise ConfigError(
+                "--recipe sets what is compressed and when; drop --approach (or 'approach' in "
+                "--config), or drop --recipe"
+            )
+        if (target or config.get("target", "runtime")) != "runtime":
+            raise ConfigError(
+                "--recipe needs --target runtime: Intel Neural Compressor has no recipe files"
+            )
+        chosen = "+".join(recipe_techniques(str(recipe)))
     if not chosen:
         raise ConfigError(
             "no approach given: pass --approach (e.g. --approach pruning+qat) or set 'approach' in --config"
@@ -326,6 +343,7 @@ def build_options(
     options = OptimizeOptions(
         approach=parse_approach(str(chosen)),
         target=target or config.get("target", "runtime"),
+        recipe=None if recipe is None else str(recipe),
         **sections,
     )
     options.check()

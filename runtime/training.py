@@ -77,6 +77,12 @@ def _distillation() -> type[Compressor]:
     return DistillationCompressor
 
 
+def _recipe() -> type[Compressor]:
+    from .recipes import RecipeCompressor
+
+    return RecipeCompressor
+
+
 #: config class name -> (kind, loader of the compressor class). Matching by class
 #: name (through the MRO) also accepts INC's own config objects, which the
 #: compressors read through attributes only.
@@ -84,6 +90,7 @@ _REGISTRY: dict[str, tuple[str, Callable[[], type[Compressor]]]] = {
     "WeightPruningConfig": ("pruning", _pruning),
     "QuantizationAwareTrainingConfig": ("quantization", _qat),
     "DistillationConfig": ("distillation", _distillation),
+    "RecipeConfig": ("recipe", _recipe),
 }
 _NOT_TRAINING = {
     "PostTrainingQuantConfig": "use neural_coder.runtime.quantization.fit(model, conf, ...)",
@@ -92,13 +99,26 @@ _NOT_TRAINING = {
 }
 
 
+def _with_recipe(conf_list: list[Any], recipe: Any) -> list[Any]:
+    """A recipe given as a mapping in `confs`, or as `recipe=` (a path, a mapping or a
+    `RecipeConfig`), becomes a `RecipeConfig` (see `recipes/`)."""
+    from .recipes import RecipeConfig, is_recipe_mapping
+
+    out = [RecipeConfig(c) if is_recipe_mapping(c) else c for c in conf_list if c is not None]
+    if recipe is not None:
+        out.append(recipe if isinstance(recipe, RecipeConfig) else RecipeConfig(recipe))
+    return out
+
+
 def _lookup(conf: Any) -> tuple[str, Callable[[], type[Compressor]]]:
     for klass in type(conf).__mro__:
         entry = _REGISTRY.get(klass.__name__)
         if entry is not None:
             return entry
     hint = _NOT_TRAINING.get(type(conf).__name__)
-    allowed = "a WeightPruningConfig, QuantizationAwareTrainingConfig or DistillationConfig"
+    allowed = (
+        "a WeightPruningConfig, QuantizationAwareTrainingConfig, DistillationConfig or RecipeConfig"
+    )
     if hint:
         allowed += f" ({type(conf).__name__} is not a training-time config: {hint})"
     raise ConfigValueError("prepare_compression", "confs", conf, allowed)
@@ -116,6 +136,7 @@ class CompressionConfigs:
     quantization: Any = None
     pruning: Any = None
     distillation: Any = None
+    recipe: Any = None
 
 
 class CallBacks:
@@ -238,6 +259,7 @@ class CompressionManager:
                 f"prepare_compression needs a torch.nn.Module, got {type(model).__name__}"
             )
         conf_list = list(confs) if isinstance(confs, (list, tuple)) else [confs]
+        conf_list = _with_recipe(conf_list, kwargs.pop("recipe", None))
         if not conf_list:
             raise ConfigValueError(
                 "prepare_compression", "confs", confs, "one config or a non-empty list of configs"

@@ -31,6 +31,7 @@ WEIGHT_TECHNIQUES = {
     **{a: "post-training quantization" for a in ("ptq-static", "ptq-dynamic", "ptq-auto")},
 }
 PRUNING_END_FRACTION = 0.8  # prune during the first 80 % of the run, fine-tune the rest
+RECIPES_MODULE = "neural_coder.runtime.recipes"
 
 
 @dataclass
@@ -52,6 +53,9 @@ class BasePlanner:
         self.cm_name = self.free_name("compression_manager")
         self.teacher_name = self.free_name("teacher_model")
         self.script_teacher = False  # the teacher is a model the script already has
+        # --recipe: the script's optimizer and epoch count, where they are known before training
+        self.recipe_optimizer: str | None = None
+        self.recipe_epochs: str | None = None
 
     def build(self) -> Plan:
         raise NotImplementedError
@@ -89,6 +93,8 @@ class BasePlanner:
         """The configs for `prepare_compression`: one, or a list in the approach's order.
         `total_steps` is an expression for the run's optimizer steps ("" when the
         runtime fits the pruning schedule itself)."""
+        if self.options.recipe is not None:
+            return self._recipe_config()
         parts = []
         for technique in self.options.approach:
             if technique == "pruning":
@@ -114,6 +120,18 @@ class BasePlanner:
                     )
                 )
         return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+
+    def _recipe_config(self) -> str:
+        """`RecipeConfig(path, ...)`: the schedule is the recipe's; the script gives the
+        teacher, the optimizer its LR schedulers drive and the epoch count."""
+        kwargs: dict[str, object] = {}
+        if "distillation" in self.options.approach:
+            kwargs["teacher_model"] = Code(self.teacher_name)
+        if self.recipe_optimizer is not None:
+            kwargs["optimizer"] = Code(self.recipe_optimizer)
+        if self.recipe_epochs is not None:
+            kwargs["epochs"] = Code(self.recipe_epochs)
+        return snippets.call("RecipeConfig", kwargs, [self.options.recipe])
 
     def _pruning_config(self, total_steps: str | None) -> str:
         p = self.options.pruning
@@ -253,10 +271,14 @@ class BasePlanner:
     def training_imports(self) -> None:
         edits = self.plan.edits
         edits.append(AddImport(self.modules["training"], "prepare_compression"))
-        for technique in self.options.approach:
-            edits.append(AddImport(self.modules["config"], CONFIG_CLASSES[technique]))
+        if self.options.recipe is not None:
+            edits.append(AddImport(RECIPES_MODULE, "RecipeConfig"))
+        else:
+            for technique in self.options.approach:
+                edits.append(AddImport(self.modules["config"], CONFIG_CLASSES[technique]))
         if "distillation" in self.options.approach:
-            edits.append(AddImport(self.modules["config"], "KnowledgeDistillationLossConfig"))
+            if self.options.recipe is None:
+                edits.append(AddImport(self.modules["config"], "KnowledgeDistillationLossConfig"))
             d = self.options.distillation
             if (
                 (d.teacher is None and not self.script_teacher)

@@ -55,7 +55,11 @@ class LightningPlanner(BasePlanner):
                 line=self.src.line(use.first_line_node),
                 hint="run the tool on a file with one Trainer.fit / LightningCLI",
             )
-        fit_schedule = "pruning" in self.options.approach and self.options.pruning.end_step is None
+        fit_schedule = (
+            "pruning" in self.options.approach
+            and self.options.pruning.end_step is None
+            and self.options.recipe is None
+        )
         until = f", prune_until={PRUNING_END_FRACTION}" if fit_schedule else ""
         if use.fits:
             self._fit(use.fits[0], until)

@@ -117,6 +117,8 @@ class LoopPlanner(BasePlanner):
                 )
             else:
                 before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
+        if self.options.recipe is not None:
+            self._recipe_facts(loop, anchor)
         before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
@@ -126,6 +128,7 @@ class LoopPlanner(BasePlanner):
             fit_later is not None
             and "pruning" in techniques
             and self.options.pruning.end_step is None
+            and self.options.recipe is None
         ):
             self._fit_schedule(loop, cm, fit_later)
         self.insert(loop.entry_loop, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
@@ -190,6 +193,40 @@ class LoopPlanner(BasePlanner):
         )
         self.insert(loop.optimizer_step, "after", [f"{handles}.remove()"], "the step hooks removed")
         self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "optimizer_step_hooks"))
+
+    def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode) -> None:
+        """The optimizer (when it is a name known where the manager is prepared) and the
+        epoch count (`range(N)` / `range(a, b)` of the epoch loop) for `RecipeConfig`."""
+        from neural_coder.recipe_options import lr_schedule_clash
+
+        assert self.options.recipe is not None
+        clash = lr_schedule_clash(self.options.recipe, self.src.text)
+        if clash:
+            self.plan.warnings.append(clash)
+        if not loop.hops and self._defined_before(loop.optimizer, anchor, loop):
+            self.recipe_optimizer = loop.optimizer
+        else:
+            self.plan.placed.append(
+                "recipe: the optimizer is found at its first step (it is not in scope where "
+                "the compression manager is prepared)"
+            )
+        epoch_loop = loop.epoch_loop
+        if epoch_loop is None:
+            self.plan.warnings.append(
+                "the training loop has no epoch loop: the recipe's policies see one epoch, epoch 0"
+            )
+            return
+        if not isinstance(epoch_loop, cst.For) or not m.matches(
+            epoch_loop.iter, m.Call(func=m.Name("range"))
+        ):
+            return
+        args = epoch_loop.iter.args  # type: ignore[attr-defined]
+        if any(a.keyword or a.star for a in args) or len(args) not in (1, 2):
+            return
+        codes = [self.src.code(a.value) for a in args]
+        epochs = codes[0] if len(codes) == 1 else f"({codes[1]}) - ({codes[0]})"
+        if self._defined_before(epochs, anchor, loop):
+            self.recipe_epochs = epochs
 
     def _refuse_qat_behind_a_wrap(
         self, loop: TrainingLoop, model: str, entry_cls: cst.ClassDef | None

@@ -41,7 +41,11 @@ class TrainerPlanner(BasePlanner):
         before.append(f"{cm} = prepare_compression({model}, {self.configs('')})")
         self.insert(use.statement, "before", before, "prepare_compression")
 
-        fit_schedule = "pruning" in techniques and self.options.pruning.end_step is None
+        fit_schedule = (
+            "pruning" in techniques
+            and self.options.pruning.end_step is None
+            and self.options.recipe is None
+        )
         callback = f"CompressionCallback({cm}" + (
             f", prune_until={PRUNING_END_FRACTION})" if fit_schedule else ")"
         )
@@ -143,7 +147,11 @@ class TrainerPlanner(BasePlanner):
                     "time (adapters or 4/8-bit weights leave no float weights to compress)"
                 )
         callback_name = self.free_name("compression_callback")
-        fit_schedule = "pruning" in techniques and self.options.pruning.end_step is None
+        fit_schedule = (
+            "pruning" in techniques
+            and self.options.pruning.end_step is None
+            and self.options.recipe is None
+        )
         extra = f", prune_until={PRUNING_END_FRACTION}" if fit_schedule else ""
         if self.options.target == "inc":
             extra += ", prepare=prepare_compression"

@@ -66,8 +66,36 @@ def literal_settings(text: str) -> dict[str, dict[str, Any]]:
     return settings
 
 
+def recipe_in(text: str) -> str | None:
+    """The recipe path of an inserted `RecipeConfig("path", ...)`, or None."""
+    found = re.search(r"RecipeConfig\(\s*(\"[^\"\n]*\"|'[^'\n]*')", text)
+    return ast.literal_eval(found.group(1)) if found else None
+
+
+def recipe_approaches(text: str) -> list[str]:
+    """The technique sets a recipe could have asked for, the likeliest first: distillation
+    when a teacher is passed, QAT when the script takes the manager's model back."""
+    likely = {"pruning"}
+    if re.search(r"RecipeConfig\([^)]*teacher_model=", text, re.DOTALL):
+        likely.add("distillation")
+    if re.search(r"^\s*[\w.]+ = [\w.]*compression_manager[\w]*\.model  # neural-coder", text, re.M):
+        likely.add("qat")
+    canonical = ("distillation", "pruning", "qat")
+    subsets = [
+        {t for t, keep in zip(canonical, bits) if keep}
+        for bits in itertools.product((True, False), repeat=3)
+    ]
+    ranked = sorted(
+        (s for s in subsets if s),
+        key=lambda s: (len(s ^ likely), len(s ^ (likely - {"pruning"}))),
+    )
+    return ["+".join(t for t in canonical if t in s) for s in ranked]
+
+
 def approaches(text: str) -> list[str]:
     families = compression_in(text)
+    if "recipe" in families:
+        return recipe_approaches(text)
     post = [f for f in families if f in FAMILY_APPROACHES]
     if post:
         found = re.search(r"approach=[\"'](static|dynamic|auto)[\"']", text)

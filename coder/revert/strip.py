@@ -303,6 +303,33 @@ class _DropImports(cst.CSTTransformer):
         super().__init__()
         self.used = used
         self.removed_modules: list[str] = []
+        self._first: cst.BaseStatement | None = None
+        self._removed_first = False
+        self._repeated: set[int] = set()
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._first = node.body[0] if node.body else None
+        # `import torch` inserted above a notebook's cell that imports it again
+        codes = [node.code_for_node(s).strip() for s in node.body]
+        self._repeated = {
+            id(s)
+            for i, s in enumerate(node.body)
+            if isinstance(s, cst.SimpleStatementLine)
+            and len(s.body) == 1
+            and isinstance(s.body[0], cst.Import)
+            and codes[i] in codes[i + 1 :]
+        }
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        """Imports inserted above a script's first statement are followed by a blank line,
+        which would be left at the top of the file once they are removed."""
+        body = list(updated_node.body)
+        if not self._removed_first or not body:
+            return updated_node
+        leading = body[0].leading_lines
+        if leading and all(line.comment is None for line in leading):
+            body[0] = body[0].with_changes(leading_lines=[])
+        return updated_node.with_changes(body=body)
 
     def _unused(self, alias: cst.ImportAlias) -> bool:
         bound = alias.asname.name if alias.asname else alias.name  # type: ignore[union-attr]
@@ -328,10 +355,15 @@ class _DropImports(cst.CSTTransformer):
         else:
             return updated_node
         keep = [a for a in names if not self._unused(a)]
+        if id(original_node) in self._repeated:
+            keep = []
         if len(keep) == len(names):
             return updated_node
         self.removed_modules.append(module)
         if not keep:
+            if original_node is self._first:
+                self._removed_first = True
+                self._first = None  # the next statement, if removed too, is first now
             return cst.RemoveFromParent()
         keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         return updated_node.with_changes(body=[node.with_changes(names=keep)])

@@ -1,0 +1,56 @@
+"""The masks a recipe keeps: one boolean keep mask per parameter, applied after every
+optimizer step for the rest of the run (masks only grow, whichever pruner or
+regularizer threshold made them)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["MaskStore"]
+
+
+class MaskStore:
+    def __init__(self) -> None:
+        self.params: dict[str, nn.Parameter] = {}
+        self.keeps: dict[str, torch.Tensor] = {}
+        self._apply_params: list[torch.Tensor] = []
+        self._apply_masks: list[torch.Tensor] = []
+
+    def keep(self, name: str, param: torch.Tensor) -> torch.Tensor:
+        found = self.keeps.get(name)
+        if found is None:
+            return torch.ones(param.shape, dtype=torch.bool, device=param.device)
+        return found
+
+    def update(self, name: str, param: nn.Parameter, keep: torch.Tensor) -> None:
+        """AND `keep` into the parameter's mask and zero the pruned weights now."""
+        keep = keep.to(param.device) & self.keep(name, param)
+        self.params[name] = param
+        self.keeps[name] = keep
+        with torch.no_grad():
+            param.mul_(keep)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._apply_params = [self.params[n] for n in self.keeps]
+        self._apply_masks = [
+            self.keeps[n].to(dtype=self.params[n].dtype, device=self.params[n].device)
+            for n in self.keeps
+        ]
+
+    def apply(self) -> None:
+        """Every masked weight times its mask (after each optimizer step)."""
+        if not self._apply_params:
+            return
+        with torch.no_grad():
+            try:
+                torch._foreach_mul_(self._apply_params, self._apply_masks)
+            except RuntimeError:  # a weight moved (model.to(device)) or changed dtype
+                self._refresh()
+                for p, m in zip(self._apply_params, self._apply_masks):
+                    p.mul_(m)
+
+    def sparsity(self, name: str) -> float:
+        keep = self.keeps.get(name)
+        return 0.0 if keep is None else 1.0 - float(keep.float().mean())
