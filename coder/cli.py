@@ -19,6 +19,8 @@ EXAMPLES = """Examples:
 
 \b
   neural-coder optimize train.py --approach pruning+qat      # hooks into the training loop
+  neural-coder optimize train.py -a 'distillation>pruning>qat' # stages over the epochs
+  neural-coder optimize train.py -a pruning-then-ptq-static  # prune in training, then fit
   neural-coder optimize eval.py --approach ptq-static --diff # see the change, write nothing
   neural-coder optimize src/ --config compress.yaml          # every script below src/
   neural-coder migrate legacy_inc/ --target runtime          # INC 1.x -> 2.x API
@@ -82,8 +84,16 @@ def main() -> None:
 @click.option(
     "--approach",
     "-a",
-    help="qat, pruning, distillation, or a '+'-joined combination (e.g. pruning+qat); "
-    "or one of ptq-static, ptq-dynamic, ptq-auto, bf16, benchmark.",
+    help="qat, pruning, distillation, or a '+'-joined combination trained together in one "
+    "shot (e.g. pruning+qat); or one of ptq-static, ptq-dynamic, ptq-auto, bf16, benchmark; or "
+    "a multi-shot pipeline, stages run one after another, joined by '>' (quote it: "
+    "'distillation>pruning>qat') or '-then-' (pruning-then-ptq-static): training stages split "
+    "the epochs (qat last), and a post-training last stage fits the trained model.",
+)
+@click.option(
+    "--stage-epochs",
+    help="Multi-shot: the epochs of each training stage, comma-separated (e.g. 2,2,1); "
+    "default: the script's epoch count split evenly.",
 )
 @click.option(
     "--target",
@@ -124,6 +134,12 @@ def main() -> None:
 @click.option("--start-step", type=int, help="Pruning: first optimizer step that prunes.")
 @click.option(
     "--end-step", type=int, help="Pruning: last pruning step (default: fitted to 80% of the run)."
+)
+@click.option(
+    "--shrink/--no-shrink",
+    default=None,
+    help="Pruning: remove the pruned channels when training ends, so the model is smaller and "
+    "faster (default: on for channelx1 / 1xchannel with --target runtime; needs torch-pruning).",
 )
 @click.option(
     "--qat-backend", type=click.Choice(["default", "ipex"]), help="QAT backend (default: torch.ao)."
@@ -174,9 +190,9 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                      recipe_path: Path | None,
                      target_sparsity: float | None, pattern: str | None, pruning_type: str | None,
                      pruning_scope: str | None, start_step: int | None, end_step: int | None,
-                     qat_backend: str | None, teacher: str | None, temperature: float | None,
+                     shrink: bool | None, qat_backend: str | None, teacher: str | None, temperature: float | None,
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
-                     dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
+                     stage_epochs: str | None, dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
                      project_root: Path | None, single_file: bool, verbose: bool) -> None:  # fmt: skip
     """Insert compression into SCRIPTS (files, notebooks, or folders of them), rewritten in
     place with SCRIPT.bak kept. `neural-coder example-config` prints a --config yaml to start from."""
@@ -190,10 +206,11 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
             config,
             {
                 "pruning": {"target_sparsity": target_sparsity, "pattern": pattern, "pruning_type": pruning_type,
-                            "pruning_scope": pruning_scope, "start_step": start_step, "end_step": end_step},
+                            "pruning_scope": pruning_scope, "start_step": start_step, "end_step": end_step, "shrink": shrink},
                 "qat": {"backend": qat_backend},
                 "distillation": {"teacher": teacher, "temperature": temperature, "loss_types": loss_types,
                                  "loss_weights": loss_weights},
+                "pipeline": {"stage_epochs": stage_epochs},
             },
             recipe=None if recipe_path is None else str(recipe_path),
         )  # fmt: skip

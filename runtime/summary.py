@@ -395,13 +395,52 @@ def _size_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _stage_rows(stages: list[Any]) -> list[tuple[str, str]]:
+    """A multi-shot pipeline's stages, one row each: epochs, steps and effect."""
+    rows = []
+    for number, stage in enumerate(stages, 1):
+        if not isinstance(stage, Mapping):
+            continue
+        epochs = stage.get("epochs")
+        span = f"epochs {epochs[0]}-{epochs[1]}" if epochs else "did not run"
+        effect = ", ".join(
+            f"{k} {_human(v)}"
+            for k, v in stage.items()
+            if k not in ("stage", "epochs", "planned_epochs")
+        )
+        rows.append((f"stage {number}", f"{stage.get('stage')} ({span}): {effect}"))
+    return rows
+
+
+def _shrink_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Structured shrinking (`pruning/shrink.py`): parameters and latency, before -> after."""
+    before, after = summary.get("shrink_params_before"), summary.get("shrink_params_after")
+    if not isinstance(before, int) or not isinstance(after, int):
+        return []
+    line = f"{before} -> {after}"
+    if after and before > after:
+        line += f" ({before / after:.2f}x fewer, {summary.get('shrink_channels_removed', 0)} channels removed)"
+    rows = [("parameters (shrunk)", line)]
+    t0, t1 = summary.get("shrink_latency_before_ms"), summary.get("shrink_latency_after_ms")
+    if isinstance(t0, float) and isinstance(t1, float) and t1 > 0:
+        rows.append((
+            "  latency",
+            f"{t0:.3f} ms -> {t1:.3f} ms per eval forward on a training batch ({t0 / t1:.2f}x)",
+        ))  # fmt: skip
+    return rows
+
+
 def format_table(summary: Mapping[str, Any]) -> str:
     """A short two-column text table of the summary."""
     rows: list[tuple[str, str]] = []
     for key, value in summary.items():
-        if key in _SIZE_KEYS:
+        if key in _SIZE_KEYS or (key.startswith("shrink_") and key != "shrink_note"):
+            continue
+        if key == "stages" and isinstance(value, list):
+            rows += _stage_rows(value)
             continue
         rows.append((key, _human(value)))
+    rows += _shrink_rows(summary)
     rows += _size_rows(summary)
     width = max((len(k) for k, _ in rows), default=0)
     lines = ["compression summary", "-" * (width + 24)]

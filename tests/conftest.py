@@ -36,6 +36,7 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
         "peft_lora_finetune.py",
         "lightning_fit.py",
         "native_scaler_loop.py",
+        "multishot_cnn.py",
     }
 )
 APPROACHES = [

@@ -60,6 +60,8 @@ class TrainingLoop:
     model_origin: str | None
     model_origin_line: int | None
     total_steps: str | None
+    # the epoch loop's iteration count, valid where the entry loop is (None: unknown)
+    epochs: str | None = None
     # N of `if (i + 1) % N == 0: optimizer.step()`, as written in the step's scope
     accumulation: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -371,6 +373,8 @@ class LoopAnalysis:
             step_in_scaler=in_scaler,
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
+        if epoch_loop is not None:
+            loop.epochs = self._iterations(epoch_loop)
         loop.model_method = model_method
         if self.teacher_calls:
             teacher = self.teacher_calls[0]

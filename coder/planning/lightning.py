@@ -42,11 +42,23 @@ LIGHTNING_INTEGRATION = "neural_coder.runtime.integrations.lightning"
 
 
 class LightningPlanner(BasePlanner):
+    # Lightning's checkpoints (ckpt_path="best") hold the unshrunk shapes: shrink only on --shrink
+    shrink_by_default = False
+
     def build(self) -> Plan:
         use = self.facts.lightning
         assert use is not None
-        if self.options.post_training:
+        if self.options.post_training or self.options.then_fit is not None:
             self._refuse_post_training(use)
+        if self.options.staged:
+            node = use.first_line_node
+            raise AnalysisError(
+                f"{self.options.name!r} runs its stages over the epochs of a hand-written "
+                f"training loop; PyTorch Lightning runs its own (line {self.src.line(node)})",
+                path=self.src.path,
+                line=self.src.line(node),
+                hint="compress in one shot (--approach " + "+".join(self.options.approach) + ")",
+            )
         if len(use.fits) + len(use.cli_runs) > 1:
             lines = ", ".join(str(self.src.line(x.call)) for x in [*use.fits, *use.cli_runs])
             raise AnalysisError(

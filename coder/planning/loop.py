@@ -14,8 +14,8 @@ import libcst as cst
 import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.index import Function, Scope, iter_returns
-from neural_coder.analysis.training import BUILTIN_NAMES, free_names, unwrap
+from neural_coder.analysis.index import Function, iter_returns
+from neural_coder.analysis.training import free_names, unwrap
 from neural_coder.analysis.wraps import (
     find_wrap,
     find_wrap_in_class,
@@ -30,7 +30,8 @@ from neural_coder.transforms.edits import (
     ReplaceExpression,
 )
 
-from .base import PRUNING_END_FRACTION, BasePlanner, Plan
+from .base import PRUNING_END_FRACTION, Plan
+from .stages import StagedPlanner
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
@@ -45,7 +46,7 @@ CONDITIONAL_EXPRESSIONS = (
 )
 
 
-class LoopPlanner(BasePlanner):
+class LoopPlanner(StagedPlanner):
     def build(self) -> Plan:
         loop = self.facts.loop
         if loop is None:
@@ -119,13 +120,17 @@ class LoopPlanner(BasePlanner):
                 before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor)
-        before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
+        confs = self.configs(total_steps)
+        if self.options.staged:
+            confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
+        before.append(f"{cm} = prepare_compression({bare}, {confs})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
             before.append(f"{bare} = {cm}.model")
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
         if (
             fit_later is not None
+            and not self.options.staged
             and "pruning" in techniques
             and self.options.pruning.end_step is None
             and self.options.recipe is None
@@ -355,31 +360,6 @@ class LoopPlanner(BasePlanner):
             line=self.src.line(loop.model_call or loop.backward),
             hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",
         )
-
-    def _defined_before(
-        self,
-        expression: str,
-        anchor: cst.CSTNode,
-        loop: TrainingLoop,
-        scope: Scope | None = None,
-    ) -> bool:
-        """Every name `expression` reads has a value at `anchor` (in `scope`, by default
-        the entry scope)."""
-        scope = loop.entry_scope if scope is None else scope
-        line = self.src.line(anchor)
-        fn = self.index.function(scope)
-        for name in free_names(cst.parse_expression(expression)):
-            local = self.index.assignments_in(name, scope)
-            if any(self.src.line(a.statement) < line for a in local):
-                continue
-            if local or not (
-                (fn is not None and name in (*fn.all_params(), "self"))
-                or name in BUILTIN_NAMES
-                or name in self.index.imports_of(scope)
-                or self.index.assignments_in(name, self.src.module_of(scope))
-            ):
-                return False
-        return True
 
     def _thread_manager(self, loop: TrainingLoop) -> dict[int, str]:
         """The expression naming the manager in every scope on the training path."""

@@ -21,9 +21,22 @@ from .base import PRUNING_END_FRACTION, BasePlanner, Plan
 
 
 class TrainerPlanner(BasePlanner):
+    # save_pretrained writes a config with the original sizes: shrinking only on --shrink
+    shrink_by_default = False
+
     def build(self) -> Plan:
         use = self._trainer()
         self.warn_guessed_trainer(use)
+        if self.options.staged:
+            raise AnalysisError(
+                f"{self.options.name!r} runs its stages over the epochs of a hand-written training "
+                f"loop; the {use.class_name} at line {self.src.line(use.call)} runs its own",
+                path=self.src.path,
+                line=self.src.line(use.call),
+                hint="compress in one shot (--approach "
+                + "+".join(self.options.approach)
+                + "), or one training stage before a fit (e.g. pruning>ptq-static)",
+            )
         if self._model_id(use) is not None:
             return self._build_for_model_id(use)
         techniques = self.options.approach

@@ -148,6 +148,7 @@ def _prepare_qat_in_place(callbacks: Any) -> None:
     """This runtime's QAT tries FX first, which returns a new GraphModule; under the
     Trainer it must prepare the module itself (eager path, names and Parameters kept)."""
     for compressor in getattr(callbacks, "callbacks_list", ()):
+        compressor = getattr(compressor, "inner", compressor)  # a pipeline stage's compressor
         spec = getattr(compressor, "spec", None)
         if (
             type(compressor).__name__ == "QATCompressor"
