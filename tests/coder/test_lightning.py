@@ -255,3 +255,12 @@ def test_revert_gives_a_lightning_cli_back(defaults):
     assert out.count("compression_callback") == 2  # bound, and handed to the CLI
     original, _ = revert_source(Path("lit.py"), out)
     assert original == text
+
+
+@pytest.mark.parametrize(
+    ("approach", "reason"),
+    [("pruning>qat", "runs its own"), ("pruning>ptq-static", "PyTorch Lightning trains")],
+)
+def test_multi_shot_pipelines_under_lightning_are_refused(approach, reason):
+    with pytest.raises(NeuralCoderError, match=reason):
+        rewrite(ARGPARSE_TRAINER, approach)
