@@ -64,6 +64,8 @@ def weights_before_training(
     last = name.rsplit(".", 1)[-1]
     if name == "torch.load":
         return Weights(True, f"a trained module loaded whole by {what}")
+    if last == "load_from_checkpoint":
+        return Weights(True, f"a trained Lightning checkpoint loaded by {what}")
     fresh = _fresh_head(index, leaf, ids, training)
     if last == "from_pretrained":
         if fresh:

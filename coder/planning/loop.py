@@ -167,7 +167,9 @@ class LoopPlanner(StagedPlanner):
             self._distillation_loss(loop, inner_cm)
             for other in loop.alternatives:
                 self._distillation_loss(other, inner_cm)
-        for step in [loop.optimizer_step, *loop.other_steps]:
+        if loop.step_in_scaler:
+            self._hooks_inside_the_scaler(loop, inner_cm)
+        for step in [] if loop.step_in_scaler else [loop.optimizer_step, *loop.other_steps]:
             self.insert(
                 step,
                 "before",
@@ -183,6 +185,19 @@ class LoopPlanner(StagedPlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _hooks_inside_the_scaler(self, loop: TrainingLoop, cm: str) -> None:
+        """`loss_scaler(loss, optimizer, ...)` backs up and steps in one call: the optimizer
+        hooks go onto the optimizer for that call, and come off after it."""
+        handles = self.free_name("step_hooks")
+        self.insert(
+            loop.optimizer_step,
+            "before",
+            [f"{handles} = optimizer_step_hooks({loop.optimizer}, {cm})"],
+            "on_before/after_optimizer_step inside the scaler's optimizer.step()",
+        )
+        self.insert(loop.optimizer_step, "after", [f"{handles}.remove()"], "the step hooks removed")
+        self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "optimizer_step_hooks"))
 
     def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode) -> None:
         """The optimizer (when it is a name known where the manager is prepared) and the
