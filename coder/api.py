@@ -89,12 +89,12 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
         asked = (
             {"recipe"}
             if options.recipe is not None
-            else {approach_family(t) for t in options.approach}
+            else {approach_family(t) for t in options.techniques}
         )
         if found and found != asked:
             raise NeuralCoderError(
                 f"already compressed with {'+'.join(sorted(found))} (compression code at line {line}); "
-                f"{'+'.join(options.approach)} was not applied",
+                f"{options.name} was not applied",
                 path=path,
                 line=line,
                 hint=f"to change the approach, run `neural-coder revert {path}` first (it gives back "
@@ -116,7 +116,9 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     report.placed = plan.placed
     report.warnings = plan.warnings + shared_signatures(source, plan.edits)
     what = "fit call" if options.post_training else "hooks"
-    techniques = "+".join(options.approach)
+    if options.then_fit is not None:
+        what = "hooks and fit call"
+    techniques = options.name
     if options.recipe is not None:
         techniques = f"recipe {options.recipe} ({techniques})"
     report.message = f"{techniques} {what} inserted (target: {options.target})"

@@ -5,20 +5,29 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from neural_coder import __version__
-from neural_coder.api import Output, Project, inspect_files, migrate, optimize
 from neural_coder.commands import PATHS, auto_command, echo_reports, revert_command
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options, load_config_file
 from neural_coder.report import FileReport, exit_code, write_json
+from neural_coder.transforms.lazy import lazy_module
+
+# analysis, planning and libcst load when a command runs, not for --help (tests/coder/test_startup.py)
+if TYPE_CHECKING:
+    from neural_coder import api
+else:
+    api = lazy_module("neural_coder.api")
 
 EXAMPLES = """Examples:
 
 \b
   neural-coder optimize train.py --approach pruning+qat      # hooks into the training loop
+  neural-coder optimize train.py -a 'distillation>pruning>qat' # stages over the epochs
+  neural-coder optimize train.py -a pruning-then-ptq-static  # prune in training, then fit
   neural-coder optimize eval.py --approach ptq-static --diff # see the change, write nothing
   neural-coder optimize src/ --config compress.yaml          # every script below src/
   neural-coder migrate legacy_inc/ --target runtime          # INC 1.x -> 2.x API
@@ -82,8 +91,16 @@ def main() -> None:
 @click.option(
     "--approach",
     "-a",
-    help="qat, pruning, distillation, or a '+'-joined combination (e.g. pruning+qat); "
-    "or one of ptq-static, ptq-dynamic, ptq-auto, bf16, benchmark.",
+    help="qat, pruning, distillation, or a '+'-joined combination trained together in one "
+    "shot (e.g. pruning+qat); or one of ptq-static, ptq-dynamic, ptq-auto, bf16, benchmark; or "
+    "a multi-shot pipeline, stages run one after another, joined by '>' (quote it: "
+    "'distillation>pruning>qat') or '-then-' (pruning-then-ptq-static): training stages split "
+    "the epochs (qat last), and a post-training last stage fits the trained model.",
+)
+@click.option(
+    "--stage-epochs",
+    help="Multi-shot: the epochs of each training stage, comma-separated (e.g. 2,2,1); "
+    "default: the script's epoch count split evenly.",
 )
 @click.option(
     "--target",
@@ -124,6 +141,12 @@ def main() -> None:
 @click.option("--start-step", type=int, help="Pruning: first optimizer step that prunes.")
 @click.option(
     "--end-step", type=int, help="Pruning: last pruning step (default: fitted to 80% of the run)."
+)
+@click.option(
+    "--shrink/--no-shrink",
+    default=None,
+    help="Pruning: remove the pruned channels when training ends, so the model is smaller and "
+    "faster (default: on for channelx1 / 1xchannel with --target runtime; needs torch-pruning).",
 )
 @click.option(
     "--qat-backend", type=click.Choice(["default", "ipex"]), help="QAT backend (default: torch.ao)."
@@ -174,9 +197,9 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                      recipe_path: Path | None,
                      target_sparsity: float | None, pattern: str | None, pruning_type: str | None,
                      pruning_scope: str | None, start_step: int | None, end_step: int | None,
-                     qat_backend: str | None, teacher: str | None, temperature: float | None,
+                     shrink: bool | None, qat_backend: str | None, teacher: str | None, temperature: float | None,
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
-                     dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
+                     stage_epochs: str | None, dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
                      project_root: Path | None, single_file: bool, verbose: bool) -> None:  # fmt: skip
     """Insert compression into SCRIPTS (files, notebooks, or folders of them), rewritten in
     place with SCRIPT.bak kept. `neural-coder example-config` prints a --config yaml to start from."""
@@ -190,20 +213,21 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
             config,
             {
                 "pruning": {"target_sparsity": target_sparsity, "pattern": pattern, "pruning_type": pruning_type,
-                            "pruning_scope": pruning_scope, "start_step": start_step, "end_step": end_step},
+                            "pruning_scope": pruning_scope, "start_step": start_step, "end_step": end_step, "shrink": shrink},
                 "qat": {"backend": qat_backend},
                 "distillation": {"teacher": teacher, "temperature": temperature, "loss_types": loss_types,
                                  "loss_weights": loss_weights},
+                "pipeline": {"stage_epochs": stage_epochs},
             },
             recipe=None if recipe_path is None else str(recipe_path),
         )  # fmt: skip
     except NeuralCoderError as error:
         raise click.UsageError(error.render()) from None
-    reports = optimize(
+    reports = api.optimize(
         scripts,
         options,
-        Output(dry_run=dry_run, path=output, backup=not no_backup),
-        Project(root=project_root, follow_imports=not single_file),
+        api.Output(dry_run=dry_run, path=output, backup=not no_backup),
+        api.Project(root=project_root, follow_imports=not single_file),
     )
     echo_reports(reports, verbose, dry_run)
     if report_path is not None:
@@ -240,7 +264,7 @@ def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output:
     """Upgrade Intel Neural Compressor 1.x scripts (files or folders) and their conf.yaml to the 2.x API."""
     if output is not None and (len(paths) != 1 or paths[0].is_dir()):
         raise click.UsageError("-o/--output takes exactly one script")
-    reports = migrate(paths, target, Output(dry_run=dry_run, path=output, backup=not no_backup))
+    reports = api.migrate(paths, target, api.Output(dry_run=dry_run, path=output, backup=not no_backup))
     echo_reports(reports, True, dry_run)
     if report_path is not None:
         write_json(reports, report_path)
@@ -252,7 +276,7 @@ def migrate_command(paths: tuple[Path, ...], target: str, dry_run: bool, output:
 def inspect_command(paths: tuple[Path, ...]) -> None:
     """Print what analysis finds in each script or notebook (or folder of them), with lines."""
     failures: list[FileReport] = []
-    for path, found in inspect_files(paths):
+    for path, found in api.inspect_files(paths):
         if isinstance(found, FileReport):
             click.echo(found.message, err=True)
             failures.append(found)

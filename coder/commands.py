@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from neural_coder.api import Output
 from neural_coder.errors import NeuralCoderError
 from neural_coder.report import FileReport, exit_code, write_json
+from neural_coder.transforms.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from neural_coder import api
+else:
+    api = lazy_module("neural_coder.api")
 
 # An existing file or folder: a missing path is a usage error (exit 2) for every command.
 PATHS = click.Path(path_type=Path, exists=True)
@@ -39,7 +45,7 @@ def revert_command(scripts: tuple[Path, ...], dry_run: bool, no_backup: bool, re
     A file whose inserted lines were edited since is refused, with those lines listed."""
     from neural_coder.revert import revert
 
-    reports = revert(scripts, Output(dry_run=dry_run, backup=not no_backup))
+    reports = revert(scripts, api.Output(dry_run=dry_run, backup=not no_backup))
     echo_reports(reports, False, dry_run)
     if report_path is not None:
         write_json(reports, report_path)
@@ -105,7 +111,7 @@ def auto_command(script: Path, script_args: tuple[str, ...], approaches: str, to
     try:
         with ProgressBars(["fp32", *options.approaches], console) as bars:
             result = auto_file(
-                script, options, Output(dry_run=dry_run, backup=not no_backup), progress=bars
+                script, options, api.Output(dry_run=dry_run, backup=not no_backup), progress=bars
             )
     except NeuralCoderError as error:
         click.echo(error.render(), err=True)

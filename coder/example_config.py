@@ -16,6 +16,8 @@ EXPLAINED = {
     "pruning.pruning_scope": "global (one threshold) or local (one per layer)",
     "pruning.start_step": "first optimizer step that prunes (null: 0, or 1 for gradient criteria)",
     "pruning.end_step": "last pruning step (null: fitted to 80% of the run)",
+    "pruning.shrink": "remove the pruned channels when training ends (null: yes for channel "
+    "patterns with target runtime); needs torch-pruning",
     "qat.backend": "default (torch.ao) or ipex",
     "distillation.teacher": "null (a frozen copy of a trained model), a checkpoint path, or an expression",
     "distillation.temperature": "> 0",
@@ -36,7 +38,11 @@ def example_config() -> str:
     lines = [
         "# neural-coder optimize --config this.yaml   (command-line flags override these values)",
         "approach: pruning+qat  # qat, pruning, distillation, '+'-joined, or ptq-static, "
-        "ptq-dynamic, ptq-auto, bf16, benchmark",
+        "ptq-dynamic, ptq-auto, bf16, benchmark; or stages: distillation>pruning>qat",
+        "# multi-shot, instead of approach: stages one after another; training stages split the",
+        "# epochs (qat last), a last ptq-static, ptq-dynamic, ptq-auto or bf16 fits after training",
+        "# pipeline: [distillation, pruning, qat]  # or [{distillation: 2}, {pruning: 2}, {qat: 1}]",
+        "# stage_epochs: [2, 2, 1]  # epochs per training stage (default: the script's, split evenly)",
         "target: runtime  # runtime (the bundled one) or inc (Intel Neural Compressor 2.x)",
     ]
     for section, cls in SECTIONS.items():

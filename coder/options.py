@@ -10,14 +10,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from neural_coder.approaches import POST_TRAINING, TRAINING_TECHNIQUES
 from neural_coder.errors import ConfigError
+from neural_coder.pipeline_options import (
+    is_pipeline,
+    parse_pipeline,
+    pipeline_from_config,
+    stage_epochs_value,
+)
+from neural_coder.transforms.lazy import lazy_module
 
-TRAINING_TECHNIQUES = ("distillation", "pruning", "qat")
-POST_TRAINING = ("ptq-static", "ptq-dynamic", "ptq-auto", "bf16", "benchmark")
+if TYPE_CHECKING:
+    import yaml
+else:
+    yaml = lazy_module("yaml")
+
 TARGETS = ("runtime", "inc")
 PRUNING_TYPES = (
     "magnitude", "gradient", "snip", "snip_momentum", "pattern_lock",
@@ -36,6 +45,9 @@ class PruningOptions:
     pruning_scope: str = "global"
     start_step: int | None = None  # None: 0, or 1 for gradient criteria (they need a gradient)
     end_step: int | None = None  # None: fitted to the run (80 % of its optimizer steps)
+    # remove the pruned channels at the end of training (WeightPruningConfig(shrink=True));
+    # None: on for channel patterns (channelx1, 1xchannel) with the bundled runtime
+    shrink: bool | None = None
 
     def check(self) -> None:
         _typed(
@@ -66,6 +78,8 @@ class PruningOptions:
                 raise ConfigError(
                     f"pruning target_sparsity {self.target_sparsity} exceeds {n}/{m} allowed by {self.pattern}"
                 )
+        if self.shrink is not None and not isinstance(self.shrink, bool):
+            raise ConfigError(f"pruning shrink must be true, false or null, got {self.shrink!r}")
         _one_of("pruning pruning_type", self.pruning_type, PRUNING_TYPES)
         _one_of("pruning pruning_scope", self.pruning_scope, ("global", "local"))
         for name in ("start_step", "end_step"):
@@ -82,6 +96,17 @@ class PruningOptions:
             raise ConfigError(
                 f"pruning end_step {self.end_step} is before start_step {self.start_step}"
             )
+
+    @property
+    def channel_pattern(self) -> bool:
+        """Whole rows or columns (channelx1, 1xchannel): what shrinking can remove."""
+        return "channel" in self.pattern
+
+    def shrinks(self, target: str, by_default: bool = True) -> bool:
+        """Whether the generated config asks the runtime to remove the pruned channels."""
+        if self.shrink is None:
+            return by_default and self.channel_pattern and target == "runtime"
+        return self.shrink
 
     @property
     def first_step(self) -> int:
@@ -200,8 +225,16 @@ class BenchmarkOptions:
 
 @dataclass(frozen=True)
 class OptimizeOptions:
+    # the training-time techniques (one shot, or the stages of a multi-shot pipeline), or
+    # the one post-training approach
     approach: tuple[str, ...]
     target: str = "runtime"
+    # multi-shot: the training techniques of `approach` run one after another over the
+    # epochs (`stage_epochs` each, None: an even split), then `then_fit` (a post-training
+    # approach) on the trained model
+    staged: bool = False
+    stage_epochs: tuple[int, ...] | None = None
+    then_fit: str | None = None
     pruning: PruningOptions = field(default_factory=PruningOptions)
     qat: QATOptions = field(default_factory=QATOptions)
     distillation: DistillationOptions = field(default_factory=DistillationOptions)
@@ -213,14 +246,34 @@ class OptimizeOptions:
     def check(self) -> None:
         _one_of("target", self.target, TARGETS)
         self.pruning.check()
+        if self.pruning.shrink and self.target == "inc" and "pruning" in self.approach:
+            raise ConfigError(
+                "pruning shrink (removing the pruned channels) is a feature of the bundled "
+                "runtime; Intel Neural Compressor 2.x has none: use --target runtime or --no-shrink"
+            )
         self.qat.check()
         self.distillation.check()
         self.ptq.check()
         self.benchmark.check()
+        check_stages(self)
 
     @property
     def post_training(self) -> bool:
         return self.approach[0] in POST_TRAINING
+
+    @property
+    def techniques(self) -> tuple[str, ...]:
+        """Every technique asked for, the post-training one of a pipeline last."""
+        return self.approach + ((self.then_fit,) if self.then_fit else ())
+
+    @property
+    def name(self) -> str:
+        """The approach as the user writes it (`pruning+qat`, `distillation>pruning>qat`)."""
+        return (">" if self.multishot else "+").join(self.techniques)
+
+    @property
+    def multishot(self) -> bool:
+        return self.staged or self.then_fit is not None
 
 
 def parse_approach(text: str) -> tuple[str, ...]:
@@ -233,7 +286,8 @@ def parse_approach(text: str) -> tuple[str, ...]:
         return parts
     if len(parts) > 1 and any(p in POST_TRAINING for p in parts):
         raise ConfigError(
-            f"post-training approaches do not combine with others ({text!r}); use {allowed}"
+            f"post-training approaches do not combine with others in one shot ({text!r}); use "
+            f"{allowed}, or a pipeline that trains then fits (e.g. 'pruning>ptq-static')"
         )
     for part in parts:
         if part not in TRAINING_TECHNIQUES:
@@ -279,7 +333,7 @@ def check_config(data: object, path: Path | None = None) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("the config must be a mapping (key: value)", path=path)
-    allowed = {"approach", "target", "recipe", *SECTIONS}
+    allowed = {"approach", "target", "recipe", "pipeline", "stage_epochs", *SECTIONS}
     for key, value in data.items():
         if key not in allowed:
             raise ConfigError(
@@ -305,6 +359,14 @@ def build_options(
     recipe: str | None = None,
 ) -> OptimizeOptions:
     chosen = approach or config.get("approach")
+    stage_epochs = overrides.get("pipeline", {}).get("stage_epochs")
+    if stage_epochs is None:
+        stage_epochs = config.get("stage_epochs")
+    if not approach and config.get("pipeline") is not None:
+        if config.get("approach") is not None:
+            raise ConfigError("set 'approach' or 'pipeline' in the config, not both")
+        chosen, from_list = pipeline_from_config(config["pipeline"])
+        stage_epochs = from_list if from_list is not None else stage_epochs
     recipe = recipe or config.get("recipe")
     if recipe is not None:
         from neural_coder.recipe_options import recipe_techniques
@@ -323,6 +385,10 @@ def build_options(
         raise ConfigError(
             "no approach given: pass --approach (e.g. --approach pruning+qat) or set 'approach' in --config"
         )
+    staged: tuple[str, ...] | None = None
+    then_fit = None
+    if is_pipeline(str(chosen)):
+        staged, then_fit = parse_pipeline(str(chosen))
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
         values = {
@@ -341,13 +407,38 @@ def build_options(
         except TypeError as error:
             raise ConfigError(f"{name}: {error}") from None
     options = OptimizeOptions(
-        approach=parse_approach(str(chosen)),
+        approach=staged if staged is not None else parse_approach(str(chosen)),
         target=target or config.get("target", "runtime"),
+        staged=staged is not None and len(staged) > 1,
+        stage_epochs=stage_epochs_value(stage_epochs),
+        then_fit=then_fit,
         recipe=None if recipe is None else str(recipe),
         **sections,
     )
     options.check()
     return options
+
+
+def check_stages(options: OptimizeOptions) -> None:
+    """A pipeline's settings against its stages and target."""
+    if options.stage_epochs is not None:
+        if not options.staged:
+            raise ConfigError(
+                "stage_epochs splits the epochs of a multi-shot pipeline's training stages; "
+                f"{options.name!r} has {len(options.approach)} training stage(s) "
+                "(write stages as --approach 'distillation>pruning>qat')"
+            )
+        if len(options.stage_epochs) != len(options.approach):
+            raise ConfigError(
+                f"stage_epochs {list(options.stage_epochs)} gives {len(options.stage_epochs)} "
+                f"counts for the {len(options.approach)} training stages of {options.name!r}"
+            )
+    if options.staged and options.target == "inc":
+        raise ConfigError(
+            f"{options.name!r}: Intel Neural Compressor 2.x's prepare_compression has no staged "
+            "(multi-shot) run; use --target runtime, or one training stage before a fit "
+            "(e.g. pruning>ptq-static)"
+        )
 
 
 def _typed(options: object, expected: dict[str, type | tuple[type, ...]]) -> None:

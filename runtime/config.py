@@ -834,6 +834,8 @@ PRUNING_EXTRA_DEFAULTS: dict[str, Any] = {
     "criterion_reduce_type": "mean",
     "resume_from_pruned_checkpoint": False,
     "lock_init_sparsity": False,
+    # not in INC: remove the pruned channels at the end of training (pruning/shrink.py)
+    "shrink": False,
 }
 _PRUNING_KNOWN = {*PRUNING_GLOBAL_DEFAULTS, *PRUNING_EXTRA_DEFAULTS, "parameters"}
 _PATTERN_HELP = "'NxM' (ints or 'channel'), 'N:M' with M > N, '1x1' or 'mha'"
@@ -891,6 +893,7 @@ def _pruner_rules() -> dict[str, Validator]:
         "criterion_reduce_type": one_of(*_REDUCE_TYPES),
         "resume_from_pruned_checkpoint": boolean(),
         "lock_init_sparsity": boolean(),
+        "shrink": boolean(),
         "parameters": mapping(),
     }
 

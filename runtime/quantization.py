@@ -82,9 +82,19 @@ _DEFAULT_RECIPES = {
     "fast_bias_correction": False,
     "weight_correction": False,
 }
-#: module types the backend quantizes (static: Linear / Conv; dynamic: Linear / RNNs)
-_STATIC_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+#: module types the backend quantizes (static: Linear / Conv; dynamic: Linear / RNNs; both:
+#: embeddings, weight-only)
+_STATIC_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.Embedding,
+    nn.EmbeddingBag,
+)
 _DYNAMIC_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Embedding,
+    nn.EmbeddingBag,
     nn.Linear,
     nn.LSTM,
     nn.GRU,

@@ -103,15 +103,32 @@ class SizeHint:
 
     `entries`: (key, nbytes, channels): nbytes None for a non-tensor value; channels
     None for a float tensor, 0 for a per-tensor int8 tensor, C for a per-channel one
-    (whose C float64 scales and C int64 zero points are saved as tensors). Valid while
-    `module._packed_params is packed` (loading a state dict repacks).
+    (whose C scales and C zero points, `qparam_bytes` a channel, are saved as tensors:
+    float64 and int64, or float32 and float32 for embeddings). `weight`: (rows, elements,
+    zeros) of the int8 weight, for `storage_facts`; the zeros are those of the float
+    weight it was quantized from (pruned weights: quantization keeps them zero), counted
+    by the backend. Valid while `getattr(module, packed_attr) is packed` (loading a state
+    dict repacks).
     """
 
     packed: Any
     entries: tuple[tuple[str, int | None, int | None], ...]
+    packed_attr: str = "_packed_params"
+    qparam_bytes: int = 16
+    weight: tuple[int, int, int] | None = None
 
     def describes(self, module: nn.Module) -> bool:
-        return getattr(module, "_packed_params", None) is self.packed
+        return getattr(module, self.packed_attr, None) is self.packed
+
+
+def weight_facts(module: nn.Module) -> tuple[int, int, int] | None:
+    """(rows, elements, zeros) of a quantized module's int8 weight where the backend
+    described it (on the module or on its `_packed_params` holder), else None."""
+    for holder in (module, module.__dict__.get("_modules", {}).get("_packed_params")):
+        hint = getattr(holder, "__dict__", {}).get(SIZE_HINT_ATTR)
+        if isinstance(hint, SizeHint) and hint.weight is not None and hint.describes(holder):
+            return hint.weight
+    return None
 
 
 class _SizeCounter:
@@ -165,8 +182,8 @@ class _SizeCounter:
             self.size += nbytes + _PER_STORAGE_BYTES
             if channels is not None:
                 self.size += _PER_QTENSOR_BYTES
-                if channels:  # float64 scales, int64 zero points
-                    self.size += 2 * (8 * channels + _PER_STORAGE_BYTES)
+                if channels:  # the per-channel scales and zero points
+                    self.size += hint.qparam_bytes * channels + 2 * _PER_STORAGE_BYTES
 
     def add_module(self, prefix: str, module: nn.Module) -> None:
         """What `module._save_to_state_dict` would add (not its children)."""
@@ -288,17 +305,27 @@ def build_summary(
 _INDEX_BYTES = 4  # CSR with int32 column indices and row pointers
 
 
-def _weights(model: nn.Module) -> Iterator[torch.Tensor]:
-    """The weight matrices and kernels (float, or the int8 ones of quantized modules)."""
+def _weights(model: nn.Module) -> Iterator[tuple[int, int, int, int, bool]]:
+    """(rows, elements, zeros, bytes per element, whether int8) of each weight matrix or kernel: float,
+    or the int8 one of a quantized module (from the backend's description where there is
+    one: unpacking a packed weight costs about what packing it did)."""
     for module in model.modules():
         weight = getattr(module, "weight", None)
         if callable(weight) and _is_quantized_class(type(module)):
+            facts = weight_facts(module)
+            if facts is not None:
+                yield (*facts, 1, True)
+                continue
             try:
                 weight = weight()
             except (RuntimeError, TypeError):
                 continue
         if isinstance(weight, torch.Tensor) and weight.dim() >= 2:
-            yield weight
+            values = weight.dequantize() if weight.is_quantized else weight
+            count = weight.numel()
+            element = 1 if weight.is_quantized else weight.element_size()
+            zeros = count - int(torch.count_nonzero(values))
+            yield weight.shape[0], count, zeros, element, weight.is_quantized
 
 
 def storage_facts(model: nn.Module, size_bytes: int) -> dict[str, Any]:
@@ -308,14 +335,11 @@ def storage_facts(model: nn.Module, size_bytes: int) -> dict[str, Any]:
     zeros = total = int8_bytes = 0
     saved = 0
     with torch.no_grad():
-        for weight in _weights(model):
-            values = weight.dequantize() if weight.is_quantized else weight
-            count, zero = weight.numel(), int((values == 0).sum())
+        for rows, count, zero, element, is_int8 in _weights(model):
             zeros, total = zeros + zero, total + count
-            element = 1 if weight.is_quantized else weight.element_size()
-            int8_bytes += count if weight.is_quantized else 0
+            int8_bytes += count if is_int8 else 0
             dense = count * element
-            csr = (count - zero) * (element + _INDEX_BYTES) + (weight.shape[0] + 1) * _INDEX_BYTES
+            csr = (count - zero) * (element + _INDEX_BYTES) + (rows + 1) * _INDEX_BYTES
             saved += max(0, dense - csr)
     return {
         "weights_zero": zeros,
@@ -395,13 +419,52 @@ def _size_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _stage_rows(stages: list[Any]) -> list[tuple[str, str]]:
+    """A multi-shot pipeline's stages, one row each: epochs, steps and effect."""
+    rows = []
+    for number, stage in enumerate(stages, 1):
+        if not isinstance(stage, Mapping):
+            continue
+        epochs = stage.get("epochs")
+        span = f"epochs {epochs[0]}-{epochs[1]}" if epochs else "did not run"
+        effect = ", ".join(
+            f"{k} {_human(v)}"
+            for k, v in stage.items()
+            if k not in ("stage", "epochs", "planned_epochs")
+        )
+        rows.append((f"stage {number}", f"{stage.get('stage')} ({span}): {effect}"))
+    return rows
+
+
+def _shrink_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Structured shrinking (`pruning/shrink.py`): parameters and latency, before -> after."""
+    before, after = summary.get("shrink_params_before"), summary.get("shrink_params_after")
+    if not isinstance(before, int) or not isinstance(after, int):
+        return []
+    line = f"{before} -> {after}"
+    if after and before > after:
+        line += f" ({before / after:.2f}x fewer, {summary.get('shrink_channels_removed', 0)} channels removed)"
+    rows = [("parameters (shrunk)", line)]
+    t0, t1 = summary.get("shrink_latency_before_ms"), summary.get("shrink_latency_after_ms")
+    if isinstance(t0, float) and isinstance(t1, float) and t1 > 0:
+        rows.append((
+            "  latency",
+            f"{t0:.3f} ms -> {t1:.3f} ms per eval forward on a training batch ({t0 / t1:.2f}x)",
+        ))  # fmt: skip
+    return rows
+
+
 def format_table(summary: Mapping[str, Any]) -> str:
     """A short two-column text table of the summary."""
     rows: list[tuple[str, str]] = []
     for key, value in summary.items():
-        if key in _SIZE_KEYS:
+        if key in _SIZE_KEYS or (key.startswith("shrink_") and key != "shrink_note"):
+            continue
+        if key == "stages" and isinstance(value, list):
+            rows += _stage_rows(value)
             continue
         rows.append((key, _human(value)))
+    rows += _shrink_rows(summary)
     rows += _size_rows(summary)
     width = max((len(k) for k, _ in rows), default=0)
     lines = ["compression summary", "-" * (width + 24)]

@@ -40,6 +40,7 @@ from .config import (
 )
 from .distillation.compressor import ModelInputs
 from .model import Model
+from .pipeline import PipelineConfig, StageGate, Stages
 from .summary import build_summary, emit_summary, state_dict_size
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ModelInputs",
     "CallBacks",
+    "PipelineConfig",
     "CompressionManager",
     "DistillationConfig",
     "QuantizationAwareTrainingConfig",
@@ -139,6 +141,14 @@ class CompressionConfigs:
     recipe: Any = None
 
 
+def _overriding(compressors: Sequence[Compressor], hook: str) -> tuple[Compressor, ...]:
+    """The compressors whose class overrides `hook`: the per-step hooks skip the others,
+    whose `hook` is the base class's no-op (a small model's step is a few hundred
+    microseconds; every call counts)."""
+    base = getattr(Compressor, hook)
+    return tuple(c for c in compressors if getattr(type(c), hook) is not base)
+
+
 class CallBacks:
     """The hooks at `compression_manager.callbacks` (spec 1.3), dispatched to every
     compressor in list order."""
@@ -147,10 +157,18 @@ class CallBacks:
         self,
         compressors: Sequence[Compressor],
         on_finished: Callable[[], None] | None = None,
+        stages: Stages | None = None,
     ) -> None:
         if not compressors:
             raise ValueError("CallBacks needs at least one compressor")
         self.compressors: list[Compressor] = list(compressors)
+        self._step_begin = _overriding(self.compressors, "on_step_begin")
+        self._after_loss = _overriding(self.compressors, "on_after_compute_loss")
+        self._before_step = _overriding(self.compressors, "on_before_optimizer_step")
+        self._after_step = _overriding(self.compressors, "on_after_optimizer_step")
+        self._step_end = _overriding(self.compressors, "on_step_end")
+        #: a multi-shot pipeline's stage switch (`pipeline.py`), None in one shot
+        self.stages = stages
         self._on_finished = on_finished
         self._in_training = False
         self._finished = False
@@ -169,12 +187,16 @@ class CallBacks:
         self._finished = False
 
     def on_epoch_begin(self, epoch: int) -> None:
+        if self.stages is not None:
+            self.stages.epoch_begin()
         for c in self.compressors:
             c.on_epoch_begin(epoch)
 
     def on_step_begin(self, batch_id: int) -> list[Any]:
         """The non-None results, in list order."""
-        return [r for c in self.compressors if (r := c.on_step_begin(batch_id)) is not None]
+        if self.stages is not None and self.stages.current < 0:
+            self.stages.begin_without_epochs()
+        return [r for c in self._step_begin if (r := c.on_step_begin(batch_id)) is not None]
 
     def on_after_compute_loss(
         self,
@@ -187,23 +209,25 @@ class CallBacks:
         previous one returned (or the user's loss); `student_loss` itself when no
         compressor returned one. INC returns `[]` or a list instead (quirk 9.1)."""
         loss = student_loss
-        for c in self.compressors:
+        for c in self._after_loss:
             result = c.on_after_compute_loss(input, student_output, loss, teacher_output)
             if result is not None:
                 loss = result
         return loss
 
     def on_before_optimizer_step(self) -> None:
-        for c in self.compressors:
+        for c in self._before_step:
             c.on_before_optimizer_step()
 
     def on_after_optimizer_step(self) -> None:
-        for c in self.compressors:
+        if self.stages is not None:
+            self.stages.optimizer_step()
+        for c in self._after_step:
             c.on_after_optimizer_step()
 
     def on_step_end(self) -> list[Any]:
         """The non-None results, in list order."""
-        return [r for c in self.compressors if (r := c.on_step_end()) is not None]
+        return [r for c in self._step_end if (r := c.on_step_end()) is not None]
 
     def on_epoch_end(self) -> list[Any]:
         """The concatenation of every compressor's result list."""
@@ -258,6 +282,10 @@ class CompressionManager:
             raise TypeError(
                 f"prepare_compression needs a torch.nn.Module, got {type(model).__name__}"
             )
+        #: a multi-shot pipeline (`PipelineConfig`): its stages run one after another
+        self.pipeline: PipelineConfig | None = None
+        if isinstance(confs, PipelineConfig):
+            self.pipeline, confs = confs, confs.stages
         conf_list = list(confs) if isinstance(confs, (list, tuple)) else [confs]
         conf_list = _with_recipe(conf_list, kwargs.pop("recipe", None))
         if not conf_list:
@@ -277,6 +305,13 @@ class CompressionManager:
                 )
             kinds[kind] = conf
             loaders.append(loader)
+        if self.pipeline is not None and "quantization" in kinds and kind != "quantization":
+            raise ConfigValueError(
+                "PipelineConfig",
+                "stages",
+                [type(c).__name__ for c in conf_list],
+                "quantization-aware training as the last stage (its int8 conversion ends the run)",
+            )
         self.conf = CompressionConfigs(**kinds)
         self.kwargs = kwargs
         self.fp32_model: nn.Module = model
@@ -285,23 +320,52 @@ class CompressionManager:
         wrapper_conf = kinds.get("quantization", kinds.get("pruning"))
         self.model: Model = Model(model, conf=wrapper_conf)
         self.compressors: list[Compressor] = []
-        for conf, loader in zip(conf_list, loaders):
+        starts = self.pipeline.starts if self.pipeline is not None else []
+        for index, (conf, loader) in enumerate(zip(conf_list, loaders)):
             compressor = loader()(conf)
+            if self.pipeline is not None:
+                planned = (self.pipeline.stage_epochs or [0] * len(conf_list))[index]
+                compressor = StageGate(compressor, index, starts[index], planned)
             compressor.bind(self.model)
             self.model.add_listener(compressor)
             self.compressors.append(compressor)
-        self.callbacks = CallBacks(self.compressors, on_finished=self._emit_summary)
+        self.stages = (
+            Stages(self.pipeline, self.compressors)  # type: ignore[arg-type]
+            if self.pipeline is not None
+            else None
+        )
+        self.callbacks = CallBacks(
+            self.compressors, on_finished=self._emit_summary, stages=self.stages
+        )
         self.summary: dict[str, Any] | None = None
 
     # -- INC API ----------------------------------------------------------------
     @property
     def adaptor(self) -> Compressor | None:
         """The QAT compressor (INC exposes its framework adaptor here)."""
-        return next((c for c in self.compressors if c.conf is self.conf.quantization), None)
+        found = next((c for c in self.compressors if c.conf is self.conf.quantization), None)
+        return getattr(found, "inner", found)  # a pipeline stage's compressor
 
     def save(self, root: str | None = None) -> str:
         """`self.model.save(root)`: `root/best_model.pt` (see `Model.save`)."""
         return self.model.save(root)
+
+    def shrink(self, example_inputs: Any = None) -> dict[str, Any]:
+        """Remove the channels pruning made useless, in place (`pruning/shrink.py`): the
+        model gets fewer parameters and computes what the masked model computed.
+        `WeightPruningConfig(shrink=True)` does this at `on_train_end`; call this to do it
+        yourself (`example_inputs` default to the first batch seen in training).
+        Returns the summary keys (parameters and latency before and after)."""
+        pruning = next((c for c in self.compressors if c.kind == "pruning"), None)
+        if pruning is None:
+            raise ConfigValueError(
+                "CompressionManager.shrink", "confs", self.conf, "a WeightPruningConfig"
+            )
+        pruning = getattr(pruning, "inner", pruning)  # a pipeline stage's compressor
+        result = pruning.shrink(example_inputs)  # type: ignore[attr-defined]
+        if self.summary is not None:
+            self.summary.update(result)
+        return result
 
     def _emit_summary(self) -> None:
         extra: dict[str, Any] = {
@@ -309,6 +373,9 @@ class CompressionManager:
         }
         for c in self.compressors:
             extra.update(c.summary())
+        if self.stages is not None:
+            extra["techniques"] = ">".join(extra["techniques"])
+            extra["stages"] = self.stages.report()
         self.summary = build_summary(self.model.model, self._size_before, extra)
         emit_summary(self.summary)
 
@@ -357,5 +424,5 @@ class CompressionManager:
 
 def prepare_compression(model: nn.Module, confs: Any, **kwargs: Any) -> CompressionManager:
     """`CompressionManager(model, confs, **kwargs)`: one config or a list, run in
-    one shot in list order."""
+    one shot in list order, or a `PipelineConfig`, run in stages (multi-shot)."""
     return CompressionManager(model, confs, **kwargs)

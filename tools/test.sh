@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # The constraint pins torch==2.13.0 (the CPU build these machines have): nothing may pull another torch.
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[test,lsp,jupyter]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test,lsp,jupyter,structured]"
 
 # The JupyterLab extension: built with @jupyterlab/builder from the npm registry (about a
 # minute on 2 cores), then found by JupyterLab in .venv (tools/build_labextension.sh).

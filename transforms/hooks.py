@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 
 from .edits import (
     AddImport,
@@ -23,7 +22,16 @@ from .edits import (
     ReplaceArgumentValue,
     ReplaceExpression,
 )
+from .lazy import lazy_module
 from .snippets import MARKER, WRAPPED_MARKER, format_code, is_one_line_canonical
+
+# libcst.codemod imports libcst.matchers (as long to import as libcst): only when imports are added
+if TYPE_CHECKING:
+    from libcst import codemod
+    from libcst.codemod import visitors
+else:
+    codemod = lazy_module("libcst.codemod")
+    visitors = lazy_module("libcst.codemod.visitors")
 
 _TIGHT_EQUAL = cst.AssignEqual(
     whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
@@ -259,11 +267,11 @@ def apply_edits(
     if transformer.pending:
         raise ValueError(f"{transformer.pending} edit(s) found no place in the file")
     if transformer.imports:
-        context = CodemodContext()
+        context = codemod.CodemodContext()
         for imp in transformer.imports:
             if imp.name is None:
-                AddImportsVisitor.add_needed_import(context, imp.module)
+                visitors.AddImportsVisitor.add_needed_import(context, imp.module)
             else:
-                AddImportsVisitor.add_needed_import(context, imp.module, imp.name)
-        result = AddImportsVisitor(context).transform_module(result)
+                visitors.AddImportsVisitor.add_needed_import(context, imp.module, imp.name)
+        result = visitors.AddImportsVisitor(context).transform_module(result)
     return result

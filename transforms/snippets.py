@@ -7,8 +7,14 @@ the indentation they land at); the user's own code is never reformatted.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import black
+from neural_coder.transforms.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import black
+else:
+    black = lazy_module("black")
 
 MARKER = "# neural-coder"
 

@@ -11,6 +11,7 @@ from neural_coder.errors import AnalysisError
 
 from . import kinds, wraps
 from .index import Assignment, Index, build_index, iter_returns
+from .lightning import LightningUse, find_lightning
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
@@ -47,6 +48,7 @@ class Facts:
     loop_error: AnalysisError | None = None
     already_optimized: int | None = None  # line of existing compression code
     trainers: list[TrainerUse] = field(default_factory=list)  # Hugging Face Trainer constructions
+    lightning: LightningUse | None = None  # a Lightning Trainer.fit / LightningCLI run
 
     @property
     def trainer(self) -> TrainerUse | None:
@@ -83,6 +85,14 @@ class Facts:
         for use in self.trainers:
             line = src.line(use.call)
             out.append(f"hf trainer  line {line:>4}  {use.class_name}(...) -> {use.target}")
+        if self.lightning is not None:
+            for fit in self.lightning.fits:
+                model = src.code(fit.model) if fit.model is not None else "?"
+                out.append(
+                    f"lightning   line {src.line(fit.call):>4}  {fit.trainer}.fit({model}, ...)"
+                )
+            for run in self.lightning.cli_runs:
+                out.append(f"lightning   line {src.line(run.call):>4}  LightningCLI(...) runs fit")
         if self.already_optimized is not None:
             out.append(
                 f"compressed  line {self.already_optimized:>4}  compression code already present"
@@ -96,6 +106,7 @@ def analyze(source: Source) -> Facts:
     facts.found = _constructions(index)
     facts.already_optimized = _existing_compression(index)
     facts.trainers = find_trainers(index)
+    facts.lightning = find_lightning(index)
     backward_calls = _outside_trainer_classes(index, find_backward_calls(index))
     if len(source.parts) > 1:  # a project: what the entry script runs, in any of its files
         reached = reached_scopes(index)
@@ -107,6 +118,7 @@ def analyze(source: Source) -> Facts:
         facts.loop_error = AnalysisError(
             "no training loop: nothing calls .backward()"
             + (" (a Hugging Face Trainer runs it)" if facts.trainers else "")
+            + (" (PyTorch Lightning runs it)" if facts.lightning else "")
             + (
                 f" in the script or the {len(source.parts) - 1} module(s) of its project it imports"
                 if len(source.parts) > 1

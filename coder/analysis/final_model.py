@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
+
+from neural_coder.transforms import match as m
 
 from . import kinds
 from .evaluation import is_checkpoint_dict, is_model_expression, used_as_module

@@ -7,7 +7,8 @@ integers: quantizing, pruning or casting them to bf16 does not apply to them.
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+
+from neural_coder.transforms import match as m
 
 from .index import Index, Scope
 

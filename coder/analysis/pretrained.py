@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
+
+from neural_coder.transforms import match as m
 
 from . import kinds
 from .index import Index, Scope
@@ -63,6 +64,8 @@ def weights_before_training(
     last = name.rsplit(".", 1)[-1]
     if name == "torch.load":
         return Weights(True, f"a trained module loaded whole by {what}")
+    if last == "load_from_checkpoint":
+        return Weights(True, f"a trained Lightning checkpoint loaded by {what}")
     fresh = _fresh_head(index, leaf, ids, training)
     if last == "from_pretrained":
         if fresh:

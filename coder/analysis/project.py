@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import read_text
+from neural_coder.transforms import match as m
 
 from .index import Index
 from .source import Source, parse_source

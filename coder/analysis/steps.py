@@ -12,7 +12,8 @@ alpha=-lr)`) is an optimizer step.
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
+
+from neural_coder.transforms import match as m
 
 from .source import Source
 

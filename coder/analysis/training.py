@@ -13,9 +13,9 @@ import builtins
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 
 from . import kinds, steps
 from .index import Function, Index, Scope, unwrap_pass_through
@@ -62,6 +62,8 @@ class TrainingLoop:
     model_origin: str | None
     model_origin_line: int | None
     total_steps: str | None
+    # the epoch loop's iteration count, valid where the entry loop is (None: unknown)
+    epochs: str | None = None
     # N of `if (i + 1) % N == 0: optimizer.step()`, as written in the step's scope
     accumulation: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -72,19 +74,62 @@ class TrainingLoop:
     teacher_output: str | None = None  # its output, in the backward scope
     # `loss = self._loss_step(batch)`: the function that calls the model (for messages)
     model_called_in: str | None = None
+    # timm's `loss_scaler(loss, optimizer, ...)` runs the backward and the optimizer step:
+    # the optimizer-step hooks ride on the optimizer itself (optimizer_step_hooks)
+    step_in_scaler: bool = False
 
 
 def find_backward_calls(index: Index) -> list[cst.Call]:
     found = []
+    scaler_calls = [c for c in index.calls if is_scaler_step_call(index, c)]
     for call in index.calls:
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "backward":
-            found.append(call)
-    return found
+            if not (scaler_calls and _in_scaler_call_method(index, call)):
+                found.append(call)
+    return sorted([*found, *scaler_calls], key=index.source.line)
+
+
+def _in_scaler_call_method(index: Index, call: cst.Call) -> bool:
+    """The backward inside the `__call__` of a scaler class the file defines (the
+    backward of every `loss_scaler(loss, optimizer)` call, not a loop of its own)."""
+    scope = index.scope_of(call)
+    cls = index.class_of(scope)
+    return (
+        cls is not None
+        and "scaler" in cls.name.value.lower()
+        and isinstance(scope, cst.FunctionDef)
+        and scope.name.value == "__call__"
+    )
+
+
+def is_scaler_step_call(index: Index, call: cst.Call) -> bool:
+    """timm's `loss_scaler(loss, optimizer, clip_grad=..., parameters=...)`: the scaler
+    object's `__call__` runs `loss.backward()`, unscales and clips the gradients and
+    steps the optimizer (NativeScaler, and the copies of it in DeiT / MAE / BEiT)."""
+    func = call.func
+    if not isinstance(func, cst.Name | cst.Attribute):
+        return False
+    name = index.source.code(func).split(".")[-1].lower()
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if "scaler" not in name or len(positional) < 2 or not isinstance(positional[0].value, cst.Name):
+        return False
+    second = positional[1].value
+    scope = index.scope_of(call)
+    text = index.source.code(second).split(".")[-1].lower()
+    return (
+        "optim" in text
+        or text == "opt"
+        or any(kinds.is_optimizer(index, leaf) for leaf, _ in index.values_of(second, scope))
+    )
 
 
 def loss_name_of(index: Index, call: cst.Call) -> str | None:
-    """`loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`."""
+    """`loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`,
+    `loss_scaler(loss, optimizer, ...)`."""
+    if is_scaler_step_call(index, call):
+        first = call.args[0].value
+        return first.value if isinstance(first, cst.Name) else None
     assert isinstance(call.func, cst.Attribute)
     receiver = call.func.value
     if call.args and not isinstance(receiver, cst.Call) and not call.args[0].keyword:
@@ -275,7 +320,13 @@ class LoopAnalysis:
                 hint="the tool places hooks in a for/while loop over batches",
             )
         step_loop, step_scope = found
-        optimizer_step, optimizer, other_steps = self._optimizer_step(scope, statement, step_loop)
+        in_scaler = is_scaler_step_call(self.index, backward)
+        if in_scaler:
+            optimizer_step, optimizer, other_steps = self._scaler_step(backward, statement)
+        else:
+            optimizer_step, optimizer, other_steps = self._optimizer_step(
+                scope, statement, step_loop
+            )
         if step_scope is scope and not any(a is step_loop for a in src.ancestors(optimizer_step)):
             # `for micro_step in range(accumulation): ... loss.backward()` then the
             # optimizer step after it: the step loop is the one around the optimizer step
@@ -325,8 +376,11 @@ class LoopAnalysis:
             model_origin=origin,
             model_origin_line=origin_line,
             total_steps=None,
+            step_in_scaler=in_scaler,
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
+        if epoch_loop is not None:
+            loop.epochs = self._iterations(epoch_loop)
         loop.model_method = model_method
         loop.model_called_in = self.model_called_in if model_call is None else None
         if self.teacher_calls:
@@ -366,7 +420,7 @@ class LoopAnalysis:
             if (
                 isinstance(func, cst.Attribute)
                 and func.attr.value == "step"
-                and any(m.matches(a.value, m.Name(name)) for a in call.args)
+                and any(_passes_function(a.value, name) for a in call.args)
             ):
                 return name, call
         return None
@@ -385,6 +439,19 @@ class LoopAnalysis:
             if src.line(node) >= after and not steps.exclusive(src, node, backward)
         ]
         if not candidates:
+            closure = self._closure_step(backward)
+            if closure is not None:
+                name, step = closure
+                raise AnalysisError(
+                    f"the backward call at line {after} is in {name}(), which "
+                    f"{src.code(step.func)}(...) at line {src.line(step)} runs as its closure: "
+                    "there is no place between the backward and the optimizer step for the hooks",
+                    path=src.path,
+                    line=after,
+                    hint="compression hooks need loss.backward() and optimizer.step() as two "
+                    "statements of the training loop (call the step function, then "
+                    "optimizer.step() without a closure)",
+                )
             raise AnalysisError(
                 f"{NO_OPTIMIZER_STEP} after the backward call at line {after}",
                 path=src.path,
@@ -401,6 +468,22 @@ class LoopAnalysis:
                 if hookable is not statement and hookable not in others:
                     others.append(hookable)
         return statement, name, others
+
+    def _scaler_step(
+        self, call: cst.Call, statement: cst.BaseStatement
+    ) -> tuple[cst.BaseStatement, str, list[cst.BaseStatement]]:
+        """`loss_scaler(loss, optimizer, ...)` on a line of its own: the step and its optimizer."""
+        src = self.source
+        if not isinstance(statement, cst.SimpleStatementLine) or isinstance(
+            src.parent(statement), cst.SimpleStatementSuite
+        ):
+            raise AnalysisError(
+                f"{src.code(call.func)}(...) (backward and optimizer step) shares its line",
+                path=src.path,
+                line=src.line(call),
+                hint="put the scaler call on its own indented line",
+            )
+        return statement, src.code(call.args[1].value), []
 
     def _step_candidates(self, scope: Scope) -> list[tuple[cst.CSTNode, str]]:
         """`optimizer.step()`, `scaler.step(optimizer)` and manual parameter updates in
@@ -822,7 +905,10 @@ class LoopAnalysis:
         return "loader" in self.source.code(expr).split(".")[-1].lower()
 
     def _accumulation(self, loop: TrainingLoop) -> str | None:
-        """`N` in `if (i + 1) % N == 0: optimizer.step()`."""
+        """`N` in `if (i + 1) % N == 0: optimizer.step()`, or in
+        `loss_scaler(loss, optimizer, update_grad=(i + 1) % N == 0)`."""
+        if loop.step_in_scaler:
+            return self._scaler_accumulation(loop)
         for ancestor in self.source.ancestors(loop.optimizer_step):
             if ancestor is loop.step_loop:
                 return None
@@ -840,6 +926,39 @@ class LoopAnalysis:
                 self._note_skipped_steps(loop, ancestor)
         return None
 
+    def _scaler_accumulation(self, loop: TrainingLoop) -> str | None:
+        call = next(
+            iter(
+                m.findall(
+                    loop.optimizer_step,
+                    m.Call(
+                        args=[m.ZeroOrMore(), m.Arg(keyword=m.Name("update_grad")), m.ZeroOrMore()]
+                    ),
+                )
+            ),
+            None,
+        )
+        if call is None:
+            return None
+        assert isinstance(call, cst.Call)
+        flag = next(a.value for a in call.args if a.keyword and a.keyword.value == "update_grad")
+        for modulo in m.findall(flag, m.BinaryOperation(operator=m.Modulo())):
+            assert isinstance(modulo, cst.BinaryOperation)
+            divisor = self.source.code(modulo.right)
+            loop.accumulation = divisor
+            mapped = self.map_up(divisor, loop.hops)
+            if mapped is None:
+                loop.notes.append(
+                    f"gradient accumulation by {divisor} is not visible where training starts"
+                )
+            return mapped
+        loop.notes.append(
+            f"the scaler steps the optimizer only when update_grad={self.source.code(flag)}: "
+            "the run length counts batches, so pruning may end later than planned; pass "
+            "--end-step with the number of optimizer steps"
+        )
+        return None
+
     def _note_skipped_steps(self, loop: TrainingLoop, chain: cst.If) -> None:
         """An optimizer step that some batches skip (`if ni - last_opt_step >= accumulate:`)
         in a way the tool cannot count: the schedule's length is then only an upper bound."""
@@ -855,6 +974,16 @@ class LoopAnalysis:
             f"{src.code(chain.test)}: the run length counts batches, so pruning may end later "
             "than planned; pass --end-step with the number of optimizer steps"
         )
+
+
+def _passes_function(value: cst.BaseExpression, name: str) -> bool:
+    """`fn`, `self.fn`, `partial(self.fn, ...)` / `functools.partial(fn, ...)`."""
+    if isinstance(value, cst.Call) and value.args:
+        if cst.Module([]).code_for_node(value.func).split(".")[-1] == "partial":
+            value = value.args[0].value
+    if isinstance(value, cst.Attribute):
+        return value.attr.value == name
+    return m.matches(value, m.Name(name))
 
 
 def _is_dotted_name(expr: cst.BaseExpression) -> bool:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
+
+from neural_coder.transforms import match as m
 
 from .index import Index, Scope, unwrap_pass_through
 from .source import Source

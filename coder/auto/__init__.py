@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neural_coder.api import Output
+from neural_coder.api import Output, is_notebook
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import read_text, unified_diff, write_atomic
 from neural_coder.options import PTQOptions
 
 from .candidates import ALLOWED_APPROACHES, DEFAULT_APPROACHES, build_candidates
 from .choose import CandidateResult, choose, figures_from
-from .run import run_candidate
+from .run import Runnable, run_candidate
 
 __all__ = [
     "ALLOWED_APPROACHES",
@@ -31,6 +31,7 @@ __all__ = [
     "AutoOptions",
     "AutoResult",
     "CandidateResult",
+    "Runnable",
     "auto_file",
     "auto_source",
 ]
@@ -95,9 +96,14 @@ class AutoResult:
 
 
 def auto_source(
-    path: Path, text: str, options: AutoOptions = AutoOptions(), progress: Progress | None = None
+    path: Path,
+    text: str,
+    options: AutoOptions = AutoOptions(),
+    progress: Progress | None = None,
+    runnable: Runnable | None = None,
 ) -> AutoResult:
-    """Measure every candidate on `text` (the file at `path`, run from its folder)."""
+    """Measure every candidate on `text` (the file at `path`, run from its folder);
+    `runnable` says how a candidate's text is run (a notebook's cells are run by IPython)."""
     options.check()
     notify = progress or (lambda _candidate, _event: None)
     ptq = PTQOptions(criterion=options.criterion, tolerable_loss=options.tolerable_loss)
@@ -119,6 +125,7 @@ def auto_source(
             options.args,
             options.timeout,
             on_record=lambda record, name=candidate.name: notify(name, str(record.get("kind"))),
+            runnable=runnable or Runnable(),
         )
         figures_from(result, run)
         notify(candidate.name, "finished")
@@ -142,20 +149,32 @@ def auto_file(
     """`auto_source` on a file; the winner's rewrite is written unless `output.dry_run`."""
     output = output or Output()
     path = Path(path)
+    if is_notebook(path):
+        # imported here: the notebook layer is built on this module
+        from neural_coder.notebooks.auto import auto_notebook_file
+
+        return auto_notebook_file(path, options, output, progress)
     text = read_text(path)
     result = auto_source(path, text, options, progress)
-    if result.new_text is not None and not output.dry_run:
-        if read_text(path) != text:
-            raise NeuralCoderError(
-                "the script changed while auto ran; nothing was written",
-                path=path,
-                hint="run auto again",
-            )
-        result.output = output.path or path
-        result.backup = write_atomic(
-            result.output, result.new_text, backup=output.backup and result.output == path
-        )
-        result.message += f"; written to {result.output}" + (
-            f" (the original is in {result.backup})" if result.backup else ""
-        )
+    if result.new_text is not None:
+        write_winner(result, text, result.new_text, output)
     return result
+
+
+def write_winner(result: AutoResult, read: str, content: str, output: Output) -> None:
+    """Write `content` (the winner's file) unless a dry run; refused when the file is no
+    longer `read`, the text auto started from."""
+    path = result.script
+    if output.dry_run:
+        return
+    if read_text(path) != read:
+        raise NeuralCoderError(
+            "the file changed while auto ran; nothing was written", path=path, hint="run auto again"
+        )
+    result.output = output.path or path
+    result.backup = write_atomic(
+        result.output, content, backup=output.backup and result.output == path
+    )
+    result.message += f"; written to {result.output}" + (
+        f" (the original is in {result.backup})" if result.backup else ""
+    )

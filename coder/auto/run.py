@@ -54,6 +54,19 @@ def _read_records(path: Path, seen: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines[seen:] if line.strip()]
 
 
+@dataclass(frozen=True)
+class Runnable:
+    """How a candidate's program is run: the copy's suffix, what is written into it (the
+    program's text by default), and the command before the copy's name (python)."""
+
+    suffix: str = ".py"
+    render: Callable[[str], str] | None = None
+    launcher: tuple[str, ...] = ()
+
+    def command(self, copy: Path) -> list[str]:
+        return [*(self.launcher or (sys.executable,)), str(copy)]
+
+
 def run_candidate(
     script: Path,
     text: str,
@@ -61,6 +74,7 @@ def run_candidate(
     args: Sequence[str],
     timeout: float,
     on_record: OnRecord | None = None,
+    runnable: Runnable = Runnable(),
 ) -> RunResult:
     folder = script.resolve().parent
     result = RunResult()
@@ -68,12 +82,12 @@ def run_candidate(
         report = Path(scratch) / "records.jsonl"
         log_path = Path(scratch) / "output.log"
         descriptor, copy_name = tempfile.mkstemp(
-            prefix=f".{script.stem}.neural-coder-auto-{name}-", suffix=".py", dir=folder
+            prefix=f".{script.stem}.neural-coder-auto-{name}-", suffix=runnable.suffix, dir=folder
         )
         copy = Path(copy_name)
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
+                handle.write(runnable.render(text) if runnable.render else text)
             env = {
                 **os.environ,
                 REPORT_ENV: str(report),
@@ -83,7 +97,7 @@ def run_candidate(
             began = time.monotonic()
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    [sys.executable, str(copy), *args],
+                    [*runnable.command(copy), *args],
                     cwd=folder,
                     env=env,
                     stdout=log,

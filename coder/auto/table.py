@@ -136,3 +136,24 @@ class ProgressBars:
         trace: TracebackType | None,
     ) -> None:
         self.progress.stop()
+
+
+def summary(result: AutoResult) -> str:
+    """The table as plain lines (for an editor's message or a notebook toolbar)."""
+    lines = []
+    for row in rows(result):
+        name, status, accuracy, p50, p90, p99, throughput, size, speedup = row
+        if status != "measured":
+            lines.append(f"{name}: {status}")
+            continue
+        lines.append(
+            f"{name}: accuracy {accuracy}, latency p50/p90/p99 {p50}/{p90}/{p99} ms, "
+            f"{throughput} samples/s, {size}, {speedup}"
+        )
+    for r in result.candidates:
+        if r.reason:
+            lines.append(f"{r.name} {r.status}: {r.reason}")
+    if not result.accuracy_checked:
+        lines.append("accuracy not checked: the script has no evaluation the rewrite could use")
+    lines.append(result.message)
+    return "\n".join(lines)

@@ -117,6 +117,8 @@ def action(
     if refusal is not None:
         reason = refusal.message + (f" (hint: {refusal.hint})" if refusal.hint else "")
         where = f"line {refusal.line}: " if refusal.line else ""
+        if refusal.cell is not None:  # a notebook's
+            where = f"cell {refusal.cell} " + (where or ": ")
         disabled = types.CodeActionDisabled(reason=where + reason)
     return types.CodeAction(
         title=title(approach),
@@ -194,7 +196,13 @@ SETTING_KEYS = {  # editor setting (camelCase, VS Code style) -> config key
     "lossTypes": "loss_types",
     "lossWeights": "loss_weights",
 }
-FRONT_END_ONLY = ("interpreter", "trace", "debounceMs", "migrateTarget")
+FRONT_END_ONLY = (
+    "interpreter",
+    "trace",
+    "debounceMs",
+    "migrateTarget",
+    "auto",
+)  # auto: lsp/auto.py
 
 
 def settings_to_config(settings: object) -> dict[str, Any]:

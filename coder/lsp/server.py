@@ -32,7 +32,9 @@ from neural_coder.api import migrate_text, rewrite_source
 from neural_coder.errors import NeuralCoderError, ParseError
 from neural_coder.survey import APPROACHES, Cancelled, Survey, survey_source
 
+from . import auto as lsp_auto
 from . import convert
+from . import notebooks as lsp_notebooks
 
 log = logging.getLogger("neural_coder.lsp")
 T = TypeVar("T")
@@ -41,7 +43,7 @@ DEBOUNCE_S = 0.3
 # commands that take longer report `$/progress` (the variable lets tests see it on fast work)
 PROGRESS_AFTER_S = float(os.environ.get("NEURAL_CODER_LSP_PROGRESS_AFTER_S", "1.0"))
 QUICKFIX = types.CodeActionKind.QuickFix
-KINDS = [QUICKFIX, types.CodeActionKind.Source, convert.KIND_PREFIX]
+KINDS = [QUICKFIX, types.CodeActionKind.Source, convert.KIND_PREFIX, lsp_auto.KIND]
 
 
 @dataclass
@@ -66,7 +68,7 @@ class ServerState:
 
 class NeuralCoderServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("neural-coder", __version__)
+        super().__init__("neural-coder", __version__, notebook_document_sync=lsp_notebooks.SYNC)
         self.state = ServerState()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neural-coder")
 
@@ -203,6 +205,11 @@ class NeuralCoderServer(LanguageServer):
                 actions.append(convert.action(verdict.approach, kind, data, verdict.refusal))
             if hint and convert.wanted(only, QUICKFIX) and verdict.refusal is None:
                 actions.append(convert.action(verdict.approach, QUICKFIX, data, None, hint))
+        auto_possible = any(
+            v.approach in lsp_auto.POST_TRAINING and v.refusal is None for v in result.verdicts
+        )
+        if auto_possible and convert.wanted(only, lsp_auto.KIND):
+            actions.append(lsp_auto.auto_action(uri))
         if result.legacy:
             migrated = await self.migrated(uri, text)
             kind = f"{convert.KIND_PREFIX}.migrate"
@@ -213,7 +220,7 @@ class NeuralCoderServer(LanguageServer):
                     actions.append(convert.action(convert.MIGRATE, QUICKFIX, data, None, legacy))
         if not self.supports_resolve():
             for item in actions:
-                if item.disabled is None:
+                if item.disabled is None and item.command is None:
                     await self.resolve(item)
         return actions
 
@@ -321,7 +328,10 @@ def create_server() -> NeuralCoderServer:
             await ls.fetch_settings()
         for uri in list(ls.state.documents):
             ls.doc(uri).survey = None
-            ls.schedule(uri, None, 0)
+            if ls.workspace.get_notebook_document(notebook_uri=uri) is not None:
+                lsp_notebooks.schedule(ls, uri, None, 0)
+            else:
+                ls.schedule(uri, None, 0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: NeuralCoderServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -340,6 +350,28 @@ def create_server() -> NeuralCoderServer:
             types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
         )
 
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+    def notebook_open(ls: NeuralCoderServer, params: types.DidOpenNotebookDocumentParams) -> None:
+        document = params.notebook_document
+        lsp_notebooks.schedule(ls, document.uri, document.version, 0)
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    def notebook_change(
+        ls: NeuralCoderServer, params: types.DidChangeNotebookDocumentParams
+    ) -> None:
+        document = params.notebook_document
+        lsp_notebooks.schedule(ls, document.uri, document.version, ls.state.debounce_s)
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+    def notebook_close(ls: NeuralCoderServer, params: types.DidCloseNotebookDocumentParams) -> None:
+        state = ls.state.documents.pop(params.notebook_document.uri, None)
+        if state is not None and state.pending is not None:
+            state.pending.cancel()
+        for cell in params.cell_text_documents:
+            ls.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=cell.uri, diagnostics=[])
+            )
+
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=KINDS, resolve_provider=True),
@@ -348,6 +380,9 @@ def create_server() -> NeuralCoderServer:
         ls: NeuralCoderServer, params: types.CodeActionParams
     ) -> list[types.CodeAction]:
         try:
+            notebook = lsp_notebooks.notebook_of(ls, params.text_document.uri)
+            if notebook is not None:  # a cell: the actions are the notebook's
+                return await lsp_notebooks.code_actions(ls, notebook, params)
             return await ls.code_actions(params)
         except Exception as error:
             ls.report(f"code actions for {params.text_document.uri}", error)
@@ -358,6 +393,8 @@ def create_server() -> NeuralCoderServer:
         ls: NeuralCoderServer, item: types.CodeAction
     ) -> types.CodeAction:
         try:
+            if isinstance(item.data, dict) and item.data.get("notebook"):
+                return await lsp_notebooks.resolve(ls, item)
             return await ls.resolve(item)
         except NeuralCoderError as error:  # e.g. the buffer changed into something refused
             item.disabled = types.CodeActionDisabled(reason=error.message)
@@ -390,6 +427,19 @@ def create_server() -> NeuralCoderServer:
 
     server.command("neuralCoder.optimize")(command(True))
     server.command("neuralCoder.migrate")(command(False))
+
+    @server.command(lsp_auto.COMMAND)
+    async def auto(ls: NeuralCoderServer, *args: Any) -> dict[str, Any]:
+        try:
+            return await lsp_auto.run_auto(ls, str(args[0]))
+        except NeuralCoderError as error:
+            ls.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=error.render())
+            )
+            return {"applied": False, "winner": None, "message": error.render()}
+        except Exception as error:
+            ls.report("auto", error)
+            return {"applied": False, "winner": None, "message": str(error)}
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: NeuralCoderServer, params: None) -> None:

@@ -91,6 +91,10 @@ def mask(cell: Cell) -> Cell:
     return cell
 
 
+def _with_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"  # an empty cell is one line
+
+
 @dataclass
 class CellProgram:
     """The code cells joined into one program; `split` maps a rewritten program back."""
@@ -110,8 +114,7 @@ class CellProgram:
         return program
 
     def _segment(self, cell: Cell) -> str:
-        text = "" if cell.opaque else cell.masked
-        return text if text.endswith("\n") else text + "\n"  # an empty cell is one line
+        return _with_newline("" if cell.opaque else cell.masked)
 
     @property
     def text(self) -> str:
@@ -152,8 +155,9 @@ class CellProgram:
             error.hint = self.relabel(error.hint, error.path)
         return error
 
-    def split(self, rewritten: str) -> list[str]:
-        """The new source of each cell (opaque cells as they were)."""
+    def _parts(self, rewritten: str) -> list[str | None]:
+        """The masked text of each cell in a rewritten program (None: as it was); a cell
+        keeps its own convention for a final newline, as a person's cells do."""
         parts = [""]
         for line in rewritten.splitlines(keepends=True):
             if line.rstrip("\r\n") == self.marker:
@@ -164,20 +168,38 @@ class CellProgram:
             raise NeuralCoderError(
                 "internal error: the rewrite moved a cell boundary; nothing was written"
             )
-        sources = []
+        found: list[str | None] = []
         for cell, part in zip(self.cells, parts):
             if part == self._segment(cell):
-                sources.append(cell.source)
+                found.append(None)
                 continue
             if cell.opaque:
                 raise NeuralCoderError(
                     f"internal error: code was inserted into cell {cell.number}, which is "
                     f"not analysed ({cell.opaque}); nothing was written"
                 )
-            if not cell.masked.endswith("\n") and part.endswith("\n"):
-                part = part[:-1]
-            sources.append(self._unmask(cell, part))
-        return sources
+            if not cell.masked.endswith("\n"):
+                # all of them: a blank line the rewrite leaves at the end of such a cell
+                # would be a stray newline there, and revert could not tell it was added
+                part = part.rstrip("\n")
+            found.append(part)
+        return found
+
+    def split(self, rewritten: str) -> list[str]:
+        """The new source of each cell (opaque cells as they were)."""
+        return [
+            cell.source if part is None else self._unmask(cell, part)
+            for cell, part in zip(self.cells, self._parts(rewritten))
+        ]
+
+    def as_cells(self, rewritten: str) -> str:
+        """A rewritten program as it reads once written into cells and joined again
+        (a blank line the rewrite left at the end of a cell is not kept there)."""
+        segments = [
+            self._segment(cell) if part is None else _with_newline(part)
+            for cell, part in zip(self.cells, self._parts(rewritten))
+        ]
+        return f"{self.marker}\n".join(segments)
 
     def _unmask(self, cell: Cell, text: str) -> str:
         lines = _lines(text)

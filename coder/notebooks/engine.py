@@ -45,7 +45,8 @@ def _nl(text: str) -> str:
     return text if text.endswith("\n") or not text else text + "\n"
 
 
-Rewrite = Callable[[Path, str], tuple[str, FileReport]]
+#: (path, program text, the program) -> the rewritten text and the report
+Rewrite = Callable[[Path, str, CellProgram], tuple[str, FileReport]]
 
 
 def _rewrite_cells(path: Path, cells: list[tuple[int, str]], rewrite: Rewrite) -> CellsResult:
@@ -58,7 +59,7 @@ def _rewrite_cells(path: Path, cells: list[tuple[int, str]], rewrite: Rewrite) -
         raise
     text = program.text
     try:
-        new_text, report = rewrite(path, text)
+        new_text, report = rewrite(path, text, program)
         sources = program.split(new_text) if new_text != text else [s for _, s in cells]
     except NeuralCoderError as error:
         error.path = error.path or path
@@ -81,11 +82,19 @@ def _rewrite_cells(path: Path, cells: list[tuple[int, str]], rewrite: Rewrite) -
 def optimize_cells(
     path: Path, cells: list[tuple[int, str]], options: OptimizeOptions
 ) -> CellsResult:
-    return _rewrite_cells(path, cells, lambda p, t: rewrite_source(p, t, options))
+    return _rewrite_cells(path, cells, lambda p, t, _: rewrite_source(p, t, options))
 
 
 def migrate_cells(path: Path, cells: list[tuple[int, str]], target: str = "inc") -> CellsResult:
-    return _rewrite_cells(path, cells, lambda p, t: migrate_text(p, t, target))
+    return _rewrite_cells(path, cells, lambda p, t, _: migrate_text(p, t, target))
+
+
+def revert_cells(path: Path, cells: list[tuple[int, str]]) -> CellsResult:
+    """The cells as they were before `optimize`; raises `RevertRefused` (naming the cells
+    and lines that were edited) when that cannot be proven."""
+    from neural_coder.revert import revert_source  # revert is built on the api, like us
+
+    return _rewrite_cells(path, cells, lambda p, t, program: revert_source(p, t, program.as_cells))
 
 
 def inspect_cells(path: Path, cells: list[tuple[int, str]]) -> list[str]:

@@ -11,7 +11,13 @@ from typing import Any
 from neural_coder.api import Output
 from neural_coder.errors import NeuralCoderError, ParseError
 from neural_coder.files import read_text, write_atomic
-from neural_coder.notebooks.engine import CellsResult, inspect_cells, migrate_cells, optimize_cells
+from neural_coder.notebooks.engine import (
+    CellsResult,
+    inspect_cells,
+    migrate_cells,
+    optimize_cells,
+    revert_cells,
+)
 from neural_coder.options import OptimizeOptions
 from neural_coder.report import FileReport, Status
 
@@ -78,7 +84,7 @@ Rewrite = Callable[[Path, list[tuple[int, str]]], CellsResult]
 def _rewrite_notebook_file(path: Path, rewrite: Rewrite, output: Output) -> FileReport:
     try:
         notebook = read_notebook(path)
-        result = rewrite(path, _code_cells_of(path, notebook))
+        result = rewrite(path, code_cells_of(path, notebook))
     except NeuralCoderError as error:
         return FileReport(
             path=path, status=Status.FAILED, message=error.render(), exit_code=error.exit_code
@@ -112,7 +118,14 @@ def migrate_notebook_file(
     return _rewrite_notebook_file(path, rewrite, output or Output())
 
 
-def _code_cells_of(path: Path, notebook: Any) -> list[tuple[int, str]]:
+def revert_notebook_file(path: Path, output: Output | None = None) -> FileReport:
+    """The notebook's code cells as they were before `optimize`. Cells it gives back lose
+    their outputs (they came from the compressed code); the notebook's other bytes are
+    kept, so a notebook optimized and reverted without being run is the original again."""
+    return _rewrite_notebook_file(path, revert_cells, output or Output())
+
+
+def code_cells_of(path: Path, notebook: Any) -> list[tuple[int, str]]:
     try:
         return code_cells(notebook)
     except NeuralCoderError as error:
@@ -121,4 +134,4 @@ def _code_cells_of(path: Path, notebook: Any) -> list[tuple[int, str]]:
 
 
 def inspect_notebook(path: Path) -> list[str]:
-    return inspect_cells(path, _code_cells_of(path, read_notebook(path)))
+    return inspect_cells(path, code_cells_of(path, read_notebook(path)))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from neural_coder.analysis import Facts
 from neural_coder.options import OptimizeOptions
 
-from .base import Plan
+from .base import BasePlanner, Plan
+from .lightning import LightningPlanner
 from .loop import LoopPlanner
 from .post_training import PostTrainingPlanner
 from .trainer import TrainerPlanner
@@ -14,10 +17,42 @@ __all__ = ["Plan", "make_plan"]
 
 
 def make_plan(facts: Facts, options: OptimizeOptions, line_length: int = 88) -> Plan:
-    if options.post_training:
-        planner: type = PostTrainingPlanner
+    if options.then_fit is not None and not _lightning_runs(facts):
+        return _train_then_fit(facts, options, line_length)
+    return _planner(facts, options)(facts, options, line_length).build()
+
+
+def _lightning_runs(facts: Facts) -> bool:
+    return facts.lightning is not None and facts.loop is None and not facts.trainers
+
+
+def _planner(facts: Facts, options: OptimizeOptions) -> type[BasePlanner]:
+    if _lightning_runs(facts):  # it refuses what it cannot do (post-training, pipelines)
+        planner: type = LightningPlanner
+    elif options.post_training:
+        planner = PostTrainingPlanner
     elif facts.loop is None and facts.trainers:
         planner = TrainerPlanner
     else:
         planner = LoopPlanner
-    return planner(facts, options, line_length).build()
+    return planner
+
+
+def _train_then_fit(facts: Facts, options: OptimizeOptions, line_length: int) -> Plan:
+    """A pipeline that ends with a post-training approach: the training stages' hooks,
+    then the fit on the trained model (placed after training, as for a script that
+    trains and is quantized), whose result is the model the script goes on with."""
+    assert options.then_fit is not None
+    training_options = replace(options, then_fit=None)
+    training = _planner(facts, training_options)(facts, training_options, line_length)
+    plan = training.build()
+    fit_options = replace(
+        options, approach=(options.then_fit,), staged=False, stage_epochs=None, then_fit=None
+    )
+    fit = PostTrainingPlanner(facts, fit_options, line_length)
+    fit.taken |= training.taken  # names the training hooks took
+    fitted = fit.build()
+    plan.edits += fitted.edits
+    plan.placed += [f"then {options.then_fit}: {line}" for line in fitted.placed]
+    plan.warnings += fitted.warnings
+    return plan

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.analysis import Facts
 from neural_coder.analysis.index import Scope
@@ -16,6 +15,7 @@ from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.analysis.wraps import peft_adapters
 from neural_coder.errors import AnalysisError
 from neural_coder.options import OptimizeOptions
+from neural_coder.transforms import match as m
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport, Edit, InsertStatements, Where
 from neural_coder.transforms.snippets import Code
@@ -42,6 +42,9 @@ class Plan:
 
 
 class BasePlanner:
+    #: channel patterns remove the pruned channels unless --no-shrink (see `_pruning_config`)
+    shrink_by_default = True
+
     def __init__(self, facts: Facts, options: OptimizeOptions, line_length: int = 88) -> None:
         self.facts = facts
         self.options = options
@@ -98,7 +101,9 @@ class BasePlanner:
         parts = []
         for technique in self.options.approach:
             if technique == "pruning":
-                parts.append(self._pruning_config(total_steps))
+                # a pipeline fits the pruning stage's schedule to the stage at run time
+                steps = "" if self.options.staged else total_steps
+                parts.append(self._pruning_config(steps))
             elif technique == "qat":
                 backend = self.options.qat.backend
                 kwargs = {} if backend == "default" else {"backend": backend}
@@ -121,6 +126,21 @@ class BasePlanner:
                 )
         return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
 
+    def pipeline_config(self, stages: str, epochs: str | None, steps_per_epoch: str | None) -> str:
+        """`PipelineConfig(...)` around the stage configs `stages` (a multi-shot run):
+        the script's epoch count split evenly, or the user's split."""
+        kwargs: dict[str, object] = {}
+        if self.options.stage_epochs is not None:
+            kwargs["stage_epochs"] = list(self.options.stage_epochs)
+        elif epochs is not None:  # else given later, by fit_pipeline
+            kwargs["epochs"] = Code(epochs)
+        if steps_per_epoch:
+            kwargs["steps_per_epoch"] = Code(steps_per_epoch)
+        if "pruning" in self.options.approach and self.options.pruning.end_step is not None:
+            kwargs["fit_pruning_schedule"] = False
+        self.plan.edits.append(AddImport(self.modules["training"], "PipelineConfig"))
+        return snippets.call("PipelineConfig", kwargs, args=[Code(stages)])
+
     def _recipe_config(self) -> str:
         """`RecipeConfig(path, ...)`: the schedule is the recipe's; the script gives the
         teacher, the optimizer its LR schedulers drive and the epoch count."""
@@ -136,6 +156,15 @@ class BasePlanner:
     def _pruning_config(self, total_steps: str | None) -> str:
         p = self.options.pruning
         start = p.first_step
+        shrink = p.shrinks(self.options.target, self.shrink_by_default)
+        if shrink and not self.shrink_by_default:
+            self.plan.warnings.append(
+                "--shrink: the Trainer saves with save_pretrained, whose config keeps the "
+                "original sizes, so from_pretrained cannot load the shrunk model: save it "
+                "whole (torch.save(model, path))"
+            )
+        if shrink and p.start_step is None:
+            start = max(start, 1)  # after one forward: the runtime traces the model there
         kwargs: dict[str, object] = {
             "target_sparsity": p.target_sparsity,
             "pattern": p.pattern,
@@ -143,6 +172,8 @@ class BasePlanner:
             "pruning_scope": p.pruning_scope,
             "start_step": start,
         }
+        if shrink:
+            kwargs["shrink"] = True  # the channels leave at on_train_end (pruning/shrink.py)
         if p.end_step is not None:
             kwargs["end_step"] = p.end_step
         elif total_steps:

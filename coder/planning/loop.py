@@ -11,12 +11,11 @@ compresses the bare module. It reaches the functions that hold the loop through 
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.index import Function, Scope
 from neural_coder.analysis.precision import autocast_of
-from neural_coder.analysis.training import BUILTIN_NAMES, free_names
+from neural_coder.analysis.training import free_names
 from neural_coder.analysis.wraps import (
     find_wrap,
     find_wrap_in_class,
@@ -24,6 +23,7 @@ from neural_coder.analysis.wraps import (
     wrap_anchor,
 )
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import (
     AddImport,
     AddKeywordArgument,
@@ -31,7 +31,7 @@ from neural_coder.transforms.edits import (
     ReplaceExpression,
 )
 
-from .base import PRUNING_END_FRACTION, WEIGHT_TECHNIQUES, BasePlanner, Plan
+from .base import PRUNING_END_FRACTION, WEIGHT_TECHNIQUES, Plan
 from .caller import (
     CallerSite,
     attribute_alias,
@@ -39,6 +39,7 @@ from .caller import (
     refuse_an_averaged_copy,
     refuse_qat_on_a_constructor_parameter,
 )
+from .stages import StagedPlanner
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
@@ -53,7 +54,7 @@ CONDITIONAL_EXPRESSIONS = (
 )
 
 
-class LoopPlanner(BasePlanner):
+class LoopPlanner(StagedPlanner):
     def build(self) -> Plan:
         loop = self.facts.loop
         if loop is None:
@@ -153,7 +154,10 @@ class LoopPlanner(BasePlanner):
                 before.append(self.teacher(bare, prepare_scope, training))
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor, in_entry=caller is None)
-        before.append(f"{cm} = prepare_compression({bare}, {self.configs(total_steps)})")
+        confs = self.configs(total_steps)
+        if self.options.staged:
+            confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
+        before.append(f"{cm} = prepare_compression({bare}, {confs})")
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
             before.append(f"{bare} = {cm}.model")
@@ -164,6 +168,7 @@ class LoopPlanner(BasePlanner):
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
         if (
             fit_later is not None
+            and not self.options.staged
             and "pruning" in techniques
             and self.options.pruning.end_step is None
             and self.options.recipe is None
@@ -200,7 +205,9 @@ class LoopPlanner(BasePlanner):
             self._distillation_loss(loop, inner_cm)
             for other in loop.alternatives:
                 self._distillation_loss(other, inner_cm)
-        for step in [loop.optimizer_step, *loop.other_steps]:
+        if loop.step_in_scaler:
+            self._hooks_inside_the_scaler(loop, inner_cm)
+        for step in [] if loop.step_in_scaler else [loop.optimizer_step, *loop.other_steps]:
             self.insert(
                 step,
                 "before",
@@ -216,6 +223,19 @@ class LoopPlanner(BasePlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _hooks_inside_the_scaler(self, loop: TrainingLoop, cm: str) -> None:
+        """`loss_scaler(loss, optimizer, ...)` backs up and steps in one call: the optimizer
+        hooks go onto the optimizer for that call, and come off after it."""
+        handles = self.free_name("step_hooks")
+        self.insert(
+            loop.optimizer_step,
+            "before",
+            [f"{handles} = optimizer_step_hooks({loop.optimizer}, {cm})"],
+            "on_before/after_optimizer_step inside the scaler's optimizer.step()",
+        )
+        self.insert(loop.optimizer_step, "after", [f"{handles}.remove()"], "the step hooks removed")
+        self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "optimizer_step_hooks"))
 
     def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode, in_entry: bool) -> None:
         """The optimizer (when it is a name known where the manager is prepared) and the
@@ -374,31 +394,6 @@ class LoopPlanner(BasePlanner):
             line=self.src.line(loop.model_call or loop.backward),
             hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",
         )
-
-    def _defined_before(
-        self,
-        expression: str,
-        anchor: cst.CSTNode,
-        loop: TrainingLoop,
-        scope: Scope | None = None,
-    ) -> bool:
-        """Every name `expression` reads has a value at `anchor` (in `scope`, by default
-        the entry scope)."""
-        scope = loop.entry_scope if scope is None else scope
-        line = self.src.line(anchor)
-        fn = self.index.function(scope)
-        for name in free_names(cst.parse_expression(expression)):
-            local = self.index.assignments_in(name, scope)
-            if any(self.src.line(a.statement) < line for a in local):
-                continue
-            if local or not (
-                (fn is not None and name in (*fn.all_params(), "self"))
-                or name in BUILTIN_NAMES
-                or name in self.index.imports_of(scope)
-                or self.index.assignments_in(name, self.src.module_of(scope))
-            ):
-                return False
-        return True
 
     def _thread_manager(self, loop: TrainingLoop) -> dict[int, str]:
         """The expression naming the manager in every scope on the training path."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from neural_coder.api import (
     Output,
     compression_in,
     held_for_writing,
+    is_notebook,
     python_files,
     rewrite_source,
 )
@@ -51,8 +52,15 @@ class RevertRefused(NeuralCoderError):
     """The inserted code cannot be removed exactly; the file is left as it is."""
 
 
-def revert_source(path: Path, text: str) -> tuple[str, FileReport]:
-    """The original text and the report; raises `RevertRefused` when it cannot be proven."""
+def revert_source(
+    path: Path, text: str, as_written: Callable[[str], str] | None = None
+) -> tuple[str, FileReport]:
+    """The original text and the report; raises `RevertRefused` when it cannot be proven.
+
+    `as_written` gives optimize's output as the caller would have written it (the
+    notebook layer writes a program into cells, which drops a cell's trailing blank line);
+    the proof compares that with `text`."""
+    written = as_written or (lambda new: new)
     report = FileReport(path=path, status=Status.UNCHANGED)
     if not compression_in(text) and MARKER not in text:
         report.message = "no code inserted by neural-coder was found; nothing to revert"
@@ -78,6 +86,7 @@ def revert_source(path: Path, text: str) -> tuple[str, FileReport]:
             if recipe is not None:  # the recipe file itself is not needed to strip its hooks
                 options = replace(options, recipe=recipe)
             again, _ = rewrite_source(path, stripped.text, options)
+            again = written(again)
         except NeuralCoderError:
             continue
         if again == text:
@@ -135,15 +144,13 @@ def _edited_message(text: str, tried: list[tuple[str, str]]) -> str:
 
 def revert_file(path: Path, output: Output | None = None) -> FileReport:
     output = output or Output()
-    if path.suffix == ".ipynb":
-        return FileReport(
-            path=path,
-            status=Status.FAILED,
-            message=f"{path}: revert does not take notebooks yet; restore {path.name}.bak",
-            exit_code=1,
-        )
     try:
         with held_for_writing(path, output):
+            if is_notebook(path):
+                # imported here: the notebook layer is built on this package's revert_source
+                from neural_coder.notebooks import revert_notebook_file
+
+                return revert_notebook_file(path, output)
             return _revert_written(path, output)
     except Exception as error:  # every failure is a report, never a traceback
         return failed(path, error)

@@ -97,28 +97,37 @@ def approaches(text: str) -> list[str]:
     if "recipe" in families:
         return recipe_approaches(text)
     post = [f for f in families if f in FAMILY_APPROACHES]
-    if post:
-        found = re.search(r"approach=[\"'](static|dynamic|auto)[\"']", text)
-        first = [f"ptq-{found.group(1)}"] if found and "ptq" in post else []
-        return first + [a for f in post for a in FAMILY_APPROACHES[f] if a not in first]
+    training = families - set(post)
     order = {
         family: text.find(name + "(")
         for name, family in COMPRESSION_CONFIGS.items()
         if family in families
     }
-    first = sorted(families, key=lambda f: order[f])
-    rest = [p for p in itertools.permutations(families) if list(p) != first]
+    first = sorted(training, key=lambda f: order[f])
+    if post:
+        found = re.search(r"approach=[\"'](static|dynamic|auto)[\"']", text)
+        fit = [f"ptq-{found.group(1)}"] if found and "ptq" in post else []
+        fits = fit + [a for f in post for a in FAMILY_APPROACHES[f] if a not in fit]
+        # a multi-shot pipeline that ends with a fit: the training stages, then the fit
+        return [">".join([*first, a]) for a in fits] if first else fits
+    if "PipelineConfig(" in text:  # stages, in the order of their configs
+        return [">".join(first)]
+    rest = [p for p in itertools.permutations(training) if list(p) != first]
     return ["+".join(p) for p in [tuple(first), *rest]]
 
 
-def option_sets(text: str) -> list[dict[str, dict[str, Any]]]:
+def option_sets(text: str) -> list[dict[str, Any]]:
     literal = literal_settings(text)
     without_steps = {
         k: {f: v for f, v in section.items() if f not in ("start_step", "end_step")}
         for k, section in literal.items()
     }
-    sets: list[dict[str, dict[str, Any]]] = [{}, without_steps, literal]
-    unique: list[dict[str, dict[str, Any]]] = []
+    sets: list[dict[str, Any]] = [{}, without_steps, literal]
+    split = re.search(r"stage_epochs=\[([\d, ]+)\]", text)  # a multi-shot split given
+    if split:
+        epochs = [int(v) for v in split.group(1).split(",")]
+        sets = [{**s, "stage_epochs": epochs} for s in sets]
+    unique: list[dict[str, Any]] = []
     for s in sets:
         if s not in unique:
             unique.append(s)

@@ -20,7 +20,8 @@ Hooks (INC semantics):
 * `on_after_optimizer_step`: group-lasso shrink (inside the window), weights
   multiplied by their masks (one `torch._foreach_mul_` over every masked layer),
   then the step counter advances. Progress counts these calls only (spec 9.2).
-* `on_train_end`: logs INC's three sparsity ratios (spec 3.8).
+* `on_train_end`: logs INC's three sparsity ratios (spec 3.8); with `shrink=True`
+  (not in INC) then removes the pruned channels (`structured.py`, `shrink.py`).
 
 Composability: layers are keyed by module name and hold the weight Parameter, not
 the module; `on_model_replaced` resolves each name again in the new model (a
@@ -52,6 +53,7 @@ from .. import distributed
 from ..compressor import Compressor
 from ..config import process_pruning_config
 from .pruners import BasicPruner, get_pruner
+from .structured import StructuredShrink
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -190,6 +192,8 @@ class PruningCompressor(Compressor):
         self._pending_check: distributed.Agreement | None = None
         self._changes = 0
         self._checked_changes = 0
+        #: with `shrink=True`: the example inputs, follower masks and the final shrink
+        self.structured: StructuredShrink | None = None
 
     # -- life cycle -------------------------------------------------------------------------
     def bind(self, wrapper: Model) -> None:
@@ -218,6 +222,8 @@ class PruningCompressor(Compressor):
                     )
                 claimed.setdefault(name, pruner.index)
         self._pending = [p for p in self.pruners if not p.finished]
+        if any(info.get("shrink") for info in self.infos) and self.structured is None:
+            self.structured = StructuredShrink(model)
         self._refresh()
 
     def on_model_replaced(self, old: nn.Module, new: nn.Module) -> None:
@@ -269,6 +275,11 @@ class PruningCompressor(Compressor):
                 if name not in pruner.detached:
                     params.append(pruner.params[name])
                     masks.append(mask)
+        if self.structured is not None and self.wrapper is not None:
+            model = distributed.unwrap_data_parallel(self.wrapper.model)
+            extra_params, extra_masks = self.structured.follower_masks(model, self.pruners)
+            params += extra_params
+            masks += extra_masks
         self._apply_params, self._apply_masks = params, masks
         step = self.global_step
         self._grad_pruners = [
@@ -373,6 +384,9 @@ class PruningCompressor(Compressor):
                 pruner.regularize(step)
             if step >= max(p.schedule.end for p in self._reg_pruners):
                 self._reg_pruners = []
+        if self.structured is not None and self.structured.followers_pending():
+            self._refresh()
+            self.structured.couple(self.pruners)
         if self._apply_params:
             self._apply()
         self.global_step = step + 1
@@ -388,6 +402,26 @@ class PruningCompressor(Compressor):
             for key, value in self.sparsity_report.items():
                 log.info("pruning: %s = %.4f", key, value)
         self._final = self._measure()
+        if self.structured is not None and model is not None:
+            self._final.update(self.shrink())
+
+    def shrink(self, example_inputs: Any = None) -> dict[str, Any]:
+        """Remove the pruned channels now (`shrink.shrink_model`); the summary keys. The
+        masks are dropped: the pruned weights are gone, and training is over."""
+        if self.wrapper is None:
+            raise RuntimeError("shrink needs a compressor bound to a model")
+        if self.structured is None:
+            self.structured = StructuredShrink(self.wrapper.model)
+        model = distributed.unwrap_data_parallel(self.wrapper.model)
+        result = self.structured.shrink(model, example_inputs)
+        if self.structured.report is not None:
+            for pruner in self.pruners:
+                pruner.rebind({name: None for name in pruner.params})
+            self._pending = []
+            self._refresh()
+        if self._final is not None:
+            self._final.update(result)
+        return result
 
     # -- summary -------------------------------------------------------------------------------
     def _target(self) -> float:

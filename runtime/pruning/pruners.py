@@ -126,6 +126,9 @@ class BasicPruner:
         self.masks: dict[str, torch.Tensor] = {}
         #: layers whose weight is no longer in the model (after a replacement)
         self.detached: set[str] = set()
+        #: groups of layers whose units are the same channels (the writers of one residual
+        #: stream): ranked on their mean score, so they are pruned together (`shrink=True`)
+        self.coupled: list[list[str]] = []
         self.count = self.schedule.first_count
         self.init_sparsity = 0.0
         self.current_sparsity = 0.0
@@ -308,6 +311,10 @@ class BasicPruner:
                     score = torch.zeros_like(p)
                 elem[name] = to_2d(score)
                 scores[name], aux[name] = self.pattern.unit_scores(elem[name], keeps[name])
+            for group in self.coupled:
+                shared = torch.stack([scores[n] for n in group]).mean(dim=0)
+                for n in group:
+                    scores[n] = shared.to(scores[n].device)
             if self.is_global:
                 chosen = select_global(
                     scores, goal / density, self.min_ratio / density, self.max_ratio / density

@@ -241,6 +241,41 @@ QuantizedConv3d = _conv_class(nnq.Conv3d)
 _QUANTIZED_CONV: dict[int, Any] = {1: QuantizedConv1d, 2: QuantizedConv2d, 3: QuantizedConv3d}
 
 
+class QuantizedEmbedding(nnq.Embedding):
+    """torch.ao's weight-only int8 embedding, taking what the float one takes: the int8
+    lookup refuses non-contiguous indices (BERT's token_type_ids are an expanded view)."""
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return super().forward(indices.contiguous())
+
+
+class QuantizedEmbeddingBag(nnq.EmbeddingBag):
+    """torch.ao's weight-only int8 embedding bag (sum mode), with contiguous inputs."""
+
+    def forward(
+        self,
+        indices: torch.Tensor,
+        offsets: torch.Tensor | None = None,
+        per_sample_weights: torch.Tensor | None = None,
+        compressed_indices_mapping: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        contiguous = [t if t is None else t.contiguous() for t in (offsets, per_sample_weights)]
+        return super().forward(indices.contiguous(), *contiguous, compressed_indices_mapping)
+
+
+def quantize_embedding(module: nn.Embedding | nn.EmbeddingBag, qconfig: QConfig) -> nn.Module:
+    """The weight-only int8 copy of `module` (`qconfig`: torch.ao's float_qparams one)."""
+    module.qconfig = qconfig  # what torch's from_float reads
+    if isinstance(module, nn.EmbeddingBag):
+        quantized: nn.Module = nnq.EmbeddingBag.from_float(module)
+        quantized.__class__ = QuantizedEmbeddingBag  # from_float builds its own class
+    else:
+        quantized = nnq.Embedding.from_float(module)
+        quantized.__class__ = QuantizedEmbedding
+    del module.qconfig
+    return quantized
+
+
 def observe(module: nn.Module, qconfig: QConfig, fake_quant_weight: bool) -> _Observed:
     if type(module) is nn.Linear:
         return ObservedLinear(module, qconfig, fake_quant_weight)  # type: ignore[arg-type]

@@ -116,6 +116,8 @@ _FUSABLE_TYPES = frozenset(
 )
 _DYNAMIC_TYPES = frozenset({nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell})
 _RNN_TYPES = _DYNAMIC_TYPES - {nn.Linear}
+#: quantized weight-only (int8 rows with a float scale and offset each) by static and dynamic PTQ
+_EMBEDDING_TYPES = frozenset({nn.Embedding, nn.EmbeddingBag})
 
 _QUIET = (
     "torch.ao.quantization is deprecated",
@@ -451,11 +453,13 @@ def _float_alias(cls: type) -> type:
 
 
 def _is_quantized(module: nn.Module) -> bool:
-    from torch.ao.nn.quantized import Embedding
+    from torch.ao.nn.quantized import Embedding, EmbeddingBag
     from torch.ao.nn.quantized.dynamic.modules.rnn import RNNBase, RNNCellBase
     from torch.ao.nn.quantized.modules.utils import WeightedQuantizedModule
 
-    return isinstance(module, (WeightedQuantizedModule, Embedding, RNNBase, RNNCellBase))
+    return isinstance(
+        module, (WeightedQuantizedModule, Embedding, EmbeddingBag, RNNBase, RNNCellBase)
+    )
 
 
 _CONV_BATCH_NORM: dict[type[nn.Module], type[nn.Module]] = {
@@ -513,18 +517,72 @@ def _fold_batch_norms(model: nn.Module) -> list[str]:
     return folded
 
 
+# -- embeddings ----------------------------------------------------------------
+def _embedding_qconfigs(model: nn.Module, spec: QuantSpec, shared: set[int]) -> dict[str, QConfig]:
+    """torch.ao's weight-only qconfig for the embeddings that PTQ quantizes, as INC does
+    (a quarter of the fp32 size; the lookup returns float, so no activation is quantized).
+    Kept float: tied or shared ones, `max_norm` (the int8 lookup ignores it), EmbeddingBag
+    in a mode other than sum, and those the spec's rules keep float."""
+    from torch.ao.quantization import float_qparams_weight_only_qconfig
+
+    qconfigs: dict[str, QConfig] = {}
+    for name, module in model.named_modules():
+        if type(module) not in _EMBEDDING_TYPES or module.max_norm is not None:
+            continue
+        if id(module) in shared or id(module.weight) in shared or module.weight.dtype != torch.float32:
+            continue
+        if isinstance(module, nn.EmbeddingBag) and module.mode != "sum":
+            continue
+        if spec.plan_for(name, module) is not None:
+            qconfigs[name] = float_qparams_weight_only_qconfig
+    return qconfigs
+
+
+def _quantize_embeddings(model: nn.Module, qconfigs: Mapping[str, QConfig]) -> int:
+    """Swap the embeddings at `qconfigs`' names for weight-only int8 ones; how many."""
+    from torch.ao.nn.quantized.modules.embedding_ops import EmbeddingPackedParams
+
+    from ..summary import SIZE_HINT_ATTR, SizeHint
+
+    swapped = 0
+    for name, qconfig in qconfigs.items():
+        module = _get_submodule(model, name)
+        if module is None or type(module) not in _EMBEDDING_TYPES:  # FX keeps leaf names
+            continue
+        rows, numel, zeros = module.num_embeddings, module.weight.numel(), _float_zeros(module.weight)
+        quantized = qm.quantize_embedding(module, qconfig)
+        _set_submodule(model, name, quantized)
+        swapped += 1
+        holder: Any = quantized._packed_params
+        if type(holder)._save_to_state_dict is EmbeddingPackedParams._save_to_state_dict:
+            # what its state dict unpacks: uint8 rows, float32 scale and offset a row
+            entries = (("dtype", None, None), ("_packed_weight", numel, rows))
+            hint = SizeHint(holder._packed_weight, entries, "_packed_weight", 8, (rows, numel, zeros))
+            object.__setattr__(holder, SIZE_HINT_ATTR, hint)
+    return swapped
+
+
 # -- size hints ----------------------------------------------------------------
 _PER_CHANNEL = frozenset(
     {torch.per_channel_symmetric, torch.per_channel_affine, torch.per_channel_affine_float_qparams}
 )
 
 
-def _weight_layout(weight_observer: Any, bias: Any) -> tuple[bool, bool] | None:
-    """(per-channel, has bias) of an int8 weight observed by `weight_observer`; None
-    when the weight is not int8 (no hint is given then)."""
+#: (per-channel, has bias, zeros of the float weight) of an int8 weight
+_Layout = tuple[bool, bool, int]
+
+
+def _float_zeros(weight: torch.Tensor) -> int:
+    return weight.numel() - int(torch.count_nonzero(weight.detach()))
+
+
+def _weight_layout(weight_observer: Any, module: nn.Module) -> _Layout | None:
+    """The layout of `module`'s weight once `weight_observer` made it int8; None when it
+    does not (no hint is given then)."""
     if getattr(weight_observer, "dtype", None) != torch.qint8:
         return None
-    return getattr(weight_observer, "qscheme", None) in _PER_CHANNEL, bias is not None
+    per_channel = getattr(weight_observer, "qscheme", None) in _PER_CHANNEL
+    return per_channel, module.bias is not None, _float_zeros(module.weight)
 
 
 def _observer_settings(factory: Any) -> Any:
@@ -536,13 +594,13 @@ def _observer_settings(factory: Any) -> Any:
     return factory()
 
 
-def _fx_layouts(prepared: nn.Module) -> dict[str, tuple[bool, bool]]:
+def _fx_layouts(prepared: nn.Module) -> dict[str, _Layout]:
     """Weight layouts of the Linear / Conv (fused or not) modules of an FX-prepared
     static model, from the qconfig FX resolved for each module call."""
     attrs = getattr(prepared, "meta", {}).get("_observed_graph_module_attrs")
     qconfigs = getattr(attrs, "node_name_to_qconfig", None) or {}
     graph = getattr(prepared, "graph", None)
-    layouts: dict[str, tuple[bool, bool]] = {}
+    layouts: dict[str, _Layout] = {}
     observers: dict[int, Any] = {}
     for node in graph.nodes if graph is not None else ():
         qconfig = qconfigs.get(node.name) if node.op == "call_module" else None
@@ -556,23 +614,23 @@ def _fx_layouts(prepared: nn.Module) -> dict[str, tuple[bool, bool]]:
         factory = qconfig.weight
         if id(factory) not in observers:
             observers[id(factory)] = _observer_settings(factory)
-        layout = _weight_layout(observers[id(factory)], module.bias)
+        layout = _weight_layout(observers[id(factory)], module)
         if layout is not None:
             layouts[str(node.target)] = layout
     return layouts
 
 
-def _eager_layouts(prepared: nn.Module) -> dict[str, tuple[bool, bool]]:
-    layouts: dict[str, tuple[bool, bool]] = {}
+def _eager_layouts(prepared: nn.Module) -> dict[str, _Layout]:
+    layouts: dict[str, _Layout] = {}
     for name, module in prepared.named_modules():
         if isinstance(module, qm.OBSERVED_TYPES):
-            layout = _weight_layout(module.weight_fake_quant, module.bias)
+            layout = _weight_layout(module.weight_fake_quant, module)
             if layout is not None:
                 layouts[name] = layout
     return layouts
 
 
-def _attach_size_hints(model: nn.Module, layouts: Mapping[str, tuple[bool, bool]]) -> None:
+def _attach_size_hints(model: nn.Module, layouts: Mapping[str, _Layout]) -> None:
     """Describe the packed weights of the int8 Linear / Conv modules at `layouts`' names
     for `summary.state_dict_size`, which then need not unpack them (an fbgemm unpack
     costs about what packing did). torch's own classes only: their state-dict layout
@@ -583,7 +641,7 @@ def _attach_size_hints(model: nn.Module, layouts: Mapping[str, tuple[bool, bool]
 
     from ..summary import SIZE_HINT_ATTR, SizeHint
 
-    for name, (per_channel, has_bias) in layouts.items():
+    for name, (per_channel, has_bias, zeros) in layouts.items():
         module = _get_submodule(model, name)
         entries: list[tuple[str, int | None, int | None]]
         if isinstance(module, nnq.Linear):
@@ -594,10 +652,11 @@ def _attach_size_hints(model: nn.Module, layouts: Mapping[str, tuple[bool, bool]
             ):
                 continue
             out = module.out_features
+            numel = module.in_features * out
             channels = out if per_channel else 0
             entries = [
                 ("dtype", None, None),
-                ("_packed_params", module.in_features * out, channels),
+                ("_packed_params", numel, channels),
                 ("", 4 * out if has_bias else None, None),  # the float bias, in the same tuple
             ]
         elif isinstance(module, _ConvNd) and not isinstance(module, _ConvTransposeNd):
@@ -616,7 +675,7 @@ def _attach_size_hints(model: nn.Module, layouts: Mapping[str, tuple[bool, bool]
             ]
         else:
             continue
-        hint = SizeHint(holder._packed_params, tuple(entries))
+        hint = SizeHint(holder._packed_params, tuple(entries), weight=(out, numel, zeros))
         object.__setattr__(holder, SIZE_HINT_ATTR, hint)
 
 
@@ -679,15 +738,20 @@ class TorchAOBackend:
         spec = _with_approach(spec, STATIC)
         hooks = _HookSnapshot(model)
         work = _copy(model, hooks, or_in_place=False).eval()
+        # chosen on the float model: converting a Linear tied to an embedding unties them
+        embeddings = _embedding_qconfigs(work, spec, _shared_ids(work))
         prepared = self._prepare(work, spec)
         with torch.no_grad():
             calibrate(prepared.model)
         int8 = self.convert(prepared, inplace=True)
+        if _quantize_embeddings(int8, embeddings):
+            getattr(int8, RECIPE_ATTR)["quantized_ops"] = self.quantized_module_names(int8)
         hooks.strip(int8)
         return int8
 
     def quantize_dynamic(self, model: nn.Module, spec: QuantSpec) -> nn.Module:
-        """An int8 copy of `model` with dynamically quantized Linear / RNN modules."""
+        """An int8 copy of `model` with dynamically quantized Linear / RNN modules and
+        weight-only int8 embeddings."""
         from torch.ao.quantization import quantize_dynamic
 
         spec = _with_approach(spec, DYNAMIC)
@@ -708,15 +772,17 @@ class TorchAOBackend:
                 weight = TensorScheme(scheme="sym", granularity="per_tensor")
                 plan = OpPlan(plan.activation, weight)
             qconfig_spec[name] = make_qconfig(plan, DYNAMIC, reduce_range)
-        layouts: dict[str, tuple[bool, bool]] = {}
+        embeddings = _embedding_qconfigs(work, spec, shared)
+        layouts: dict[str, _Layout] = {}
         for name, qconfig in qconfig_spec.items():
             module = work.get_submodule(name)
             if type(module) is nn.Linear:
-                layout = _weight_layout(_observer_settings(qconfig.weight), module.bias)
+                layout = _weight_layout(_observer_settings(qconfig.weight), module)
                 if layout is not None:
                     layouts[name] = layout
         with _quiet():
             quantize_dynamic(work, qconfig_spec=qconfig_spec, inplace=True)
+        _quantize_embeddings(work, embeddings)
         _attach_size_hints(work, layouts)
         hooks.strip(work)
         prepared = PreparedModel(

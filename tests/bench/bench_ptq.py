@@ -14,7 +14,8 @@ small BERT built from a config (no download). For each, one table:
   quantization (`prepare_fx` / calibrate / `convert_fx`, and `fuse_fx` (it folds
   BatchNorms into convs, as `fit` does; skipped where FX cannot trace) then
   `quantize_dynamic`, with the qconfig `fit` uses by default: per-channel
-  symmetric int8 weights, min-max uint8 activations); for BERT, which FX cannot
+  symmetric int8 weights, min-max uint8 activations, embeddings int8 weight-only
+  (torch.ao's `float_qparams_weight_only_qconfig`)); for BERT, which FX cannot
   trace, the bare static call is the runtime backend's eager path. "summary sizes" is the time of the
   two size measurements of the run summary (`summary.state_dict_size` of the
   fp32 and the int8 model), which `fit` does on every call. The goal for
@@ -113,7 +114,10 @@ def bert() -> tuple[nn.Module, list[dict[str, torch.Tensor]]]:
     batches = []
     for _ in range(CALIB_BATCHES):
         ids = torch.randint(1, 1000, (8, 64), generator=g)
-        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+        # token types given: torch's own int8 embedding (the bare models') refuses the
+        # expanded view BERT makes when they are not
+        mask, types = torch.ones_like(ids), torch.zeros_like(ids)
+        batches.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
     return model, batches
 
 
@@ -215,7 +219,12 @@ def bare_dynamic(model: nn.Module, batches: list[Any]) -> nn.Module:
         work = fuse_fx(work)
     except Exception:  # Hugging Face models do not trace
         pass
-    qconfig = {nn.Linear: _same_qconfig(dynamic=True)}
+    from torch.ao.quantization import float_qparams_weight_only_qconfig
+
+    qconfig = {
+        nn.Linear: _same_qconfig(dynamic=True),
+        nn.Embedding: float_qparams_weight_only_qconfig,  # fit quantizes embeddings weight-only
+    }
     return quantize_dynamic(work, qconfig, dtype=torch.qint8)
 
 

@@ -311,6 +311,28 @@ def run_all(saved: dict[str, Any], quantization: Any, config: Any, logger: str) 
 
 
 # -- the INC process ------------------------------------------------------------------------
+def _our_runtime() -> Any:
+    """This checkout's `neural_coder.runtime`, imported by path: INC's environment has a
+    `neural_coder` package of its own (Intel's), which a plain import would find first."""
+    import importlib
+    import importlib.util
+
+    for name in [m for m in sys.modules if m == "neural_coder" or m.startswith("neural_coder.")]:
+        del sys.modules[name]
+    # the package folders as setuptools maps them: neural_coder -> coder/, its runtime ->
+    # runtime/ (found through the second search location)
+    spec = importlib.util.spec_from_file_location(
+        "neural_coder",
+        ROOT / "coder" / "__init__.py",
+        submodule_search_locations=[str(ROOT / "coder"), str(ROOT)],
+    )
+    assert spec is not None and spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["neural_coder"] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module("neural_coder.runtime")
+
+
 def worker(data_path: str, out_path: str, site_dir: str, ours_dir: str) -> None:
     import site
 
@@ -331,7 +353,7 @@ def worker(data_path: str, out_path: str, site_dir: str, ours_dir: str) -> None:
     # our int8 models, saved by the other process, loaded here with our runtime (its
     # editable install made importable after INC ran) for side-by-side latency
     site.addsitedir(site_dir)
-    from neural_coder.runtime import load
+    load = _our_runtime().load
 
     for key, result in results.items():
         inc_model = result.pop("model", None)

@@ -84,11 +84,31 @@ CASES = [
     ("rnn_lm_finetune.py", "qat", "runtime"),
     # a checkpoint dict, a config, a meter and a loss object are not models
     ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
+    # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into
+    # LightningCLI's trainer_defaults
+    ("lightning_fit.py", "pruning+qat", "runtime"),
+    ("lightning_fit.py", "distillation", "runtime"),
+    ("lightning_cli.py", "pruning", "runtime"),
+    # timm's loss_scaler(loss, optimizer, update_grad=...) backs up and steps in one call:
+    # the optimizer hooks ride on the optimizer for that call
+    ("native_scaler_loop.py", "pruning+qat", "runtime"),
+    ("native_scaler_loop.py", "distillation", "runtime"),
+    # the Trainer builds the model from an id: the callback gets the configs
+    ("model_id_trainer.py", "pruning+qat", "runtime"),
+    ("model_id_trainer.py", "pruning", "inc"),
+    # multi-shot: stages over the epochs (a PipelineConfig); training then a fit
+    ("multishot_cnn.py", "distillation>pruning>qat", "runtime"),
+    ("multishot_cnn.py", "pruning>ptq-static", "runtime"),
+    ("multishot_cnn.py", "distillation>ptq-dynamic", "inc"),
+    ("epoch_fn_style.py", "distillation>pruning", "runtime"),
+    # the run length known only after accelerator.prepare: fit_pipeline before the loop
+    ("accelerate_loop.py", "pruning>qat", "runtime"),
 ]
 
 
 def golden_path(name: str, approach: str, target: str) -> Path:
-    return GOLDEN / f"{Path(name).stem}.{approach.replace('+', '_')}.{target}.py"
+    stem = approach.replace("+", "_").replace(">", "_then_")
+    return GOLDEN / f"{Path(name).stem}.{stem}.{target}.py"
 
 
 @pytest.mark.parametrize(("name", "approach", "target"), CASES)

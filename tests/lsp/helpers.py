@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Union
 
 from click.testing import CliRunner
 from lsprotocol import types
+from pygls.lsp.client import LanguageClient
 
 from neural_coder.cli import main
 
@@ -53,3 +55,17 @@ def cli_output(command: str, script: Path, out: Path, *args: str) -> str:
     result = CliRunner().invoke(main, [command, str(script), "-o", str(out), *args])
     assert result.exit_code == 0, result.output
     return out.read_text()
+
+
+def tell_commands_from_actions(client: LanguageClient) -> None:
+    """A Command's `command` is a string, a CodeAction's an object (VS Code tells them apart
+    so); lsprotocol's own hook takes any object with a `command` key for a Command, which
+    would turn the Auto code action into a broken Command on this client."""
+    converter = client.protocol._converter
+
+    def structure(value: Any, _: type) -> types.Command | types.CodeAction:
+        kind = types.Command if isinstance(value.get("command"), str) else types.CodeAction
+        return converter.structure(value, kind)
+
+    # the key lsprotocol registers its hook under (typing.Union, not a `|` union)
+    converter.register_structure_hook(Union[types.Command, types.CodeAction], structure)  # noqa: UP007

@@ -11,6 +11,7 @@ from lsprotocol import types
 
 from neural_coder.errors import ConfigError
 from neural_coder.lsp import convert
+from neural_coder.lsp.auto import auto_options
 from neural_coder.survey import APPROACHES
 from tests.lsp.helpers import REPO, apply_edits
 
@@ -71,6 +72,8 @@ def test_the_extension_offers_the_engine_approaches_and_settings_the_server_read
         target[name] = spec["default"]
     for approach in APPROACHES:  # the defaults are valid options for every approach
         convert.options_for(convert.settings_to_config(settings), approach)
+    auto = auto_options(settings)  # and for the Auto command, which reads `auto`
+    assert auto.approaches == ("ptq-dynamic", "ptq-static", "bf16") and auto.args == ()
 
 
 def test_diagnostics_are_capped():

@@ -20,7 +20,9 @@ ENV = {**os.environ, "NEURAL_CODER_LSP_PROGRESS_AFTER_S": "0"}  # progress even 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=ENV), scope="module")
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=SERVER, server_env=ENV), scope="module"
+)
 async def client(lsp_client: LanguageClient):
     lsp_client.applied: list[types.ApplyWorkspaceEditParams] = []  # type: ignore[misc]
     lsp_client.published: list[tuple[str, int | None]] = []  # type: ignore[misc]
@@ -51,7 +53,9 @@ def open_text(client: LanguageClient, uri: str, text: str) -> None:
     client.diagnostics.pop(uri, None)
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=text
+            )
         )
     )
 
@@ -175,7 +179,9 @@ async def test_an_action_after_did_change_uses_the_unsaved_text(client: Language
     saved = (SAMPLES / "step_budget_loop.py").read_text()
     script = tmp_path / "train.py"
     script.write_text(saved)
-    edited = saved.replace("MAX_STEPS = 40", "MAX_STEPS = 400", 1)  # pruning fits its schedule to it
+    edited = saved.replace(
+        "MAX_STEPS = 40", "MAX_STEPS = 400", 1
+    )  # pruning fits its schedule to it
     assert edited != saved
     uri = script.as_uri()
     open_text(client, uri, saved)
@@ -184,7 +190,9 @@ async def test_an_action_after_did_change_uses_the_unsaved_text(client: Language
     pruning = next(a for a in await actions(client, uri) if a.kind == "source.neuralCoder.pruning")
     new = await resolved_text(client, pruning, uri, edited)
     (tmp_path / "edited.py").write_text(edited)
-    assert new == cli_output("optimize", tmp_path / "edited.py", tmp_path / "out.py", "-a", "pruning")
+    assert new == cli_output(
+        "optimize", tmp_path / "edited.py", tmp_path / "out.py", "-a", "pruning"
+    )
     assert new != cli_output("optimize", script, tmp_path / "out.py", "-a", "pruning")
     assert script.read_text() == saved  # the server never writes files
     close(client, uri)
@@ -196,7 +204,11 @@ async def test_migrate_quick_fix_on_an_inc_1x_script(client: LanguageClient, tmp
     open_text(client, uri, text)
     warning = next(d for d in await diagnostics(client, uri) if d.code == "inc-1x")
     fixes = await actions(
-        client, uri, only=[types.CodeActionKind.QuickFix], near=[warning], line=warning.range.start.line
+        client,
+        uri,
+        only=[types.CodeActionKind.QuickFix],
+        near=[warning],
+        line=warning.range.start.line,
     )
     assert [a.title for a in fixes] == ["Migrate to INC 2.x"]
     assert list(fixes[0].diagnostics or []) == [warning]

@@ -25,7 +25,7 @@ class Lab:
     log: Path
 
     def request(
-        self, path: str, body: object | None = None, token: bool = True
+        self, path: str, body: object | None = None, token: bool = True, timeout: float = 60
     ) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
@@ -33,7 +33,7 @@ class Lab:
             headers["Authorization"] = f"token {TOKEN}"
         request = urllib.request.Request(f"{self.url}/{path}", data=data, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             return error.code, {}

@@ -374,6 +374,7 @@ def test_weight_pruning_defaults() -> None:
         "criterion_reduce_type": "mean",
         "resume_from_pruned_checkpoint": False,
         "lock_init_sparsity": False,
+        "shrink": False,
         "parameters": {"reg_coeff": 0.0},
     }
 

@@ -18,6 +18,8 @@ from neural_coder.runtime.quant import get_backend
 transformers = pytest.importorskip("transformers")
 
 N_LINEAR = 14  # 2 layers x 6 + pooler + classifier
+N_EMBEDDING = 3  # words, positions, token types: int8 weight-only
+N_INT8 = N_LINEAR + N_EMBEDDING
 
 
 def tiny_bert() -> nn.Module:
@@ -62,13 +64,13 @@ def test_static_falls_back_to_the_eager_path_quantizes_every_linear_and_says_so(
         q = quantization.fit(model, PostTrainingQuantConfig(), calib_dataloader=data())
     assert q is not None
     assert q.q_config["path"] == "eager" and q.q_config["fallback_reason"]
-    assert len(int8_names(q.model)) == N_LINEAR
-    assert "cannot be FX-traced" in caplog.text and "14 module(s) in int8" in caplog.text
+    assert len(int8_names(q.model)) == N_INT8
+    assert "cannot be FX-traced" in caplog.text and "17 module(s) in int8" in caplog.text
     batch = next(iter(data()))
     # labels are dropped from calibration / inference inputs; the model still matches fp32
     assert (logits(q.model, batch) - logits(model, batch)).abs().max() < 0.05
     summary = json.loads(summary_path.read_text())
-    assert summary["quantized_modules"] == N_LINEAR
+    assert summary["quantized_modules"] == N_INT8
     assert summary["quantization_path"] == "eager"
     assert summary["fx_fallback_reason"]
 
@@ -80,7 +82,7 @@ def test_static_falls_back_to_the_eager_path_quantizes_every_linear_and_says_so(
 def test_dynamic_bert_round_trips(tmp_path):
     model = tiny_bert()
     q = quantization.fit(model, PostTrainingQuantConfig(approach="dynamic"))
-    assert len(int8_names(q.model)) == N_LINEAR
+    assert len(int8_names(q.model)) == N_INT8
     q.save(tmp_path / "dyn")
     loaded = load(tmp_path / "dyn", tiny_bert())
     batch = next(iter(data()))
@@ -104,7 +106,7 @@ def test_tuning_a_transformer_keeps_the_classifier_in_fp32(tmp_path):
     q = quantization.fit(model, conf, calib_dataloader=data(), eval_func=evaluate)
     assert q is not None
     names = int8_names(q.model)
-    assert "classifier" not in names and len(names) == N_LINEAR - 1
+    assert "classifier" not in names and len(names) == N_INT8 - 1
     # static trial, dynamic trial (auto), then the classifier alone in fp32 on the static model
     assert q.q_config["approach"] == "post_training_static_quant"
     q.save(tmp_path / "tuned")

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from neural_coder.runtime import quantization
 from neural_coder.runtime.config import PostTrainingQuantConfig
 from neural_coder.runtime.quant import get_backend
-from neural_coder.runtime.summary import SIZE_HINT_ATTR, state_dict_size
+from neural_coder.runtime.summary import SIZE_HINT_ATTR, build_summary, state_dict_size
 
 TOLERANCE = 0.03
 
@@ -127,6 +127,21 @@ def test_the_backend_describes_packed_weights_so_nothing_is_unpacked(monkeypatch
     monkeypatch.setattr(_ConvNd, "_weight_bias", no_unpacking)
     for model, real in zip((static, dynamic, eager), expected, strict=True):
         assert state_dict_size(model) == pytest.approx(real, rel=TOLERANCE)
+        # the summary's weight facts (int8 bytes, zeros) come from the description too
+        summary = build_summary(model, None)
+        assert summary["int8_weight_bytes"] and summary["weights_total"] >= 128 * 96
+
+
+def test_the_zeros_of_a_pruned_model_are_counted_after_quantization():
+    model = build()
+    with torch.no_grad():
+        model.fc.weight[:, ::2] = 0  # half of fc's weights pruned
+    for approach in ("static", "dynamic"):
+        summary = build_summary(fit(model, approach=approach), None)
+        assert summary["weights_zero"] >= 128 * 96 // 2
+        assert summary["weights_total"] == sum(
+            m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)
+        )
 
 
 def test_a_hint_made_stale_by_loading_a_state_dict_is_not_used(monkeypatch):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 
 import libcst as cst
-import libcst.matchers as m
 from libcst.metadata import Scope
+
+from neural_coder.transforms import match as m
 
 from .codegen import code_of
 

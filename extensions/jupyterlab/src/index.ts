@@ -13,7 +13,10 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
 
+const AUTO = 'auto';
+
 const APPROACHES: [string, [string, string][]][] = [
+  ['Measure', [[AUTO, 'Auto: measure and keep the best']]],
   [
     'Post-training',
     [
@@ -44,44 +47,38 @@ interface IRewriteAnswer {
   changed: number[];
   cells: { index: number; source: string }[];
   error: { message: string; cell: number | null; line: number | null; hint: string | null } | null;
+  // the "auto" command only
+  winner?: string | null;
+  table?: string;
 }
 
-async function rewrite(panel: NotebookPanel, approach: string): Promise<void> {
+function cellsOf(panel: NotebookPanel): { cell_type: string; source: string }[] {
   const model = panel.content.model;
-  if (!model) {
-    return;
-  }
   const cells = [];
-  for (let i = 0; i < model.cells.length; i++) {
+  for (let i = 0; model && i < model.cells.length; i++) {
     const cell = model.cells.get(i);
     cells.push({ cell_type: cell.type, source: cell.sharedModel.getSource() });
   }
+  return cells;
+}
+
+async function post(body: object): Promise<IRewriteAnswer | null> {
   const settings = ServerConnection.makeSettings();
   const response = await ServerConnection.makeRequest(
     URLExt.join(settings.baseUrl, 'neural-coder/rewrite'),
-    {
-      method: 'POST',
-      body: JSON.stringify({ command: 'optimize', approach, path: panel.context.path, cells })
-    },
+    { method: 'POST', body: JSON.stringify(body) },
     settings
   );
   if (!response.ok) {
     Notification.error(`neural-coder: the server answered ${response.status} ${response.statusText}`);
-    return;
+    return null;
   }
-  const answer = (await response.json()) as IRewriteAnswer;
-  if (answer.status === 'Failed') {
-    if (answer.error?.cell) {
-      panel.content.activeCellIndex = answer.error.cell - 1;
-    }
-    Notification.error(`neural-coder: ${answer.message}`, { autoClose: false });
-    return;
-  }
-  if (answer.cells.length === 0) {
-    Notification.info(`neural-coder: ${answer.message}`, { autoClose: 8000 });
-    return;
-  }
-  const shared = model.sharedModel;
+  return (await response.json()) as IRewriteAnswer;
+}
+
+/** Put the answer's cells in place, in one undoable step; their outputs are stale. */
+function applyCells(panel: NotebookPanel, answer: IRewriteAnswer): void {
+  const shared = panel.content.model!.sharedModel;
   shared.transact(() => {
     for (const change of answer.cells) {
       const cell = shared.getCell(change.index);
@@ -93,6 +90,68 @@ async function rewrite(panel: NotebookPanel, approach: string): Promise<void> {
       }
     }
   });
+}
+
+/** `neural-coder auto` on the live cells: every candidate runs in a fresh process on the
+ *  server; the winner's cells come back and are put in place, the table in a notification. */
+async function auto(panel: NotebookPanel): Promise<void> {
+  const sent = cellsOf(panel);
+  const id = Notification.emit(
+    'neural-coder auto: measuring fp32 and each candidate, each in a fresh process (this takes minutes)…',
+    'in-progress',
+    { autoClose: false }
+  );
+  const answer = await post({ command: AUTO, path: panel.context.path, cells: sent });
+  if (!answer) {
+    Notification.dismiss(id);
+    return;
+  }
+  if (answer.status === 'Failed') {
+    Notification.update({ id, message: `neural-coder auto: ${answer.message}`, type: 'error', autoClose: false });
+    return;
+  }
+  const now = cellsOf(panel);
+  const same = now.length === sent.length && now.every((c, i) => c.source === sent[i].source);
+  if (answer.cells.length > 0 && !same) {
+    Notification.update({
+      id,
+      message: `neural-coder auto: the notebook changed while auto ran; nothing was applied.\n${answer.table}`,
+      type: 'warning',
+      autoClose: false
+    });
+    return;
+  }
+  if (answer.cells.length > 0) {
+    applyCells(panel, answer);
+  }
+  Notification.update({
+    id,
+    message: `neural-coder auto:\n${answer.table ?? answer.message}`,
+    type: answer.winner ? 'success' : 'info',
+    autoClose: false
+  });
+}
+
+async function rewrite(panel: NotebookPanel, approach: string): Promise<void> {
+  if (!panel.content.model) {
+    return;
+  }
+  const answer = await post({ command: 'optimize', approach, path: panel.context.path, cells: cellsOf(panel) });
+  if (!answer) {
+    return;
+  }
+  if (answer.status === 'Failed') {
+    if (answer.error?.cell) {
+      panel.content.activeCellIndex = answer.error.cell - 1;
+    }
+    Notification.error(`neural-coder: ${answer.message}`, { autoClose: false });
+    return;
+  }
+  if (answer.cells.length === 0) {
+    Notification.info(`neural-coder: ${answer.message}`, { autoClose: 8000 });
+    return;
+  }
+  applyCells(panel, answer);
   Notification.success(`neural-coder: ${answer.message}`, { autoClose: 8000 });
   for (const warning of answer.warnings) {
     Notification.warning(`neural-coder: ${warning}`, { autoClose: false });
@@ -119,7 +178,7 @@ class ApproachMenu extends Widget {
       const approach = select.value;
       select.value = '';
       if (approach) {
-        rewrite(panel, approach).catch(reason =>
+        (approach === AUTO ? auto(panel) : rewrite(panel, approach)).catch(reason =>
           Notification.error(`neural-coder: ${reason}`, { autoClose: false })
         );
       }

@@ -24,6 +24,9 @@ export function commandId(approach: string): string {
 // the server's workspace/executeCommand commands (coder/lsp/server.py)
 export const SERVER_OPTIMIZE = "neuralCoder.optimize";
 export const SERVER_MIGRATE = "neuralCoder.migrate";
+export const SERVER_AUTO = "neuralCoder.auto";
+// the submenu's "Auto" entry: the server measures every candidate and keeps the best
+export const AUTO_COMMAND = "neuralCoder.apply.auto";
 
 export interface PythonExtensionApi {
   environments?: {
@@ -90,6 +93,9 @@ export async function activateWith(
     );
   }
   context.subscriptions.push(
+    api.commands.registerCommand(AUTO_COMMAND, (resource?: vscode.Uri | { notebookEditor?: { notebookUri?: vscode.Uri } }) =>
+      runAuto(api, client, output, resource),
+    ),
     api.commands.registerCommand("neuralCoder.showOutput", () => output.show()),
     api.commands.registerCommand("neuralCoder.restartServer", async () => {
       await client.stop();
@@ -143,5 +149,43 @@ export async function runApproach(
     void api.window.showInformationMessage(`Neural Coder: ${message}`);
   } else {
     void api.window.showWarningMessage(`Neural Coder: ${message}`);
+  }
+}
+
+/** The "Auto" entry: `neural-coder auto` on the buffer through the server (which reports
+ *  `$/progress` while the candidates run); the table goes to the output channel. */
+export async function runAuto(
+  api: typeof vscode,
+  client: Client,
+  output: vscode.OutputChannel,
+  resource?: vscode.Uri | { notebookEditor?: { notebookUri?: vscode.Uri } },
+): Promise<void> {
+  // from the notebook toolbar: the notebook (the server runs its code cells); from the
+  // editor title: the file; from the palette: the active notebook, else the active editor
+  const fromToolbar = resource && "notebookEditor" in resource ? resource.notebookEditor?.notebookUri : undefined;
+  const uri =
+    fromToolbar ??
+    (resource && !("notebookEditor" in resource) ? (resource as vscode.Uri) : undefined) ??
+    api.window.activeNotebookEditor?.notebook.uri ??
+    api.window.activeTextEditor?.document.uri;
+  if (!uri) {
+    void api.window.showWarningMessage("Neural Coder: open a Python file first");
+    return;
+  }
+  output.appendLine(`auto: ${uri.toString()}`);
+  const answer = (await client.sendRequest("workspace/executeCommand", {
+    command: SERVER_AUTO,
+    arguments: [uri.toString()],
+  })) as { applied: boolean; winner: string | null; message: string; report?: unknown } | undefined;
+  const message = answer?.message ?? "no answer from the server";
+  for (const line of message.split("\n")) {
+    output.appendLine(`  ${line}`);
+  }
+  const choice = message.split("\n").pop() ?? message;
+  // a `report` comes with every measurement, applied or not (nothing beat fp32)
+  if (answer?.report !== undefined && (answer.applied || answer.winner === null)) {
+    void api.window.showInformationMessage(`Neural Coder: ${choice} (the table is in the output)`);
+  } else {
+    void api.window.showWarningMessage(`Neural Coder: ${choice}`);
   }
 }

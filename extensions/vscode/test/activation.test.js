@@ -97,7 +97,7 @@ test("activation starts the server with the interpreter and registers every mani
   const declared = manifest.contributes.commands.map((c) => c.command).sort();
   assert.deepEqual([...registered.keys()].sort(), declared);
   const inSubmenu = manifest.contributes.menus["neuralCoder.submenu"].map((m) => m.command).sort();
-  assert.deepEqual(inSubmenu, core.APPROACHES.map(core.commandId).sort());
+  assert.deepEqual(inSubmenu, [...core.APPROACHES.map(core.commandId), core.AUTO_COMMAND].sort());
   assert.equal(manifest.contributes.menus["editor/title"][0].submenu, "neuralCoder.submenu");
 });
 
@@ -112,6 +112,32 @@ test("a submenu entry asks the server to rewrite the active buffer", async () =>
     ["workspace/executeCommand", { command: "neuralCoder.migrate", arguments: ["file:///w/train.py"] }],
   ]);
   assert.deepEqual(shown[0], ["info", "Neural Coder: pruning hooks inserted"]);
+});
+
+test("the Auto entry runs the server's auto command; the table goes to the output", async () => {
+  const table = "fp32: accuracy 1, latency p50/p90/p99 0.1/0.2/0.3 ms, 900.0 samples/s, 11.6 KiB, 1.00x\n" +
+    "ptq-dynamic is the fastest (1.30x fp32 throughput, within 0.01 relative accuracy loss)";
+  const { api, registered, shown, lines } = stubVscode();
+  const { factory, made } = stubClient({ applied: true, winner: "ptq-dynamic", message: table, report: {} });
+  await core.activateWith(api, context(), factory);
+  await registered.get(core.AUTO_COMMAND)();
+  assert.deepEqual(made[0].requests, [
+    ["workspace/executeCommand", { command: "neuralCoder.auto", arguments: ["file:///w/train.py"] }],
+  ]);
+  assert.ok(lines.some((l) => l.includes("fp32: accuracy 1")));
+  assert.equal(shown[0][0], "info");
+  assert.match(shown[0][1], /ptq-dynamic is the fastest/);
+  // from the notebook toolbar VS Code passes the notebook editor: the notebook is measured
+  await registered.get(core.AUTO_COMMAND)({ notebookEditor: { notebookUri: { toString: () => "file:///w/nb.ipynb" } } });
+  assert.deepEqual(made[0].requests[1], ["workspace/executeCommand", { command: "neuralCoder.auto", arguments: ["file:///w/nb.ipynb"] }]);
+  assert.equal(manifest.contributes.menus["notebook/toolbar"][0].command, core.AUTO_COMMAND);
+  const refused = stubClient({ applied: false, winner: null, message: "tiny.py: already compressed" });
+  const second = stubVscode();
+  await core.activateWith(second.api, context(), refused.factory);
+  await second.registered.get(core.AUTO_COMMAND)();
+  assert.deepEqual(second.shown[0], ["warning", "Neural Coder: tiny.py: already compressed"]);
+  const settings = manifest.contributes.configuration.properties;
+  assert.deepEqual(settings["neuralCoder.auto.approaches"].default, ["ptq-dynamic", "ptq-static", "bf16"]);
 });
 
 test("a refusal is shown as a warning; restart makes a new client", async () => {
