@@ -34,6 +34,8 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
         "hf_trainer.py",
         "seq2seq_trainer.py",
         "peft_lora_finetune.py",
+        "lightning_fit.py",
+        "native_scaler_loop.py",
         "multishot_cnn.py",
     }
 )

@@ -11,10 +11,17 @@ from neural_coder.errors import AnalysisError
 
 from . import kinds, wraps
 from .index import Assignment, Index, build_index, iter_returns
+from .lightning import LightningUse, find_lightning
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
-from .training import LoopAnalysis, TrainingLoop, find_backward_calls
+from .training import (
+    NO_OPTIMIZER_STEP,
+    NOT_IN_A_LOOP,
+    LoopAnalysis,
+    TrainingLoop,
+    find_backward_calls,
+)
 
 __all__ = [
     "Facts", "Found", "analyze", "inserted_marker_line", "parse_source", "Source", "TrainingLoop",
@@ -43,6 +50,7 @@ class Facts:
     loop_error: AnalysisError | None = None
     already_optimized: int | None = None  # line of existing compression code
     trainers: list[TrainerUse] = field(default_factory=list)  # Hugging Face Trainer constructions
+    lightning: LightningUse | None = None  # a Lightning Trainer.fit / LightningCLI run
 
     @property
     def trainer(self) -> TrainerUse | None:
@@ -79,6 +87,14 @@ class Facts:
         for use in self.trainers:
             line = src.line(use.call)
             out.append(f"hf trainer  line {line:>4}  {use.class_name}(...) -> {use.target}")
+        if self.lightning is not None:
+            for fit in self.lightning.fits:
+                model = src.code(fit.model) if fit.model is not None else "?"
+                out.append(
+                    f"lightning   line {src.line(fit.call):>4}  {fit.trainer}.fit({model}, ...)"
+                )
+            for run in self.lightning.cli_runs:
+                out.append(f"lightning   line {src.line(run.call):>4}  LightningCLI(...) runs fit")
         if self.already_optimized is not None:
             out.append(
                 f"compressed  line {self.already_optimized:>4}  compression code already present"
@@ -92,6 +108,7 @@ def analyze(source: Source) -> Facts:
     facts.found = _constructions(index)
     facts.already_optimized = _existing_compression(index)
     facts.trainers = find_trainers(index)
+    facts.lightning = find_lightning(index)
     backward_calls = _outside_trainer_classes(index, find_backward_calls(index))
     if len(source.parts) > 1:  # a project: what the entry script runs, in any of its files
         reached = reached_scopes(index)
@@ -103,6 +120,7 @@ def analyze(source: Source) -> Facts:
         facts.loop_error = AnalysisError(
             "no training loop: nothing calls .backward()"
             + (" (a Hugging Face Trainer runs it)" if facts.trainers else "")
+            + (" (PyTorch Lightning runs it)" if facts.lightning else "")
             + (
                 f" in the script or the {len(source.parts) - 1} module(s) of its project it imports"
                 if len(source.parts) > 1
@@ -114,11 +132,22 @@ def analyze(source: Source) -> Facts:
         return facts
     analysis = LoopAnalysis(index)
     loops: list[TrainingLoop] = []
+    # one-off passes (no loop around the backward) and backward passes that no optimizer
+    # step follows (profiling, gradient checks): no training step of their own
+    outside: list[AnalysisError] = []
     try:
         for call in backward_calls:
-            loops.append(analysis.analyze(call))
+            try:
+                loops.append(analysis.analyze(call))
+            except AnalysisError as error:
+                if not error.message.startswith((NOT_IN_A_LOOP, NO_OPTIMIZER_STEP)):
+                    raise
+                outside.append(error)
     except AnalysisError as error:
         facts.loop_error = error
+        return facts
+    if not loops:
+        facts.loop_error = outside[0]
         return facts
     distinct = {id(loop.entry_loop): loop for loop in loops}
     if len(distinct) > 1:
@@ -133,6 +162,17 @@ def analyze(source: Source) -> Facts:
         facts.loop = merge_paths(source, loops)
     except AnalysisError as error:
         facts.loop_error = error
+        return facts
+    facts.loop.notes += [
+        f"line {e.line}: a backward pass "
+        + (
+            "outside any loop"
+            if e.message.startswith(NOT_IN_A_LOOP)
+            else "that no optimizer step follows"
+        )
+        + " (a one-off pass, profiling, a gradient check) gets no hooks"
+        for e in outside
+    ]
     return facts
 
 

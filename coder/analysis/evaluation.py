@@ -135,18 +135,25 @@ def _is_tensor_maths(name: str) -> bool:
 
 
 def trains(index: Index, fn: Function, seen: frozenset[int] = frozenset()) -> bool:
-    """`fn` (or a function of the file it calls) runs a backward pass or an optimizer step."""
+    """`fn` (or a function of the project it calls) runs a backward pass, steps or zeroes
+    an optimizer, or hands an optimizer to a library call that does (timm's
+    `loss_scaler(loss, optimizer, ...)` runs the backward and the step)."""
     if id(fn.node) in seen:
         return False
     for call in m.findall(fn.node, m.Call(func=m.Attribute())):
         attr = call.func.attr.value  # type: ignore[attr-defined]
         if attr in ("backward", "manual_backward"):
             return True
-        if attr == "step" and _is_optimizer(index, call.func.value, fn):  # type: ignore[attr-defined]
+        if attr in ("step", "zero_grad") and _is_optimizer(index, call.func.value, fn):  # type: ignore[attr-defined]
             return True
     for call in m.findall(fn.node, m.Call()):
         callee = index.resolve_call(call)  # type: ignore[arg-type]
         if callee is not None and callee is not fn and trains(index, callee, seen | {id(fn.node)}):
+            return True
+        if callee is None and any(
+            not a.keyword and _is_optimizer(index, a.value, fn)
+            for a in call.args  # type: ignore[attr-defined]
+        ):
             return True
     return False
 

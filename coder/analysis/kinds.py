@@ -50,6 +50,7 @@ def is_model_class(index: Index, cls: cst.ClassDef, seen: frozenset[str] = froze
         name = index.qualified(base.value)
         if (
             name in MODEL_BASES
+            or _is_lightning_module(name)
             or name.endswith("PreTrainedModel")
             or name.startswith("transformers.")
         ):
@@ -67,6 +68,10 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
     if name is None:
         return None
     last = name.rsplit(".", 1)[-1]
+    if last == "load_from_checkpoint" and "." in name:  # Lightning: LitModel.load_from_checkpoint
+        owner = name.rsplit(".", 2)[-2]
+        cls = index.classes.get(owner)
+        return name if cls is not None and is_model_class(index, cls) else None
     if last in index.classes and "." not in name:
         if CRITERION_NAME.search(last):
             return None
@@ -85,6 +90,13 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
     if name in {"torch.load"} and _loads_module(index, leaf):  # type: ignore[arg-type]
         return "torch.load (a pickled model)"
     return None
+
+
+def _is_lightning_module(name: str) -> bool:
+    """`pl.LightningModule`, `lightning.pytorch.LightningModule`, `L.LightningModule`."""
+    return name.split(".")[0] in ("lightning", "pytorch_lightning") and name.endswith(
+        ".LightningModule"
+    )
 
 
 def _is_loss_name(name: str) -> bool:

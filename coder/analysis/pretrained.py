@@ -64,6 +64,8 @@ def weights_before_training(
     last = name.rsplit(".", 1)[-1]
     if name == "torch.load":
         return Weights(True, f"a trained module loaded whole by {what}")
+    if last == "load_from_checkpoint":
+        return Weights(True, f"a trained Lightning checkpoint loaded by {what}")
     fresh = _fresh_head(index, leaf, ids, training)
     if last == "from_pretrained":
         if fresh:
@@ -72,6 +74,14 @@ def weights_before_training(
             )
         return Weights(True, f"a trained checkpoint loaded by {what}")
     pretrained = [a for a in leaf.args if a.keyword and a.keyword.value in PRETRAINED_KEYWORDS]
+    for a in pretrained:
+        flag = flag_off_by_default(index, a.value)
+        if flag is not None:
+            return Weights(
+                False,
+                f"pretrained weights are loaded only when {flag} is given "
+                f"({a.keyword.value}={src.code(a.value)} in {what}; off by default)",  # type: ignore[union-attr]
+            )
     if pretrained and not all(src.code(a.value) in ("False", "None") for a in pretrained):
         if fresh:
             return Weights(
@@ -148,3 +158,35 @@ def _condition(index: Index, call: cst.Call) -> str | None:
 
 def _ids(index: Index, expr: cst.BaseExpression, scope: Scope) -> set[int]:
     return {id(leaf) for leaf, _ in values_through_wraps(index, expr, scope)}
+
+
+def flag_off_by_default(index: Index, value: cst.BaseExpression) -> str | None:
+    """`--pretrained` for `args.pretrained` when its `add_argument` gives it no value by
+    default (`action="store_true"`, `default=None` / `False` / `""`, or no default)."""
+    if not m.matches(value, m.Attribute(value=m.Name(), attr=m.Name())):
+        return None
+    dest = value.attr.value  # type: ignore[attr-defined]
+    src = index.source
+    for call in index.calls:
+        if not m.matches(call.func, m.Attribute(attr=m.Name("add_argument"))):
+            continue
+        flags = [
+            a.value.evaluated_value
+            for a in call.args
+            if a.keyword is None and isinstance(a.value, cst.SimpleString)
+        ]
+        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+        names = [f.lstrip("-").replace("-", "_") for f in flags if isinstance(f, str)]
+        if isinstance(keywords.get("dest"), cst.SimpleString):
+            names = [keywords["dest"].evaluated_value]  # type: ignore[union-attr]
+        if dest not in names or not flags:
+            continue
+        action = keywords.get("action")
+        default = keywords.get("default")
+        off = (
+            src.code(action) in ("'store_true'", '"store_true"')
+            if action is not None and default is None
+            else default is None or src.code(default) in ("None", "False", "''", '""')
+        )
+        return str(flags[-1]) if off else None
+    return None

@@ -25,6 +25,8 @@ Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
 WRAPPING_ITERATORS = frozenset({"enumerate", "tqdm", "iter"})
 MARKER_MODEL = "neural-coder: model"
+NOT_IN_A_LOOP = "the .backward() call is not inside a training loop"
+NO_OPTIMIZER_STEP = "no optimizer step found"
 
 
 @dataclass
@@ -70,19 +72,64 @@ class TrainingLoop:
     # a frozen model the script already runs next to the trained one (teacher-student)
     teacher_in_entry: str | None = None
     teacher_output: str | None = None  # its output, in the backward scope
+    # `loss = self._loss_step(batch)`: the function that calls the model (for messages)
+    model_called_in: str | None = None
+    # timm's `loss_scaler(loss, optimizer, ...)` runs the backward and the optimizer step:
+    # the optimizer-step hooks ride on the optimizer itself (optimizer_step_hooks)
+    step_in_scaler: bool = False
 
 
 def find_backward_calls(index: Index) -> list[cst.Call]:
     found = []
+    scaler_calls = [c for c in index.calls if is_scaler_step_call(index, c)]
     for call in index.calls:
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "backward":
-            found.append(call)
-    return found
+            if not (scaler_calls and _in_scaler_call_method(index, call)):
+                found.append(call)
+    return sorted([*found, *scaler_calls], key=index.source.line)
+
+
+def _in_scaler_call_method(index: Index, call: cst.Call) -> bool:
+    """The backward inside the `__call__` of a scaler class the file defines (the
+    backward of every `loss_scaler(loss, optimizer)` call, not a loop of its own)."""
+    scope = index.scope_of(call)
+    cls = index.class_of(scope)
+    return (
+        cls is not None
+        and "scaler" in cls.name.value.lower()
+        and isinstance(scope, cst.FunctionDef)
+        and scope.name.value == "__call__"
+    )
+
+
+def is_scaler_step_call(index: Index, call: cst.Call) -> bool:
+    """timm's `loss_scaler(loss, optimizer, clip_grad=..., parameters=...)`: the scaler
+    object's `__call__` runs `loss.backward()`, unscales and clips the gradients and
+    steps the optimizer (NativeScaler, and the copies of it in DeiT / MAE / BEiT)."""
+    func = call.func
+    if not isinstance(func, cst.Name | cst.Attribute):
+        return False
+    name = index.source.code(func).split(".")[-1].lower()
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if "scaler" not in name or len(positional) < 2 or not isinstance(positional[0].value, cst.Name):
+        return False
+    second = positional[1].value
+    scope = index.scope_of(call)
+    text = index.source.code(second).split(".")[-1].lower()
+    return (
+        "optim" in text
+        or text == "opt"
+        or any(kinds.is_optimizer(index, leaf) for leaf, _ in index.values_of(second, scope))
+    )
 
 
 def loss_name_of(index: Index, call: cst.Call) -> str | None:
-    """`loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`."""
+    """`loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`,
+    `loss_scaler(loss, optimizer, ...)`."""
+    if is_scaler_step_call(index, call):
+        first = call.args[0].value
+        return first.value if isinstance(first, cst.Name) else None
     assert isinstance(call.func, cst.Attribute)
     receiver = call.func.value
     if call.args and not isinstance(receiver, cst.Call) and not call.args[0].keyword:
@@ -104,6 +151,7 @@ class LoopAnalysis:
     def __init__(self, index: Index) -> None:
         self.teacher_calls: list[cst.Call] = []
         self._optimized: set[int] | None = None
+        self.model_called_in: str | None = None
         self.index = index
         self.source = index.source
 
@@ -239,6 +287,7 @@ class LoopAnalysis:
     # -- the loop itself -----------------------------------------------------------------
     def analyze(self, backward: cst.Call) -> TrainingLoop:
         src = self.source
+        self.model_called_in = None
         statement = src.statement_of(backward)
         scope = self.index.scope_of(backward)
         loss_name = loss_name_of(self.index, backward)
@@ -265,13 +314,19 @@ class LoopAnalysis:
                     "statements of the training loop",
                 )
             raise AnalysisError(
-                "the .backward() call is not inside a training loop",
+                NOT_IN_A_LOOP,
                 path=src.path,
                 line=src.line(backward),
                 hint="the tool places hooks in a for/while loop over batches",
             )
         step_loop, step_scope = found
-        optimizer_step, optimizer, other_steps = self._optimizer_step(scope, statement, step_loop)
+        in_scaler = is_scaler_step_call(self.index, backward)
+        if in_scaler:
+            optimizer_step, optimizer, other_steps = self._scaler_step(backward, statement)
+        else:
+            optimizer_step, optimizer, other_steps = self._optimizer_step(
+                scope, statement, step_loop
+            )
         if step_scope is scope and not any(a is step_loop for a in src.ancestors(optimizer_step)):
             # `for micro_step in range(accumulation): ... loss.backward()` then the
             # optimizer step after it: the step loop is the one around the optimizer step
@@ -321,11 +376,13 @@ class LoopAnalysis:
             model_origin=origin,
             model_origin_line=origin_line,
             total_steps=None,
+            step_in_scaler=in_scaler,
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
         if epoch_loop is not None:
             loop.epochs = self._iterations(epoch_loop)
         loop.model_method = model_method
+        loop.model_called_in = self.model_called_in if model_call is None else None
         if self.teacher_calls:
             teacher = self.teacher_calls[0]
             loop.teacher_in_entry = self.map_up(src.code(teacher.func), hops)
@@ -363,7 +420,7 @@ class LoopAnalysis:
             if (
                 isinstance(func, cst.Attribute)
                 and func.attr.value == "step"
-                and any(m.matches(a.value, m.Name(name)) for a in call.args)
+                and any(_passes_function(a.value, name) for a in call.args)
             ):
                 return name, call
         return None
@@ -382,8 +439,21 @@ class LoopAnalysis:
             if src.line(node) >= after and not steps.exclusive(src, node, backward)
         ]
         if not candidates:
+            closure = self._closure_step(backward)
+            if closure is not None:
+                name, step = closure
+                raise AnalysisError(
+                    f"the backward call at line {after} is in {name}(), which "
+                    f"{src.code(step.func)}(...) at line {src.line(step)} runs as its closure: "
+                    "there is no place between the backward and the optimizer step for the hooks",
+                    path=src.path,
+                    line=after,
+                    hint="compression hooks need loss.backward() and optimizer.step() as two "
+                    "statements of the training loop (call the step function, then "
+                    "optimizer.step() without a closure)",
+                )
             raise AnalysisError(
-                f"no optimizer step found after the backward call at line {after}",
+                f"{NO_OPTIMIZER_STEP} after the backward call at line {after}",
                 path=src.path,
                 line=src.line(step_loop),
                 hint="the tool needs optimizer.step() (or scaler.step(optimizer)) in the same function as loss.backward()",
@@ -398,6 +468,22 @@ class LoopAnalysis:
                 if hookable is not statement and hookable not in others:
                     others.append(hookable)
         return statement, name, others
+
+    def _scaler_step(
+        self, call: cst.Call, statement: cst.BaseStatement
+    ) -> tuple[cst.BaseStatement, str, list[cst.BaseStatement]]:
+        """`loss_scaler(loss, optimizer, ...)` on a line of its own: the step and its optimizer."""
+        src = self.source
+        if not isinstance(statement, cst.SimpleStatementLine) or isinstance(
+            src.parent(statement), cst.SimpleStatementSuite
+        ):
+            raise AnalysisError(
+                f"{src.code(call.func)}(...) (backward and optimizer step) shares its line",
+                path=src.path,
+                line=src.line(call),
+                hint="put the scaler call on its own indented line",
+            )
+        return statement, src.code(call.args[1].value), []
 
     def _step_candidates(self, scope: Scope) -> list[tuple[cst.CSTNode, str]]:
         """`optimizer.step()`, `scaler.step(optimizer)` and manual parameter updates in
@@ -525,6 +611,15 @@ class LoopAnalysis:
         # the model that `model(imgs)` calls: it is not the call of a second model
         called = {src.code(c.func) for c in models}
         models = [c for c in models if not (self._assigned_to(c) & (called - {src.code(c.func)}))]
+        # the loss name may also be bound before the loop (a one-off pass before training):
+        # the calls in the loop around the backward are the training step's
+        around = self.enclosing_loop(backward, scope)
+        in_loop = [c for c in models if around is not None and around in set(src.ancestors(c))]
+        models = in_loop or models
+        if not models and not methods:
+            callee = self._model_in_loss_function(calls)
+            if callee is not None:
+                return None, None, callee, None
         if not models:  # `loss = module.training_step(batch, i)`: a method of the model
             receivers = {src.code(c.func.value) for c in methods}  # type: ignore[attr-defined]
             if len(receivers) == 1:
@@ -550,6 +645,28 @@ class LoopAnalysis:
             return None, None, None, None
         call = models[0]
         return call, self._output_name(call), src.code(call.func), None
+
+    def _model_in_loss_function(self, calls: list[cst.Call]) -> str | None:
+        """`loss = self._loss_step(batch)`: a function of the script computes the loss and
+        calls the model; the model as the caller names it (`self._model`), when the
+        functions the loss comes from call one model."""
+        src = self.source
+        found: set[str] = set()
+        for call in calls:
+            fn = self.index.resolve_call(call)
+            if fn is None:
+                continue
+            inner = {
+                src.code(c.func)
+                for c in self.index.calls
+                if self.index.scope_of(c) is fn.node and self._is_model_callee(c.func, fn.node)
+            }
+            for callee in inner:
+                mapped = self.map_up(callee, [Hop(fn, call)])
+                if mapped is not None:
+                    found.add(mapped)
+                    self.model_called_in = f"{fn.key}() (line {src.line(fn.node)})"
+        return found.pop() if len(found) == 1 else None
 
     def _output_name(self, call: cst.Call) -> str | None:
         """`out` of `out = model(x)` (or of `out, aux = model(x)`)."""
@@ -791,7 +908,10 @@ class LoopAnalysis:
         return "loader" in self.source.code(expr).split(".")[-1].lower()
 
     def _accumulation(self, loop: TrainingLoop) -> str | None:
-        """`N` in `if (i + 1) % N == 0: optimizer.step()`."""
+        """`N` in `if (i + 1) % N == 0: optimizer.step()`, or in
+        `loss_scaler(loss, optimizer, update_grad=(i + 1) % N == 0)`."""
+        if loop.step_in_scaler:
+            return self._scaler_accumulation(loop)
         for ancestor in self.source.ancestors(loop.optimizer_step):
             if ancestor is loop.step_loop:
                 return None
@@ -809,6 +929,39 @@ class LoopAnalysis:
                 self._note_skipped_steps(loop, ancestor)
         return None
 
+    def _scaler_accumulation(self, loop: TrainingLoop) -> str | None:
+        call = next(
+            iter(
+                m.findall(
+                    loop.optimizer_step,
+                    m.Call(
+                        args=[m.ZeroOrMore(), m.Arg(keyword=m.Name("update_grad")), m.ZeroOrMore()]
+                    ),
+                )
+            ),
+            None,
+        )
+        if call is None:
+            return None
+        assert isinstance(call, cst.Call)
+        flag = next(a.value for a in call.args if a.keyword and a.keyword.value == "update_grad")
+        for modulo in m.findall(flag, m.BinaryOperation(operator=m.Modulo())):
+            assert isinstance(modulo, cst.BinaryOperation)
+            divisor = self.source.code(modulo.right)
+            loop.accumulation = divisor
+            mapped = self.map_up(divisor, loop.hops)
+            if mapped is None:
+                loop.notes.append(
+                    f"gradient accumulation by {divisor} is not visible where training starts"
+                )
+            return mapped
+        loop.notes.append(
+            f"the scaler steps the optimizer only when update_grad={self.source.code(flag)}: "
+            "the run length counts batches, so pruning may end later than planned; pass "
+            "--end-step with the number of optimizer steps"
+        )
+        return None
+
     def _note_skipped_steps(self, loop: TrainingLoop, chain: cst.If) -> None:
         """An optimizer step that some batches skip (`if ni - last_opt_step >= accumulate:`)
         in a way the tool cannot count: the schedule's length is then only an upper bound."""
@@ -824,6 +977,16 @@ class LoopAnalysis:
             f"{src.code(chain.test)}: the run length counts batches, so pruning may end later "
             "than planned; pass --end-step with the number of optimizer steps"
         )
+
+
+def _passes_function(value: cst.BaseExpression, name: str) -> bool:
+    """`fn`, `self.fn`, `partial(self.fn, ...)` / `functools.partial(fn, ...)`."""
+    if isinstance(value, cst.Call) and value.args:
+        if cst.Module([]).code_for_node(value.func).split(".")[-1] == "partial":
+            value = value.args[0].value
+    if isinstance(value, cst.Attribute):
+        return value.attr.value == name
+    return m.matches(value, m.Name(name))
 
 
 def _is_dotted_name(expr: cst.BaseExpression) -> bool:

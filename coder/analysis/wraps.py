@@ -24,7 +24,8 @@ WRAPPERS = (
     "torch.compile",
     "torch.distributed.fsdp.FullyShardedDataParallel",
 )
-ACCELERATE_METHODS = ("prepare", "prepare_model")
+# accelerate and Lightning Fabric hand the model back wrapped, in argument order
+ACCELERATE_METHODS = ("prepare", "prepare_model", "setup_module", "setup")
 # the same model with adapters added around its weights (not a wrap to compress before)
 ADAPTER_WRAPPERS = ("peft.get_peft_model", "peft.mapping.get_peft_model")
 

@@ -8,6 +8,7 @@ from neural_coder.analysis import Facts
 from neural_coder.options import OptimizeOptions
 
 from .base import BasePlanner, Plan
+from .lightning import LightningPlanner
 from .loop import LoopPlanner
 from .post_training import PostTrainingPlanner
 from .trainer import TrainerPlanner
@@ -16,14 +17,20 @@ __all__ = ["Plan", "make_plan"]
 
 
 def make_plan(facts: Facts, options: OptimizeOptions, line_length: int = 88) -> Plan:
-    if options.then_fit is not None:
+    if options.then_fit is not None and not _lightning_runs(facts):
         return _train_then_fit(facts, options, line_length)
     return _planner(facts, options)(facts, options, line_length).build()
 
 
+def _lightning_runs(facts: Facts) -> bool:
+    return facts.lightning is not None and facts.loop is None and not facts.trainers
+
+
 def _planner(facts: Facts, options: OptimizeOptions) -> type[BasePlanner]:
-    if options.post_training:
-        planner: type = PostTrainingPlanner
+    if _lightning_runs(facts):  # it refuses what it cannot do (post-training, pipelines)
+        planner: type = LightningPlanner
+    elif options.post_training:
+        planner = PostTrainingPlanner
     elif facts.loop is None and facts.trainers:
         planner = TrainerPlanner
     else:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.index import Function, iter_returns
-from neural_coder.analysis.training import free_names, unwrap
+from neural_coder.analysis.index import Function, Scope
+from neural_coder.analysis.precision import autocast_of
+from neural_coder.analysis.training import free_names
 from neural_coder.analysis.wraps import (
     find_wrap,
     find_wrap_in_class,
@@ -30,7 +31,14 @@ from neural_coder.transforms.edits import (
     ReplaceExpression,
 )
 
-from .base import PRUNING_END_FRACTION, Plan
+from .base import PRUNING_END_FRACTION, WEIGHT_TECHNIQUES, Plan
+from .caller import (
+    CallerSite,
+    attribute_alias,
+    caller_of_parameter,
+    refuse_an_averaged_copy,
+    refuse_qat_on_a_constructor_parameter,
+)
 from .stages import StagedPlanner
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
@@ -89,15 +97,39 @@ class LoopPlanner(StagedPlanner):
                     hint="build the model before the branches that wrap it",
                 )
         self.refuse_peft_weights(bare, wrap_scope)
+        weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
+        if weights and (
+            warning := refuse_an_averaged_copy(
+                self.index,
+                bare,
+                wrap_scope,
+                self.src.line(loop.entry_loop) if wrap_scope is loop.entry_scope else 1 << 30,
+                " and ".join(weights),
+            )
+        ):
+            self.plan.warnings.append(warning)
+        caller = None
         if "qat" in techniques:
-            self._refuse_qat_on_a_parameter(loop, bare)
+            caller = caller_of_parameter(
+                self.index,
+                loop,
+                bare,
+                "distillation" in techniques,
+                None if wrap is None else self.src.line(wrap.statement),
+            )
+        if "qat" in techniques and caller is None:
+            held = attribute_alias(self.index, bare, loop.entry_scope, self.src.line(anchor))
+            refuse_qat_on_a_constructor_parameter(self.index, loop, held or bare)
         if loop.model_method is not None:
             self._refuse_model_method(loop)
         if "qat" in techniques and loop.model_call is not None:
             self._check_autocast(loop.model_call)
         total_steps = loop.total_steps
         fit_later: str | None = None
-        if total_steps and anchor is not loop.entry_loop:
+        if caller is not None:
+            anchor, bare = self._prepare_in_caller(loop, caller, cm)
+            fit_later, total_steps = total_steps or None, "" if total_steps else None
+        elif total_steps and anchor is not loop.entry_loop:
             if self._defined_before(total_steps, loop.entry_loop, loop):
                 # the loaders may be built, or sharded by the wrap (`accelerator.prepare`), and
                 # the step budget set (`args.max_train_steps = ...`), between the wrap and
@@ -109,6 +141,8 @@ class LoopPlanner(StagedPlanner):
                     "where the compression manager must be prepared"
                 )
                 total_steps = None
+        prepare_scope = loop.entry_scope if caller is None else caller.scope
+        training = loop.entry_loop if caller is None else caller.statement
         before: list[str] = []
         if "distillation" in techniques:
             if self.options.distillation.teacher is None and loop.teacher_in_entry is not None:
@@ -117,9 +151,9 @@ class LoopPlanner(StagedPlanner):
                     f"teacher: {loop.teacher_in_entry}, the frozen model the script already runs"
                 )
             else:
-                before.append(self.teacher(bare, loop.entry_scope, loop.entry_loop))
+                before.append(self.teacher(bare, prepare_scope, training))
         if self.options.recipe is not None:
-            self._recipe_facts(loop, anchor)
+            self._recipe_facts(loop, anchor, in_entry=caller is None)
         confs = self.configs(total_steps)
         if self.options.staged:
             confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
@@ -127,6 +161,10 @@ class LoopPlanner(StagedPlanner):
         before.append(f"{cm}.callbacks.on_train_begin()")
         if "qat" in techniques:
             before.append(f"{bare} = {cm}.model")
+            if caller is None and (
+                alias := attribute_alias(self.index, bare, prepare_scope, self.src.line(anchor))
+            ):
+                before.append(f"{alias} = {bare}")  # the class's other methods see it too
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
         if (
             fit_later is not None
@@ -136,9 +174,9 @@ class LoopPlanner(StagedPlanner):
             and self.options.recipe is None
         ):
             self._fit_schedule(loop, cm, fit_later)
-        self.insert(loop.entry_loop, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
+        self.insert(training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
         if "qat" in techniques:
-            self._warn_reload_after_training(loop, model)
+            self._warn_reload_after_training(bare, prepare_scope, training)
 
         if loop.epoch_loop is not None:
             epoch = loop.epoch_var or "0"
@@ -167,7 +205,9 @@ class LoopPlanner(StagedPlanner):
             self._distillation_loss(loop, inner_cm)
             for other in loop.alternatives:
                 self._distillation_loss(other, inner_cm)
-        for step in [loop.optimizer_step, *loop.other_steps]:
+        if loop.step_in_scaler:
+            self._hooks_inside_the_scaler(loop, inner_cm)
+        for step in [] if loop.step_in_scaler else [loop.optimizer_step, *loop.other_steps]:
             self.insert(
                 step,
                 "before",
@@ -184,16 +224,30 @@ class LoopPlanner(StagedPlanner):
         self.plan.warnings.extend(loop.notes)
         return self.plan
 
-    def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode) -> None:
+    def _hooks_inside_the_scaler(self, loop: TrainingLoop, cm: str) -> None:
+        """`loss_scaler(loss, optimizer, ...)` backs up and steps in one call: the optimizer
+        hooks go onto the optimizer for that call, and come off after it."""
+        handles = self.free_name("step_hooks")
+        self.insert(
+            loop.optimizer_step,
+            "before",
+            [f"{handles} = optimizer_step_hooks({loop.optimizer}, {cm})"],
+            "on_before/after_optimizer_step inside the scaler's optimizer.step()",
+        )
+        self.insert(loop.optimizer_step, "after", [f"{handles}.remove()"], "the step hooks removed")
+        self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "optimizer_step_hooks"))
+
+    def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode, in_entry: bool) -> None:
         """The optimizer (when it is a name known where the manager is prepared) and the
-        epoch count (`range(N)` / `range(a, b)` of the epoch loop) for `RecipeConfig`."""
+        epoch count (`range(N)` / `range(a, b)` of the epoch loop) for `RecipeConfig`;
+        neither when the manager is prepared in the caller (`in_entry` false)."""
         from neural_coder.recipe_options import lr_schedule_clash
 
         assert self.options.recipe is not None
         clash = lr_schedule_clash(self.options.recipe, self.src.text)
         if clash:
             self.plan.warnings.append(clash)
-        if not loop.hops and self._defined_before(loop.optimizer, anchor, loop):
+        if in_entry and not loop.hops and self._defined_before(loop.optimizer, anchor, loop):
             self.recipe_optimizer = loop.optimizer
         else:
             self.plan.placed.append(
@@ -215,7 +269,7 @@ class LoopPlanner(StagedPlanner):
             return
         codes = [self.src.code(a.value) for a in args]
         epochs = codes[0] if len(codes) == 1 else f"({codes[1]}) - ({codes[0]})"
-        if self._defined_before(epochs, anchor, loop):
+        if in_entry and self._defined_before(epochs, anchor, loop):
             self.recipe_epochs = epochs
 
     def _refuse_qat_behind_a_wrap(
@@ -233,43 +287,6 @@ class LoopPlanner(StagedPlanner):
             hint="build the model into a name first (model = Net(); wrapped = DDP(model))",
         )
 
-    def _refuse_qat_on_a_parameter(self, loop: TrainingLoop, bare: str) -> None:
-        """QAT hands back a new module (`model = manager.model`). When training starts in
-        a function that receives the model as a parameter, only that function's local
-        name would see it: the caller would go on to evaluate and save the fp32 model."""
-        fn = self.index.function(loop.entry_scope)
-        param = bare.split(".")[0]
-        if fn is None or param not in fn.all_params():
-            return
-        sites = self.index.call_sites(fn)
-        held = [
-            arg
-            for call in sites
-            if (arg := self.index.bind_arguments(call, fn).get(param)) is not None
-            and isinstance(unwrap(arg), cst.Name | cst.Attribute)
-        ]
-        if sites and not held:
-            return  # `fit(Classifier(), loader)`: no caller keeps the model it passed
-        sites_assigned = all(isinstance(self.src.parent(call), cst.Assign) for call in sites)
-        if (
-            sites
-            and sites_assigned
-            and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
-        ):
-            return  # `model = train(model, ...)` with `return model`: the caller gets it back
-        lines = ", ".join(str(self.src.line(c)) for c in sites)
-        caller = f"its caller (line {lines})" if lines else "its callers (in other files)"
-        raise AnalysisError(
-            f"training starts in {fn.key}(), which receives the model as its parameter "
-            f"{bare.split('.')[0]!r}: QAT replaces the model with a quantized module, and "
-            f"{caller} would go on evaluating and saving the model passed in",
-            path=self.src.path,
-            line=self.src.line(fn.node),
-            hint=f"have {fn.key}() return the model and re-bind it at the call site, or move the "
-            "epoch loop into the function that builds the model; pruning and distillation "
-            "work on this layout as it is",
-        )
-
     def _fit_schedule(self, loop: TrainingLoop, cm: str, total_steps: str) -> None:
         start = self.options.pruning.first_step
         self.insert(
@@ -283,11 +300,44 @@ class LoopPlanner(StagedPlanner):
         )
         self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "fit_pruning_schedules"))
 
-    def _warn_reload_after_training(self, loop: TrainingLoop, model: str) -> None:
+    def _prepare_in_caller(
+        self, loop: TrainingLoop, caller: CallerSite, cm: str
+    ) -> tuple[cst.BaseStatement, str]:
+        """The manager prepared where the caller hands the model over (before the caller's
+        own wrap, `if distributed: model = DDP(model)`), and passed down; the anchor and
+        the bare model's name there."""
+        fn = caller.function
+        self.plan.edits.append(AddParameter(fn.node, cm))
+        self.plan.edits.append(AddKeywordArgument(caller.call, cm, cm))
+        self.plan.placed.append(
+            f"{fn.key}() receives the model as a parameter: {caller.model} is prepared where "
+            f"line {self.src.line(caller.call)} passes it, so the caller goes on with the "
+            f"quantized model; line {self.src.line(fn.node)}: {fn.key}() takes {cm}"
+        )
+        wrap = caller.wrap
+        if wrap is None:
+            return caller.statement, caller.model
+        anchor = wrap_anchor(self.src, wrap, caller.statement)
+        line = self.src.line(wrap.statement)
+        if not self._defined_before(wrap.inner, anchor, loop, caller.scope):
+            raise AnalysisError(
+                f"{wrap.inner} is wrapped by {wrap.what} at line {line} before it is handed to "
+                f"{fn.key}(), and no single place before that prepares it for every path",
+                path=self.src.path,
+                line=line,
+                hint="build the model before the branches that wrap it",
+            )
+        self.plan.placed.append(
+            f"the model is wrapped by {wrap.what} at line {line}: {wrap.inner} is compressed "
+            f"before line {self.src.line(anchor)}"
+        )
+        return anchor, wrap.inner
+
+    def _warn_reload_after_training(self, model: str, scope: Scope, training: cst.CSTNode) -> None:
         """`model = torch.load(best)` after training brings back what was saved during
         training: the fake-quant QAT model, not the int8 model `on_train_end` made."""
-        end = self.src.line(loop.entry_loop)
-        for a in self.index.assignments_in(model, loop.entry_scope):
+        end = self.src.line(training)
+        for a in self.index.assignments_in(model, scope):
             line = self.src.line(a.statement)
             loads = [
                 c
@@ -304,24 +354,23 @@ class LoopPlanner(StagedPlanner):
 
     def _check_autocast(self, model_call: cst.Call) -> None:
         """A model run under autocast (bf16 or fp16) fails QAT in the first step."""
+        scope = self.index.scope_of(model_call)
         for node in self.src.ancestors(model_call):
             if not isinstance(node, cst.With):
                 continue
             for item in node.items:
-                call = item.item
-                if not (
-                    isinstance(call, cst.Call)
-                    and self.index.qualified(call.func).split(".")[-1] == "autocast"
-                ):
+                found = autocast_of(self.index, item.item, scope)
+                if found is None:
                     continue
-                enabled = next(
-                    (a.value for a in call.args if a.keyword and a.keyword.value == "enabled"), None
-                )
                 line = self.src.line(node)
+                entered = self.src.code(item.item)
+                through = (
+                    "" if entered.startswith(self.src.code(found.call.func)) else f"{entered} = "
+                )
                 self.qat_needs_fp32(
-                    f"the model runs under {self.src.code(call.func)} (line {line})",
+                    f"the model runs under {through}{self.src.code(found.call.func)} (line {line})",
                     line,
-                    enabled,
+                    found.switch,
                     "train with QAT in fp32 (autocast(..., enabled=False))",
                 )
 
@@ -396,9 +445,13 @@ class LoopPlanner(StagedPlanner):
         if loop.loss_statement is not None and output is None and loop.model_call is not None:
             output = self._hoist_model_call(loop.loss_statement, loop.model_call)
         if loop.loss_statement is None or output is None or loop.model_inputs is None:
+            where = (
+                f"the model is called inside {loop.model_called_in}, which returns the loss"
+                if loop.model_called_in
+                else "the model call is not assigned to a name before the loss"
+            )
             raise AnalysisError(
-                "distillation needs the model's inputs and outputs next to the loss, "
-                "but the model call is not assigned to a name before the loss",
+                f"distillation needs the model's inputs and outputs next to the loss, but {where}",
                 path=self.src.path,
                 line=self.src.line(loop.loss_statement or loop.backward),
                 hint="assign the model's output first (output = model(x); loss = criterion(output, y))",

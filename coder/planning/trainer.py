@@ -37,6 +37,8 @@ class TrainerPlanner(BasePlanner):
                 + "+".join(self.options.approach)
                 + "), or one training stage before a fit (e.g. pruning>ptq-static)",
             )
+        if self._model_id(use) is not None:
+            return self._build_for_model_id(use)
         techniques = self.options.approach
         model = self._model(use)
         self.refuse_peft_weights(model, use.scope)
@@ -60,6 +62,12 @@ class TrainerPlanner(BasePlanner):
         callback = f"CompressionCallback({cm}" + (
             f", prune_until={PRUNING_END_FRACTION})" if fit_schedule else ")"
         )
+        self._attach(use, callback, cm, fit_schedule)
+        return self.plan
+
+    def _attach(self, use: TrainerUse, callback: str, cm: str, fit_schedule: bool) -> None:
+        """The callback into the Trainer, distillation's compute_loss, the imports."""
+        techniques = self.options.approach
         after = []
         if use.callbacks is not None:
             self.plan.edits.append(
@@ -92,6 +100,90 @@ class TrainerPlanner(BasePlanner):
         self.plan.edits.append(AddImport(module, "CompressionCallback"))
         if "distillation" in techniques:
             self.plan.edits.append(AddImport(module, "with_distillation"))
+
+    def _model_id(self, use: TrainerUse) -> str | None:
+        """The Trainer is given a model id or path (TRL's `SFTTrainer(model="org/name")`,
+        `model=model_args.model_name_or_path`): it builds the model itself."""
+        model = use.model
+        if model is None:
+            return None
+        if isinstance(model, cst.SimpleString | cst.FormattedString | cst.ConcatenatedString):
+            return self.src.code(model)
+        if isinstance(model, cst.Name | cst.Attribute):
+            last = self.src.code(model).split(".")[-1].lower()
+            if last.endswith(("name_or_path", "model_name", "model_id", "model_path")):
+                return self.src.code(model)
+            leaves = [leaf for leaf, _ in self.index.values_of(model, use.scope)]
+            if leaves and all(
+                isinstance(leaf, cst.SimpleString | cst.FormattedString) for leaf in leaves
+            ):
+                return self.src.code(model)
+        return None
+
+    def _build_for_model_id(self, use: TrainerUse) -> Plan:
+        """The Trainer builds the model from an id: the callback gets the configs and prepares
+        the manager on the model the Trainer holds once it is built (on_init_end)."""
+        techniques = self.options.approach
+        model_id = self._model_id(use)
+        line = self.src.line(use.call)
+        if "qat" in techniques:
+            self._check_mixed_precision(use)
+        if "distillation" in techniques:
+            teacher = self.options.distillation.teacher
+            if (
+                teacher is None
+                or self.options.distillation.teacher_is_copy
+                or self.options.distillation.teacher_is_checkpoint
+            ):
+                raise AnalysisError(
+                    f"the {use.class_name} at line {line} builds the model from {model_id} "
+                    "itself, so there is no model in the script to copy as a teacher",
+                    path=self.src.path,
+                    line=line,
+                    hint="pass a teacher that builds one: --teacher "
+                    "'AutoModelForCausalLM.from_pretrained(\"org/teacher\")'",
+                )
+        weight = [t for t in techniques if t in ("pruning", "qat")]
+        for arg in use.call.args:
+            if (
+                weight
+                and arg.keyword is not None
+                and arg.keyword.value
+                in (
+                    "peft_config",
+                    "quantization_config",
+                )
+            ):
+                self.plan.warnings.append(
+                    f"line {self.src.line(arg)}: {arg.keyword.value}= is given to the "
+                    f"{use.class_name}: when it is set, {' and '.join(weight)} is refused at run "
+                    "time (adapters or 4/8-bit weights leave no float weights to compress)"
+                )
+        callback_name = self.free_name("compression_callback")
+        fit_schedule = (
+            "pruning" in techniques
+            and self.options.pruning.end_step is None
+            and self.options.recipe is None
+        )
+        extra = f", prune_until={PRUNING_END_FRACTION}" if fit_schedule else ""
+        if self.options.target == "inc":
+            extra += ", prepare=prepare_compression"
+        before = []
+        if "distillation" in techniques:
+            before.append(f"{self.teacher_name} = {self.options.distillation.teacher}")
+        before.append(f"{callback_name} = CompressionCallback(configs={self.configs('')}{extra})")
+        self.insert(use.statement, "before", before, "CompressionCallback with the configs")
+        self.plan.placed.append(
+            f"the manager is prepared on the model the {use.class_name} builds from {model_id} "
+            "(when the Trainer is built)"
+        )
+        self._attach(use, callback_name, f"{callback_name}.compression_manager", fit_schedule)
+        if self.options.target != "inc":
+            self.plan.edits = [
+                e
+                for e in self.plan.edits
+                if not (isinstance(e, AddImport) and e.name == "prepare_compression")
+            ]
         return self.plan
 
     def _check_mixed_precision(self, use: TrainerUse) -> None:

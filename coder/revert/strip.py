@@ -17,7 +17,7 @@ TOOL_MODULES = ("neural_coder.runtime", "neural_compressor")
 TOOL_PLAIN_IMPORTS = ("copy", "torch")
 CALLBACK = "CompressionCallback"
 INSERTED_NAME = re.compile(
-    r"^(compression_manager|teacher_model|quantized_model|outputs|model_inputs)(_\d+)?$"
+    r"^(compression_manager|compression_callback|teacher_model|quantized_model|outputs|model_inputs)(_\d+)?$"
 )
 
 
@@ -108,16 +108,78 @@ class _Strip(cst.CSTTransformer):
                 return False
             if arg.keyword.value.startswith("compression_manager"):
                 return _is_inserted_name(arg.value, self.inserted)
+            if arg.keyword.value == "trainer_defaults" and isinstance(arg.value, cst.Dict):
+                return self._only_our_callbacks(arg.value)
             return (
                 arg.keyword.value == "callbacks"
                 and isinstance(arg.value, cst.List)
                 and len(arg.value.elements) == 1
-                and _is_callback(arg.value.elements[0].value)
+                and self._is_callback(arg.value.elements[0].value)
             )
 
         args = _drop_last(updated_node.args, added)
-        args = [self._without_callback(a) for a in args]
+        args = [self._without_callback(self._without_default_callback(a)) for a in args]
         return updated_node.with_changes(args=args)
+
+    def _is_callback(self, node: cst.BaseExpression) -> bool:
+        """`CompressionCallback(...)`, or the `compression_callback` an inserted statement binds."""
+        return _is_callback(node) or (
+            _is_inserted_name(node, self.inserted)
+            and isinstance(node, cst.Name)
+            and node.value.startswith("compression_callback")
+        )
+
+    def _only_our_callbacks(self, value: cst.Dict) -> bool:
+        """`{"callbacks": [compression_callback]}`: the trainer_defaults LightningCLI got."""
+        return len(value.elements) == 1 and self._our_callbacks_entry(value.elements[0])
+
+    def _our_callbacks_entry(self, element: cst.BaseDictElement) -> bool:
+        return (
+            isinstance(element, cst.DictElement)
+            and isinstance(element.key, cst.SimpleString)
+            and element.key.evaluated_value == "callbacks"
+            and isinstance(element.value, cst.List)
+            and len(element.value.elements) == 1
+            and self._is_callback(element.value.elements[0].value)
+        )
+
+    def _without_default_callback(self, arg: cst.Arg) -> cst.Arg:
+        """LightningCLI's trainer_defaults: the callback appended to its "callbacks" list, the
+        "callbacks" entry appended to the dict, or `{**(value), "callbacks": [...]}` -> value."""
+        value = arg.value
+        if arg.keyword is None or arg.keyword.value != "trainer_defaults":
+            return arg
+        if not isinstance(value, cst.Dict) or not value.elements:
+            return arg
+        elements = list(value.elements)
+        first, last = elements[0], elements[-1]
+        if (
+            len(elements) == 2
+            and isinstance(first, cst.StarredDictElement)
+            and isinstance(last, cst.DictElement)
+            and isinstance(last.value, cst.List)
+            and last.value.elements
+            and self._is_callback(last.value.elements[-1].value)
+        ):
+            return arg.with_changes(value=first.value.with_changes(lpar=[], rpar=[]))
+        if len(elements) > 1 and self._our_callbacks_entry(last):
+            return arg.with_changes(
+                value=value.with_changes(elements=_drop_last(elements, self._our_callbacks_entry))
+            )
+        new = []
+        for element in elements:
+            if (
+                isinstance(element, cst.DictElement)
+                and isinstance(element.key, cst.SimpleString)
+                and element.key.evaluated_value == "callbacks"
+                and isinstance(element.value, cst.List)
+                and len(element.value.elements) > 1
+                and self._is_callback(element.value.elements[-1].value)
+            ):
+                items = _drop_last(element.value.elements, lambda e: self._is_callback(e.value))
+                element = element.with_changes(value=element.value.with_changes(elements=items))
+            new.append(element)
+        return arg.with_changes(value=value.with_changes(elements=new))
 
     def leave_SimpleStatementLine(
         self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
@@ -144,7 +206,7 @@ class _Strip(cst.CSTTransformer):
         ):
             return arg
         elements = list(value.elements)
-        if len(elements) < 2 or not _is_callback(elements[-1].value):
+        if len(elements) < 2 or not self._is_callback(elements[-1].value):
             return arg
         first = elements[0]
         if (
@@ -198,6 +260,10 @@ def _drop_last(items: Any, added: Any) -> list[Any]:
                 keep[-1] = previous.with_changes(comma=comma)  # one per line: the closing comma
             else:
                 keep[-1] = previous.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            closing = getattr(removed_last, "whitespace_after_arg", None)
+            if isinstance(closing, cst.ParenthesizedWhitespace):
+                # `(\n    a, b, added=x\n)`: the line break before ")" goes back after b
+                keep[-1] = keep[-1].with_changes(whitespace_after_arg=closing)
     return keep
 
 

@@ -47,7 +47,10 @@ __all__ = [
     "TrainerCompressionError",
     "TrainerHooks",
     "fit_pruning_schedules",
+    "freeze_fake_quant",
     "manager_module",
+    "optimizer_step_hooks",
+    "prepare_on",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,58 @@ def manager_module(manager: Any) -> Any:
     """The module a compression manager compresses now (`manager.model.model`)."""
     wrapper = getattr(manager, "model", None)
     return getattr(wrapper, "model", wrapper)
+
+
+_WEIGHT_CONFIGS = {
+    "WeightPruningConfig": "pruning",
+    "QuantizationAwareTrainingConfig": "quantization-aware training",
+}
+
+
+def prepare_on(model: Any, configs: Any, prepare: Any = None, who: str = "the trainer") -> Any:
+    """`prepare(model, configs)` (default: this runtime's `prepare_compression`) on the
+    module a trainer built itself (a Trainer given a model id, a LightningCLI). Pruning
+    and QAT change weights, so a module with PEFT adapters (only the adapters train) or
+    weights loaded in 4 / 8 bits is refused here, as neural-coder refuses them in scripts."""
+    listed = configs if isinstance(configs, list | tuple) else [configs]
+    weight = sorted(
+        {_WEIGHT_CONFIGS[n] for c in listed if (n := type(c).__name__) in _WEIGHT_CONFIGS}
+    )
+    if weight:
+        what = " and ".join(weight)
+        if getattr(model, "peft_config", None) is not None:
+            raise TrainerCompressionError(
+                f"{who} built a model with PEFT adapters: {what} would act on the frozen base "
+                "weights, which only the adapters are trained around; merge the adapters first, "
+                "or use distillation"
+            )
+        if (
+            any(getattr(model, flag, False) for flag in ("is_loaded_in_4bit", "is_loaded_in_8bit"))
+            or getattr(getattr(model, "config", None), "quantization_config", None) is not None
+        ):
+            raise TrainerCompressionError(
+                f"{who} loaded the model's weights in 4 or 8 bits (quantization_config): {what} "
+                "needs float weights; load the model without quantization_config"
+            )
+    if prepare is None:
+        from ..training import prepare_compression as prepare
+    return prepare(model, configs)
+
+
+def freeze_fake_quant(model: Any) -> None:
+    """The trainer's model after QAT converted a copy to int8: bring its fake-quant state
+    to the one the conversion used (which observed the final weights once more) and
+    freeze its observers (they would keep moving with every evaluation batch)."""
+    import torch
+    from torch.ao.quantization import disable_observer
+
+    with torch.no_grad():
+        for module in model.modules():
+            weight_fake_quant = getattr(module, "weight_fake_quant", None)
+            weight = getattr(module, "weight", None)
+            if isinstance(weight_fake_quant, torch.nn.Module) and isinstance(weight, torch.Tensor):
+                weight_fake_quant(weight.detach().float())
+    model.apply(disable_observer)
 
 
 def check_manager(manager: Any, who: str) -> Any:
@@ -248,3 +303,39 @@ class TrainerHooks:
 
     def train_end(self) -> None:
         self.callbacks.on_train_end()
+
+
+class _StepHooks:
+    """The two hook handles `optimizer_step_hooks` registers; `remove()` drops both."""
+
+    def __init__(self, handles: list[Any]) -> None:
+        self.handles = handles
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
+def optimizer_step_hooks(optimizer: Any, compression_manager: Any) -> _StepHooks:
+    """Run the manager's `on_before_optimizer_step()` / `on_after_optimizer_step()` inside
+    `optimizer.step()`, until `.remove()` is called on the result.
+
+    For code that runs the backward and the step in one call the script cannot split,
+    timm's `loss_scaler(loss, optimizer, clip_grad=..., parameters=...)` (NativeScaler):
+    the pre-step hook sees the unscaled, clipped gradients of the backward, the post-step
+    hook masks the updated weights. A step the call skips (`update_grad=False` while
+    accumulating gradients, inf gradients under AMP) runs neither hook."""
+    callbacks = check_manager(compression_manager, "optimizer_step_hooks")
+    register_pre = getattr(optimizer, "register_step_pre_hook", None)
+    register_post = getattr(optimizer, "register_step_post_hook", None)
+    if not (callable(register_pre) and callable(register_post)):
+        raise TypeError(
+            f"optimizer_step_hooks needs a torch.optim.Optimizer; got {type(optimizer).__name__}"
+        )
+    return _StepHooks(
+        [
+            register_pre(lambda *_: callbacks.on_before_optimizer_step()),
+            register_post(lambda *_: callbacks.on_after_optimizer_step()),
+        ]
+    )

@@ -88,7 +88,9 @@ from .hooks import (
     TrainerCompressionError,
     TrainerHooks,
     check_manager,
+    freeze_fake_quant,
     manager_module,
+    prepare_on,
 )
 
 __all__ = [
@@ -119,17 +121,57 @@ class CompressionCallback(TrainerCallback):
 
     Pass it in `Trainer(..., callbacks=[CompressionCallback(cm)])` or with
     `trainer.add_callback(...)` before `train()`; see the module docstring.
+    `CompressionCallback(configs=confs)` prepares the manager itself on the model the
+    Trainer holds once it is built (a Trainer given a model id builds the model itself);
+    `.compression_manager` is set from then on (`prepare`: INC 2.x's
+    `prepare_compression`, when the configs are INC's).
     `prune_until=0.8` fits the pruning schedules to the run when training starts:
     pruning ends at 80 % of the Trainer's optimizer steps (`TrainerHooks`).
     """
 
-    def __init__(self, compression_manager: Any, prune_until: float | None = None) -> None:
+    def __init__(
+        self,
+        compression_manager: Any = None,
+        prune_until: float | None = None,
+        *,
+        configs: Any = None,
+        prepare: Any = None,
+    ) -> None:
+        if (compression_manager is None) == (configs is None):
+            raise ValueError(
+                "CompressionCallback needs a compression manager or configs (not both): "
+                "CompressionCallback(prepare_compression(model, confs)) or "
+                "CompressionCallback(configs=confs)"
+            )
         self.compression_manager = compression_manager
-        self.hooks = TrainerHooks(compression_manager, prune_until=prune_until)
+        self.prune_until = prune_until
+        self.configs = configs
+        self.prepare = prepare  # prepare_compression of INC 2.x, or this runtime's (None)
+        self._hooks = (
+            None
+            if compression_manager is None
+            else TrainerHooks(compression_manager, prune_until=prune_until)
+        )
+
+    @property
+    def hooks(self) -> TrainerHooks:
+        if self._hooks is None:
+            raise TrainerCompressionError(
+                "CompressionCallback(configs=...) prepares the manager on the model the Trainer "
+                "holds when the Trainer is built (on_init_end): pass it in Trainer(callbacks=[...])"
+            )
+        return self._hooks
+
+    def _prepare(self, model: Any) -> None:
+        """Configs mode: the manager on the model the Trainer built (from a model id)."""
+        if self._hooks is None and model is not None:
+            self.compression_manager = prepare_on(model, self.configs, self.prepare, "the Trainer")
+            self._hooks = TrainerHooks(self.compression_manager, prune_until=self.prune_until)
 
     def on_init_end(
         self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
     ) -> None:
+        self._prepare(model)
         if model is not None:
             self.hooks.check_same_module(model)
 
@@ -142,6 +184,7 @@ class CompressionCallback(TrainerCallback):
         train_dataloader: Any = None,
         **kwargs: Any,
     ) -> None:
+        self._prepare(model)
         self.hooks.train_begin(model, train_dataloader, max_steps=state.max_steps)
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -175,20 +218,10 @@ class CompressionCallback(TrainerCallback):
 
 
 def _finish_fake_quant_model(model: nn.Module, recipe: Any) -> None:
-    """The Trainer's model after QAT converted a copy to int8: bring its fake-quant state to
-    the one the conversion used (which observed the final weights once more), freeze its
-    observers (they would keep moving with every evaluation batch), and record the recipe
-    in its config, so that `trainer.save_model()` writes a folder `OptimizedModel` turns
-    into the same int8 model."""
-    from torch.ao.quantization import disable_observer
-
-    with torch.no_grad():
-        for module in model.modules():
-            weight_fake_quant = getattr(module, "weight_fake_quant", None)
-            weight = getattr(module, "weight", None)
-            if isinstance(weight_fake_quant, nn.Module) and isinstance(weight, torch.Tensor):
-                weight_fake_quant(weight.detach().float())
-    model.apply(disable_observer)
+    """`freeze_fake_quant` (see hooks.py), then record the recipe in the model's config,
+    so that `trainer.save_model()` writes a folder `OptimizedModel` turns into the same
+    int8 model."""
+    freeze_fake_quant(model)
     config = getattr(model, "config", None)
     if (
         config is None

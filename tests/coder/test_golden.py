@@ -68,6 +68,10 @@ CASES = [
     # training in fit_model(model, loader, ...): the fit after its call, before the eval loop
     ("train_fn_loader_param.py", "ptq-static", "runtime"),
     ("train_fn_loader_param.py", "ptq-dynamic", "inc"),
+    # QAT: prepared in main(), where the model is handed to fit_model(model, ...)
+    ("train_fn_loader_param.py", "pruning+qat", "runtime"),
+    # the model called inside the recipe's _loss_step(batch), gradient accumulation
+    ("recipe_loss_step.py", "pruning+qat", "runtime"),
     # a checkpoint dict is no model: the fit after the `if` that builds and fills the model
     ("generate_from_checkpoint.py", "ptq-dynamic", "runtime"),
     # compute_metrics returns mse or accuracy: the key is picked at run time
@@ -80,6 +84,18 @@ CASES = [
     ("rnn_lm_finetune.py", "qat", "runtime"),
     # a checkpoint dict, a config, a meter and a loss object are not models
     ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
+    # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into
+    # LightningCLI's trainer_defaults
+    ("lightning_fit.py", "pruning+qat", "runtime"),
+    ("lightning_fit.py", "distillation", "runtime"),
+    ("lightning_cli.py", "pruning", "runtime"),
+    # timm's loss_scaler(loss, optimizer, update_grad=...) backs up and steps in one call:
+    # the optimizer hooks ride on the optimizer for that call
+    ("native_scaler_loop.py", "pruning+qat", "runtime"),
+    ("native_scaler_loop.py", "distillation", "runtime"),
+    # the Trainer builds the model from an id: the callback gets the configs
+    ("model_id_trainer.py", "pruning+qat", "runtime"),
+    ("model_id_trainer.py", "pruning", "inc"),
     # multi-shot: stages over the epochs (a PipelineConfig); training then a fit
     ("multishot_cnn.py", "distillation>pruning>qat", "runtime"),
     ("multishot_cnn.py", "pruning>ptq-static", "runtime"),

@@ -157,11 +157,30 @@ for x in [torch.randn(2, 4)]:
             False,
             "model.fc = ... at line 5",
         ),
+        # torchvision-reference style: pretrained weights behind a flag that is off by default
+        (
+            "p = argparse.ArgumentParser()\np.add_argument('--weights', default=None)\n"
+            "args = p.parse_args()\nmodel = models.get_model('resnet18', weights=args.weights)",
+            False,
+            "only when --weights is given (weights=args.weights",
+        ),
+        (
+            "p = argparse.ArgumentParser()\np.add_argument('--pretrained', action='store_true')\n"
+            "args = p.parse_args()\nmodel = models.resnet18(pretrained=args.pretrained)",
+            False,
+            "only when --pretrained is given",
+        ),
+        (
+            "p = argparse.ArgumentParser()\np.add_argument('--weights', default='IMAGENET1K_V1')\n"
+            "args = p.parse_args()\nmodel = models.get_model('resnet18', weights=args.weights)",
+            True,
+            "pretrained weights requested",
+        ),
     ],
 )
 def test_the_default_teacher_needs_a_model_loaded_trained(build, trained, why):
     head = (
-        "import torch, utils\nfrom torchvision import models\n"
+        "import argparse, torch, utils\nfrom torchvision import models\n"
         "from transformers import AutoModelForSequenceClassification\n"
     )
     net = "class Net(torch.nn.Module):\n    pass\n"

@@ -201,18 +201,22 @@ LOADER_LAYOUTS = {
 @pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic", "qat"])
 def test_the_layout_does_not_change_the_outcome(layout, approach):
     """Issues 16/17: the same data flow, laid out three ways, gets the same rewrite: the
-    fit after training with the loader followed through the call's arguments."""
-    if approach == "qat" and layout != "module level":
-        # Known gap: QAT hands back a new module, and train() receives the model as a
-        # parameter, so the caller would evaluate the fp32 model: refused, with the way out,
-        # until the manager is prepared in the caller (see the closing note of issue 10).
-        with pytest.raises(NeuralCoderError, match="receives the model as its parameter"):
-            rewrite(HEADER + LOADER_LAYOUTS[layout], approach)
-        return
+    fit after training with the loader followed through the call's arguments; QAT
+    prepared where the model is handed to train(), so the evaluation after it reads the
+    quantized model."""
     text, report = rewrite(HEADER + LOADER_LAYOUTS[layout], approach)
     assert report.status is Status.TRANSFORMED, report.message
     if approach == "ptq-static":
         assert "calib_dataloader=loader" in text
+    if approach == "qat":
+        lines = [line.strip() for line in text.splitlines()]
+        rebound = lines.index("model = compression_manager.model  # neural-coder")
+        evaluation = lines.index("print(evaluate(model, loader))")
+        training = [i for i, line in enumerate(lines) if line.startswith(("train(", "for epoch"))]
+        assert rebound < training[-1] < evaluation
+        assert (
+            lines[evaluation - 1] == "compression_manager.callbacks.on_train_end()  # neural-coder"
+        )
     if approach.startswith("ptq"):
         assert "eval_func=lambda candidate: evaluate(candidate, loader)" in text
         lines = text.splitlines()
@@ -365,9 +369,10 @@ def test_loaders_kept_in_a_dict_calibrate_and_a_dict_of_results_is_no_metric():
     assert "eval_func" not in text  # do_test() returns a dict, not a number
     lines = text.splitlines()
     # train_model() returns the reloaded model: quantized once, where the caller has it
-    assert fit_line(text) == lines.index(
-        "net = train_model(net, torch.optim.SGD(net.parameters(), lr=0.1), 2)"
-    ) + 1
+    assert (
+        fit_line(text)
+        == lines.index("net = train_model(net, torch.optim.SGD(net.parameters(), lr=0.1), 2)") + 1
+    )
 
 
 def test_training_task_after_task_is_quantized_once_after_the_last():
@@ -417,3 +422,28 @@ def test_bitsandbytes_models_are_refused_for_training_techniques_too(approach):
     # distillation changes the loss only: it works on the 4-bit model
     _, report = rewrite(source, "distillation")
     assert report.status is Status.TRANSFORMED, report.message
+
+
+def test_an_epoch_run_through_a_loss_scaler_is_no_evaluation():
+    """timm style: `loss_scaler(loss, optimizer, ...)` runs the backward and the step, so
+    train_one_epoch() trains although it calls no .backward(); it returns a number, but
+    it is no eval_func (dynamic quantization then needs none)."""
+    train_one_epoch = (
+        "def train_one_epoch(model, data, optimizer, loss_scaler):\n"
+        "    for x, y in data:\n"
+        "        loss = nn.functional.cross_entropy(model(x), y)\n"
+        "        loss_scaler(loss, optimizer, parameters=model.parameters())\n"
+        "    return loss.item()\n\n"
+    )
+    script = (
+        HEADER
+        + train_one_epoch
+        + "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "model = Net()\n"
+        "model.load_state_dict(torch.load('net.pt', weights_only=True))\n"
+        "print(train_one_epoch(model, loader, None, None))\n"
+        "torch.save(model.state_dict(), 'int8.pt')\n"
+    )
+    text, report = rewrite(script, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "train_one_epoch(candidate" not in text and "eval_func" not in text

@@ -167,7 +167,21 @@ def test_a_manual_update_in_the_else_branch_is_a_step():
     [
         (ONE_LINE_ELSE, "pruning", "py:11: the optimizer step is on the same line as its 'if'"),
         (TWO_STEP_LOOPS, "pruning", "run in different step loops or functions"),
-        (QAT_ON_A_PARAMETER, "qat", "training starts in train(), which receives the model"),
+        (
+            QAT_ON_A_PARAMETER.replace("train(model, 2)\n", "train(model, 2)\ntrain(model, 1)\n"),
+            "qat",
+            "train(), which receives the model as its parameter 'net': QAT replaces the model "
+            "with a quantized module, and its callers (lines 11, 12) would go on evaluating and "
+            "saving the model passed in, and it cannot be prepared there: it is called from "
+            "several places",
+        ),
+        (
+            QAT_ON_A_PARAMETER.replace(
+                "train(model, 2)\n", "for _ in range(2):\n    train(model, 2)\n"
+            ),
+            "qat",
+            "it cannot be prepared there: the call at line 12 runs in a loop",
+        ),
         (
             SHARED_BACKWARD,
             "pruning",
@@ -191,6 +205,38 @@ def test_paths_without_hooks_are_refused_at_rewrite_time(tmp_path, text, approac
     assert result.exit_code == 1, result.output
     assert message in result.output
     assert_untouched(path, text)
+
+
+def test_qat_on_a_parameter_is_prepared_where_the_caller_passes_the_model():
+    """Issue 16: the caller keeps `model` after train(model, ...): the manager is prepared
+    around the call, the caller's name re-bound to the QAT model, train() gets the manager."""
+    out = _rewrite(QAT_ON_A_PARAMETER, "qat")
+    lines = [line.split("  #")[0] for line in out.splitlines()]
+    call = lines.index("train(model, 2, compression_manager=compression_manager)")
+    assert lines[call - 3 : call] == [
+        "compression_manager = prepare_compression(model, QuantizationAwareTrainingConfig())",
+        "compression_manager.callbacks.on_train_begin()",
+        "model = compression_manager.model",
+    ]
+    assert lines[call + 1] == "compression_manager.callbacks.on_train_end()"
+    assert lines[call + 2] == 'torch.save(model.state_dict(), "m.pt")'
+    assert "def train(net, epochs, compression_manager):" in lines
+
+
+def test_qat_on_a_parameter_wrapped_by_the_caller_is_prepared_before_the_wrap():
+    """detectron2 style: `if distributed: model = DDP(model)` then `do_train(model)`: the
+    bare model is prepared before the `if`, so every path trains the QAT model."""
+    text = QAT_ON_A_PARAMETER.replace(
+        "train(model, 2)\n",
+        "if torch.distributed.is_initialized():\n"
+        "    model = torch.nn.parallel.DistributedDataParallel(model)\n"
+        "train(model, 2)\n",
+    )
+    lines = [line.split("  #")[0] for line in _rewrite(text, "qat").splitlines()]
+    branches = lines.index("if torch.distributed.is_initialized():")
+    assert lines[branches - 1] == "model = compression_manager.model"
+    call = lines.index("train(model, 2, compression_manager=compression_manager)")
+    assert lines[call + 1] == "compression_manager.callbacks.on_train_end()"
 
 
 def test_qat_through_a_function_that_returns_the_model_is_rewritten():

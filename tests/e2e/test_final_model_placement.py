@@ -75,6 +75,20 @@ def test_training_function_that_receives_the_loader(tmp_path, approach):
     assert int8_modules_saved(tmp_path / "mlp.pt") == summary["quantized_modules"]
 
 
+@pytest.mark.parametrize("approach", ["qat", "pruning+qat"])
+def test_qat_prepared_where_main_hands_the_model_to_the_training_function(tmp_path, approach):
+    """Issue 16: fit_model(model, ...) receives the model, main() evaluates and saves it
+    afterwards: the manager is prepared in main() around the call, so the evaluation loop
+    and the saved weights are the int8 model's."""
+    script = rewrite(tmp_path, "train_fn_loader_param.py", approach)
+    run, summary = run_script(script, "--epochs", "2", "--out", "mlp.pt")
+    assert summary["quantized_modules"] == 3, summary  # the MLP's three Linears
+    if approach == "pruning+qat":
+        assert summary["pruning_target_reached"], summary
+    assert "epoch 2/2" in run.stdout and "test accuracy" in run.stdout
+    assert int8_modules_saved(tmp_path / "mlp.pt") == summary["quantized_modules"]
+
+
 def test_trainer_metric_key_is_picked_from_what_the_run_returns(tmp_path):
     """compute_metrics returns `mse` for regression and `accuracy` for classification;
     the classification run tunes on eval_accuracy, higher is better."""
@@ -99,3 +113,15 @@ def test_model_resumed_from_a_checkpoint_dict_is_quantized_not_the_dict(tmp_path
     saved = torch.load(tmp_path / "out" / "sampler.pt", weights_only=False)
     packed = [k for k in saved if k.endswith("_packed_params._packed_params")]
     assert len(packed) == summary["quantized_modules"]
+
+
+def test_recipe_whose_loss_method_calls_the_model_is_pruned_and_quantized(tmp_path):
+    """`loss = self._loss_step(batch)` with gradient accumulation: self._model (called
+    inside _loss_step) is the model compressed; the recipe's held-out check and save see
+    the int8, pruned model."""
+    script = rewrite(tmp_path, "recipe_loss_step.py", "pruning+qat")
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] == 3, summary  # two body Linears and the head
+    assert summary["pruning_target_reached"] and summary["pruning_steps_seen"] > 0, summary
+    assert "held-out accuracy" in run.stdout
+    assert int8_modules_saved(tmp_path / "recipe_model.pt") == summary["quantized_modules"]

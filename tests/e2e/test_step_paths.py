@@ -108,3 +108,28 @@ def test_micro_step_accumulation_with_an_iteration_budget(tmp_path):
     assert summary["pruning_steps_seen"] == 31  # optimizer steps, not micro-steps
     saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert any(key.endswith("scale") for key in saved), "the checkpoint is not the QAT model"
+
+
+def test_a_reference_pass_before_training_leaves_the_loop_hooked(tmp_path):
+    """Everything under `if __name__ == "__main__":`, a one-off forward/backward that dumps
+    reference gradients before training, micro-steps under `with ctx:` (nullcontext on
+    CPU): the iteration loop gets the hooks, the one-off pass none, and the saved weights
+    are the int8 model's."""
+    summary = rewrite_and_run(
+        tmp_path,
+        "reference_pass_micro_steps.py",
+        "--approach",
+        "pruning+qat",
+        "--target-sparsity",
+        str(TARGET),
+    )
+    _pruned(summary)
+    assert summary["pruning_steps_seen"] == 40  # optimizer steps, not micro-steps
+    assert summary["quantized_modules"] == 2  # mix and head; the embedding stays fp32
+    reference = torch.load(tmp_path / "reference_grads.pt", weights_only=True)
+    assert set(reference) == {
+        f"{m}.{p}" for m in ("embed", "mix", "head") for p in ("weight", "bias")
+    } - {"embed.bias"}
+    saved = torch.load(tmp_path / "tiny_lm.pt", weights_only=False)
+    packed = [key for key in saved if key.endswith("_packed_params._packed_params")]
+    assert len(packed) == summary["quantized_modules"], sorted(saved)

@@ -1,5 +1,6 @@
 """Semantics-preserving mutations of our own samples: comments, a rename, decorators, a
-`__main__` guard, a module-level script wrapped in main(). Whatever the sample gets (a
+`__main__` guard, a module-level script wrapped in main(), a helper function that builds
+the model. Whatever the sample gets (a
 rewrite with N inserted lines, or a refusal), every mutation must get the same."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ SAMPLES = {
     "step_budget_loop.py": ["pruning+qat", "distillation"],
     "eval_only.py": ["ptq-static", "ptq-dynamic", "bf16"],
     "hf_custom_loop.py": ["pruning", "distillation"],
+    "train_fn_loader_param.py": ["qat", "ptq-static"],
 }
 
 
@@ -35,7 +37,10 @@ def outcome(text: str, approach: str) -> tuple[str, int]:
     except NeuralCoderError as error:
         return ("refused", type(error).__name__)  # type: ignore[return-value]
     compile(rewritten, "rewritten", "exec")
-    return (report.status.value, rewritten.count(MARKER))
+    # a call that gains an argument may be re-wrapped (`# neural-coder: wrapped`) when a
+    # rename makes it longer: only the inserted lines are counted
+    inserted = sum(1 for line in rewritten.splitlines() if line.rstrip().endswith(MARKER))
+    return (report.status.value, inserted)
 
 
 class _Comments(cst.CSTTransformer):
@@ -121,6 +126,79 @@ def main_guard(text: str) -> str:
     return "".join(module.code_for_node(s) for s in keep) + main
 
 
+class _BuildThroughHelpers(cst.CSTTransformer):
+    """Each `target = <model expression>` in `helpers` becomes `target = helper(args)`;
+    `added` collects, per top-level statement, the helpers to define before it."""
+
+    def __init__(self, helpers: dict[cst.CSTNode, tuple[str, list[str]]]) -> None:
+        super().__init__()
+        self.helpers = helpers
+        self.added: dict[cst.CSTNode, list[str]] = {}
+        self._top: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.BaseStatement) and not self._top:
+            self._top.append(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node, updated_node):  # noqa: ANN001, ANN201
+        if self._top and original_node is self._top[0]:
+            self._top.pop()
+        if original_node in self.helpers:
+            name, params = self.helpers[original_node]
+            assign = updated_node.body[0]
+            value = cst.Module([]).code_for_node(assign.value)
+            self.added.setdefault(self._top[0] if self._top else original_node, []).append(
+                f"def {name}({', '.join(params)}):\n    return {value}\n\n\n"
+            )
+            call = cst.parse_expression(f"{name}({', '.join(params)})")
+            return updated_node.with_changes(body=[assign.with_changes(value=call)])
+        return super().on_leave(original_node, updated_node)
+
+
+def helper_builds_model(text: str) -> str:
+    """Every model built by a helper function of its own: a refactoring people make all
+    the time. The names the expression reads from its function are passed as arguments;
+    module-level names (classes, imports, globals) are read as globals when it runs."""
+    source = parse_source(Path("script.py"), text)
+    facts = analyze(source)
+    helpers: dict[cst.CSTNode, tuple[str, list[str]]] = {}
+    taken = set(source.names)
+    for found in facts.found:
+        statement = found.node
+        if not (
+            found.kind == "model"
+            and isinstance(statement, cst.SimpleStatementLine)
+            and len(statement.body) == 1
+            and isinstance(assign := statement.body[0], cst.Assign)
+            and cst.matchers.findall(assign.value, cst.matchers.Call())
+        ):
+            continue
+        scope = facts.index.scope_of(statement)
+        fn = facts.index.function(scope)
+        local = set(fn.all_params()) | {"self"} if fn is not None else set()
+        if fn is not None:
+            local |= {
+                t
+                for t, seen in facts.index.assignments.items()
+                if any(a.scope is scope for a in seen)
+            }
+        reads = {n.value for n in cst.matchers.findall(assign.value, cst.matchers.Name())}
+        name = next(f"build_model_{i}" for i in range(1, 99) if f"build_model_{i}" not in taken)
+        taken.add(name)
+        helpers[statement] = (name, sorted(reads & local))
+    if not helpers:
+        return text
+    mutation = _BuildThroughHelpers(helpers)
+    module = source.module.visit(mutation)
+    body: list[cst.BaseStatement] = []
+    for old, new in zip(source.module.body, module.body, strict=True):
+        for helper in mutation.added.get(old, []):
+            body.extend(cst.parse_module(helper).body)
+        body.append(new)
+    return module.with_changes(body=body).code
+
+
 def _is_import(statement: cst.CSTNode) -> bool:
     return isinstance(statement, cst.SimpleStatementLine) and isinstance(
         statement.body[0], cst.Import | cst.ImportFrom
@@ -141,6 +219,7 @@ MUTATIONS: dict[str, Callable[[str], str]] = {
     "rename": rename_model,
     "decorators": decorators,
     "main guard": main_guard,
+    "helper builds the model": helper_builds_model,
 }
 CASES = [(name, approach) for name, approaches in SAMPLES.items() for approach in approaches]
 

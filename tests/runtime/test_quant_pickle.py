@@ -80,3 +80,46 @@ def test_a_traced_model_with_methods_of_its_own_pickles() -> None:
     int8 = manager.model
     assert torch.equal(round_trip(int8)(x), int8(x))
     assert int8.predict(x).shape == (2,)
+
+
+def test_a_static_ptq_model_saved_whole_loads_in_a_fresh_process(tmp_path) -> None:
+    """`torch.save(q_model, f)` after a static PTQ fit (the FX GraphModule and the `Model`
+    wrapper `fit` returns) loads back in another Python process, which has none of this
+    process's generated classes, and computes the same outputs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from neural_coder.runtime.config import PostTrainingQuantConfig
+    from neural_coder.runtime.quantization import fit
+
+    torch.manual_seed(0)
+    loader = DataLoader(
+        TensorDataset(torch.randn(16, 3, 8, 8), torch.zeros(16).long()), batch_size=4
+    )
+    q_model = fit(
+        ConvHead().eval(), PostTrainingQuantConfig(approach="static"), calib_dataloader=loader
+    )
+    assert isinstance(q_model.model, torch.fx.GraphModule)
+    x = torch.randn(2, 3, 8, 8)
+    for name, obj in {"wrapper": q_model, "graph": q_model.model}.items():
+        torch.save(obj, tmp_path / f"{name}.pt")
+        assert torch.equal(round_trip(obj)(x), obj(x))
+    torch.save(x, tmp_path / "x.pt")
+    torch.save(q_model(x), tmp_path / "expected.pt")
+    check = (
+        "import sys, torch\n"
+        "d = sys.argv[1]\n"
+        "x, expected = torch.load(d + '/x.pt'), torch.load(d + '/expected.pt')\n"
+        "for name in ('wrapper', 'graph'):\n"
+        "    model = torch.load(f'{d}/{name}.pt', weights_only=False)\n"
+        "    assert torch.equal(model(x), expected), name\n"
+        "print('loaded')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", check, str(tmp_path)], cwd=root, capture_output=True, text=True
+    )
+    assert run.returncode == 0 and "loaded" in run.stdout, run.stderr[-2000:]

@@ -1,0 +1,273 @@
+"""QAT when training starts in a function that receives the model as a parameter.
+
+QAT hands back a new module (`model = manager.model`). Rebinding it inside
+`train(model, ...)` would reach only the function's local name, while its caller
+goes on evaluating and saving the fp32 model it passed in. Where the one caller
+is in reach, the manager is prepared there instead, around the call, and passed
+down to the hooks; otherwise the plan is refused with the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+
+from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.index import Function, Index, Scope, iter_returns
+from neural_coder.analysis.pretrained import flag_off_by_default
+from neural_coder.analysis.source import Source
+from neural_coder.analysis.training import unwrap
+from neural_coder.analysis.wraps import Wrap, find_wrap
+from neural_coder.errors import AnalysisError
+
+
+@dataclass
+class CallerSite:
+    """Where the caller hands the model to the training function."""
+
+    function: Function  # the training function
+    call: cst.Call
+    statement: cst.BaseStatement  # the caller's statement that holds the call
+    scope: Scope
+    model: str  # the caller's name for the model
+    wrap: Wrap | None  # `model = DDP(model)` in the caller before the call
+
+
+def caller_of_parameter(
+    index: Index, loop: TrainingLoop, bare: str, distillation: bool, wrapped_at: int | None
+) -> CallerSite | None:
+    """None when the model QAT hands back reaches whoever goes on with it (the model is
+    no parameter, or the caller gets it back, or no caller keeps it). The call site to
+    prepare in when there is one; a refusal with the way out otherwise."""
+    src = index.source
+    fn = index.function(loop.entry_scope)
+    param = bare.split(".")[0]
+    if fn is None or param not in fn.all_params():
+        return None
+    sites = index.call_sites(fn)
+    held = {
+        id(call): arg
+        for call in sites
+        if (arg := index.bind_arguments(call, fn).get(param)) is not None
+        and isinstance(unwrap(arg), cst.Name | cst.Attribute)
+    }
+    if sites and not held:
+        return None  # `fit(Classifier(), loader)`: no caller keeps the model it passed
+    sites_assigned = all(isinstance(src.parent(call), cst.Assign) for call in sites)
+    if (
+        sites
+        and sites_assigned
+        and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
+    ):
+        return None  # `model = train(model, ...)` with `return model`: the caller gets it back
+    why = _why_not_in_the_caller(index, loop, fn, sites, bare, distillation, wrapped_at)
+    if why is None:
+        call = sites[0]
+        arg = unwrap(held[id(call)])
+        assert isinstance(arg, cst.Name)
+        scope = index.scope_of(call)
+        wrap = find_wrap(index, arg.value, scope, src.line(call))
+        return CallerSite(fn, call, src.statement_of(call), scope, arg.value, wrap)
+    lines = ", ".join(str(src.line(c)) for c in sites)
+    caller = (
+        "its callers (in other files)"
+        if not sites
+        else f"its caller (line {lines})"
+        if len(sites) == 1
+        else f"its callers (lines {lines})"
+    )
+    raise AnalysisError(
+        f"training starts in {fn.key}(), which receives the model as its parameter "
+        f"{param!r}: QAT replaces the model with a quantized module, and "
+        f"{caller} would go on evaluating and saving the model passed in, and it cannot "
+        f"be prepared there: {why}",
+        path=src.path,
+        line=src.line(fn.node),
+        hint=f"have {fn.key}() return the model and re-bind it at the call site, or move the "
+        "epoch loop into the function that builds the model; pruning and distillation "
+        "work on this layout as it is",
+    )
+
+
+def _why_not_in_the_caller(
+    index: Index,
+    loop: TrainingLoop,
+    fn: Function,
+    sites: list[cst.Call],
+    bare: str,
+    distillation: bool,
+    wrapped_at: int | None,
+) -> str | None:
+    """Why the manager cannot be prepared around the one call of `fn`, or None."""
+    src = index.source
+    if not sites:
+        return "nothing in the project calls it"
+    if len(sites) > 1:
+        return "it is called from several places"
+    if fn.cls is not None:
+        return "it is a method"
+    if wrapped_at is not None:
+        return f"{fn.key}() wraps the model at line {wrapped_at}"
+    if bare != bare.split(".")[0]:
+        return f"the model is {bare}, not the parameter itself"
+    call = sites[0]
+    arg = unwrap(index.bind_arguments(call, fn)[bare])
+    if not isinstance(arg, cst.Name):
+        return f"the caller passes {src.code(arg)}, not a name it can re-bind"
+    parent = src.parent(call)
+    statement = src.statement_of(call)
+    if not (
+        isinstance(parent, cst.Expr | cst.Assign)
+        and isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+    ):
+        return f"the call at line {src.line(call)} is part of a larger expression"
+    scope = index.scope_of(call)
+    for ancestor in src.ancestors(statement):
+        if ancestor is scope:
+            break
+        if isinstance(ancestor, cst.For | cst.While):
+            return f"the call at line {src.line(call)} runs in a loop"
+    if distillation and loop.teacher_in_entry is not None:
+        return f"the teacher {loop.teacher_in_entry} is built inside {fn.key}()"
+    return None
+
+
+def attribute_alias(index: Index, name: str, scope: Scope, before_line: int) -> str | None:
+    """`self.model` when the training function reads the model through a local alias
+    bound before training (`model = self.model`, `model, config = self.model, self.config`)."""
+    src = index.source
+    if not name.isidentifier():
+        return None
+    earlier = [a for a in index.assignments_in(name, scope) if src.line(a.statement) < before_line]
+    if not earlier:
+        return None
+    value = unwrap(max(earlier, key=lambda a: src.line(a.statement)).value)
+    if m.matches(value, m.Attribute(value=m.Name("self"))):
+        return src.code(value)
+    return None
+
+
+def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attribute: str) -> None:
+    """`self.model = model` in `__init__(self, model, ...)`: whoever built the class keeps
+    the module it passed, and QAT hands back a new one that only `self.model` would see."""
+    src = index.source
+    cls = index.class_of(loop.entry_scope)
+    if cls is None or not attribute.startswith("self."):
+        return
+    init = next(
+        (f for f in index.functions.values() if f.cls is cls and f.name == "__init__"), None
+    )
+    if init is None:
+        return
+    param = next(
+        (
+            a.value.value
+            for a in index.assignments_in(attribute, init.node)
+            if isinstance(a.value, cst.Name) and a.value.value in init.all_params()
+        ),
+        None,
+    )
+    if param is None:
+        return
+    sites = index.call_sites(init)
+    kept = [
+        call
+        for call in sites
+        if isinstance(
+            arg := unwrap(index.bind_arguments(call, init).get(param, cst.Name("_"))), cst.Name
+        )
+        and _read_after(index, arg.value, call)
+    ]
+    if sites and not kept:
+        return  # `Trainer(Net(), loader)`, or only `trainer.model` is read afterwards
+    where = (
+        f"the code that builds {cls.name.value} (line {', '.join(str(src.line(c)) for c in kept)})"
+        if kept
+        else f"the code that builds {cls.name.value} (in other files)"
+    )
+    raise AnalysisError(
+        f"training runs on {attribute}, which {cls.name.value}.__init__() receives as its "
+        f"parameter {param!r}: QAT replaces the model with a quantized module that only "
+        f"{attribute} would see, and {where} would go on with the model it passed in",
+        path=src.path,
+        line=src.line(init.node),
+        hint=f"build the model inside {cls.name.value} or read it back from there after "
+        f"training ({attribute.replace('self.', 'trainer.')}); pruning and distillation work "
+        "on this layout as it is",
+    )
+
+
+def _read_after(index: Index, name: str, call: cst.Call) -> bool:
+    """`name` is read in the scope of `call` after it (`evaluate(model)` after
+    `trainer = Trainer(model)`; `trainer.model` is another name)."""
+    src = index.source
+    scope = index.scope_of(call)
+    line = src.line(src.statement_of(call))
+    return any(
+        src.line(node) > line and index.scope_of(node) is scope
+        for node in m.findall(scope, m.Name(name))
+        if node in src.positions and not _is_attribute_name(src, node)
+    )
+
+
+def _is_attribute_name(src: Source, node: cst.CSTNode) -> bool:
+    parent = src.parent(node)
+    return isinstance(parent, cst.Attribute) and parent.attr is node
+
+
+EMA_NAMES = ("ema", "averagedmodel", "movingaverage")
+
+
+def ema_copy(index: Index, model: str, scope: Scope, before_line: int) -> cst.Call | None:
+    """`ema = ModelEMA(model)` (timm's ModelEma, torch's AveragedModel, ...) built from
+    the model before training: a second set of weights, averaged from the model's."""
+    src = index.source
+    for call in index.calls:
+        name = index.qualified(call.func).rsplit(".", 1)[-1].lower()
+        if not any(word in name for word in EMA_NAMES) or not call.args:
+            continue
+        first = unwrap(call.args[0].value)
+        if (
+            src.code(first) == model
+            and index.scope_of(call) is scope
+            and src.line(call) < before_line
+        ):
+            return call
+    return None
+
+
+def refuse_an_averaged_copy(
+    index: Index, model: str, scope: Scope, before_line: int, what: str
+) -> str | None:
+    """An EMA copy of the model is what such scripts evaluate and save, and the
+    compression hooks act on the model only: refused, or a warning (returned) when a
+    command-line flag that is off by default builds it."""
+    src = index.source
+    call = ema_copy(index, model, scope, before_line)
+    if call is None:
+        return None
+    flag = next(
+        (
+            found
+            for node in src.ancestors(call)
+            if isinstance(node, cst.If) and (found := flag_off_by_default(index, node.test))
+        ),
+        None,
+    )
+    why = (
+        f"{src.code(call.func)}({model}) at line {src.line(call)} keeps a moving average of "
+        f"{model}'s weights in a copy of its own, and {what} acts on {model} only: the "
+        "averaged copy, which such scripts evaluate and save, would not be compressed"
+    )
+    if flag is not None:
+        return f"line {src.line(call)}: with {flag}, {why}; run without {flag}"
+    raise AnalysisError(
+        why,
+        path=src.path,
+        line=src.line(call),
+        hint=f"train without the moving average (evaluate and save {model} itself), then run "
+        "again; distillation works with it as it is",
+    )
