@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.index import Function, Index, Scope, iter_returns
@@ -21,6 +20,7 @@ from neural_coder.analysis.source import Source
 from neural_coder.analysis.training import unwrap
 from neural_coder.analysis.wraps import Wrap, find_wrap
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 
 
 @dataclass
