@@ -145,3 +145,12 @@ def test_shrink_key_is_validated() -> None:
     qat["policies"].append({"quantizer": {"instance_name": "q"}, "starting_epoch": 1})
     with pytest.raises(RecipeError, match="float models only"):
         parse_recipe(qat)
+
+
+def test_the_shrink_sample_recipe_reads() -> None:
+    from pathlib import Path
+
+    from neural_coder.runtime.recipes import read_recipe
+
+    sample = Path(__file__).resolve().parents[2] / "samples" / "recipes" / "filters_shrink.yaml"
+    assert read_recipe(sample).shrink
