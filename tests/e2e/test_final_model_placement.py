@@ -108,11 +108,16 @@ def test_model_resumed_from_a_checkpoint_dict_is_quantized_not_the_dict(tmp_path
     on the module; the samples are generated and the weights exported in int8."""
     script = rewrite(tmp_path, "generate_from_checkpoint.py", "ptq-dynamic")
     run, summary = run_script(script)
-    assert summary["quantized_modules"] == 3, summary  # the MLP's two Linears, lm_head
+    # the MLP's two Linears and lm_head, and the two embeddings (int8 weight-only)
+    assert summary["quantized_modules"] == 5, summary
     assert run.stdout.count("---------------") == 2
     saved = torch.load(tmp_path / "out" / "sampler.pt", weights_only=False)
-    packed = [k for k in saved if k.endswith("_packed_params._packed_params")]
-    assert len(packed) == summary["quantized_modules"]
+    linears = [k for k in saved if k.endswith("_packed_params._packed_params")]
+    embeddings = [k for k in saved if k.endswith("_packed_params._packed_weight")]
+    assert len(linears) == 3 and sorted(embeddings) == [
+        "pos._packed_params._packed_weight",
+        "tok._packed_params._packed_weight",
+    ]
 
 
 def test_recipe_whose_loss_method_calls_the_model_is_pruned_and_quantized(tmp_path):
