@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.expressions import unwrap
 from neural_coder.analysis.index import Function, Index, Scope, iter_returns
 from neural_coder.analysis.pretrained import flag_off_by_default
 from neural_coder.analysis.source import Source
-from neural_coder.analysis.training import unwrap
 from neural_coder.analysis.wraps import Wrap, find_wrap
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m

@@ -13,9 +13,9 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.expressions import free_names
 from neural_coder.analysis.index import Function, Scope
 from neural_coder.analysis.precision import autocast_of
-from neural_coder.analysis.training import free_names
 from neural_coder.analysis.wraps import (
     find_wrap,
     find_wrap_in_class,

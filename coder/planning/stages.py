@@ -6,8 +6,8 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.expressions import BUILTIN_NAMES, free_names
 from neural_coder.analysis.index import Scope
-from neural_coder.analysis.training import BUILTIN_NAMES, free_names
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport

@@ -1,0 +1,149 @@
+"""Climbing from a statement out to the loop around it, through the call sites between."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
+
+from .expressions import BUILTIN_NAMES, Loop, free_names, substitute
+from .index import Function, Index, Scope
+from .loop_types import Hop
+from .source import Source
+
+
+class CallClimbing:
+    """A part of `LoopAnalysis` (training.py): it reads `self.index` and `self.source`."""
+
+    index: Index
+    source: Source
+
+    # -- climbing -------------------------------------------------------------------
+    def enclosing_loop(self, node: cst.CSTNode, scope: Scope) -> Loop | None:
+        for ancestor in self.source.ancestors(node):
+            if ancestor is scope:
+                return None
+            if isinstance(ancestor, cst.For | cst.While):
+                return ancestor
+        return None
+
+    def climb_to_loop(
+        self, node: cst.CSTNode, scope: Scope, hops: list[Hop]
+    ) -> tuple[Loop, Scope] | None:
+        """The nearest loop around `node`, following call sites out of functions.
+        The hops taken are appended to `hops` only when a loop is found."""
+        taken: list[Hop] = []
+        seen: set[int] = set()
+        while True:
+            loop = self.enclosing_loop(node, scope)
+            if loop is not None:
+                hops.extend(taken)
+                return loop, scope
+            fn = self.index.function(scope)
+            if fn is None or id(fn.node) in seen:
+                return None
+            seen.add(id(fn.node))
+            call = self._single_call_site(fn) or self._call_through_parameter(fn)
+            if call is None:
+                return None
+            taken.append(Hop(fn, call))
+            node, scope = call, self.index.scope_of(call)
+
+    def _single_call_site(self, fn: Function) -> cst.Call | None:
+        sites = self.index.call_sites(fn)
+        if len(sites) > 1:
+            in_loops = [
+                c for c in sites if self.enclosing_loop(c, self.index.scope_of(c)) is not None
+            ]
+            sites = in_loops or sites
+        return self._one_call_path(fn, sites, "called")
+
+    def _call_through_parameter(self, fn: Function) -> cst.Call | None:
+        """`fit(train_step, loader)` where `fit` runs `step_fn(batch)` in its loop: the call
+        of the parameter that receives `fn`. A step function handed over to a loop
+        function in the file is reached through that call."""
+        if fn.cls is not None:
+            return None
+        found: list[cst.Call] = []
+        for call in self.index.calls:
+            callee = self.index.resolve_call(call)
+            if callee is None or callee is fn:
+                continue
+            for param, value in self.index.bind_arguments(call, callee).items():
+                if not m.matches(value, m.Name(fn.name)):
+                    continue
+                found.extend(
+                    c
+                    for c in self.index.calls
+                    if m.matches(c.func, m.Name(param)) and self.index.scope_of(c) is callee.node
+                )
+        return self._one_call_path(fn, found, "run")
+
+    def _one_call_path(self, fn: Function, calls: list[cst.Call], how: str) -> cst.Call | None:
+        """The one call that reaches the step function `fn`; several are refused."""
+        if len(calls) > 1:
+            lines = ", ".join(str(self.source.line(c)) for c in calls)
+            raise AnalysisError(
+                f"{fn.key}() holds the training step and is {how} from several places (lines {lines})",
+                path=self.source.path,
+                line=self.source.line(fn.node),
+                hint="training hooks need one call path: give the other callers (a warm-up, a fine-tuning pass) "
+                "a step function of their own",
+            )
+        return calls[0] if calls else None
+
+    # -- mapping expressions between scopes ----------------------------------------------
+    def map_up(self, text: str, hops: list[Hop]) -> str | None:
+        """Rewrite an expression valid in the innermost hop's function so that it is
+        valid at the outermost call site (parameters become arguments, `self.x`
+        becomes `receiver.x`)."""
+        for hop in hops:
+            mapped = self._map_one(text, hop)
+            if mapped is None:
+                return None
+            text = mapped
+        return text
+
+    def _map_one(self, text: str, hop: Hop) -> str | None:
+        """Rewrite every name of `text` from the callee's scope to the caller's."""
+        replacements: dict[str, str] = {}
+        for name in free_names(cst.parse_expression(text)):
+            mapped = self._map_name(name, hop)
+            if mapped is None:
+                return None
+            replacements[name] = mapped
+        return substitute(text, replacements)
+
+    def _map_name(self, name: str, hop: Hop) -> str | None:
+        fn = hop.function
+        caller_scope = self.index.scope_of(hop.call)
+        if name == "self" and fn.cls is not None:
+            if self.index.class_of(caller_scope) is fn.cls:
+                return name
+            func = hop.call.func
+            return self.source.code(func.value) if isinstance(func, cst.Attribute) else None
+        if name in fn.all_params():
+            arg = self.index.bind_arguments(hop.call, fn).get(name)
+            if arg is None:
+                return None
+            arg_text = self.source.code(arg)
+            return (
+                arg_text
+                if isinstance(arg, cst.Name | cst.Attribute | cst.Call)
+                else f"({arg_text})"
+            )
+        # A builtin, or a name the function reads from an enclosing (module) scope.
+        visible = name in BUILTIN_NAMES or self._visible_from(name, caller_scope)
+        return name if visible else None
+
+    def _visible_from(self, name: str, scope: Scope) -> bool:
+        module = self.source.module_of(scope)
+        at_module = self.index.assignments_in(name, module) or name in self.index.imports_of(module)
+        if scope is module:
+            return bool(at_module)
+        fn = self.index.function(scope)
+        local = self.index.assignments_in(name, scope) or (
+            fn is not None and name in fn.all_params()
+        )
+        return bool(local or at_module)

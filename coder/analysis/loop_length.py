@@ -1,0 +1,220 @@
+"""How long the training runs: steps per epoch, epochs, the total, gradient accumulation."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.transforms import match as m
+
+from . import kinds, steps
+from .expressions import Loop, while_bound
+from .index import Index
+from .loop_types import Hop, TrainingLoop
+from .source import Source
+
+WRAPPING_ITERATORS = frozenset({"enumerate", "tqdm", "iter"})
+
+
+class LoopLength:
+    """A part of `LoopAnalysis` (training.py): it reads `self.index` and `self.source`."""
+
+    index: Index
+    source: Source
+
+    # -- run length ------------------------------------------------------------------------
+    def _total_steps(
+        self, loop: TrainingLoop, step_hops: list[Hop], outer_hops: list[Hop]
+    ) -> str | None:
+        """An expression, valid where the entry loop is, for the optimizer steps in the run."""
+        limit = self._step_limit(loop.step_loop)
+        if limit is not None:
+            # `if completed_steps >= args.max_train_steps: break`: the run's real length
+            mapped = self.map_up(limit, outer_hops)
+            if mapped is not None:
+                return mapped
+        per_epoch = self._iterations(loop.step_loop)
+        if per_epoch is None:
+            loop.notes.append("could not tell how many batches the step loop runs")
+            return None
+        # The step loop may sit in a function below the entry scope.
+        per_epoch = self.map_up(per_epoch, outer_hops)
+        if per_epoch is None:
+            loop.notes.append("the step loop's data loader is not visible where training starts")
+            return None
+        accumulation = self._accumulation(loop)
+        if accumulation is not None:
+            per_epoch = f"{per_epoch} // {accumulation}"
+        if loop.epoch_loop is None:
+            return per_epoch
+        epochs = self._iterations(loop.epoch_loop)
+        if epochs is None:
+            loop.notes.append("could not tell how many epochs the run has")
+            return None
+        return f"{epochs} * {per_epoch}"
+
+    def _iterations(self, node: Loop) -> str | None:
+        if isinstance(node, cst.While):
+            return while_bound(node)
+        iterable = self._unwrap_iterable(node.iter, node)
+        if iterable is None:
+            return None
+        if isinstance(iterable, cst.Call) and self.source.code(iterable.func) in {
+            "range",
+            "trange",
+        }:
+            args = iterable.args
+            if len(args) == 1:
+                inner = self.source.code(args[0].value)
+                return (
+                    inner
+                    if isinstance(args[0].value, cst.Name | cst.Attribute | cst.Integer)
+                    else f"({inner})"
+                )
+            return f"len({self.source.code(iterable)})"
+        if isinstance(iterable, cst.Name | cst.Attribute):
+            return f"len({self.source.code(iterable)})"
+        return None
+
+    def _step_limit(self, step_loop: Loop) -> str | None:
+        """`LIMIT` of `if counter >= LIMIT: break` in the step loop's body (not in a
+        nested loop): a budget of steps that ends the run (`--max_train_steps`)."""
+        src = self.source
+        for node in m.findall(step_loop.body, m.If()):
+            assert isinstance(node, cst.If)
+            ends = m.findall(node.body, m.Break() | m.Return())
+            if not ends or self.enclosing_loop(ends[0], self.index.scope_of(node)) is not step_loop:
+                continue
+            tests = [node.test]
+            if isinstance(node.test, cst.BooleanOperation) and isinstance(
+                node.test.operator, cst.And
+            ):
+                tests = [node.test.left, node.test.right]
+            for test in tests:
+                if (
+                    isinstance(test, cst.Comparison)
+                    and len(test.comparisons) == 1
+                    and isinstance(
+                        test.comparisons[0].operator, cst.GreaterThanEqual | cst.GreaterThan
+                    )
+                    and isinstance(test.left, cst.Name | cst.Attribute)
+                    and isinstance(test.comparisons[0].comparator, cst.Name | cst.Attribute)
+                ):
+                    return src.code(test.comparisons[0].comparator)
+        return None
+
+    def _unwrap_iterable(
+        self, iterable: cst.BaseExpression, loop: Loop, depth: int = 0
+    ) -> cst.BaseExpression | None:
+        """What a loop really iterates over: through `enumerate(...)`, `tqdm(...)`,
+        progress loggers that take the loader (`metric_logger.log_every(loader, 10)`), and
+        names bound to those in the loop's scope (`pbar = enumerate(loader)`)."""
+        src = self.source
+        if depth > 8:
+            return None
+        if isinstance(iterable, cst.Call):
+            name = src.code(iterable.func).split(".")[-1]
+            if name in {"range", "trange"}:
+                return iterable
+            positional = [a.value for a in iterable.args if a.keyword is None and not a.star]
+            if name in WRAPPING_ITERATORS or any(self._is_loader(a, loop) for a in positional):
+                if not positional:
+                    return None
+                return self._unwrap_iterable(positional[0], loop, depth + 1)
+            return iterable
+        if isinstance(iterable, cst.Name):
+            scope = self.index.scope_of(loop)
+            before = [
+                a
+                for a in self.index.assignments_in(iterable.value, scope)
+                if src.line(a.statement) < src.line(loop)
+            ]
+            if before and not self._is_loader(iterable, loop):
+                # `pbar = enumerate(loader)`; `if rank == 0: pbar = tqdm(pbar)`: the first binding
+                first = min(before, key=lambda a: src.line(a.statement))
+                value = first.value
+                if isinstance(value, cst.Call) and value is not iterable:
+                    inner = self._unwrap_iterable(value, loop, depth + 1)
+                    if inner is not value:
+                        return inner
+        return iterable
+
+    def _is_loader(self, expr: cst.BaseExpression, loop: Loop) -> bool:
+        if not isinstance(expr, cst.Name | cst.Attribute):
+            return False
+        scope = self.index.scope_of(loop)
+        if any(
+            kinds.is_dataloader(self.index, leaf) for leaf, _ in self.index.values_of(expr, scope)
+        ):
+            return True
+        return "loader" in self.source.code(expr).split(".")[-1].lower()
+
+    def _accumulation(self, loop: TrainingLoop) -> str | None:
+        """`N` in `if (i + 1) % N == 0: optimizer.step()`, or in
+        `loss_scaler(loss, optimizer, update_grad=(i + 1) % N == 0)`."""
+        if loop.step_in_scaler:
+            return self._scaler_accumulation(loop)
+        for ancestor in self.source.ancestors(loop.optimizer_step):
+            if ancestor is loop.step_loop:
+                return None
+            if isinstance(ancestor, cst.If):
+                for modulo in m.findall(ancestor.test, m.BinaryOperation(operator=m.Modulo())):
+                    assert isinstance(modulo, cst.BinaryOperation)
+                    divisor = self.source.code(modulo.right)
+                    loop.accumulation = divisor
+                    mapped = self.map_up(divisor, loop.hops)
+                    if mapped is None:
+                        loop.notes.append(
+                            f"gradient accumulation by {divisor} is not visible where training starts"
+                        )
+                    return mapped
+                self._note_skipped_steps(loop, ancestor)
+        return None
+
+    def _scaler_accumulation(self, loop: TrainingLoop) -> str | None:
+        call = next(
+            iter(
+                m.findall(
+                    loop.optimizer_step,
+                    m.Call(
+                        args=[m.ZeroOrMore(), m.Arg(keyword=m.Name("update_grad")), m.ZeroOrMore()]
+                    ),
+                )
+            ),
+            None,
+        )
+        if call is None:
+            return None
+        assert isinstance(call, cst.Call)
+        flag = next(a.value for a in call.args if a.keyword and a.keyword.value == "update_grad")
+        for modulo in m.findall(flag, m.BinaryOperation(operator=m.Modulo())):
+            assert isinstance(modulo, cst.BinaryOperation)
+            divisor = self.source.code(modulo.right)
+            loop.accumulation = divisor
+            mapped = self.map_up(divisor, loop.hops)
+            if mapped is None:
+                loop.notes.append(
+                    f"gradient accumulation by {divisor} is not visible where training starts"
+                )
+            return mapped
+        loop.notes.append(
+            f"the scaler steps the optimizer only when update_grad={self.source.code(flag)}: "
+            "the run length counts batches, so pruning may end later than planned; pass "
+            "--end-step with the number of optimizer steps"
+        )
+        return None
+
+    def _note_skipped_steps(self, loop: TrainingLoop, chain: cst.If) -> None:
+        """An optimizer step that some batches skip (`if ni - last_opt_step >= accumulate:`)
+        in a way the tool cannot count: the schedule's length is then only an upper bound."""
+        src = self.source
+        if isinstance(src.parent(chain), cst.If) or steps.branch_holding(src, loop.backward, chain):
+            return
+        holding = steps.branch_holding(src, loop.optimizer_step, chain)
+        others = [b for b in steps.branches(chain) if b is not holding]
+        if any(steps.within(src, s, others) for s in loop.other_steps):
+            return  # a choice between two steps, each hooked
+        loop.notes.append(
+            f"the optimizer step at line {src.line(loop.optimizer_step)} runs only when "
+            f"{src.code(chain.test)}: the run length counts batches, so pruning may end later "
+            "than planned; pass --end-step with the number of optimizer steps"
+        )

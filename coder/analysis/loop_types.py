@@ -1,0 +1,60 @@
+"""What the loop analysis finds: the training loop and the call sites climbed to reach it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from .expressions import Loop
+from .index import Function, Scope
+
+
+@dataclass
+class Hop:
+    """`function` is reached through `call` (which lives in the caller's scope)."""
+
+    function: Function
+    call: cst.Call
+
+
+@dataclass
+class TrainingLoop:
+    backward: cst.BaseStatement
+    backward_scope: Scope
+    loss_name: str
+    loss_statement: cst.BaseStatement | None
+    optimizer_step: cst.BaseStatement
+    optimizer: str
+    # the optimizer steps of the other branches of an `if` that chooses the step
+    other_steps: list[cst.BaseStatement]
+    model_call: cst.Call | None
+    model_output: str | None
+    model_inputs: str | None
+    step_loop: Loop
+    step_scope: Scope
+    step_index: str | None
+    epoch_loop: Loop | None
+    epoch_var: str | None
+    entry_loop: Loop
+    entry_scope: Scope
+    hops: list[Hop]  # from the backward scope up to the entry scope
+    model_in_entry: str
+    model_origin: str | None
+    model_origin_line: int | None
+    total_steps: str | None
+    # the epoch loop's iteration count, valid where the entry loop is (None: unknown)
+    epochs: str | None = None
+    # N of `if (i + 1) % N == 0: optimizer.step()`, as written in the step's scope
+    accumulation: str | None = None
+    notes: list[str] = field(default_factory=list)
+    # the same step reached by another backward call (AMP or not): its loss and steps
+    alternatives: list[TrainingLoop] = field(default_factory=list)
+    # a frozen model the script already runs next to the trained one (teacher-student)
+    teacher_in_entry: str | None = None
+    teacher_output: str | None = None  # its output, in the backward scope
+    # `loss = self._loss_step(batch)`: the function that calls the model (for messages)
+    model_called_in: str | None = None
+    # timm's `loss_scaler(loss, optimizer, ...)` runs the backward and the optimizer step:
+    # the optimizer-step hooks ride on the optimizer itself (optimizer_step_hooks)
+    step_in_scaler: bool = False

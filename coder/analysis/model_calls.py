@@ -1,0 +1,244 @@
+"""The model call of a training step: which call is the model, what it is given, where it comes from."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
+
+from . import kinds
+from .expressions import is_dotted_name, names_in
+from .index import Index, Scope
+from .loop_types import Hop
+from .roles import all_optimized_leaves, split_roles
+from .source import Source
+
+MARKER_MODEL = "neural-coder: model"
+
+
+class ModelCalls:
+    """A part of `LoopAnalysis` (training.py): it reads `self.index` and `self.source`."""
+
+    index: Index
+    source: Source
+
+    def _model_call(
+        self,
+        scope: Scope,
+        loss_statement: cst.BaseStatement | None,
+        backward: cst.BaseStatement,
+        optimizer: str,
+    ) -> tuple[cst.Call | None, str | None, str | None, str | None]:
+        """The call of the trained model whose output the loss is computed from: the
+        call, the name its output is assigned to, the model as written, and the method
+        when the call is one of the model's own methods (`module.training_step(...)`).
+        Of several models, the one the optimizer updates; a frozen one's calls are
+        left in `self.teacher_calls`."""
+        src = self.source
+        limit = src.line(backward)
+        related: list[cst.CSTNode] = []
+        if loss_statement is not None:
+            # the statements the loss is computed from, followed back through names
+            # (`logits = model(x)`; `losses = {"ce": ce(logits, y)}`; `loss = sum(losses.values())`)
+            related.append(loss_statement)
+            seen: set[str] = set()
+            pending = [loss_statement]
+            while pending and len(seen) < 64:
+                statement = pending.pop()
+                # where a callee comes from (`model = load_model(args)`) is not what the loss is computed from
+                callees = {src.code(c.func) for c in m.findall(statement, m.Call())}  # type: ignore[union-attr]
+                # in the order written: with the cap on `seen`, a set's order made the outcome
+                # change from one run to the next (string hashes are salted per process)
+                names = dict.fromkeys(n.value for n in names_in(statement))
+                for name in [n for n in names if n not in callees and n not in seen]:
+                    seen.add(name)
+                    for a in self.index.assignments_in(name, scope):
+                        if src.line(a.statement) <= limit and a.statement not in related:
+                            related.append(a.statement)
+                            pending.append(a.statement)
+        calls = list({id(c): c for node in related for c in m.findall(node, m.Call())}.values())
+        if not calls:  # the loss is computed elsewhere; any model call in the step function
+            calls = [
+                c
+                for c in self.index.calls
+                if self.index.scope_of(c) is scope and src.line(c) <= limit
+            ]
+        methods = [c for c in calls if self._model_method(c, scope) is not None]
+        models = [
+            c
+            for c in calls
+            if isinstance(c, cst.Call) and c not in methods and self._is_model_callee(c.func, scope)
+        ]
+        # `model = Model(cfg).to(device)`, reached through `amp = check_amp(model)`, builds
+        # the model that `model(imgs)` calls: it is not the call of a second model
+        called = {src.code(c.func) for c in models}
+        models = [c for c in models if not (self._assigned_to(c) & (called - {src.code(c.func)}))]
+        # the loss name may also be bound before the loop (a one-off pass before training):
+        # the calls in the loop around the backward are the training step's
+        around = self.enclosing_loop(backward, scope)
+        in_loop = [c for c in models if around is not None and around in set(src.ancestors(c))]
+        models = in_loop or models
+        if not models and not methods:
+            callee = self._model_in_loss_function(calls)
+            if callee is not None:
+                return None, None, callee, None
+        if not models:  # `loss = module.training_step(batch, i)`: a method of the model
+            receivers = {src.code(c.func.value) for c in methods}  # type: ignore[attr-defined]
+            if len(receivers) == 1:
+                method = methods[0]
+                return method, None, receivers.pop(), method.func.attr.value  # type: ignore[attr-defined]
+        callees = {src.code(c.func) for c in models}
+        self.teacher_calls = []
+        if len(callees) > 1:
+            marked = [c for c in models if self._has_marker(c)]
+            roles = split_roles(self.index, models, scope, optimizer)
+            if len(marked) == 1:
+                models, callees = marked, {src.code(marked[0].func)}
+            elif roles is not None:
+                models, self.teacher_calls = roles.trained, roles.teachers
+            else:
+                raise AnalysisError(
+                    f"the loss depends on several models ({', '.join(sorted(callees))})",
+                    path=src.path,
+                    line=src.line(models[0]),
+                    hint="mark the line that calls the model to compress with '# neural-coder: model'",
+                )
+        if not models:
+            return None, None, None, None
+        call = models[0]
+        return call, self._output_name(call), src.code(call.func), None
+
+    def _model_in_loss_function(self, calls: list[cst.Call]) -> str | None:
+        """`loss = self._loss_step(batch)`: a function of the script computes the loss and
+        calls the model; the model as the caller names it (`self._model`), when the
+        functions the loss comes from call one model."""
+        src = self.source
+        found: set[str] = set()
+        for call in calls:
+            fn = self.index.resolve_call(call)
+            if fn is None:
+                continue
+            inner = {
+                src.code(c.func)
+                for c in self.index.calls
+                if self.index.scope_of(c) is fn.node and self._is_model_callee(c.func, fn.node)
+            }
+            for callee in inner:
+                mapped = self.map_up(callee, [Hop(fn, call)])
+                if mapped is not None:
+                    found.add(mapped)
+                    self.model_called_in = f"{fn.key}() (line {src.line(fn.node)})"
+        return found.pop() if len(found) == 1 else None
+
+    def _output_name(self, call: cst.Call) -> str | None:
+        """`out` of `out = model(x)` (or of `out, aux = model(x)`)."""
+        statement = self.source.statement_of(call)
+        if isinstance(statement, cst.SimpleStatementLine):
+            small = statement.body[0]
+            if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is call:
+                target = small.targets[0].target
+                if isinstance(target, cst.Tuple | cst.List) and target.elements:
+                    target = target.elements[0].value  # `logits, aux = model(x)`: the logits
+                if isinstance(target, cst.Name):
+                    return target.value
+        return None
+
+    def _assigned_to(self, call: cst.Call) -> set[str]:
+        """The targets of the assignment whose value holds `call`."""
+        statement = self.source.statement_of(call)
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return set()
+        return {
+            self.source.code(t.target)
+            for small in statement.body
+            if isinstance(small, cst.Assign)
+            for t in small.targets
+        }
+
+    def _model_method(self, call: cst.BaseExpression, scope: Scope) -> str | None:
+        """`step` when `call` is `model.step(...)` on a model of the file's own class
+        that defines `step` (a training_step in the style of Lightning)."""
+        if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute):
+            return None
+        receiver, method = call.func.value, call.func.attr.value
+        if method in ("forward", "__call__") or not is_dotted_name(receiver):
+            return None
+        for leaf, _ in self.index.values_of(receiver, scope):
+            name = kinds.callee(self.index, leaf)
+            cls = self.index.classes.get(name or "")
+            if cls is not None and kinds.is_model_class(self.index, cls):
+                if any(
+                    isinstance(s, cst.FunctionDef) and s.name.value == method for s in cls.body.body
+                ):
+                    return method
+        return None
+
+    def _has_marker(self, node: cst.CSTNode) -> bool:
+        return MARKER_MODEL in self.source.line_text(node)
+
+    def _is_model_callee(self, func: cst.BaseExpression, scope: Scope) -> bool:
+        if not is_dotted_name(func):
+            return False
+        qualified = self.index.qualified(func)
+        if (
+            qualified.startswith(("torch.", "F."))
+            or qualified.split(".")[-1] in kinds.OPTIMIZER_NAMES
+        ):
+            return False
+        for leaf, _ in self.index.values_of(func, scope):
+            if kinds.model_kind(self.index, leaf) is not None:
+                return True
+            if self._has_marker(leaf):
+                return True
+        if self._optimized is None:
+            self._optimized = all_optimized_leaves(self.index)
+        if any(id(leaf) in self._optimized for leaf, _ in self.index.values_of(func, scope)):
+            return True  # an optimizer updates its parameters (a class from another module)
+        text = self.source.code(func).split(".")[-1].lower()
+        return text in {"model", "net", "network", "student", "module"} or text.endswith("model")
+
+    def _model_origin(self, callee: str, scope: Scope) -> tuple[str | None, int | None]:
+        if not callee:
+            return None, None
+        for leaf, _ in self.index.values_of(cst.parse_expression(callee), scope):
+            kind = kinds.model_kind(self.index, leaf)
+            if kind is not None and leaf in self.source.positions:
+                return kind, self.source.line(leaf)
+        return None, None
+
+    def _inputs_text(self, call: cst.Call) -> str:
+        """The model's inputs as one expression the teacher can be called with (INC's
+        dispatch: a mapping as keywords, a tuple as positional arguments, else one
+        argument); `ModelInputs(...)` (runtime only) for positional and keyword together."""
+        src = self.source
+        args = call.args
+
+        def arg(a: cst.Arg) -> str:
+            return f"{a.star}{src.code(a.value)}"
+
+        if len(args) == 1 and args[0].star == "**":
+            return src.code(args[0].value)
+        if len(args) == 1 and args[0].star == "*":
+            return f"tuple({src.code(args[0].value)})"
+        if len(args) == 1 and not args[0].keyword and not args[0].star:
+            return src.code(args[0].value)
+        keywords = [a for a in args if a.keyword is not None or a.star == "**"]
+        if keywords and len(keywords) == len(args):
+            return (
+                "dict("
+                + ", ".join(
+                    f"{a.keyword.value}={src.code(a.value)}" if a.keyword else arg(a) for a in args
+                )
+                + ")"
+            )
+        if keywords:
+            return (
+                "ModelInputs("
+                + ", ".join(
+                    f"{a.keyword.value}={src.code(a.value)}" if a.keyword else arg(a) for a in args
+                )
+                + ")"
+            )
+        items = ", ".join(arg(a) for a in args)
+        return f"({items},)" if len(args) == 1 else f"({items})"
