@@ -139,8 +139,9 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
                 self._refuse(
                     fit,
                     f"{fit.trainer}.{method} at line {self.src.line(call)} is not given "
-                    f"{name}, so it would evaluate the last float checkpoint, not the int8 module",
-                    f"pass the module: {fit.trainer}.{method}({name}, ...)",
+                    f"{name}, so it evaluates a float checkpoint (the best or last one), not "
+                    "the int8 module",
+                    f"pass the module and no ckpt_path=: {fit.trainer}.{method}({name}, ...)",
                 )
             kwargs = ""
             for position, arg in enumerate(call.args):
