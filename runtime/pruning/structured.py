@@ -91,8 +91,6 @@ class StructuredShrink:
         self, model: nn.Module, pruners: list[BasicPruner]
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(params, masks) that silence the bias and batch norm of every fully pruned row."""
-        if self.example_inputs is None:
-            return [], []
         modules = dict(model.named_modules())
         layers: dict[str, nn.Module] = {}
         masks: dict[str, torch.Tensor] = {}
@@ -101,6 +99,16 @@ class StructuredShrink:
             for name, mask in pruner.active_masks().items():
                 if name not in pruner.detached and name in modules:
                     masks[name] = mask
+        return self.row_follower_masks(model, layers, masks)
+
+    def row_follower_masks(
+        self, model: nn.Module, layers: dict[str, nn.Module], masks: dict[str, torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(params, masks) for the followers of `layers` (module name -> module, resolved
+        once, at the first call after the first forward) whose weight mask in `masks`
+        (module name -> weight-shaped mask) clears whole output rows."""
+        if self.example_inputs is None:
+            return [], []
         if self._followers is None:
             try:
                 dg = dependency_graph(model, self.example_inputs)

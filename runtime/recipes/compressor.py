@@ -13,6 +13,10 @@ epoch; the quantizer switches fake quantization on at its first epoch. Masks are
 kept to the end of the run (applied after every optimizer step), so a recipe
 whose policies cover consecutive epoch ranges is a multi-shot pipeline:
 distillation, then pruning with the masks kept, then QAT.
+
+With `shrink: true` on a structure pruner, the biases and batch norms after pruned
+filters are masked too and the pruned channels are removed at `on_train_end`
+(`shrinking.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .masks import MaskStore
 from .pruners import RecipePruner
 from .regularizers import RecipeRegularizer
 from .schema import Policy
+from .shrinking import RecipeShrink
 from .stages import LRStage, OptimizerFinder, make_distillation, make_qat, set_fake_quant
 
 if TYPE_CHECKING:
@@ -67,6 +72,8 @@ class RecipeCompressor(Compressor):
         self.epochs_seen = 0
         self.fired: dict[int, list[int]] = {p.index: [] for p in self.recipe.policies}
         self._finder: OptimizerFinder | None = None
+        #: with `shrink: true`: follower masks and the final shrink
+        self.shrinker: RecipeShrink | None = None
         self._begun = False
         self._warned_no_epoch = False
 
@@ -100,6 +107,11 @@ class RecipeCompressor(Compressor):
                 self.pruners[policy.index] = RecipePruner(policy.instance, weights)
             elif policy.kind == "regularizer":
                 self.regularizers[policy.index] = RecipeRegularizer(policy.instance, weights)
+        if self.recipe.shrink:
+            masked = [*self.pruners.values(), *self.regularizers.values()]
+            self.shrinker = RecipeShrink(
+                model, self.store, [kv for m in masked for kv in m.params.items()]
+            )
         if self.qat_policy is not None:
             self.qat = make_qat(self.qat_policy.instance, model)
             self.qat.bind(self.wrapper)
@@ -236,6 +248,8 @@ class RecipeCompressor(Compressor):
             c.on_before_optimizer_step()
 
     def on_after_optimizer_step(self) -> None:
+        if self.shrinker is not None:
+            self.shrinker.refresh(self._model())
         self.store.apply()
         for c in self._inner():
             c.on_after_optimizer_step()
@@ -266,6 +280,8 @@ class RecipeCompressor(Compressor):
                 reg.apply_threshold(self.store)
         for c in self._inner():
             c.on_train_end()
+        if self.shrinker is not None:
+            self.shrinker.shrink(self._model())
 
     def finalize(self) -> None:
         if self.kd is not None:
@@ -342,4 +358,6 @@ class RecipeCompressor(Compressor):
         for stage in self.lr_stages:
             if stage.lrs:
                 out["learning_rate_last"] = stage.lrs[-1]
+        if self.shrinker is not None:
+            out.update(self.shrinker.summary)
         return out

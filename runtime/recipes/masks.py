@@ -1,6 +1,7 @@
 """The masks a recipe keeps: one boolean keep mask per parameter, applied after every
 optimizer step for the rest of the run (masks only grow, whichever pruner or
-regularizer threshold made them)."""
+regularizer threshold made them). With `shrink: true` the biases and batch norms
+after fully pruned rows are masked too (`set_followers`, see `shrinking.py`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ class MaskStore:
     def __init__(self) -> None:
         self.params: dict[str, nn.Parameter] = {}
         self.keeps: dict[str, torch.Tensor] = {}
+        #: bumped at every mask change, so followers know when to be recomputed
+        self.version = 0
+        self._followers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._released = False
         self._apply_params: list[torch.Tensor] = []
         self._apply_masks: list[torch.Tensor] = []
 
@@ -30,14 +35,26 @@ class MaskStore:
         self.keeps[name] = keep
         with torch.no_grad():
             param.mul_(keep)
+        self.version += 1
+        self._refresh()
+
+    def set_followers(self, params: list[torch.Tensor], masks: list[torch.Tensor]) -> None:
+        """1-D parameters (biases, batch norm affines) masked with the weights from now on."""
+        self._followers = list(zip(params, masks))
+        self._refresh()
+
+    def release(self) -> None:
+        """Stop masking: the weights left the model (it was shrunk); sparsity stays reported."""
+        self._released = True
         self._refresh()
 
     def _refresh(self) -> None:
-        self._apply_params = [self.params[n] for n in self.keeps]
-        self._apply_masks = [
-            self.keeps[n].to(dtype=self.params[n].dtype, device=self.params[n].device)
-            for n in self.keeps
-        ]
+        if self._released:
+            self._apply_params, self._apply_masks = [], []
+            return
+        pairs = [(self.params[n], self.keeps[n]) for n in self.keeps] + self._followers
+        self._apply_params = [p for p, _ in pairs]
+        self._apply_masks = [m.to(dtype=p.dtype, device=p.device) for p, m in pairs]
 
     def apply(self) -> None:
         """Every masked weight times its mask (after each optimizer step)."""

@@ -60,16 +60,22 @@ CLASSES: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
         "AutomatedGradualPruner": (("initial_sparsity", "final_sparsity", "weights"), ()),
         "L1RankedStructureParameterPruner_AGP": (
             ("initial_sparsity", "final_sparsity", "group_type", "weights"),
-            (),
+            ("shrink",),
         ),
         "L2RankedStructureParameterPruner_AGP": (
             ("initial_sparsity", "final_sparsity", "group_type", "weights"),
-            (),
+            ("shrink",),
         ),
         "SparsityLevelParameterPruner": (("levels",), ()),
         "SensitivityPruner": (("sensitivities",), ()),
-        "L1RankedStructureParameterPruner": (("group_type", "desired_sparsity", "weights"), ()),
-        "L2RankedStructureParameterPruner": (("group_type", "desired_sparsity", "weights"), ()),
+        "L1RankedStructureParameterPruner": (
+            ("group_type", "desired_sparsity", "weights"),
+            ("shrink",),
+        ),
+        "L2RankedStructureParameterPruner": (
+            ("group_type", "desired_sparsity", "weights"),
+            ("shrink",),
+        ),
     },
     "regularizers": {
         "L1Regularizer": (("reg_regims",), ("threshold_criteria",)),
@@ -158,6 +164,12 @@ class Recipe:
     def of_kind(self, kind: str) -> list[Policy]:
         return [p for p in self.policies if p.kind == kind]
 
+    @property
+    def shrink(self) -> bool:
+        """Whether a scheduled structure pruner asks for the pruned channels to be removed
+        at the end of training (`shrink: true`)."""
+        return any(p.instance.args.get("shrink") is True for p in self.of_kind("pruner"))
+
 
 def read_recipe(path: str | os.PathLike[str]) -> Recipe:
     """Parse the recipe file at `path` (yaml, `safe_load` only)."""
@@ -212,6 +224,13 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
         raise RecipeError("policies must be a list", source)
     for index, item in enumerate(policies):
         recipe.policies.append(_policy(item, index, recipe, source))
+    if recipe.shrink and recipe.of_kind("quantizer"):
+        raise RecipeError(
+            "shrink: true removes channels from float models only, and this recipe also "
+            "schedules a quantizer (its model is prepared for QAT when training begins): "
+            "prune and shrink in one run, then run QAT on the shrunk model in another",
+            source,
+        )
     return recipe
 
 
@@ -268,6 +287,8 @@ def _check_values(where: str, cls: str, args: dict[str, Any], source: str) -> No
             _fraction(where, key, args[key], source)
     if "weights" in args:
         _names(where, "weights", args["weights"], source)
+    if "shrink" in args and not isinstance(args["shrink"], bool):
+        raise RecipeError(f"{where}: shrink must be true or false, got {args['shrink']!r}", source)
     if "group_type" in args and args["group_type"] not in STRUCTURE_GROUPS:
         raise RecipeError(
             f"{where}: group_type {args['group_type']!r} is not one of {', '.join(STRUCTURE_GROUPS)}",

@@ -1,5 +1,6 @@
-"""SIGKILL at random moments of an in-place optimize on a multi-megabyte script: the script is
-always the original or the complete rewrite, and the .bak is absent or the complete original."""
+"""SIGKILL at random moments of an in-place optimize on a multi-megabyte script and notebook: the
+file is always the original or the complete rewrite, and the .bak is absent or the complete
+original."""
 
 from __future__ import annotations
 
@@ -11,15 +12,28 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
+import pytest
+
 from tests.conftest import SAMPLES
 
 KILLS = int(os.environ.get("NEURAL_CODER_KILLS", "20"))
 
 
+FILLER = ("0123456789abcdef" * 4 + "\n") * 32_000  # 2 MB
+
+
 def _big_script(folder: Path) -> Path:
-    filler = 'DOC = """\n' + ("0123456789abcdef" * 4 + "\n") * 32_000 + '"""\n'  # 2 MB
     path = folder / "big.py"
-    path.write_text(filler + (SAMPLES / "flat_script.py").read_text())
+    path.write_text(f'DOC = """\n{FILLER}"""\n' + (SAMPLES / "flat_script.py").read_text())
+    return path
+
+
+def _big_notebook(folder: Path) -> Path:
+    notebook = nbformat.read(SAMPLES / "notebooks" / "train_classifier.ipynb", as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(FILLER))
+    path = folder / "big.ipynb"
+    nbformat.write(notebook, path)
     return path
 
 
@@ -31,8 +45,10 @@ def _optimize(path: Path) -> subprocess.Popen:
     )
 
 
-def test_a_killed_run_leaves_the_original_or_the_whole_rewrite(tmp_path):
-    script = _big_script(tmp_path)
+@pytest.mark.parametrize("make", [_big_script, _big_notebook], ids=["script", "notebook"])
+def test_a_killed_run_leaves_the_original_or_the_whole_rewrite(tmp_path, make):
+    script = make(tmp_path)
+    backup = script.with_name(script.name + ".bak")
     original = script.read_bytes()
     started = time.monotonic()
     assert _optimize(script).wait() == 0
@@ -43,7 +59,7 @@ def test_a_killed_run_leaves_the_original_or_the_whole_rewrite(tmp_path):
     outcomes = {"original": 0, "rewritten": 0}
     for _ in range(KILLS):
         script.write_bytes(original)
-        script.with_name("big.py.bak").unlink(missing_ok=True)
+        backup.unlink(missing_ok=True)
         process = _optimize(script)
         time.sleep(rng.uniform(0.2, 1.05) * duration)  # most of a run is reading; the end writes
         process.send_signal(signal.SIGKILL)
@@ -51,10 +67,9 @@ def test_a_killed_run_leaves_the_original_or_the_whole_rewrite(tmp_path):
         now = script.read_bytes()
         assert now in (original, rewritten)
         outcomes["original" if now == original else "rewritten"] += 1
-        backup = script.with_name("big.py.bak")
         assert not backup.exists() or backup.read_bytes() == original
     assert sum(outcomes.values()) == KILLS
     # the next complete run clears what killed runs left half-written beside the script
     script.write_bytes(original)
     assert _optimize(script).wait() == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.py", "big.py.bak"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [script.name, backup.name]
