@@ -57,6 +57,7 @@ def main():
     parser = ArgumentParser()
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--save", default=None, help="write the tested module's state_dict here")
     args = parser.parse_args()
     pl.seed_everything(7)
 
@@ -75,6 +76,8 @@ def main():
     )
     trainer.fit(model, train_loader, val_loader)
     print(trainer.test(model, dataloaders=test_loader, verbose=False))
+    if args.save:
+        torch.save(model.state_dict(), args.save)
 
 
 if __name__ == "__main__":

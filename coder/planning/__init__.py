@@ -9,6 +9,7 @@ from neural_coder.options import OptimizeOptions
 
 from .base import BasePlanner, Plan
 from .lightning import LightningPlanner
+from .lightning_post_training import LightningPostTrainingPlanner
 from .loop import LoopPlanner
 from .post_training import PostTrainingPlanner
 from .trainer import TrainerPlanner
@@ -27,8 +28,10 @@ def _lightning_runs(facts: Facts) -> bool:
 
 
 def _planner(facts: Facts, options: OptimizeOptions) -> type[BasePlanner]:
-    if _lightning_runs(facts):  # it refuses what it cannot do (post-training, pipelines)
-        planner: type = LightningPlanner
+    if _lightning_runs(facts) and options.post_training:
+        planner: type = LightningPostTrainingPlanner
+    elif _lightning_runs(facts):  # it refuses what it cannot do (pipelines)
+        planner = LightningPlanner
     elif options.post_training:
         planner = PostTrainingPlanner
     elif facts.loop is None and facts.trainers:

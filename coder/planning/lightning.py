@@ -11,10 +11,9 @@ Lightning runs the loop, so the hooks reach it through the runtime's Lightning
   CLI, so the callback gets the configs and prepares the manager on the module the
   Trainer fits; it goes into `trainer_defaults={"callbacks": [...]}`.
 
-Post-training approaches are refused: under Lightning the trained module and its
-evaluation live in the Trainer (`trainer.validate` / `test`, often with
-`ckpt_path="best"`, which reloads float weights), and routing an int8 module there
-is not done yet.
+A post-training approach alone is planned by `lightning_post_training` (dynamic
+quantization after `trainer.fit`); a pipeline that trains then fits is refused:
+the fit would need the module the callback compressed, routed back into the Trainer.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ class LightningPlanner(BasePlanner):
     def build(self) -> Plan:
         use = self.facts.lightning
         assert use is not None
-        if self.options.post_training or self.options.then_fit is not None:
+        if self.options.then_fit is not None:
             self._refuse_post_training(use)
         if self.options.staged:
             node = use.first_line_node
@@ -302,12 +301,11 @@ class LightningPlanner(BasePlanner):
         node = use.first_line_node
         raise AnalysisError(
             f"PyTorch Lightning trains and evaluates the module here (line {self.src.line(node)}): "
-            "post-training approaches need the trained module and an evaluation in the script, "
-            "and under Lightning both live inside the Trainer (trainer.validate/test may reload "
-            "the float checkpoint with ckpt_path='best'); this is not supported yet",
+            "a pipeline that trains then runs a post-training fit is not supported under "
+            "Lightning yet (only ptq-dynamic alone, after trainer.fit)",
             path=self.src.path,
             line=self.src.line(node),
-            hint="quantize the trained checkpoint in an evaluation script of its own "
-            "(model = LitModel.load_from_checkpoint(path); an eval loop over a DataLoader), "
-            "or use a training approach (qat, pruning, distillation) here",
+            hint="train with the training approach here (qat, pruning, distillation), then "
+            "quantize the trained checkpoint in a script of its own, or use --approach "
+            "ptq-dynamic alone",
         )

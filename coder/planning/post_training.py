@@ -73,9 +73,11 @@ class PostTrainingPlanner(BasePlanner):
         eval_source: str | None,
         higher_is_better: bool,
         trainer: str | None = None,
+        adopt: tuple[str, str] | None = None,
     ) -> None:
         """Insert the fit (or benchmark) call on `model`; its result replaces `model`
-        (in `trainer` when a Hugging Face Trainer holds it)."""
+        (in `trainer` when a Hugging Face Trainer holds it; through the runtime function
+        `adopt`, (module, name), when the script needs the bare module back)."""
         if self.approach == "benchmark":
             call = snippets.call(
                 "benchmark.fit",
@@ -110,7 +112,10 @@ class PostTrainingPlanner(BasePlanner):
             args=[Code(model), Code(self._config(eval_func is not None, higher_is_better))],
         )
         quantized = self.free_name("quantized_model")
-        if trainer is None:
+        if adopt is not None:
+            replace = f"{model} = {adopt[1]}({quantized}, {model})"
+            self.plan.edits.append(AddImport(*adopt))
+        elif trainer is None:
             replace = f"{model} = {quantized} if {quantized} is not None else {model}"
         else:
             replace = f"use_quantized_model({trainer}, {quantized})"

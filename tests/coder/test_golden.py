@@ -89,6 +89,8 @@ CASES = [
     ("lightning_fit.py", "pruning+qat", "runtime"),
     ("lightning_fit.py", "distillation", "runtime"),
     ("lightning_cli.py", "pruning", "runtime"),
+    # after trainer.fit: tuned with the script's trainer.test, the int8 module tested after
+    ("lightning_fit.py", "ptq-dynamic", "runtime"),
     # timm's loss_scaler(loss, optimizer, update_grad=...) backs up and steps in one call:
     # the optimizer hooks ride on the optimizer for that call
     ("native_scaler_loop.py", "pruning+qat", "runtime"),

@@ -127,15 +127,73 @@ def test_distillation_copies_a_module_loaded_from_a_checkpoint():
         rewrite(ARGPARSE_TRAINER, "distillation")
 
 
-@pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic", "bf16"])
-def test_post_training_is_refused_with_the_reason(approach):
-    with pytest.raises(NeuralCoderError, match="PyTorch Lightning trains and evaluates") as error:
+FIT_LINE = ARGPARSE_TRAINER.splitlines().index("    trainer.fit(model, train_loader)") + 1
+
+
+@pytest.mark.parametrize(
+    ("approach", "reason"),
+    [
+        ("ptq-static", "FX GraphModule"),
+        ("ptq-auto", "FX GraphModule"),
+        ("bf16", "only ptq-dynamic"),
+        ("benchmark", "only ptq-dynamic"),
+    ],
+)
+def test_post_training_other_than_dynamic_is_refused_with_the_reason(approach, reason):
+    with pytest.raises(NeuralCoderError, match=reason) as error:
         rewrite(ARGPARSE_TRAINER, approach)
-    assert (
-        error.value.line
-        == ARGPARSE_TRAINER.splitlines().index("    trainer.fit(model, train_loader)") + 1
+    assert error.value.line == FIT_LINE
+    assert "ptq-dynamic" in error.value.hint
+
+
+def test_dynamic_quantization_of_a_module_nothing_uses_afterwards_is_refused():
+    # trainer.test() without the module tests the float checkpoint: the int8 one is dropped
+    with pytest.raises(NeuralCoderError, match="thrown away") as error:
+        rewrite(ARGPARSE_TRAINER, "ptq-dynamic")
+    assert error.value.line == FIT_LINE
+
+
+def test_an_evaluation_without_the_module_or_with_a_checkpoint_is_refused():
+    saved = "    torch.save(model.state_dict(), 'm.pt')\n"
+    without = ARGPARSE_TRAINER + saved
+    with pytest.raises(NeuralCoderError, match="not given model"):
+        rewrite(without, "ptq-dynamic")
+    best = ARGPARSE_TRAINER.replace(
+        "trainer.test(test_dataloaders=train_loader)",
+        "trainer.test(model, train_loader, ckpt_path='best')",
     )
-    assert "load_from_checkpoint" in error.value.hint
+    with pytest.raises(NeuralCoderError, match="float weights into the int8 module"):
+        rewrite(best, "ptq-dynamic")
+
+
+def test_dynamic_quantization_after_fit_is_tuned_with_the_scripts_validate():
+    text = ARGPARSE_TRAINER.replace(
+        "    trainer.fit(model, train_loader)\n    trainer.test(test_dataloaders=train_loader)\n",
+        "    dm = DigitsData()\n    trainer.fit(model, datamodule=dm)\n"
+        "    trainer.validate(model, datamodule=dm, verbose=True)\n    return model\n",
+    )
+    out = rewrite(text, "ptq-dynamic")
+    fit_at = out.index("trainer.fit(model, datamodule=dm)")
+    quantize_at = out.index("quantized_model = quantization.fit(")
+    assert fit_at < quantize_at < out.index("trainer.validate(model, datamodule=dm")
+    assert 'approach="dynamic"' in out
+    assert 'eval_func=lightning_eval_func(trainer, "validate", datamodule=dm)' in out
+    assert "model = quantized_lightning_module(quantized_model, model)" in out
+
+
+def test_dynamic_quantization_without_an_evaluation_converts_once():
+    text = ARGPARSE_TRAINER.replace(
+        "    trainer.test(test_dataloaders=train_loader)\n",
+        "    torch.save(model.state_dict(), 'm.pt')\n",
+    )
+    out = rewrite(text, "ptq-dynamic")
+    assert "eval_func" not in out and "lightning_eval_func" not in out
+    assert out.index("quantized_lightning_module(") < out.index("torch.save(")
+
+
+def test_post_training_under_a_lightning_cli_is_refused():
+    with pytest.raises(NeuralCoderError, match="LightningCLI builds the module"):
+        rewrite(CLI_NO_DEFAULTS, "ptq-dynamic")
 
 
 def test_qat_in_mixed_precision_is_refused():

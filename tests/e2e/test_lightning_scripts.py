@@ -4,6 +4,7 @@ runs fit itself) rewritten, executed on tiny synthetic data, and checked from th
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.conftest import run_cli, script_path
 from tests.e2e.runner import run_script
@@ -56,3 +57,17 @@ def test_lightning_cli_script(tmp_path, approach, options):
     script = _rewrite(tmp_path, "lightning_cli.py", "--approach", approach, *options)
     _, summary = run_script(script, "fit")
     _check(summary, approach)
+
+
+def test_dynamic_quantization_after_trainer_fit_is_the_module_tested_and_saved(tmp_path):
+    script = _rewrite(tmp_path, "lightning_fit.py", "--approach", "ptq-dynamic")
+    run, summary = run_script(script, "--epochs", "1", "--save", "tested.pt")
+    assert summary["approach"] == "post_training_dynamic_quant", summary
+    assert summary["quantized_modules"] == 2  # encoder.fc1, encoder.fc2
+    assert summary["baseline_metric"] is not None  # tuned with the script's trainer.test
+    assert "test_acc" in run.stdout
+    # the module the script tested and saved afterwards is the int8 one
+    state = torch.load(tmp_path / "tested.pt", weights_only=False)
+    packed = {k.split("._packed_params")[0] for k in state if "_packed_params" in k}
+    assert packed == {"encoder.fc1", "encoder.fc2"}, sorted(state)
+    assert not any(k.endswith("fc1.weight") for k in state)

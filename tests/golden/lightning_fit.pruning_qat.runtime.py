@@ -60,6 +60,7 @@ def main():
     parser = ArgumentParser()
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--save", default=None, help="write the tested module's state_dict here")
     args = parser.parse_args()
     pl.seed_everything(7)
 
@@ -93,6 +94,8 @@ def main():
     trainer.callbacks.append(CompressionCallback(compression_manager, prune_until=0.8))  # neural-coder
     trainer.fit(model, train_loader, val_loader)
     print(trainer.test(model, dataloaders=test_loader, verbose=False))
+    if args.save:
+        torch.save(model.state_dict(), args.save)
 
 
 if __name__ == "__main__":

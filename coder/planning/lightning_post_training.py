@@ -1,0 +1,188 @@
+"""Post-training quantization for a script that trains with `Trainer.fit` (Lightning).
+
+The fit goes right after `trainer.fit(model, ...)`; its eval_func is the script's
+own `trainer.validate` / `trainer.test` of the module that follows (through the
+runtime's `lightning_eval_func`, which picks the logged metric at run time), and
+the int8 LightningModule replaces the name the script goes on with, so that
+`trainer.test(model)`, `torch.save(model...)` and predictions use it.
+
+Only dynamic quantization: it keeps the module's own class (Linear layers swapped
+inside a copy), which the Trainer needs. Static quantization traces the whole module
+into an FX GraphModule, which is no LightningModule; bf16 and benchmark are not
+routed through the Trainer yet. They are refused with the reason.
+`LightningCLI` runs fit inside its constructor, with no trained module in the script.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from neural_coder.analysis import final_model
+from neural_coder.analysis.final_model import FinalModel
+from neural_coder.analysis.lightning import LightningFit, LightningUse
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms.edits import AddImport
+
+from .base import Plan
+from .post_training import PostTrainingPlanner
+
+LIGHTNING_QUANTIZATION = "neural_coder.runtime.integrations.lightning_quantization"
+EVALUATION_PARAMETERS = ("model", "dataloaders", "ckpt_path", "verbose", "datamodule")
+
+
+class LightningPostTrainingPlanner(PostTrainingPlanner):
+    def build(self) -> Plan:
+        use = self.facts.lightning
+        assert use is not None
+        fit = self._only_fit(use)
+        if self.approach != "ptq-dynamic":
+            self._refuse(fit, self._why_not(), "use --approach ptq-dynamic")
+        model = fit.model
+        if not isinstance(model, cst.Name | cst.Attribute):
+            self._refuse(
+                fit,
+                "the module given to fit is not a name the script goes on with",
+                "assign the LightningModule to a name first: model = LitModel(...); "
+                "trainer.fit(model, ...)",
+            )
+        name = self.src.code(model)
+        self.refuse_peft_weights(name, fit.scope)
+        place = FinalModel(name, fit.statement, "after", fit.scope)
+        if "." not in name and not final_model.later_reads(self.index, place):
+            self._refuse(
+                fit,
+                f"the quantized module would be thrown away: nothing after the fit tests, "
+                f"saves or returns {name}",
+                f"evaluate or save {name} after training (trainer.test({name}, ...)), then run again",
+            )
+        evaluation = self._evaluation(use, fit, name)
+        eval_func = what = None
+        if evaluation is not None:
+            method, kwargs = evaluation
+            eval_func = f"lightning_eval_func({fit.trainer}, {method!r}{kwargs})"
+            what = f"{fit.trainer}.{method}() as the script calls it, its logged metric"
+        self._emit(
+            name,
+            fit.statement,
+            "after",
+            None,
+            eval_func,
+            what,
+            higher_is_better=True,  # the eval_func turns it when its metric is a loss
+            adopt=(LIGHTNING_QUANTIZATION, "quantized_lightning_module"),
+        )
+        if eval_func is not None:
+            self.plan.edits.append(AddImport(LIGHTNING_QUANTIZATION, "lightning_eval_func"))
+        return self.plan
+
+    def _only_fit(self, use: LightningUse) -> LightningFit:
+        if use.cli_runs or len(use.fits) != 1 or use.fits[0].model is None:
+            node = use.first_line_node
+            line = self.src.line(node)
+            why = (
+                "LightningCLI builds the module and runs fit inside its constructor, so "
+                "there is no trained module in the script to quantize"
+                if use.cli_runs
+                else f"{len(use.fits)} Lightning trainings"
+                if len(use.fits) != 1
+                else "the fit is given no module"
+            )
+            raise AnalysisError(
+                f"post-training quantization under PyTorch Lightning (line {line}): {why}",
+                path=self.src.path,
+                line=line,
+                hint="quantize the trained checkpoint in a script of its own "
+                "(model = LitModel.load_from_checkpoint(path); trainer.test(model)), or "
+                "use a training approach (qat, pruning, distillation) here",
+            )
+        return use.fits[0]
+
+    def _why_not(self) -> str:
+        if self.approach in ("ptq-static", "ptq-auto"):
+            return (
+                "static quantization traces the whole LightningModule into an FX GraphModule, "
+                "which the Trainer cannot validate or test (it needs a LightningModule)"
+            )
+        return (
+            f"only ptq-dynamic is done after trainer.fit so far; {self.approach} is not "
+            "routed through the Lightning Trainer yet"
+        )
+
+    def _refuse(self, fit: LightningFit, why: str, hint: str) -> None:
+        line = self.src.line(fit.call)
+        raise AnalysisError(
+            f"{self.approach} after {fit.trainer}.fit at line {line}: {why}",
+            path=self.src.path,
+            line=line,
+            hint=hint,
+        )
+
+    def _evaluation(
+        self, use: LightningUse, fit: LightningFit, name: str
+    ) -> tuple[str, str] | None:
+        """The first `trainer.validate/test(name, ...)` after the fit in its scope: its
+        method and its other arguments (as `, key=value` code), or None (a warning)."""
+        fit_line = self.src.line(fit.call)
+        for call in sorted(use.evaluations, key=self.src.line):
+            func = call.func
+            assert isinstance(func, cst.Attribute)
+            method = func.attr.value
+            if (
+                method not in ("validate", "test")
+                or self.src.line(call) <= fit_line
+                or self.index.scope_of(call) is not fit.scope
+                or self.src.code(func.value) != fit.trainer
+            ):
+                continue
+            if not self._evaluates(call, name):
+                self._refuse(
+                    fit,
+                    f"{fit.trainer}.{method} at line {self.src.line(call)} is not given "
+                    f"{name}, so it evaluates a float checkpoint (the best or last one), not "
+                    "the int8 module",
+                    f"pass the module and no ckpt_path=: {fit.trainer}.{method}({name}, ...)",
+                )
+            kwargs = ""
+            for position, arg in enumerate(call.args):
+                key = arg.keyword.value if arg.keyword else None
+                if key is None:  # validate/test(model, dataloaders, ckpt_path, verbose, datamodule)
+                    key = EVALUATION_PARAMETERS[min(position, len(EVALUATION_PARAMETERS) - 1)]
+                if key in ("model", "verbose"):
+                    continue
+                if key == "ckpt_path":
+                    self._refuse(
+                        fit,
+                        f"{fit.trainer}.{method} at line {self.src.line(call)} loads "
+                        f"ckpt_path={self.src.code(arg.value)}: float weights into the int8 module",
+                        f"drop ckpt_path= there (the module {name} holds the trained weights)",
+                    )
+                if self._assigned_after(arg.value, fit_line, fit):
+                    return None
+                kwargs += f", {key}={self.src.code(arg.value)}"
+            return method, kwargs
+        self.plan.warnings.append(
+            f"no {fit.trainer}.validate/test of {name} follows the fit: it is converted once, "
+            "without accuracy tuning"
+        )
+        return None
+
+    def _evaluates(self, call: cst.Call, name: str) -> bool:
+        for position, arg in enumerate(call.args):
+            key = arg.keyword.value if arg.keyword else None
+            if key == "model" or (key is None and position == 0):
+                return self.src.code(arg.value) == name
+        return False
+
+    def _assigned_after(self, value: cst.BaseExpression, line: int, fit: LightningFit) -> bool:
+        """A name the evaluation reads that is (re)assigned only after the fit: the eval_func
+        could not be built there."""
+        names = {n.value for n in m.findall(value, m.Name())}  # type: ignore[union-attr]
+        for n in names:
+            assigned = [a for a in self.index.assignments.get(n, []) if a.scope is fit.scope]
+            if assigned and all(self.src.line(a.statement) > line for a in assigned):
+                self.plan.warnings.append(
+                    f"{n} is built after the fit: it is converted once, without accuracy tuning"
+                )
+                return True
+        return False

@@ -1,0 +1,126 @@
+"""PyTorch Lightning integration: post-training quantization after `Trainer.fit`.
+
+The shape `neural-coder` generates::
+
+    trainer.fit(model, train_loader, val_loader)
+    quantized_model = quantization.fit(
+        model, conf, eval_func=lightning_eval_func(trainer, "test", dataloaders=test_loader)
+    )
+    model = quantized_lightning_module(quantized_model, model)
+    trainer.test(model, dataloaders=test_loader)
+
+Dynamic quantization swaps the Linear/LSTM layers inside a copy of the module, so
+the result is still the script's LightningModule class (its `test_step`, `log`,
+hooks intact) and the Trainer can validate, test and predict with it.
+
+`lightning_eval_func` runs `trainer.validate` / `trainer.test` on each candidate
+(as the script calls it afterwards) and picks the metric from the returned dict at
+run time: the first key that names an accuracy-like metric, else the first loss
+(lower is better; `fit` turns its accuracy criterion to match).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from ..model import Model
+
+__all__ = ["lightning_eval_func", "quantized_lightning_module"]
+
+log = logging.getLogger("neural_coder.runtime")
+
+LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance", "mse", "mae")
+
+
+def _bare(model: Any) -> nn.Module:
+    """The module inside our `Model` or INC's wrapper (which is not a Module)."""
+    inner = model
+    if isinstance(model, Model) or (
+        not isinstance(model, nn.Module) and isinstance(getattr(model, "model", None), nn.Module)
+    ):
+        inner = model.model
+    if not isinstance(inner, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    return inner
+
+
+class _LightningEvaluation:
+    """`eval_func(candidate) -> float` over `trainer.<method>(candidate, ...)`."""
+
+    def __init__(self, trainer: Any, method: str, kwargs: dict[str, Any]) -> None:
+        if method not in ("validate", "test"):
+            raise ValueError(f"method must be 'validate' or 'test', not {method!r}")
+        self.trainer = trainer
+        self.method = method
+        self.kwargs = {**kwargs, "verbose": False}
+        self.metric_key: str | None = None  # the key found in the first evaluation
+        self.higher_is_better: bool | None = None
+
+    def __call__(self, candidate: Any) -> float:
+        results = getattr(self.trainer, self.method)(_bare(candidate), **self.kwargs)
+        metrics: dict[str, Any] = {}
+        for result in results or []:  # one dict per dataloader: the first holding a key
+            for key, value in result.items():
+                metrics.setdefault(key, value)
+        if self.metric_key is None:
+            self.metric_key = self._pick(metrics)
+            self.higher_is_better = not _lower_is_better(self.metric_key)
+            log.info(
+                "trainer.%s(): tuning on %r (%s is better)",
+                self.method,
+                self.metric_key,
+                "higher" if self.higher_is_better else "lower",
+            )
+        elif self.metric_key not in metrics:
+            raise KeyError(
+                f"trainer.{self.method}() logged no {self.metric_key!r} this time (it did for "
+                f"the fp32 model); its metrics are {sorted(metrics)}"
+            )
+        return float(metrics[self.metric_key])
+
+    def _pick(self, metrics: dict[str, Any]) -> str:
+        if not metrics:
+            step = "validation_step" if self.method == "validate" else "test_step"
+            raise KeyError(
+                f"trainer.{self.method}() returned no metrics: log one in the module's "
+                f"{step} (self.log('{self.method}_acc', ...)) to tune on it"
+            )
+        keys = list(metrics)
+        better = [k for k in keys if not _lower_is_better(k)]
+        return better[0] if better else keys[0]
+
+
+def _lower_is_better(key: str) -> bool:
+    return any(word in key.lower() for word in LOWER_IS_BETTER)
+
+
+def lightning_eval_func(
+    trainer: Any, method: str = "validate", **kwargs: Any
+) -> Callable[[Any], float]:
+    """`eval_func(candidate) -> float` for `quantization.fit`: `trainer.<method>(candidate,
+    **kwargs)` (`method` "validate" or "test", `kwargs` the script's own `dataloaders=` /
+    `datamodule=`) and the metric picked from its result at run time (see the module
+    docstring); `higher_is_better` follows the metric's name."""
+    return _LightningEvaluation(trainer, method, kwargs)
+
+
+def quantized_lightning_module(quantized_model: Any, fp32_model: nn.Module) -> nn.Module:
+    """The LightningModule to go on with: the int8 module inside `fit`'s result, or
+    `fp32_model` (with a warning) when `fit` returned None."""
+    if quantized_model is None:
+        log.warning(
+            "fit returned no model (see the lines above for why): the script goes on "
+            "with the fp32 module"
+        )
+        return fp32_model
+    module = _bare(quantized_model)
+    if type(module) is not type(fp32_model):
+        raise TypeError(
+            f"the quantized model is a {type(module).__name__}, not the script's "
+            f"{type(fp32_model).__name__}: the Trainer cannot evaluate it"
+        )
+    return module
