@@ -157,18 +157,28 @@ class LoopLength:
             if ancestor is loop.step_loop:
                 return None
             if isinstance(ancestor, cst.If):
-                for modulo in m.findall(ancestor.test, m.BinaryOperation(operator=m.Modulo())):
-                    assert isinstance(modulo, cst.BinaryOperation)
-                    divisor = self.source.code(modulo.right)
-                    loop.accumulation = divisor
-                    mapped = self.map_up(divisor, loop.hops)
-                    if mapped is None:
-                        loop.notes.append(
-                            f"gradient accumulation by {divisor} is not visible where training starts"
-                        )
+                found, mapped = self._modulo_accumulation(loop, ancestor.test)
+                if found:
                     return mapped
                 self._note_skipped_steps(loop, ancestor)
         return None
+
+    def _modulo_accumulation(
+        self, loop: TrainingLoop, test: cst.BaseExpression
+    ) -> tuple[bool, str | None]:
+        """N of the first `... % N` in `test`, recorded as the loop's accumulation: whether
+        there is one, and N as written where training starts (None: not visible there)."""
+        for modulo in m.findall(test, m.BinaryOperation(operator=m.Modulo())):
+            assert isinstance(modulo, cst.BinaryOperation)
+            divisor = self.source.code(modulo.right)
+            loop.accumulation = divisor
+            mapped = self.map_up(divisor, loop.hops)
+            if mapped is None:
+                loop.notes.append(
+                    f"gradient accumulation by {divisor} is not visible where training starts"
+                )
+            return True, mapped
+        return False, None
 
     def _scaler_accumulation(self, loop: TrainingLoop) -> str | None:
         call = next(
@@ -186,15 +196,8 @@ class LoopLength:
             return None
         assert isinstance(call, cst.Call)
         flag = next(a.value for a in call.args if a.keyword and a.keyword.value == "update_grad")
-        for modulo in m.findall(flag, m.BinaryOperation(operator=m.Modulo())):
-            assert isinstance(modulo, cst.BinaryOperation)
-            divisor = self.source.code(modulo.right)
-            loop.accumulation = divisor
-            mapped = self.map_up(divisor, loop.hops)
-            if mapped is None:
-                loop.notes.append(
-                    f"gradient accumulation by {divisor} is not visible where training starts"
-                )
+        found, mapped = self._modulo_accumulation(loop, flag)
+        if found:
             return mapped
         loop.notes.append(
             f"the scaler steps the optimizer only when update_grad={self.source.code(flag)}: "

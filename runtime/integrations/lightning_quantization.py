@@ -27,25 +27,14 @@ from typing import Any
 
 from torch import nn
 
-from ..model import Model
+from .results import LOWER_IS_BETTER, bare_module
 
 __all__ = ["lightning_eval_func", "quantized_lightning_module"]
 
 log = logging.getLogger("neural_coder.runtime")
 
-LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance", "mse", "mae")
 
 
-def _bare(model: Any) -> nn.Module:
-    """The module inside our `Model` or INC's wrapper (which is not a Module)."""
-    inner = model
-    if isinstance(model, Model) or (
-        not isinstance(model, nn.Module) and isinstance(getattr(model, "model", None), nn.Module)
-    ):
-        inner = model.model
-    if not isinstance(inner, nn.Module):
-        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    return inner
 
 
 class _LightningEvaluation:
@@ -61,7 +50,7 @@ class _LightningEvaluation:
         self.higher_is_better: bool | None = None
 
     def __call__(self, candidate: Any) -> float:
-        results = getattr(self.trainer, self.method)(_bare(candidate), **self.kwargs)
+        results = getattr(self.trainer, self.method)(bare_module(candidate), **self.kwargs)
         metrics: dict[str, Any] = {}
         for result in results or []:  # one dict per dataloader: the first holding a key
             for key, value in result.items():
@@ -117,7 +106,7 @@ def quantized_lightning_module(quantized_model: Any, fp32_model: nn.Module) -> n
             "with the fp32 module"
         )
         return fp32_model
-    module = _bare(quantized_model)
+    module = bare_module(quantized_model)
     if type(module) is not type(fp32_model):
         raise TypeError(
             f"the quantized model is a {type(module).__name__}, not the script's "

@@ -92,6 +92,7 @@ from .hooks import (
     manager_module,
     prepare_on,
 )
+from .results import LOWER_IS_BETTER, bare_module
 
 __all__ = [
     "QAT_RECIPE_KEY",
@@ -351,16 +352,6 @@ def _micro_batch_share(trainer: Any, inputs: Any, num_items_in_batch: Any) -> An
 
 
 # -- post-training: evaluation and the quantized model ---------------------------------------
-def _bare(model: Any) -> nn.Module:
-    """The module inside our `Model` or INC's model wrapper (which is not a Module)."""
-    inner = model
-    if isinstance(model, Model) or (
-        not isinstance(model, nn.Module) and isinstance(getattr(model, "model", None), nn.Module)
-    ):
-        inner = model.model
-    if not isinstance(inner, nn.Module):
-        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    return inner
 
 
 def _is_int8(module: nn.Module) -> bool:
@@ -386,7 +377,6 @@ def _trainer_model(trainer: Any, module: nn.Module) -> Iterator[None]:
         trainer.model, trainer.model_wrapped = saved
 
 
-LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance", "mse", "mae")
 
 
 class _TrainerEvaluation:
@@ -399,7 +389,7 @@ class _TrainerEvaluation:
         self.higher_is_better: bool | None = None
 
     def __call__(self, candidate: Any) -> float:
-        module = _bare(candidate)
+        module = bare_module(candidate)
         _check_device(self.trainer, module)
         with _trainer_model(self.trainer, module):
             metrics = self.trainer.evaluate()
@@ -464,7 +454,7 @@ def use_quantized_model(trainer: Any, quantized_model: Any) -> Any:
             "fit returned no model (see the lines above for why): the Trainer keeps the fp32 model"
         )
         return trainer
-    module = _bare(quantized_model)
+    module = bare_module(quantized_model)
     recipe = getattr(quantized_model, "q_config", None) or get_recipe(module)
     if recipe is not None:
         if get_recipe(module) is None:
@@ -503,7 +493,7 @@ def save_for_huggingface_upstream(
     Returns `output_dir`.
     """
     output_dir = os.fspath(output_dir)
-    inner = _bare(model)
+    inner = bare_module(model)
     recipe = getattr(model, "q_config", None) or get_recipe(inner)
     os.makedirs(output_dir, exist_ok=True)
     if tokenizer is not None:
