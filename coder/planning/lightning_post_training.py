@@ -16,12 +16,12 @@ routed through the Trainer yet. They are refused with the reason.
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 from neural_coder.analysis import final_model
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.lightning import LightningFit, LightningUse
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import AddImport
 
 from .base import Plan
