@@ -18,6 +18,7 @@ from neural_coder.transforms import match as m
 
 from . import kinds
 from .evaluation import is_checkpoint_dict, is_model_expression, used_as_module
+from .expressions import free_name_nodes
 from .index import Index, Scope, iter_returns, unwrap_pass_through
 
 
@@ -144,14 +145,18 @@ def _to_caller(index: Index, place: FinalModel) -> FinalModel | None:
 
 def _reads_in(node: cst.CSTNode, name: str) -> bool:
     """`name` read anywhere in `node`: as a value, not as a bare assignment target
-    (`name.attr = ...` and `name[i] = ...` read it)."""
+    (`name.attr = ...` and `name[i] = ...` read it), a keyword (`run(model=other)`) or an
+    attribute (`other.model`)."""
     written = {
         id(t.target)  # type: ignore[attr-defined]
         for t in m.findall(
             node, m.AssignTarget(target=m.Name(name)) | m.AnnAssign(target=m.Name(name))
         )
     }
-    return any(id(n) not in written for n in m.findall(node, m.Name(name)))
+    return any(
+        n.value == name and id(n) not in written
+        for n in free_name_nodes(node)  # type: ignore[arg-type]
+    )
 
 
 def _following(index: Index, place: FinalModel) -> list[cst.BaseStatement]:

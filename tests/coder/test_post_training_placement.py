@@ -84,6 +84,32 @@ def test_a_fit_whose_result_nothing_reads_is_refused():
     assert fit_line(fixed) < fixed.splitlines().index("torch.save(model.state_dict(), 'model.pt')")
 
 
+@pytest.mark.parametrize("after", ["validate(model=load_best('best.pt'))", "print(run.model)"])
+def test_a_keyword_or_attribute_named_like_the_model_is_not_a_use_of_it(after):
+    """yolov5-style: after training, `validate(model=attempt_load(best))` evaluates a
+    checkpoint, not the trained model; `model=` is a keyword, not a read of `model`."""
+    source = HEADER + (
+        "def load_best(path):\n"
+        "    return torch.load(path, weights_only=False)\n"
+        "\n"
+        "def validate(model):\n"
+        "    return model\n"
+        "\n"
+        "run = None\n"
+        "model = Net()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+        "for epoch in range(2):\n"
+        "    for x, y in loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        loss = nn.functional.cross_entropy(model(x), y)\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        f"{after}\n"
+    )
+    assert "thrown away" in refusal(source, "ptq-dynamic")
+
+
 def test_evaluating_several_datasets_quantizes_once_before_the_loop():
     source = HEADER + (
         "model = Net()\n"
