@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
@@ -221,8 +221,12 @@ class ApplyEdits(cst.CSTTransformer):
             )
         if any(p.default is not None for p in params.params):
             new = [p.with_changes(default=cst.Name("None"), equal=_TIGHT_EQUAL) for p in new]
+        existing = list(params.params)
+        if _one_per_line(existing):
+            existing, new = _one_more_per_line(existing, new)
+            return updated_node.with_changes(params=params.with_changes(params=[*existing, *new]))
         return updated_node.with_changes(
-            params=params.with_changes(params=[*_comma_last(params.params), *new])
+            params=params.with_changes(params=[*_comma_last(existing), *new])
         )
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
@@ -237,12 +241,7 @@ class ApplyEdits(cst.CSTTransformer):
         ]
         existing = list(updated_node.args)
         if _one_per_line(existing):
-            # keep the call's layout: one argument per line, a trailing comma before ")"
-            between, closing = existing[-2].comma, existing[-1].comma
-            existing[-1] = existing[-1].with_changes(comma=between)
-            args = [a.with_changes(comma=between) for a in args[:-1]] + [
-                args[-1].with_changes(comma=closing)
-            ]
+            existing, args = _one_more_per_line(existing, args)
             return updated_node.with_changes(args=[*existing, *args])
         if existing and isinstance(existing[-1].whitespace_after_arg, cst.ParenthesizedWhitespace):
             # `(\n    a, b\n)`: the line break before ")" moves after the new argument
@@ -259,8 +258,19 @@ class ApplyEdits(cst.CSTTransformer):
         return updated_node.with_changes(value=cst.parse_expression(value))
 
 
-def _one_per_line(args: Sequence[cst.Arg]) -> bool:
-    """Arguments laid out one per line with a trailing comma."""
+def _one_more_per_line(existing: list[Any], added: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Keep a one-per-line layout (black's "magic trailing comma"): the added items go on
+    lines of their own, and the last one takes the comma before ")"."""
+    between, closing = existing[-2].comma, existing[-1].comma
+    existing = [*existing[:-1], existing[-1].with_changes(comma=between)]
+    added = [a.with_changes(comma=between) for a in added[:-1]] + [
+        added[-1].with_changes(comma=closing)
+    ]
+    return existing, added
+
+
+def _one_per_line(args: Sequence[cst.Arg] | Sequence[cst.Param]) -> bool:
+    """Arguments (or parameters) laid out one per line with a trailing comma."""
     return len(args) >= 2 and all(
         isinstance(a.comma, cst.Comma)
         and isinstance(a.comma.whitespace_after, cst.ParenthesizedWhitespace)
@@ -371,8 +381,13 @@ def add_imports(module: cst.Module, context: codemod.CodemodContext) -> cst.Modu
     while end < len(module.body) and _is_import_line(module.body[end]):
         end += 1
     head = module.with_changes(body=module.body[: end + 1])
-    done = head.visit(_add_imports_visitor()(context))
-    return module.with_changes(body=(*done.body, *module.body[end + 1 :]))
+    done = list(head.visit(_add_imports_visitor()(context)).body)
+    if end < len(module.body) and done and done[-1] is not module.body[end]:
+        # libcst puts a blank line above the code after the imports; a script that had
+        # none keeps its layout (and revert can give it back byte for byte)
+        if not module.body[end].leading_lines:
+            done[-1] = done[-1].with_changes(leading_lines=[])
+    return module.with_changes(body=(*done, *module.body[end + 1 :]))
 
 
 def _is_import_line(statement: cst.BaseStatement) -> bool:

@@ -11,6 +11,7 @@ import pytest
 from neural_coder.api import rewrite_source
 from neural_coder.options import build_options
 from neural_coder.report import Status
+from neural_coder.revert import revert_source
 from tests.coder.test_errors import assert_untouched, write
 from tests.conftest import run_cli
 
@@ -221,6 +222,20 @@ def test_qat_on_a_parameter_is_prepared_where_the_caller_passes_the_model():
     assert lines[call + 1] == "compression_manager.callbacks.on_train_end()"
     assert lines[call + 2] == 'torch.save(model.state_dict(), "m.pt")'
     assert "def train(net, epochs, compression_manager):" in lines
+
+
+def test_a_parameter_added_to_a_one_per_line_signature_keeps_the_layout():
+    """black's magic trailing comma (litgpt's `fit(\n    ...,\n) -> dict:`): the new
+    parameter gets a line of its own with the trailing comma, and revert gives back the
+    original byte for byte."""
+    text = QAT_ON_A_PARAMETER.replace(
+        "def train(net, epochs):\n", "def train(\n    net,\n    epochs,\n) -> None:\n"
+    ).replace("train(model, 2)\n", "train(\n    model,\n    2,\n)\n")
+    out = _rewrite(text, "qat")
+    assert "def train(\n    net,\n    epochs,\n    compression_manager,\n) -> None:\n" in out
+    assert "    2,\n    compression_manager=compression_manager,\n)\n" in out
+    reverted, _ = revert_source(Path("s.py"), out)
+    assert reverted == text
 
 
 def test_qat_on_a_parameter_wrapped_by_the_caller_is_prepared_before_the_wrap():

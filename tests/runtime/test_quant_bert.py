@@ -164,10 +164,15 @@ def test_static_and_dynamic_ptq_on_bert():
         static_logits = static(input_ids=ids).logits
         dynamic_logits = dynamic(input_ids=ids).logits
     assert get_recipe(static)["path"] == "eager" and get_recipe(static)["fallback_reason"]
-    assert backend.count_quantized_modules(static) == 14
+    # 14 Linears, and post-training also quantizes the 3 embeddings weight-only (as INC does)
+    assert backend.count_quantized_modules(static) == 14 + 3
     assert isinstance(static.classifier, QuantizedLinear)
     assert isinstance(dynamic.classifier, nnqd.Linear)
-    assert backend.count_quantized_modules(dynamic) == 14
+    assert backend.count_quantized_modules(dynamic) == 14 + 3
+    for int8 in (static, dynamic):
+        embeddings = int8.bert.embeddings
+        for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+            assert type(getattr(embeddings, name)) is not nn.Embedding, name
     assert _rel_err(static_logits, ref) < 0.08
     assert _rel_err(dynamic_logits, ref) < 0.08
 
