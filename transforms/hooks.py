@@ -382,9 +382,9 @@ def add_imports(module: cst.Module, context: codemod.CodemodContext) -> cst.Modu
         end += 1
     head = module.with_changes(body=module.body[: end + 1])
     done = list(head.visit(_add_imports_visitor()(context)).body)
-    if end < len(module.body) and done and done[-1] is not module.body[end]:
-        # libcst puts a blank line above the code after the imports; a script that had
-        # none keeps its layout (and revert can give it back byte for byte)
+    if start < end < len(module.body) and done[-1] is not module.body[end]:
+        # libcst puts a blank line above the code after the imports; a script whose import
+        # block had none keeps its layout (and revert can give it back byte for byte)
         if not module.body[end].leading_lines:
             done[-1] = done[-1].with_changes(leading_lines=[])
     return module.with_changes(body=(*done, *module.body[end + 1 :]))
