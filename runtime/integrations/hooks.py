@@ -131,6 +131,16 @@ def freeze_fake_quant(model: Any) -> None:
     model.apply(disable_observer)
 
 
+def check_callback_arguments(compression_manager: Any, configs: Any) -> None:
+    """A trainer callback (HF or Lightning) takes a compression manager or configs, not both."""
+    if (compression_manager is None) == (configs is None):
+        raise ValueError(
+            "CompressionCallback needs a compression manager or configs (not both): "
+            "CompressionCallback(prepare_compression(model, confs)) or "
+            "CompressionCallback(configs=confs)"
+        )
+
+
 def check_manager(manager: Any, who: str) -> Any:
     """`manager.callbacks`, after checking it has every hook of `INC_HOOKS`."""
     callbacks = getattr(manager, "callbacks", None)

@@ -72,6 +72,7 @@ from ..distillation.compressor import call_model
 from .hooks import (
     TrainerCompressionError,
     TrainerHooks,
+    check_callback_arguments,
     freeze_fake_quant,
     manager_module,
     prepare_on,
@@ -100,12 +101,7 @@ class CompressionCallback(Callback):
         prune_until: float | None = None,
         prepare: Any = None,
     ) -> None:
-        if (compression_manager is None) == (configs is None):
-            raise ValueError(
-                "CompressionCallback needs a compression manager or configs (not both): "
-                "CompressionCallback(prepare_compression(model, confs)) or "
-                "CompressionCallback(configs=confs)"
-            )
+        check_callback_arguments(compression_manager, configs)
         if prune_until is not None and not 0.0 < prune_until <= 1.0:
             raise ValueError(f"prune_until must be a fraction in (0, 1], got {prune_until!r}")
         self.configs = configs

@@ -87,6 +87,7 @@ from ..quant.backend import RECIPE_ATTR, RECIPE_FORMAT
 from .hooks import (
     TrainerCompressionError,
     TrainerHooks,
+    check_callback_arguments,
     check_manager,
     freeze_fake_quant,
     manager_module,
@@ -138,12 +139,7 @@ class CompressionCallback(TrainerCallback):
         configs: Any = None,
         prepare: Any = None,
     ) -> None:
-        if (compression_manager is None) == (configs is None):
-            raise ValueError(
-                "CompressionCallback needs a compression manager or configs (not both): "
-                "CompressionCallback(prepare_compression(model, confs)) or "
-                "CompressionCallback(configs=confs)"
-            )
+        check_callback_arguments(compression_manager, configs)
         self.compression_manager = compression_manager
         self.prune_until = prune_until
         self.configs = configs
