@@ -18,6 +18,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from neural_coder.errors import ParseError
+from neural_coder.transforms.layout import code_of
 from neural_coder.transforms.positions import positions_and_parents, positions_of
 from neural_coder.transforms.tree import Tree, parse_python
 
@@ -49,7 +50,10 @@ class Source(Tree):
         # analysis asks for the same nodes' code many times, and each answer is a codegen
         found = self._codes.get(node)
         if found is None:
-            found = self._codes[node] = self.module.code_for_node(node).strip()
+            written = code_of(node)  # the parsed text, where it is the node's code
+            if written is None:
+                written = self.module.code_for_node(node)
+            found = self._codes[node] = written.strip()
         return found
 
     def where(self, node: cst.CSTNode) -> str:
