@@ -20,9 +20,10 @@ class Layout:
     """`nodes`: pre-order (the order libcst visits them, except that a few whitespace
     nodes come where the code has them); `index`: node -> its place in `nodes`;
     `extents[i]`: one past the last node of the subtree of `nodes[i]`, and where that
-    node's code is in `tokens` (first token, one past the last)."""
+    node's code is in `tokens` (first token, one past the last); `indents[i]`: for a
+    statement or block (`REUSABLE`), the indentation it was written at."""
 
-    __slots__ = ("nodes", "index", "extents", "tokens")
+    __slots__ = ("nodes", "index", "extents", "tokens", "indents")
 
     def __init__(
         self,
@@ -30,20 +31,45 @@ class Layout:
         index: dict[cst.CSTNode, int],
         extents: dict[int, tuple[int, int, int]],
         tokens: list[str],
+        indents: dict[int, str],
     ) -> None:
         self.nodes, self.index, self.extents, self.tokens = nodes, index, extents, tokens
+        self.indents = indents
 
     def end(self, i: int) -> int:
         return self.extents[i][0]
 
-    def written(self, i: int) -> str | None:
-        """The code node `i` was written as, or None where that is not its own code: a
+    def written_tokens(self, i: int) -> list[str] | None:
+        """The tokens node `i` was written as, or None where they are not all there: a
         trailing newline the module dropped at the end of the file."""
         _, first, end = self.extents[i]
         if end > len(self.tokens):
             return None
-        return "".join(self.tokens[first:end])
+        return self.tokens[first:end]
 
+    def written(self, i: int) -> str | None:
+        """The code node `i` was written as (None as for `written_tokens`)."""
+        tokens = self.written_tokens(i)
+        return None if tokens is None else "".join(tokens)
+
+
+# the nodes whose code depends only on the indentation they are written at: statements and
+# blocks (`written.py` copies their text into an edited module)
+REUSABLE = frozenset(
+    {
+        cst.SimpleStatementLine,
+        cst.If,
+        cst.Try,
+        cst.TryStar,
+        cst.FunctionDef,
+        cst.ClassDef,
+        cst.With,
+        cst.For,
+        cst.While,
+        cst.Match,
+        cst.IndentedBlock,
+    }
+)
 
 # newest first; a tuple replaced whole, so that readers in other threads see one or the other
 _KEPT = 8

@@ -15,7 +15,7 @@ import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
-from .layout import Layout, remember
+from .layout import REUSABLE, Layout, remember
 
 Span = tuple[tuple[int, int], tuple[int, int]]
 
@@ -81,7 +81,7 @@ class _Syntactic:
 
 class _SpanState(PositionProvidingCodegenState):
     # open_nodes: the nodes being written, innermost last
-    __slots__ = ("open_nodes", "parents", "nodes", "index", "extents")
+    __slots__ = ("open_nodes", "parents", "nodes", "index", "extents", "indents")
 
     def _update_position(self, value: str) -> None:
         if "\n" in value or "\r" in value:
@@ -96,6 +96,10 @@ class _SpanState(PositionProvidingCodegenState):
         open_nodes = self.open_nodes
         if open_nodes:
             self.parents[node] = open_nodes[-1]
+            kind = type(node)
+            if kind in REUSABLE and not (kind is cst.If and type(open_nodes[-1]) is cst.If):
+                # (an `elif` is written otherwise than an `if`)
+                self.indents[i] = "".join(self.indent_tokens)
         open_nodes.append(node)
         self.index[node] = i
         nodes.append(node)
@@ -133,11 +137,11 @@ def positions_and_parents(
             provider=provider,
         )
         state.open_nodes, state.parents = [], {}
-        state.nodes, state.index, state.extents = [], {}, {}
+        state.nodes, state.index, state.extents, state.indents = [], {}, {}, {}
         module._codegen(state)
     except (AttributeError, TypeError):
         return None
-    remember(Layout(state.nodes, state.index, state.extents, state.tokens))
+    remember(Layout(state.nodes, state.index, state.extents, state.tokens, state.indents))
     return Positions(provider._computed), state.parents
 
 
