@@ -94,7 +94,8 @@ def _child_fields(node: cst.CSTNode) -> tuple[str, ...]:
         others = tuple(
             f.name
             for f in dataclasses.fields(node)
-            if f.name not in order and not isinstance(getattr(node, f.name), str)  # text: never a node
+            if f.name not in order
+            and not isinstance(getattr(node, f.name), str)  # text: never a node
         )
         entry = _CHILD_FIELDS[kind] = (order, others)
     order, others = entry
@@ -161,11 +162,13 @@ def _walk_layout(layout: Layout, first: int, visitor: cst.CSTVisitor) -> None:
     open_ends: list[int] = []  # the subtrees being walked whose node has a leave_, innermost last
     open_leaves: list[tuple[Callable[[cst.CSTNode], object], cst.CSTNode]] = []
     j, stop = first, extents[first][0]
+    closing = stop  # where the innermost open subtree ends
     while j < stop:
-        while open_ends and open_ends[-1] <= j:
+        while j >= closing:
             open_ends.pop()
             leave, left = open_leaves.pop()
             leave(left)
+            closing = open_ends[-1] if open_ends else stop
         node = nodes[j]
         kind = type(node)
         found = handlers.get(kind)
@@ -176,15 +179,49 @@ def _walk_layout(layout: Layout, first: int, visitor: cst.CSTVisitor) -> None:
                 getattr(visitor, f"leave_{name}", None),
             )
         visit, leave = found
-        end = extents[j][0]
-        descend = visit is None or visit(node) is not False
+        if visit is None:
+            if leave is None:
+                j += 1
+                continue
+            descend = True
+        else:
+            descend = visit(node) is not False
+        after = j + 1 if descend else extents[j][0]
         if leave is not None:
-            open_ends.append(end if descend else j + 1)
+            closing = extents[j][0] if descend else j + 1
+            open_ends.append(closing)
             open_leaves.append((leave, node))
-        j = j + 1 if descend else end
+        j = after
     while open_leaves:
         leave, left = open_leaves.pop()
         leave(left)
+
+
+def nodes_within(node: cst.CSTNode, barriers: tuple[type[cst.CSTNode], ...]) -> list[cst.CSTNode]:
+    """`node` and the nodes below it, in pre-order, leaving out what is below a node of a
+    `barriers` type (`node` itself excepted): a function's own statements, without those of
+    the functions it defines."""
+    found = layout_of(node)
+    if found is None:
+        kept: list[cst.CSTNode] = []
+        pending = [node]
+        while pending:
+            current = pending.pop()
+            kept.append(current)
+            if current is node or type(current) not in barriers:
+                children = _children(current)
+                children.reverse()
+                pending += children
+        return kept
+    layout, j = found
+    nodes, extents = layout.nodes, layout.extents
+    kept = [node]
+    j, stop = j + 1, extents[j][0]
+    while j < stop:
+        current = nodes[j]
+        kept.append(current)
+        j = extents[j][0] if type(current) in barriers else j + 1
+    return kept
 
 
 @functools.cache

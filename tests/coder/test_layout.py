@@ -192,3 +192,20 @@ def test_an_elif_stays_an_elif() -> None:
         body=[outer.with_changes(test=cst.Name("c"))]  # the elif is the parsed node
     )
     assert module_code(edited) == edited.code == text.replace("if a", "if c")
+
+
+def test_nodes_within_leave_out_nested_functions() -> None:
+    source = _source(
+        SHAPES["plain"]
+        + "\n\ndef outer():\n    def inner():\n        return 1\n    f = lambda: 2\n    return inner\n"
+    )
+    outer = source.module.body[-1]
+    assert isinstance(outer, cst.FunctionDef)
+    laid_out = tree.nodes_within(outer, (cst.FunctionDef, cst.Lambda))
+    returns = [n for n in laid_out if isinstance(n, cst.Return)]
+    assert [cst.Module([]).code_for_node(r) for r in returns] == ["return inner"]
+    fresh = outer.deep_clone()  # no layout holds it
+    assert nodes_below(fresh) is None
+    walked = tree.nodes_within(fresh, (cst.FunctionDef, cst.Lambda))
+    # the same nodes (a few whitespace nodes come in another order)
+    assert sorted(type(n).__name__ for n in walked) == sorted(type(n).__name__ for n in laid_out)
