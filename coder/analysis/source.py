@@ -1,8 +1,10 @@
 """Parsing a script and the small amount of metadata analysis needs.
 
-Only positions and parent links are resolved, each by one light pass
-(`transforms/positions.py`, `parents_of`); no scope analysis: verification uses
-CPython's symbol table (see `verify.py`).
+Only positions and parent links are resolved, by one light codegen pass
+(`transforms/positions.py`), which also keeps the module's layout (`transforms/layout.py`:
+subtrees as slices, each node's parsed text) for the walks, `code()` and the writing of
+the edited file; no scope analysis: verification uses CPython's symbol table (see
+`verify.py`).
 """
 
 from __future__ import annotations
