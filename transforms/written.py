@@ -23,7 +23,7 @@ from .tree import _child_fields
 _HOLDERS = (cst.Else, cst.Finally, cst.ExceptHandler, cst.ExceptStarHandler, cst.MatchCase)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity, as nodes are
 class _Written(cst.CSTNode):
     """Stands for `node` while the module is written: its parsed text where the
     indentation is the one it was parsed at, else the node's own codegen."""
