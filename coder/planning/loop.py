@@ -14,7 +14,8 @@ import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import free_names
-from neural_coder.analysis.index import Function, Scope
+from neural_coder.analysis.index import Function, Scope, is_partial
+from neural_coder.analysis.loop_types import Hop
 from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.wraps import (
     find_wrap,
@@ -207,7 +208,10 @@ class LoopPlanner(StagedPlanner):
                 self._distillation_loss(other, inner_cm)
         if loop.step_in_scaler:
             self._hooks_inside_the_scaler(loop, inner_cm)
-        for step in [] if loop.step_in_scaler else [loop.optimizer_step, *loop.other_steps]:
+        if loop.step_runs_closure:
+            self._hooks_around_a_closure_step(loop, inner_cm, cm_of)
+        skipped = loop.step_in_scaler or loop.step_runs_closure
+        for step in [] if skipped else [loop.optimizer_step, *loop.other_steps]:
             self.insert(
                 step,
                 "before",
@@ -223,6 +227,26 @@ class LoopPlanner(StagedPlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _hooks_around_a_closure_step(
+        self, loop: TrainingLoop, inner_cm: str, cm_of: dict[int, str]
+    ) -> None:
+        """`optimizer.step(closure)`: the gradients exist only inside the closure, so the
+        hook that reads them (on_before_optimizer_step) follows the backward there; the one
+        that re-applies masks follows the step call."""
+        self.insert(
+            loop.backward,
+            "after",
+            [f"{inner_cm}.callbacks.on_before_optimizer_step()"],
+            "on_before_optimizer_step (after the backward, inside the closure the optimizer step runs)",
+        )
+        step_cm = cm_of[id(self.index.scope_of(loop.optimizer_step))]
+        self.insert(
+            loop.optimizer_step,
+            "after",
+            [f"{step_cm}.callbacks.on_after_optimizer_step()"],
+            "on_after_optimizer_step",
+        )
 
     def _hooks_inside_the_scaler(self, loop: TrainingLoop, cm: str) -> None:
         """`loss_scaler(loss, optimizer, ...)` backs up and steps in one call: the optimizer
@@ -403,30 +427,64 @@ class LoopPlanner(StagedPlanner):
         }
         for hop in reversed(loop.hops):  # outermost first
             caller_cm = cm_of[id(self.index.scope_of(hop.call))]
+            # a step function the loop also calls directly (`optimizer.step(partial(
+            # self.training_step, ...))`, or `self.training_step(...)` on the steps that
+            # only accumulate gradients): the same training path
+            same_loop = [
+                c
+                for c in self.index.call_sites(hop.function)
+                if hop.closure_of is not None and self._in_step_loop(c, loop)
+            ]
             if entry_cls is not None and hop.function.cls is entry_cls:
-                self._refuse_other_paths(hop.function, hop.call)
+                self._refuse_other_paths(hop.function, hop.call, same_loop)
                 cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
                 continue
+            if hop.closure_of is not None and not is_partial(hop.call):
+                self._closure_sees_the_manager(hop)
+                cm_of[id(hop.function.node)] = caller_cm
+                continue
             for call in self.index.call_sites(hop.function):
-                if call is not hop.call:
+                if call is not hop.call and call not in same_loop:
                     raise AnalysisError(
                         f"{hop.function.key}() is also called at line {self.src.line(call)}, where no compression manager exists",
                         path=self.src.path,
                         line=self.src.line(call),
                     )
             self.plan.edits.append(AddParameter(hop.function.node, self.cm_name))
-            self.plan.edits.append(AddKeywordArgument(hop.call, self.cm_name, caller_cm))
+            for call in [hop.call, *same_loop]:
+                self.plan.edits.append(AddKeywordArgument(call, self.cm_name, caller_cm))
             self.plan.placed.append(
                 f"line {self.src.line(hop.function.node)}: {hop.function.key}() takes {self.cm_name} (passed at line {self.src.line(hop.call)})"
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
 
-    def _refuse_other_paths(self, fn: Function, taken: cst.Call) -> None:
+    def _in_step_loop(self, call: cst.Call, loop: TrainingLoop) -> bool:
+        return any(a is loop.step_loop for a in self.src.ancestors(call))
+
+    def _closure_sees_the_manager(self, hop: Hop) -> None:
+        """The optimizer calls a closure without arguments: it reads the manager from the
+        function it is defined in, which must be the one that runs the step."""
+        assert hop.closure_of is not None
+        if self.index.scope_of(hop.function.node) is self.index.scope_of(hop.closure_of):
+            return
+        raise AnalysisError(
+            f"{hop.function.key}() runs as the closure of {self.src.code(hop.closure_of.func)}(...) "
+            f"at line {self.src.line(hop.closure_of)}, which calls it without arguments, and it "
+            "is defined elsewhere, so the compression manager cannot reach its hooks",
+            path=self.src.path,
+            line=self.src.line(hop.function.node),
+            hint="define the closure inside the function that calls optimizer.step(closure), "
+            "or pass it with functools.partial(fn, ...)",
+        )
+
+    def _refuse_other_paths(
+        self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]
+    ) -> None:
         """A method on the training path that other code also calls (`self._backward(loss)`
         from warm-up and fine-tune loops): its hooks would read `self.compression_manager`
         on paths that may run before training prepares it."""
-        others = [c for c in self.index.call_sites(fn) if c is not taken]
+        others = [c for c in self.index.call_sites(fn) if c is not taken and c not in same_loop]
         if not others:
             return
         lines = ", ".join(str(self.src.line(c)) for c in others)

@@ -16,7 +16,6 @@ from neural_coder.analysis import evaluation, final_model
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.trainer import TrainerUse
-from neural_coder.analysis.training import find_backward_calls
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
@@ -239,7 +238,7 @@ class PostTrainingPlanner(BasePlanner):
         final is unknown, and a fit before training would quantize the untrained model."""
         if self.facts.trainers:
             return
-        backward = find_backward_calls(self.index)
+        backward = self.facts.backward_calls
         if not backward:
             return
         line = self.src.line(backward[0])

@@ -105,6 +105,11 @@ CASES = [
     ("epoch_fn_style.py", "distillation>pruning", "runtime"),
     # the run length known only after accelerator.prepare: fit_pipeline before the loop
     ("accelerate_loop.py", "pruning>qat", "runtime"),
+    # the optimizer step runs the training step as its closure: on_before_optimizer_step
+    # after the backward inside it, on_after_optimizer_step after the step call
+    ("closure_step_trainer.py", "pruning", "runtime"),
+    ("closure_step_trainer.py", "distillation", "runtime"),
+    ("lbfgs_closure.py", "pruning+qat", "runtime"),
 ]
 
 
