@@ -26,8 +26,8 @@ def main(epochs: int = 3) -> None:
 
             def closure():
                 optimizer.zero_grad()
-                outputs = model(inputs)
-                loss = criterion(outputs, targets)
+                outputs = model(inputs)  # noqa: B023 - the closure runs within this iteration
+                loss = criterion(outputs, targets)  # noqa: B023
                 loss.backward()
                 return loss
 

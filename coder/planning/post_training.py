@@ -216,12 +216,31 @@ class PostTrainingPlanner(BasePlanner):
             for a in self.index.assignments[targets[0]]
             if self.src.line(a.statement) == first.line
         )
-        anchor = final_model.out_of_branches(self.index, assignment.statement, assignment.scope)
+        anchor = assignment.statement
+        fn = self.index.function(assignment.scope)
+        if fn is None or targets[0] not in fn.all_params():
+            anchor = final_model.out_of_branches(self.index, anchor, assignment.scope)
+        elif self._in_a_branch(anchor, assignment.scope):
+            # `if training: (the model the caller passed) else: model = load(weights)`:
+            # the fit quantizes what this function builds, not what a caller hands over
+            self.plan.placed.append(
+                f"{targets[0]} is also a parameter of {fn.key}(): the fit follows line "
+                f"{first.line}, on the path that builds it"
+            )
         place = FinalModel(targets[0], anchor, "after", assignment.scope)
         reload = final_model.last_reload(self.index, place)
         if reload is not None:
             place.anchor = reload
         return place
+
+    def _in_a_branch(self, statement: cst.BaseStatement, scope: cst.CSTNode) -> bool:
+        """`statement` runs under an `if` of `scope` (not crossing a loop)."""
+        for ancestor in self.src.ancestors(statement):
+            if ancestor is scope or isinstance(ancestor, cst.For | cst.While):
+                return False
+            if isinstance(ancestor, cst.If):
+                return True
+        return False
 
     def _built_in_a_loop(self, target: str, line: int) -> bool:
         """A value assigned inside a loop is rebuilt each iteration (a batch's output, a

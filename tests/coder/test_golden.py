@@ -110,6 +110,8 @@ CASES = [
     ("closure_step_trainer.py", "pruning", "runtime"),
     ("closure_step_trainer.py", "distillation", "runtime"),
     ("lbfgs_closure.py", "pruning+qat", "runtime"),
+    # run() evaluates a caller's model as it is, or loads one itself: the fit follows the load
+    ("shared_val_run.py", "ptq-dynamic", "runtime"),
 ]
 
 

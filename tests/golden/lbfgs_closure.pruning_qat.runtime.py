@@ -46,8 +46,8 @@ def main(epochs: int = 3) -> None:
 
             def closure():
                 optimizer.zero_grad()
-                outputs = model(inputs)
-                loss = criterion(outputs, targets)
+                outputs = model(inputs)  # noqa: B023 - the closure runs within this iteration
+                loss = criterion(outputs, targets)  # noqa: B023
                 loss.backward()
                 compression_manager.callbacks.on_before_optimizer_step()  # neural-coder
                 return loss
