@@ -217,25 +217,27 @@ REPOSITORY_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
 
 
 def default_root(entry: Path, text: str) -> Path | None:
-    """The project folder when none is given: the nearest folder above the script that
-    holds a top-level package or module the script imports and its own folder lacks
+    """The project folder when none is given: the nearest folder above the script from
+    which a module the script imports resolves, when its own folder lacks it
     (`projects/chargpt/chargpt.py` importing `mingpt.model` from the repository root).
     The walk stops at a repository's top (.git, pyproject.toml, setup.py, setup.cfg),
     at the working folder when that is above the script, and at the filesystem root;
     None when nothing is found."""
     entry = entry.resolve()
-    tops = {
-        dotted.split(".")[0]
-        for dotted, _ in imported_names(text)
+    wanted = [
+        [dotted, *(f"{dotted}.{name}" for name in names)]
+        for dotted, names in imported_names(text)
         if dotted and not dotted.startswith(".")
-    }
-    tops = {top for top in tops if not _holds_module(entry.parent, top)}
-    if not tops:
+    ]
+    wanted = [names for names in wanted if not any(module_file(n, [entry.parent]) for n in names)]
+    if not wanted:
         return None
     cwd = Path.cwd().resolve()
     folder = entry.parent
     while True:
-        if folder != entry.parent and any(_holds_module(folder, top) for top in tops):
+        if folder != entry.parent and any(
+            module_file(n, [folder]) for names in wanted for n in names
+        ):
             return folder
         if (
             (folder == cwd and folder != entry.parent)  # a working folder above the script bounds the walk
@@ -244,15 +246,6 @@ def default_root(entry: Path, text: str) -> Path | None:
         ):
             return None
         folder = folder.parent
-
-
-def _holds_module(folder: Path, name: str) -> bool:
-    """`folder/name.py`, or a package `folder/name/` (with `__init__.py`, or a
-    namespace package of .py files)."""
-    package = folder / name
-    return (folder / f"{name}.py").is_file() or (
-        package.is_dir() and any(package.glob("*.py"))
-    )
 
 
 def discover_project(

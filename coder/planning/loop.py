@@ -15,7 +15,6 @@ import libcst as cst
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import free_names
 from neural_coder.analysis.index import Function, Scope, is_partial
-from neural_coder.analysis.loop_types import Hop
 from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.wraps import (
     find_wrap,
@@ -40,6 +39,7 @@ from .caller import (
     refuse_an_averaged_copy,
     refuse_qat_on_a_constructor_parameter,
 )
+from .closure_steps import ClosureSteps
 from .stages import StagedPlanner
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
@@ -55,7 +55,7 @@ CONDITIONAL_EXPRESSIONS = (
 )
 
 
-class LoopPlanner(StagedPlanner):
+class LoopPlanner(ClosureSteps, StagedPlanner):
     def build(self) -> Plan:
         loop = self.facts.loop
         if loop is None:
@@ -227,26 +227,6 @@ class LoopPlanner(StagedPlanner):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
-
-    def _hooks_around_a_closure_step(
-        self, loop: TrainingLoop, inner_cm: str, cm_of: dict[int, str]
-    ) -> None:
-        """`optimizer.step(closure)`: the gradients exist only inside the closure, so the
-        hook that reads them (on_before_optimizer_step) follows the backward there; the one
-        that re-applies masks follows the step call."""
-        self.insert(
-            loop.backward,
-            "after",
-            [f"{inner_cm}.callbacks.on_before_optimizer_step()"],
-            "on_before_optimizer_step (after the backward, inside the closure the optimizer step runs)",
-        )
-        step_cm = cm_of[id(self.index.scope_of(loop.optimizer_step))]
-        self.insert(
-            loop.optimizer_step,
-            "after",
-            [f"{step_cm}.callbacks.on_after_optimizer_step()"],
-            "on_after_optimizer_step",
-        )
 
     def _hooks_inside_the_scaler(self, loop: TrainingLoop, cm: str) -> None:
         """`loss_scaler(loss, optimizer, ...)` backs up and steps in one call: the optimizer
@@ -458,25 +438,6 @@ class LoopPlanner(StagedPlanner):
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
-
-    def _in_step_loop(self, call: cst.Call, loop: TrainingLoop) -> bool:
-        return any(a is loop.step_loop for a in self.src.ancestors(call))
-
-    def _closure_sees_the_manager(self, hop: Hop) -> None:
-        """The optimizer calls a closure without arguments: it reads the manager from the
-        function it is defined in, which must be the one that runs the step."""
-        assert hop.closure_of is not None
-        if self.index.scope_of(hop.function.node) is self.index.scope_of(hop.closure_of):
-            return
-        raise AnalysisError(
-            f"{hop.function.key}() runs as the closure of {self.src.code(hop.closure_of.func)}(...) "
-            f"at line {self.src.line(hop.closure_of)}, which calls it without arguments, and it "
-            "is defined elsewhere, so the compression manager cannot reach its hooks",
-            path=self.src.path,
-            line=self.src.line(hop.function.node),
-            hint="define the closure inside the function that calls optimizer.step(closure), "
-            "or pass it with functools.partial(fn, ...)",
-        )
 
     def _refuse_other_paths(
         self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]
