@@ -65,14 +65,14 @@ def evaluate(model: nn.Module, loader: DataLoader) -> float:
     return correct / total
 
 
-def main(epochs: int = 2) -> None:
+def main(epochs: int = 3) -> None:
     torch.manual_seed(0)
     inputs = torch.randn(192, 12)
     targets = inputs[:, :3].argmax(dim=1)
     train_loader = DataLoader(TensorDataset(inputs, targets), batch_size=16, shuffle=True)
     val_loader = DataLoader(TensorDataset(inputs, targets), batch_size=64)
     model = TinyClassifier()
-    trainer = StepTrainer(max_epochs=epochs)
+    trainer = StepTrainer(max_epochs=epochs, grad_accum_steps=2)
     trainer.fit(model, train_loader)
     print(f"accuracy {evaluate(model, val_loader):.3f}")
     torch.save(model.state_dict(), "closure_trainer.pt")
