@@ -14,8 +14,11 @@ Approaches: `static` calibrates with `ceil(size / batch_size)` batches of
 `calib_dataloader` per `calibration_sampling_size` value (or calls
 `calib_func(model)`); FX graph mode where the model traces, else (Hugging Face
 models) the backend's eager path, which quantizes the Linear / Conv modules
-one by one and is reported in the log. `dynamic` needs no data. `auto` tries
-static, then dynamic.
+one by one and is reported in the log. A model whose class a framework needs
+(a LightningModule, which the Lightning Trainer must go on testing) takes the
+eager path directly: its modules are swapped inside a copy of it, which stays
+an instance of its class. `dynamic` needs no data. `auto` tries static, then
+dynamic.
 
 After `fit`, the run summary of `summary.py` (the same as the training
 runtime's) is logged and written as JSON to `$NEURAL_CODER_SUMMARY`, with
@@ -517,7 +520,8 @@ class _Quantizer:
         self.order: dict[str, int] = {}
         #: op name -> modules fused into it (a BatchNorm after a conv): in fp32 together
         self.members: dict[str, list[str]] = {}
-        self.reported_path = False
+        #: the path was chosen before quantizing (a class to keep): nothing to report
+        self.reported_path = spec.path is not None
 
     def spec_for(self, config: TuneConfig) -> QuantSpec:
         names = set(config.fallback)
@@ -621,6 +625,26 @@ class _Quantizer:
                 members.append(name)
 
 
+#: (top-level package, class name) of model classes that a framework needs the model to stay
+#: an instance of: the Lightning Trainer validates and tests LightningModules only
+_LIGHTNING = "the Lightning Trainer validates and tests LightningModules only"
+_FRAMEWORK_CLASSES = {
+    ("lightning", "LightningModule"): _LIGHTNING,
+    ("pytorch_lightning", "LightningModule"): _LIGHTNING,
+}
+
+
+def _class_to_keep(model: nn.Module) -> str | None:
+    """Why the int8 model must stay an instance of `model`'s class (static quantization then
+    swaps modules inside a copy instead of tracing an FX GraphModule), or None. Matched by
+    name: the runtime does not import Lightning."""
+    for klass in type(model).__mro__:
+        why = _FRAMEWORK_CLASSES.get((klass.__module__.split(".")[0], klass.__name__))
+        if why is not None:
+            return f"it is a {klass.__name__} ({why})"
+    return None
+
+
 def _seed() -> None:
     seed = getattr(options, "random_seed", 1978)
     random.seed(seed)
@@ -722,6 +746,15 @@ def fit(
         log.info("approach 'auto' without calib_dataloader: only dynamic quantization is tried")
         approaches = [DYNAMIC]
     spec = QuantSpec.from_config(conf, approach=approaches[0])
+    keep = _class_to_keep(model)
+    if keep is not None and STATIC in approaches and spec.path is None:
+        spec = spec.with_path("eager")
+        log.info(
+            "static quantization swaps the Linear / Conv modules of %s in place (eager path): "
+            "%s, and an FX graph of it would not be one",
+            type(model).__name__,
+            keep,
+        )
     raw_sizes = getattr(conf, "calibration_sampling_size", None) or [100]
     sizes = list(raw_sizes) if isinstance(raw_sizes, (list, tuple)) else [raw_sizes]
     first: list[TuneConfig] = []

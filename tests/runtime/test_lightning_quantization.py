@@ -1,0 +1,86 @@
+"""Post-training quantization of a LightningModule (no Trainer run: the module and loaders
+alone), and the loaders `lightning_calib_dataloader` takes from a fitted Trainer."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+pl = pytest.importorskip("lightning.pytorch")
+
+from neural_coder.runtime import quantization  # noqa: E402
+from neural_coder.runtime.config import PostTrainingQuantConfig  # noqa: E402
+from neural_coder.runtime.integrations.lightning_quantization import (  # noqa: E402
+    lightning_calib_dataloader,
+    lightning_example_inputs,
+    quantized_lightning_module,
+)
+
+
+class Classifier(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.backbone = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten()
+        )
+        self.head = torch.nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_acc", (self(x).argmax(-1) == y).float().mean())
+
+
+def _loader(n=64):
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(
+        torch.randn(n, 1, 6, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
+    )
+    return DataLoader(data, batch_size=16)
+
+
+def test_static_quantization_keeps_the_lightning_module_and_its_methods():
+    torch.manual_seed(0)
+    model = Classifier().eval()
+    loader = _loader()
+    result = quantization.fit(
+        model, PostTrainingQuantConfig(approach="static"), calib_dataloader=loader
+    )
+    assert result is not None
+    int8 = quantized_lightning_module(result, model)
+    assert type(int8) is Classifier and int8 is not model  # a converted copy, same class
+    assert result.q_config["path"] == "eager"
+    assert sorted(result.q_config["quantized_ops"]) == ["backbone.0", "head"]
+    assert isinstance(model.head, torch.nn.Linear)  # the fp32 module is left as it was
+    x = next(iter(loader))[0]
+    with torch.no_grad():
+        error = (int8(x) - model(x)).abs().max() / model(x).abs().max()
+    assert error < 0.1  # calibrated: int8 follows fp32 closely
+    assert callable(int8.test_step) and isinstance(int8, pl.LightningModule)
+
+
+def test_a_plain_module_is_still_traced_with_fx():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 3)).eval()
+    result = quantization.fit(
+        model, PostTrainingQuantConfig(approach="static"), calib_dataloader=_loader()
+    )
+    assert result is not None and result.q_config["path"] == "fx"
+
+
+def test_the_calibration_loader_is_the_validation_one_else_the_training_one():
+    val, train = _loader(32), _loader(48)
+    assert lightning_calib_dataloader(SimpleNamespace(val_dataloaders=[val, train])) is val
+    assert lightning_calib_dataloader(SimpleNamespace(val_dataloaders={"a": val})) is val
+    combined = SimpleNamespace(iterables=train)  # Lightning 2's CombinedLoader
+    trainer = SimpleNamespace(val_dataloaders=None, train_dataloader=combined)
+    assert lightning_calib_dataloader(trainer) is train
+    x = lightning_example_inputs(trainer)
+    assert torch.equal(x, next(iter(train))[0])  # the inputs of the first batch, no labels
+    with pytest.raises(ValueError, match="no validation or training dataloader"):
+        lightning_calib_dataloader(SimpleNamespace(val_dataloaders=None, train_dataloader=None))
