@@ -73,6 +73,7 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
                 f"saves or returns {name}",
                 f"evaluate or save {name} after training (trainer.test({name}, ...)), then run again",
             )
+        self._refuse_checkpoint_loads(use, fit, name)
         evaluation = self._evaluation(use, fit, name)
         eval_func = what = None
         if evaluation is not None:
@@ -225,6 +226,30 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
             "without accuracy tuning"
         )
         return None
+
+    def _refuse_checkpoint_loads(self, use: LightningUse, fit: LightningFit, name: str) -> None:
+        """A later `trainer.validate/test/predict(..., ckpt_path=...)` loads the float
+        checkpoint into the module the Trainer holds: the converted one once the script
+        has evaluated it (a state dict the int8 / bf16 module does not take)."""
+        fit_line = self.src.line(fit.call)
+        for call in sorted(use.evaluations, key=self.src.line):
+            func = call.func
+            assert isinstance(func, cst.Attribute)
+            if (
+                self.src.line(call) <= fit_line
+                or self.index.scope_of(call) is not fit.scope
+                or self.src.code(func.value) != fit.trainer
+            ):
+                continue
+            for arg in call.args:
+                if arg.keyword is not None and arg.keyword.value == "ckpt_path":
+                    self._refuse(
+                        fit,
+                        f"{fit.trainer}.{func.attr.value} at line {self.src.line(call)} loads "
+                        f"ckpt_path={self.src.code(arg.value)}: float weights into the "
+                        f"{self._result} module the Trainer holds",
+                        f"drop ckpt_path= there (the module {name} holds the trained weights)",
+                    )
 
     def _evaluates(self, call: cst.Call, name: str) -> bool:
         for position, arg in enumerate(call.args):

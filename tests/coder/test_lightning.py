@@ -354,3 +354,12 @@ def test_revert_gives_a_lightning_cli_back(defaults):
 def test_multi_shot_pipelines_under_lightning_are_refused(approach, reason):
     with pytest.raises(NeuralCoderError, match=reason):
         rewrite(ARGPARSE_TRAINER, approach)
+
+
+def test_a_later_prediction_from_a_checkpoint_is_refused():
+    # trainer.test(model) hands the Trainer the converted module; predict(ckpt_path=) would
+    # then load float weights into it
+    text = WITH_FORWARD + "    trainer.predict(dataloaders=train_loader, ckpt_path='best')\n"
+    for approach in ("ptq-static", "bf16"):
+        with pytest.raises(NeuralCoderError, match="trainer.predict at line .* ckpt_path='best'"):
+            rewrite(text, approach)
