@@ -42,6 +42,7 @@ from typing import Any
 
 from torch import nn
 
+from ..quant import get_backend
 from ..quantization import split_batch
 from .results import LOWER_IS_BETTER, bare_module
 
@@ -68,7 +69,9 @@ class _LightningEvaluation:
         self.higher_is_better: bool | None = None
 
     def __call__(self, candidate: Any) -> float:
-        results = getattr(self.trainer, self.method)(bare_module(candidate), **self.kwargs)
+        module = bare_module(candidate)
+        _check_int8_device(self.trainer, module)
+        results = getattr(self.trainer, self.method)(module, **self.kwargs)
         metrics: dict[str, Any] = {}
         for result in results or []:  # one dict per dataloader: the first holding a key
             for key, value in result.items():
@@ -99,6 +102,19 @@ class _LightningEvaluation:
         keys = list(metrics)
         better = [k for k in keys if not _lower_is_better(k)]
         return better[0] if better else keys[0]
+
+
+def _check_int8_device(trainer: Any, module: nn.Module) -> None:
+    """torch.ao's int8 kernels run on the CPU only: a Trainer on a GPU would move the int8
+    candidate there and fail inside its test loop. Failing here makes it a failed trial
+    with the reason, and `fit` keeps the fp32 module when no candidate can run."""
+    device = getattr(getattr(trainer, "strategy", None), "root_device", None)
+    if getattr(device, "type", "cpu") == "cpu" or not get_backend().count_quantized_modules(module):
+        return
+    raise RuntimeError(
+        f"the Trainer runs on {device}, but int8 modules run on the CPU only: build the Trainer "
+        "that tests the quantized module with accelerator='cpu', or use bf16"
+    )
 
 
 def _lower_is_better(key: str) -> bool:

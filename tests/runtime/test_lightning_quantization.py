@@ -84,3 +84,24 @@ def test_the_calibration_loader_is_the_validation_one_else_the_training_one():
     assert torch.equal(x, next(iter(train))[0])  # the inputs of the first batch, no labels
     with pytest.raises(ValueError, match="no validation or training dataloader"):
         lightning_calib_dataloader(SimpleNamespace(val_dataloaders=None, train_dataloader=None))
+
+
+def test_an_int8_candidate_is_not_tested_by_a_trainer_on_a_gpu():
+    # int8 kernels run on the CPU only: the trial fails with the reason, the Trainer is not
+    # called (it would move the module to the GPU and fail inside its test loop)
+    from neural_coder.runtime.integrations.lightning_quantization import lightning_eval_func
+
+    calls = []
+    trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=torch.device("cuda", 0)),
+        test=lambda module, **kwargs: calls.append(module) or [{"test_acc": 0.5}],
+    )
+    evaluate = lightning_eval_func(trainer, "test")
+    model = Classifier().eval()
+    assert evaluate(model) == 0.5  # fp32 runs wherever the Trainer does
+    int8 = quantization.fit(
+        model, PostTrainingQuantConfig(approach="dynamic"), calib_dataloader=None
+    )
+    with pytest.raises(RuntimeError, match="int8 modules run on the CPU only"):
+        evaluate(int8)
+    assert len(calls) == 1
