@@ -731,13 +731,25 @@ class TorchAOBackend:
 
     # -- PTQ --------------------------------------------------------------------
     def quantize_static(
-        self, model: nn.Module, spec: QuantSpec, calibrate: Callable[[nn.Module], None]
+        self,
+        model: nn.Module,
+        spec: QuantSpec,
+        calibrate: Callable[[nn.Module], None],
+        fold_batch_norms: bool | None = None,
     ) -> nn.Module:
         """A calibrated int8 copy of `model`; `calibrate(observed_model)` runs the batches
-        (on the model's device; the int8 result is on the CPU)."""
+        (on the model's device; the int8 result is on the CPU).
+
+        FX fuses a conv with its BatchNorm itself; on the eager path chosen up front
+        (`spec.path == "eager"`, a LightningModule) the BNs are folded into their convs
+        first, as dynamic quantization does (`fold_batch_norms` overrides: `rebuild` does
+        what the recipe records)."""
         spec = _with_approach(spec, STATIC)
         hooks = _HookSnapshot(model)
         work = _copy(model, hooks, or_in_place=False).eval()
+        if fold_batch_norms is None:
+            fold_batch_norms = spec.path == "eager"
+        folded = _fold_batch_norms(work) if fold_batch_norms else []
         # chosen on the float model: converting a Linear tied to an embedding unties them
         embeddings = _embedding_qconfigs(work, spec, _shared_ids(work))
         prepared = self._prepare(work, spec)
@@ -746,6 +758,8 @@ class TorchAOBackend:
         int8 = self.convert(prepared, inplace=True)
         if _quantize_embeddings(int8, embeddings):
             getattr(int8, RECIPE_ATTR)["quantized_ops"] = self.quantized_module_names(int8)
+        if folded:
+            getattr(int8, RECIPE_ATTR)["folded_batch_norms"] = folded
         hooks.strip(int8)
         return int8
 
@@ -822,7 +836,8 @@ class TorchAOBackend:
             if spec.approach == DYNAMIC:
                 return self.quantize_dynamic(fp32_model, spec)
             if spec.approach == STATIC:
-                return self.quantize_static(fp32_model, spec, lambda _m: None)
+                fold = bool(recipe.get("folded_batch_norms"))
+                return self.quantize_static(fp32_model, spec, lambda _m: None, fold)
             return self.convert(self.prepare_qat(copy.deepcopy(fp32_model), spec), inplace=True)
 
     # -- internals ---------------------------------------------------------------

@@ -105,3 +105,40 @@ def test_an_int8_candidate_is_not_tested_by_a_trainer_on_a_gpu():
     with pytest.raises(RuntimeError, match="int8 modules run on the CPU only"):
         evaluate(int8)
     assert len(calls) == 1
+
+
+class ConvBnClassifier(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU()
+        )
+        self.head = torch.nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1))
+
+
+def test_batch_norms_are_folded_before_per_module_quantization_and_reload(tmp_path):
+    from neural_coder.runtime.model import load
+
+    torch.manual_seed(0)
+    model = ConvBnClassifier()
+    model.train()
+    model(torch.randn(32, 1, 6, 6) * 2 + 1)  # BN statistics away from the identity
+    model.eval()
+    result = quantization.fit(
+        model, PostTrainingQuantConfig(approach="static"), calib_dataloader=_loader()
+    )
+    int8 = result.model
+    assert isinstance(int8.features[1], torch.nn.Identity)  # folded into the conv
+    assert result.q_config["folded_batch_norms"] == ["features.1"]
+    assert isinstance(model.features[1], torch.nn.BatchNorm2d)  # the fp32 module keeps it
+    x = next(iter(_loader()))[0]
+    with torch.no_grad():
+        expected = model(x)
+        assert ((int8(x) - expected).abs().max() / expected.abs().max()) < 0.1
+        result.save(tmp_path)
+        again = load(tmp_path, ConvBnClassifier().eval())  # the recipe folds the same BNs
+        assert type(again) is ConvBnClassifier
+        assert torch.equal(again(x), int8(x))
