@@ -73,8 +73,8 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
                 f"saves or returns {name}",
                 f"evaluate or save {name} after training (trainer.test({name}, ...)), then run again",
             )
-        self._refuse_checkpoint_loads(use, fit, name)
         evaluation = self._evaluation(use, fit, name)
+        self._refuse_checkpoint_loads(use, fit, name)
         eval_func = what = None
         if evaluation is not None:
             method, kwargs = evaluation
@@ -228,10 +228,11 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
         return None
 
     def _refuse_checkpoint_loads(self, use: LightningUse, fit: LightningFit, name: str) -> None:
-        """A later `trainer.validate/test/predict(..., ckpt_path=...)` loads the float
-        checkpoint into the module the Trainer holds: the converted one once the script
-        has evaluated it (a state dict the int8 / bf16 module does not take)."""
+        """A `trainer.validate/test/predict(..., ckpt_path=...)` after one that is given the
+        converted module loads the float checkpoint into it, the module the Trainer then
+        holds (a state dict the int8 / bf16 module does not take)."""
         fit_line = self.src.line(fit.call)
+        handed = False
         for call in sorted(use.evaluations, key=self.src.line):
             func = call.func
             assert isinstance(func, cst.Attribute)
@@ -240,6 +241,9 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
                 or self.index.scope_of(call) is not fit.scope
                 or self.src.code(func.value) != fit.trainer
             ):
+                continue
+            if not handed:
+                handed = self._evaluates(call, name)
                 continue
             for arg in call.args:
                 if arg.keyword is not None and arg.keyword.value == "ckpt_path":
