@@ -15,9 +15,10 @@ Approaches: `static` calibrates with `ceil(size / batch_size)` batches of
 `calib_func(model)`); FX graph mode where the model traces, else (Hugging Face
 models) the backend's eager path, which quantizes the Linear / Conv modules
 one by one and is reported in the log. A model whose class a framework needs
-(a LightningModule, which the Lightning Trainer must go on testing) takes the
-eager path directly: its modules are swapped inside a copy of it, which stays
-an instance of its class. `dynamic` needs no data. `auto` tries static, then
+(a LightningModule, which the Lightning Trainer must go on testing) is kept:
+each direct child holding Linear / Conv modules is quantized at its name inside
+a copy of it (an FX graph where the child traces, else the eager path), and the
+copy stays an instance of its class. `dynamic` needs no data. `auto` tries static, then
 dynamic.
 
 After `fit`, the run summary of `summary.py` (the same as the training
@@ -60,7 +61,7 @@ from torch import nn
 from .config import ConfigValueError, PostTrainingQuantConfig, options
 from .model import Model
 from .quant import DYNAMIC, STATIC, QuantSpec, get_backend, get_recipe
-from .quant.backend import OpRule
+from .quant.backend import CHILDREN_PATH, OpRule
 from .summary import report, runtime_logger, state_dict_size
 from .tuning import Op, Progress, TuneConfig, TuningResult, criterion_for, tune
 
@@ -636,12 +637,12 @@ _FRAMEWORK_CLASSES = {
 
 def _class_to_keep(model: nn.Module) -> str | None:
     """Why the int8 model must stay an instance of `model`'s class (static quantization then
-    swaps modules inside a copy instead of tracing an FX GraphModule), or None. Matched by
-    name: the runtime does not import Lightning."""
+    quantizes its children inside a copy instead of tracing it into an FX GraphModule), or
+    None. Matched by name: the runtime does not import Lightning."""
     for klass in type(model).__mro__:
         why = _FRAMEWORK_CLASSES.get((klass.__module__.split(".")[0], klass.__name__))
         if why is not None:
-            return f"it is a {klass.__name__} ({why})"
+            return f"{why}, and an FX graph of the whole module would be no {klass.__name__}"
     return None
 
 
@@ -748,10 +749,10 @@ def fit(
     spec = QuantSpec.from_config(conf, approach=approaches[0])
     keep = _class_to_keep(model)
     if keep is not None and STATIC in approaches and spec.path is None:
-        spec = spec.with_path("eager")
+        spec = spec.with_path(CHILDREN_PATH)
         log.info(
-            "static quantization swaps the Linear / Conv modules of %s in place (eager path): "
-            "%s, and an FX graph of it would not be one",
+            "static quantization keeps %s whole: %s; each submodule holding Linear / Conv "
+            "layers is quantized at its name, as an FX graph where it traces",
             type(model).__name__,
             keep,
         )

@@ -8,8 +8,8 @@ the int8 / bf16 LightningModule replaces the name the script goes on with, so th
 
 Every approach keeps the module's own class, which the Trainer needs: dynamic
 quantization and bf16 swap modules inside a copy, and the runtime quantizes a
-LightningModule statically the same way (eager path) instead of tracing it into an
-FX GraphModule. Static calibration reads the loader the Trainer validated (else
+LightningModule statically child by child inside a copy instead of tracing it whole
+into an FX GraphModule. Static calibration reads the loader the Trainer validated (else
 trained) with during the fit (`lightning_calib_dataloader(trainer)`): the script's
 loaders, a datamodule's or the module's own alike. `benchmark` is not routed
 through the Trainer. `LightningCLI` runs fit inside its constructor, with no

@@ -18,8 +18,9 @@ eval_func=...)`.) Every path keeps the
 script's LightningModule class, its `test_step`, `log` and hooks intact, so the
 Trainer can validate, test and predict with the result: dynamic quantization and
 bf16 swap modules inside a copy of the module, and `quantization.fit` quantizes a
-LightningModule statically by swapping its Linear / Conv modules too (the eager
-path) instead of tracing it into an FX GraphModule, which is no LightningModule.
+LightningModule statically child by child inside a copy (each child an FX graph
+where it traces) instead of tracing it whole into an FX GraphModule, which is no
+LightningModule.
 
 `lightning_calib_dataloader` hands calibration the loader the Trainer validated
 with during fit (else the one it trained on): the script's own loaders, its

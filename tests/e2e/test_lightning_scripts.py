@@ -77,8 +77,8 @@ def test_static_quantization_after_fit_keeps_the_lightning_module_the_trainer_te
     script = _rewrite(tmp_path, "lightning_datamodule.py", "--approach", "ptq-static")
     run, summary = run_script(script, "--max_epochs", "1", "--output", "tested.pt")
     assert summary["approach"] == "post_training_static_quant", summary
-    # the LightningModule stays one: its conv and Linear swapped in place, not an FX graph
-    assert summary["quantization_path"] == "eager"
+    # the LightningModule stays one: its backbone quantized at its name (an FX graph)
+    assert summary["quantization_path"] == "fx_children"
     assert summary["baseline_metric"] is not None  # tuned with the script's trainer.test
     assert summary["quantized_modules"] == 2 and summary["fp32_ops"] == []
     assert "test results: [{" in run.stdout
@@ -89,7 +89,7 @@ def test_static_quantization_after_fit_keeps_the_lightning_module_the_trainer_te
     packed = {k.split("._packed_params")[0] for k in state if "_packed_params" in k}
     assert packed == {"backbone.head"}, sorted(state)  # a quantized Linear packs its weight
     assert "backbone.head.weight" not in state
-    assert "backbone.conv.input_scale" in state  # calibrated activation ranges
+    assert "backbone.conv_input_scale_0" in state  # the calibrated input quantization
 
 
 def test_bf16_after_fit_is_the_module_the_trainer_tests(tmp_path, monkeypatch):

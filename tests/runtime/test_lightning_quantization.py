@@ -54,7 +54,7 @@ def test_static_quantization_keeps_the_lightning_module_and_its_methods():
     assert result is not None
     int8 = quantized_lightning_module(result, model)
     assert type(int8) is Classifier and int8 is not model  # a converted copy, same class
-    assert result.q_config["path"] == "eager"
+    assert result.q_config["path"] == "fx_children"
     assert sorted(result.q_config["quantized_ops"]) == ["backbone.0", "head"]
     assert isinstance(model.head, torch.nn.Linear)  # the fp32 module is left as it was
     x = next(iter(loader))[0]
@@ -119,7 +119,7 @@ class ConvBnClassifier(pl.LightningModule):
         return self.head(self.features(x).flatten(1))
 
 
-def test_batch_norms_are_folded_before_per_module_quantization_and_reload(tmp_path):
+def test_each_child_is_an_fx_graph_with_its_batch_norm_fused_and_reloads(tmp_path):
     from neural_coder.runtime.model import load
 
     torch.manual_seed(0)
@@ -131,14 +131,51 @@ def test_batch_norms_are_folded_before_per_module_quantization_and_reload(tmp_pa
         model, PostTrainingQuantConfig(approach="static"), calib_dataloader=_loader()
     )
     int8 = result.model
-    assert isinstance(int8.features[1], torch.nn.Identity)  # folded into the conv
-    assert result.q_config["folded_batch_norms"] == ["features.1"]
+    assert type(int8) is ConvBnClassifier
+    # the conv child traced: conv + BN + ReLU fused into one int8 module, int8 between ops
+    assert isinstance(int8.features, torch.fx.GraphModule)
+    assert type(int8.features.get_submodule("0")).__name__ == "ConvReLU2d"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in int8.modules())
+    assert sorted(result.q_config["quantized_ops"]) == ["features.0", "head"]
     assert isinstance(model.features[1], torch.nn.BatchNorm2d)  # the fp32 module keeps it
     x = next(iter(_loader()))[0]
     with torch.no_grad():
         expected = model(x)
         assert ((int8(x) - expected).abs().max() / expected.abs().max()) < 0.1
         result.save(tmp_path)
-        again = load(tmp_path, ConvBnClassifier().eval())  # the recipe folds the same BNs
+        again = load(tmp_path, ConvBnClassifier().eval())  # the recipe rebuilds the same
         assert type(again) is ConvBnClassifier
         assert torch.equal(again(x), int8(x))
+
+
+class Branchy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(36, 3)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        if x.sum() > 1e9:  # data-dependent: FX cannot trace it
+            x = x * 0
+        return self.fc(x)
+
+
+class BranchyClassifier(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.body = Branchy()
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_a_child_that_does_not_trace_is_quantized_module_by_module():
+    torch.manual_seed(0)
+    model = BranchyClassifier().eval()
+    result = quantization.fit(
+        model, PostTrainingQuantConfig(approach="static"), calib_dataloader=_loader()
+    )
+    int8 = result.model
+    assert type(int8) is BranchyClassifier and type(int8.body) is Branchy
+    assert type(int8.body.fc).__name__ == "QuantizedLinear"  # the eager int8 module
+    assert result.q_config["quantized_ops"] == ["body.fc"]
