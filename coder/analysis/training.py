@@ -199,13 +199,27 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         loop.model_called_in = self.model_called_in if model_call is None else None
         if self.teacher_calls:
             teacher = self.teacher_calls[0]
-            loop.teacher_in_entry = self.map_up(src.code(teacher.func), hops)
-            outputs = {self._output_name(c) for c in self.teacher_calls}
-            loop.teacher_output = outputs.pop() if len(outputs) == 1 else None
             loop.notes.append(
                 f"line {src.line(teacher)}: {src.code(teacher.func)} is a frozen model "
                 f"(a teacher): {model_callee} is the model the optimizer trains"
             )
+            teacher_inputs = {self._inputs_text(c) for c in self.teacher_calls}
+            if model_call is not None and teacher_inputs != {loop.model_inputs}:
+                # DINO's EMA teacher sees the global views only: its outputs do not pair
+                # with the student's, so a distillation loss cannot compare them
+                loop.teacher_unpaired = (
+                    f"{src.code(teacher.func)} at line {src.line(teacher)} is given "
+                    f"{' / '.join(sorted(teacher_inputs))}, the student {loop.model_inputs}: "
+                    "its outputs do not pair with the student's"
+                )
+                loop.notes.append(
+                    f"line {src.line(teacher)}: {loop.teacher_unpaired}, so it is not the "
+                    "distillation teacher"
+                )
+            else:
+                loop.teacher_in_entry = self.map_up(src.code(teacher.func), hops)
+                outputs = {self._output_name(c) for c in self.teacher_calls}
+                loop.teacher_output = outputs.pop() if len(outputs) == 1 else None
         return loop
 
     def _model_from_caller(self, loss_name: str, hops: list[Hop]) -> str | None:

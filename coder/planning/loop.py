@@ -37,6 +37,7 @@ from .caller import (
     attribute_alias,
     caller_of_parameter,
     refuse_an_averaged_copy,
+    refuse_qat_before_a_weight_copy,
     refuse_qat_on_a_constructor_parameter,
 )
 from .stages import StagedPlanner
@@ -96,6 +97,17 @@ class LoopPlanner(StagedPlanner):
                     line=self.src.line(anchor),
                     hint="build the model before the branches that wrap it",
                 )
+            if "qat" in techniques and wrap_scope is loop.entry_scope:
+                refuse_qat_before_a_weight_copy(
+                    self.index,
+                    bare,
+                    wrap_scope,
+                    self.src.line(anchor),
+                    self.src.line(loop.entry_loop),
+                    f"{where} at line {self.src.line(anchor)}"
+                    if anchor is wrap.statement
+                    else where,
+                )
         self.refuse_peft_weights(bare, wrap_scope)
         weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
         if weights and (
@@ -151,7 +163,9 @@ class LoopPlanner(StagedPlanner):
                     f"teacher: {loop.teacher_in_entry}, the frozen model the script already runs"
                 )
             else:
-                before.append(self.teacher(bare, prepare_scope, training))
+                before.append(
+                    self.teacher(bare, prepare_scope, training, loop.teacher_unpaired)
+                )
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor, in_entry=caller is None)
         confs = self.configs(total_steps)
