@@ -12,6 +12,7 @@ from neural_coder.errors import AnalysisError
 from . import kinds, wraps
 from .index import Assignment, Index, build_index, iter_returns
 from .lightning import LightningUse, find_lightning
+from .model_calls import TRAINS_NO_MODEL
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
@@ -140,7 +141,9 @@ def analyze(source: Source) -> Facts:
             try:
                 loops.append(analysis.analyze(call))
             except AnalysisError as error:
-                if not error.message.startswith((NOT_IN_A_LOOP, NO_OPTIMIZER_STEP)):
+                if not error.message.startswith(
+                    (NOT_IN_A_LOOP, NO_OPTIMIZER_STEP, TRAINS_NO_MODEL)
+                ):
                     raise
                 outside.append(error)
     except AnalysisError as error:
@@ -164,7 +167,9 @@ def analyze(source: Source) -> Facts:
         facts.loop_error = error
         return facts
     facts.loop.notes += [
-        f"line {e.line}: a backward pass "
+        f"line {e.line}: {e.message}: it gets no hooks"
+        if e.message.startswith(TRAINS_NO_MODEL)
+        else f"line {e.line}: a backward pass "
         + (
             "outside any loop"
             if e.message.startswith(NOT_IN_A_LOOP)

@@ -11,10 +11,11 @@ from . import kinds
 from .expressions import is_dotted_name, names_in
 from .index import Index, Scope
 from .loop_types import Hop
-from .roles import all_optimized_leaves, split_roles
+from .roles import all_optimized_leaves, split_roles, trains_no_model
 from .source import Source
 
 MARKER_MODEL = "neural-coder: model"
+TRAINS_NO_MODEL = "the loop trains auxiliary modules only"
 
 
 class ModelCalls:
@@ -90,6 +91,13 @@ class ModelCalls:
                 return method, None, receivers.pop(), method.func.attr.value  # type: ignore[attr-defined]
         callees = {src.code(c.func) for c in models}
         self.teacher_calls = []
+        if trains_no_model(self.index, models, scope, optimizer):
+            raise AnalysisError(
+                f"{TRAINS_NO_MODEL}: {optimizer} updates none of the models it calls "
+                f"({', '.join(sorted(callees))}, each frozen)",
+                path=src.path,
+                line=src.line(backward),
+            )
         if len(callees) > 1:
             marked = [c for c in models if self._has_marker(c)]
             roles = split_roles(self.index, models, scope, optimizer)
@@ -184,6 +192,7 @@ class ModelCalls:
         if (
             qualified.startswith(("torch.", "F."))
             or qualified.split(".")[-1] in kinds.OPTIMIZER_NAMES
+            or kinds.names_a_criterion(self.source.code(func))
         ):
             return False
         for leaf, _ in self.index.values_of(func, scope):
@@ -195,8 +204,7 @@ class ModelCalls:
             self._optimized = all_optimized_leaves(self.index)
         if any(id(leaf) in self._optimized for leaf, _ in self.index.values_of(func, scope)):
             return True  # an optimizer updates its parameters (a class from another module)
-        text = self.source.code(func).split(".")[-1].lower()
-        return text in {"model", "net", "network", "student", "module"} or text.endswith("model")
+        return kinds.names_a_model(self.source.code(func))
 
     def _model_origin(self, callee: str, scope: Scope) -> tuple[str | None, int | None]:
         if not callee:

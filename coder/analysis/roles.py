@@ -8,7 +8,6 @@ groups, an `nn.ModuleList` of trainable parts); a model run under `torch.no_grad
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -24,10 +23,6 @@ from .wraps import values_through_wraps
 NO_GRAD = ("no_grad", "inference_mode")
 PARAMETER_METHODS = ("parameters", "named_parameters")
 CONTAINER_ADDS = ("append", "extend", "add_module")
-# a name that says it holds a model (`model`, `net`, `student`, `model_without_ddp`)
-MODEL_LIKE_NAME = re.compile(
-    r"(^|_)(model|net|network|student|module|encoder|backbone)($|_)|model$"
-)
 
 
 @dataclass
@@ -62,6 +57,20 @@ def split_roles(index: Index, calls: list[cst.Call], scope: Scope, optimizer: st
         return None
     teachers = others if len({src.code(c.func) for c in others}) == 1 else []
     return Roles(trained, teachers)
+
+
+def trains_no_model(index: Index, calls: list[cst.Call], scope: Scope, optimizer: str) -> bool:
+    """Every model the step calls is frozen and `optimizer` updates none of them: the
+    loop trains auxiliary modules only (a connector warm-up before distillation)."""
+    updated = optimized_leaves(index, optimizer, scope)
+    if not updated or not calls:
+        return False
+    frozen = frozen_leaves(index)
+    return all(
+        explicitly_frozen(index, c, scope, frozen)
+        and not (_leaf_ids(index, c.func, scope) & updated)
+        for c in calls
+    )
 
 
 def explicitly_frozen(index: Index, call: cst.Call, scope: Scope, frozen: set[int]) -> bool:
@@ -259,8 +268,7 @@ def _holds_model(index: Index, expr: cst.BaseExpression, scope: Scope) -> bool:
         for leaf, _ in values_through_wraps(index, expr, scope)
     ):
         return True
-    last = index.source.code(expr).split(".")[-1].lower()
-    return bool(MODEL_LIKE_NAME.search(last))
+    return kinds.names_a_model(index.source.code(expr))
 
 
 def _container_members(index: Index, owner: cst.BaseExpression, scope: Scope) -> set[int]:

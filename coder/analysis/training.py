@@ -160,6 +160,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         if model_in_entry is None and model_callee is None and hops:
             model_in_entry = self._model_from_caller(loss_name, hops)
         if model_in_entry is None:
+            self._refuse_an_item_of_a_container(model_callee, scope, hops)
             raise AnalysisError(
                 "cannot tell which model the loop trains",
                 path=src.path,
@@ -203,24 +204,75 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
                 f"line {src.line(teacher)}: {src.code(teacher.func)} is a frozen model "
                 f"(a teacher): {model_callee} is the model the optimizer trains"
             )
-            teacher_inputs = {self._inputs_text(c) for c in self.teacher_calls}
-            if model_call is not None and teacher_inputs != {loop.model_inputs}:
+            follows = self._moving_average_of(model_callee or "", scope)
+            if follows is not None:
+                loop.notes.append(
+                    f"line {follows}: the teacher follows {model_callee} as a moving average of "
+                    f"its weights: only {model_callee} is compressed, the teacher the script "
+                    "also saves is not"
+                )
+            teacher_inputs = {self._positional_inputs(c) for c in self.teacher_calls}
+            student_inputs = self._positional_inputs(model_call) if model_call else None
+            if student_inputs is not None and teacher_inputs != {student_inputs}:
                 # DINO's EMA teacher sees the global views only: its outputs do not pair
                 # with the student's, so a distillation loss cannot compare them
                 loop.teacher_unpaired = (
                     f"{src.code(teacher.func)} at line {src.line(teacher)} is given "
-                    f"{' / '.join(sorted(teacher_inputs))}, the student {loop.model_inputs}: "
+                    f"{' / '.join(sorted(teacher_inputs))}, the student {student_inputs}: "
                     "its outputs do not pair with the student's"
-                )
-                loop.notes.append(
-                    f"line {src.line(teacher)}: {loop.teacher_unpaired}, so it is not the "
-                    "distillation teacher"
                 )
             else:
                 loop.teacher_in_entry = self.map_up(src.code(teacher.func), hops)
                 outputs = {self._output_name(c) for c in self.teacher_calls}
                 loop.teacher_output = outputs.pop() if len(outputs) == 1 else None
         return loop
+
+    def _refuse_an_item_of_a_container(
+        self, model: str | None, scope: Scope, hops: list[Hop]
+    ) -> None:
+        """`model_s = module_list[0]` inside the training function: the model is an item
+        of a container the caller fills, which the tool does not follow."""
+        if model is None:
+            return
+        src = self.source
+        for a in self.index.assignments_in(model, scope):
+            if not isinstance(a.value, cst.Subscript):
+                continue
+            container = src.code(a.value.value)
+            where = self.map_up(container, hops) if hops else None
+            passed = f" ({where} where training starts)" if where and where != container else ""
+            raise AnalysisError(
+                f"the loop trains {model}, which is {src.code(a.value)}: an item of a container"
+                f"{passed}, and the tool cannot tell which model of the caller that item is",
+                path=src.path,
+                line=src.line(a.statement),
+                hint=f"hand the model to the training function as an argument of its own "
+                f"(train(..., {model}, ...)) instead of taking it out of {container}",
+            )
+
+    def _positional_inputs(self, call: cst.Call) -> str:
+        """The data a model call is given (its positional arguments; options such as
+        `is_feat=True` or `scale=2` may differ between a teacher and its student)."""
+        return ", ".join(
+            f"{a.star}{self.source.code(a.value)}" for a in call.args if a.keyword is None
+        )
+
+    def _moving_average_of(self, model: str, scope: Scope) -> int | None:
+        """The line of `zip(model.parameters(), other.parameters())` in `scope` (an EMA
+        update of a teacher from the trained model, DINO / BYOL / MoCo style)."""
+        for call in self.index.calls:
+            if not (isinstance(call.func, cst.Name) and call.func.value == "zip"):
+                continue
+            if self.index.scope_of(call) is not scope or len(call.args) != 2:
+                continue
+            owners = [
+                self.source.code(a.value.func.value).split(".")[0]  # type: ignore[attr-defined]
+                for a in call.args
+                if m.matches(a.value, m.Call(func=m.Attribute(attr=m.Name("parameters"))))
+            ]
+            if len(owners) == 2 and owners[0] == model.split(".")[0] != owners[1]:
+                return self.source.line(call)
+        return None
 
     def _model_from_caller(self, loss_name: str, hops: list[Hop]) -> str | None:
         """`self._backward(criterion(self.model(x), y))`: the step function receives the

@@ -163,9 +163,7 @@ class LoopPlanner(StagedPlanner):
                     f"teacher: {loop.teacher_in_entry}, the frozen model the script already runs"
                 )
             else:
-                before.append(
-                    self.teacher(bare, prepare_scope, training, loop.teacher_unpaired)
-                )
+                before.append(self.teacher(bare, prepare_scope, training, loop.teacher_unpaired))
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor, in_entry=caller is None)
         confs = self.configs(total_steps)
