@@ -223,6 +223,8 @@ def _constructions(index: Index) -> list[Found]:
                 if leaf not in src.positions:
                     continue
                 kind = _kind(index, leaf)
+                if kind is not None and kind[0] == "model" and kinds.names_a_criterion(a.target):
+                    break  # `criterion_kd = Similarity()`: a loss module, not a model
                 if kind is not None:
                     found = Found(kind[0], kind[1], src.line(a.statement), a.target, a.statement)
                     by_leaf.setdefault(id(leaf), []).append((found, _returned(index, a)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from neural_coder.errors import AnalysisError
@@ -16,6 +18,8 @@ from .source import Source
 
 MARKER_MODEL = "neural-coder: model"
 TRAINS_NO_MODEL = "the loop trains auxiliary modules only"
+# the element of a returned tuple that holds the prediction (`feat_s, logit_s = ...`)
+OUTPUT_NAME = re.compile(r"logit|out|pred|score")
 
 
 class ModelCalls:
@@ -140,14 +144,25 @@ class ModelCalls:
         return found.pop() if len(found) == 1 else None
 
     def _output_name(self, call: cst.Call) -> str | None:
-        """`out` of `out = model(x)` (or of `out, aux = model(x)`)."""
+        """`out` of `out = model(x)` (or of `out, aux = model(x)`; `logit_s` of
+        `feat_s, logit_s = model_s(x, is_feat=True)`)."""
         statement = self.source.statement_of(call)
         if isinstance(statement, cst.SimpleStatementLine):
             small = statement.body[0]
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is call:
                 target = small.targets[0].target
                 if isinstance(target, cst.Tuple | cst.List) and target.elements:
-                    target = target.elements[0].value  # `logits, aux = model(x)`: the logits
+                    names = [e.value for e in target.elements]
+                    # the element named as the model's prediction, else the first
+                    # (`logits, aux = model(x)`)
+                    target = next(
+                        (
+                            n
+                            for n in names
+                            if isinstance(n, cst.Name) and OUTPUT_NAME.search(n.value.lower())
+                        ),
+                        names[0],
+                    )
                 if isinstance(target, cst.Name):
                     return target.value
         return None
