@@ -240,14 +240,15 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
                 continue
             container = src.code(a.value.value)
             where = self.map_up(container, hops) if hops else None
+            name = scope.name.value if isinstance(scope, cst.FunctionDef) else "the function"
             passed = f" ({where} where training starts)" if where and where != container else ""
             raise AnalysisError(
                 f"the loop trains {model}, which is {src.code(a.value)}: an item of a container"
                 f"{passed}, and the tool cannot tell which model of the caller that item is",
                 path=src.path,
                 line=src.line(a.statement),
-                hint=f"hand the model to the training function as an argument of its own "
-                f"(train(..., {model}, ...)) instead of taking it out of {container}",
+                hint=f"hand the model to {name}() as an argument of its own "
+                f"({name}(..., {model}, ...)) instead of taking it out of {container}",
             )
 
     def _positional_inputs(self, call: cst.Call) -> str:
