@@ -16,6 +16,7 @@ from neural_coder.transforms import match as m
 
 from . import kinds, steps
 from .climbing import CallClimbing
+from .container_items import item_index, member_at
 from .expressions import Loop, loop_index, loop_var, names_in, passes_function
 from .index import Index, Scope
 from .loop_length import LoopLength
@@ -159,6 +160,11 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         model_in_entry = self.map_up(model_callee, hops) if model_callee else None
         if model_in_entry is None and model_callee is None and hops:
             model_in_entry = self._model_from_caller(loss_name, hops)
+        model_item = None
+        if model_in_entry is None and model_callee is not None:
+            model_item = self._item_of_a_container(model_callee, scope, hops, entry_scope)
+            if model_item is not None:
+                model_in_entry = model_item[1]
         if model_in_entry is None:
             self._refuse_an_item_of_a_container(model_callee, scope, hops)
             raise AnalysisError(
@@ -197,6 +203,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         if epoch_loop is not None:
             loop.epochs = self._iterations(epoch_loop)
         loop.model_method = model_method
+        loop.model_item = model_item[0] if model_item is not None else None
         loop.model_called_in = self.model_called_in if model_call is None else None
         if self.teacher_calls:
             teacher = self.teacher_calls[0]
@@ -222,10 +229,34 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
                     "its outputs do not pair with the student's"
                 )
             else:
-                loop.teacher_in_entry = self.map_up(src.code(teacher.func), hops)
+                callee = src.code(teacher.func)
+                loop.teacher_in_entry = self.map_up(callee, hops)
+                if loop.teacher_in_entry is None:
+                    item = self._item_of_a_container(callee, scope, hops, entry_scope)
+                    loop.teacher_in_entry = item[1] if item is not None else None
                 outputs = {self._output_name(c) for c in self.teacher_calls}
                 loop.teacher_output = outputs.pop() if len(outputs) == 1 else None
         return loop
+
+    def _item_of_a_container(
+        self, name: str, scope: Scope, hops: list[Hop], entry_scope: Scope
+    ) -> tuple[str, str] | None:
+        """(`module_list[0]`, `model_s`) when `name = module_list[0]` in `scope` and the
+        caller that starts training fills `module_list` with `model_s` first."""
+        if not hops:
+            return None
+        for a in self.index.assignments_in(name, scope):
+            position = item_index(a.value)
+            if position is None:
+                continue
+            container = self.map_up(self.source.code(a.value.value), hops)  # type: ignore[attr-defined]
+            if container is None:
+                continue
+            before = self.source.line(hops[-1].call)
+            member = member_at(self.index, container, entry_scope, position, before)
+            if member is not None:
+                return self.source.code(a.value), member
+        return None
 
     def _refuse_an_item_of_a_container(
         self, model: str | None, scope: Scope, hops: list[Hop]

@@ -306,3 +306,21 @@ def refuse_qat_before_a_weight_copy(
             hint=f"copy the weights before the wrap (move line {src.line(call)} above it), or "
             "use pruning or distillation, which keep the state dict as it is",
         )
+
+
+def refuse_qat_on_a_container_item(src: Source, loop: TrainingLoop) -> None:
+    """QAT hands back a new module (`model = manager.model`); the training function
+    takes the model out of a container (`module_list[0]`), which would go on holding
+    the float module: the loop would train it without fake quantization."""
+    if loop.model_item is None:
+        return
+    raise AnalysisError(
+        f"the loop takes the model out of a container ({loop.model_item}, which is "
+        f"{loop.model_in_entry} where training starts): QAT hands back a new module, and "
+        f"{loop.model_item} would go on holding the float one, trained without fake "
+        "quantization",
+        path=src.path,
+        line=src.line(loop.step_loop),
+        hint=f"hand {loop.model_in_entry} to the training function as an argument of its own, "
+        "or use pruning or distillation, which change the model in place",
+    )

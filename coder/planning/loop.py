@@ -39,6 +39,7 @@ from .caller import (
     refuse_an_averaged_copy,
     refuse_qat_before_a_weight_copy,
     refuse_qat_on_a_constructor_parameter,
+    refuse_qat_on_a_container_item,
 )
 from .stages import StagedPlanner
 
@@ -75,6 +76,8 @@ class LoopPlanner(StagedPlanner):
             found = find_wrap_in_class(self.index, model, entry_cls)
             if found is not None:
                 wrap, wrap_scope = found
+        if "qat" in techniques:
+            refuse_qat_on_a_container_item(self.src, loop)
         if wrap is None and "qat" in techniques:
             self._refuse_qat_behind_a_wrap(loop, model, entry_cls)
         if wrap is not None:

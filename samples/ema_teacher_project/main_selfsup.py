@@ -14,9 +14,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
-
 import utils
+from torch.utils.data import DataLoader, TensorDataset
 
 
 def get_args_parser():

@@ -1,6 +1,5 @@
 """Small CIFAR-style networks that can hand back their intermediate features."""
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

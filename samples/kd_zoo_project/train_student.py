@@ -8,12 +8,11 @@ import argparse
 import torch
 import torch.nn as nn
 import torch.optim as optim
-from torch.utils.data import DataLoader, TensorDataset
-
 from distill.losses import ConvRegressor, DistillKL, HintLoss, Similarity
 from helpers.loops import train_distill, validate
 from helpers.pretrain import init
 from models import model_dict
+from torch.utils.data import DataLoader, TensorDataset
 
 
 def parse_option():
@@ -81,7 +80,8 @@ def main():
     criterion_list.append(criterion_kd)
 
     optimizer = optim.SGD(trainable_list.parameters(), lr=opt.learning_rate, momentum=0.9, weight_decay=5e-4)
-    # the teacher joins the module list after the optimizer is built: it is not trained
+    # the teacher joins the module list after the optimizer is built: it is not trained;
+    # the training loop takes the student as module_list[0] and the teacher as module_list[-1]
     module_list.append(model_t)
 
     teacher_acc, _ = validate(val_loader, model_t, criterion_cls)
@@ -90,7 +90,7 @@ def main():
     best_acc = 0.0
     for epoch in range(1, opt.epochs + 1):
         train_acc, train_loss = train_distill(
-            epoch, train_loader, model_s, model_t, module_list, criterion_list, optimizer, opt
+            epoch, train_loader, module_list, criterion_list, optimizer, opt
         )
         test_acc, test_loss = validate(val_loader, model_s, criterion_cls)
         if test_acc >= best_acc:

@@ -193,28 +193,62 @@ def test_the_connector_warm_up_loop_gets_no_hooks_and_the_student_is_compressed(
     assert any("auxiliary modules only" in w for w in report.warnings)
 
 
-def test_a_model_taken_out_of_a_container_is_refused_with_the_line_and_the_way_out(tmp_path):
+def test_a_model_taken_out_of_a_container_is_the_callers_model_it_was_added_as(tmp_path):
+    """`model_s = module_list[0]` in train_distill(): main() appended model_s first and
+    the teacher last, so the student is main()'s model_s and module_list[-1] teaches."""
     folder = copy_project(tmp_path, "kd_zoo_project")
+    rewritten, report = rewrite_project(folder, "train_student.py", "distillation")
+    assert report.status is Status.TRANSFORMED, report.message
+    text = rewritten[folder / "train_student.py"]
+    assert "prepare_compression(\n        model_s," in text and "teacher_model=model_t," in text
+    assert "logit_s, loss, teacher_output=logit_t" in rewritten[folder / "helpers" / "loops.py"]
+
+
+def explicit_student(folder: Path) -> None:
+    """The way out the QAT refusal gives: the student handed down as an argument."""
     loops = folder / "helpers" / "loops.py"
-    text = loops.read_text()
-    # the RepDistiller form: the student and the teacher come out of module_list
-    text = text.replace(
-        "def train_distill(epoch, train_loader, model_s, model_t, module_list,",
-        "def train_distill(epoch, train_loader, module_list,",
-    ).replace(
-        "    model_s.train()\n    model_t.eval()\n",
-        "    module_list[-1].eval()\n    model_s = module_list[0]\n    model_t = module_list[-1]\n",
+    loops.write_text(
+        loops.read_text()
+        .replace("train_loader, module_list,", "train_loader, model_s, model_t, module_list,")
+        .replace("    model_s = module_list[0]\n    model_t = module_list[-1]\n", "")
     )
-    loops.write_text(text)
     main = folder / "train_student.py"
     main.write_text(
         main.read_text().replace(
-            "epoch, train_loader, model_s, model_t, module_list,",
             "epoch, train_loader, module_list,",
+            "epoch, train_loader, model_s, model_t, module_list,",
         )
     )
-    line = text.splitlines().index("    model_s = module_list[0]") + 1
-    for approach in ("qat", "pruning", "distillation"):
+
+
+def test_qat_on_a_model_taken_out_of_a_container_is_refused_with_a_way_out_that_works(tmp_path):
+    folder = copy_project(tmp_path, "kd_zoo_project")
+    message = refusal(folder, "train_student.py", "qat")
+    line = (folder / "helpers" / "loops.py").read_text().splitlines().index(
+        "    for idx, (input, target) in enumerate(train_loader):"
+    ) + 1
+    assert f":{line} (helpers/loops.py):" in message
+    assert "module_list[0], which is model_s where training starts" in message
+    assert "hand model_s to the training function as an argument of its own" in message
+    explicit_student(folder)
+    rewritten, report = rewrite_project(folder, "train_student.py", "qat")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "model_s = compression_manager.model" in rewritten[folder / "train_student.py"]
+
+
+def test_an_item_whose_place_in_the_container_is_not_certain_is_refused(tmp_path):
+    folder = copy_project(tmp_path, "kd_zoo_project")
+    main = folder / "train_student.py"
+    main.write_text(
+        main.read_text().replace(
+            "    module_list.append(model_s)\n",
+            "    if opt.init_epochs >= 0:\n        module_list.append(model_s)\n",
+        )
+    )
+    line = (folder / "helpers" / "loops.py").read_text().splitlines().index(
+        "    model_s = module_list[0]"
+    ) + 1
+    for approach in ("pruning", "distillation"):
         message = refusal(folder, "train_student.py", approach)
         assert f":{line} (helpers/loops.py):" in message
         assert "module_list[0]: an item of a container" in message

@@ -14,9 +14,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
-
 import utils
+from torch.utils.data import DataLoader, TensorDataset
 from neural_coder.runtime.config import WeightPruningConfig
 from neural_coder.runtime.integrations.hooks import fit_pruning_schedules
 from neural_coder.runtime.training import prepare_compression

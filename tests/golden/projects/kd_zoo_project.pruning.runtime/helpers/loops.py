@@ -3,11 +3,13 @@
 import torch
 
 
-def train_distill(epoch, train_loader, model_s, model_t, module_list, criterion_list, optimizer, opt, compression_manager):
+def train_distill(epoch, train_loader, module_list, criterion_list, optimizer, opt, compression_manager):
     for module in module_list:
         module.train()
-    model_s.train()
-    model_t.eval()
+    module_list[-1].eval()  # the teacher
+
+    model_s = module_list[0]
+    model_t = module_list[-1]
 
     criterion_cls = criterion_list[0]
     criterion_div = criterion_list[1]

@@ -8,13 +8,12 @@ import argparse
 import torch
 import torch.nn as nn
 import torch.optim as optim
-from torch.utils.data import DataLoader, TensorDataset
-
 from distill.losses import ConvRegressor, DistillKL, HintLoss, Similarity
 from helpers.loops import train_distill, validate
 from helpers.pretrain import init
 from models import model_dict
-from neural_coder.runtime.config import QuantizationAwareTrainingConfig, WeightPruningConfig
+from torch.utils.data import DataLoader, TensorDataset
+from neural_coder.runtime.config import WeightPruningConfig
 from neural_coder.runtime.training import prepare_compression
 
 
@@ -83,7 +82,8 @@ def main():
     criterion_list.append(criterion_kd)
 
     optimizer = optim.SGD(trainable_list.parameters(), lr=opt.learning_rate, momentum=0.9, weight_decay=5e-4)
-    # the teacher joins the module list after the optimizer is built: it is not trained
+    # the teacher joins the module list after the optimizer is built: it is not trained;
+    # the training loop takes the student as module_list[0] and the teacher as module_list[-1]
     module_list.append(model_t)
 
     teacher_acc, _ = validate(val_loader, model_t, criterion_cls)
@@ -92,26 +92,22 @@ def main():
     best_acc = 0.0
     compression_manager = prepare_compression(
         model_s,
-        [
-            WeightPruningConfig(
-                target_sparsity=0.5,
-                pattern="4x1",
-                pruning_type="snip_momentum",
-                pruning_scope="global",
-                start_step=1,
-                end_step=max(
-                    1, int(0.8 * (len(range(1, opt.epochs + 1)) * len(train_loader)))
-                ),
+        WeightPruningConfig(
+            target_sparsity=0.5,
+            pattern="4x1",
+            pruning_type="snip_momentum",
+            pruning_scope="global",
+            start_step=1,
+            end_step=max(
+                1, int(0.8 * (len(range(1, opt.epochs + 1)) * len(train_loader)))
             ),
-            QuantizationAwareTrainingConfig(),
-        ],
+        ),
     )  # neural-coder
     compression_manager.callbacks.on_train_begin()  # neural-coder
-    model_s = compression_manager.model  # neural-coder
     for epoch in range(1, opt.epochs + 1):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
         train_acc, train_loss = train_distill(
-            epoch, train_loader, model_s, model_t, module_list, criterion_list, optimizer, opt, compression_manager=compression_manager
+            epoch, train_loader, module_list, criterion_list, optimizer, opt, compression_manager=compression_manager
         )
         test_acc, test_loss = validate(val_loader, model_s, criterion_cls)
         if test_acc >= best_acc:
