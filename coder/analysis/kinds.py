@@ -31,6 +31,9 @@ CRITERION_NAME = re.compile(r"(loss|criterion|kl|divergence)$", re.IGNORECASE)
 CRITERION_VARIABLE = re.compile(r"criterion|(^|_)(crit|loss|losses)(_|$)|_loss$|^loss_?(fn|func)$")
 # a variable that holds a model: `model`, `net`, `student`, `model_s`, `model_without_ddp`
 MODEL_VARIABLE = re.compile(r"(^|_)(model|net|network|student|module|encoder|backbone)($|_)|model$")
+NOT_A_MODEL_SUFFIX = re.compile(
+    r"_(fn|func|function|list|dict|path|dir|name|names|cfg|config|args|type|class|id|kwargs)$"
+)
 MODEL_BASES = ("torch.nn.Module", "torch.nn.modules.module.Module")
 # `X.from_pretrained(...)` builds one of these, not a module, when X's name says so
 NOT_MODULE_WORDS = (
@@ -99,8 +102,10 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
 
 
 def names_a_model(text: str) -> bool:
-    """`model`, `net`, `student`, `model_s`, `model_without_ddp`, `self.model`."""
-    return bool(MODEL_VARIABLE.search(text.split(".")[-1].lower()))
+    """`model`, `net`, `student`, `model_s`, `model_without_ddp`, `self.model`; not
+    `model_fn`, `model_path`, `module_list`, `model_cfg`."""
+    last = text.split(".")[-1].lower()
+    return bool(MODEL_VARIABLE.search(last)) and not NOT_A_MODEL_SUFFIX.search(last)
 
 
 def names_a_criterion(text: str) -> bool:

@@ -50,7 +50,7 @@ class ModelCalls:
             seen: set[str] = set()
             pending = [loss_statement]
             while pending and len(seen) < 64:
-                statement = pending.pop()
+                statement = pending.pop(0)  # nearest first: the cap must not cut them off
                 # where a callee comes from (`model = load_model(args)`) is not what the loss is computed from
                 callees = {src.code(c.func) for c in m.findall(statement, m.Call())}  # type: ignore[union-attr]
                 # in the order written: with the cap on `seen`, a set's order made the outcome

@@ -214,9 +214,9 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             follows = self._moving_average_of(model_callee or "", scope)
             if follows is not None:
                 loop.notes.append(
-                    f"line {follows}: the teacher follows {model_callee} as a moving average of "
-                    f"its weights: only {model_callee} is compressed, the teacher the script "
-                    "also saves is not"
+                    f"line {follows}: a copy follows {model_callee} as a moving average of "
+                    f"its weights: only {model_callee} is compressed, not that copy, which the "
+                    "script may also save"
                 )
             teacher_inputs = {self._positional_inputs(c) for c in self.teacher_calls}
             student_inputs = self._positional_inputs(model_call) if model_call else None
@@ -290,19 +290,19 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         )
 
     def _moving_average_of(self, model: str, scope: Scope) -> int | None:
-        """The line of `zip(model.parameters(), other.parameters())` in `scope` (an EMA
-        update of a teacher from the trained model, DINO / BYOL / MoCo style)."""
+        """The line of `zip(model.parameters(), other.parameters())` in `scope`, or of a
+        helper given both (`update_ema(target.parameters(), model.parameters(), decay)`):
+        an EMA update of a copy from the trained model (DINO, BYOL, MoCo, LCM style)."""
+        root = model.split(".")[0]
         for call in self.index.calls:
-            if not (isinstance(call.func, cst.Name) and call.func.value == "zip"):
-                continue
-            if self.index.scope_of(call) is not scope or len(call.args) != 2:
+            if self.index.scope_of(call) is not scope:
                 continue
             owners = [
                 self.source.code(a.value.func.value).split(".")[0]  # type: ignore[attr-defined]
                 for a in call.args
                 if m.matches(a.value, m.Call(func=m.Attribute(attr=m.Name("parameters"))))
             ]
-            if len(owners) == 2 and owners[0] == model.split(".")[0] != owners[1]:
+            if len(owners) == 2 and root in owners and len(set(owners)) == 2:
                 return self.source.line(call)
         return None
 
