@@ -114,6 +114,14 @@ def test_two_models_neither_frozen_nor_read_from_the_optimizer_stay_ambiguous():
     assert "neural-coder: model" in facts.loop_error.hint
 
 
+def test_the_marker_the_ambiguity_hint_names_chooses_the_model():
+    text = HEAD.replace("s = student(x)", "s = student(x)  # neural-coder: model") + (
+        "    optimizer = build_optimizer(cfg)\n"
+        "    for epoch in range(2):\n        train(student, teacher, optimizer, loader)\n"
+    )
+    assert loop_of(text).model_in_entry == "student"
+
+
 def test_a_partly_frozen_model_is_not_taken_for_a_frozen_one():
     freeze = (
         "    for name, p in teacher.named_parameters():\n"
