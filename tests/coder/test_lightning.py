@@ -289,10 +289,45 @@ def main(loader):
 """
 
 
-def test_a_backward_run_as_the_optimizer_closure_is_refused_with_the_reason():
-    with pytest.raises(NeuralCoderError, match="runs as its closure") as error:
-        rewrite(FABRIC_STYLE, "pruning")
-    assert "optimizer.step() without a closure" in error.value.hint
+def test_a_backward_run_as_the_optimizer_closure_gets_the_step_hooks_around_it():
+    """The gradients exist only inside the closure: the hook that reads them follows the
+    backward there, the one after the step follows the step call; the direct call on
+    accumulation steps is the same path (the method reads self.compression_manager)."""
+    out = rewrite(FABRIC_STYLE, "pruning")
+    lines = [line.strip() for line in out.splitlines()]
+    backward = lines.index("loss.backward()")
+    assert lines[backward + 1] == "self.compression_manager.callbacks.on_before_optimizer_step()  # neural-coder"
+    step = lines.index("optimizer.step(partial(self.training_step, model=model, batch=batch))")
+    assert lines[step + 1] == "self.compression_manager.callbacks.on_after_optimizer_step()  # neural-coder"
+    assert out.count("on_before_optimizer_step") == 1 and out.count("on_after_optimizer_step") == 1
+
+
+def test_a_closure_defined_away_from_its_step_call_is_refused_with_the_reason():
+    """`optimizer.step(closure)` calls the closure without arguments: a closure defined
+    at module level cannot be handed the compression manager of the training function."""
+    text = """
+import torch
+
+model = torch.nn.Linear(4, 2)
+optimizer = torch.optim.LBFGS(model.parameters())
+batch = None
+
+
+def closure():
+    optimizer.zero_grad()
+    loss = model(batch[0]).sum()
+    loss.backward()
+    return loss
+
+
+def train(loader):
+    global batch
+    for batch in loader:
+        optimizer.step(closure)
+"""
+    with pytest.raises(NeuralCoderError, match="runs as the closure of optimizer.step") as error:
+        rewrite(text, "pruning")
+    assert "functools.partial" in error.value.hint
 
 
 @pytest.mark.parametrize(
