@@ -218,6 +218,10 @@ class Index:
                     return self.classes[value.func.value]
         return None
 
+    def method_of(self, cls: cst.ClassDef, name: str) -> Function | None:
+        """The method `name` as `cls`, or a base class of this file, defines it."""
+        return self._method(cls, name)
+
     def _method(self, cls: cst.ClassDef, name: str) -> Function | None:
         seen: set[str] = set()
         pending = [cls]

@@ -27,6 +27,9 @@ QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto"
 
 
 class PostTrainingPlanner(BasePlanner):
+    #: more arguments of the config the fit is given (a subclass's: example_inputs=)
+    config_extra: dict[str, object] | None = None
+
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
             return self._build_for_trainer(self._evaluated_trainer())
@@ -130,6 +133,7 @@ class PostTrainingPlanner(BasePlanner):
             kwargs["approach"] = self.quant_approach
             if self.quant_approach != "dynamic":
                 kwargs["calibration_sampling_size"] = [p.calibration_sampling_size]
+        kwargs.update(self.config_extra or {})
         if tuned:
             criterion: dict[str, object] = {
                 "criterion": p.criterion,

@@ -91,6 +91,10 @@ CASES = [
     ("lightning_cli.py", "pruning", "runtime"),
     # after trainer.fit: tuned with the script's trainer.test, the int8 module tested after
     ("lightning_fit.py", "ptq-dynamic", "runtime"),
+    # static int8 and bf16 keep the LightningModule (modules swapped inside it): calibrated
+    # on / measured with the loader the Trainer validated with, whatever datamodule built it
+    ("lightning_datamodule.py", "ptq-static", "runtime"),
+    ("lightning_datamodule.py", "bf16", "runtime"),
     # timm's loss_scaler(loss, optimizer, update_grad=...) backs up and steps in one call:
     # the optimizer hooks ride on the optimizer for that call
     ("native_scaler_loop.py", "pruning+qat", "runtime"),
