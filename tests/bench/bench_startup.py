@@ -1,6 +1,9 @@
 """Start-up time of the command line, next to Python's and libcst's own.
 
 Not collected by pytest. Run: .venv/bin/python tests/bench/bench_startup.py [--quick]
+[--baseline OTHER_PYTHON] (with a baseline, e.g. the .venv of another checkout, every row
+is also timed with that interpreter, in the same shuffled turns: before and after side by
+side).
 
 Each row is a fresh interpreter (subprocess), the rows taking turns in a shuffled order;
 a figure is the median over the turns of the wall clock and of the child's CPU time (user
@@ -12,8 +15,10 @@ a figure is the median over the turns of the wall clock and of the child's CPU t
 * the import set of a one-file optimize: every module of ours and of our dependencies
   that `optimize one.py --approach qat --diff` has loaded when it is done (found by
   running it once, in-process), imported and nothing run;
-* `optimize one.py --approach qat --diff` itself, end to end (for information: the
-  rewrite is timed by the rewrite-speed benchmark).
+* `optimize one.py --approach qat|ptq-static|pruning --diff` itself, end to end (for
+  information: the rewrite is timed by the rewrite-speed benchmark);
+* `migrate legacy.py --diff`, end to end (it still imports libcst.codemod and the matchers);
+* `import libcst.codemod` (which pulls in libcst.matchers): what optimize no longer pays.
 
 The goal (issue 15): `--help` and the optimize import set <= 0.25 s beyond Python.
 """
@@ -33,7 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TURNS = 5 if "--quick" in sys.argv else 15
 PYTHON = sys.executable
+BASELINE = sys.argv[sys.argv.index("--baseline") + 1] if "--baseline" in sys.argv else None
 SAMPLE = ROOT / "samples" / "flat_script.py"
+LEGACY = ROOT / "samples" / "legacy" / "legacy_todos.py"
+APPROACHES = ("qat", "ptq-static", "pruning")
 OURS_AND_DEPENDENCIES = (
     "neural_coder",
     "libcst",
@@ -58,11 +66,40 @@ print("MODULES:" + json.dumps(names))
 """
 
 
-def optimize_import_set(script: str) -> list[str]:
+def optimize_import_set(script: str, python: str = PYTHON) -> list[str]:
     code = LIST_MODULES.format(script=script, roots=OURS_AND_DEPENDENCIES)
-    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("MODULES:"))
     return json.loads(line.removeprefix("MODULES:"))
+
+
+def rows_for(python: str, folder: str) -> tuple[dict[str, list[str]], list[str]]:
+    script = str(Path(folder) / "one.py")
+    legacy = str(Path(folder) / "legacy.py")
+    Path(script).write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    Path(legacy).write_text(LEGACY.read_text(encoding="utf-8"), encoding="utf-8")
+    modules = optimize_import_set(script, python)
+    cli = [
+        python,
+        "-c",
+        "import sys; from neural_coder.cli import main; sys.argv[0] = 'neural-coder'; main()",
+    ]
+    rows = {
+        "python -c pass": [python, "-c", "pass"],
+        "import libcst": [python, "-c", "import libcst"],
+        "import libcst.codemod (+ matchers)": [python, "-c", "import libcst.codemod"],
+        "neural-coder --help": [*cli, "--help"],
+        "import neural_coder.api (optimize starts)": [python, "-c", "import neural_coder.api"],
+        "optimize import set": [
+            python, "-c", f"import importlib\nfor m in {modules!r}: importlib.import_module(m)"
+        ],
+    }  # fmt: skip
+    for approach in APPROACHES:
+        rows[f"optimize --approach {approach} (end to end)"] = [
+            *cli, "optimize", script, "--approach", approach, "--diff"
+        ]  # fmt: skip
+    rows["migrate legacy.py (end to end)"] = [*cli, "migrate", legacy, "--diff"]
+    return rows, modules
 
 
 def run(cmd: list[str]) -> tuple[float, float]:
@@ -78,27 +115,17 @@ def run(cmd: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
+    pythons = {"": PYTHON} if BASELINE is None else {"after": PYTHON, "before": BASELINE}
     with tempfile.TemporaryDirectory() as folder:
-        script = str(Path(folder) / "one.py")
-        Path(script).write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
-        modules = optimize_import_set(script)
-        cli = [
-            PYTHON,
-            "-c",
-            "import sys; from neural_coder.cli import main; sys.argv[0] = 'neural-coder'; main()",
-        ]
-        rows = {
-            "python -c pass": [PYTHON, "-c", "pass"],
-            "import libcst": [PYTHON, "-c", "import libcst"],
-            "neural-coder --help": [*cli, "--help"],
-            "import neural_coder.api (optimize starts)": [PYTHON, "-c", "import neural_coder.api"],
-            f"optimize import set ({len(modules)} modules)": [
-                PYTHON, "-c", f"import importlib\nfor m in {modules!r}: importlib.import_module(m)"
-            ],
-            "optimize one.py --diff (end to end)": [*cli, "optimize", script, "--approach", "qat", "--diff"],
-        }  # fmt: skip
-        walls: dict[str, list[float]] = {k: [] for k in rows}
-        cpus: dict[str, list[float]] = {k: [] for k in rows}
+        rows: dict[tuple[str, str], list[str]] = {}
+        modules: dict[str, list[str]] = {}
+        for label, python in pythons.items():
+            sub = Path(folder) / (label or "run")
+            sub.mkdir()
+            these, modules[label] = rows_for(python, str(sub))
+            rows.update({(key, label): cmd for key, cmd in these.items()})
+        walls: dict[tuple[str, str], list[float]] = {k: [] for k in rows}
+        cpus: dict[tuple[str, str], list[float]] = {k: [] for k in rows}
         order = list(rows)
         shuffle = random.Random(0).shuffle
         for cmd in rows.values():  # warm the file cache
@@ -109,15 +136,23 @@ def main() -> None:
                 elapsed, cpu = run(rows[key])
                 walls[key].append(elapsed)
                 cpus[key].append(cpu)
-    wall0 = statistics.median(walls["python -c pass"])
-    cpu0 = statistics.median(cpus["python -c pass"])
     print(f"start-up, median of {TURNS} turns, seconds (goal: <= 0.250 beyond python)")
-    print(f"  {'':<44}{'wall':>7}{'beyond python':>15}{'CPU':>7}{'beyond python':>15}")
-    for key in rows:
-        wall, cpu = statistics.median(walls[key]), statistics.median(cpus[key])
-        print(f"  {key:<44}{wall:>7.3f}{wall - wall0:>15.3f}{cpu:>7.3f}{cpu - cpu0:>15.3f}")
-    lazy = [m for m in ("black", "yaml", "libcst.codemod", "libcst.matchers") if m in modules]
-    print(f"  loaded by the optimize run where used (lazily): {', '.join(lazy) or 'none'}")
+    print(f"  {'':<52}{'wall':>7}{'beyond python':>15}{'CPU':>7}{'beyond python':>15}")
+    for label in pythons:
+        base = ("python -c pass", label)
+        wall0, cpu0 = statistics.median(walls[base]), statistics.median(cpus[base])
+        if label:
+            print(f"  {label}: {pythons[label]}")
+        for key, row_label in rows:
+            if row_label != label:
+                continue
+            wall, cpu = statistics.median(walls[key, label]), statistics.median(cpus[key, label])
+            name = key if key != "optimize import set" else f"{key} ({len(modules[label])} modules)"
+            print(f"  {name:<52}{wall:>7.3f}{wall - wall0:>15.3f}{cpu:>7.3f}{cpu - cpu0:>15.3f}")
+        lazy = [
+            m for m in ("black", "yaml", "libcst.codemod", "libcst.matchers") if m in modules[label]
+        ]
+        print(f"  loaded by the qat optimize run where used (lazily): {', '.join(lazy) or 'none'}")
 
 
 if __name__ == "__main__":

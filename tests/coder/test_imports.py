@@ -22,10 +22,10 @@ def added(source: str, imports=QAT) -> str:
 
 
 def test_new_imports_go_after_the_block_plain_imports_first_then_from_lines_sorted():
-    out = added("import os\n\nprint(os.sep)\n", [("b", "y"), ("b", "x"), ("a", "z"), ("json", None)])
-    assert out == (
-        "import os\nimport json\nfrom a import z\nfrom b import x, y\n\nprint(os.sep)\n"
+    out = added(
+        "import os\n\nprint(os.sep)\n", [("b", "y"), ("b", "x"), ("a", "z"), ("json", None)]
     )
+    assert out == ("import os\nimport json\nfrom a import z\nfrom b import x, y\n\nprint(os.sep)\n")
 
 
 def test_what_the_block_already_imports_is_not_added_again():
@@ -77,13 +77,7 @@ def test_future_imports_come_first_after_the_docstring_and_header_comments():
 
 
 def test_imports_under_type_checking_or_further_down_do_not_count():
-    source = (
-        "import os\n"
-        "if TYPE_CHECKING:\n"
-        "    import torch\n"
-        "import torch\n"
-        "torch.manual_seed(0)\n"
-    )
+    source = "import os\nif TYPE_CHECKING:\n    import torch\nimport torch\ntorch.manual_seed(0)\n"
     assert added(source, [("torch", None)]) == (
         "import os\n"
         "import torch\n"
