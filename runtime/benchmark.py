@@ -71,9 +71,9 @@ import torch
 from torch import nn
 
 from . import cpu
+from .batches import batch_size_of, call_model, forward_inputs, model_device, to_device
 from .config import BenchmarkConfig, ConfigValueError
 from .model import Model
-from .quantization import batch_size_of, call_model, forward_inputs, model_device, to_device
 from .summary import record, runtime_logger, state_dict_size
 from .tuning import Progress
 

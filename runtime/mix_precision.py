@@ -49,17 +49,10 @@ import torch
 from torch import nn
 
 from . import cpu
+from .batches import call_model, forward_inputs, model_device, to_device
 from .config import ConfigValueError, MixedPrecisionConfig
 from .model import Model
-from .quantization import (
-    call_model,
-    evaluation_from,
-    fit_arguments,
-    forward_inputs,
-    metric_value,
-    model_device,
-    to_device,
-)
+from .quantization import evaluation_from, fit_arguments, metric_value
 from .summary import report, state_dict_size
 from .tuning import Op, Progress, TuneConfig, criterion_for, tune
 
