@@ -74,8 +74,8 @@ from . import cpu
 from .batches import batch_size_of, call_model, forward_inputs, model_device, to_device
 from .config import BenchmarkConfig, ConfigValueError
 from .model import Model
+from .progress import Progress
 from .summary import record, runtime_logger, state_dict_size
-from .tuning import Progress
 
 __all__ = ["BenchmarkResult", "InstanceResult", "MAX_BATCHES", "MAX_BATCH_BYTES", "fit"]
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .batches import call_model, model_device, prediction, split_batch, to_device
-from .tuning import Progress
+from .progress import Progress
 
 
 # -- metrics ---------------------------------------------------------------------------

@@ -52,9 +52,10 @@ from . import cpu
 from .batches import call_model, forward_inputs, model_device, to_device
 from .config import ConfigValueError, MixedPrecisionConfig
 from .model import Model
+from .progress import Progress
 from .quantization import evaluation_from, fit_arguments, metric_value
 from .summary import report, state_dict_size
-from .tuning import Op, Progress, TuneConfig, criterion_for, tune
+from .tuning import Op, TuneConfig, criterion_for, tune
 
 __all__ = [
     "BF16Conv1d",

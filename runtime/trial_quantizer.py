@@ -13,9 +13,10 @@ from typing import Any
 from torch import nn
 
 from .batches import _BatchCache, batch_size_of, call_model, model_device, to_device
+from .progress import Progress
 from .quant import DYNAMIC, STATIC, QuantSpec, get_backend, get_recipe
 from .quant.backend import OpRule
-from .tuning import Op, Progress, TuneConfig
+from .tuning import Op, TuneConfig
 
 #: `quantization.fit`'s messages keep their logger name
 log = logging.getLogger("neural_coder.runtime.quantization")
