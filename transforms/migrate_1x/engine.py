@@ -32,9 +32,9 @@ from . import (
 )
 from .analysis import Analysis, Component
 from .codegen import code_of
+from .context import ANCHOR, Ctx
 from .findings import TODO_PREFIX, Finding, MigrationResult
 from .manager import fit_uses
-from .plan import ANCHOR, Ctx
 from .reads import covered, settle_reads
 from .targets import RUNTIME_REDIRECTS, TARGETS, symbol
 from .yaml_map import dotted, short
