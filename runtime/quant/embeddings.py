@@ -47,7 +47,7 @@ def _quantize_embeddings(model: nn.Module, qconfigs: Mapping[str, QConfig]) -> i
     """Swap the embeddings at `qconfigs`' names for weight-only int8 ones; how many."""
     from torch.ao.nn.quantized.modules.embedding_ops import EmbeddingPackedParams
 
-    from ..summary import SIZE_HINT_ATTR, SizeHint
+    from ..state_size import SIZE_HINT_ATTR, SizeHint
 
     swapped = 0
     for name, qconfig in qconfigs.items():

@@ -93,7 +93,7 @@ def _attach_size_hints(model: nn.Module, layouts: Mapping[str, _Layout]) -> None
     from torch.ao.nn.quantized.modules.conv import _ConvNd, _ConvTransposeNd
     from torch.ao.nn.quantized.modules.linear import LinearPackedParams
 
-    from ..summary import SIZE_HINT_ATTR, SizeHint
+    from ..state_size import SIZE_HINT_ATTR, SizeHint
 
     for name, (per_channel, has_bias, zeros) in layouts.items():
         module = _get_submodule(model, name)
