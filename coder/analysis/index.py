@@ -57,6 +57,8 @@ class Assignment:
     value: cst.BaseExpression
     statement: cst.BaseStatement
     scope: Scope
+    # `a, b = helper()`: the item of what `value` returns that the target takes (0, 1, ...)
+    position: int | None = None
 
 
 @dataclass
@@ -252,7 +254,7 @@ class Index:
             fn = self.function(scope)
             if local:
                 for a in local:
-                    yield from self.values_of(a.value, a.scope, depth + 1)
+                    yield from self.values_assigned(a, depth)
                 return
             if fn is not None and text in fn.all_params():
                 for call in self.call_sites(fn):
@@ -269,7 +271,7 @@ class Index:
             cls = self.class_of(scope)
             found = self.class_assignments(text, cls) if cls is not None else []
             for a in found:
-                yield from self.values_of(a.value, a.scope, depth + 1)
+                yield from self.values_assigned(a, depth)
             if not found:
                 yield expr, scope
             return
@@ -282,6 +284,22 @@ class Index:
                 if returned:
                     return
         yield expr, scope
+
+    def values_assigned(
+        self, a: Assignment, depth: int = 0
+    ) -> Iterator[tuple[cst.BaseExpression, Scope]]:
+        """The values of an assignment; for `a, b = helper()` the item of each tuple the
+        helper returns that the target takes."""
+        for leaf, scope in self.values_of(a.value, a.scope, depth + 1):
+            if (
+                a.position is not None
+                and isinstance(leaf, cst.Tuple | cst.List)
+                and len(leaf.elements) > a.position
+                and not any(isinstance(e, cst.StarredElement) for e in leaf.elements)
+            ):
+                yield from self.values_of(leaf.elements[a.position].value, scope, depth + 1)
+            else:
+                yield leaf, scope
 
 
 def unwrap_pass_through(expr: cst.BaseExpression) -> cst.BaseExpression:
@@ -363,19 +381,29 @@ class _IndexBuilder(cst.CSTVisitor):
         self.index.calls.append(node)
 
     def _record(
-        self, target: cst.BaseExpression, value: cst.BaseExpression, node: cst.CSTNode
+        self,
+        target: cst.BaseExpression,
+        value: cst.BaseExpression,
+        node: cst.CSTNode,
+        position: int | None = None,
+        nested: bool = False,
     ) -> None:
         statement = self.source.statement_of(node)
         scope = self.index.scope_of(node)
         if isinstance(target, cst.Name | cst.Attribute):
             text = self.source.code(target)
-            self.index.assignments[text].append(Assignment(text, value, statement, scope))
+            self.index.assignments[text].append(Assignment(text, value, statement, scope, position))
         elif isinstance(target, cst.Tuple | cst.List):
             values = _unpacked(value)
-            if values is None or len(target.elements) != len(values):
-                values = [value] * len(target.elements)  # the name exists; its value is opaque
-            for t, v in zip(target.elements, values):
-                self._record(t.value, v, node)
+            if not nested and values is not None and len(target.elements) == len(values):
+                for t, v in zip(target.elements, values):
+                    self._record(t.value, v, node)
+                return
+            # the name exists; its value is the item at its position of what `value`
+            # gives (a helper's returned tuple), when that can be read
+            starred = nested or any(isinstance(e, cst.StarredElement) for e in target.elements)
+            for i, t in enumerate(target.elements):
+                self._record(t.value, value, node, None if starred else i, nested=True)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
@@ -410,7 +438,7 @@ def _unpacked(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:
         return [e.value for e in value.elements]
     if (
         isinstance(value, cst.Call)
-        and m.matches(value.func, m.Attribute(attr=m.Name("prepare")))
+        and m.matches(value.func, m.Attribute(attr=m.Name("prepare") | m.Name("setup_dataloaders")))
         and all(not a.star and a.keyword is None for a in value.args)
     ):
         return [a.value for a in value.args]

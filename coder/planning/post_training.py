@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation, final_model
+from neural_coder.analysis import evaluation, final_model, loaders
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.trainer import TrainerUse
@@ -176,20 +176,40 @@ class PostTrainingPlanner(BasePlanner):
         if evaluations:
             first = evaluations[0]
             line = self.src.line(first.call)
-            built = evaluation.model_assignment(self.index, first.model_arg, first.scope, line)
-            if built is None:
-                raise AnalysisError(
-                    f"{first.model_arg} is evaluated at line {line} but not built in {self.index.describe(first.scope)}",
-                    path=self.src.path,
-                    line=line,
-                    hint="mark the model's assignment with '# neural-coder: model'",
+            model, statement, scope = first.model_arg, first.statement, first.scope
+            built = evaluation.model_assignment(self.index, model, scope, line)
+            notes = []
+            if built is None:  # a parameter: quantized where a caller builds it
+                lifted = final_model.built_by_caller(self.index, model, scope)
+                if lifted is None:
+                    raise AnalysisError(
+                        f"{model} is evaluated at line {line} but not built in "
+                        f"{self.index.describe(scope)}"
+                        + (
+                            ", nor by a caller that passes it in"
+                            if self._is_param(model, scope)
+                            else ""
+                        ),
+                        path=self.src.path,
+                        line=line,
+                        hint="mark the model's assignment with '# neural-coder: model'",
+                    )
+                model, statement, scope, built = (
+                    lifted.model,
+                    lifted.statement,
+                    lifted.scope,
+                    lifted.built,
                 )
-            anchor = final_model.outermost_loop(self.index, first.statement, first.scope)
-            if self.src.line(anchor) < self.src.line(built) < self.src.line(first.call):
-                anchor = first.statement  # a model built per iteration is quantized per iteration
+                notes.append(
+                    f"the model is built in {lifted.path[0]} and evaluated in "
+                    f"{' -> '.join(lifted.path[1:])}: quantized before line {self.src.line(statement)}"
+                )
+            anchor = final_model.outermost_loop(self.index, statement, scope)
+            if self.src.line(anchor) < self.src.line(built) < self.src.line(statement):
+                anchor = statement  # a model built per iteration is quantized per iteration
             else:  # out of an `if args.do_eval:` that the model is built outside of
                 anchor = final_model.in_block_of(self.index, anchor, built)
-            return FinalModel(first.model_arg, anchor, "before", first.scope)
+            return FinalModel(model, anchor, "before", scope, notes)
         models = [
             f
             for f in self.facts.found
@@ -223,6 +243,10 @@ class PostTrainingPlanner(BasePlanner):
         if reload is not None:
             place.anchor = reload
         return place
+
+    def _is_param(self, name: str, scope: cst.FunctionDef | cst.Module) -> bool:
+        fn = self.index.function(scope)
+        return fn is not None and name in fn.all_params()
 
     def _built_in_a_loop(self, target: str, line: int) -> bool:
         """A value assigned inside a loop is rebuilt each iteration (a batch's output, a
@@ -306,16 +330,16 @@ class PostTrainingPlanner(BasePlanner):
         self, found: tuple[evaluation.Evaluation, dict[str, str]] | None, place: FinalModel
     ) -> str:
         line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
-        loaders = evaluation.visible_loaders(self.index, place.scope, line)
+        in_reach = loaders.visible_loaders(self.index, place.scope, line)
         if found is not None:
             chosen, substitutions = found
             for arg in chosen.call.args:
                 text = self.src.code(arg.value)
                 text = substitutions.get(text, text)
-                if text in loaders:
+                if text in in_reach:
                     return text
-        if loaders:
-            return loaders[0]
+        if in_reach:
+            return in_reach[0]
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
         raise AnalysisError(
             f"{what} needs data, but no DataLoader is in reach of line {line} "

@@ -105,6 +105,15 @@ CASES = [
     ("epoch_fn_style.py", "distillation>pruning", "runtime"),
     # the run length known only after accelerator.prepare: fit_pipeline before the loop
     ("accelerate_loop.py", "pruning>qat", "runtime"),
+    # loaders set on self by setup(): calibrated with the held-out one after train();
+    # the base state dict always loaded by _setup_model makes the default teacher
+    ("recipe_base_checkpoint.py", "ptq-static", "runtime"),
+    ("recipe_base_checkpoint.py", "distillation", "runtime"),
+    # loaders handed back as a tuple by get_dataloaders(): the validation loader calibrates
+    ("helper_loaders_fit.py", "ptq-static", "runtime"),
+    # the model built in extract_feature_pipeline() and run in extract_features(model, ...)
+    ("feature_knn_eval.py", "ptq-static", "runtime"),
+    ("feature_knn_eval.py", "bf16", "inc"),
 ]
 
 
