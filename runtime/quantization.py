@@ -14,8 +14,12 @@ Approaches: `static` calibrates with `ceil(size / batch_size)` batches of
 `calib_dataloader` per `calibration_sampling_size` value (or calls
 `calib_func(model)`); FX graph mode where the model traces, else (Hugging Face
 models) the backend's eager path, which quantizes the Linear / Conv modules
-one by one and is reported in the log. `dynamic` needs no data. `auto` tries
-static, then dynamic.
+one by one and is reported in the log. A model whose class a framework needs
+(a LightningModule, which the Lightning Trainer must go on testing) is kept:
+each direct child holding Linear / Conv modules is quantized at its name inside
+a copy of it (an FX graph where the child traces, else the eager path), and the
+copy stays an instance of its class. `dynamic` needs no data. `auto` tries static, then
+dynamic.
 
 After `fit`, the run summary of `summary.py` (the same as the training
 runtime's) is logged and written as JSON to `$NEURAL_CODER_SUMMARY`, with
@@ -56,6 +60,7 @@ from .config import ConfigValueError, PostTrainingQuantConfig, options
 from .metrics import MAE, MSE, RMSE, Accuracy, TopK, build_metric, make_eval_func
 from .model import Model
 from .quant import DYNAMIC, STATIC, QuantSpec, get_recipe
+from .quant.backend import CHILDREN_PATH
 from .summary import report, runtime_logger, state_dict_size
 from .trial_quantizer import _ExecutionOrder, _Quantizer
 from .tuning import TuneConfig, TuningResult, criterion_for, tune
@@ -127,6 +132,26 @@ def _check_conf(conf: Any) -> None:
     for key, default in _DEFAULT_RECIPES.items():
         if recipes.get(key, default) != default:
             log.warning("recipe %r is not implemented by neural_coder.runtime; ignored", key)
+
+
+#: (top-level package, class name) of model classes that a framework needs the model to stay
+#: an instance of: the Lightning Trainer validates and tests LightningModules only
+_LIGHTNING = "the Lightning Trainer validates and tests LightningModules only"
+_FRAMEWORK_CLASSES = {
+    ("lightning", "LightningModule"): _LIGHTNING,
+    ("pytorch_lightning", "LightningModule"): _LIGHTNING,
+}
+
+
+def _class_to_keep(model: nn.Module) -> str | None:
+    """Why the int8 model must stay an instance of `model`'s class (static quantization then
+    quantizes its children inside a copy instead of tracing it into an FX GraphModule), or
+    None. Matched by name: the runtime does not import Lightning."""
+    for klass in type(model).__mro__:
+        why = _FRAMEWORK_CLASSES.get((klass.__module__.split(".")[0], klass.__name__))
+        if why is not None:
+            return f"{why}, and an FX graph of the whole module would be no {klass.__name__}"
+    return None
 
 
 def _seed() -> None:
@@ -230,6 +255,15 @@ def fit(
         log.info("approach 'auto' without calib_dataloader: only dynamic quantization is tried")
         approaches = [DYNAMIC]
     spec = QuantSpec.from_config(conf, approach=approaches[0])
+    keep = _class_to_keep(model)
+    if keep is not None and STATIC in approaches and spec.path is None:
+        spec = spec.with_path(CHILDREN_PATH)
+        log.info(
+            "static quantization keeps %s whole: %s; each submodule holding Linear / Conv "
+            "layers is quantized at its name, as an FX graph where it traces",
+            type(model).__name__,
+            keep,
+        )
     raw_sizes = getattr(conf, "calibration_sampling_size", None) or [100]
     sizes = list(raw_sizes) if isinstance(raw_sizes, (list, tuple)) else [raw_sizes]
     first: list[TuneConfig] = []

@@ -99,7 +99,8 @@ class _Quantizer:
         self.order: dict[str, int] = {}
         #: op name -> modules fused into it (a BatchNorm after a conv): in fp32 together
         self.members: dict[str, list[str]] = {}
-        self.reported_path = False
+        #: the path was chosen before quantizing (a class to keep): nothing to report
+        self.reported_path = spec.path is not None
 
     def spec_for(self, config: TuneConfig) -> QuantSpec:
         names = set(config.fallback)

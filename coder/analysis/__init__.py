@@ -51,6 +51,9 @@ class Facts:
     already_optimized: int | None = None  # line of existing compression code
     trainers: list[TrainerUse] = field(default_factory=list)  # Hugging Face Trainer constructions
     lightning: LightningUse | None = None  # a Lightning Trainer.fit / LightningCLI run
+    # every `.backward()` the script runs (in a project: reached from the entry script's
+    # code, not a helper of an imported module that nothing calls)
+    backward_calls: list[cst.Call] = field(default_factory=list)
 
     @property
     def trainer(self) -> TrainerUse | None:
@@ -109,13 +112,15 @@ def analyze(source: Source) -> Facts:
     facts.already_optimized = _existing_compression(index)
     facts.trainers = find_trainers(index)
     facts.lightning = find_lightning(index)
-    backward_calls = _outside_trainer_classes(index, find_backward_calls(index))
+    backward_calls = find_backward_calls(index)
     if len(source.parts) > 1:  # a project: what the entry script runs, in any of its files
         reached = reached_scopes(index)
         backward_calls = [c for c in backward_calls if in_reach(index, c, reached)]
         # what the script builds (through functions of other files, too), at its own lines
         facts.found = [f for f in facts.found if source.module_of(f.node) is source.module]
         facts.trainers = [t for t in facts.trainers if in_reach(index, t.call, reached)]
+    facts.backward_calls = backward_calls
+    backward_calls = _outside_trainer_classes(index, backward_calls)
     if not backward_calls:
         facts.loop_error = AnalysisError(
             "no training loop: nothing calls .backward()"

@@ -191,10 +191,11 @@ class Index:
         return [c for c in self.calls if self.resolve_call(c) is fn]
 
     def bind_arguments(self, call: cst.Call, fn: Function) -> dict[str, cst.BaseExpression]:
+        """`fn`'s parameters bound by `call` (or by `partial(fn, ...)`, after the function)."""
         params = fn.positional_params()
         bound: dict[str, cst.BaseExpression] = {}
         position = 0
-        for arg in call.args:
+        for arg in call.args[1:] if is_partial(call) else call.args:
             if arg.star:
                 continue
             if arg.keyword is not None:
@@ -216,6 +217,10 @@ class Index:
                 if value.func.value in self.classes:
                     return self.classes[value.func.value]
         return None
+
+    def method_of(self, cls: cst.ClassDef, name: str) -> Function | None:
+        """The method `name` as `cls`, or a base class of this file, defines it."""
+        return self._method(cls, name)
 
     def _method(self, cls: cst.ClassDef, name: str) -> Function | None:
         seen: set[str] = set()
@@ -300,6 +305,15 @@ class Index:
                 yield from self.values_of(leaf.elements[a.position].value, scope, depth + 1)
             else:
                 yield leaf, scope
+
+
+def is_partial(value: cst.BaseExpression) -> bool:
+    """`partial(fn, ...)` / `functools.partial(fn, ...)`."""
+    return (
+        isinstance(value, cst.Call)
+        and bool(value.args)
+        and cst.Module([]).code_for_node(value.func).split(".")[-1] == "partial"
+    )
 
 
 def unwrap_pass_through(expr: cst.BaseExpression) -> cst.BaseExpression:

@@ -16,6 +16,10 @@ class Hop:
 
     function: Function
     call: cst.Call
+    # `optimizer.step(closure)` / `optimizer.step(partial(self.step_fn, ...))`: the optimizer
+    # step that runs `function` as its closure (`call` is then the `partial(...)` that binds
+    # its arguments, or the step call itself for a bare function)
+    closure_of: cst.Call | None = None
 
 
 @dataclass
@@ -58,3 +62,6 @@ class TrainingLoop:
     # timm's `loss_scaler(loss, optimizer, ...)` runs the backward and the optimizer step:
     # the optimizer-step hooks ride on the optimizer itself (optimizer_step_hooks)
     step_in_scaler: bool = False
+    # the optimizer step runs the backward's function as its closure: the optimizer-step
+    # hooks go after the backward (inside the closure) and after the step call
+    step_runs_closure: bool = False

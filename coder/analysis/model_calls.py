@@ -172,7 +172,21 @@ class ModelCalls:
                     isinstance(s, cst.FunctionDef) and s.name.value == method for s in cls.body.body
                 ):
                     return method
+        if method.endswith("_step") and self._annotated_module(receiver, scope):
+            return method  # `def fit(self, model: L.LightningModule)`: `model.training_step(...)`
         return None
+
+    def _annotated_module(self, receiver: cst.BaseExpression, scope: Scope) -> bool:
+        """`receiver` is a parameter of `scope` annotated as a module (`nn.Module`,
+        `L.LightningModule`): its class lives in the caller's script."""
+        if not isinstance(receiver, cst.Name) or not isinstance(scope, cst.FunctionDef):
+            return False
+        p = scope.params
+        for param in (*p.posonly_params, *p.params, *p.kwonly_params):
+            if param.name.value == receiver.value and param.annotation is not None:
+                text = self.source.code(param.annotation.annotation).strip("'\"")
+                return text.split(".")[-1] in ("Module", "LightningModule")
+        return False
 
     def _has_marker(self, node: cst.CSTNode) -> bool:
         return MARKER_MODEL in self.source.line_text(node)

@@ -113,20 +113,18 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             )
 
         hops: list[Hop] = []
-        found = self.climb_to_loop(backward, scope, hops)
+        closure = self._closure_hop(backward)
+        if closure is not None:
+            # `optimizer.step(closure)`: the loop reaches the backward through the step call
+            hops.append(closure)
+            assert closure.closure_of is not None
+            step_call = closure.closure_of
+            found = self.climb_to_loop(step_call, self.index.scope_of(step_call), hops)
+            if found is None:
+                hops.clear()
+        else:
+            found = self.climb_to_loop(backward, scope, hops)
         if found is None:
-            closure = self._closure_step(backward)
-            if closure is not None:
-                name, step = closure
-                raise AnalysisError(
-                    f"the backward call is in {name}(), which the optimizer calls "
-                    f"({src.code(step)}, LBFGS style): there is no "
-                    "place between the backward and the optimizer step for the hooks",
-                    path=src.path,
-                    line=src.line(backward),
-                    hint="compression hooks need loss.backward() and optimizer.step() as two "
-                    "statements of the training loop",
-                )
             raise AnalysisError(
                 NOT_IN_A_LOOP,
                 path=src.path,
@@ -135,13 +133,22 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             )
         step_loop, step_scope = found
         in_scaler = is_scaler_step_call(self.index, backward)
-        if in_scaler:
+        if closure is not None:
+            assert closure.closure_of is not None
+            optimizer_step = self._hookable(closure.closure_of, statement)
+            optimizer = src.code(closure.closure_of.func.value)  # type: ignore[attr-defined]
+            other_steps: list[cst.BaseStatement] = []
+        elif in_scaler:
             optimizer_step, optimizer, other_steps = self._scaler_step(backward, statement)
         else:
             optimizer_step, optimizer, other_steps = self._optimizer_step(
                 scope, statement, step_loop
             )
-        if step_scope is scope and not any(a is step_loop for a in src.ancestors(optimizer_step)):
+        if (
+            closure is None
+            and step_scope is scope
+            and not any(a is step_loop for a in src.ancestors(optimizer_step))
+        ):
             # `for micro_step in range(accumulation): ... loss.backward()` then the
             # optimizer step after it: the step loop is the one around the optimizer step
             around = self.enclosing_loop(optimizer_step, scope)
@@ -191,6 +198,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             model_origin_line=origin_line,
             total_steps=None,
             step_in_scaler=in_scaler,
+            step_runs_closure=closure is not None,
         )
         loop.total_steps = self._total_steps(loop, step_hops, hops[len(step_hops) :])
         if epoch_loop is not None:
@@ -222,21 +230,24 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             return None
         return self.map_up(callees.pop(), hops[1:])
 
-    def _closure_step(self, backward: cst.CSTNode) -> tuple[str, cst.Call] | None:
-        """The function holding `backward` and the `optimizer.step(fn)` call that passes
-        it (the closure of LBFGS and similar optimizers)."""
-        fn = self.source.enclosing_function(backward)
+    def _closure_hop(self, backward: cst.CSTNode) -> Hop | None:
+        """The function holding `backward`, reached through the optimizer step that runs it
+        as its closure: `optimizer.step(closure)` (LBFGS and similar optimizers, a local
+        `def closure(): ...`), `optimizer.step(partial(self.training_step, batch=batch))`."""
+        fn = self.index.function(self.index.scope_of(backward))
         if fn is None:
             return None
-        name = fn.name.value
         for call in self.index.calls:
             func = call.func
-            if (
-                isinstance(func, cst.Attribute)
-                and func.attr.value == "step"
-                and any(passes_function(a.value, name) for a in call.args)
-            ):
-                return name, call
+            if not (isinstance(func, cst.Attribute) and func.attr.value == "step"):
+                continue
+            passed = [a.value for a in call.args if passes_function(a.value, fn.name)]
+            if len(passed) != 1 or not self._is_optimizer(func.value, self.index.scope_of(call)):
+                continue
+            if isinstance(passed[0], cst.Attribute) and fn.cls is None:
+                continue  # `self.fn` / `obj.fn` names a method, and `fn` is not one
+            bound = passed[0] if isinstance(passed[0], cst.Call) else call
+            return Hop(fn, bound, closure_of=call)
         return None
 
     def _optimizer_step(
@@ -253,19 +264,6 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             if src.line(node) >= after and not steps.exclusive(src, node, backward)
         ]
         if not candidates:
-            closure = self._closure_step(backward)
-            if closure is not None:
-                name, step = closure
-                raise AnalysisError(
-                    f"the backward call at line {after} is in {name}(), which "
-                    f"{src.code(step.func)}(...) at line {src.line(step)} runs as its closure: "
-                    "there is no place between the backward and the optimizer step for the hooks",
-                    path=src.path,
-                    line=after,
-                    hint="compression hooks need loss.backward() and optimizer.step() as two "
-                    "statements of the training loop (call the step function, then "
-                    "optimizer.step() without a closure)",
-                )
             raise AnalysisError(
                 f"{NO_OPTIMIZER_STEP} after the backward call at line {after}",
                 path=src.path,

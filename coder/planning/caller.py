@@ -206,11 +206,25 @@ def _read_after(index: Index, name: str, call: cst.Call) -> bool:
     src = index.source
     scope = index.scope_of(call)
     line = src.line(src.statement_of(call))
-    return any(
-        src.line(node) > line and index.scope_of(node) is scope
-        for node in m.findall(scope, m.Name(name))
-        if node in src.positions and not _is_attribute_name(src, node)
-    )
+    for node in m.findall(scope, m.Name(name)):
+        if node not in src.positions or _is_attribute_name(src, node):
+            continue
+        inner = index.scope_of(node)
+        if inner is scope:
+            if src.line(node) > line:
+                return True
+        elif _reads_enclosing(index, name, inner, scope):
+            return True  # a callback defined in the scope reads the model when it runs
+    return False
+
+
+def _reads_enclosing(index: Index, name: str, inner: cst.CSTNode, scope: cst.CSTNode) -> bool:
+    """`name` in the nested function `inner` is the one of `scope` (not its own parameter
+    or local)."""
+    fn = index.function(inner)
+    if fn is None or name in fn.all_params() or index.assignments_in(name, inner):
+        return False
+    return index.scope_of(inner) is scope
 
 
 def _is_attribute_name(src: Source, node: cst.CSTNode) -> bool:

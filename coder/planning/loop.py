@@ -14,7 +14,7 @@ import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import free_names
-from neural_coder.analysis.index import Function, Scope
+from neural_coder.analysis.index import Function, Scope, is_partial
 from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.wraps import (
     find_wrap,
@@ -39,6 +39,7 @@ from .caller import (
     refuse_an_averaged_copy,
     refuse_qat_on_a_constructor_parameter,
 )
+from .closure_steps import ClosureSteps
 from .stages import StagedPlanner
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
@@ -54,7 +55,7 @@ CONDITIONAL_EXPRESSIONS = (
 )
 
 
-class LoopPlanner(StagedPlanner):
+class LoopPlanner(ClosureSteps, StagedPlanner):
     def build(self) -> Plan:
         loop = self.facts.loop
         if loop is None:
@@ -207,7 +208,10 @@ class LoopPlanner(StagedPlanner):
                 self._distillation_loss(other, inner_cm)
         if loop.step_in_scaler:
             self._hooks_inside_the_scaler(loop, inner_cm)
-        for step in [] if loop.step_in_scaler else [loop.optimizer_step, *loop.other_steps]:
+        if loop.step_runs_closure:
+            self._hooks_around_a_closure_step(loop, inner_cm, cm_of)
+        skipped = loop.step_in_scaler or loop.step_runs_closure
+        for step in [] if skipped else [loop.optimizer_step, *loop.other_steps]:
             self.insert(
                 step,
                 "before",
@@ -403,30 +407,45 @@ class LoopPlanner(StagedPlanner):
         }
         for hop in reversed(loop.hops):  # outermost first
             caller_cm = cm_of[id(self.index.scope_of(hop.call))]
+            # a step function the loop also calls directly (`optimizer.step(partial(
+            # self.training_step, ...))`, or `self.training_step(...)` on the steps that
+            # only accumulate gradients): the same training path
+            same_loop = [
+                c
+                for c in self.index.call_sites(hop.function)
+                if hop.closure_of is not None and self._in_step_loop(c, loop)
+            ]
             if entry_cls is not None and hop.function.cls is entry_cls:
-                self._refuse_other_paths(hop.function, hop.call)
+                self._refuse_other_paths(hop.function, hop.call, same_loop)
                 cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
                 continue
+            if hop.closure_of is not None and not is_partial(hop.call):
+                self._closure_sees_the_manager(hop)
+                cm_of[id(hop.function.node)] = caller_cm
+                continue
             for call in self.index.call_sites(hop.function):
-                if call is not hop.call:
+                if call is not hop.call and call not in same_loop:
                     raise AnalysisError(
                         f"{hop.function.key}() is also called at line {self.src.line(call)}, where no compression manager exists",
                         path=self.src.path,
                         line=self.src.line(call),
                     )
             self.plan.edits.append(AddParameter(hop.function.node, self.cm_name))
-            self.plan.edits.append(AddKeywordArgument(hop.call, self.cm_name, caller_cm))
+            for call in [hop.call, *same_loop]:
+                self.plan.edits.append(AddKeywordArgument(call, self.cm_name, caller_cm))
             self.plan.placed.append(
                 f"line {self.src.line(hop.function.node)}: {hop.function.key}() takes {self.cm_name} (passed at line {self.src.line(hop.call)})"
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
 
-    def _refuse_other_paths(self, fn: Function, taken: cst.Call) -> None:
+    def _refuse_other_paths(
+        self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]
+    ) -> None:
         """A method on the training path that other code also calls (`self._backward(loss)`
         from warm-up and fine-tune loops): its hooks would read `self.compression_manager`
         on paths that may run before training prepares it."""
-        others = [c for c in self.index.call_sites(fn) if c is not taken]
+        others = [c for c in self.index.call_sites(fn) if c is not taken and c not in same_loop]
         if not others:
             return
         lines = ", ".join(str(self.src.line(c)) for c in others)

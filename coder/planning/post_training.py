@@ -16,7 +16,6 @@ from neural_coder.analysis import evaluation, final_model, loaders
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.trainer import TrainerUse
-from neural_coder.analysis.training import find_backward_calls
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
@@ -28,6 +27,9 @@ QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto"
 
 
 class PostTrainingPlanner(BasePlanner):
+    #: more arguments of the config the fit is given (a subclass's: example_inputs=)
+    config_extra: dict[str, object] | None = None
+
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
             return self._build_for_trainer(self._evaluated_trainer())
@@ -131,6 +133,7 @@ class PostTrainingPlanner(BasePlanner):
             kwargs["approach"] = self.quant_approach
             if self.quant_approach != "dynamic":
                 kwargs["calibration_sampling_size"] = [p.calibration_sampling_size]
+        kwargs.update(self.config_extra or {})
         if tuned:
             criterion: dict[str, object] = {
                 "criterion": p.criterion,
@@ -237,12 +240,31 @@ class PostTrainingPlanner(BasePlanner):
             for a in self.index.assignments[targets[0]]
             if self.src.line(a.statement) == first.line
         )
-        anchor = final_model.out_of_branches(self.index, assignment.statement, assignment.scope)
+        anchor = assignment.statement
+        if not self._is_param(targets[0], assignment.scope):
+            anchor = final_model.out_of_branches(self.index, anchor, assignment.scope)
+        elif self._in_a_branch(anchor, assignment.scope):
+            # `if training: (the model the caller passed) else: model = load(weights)`:
+            # the fit quantizes what this function builds, not what a caller hands over
+            self.plan.placed.append(
+                f"{targets[0]} is also a parameter of {self.index.describe(assignment.scope)}: "
+                f"the fit follows line "
+                f"{first.line}, on the path that builds it"
+            )
         place = FinalModel(targets[0], anchor, "after", assignment.scope)
         reload = final_model.last_reload(self.index, place)
         if reload is not None:
             place.anchor = reload
         return place
+
+    def _in_a_branch(self, statement: cst.BaseStatement, scope: cst.CSTNode) -> bool:
+        """`statement` runs under an `if` of `scope` (not crossing a loop)."""
+        for ancestor in self.src.ancestors(statement):
+            if ancestor is scope or isinstance(ancestor, cst.For | cst.While):
+                return False
+            if isinstance(ancestor, cst.If):
+                return True
+        return False
 
     def _is_param(self, name: str, scope: cst.FunctionDef | cst.Module) -> bool:
         fn = self.index.function(scope)
@@ -263,7 +285,7 @@ class PostTrainingPlanner(BasePlanner):
         final is unknown, and a fit before training would quantize the untrained model."""
         if self.facts.trainers:
             return
-        backward = find_backward_calls(self.index)
+        backward = self.facts.backward_calls
         if not backward:
             return
         line = self.src.line(backward[0])

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import torch
@@ -63,6 +63,7 @@ from torch.ao.quantization import QConfig
 
 from . import modules as qm
 from .backend import (
+    CHILDREN_PATH,
     DYNAMIC,
     QAT,
     RECIPE_ATTR,
@@ -135,7 +136,17 @@ class TorchAOBackend:
         model = prepared.model if inplace else _copy(prepared.model, hooks, or_in_place=True)
         model = model.cpu().eval()
         with _quiet():
-            if prepared.path == "fx":
+            if prepared.path == CHILDREN_PATH:
+                layouts = _eager_layouts(model)
+                for name, child in list(model.named_children()):
+                    if isinstance(child, torch.fx.GraphModule):
+                        for key, layout in _fx_layouts(child).items():
+                            layouts[f"{name}.{key}"] = layout
+                        _set_submodule(model, name, convert_fx(child))
+                for name, module in list(model.named_modules()):
+                    if isinstance(module, qm.OBSERVED_TYPES):
+                        _set_submodule(model, name, module.to_quantized())
+            elif prepared.path == "fx":
                 # QAT modules fold their BN at conversion: no hint, sizes unpack them
                 is_static = prepared.spec.approach == STATIC
                 layouts = _fx_layouts(model) if is_static else {}
@@ -258,6 +269,11 @@ class TorchAOBackend:
         reduce_range = resolve_reduce_range(spec)
         info = {"engine": self.engine, "reduce_range": reduce_range}
         reason: str | None = None
+        if spec.path == CHILDREN_PATH:
+            self._prepare_children(model, spec, reduce_range)
+            _take_over_hooks(before, model)
+            make_picklable(model, model)
+            return PreparedModel(model, CHILDREN_PATH, None, spec, info)
         if spec.path in (None, "fx"):
             try:
                 fx_model = self._prepare_fx(model, spec, reduce_range)
@@ -274,6 +290,27 @@ class TorchAOBackend:
         _take_over_hooks(before, eager_model)
         make_picklable(model, eager_model)
         return PreparedModel(eager_model, "eager", reason, spec.with_path("eager"), info)
+
+    def _prepare_children(self, model: nn.Module, spec: QuantSpec, reduce_range: bool) -> None:
+        """Static PTQ that keeps `model` itself (its class): each direct child holding a
+        quantizable module is FX-prepared at its name (eager where it does not trace), so
+        int8 flows between the ops inside a child; calibration calls `model`."""
+        leaves: list[str] = []
+        for name, child in list(model.named_children()):
+            if not any(qm.supports_eager(m) for m in child.modules()):
+                continue
+            if qm.supports_eager(child):  # a bare Linear / Conv: FX would make it functional
+                leaves.append(name)
+                continue
+            scoped = _ScopedSpec(spec, f"{name}.")
+            try:
+                prepared = self._prepare_fx(child, scoped, reduce_range)  # type: ignore[arg-type]
+            except Exception as exc:  # tracing fails in many ways
+                log.info("%s cannot be FX-traced (%s): eager path for it", name, _first_line(exc))
+                prepared = self._prepare_eager(child, scoped, reduce_range)  # type: ignore[arg-type]
+            _set_submodule(model, name, prepared)
+        if leaves:
+            self._prepare_eager(model, spec, reduce_range, only=leaves)
 
     def _prepare_fx(self, model: nn.Module, spec: QuantSpec, reduce_range: bool) -> nn.Module:
         from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
@@ -333,13 +370,20 @@ class TorchAOBackend:
             if target is None or getattr(target, "weight", None) is not module.weight:
                 raise _FxContractError(f"FX preparation moved the weight of {name!r}")
 
-    def _prepare_eager(self, model: nn.Module, spec: QuantSpec, reduce_range: bool) -> nn.Module:
-        """Swap each selected Linear / Conv, at its name, in `model` itself."""
+    def _prepare_eager(
+        self,
+        model: nn.Module,
+        spec: QuantSpec,
+        reduce_range: bool,
+        only: Collection[str] | None = None,
+    ) -> nn.Module:
+        """Swap each selected Linear / Conv (those at the names `only`, when given), at its
+        name, in `model` itself."""
         is_qat = spec.approach == QAT
         shared = _shared_ids(model)
         with _quiet():
             for name, module in list(model.named_modules()):
-                if not name or not qm.supports_eager(module):
+                if not name or not qm.supports_eager(module) or (only and name not in only):
                     continue
                 if id(module) in shared or id(module.weight) in shared:
                     log.info("%s keeps float: its module or weight is shared (tied)", name)
@@ -361,7 +405,7 @@ class TorchAOBackend:
             "engine": prepared.info.get("engine", self.engine),
             "approach": spec.approach,
             "is_oneshot": spec.approach == QAT,
-            "framework": "pytorch_fx" if prepared.path == "fx" else "pytorch",
+            "framework": "pytorch_fx" if prepared.path in ("fx", CHILDREN_PATH) else "pytorch",
             "path": prepared.path,
             "fallback_reason": prepared.fallback_reason,
             "reduce_range": prepared.info.get("reduce_range"),
@@ -370,6 +414,19 @@ class TorchAOBackend:
         }
         # a plain attribute: not in the state dict, survives deepcopy
         object.__setattr__(model, RECIPE_ATTR, recipe)
+
+
+class _ScopedSpec:
+    """A `QuantSpec` seen from a child module: its rules match the names under `prefix`."""
+
+    def __init__(self, spec: QuantSpec, prefix: str) -> None:
+        self.spec = spec
+        self.prefix = prefix
+        self.approach = spec.approach
+        self.example_inputs = None  # the child's inputs are not the model's
+
+    def plan_for(self, name: str, module: nn.Module) -> OpPlan | None:
+        return self.spec.plan_for(self.prefix + name, module)
 
 
 def _with_approach(spec: QuantSpec, approach: str) -> QuantSpec:
