@@ -266,6 +266,7 @@ def fit(
     eval_func: Callable[[nn.Module], Any] | None = None,
     eval_dataloader: Any = None,
     eval_metric: Any = None,
+    calib_dataloader: Any = None,
     **kwargs: Any,
 ) -> Model | None:
     """Convert the modules of `model` that run faster in bf16 (INC 2.x `mix_precision.fit`).
@@ -273,6 +274,10 @@ def fit(
     Returns a `Model` wrapping the converted copy, or None (with a log line saying
     why) when this CPU has no native bf16, bf16 measured no gain, or no converted
     config met the accuracy goal. `model` itself is not modified.
+
+    `calib_dataloader` is not INC's (its **kwargs ignore it, and INC converts without
+    measuring): a loader whose first batch measures the speed-up when neither
+    `example_inputs` nor an evaluation gives one.
     """
     model, conf = fit_arguments(
         "mix_precision.fit", "converts", model, conf, MixedPrecisionConfig, kwargs
@@ -318,7 +323,9 @@ def fit(
         ),
     }
 
-    inputs = _example_inputs(conf, eval_dataloader, model)
+    inputs = _example_inputs(
+        conf, eval_dataloader if eval_dataloader is not None else calib_dataloader, model
+    )
     if inputs is None and recorder is not None:
         inputs = recorder.inputs()
     inputs = to_device(inputs, device)
@@ -354,7 +361,7 @@ def _convert_and_tune(
                 model,
                 size_before,
                 "no batch to measure the bf16 speed on: pass MixedPrecisionConfig(example_inputs=...), "
-                "an eval_dataloader, or an eval_func that runs the model",
+                "an eval_dataloader, a calib_dataloader, or an eval_func that runs the model",
                 extra,
             )
             return None
