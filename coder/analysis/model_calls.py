@@ -44,8 +44,10 @@ class ModelCalls:
             related.append(loss_statement)
             seen: set[str] = set()
             pending = [loss_statement]
+            # nearest statements first: in a long step (a diffusion loss built from three
+            # models' outputs) a depth-first walk spent the cap before reaching the model
             while pending and len(seen) < 64:
-                statement = pending.pop()
+                statement = pending.pop(0)
                 # where a callee comes from (`model = load_model(args)`) is not what the loss is computed from
                 callees = {src.code(c.func) for c in m.findall(statement, m.Call())}  # type: ignore[union-attr]
                 # in the order written: with the cap on `seen`, a set's order made the outcome

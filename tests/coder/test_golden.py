@@ -105,6 +105,10 @@ CASES = [
     ("epoch_fn_style.py", "distillation>pruning", "runtime"),
     # the run length known only after accelerator.prepare: fit_pipeline before the loop
     ("accelerate_loop.py", "pruning>qat", "runtime"),
+    # the student the optimizer updates, not the EMA target re-bound under no_grad; an
+    # unwrap helper that returns the model is no evaluation for the fit
+    ("ema_consistency_train.py", "pruning+qat", "runtime"),
+    ("ema_consistency_train.py", "ptq-dynamic", "runtime"),
 ]
 
 
