@@ -9,7 +9,6 @@ training the student is unwrapped by a small helper (as scripts do for compiled 
 accelerate-wrapped models) and saved. Synthetic data keeps it self-contained.
 """
 
-import copy
 import os
 
 import torch
