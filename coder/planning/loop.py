@@ -14,6 +14,7 @@ import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import free_names
+from neural_coder.analysis.final_model import weights_reloaded_after
 from neural_coder.analysis.index import Function, Scope
 from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.wraps import (
@@ -174,7 +175,15 @@ class LoopPlanner(StagedPlanner):
             and self.options.recipe is None
         ):
             self._fit_schedule(loop, cm, fit_later)
-        self.insert(training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
+        end = weights_reloaded_after(self.index, bare, training, prepare_scope)
+        if end is not None:
+            # the best weights saved during training are loaded back: QAT converts (and
+            # pruning finishes) on them, and the fake-quant checkpoint still fits the model
+            self.plan.placed.append(
+                f"the model's weights are loaded again at line {self.src.line(end)}: "
+                "training ends after that"
+            )
+        self.insert(end or training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
         if "qat" in techniques:
             self._warn_reload_after_training(bare, prepare_scope, training)
 

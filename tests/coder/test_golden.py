@@ -109,6 +109,10 @@ CASES = [
     # unwrap helper that returns the model is no evaluation for the fit
     ("ema_consistency_train.py", "pruning+qat", "runtime"),
     ("ema_consistency_train.py", "ptq-dynamic", "runtime"),
+    # `for phase in ["train", "val"]` inside the epoch loop: prepared once before the epochs,
+    # training ends after the best weights are loaded back (QAT converts those)
+    ("phase_loop_finetune.py", "pruning+qat", "runtime"),
+    ("phase_loop_finetune.py", "ptq-static", "runtime"),
 ]
 
 
