@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from tests.conftest import run_cli, script_path
 from tests.e2e.runner import run_script
 
