@@ -13,7 +13,7 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.expressions import free_names
+from neural_coder.analysis.expressions import free_names, passes_function
 from neural_coder.analysis.final_model import weights_reloaded_after
 from neural_coder.analysis.index import Function, Scope
 from neural_coder.analysis.precision import autocast_of
@@ -423,6 +423,7 @@ class LoopPlanner(StagedPlanner):
                         path=self.src.path,
                         line=self.src.line(call),
                     )
+            self._refuse_handed_over(hop.function)
             self.plan.edits.append(AddParameter(hop.function.node, self.cm_name))
             self.plan.edits.append(AddKeywordArgument(hop.call, self.cm_name, caller_cm))
             self.plan.placed.append(
@@ -430,6 +431,26 @@ class LoopPlanner(StagedPlanner):
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
+
+    def _refuse_handed_over(self, fn: Function) -> None:
+        """`train_opt = torch.compile(train)` or `partial(train, ...)`: a library wraps the
+        function and its callers call it without the manager the hooks inside read."""
+        for call in self.index.calls:
+            if self.index.resolve_call(call) is not None:
+                continue  # a function of the file: its calls of the parameter are followed
+            for arg in call.args:
+                if passes_function(arg.value, fn.name) and (
+                    fn.cls is None or isinstance(arg.value, cst.Attribute | cst.Call)
+                ):
+                    raise AnalysisError(
+                        f"{fn.key}() runs the training step and is also handed to "
+                        f"{self.src.code(call.func)}() at line {self.src.line(call)}: what that "
+                        f"returns calls {fn.key}() without the compression manager its hooks need",
+                        path=self.src.path,
+                        line=self.src.line(call),
+                        hint=f"give the other run a step function of its own, or pass "
+                        f"{self.cm_name}= where it is called",
+                    )
 
     def _refuse_other_paths(self, fn: Function, taken: cst.Call) -> None:
         """A method on the training path that other code also calls (`self._backward(loss)`
