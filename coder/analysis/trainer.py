@@ -38,11 +38,21 @@ class TrainerUse:
     has_compute_metrics: bool
     has_eval_dataset: bool
     has_train_dataset: bool
+    # `eval_dataset=ds if args.do_eval else None`: the run may have none to evaluate on
+    eval_dataset_optional: bool = False
     train_calls: list[cst.Call] = field(default_factory=list)
     eval_calls: list[cst.Call] = field(default_factory=list)  # evaluate() / predict()
     guessed: str | None = None  # why a class of unknown origin is taken for a Trainer
     # the keys of each dict compute_metrics returns, one list per return (branches differ)
     metric_branches: list[list[str]] = field(default_factory=list)
+
+
+def _may_be_none(arg: cst.Arg | None) -> bool:
+    """`eval_dataset=x if cond else None` (either branch None)."""
+    value = arg.value if arg is not None else None
+    if not isinstance(value, cst.IfExp):
+        return False
+    return any(isinstance(b, cst.Name) and b.value == "None" for b in (value.body, value.orelse))
 
 
 def is_trainer_class(
@@ -159,6 +169,7 @@ def find_trainers(index: Index) -> list[TrainerUse]:
                 metric_branches=_metric_branches(index, args.get("compute_metrics")),
                 has_compute_metrics="compute_metrics" in args,
                 has_eval_dataset="eval_dataset" in args,
+                eval_dataset_optional=_may_be_none(args.get("eval_dataset")),
                 has_train_dataset="train_dataset" in args,
                 guessed=guessed,
             )

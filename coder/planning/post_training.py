@@ -374,6 +374,13 @@ class PostTrainingPlanner(BasePlanner):
         eval_func = None
         if use.has_eval_dataset and self.approach != "benchmark":
             eval_func = f"trainer_eval_func({trainer}, {metric!r})"
+            if use.eval_dataset_optional:
+                # a run without eval_dataset= converts once instead of failing in evaluate()
+                eval_func += f" if {trainer}.eval_dataset is not None else None"
+                self.plan.warnings.append(
+                    f"eval_dataset= of the {use.class_name} at line {self.src.line(use.call)} "
+                    "may be None: such a run is quantized once, without accuracy tuning"
+                )
             self.plan.edits.append(AddImport(self.modules["transformers"], "trainer_eval_func"))
             if len(keys) > 1:
                 self.plan.warnings.append(
@@ -405,6 +412,11 @@ class PostTrainingPlanner(BasePlanner):
         return use.statement, "after"
 
     def _trainer_loader(self, use: TrainerUse) -> str:
+        if use.has_eval_dataset and use.eval_dataset_optional and use.has_train_dataset:
+            return (
+                f"{use.target}.get_eval_dataloader() if {use.target}.eval_dataset is not None "
+                f"else {use.target}.get_train_dataloader()"
+            )
         if use.has_eval_dataset:
             return f"{use.target}.get_eval_dataloader()"
         if use.has_train_dataset:

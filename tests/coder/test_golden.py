@@ -113,6 +113,9 @@ CASES = [
     # training ends after the best weights are loaded back (QAT converts those)
     ("phase_loop_finetune.py", "pruning+qat", "runtime"),
     ("phase_loop_finetune.py", "ptq-static", "runtime"),
+    # eval_dataset= only when the run evaluates: calibrated on the train split and
+    # quantized once when there is none, tuned with evaluate() when there is
+    ("optional_eval_trainer.py", "ptq-static", "runtime"),
 ]
 
 
