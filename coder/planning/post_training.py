@@ -437,6 +437,10 @@ class PostTrainingPlanner(BasePlanner):
             key = f"eval_{branch[0]}"
             if key not in keys:
                 keys.append(key)
+        if keys and use.metric_returns_unread:
+            # another branch returns keys the script builds at run time (`--return_entity_level_metrics`):
+            # eval_loss, which evaluate() always holds, is the fallback the runtime can pick
+            keys.append("eval_loss")
         if keys:
             return keys, higher_is_better(keys[0])
         if use.has_compute_metrics:
