@@ -428,6 +428,24 @@ class _FxContractError(RuntimeError):
     """FX preparation broke the parameter / name contract; use the eager path."""
 
 
+def _branches_on_training(model: nn.Module) -> str | None:
+    """The first module FX would trace through (not one of torch's leaf modules) whose
+    forward reads `self.training`."""
+    import inspect
+
+    for name, module in model.named_modules():
+        cls = type(module)
+        if cls.__module__.startswith("torch."):
+            continue
+        try:
+            source = inspect.getsource(cls.forward)
+        except (OSError, TypeError):
+            continue
+        if "self.training" in source:
+            return name or cls.__name__
+    return None
+
+
 @contextlib.contextmanager
 def _hidden_from_fusion(modules: list[nn.Module]) -> Iterator[None]:
     """Swap the class of float-kept fusable modules for an alias FX patterns do not match."""
@@ -853,6 +871,10 @@ class TorchAOBackend:
         from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
 
         is_qat = spec.approach == QAT
+        if is_qat and (branching := _branches_on_training(model)) is not None:
+            # traced in train mode, FX keeps only the training branch: the int8 model would
+            # run it in eval too (a detector returning its loss dict at inference)
+            raise _FxContractError(f"the forward of {branching} branches on self.training")
         mapping, kept_float = _qconfig_mapping(model, spec, self.engine, reduce_range)
         example = spec.example_inputs if spec.example_inputs is not None else ()
         with _quiet(), _hidden_from_fusion(kept_float), _hooks_suspended(model):

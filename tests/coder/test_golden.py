@@ -116,6 +116,8 @@ CASES = [
     # eval_dataset= only when the run evaluates: calibrated on the train split and
     # quantized once when there is none, tuned with evaluate() when there is
     ("optional_eval_trainer.py", "ptq-static", "runtime"),
+    # zip(endless loader, range(start_iter, max_iter)): the range is the run length
+    ("iteration_budget_train.py", "pruning+qat", "runtime"),
 ]
 
 
