@@ -108,6 +108,7 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     report.status = Status.TRANSFORMED
     report.placed = plan.placed
     report.warnings = plan.warnings + shared_signatures(source, plan.edits)
+    report.placed[:0] = _followed_from_above(source)
     what = "fit call" if options.post_training else "hooks"
     if options.then_fit is not None:
         what = "hooks and fit call"
@@ -118,6 +119,24 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     if len(rewritten) > 1 or path not in rewritten:
         report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report
+
+
+def _followed_from_above(source: Source) -> list[str]:
+    """A line naming the project folder and the modules followed, when the folder is
+    above the script's (a script in tools/ importing the package at the root)."""
+    root = getattr(source, "root", None)
+    if len(source.parts) < 2 or root is None:
+        return []
+    root = Path(root).resolve()
+    if root == source.path.resolve().parent:
+        return []
+    followed = ", ".join(
+        str(part.path.resolve().relative_to(root))
+        if part.path.resolve().is_relative_to(root)
+        else str(part.path)
+        for part in source.parts[1:]
+    )
+    return [f"project folder {root}: followed {followed}"]
 
 
 def _already_compressed(

@@ -14,8 +14,12 @@ Approaches: `static` calibrates with `ceil(size / batch_size)` batches of
 `calib_dataloader` per `calibration_sampling_size` value (or calls
 `calib_func(model)`); FX graph mode where the model traces, else (Hugging Face
 models) the backend's eager path, which quantizes the Linear / Conv modules
-one by one and is reported in the log. `dynamic` needs no data. `auto` tries
-static, then dynamic.
+one by one and is reported in the log. A model whose class a framework needs
+(a LightningModule, which the Lightning Trainer must go on testing) is kept:
+each direct child holding Linear / Conv modules is quantized at its name inside
+a copy of it (an FX graph where the child traces, else the eager path), and the
+copy stays an instance of its class. `dynamic` needs no data. `auto` tries static, then
+dynamic.
 
 After `fit`, the run summary of `summary.py` (the same as the training
 runtime's) is logged and written as JSON to `$NEURAL_CODER_SUMMARY`, with
@@ -42,24 +46,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import random
-import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from .batches import _check_dataloader, call_model, forward_inputs, split_batch
 from .config import ConfigValueError, PostTrainingQuantConfig, options
+from .metrics import MAE, MSE, RMSE, Accuracy, TopK, build_metric, make_eval_func
 from .model import Model
-from .quant import DYNAMIC, STATIC, QuantSpec, get_backend, get_recipe
-from .quant.backend import OpRule
+from .quant import DYNAMIC, STATIC, QuantSpec, get_recipe
+from .quant.backend import CHILDREN_PATH
 from .summary import report, runtime_logger, state_dict_size
-from .tuning import Op, Progress, TuneConfig, TuningResult, criterion_for, tune
+from .trial_quantizer import _ExecutionOrder, _Quantizer
+from .tuning import TuneConfig, TuningResult, criterion_for, tune
 
 __all__ = [
     "Accuracy",
@@ -82,338 +86,6 @@ _DEFAULT_RECIPES = {
     "fast_bias_correction": False,
     "weight_correction": False,
 }
-#: module types the backend quantizes (static: Linear / Conv; dynamic: Linear / RNNs; both:
-#: embeddings, weight-only)
-_STATIC_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.Embedding,
-    nn.EmbeddingBag,
-)
-_DYNAMIC_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Embedding,
-    nn.EmbeddingBag,
-    nn.Linear,
-    nn.LSTM,
-    nn.GRU,
-    nn.LSTMCell,
-    nn.GRUCell,
-    nn.RNNCell,
-)
-_LABEL_KEYS = ("labels", "label")
-
-
-# -- batches --------------------------------------------------------------------------
-def split_batch(batch: Any) -> tuple[Any, Any]:
-    """`(inputs, labels)` of one dataloader batch.
-
-    `(x, y)` / `[x, y]` -> `(x, y)`; a 1-tuple -> `(x, None)`; a dict -> the dict
-    without its `labels` / `label` key (Hugging Face) and that label; anything
-    else (a tensor) -> `(batch, None)`. Tuples longer than 2 are `(x, y, ...)`.
-    """
-    if isinstance(batch, Mapping):
-        labels = next((batch[k] for k in _LABEL_KEYS if k in batch), None)
-        return {k: v for k, v in batch.items() if k not in _LABEL_KEYS}, labels
-    if isinstance(batch, (tuple, list)):
-        if len(batch) == 1:
-            return batch[0], None
-        if len(batch) >= 2:
-            return batch[0], batch[1]
-    return batch, None
-
-
-def forward_inputs(batch: Any, model: nn.Module) -> Any:
-    """What one batch feeds the model for calibration or timing: `split_batch`'s
-    inputs, except that an encoder-decoder (T5, BART) keeps the batch's `labels`,
-    from which it builds its decoder inputs when the batch has none."""
-    inputs, labels = split_batch(batch)
-    config = getattr(model, "config", None)
-    if (
-        isinstance(batch, Mapping)
-        and labels is not None
-        and getattr(config, "is_encoder_decoder", False)
-        and not any(key.startswith("decoder_") for key in batch)
-    ):
-        return dict(batch)
-    return inputs
-
-
-def call_model(model: Callable[..., Any], inputs: Any) -> Any:
-    """`model(**inputs)` for a dict, `model(*inputs)` for a tuple / list, else `model(inputs)`."""
-    if isinstance(inputs, Mapping):
-        return model(**inputs)
-    if isinstance(inputs, (tuple, list)):
-        return model(*inputs)
-    return model(inputs)
-
-
-def to_device(value: Any, device: torch.device | None) -> Any:
-    """Tensors inside `value` (dicts, tuples, lists) moved to `device`."""
-    if device is None:
-        return value
-    if isinstance(value, torch.Tensor):
-        return value.to(device) if value.device != device else value
-    if isinstance(value, Mapping):
-        return {k: to_device(v, device) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(to_device(v, device) for v in value)
-    if isinstance(value, list):
-        return [to_device(v, device) for v in value]
-    return value
-
-
-def model_device(model: nn.Module) -> torch.device | None:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return None
-
-
-def batch_size_of(loader: Any, inputs: Any = None) -> int:
-    """The loader's `batch_size`, else the first dimension of the first tensor of `inputs`."""
-    size = getattr(loader, "batch_size", None)
-    if isinstance(size, int) and size > 0:
-        return size
-    tensor = _first_tensor(inputs)
-    if tensor is not None and tensor.dim() > 0:
-        return int(tensor.shape[0])
-    return 1
-
-
-def _first_tensor(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, Mapping):
-        value = list(value.values())
-    if isinstance(value, (tuple, list)):
-        for item in value:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    return None
-
-
-def prediction(output: Any) -> Any:
-    """The prediction tensor of a model output: `.logits` (Hugging Face), the first
-    element of a tuple / list, the `logits` (or first) value of a dict."""
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, Mapping) and output:
-        return output["logits"] if "logits" in output else next(iter(output.values()))
-    if isinstance(output, (tuple, list)) and output:
-        return output[0]
-    return output
-
-
-def _check_dataloader(loader: Any, name: str) -> None:
-    if loader is not None and not hasattr(loader, "__iter__"):
-        raise TypeError(
-            f"{name} must be iterable (a torch DataLoader or any iterable of batches), "
-            f"got {type(loader).__name__}"
-        )
-
-
-class _BatchCache:
-    """The first batches of a loader, read once (calibration reuses them every trial)."""
-
-    def __init__(self, loader: Any, model: nn.Module) -> None:
-        self.loader = loader
-        self.model = model
-        self.batches: list[Any] = []
-        self._iterator: Iterator[Any] | None = None
-        self.exhausted = False
-
-    def first(self, count: int) -> list[Any]:
-        if len(self.batches) < count and not self.exhausted:
-            if self._iterator is None:
-                self._iterator = iter(self.loader)
-            for batch in self._iterator:
-                self.batches.append(forward_inputs(batch, self.model))
-                if len(self.batches) >= count:
-                    break
-            else:
-                self.exhausted = True
-        return self.batches[:count]
-
-
-# -- metrics ---------------------------------------------------------------------------
-class _Metric:
-    """INC's metric protocol: `reset()`, `update(preds, labels)`, `result()`."""
-
-    higher_is_better = True
-
-    def reset(self) -> None:
-        raise NotImplementedError
-
-    def update(self, preds: Any, labels: Any) -> None:
-        raise NotImplementedError
-
-    def result(self) -> float:
-        raise NotImplementedError
-
-
-class TopK(_Metric):
-    """Top-k accuracy of class scores `(N, C)` against labels `(N,)` or one-hot `(N, C)`."""
-
-    def __init__(self, k: int = 1) -> None:
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"topk k must be an int >= 1, got {k!r}")
-        self.k = k
-        self.reset()
-
-    def reset(self) -> None:
-        self.hits = 0
-        self.seen = 0
-
-    def update(self, preds: Any, labels: Any) -> None:
-        scores = torch.as_tensor(prediction(preds)).detach().float().cpu()
-        target = torch.as_tensor(labels).detach().cpu()
-        if scores.dim() == 1:
-            scores = scores.unsqueeze(0)
-        scores = scores.reshape(-1, scores.shape[-1])
-        if (
-            target.dim() == scores.dim()
-            and target.shape[-1] == scores.shape[-1]
-            and target.dim() > 1
-        ):
-            target = target.argmax(-1)  # one-hot
-        target = target.reshape(-1).long()
-        k = min(self.k, scores.shape[-1])
-        top = scores.topk(k, dim=-1).indices
-        self.hits += int((top == target.unsqueeze(-1)).any(dim=-1).sum())
-        self.seen += int(target.numel())
-
-    def result(self) -> float:
-        return self.hits / self.seen if self.seen else 0.0
-
-
-class Accuracy(TopK):
-    """Top-1 accuracy for class scores; exact-match rate when predictions are labels."""
-
-    def __init__(self) -> None:
-        super().__init__(1)
-
-    def update(self, preds: Any, labels: Any) -> None:
-        scores = torch.as_tensor(prediction(preds)).detach().cpu()
-        target = torch.as_tensor(labels).detach().cpu()
-        if scores.shape == target.shape:  # already labels
-            self.hits += int((scores == target).sum())
-            self.seen += int(target.numel())
-            return
-        super().update(scores, target)
-
-
-class _Regression(_Metric):
-    higher_is_better = False
-
-    def reset(self) -> None:
-        self.total = 0.0
-        self.seen = 0
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def _error(self, diff: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def update(self, preds: Any, labels: Any) -> None:
-        pred = torch.as_tensor(prediction(preds)).detach().float().cpu()
-        target = torch.as_tensor(labels).detach().float().cpu().reshape(pred.shape)
-        self.total += float(self._error(pred - target).sum())
-        self.seen += int(target.numel())
-
-    def result(self) -> float:
-        return self.total / self.seen if self.seen else 0.0
-
-
-class MSE(_Regression):
-    def _error(self, diff: torch.Tensor) -> torch.Tensor:
-        return diff.square()
-
-
-class MAE(_Regression):
-    def _error(self, diff: torch.Tensor) -> torch.Tensor:
-        return diff.abs()
-
-
-class RMSE(MSE):
-    def result(self) -> float:
-        return math.sqrt(super().result())
-
-
-_BUILTIN: dict[str, Callable[[Any], _Metric]] = {
-    "topk": lambda arg: TopK(int(arg)),
-    "accuracy": lambda arg: Accuracy(),
-    "mse": lambda arg: MSE(),
-    "mae": lambda arg: MAE(),
-    "rmse": lambda arg: RMSE(),
-}
-
-
-def build_metric(eval_metric: Any) -> Any:
-    """A metric object from INC's `eval_metric` forms (spec 5, step 4).
-
-    An object with `reset` / `update` / `result` is used as is; INC's
-    `Metric(metric_cls=..., name=..., **kwargs)` is instantiated; a dict names one
-    built-in metric: `{'topk': k}`, `{'Accuracy': {}}`, `{'MSE': {}}`, `{'MAE': {}}`,
-    `{'RMSE': {}}` (several metrics with weights are refused).
-    """
-    if all(hasattr(eval_metric, a) for a in ("reset", "update", "result")):
-        return eval_metric
-    metric_cls = getattr(eval_metric, "metric_cls", None)
-    if metric_cls is not None:
-        kwargs = getattr(eval_metric, "kwargs", None) or {}
-        return build_metric(metric_cls(**kwargs))
-    if isinstance(eval_metric, Mapping):
-        names = [k for k in eval_metric if k not in ("weight", "higher_is_better")]
-        if len(names) != 1:
-            raise ValueError(
-                f"eval_metric {dict(eval_metric)!r}: exactly one built-in metric is supported "
-                f"({', '.join(sorted(_BUILTIN))}); for several, pass eval_func="
-            )
-        name = names[0]
-        factory = _BUILTIN.get(str(name).lower())
-        if factory is None:
-            raise ValueError(
-                f"unknown built-in metric {name!r}; available: {', '.join(sorted(_BUILTIN))} "
-                "(or pass an object with reset/update/result)"
-            )
-        return factory(eval_metric[name])
-    raise TypeError(
-        "eval_metric must be an object with reset/update/result, INC's Metric(...) or a "
-        f"dict such as {{'topk': 1}}, got {type(eval_metric).__name__}"
-    )
-
-
-def make_eval_func(eval_dataloader: Any, eval_metric: Any) -> Callable[[nn.Module], float]:
-    """INC's built evaluation: run the loader, `metric.update(prediction, labels)`, `result()`."""
-    metric = build_metric(eval_metric)
-
-    def evaluate(model: nn.Module) -> float:
-        metric.reset()
-        device = model_device(model)
-        was_training = model.training
-        model.eval()
-        total = len(eval_dataloader) if hasattr(eval_dataloader, "__len__") else None
-        try:
-            with torch.no_grad(), Progress(total, "evaluating", unit="batch") as bar:
-                for batch in eval_dataloader:
-                    inputs, labels = split_batch(batch)
-                    output = call_model(model, to_device(inputs, device))
-                    metric.update(prediction(output), labels)
-                    bar.update()
-        finally:
-            model.train(was_training)
-        value = metric.result()
-        if isinstance(value, (list, tuple)):
-            value = value[0]
-        return float(value)
-
-    return evaluate
 
 
 # -- fit ------------------------------------------------------------------------------------
@@ -462,163 +134,24 @@ def _check_conf(conf: Any) -> None:
             log.warning("recipe %r is not implemented by neural_coder.runtime; ignored", key)
 
 
-def _fallback_rules(names: Iterable[str]) -> tuple[OpRule, ...]:
-    return tuple(OpRule(pattern=re.escape(n), by="name", quantize=False) for n in sorted(names))
+#: (top-level package, class name) of model classes that a framework needs the model to stay
+#: an instance of: the Lightning Trainer validates and tests LightningModules only
+_LIGHTNING = "the Lightning Trainer validates and tests LightningModules only"
+_FRAMEWORK_CLASSES = {
+    ("lightning", "LightningModule"): _LIGHTNING,
+    ("pytorch_lightning", "LightningModule"): _LIGHTNING,
+}
 
 
-def _candidate_ops(model: nn.Module, approaches: Sequence[str], spec: QuantSpec) -> list[Op]:
-    """Leaf modules the backend can quantize (used before any int8 model exists)."""
-    types = _DYNAMIC_TYPES if approaches == [DYNAMIC] else _STATIC_TYPES
-    ops: list[Op] = []
-    for name, module in model.named_modules():
-        if name and isinstance(module, types) and spec.plan_for(name, module) is not None:
-            ops.append(Op(name, type(module).__name__))
-    return ops
-
-
-class _ExecutionOrder:
-    """Records the order in which leaf modules first run (during the baseline evaluation)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.order: dict[str, int] = {}
-        self.handles = []
-        for name, module in model.named_modules():
-            if name and next(module.children(), None) is None:
-                self.handles.append(module.register_forward_pre_hook(self._hook(name)))
-
-    def _hook(self, name: str) -> Callable[..., None]:
-        def record(_module: nn.Module, _args: Any) -> None:
-            self.order.setdefault(name, len(self.order))
-
-        return record
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
-
-
-class _Quantizer:
-    """Builds the int8 model of a `TuneConfig` (the tuning loop's `build`)."""
-
-    def __init__(
-        self,
-        fp32: nn.Module,
-        spec: QuantSpec,
-        calib_dataloader: Any,
-        calib_func: Callable[[nn.Module], Any] | None,
-    ) -> None:
-        self.fp32 = fp32
-        self.spec = spec
-        self.backend = get_backend()
-        self.calib_func = calib_func
-        self.calib_dataloader = calib_dataloader
-        self.cache = _BatchCache(calib_dataloader, fp32) if calib_dataloader is not None else None
-        self.order: dict[str, int] = {}
-        #: op name -> modules fused into it (a BatchNorm after a conv): in fp32 together
-        self.members: dict[str, list[str]] = {}
-        self.reported_path = False
-
-    def spec_for(self, config: TuneConfig) -> QuantSpec:
-        names = set(config.fallback)
-        for name in config.fallback:
-            names.update(self.members.get(name, ()))
-        return replace(
-            self.spec,
-            approach=config.get("approach", STATIC),
-            rules=self.spec.rules + _fallback_rules(names),
-        )
-
-    def calibrate(self, size: int) -> Callable[[nn.Module], None]:
-        if self.calib_func is not None:
-            return lambda prepared: self.calib_func(prepared)  # type: ignore[misc]
-        assert self.cache is not None
-        cache = self.cache
-
-        def run(prepared: nn.Module) -> None:
-            first = cache.first(1)
-            if not first:
-                raise ValueError("calib_dataloader yielded no batch")
-            count = max(1, math.ceil(size / batch_size_of(self.calib_dataloader, first[0])))
-            batches = cache.first(count)
-            device = model_device(prepared)
-            with Progress(len(batches), "calibrating", unit="batch") as bar:
-                for inputs in batches:
-                    call_model(prepared, to_device(inputs, device))
-                    bar.update()
-
-        return run
-
-    def __call__(self, config: TuneConfig) -> nn.Module:
-        spec = self.spec_for(config)
-        if spec.approach == DYNAMIC:
-            model = self.backend.quantize_dynamic(self.fp32, spec)
-        else:
-            size = int(config.get("calibration_sampling_size", 100))
-            model = self.backend.quantize_static(self.fp32, spec, self.calibrate(size))
-        self._report_path(model)
-        return model
-
-    def _report_path(self, model: nn.Module) -> None:
-        recipe = get_recipe(model) or {}
-        if self.reported_path or recipe.get("approach") != STATIC:
-            return
-        self.reported_path = True
-        if recipe.get("path") == "eager":
-            log.info(
-                "the model cannot be FX-traced (%s): quantizing its Linear / Conv modules one "
-                "by one instead (eager path, %d module(s) in int8)",
-                recipe.get("fallback_reason") or "tracing failed",
-                len(recipe.get("quantized_ops") or []),
-            )
-
-    def ops(self, model: nn.Module | None, config: TuneConfig) -> list[Op]:
-        """Tunable ops in execution order: the int8 modules of `model`, else candidates."""
-        last = len(self.order)
-        fp32_modules = dict(self.fp32.named_modules())
-        if model is None:
-            ops = _candidate_ops(self.fp32, [config.get("approach", STATIC)], self.spec)
-            ops.sort(key=lambda op: self.order.get(op.name, last))
-            # before any int8 model exists, the BatchNorms FX would fuse into a conv
-            batch_norms = {
-                n for n, m in fp32_modules.items() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            }
-            self._find_members(ops, fp32_modules, lambda name: name not in batch_norms)
-            return ops
-        recipe = get_recipe(model) or {}
-        names = list(recipe.get("quantized_ops") or [])
-        int8_modules = dict(model.named_modules())
-        ops = [
-            Op(n, type(fp32_modules.get(n) or int8_modules.get(n) or nn.Module()).__name__)
-            for n in names
-        ]
-        ops.sort(key=lambda op: self.order.get(op.name, last))
-        self._find_members(ops, fp32_modules, int8_modules.__contains__)
-        return ops
-
-    def _find_members(
-        self,
-        ops: Sequence[Op],
-        fp32_modules: Mapping[str, nn.Module],
-        kept: Callable[[str], bool],
-    ) -> None:
-        """Leaf modules that the int8 model no longer has (`kept(name)` is False: a
-        BatchNorm or a ReLU fused into the conv before it) belong to the op that runs just
-        before them: keeping that op in fp32 keeps them in fp32 too, else they would be
-        quantized on their own (a float conv followed by an int8 ReLU is not fp32)."""
-        timed = [(self.order[op.name], op.name) for op in ops if op.name in self.order]
-        for name, module in fp32_modules.items():
-            if (
-                not name
-                or kept(name)
-                or name not in self.order
-                or next(module.children(), None) is not None
-            ):
-                continue
-            before = [op for when, op in timed if when < self.order[name]]
-            members = self.members.setdefault(before[-1], []) if before else None
-            if members is not None and name not in members:
-                members.append(name)
+def _class_to_keep(model: nn.Module) -> str | None:
+    """Why the int8 model must stay an instance of `model`'s class (static quantization then
+    quantizes its children inside a copy instead of tracing it into an FX GraphModule), or
+    None. Matched by name: the runtime does not import Lightning."""
+    for klass in type(model).__mro__:
+        why = _FRAMEWORK_CLASSES.get((klass.__module__.split(".")[0], klass.__name__))
+        if why is not None:
+            return f"{why}, and an FX graph of the whole module would be no {klass.__name__}"
+    return None
 
 
 def _seed() -> None:
@@ -722,6 +255,15 @@ def fit(
         log.info("approach 'auto' without calib_dataloader: only dynamic quantization is tried")
         approaches = [DYNAMIC]
     spec = QuantSpec.from_config(conf, approach=approaches[0])
+    keep = _class_to_keep(model)
+    if keep is not None and STATIC in approaches and spec.path is None:
+        spec = spec.with_path(CHILDREN_PATH)
+        log.info(
+            "static quantization keeps %s whole: %s; each submodule holding Linear / Conv "
+            "layers is quantized at its name, as an FX graph where it traces",
+            type(model).__name__,
+            keep,
+        )
     raw_sizes = getattr(conf, "calibration_sampling_size", None) or [100]
     sizes = list(raw_sizes) if isinstance(raw_sizes, (list, tuple)) else [raw_sizes]
     first: list[TuneConfig] = []

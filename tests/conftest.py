@@ -27,6 +27,8 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
     {
         *TRAINING_STYLES,
         "step_budget_loop.py",
+        "closure_step_trainer.py",
+        "lbfgs_closure.py",
         "one_epoch_helper.py",
         "hf_conditional_model.py",
         "accelerate_loop.py",

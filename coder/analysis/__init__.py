@@ -12,6 +12,7 @@ from neural_coder.errors import AnalysisError
 from . import kinds, wraps
 from .index import Assignment, Index, build_index, iter_returns
 from .lightning import LightningUse, find_lightning
+from .model_calls import TRAINS_NO_MODEL
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
@@ -51,6 +52,9 @@ class Facts:
     already_optimized: int | None = None  # line of existing compression code
     trainers: list[TrainerUse] = field(default_factory=list)  # Hugging Face Trainer constructions
     lightning: LightningUse | None = None  # a Lightning Trainer.fit / LightningCLI run
+    # every `.backward()` the script runs (in a project: reached from the entry script's
+    # code, not a helper of an imported module that nothing calls)
+    backward_calls: list[cst.Call] = field(default_factory=list)
 
     @property
     def trainer(self) -> TrainerUse | None:
@@ -109,13 +113,15 @@ def analyze(source: Source) -> Facts:
     facts.already_optimized = _existing_compression(index)
     facts.trainers = find_trainers(index)
     facts.lightning = find_lightning(index)
-    backward_calls = _outside_trainer_classes(index, find_backward_calls(index))
+    backward_calls = find_backward_calls(index)
     if len(source.parts) > 1:  # a project: what the entry script runs, in any of its files
         reached = reached_scopes(index)
         backward_calls = [c for c in backward_calls if in_reach(index, c, reached)]
         # what the script builds (through functions of other files, too), at its own lines
         facts.found = [f for f in facts.found if source.module_of(f.node) is source.module]
         facts.trainers = [t for t in facts.trainers if in_reach(index, t.call, reached)]
+    facts.backward_calls = backward_calls
+    backward_calls = _outside_trainer_classes(index, backward_calls)
     if not backward_calls:
         facts.loop_error = AnalysisError(
             "no training loop: nothing calls .backward()"
@@ -140,7 +146,9 @@ def analyze(source: Source) -> Facts:
             try:
                 loops.append(analysis.analyze(call))
             except AnalysisError as error:
-                if not error.message.startswith((NOT_IN_A_LOOP, NO_OPTIMIZER_STEP)):
+                if not error.message.startswith(
+                    (NOT_IN_A_LOOP, NO_OPTIMIZER_STEP, TRAINS_NO_MODEL)
+                ):
                     raise
                 outside.append(error)
     except AnalysisError as error:
@@ -164,7 +172,9 @@ def analyze(source: Source) -> Facts:
         facts.loop_error = error
         return facts
     facts.loop.notes += [
-        f"line {e.line}: a backward pass "
+        f"line {e.line}: {e.message}: it gets no hooks"
+        if e.message.startswith(TRAINS_NO_MODEL)
+        else f"line {e.line}: a backward pass "
         + (
             "outside any loop"
             if e.message.startswith(NOT_IN_A_LOOP)
@@ -218,6 +228,8 @@ def _constructions(index: Index) -> list[Found]:
                 if leaf not in src.positions:
                     continue
                 kind = _kind(index, leaf)
+                if kind is not None and kind[0] == "model" and kinds.names_a_criterion(a.target):
+                    break  # `criterion_kd = Similarity()`: a loss module, not a model
                 if kind is not None:
                     found = Found(kind[0], kind[1], src.line(a.statement), a.target, a.statement)
                     by_leaf.setdefault(id(leaf), []).append((found, _returned(index, a)))

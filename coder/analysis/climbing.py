@@ -164,6 +164,8 @@ class CallClimbing:
                 if isinstance(arg, cst.Name | cst.Attribute | cst.Call)
                 else f"({arg_text})"
             )
+        if self.index.assignments_in(name, fn.node):
+            return None  # the callee's own local (`model_s = module_list[0]`), not the caller's
         # A builtin, or a name the function reads from an enclosing (module) scope.
         visible = name in BUILTIN_NAMES or self._visible_from(name, caller_scope)
         return name if visible else None

@@ -256,40 +256,6 @@ def find_evaluations(index: Index) -> list[Evaluation]:
     return found
 
 
-def loaders_in(index: Index, scope: Scope, before_line: int) -> list[str]:
-    names = []
-    for target, assignments in index.assignments.items():
-        for a in assignments:
-            if a.scope is scope and index.source.line(a.statement) < before_line:
-                if any(
-                    kinds.is_dataloader(index, leaf)
-                    for leaf, _ in index.values_of(a.value, a.scope)
-                ):
-                    names.append((index.source.line(a.statement), target))
-                elif (key := _first_loader_key(index, a.value, a.scope)) is not None:
-                    names.append((index.source.line(a.statement), f"{target}[{key}]"))
-    return [name for _, name in sorted(names)]
-
-
-def _first_loader_key(index: Index, value: cst.BaseExpression, scope: Scope) -> str | None:
-    """For loaders kept in a dict (`{x: DataLoader(...) for x in ["train", "val"]}`, or a
-    dict literal of loaders): the first key, as written."""
-    if isinstance(value, cst.DictComp) and len(value.for_in.target.children) <= 1:
-        items = value.for_in.iter
-        if isinstance(items, cst.List | cst.Tuple) and items.elements:
-            if any(
-                kinds.is_dataloader(index, leaf) for leaf, _ in index.values_of(value.value, scope)
-            ):
-                return index.source.code(items.elements[0].value)
-    if isinstance(value, cst.Dict) and value.elements:
-        first = value.elements[0]
-        if isinstance(first, cst.DictElement) and any(
-            kinds.is_dataloader(index, leaf) for leaf, _ in index.values_of(first.value, scope)
-        ):
-            return index.source.code(first.key)
-    return None
-
-
 def model_assignment(
     index: Index, name: str, scope: Scope, before_line: int
 ) -> cst.BaseStatement | None:
@@ -321,22 +287,6 @@ def is_checkpoint_dict(index: Index, name: str) -> bool:
         args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()],
     )
     return bool(m.findall(index.source.module, state_dict_load))
-
-
-def visible_loaders(index: Index, scope: Scope, before_line: int) -> list[str]:
-    """Data loaders a statement of `scope` at `before_line` can use: assigned there
-    before, received as a parameter that callers bind to a loader, or module-level."""
-    found = loaders_in(index, scope, before_line)
-    fn = index.function(scope)
-    if fn is not None:
-        for param in fn.all_params():
-            if any(
-                kinds.is_dataloader(index, leaf)
-                for leaf, _ in index.values_of(cst.Name(param), scope)
-            ):
-                found.append(param)
-        found += [n for n in loaders_in(index, index.source.module, 10**9) if n not in found]
-    return found
 
 
 def arguments_at(

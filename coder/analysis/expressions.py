@@ -8,7 +8,7 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
-from .index import unwrap_pass_through
+from .index import is_partial, unwrap_pass_through
 
 Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -20,9 +20,9 @@ def names_in(node: cst.CSTNode) -> list[cst.Name]:
 
 def passes_function(value: cst.BaseExpression, name: str) -> bool:
     """`fn`, `self.fn`, `partial(self.fn, ...)` / `functools.partial(fn, ...)`."""
-    if isinstance(value, cst.Call) and value.args:
-        if cst.Module([]).code_for_node(value.func).split(".")[-1] == "partial":
-            value = value.args[0].value
+    if is_partial(value):
+        assert isinstance(value, cst.Call)
+        value = value.args[0].value
     if isinstance(value, cst.Attribute):
         return value.attr.value == name
     return m.matches(value, m.Name(name))

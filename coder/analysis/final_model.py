@@ -17,7 +17,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from . import kinds
-from .evaluation import is_checkpoint_dict, is_model_expression, used_as_module
+from .evaluation import is_checkpoint_dict, is_model_expression, model_assignment, used_as_module
 from .expressions import free_name_nodes
 from .index import Index, Scope, iter_returns, unwrap_pass_through
 
@@ -257,3 +257,40 @@ def weights_reloaded_after(
     ):
         return None
     return reload
+
+
+@dataclass
+class CallerBuilt:
+    """A model that a function receives as a parameter, seen where a caller builds it."""
+
+    model: str  # its name in the caller
+    statement: cst.BaseStatement  # the caller's statement that passes it on
+    built: cst.BaseStatement  # the caller's assignment of it
+    scope: Scope
+    path: list[str]  # "extract_pipeline() -> extract_features()"
+
+
+def built_by_caller(index: Index, model: str, scope: Scope, depth: int = 0) -> CallerBuilt | None:
+    """For `model`, a parameter of the function `scope`: the first call site (through
+    callers that pass it on in turn) whose function builds the model before the call
+    (`model = build(); features = extract(model, loader)`)."""
+    fn = index.function(scope)
+    if fn is None or model not in fn.all_params() or depth > 4:
+        return None
+    for call in sorted(index.call_sites(fn), key=index.source.line):
+        argument = index.bind_arguments(call, fn).get(model)
+        if not isinstance(argument, cst.Name | cst.Attribute):
+            continue
+        name = index.source.code(argument)
+        caller = index.scope_of(call)
+        statement = index.source.statement_of(call)
+        built = model_assignment(index, name, caller, index.source.line(call))
+        caller_fn = index.function(caller)
+        where = f"{caller_fn.key}()" if caller_fn else "module level"
+        if built is not None:
+            return CallerBuilt(name, statement, built, caller, [where, f"{fn.key}()"])
+        outer = built_by_caller(index, name, caller, depth + 1)
+        if outer is not None:
+            outer.path.append(f"{fn.key}()")
+            return outer
+    return None

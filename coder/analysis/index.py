@@ -57,6 +57,8 @@ class Assignment:
     value: cst.BaseExpression
     statement: cst.BaseStatement
     scope: Scope
+    # `a, b = helper()`: the item of what `value` returns that the target takes (0, 1, ...)
+    position: int | None = None
 
 
 @dataclass
@@ -189,10 +191,11 @@ class Index:
         return [c for c in self.calls if self.resolve_call(c) is fn]
 
     def bind_arguments(self, call: cst.Call, fn: Function) -> dict[str, cst.BaseExpression]:
+        """`fn`'s parameters bound by `call` (or by `partial(fn, ...)`, after the function)."""
         params = fn.positional_params()
         bound: dict[str, cst.BaseExpression] = {}
         position = 0
-        for arg in call.args:
+        for arg in call.args[1:] if is_partial(call) else call.args:
             if arg.star:
                 continue
             if arg.keyword is not None:
@@ -214,6 +217,10 @@ class Index:
                 if value.func.value in self.classes:
                     return self.classes[value.func.value]
         return None
+
+    def method_of(self, cls: cst.ClassDef, name: str) -> Function | None:
+        """The method `name` as `cls`, or a base class of this file, defines it."""
+        return self._method(cls, name)
 
     def _method(self, cls: cst.ClassDef, name: str) -> Function | None:
         seen: set[str] = set()
@@ -252,7 +259,7 @@ class Index:
             fn = self.function(scope)
             if local:
                 for a in local:
-                    yield from self.values_of(a.value, a.scope, depth + 1)
+                    yield from self.values_assigned(a, depth)
                 return
             if fn is not None and text in fn.all_params():
                 for call in self.call_sites(fn):
@@ -269,7 +276,7 @@ class Index:
             cls = self.class_of(scope)
             found = self.class_assignments(text, cls) if cls is not None else []
             for a in found:
-                yield from self.values_of(a.value, a.scope, depth + 1)
+                yield from self.values_assigned(a, depth)
             if not found:
                 yield expr, scope
             return
@@ -282,6 +289,31 @@ class Index:
                 if returned:
                     return
         yield expr, scope
+
+    def values_assigned(
+        self, a: Assignment, depth: int = 0
+    ) -> Iterator[tuple[cst.BaseExpression, Scope]]:
+        """The values of an assignment; for `a, b = helper()` the item of each tuple the
+        helper returns that the target takes."""
+        for leaf, scope in self.values_of(a.value, a.scope, depth + 1):
+            if (
+                a.position is not None
+                and isinstance(leaf, cst.Tuple | cst.List)
+                and len(leaf.elements) > a.position
+                and not any(isinstance(e, cst.StarredElement) for e in leaf.elements)
+            ):
+                yield from self.values_of(leaf.elements[a.position].value, scope, depth + 1)
+            else:
+                yield leaf, scope
+
+
+def is_partial(value: cst.BaseExpression) -> bool:
+    """`partial(fn, ...)` / `functools.partial(fn, ...)`."""
+    return (
+        isinstance(value, cst.Call)
+        and bool(value.args)
+        and cst.Module([]).code_for_node(value.func).split(".")[-1] == "partial"
+    )
 
 
 def unwrap_pass_through(expr: cst.BaseExpression) -> cst.BaseExpression:
@@ -363,19 +395,29 @@ class _IndexBuilder(cst.CSTVisitor):
         self.index.calls.append(node)
 
     def _record(
-        self, target: cst.BaseExpression, value: cst.BaseExpression, node: cst.CSTNode
+        self,
+        target: cst.BaseExpression,
+        value: cst.BaseExpression,
+        node: cst.CSTNode,
+        position: int | None = None,
+        nested: bool = False,
     ) -> None:
         statement = self.source.statement_of(node)
         scope = self.index.scope_of(node)
         if isinstance(target, cst.Name | cst.Attribute):
             text = self.source.code(target)
-            self.index.assignments[text].append(Assignment(text, value, statement, scope))
+            self.index.assignments[text].append(Assignment(text, value, statement, scope, position))
         elif isinstance(target, cst.Tuple | cst.List):
             values = _unpacked(value)
-            if values is None or len(target.elements) != len(values):
-                values = [value] * len(target.elements)  # the name exists; its value is opaque
-            for t, v in zip(target.elements, values):
-                self._record(t.value, v, node)
+            if not nested and values is not None and len(target.elements) == len(values):
+                for t, v in zip(target.elements, values):
+                    self._record(t.value, v, node)
+                return
+            # the name exists; its value is the item at its position of what `value`
+            # gives (a helper's returned tuple), when that can be read
+            starred = nested or any(isinstance(e, cst.StarredElement) for e in target.elements)
+            for i, t in enumerate(target.elements):
+                self._record(t.value, value, node, None if starred else i, nested=True)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
@@ -410,7 +452,7 @@ def _unpacked(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:
         return [e.value for e in value.elements]
     if (
         isinstance(value, cst.Call)
-        and m.matches(value.func, m.Attribute(attr=m.Name("prepare")))
+        and m.matches(value.func, m.Attribute(attr=m.Name("prepare") | m.Name("setup_dataloaders")))
         and all(not a.star and a.keyword is None for a in value.args)
     ):
         return [a.value for a in value.args]

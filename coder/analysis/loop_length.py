@@ -89,6 +89,16 @@ class LoopLength:
                 node.test.operator, cst.And
             ):
                 tests = [node.test.left, node.test.right]
+            # `if self.max_steps is not None and step >= self.max_steps: break`: a budget that
+            # may be absent is no run length
+            optional = {
+                src.code(t.left)
+                for t in tests
+                if isinstance(t, cst.Comparison)
+                and len(t.comparisons) == 1
+                and isinstance(t.comparisons[0].operator, cst.IsNot)
+                and m.matches(t.comparisons[0].comparator, m.Name("None"))
+            }
             for test in tests:
                 if (
                     isinstance(test, cst.Comparison)
@@ -98,6 +108,7 @@ class LoopLength:
                     )
                     and isinstance(test.left, cst.Name | cst.Attribute)
                     and isinstance(test.comparisons[0].comparator, cst.Name | cst.Attribute)
+                    and src.code(test.comparisons[0].comparator) not in optional
                 ):
                     return src.code(test.comparisons[0].comparator)
         return None

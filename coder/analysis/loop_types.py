@@ -16,6 +16,10 @@ class Hop:
 
     function: Function
     call: cst.Call
+    # `optimizer.step(closure)` / `optimizer.step(partial(self.step_fn, ...))`: the optimizer
+    # step that runs `function` as its closure (`call` is then the `partial(...)` that binds
+    # its arguments, or the step call itself for a bare function)
+    closure_of: cst.Call | None = None
 
 
 @dataclass
@@ -53,8 +57,15 @@ class TrainingLoop:
     # a frozen model the script already runs next to the trained one (teacher-student)
     teacher_in_entry: str | None = None
     teacher_output: str | None = None  # its output, in the backward scope
+    # `module_list[0]`: the loop takes the model out of a container the caller fills
+    model_item: str | None = None
+    # why the script's own frozen model is not the distillation teacher (its inputs differ)
+    teacher_unpaired: str | None = None
     # `loss = self._loss_step(batch)`: the function that calls the model (for messages)
     model_called_in: str | None = None
     # timm's `loss_scaler(loss, optimizer, ...)` runs the backward and the optimizer step:
     # the optimizer-step hooks ride on the optimizer itself (optimizer_step_hooks)
     step_in_scaler: bool = False
+    # the optimizer step runs the backward's function as its closure: the optimizer-step
+    # hooks go after the backward (inside the closure) and after the step call
+    step_runs_closure: bool = False

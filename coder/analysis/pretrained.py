@@ -45,15 +45,20 @@ def weights_before_training(
     ]
     ids = {id(leaf) for leaf in leaves}
     start = _start_line(index, scope, training)
-    for call in index.calls:
+    conditional: Weights | None = None
+    for call in index.calls:  # a load that always runs wins over one under an `if`
         if src.line(call) >= start or call not in src.positions:
             continue
         if _loads_into(index, call, ids):
             what = f"{src.code(call.func)}(...) at line {src.line(call)}"
             condition = _condition(index, call)
-            if condition is not None:
-                return Weights(False, f"trained weights are loaded only when {condition} ({what})")
-            return Weights(True, f"trained weights loaded by {what}")
+            if condition is None:
+                return Weights(True, f"trained weights loaded by {what}")
+            conditional = conditional or Weights(
+                False, f"trained weights are loaded only when {condition} ({what})"
+            )
+    if conditional is not None:
+        return conditional
     built = [leaf for leaf in leaves if kinds.model_kind(index, leaf) is not None]
     if not built:
         return Weights(False, f"where {model} comes from could not be read")

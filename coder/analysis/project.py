@@ -213,6 +213,41 @@ def local_imports(path: Path, text: str, folders: list[Path]) -> list[tuple[str,
     return found
 
 
+REPOSITORY_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
+
+
+def default_root(entry: Path, text: str) -> Path | None:
+    """The project folder when none is given: the nearest folder above the script from
+    which a module the script imports resolves, when its own folder lacks it
+    (`projects/chargpt/chargpt.py` importing `mingpt.model` from the repository root).
+    The walk stops at a repository's top (.git, pyproject.toml, setup.py, setup.cfg),
+    at the working folder when that is above the script, and at the filesystem root;
+    None when nothing is found."""
+    entry = entry.resolve()
+    wanted = [
+        [dotted, *(f"{dotted}.{name}" for name in names)]
+        for dotted, names in imported_names(text)
+        if dotted and not dotted.startswith(".")
+    ]
+    wanted = [names for names in wanted if not any(module_file(n, [entry.parent]) for n in names)]
+    if not wanted:
+        return None
+    cwd = Path.cwd().resolve()
+    folder = entry.parent
+    while True:
+        if folder != entry.parent and any(
+            module_file(n, [folder]) for names in wanted for n in names
+        ):
+            return folder
+        if (
+            (folder == cwd and folder != entry.parent)  # a working folder above the script bounds the walk
+            or folder.parent == folder
+            or any((folder / marker).exists() for marker in REPOSITORY_MARKERS)
+        ):
+            return None
+        folder = folder.parent
+
+
 def discover_project(
     entry_path: Path, entry_text: str, root: Path | None = None, checked: bool = True
 ) -> dict[Path, str]:
@@ -225,6 +260,7 @@ def discover_project(
     depend on it (`checked=False` keeps it: every file the script's run may read)."""
     given = entry_path
     entry_path = entry_path.resolve()
+    root = root if root is not None else default_root(entry_path, entry_text)
     folders = [entry_path.parent] + ([root.resolve()] if root is not None else [])
     texts: dict[Path, str] = {entry_path: entry_text}
     pending = [entry_path]
@@ -281,6 +317,7 @@ def parse_project(entry: Path, texts: Mapping[Path, str], root: Path | None = No
     others = [parse_source(path, text) for path, text in texts.items() if path != entry]
     if not others:
         return entry_source
+    root = root if root is not None else default_root(entry, texts[entry])
     folders = [entry.resolve().parent] + ([root.resolve()] if root is not None else [])
     by_path = {part.path: part for part in (entry_source, *others)}
     names = {name: by_path[path] for name, path in module_names(by_path, folders).items()}

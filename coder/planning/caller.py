@@ -206,11 +206,25 @@ def _read_after(index: Index, name: str, call: cst.Call) -> bool:
     src = index.source
     scope = index.scope_of(call)
     line = src.line(src.statement_of(call))
-    return any(
-        src.line(node) > line and index.scope_of(node) is scope
-        for node in m.findall(scope, m.Name(name))
-        if node in src.positions and not _is_attribute_name(src, node)
-    )
+    for node in m.findall(scope, m.Name(name)):
+        if node not in src.positions or _is_attribute_name(src, node):
+            continue
+        inner = index.scope_of(node)
+        if inner is scope:
+            if src.line(node) > line:
+                return True
+        elif _reads_enclosing(index, name, inner, scope):
+            return True  # a callback defined in the scope reads the model when it runs
+    return False
+
+
+def _reads_enclosing(index: Index, name: str, inner: cst.CSTNode, scope: cst.CSTNode) -> bool:
+    """`name` in the nested function `inner` is the one of `scope` (not its own parameter
+    or local)."""
+    fn = index.function(inner)
+    if fn is None or name in fn.all_params() or index.assignments_in(name, inner):
+        return False
+    return index.scope_of(inner) is scope
 
 
 def _is_attribute_name(src: Source, node: cst.CSTNode) -> bool:
@@ -270,4 +284,57 @@ def refuse_an_averaged_copy(
         line=src.line(call),
         hint=f"train without the moving average (evaluate and save {model} itself), then run "
         "again; distillation works with it as it is",
+    )
+
+
+def refuse_qat_before_a_weight_copy(
+    index: Index, model: str, scope: Scope, prepared_at: int, training_at: int, wrap: str
+) -> None:
+    """`teacher.load_state_dict(student.module.state_dict())` after the wrap that QAT
+    must come before: the copy would read the QAT-prepared model, whose state dict
+    (fused conv+bn, fake-quant observers) no longer fits the plain teacher."""
+    src = index.source
+    for call in index.calls:
+        func = call.func
+        if not (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "load_state_dict"
+            and call.args
+            and index.scope_of(call) is scope
+            and prepared_at <= src.line(call) < training_at
+        ):
+            continue
+        source = unwrap(call.args[0].value)
+        if not m.matches(source, m.Call(func=m.Attribute(attr=m.Name("state_dict")))):
+            continue
+        owner = src.code(source.func.value)  # type: ignore[attr-defined]
+        if owner.split(".")[0] != model:
+            continue
+        raise AnalysisError(
+            f"line {src.line(call)} copies {owner}'s weights into {src.code(func.value)} after "
+            f"{wrap}, and QAT must prepare {model} before that: the copy would read the "
+            "QAT-prepared model, whose state dict (fused conv+bn, fake-quant observers) does "
+            "not load into the plain model",
+            path=src.path,
+            line=src.line(call),
+            hint=f"copy the weights before the wrap (move line {src.line(call)} above it), or "
+            "use pruning or distillation, which keep the state dict as it is",
+        )
+
+
+def refuse_qat_on_a_container_item(src: Source, loop: TrainingLoop) -> None:
+    """QAT hands back a new module (`model = manager.model`); the training function
+    takes the model out of a container (`module_list[0]`), which would go on holding
+    the float module: the loop would train it without fake quantization."""
+    if loop.model_item is None:
+        return
+    raise AnalysisError(
+        f"the loop takes the model out of a container ({loop.model_item}, which is "
+        f"{loop.model_in_entry} where training starts): QAT hands back a new module, and "
+        f"{loop.model_item} would go on holding the float one, trained without fake "
+        "quantization",
+        path=src.path,
+        line=src.line(loop.step_loop),
+        hint=f"hand {loop.model_in_entry} to the training function as an argument of its own, "
+        "or use pruning or distillation, which change the model in place",
     )

@@ -1,16 +1,19 @@
-"""Post-training quantization for a script that trains with `Trainer.fit` (Lightning).
+"""Post-training quantization and bf16 for a script that trains with `Trainer.fit` (Lightning).
 
 The fit goes right after `trainer.fit(model, ...)`; its eval_func is the script's
 own `trainer.validate` / `trainer.test` of the module that follows (through the
 runtime's `lightning_eval_func`, which picks the logged metric at run time), and
-the int8 LightningModule replaces the name the script goes on with, so that
+the int8 / bf16 LightningModule replaces the name the script goes on with, so that
 `trainer.test(model)`, `torch.save(model...)` and predictions use it.
 
-Only dynamic quantization: it keeps the module's own class (Linear layers swapped
-inside a copy), which the Trainer needs. Static quantization traces the whole module
-into an FX GraphModule, which is no LightningModule; bf16 and benchmark are not
-routed through the Trainer yet. They are refused with the reason.
-`LightningCLI` runs fit inside its constructor, with no trained module in the script.
+Every approach keeps the module's own class, which the Trainer needs: dynamic
+quantization and bf16 swap modules inside a copy, and the runtime quantizes a
+LightningModule statically child by child inside a copy instead of tracing it whole
+into an FX GraphModule. Static calibration reads the loader the Trainer validated (else
+trained) with during the fit (`lightning_calib_dataloader(trainer)`): the script's
+loaders, a datamodule's or the module's own alike. `benchmark` is not routed
+through the Trainer. `LightningCLI` runs fit inside its constructor, with no
+trained module in the script.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import libcst as cst
 
 from neural_coder.analysis import final_model
 from neural_coder.analysis.final_model import FinalModel
-from neural_coder.analysis.lightning import LightningFit, LightningUse
+from neural_coder.analysis.lightning import LIGHTNING_PACKAGES, LightningFit, LightningUse
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import AddImport
+from neural_coder.transforms.snippets import Code
 
 from .base import Plan
 from .post_training import PostTrainingPlanner
@@ -36,8 +40,21 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
         use = self.facts.lightning
         assert use is not None
         fit = self._only_fit(use)
-        if self.approach != "ptq-dynamic":
-            self._refuse(fit, self._why_not(), "use --approach ptq-dynamic")
+        if self.approach == "benchmark":
+            self._refuse(
+                fit,
+                "benchmark is not routed through the Lightning Trainer",
+                "benchmark the trained checkpoint in a script of its own, or use "
+                "--approach ptq-static, ptq-dynamic or bf16 here",
+            )
+        if self.quant_approach in ("static", "auto") and self.options.target == "inc":
+            self._refuse(
+                fit,
+                "INC's static quantization traces the LightningModule into an FX GraphModule, "
+                "which the Trainer cannot validate or test (it needs a LightningModule)",
+                "use --target runtime (its static quantization swaps the modules inside the "
+                "LightningModule), or --approach ptq-dynamic",
+            )
         model = fit.model
         if not isinstance(model, cst.Name | cst.Attribute):
             self._refuse(
@@ -52,21 +69,31 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
         if "." not in name and not final_model.later_reads(self.index, place):
             self._refuse(
                 fit,
-                f"the quantized module would be thrown away: nothing after the fit tests, "
+                f"the {self._result} module would be thrown away: nothing after the fit tests, "
                 f"saves or returns {name}",
                 f"evaluate or save {name} after training (trainer.test({name}, ...)), then run again",
             )
         evaluation = self._evaluation(use, fit, name)
+        self._refuse_checkpoint_loads(use, fit, name)
         eval_func = what = None
         if evaluation is not None:
             method, kwargs = evaluation
             eval_func = f"lightning_eval_func({fit.trainer}, {method!r}{kwargs})"
             what = f"{fit.trainer}.{method}() as the script calls it, its logged metric"
+        loader = None
+        if self.quant_approach in ("static", "auto") or self.approach == "bf16":
+            self._refuse_without_forward(fit, model)
+        if self.quant_approach in ("static", "auto"):
+            loader = f"lightning_calib_dataloader({fit.trainer})"
+            self.plan.edits.append(AddImport(LIGHTNING_QUANTIZATION, "lightning_calib_dataloader"))
+        elif self.approach == "bf16":  # measured on a batch: its test_step may not call forward
+            self.config_extra = {"example_inputs": Code(f"lightning_example_inputs({fit.trainer})")}
+            self.plan.edits.append(AddImport(LIGHTNING_QUANTIZATION, "lightning_example_inputs"))
         self._emit(
             name,
             fit.statement,
             "after",
-            None,
+            loader,
             eval_func,
             what,
             higher_is_better=True,  # the eval_func turns it when its metric is a loss
@@ -75,6 +102,49 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
         if eval_func is not None:
             self.plan.edits.append(AddImport(LIGHTNING_QUANTIZATION, "lightning_eval_func"))
         return self.plan
+
+    def _refuse_without_forward(self, fit: LightningFit, model: cst.BaseExpression) -> None:
+        """Calibration (and bf16's measurement) call the module, `model(x)`: a LightningModule
+        of this file whose class, bases included, defines no forward cannot run it."""
+        cls = self.index.instance_class(model, fit.scope)
+        if cls is None or self.index.method_of(cls, "forward") is not None:
+            return
+        if not self._bases_known(cls):
+            return  # a base from elsewhere may define forward
+        name = self.src.code(model)
+        use = "calibration runs" if self.quant_approach else "bf16 measures its speed-up on"
+        raise AnalysisError(
+            f"{self.approach} after {fit.trainer}.fit at line {self.src.line(fit.call)}: {use} "
+            f"{name}(x) on the Trainer's batches, but {cls.name.value} defines no forward "
+            "(its steps call its network directly)",
+            path=self.src.path,
+            line=self.src.line(cls),
+            hint=f"give {cls.name.value} a forward that runs its network "
+            "(def forward(self, x): return self.<network>(x)), or use --approach ptq-dynamic",
+        )
+
+    def _bases_known(self, cls: cst.ClassDef) -> bool:
+        """Every base of `cls` is a class of this file (its bases known too) or Lightning's."""
+        for base in cls.bases:
+            value = base.value
+            if isinstance(value, cst.Name) and value.value in self.index.classes:
+                if not self._bases_known(self.index.classes[value.value]):
+                    return False
+                continue
+            if self.index.qualified(value).split(".")[0] not in LIGHTNING_PACKAGES:
+                return False
+        return True
+
+    @property
+    def _result(self) -> str:
+        """What the fit makes of the module, as the messages name it."""
+        return (
+            "bf16"
+            if self.approach == "bf16"
+            else "quantized"
+            if self.approach == "ptq-auto"
+            else "int8"
+        )
 
     def _only_fit(self, use: LightningUse) -> LightningFit:
         if use.cli_runs or len(use.fits) != 1 or use.fits[0].model is None:
@@ -97,17 +167,6 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
                 "use a training approach (qat, pruning, distillation) here",
             )
         return use.fits[0]
-
-    def _why_not(self) -> str:
-        if self.approach in ("ptq-static", "ptq-auto"):
-            return (
-                "static quantization traces the whole LightningModule into an FX GraphModule, "
-                "which the Trainer cannot validate or test (it needs a LightningModule)"
-            )
-        return (
-            f"only ptq-dynamic is done after trainer.fit so far; {self.approach} is not "
-            "routed through the Lightning Trainer yet"
-        )
 
     def _refuse(self, fit: LightningFit, why: str, hint: str) -> None:
         line = self.src.line(fit.call)
@@ -140,7 +199,7 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
                     fit,
                     f"{fit.trainer}.{method} at line {self.src.line(call)} is not given "
                     f"{name}, so it evaluates a float checkpoint (the best or last one), not "
-                    "the int8 module",
+                    f"the {self._result} module",
                     f"pass the module and no ckpt_path=: {fit.trainer}.{method}({name}, ...)",
                 )
             kwargs = ""
@@ -154,7 +213,8 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
                     self._refuse(
                         fit,
                         f"{fit.trainer}.{method} at line {self.src.line(call)} loads "
-                        f"ckpt_path={self.src.code(arg.value)}: float weights into the int8 module",
+                        f"ckpt_path={self.src.code(arg.value)}: float weights into the "
+                        f"{self._result} module",
                         f"drop ckpt_path= there (the module {name} holds the trained weights)",
                     )
                 if self._assigned_after(arg.value, fit_line, fit):
@@ -166,6 +226,34 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
             "without accuracy tuning"
         )
         return None
+
+    def _refuse_checkpoint_loads(self, use: LightningUse, fit: LightningFit, name: str) -> None:
+        """A `trainer.validate/test/predict(..., ckpt_path=...)` after one that is given the
+        converted module loads the float checkpoint into it, the module the Trainer then
+        holds (a state dict the int8 / bf16 module does not take)."""
+        fit_line = self.src.line(fit.call)
+        handed = False
+        for call in sorted(use.evaluations, key=self.src.line):
+            func = call.func
+            assert isinstance(func, cst.Attribute)
+            if (
+                self.src.line(call) <= fit_line
+                or self.index.scope_of(call) is not fit.scope
+                or self.src.code(func.value) != fit.trainer
+            ):
+                continue
+            if not handed:
+                handed = self._evaluates(call, name)
+                continue
+            for arg in call.args:
+                if arg.keyword is not None and arg.keyword.value == "ckpt_path":
+                    self._refuse(
+                        fit,
+                        f"{fit.trainer}.{func.attr.value} at line {self.src.line(call)} loads "
+                        f"ckpt_path={self.src.code(arg.value)}: float weights into the "
+                        f"{self._result} module the Trainer holds",
+                        f"drop ckpt_path= there (the module {name} holds the trained weights)",
+                    )
 
     def _evaluates(self, call: cst.Call, name: str) -> bool:
         for position, arg in enumerate(call.args):

@@ -15,7 +15,7 @@ import libcst as cst
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import free_names, passes_function
 from neural_coder.analysis.final_model import weights_reloaded_after
-from neural_coder.analysis.index import Function, Scope
+from neural_coder.analysis.index import Function, Scope, is_partial
 from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.wraps import (
     find_wrap,
@@ -38,8 +38,11 @@ from .caller import (
     attribute_alias,
     caller_of_parameter,
     refuse_an_averaged_copy,
+    refuse_qat_before_a_weight_copy,
     refuse_qat_on_a_constructor_parameter,
+    refuse_qat_on_a_container_item,
 )
+from .closure_steps import ClosureSteps
 from .stages import StagedPlanner
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
@@ -55,7 +58,7 @@ CONDITIONAL_EXPRESSIONS = (
 )
 
 
-class LoopPlanner(StagedPlanner):
+class LoopPlanner(ClosureSteps, StagedPlanner):
     def build(self) -> Plan:
         loop = self.facts.loop
         if loop is None:
@@ -75,6 +78,8 @@ class LoopPlanner(StagedPlanner):
             found = find_wrap_in_class(self.index, model, entry_cls)
             if found is not None:
                 wrap, wrap_scope = found
+        if "qat" in techniques:
+            refuse_qat_on_a_container_item(self.src, loop)
         if wrap is None and "qat" in techniques:
             self._refuse_qat_behind_a_wrap(loop, model, entry_cls)
         if wrap is not None:
@@ -96,6 +101,17 @@ class LoopPlanner(StagedPlanner):
                     path=self.src.path,
                     line=self.src.line(anchor),
                     hint="build the model before the branches that wrap it",
+                )
+            if "qat" in techniques and wrap_scope is loop.entry_scope:
+                refuse_qat_before_a_weight_copy(
+                    self.index,
+                    bare,
+                    wrap_scope,
+                    self.src.line(anchor),
+                    self.src.line(loop.entry_loop),
+                    f"{where} at line {self.src.line(anchor)}"
+                    if anchor is wrap.statement
+                    else where,
                 )
         self.refuse_peft_weights(bare, wrap_scope)
         weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
@@ -152,7 +168,7 @@ class LoopPlanner(StagedPlanner):
                     f"teacher: {loop.teacher_in_entry}, the frozen model the script already runs"
                 )
             else:
-                before.append(self.teacher(bare, prepare_scope, training))
+                before.append(self.teacher(bare, prepare_scope, training, loop.teacher_unpaired))
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor, in_entry=caller is None)
         confs = self.configs(total_steps)
@@ -216,7 +232,10 @@ class LoopPlanner(StagedPlanner):
                 self._distillation_loss(other, inner_cm)
         if loop.step_in_scaler:
             self._hooks_inside_the_scaler(loop, inner_cm)
-        for step in [] if loop.step_in_scaler else [loop.optimizer_step, *loop.other_steps]:
+        if loop.step_runs_closure:
+            self._hooks_around_a_closure_step(loop, inner_cm, cm_of)
+        skipped = loop.step_in_scaler or loop.step_runs_closure
+        for step in [] if skipped else [loop.optimizer_step, *loop.other_steps]:
             self.insert(
                 step,
                 "before",
@@ -412,12 +431,24 @@ class LoopPlanner(StagedPlanner):
         }
         for hop in reversed(loop.hops):  # outermost first
             caller_cm = cm_of[id(self.index.scope_of(hop.call))]
+            # a step function the loop also calls directly (`optimizer.step(partial(
+            # self.training_step, ...))`, or `self.training_step(...)` on the steps that
+            # only accumulate gradients): the same training path
+            same_loop = [
+                c
+                for c in self.index.call_sites(hop.function)
+                if hop.closure_of is not None and self._in_step_loop(c, loop)
+            ]
             if entry_cls is not None and hop.function.cls is entry_cls:
-                self._refuse_other_paths(hop.function, hop.call)
+                self._refuse_other_paths(hop.function, hop.call, same_loop)
                 cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
                 continue
+            if hop.closure_of is not None and not is_partial(hop.call):
+                self._closure_sees_the_manager(hop)
+                cm_of[id(hop.function.node)] = caller_cm
+                continue
             for call in self.index.call_sites(hop.function):
-                if call is not hop.call:
+                if call is not hop.call and call not in same_loop:
                     raise AnalysisError(
                         f"{hop.function.key}() is also called at line {self.src.line(call)}, where no compression manager exists",
                         path=self.src.path,
@@ -425,7 +456,8 @@ class LoopPlanner(StagedPlanner):
                     )
             self._refuse_handed_over(hop.function)
             self.plan.edits.append(AddParameter(hop.function.node, self.cm_name))
-            self.plan.edits.append(AddKeywordArgument(hop.call, self.cm_name, caller_cm))
+            for call in [hop.call, *same_loop]:
+                self.plan.edits.append(AddKeywordArgument(call, self.cm_name, caller_cm))
             self.plan.placed.append(
                 f"line {self.src.line(hop.function.node)}: {hop.function.key}() takes {self.cm_name} (passed at line {self.src.line(hop.call)})"
             )
@@ -436,8 +468,10 @@ class LoopPlanner(StagedPlanner):
         """`train_opt = torch.compile(train)` or `partial(train, ...)`: a library wraps the
         function and its callers call it without the manager the hooks inside read."""
         for call in self.index.calls:
-            if self.index.resolve_call(call) is not None:
-                continue  # a function of the file: its calls of the parameter are followed
+            if self.index.resolve_call(call) is not None or is_partial(call):
+                # a function of the file: its calls of the parameter are followed; a
+                # partial is judged where it is handed on
+                continue
             for arg in call.args:
                 if passes_function(arg.value, fn.name) and (
                     fn.cls is None or isinstance(arg.value, cst.Attribute | cst.Call)
@@ -452,11 +486,13 @@ class LoopPlanner(StagedPlanner):
                         f"{self.cm_name}= where it is called",
                     )
 
-    def _refuse_other_paths(self, fn: Function, taken: cst.Call) -> None:
+    def _refuse_other_paths(
+        self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]
+    ) -> None:
         """A method on the training path that other code also calls (`self._backward(loss)`
         from warm-up and fine-tune loops): its hooks would read `self.compression_manager`
         on paths that may run before training prepares it."""
-        others = [c for c in self.index.call_sites(fn) if c is not taken]
+        others = [c for c in self.index.call_sites(fn) if c is not taken and c not in same_loop]
         if not others:
             return
         lines = ", ".join(str(self.src.line(c)) for c in others)

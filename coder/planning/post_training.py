@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation, final_model
+from neural_coder.analysis import evaluation, final_model, loaders
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.trainer import TrainerUse
-from neural_coder.analysis.training import find_backward_calls
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
@@ -28,6 +27,9 @@ QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto"
 
 
 class PostTrainingPlanner(BasePlanner):
+    #: more arguments of the config the fit is given (a subclass's: example_inputs=)
+    config_extra: dict[str, object] | None = None
+
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
             return self._build_for_trainer(self._evaluated_trainer())
@@ -39,6 +41,10 @@ class PostTrainingPlanner(BasePlanner):
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
         loader = self._loader(found, place) if needs_data else None
+        if self._bf16_needs_a_batch(found is not None):
+            loader = self._loader(found, place, required=False)
+            if loader is None:
+                self._refuse_bf16_without_a_batch(place.anchor, place.where)
         eval_func = what = None
         if found is not None:
             chosen, substitutions = found
@@ -131,6 +137,7 @@ class PostTrainingPlanner(BasePlanner):
             kwargs["approach"] = self.quant_approach
             if self.quant_approach != "dynamic":
                 kwargs["calibration_sampling_size"] = [p.calibration_sampling_size]
+        kwargs.update(self.config_extra or {})
         if tuned:
             criterion: dict[str, object] = {
                 "criterion": p.criterion,
@@ -176,20 +183,40 @@ class PostTrainingPlanner(BasePlanner):
         if evaluations:
             first = evaluations[0]
             line = self.src.line(first.call)
-            built = evaluation.model_assignment(self.index, first.model_arg, first.scope, line)
-            if built is None:
-                raise AnalysisError(
-                    f"{first.model_arg} is evaluated at line {line} but not built in {self.index.describe(first.scope)}",
-                    path=self.src.path,
-                    line=line,
-                    hint="mark the model's assignment with '# neural-coder: model'",
+            model, statement, scope = first.model_arg, first.statement, first.scope
+            built = evaluation.model_assignment(self.index, model, scope, line)
+            notes = []
+            if built is None:  # a parameter: quantized where a caller builds it
+                lifted = final_model.built_by_caller(self.index, model, scope)
+                if lifted is None:
+                    raise AnalysisError(
+                        f"{model} is evaluated at line {line} but not built in "
+                        f"{self.index.describe(scope)}"
+                        + (
+                            ", nor by a caller that passes it in"
+                            if self._is_param(model, scope)
+                            else ""
+                        ),
+                        path=self.src.path,
+                        line=line,
+                        hint="mark the model's assignment with '# neural-coder: model'",
+                    )
+                model, statement, scope, built = (
+                    lifted.model,
+                    lifted.statement,
+                    lifted.scope,
+                    lifted.built,
                 )
-            anchor = final_model.outermost_loop(self.index, first.statement, first.scope)
-            if self.src.line(anchor) < self.src.line(built) < self.src.line(first.call):
-                anchor = first.statement  # a model built per iteration is quantized per iteration
+                notes.append(
+                    f"the model is built in {lifted.path[0]} and evaluated in "
+                    f"{' -> '.join(lifted.path[1:])}: quantized before line {self.src.line(statement)}"
+                )
+            anchor = final_model.outermost_loop(self.index, statement, scope)
+            if self.src.line(anchor) < self.src.line(built) < self.src.line(statement):
+                anchor = statement  # a model built per iteration is quantized per iteration
             else:  # out of an `if args.do_eval:` that the model is built outside of
                 anchor = final_model.in_block_of(self.index, anchor, built)
-            return FinalModel(first.model_arg, anchor, "before", first.scope)
+            return FinalModel(model, anchor, "before", scope, notes)
         models = [
             f
             for f in self.facts.found
@@ -217,12 +244,35 @@ class PostTrainingPlanner(BasePlanner):
             for a in self.index.assignments[targets[0]]
             if self.src.line(a.statement) == first.line
         )
-        anchor = final_model.out_of_branches(self.index, assignment.statement, assignment.scope)
+        anchor = assignment.statement
+        if not self._is_param(targets[0], assignment.scope):
+            anchor = final_model.out_of_branches(self.index, anchor, assignment.scope)
+        elif self._in_a_branch(anchor, assignment.scope):
+            # `if training: (the model the caller passed) else: model = load(weights)`:
+            # the fit quantizes what this function builds, not what a caller hands over
+            self.plan.placed.append(
+                f"{targets[0]} is also a parameter of {self.index.describe(assignment.scope)}: "
+                f"the fit follows line "
+                f"{first.line}, on the path that builds it"
+            )
         place = FinalModel(targets[0], anchor, "after", assignment.scope)
         reload = final_model.last_reload(self.index, place)
         if reload is not None:
             place.anchor = reload
         return place
+
+    def _in_a_branch(self, statement: cst.BaseStatement, scope: cst.CSTNode) -> bool:
+        """`statement` runs under an `if` of `scope` (not crossing a loop)."""
+        for ancestor in self.src.ancestors(statement):
+            if ancestor is scope or isinstance(ancestor, cst.For | cst.While):
+                return False
+            if isinstance(ancestor, cst.If):
+                return True
+        return False
+
+    def _is_param(self, name: str, scope: cst.FunctionDef | cst.Module) -> bool:
+        fn = self.index.function(scope)
+        return fn is not None and name in fn.all_params()
 
     def _built_in_a_loop(self, target: str, line: int) -> bool:
         """A value assigned inside a loop is rebuilt each iteration (a batch's output, a
@@ -239,7 +289,7 @@ class PostTrainingPlanner(BasePlanner):
         final is unknown, and a fit before training would quantize the untrained model."""
         if self.facts.trainers:
             return
-        backward = find_backward_calls(self.index)
+        backward = self.facts.backward_calls
         if not backward:
             return
         line = self.src.line(backward[0])
@@ -302,20 +352,42 @@ class PostTrainingPlanner(BasePlanner):
                 return chosen, substitutions
         return None
 
+    def _bf16_needs_a_batch(self, evaluated: bool) -> bool:
+        """The runtime converts only the modules it measures faster in bf16; without an
+        evaluation, the fit needs a loader to take a batch from (INC converts unmeasured)."""
+        return self.approach == "bf16" and not evaluated and self.options.target != "inc"
+
+    def _refuse_bf16_without_a_batch(self, anchor: cst.CSTNode, where: str) -> None:
+        line = self.src.line(anchor) + (1 if where == "after" else 0)
+        raise AnalysisError(
+            "bf16 converts only the modules it measures faster in bf16, which needs a batch: "
+            f"no evaluation of the model and no DataLoader is in reach of line {line}, so the "
+            "fit would keep the fp32 model",
+            path=self.src.path,
+            line=line,
+            hint="build a DataLoader (or add a function that evaluates the model) before that "
+            "line, or use --target inc, which converts without measuring",
+        )
+
     def _loader(
-        self, found: tuple[evaluation.Evaluation, dict[str, str]] | None, place: FinalModel
-    ) -> str:
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        required: bool = True,
+    ) -> str | None:
         line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
-        loaders = evaluation.visible_loaders(self.index, place.scope, line)
+        in_reach = loaders.visible_loaders(self.index, place.scope, line)
         if found is not None:
             chosen, substitutions = found
             for arg in chosen.call.args:
                 text = self.src.code(arg.value)
                 text = substitutions.get(text, text)
-                if text in loaders:
+                if text in in_reach:
                     return text
-        if loaders:
-            return loaders[0]
+        if in_reach:
+            return in_reach[0]
+        if not required:
+            return None
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
         raise AnalysisError(
             f"{what} needs data, but no DataLoader is in reach of line {line} "
@@ -371,6 +443,10 @@ class PostTrainingPlanner(BasePlanner):
             loader = self._trainer_loader(use)
         keys, better = self._trainer_metric(use)
         metric = keys[0] if len(keys) == 1 else keys
+        if self._bf16_needs_a_batch(use.has_eval_dataset):
+            if not use.has_train_dataset:
+                self._refuse_bf16_without_a_batch(anchor, where)
+            loader = self._trainer_loader(use)
         eval_func = None
         if use.has_eval_dataset and self.approach != "benchmark":
             eval_func = f"trainer_eval_func({trainer}, {metric!r})"

@@ -38,9 +38,10 @@ class StagedPlanner(BasePlanner):
             local = self.index.assignments_in(name, scope)
             if any(self.src.line(a.statement) < line for a in local):
                 continue
+            if fn is not None and name in (*fn.all_params(), "self"):
+                continue  # a parameter has its value from the start, re-bound later or not
             if local or not (
-                (fn is not None and name in (*fn.all_params(), "self"))
-                or name in BUILTIN_NAMES
+                name in BUILTIN_NAMES
                 or name in self.index.imports_of(scope)
                 or self.index.assignments_in(name, self.src.module_of(scope))
             ):

@@ -71,6 +71,10 @@ def _first(value: Any) -> str | None:
     return str(value)
 
 
+#: static PTQ of a model whose class must stay (a LightningModule): FX on each direct child
+#: that holds quantizable modules (eager where a child does not trace), the root kept
+CHILDREN_PATH = "fx_children"
+
 @dataclass(frozen=True)
 class TensorScheme:
     """How one tensor kind (activation or weight) is quantized; None = backend default."""
@@ -187,7 +191,7 @@ class QuantSpec:
     rules: tuple[OpRule, ...] = ()
     #: None: decided by the backend (INC: False on CPUs with VNNI, else True)
     reduce_range: bool | None = None
-    #: "fx" / "eager" forces a path (used when rebuilding); None tries FX first
+    #: "fx" / "eager" / "fx_children" forces a path (used when rebuilding); None tries FX first
     path: str | None = None
     #: positional inputs for FX preparation; not stored in the recipe
     example_inputs: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
@@ -195,8 +199,10 @@ class QuantSpec:
     def __post_init__(self) -> None:
         if self.approach not in APPROACHES:
             object.__setattr__(self, "approach", normalize_approach(self.approach))
-        if self.path not in (None, "fx", "eager"):
-            raise ValueError(f"path must be 'fx', 'eager' or None, got {self.path!r}")
+        if self.path not in (None, "fx", "eager", CHILDREN_PATH):
+            raise ValueError(
+                f"path must be 'fx', 'eager', {CHILDREN_PATH!r} or None, got {self.path!r}"
+            )
 
     # -- construction ---------------------------------------------------------
     @classmethod

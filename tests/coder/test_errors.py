@@ -39,17 +39,6 @@ for x in [torch.randn(1, 2)]:
     opt.step()
 """
 
-CLOSURE = """import torch
-model = torch.nn.Linear(4, 1)
-opt = torch.optim.LBFGS(model.parameters())
-for x in [torch.randn(2, 4)]:
-    def closure():
-        loss = model(x).pow(2).mean()
-        loss.backward()
-        return loss
-    opt.step(closure)
-"""
-
 
 def write(tmp_path: Path, text: str, name: str = "script.py") -> Path:
     path = tmp_path / name
@@ -94,10 +83,6 @@ def test_a_file_that_does_not_parse_exits_2_with_its_position(tmp_path):
         (TWO_LOOPS, "several training loops (lines 4, 8)"),
         (TWO_MODELS, "the loss depends on several models (student, teacher)"),
         ("import torch\nprint(torch.ones(1))\n", "no training loop: nothing calls .backward()"),
-        (
-            CLOSURE,
-            "the backward call is in closure(), which the optimizer calls (opt.step(closure)",
-        ),
         (
             COMPILED_STEP,
             "train() runs the training step and is also handed to torch.compile() at line 11",

@@ -91,6 +91,10 @@ CASES = [
     ("lightning_cli.py", "pruning", "runtime"),
     # after trainer.fit: tuned with the script's trainer.test, the int8 module tested after
     ("lightning_fit.py", "ptq-dynamic", "runtime"),
+    # static int8 and bf16 keep the LightningModule (modules swapped inside it): calibrated
+    # on / measured with the loader the Trainer validated with, whatever datamodule built it
+    ("lightning_datamodule.py", "ptq-static", "runtime"),
+    ("lightning_datamodule.py", "bf16", "runtime"),
     # timm's loss_scaler(loss, optimizer, update_grad=...) backs up and steps in one call:
     # the optimizer hooks ride on the optimizer for that call
     ("native_scaler_loop.py", "pruning+qat", "runtime"),
@@ -118,6 +122,22 @@ CASES = [
     ("optional_eval_trainer.py", "ptq-static", "runtime"),
     # zip(endless loader, range(start_iter, max_iter)): the range is the run length
     ("iteration_budget_train.py", "pruning+qat", "runtime"),
+    # the optimizer step runs the training step as its closure: on_before_optimizer_step
+    # after the backward inside it, on_after_optimizer_step after the step call
+    ("closure_step_trainer.py", "pruning", "runtime"),
+    ("closure_step_trainer.py", "distillation", "runtime"),
+    ("lbfgs_closure.py", "pruning+qat", "runtime"),
+    # run() evaluates a caller's model as it is, or loads one itself: the fit follows the load
+    ("shared_val_run.py", "ptq-dynamic", "runtime"),
+    # loaders set on self by setup(): calibrated with the held-out one after train();
+    # the base state dict always loaded by _setup_model makes the default teacher
+    ("recipe_base_checkpoint.py", "ptq-static", "runtime"),
+    ("recipe_base_checkpoint.py", "distillation", "runtime"),
+    # loaders handed back as a tuple by get_dataloaders(): the validation loader calibrates
+    ("helper_loaders_fit.py", "ptq-static", "runtime"),
+    # the model built in extract_feature_pipeline() and run in extract_features(model, ...)
+    ("feature_knn_eval.py", "ptq-static", "runtime"),
+    ("feature_knn_eval.py", "bf16", "inc"),
 ]
 
 

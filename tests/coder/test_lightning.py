@@ -130,26 +130,58 @@ def test_distillation_copies_a_module_loaded_from_a_checkpoint():
 FIT_LINE = ARGPARSE_TRAINER.splitlines().index("    trainer.fit(model, train_loader)") + 1
 
 
-@pytest.mark.parametrize(
-    ("approach", "reason"),
-    [
-        ("ptq-static", "FX GraphModule"),
-        ("ptq-auto", "FX GraphModule"),
-        ("bf16", "only ptq-dynamic"),
-        ("benchmark", "only ptq-dynamic"),
-    ],
+TESTED = ARGPARSE_TRAINER.replace(
+    "trainer.test(test_dataloaders=train_loader)", "trainer.test(model, dataloaders=train_loader)"
 )
-def test_post_training_other_than_dynamic_is_refused_with_the_reason(approach, reason):
-    with pytest.raises(NeuralCoderError, match=reason) as error:
+WITH_FORWARD = TESTED.replace(
+    "    def training_step(",
+    "    def forward(self, x):\n        return self.fc(x)\n\n    def training_step(",
+)
+
+
+def test_static_quantization_after_fit_calibrates_on_the_trainers_loader():
+    out = rewrite(WITH_FORWARD, "ptq-static")
+    fit_at = out.index("trainer.fit(model, train_loader)")
+    quantize_at = out.index("quantized_model = quantization.fit(")
+    assert fit_at < quantize_at < out.index("trainer.test(model, dataloaders=train_loader)")
+    assert 'approach="static"' in out
+    assert "calib_dataloader=lightning_calib_dataloader(trainer)" in out
+    assert 'eval_func=lightning_eval_func(trainer, "test", dataloaders=train_loader)' in out
+    assert "model = quantized_lightning_module(quantized_model, model)" in out
+
+
+def test_bf16_after_fit_is_measured_on_a_batch_of_the_trainer():
+    out = rewrite(WITH_FORWARD, "bf16")
+    assert "quantized_model = mix_precision.fit(" in out
+    assert "example_inputs=lightning_example_inputs(trainer)" in out
+    assert 'eval_func=lightning_eval_func(trainer, "test", dataloaders=train_loader)' in out
+    assert "model = quantized_lightning_module(quantized_model, model)" in out
+
+
+@pytest.mark.parametrize("approach", ["ptq-static", "ptq-auto", "bf16"])
+def test_a_module_without_forward_is_refused_where_its_batches_must_run_it(approach):
+    # MODULE's steps call self.fc directly: calibration / bf16's measurement call model(x)
+    with pytest.raises(NeuralCoderError, match="Net defines no forward") as error:
+        rewrite(TESTED, approach)
+    assert error.value.line == TESTED.splitlines().index("class Net(pl.LightningModule):") + 1
+    assert "def forward(self, x)" in error.value.hint
+    rewrite(TESTED, "ptq-dynamic")  # swaps Linear layers without running the module
+
+
+def test_benchmark_and_inc_static_quantization_after_fit_are_refused_with_the_reason():
+    with pytest.raises(NeuralCoderError, match="benchmark is not routed") as error:
+        rewrite(WITH_FORWARD, "benchmark")
+    assert error.value.line == FIT_LINE + 3  # the forward's three lines come before
+    options = build_options("ptq-static", "inc", {}, {})
+    with pytest.raises(NeuralCoderError, match="INC's static quantization traces the Lightning"):
+        rewrite_source(Path("lit.py"), WITH_FORWARD, options)
+
+
+@pytest.mark.parametrize("approach", ["ptq-dynamic", "ptq-static", "bf16"])
+def test_a_converted_module_nothing_uses_afterwards_is_refused(approach):
+    # trainer.test() without the module tests the float checkpoint: the result is dropped
+    with pytest.raises(NeuralCoderError, match="module would be thrown away") as error:
         rewrite(ARGPARSE_TRAINER, approach)
-    assert error.value.line == FIT_LINE
-    assert "ptq-dynamic" in error.value.hint
-
-
-def test_dynamic_quantization_of_a_module_nothing_uses_afterwards_is_refused():
-    # trainer.test() without the module tests the float checkpoint: the int8 one is dropped
-    with pytest.raises(NeuralCoderError, match="thrown away") as error:
-        rewrite(ARGPARSE_TRAINER, "ptq-dynamic")
     assert error.value.line == FIT_LINE
 
 
@@ -289,10 +321,45 @@ def main(loader):
 """
 
 
-def test_a_backward_run_as_the_optimizer_closure_is_refused_with_the_reason():
-    with pytest.raises(NeuralCoderError, match="runs as its closure") as error:
-        rewrite(FABRIC_STYLE, "pruning")
-    assert "optimizer.step() without a closure" in error.value.hint
+def test_a_backward_run_as_the_optimizer_closure_gets_the_step_hooks_around_it():
+    """The gradients exist only inside the closure: the hook that reads them follows the
+    backward there, the one after the step follows the step call; the direct call on
+    accumulation steps is the same path (the method reads self.compression_manager)."""
+    out = rewrite(FABRIC_STYLE, "pruning")
+    lines = [line.strip() for line in out.splitlines()]
+    backward = lines.index("loss.backward()")
+    assert lines[backward + 1] == "self.compression_manager.callbacks.on_before_optimizer_step()  # neural-coder"
+    step = lines.index("optimizer.step(partial(self.training_step, model=model, batch=batch))")
+    assert lines[step + 1] == "self.compression_manager.callbacks.on_after_optimizer_step()  # neural-coder"
+    assert out.count("on_before_optimizer_step") == 1 and out.count("on_after_optimizer_step") == 1
+
+
+def test_a_closure_defined_away_from_its_step_call_is_refused_with_the_reason():
+    """`optimizer.step(closure)` calls the closure without arguments: a closure defined
+    at module level cannot be handed the compression manager of the training function."""
+    text = """
+import torch
+
+model = torch.nn.Linear(4, 2)
+optimizer = torch.optim.LBFGS(model.parameters())
+batch = None
+
+
+def closure():
+    optimizer.zero_grad()
+    loss = model(batch[0]).sum()
+    loss.backward()
+    return loss
+
+
+def train(loader):
+    global batch
+    for batch in loader:
+        optimizer.step(closure)
+"""
+    with pytest.raises(NeuralCoderError, match="runs as the closure of optimizer.step") as error:
+        rewrite(text, "pruning")
+    assert "functools.partial" in error.value.hint
 
 
 @pytest.mark.parametrize(
@@ -322,3 +389,12 @@ def test_revert_gives_a_lightning_cli_back(defaults):
 def test_multi_shot_pipelines_under_lightning_are_refused(approach, reason):
     with pytest.raises(NeuralCoderError, match=reason):
         rewrite(ARGPARSE_TRAINER, approach)
+
+
+def test_a_later_prediction_from_a_checkpoint_is_refused():
+    # trainer.test(model) hands the Trainer the converted module; predict(ckpt_path=) would
+    # then load float weights into it
+    text = WITH_FORWARD + "    trainer.predict(dataloaders=train_loader, ckpt_path='best')\n"
+    for approach in ("ptq-static", "bf16"):
+        with pytest.raises(NeuralCoderError, match="trainer.predict at line .* ckpt_path='best'"):
+            rewrite(text, approach)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from neural_coder.analysis.project import discover_project
+from neural_coder.analysis.project import default_root, discover_project
 from neural_coder.api import Output, Project, optimize_file, rewrite_sources
 from neural_coder.options import build_options
 from neural_coder.report import Status
@@ -29,7 +29,20 @@ CASES = [
     ("package_layout", "train.py", "distillation+pruning+qat", "inc"),
     ("qa_trainer_project", "run_qa.py", "pruning+qat", "runtime"),
     ("qa_trainer_project", "run_qa.py", "ptq-dynamic", "runtime"),
+    # the student, which the optimizer gets through get_param_groups(student); the EMA
+    # teacher (requires_grad off) is not a second model
+    ("ema_teacher_project", "main_selfsup.py", "pruning", "runtime"),
+    # loss modules are not models; the connector warm-up loop gets no hooks; the loop's
+    # module_list[0] is main()'s model_s; the script's own frozen teacher (module_list[-1])
+    # teaches, on the logits of `feat_s, logit_s = model_s(...)`
+    ("kd_zoo_project", "train_student.py", "pruning", "runtime"),
+    ("kd_zoo_project", "train_student.py", "distillation", "runtime"),
+    # scripts in tools/ importing the project's package from the folder above
+    ("scripts_layout", "tools/train.py", "pruning", "runtime"),
+    ("scripts_layout", "tools/evaluate.py", "ptq-dynamic", "runtime"),
 ]
+# projects whose script already runs a trained teacher: distillation uses it, not a copy
+SCRIPT_TEACHER_PROJECTS = frozenset({"kd_zoo_project"})
 
 
 def copy_project(tmp_path: Path, project: str) -> Path:
@@ -52,7 +65,9 @@ def test_each_file_matches_reviewed_output_and_a_second_run_is_a_no_op(
 ):
     folder = copy_project(tmp_path, project)
     # the samples' models are built at random: distillation is asked to copy them explicitly
-    teacher = "copy" if "distillation" in approach else None
+    teacher = (
+        "copy" if "distillation" in approach and project not in SCRIPT_TEACHER_PROJECTS else None
+    )
     options = build_options(approach, target, {}, {"distillation": {"teacher": teacher}})
     sources = discover_project(folder / entry, (folder / entry).read_text())
     rewritten, report = rewrite_sources(folder / entry, sources, options)
@@ -104,13 +119,17 @@ def test_single_file_does_not_follow_imports(tmp_path):
 
 
 def test_modules_below_the_project_folder(tmp_path):
-    """tools/train.py imports `engine`, which lives at the project's root."""
+    """tools/train.py imports `engine`, which lives at the project's root: found by
+    walking up from the script, or from --project; --single-file follows nothing."""
     folder = copy_project(tmp_path, "engine_project")
     (folder / "tools").mkdir()
     (folder / "main.py").rename(folder / "tools" / "main.py")
     script = folder / "tools" / "main.py"
-    alone = run_cli("optimize", script, "--approach", "qat", "--diff")
+    alone = run_cli("optimize", script, "--approach", "qat", "--single-file", "--diff")
     assert alone.exit_code == 1, alone.output
+    found = run_cli("optimize", script, "--approach", "qat", "--diff")
+    assert found.exit_code == 0, found.output
+    assert f"project folder {folder.resolve()}: followed engine.py" in found.output
     with_root = run_cli("optimize", script, "--approach", "qat", "--project", folder, "--diff")
     assert with_root.exit_code == 0, with_root.output
     assert "engine.py" in with_root.output and "Would transform" in with_root.output
@@ -372,3 +391,44 @@ def test_a_model_class_imported_from_another_file_is_a_model(tmp_path):
     assert report.status is Status.TRANSFORMED, report.message
     assert "model       line   36  TinyConvNet()  -> model" in report.found, report.found
     assert "quantization.fit(" in report.diff
+
+
+def _package(folder: Path, name: str = "pkg") -> None:
+    (folder / name).mkdir(parents=True)
+    (folder / name / "__init__.py").write_text("")
+    (folder / name / "engine.py").write_text("def train(model):\n    return model\n")
+
+
+SCRIPT = "from pkg.engine import train\n"
+
+
+def test_default_root_walks_up_to_the_folder_holding_the_imported_package(tmp_path):
+    _package(tmp_path / "repo")
+    (tmp_path / "repo" / "setup.cfg").write_text("")
+    script = tmp_path / "repo" / "projects" / "demo" / "run.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(SCRIPT)
+    assert default_root(script, SCRIPT) == (tmp_path / "repo").resolve()
+    found = discover_project(script, SCRIPT)
+    assert sorted(p.name for p in found) == ["engine.py", "run.py"]
+
+
+def test_default_root_stops_at_a_repository_marker_and_at_the_working_folder(
+    tmp_path, monkeypatch
+):
+    _package(tmp_path)  # above the repository: another project's package, not this one's
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    script = tmp_path / "repo" / "tools" / "run.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(SCRIPT)
+    assert default_root(script, SCRIPT) is None
+    assert list(discover_project(script, SCRIPT)) == [script]
+    # a working folder above the script bounds the walk too
+    _package(tmp_path / "work")
+    inner = tmp_path / "work" / "sub" / "tools" / "run.py"
+    inner.parent.mkdir(parents=True)
+    inner.write_text(SCRIPT)
+    monkeypatch.chdir(tmp_path / "work" / "sub")
+    assert default_root(inner, SCRIPT) is None
+    monkeypatch.chdir(inner.parent)  # run from the script's own folder: the walk goes on
+    assert default_root(inner, SCRIPT) == (tmp_path / "work").resolve()

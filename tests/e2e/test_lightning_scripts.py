@@ -71,3 +71,36 @@ def test_dynamic_quantization_after_trainer_fit_is_the_module_tested_and_saved(t
     packed = {k.split("._packed_params")[0] for k in state if "_packed_params" in k}
     assert packed == {"encoder.fc1", "encoder.fc2"}, sorted(state)
     assert not any(k.endswith("fc1.weight") for k in state)
+
+
+def test_static_quantization_after_fit_keeps_the_lightning_module_the_trainer_tests(tmp_path):
+    script = _rewrite(tmp_path, "lightning_datamodule.py", "--approach", "ptq-static")
+    run, summary = run_script(script, "--max_epochs", "1", "--output", "tested.pt")
+    assert summary["approach"] == "post_training_static_quant", summary
+    # the LightningModule stays one: its backbone quantized at its name (an FX graph)
+    assert summary["quantization_path"] == "fx_children"
+    assert summary["baseline_metric"] is not None  # tuned with the script's trainer.test
+    assert summary["quantized_modules"] == 2 and summary["fp32_ops"] == []
+    assert "test results: [{" in run.stdout
+    # the module the script tested and saved afterwards holds int8 weights
+    state = torch.load(tmp_path / "tested.pt", weights_only=False)
+    conv = state["backbone.conv.weight"]  # a quantized conv keeps a qint8 weight
+    assert isinstance(conv, torch.Tensor) and conv.dtype == torch.qint8
+    packed = {k.split("._packed_params")[0] for k in state if "_packed_params" in k}
+    assert packed == {"backbone.head"}, sorted(state)  # a quantized Linear packs its weight
+    assert "backbone.head.weight" not in state
+    assert "backbone.conv_input_scale_0" in state  # the calibrated input quantization
+
+
+def test_bf16_after_fit_is_the_module_the_trainer_tests(tmp_path, monkeypatch):
+    # FORCE_BF16=1: convert even where this CPU has no bf16 instructions or no measured gain
+    monkeypatch.setenv("FORCE_BF16", "1")
+    script = _rewrite(tmp_path, "lightning_datamodule.py", "--approach", "bf16")
+    run, summary = run_script(script, "--max_epochs", "1", "--output", "tested.pt")
+    assert summary["precision"] == "bf16", summary
+    assert summary["bf16_modules"] == 2 and summary["baseline_metric"] is not None
+    assert "test results: [{" in run.stdout
+    state = torch.load(tmp_path / "tested.pt", weights_only=True)
+    assert {k: v.dtype for k, v in state.items()} == {
+        f"backbone.{m}.{p}": torch.bfloat16 for m in ("conv", "head") for p in ("weight", "bias")
+    }

@@ -4,7 +4,7 @@ the best val weights loaded back after the last epoch, rewritten and run.
 The manager is prepared once, before the epoch loop (not once per epoch inside it),
 and training ends after the reload, so QAT converts the best weights and the
 fake-quant checkpoint saved during training still loads; the script then pickles
-the whole int8 model and it loads back."""
+the whole QAT model it holds and it loads back."""
 
 from __future__ import annotations
 
@@ -38,5 +38,5 @@ def test_best_weights_reloaded_then_converted(tmp_path, monkeypatch, approach):
         assert summary["sparsity"] == pytest.approx(0.5, abs=0.02), summary
     accuracy = float(re.findall(r"fine-tuned val accuracy: ([0-9.]+)", run.stdout)[-1])
     assert accuracy > 0.4
-    # the whole int8 model was pickled by the script and loads back with the same accuracy
+    # the model the script holds was pickled whole and loads back with the same accuracy
     assert float(re.findall(r"reloaded val accuracy: ([0-9.]+)", run.stdout)[-1]) == accuracy

@@ -16,7 +16,7 @@ import pytest
 from neural_coder.api import rewrite_source
 from neural_coder.options import build_options
 from neural_coder.report import Status
-from tests.conftest import script_path
+from tests.conftest import run_cli, script_path
 from tests.e2e.runner import run_script
 
 pytestmark = pytest.mark.e2e
@@ -190,3 +190,33 @@ def test_cnn_eval_script_tunes_and_never_returns_a_model_below_the_goal(tmp_path
     else:
         assert_tuned(summary, CNN_EVAL_OPS["static"], absolute_loss=0.0)
         assert run.printed(TOP1) == pytest.approx(summary["final_metric"], abs=0.01)
+
+
+def test_a_validation_run_quantizes_only_the_model_it_loads(tmp_path):
+    """`run(model=...)` from a training script evaluates that model untouched; run from
+    the command line, it loads the weights and evaluates (and saves) the int8 model."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "shared_val_run.py"
+    script.write_text(script_path("shared_val_run.py").read_text())
+    result = run_cli("optimize", script, "--approach", "ptq-dynamic")
+    assert result.exit_code == 0 and "Transformed" in result.output, result.output
+    summary = run_script(script)[1]
+    assert summary["quantized_modules"] > 0, summary
+    check = (
+        "import __main__, torch\n"
+        "import shared_val_run as v\n"
+        "__main__.Scorer = v.Scorer  # the script saved its model from __main__\n"
+        "saved = torch.load('scorer_val.pt', weights_only=False)\n"
+        "assert any('quantized' in type(m).__module__ for m in saved.modules())\n"
+        "calls = []\n"
+        "fit = v.quantization.fit\n"
+        "v.quantization.fit = lambda *a, **k: calls.append(1) or fit(*a, **k)\n"
+        "v.run(model=v.Scorer())\n"
+        "assert calls == [], calls\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

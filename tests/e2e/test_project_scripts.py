@@ -25,6 +25,14 @@ CASES = [
     ),
     ("trainer_class_project", "main.py", "qat", {"trainer.py"}, "mlp.pt"),
     ("qa_trainer_project", "run_qa.py", "pruning", {"run_qa.py"}, None),
+    # the script in tools/ imports the project's package from the folder above
+    (
+        "scripts_layout",
+        "tools/train.py",
+        "pruning+qat",
+        {"tools/train.py", "lightnet/engine.py"},
+        "tools/lightnet.pt",
+    ),
 ]
 TARGET_SPARSITY = 0.5
 
@@ -70,3 +78,23 @@ def check_saved_weights(path, techniques: list[str]) -> None:
         weights = [t for k, t in state.items() if k.endswith("weight") and t.dim() >= 2]
         zeros = sum(int((w == 0).sum()) for w in weights)
         assert zeros / sum(w.numel() for w in weights) >= 0.8 * TARGET_SPARSITY
+
+
+def test_eval_script_of_a_project_is_quantized_after_loading_its_weights(tmp_path, monkeypatch):
+    """tools/evaluate.py imports a package whose modules hold training code it never
+    runs (train_one_epoch, calibrate_head): it is an eval script, quantized after the
+    checkpoint is loaded, and the module it saves is the int8 one."""
+    import torch
+
+    folder = tmp_path / "scripts_layout"
+    shutil.copytree(SAMPLES / "scripts_layout", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    run_script(folder / "tools" / "train.py", "--epochs", "1")
+    result = run_cli("optimize", folder / "tools" / "evaluate.py", "--approach", "ptq-dynamic")
+    assert result.exit_code == 0 and "Transformed" in result.output, result.output
+    assert "followed lightnet/data.py, lightnet/engine.py, lightnet/models.py" in result.output
+    assert {p.name for p in folder.rglob("*.bak")} == {"evaluate.py.bak"}
+    run_script(folder / "tools" / "evaluate.py")
+    monkeypatch.syspath_prepend(str(folder))  # the pickled module's class: lightnet.models
+    saved = torch.load(folder / "tools" / "lightnet_eval.pt", weights_only=False)
+    kinds = {type(m).__module__ for m in saved.modules()}
+    assert any("quantized" in kind for kind in kinds), kinds

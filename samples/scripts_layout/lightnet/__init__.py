@@ -1,0 +1,1 @@
+"""A small project package at the repository root; its scripts live in tools/."""

@@ -1,0 +1,25 @@
+import torch
+import torch.nn.functional as F
+
+
+def train_one_epoch(model, loader, optimizer, epoch: int) -> float:
+    model.train()
+    total = 0.0
+    for step, (x, y) in enumerate(loader):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return total / len(loader)
+
+
+@torch.no_grad()
+def evaluate(model, loader) -> float:
+    model.eval()
+    correct = seen = 0
+    for x, y in loader:
+        correct += (model(x).argmax(dim=1) == y).sum().item()
+        seen += y.numel()
+    return correct / seen

@@ -1,0 +1,39 @@
+"""Evaluate a trained checkpoint (eval only: nothing here trains)."""
+
+import sys
+from pathlib import Path
+
+import torch
+from neural_coder.runtime import quantization
+from neural_coder.runtime.config import AccuracyCriterion, PostTrainingQuantConfig, TuningCriterion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lightnet.data import synthetic_loaders  # noqa: E402
+from lightnet.engine import evaluate  # noqa: E402
+from lightnet.models import LightNet, calibrate_head  # noqa: E402, F401
+
+
+def main(weights: str = "lightnet.pt") -> None:
+    _, val_loader = synthetic_loaders()
+    model = LightNet()
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    quantized_model = quantization.fit(
+        model,
+        PostTrainingQuantConfig(
+            approach="dynamic",
+            accuracy_criterion=AccuracyCriterion(
+                criterion="relative", tolerable_loss=0.01
+            ),
+            tuning_criterion=TuningCriterion(max_trials=100),
+        ),
+        eval_func=lambda candidate: evaluate(candidate, val_loader),
+    )  # neural-coder
+    model = quantized_model if quantized_model is not None else model  # neural-coder
+    print(f"accuracy {evaluate(model, val_loader):.3f}")
+    torch.save(model, "lightnet_eval.pt")
+
+
+if __name__ == "__main__":
+    main()
