@@ -232,6 +232,11 @@ def _updated_by(index: Index, construction: cst.Call, scope: Scope) -> set[int]:
     for owner in _parameter_owners(index, params, scope, depth=0):
         ids |= _leaf_ids(index, owner, scope)
         ids |= _container_members(index, owner, scope)
+        # `encoder.linear.parameters()`: a part of `encoder` trains, so `encoder` is no
+        # frozen model (a captioning encoder whose head is trained with the decoder)
+        while isinstance(owner, cst.Attribute):
+            owner = owner.value
+            ids |= _leaf_ids(index, owner, scope)
     return ids
 
 

@@ -156,7 +156,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             if around is not None:
                 step_loop = around
         step_hops = list(hops)
-        outer = self.climb_to_loop(step_loop, step_scope, hops)
+        outer = self.climb_to_epoch_loop(step_loop, step_scope, hops)
         epoch_loop, entry_scope = outer if outer else (None, step_scope)
         entry_loop = epoch_loop or step_loop
 

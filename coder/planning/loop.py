@@ -13,7 +13,8 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.expressions import free_names
+from neural_coder.analysis.expressions import free_names, passes_function
+from neural_coder.analysis.final_model import weights_reloaded_after
 from neural_coder.analysis.index import Function, Scope, is_partial
 from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.wraps import (
@@ -190,7 +191,15 @@ class LoopPlanner(ClosureSteps, StagedPlanner):
             and self.options.recipe is None
         ):
             self._fit_schedule(loop, cm, fit_later)
-        self.insert(training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
+        end = weights_reloaded_after(self.index, bare, training, prepare_scope)
+        if end is not None:
+            # the best weights saved during training are loaded back: QAT converts (and
+            # pruning finishes) on them, and the fake-quant checkpoint still fits the model
+            self.plan.placed.append(
+                f"the model's weights are loaded again at line {self.src.line(end)}: "
+                "training ends after that"
+            )
+        self.insert(end or training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
         if "qat" in techniques:
             self._warn_reload_after_training(bare, prepare_scope, training)
 
@@ -445,6 +454,7 @@ class LoopPlanner(ClosureSteps, StagedPlanner):
                         path=self.src.path,
                         line=self.src.line(call),
                     )
+            self._refuse_handed_over(hop.function)
             self.plan.edits.append(AddParameter(hop.function.node, self.cm_name))
             for call in [hop.call, *same_loop]:
                 self.plan.edits.append(AddKeywordArgument(call, self.cm_name, caller_cm))
@@ -453,6 +463,28 @@ class LoopPlanner(ClosureSteps, StagedPlanner):
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
+
+    def _refuse_handed_over(self, fn: Function) -> None:
+        """`train_opt = torch.compile(train)` or `partial(train, ...)`: a library wraps the
+        function and its callers call it without the manager the hooks inside read."""
+        for call in self.index.calls:
+            if self.index.resolve_call(call) is not None or is_partial(call):
+                # a function of the file: its calls of the parameter are followed; a
+                # partial is judged where it is handed on
+                continue
+            for arg in call.args:
+                if passes_function(arg.value, fn.name) and (
+                    fn.cls is None or isinstance(arg.value, cst.Attribute | cst.Call)
+                ):
+                    raise AnalysisError(
+                        f"{fn.key}() runs the training step and is also handed to "
+                        f"{self.src.code(call.func)}() at line {self.src.line(call)}: what that "
+                        f"returns calls {fn.key}() without the compression manager its hooks need",
+                        path=self.src.path,
+                        line=self.src.line(call),
+                        hint=f"give the other run a step function of its own, or pass "
+                        f"{self.cm_name}= where it is called",
+                    )
 
     def _refuse_other_paths(
         self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]

@@ -450,6 +450,13 @@ class PostTrainingPlanner(BasePlanner):
         eval_func = None
         if use.has_eval_dataset and self.approach != "benchmark":
             eval_func = f"trainer_eval_func({trainer}, {metric!r})"
+            if use.eval_dataset_optional:
+                # a run without eval_dataset= converts once instead of failing in evaluate()
+                eval_func += f" if {trainer}.eval_dataset is not None else None"
+                self.plan.warnings.append(
+                    f"eval_dataset= of the {use.class_name} at line {self.src.line(use.call)} "
+                    "may be None: such a run is quantized once, without accuracy tuning"
+                )
             self.plan.edits.append(AddImport(self.modules["transformers"], "trainer_eval_func"))
             if len(keys) > 1:
                 self.plan.warnings.append(
@@ -481,6 +488,11 @@ class PostTrainingPlanner(BasePlanner):
         return use.statement, "after"
 
     def _trainer_loader(self, use: TrainerUse) -> str:
+        if use.has_eval_dataset and use.eval_dataset_optional and use.has_train_dataset:
+            return (
+                f"{use.target}.get_eval_dataloader() if {use.target}.eval_dataset is not None "
+                f"else {use.target}.get_train_dataloader()"
+            )
         if use.has_eval_dataset:
             return f"{use.target}.get_eval_dataloader()"
         if use.has_train_dataset:
@@ -501,6 +513,10 @@ class PostTrainingPlanner(BasePlanner):
             key = f"eval_{branch[0]}"
             if key not in keys:
                 keys.append(key)
+        if keys and use.metric_returns_unread:
+            # another branch returns keys the script builds at run time (`--return_entity_level_metrics`):
+            # eval_loss, which evaluate() always holds, is the fallback the runtime can pick
+            keys.append("eval_loss")
         if keys:
             return keys, higher_is_better(keys[0])
         if use.has_compute_metrics:

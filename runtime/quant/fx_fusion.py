@@ -33,6 +33,25 @@ class _FxContractError(RuntimeError):
     """FX preparation broke the parameter / name contract; use the eager path."""
 
 
+def _branches_on_training(model: nn.Module) -> str | None:
+    """The first module FX would trace through (not one of torch's leaf modules) whose
+    forward reads `self.training`: traced in train mode for QAT, FX would keep only the
+    training branch, and the int8 model would run it in eval too."""
+    import inspect
+
+    for name, module in model.named_modules():
+        cls = type(module)
+        if cls.__module__.startswith("torch."):
+            continue
+        try:
+            source = inspect.getsource(cls.forward)
+        except (OSError, TypeError):
+            continue
+        if "self.training" in source:
+            return name or cls.__name__
+    return None
+
+
 @contextlib.contextmanager
 def _hidden_from_fusion(modules: list[nn.Module]) -> Iterator[None]:
     """Swap the class of float-kept fusable modules for an alias FX patterns do not match."""

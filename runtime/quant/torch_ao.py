@@ -75,7 +75,13 @@ from .backend import (
     TensorScheme,
 )
 from .embeddings import _embedding_qconfigs, _quantize_embeddings
-from .fx_fusion import _fold_batch_norms, _FxContractError, _hidden_from_fusion, _is_quantized
+from .fx_fusion import (
+    _branches_on_training,
+    _fold_batch_norms,
+    _FxContractError,
+    _hidden_from_fusion,
+    _is_quantized,
+)
 from .module_tree import (
     USER_CLASS,
     _copy,
@@ -316,6 +322,9 @@ class TorchAOBackend:
         from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
 
         is_qat = spec.approach == QAT
+        if is_qat and (branching := _branches_on_training(model)) is not None:
+            # a detector returning its loss dict in training: eager QAT keeps both branches
+            raise _FxContractError(f"the forward of {branching} branches on self.training")
         mapping, kept_float = _qconfig_mapping(model, spec, self.engine, reduce_range)
         example = spec.example_inputs if spec.example_inputs is not None else ()
         with _quiet(), _hidden_from_fusion(kept_float), _hooks_suspended(model):
