@@ -40,28 +40,33 @@ import copy
 import logging
 import os
 import re
-import statistics
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from . import cpu
+from .batches import call_model, forward_inputs, model_device, to_device
+from .bf16 import (
+    _BF16_CLASSES,
+    BF16Conv1d,
+    BF16Conv2d,
+    BF16Conv3d,
+    BF16Linear,
+    Measurement,
+    _to_bf16_in_place,
+    convert,
+    measure_seconds,
+    time_model,
+    time_module,
+)
 from .config import ConfigValueError, MixedPrecisionConfig
 from .model import Model
-from .quantization import (
-    call_model,
-    evaluation_from,
-    fit_arguments,
-    forward_inputs,
-    metric_value,
-    model_device,
-    to_device,
-)
+from .progress import Progress
+from .quantization import evaluation_from, fit_arguments, metric_value
 from .summary import report, state_dict_size
-from .tuning import Op, Progress, TuneConfig, criterion_for, tune
+from .tuning import Op, TuneConfig, criterion_for, tune
 
 __all__ = [
     "BF16Conv1d",
@@ -82,91 +87,6 @@ log = logging.getLogger(__name__)
 GAIN_THRESHOLD = 0.9
 #: the whole converted model must take at most this fraction of the fp32 model's time
 MODEL_THRESHOLD = 0.97
-
-
-class _BF16Forward:
-    """Mixin: run the module in bf16 on a bf16 copy of the input, return the input's dtype."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - torch's name
-        dtype = input.dtype
-        out = super().forward(input.to(torch.bfloat16))  # type: ignore[misc]
-        return out.to(dtype) if dtype.is_floating_point else out
-
-
-class BF16Linear(_BF16Forward, nn.Linear):
-    """An `nn.Linear` with bf16 weights (same state-dict keys)."""
-
-
-class BF16Conv1d(_BF16Forward, nn.Conv1d):
-    """An `nn.Conv1d` with bf16 weights (same state-dict keys)."""
-
-
-class BF16Conv2d(_BF16Forward, nn.Conv2d):
-    """An `nn.Conv2d` with bf16 weights (same state-dict keys)."""
-
-
-class BF16Conv3d(_BF16Forward, nn.Conv3d):
-    """An `nn.Conv3d` with bf16 weights (same state-dict keys)."""
-
-
-_BF16_CLASSES: dict[type[nn.Module], type[nn.Module]] = {
-    nn.Linear: BF16Linear,
-    nn.Conv1d: BF16Conv1d,
-    nn.Conv2d: BF16Conv2d,
-    nn.Conv3d: BF16Conv3d,
-}
-
-
-def _to_bf16_in_place(module: nn.Module) -> None:
-    module.__class__ = _BF16_CLASSES[type(module)]
-    module.to(torch.bfloat16)
-
-
-def convert(model: nn.Module, names: Iterable[str]) -> nn.Module:
-    """A copy of `model` whose modules at `names` compute in bf16 (fp32 in and out)."""
-    converted = copy.deepcopy(model)
-    for name in names:
-        _to_bf16_in_place(converted.get_submodule(name))
-    return converted
-
-
-# -- timing ------------------------------------------------------------------------------
-def measure_seconds(fn: Callable[[], Any], min_time: float = 0.03, max_runs: int = 50) -> float:
-    """Median wall time of `fn()` (after 2 warm-up calls), at least 5 runs."""
-    with torch.no_grad():
-        fn()
-        fn()
-        times: list[float] = []
-        total = 0.0
-        while len(times) < max_runs and (len(times) < 5 or total < min_time):
-            start = time.perf_counter()
-            fn()
-            elapsed = time.perf_counter() - start
-            times.append(elapsed)
-            total += elapsed
-    return statistics.median(times)
-
-
-class Measurement:
-    """fp32 vs bf16 time of one module (or the whole model, name '')."""
-
-    def __init__(self, name: str, fp32_s: float, bf16_s: float) -> None:
-        self.name = name
-        self.fp32_s = fp32_s
-        self.bf16_s = bf16_s
-
-    @property
-    def ratio(self) -> float:
-        """bf16 time / fp32 time (< 1: bf16 is faster)."""
-        return self.bf16_s / self.fp32_s if self.fp32_s > 0 else float("inf")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "fp32_ms": round(self.fp32_s * 1e3, 4),
-            "bf16_ms": round(self.bf16_s * 1e3, 4),
-            "ratio": round(self.ratio, 3),
-        }
 
 
 def _capture_module_inputs(
@@ -205,16 +125,6 @@ def _measure_modules(model: nn.Module, names: Sequence[str], inputs: Any) -> dic
             _to_bf16_in_place(bf16)
             results[name] = Measurement(name, time_module(module, x), time_module(bf16, x))
     return results
-
-
-def time_module(module: nn.Module, x: torch.Tensor) -> float:
-    """Seconds per call of `module(x)` (tests replace it to make timing deterministic)."""
-    return measure_seconds(lambda: module(x))
-
-
-def time_model(model: nn.Module, inputs: Any) -> float:
-    """Seconds per call of the model on `inputs` (tests replace it)."""
-    return measure_seconds(lambda: call_model(model, inputs))
 
 
 def _measure_model(fp32: nn.Module, converted: nn.Module, inputs: Any) -> Measurement:
@@ -356,6 +266,7 @@ def fit(
     eval_func: Callable[[nn.Module], Any] | None = None,
     eval_dataloader: Any = None,
     eval_metric: Any = None,
+    calib_dataloader: Any = None,
     **kwargs: Any,
 ) -> Model | None:
     """Convert the modules of `model` that run faster in bf16 (INC 2.x `mix_precision.fit`).
@@ -363,6 +274,10 @@ def fit(
     Returns a `Model` wrapping the converted copy, or None (with a log line saying
     why) when this CPU has no native bf16, bf16 measured no gain, or no converted
     config met the accuracy goal. `model` itself is not modified.
+
+    `calib_dataloader` is not INC's (its **kwargs ignore it, and INC converts without
+    measuring): a loader whose first batch measures the speed-up when neither
+    `example_inputs` nor an evaluation gives one.
     """
     model, conf = fit_arguments(
         "mix_precision.fit", "converts", model, conf, MixedPrecisionConfig, kwargs
@@ -408,7 +323,9 @@ def fit(
         ),
     }
 
-    inputs = _example_inputs(conf, eval_dataloader, model)
+    inputs = _example_inputs(
+        conf, eval_dataloader if eval_dataloader is not None else calib_dataloader, model
+    )
     if inputs is None and recorder is not None:
         inputs = recorder.inputs()
     inputs = to_device(inputs, device)
@@ -444,7 +361,7 @@ def _convert_and_tune(
                 model,
                 size_before,
                 "no batch to measure the bf16 speed on: pass MixedPrecisionConfig(example_inputs=...), "
-                "an eval_dataloader, or an eval_func that runs the model",
+                "an eval_dataloader, a calib_dataloader, or an eval_func that runs the model",
                 extra,
             )
             return None

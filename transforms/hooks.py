@@ -1,16 +1,15 @@
 """Apply a plan's edits to a module in one libcst pass.
 
 Every inserted statement carries the `# neural-coder` marker, so that a second
-run recognises its own code and `revert` could remove it. Imports go through
-libcst's `AddImportsVisitor`, which adds each one once, in the import block.
+run recognises its own code and `revert` could remove it. Imports are added once each,
+in the import block (imports.py).
 """
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import libcst as cst
 
@@ -24,16 +23,8 @@ from .edits import (
     ReplaceExpression,
     target_of,
 )
-from .lazy import lazy_module
+from .imports import add_imports
 from .snippets import MARKER, WRAPPED_MARKER, format_code, is_one_line_canonical
-
-# libcst.codemod imports libcst.matchers (as long to import as libcst): only when imports are added
-if TYPE_CHECKING:
-    from libcst import codemod
-    from libcst.codemod import visitors
-else:
-    codemod = lazy_module("libcst.codemod")
-    visitors = lazy_module("libcst.codemod.visitors")
 
 _TIGHT_EQUAL = cst.AssignEqual(
     whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
@@ -286,52 +277,6 @@ def _comma_last(items: Sequence[cst.Param] | Sequence[cst.Arg]) -> list:  # type
     return out
 
 
-@functools.cache
-def _add_imports_visitor() -> type[cst.CSTTransformer]:
-    """The visitor class below, made on first use (libcst.codemod is slow to import)."""
-    from libcst.codemod.visitors._add_imports import _GatherTopImportsBeforeStatements
-
-    class _AddImports(visitors.AddImportsVisitor):
-        """libcst's `AddImportsVisitor`, which reads and changes only the module's top-level
-        import lines, walking those lines alone (its own walk of every node with its matcher
-        machinery costs half a libcst round trip of the file)."""
-
-        def visit_Module(self, node: cst.Module) -> None:
-            # AddImportsVisitor.visit_Module, with the gatherer's work (all in its leave_Module,
-            # from the module's body) done without walking the module first
-            gatherer = _GatherTopImportsBeforeStatements(self.context)
-            gatherer.leave_Module(node)
-            self.all_imports = gatherer.all_imports
-            self.module_imports = self.module_imports - gatherer.module_imports
-            for module, alias in gatherer.module_aliases.items():
-                if module in self.module_aliases and self.module_aliases[module] == alias:
-                    del self.module_aliases[module]
-            for module, aliases in gatherer.alias_mapping.items():
-                for obj, alias in aliases:
-                    if module in self.alias_mapping and (obj, alias) in self.alias_mapping[module]:
-                        self.alias_mapping[module].remove((obj, alias))
-                        if len(self.alias_mapping[module]) == 0:
-                            del self.alias_mapping[module]
-            for module, imports in gatherer.object_mapping.items():
-                if module not in self.module_mapping:
-                    continue
-                elif "*" in imports:
-                    del self.module_mapping[module]
-                else:
-                    self.module_mapping[module] = self.module_mapping[module] - imports
-                    if not self.module_mapping[module]:
-                        del self.module_mapping[module]
-
-        def on_visit(self, node: cst.CSTNode) -> bool:
-            if isinstance(node, cst.Module | cst.SimpleStatementLine):
-                return super().on_visit(node)
-            if isinstance(node, cst.ImportFrom):
-                super().on_visit(node)  # leave_ImportFrom reads the node, not its children
-            return False
-
-    return _AddImports
-
-
 def on_path_of(
     edits: Iterable[Edit], parents: Mapping[cst.CSTNode, cst.CSTNode]
 ) -> set[cst.CSTNode]:
@@ -360,37 +305,5 @@ def apply_edits(
     if transformer.pending:
         raise ValueError(f"{transformer.pending} edit(s) found no place in the file")
     if transformer.imports:
-        context = codemod.CodemodContext()
-        for imp in transformer.imports:
-            if imp.name is None:
-                visitors.AddImportsVisitor.add_needed_import(context, imp.module)
-            else:
-                visitors.AddImportsVisitor.add_needed_import(context, imp.module, imp.name)
-        result = add_imports(result, context)
+        result = add_imports(result, [(imp.module, imp.name) for imp in transformer.imports])
     return result
-
-
-def add_imports(module: cst.Module, context: codemod.CodemodContext) -> cst.Module:
-    """What `AddImportsVisitor(context)` does to the module, run on its head alone: the
-    statements up to the end of its first import block and the one after it (all that
-    visitor reads or changes), not the whole file."""
-    from libcst.codemod.visitors._add_imports import _skip_first
-
-    start = 1 if _skip_first(module) else 0
-    end = start
-    while end < len(module.body) and _is_import_line(module.body[end]):
-        end += 1
-    head = module.with_changes(body=module.body[: end + 1])
-    done = list(head.visit(_add_imports_visitor()(context)).body)
-    if start < end < len(module.body) and done[-1] is not module.body[end]:
-        # libcst puts a blank line above the code after the imports; a script whose import
-        # block had none keeps its layout (and revert can give it back byte for byte)
-        if not module.body[end].leading_lines:
-            done[-1] = done[-1].with_changes(leading_lines=[])
-    return module.with_changes(body=(*done, *module.body[end + 1 :]))
-
-
-def _is_import_line(statement: cst.BaseStatement) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and all(
-        isinstance(s, cst.Import | cst.ImportFrom) for s in statement.body[:1]
-    )

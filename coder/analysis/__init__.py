@@ -12,6 +12,7 @@ from neural_coder.errors import AnalysisError
 from . import kinds, wraps
 from .index import Assignment, Index, build_index, iter_returns
 from .lightning import LightningUse, find_lightning
+from .model_calls import TRAINS_NO_MODEL
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
@@ -145,7 +146,9 @@ def analyze(source: Source) -> Facts:
             try:
                 loops.append(analysis.analyze(call))
             except AnalysisError as error:
-                if not error.message.startswith((NOT_IN_A_LOOP, NO_OPTIMIZER_STEP)):
+                if not error.message.startswith(
+                    (NOT_IN_A_LOOP, NO_OPTIMIZER_STEP, TRAINS_NO_MODEL)
+                ):
                     raise
                 outside.append(error)
     except AnalysisError as error:
@@ -169,7 +172,9 @@ def analyze(source: Source) -> Facts:
         facts.loop_error = error
         return facts
     facts.loop.notes += [
-        f"line {e.line}: a backward pass "
+        f"line {e.line}: {e.message}: it gets no hooks"
+        if e.message.startswith(TRAINS_NO_MODEL)
+        else f"line {e.line}: a backward pass "
         + (
             "outside any loop"
             if e.message.startswith(NOT_IN_A_LOOP)
@@ -223,6 +228,8 @@ def _constructions(index: Index) -> list[Found]:
                 if leaf not in src.positions:
                     continue
                 kind = _kind(index, leaf)
+                if kind is not None and kind[0] == "model" and kinds.names_a_criterion(a.target):
+                    break  # `criterion_kd = Similarity()`: a loss module, not a model
                 if kind is not None:
                     found = Found(kind[0], kind[1], src.line(a.statement), a.target, a.statement)
                     by_leaf.setdefault(id(leaf), []).append((found, _returned(index, a)))

@@ -28,6 +28,37 @@ class CallClimbing:
                 return ancestor
         return None
 
+    def climb_to_epoch_loop(
+        self, step_loop: Loop, scope: Scope, hops: list[Hop]
+    ) -> tuple[Loop, Scope] | None:
+        """The loop around the step loop, passing over a loop of phases
+        (`for phase in ["train", "val"]:` inside `for epoch in ...:`, the transfer
+        learning tutorial's layout): the epoch loop is the one around the phases."""
+        outer = self.climb_to_loop(step_loop, scope, hops)
+        if outer is None or not self.is_phase_loop(*outer):
+            return outer
+        further_hops = list(hops)
+        further = self.climb_to_loop(outer[0], outer[1], further_hops)
+        if further is None:
+            return outer
+        hops[:] = further_hops
+        return further
+
+    def is_phase_loop(self, loop: Loop, scope: Scope) -> bool:
+        """`for phase in ["train", "val"]` (or over a name bound to such a list): a loop
+        over a few string constants, not over epochs."""
+        if not isinstance(loop, cst.For):
+            return False
+        values = [loop.iter]
+        if isinstance(loop.iter, cst.Name):
+            values = [a.value for a in self.index.assignments_in(loop.iter.value, scope)]
+        return bool(values) and all(
+            isinstance(v, cst.List | cst.Tuple | cst.Set)
+            and bool(v.elements)
+            and all(isinstance(e.value, cst.SimpleString) for e in v.elements)
+            for v in values
+        )
+
     def climb_to_loop(
         self, node: cst.CSTNode, scope: Scope, hops: list[Hop]
     ) -> tuple[Loop, Scope] | None:
@@ -133,6 +164,8 @@ class CallClimbing:
                 if isinstance(arg, cst.Name | cst.Attribute | cst.Call)
                 else f"({arg_text})"
             )
+        if self.index.assignments_in(name, fn.node):
+            return None  # the callee's own local (`model_s = module_list[0]`), not the caller's
         # A builtin, or a name the function reads from an enclosing (module) scope.
         visible = name in BUILTIN_NAMES or self._visible_from(name, caller_scope)
         return name if visible else None

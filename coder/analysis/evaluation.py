@@ -98,7 +98,22 @@ def is_evaluation(index: Index, fn: Function, model_param: str) -> bool:
     `model.parameters()`, returns a number too, but is no evaluation."""
     if fn.name.lstrip("_").startswith(NOT_METRIC_PREFIXES):
         return False
+    if returns_the_model(fn, model_param):
+        return False
     return runs_model(index, fn, model_param) and not trains(index, fn)
+
+
+def returns_the_model(fn: Function, model_param: str) -> bool:
+    """Every return hands the model back (`return model`, `return model.module`): an
+    unwrap or set-up helper such as `unwrap_model(model)`, which measures nothing."""
+    values = [r.value for r in iter_returns(fn.node) if r.value is not None]
+    return bool(values) and all(_root_name(v) == model_param for v in values)
+
+
+def _root_name(expr: cst.BaseExpression) -> str | None:
+    while isinstance(expr, cst.Attribute):
+        expr = expr.value
+    return expr.value if isinstance(expr, cst.Name) else None
 
 
 def runs_model(index: Index, fn: Function, model_param: str, depth: int = 0) -> bool:

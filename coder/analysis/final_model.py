@@ -242,6 +242,23 @@ def _reloads(index: Index, statement: cst.CSTNode, name: str, scope: Scope) -> b
     return False
 
 
+def weights_reloaded_after(
+    index: Index, model: str, training: cst.BaseStatement, scope: Scope
+) -> cst.BaseStatement | None:
+    """The last statement after `training`, in its block, that loads weights into `model`
+    in place (`model.load_state_dict(torch.load(best))`): the best checkpoint saved
+    during training, brought back before the model is used. A re-binding (`model =
+    torch.load(f)`) is a new object, not counted."""
+    reload = last_reload(index, FinalModel(model, training, "after", scope))
+    if reload is None or any(
+        index.source.code(t.target) == model
+        for assign in m.findall(reload, m.Assign())
+        for t in assign.targets  # type: ignore[attr-defined]
+    ):
+        return None
+    return reload
+
+
 @dataclass
 class CallerBuilt:
     """A model that a function receives as a parameter, seen where a caller builds it."""

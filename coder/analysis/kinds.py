@@ -27,6 +27,13 @@ MODEL_FACTORIES = frozenset({"timm.create_model", "torch.hub.load"})
 NN_CONTAINERS = frozenset({"ModuleList", "ModuleDict"})
 # a module that computes a loss (`DistillKL(T)`, `LabelSmoothingLoss()`), by its name
 CRITERION_NAME = re.compile(r"(loss|criterion|kl|divergence)$", re.IGNORECASE)
+# a variable that holds a loss module: `criterion_kd`, `loss_fn`, `dino_loss`, `kd_crit`
+CRITERION_VARIABLE = re.compile(r"criterion|(^|_)(crit|loss|losses)(_|$)|_loss$|^loss_?(fn|func)$")
+# a variable that holds a model: `model`, `net`, `student`, `model_s`, `model_without_ddp`
+MODEL_VARIABLE = re.compile(r"(^|_)(model|net|network|student|module|encoder|backbone)($|_)|model$")
+NOT_A_MODEL_SUFFIX = re.compile(
+    r"_(fn|func|function|list|dict|path|dir|name|names|cfg|config|args|type|class|id|kwargs)$"
+)
 MODEL_BASES = ("torch.nn.Module", "torch.nn.modules.module.Module")
 # `X.from_pretrained(...)` builds one of these, not a module, when X's name says so
 NOT_MODULE_WORDS = (
@@ -77,6 +84,8 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
             return None
         return f"{last}()" if is_model_class(index, index.classes[last]) else None
     if (imported := index.imported_class(name, leaf)) is not None:  # a class of another file
+        if CRITERION_NAME.search(last):
+            return None
         return f"{last}()" if is_model_class(index, imported) else None
     if last in {"from_pretrained", "from_config"}:
         owner = name.rsplit(".", 2)[-2] if "." in name else ""
@@ -90,6 +99,20 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
     if name in {"torch.load"} and _loads_module(index, leaf):  # type: ignore[arg-type]
         return "torch.load (a pickled model)"
     return None
+
+
+def names_a_model(text: str) -> bool:
+    """`model`, `net`, `student`, `model_s`, `model_without_ddp`, `self.model`; not
+    `model_fn`, `model_path`, `module_list`, `model_cfg`."""
+    last = text.split(".")[-1].lower()
+    return bool(MODEL_VARIABLE.search(last)) and not NOT_A_MODEL_SUFFIX.search(last)
+
+
+def names_a_criterion(text: str) -> bool:
+    """`criterion`, `criterion_kd`, `dino_loss`, `loss_fn`, `criterion_list[0]`: a name
+    that says it holds a loss, not a model."""
+    last = re.split(r"[.\[]", text.rstrip("]"))[0] if "[" in text else text.split(".")[-1]
+    return bool(CRITERION_VARIABLE.search(last.lower()))
 
 
 def _is_lightning_module(name: str) -> bool:

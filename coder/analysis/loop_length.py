@@ -127,6 +127,16 @@ class LoopLength:
             if name in {"range", "trange"}:
                 return iterable
             positional = [a.value for a in iterable.args if a.keyword is None and not a.star]
+            if name == "zip":
+                # `zip(loader, range(start_iter, max_iter))`: the range bounds the run (the
+                # loader may be endless, detectron2's has no len())
+                bounded = [
+                    a
+                    for a in positional
+                    if isinstance(a, cst.Call) and src.code(a.func) in {"range", "trange"}
+                ]
+                if bounded:
+                    return bounded[0]
             if name in WRAPPING_ITERATORS or any(self._is_loader(a, loop) for a in positional):
                 if not positional:
                     return None

@@ -57,6 +57,10 @@ class TrainingLoop:
     # a frozen model the script already runs next to the trained one (teacher-student)
     teacher_in_entry: str | None = None
     teacher_output: str | None = None  # its output, in the backward scope
+    # `module_list[0]`: the loop takes the model out of a container the caller fills
+    model_item: str | None = None
+    # why the script's own frozen model is not the distillation teacher (its inputs differ)
+    teacher_unpaired: str | None = None
     # `loss = self._loss_step(batch)`: the function that calls the model (for messages)
     model_called_in: str | None = None
     # timm's `loss_scaler(loss, optimizer, ...)` runs the backward and the optimizer step:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from neural_coder.errors import AnalysisError
@@ -11,10 +13,13 @@ from . import kinds
 from .expressions import is_dotted_name, names_in
 from .index import Index, Scope
 from .loop_types import Hop
-from .roles import all_optimized_leaves, split_roles
+from .roles import all_optimized_leaves, split_roles, trains_no_model
 from .source import Source
 
 MARKER_MODEL = "neural-coder: model"
+TRAINS_NO_MODEL = "the loop trains auxiliary modules only"
+# the element of a returned tuple that holds the prediction (`feat_s, logit_s = ...`)
+OUTPUT_NAME = re.compile(r"logit|out|pred|score")
 
 
 class ModelCalls:
@@ -45,7 +50,7 @@ class ModelCalls:
             seen: set[str] = set()
             pending = [loss_statement]
             while pending and len(seen) < 64:
-                statement = pending.pop()
+                statement = pending.pop(0)  # nearest first: the cap must not cut them off
                 # where a callee comes from (`model = load_model(args)`) is not what the loss is computed from
                 callees = {src.code(c.func) for c in m.findall(statement, m.Call())}  # type: ignore[union-attr]
                 # in the order written: with the cap on `seen`, a set's order made the outcome
@@ -90,6 +95,13 @@ class ModelCalls:
                 return method, None, receivers.pop(), method.func.attr.value  # type: ignore[attr-defined]
         callees = {src.code(c.func) for c in models}
         self.teacher_calls = []
+        if trains_no_model(self.index, models, scope, optimizer):
+            raise AnalysisError(
+                f"{TRAINS_NO_MODEL}: {optimizer} updates none of the models it calls "
+                f"({', '.join(sorted(callees))}, each frozen)",
+                path=src.path,
+                line=src.line(backward),
+            )
         if len(callees) > 1:
             marked = [c for c in models if self._has_marker(c)]
             roles = split_roles(self.index, models, scope, optimizer)
@@ -132,14 +144,25 @@ class ModelCalls:
         return found.pop() if len(found) == 1 else None
 
     def _output_name(self, call: cst.Call) -> str | None:
-        """`out` of `out = model(x)` (or of `out, aux = model(x)`)."""
+        """`out` of `out = model(x)` (or of `out, aux = model(x)`; `logit_s` of
+        `feat_s, logit_s = model_s(x, is_feat=True)`)."""
         statement = self.source.statement_of(call)
         if isinstance(statement, cst.SimpleStatementLine):
             small = statement.body[0]
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is call:
                 target = small.targets[0].target
                 if isinstance(target, cst.Tuple | cst.List) and target.elements:
-                    target = target.elements[0].value  # `logits, aux = model(x)`: the logits
+                    names = [e.value for e in target.elements]
+                    # the element named as the model's prediction, else the first
+                    # (`logits, aux = model(x)`)
+                    target = next(
+                        (
+                            n
+                            for n in names
+                            if isinstance(n, cst.Name) and OUTPUT_NAME.search(n.value.lower())
+                        ),
+                        names[0],
+                    )
                 if isinstance(target, cst.Name):
                     return target.value
         return None
@@ -198,6 +221,7 @@ class ModelCalls:
         if (
             qualified.startswith(("torch.", "F."))
             or qualified.split(".")[-1] in kinds.OPTIMIZER_NAMES
+            or kinds.names_a_criterion(self.source.code(func))
         ):
             return False
         for leaf, _ in self.index.values_of(func, scope):
@@ -209,8 +233,7 @@ class ModelCalls:
             self._optimized = all_optimized_leaves(self.index)
         if any(id(leaf) in self._optimized for leaf, _ in self.index.values_of(func, scope)):
             return True  # an optimizer updates its parameters (a class from another module)
-        text = self.source.code(func).split(".")[-1].lower()
-        return text in {"model", "net", "network", "student", "module"} or text.endswith("model")
+        return kinds.names_a_model(self.source.code(func))
 
     def _model_origin(self, callee: str, scope: Scope) -> tuple[str | None, int | None]:
         if not callee:

@@ -38,11 +38,23 @@ class TrainerUse:
     has_compute_metrics: bool
     has_eval_dataset: bool
     has_train_dataset: bool
+    # `eval_dataset=ds if args.do_eval else None`: the run may have none to evaluate on
+    eval_dataset_optional: bool = False
+    # a return of compute_metrics whose keys cannot be read (`return final_results`)
+    metric_returns_unread: bool = False
     train_calls: list[cst.Call] = field(default_factory=list)
     eval_calls: list[cst.Call] = field(default_factory=list)  # evaluate() / predict()
     guessed: str | None = None  # why a class of unknown origin is taken for a Trainer
     # the keys of each dict compute_metrics returns, one list per return (branches differ)
     metric_branches: list[list[str]] = field(default_factory=list)
+
+
+def _may_be_none(arg: cst.Arg | None) -> bool:
+    """`eval_dataset=x if cond else None` (either branch None)."""
+    value = arg.value if arg is not None else None
+    if not isinstance(value, cst.IfExp):
+        return False
+    return any(isinstance(b, cst.Name) and b.value == "None" for b in (value.body, value.orelse))
 
 
 def is_trainer_class(
@@ -157,8 +169,10 @@ def find_trainers(index: Index) -> list[TrainerUse]:
                 accepts_callbacks=_accepts_callbacks(index, name, call),
                 metric_keys=next(iter(_metric_branches(index, args.get("compute_metrics"))), None),
                 metric_branches=_metric_branches(index, args.get("compute_metrics")),
+                metric_returns_unread=_metric_returns_unread(index, args.get("compute_metrics")),
                 has_compute_metrics="compute_metrics" in args,
                 has_eval_dataset="eval_dataset" in args,
+                eval_dataset_optional=_may_be_none(args.get("eval_dataset")),
                 has_train_dataset="train_dataset" in args,
                 guessed=guessed,
             )
@@ -227,6 +241,21 @@ def _accepts_callbacks(index: Index, name: str, at: cst.CSTNode | None = None) -
             names = {p.name.value for p in (*params.params, *params.kwonly_params)}
             return "callbacks" in names or params.star_kwarg is not None
     return all(_accepts_callbacks(index, index.source.code(b.value), b.value) for b in cls.bases)
+
+
+def _metric_returns_unread(index: Index, arg: cst.Arg | None) -> bool:
+    """Some return of the file's `compute_metrics` is no dict whose keys can be read
+    (`return final_results`, built key by key on one branch)."""
+    if arg is None or not isinstance(arg.value, cst.Name):
+        return False
+    function = next(
+        (fn for fn in index.functions.values() if fn.name == arg.value.value and fn.cls is None),
+        None,
+    )
+    if function is None:
+        return False
+    returns = [r.value for r in iter_returns(function.node) if r.value is not None]
+    return len(_metric_branches(index, arg)) < len(returns)
 
 
 def _metric_branches(index: Index, arg: cst.Arg | None) -> list[list[str]]:

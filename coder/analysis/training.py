@@ -16,6 +16,7 @@ from neural_coder.transforms import match as m
 
 from . import kinds, steps
 from .climbing import CallClimbing
+from .container_items import item_index, member_at
 from .expressions import Loop, loop_index, loop_var, names_in, passes_function
 from .index import Index, Scope
 from .loop_length import LoopLength
@@ -155,7 +156,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             if around is not None:
                 step_loop = around
         step_hops = list(hops)
-        outer = self.climb_to_loop(step_loop, step_scope, hops)
+        outer = self.climb_to_epoch_loop(step_loop, step_scope, hops)
         epoch_loop, entry_scope = outer if outer else (None, step_scope)
         entry_loop = epoch_loop or step_loop
 
@@ -166,7 +167,13 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         model_in_entry = self.map_up(model_callee, hops) if model_callee else None
         if model_in_entry is None and model_callee is None and hops:
             model_in_entry = self._model_from_caller(loss_name, hops)
+        model_item = None
+        if model_in_entry is None and model_callee is not None:
+            model_item = self._item_of_a_container(model_callee, scope, hops, entry_scope)
+            if model_item is not None:
+                model_in_entry = model_item[1]
         if model_in_entry is None:
+            self._refuse_an_item_of_a_container(model_callee, scope, hops)
             raise AnalysisError(
                 "cannot tell which model the loop trains",
                 path=src.path,
@@ -204,17 +211,108 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         if epoch_loop is not None:
             loop.epochs = self._iterations(epoch_loop)
         loop.model_method = model_method
+        loop.model_item = model_item[0] if model_item is not None else None
         loop.model_called_in = self.model_called_in if model_call is None else None
         if self.teacher_calls:
             teacher = self.teacher_calls[0]
-            loop.teacher_in_entry = self.map_up(src.code(teacher.func), hops)
-            outputs = {self._output_name(c) for c in self.teacher_calls}
-            loop.teacher_output = outputs.pop() if len(outputs) == 1 else None
             loop.notes.append(
                 f"line {src.line(teacher)}: {src.code(teacher.func)} is a frozen model "
                 f"(a teacher): {model_callee} is the model the optimizer trains"
             )
+            follows = self._moving_average_of(model_callee or "", scope)
+            if follows is not None:
+                loop.notes.append(
+                    f"line {follows}: a copy follows {model_callee} as a moving average of "
+                    f"its weights: only {model_callee} is compressed, not that copy, which the "
+                    "script may also save"
+                )
+            teacher_inputs = {self._positional_inputs(c) for c in self.teacher_calls}
+            student_inputs = self._positional_inputs(model_call) if model_call else None
+            if student_inputs is not None and teacher_inputs != {student_inputs}:
+                # DINO's EMA teacher sees the global views only: its outputs do not pair
+                # with the student's, so a distillation loss cannot compare them
+                loop.teacher_unpaired = (
+                    f"{src.code(teacher.func)} at line {src.line(teacher)} is given "
+                    f"{' / '.join(sorted(teacher_inputs))}, the student {student_inputs}: "
+                    "its outputs do not pair with the student's"
+                )
+            else:
+                callee = src.code(teacher.func)
+                loop.teacher_in_entry = self.map_up(callee, hops)
+                if loop.teacher_in_entry is None:
+                    item = self._item_of_a_container(callee, scope, hops, entry_scope)
+                    loop.teacher_in_entry = item[1] if item is not None else None
+                outputs = {self._output_name(c) for c in self.teacher_calls}
+                loop.teacher_output = outputs.pop() if len(outputs) == 1 else None
         return loop
+
+    def _item_of_a_container(
+        self, name: str, scope: Scope, hops: list[Hop], entry_scope: Scope
+    ) -> tuple[str, str] | None:
+        """(`module_list[0]`, `model_s`) when `name = module_list[0]` in `scope` and the
+        caller that starts training fills `module_list` with `model_s` first."""
+        if not hops:
+            return None
+        for a in self.index.assignments_in(name, scope):
+            position = item_index(a.value)
+            if position is None:
+                continue
+            container = self.map_up(self.source.code(a.value.value), hops)  # type: ignore[attr-defined]
+            if container is None:
+                continue
+            before = self.source.line(hops[-1].call)
+            member = member_at(self.index, container, entry_scope, position, before)
+            if member is not None:
+                return self.source.code(a.value), member
+        return None
+
+    def _refuse_an_item_of_a_container(
+        self, model: str | None, scope: Scope, hops: list[Hop]
+    ) -> None:
+        """`model_s = module_list[0]` inside the training function: the model is an item
+        of a container the caller fills, which the tool does not follow."""
+        if model is None:
+            return
+        src = self.source
+        for a in self.index.assignments_in(model, scope):
+            if not isinstance(a.value, cst.Subscript):
+                continue
+            container = src.code(a.value.value)
+            where = self.map_up(container, hops) if hops else None
+            name = scope.name.value if isinstance(scope, cst.FunctionDef) else "the function"
+            passed = f" ({where} where training starts)" if where and where != container else ""
+            raise AnalysisError(
+                f"the loop trains {model}, which is {src.code(a.value)}: an item of a container"
+                f"{passed}, and the tool cannot tell which model of the caller that item is",
+                path=src.path,
+                line=src.line(a.statement),
+                hint=f"hand the model to {name}() as an argument of its own "
+                f"({name}(..., {model}, ...)) instead of taking it out of {container}",
+            )
+
+    def _positional_inputs(self, call: cst.Call) -> str:
+        """The data a model call is given (its positional arguments; options such as
+        `is_feat=True` or `scale=2` may differ between a teacher and its student)."""
+        return ", ".join(
+            f"{a.star}{self.source.code(a.value)}" for a in call.args if a.keyword is None
+        )
+
+    def _moving_average_of(self, model: str, scope: Scope) -> int | None:
+        """The line of `zip(model.parameters(), other.parameters())` in `scope`, or of a
+        helper given both (`update_ema(target.parameters(), model.parameters(), decay)`):
+        an EMA update of a copy from the trained model (DINO, BYOL, MoCo, LCM style)."""
+        root = model.split(".")[0]
+        for call in self.index.calls:
+            if self.index.scope_of(call) is not scope:
+                continue
+            owners = [
+                self.source.code(a.value.func.value).split(".")[0]  # type: ignore[attr-defined]
+                for a in call.args
+                if m.matches(a.value, m.Call(func=m.Attribute(attr=m.Name("parameters"))))
+            ]
+            if len(owners) == 2 and root in owners and len(set(owners)) == 2:
+                return self.source.line(call)
+        return None
 
     def _model_from_caller(self, loss_name: str, hops: list[Hop]) -> str | None:
         """`self._backward(criterion(self.model(x), y))`: the step function receives the

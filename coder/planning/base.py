@@ -190,9 +190,12 @@ class BasePlanner:
             )
         return snippets.call(CONFIG_CLASSES["pruning"], kwargs)
 
-    def teacher(self, model: str, scope: Scope, training: cst.CSTNode) -> str:
+    def teacher(
+        self, model: str, scope: Scope, training: cst.CSTNode, unpaired: str | None = None
+    ) -> str:
         """The statement that builds the teacher. The default, a frozen copy of the
-        model, only when the model holds trained weights before `training` starts."""
+        model, only when the model holds trained weights before `training` starts.
+        `unpaired`: why the script's own frozen model cannot teach (said in a refusal)."""
         teacher = self.options.distillation.teacher
         if self.options.distillation.teacher_is_copy:
             self.plan.placed.append(f"teacher: a frozen copy of {model} (--teacher copy)")
@@ -200,9 +203,10 @@ class BasePlanner:
         if teacher is None:
             weights = weights_before_training(self.index, model, scope, training)
             if not weights.trained:
+                own = f" ({unpaired}, so it cannot be the teacher)" if unpaired else ""
                 raise AnalysisError(
-                    f"distillation needs a teacher: the default, a frozen copy of {model}, "
-                    f"would teach nothing because {weights.why}",
+                    f"distillation needs a teacher{own}: the default, a frozen copy of "
+                    f"{model}, would teach nothing because {weights.why}",
                     path=self.src.path,
                     line=self.src.line(training),
                     hint="pass a trained teacher: --teacher path/to/trained_weights.pt (loaded into "

@@ -285,3 +285,56 @@ def refuse_an_averaged_copy(
         hint=f"train without the moving average (evaluate and save {model} itself), then run "
         "again; distillation works with it as it is",
     )
+
+
+def refuse_qat_before_a_weight_copy(
+    index: Index, model: str, scope: Scope, prepared_at: int, training_at: int, wrap: str
+) -> None:
+    """`teacher.load_state_dict(student.module.state_dict())` after the wrap that QAT
+    must come before: the copy would read the QAT-prepared model, whose state dict
+    (fused conv+bn, fake-quant observers) no longer fits the plain teacher."""
+    src = index.source
+    for call in index.calls:
+        func = call.func
+        if not (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "load_state_dict"
+            and call.args
+            and index.scope_of(call) is scope
+            and prepared_at <= src.line(call) < training_at
+        ):
+            continue
+        source = unwrap(call.args[0].value)
+        if not m.matches(source, m.Call(func=m.Attribute(attr=m.Name("state_dict")))):
+            continue
+        owner = src.code(source.func.value)  # type: ignore[attr-defined]
+        if owner.split(".")[0] != model:
+            continue
+        raise AnalysisError(
+            f"line {src.line(call)} copies {owner}'s weights into {src.code(func.value)} after "
+            f"{wrap}, and QAT must prepare {model} before that: the copy would read the "
+            "QAT-prepared model, whose state dict (fused conv+bn, fake-quant observers) does "
+            "not load into the plain model",
+            path=src.path,
+            line=src.line(call),
+            hint=f"copy the weights before the wrap (move line {src.line(call)} above it), or "
+            "use pruning or distillation, which keep the state dict as it is",
+        )
+
+
+def refuse_qat_on_a_container_item(src: Source, loop: TrainingLoop) -> None:
+    """QAT hands back a new module (`model = manager.model`); the training function
+    takes the model out of a container (`module_list[0]`), which would go on holding
+    the float module: the loop would train it without fake quantization."""
+    if loop.model_item is None:
+        return
+    raise AnalysisError(
+        f"the loop takes the model out of a container ({loop.model_item}, which is "
+        f"{loop.model_in_entry} where training starts): QAT hands back a new module, and "
+        f"{loop.model_item} would go on holding the float one, trained without fake "
+        "quantization",
+        path=src.path,
+        line=src.line(loop.step_loop),
+        hint=f"hand {loop.model_in_entry} to the training function as an argument of its own, "
+        "or use pruning or distillation, which change the model in place",
+    )

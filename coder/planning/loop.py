@@ -13,7 +13,8 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.expressions import free_names
+from neural_coder.analysis.expressions import free_names, passes_function
+from neural_coder.analysis.final_model import weights_reloaded_after
 from neural_coder.analysis.index import Function, Scope, is_partial
 from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.wraps import (
@@ -37,7 +38,9 @@ from .caller import (
     attribute_alias,
     caller_of_parameter,
     refuse_an_averaged_copy,
+    refuse_qat_before_a_weight_copy,
     refuse_qat_on_a_constructor_parameter,
+    refuse_qat_on_a_container_item,
 )
 from .closure_steps import ClosureSteps
 from .stages import StagedPlanner
@@ -75,6 +78,8 @@ class LoopPlanner(ClosureSteps, StagedPlanner):
             found = find_wrap_in_class(self.index, model, entry_cls)
             if found is not None:
                 wrap, wrap_scope = found
+        if "qat" in techniques:
+            refuse_qat_on_a_container_item(self.src, loop)
         if wrap is None and "qat" in techniques:
             self._refuse_qat_behind_a_wrap(loop, model, entry_cls)
         if wrap is not None:
@@ -96,6 +101,17 @@ class LoopPlanner(ClosureSteps, StagedPlanner):
                     path=self.src.path,
                     line=self.src.line(anchor),
                     hint="build the model before the branches that wrap it",
+                )
+            if "qat" in techniques and wrap_scope is loop.entry_scope:
+                refuse_qat_before_a_weight_copy(
+                    self.index,
+                    bare,
+                    wrap_scope,
+                    self.src.line(anchor),
+                    self.src.line(loop.entry_loop),
+                    f"{where} at line {self.src.line(anchor)}"
+                    if anchor is wrap.statement
+                    else where,
                 )
         self.refuse_peft_weights(bare, wrap_scope)
         weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
@@ -152,7 +168,7 @@ class LoopPlanner(ClosureSteps, StagedPlanner):
                     f"teacher: {loop.teacher_in_entry}, the frozen model the script already runs"
                 )
             else:
-                before.append(self.teacher(bare, prepare_scope, training))
+                before.append(self.teacher(bare, prepare_scope, training, loop.teacher_unpaired))
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor, in_entry=caller is None)
         confs = self.configs(total_steps)
@@ -175,7 +191,15 @@ class LoopPlanner(ClosureSteps, StagedPlanner):
             and self.options.recipe is None
         ):
             self._fit_schedule(loop, cm, fit_later)
-        self.insert(training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
+        end = weights_reloaded_after(self.index, bare, training, prepare_scope)
+        if end is not None:
+            # the best weights saved during training are loaded back: QAT converts (and
+            # pruning finishes) on them, and the fake-quant checkpoint still fits the model
+            self.plan.placed.append(
+                f"the model's weights are loaded again at line {self.src.line(end)}: "
+                "training ends after that"
+            )
+        self.insert(end or training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
         if "qat" in techniques:
             self._warn_reload_after_training(bare, prepare_scope, training)
 
@@ -430,6 +454,7 @@ class LoopPlanner(ClosureSteps, StagedPlanner):
                         path=self.src.path,
                         line=self.src.line(call),
                     )
+            self._refuse_handed_over(hop.function)
             self.plan.edits.append(AddParameter(hop.function.node, self.cm_name))
             for call in [hop.call, *same_loop]:
                 self.plan.edits.append(AddKeywordArgument(call, self.cm_name, caller_cm))
@@ -438,6 +463,28 @@ class LoopPlanner(ClosureSteps, StagedPlanner):
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
+
+    def _refuse_handed_over(self, fn: Function) -> None:
+        """`train_opt = torch.compile(train)` or `partial(train, ...)`: a library wraps the
+        function and its callers call it without the manager the hooks inside read."""
+        for call in self.index.calls:
+            if self.index.resolve_call(call) is not None or is_partial(call):
+                # a function of the file: its calls of the parameter are followed; a
+                # partial is judged where it is handed on
+                continue
+            for arg in call.args:
+                if passes_function(arg.value, fn.name) and (
+                    fn.cls is None or isinstance(arg.value, cst.Attribute | cst.Call)
+                ):
+                    raise AnalysisError(
+                        f"{fn.key}() runs the training step and is also handed to "
+                        f"{self.src.code(call.func)}() at line {self.src.line(call)}: what that "
+                        f"returns calls {fn.key}() without the compression manager its hooks need",
+                        path=self.src.path,
+                        line=self.src.line(call),
+                        hint=f"give the other run a step function of its own, or pass "
+                        f"{self.cm_name}= where it is called",
+                    )
 
     def _refuse_other_paths(
         self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]

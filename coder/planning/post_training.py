@@ -41,6 +41,10 @@ class PostTrainingPlanner(BasePlanner):
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
         loader = self._loader(found, place) if needs_data else None
+        if self._bf16_needs_a_batch(found is not None):
+            loader = self._loader(found, place, required=False)
+            if loader is None:
+                self._refuse_bf16_without_a_batch(place.anchor, place.where)
         eval_func = what = None
         if found is not None:
             chosen, substitutions = found
@@ -348,9 +352,29 @@ class PostTrainingPlanner(BasePlanner):
                 return chosen, substitutions
         return None
 
+    def _bf16_needs_a_batch(self, evaluated: bool) -> bool:
+        """The runtime converts only the modules it measures faster in bf16; without an
+        evaluation, the fit needs a loader to take a batch from (INC converts unmeasured)."""
+        return self.approach == "bf16" and not evaluated and self.options.target != "inc"
+
+    def _refuse_bf16_without_a_batch(self, anchor: cst.CSTNode, where: str) -> None:
+        line = self.src.line(anchor) + (1 if where == "after" else 0)
+        raise AnalysisError(
+            "bf16 converts only the modules it measures faster in bf16, which needs a batch: "
+            f"no evaluation of the model and no DataLoader is in reach of line {line}, so the "
+            "fit would keep the fp32 model",
+            path=self.src.path,
+            line=line,
+            hint="build a DataLoader (or add a function that evaluates the model) before that "
+            "line, or use --target inc, which converts without measuring",
+        )
+
     def _loader(
-        self, found: tuple[evaluation.Evaluation, dict[str, str]] | None, place: FinalModel
-    ) -> str:
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        required: bool = True,
+    ) -> str | None:
         line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
         in_reach = loaders.visible_loaders(self.index, place.scope, line)
         if found is not None:
@@ -362,6 +386,8 @@ class PostTrainingPlanner(BasePlanner):
                     return text
         if in_reach:
             return in_reach[0]
+        if not required:
+            return None
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
         raise AnalysisError(
             f"{what} needs data, but no DataLoader is in reach of line {line} "
@@ -417,9 +443,20 @@ class PostTrainingPlanner(BasePlanner):
             loader = self._trainer_loader(use)
         keys, better = self._trainer_metric(use)
         metric = keys[0] if len(keys) == 1 else keys
+        if self._bf16_needs_a_batch(use.has_eval_dataset):
+            if not use.has_train_dataset:
+                self._refuse_bf16_without_a_batch(anchor, where)
+            loader = self._trainer_loader(use)
         eval_func = None
         if use.has_eval_dataset and self.approach != "benchmark":
             eval_func = f"trainer_eval_func({trainer}, {metric!r})"
+            if use.eval_dataset_optional:
+                # a run without eval_dataset= converts once instead of failing in evaluate()
+                eval_func += f" if {trainer}.eval_dataset is not None else None"
+                self.plan.warnings.append(
+                    f"eval_dataset= of the {use.class_name} at line {self.src.line(use.call)} "
+                    "may be None: such a run is quantized once, without accuracy tuning"
+                )
             self.plan.edits.append(AddImport(self.modules["transformers"], "trainer_eval_func"))
             if len(keys) > 1:
                 self.plan.warnings.append(
@@ -451,6 +488,11 @@ class PostTrainingPlanner(BasePlanner):
         return use.statement, "after"
 
     def _trainer_loader(self, use: TrainerUse) -> str:
+        if use.has_eval_dataset and use.eval_dataset_optional and use.has_train_dataset:
+            return (
+                f"{use.target}.get_eval_dataloader() if {use.target}.eval_dataset is not None "
+                f"else {use.target}.get_train_dataloader()"
+            )
         if use.has_eval_dataset:
             return f"{use.target}.get_eval_dataloader()"
         if use.has_train_dataset:
@@ -471,6 +513,10 @@ class PostTrainingPlanner(BasePlanner):
             key = f"eval_{branch[0]}"
             if key not in keys:
                 keys.append(key)
+        if keys and use.metric_returns_unread:
+            # another branch returns keys the script builds at run time (`--return_entity_level_metrics`):
+            # eval_loss, which evaluate() always holds, is the fallback the runtime can pick
+            keys.append("eval_loss")
         if keys:
             return keys, higher_is_better(keys[0])
         if use.has_compute_metrics:

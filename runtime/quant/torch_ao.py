@@ -52,38 +52,18 @@ backend's calls only.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
 import logging
-import re
-import types
-import warnings
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import torch
 from torch import nn
-from torch.ao.quantization import (
-    FixedQParamsFakeQuantize,
-    FusedMovingAvgObsFakeQuantize,
-    HistogramObserver,
-    MinMaxObserver,
-    MovingAverageMinMaxObserver,
-    MovingAveragePerChannelMinMaxObserver,
-    PerChannelMinMaxObserver,
-    PlaceholderObserver,
-    QConfig,
-    QConfigMapping,
-    get_default_qat_qconfig_mapping,
-    get_default_qconfig_mapping,
-)
+from torch.ao.quantization import QConfig
 
 from . import modules as qm
 from .backend import (
     CHILDREN_PATH,
-    DEFAULT_ACTIVATION,
-    DEFAULT_WEIGHT,
     DYNAMIC,
     QAT,
     RECIPE_ATTR,
@@ -94,590 +74,42 @@ from .backend import (
     QuantSpec,
     TensorScheme,
 )
+from .embeddings import _embedding_qconfigs, _quantize_embeddings
+from .fx_fusion import (
+    _branches_on_training,
+    _fold_batch_norms,
+    _FxContractError,
+    _hidden_from_fusion,
+    _is_quantized,
+)
+from .module_tree import (
+    USER_CLASS,
+    _copy,
+    _first_line,
+    _get_submodule,
+    _hooks_suspended,
+    _HookSnapshot,
+    _keep_model_api,
+    _set_submodule,
+    _shared_ids,
+    _take_over_hooks,
+)
 from .pickling import make_picklable
+from .qconfigs import _qconfig_mapping, _quiet, make_qconfig, resolve_reduce_range, select_engine
+from .size_hints import (
+    _WEIGHTED_TYPES,
+    _attach_size_hints,
+    _eager_layouts,
+    _fx_layouts,
+    _Layout,
+    _observer_settings,
+    _weight_layout,
+)
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_PLAN = OpPlan(DEFAULT_ACTIVATION, DEFAULT_WEIGHT)
-_WEIGHTED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-#: module types that take part in FX fusion patterns (hidden from it when kept float)
-_FUSABLE_TYPES = frozenset(
-    {
-        nn.Linear,
-        nn.Conv1d,
-        nn.Conv2d,
-        nn.Conv3d,
-        nn.ConvTranspose1d,
-        nn.ConvTranspose2d,
-        nn.ConvTranspose3d,
-        nn.BatchNorm1d,
-        nn.BatchNorm2d,
-        nn.BatchNorm3d,
-    }
-)
 _DYNAMIC_TYPES = frozenset({nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell})
 _RNN_TYPES = _DYNAMIC_TYPES - {nn.Linear}
-#: quantized weight-only (int8 rows with a float scale and offset each) by static and dynamic PTQ
-_EMBEDDING_TYPES = frozenset({nn.Embedding, nn.EmbeddingBag})
-
-_QUIET = (
-    "torch.ao.quantization is deprecated",
-    "Please use quant_min and quant_max",
-    "must run observer before calling calculate_qparams",
-    "torch.quantize_per_tensor, torch.quantize_per_channel",
-    "_aminmax is deprecated",
-)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        for text in _QUIET:
-            warnings.filterwarnings("ignore", message=f".*{re.escape(text)}")
-        yield
-
-
-# -- engine and defaults -----------------------------------------------------
-def select_engine() -> str:
-    """`x86` where this torch build has it, else `fbgemm`; sets it process-wide."""
-    engines = torch.backends.quantized.supported_engines
-    for engine in ("x86", "fbgemm"):
-        if engine in engines:
-            torch.backends.quantized.engine = engine
-            return engine
-    raise RuntimeError(
-        f"this torch build has no x86 int8 engine (supported: {engines}); "
-        "int8 quantization needs an x86 CPU build of torch"
-    )
-
-
-@functools.cache
-def _cpu_has_vnni() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
-
-
-def resolve_reduce_range(spec: QuantSpec) -> bool:
-    """INC: the user's value, else False on CPUs with VNNI (no int16 overflow), else True."""
-    if spec.reduce_range is not None:
-        return bool(spec.reduce_range)
-    return not _cpu_has_vnni()
-
-
-# -- qconfigs ---------------------------------------------------------------
-def _activation(scheme: TensorScheme, approach: str, reduce_range: bool) -> Any:
-    qscheme = torch.per_tensor_symmetric if scheme.scheme == "sym" else torch.per_tensor_affine
-    qmax = 127 if reduce_range else 255
-    if approach == QAT:
-        return FusedMovingAvgObsFakeQuantize.with_args(
-            observer=MovingAverageMinMaxObserver,
-            quant_min=0,
-            quant_max=qmax,
-            dtype=torch.quint8,
-            qscheme=qscheme,
-        )
-    if approach == DYNAMIC:
-        return PlaceholderObserver.with_args(
-            dtype=torch.quint8, quant_min=0, quant_max=255, is_dynamic=True
-        )
-    # torch.ao has no percentile observer: the histogram (KL-style) one is the closest
-    observer = HistogramObserver if scheme.algorithm in ("kl", "percentile") else MinMaxObserver
-    return observer.with_args(dtype=torch.quint8, quant_min=0, quant_max=qmax, qscheme=qscheme)
-
-
-def _weight(scheme: TensorScheme, approach: str) -> Any:
-    per_channel = scheme.granularity != "per_tensor"
-    sym = scheme.scheme not in ("asym", "asym_float")
-    if per_channel:
-        qscheme = torch.per_channel_symmetric if sym else torch.per_channel_affine
-    else:
-        qscheme = torch.per_tensor_symmetric if sym else torch.per_tensor_affine
-    args: dict[str, Any] = {"dtype": torch.qint8, "quant_min": -128, "quant_max": 127}
-    args["qscheme"] = qscheme
-    if approach == QAT:
-        observer = (
-            MovingAveragePerChannelMinMaxObserver if per_channel else MovingAverageMinMaxObserver
-        )
-        return FusedMovingAvgObsFakeQuantize.with_args(observer=observer, **args)
-    return (PerChannelMinMaxObserver if per_channel else MinMaxObserver).with_args(**args)
-
-
-def make_qconfig(plan: OpPlan, approach: str, reduce_range: bool) -> QConfig:
-    return QConfig(
-        activation=_activation(plan.activation, approach, reduce_range),
-        weight=_weight(plan.weight, approach),
-    )
-
-
-def _qconfig_mapping(
-    model: nn.Module, spec: QuantSpec, engine: str, reduce_range: bool
-) -> tuple[QConfigMapping, list[nn.Module]]:
-    """torch's default mapping for the engine with our qconfig as the global one and
-    per-module-name entries for the spec's rules; also the modules kept float."""
-    is_qat = spec.approach == QAT
-    default = make_qconfig(_DEFAULT_PLAN, spec.approach, reduce_range)
-    if is_qat:
-        mapping = get_default_qat_qconfig_mapping(engine)
-    else:
-        mapping = get_default_qconfig_mapping(engine)
-    mapping.set_global(default)
-    # entries that reuse torch's default activation (layer norm, transposed convs) get
-    # ours with their own weight handling; fixed-qparams ops (sigmoid, softmax...) keep theirs
-    for key, qconfig in list(mapping.object_type_qconfigs.items()):
-        if qconfig is None or isinstance(key, str) or _is_fixed_qparams(qconfig.activation):
-            continue
-        mapping.set_object_type(key, QConfig(activation=default.activation, weight=qconfig.weight))
-    kept_float: list[nn.Module] = []
-    for name, module in model.named_modules():
-        if not name or next(module.children(), None) is not None:
-            continue
-        plan = spec.plan_for(name, module)
-        if plan is None:
-            mapping.set_module_name(name, None)
-            kept_float.append(module)
-        elif plan != _DEFAULT_PLAN:
-            mapping.set_module_name(name, make_qconfig(plan, spec.approach, reduce_range))
-    return mapping, kept_float
-
-
-def _is_fixed_qparams(factory: Any) -> bool:
-    from torch.ao.quantization.observer import FixedQParamsObserver
-
-    target = getattr(getattr(factory, "p", None), "func", factory)
-    return isinstance(target, type) and issubclass(
-        target, (FixedQParamsObserver, FixedQParamsFakeQuantize)
-    )
-
-
-# -- helpers -----------------------------------------------------------------
-def _set_submodule(root: nn.Module, name: str, module: nn.Module, create: bool = False) -> None:
-    parent = root
-    *path, last = name.split(".")
-    for part in path:
-        child = getattr(parent, part, None)
-        if not isinstance(child, nn.Module):
-            if not create:
-                raise AttributeError(f"{type(root).__name__} has no submodule {name!r}")
-            child = nn.Module()
-            parent.add_module(part, child)
-        parent = child
-    setattr(parent, last, module)
-
-
-def _get_submodule(root: nn.Module, name: str) -> nn.Module | None:
-    try:
-        return root.get_submodule(name)
-    except AttributeError:
-        return None
-
-
-def _shared_ids(model: nn.Module) -> set[int]:
-    """ids of modules registered at several names and of Parameters several modules hold
-    (tied weights): replacing them would untie what the model ties."""
-    seen_modules: dict[int, int] = {}
-    for _, module in model.named_modules(remove_duplicate=False):
-        seen_modules[id(module)] = seen_modules.get(id(module), 0) + 1
-    seen_params: dict[int, int] = {}
-    for _, param in model.named_parameters(remove_duplicate=False):
-        seen_params[id(param)] = seen_params.get(id(param), 0) + 1
-    return {i for i, n in seen_modules.items() if n > 1} | {
-        i for i, n in seen_params.items() if n > 1
-    }
-
-
-_HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks")
-#: every per-module hook table: the prepared module takes all of them over
-_ALL_HOOK_TABLES = (
-    "_forward_hooks",
-    "_forward_hooks_with_kwargs",
-    "_forward_hooks_always_called",
-    "_forward_pre_hooks",
-    "_forward_pre_hooks_with_kwargs",
-    "_backward_hooks",
-    "_backward_pre_hooks",
-)
-
-
-def _take_over_hooks(before: Mapping[str, nn.Module], model: nn.Module) -> None:
-    """A module that replaced the one at name N takes over N's hook tables (the same
-    dict objects, not copies).
-
-    So a hook registered before preparation keeps firing with no re-registration
-    (the wrapper does not notify when QAT's eager path keeps the top-level
-    object), and its handle still works: `handle.remove()` then a new
-    registration (what a compressor does in `on_model_replaced`) leaves exactly
-    one. torch.ao's swap registers copies instead, which a removal cannot reach.
-    """
-    for name, module in model.named_modules():
-        old = before.get(name)
-        if old is None or old is module:
-            continue
-        for table in _ALL_HOOK_TABLES:
-            if hasattr(old, table):
-                object.__setattr__(module, table, getattr(old, table))
-
-
-@contextlib.contextmanager
-def _hooks_suspended(model: nn.Module) -> Iterator[None]:
-    """No module hook runs while FX traces (it would run hooks of the modules it traces
-    through with Proxy values, and a feature capture would record a Proxy); torch.ao's
-    swap finds nothing to copy. The same tables are put back afterwards."""
-    saved: list[tuple[nn.Module, str, Any]] = []
-    for module in model.modules():
-        for table in _ALL_HOOK_TABLES:
-            current = getattr(module, table, None)
-            if current:
-                saved.append((module, table, current))
-                object.__setattr__(module, table, type(current)())
-    try:
-        yield
-    finally:
-        for module, table, current in saved:
-            object.__setattr__(module, table, current)
-
-
-class _HookSnapshot:
-    """The forward hooks of a model's modules before it is copied and converted.
-
-    An int8 copy is a new model (the wrapper notifies, compressors re-register
-    their hooks by name), so it carries none of them: `strip` removes what the
-    copy (or torch.ao's swap) carried over onto modules that are not the
-    snapshot's own.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.module_ids = {id(m) for m in model.modules()}
-        self.functions = [
-            fn
-            for m in model.modules()
-            for table in _HOOK_TABLES
-            for fn in getattr(m, table).values()
-        ]
-        self.hooks = {id(fn) for fn in self.functions}
-
-    def strip(self, model: nn.Module) -> None:
-        if not self.hooks:
-            return
-        for module in model.modules():
-            if id(module) in self.module_ids:
-                continue
-            for name in _HOOK_TABLES:
-                table = getattr(module, name)
-                for key in [k for k, fn in table.items() if id(fn) in self.hooks]:
-                    del table[key]
-
-
-def _copy(model: nn.Module, hooks: _HookSnapshot, or_in_place: bool) -> nn.Module:
-    """A deep copy that shares (does not copy) the hook callables: a bound-method hook
-    would otherwise drag its owner (a distillation compressor and its teacher) along."""
-    memo: dict[int, Any] = {id(fn): fn for fn in hooks.functions}
-    try:
-        return copy.deepcopy(model, memo)
-    except Exception as exc:  # an attribute that cannot be copied (a lock, a file...)
-        if not or_in_place:
-            raise
-        log.warning("cannot copy the QAT model (%s); converting it in place", _first_line(exc))
-        return model
-
-
-USER_CLASS = "_neural_coder_user_class"
-
-
-def _keep_model_api(user_class: type, source: nn.Module, traced: nn.Module) -> None:
-    """FX hands back a GraphModule that has the model's forward and submodules but
-    not the rest of its class: the methods a training script may call on the model
-    (`model.training_step(batch, i)`, `model.configure_optimizers()`) and its plain
-    attributes (`model.lr`). Give `traced` a subclass that carries them, and copy the
-    attributes from `source`; its forward stays the traced (fake-quant) one."""
-    if not isinstance(traced, torch.fx.GraphModule) or user_class is type(traced):
-        return
-    methods: dict[str, Any] = {}
-    for klass in reversed(user_class.__mro__):
-        if klass in nn.Module.__mro__ or issubclass(torch.fx.GraphModule, klass):
-            continue
-        for name, value in vars(klass).items():
-            if name.startswith("__") or name == "forward" or hasattr(torch.fx.GraphModule, name):
-                continue
-            methods[name] = value
-    if methods:
-        names = {"__module__": user_class.__module__, "__qualname__": user_class.__qualname__}
-        # GraphModule.recompile (which pickling runs) wraps __call__ once per class; the
-        # subclass shares its parent's wrapper, or a second one would call the first forever
-        wrapped = vars(type(traced)).get("_wrapped_call")
-        shared = {"_wrapped_call": wrapped} if wrapped is not None else {}
-        traced.__class__ = type(
-            user_class.__name__,
-            (type(traced),),
-            {**methods, **names, **shared, USER_CLASS: user_class},
-        )
-    for name, value in vars(source).items():
-        # nn.Module's own state is private (`_modules`, ...) but for `training`
-        if not name.startswith("_") and name != "training" and name not in vars(traced):
-            object.__setattr__(traced, name, value)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-class _FxContractError(RuntimeError):
-    """FX preparation broke the parameter / name contract; use the eager path."""
-
-
-@contextlib.contextmanager
-def _hidden_from_fusion(modules: list[nn.Module]) -> Iterator[None]:
-    """Swap the class of float-kept fusable modules for an alias FX patterns do not match."""
-    swapped: list[tuple[nn.Module, type]] = []
-    try:
-        for module in modules:
-            cls = type(module)
-            if cls in _FUSABLE_TYPES:
-                module.__class__ = _float_alias(cls)
-                swapped.append((module, cls))
-        yield
-    finally:
-        for module, cls in swapped:
-            module.__class__ = cls
-
-
-@functools.cache
-def _float_alias(cls: type) -> type:
-    # same __module__ so the FX tracer still treats it as a standard leaf module
-    return type(
-        cls.__name__, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
-    )
-
-
-def _is_quantized(module: nn.Module) -> bool:
-    from torch.ao.nn.quantized import Embedding, EmbeddingBag
-    from torch.ao.nn.quantized.dynamic.modules.rnn import RNNBase, RNNCellBase
-    from torch.ao.nn.quantized.modules.utils import WeightedQuantizedModule
-
-    return isinstance(
-        module, (WeightedQuantizedModule, Embedding, EmbeddingBag, RNNBase, RNNCellBase)
-    )
-
-
-_CONV_BATCH_NORM: dict[type[nn.Module], type[nn.Module]] = {
-    nn.Conv1d: nn.BatchNorm1d,
-    nn.Conv2d: nn.BatchNorm2d,
-    nn.Conv3d: nn.BatchNorm3d,
-}
-
-
-def _fold_batch_norms(model: nn.Module) -> list[str]:
-    """Fold each BatchNorm whose only input is a conv's output (used nowhere else) into
-    that conv, in `model` itself (eval mode): the conv at its name gets the folded
-    weight and bias, the BN becomes an `nn.Identity` at its name. Found on an FX trace;
-    nothing is folded when the model has no BatchNorm or does not trace. Returns the
-    names of the folded BNs."""
-    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        return []
-    from torch.fx import symbolic_trace
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    try:
-        with _quiet(), _hooks_suspended(model):
-            graph = symbolic_trace(model).graph
-    except Exception:  # tracing fails in many ways
-        return []
-    calls: dict[str, int] = {}
-    for node in graph.nodes:
-        if node.op == "call_module":
-            calls[str(node.target)] = calls.get(str(node.target), 0) + 1
-    shared = _shared_ids(model)
-    folded: list[str] = []
-    for node in graph.nodes:
-        if node.op != "call_module" or len(node.users) != 1:
-            continue
-        user = next(iter(node.users))
-        if user.op != "call_module" or tuple(user.args) != (node,) or user.kwargs:
-            continue
-        conv_name, bn_name = str(node.target), str(user.target)
-        conv, bn = _get_submodule(model, conv_name), _get_submodule(model, bn_name)
-        if (
-            conv is None
-            or bn is None
-            or _CONV_BATCH_NORM.get(type(conv)) is not type(bn)
-            or calls[conv_name] != 1
-            or calls[bn_name] != 1
-            or {id(conv), id(bn), id(conv.weight)} & shared
-            or conv.training
-            or bn.training
-            or getattr(bn, "running_mean", None) is None
-        ):
-            continue
-        _set_submodule(model, conv_name, fuse_conv_bn_eval(conv, bn))
-        _set_submodule(model, bn_name, nn.Identity())
-        folded.append(bn_name)
-    return folded
-
-
-# -- embeddings ----------------------------------------------------------------
-def _embedding_qconfigs(model: nn.Module, spec: QuantSpec, shared: set[int]) -> dict[str, QConfig]:
-    """torch.ao's weight-only qconfig for the embeddings that PTQ quantizes, as INC does
-    (a quarter of the fp32 size; the lookup returns float, so no activation is quantized).
-    Kept float: tied or shared ones, `max_norm` (the int8 lookup ignores it), EmbeddingBag
-    in a mode other than sum, and those the spec's rules keep float."""
-    from torch.ao.quantization import float_qparams_weight_only_qconfig
-
-    qconfigs: dict[str, QConfig] = {}
-    for name, module in model.named_modules():
-        if type(module) not in _EMBEDDING_TYPES or module.max_norm is not None:
-            continue
-        if id(module) in shared or id(module.weight) in shared or module.weight.dtype != torch.float32:
-            continue
-        if isinstance(module, nn.EmbeddingBag) and module.mode != "sum":
-            continue
-        if spec.plan_for(name, module) is not None:
-            qconfigs[name] = float_qparams_weight_only_qconfig
-    return qconfigs
-
-
-def _quantize_embeddings(model: nn.Module, qconfigs: Mapping[str, QConfig]) -> int:
-    """Swap the embeddings at `qconfigs`' names for weight-only int8 ones; how many."""
-    from torch.ao.nn.quantized.modules.embedding_ops import EmbeddingPackedParams
-
-    from ..summary import SIZE_HINT_ATTR, SizeHint
-
-    swapped = 0
-    for name, qconfig in qconfigs.items():
-        module = _get_submodule(model, name)
-        if module is None or type(module) not in _EMBEDDING_TYPES:  # FX keeps leaf names
-            continue
-        rows, numel, zeros = module.num_embeddings, module.weight.numel(), _float_zeros(module.weight)
-        quantized = qm.quantize_embedding(module, qconfig)
-        _set_submodule(model, name, quantized)
-        swapped += 1
-        holder: Any = quantized._packed_params
-        if type(holder)._save_to_state_dict is EmbeddingPackedParams._save_to_state_dict:
-            # what its state dict unpacks: uint8 rows, float32 scale and offset a row
-            entries = (("dtype", None, None), ("_packed_weight", numel, rows))
-            hint = SizeHint(holder._packed_weight, entries, "_packed_weight", 8, (rows, numel, zeros))
-            object.__setattr__(holder, SIZE_HINT_ATTR, hint)
-    return swapped
-
-
-# -- size hints ----------------------------------------------------------------
-_PER_CHANNEL = frozenset(
-    {torch.per_channel_symmetric, torch.per_channel_affine, torch.per_channel_affine_float_qparams}
-)
-
-
-#: (per-channel, has bias, zeros of the float weight) of an int8 weight
-_Layout = tuple[bool, bool, int]
-
-
-def _float_zeros(weight: torch.Tensor) -> int:
-    return weight.numel() - int(torch.count_nonzero(weight.detach()))
-
-
-def _weight_layout(weight_observer: Any, module: nn.Module) -> _Layout | None:
-    """The layout of `module`'s weight once `weight_observer` made it int8; None when it
-    does not (no hint is given then)."""
-    if getattr(weight_observer, "dtype", None) != torch.qint8:
-        return None
-    per_channel = getattr(weight_observer, "qscheme", None) in _PER_CHANNEL
-    return per_channel, module.bias is not None, _float_zeros(module.weight)
-
-
-def _observer_settings(factory: Any) -> Any:
-    """An object with the `dtype` and `qscheme` of the observers `factory` makes: read
-    from its `with_args` keywords when both are there (no observer is built)."""
-    keywords = getattr(getattr(factory, "p", None), "keywords", None) or {}
-    if "dtype" in keywords and "qscheme" in keywords:
-        return types.SimpleNamespace(dtype=keywords["dtype"], qscheme=keywords["qscheme"])
-    return factory()
-
-
-def _fx_layouts(prepared: nn.Module) -> dict[str, _Layout]:
-    """Weight layouts of the Linear / Conv (fused or not) modules of an FX-prepared
-    static model, from the qconfig FX resolved for each module call."""
-    attrs = getattr(prepared, "meta", {}).get("_observed_graph_module_attrs")
-    qconfigs = getattr(attrs, "node_name_to_qconfig", None) or {}
-    graph = getattr(prepared, "graph", None)
-    layouts: dict[str, _Layout] = {}
-    observers: dict[int, Any] = {}
-    for node in graph.nodes if graph is not None else ():
-        qconfig = qconfigs.get(node.name) if node.op == "call_module" else None
-        if qconfig is None or qconfig.weight is None:
-            continue
-        module = _get_submodule(prepared, str(node.target))
-        if isinstance(module, nn.Sequential) and len(module) > 0:  # a fused module
-            module = module[0]
-        if type(module) not in _WEIGHTED_TYPES:
-            continue
-        factory = qconfig.weight
-        if id(factory) not in observers:
-            observers[id(factory)] = _observer_settings(factory)
-        layout = _weight_layout(observers[id(factory)], module)
-        if layout is not None:
-            layouts[str(node.target)] = layout
-    return layouts
-
-
-def _eager_layouts(prepared: nn.Module) -> dict[str, _Layout]:
-    layouts: dict[str, _Layout] = {}
-    for name, module in prepared.named_modules():
-        if isinstance(module, qm.OBSERVED_TYPES):
-            layout = _weight_layout(module.weight_fake_quant, module)
-            if layout is not None:
-                layouts[name] = layout
-    return layouts
-
-
-def _attach_size_hints(model: nn.Module, layouts: Mapping[str, _Layout]) -> None:
-    """Describe the packed weights of the int8 Linear / Conv modules at `layouts`' names
-    for `summary.state_dict_size`, which then need not unpack them (an fbgemm unpack
-    costs about what packing did). torch's own classes only: their state-dict layout
-    is known."""
-    import torch.ao.nn.quantized as nnq
-    from torch.ao.nn.quantized.modules.conv import _ConvNd, _ConvTransposeNd
-    from torch.ao.nn.quantized.modules.linear import LinearPackedParams
-
-    from ..summary import SIZE_HINT_ATTR, SizeHint
-
-    for name, (per_channel, has_bias, zeros) in layouts.items():
-        module = _get_submodule(model, name)
-        entries: list[tuple[str, int | None, int | None]]
-        if isinstance(module, nnq.Linear):
-            holder: Any = module._packed_params
-            if (
-                type(holder)._save_to_state_dict is not LinearPackedParams._save_to_state_dict
-                or holder.dtype != torch.qint8
-            ):
-                continue
-            out = module.out_features
-            numel = module.in_features * out
-            channels = out if per_channel else 0
-            entries = [
-                ("dtype", None, None),
-                ("_packed_params", numel, channels),
-                ("", 4 * out if has_bias else None, None),  # the float bias, in the same tuple
-            ]
-        elif isinstance(module, _ConvNd) and not isinstance(module, _ConvTransposeNd):
-            holder = module
-            if type(module)._save_to_state_dict is not _ConvNd._save_to_state_dict:
-                continue
-            out = module.out_channels
-            numel = out * (module.in_channels // module.groups)
-            for size in module.kernel_size:
-                numel *= size
-            entries = [
-                ("weight", numel, out if per_channel else 0),
-                ("bias", 4 * out if has_bias else None, None),
-                ("scale", 4, None),
-                ("zero_point", 8, None),
-            ]
-        else:
-            continue
-        hint = SizeHint(holder._packed_params, tuple(entries), weight=(out, numel, zeros))
-        object.__setattr__(holder, SIZE_HINT_ATTR, hint)
 
 
 # -- the backend -----------------------------------------------------------
@@ -890,6 +322,9 @@ class TorchAOBackend:
         from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
 
         is_qat = spec.approach == QAT
+        if is_qat and (branching := _branches_on_training(model)) is not None:
+            # a detector returning its loss dict in training: eager QAT keeps both branches
+            raise _FxContractError(f"the forward of {branching} branches on self.training")
         mapping, kept_float = _qconfig_mapping(model, spec, self.engine, reduce_range)
         example = spec.example_inputs if spec.example_inputs is not None else ()
         with _quiet(), _hidden_from_fusion(kept_float), _hooks_suspended(model):

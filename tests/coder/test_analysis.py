@@ -83,3 +83,49 @@ def test_scripts_without_a_hand_written_loop(name):
 def test_submodules_of_model_classes_are_not_listed_as_models():
     facts = inspect(script_path("epoch_fn_style.py"))
     assert [f.target for f in facts.found if f.kind == "model"] == ["model"]
+
+
+def test_trained_model_found_behind_a_long_frozen_branch(tmp_path):
+    """Consistency-distillation steps build the loss from a student output and a target
+    computed through many names by frozen models; the prediction is re-bound under
+    no_grad. The walk back from the loss reaches the student's call (the model the
+    optimizer updates), however long the frozen branch is."""
+    chain = "\n".join(f"        h{i} = h{i - 1} * 0.5 + shift" for i in range(1, 80))
+    text = f'''import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+student = Net()
+target = Net()
+target.requires_grad_(False)
+optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+shift = torch.zeros(4)
+for x in torch.randn(3, 2, 4):
+    eps = student(x)
+    pred = eps - shift
+    model_pred = pred * 2
+    with torch.no_grad():
+        h0 = x + 1
+{chain}
+        pred = target(h79)
+        goal = pred + shift
+    loss = F.mse_loss(model_pred, goal)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+'''
+    script = tmp_path / "consistency_step.py"
+    script.write_text(text)
+    loop = inspect(script).loop
+    assert loop is not None
+    assert loop.model_in_entry == "student"

@@ -46,6 +46,22 @@ def write(tmp_path: Path, text: str, name: str = "script.py") -> Path:
     return path
 
 
+COMPILED_STEP = """import torch
+model = torch.nn.Linear(2, 2)
+opt = torch.optim.Adam(model.parameters())
+def train(mod, data):
+    opt.zero_grad()
+    loss = mod(data).sum()
+    loss.backward()
+    opt.step()
+for i in range(3):
+    train(model, torch.randn(1, 2))
+train_opt = torch.compile(train)
+for i in range(3):
+    train_opt(model, torch.randn(1, 2))
+"""
+
+
 def assert_untouched(path: Path, text: str) -> None:
     assert path.read_text() == text
     assert not path.with_name(path.name + ".bak").exists()
@@ -67,6 +83,10 @@ def test_a_file_that_does_not_parse_exits_2_with_its_position(tmp_path):
         (TWO_LOOPS, "several training loops (lines 4, 8)"),
         (TWO_MODELS, "the loss depends on several models (student, teacher)"),
         ("import torch\nprint(torch.ones(1))\n", "no training loop: nothing calls .backward()"),
+        (
+            COMPILED_STEP,
+            "train() runs the training step and is also handed to torch.compile() at line 11",
+        ),
     ],
 )
 def test_refusals_name_the_lines_and_leave_the_file(tmp_path, text, message):

@@ -94,3 +94,36 @@ def test_names_that_stand_for_each_other_do_not_loop_the_analysis():
     out, report = rewrite(text)
     assert report.status is Status.TRANSFORMED, report.message
     assert "eval_func=lambda candidate: validate(candidate, loader)" in out
+
+
+ENTITY_METRICS_TRAINER = """from transformers import Trainer
+
+
+def main(args, model, train_ds, eval_ds, metric):
+    def compute_metrics(p):
+        results = metric.compute(predictions=p.predictions, references=p.label_ids)
+        if args.return_entity_level_metrics:
+            final_results = {}
+            for key, value in results.items():
+                final_results[key] = value
+            return final_results
+        return {"precision": results["overall_precision"], "f1": results["overall_f1"]}
+
+    trainer = Trainer(model=model, train_dataset=train_ds, eval_dataset=eval_ds,
+                      compute_metrics=compute_metrics)
+    trainer.train()
+    print(trainer.evaluate())
+"""
+
+
+def test_a_metric_branch_whose_keys_are_built_at_run_time_falls_back_to_eval_loss():
+    """run_ner style: `--return_entity_level_metrics` returns a dict built key by key, so
+    `eval_precision` exists on the default branch only; eval_loss is the fallback."""
+    from pathlib import Path
+
+    from neural_coder.api import rewrite_source
+    from neural_coder.options import build_options
+
+    options = build_options("ptq-dynamic", "runtime", {}, {})
+    rewritten, report = rewrite_source(Path("ner.py"), ENTITY_METRICS_TRAINER, options)
+    assert 'trainer_eval_func(trainer, ["eval_precision", "eval_loss"])' in rewritten, rewritten

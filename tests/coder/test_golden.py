@@ -109,6 +109,19 @@ CASES = [
     ("epoch_fn_style.py", "distillation>pruning", "runtime"),
     # the run length known only after accelerator.prepare: fit_pipeline before the loop
     ("accelerate_loop.py", "pruning>qat", "runtime"),
+    # the student the optimizer updates, not the EMA target re-bound under no_grad; an
+    # unwrap helper that returns the model is no evaluation for the fit
+    ("ema_consistency_train.py", "pruning+qat", "runtime"),
+    ("ema_consistency_train.py", "ptq-dynamic", "runtime"),
+    # `for phase in ["train", "val"]` inside the epoch loop: prepared once before the epochs,
+    # training ends after the best weights are loaded back (QAT converts those)
+    ("phase_loop_finetune.py", "pruning+qat", "runtime"),
+    ("phase_loop_finetune.py", "ptq-static", "runtime"),
+    # eval_dataset= only when the run evaluates: calibrated on the train split and
+    # quantized once when there is none, tuned with evaluate() when there is
+    ("optional_eval_trainer.py", "ptq-static", "runtime"),
+    # zip(endless loader, range(start_iter, max_iter)): the range is the run length
+    ("iteration_budget_train.py", "pruning+qat", "runtime"),
     # the optimizer step runs the training step as its closure: on_before_optimizer_step
     # after the backward inside it, on_after_optimizer_step after the step call
     ("closure_step_trainer.py", "pruning", "runtime"),

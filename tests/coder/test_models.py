@@ -207,3 +207,41 @@ def test_model_inputs_call_the_model_with_both_kinds_of_argument():
     assert torch.equal(
         call_model(Scaled(), ModelInputs(torch.ones(2), scale=3)), torch.full((2,), 3.0)
     )
+
+
+ENCODER_HEAD_TRAINED = """import torch
+import torch.nn as nn
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        with torch.no_grad():
+            x = self.backbone(x)
+        return self.head(x)
+
+
+encoder = Encoder()
+decoder = nn.Linear(4, 3)
+params = list(decoder.parameters()) + list(encoder.head.parameters())
+optimizer = torch.optim.Adam(params)
+for x, y in [(torch.randn(2, 8), torch.tensor([0, 1]))]:
+    features = encoder(x)
+    outputs = decoder(features)
+    loss = nn.functional.cross_entropy(outputs, y)
+    loss.backward()
+    optimizer.step()
+"""
+
+
+def test_a_model_whose_head_the_optimizer_trains_is_no_frozen_teacher():
+    """Captioning style: the optimizer takes the decoder's parameters and those of the
+    encoder's head (`encoder.head.parameters()`); the encoder trains too, so it is neither
+    a teacher for distillation nor left out: the two co-trained models are ambiguous."""
+    facts = analyze(parse_source(Path("caption.py"), ENCODER_HEAD_TRAINED))
+    assert facts.loop is None
+    assert "several models (decoder, encoder)" in facts.loop_error.message

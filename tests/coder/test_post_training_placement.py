@@ -326,9 +326,11 @@ def test_tokenizers_and_loaded_tensors_are_not_models():
         "out = model.generate(**tokenizer(['hi'], return_tensors='pt'))\n"
         "print(tokenizer.decode(out[0]), bank.shape)\n"
     )
-    text, report = rewrite(source, "bf16")
+    text, report = rewrite(source, "ptq-dynamic")
     assert report.status is Status.TRANSFORMED, report.message
-    assert "mix_precision.fit(model," in text
+    assert "quantization.fit(model," in text
+    # bf16 has no batch here (no loader, no evaluation): refused, not a fit that keeps fp32
+    assert "needs a batch" in refusal(source, "bf16")
 
 
 def test_a_script_whose_training_loop_cannot_be_read_is_refused():
@@ -473,3 +475,35 @@ def test_an_epoch_run_through_a_loss_scaler_is_no_evaluation():
     text, report = rewrite(script, "ptq-dynamic")
     assert report.status is Status.TRANSFORMED, report.message
     assert "train_one_epoch(candidate" not in text and "eval_func" not in text
+
+
+BF16_NO_EVALUATION = HEADER + """
+{loader}model = Net()
+model.load_state_dict(torch.load("trained.pt"))
+model.eval()
+torch.save(model, "served.pt")
+"""
+
+
+def test_bf16_without_an_evaluation_measures_on_a_loader_in_reach():
+    """The runtime converts only the modules it measures faster: with nothing that
+    evaluates the model, the fit takes its batch from the script's loader."""
+    loader = 'loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8)), batch_size=4)\n'
+    text, report = rewrite(BF16_NO_EVALUATION.format(loader=loader), "bf16")
+    assert report.status is Status.TRANSFORMED
+    call = text[text.index("mix_precision.fit(") :]
+    assert "calib_dataloader=loader" in call.split("# neural-coder")[0]
+
+
+def test_bf16_without_an_evaluation_or_a_loader_is_refused():
+    """Without a batch the runtime would keep fp32: a rewrite that does nothing when run."""
+    message = refusal(BF16_NO_EVALUATION.format(loader=""), "bf16")
+    assert "needs a batch" in message and "no DataLoader is in reach" in message
+    assert "--target inc" in message
+
+
+def test_bf16_for_inc_converts_without_a_batch():
+    options = build_options("bf16", "inc", {}, {})
+    text, report = rewrite_source(Path("script.py"), BF16_NO_EVALUATION.format(loader=""), options)
+    assert report.status is Status.TRANSFORMED and "mix_precision.fit(" in text
+    assert "calib_dataloader" not in text

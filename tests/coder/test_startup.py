@@ -10,12 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 #: never needed to rewrite a script (the runtime runs the rewritten script, not the tool)
 NEVER = ["torch", "transformers", "rich", "pygls", "lsprotocol", "nbformat", "neural_coder.runtime"]
-#: loaded where used: the api by the commands, black for inserted snippets, yaml for --config,
-#: libcst.codemod (and with it libcst.matchers) when imports are added
-LAZY = ["neural_coder.api", "black", "yaml", "libcst.codemod", "libcst.matchers"]
+#: never needed to optimize a script: the tool adds imports with its own adder
+#: (transforms/imports.py) and matches with transforms/match.py; `migrate` still uses them
+CODEMOD = ["libcst.codemod", "libcst.matchers"]
+#: loaded where used: the api by the commands, black for inserted snippets, yaml for --config
+LAZY = ["neural_coder.api", "black", "yaml", *CODEMOD]
 
 PROBE = """
 import json, sys
@@ -56,10 +60,11 @@ def test_the_api_starts_without_black_yaml_codemod_or_the_matchers():
     ]
 
 
-def test_a_one_file_optimize_loads_what_it_uses_and_nothing_of_the_runtime(tmp_path):
+@pytest.mark.parametrize("approach", ["qat", "ptq-static", "pruning"])
+def test_a_one_file_optimize_loads_what_it_uses_and_nothing_of_the_runtime(tmp_path, approach):
     script = tmp_path / "train.py"
     script.write_text((ROOT / "samples" / "flat_script.py").read_text(encoding="utf-8"))
-    run = RUN_CLI.format(args=["optimize", str(script), "--approach", "qat", "--diff"])
-    assert loaded(run, NEVER) == []
-    # it did rewrite: the snippets were formatted and the imports added
-    assert loaded(run, ["black", "libcst.codemod"]) == ["black", "libcst.codemod"]
+    run = RUN_CLI.format(args=["optimize", str(script), "--approach", approach, "--diff"])
+    names = NEVER + CODEMOD + ["black", "neural_coder.transforms.imports"]
+    # it did rewrite: the snippets were formatted (black) and the imports added (our adder)
+    assert loaded(run, names) == ["black", "neural_coder.transforms.imports"]

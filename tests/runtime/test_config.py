@@ -24,6 +24,7 @@ from neural_coder.runtime.config import (
     WeightPruningConfig,
     process_pruning_config,
 )
+from neural_coder.runtime.config.quantization import _RECIPE_DEFAULTS
 
 
 def rejects(factory, param: str, *fragments: str) -> ConfigValueError:
@@ -170,7 +171,7 @@ def test_ptq_defaults() -> None:
     assert c.example_inputs is None and c.excluded_precisions == [] and c.quant_level == "auto"
     assert c.diagnosis is False and c.use_bf16 is True
     assert c.recipes["smooth_quant"] is False and c.recipes["gemm_to_matmul"] is True
-    assert set(c.recipes) == set(cfg._RECIPE_DEFAULTS)
+    assert set(c.recipes) == set(_RECIPE_DEFAULTS)
     assert c.accuracy_criterion.to_dict() == AccuracyCriterion().to_dict()
     assert c.tuning_criterion.to_dict() == TuningCriterion().to_dict()
 

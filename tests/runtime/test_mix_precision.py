@@ -139,6 +139,14 @@ def test_refuses_without_a_batch_to_measure_on(bf16_cpu, caplog):
     assert "no batch to measure the bf16 speed on" in caplog.text
 
 
+def test_measures_on_a_batch_of_the_calib_dataloader(bf16_cpu):
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(X, torch.zeros(len(X))), batch_size=4
+    )
+    out = mix_precision.fit(net(), MixedPrecisionConfig(), calib_dataloader=loader)
+    assert kinds(out.model) == {"fc1": "BF16Linear", "fc2": "BF16Linear", "head": "Linear"}
+
+
 def test_measures_on_the_batch_the_eval_func_ran_and_tunes_fallback(
     bf16_cpu, tmp_path, monkeypatch
 ):

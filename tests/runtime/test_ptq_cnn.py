@@ -299,3 +299,14 @@ def test_quant_level_zero_is_conservative(tmp_path, monkeypatch):
     # alone would give the all-int8 config of trial 2 again, which is not re-run
     assert [t["fp32_ops"] for t in trials] == [["fc", "head"], [], ["head"]]
     assert [t["met"] for t in trials] == [True, False, True]
+
+
+def test_dynamic_on_a_model_with_nothing_it_converts_keeps_fp32_and_says_why(caplog):
+    """A convolution-only model: dynamic quantization would return it unchanged under an
+    int8 label; fit returns None so the script keeps its fp32 model, with the reason."""
+    convs = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3)).eval()
+    with caplog.at_level(logging.WARNING, logger="neural_coder.runtime"):
+        out = quantization.fit(convs, PostTrainingQuantConfig(approach="dynamic"))
+    assert out is None
+    assert "Sequential has none: nothing to quantize" in caplog.text
+    assert "approach='static'" in caplog.text

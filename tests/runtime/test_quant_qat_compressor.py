@@ -240,3 +240,32 @@ def test_the_traced_qat_model_keeps_the_methods_and_attributes_of_its_class() ->
     assert type(int8).__name__ == "_WithTrainingStep" and int8.lr == 0.01
     assert cm.summary["quantized_modules"] == 2
     assert torch.isfinite(int8.training_step(batch, 0))
+
+
+def test_qat_trains_under_bf16_autocast_and_the_prepared_model_pickles(tmp_path):
+    """nanoGPT / llm.c style mixed precision: the model runs under autocast, so the
+    fake-quant modules see bf16 activations (torch's kernels take fp32 only)."""
+    import torch
+    from torch import nn
+
+    from neural_coder.runtime.config import QuantizationAwareTrainingConfig
+    from neural_coder.runtime.training import prepare_compression
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    manager = prepare_compression(model, QuantizationAwareTrainingConfig())
+    manager.callbacks.on_train_begin()
+    model = manager.model
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+            out = model(torch.randn(4, 8))
+        assert out.dtype == torch.bfloat16
+        out.float().pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    torch.save(model, tmp_path / "qat.pt")
+    manager.callbacks.on_train_end()
+    int8 = manager.model
+    assert int8(torch.randn(2, 8)).shape == (2, 4)
+    assert any(type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized") for m in int8.modules())

@@ -1,0 +1,148 @@
+"""Dataloader batches and model calls, shared by `quantization.fit`,
+`mix_precision.fit` and `benchmark.fit`: splitting inputs from labels, moving them
+to the model's device, calling the model, and the calibration batch cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+_LABEL_KEYS = ("labels", "label")
+
+
+# -- batches --------------------------------------------------------------------------
+def split_batch(batch: Any) -> tuple[Any, Any]:
+    """`(inputs, labels)` of one dataloader batch.
+
+    `(x, y)` / `[x, y]` -> `(x, y)`; a 1-tuple -> `(x, None)`; a dict -> the dict
+    without its `labels` / `label` key (Hugging Face) and that label; anything
+    else (a tensor) -> `(batch, None)`. Tuples longer than 2 are `(x, y, ...)`.
+    """
+    if isinstance(batch, Mapping):
+        labels = next((batch[k] for k in _LABEL_KEYS if k in batch), None)
+        return {k: v for k, v in batch.items() if k not in _LABEL_KEYS}, labels
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 1:
+            return batch[0], None
+        if len(batch) >= 2:
+            return batch[0], batch[1]
+    return batch, None
+
+
+def forward_inputs(batch: Any, model: nn.Module) -> Any:
+    """What one batch feeds the model for calibration or timing: `split_batch`'s
+    inputs, except that an encoder-decoder (T5, BART) keeps the batch's `labels`,
+    from which it builds its decoder inputs when the batch has none."""
+    inputs, labels = split_batch(batch)
+    config = getattr(model, "config", None)
+    if (
+        isinstance(batch, Mapping)
+        and labels is not None
+        and getattr(config, "is_encoder_decoder", False)
+        and not any(key.startswith("decoder_") for key in batch)
+    ):
+        return dict(batch)
+    return inputs
+
+
+def call_model(model: Callable[..., Any], inputs: Any) -> Any:
+    """`model(**inputs)` for a dict, `model(*inputs)` for a tuple / list, else `model(inputs)`."""
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def to_device(value: Any, device: torch.device | None) -> Any:
+    """Tensors inside `value` (dicts, tuples, lists) moved to `device`."""
+    if device is None:
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.to(device) if value.device != device else value
+    if isinstance(value, Mapping):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(to_device(v, device) for v in value)
+    if isinstance(value, list):
+        return [to_device(v, device) for v in value]
+    return value
+
+
+def model_device(model: nn.Module) -> torch.device | None:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return None
+
+
+def batch_size_of(loader: Any, inputs: Any = None) -> int:
+    """The loader's `batch_size`, else the first dimension of the first tensor of `inputs`."""
+    size = getattr(loader, "batch_size", None)
+    if isinstance(size, int) and size > 0:
+        return size
+    tensor = _first_tensor(inputs)
+    if tensor is not None and tensor.dim() > 0:
+        return int(tensor.shape[0])
+    return 1
+
+
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def prediction(output: Any) -> Any:
+    """The prediction tensor of a model output: `.logits` (Hugging Face), the first
+    element of a tuple / list, the `logits` (or first) value of a dict."""
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, Mapping) and output:
+        return output["logits"] if "logits" in output else next(iter(output.values()))
+    if isinstance(output, (tuple, list)) and output:
+        return output[0]
+    return output
+
+
+def _check_dataloader(loader: Any, name: str) -> None:
+    if loader is not None and not hasattr(loader, "__iter__"):
+        raise TypeError(
+            f"{name} must be iterable (a torch DataLoader or any iterable of batches), "
+            f"got {type(loader).__name__}"
+        )
+
+
+class _BatchCache:
+    """The first batches of a loader, read once (calibration reuses them every trial)."""
+
+    def __init__(self, loader: Any, model: nn.Module) -> None:
+        self.loader = loader
+        self.model = model
+        self.batches: list[Any] = []
+        self._iterator: Iterator[Any] | None = None
+        self.exhausted = False
+
+    def first(self, count: int) -> list[Any]:
+        if len(self.batches) < count and not self.exhausted:
+            if self._iterator is None:
+                self._iterator = iter(self.loader)
+            for batch in self._iterator:
+                self.batches.append(forward_inputs(batch, self.model))
+                if len(self.batches) >= count:
+                    break
+            else:
+                self.exhausted = True
+        return self.batches[:count]
