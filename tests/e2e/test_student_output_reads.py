@@ -1,0 +1,49 @@
+"""Distillation where the student's prediction is read from its model call's output
+(`model_pred = denoiser(..., return_dict=False)[0]`) or its output is sliced anew before
+the loss (`logits = logits[..., :-1, :]`): the rewritten scripts run and distil."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import script_path
+from tests.e2e.runner import rewrite_and_run
+
+pytestmark = pytest.mark.e2e
+
+
+def sample_module(name: str):
+    sys.path.insert(0, str(script_path(name).parent))
+    try:
+        return __import__(Path(name).stem)
+    finally:
+        sys.path.pop(0)
+
+
+def test_a_prediction_read_as_the_first_element_of_the_output_is_distilled(tmp_path):
+    torch.save(
+        sample_module("denoiser_finetune.py").Denoiser().state_dict(),
+        tmp_path / "denoiser_pretrained.pt",
+    )
+    summary = rewrite_and_run(tmp_path, "denoiser_finetune.py", "--approach", "distillation")
+    assert summary["distillation_steps"] == 8  # 2 epochs of 4 batches
+    text = (tmp_path / "denoiser_finetune.py").read_text()
+    assert "model_pred = outputs[0]" in text
+    assert (tmp_path / "denoiser_finetuned.pt").is_file()
+
+
+def test_logits_shifted_before_the_loss_are_distilled_as_the_model_returned_them(tmp_path):
+    torch.save(
+        sample_module("shifted_lm_finetune.py").TinyCausalLM().state_dict(),
+        tmp_path / "lm_pretrained.pt",
+    )
+    summary = rewrite_and_run(tmp_path, "shifted_lm_finetune.py", "--approach", "distillation")
+    assert summary["distillation_steps"] == 8
+    assert (
+        "student_output = logits  # neural-coder"
+        in (tmp_path / "shifted_lm_finetune.py").read_text()
+    )
