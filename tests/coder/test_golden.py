@@ -86,6 +86,8 @@ CASES = [
     # the hook; an output sliced anew before the loss: kept as the model returned it
     ("denoiser_finetune.py", "distillation", "runtime"),
     ("shifted_lm_finetune.py", "distillation", "runtime"),
+    # loaded under `if pretrained:`, which the --weights default makes true: the default teacher
+    ("weights_flag_train.py", "distillation", "runtime"),
     # a checkpoint dict, a config, a meter and a loss object are not models
     ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
     # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into

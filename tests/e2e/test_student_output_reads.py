@@ -1,6 +1,7 @@
 """Distillation where the student's prediction is read from its model call's output
 (`model_pred = denoiser(..., return_dict=False)[0]`) or its output is sliced anew before
-the loss (`logits = logits[..., :-1, :]`): the rewritten scripts run and distil."""
+the loss (`logits = logits[..., :-1, :]`), and where the weights are loaded under a
+condition the default of a flag makes true: the rewritten scripts run and distil."""
 
 from __future__ import annotations
 
@@ -46,4 +47,14 @@ def test_logits_shifted_before_the_loss_are_distilled_as_the_model_returned_them
     assert (
         "student_output = logits  # neural-coder"
         in (tmp_path / "shifted_lm_finetune.py").read_text()
+    )
+
+
+def test_weights_loaded_under_a_condition_the_default_flag_makes_true_teach(tmp_path):
+    module = sample_module("weights_flag_train.py")
+    torch.save({"model": module.GridDetector().state_dict()}, tmp_path / "detector_pretrained.pt")
+    summary = rewrite_and_run(tmp_path, "weights_flag_train.py", "--approach", "distillation")
+    assert summary["distillation_steps"] == 8  # 2 epochs of 4 batches
+    assert (
+        "teacher_model = copy.deepcopy(model)" in (tmp_path / "weights_flag_train.py").read_text()
     )
