@@ -34,7 +34,12 @@ def detection_loss(pred, targets):
 
 
 def train(opt):
-    epochs, batch_size, weights, save_dir = opt.epochs, opt.batch_size, opt.weights, Path(opt.save_dir)
+    epochs, batch_size, weights, save_dir = (
+        opt.epochs,
+        opt.batch_size,
+        opt.weights,
+        Path(opt.save_dir),
+    )
     model = GridDetector()
     pretrained = str(weights).endswith(".pt")
     if pretrained:
