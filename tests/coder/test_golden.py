@@ -88,6 +88,9 @@ CASES = [
     ("shifted_lm_finetune.py", "distillation", "runtime"),
     # loaded under `if pretrained:`, which the --weights default makes true: the default teacher
     ("weights_flag_train.py", "distillation", "runtime"),
+    # a model from a `build_model` classmethod, loaded by a checkpointer object on the
+    # `if args.eval_only:` path that returns: converted there, after the load
+    ("builder_eval_only.py", "ptq-dynamic", "runtime"),
     # a checkpoint dict, a config, a meter and a loss object are not models
     ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
     # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into

@@ -1,7 +1,9 @@
 """Distillation where the student's prediction is read from its model call's output
 (`model_pred = denoiser(..., return_dict=False)[0]`) or its output is sliced anew before
 the loss (`logits = logits[..., :-1, :]`), and where the weights are loaded under a
-condition the default of a flag makes true: the rewritten scripts run and distil."""
+condition the default of a flag makes true: the rewritten scripts run and distil. And a
+model from a `build_model` classmethod loaded by a checkpointer object, evaluated on an
+eval-only path: converted there."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import script_path
-from tests.e2e.runner import rewrite_and_run
+from tests.conftest import run_cli, script_path
+from tests.e2e.runner import rewrite_and_run, run_script
 
 pytestmark = pytest.mark.e2e
 
@@ -58,3 +60,15 @@ def test_weights_loaded_under_a_condition_the_default_flag_makes_true_teach(tmp_
     assert (
         "teacher_model = copy.deepcopy(model)" in (tmp_path / "weights_flag_train.py").read_text()
     )
+
+
+def test_a_built_model_loaded_by_a_checkpointer_is_converted_on_the_eval_only_path(tmp_path):
+    module = sample_module("builder_eval_only.py")
+    torch.save(module.Classifier(16, 4).state_dict(), tmp_path / "classifier_final.pth")
+    script = tmp_path / "builder_eval_only.py"
+    script.write_text(script_path("builder_eval_only.py").read_text())
+    result = run_cli("optimize", script, "--approach", "ptq-dynamic")
+    assert result.exit_code == 0, result.output
+    run, summary = run_script(script, "--eval-only")
+    assert summary["quantized_modules"] >= 1
+    assert "evaluated torch.ao.nn.quantized.dynamic" in run.stdout  # the int8 model is tested
