@@ -14,6 +14,7 @@ from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import AddImport, ReplaceExpression
 
 from .base import BasePlanner
+from .student_output import accessed_call, changes_of, check_followed, refuse_changed
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
@@ -68,6 +69,8 @@ class StepHooks(BasePlanner):
                 line=self.src.line(loop.loss_statement),
                 hint="have the model return its logits and compute the loss from them",
             )
+        if loop.model_output is not None and loop.model_call is not None:
+            output = self._unchanged_output(loop.model_output, loop.model_call, loop.loss_statement)
         loss = loop.loss_name
         inputs = self._inputs(loop)
         hook = f"{cm}.callbacks.on_after_compute_loss({inputs}, {output}, "
@@ -144,27 +147,72 @@ class StepHooks(BasePlanner):
         so the distillation hook can read the outputs. None where moving it could change
         what runs: the call is not in the loss statement itself, or runs conditionally,
         or more than once."""
-        if self.src.statement_of(call) is not loss_statement or not isinstance(
-            loss_statement, cst.SimpleStatementLine
-        ):
-            return None
-        if len(loss_statement.body) != 1:
+        statement = self.src.statement_of(call)
+        if statement is not loss_statement:
+            # `model_pred = unet(x, t, return_dict=False)[0]` or `logits = model(**b).logits`
+            # before the loss: the whole output is named, the prediction read from it
+            if not self._reads_model_call(statement, call, loss_statement):
+                return None
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
             return None
         callee = self.src.code(call.func)
-        calls = [c for c in m.findall(loss_statement, m.Call()) if self.src.code(c.func) == callee]
+        calls = [c for c in m.findall(statement, m.Call()) if self.src.code(c.func) == callee]
         if len(calls) != 1:
             return None
         for node in self.src.ancestors(call):
-            if node is loss_statement:
+            if node is statement:
                 break
             if isinstance(node, CONDITIONAL_EXPRESSIONS):
                 return None
+        read = self.src.parent(call)
+        method = isinstance(read, cst.Attribute) and isinstance(self.src.parent(read), cst.Call)
+        if isinstance(read, cst.Subscript | cst.Attribute) and read.value is call and not method:
+            check_followed(self.src, call, read)  # `.sum()` is the output's method, not a read
         name = self.free_name("outputs")
         self.insert(
-            loss_statement,
+            statement,
             "before",
             [f"{name} = {self.src.code(call)}"],
             f"the model call, assigned to {name}",
         )
         self.plan.edits.append(ReplaceExpression(call, name))
         return name
+
+    def _unchanged_output(
+        self, output: str, call: cst.Call, loss_statement: cst.BaseStatement
+    ) -> str:
+        """`output` as the model returned it at the hook: kept in a name of its own right
+        after the call where the script binds `output` anew before the loss."""
+        rebound, changed = changes_of(self.src, output, call, loss_statement)
+        if changed:
+            refuse_changed(self.src, output, call, changed[0])
+        if not rebound:
+            return output
+        name = self.free_name("student_output")
+        self.insert(
+            self.src.statement_of(call),
+            "after",
+            [f"{name} = {output}"],
+            f"the model's output before line {self.src.line(rebound[0])} binds {output} anew",
+        )
+        return name
+
+    def _reads_model_call(
+        self, statement: cst.CSTNode | None, call: cst.Call, loss_statement: cst.BaseStatement
+    ) -> bool:
+        """`name = call[0]` (reads of the call only) in the loops and function of the loss:
+        naming the call's output there runs nothing more, nothing less."""
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return False
+        small = statement.body[0]
+        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+            return False
+        found = accessed_call(small.value)
+        if found is None or found[0] is not call:
+            return False
+        around_loss = set(map(id, self.src.ancestors(loss_statement)))
+        return all(
+            id(node) in around_loss
+            for node in self.src.ancestors(statement)
+            if isinstance(node, cst.For | cst.While | cst.FunctionDef | cst.If | cst.Try)
+        )
