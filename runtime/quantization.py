@@ -25,6 +25,11 @@ After `fit`, the run summary of `summary.py` (the same as the training
 runtime's) is logged and written as JSON to `$NEURAL_CODER_SUMMARY`, with
 `baseline_metric`, `final_metric` (null without evaluation) and `trials`.
 
+A model on a GPU: calibration runs its observed copy there, the int8 result is on
+the CPU (torch.ao's kernels), and the `Model` wrapper returned, like the one each
+trial's `eval_func` then gets, bridges the script's GPU batches to it (see
+`int8_device.py`).
+
 Deliberate differences from INC:
 
 * Tuning falls back to fp32 only: bf16 fallback of an int8 op has no speed-up

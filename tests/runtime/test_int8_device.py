@@ -16,9 +16,14 @@ import torch
 from torch import nn
 
 from neural_coder.runtime import int8_device, quantization
-from neural_coder.runtime.config import PostTrainingQuantConfig
+from neural_coder.runtime.config import (
+    AccuracyCriterion,
+    PostTrainingQuantConfig,
+    QuantizationAwareTrainingConfig,
+)
 from neural_coder.runtime.model import Model
 from neural_coder.runtime.quant import QuantSpec, get_backend
+from neural_coder.runtime.training import prepare_compression
 
 from .conftest import TinyMLP, tiny_batches
 
@@ -211,32 +216,64 @@ class Net(nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
 
 
-@cuda
-@pytest.mark.parametrize("approach", ["static", "dynamic"])
-def test_a_cuda_script_goes_on_with_the_int8_model(approach: str) -> None:
-    torch.manual_seed(0)
-    device = torch.device("cuda")
-    model = Net().to(device)
-    data = [(torch.randn(8, 3, 8, 8), torch.randint(0, 4, (8,))) for _ in range(3)]
+DEVICES = ["cpu", pytest.param("cuda", marks=cuda)]
 
-    def evaluate(m: nn.Module) -> float:  # the script's evaluation, written for the GPU
+
+@pytest.mark.parametrize("where", DEVICES)
+@pytest.mark.parametrize("approach", ["static", "dynamic"])
+def test_a_gpu_script_goes_on_with_the_int8_model(approach: str, where: str) -> None:
+    """fit on a CUDA model, tuned by an evaluation written for the GPU, then the script's
+    own `model.to(device)`, evaluation and `torch.save(model)` (on the CPU as well)."""
+    torch.manual_seed(0)
+    device = torch.device(where)
+    fp32 = Net().to(device).eval()
+    data = [(torch.randn(8, 3, 8, 8), torch.randint(0, 4, (8,))) for _ in range(3)]
+    with torch.no_grad():
+        reference = [fp32(x.to(device)) for x, _ in data]
+
+    def evaluate(m: nn.Module) -> float:  # agreement with the fp32 outputs, on the GPU
         m.to(device).eval()
         with torch.no_grad():
             outs = [m(x.to(device)) for x, _ in data]
-        assert all(o.is_cuda for o in outs)
-        return sum((o.argmax(1).cpu() == y).float().mean().item() for o, (_, y) in zip(outs, data))
+        assert all(o.device.type == where for o in outs)
+        errors = [(o - r).abs().max() / r.abs().max() for o, r in zip(outs, reference)]
+        return 1.0 - max(errors).item()
 
-    fp32_score = evaluate(model)
     quantized = quantization.fit(
-        model,
-        PostTrainingQuantConfig(approach=approach),
+        fp32,
+        PostTrainingQuantConfig(
+            approach=approach,
+            accuracy_criterion=AccuracyCriterion(criterion="absolute", tolerable_loss=0.2),
+        ),
         calib_dataloader=data if approach == "static" else None,
         eval_func=evaluate,
     )
-    assert quantized is not None
-    model = quantized if quantized is not None else model
-    model.cuda()
-    assert abs(evaluate(model) - fp32_score) < 1.0
-    assert all(not t.is_cuda for t in model.buffers())
+    assert isinstance(quantized, Model) and quantized.runs_int8_on_cpu
+    model = quantized.to(device)
+    assert get_backend().count_quantized_modules(model.model) >= 1
+    assert evaluate(model) > 0.8
+    assert all(not t.is_cuda for t in [*model.parameters(), *model.buffers()])
     buffer = io.BytesIO()
     torch.save(model, buffer)
+
+
+@pytest.mark.parametrize("where", DEVICES)
+def test_qat_on_a_gpu_hands_back_a_bridged_int8_model(where: str) -> None:
+    torch.manual_seed(0)
+    device = torch.device(where)
+    model = Net().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    manager = prepare_compression(model, QuantizationAwareTrainingConfig())
+    manager.callbacks.on_train_begin()
+    model = manager.model
+    x, y = torch.randn(8, 3, 8, 8, device=device), torch.randint(0, 4, (8,), device=device)
+    for _ in range(3):
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    manager.callbacks.on_train_end()
+    model = manager.model.to(device).eval()
+    assert model.runs_int8_on_cpu
+    with torch.no_grad():
+        out = model(x)
+    assert out.device.type == where and out.shape == (8, 4)
