@@ -16,6 +16,10 @@ Differences from INC, on purpose:
 * Replacing the inner module notifies every listener (`add_listener`) through
   `on_model_replaced(old, new)`, so compressors re-resolve their state.
 * A copy (`copy.deepcopy`, pickling) has no listeners.
+* An int8 inner module (one the quantization backend made: it carries a recipe)
+  stays on the CPU, where torch.ao's int8 kernels run: calls with inputs on a GPU
+  are bridged, `.to(device)` / `.cuda()` keep it on the CPU and dtype casts are
+  refused (see `int8_device.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from . import int8_device
 from .distributed import is_main_process
 
 __all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener", "load"]
@@ -142,9 +147,49 @@ class Model(nn.Module):
     def remove_listener(self, listener: ModelListener) -> None:
         self._listeners[:] = [x for x in self._listeners if x is not listener]
 
+    @property
+    def runs_int8_on_cpu(self) -> bool:
+        """Whether the inner module is an int8 model of the quantization backend, whose
+        kernels run on the CPU only (see `int8_device.py`)."""
+        from .quant.backend import RECIPE_ATTR  # lazy: the quant package imports this module
+
+        return isinstance(self._modules["_model"].__dict__.get(RECIPE_ATTR), dict)
+
     # -- nn.Module behaviour ---------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self._modules["_model"](*args, **kwargs)
+        inner = self._modules["_model"]
+        if self.runs_int8_on_cpu:
+            return int8_device.call_on_cpu(inner, args, kwargs)
+        return inner(*args, **kwargs)
+
+    def to(self, *args: Any, **kwargs: Any) -> Model:  # type: ignore[override]
+        if not self.runs_int8_on_cpu:
+            return super().to(*args, **kwargs)
+        device, dtype, _non_blocking, _memory_format = torch._C._nn._parse_to(*args, **kwargs)
+        int8_device.check_cast(dtype, "model.to")
+        int8_device.note_kept_on_cpu(device, "model.to")
+        return self
+
+    def cuda(self, device: Any = None) -> Model:
+        if not self.runs_int8_on_cpu:
+            return super().cuda(device)
+        int8_device.note_kept_on_cpu("cuda" if device is None else device, "model.cuda")
+        return self
+
+    def half(self) -> Model:
+        if self.runs_int8_on_cpu:
+            int8_device.check_cast(torch.float16, "model.half")
+        return super().half()
+
+    def bfloat16(self) -> Model:
+        if self.runs_int8_on_cpu:
+            int8_device.check_cast(torch.bfloat16, "model.bfloat16")
+        return super().bfloat16()
+
+    def double(self) -> Model:
+        if self.runs_int8_on_cpu:
+            int8_device.check_cast(torch.float64, "model.double")
+        return super().double()
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -25,6 +25,11 @@ After `fit`, the run summary of `summary.py` (the same as the training
 runtime's) is logged and written as JSON to `$NEURAL_CODER_SUMMARY`, with
 `baseline_metric`, `final_metric` (null without evaluation) and `trials`.
 
+A model on a GPU: calibration runs its observed copy there, the int8 result is on
+the CPU (torch.ao's kernels), and the `Model` wrapper returned, like the one each
+trial's `eval_func` then gets, bridges the script's GPU batches to it (see
+`int8_device.py`).
+
 Deliberate differences from INC:
 
 * Tuning falls back to fp32 only: bf16 fallback of an int8 op has no speed-up
@@ -55,7 +60,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .batches import _check_dataloader, call_model, forward_inputs, split_batch
+from .batches import _check_dataloader, call_model, forward_inputs, model_device, split_batch
 from .config import ConfigValueError, PostTrainingQuantConfig, options
 from .metrics import MAE, MSE, RMSE, Accuracy, TopK, build_metric, make_eval_func
 from .model import Model
@@ -302,7 +307,9 @@ def fit(
     tuning = getattr(conf, "tuning_criterion", None)
     result: TuningResult[nn.Module] = tune(
         build=quantizer,
-        evaluate=lambda candidate: metric_value(evaluate(candidate), "the evaluation"),
+        evaluate=lambda candidate: metric_value(
+            evaluate(_trial_model(candidate, model, conf)), "the evaluation"
+        ),
         baseline=baseline,
         criterion=criterion_for(getattr(conf, "accuracy_criterion", None), evaluate),
         first=first,
@@ -401,6 +408,16 @@ def _wrap(int8: nn.Module, fp32: nn.Module, conf: Any) -> Model:
     # INC's q_model.fp32_model is the model given to fit, not the int8 one
     object.__setattr__(wrapped, "_fp32_model", fp32)
     return wrapped
+
+
+def _trial_model(int8: nn.Module, fp32: nn.Module, conf: Any) -> nn.Module:
+    """What `eval_func` evaluates in a trial: the bare int8 module for a model on the CPU
+    (as always), the `Model` wrapper for one on a GPU, whose device bridge runs the int8
+    module on the CPU while the script's evaluation moves its batches to the GPU."""
+    device = model_device(fp32)
+    if device is None or device.type == "cpu":
+        return int8
+    return _wrap(int8, fp32, conf)
 
 
 def _recipe_facts(recipe: Mapping[str, Any] | None) -> dict[str, Any]:
