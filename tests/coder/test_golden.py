@@ -50,6 +50,8 @@ CASES = [
     # `net = build_net()` after training builds a fresh model, no reload: fit before it
     ("rebuild_compare.py", "ptq-dynamic", "runtime"),
     ("rebuild_compare.py", "bf16", "runtime"),
+    # QAT under a nanoGPT-style autocast context: the runtime trains it in mixed precision
+    ("autocast_ctx_train.py", "qat", "runtime"),
     ("peft_lora_finetune.py", "distillation", "runtime"),  # LoRA: distilled as it is
     # hooks on every path: AMP scaler or fp32, optimizer or manual SGD update, and the
     # manager prepared before `if distributed / elif gpu / else DataParallel` branches

@@ -229,7 +229,7 @@ def test_post_training_under_a_lightning_cli_is_refused():
 
 
 def test_qat_in_mixed_precision_goes_ahead_and_in_half_weights_is_refused():
-    """"bf16-mixed" trains under autocast, which the runtime's QAT handles; "bf16-true"
+    """`bf16-mixed` trains under autocast, which the runtime's QAT handles; `bf16-true`
     keeps the weights in bf16, which no int8 conversion takes."""
     mixed = (
         script_path("lightning_fit.py")

@@ -44,5 +44,7 @@ def test_mark_only_lora_as_trainable_refuses_pruning_and_leaves_the_file(tmp_pat
         assert result.exit_code == 1, result.output
         assert f"lora_mark_trainable.py:{line}:" in result.output
         assert "mark_only_lora_as_trainable(model)" in result.output
-        assert "nothing would be pruned" in result.output and "merging its adapters" in result.output
+        assert (
+            "nothing would be pruned" in result.output and "merging its adapters" in result.output
+        )
         assert script.read_text() == source
