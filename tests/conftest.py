@@ -36,6 +36,7 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
         "hf_trainer.py",
         "seq2seq_trainer.py",
         "peft_lora_finetune.py",
+        "lora_mark_trainable.py",
         "lightning_fit.py",
         "native_scaler_loop.py",
         "multishot_cnn.py",

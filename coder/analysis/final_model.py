@@ -29,6 +29,9 @@ class FinalModel:
     where: str  # "before" / "after" the anchor
     scope: Scope
     notes: list[str] = field(default_factory=list)
+    # a later `model = Net()` that builds a new, untrained model: the trained one is
+    # read only up to there
+    rebuilt: cst.BaseStatement | None = None
 
 
 def outermost_loop(index: Index, statement: cst.BaseStatement, scope: Scope) -> cst.BaseStatement:
@@ -116,7 +119,20 @@ def after_training(index: Index, model: str, loop: cst.BaseStatement, scope: Sco
             f"the model is loaded again at line {src.line(reload)}: quantized after that"
         )
         place.anchor = reload
+    place.rebuilt = _first_rebuild(index, place)
     return place
+
+
+def _first_rebuild(index: Index, place: FinalModel) -> cst.BaseStatement | None:
+    """The first statement after the anchor, in its block, that builds the model anew
+    without loading trained weights (`model = init_model()`): from there on the name
+    holds another model."""
+    for statement in _following(index, place):
+        if index.source.parent(statement) is not index.source.parent(place.anchor):
+            continue
+        if _reloads(index, statement, place.model, place.scope, rebuilds=True):
+            return statement
+    return None
 
 
 def _is_plain_name(model: str) -> bool:
@@ -179,7 +195,11 @@ def _following(index: Index, place: FinalModel) -> list[cst.BaseStatement]:
         statements = body if isinstance(body, list | tuple) else None
         if statements is not None and node in statements:
             start = statements.index(node) + (1 if place.where == "after" else 0)
-            out += [s for s in statements[start:] if isinstance(s, cst.BaseStatement)]
+            for s in statements[start:]:
+                if s is place.rebuilt:
+                    return out
+                if isinstance(s, cst.BaseStatement):
+                    out.append(s)
         if ancestor is place.scope:
             break
         if isinstance(ancestor, cst.BaseStatement):
@@ -214,23 +234,30 @@ def _calls_reader_of_global(
     return False
 
 
-def last_reload(index: Index, place: FinalModel) -> cst.BaseStatement | None:
+def last_reload(
+    index: Index, place: FinalModel, rebuilds: bool = False
+) -> cst.BaseStatement | None:
     """The last statement after the anchor, in the anchor's block, that loads weights
-    into the model again (`model.load_state_dict(...)`, `model = torch.load(f)`,
-    `model = Net(); ...`), or holds such a load."""
+    into the model again (`model.load_state_dict(...)`, `model = torch.load(f)`), or
+    holds such a load; with `rebuilds`, also one that builds it anew (`model = Net()`)."""
     name = place.model
     last = None
     for statement in _following(index, place):
-        if _reloads(index, statement, name, place.scope):
+        if _reloads(index, statement, name, place.scope, rebuilds):
             if index.source.parent(statement) is index.source.parent(place.anchor):
                 last = statement
     return last
 
 
-def _reloads(index: Index, statement: cst.CSTNode, name: str, scope: Scope) -> bool:
+def _reloads(
+    index: Index, statement: cst.CSTNode, name: str, scope: Scope, rebuilds: bool = False
+) -> bool:
     """`statement` loads weights into the model (`model.load_state_dict(...)`, a helper
-    such as `load_pretrained_weights(model, path)`) or builds it again (`model =
-    torch.load(f)`); wrapping it (`model = Wrapper(model)`) is no reload."""
+    such as `load_pretrained_weights(model, path)`, `model = torch.load(f)`,
+    `model = Net.from_pretrained(output_dir)`); wrapping it (`model = Wrapper(model)`)
+    is no reload, and building it again (`model = init_model()`, a fresh untrained
+    model, or `from_pretrained` of the path it was first loaded from) counts only
+    with `rebuilds`."""
     for call in m.findall(statement, m.Call(func=m.Attribute(attr=m.Name("load_state_dict")))):
         receiver = unwrap_pass_through(call.func.value)  # type: ignore[attr-defined]
         if index.source.code(receiver) in (name, f"{name}.module"):
@@ -253,6 +280,46 @@ def _reloads(index: Index, statement: cst.CSTNode, name: str, scope: Scope) -> b
             if m.findall(value, m.Name(name)):
                 continue  # model = model.to(device), model = Wrapper(model)
             if is_model_expression(index, value, scope) or kinds.model_kind(index, value):
+                if rebuilds or _loads_trained_weights(index, value, name, scope):
+                    return True
+            elif isinstance(value, cst.Call) and "load" in index.source.code(value.func).lower():
+                return True  # model = load_model(path), model = attempt_load(weights)
+    return False
+
+
+WEIGHT_LOADERS = ("from_pretrained", "load_from_checkpoint")
+
+
+def _loads_trained_weights(
+    index: Index, value: cst.BaseExpression, name: str, scope: Scope
+) -> bool:
+    """`value` reads weights from a file (`torch.load(f)`, `load_model(path)`,
+    `from_pretrained(output_dir)`), not the pretrained source `name` was first built
+    from (`from_pretrained(args.model_name_or_path)` again) nor a constructor."""
+    for leaf, _ in index.values_of(value, scope):
+        if not isinstance(leaf, cst.Call):
+            continue
+        callee = index.qualified(leaf.func)
+        last = callee.rsplit(".", 1)[-1]
+        if last in WEIGHT_LOADERS:
+            return bool(leaf.args) and not _first_loaded_from(index, name, leaf, scope)
+        if "load" in last.lower():
+            return True
+        if m.findall(leaf, m.Call(func=m.Name("load") | m.Attribute(attr=m.Name("load")))):
+            return True
+    return False
+
+
+def _first_loaded_from(index: Index, name: str, call: cst.Call, scope: Scope) -> bool:
+    """`call` loads from the same source as the first `name = X.from_pretrained(...)`."""
+    source = index.source.code(call.args[0].value)
+    for assignment in index.assignments.get(name, []):
+        for first in m.findall(
+            assignment.statement, m.Call(func=m.Attribute(attr=m.Name("from_pretrained")))
+        ):
+            if first is call:
+                return False
+            if first.args and index.source.code(first.args[0].value) == source:  # type: ignore[attr-defined]
                 return True
     return False
 

@@ -134,7 +134,26 @@ def wrap_anchor(src: Source, wrap: Wrap, before: cst.CSTNode) -> cst.BaseStateme
             break
         if isinstance(ancestor, cst.If) and not isinstance(src.parent(ancestor), cst.If):
             anchor = ancestor
-    return anchor
+    return _before_aliases(src, anchor, wrap.inner)
+
+
+def _before_aliases(src: Source, anchor: cst.BaseStatement, model: str) -> cst.BaseStatement:
+    """Up over the aliases bound right before the wrap (`model_without_ddp = model`): QAT
+    replaces the model, and an alias bound before the preparation would keep the
+    unprepared one, which such scripts then save and hand to the optimizer."""
+    block = src.parent(anchor)
+    body = getattr(block, "body", None)
+    if not isinstance(body, list | tuple) or anchor not in body:
+        return anchor
+    at = body.index(anchor)
+    while at > 0 and m.matches(
+        body[at - 1],
+        m.SimpleStatementLine(
+            body=[m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Name(model))]
+        ),
+    ):
+        at -= 1
+    return body[at]
 
 
 def _wrap_of(index: Index, statement: cst.BaseStatement, name: str) -> Wrap | None:

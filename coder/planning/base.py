@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from neural_coder.analysis import Facts
+from neural_coder.analysis.frozen import whole_model_freeze
 from neural_coder.analysis.index import Scope
 from neural_coder.analysis.low_bit import low_bit_load
 from neural_coder.analysis.pretrained import weights_before_training
@@ -239,6 +240,7 @@ class BasePlanner:
             return
         call = peft_adapters(self.index, model, scope)
         if call is None:
+            self._refuse_pruning_frozen_weights(model, scope)
             return
         what = " and ".join(sorted(parts))
         raise AnalysisError(
@@ -249,6 +251,27 @@ class BasePlanner:
             line=self.src.line(call),
             hint="merge the adapters first (model = model.merge_and_unload()) and compress the "
             "merged model in a script of its own; distillation works on a PEFT model as it is",
+        )
+
+    def _refuse_pruning_frozen_weights(self, model: str, scope: Scope) -> None:
+        """Gradient-scored pruning of weights that get no gradient prunes nothing (LoRA
+        fine-tuning with `mark_only_lora_as_trainable(model)`, `model.requires_grad_(False)`)."""
+        if "pruning" not in self.options.approach:
+            return
+        freeze = whole_model_freeze(self.index, model, scope)
+        if freeze is None:
+            return
+        line = self.src.line(freeze)
+        code = self.src.code(freeze).strip().splitlines()[0]
+        raise AnalysisError(
+            f"the weights of {model} are frozen at line {line} ({code}): only adapters train, "
+            "and pruning scores and masks the trained weights, so the frozen ones would get "
+            "no gradient and nothing would be pruned",
+            path=self.src.path,
+            line=line,
+            hint="prune the fine-tuned model after merging its adapters, in a script of its "
+            "own, or unfreeze the weights to prune (drop the freeze); distillation works "
+            "on the adapters as they are",
         )
 
     def refuse_low_bit_weights(self, model: str, scope: Scope) -> None:
@@ -276,24 +299,43 @@ class BasePlanner:
         )
 
     def qat_needs_fp32(
-        self, what: str, line: int, switch: cst.BaseExpression | None, fix: str
+        self,
+        what: str,
+        line: int,
+        switch: cst.BaseExpression | None,
+        fix: str,
+        half_weights: bool = False,
     ) -> None:
-        """QAT's fake-quant observers take fp32 activations only: mixed precision that
-        is on (`switch` absent or `True`) is refused; one that a run-time value
-        switches gets a warning."""
+        """Mixed precision (autocast) with QAT: the bundled runtime's fake-quant modules
+        compute in fp32 under autocast and hand back the autocast dtype, so it trains and
+        converts; INC's fake-quant observers take fp32 activations only. Weights kept
+        in half precision (`half_weights`: Lightning's "bf16-true") cannot be converted
+        to int8 by either. Refused when on (`switch` absent or `True`), a warning when
+        a run-time value switches it."""
         if m.matches(switch, m.Name("False")):
             return
-        if switch is not None and not m.matches(switch, m.Name("True")):
-            self.plan.warnings.append(
-                f"line {line}: QAT fails in mixed precision (its fake-quant observers take fp32 "
-                f"activations): {fix}"
+        if self.options.target != "inc" and not half_weights:
+            self.plan.placed.append(
+                f"line {line}: QAT under mixed precision: the runtime's fake-quant modules "
+                "compute in fp32 and hand back the autocast dtype"
             )
             return
+        why = (
+            "QAT converts fp32 weights to int8, and these are kept in half precision"
+            if half_weights
+            else "INC's QAT fake-quant observers take fp32 activations only"
+        )
+        way_out = (
+            fix if half_weights else f"{fix}, or --target runtime (it trains QAT under autocast)"
+        )
+        if switch is not None and not m.matches(switch, m.Name("True")):
+            self.plan.warnings.append(f"line {line}: {what}: {why}: {way_out}")
+            return
         raise AnalysisError(
-            f"{what}: QAT's fake-quant observers take fp32 activations only",
+            f"{what}: {why}",
             path=self.src.path,
             line=line,
-            hint=f"{fix}; pruning and distillation work in mixed precision",
+            hint=f"{way_out}; pruning and distillation work in mixed precision",
         )
 
     def warn_guessed_trainer(self, use: TrainerUse) -> None:

@@ -290,11 +290,14 @@ class LightningPlanner(BasePlanner):
                 text = self.src.code(arg.value).strip("'\"")
                 if text.startswith(("16", "bf16")):
                     line = self.src.line(arg)
+                    true_half = text.endswith("-true")
                     self.qat_needs_fp32(
-                        f"the Lightning Trainer trains in mixed precision (precision={text!r} at line {line})",
+                        f"the Lightning Trainer trains in "
+                        f"{'half' if true_half else 'mixed'} precision (precision={text!r} at line {line})",
                         line,
                         None,
                         "drop precision= for QAT",
+                        half_weights=true_half,
                     )
 
     def _refuse_post_training(self, use: LightningUse) -> None:

@@ -17,6 +17,7 @@ from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
 from neural_coder.transforms.snippets import Code
@@ -256,7 +257,7 @@ class PostTrainingPlanner(BasePlanner):
                 f"{first.line}, on the path that builds it"
             )
         place = FinalModel(targets[0], anchor, "after", assignment.scope)
-        reload = final_model.last_reload(self.index, place)
+        reload = final_model.last_reload(self.index, place, rebuilds=True)
         if reload is not None:
             place.anchor = reload
         return place
@@ -324,9 +325,18 @@ class PostTrainingPlanner(BasePlanner):
         if "." in place.model or final_model.later_reads(self.index, place):
             return
         line = self.src.line(place.anchor)
+        rebuilt = (
+            ""
+            if place.rebuilt is None
+            else f" before line {self.src.line(place.rebuilt)} builds a new, untrained "
+            f"{place.model} ({self.src.code(m.findall(place.rebuilt, m.Assign())[0]).strip()}), "
+            "which is no reload of "
+            "the trained weights"
+        )
         raise AnalysisError(
             f"the quantized model would be thrown away: nothing after line {line} in "
-            f"{self.index.describe(place.scope)} evaluates, saves or returns {place.model}",
+            f"{self.index.describe(place.scope)} evaluates, saves or returns {place.model}"
+            + rebuilt,
             path=self.src.path,
             line=line,
             hint=f"evaluate or save {place.model} after training (for example "

@@ -198,6 +198,72 @@ def test_a_peft_model_is_distilled(tmp_path):
     assert "prepare_compression(" in path.read_text()
 
 
+FROZEN_LOOP = """import torch
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(4, 4)
+        self.head = torch.nn.Linear(4, 2)
+    def forward(self, x):
+        return self.head(self.body(x))
+def train(model, data, opt):
+    for x in data:
+        loss = model(x).sum()
+        loss.backward()
+        opt.step()
+model = Net()
+{freeze}
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+train(model, [torch.randn(2, 4)], opt)
+torch.save(model.state_dict(), "net.pt")
+"""
+
+
+@pytest.mark.parametrize(
+    "freeze",
+    [
+        "mark_only_lora_as_trainable(model)",
+        "model.requires_grad_(False)",
+        "for p in model.parameters():\n    p.requires_grad = False",
+        "for n, p in model.named_parameters():\n    if 'lora_' not in n:\n        p.requires_grad = False",
+    ],
+)
+@pytest.mark.parametrize("approach", ["pruning", "pruning+qat"])
+def test_pruning_weights_frozen_by_the_script_is_refused(tmp_path, freeze, approach):
+    """Every base weight frozen (litgpt's mark_only_lora_as_trainable, requires_grad_(False),
+    a freezing loop) before the model reaches the training function: refused at the
+    freeze, with the way out; the file is untouched."""
+    helper = "def mark_only_lora_as_trainable(m):\n    m.requires_grad_(False)\n"
+    text = FROZEN_LOOP.format(freeze=freeze)
+    text = text.replace("model = Net()", helper + "model = Net()")
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", approach)
+    assert result.exit_code == 1, result.output
+    line = text.splitlines().index(freeze.splitlines()[0]) + 1
+    assert f"{path}:{line}: the weights of model are frozen at line {line}" in result.output
+    assert "nothing would be pruned" in result.output and "unfreeze" in result.output
+    assert_untouched(path, text)
+
+
+@pytest.mark.parametrize(
+    "freeze",
+    [
+        "model.body.requires_grad_(False)",
+        "for n, p in model.named_parameters():\n    if n.startswith('body'):\n        p.requires_grad = False",
+        "model.requires_grad_(True)",
+        # transfer learning: every weight frozen, then a new head that trains
+        "for p in model.parameters():\n    p.requires_grad = False\nmodel.head = torch.nn.Linear(4, 2)",
+        "model.requires_grad_(False)\nfor p in model.head.parameters():\n    p.requires_grad = True",
+    ],
+)
+def test_a_freeze_of_one_part_is_pruned(tmp_path, freeze):
+    text = FROZEN_LOOP.format(freeze=freeze)
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "pruning")
+    assert result.exit_code == 0, result.output
+    assert "prepare_compression(" in path.read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -366,35 +432,39 @@ for x in [torch.randn(8, 4)]:
 """
 
 
-def test_qat_under_autocast_is_refused_and_pruning_goes_ahead(tmp_path):
+def test_qat_under_autocast_goes_ahead_on_the_runtime_and_is_refused_for_inc(tmp_path):
+    """The runtime's fake-quant modules compute in fp32 under autocast; INC's do not."""
     text = AUTOCAST.format(enabled="")
     path = write(tmp_path, text)
-    result = run_cli("optimize", path, "--approach", "pruning+qat")
+    result = run_cli("optimize", path, "--approach", "pruning+qat", "--target", "inc")
     assert result.exit_code == 1
     assert f"{path}:5: the model runs under torch.autocast (line 5)" in result.output
+    assert "--target runtime" in result.output
     assert_untouched(path, text)
     assert run_cli("optimize", path, "--approach", "pruning", "--diff").exit_code == 0
+    result = run_cli("optimize", path, "--approach", "pruning+qat")
+    assert result.exit_code == 0 and "prepare_compression(" in path.read_text(), result.output
 
 
 @pytest.mark.parametrize(
     ("enabled", "warned"), [(", enabled=False", False), (", enabled=amp", True)]
 )
-def test_qat_goes_ahead_where_autocast_is_off_or_switchable(tmp_path, enabled, warned):
+def test_qat_for_inc_goes_ahead_where_autocast_is_off_or_switchable(tmp_path, enabled, warned):
     path = write(tmp_path, "amp = False\n" + AUTOCAST.format(enabled=enabled))
-    result = run_cli("optimize", path, "--approach", "qat", "--diff")
+    result = run_cli("optimize", path, "--approach", "qat", "--target", "inc", "--diff")
     assert result.exit_code == 0, result.output
-    assert ("QAT fails in mixed precision" in result.output) is warned
+    assert ("INC's QAT fake-quant observers take fp32" in result.output) is warned
 
 
-def test_qat_with_a_trainer_in_mixed_precision_is_refused(tmp_path):
+def test_qat_with_a_trainer_in_mixed_precision_is_refused_for_inc_only(tmp_path):
     text = (
         "from transformers import Trainer, TrainingArguments\nmodel = object()\n"
         "args = TrainingArguments(output_dir='out', bf16=True, use_cpu=True)\n"
         "trainer = Trainer(model=model, args=args)\ntrainer.train()\n"
     )
     path = write(tmp_path, text)
-    result = run_cli("optimize", path, "--approach", "qat")
+    result = run_cli("optimize", path, "--approach", "qat", "--target", "inc")
     assert result.exit_code == 1
     assert f"{path}:3: the Trainer trains in mixed precision (bf16=True at line 3)" in result.output
     assert_untouched(path, text)
-    assert run_cli("optimize", path, "--approach", "pruning", "--diff").exit_code == 0
+    assert run_cli("optimize", path, "--approach", "qat", "--diff").exit_code == 0

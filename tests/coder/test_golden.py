@@ -47,7 +47,15 @@ CASES = [
     ("qa_trainer_subclass.py", "ptq-dynamic", "runtime"),
     ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
+    # `net = build_net()` after training builds a fresh model, no reload: fit before it
+    ("rebuild_compare.py", "ptq-dynamic", "runtime"),
+    ("rebuild_compare.py", "bf16", "runtime"),
+    # QAT under a nanoGPT-style autocast context: the runtime trains it in mixed precision
+    ("autocast_ctx_train.py", "qat", "runtime"),
     ("peft_lora_finetune.py", "distillation", "runtime"),  # LoRA: distilled as it is
+    # every base weight frozen by mark_only_lora_as_trainable: pruning is refused,
+    # distillation trains the adapters as they are
+    ("lora_mark_trainable.py", "distillation", "runtime"),
     # hooks on every path: AMP scaler or fp32, optimizer or manual SGD update, and the
     # manager prepared before `if distributed / elif gpu / else DataParallel` branches
     ("amp_reference_train.py", "pruning+qat", "runtime"),

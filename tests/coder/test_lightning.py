@@ -228,15 +228,18 @@ def test_post_training_under_a_lightning_cli_is_refused():
         rewrite(CLI_NO_DEFAULTS, "ptq-dynamic")
 
 
-def test_qat_in_mixed_precision_is_refused():
-    text = (
+def test_qat_in_mixed_precision_goes_ahead_and_in_half_weights_is_refused():
+    """`bf16-mixed` trains under autocast, which the runtime's QAT handles; `bf16-true`
+    keeps the weights in bf16, which no int8 conversion takes."""
+    mixed = (
         script_path("lightning_fit.py")
         .read_text()
         .replace('accelerator="cpu",', 'accelerator="cpu",\n        precision="bf16-mixed",')
     )
-    with pytest.raises(NeuralCoderError, match="mixed precision"):
-        rewrite(text, "qat")
-    rewrite(text, "pruning")
+    rewrite(mixed, "qat")
+    with pytest.raises(NeuralCoderError, match="half precision"):
+        rewrite(mixed.replace("bf16-mixed", "bf16-true"), "qat")
+    rewrite(mixed.replace("bf16-mixed", "bf16-true"), "pruning")
 
 
 def test_a_module_built_inside_fit_is_refused():

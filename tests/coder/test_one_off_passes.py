@@ -73,14 +73,22 @@ def test_only_a_backward_outside_any_loop_is_still_refused():
         rewrite(text, "pruning")
 
 
-def test_qat_under_an_autocast_context_chosen_at_run_time_is_warned_about():
+def test_qat_under_an_autocast_context_chosen_at_run_time_goes_ahead_on_the_runtime():
+    """The runtime's fake-quant modules compute in fp32 under autocast: no warning; INC's
+    take fp32 activations only: a warning, as the context is chosen at run time."""
     context = 'torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()'
     out, report = rewrite(SCRIPT.replace("CONTEXT", context), "qat")
-    assert any("QAT fails in mixed precision" in w for w in report.warnings), report.warnings
+    assert not any("mixed precision" in w for w in report.warnings), report.warnings
+    assert any("QAT under mixed precision" in p for p in report.placed), report.placed
+    options = build_options("qat", "inc", {}, {})
+    _, report = rewrite_source(Path("s.py"), SCRIPT.replace("CONTEXT", context), options)
+    assert any("INC's QAT fake-quant observers" in w for w in report.warnings), report.warnings
 
 
-def test_qat_under_an_autocast_context_entered_by_name_is_refused():
+def test_qat_under_an_autocast_context_entered_by_name_is_refused_for_inc_only():
     context = 'torch.autocast("cpu", dtype=torch.bfloat16)'
+    rewrite(SCRIPT.replace("CONTEXT", context), "qat")
+    options = build_options("qat", "inc", {}, {})
     with pytest.raises(NeuralCoderError, match=r"runs under ctx = torch.autocast \(line 18\)"):
-        rewrite(SCRIPT.replace("CONTEXT", context), "qat")
+        rewrite_source(Path("s.py"), SCRIPT.replace("CONTEXT", context), options)
     rewrite(SCRIPT.replace("CONTEXT", context), "pruning")

@@ -507,3 +507,88 @@ def test_bf16_for_inc_converts_without_a_batch():
     text, report = rewrite_source(Path("script.py"), BF16_NO_EVALUATION.format(loader=""), options)
     assert report.status is Status.TRANSFORMED and "mix_precision.fit(" in text
     assert "calib_dataloader" not in text
+
+
+TRAIN_THEN = HEADER + (
+    "model = Net()\n"
+    "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+    "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)\n"
+    "for epoch in range(2):\n"
+    "    for x, y in loader:\n"
+    "        optimizer.zero_grad()\n"
+    "        loss = nn.functional.cross_entropy(model(x), y)\n"
+    "        loss.backward()\n"
+    "        optimizer.step()\n"
+)
+
+
+@pytest.mark.parametrize(
+    "after, reload",
+    [
+        # a fresh model with the best weights loaded into it: a reload
+        ("model = Net()\nmodel.load_state_dict(torch.load('best.pt'))\n", True),
+        ("model = torch.load('best_model.pt', weights_only=False)\n", True),
+        ("model = load_model('best.pt')\n", True),
+        # a constructor or factory builds a new, untrained model: no reload
+        ("model = Net()\n", False),
+        ("model = build()\n", False),
+    ],
+)
+def test_only_a_load_of_weights_after_training_is_a_reload(after, reload):
+    """The fit follows a reload of trained weights; a model built anew after training
+    (`model = init_model()`) is another, untrained model: the fit stays with the
+    trained one, and is refused when nothing reads that one before the rebuild."""
+    helpers = "def build():\n    return Net()\n\ndef load_model(path):\n    return torch.load(path, weights_only=False)\n\n"
+    source = TRAIN_THEN.replace("model = Net()\n", helpers + "model = Net()\n", 1)
+    tail = "print(evaluate(model, loader))\n"
+    if reload:
+        text, report = rewrite(source + after + tail, "ptq-dynamic")
+        assert report.status is Status.TRANSFORMED, report.message
+        lines = text.splitlines()
+        assert fit_line(text) > max(
+            i for i, line in enumerate(lines) if line.startswith("model =") and "neural-coder" not in line
+        )
+        return
+    message = refusal(source + after + tail, "ptq-dynamic")
+    assert "thrown away" in message and "builds a new, untrained model" in message
+    assert f"({after.strip()})" in message
+    # read before the rebuild: the fit goes there
+    text, report = rewrite(source + tail + after + tail, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    assert fit_line(text) < len(lines) - 1 - lines[::-1].index(after.strip())
+
+
+@pytest.mark.parametrize(
+    "again, reload",
+    [("'./trained'", True), ("args.model_name", False)],
+)
+def test_from_pretrained_after_training_is_a_reload_unless_it_is_the_base_model(again, reload):
+    """`from_pretrained(output_dir)` after training loads the trained weights back;
+    `from_pretrained(args.model_name)` again loads the untrained base model."""
+    source = (
+        "import argparse\n"
+        "import torch\n"
+        "from transformers import AutoModelForSequenceClassification\n"
+        "\n"
+        "args = argparse.Namespace(model_name='tiny')\n"
+        "model = AutoModelForSequenceClassification.from_pretrained(args.model_name)\n"
+        "optimizer = torch.optim.AdamW(model.parameters())\n"
+        "for batch in [dict(input_ids=torch.ones(2, 4).long(), labels=torch.zeros(2).long())]:\n"
+        "    loss = model(**batch).loss\n"
+        "    loss.backward()\n"
+        "    optimizer.step()\n"
+        "model.save_pretrained('./trained')\n"
+        f"model = AutoModelForSequenceClassification.from_pretrained({again})\n"
+        "model.save_pretrained('./final')\n"
+    )
+    if reload:
+        text, report = rewrite(source, "ptq-dynamic")
+        assert report.status is Status.TRANSFORMED, report.message
+        assert fit_line(text) > text.splitlines().index(
+            f"model = AutoModelForSequenceClassification.from_pretrained({again})"
+        )
+    else:
+        text, report = rewrite(source, "ptq-dynamic")
+        assert report.status is Status.TRANSFORMED, report.message
+        assert fit_line(text) < text.splitlines().index("model.save_pretrained('./trained')")

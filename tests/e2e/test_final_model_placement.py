@@ -130,3 +130,46 @@ def test_recipe_whose_loss_method_calls_the_model_is_pruned_and_quantized(tmp_pa
     assert summary["pruning_target_reached"] and summary["pruning_steps_seen"] > 0, summary
     assert "held-out accuracy" in run.stdout
     assert int8_modules_saved(tmp_path / "recipe_model.pt") == summary["quantized_modules"]
+
+
+@pytest.mark.parametrize("approach", ["ptq-dynamic", "bf16"])
+def test_a_rebuilt_model_is_no_reload_of_the_trained_one(tmp_path, monkeypatch, approach):
+    """`net = build_net()` after the first training builds a fresh model that a second
+    timing run trains from scratch: the fit goes after the first training (the model
+    the script evaluates and saves), not after the rebuild, where it would convert an
+    untrained model that is then trained in int8 / bf16."""
+    monkeypatch.setenv("STEPS", "6")
+    script = rewrite(tmp_path, "rebuild_compare.py", approach)
+    text = script.read_text()
+    assert text.index(".fit(") < text.index("# a fresh model for the second timing run")
+    run, summary = run_script(script)
+    assert "median step" in run.stdout  # the second run trained the fresh fp32 model
+    state = torch.load(tmp_path / "net.pt", weights_only=False)
+    if approach == "ptq-dynamic":
+        assert summary["quantized_modules"] >= 1, summary  # tuning may keep one in fp32
+        assert any("_packed_params" in key for key in state), list(state)
+    else:  # bf16 is kept only where it measured faster; a tiny MLP may stay fp32
+        assert summary["bf16_modules"] > 0 or summary["bf16_refused"], summary
+    # the fit measured the trained model, and the script's evaluation sees its result
+    final = (
+        summary["final_metric"]
+        if summary["final_metric"] is not None
+        else summary["baseline_metric"]
+    )
+    assert summary["baseline_metric"] > 0.6, summary  # trained (an untrained net: ~0.5)
+    assert printed(run.stdout, r"trained accuracy: ([0-9.]+)") == pytest.approx(final, abs=1e-4)
+
+
+def test_a_model_rebuilt_before_anything_reads_it_is_refused(tmp_path):
+    """Nothing reads the trained model before `net = build_net()` replaces it: refused
+    with the rebuild named, the file untouched."""
+    script = tmp_path / "rebuild_compare.py"
+    source = script_path("rebuild_compare.py").read_text()
+    source = source.replace('print(f"trained accuracy: {accuracy(net):.4f}")\n', "").replace(
+        'torch.save(net.state_dict(), "net.pt")\n', ""
+    )
+    script.write_text(source)
+    result = run_cli("optimize", script, "--approach", "ptq-dynamic")
+    assert result.exit_code == 1, result.output
+    assert "builds a new, untrained net (net = build_net())" in result.output, result.output
+    assert script.read_text() == source

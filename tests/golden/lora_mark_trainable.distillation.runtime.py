@@ -1,0 +1,89 @@
+"""LoRA fine-tuning in the style of litgpt / loralib: the linear layers carry low-rank
+adapters, `mark_only_lora_as_trainable(model)` freezes every other weight, and a
+Fabric-like loop in fit() trains the adapters. Pruning is refused (the weights it would
+prune get no gradient); a freeze of one part (`model.head.requires_grad_(False)`)
+leaves the rest to prune."""
+
+import math
+import os
+
+import torch
+from torch import nn
+import copy
+from neural_coder.runtime.config import DistillationConfig, KnowledgeDistillationLossConfig
+from neural_coder.runtime.training import prepare_compression
+
+
+class LoRALinear(nn.Linear):
+    def __init__(self, in_features, out_features, r=4, alpha=8):
+        super().__init__(in_features, out_features)
+        self.lora_A = nn.Parameter(torch.randn(r, in_features) / math.sqrt(in_features))
+        self.lora_B = nn.Parameter(torch.zeros(out_features, r))
+        self.scaling = alpha / r
+
+    def forward(self, x):
+        return super().forward(x) + (x @ self.lora_A.T @ self.lora_B.T) * self.scaling
+
+
+class TinyLM(nn.Module):
+    def __init__(self, vocab=64, dim=32):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.proj = LoRALinear(dim, dim)
+        self.head = nn.Linear(dim, vocab)
+
+    def forward(self, ids):
+        return self.head(torch.relu(self.proj(self.embed(ids))))
+
+
+def mark_only_lora_as_trainable(model):
+    for name, param in model.named_parameters():
+        param.requires_grad = "lora_" in name
+
+
+def fit(model, optimizer, batches, max_steps):
+    step_count = 0
+    teacher_model = copy.deepcopy(model)  # neural-coder
+    compression_manager = prepare_compression(
+        model,
+        DistillationConfig(
+            teacher_model=teacher_model,
+            criterion=KnowledgeDistillationLossConfig(
+                temperature=1.0, loss_types=["CE", "KL"], loss_weights=[0.5, 0.5]
+            ),
+        ),
+    )  # neural-coder
+    compression_manager.callbacks.on_train_begin()  # neural-coder
+    while step_count < max_steps:
+        compression_manager.callbacks.on_step_begin(0)  # neural-coder
+        ids = next(batches)
+        logits = model(ids[:, :-1])
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1))
+        loss = compression_manager.callbacks.on_after_compute_loss(ids[:, :-1], logits, loss)  # neural-coder
+        loss.backward()
+        compression_manager.callbacks.on_before_optimizer_step()  # neural-coder
+        optimizer.step()
+        compression_manager.callbacks.on_after_optimizer_step()  # neural-coder
+        optimizer.zero_grad()
+        step_count += 1
+        compression_manager.callbacks.on_step_end()  # neural-coder
+    compression_manager.callbacks.on_train_end()  # neural-coder
+    print(f"final loss {loss.item():.4f}")
+
+
+def batch_stream():
+    while True:
+        yield torch.randint(0, 64, (8, 12))
+
+
+def main():
+    torch.manual_seed(0)
+    model = TinyLM()
+    mark_only_lora_as_trainable(model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    fit(model, optimizer, batch_stream(), max_steps=int(os.environ.get("STEPS", "20")))
+    torch.save(model.state_dict(), "lora_finetuned.pt")
+
+
+if __name__ == "__main__":
+    main()
