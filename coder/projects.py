@@ -26,6 +26,7 @@ from neural_coder.transforms.edits import (
     target_of,
 )
 from neural_coder.transforms.hooks import apply_edits
+from neural_coder.transforms.written import module_code
 
 
 def _inserted_code(edit: Edit) -> str:
@@ -81,7 +82,8 @@ def apply_plan(
     for part in source.parts:
         file_edits = per_file.get(part.module)
         if file_edits:
-            code = apply_edits(part.module, file_edits, line_length, source.parents).code
+            edited = apply_edits(part.module, file_edits, line_length, source.parents)
+            code = module_code(edited)
             if code != part.text:
                 changed[part.path] = code
     return changed

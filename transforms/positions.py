@@ -15,6 +15,8 @@ import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
+from .layout import REUSABLE, Layout, remember
+
 Span = tuple[tuple[int, int], tuple[int, int]]
 
 
@@ -78,7 +80,8 @@ class _Syntactic:
 
 
 class _SpanState(PositionProvidingCodegenState):
-    __slots__ = ("open_nodes", "parents")  # the nodes being written, innermost last
+    # open_nodes: the nodes being written, innermost last
+    __slots__ = ("open_nodes", "parents", "nodes", "index", "extents", "indents")
 
     def _update_position(self, value: str) -> None:
         if "\n" in value or "\r" in value:
@@ -87,18 +90,27 @@ class _SpanState(PositionProvidingCodegenState):
             self.column += len(value)
 
     def before_codegen(self, node: cst.CSTNode) -> None:
-        self._stack.append((self.line, self.column))  # type: ignore[arg-type]
+        nodes = self.nodes
+        i = len(nodes)
+        self._stack.append((self.line, self.column, i, len(self.tokens)))  # type: ignore[arg-type]
         open_nodes = self.open_nodes
         if open_nodes:
             self.parents[node] = open_nodes[-1]
+            kind = type(node)
+            if kind in REUSABLE and not (kind is cst.If and type(open_nodes[-1]) is cst.If):
+                # (an `elif` is written otherwise than an `if`)
+                self.indents[i] = "".join(self.indent_tokens)
         open_nodes.append(node)
+        self.index[node] = i
+        nodes.append(node)
 
     def after_codegen(self, node: cst.CSTNode) -> None:
         self.open_nodes.pop()
-        start = self._stack.pop()
+        line, column, i, first_token = self._stack.pop()  # type: ignore[misc]
+        self.extents[i] = (len(self.nodes), first_token, len(self.tokens))
         spans = self.provider._computed
         if node not in spans:  # a syntactic position recorded inside wins
-            spans[node] = (start, (self.line, self.column))
+            spans[node] = ((line, column), (self.line, self.column))
 
     def record_syntactic_position(  # type: ignore[override]
         self,
@@ -115,7 +127,8 @@ def positions_and_parents(
 ) -> tuple[Mapping[cst.CSTNode, CodeRange], dict[cst.CSTNode, cst.CSTNode]] | None:
     """What `PositionProvider` gives, and child -> parent for every node (the node whose
     code was being written when the child's began), from one codegen pass; None from a
-    libcst whose providers are laid out otherwise."""
+    libcst whose providers are laid out otherwise. The module's layout (`layout.py`) is
+    kept from the same pass."""
     provider = PositionProvider()
     try:
         state = _SpanState(
@@ -124,9 +137,11 @@ def positions_and_parents(
             provider=provider,
         )
         state.open_nodes, state.parents = [], {}
+        state.nodes, state.index, state.extents, state.indents = [], {}, {}, {}
         module._codegen(state)
     except (AttributeError, TypeError):
         return None
+    remember(Layout(state.nodes, state.index, state.extents, state.tokens, state.indents))
     return Positions(provider._computed), state.parents
 
 

@@ -9,10 +9,13 @@ because `coder` imports `transforms`, never the reverse.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 
 import libcst as cst
 from libcst.metadata import CodeRange
+
+from .layout import Layout, layout_of, nodes_below
 
 
 class Tree:
@@ -91,7 +94,8 @@ def _child_fields(node: cst.CSTNode) -> tuple[str, ...]:
         others = tuple(
             f.name
             for f in dataclasses.fields(node)
-            if f.name not in order and not isinstance(getattr(node, f.name), str)  # text: never a node
+            if f.name not in order
+            and not isinstance(getattr(node, f.name), str)  # text: never a node
         )
         entry = _CHILD_FIELDS[kind] = (order, others)
     order, others = entry
@@ -131,16 +135,120 @@ def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
 def walk(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
     """`node.visit(visitor)` for a visitor (one that changes nothing): the same calls in
     the same order, without libcst's rebuilding of every node on the way (about 4x
-    faster)."""
+    faster); over the module's layout, for a node of a module parsed lately, with only
+    the `visit_`/`leave_` methods the visitor has called (about 20x faster)."""
+    found = layout_of(node)
+    if found is not None and _plain_visitor(type(visitor)):
+        _walk_layout(found[0], found[1], visitor)
+    else:
+        _walk(node, visitor)
+
+
+def _walk(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
     if visitor.on_visit(node):
         for child in _children(node):
-            walk(child, visitor)
+            _walk(child, visitor)
     visitor.on_leave(node)
 
 
+_Handlers = tuple[Callable[[cst.CSTNode], object] | None, Callable[[cst.CSTNode], object] | None]
+
+
+def _walk_layout(layout: Layout, first: int, visitor: cst.CSTVisitor) -> None:
+    """`_walk` over the subtree of `layout.nodes[first]`: the nodes in order, a skipped
+    subtree jumped over, each `leave_` called when the walk passes the node's subtree."""
+    nodes, extents = layout.nodes, layout.extents
+    handlers: dict[type[cst.CSTNode], _Handlers] = {}
+    open_ends: list[int] = []  # the subtrees being walked whose node has a leave_, innermost last
+    open_leaves: list[tuple[Callable[[cst.CSTNode], object], cst.CSTNode]] = []
+    j, stop = first, extents[first][0]
+    closing = stop  # where the innermost open subtree ends
+    while j < stop:
+        while j >= closing:
+            open_ends.pop()
+            leave, left = open_leaves.pop()
+            leave(left)
+            closing = open_ends[-1] if open_ends else stop
+        node = nodes[j]
+        kind = type(node)
+        found = handlers.get(kind)
+        if found is None:
+            name = kind.__name__
+            found = handlers[kind] = (
+                getattr(visitor, f"visit_{name}", None),
+                getattr(visitor, f"leave_{name}", None),
+            )
+        visit, leave = found
+        if visit is None:
+            if leave is None:
+                j += 1
+                continue
+            descend = True
+        else:
+            descend = visit(node) is not False
+        after = j + 1 if descend else extents[j][0]
+        if leave is not None:
+            closing = extents[j][0] if descend else j + 1
+            open_ends.append(closing)
+            open_leaves.append((leave, node))
+        j = after
+    while open_leaves:
+        leave, left = open_leaves.pop()
+        leave(left)
+
+
+def nodes_within(node: cst.CSTNode, barriers: tuple[type[cst.CSTNode], ...]) -> list[cst.CSTNode]:
+    """`node` and the nodes below it, in pre-order, leaving out what is below a node of a
+    `barriers` type (`node` itself excepted): a function's own statements, without those of
+    the functions it defines."""
+    found = layout_of(node)
+    if found is None:
+        kept: list[cst.CSTNode] = []
+        pending = [node]
+        while pending:
+            current = pending.pop()
+            kept.append(current)
+            if current is node or type(current) not in barriers:
+                children = _children(current)
+                children.reverse()
+                pending += children
+        return kept
+    layout, j = found
+    nodes, extents = layout.nodes, layout.extents
+    kept = [node]
+    j, stop = j + 1, extents[j][0]
+    while j < stop:
+        current = nodes[j]
+        kept.append(current)
+        j = extents[j][0] if type(current) in barriers else j + 1
+    return kept
+
+
+@functools.cache
+def _plain_visitor(kind: type[cst.CSTVisitor]) -> bool:
+    """A visitor whose calls `_walk_layout` makes: libcst's own dispatch (`on_visit` and
+    the others not overridden), and no `visit_<Node>_<field>` methods."""
+    base = cst.CSTVisitor
+    if any(
+        getattr(kind, hook) is not getattr(base, hook)
+        for hook in ("on_visit", "on_leave", "on_visit_attribute", "on_leave_attribute")
+    ):
+        return False
+    own = (c for c in kind.__mro__ if not issubclass(base, c))  # (libcst's are all no-ops)
+    for name in (n for c in own for n in vars(c)):
+        prefix, _, rest = name.partition("_")
+        if prefix in ("visit", "leave") and rest and not isinstance(getattr(cst, rest, None), type):
+            return False
+    return True
+
+
 def iter_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """`node` and every node below it, in the order libcst visits them."""
-    found: list[cst.CSTNode] = []
+    """`node` and every node below it, in the order libcst visits them (a slice of the
+    module's layout for a node of a module parsed lately)."""
+    found = nodes_below(node)
+    if found is not None:
+        return found
+    found = []
     pending = [node]
     while pending:
         current = pending.pop()

@@ -81,9 +81,18 @@ def out_of_branches(index: Index, statement: cst.BaseStatement, scope: Scope) ->
     for ancestor in index.source.ancestors(statement):
         if ancestor is scope or isinstance(ancestor, cst.For | cst.While | cst.FunctionDef):
             break
+        if isinstance(ancestor, cst.IndentedBlock) and _leaves_the_function(ancestor):
+            break  # `if args.eval_only: model = build(); ...; return res`: final in its branch
         if isinstance(ancestor, cst.If | cst.Try | cst.With):
             found = ancestor
     return found
+
+
+def _leaves_the_function(block: cst.IndentedBlock) -> bool:
+    last = block.body[-1] if block.body else None
+    return isinstance(last, cst.SimpleStatementLine) and isinstance(
+        last.body[-1], cst.Return | cst.Raise
+    )
 
 
 def after_training(index: Index, model: str, loop: cst.BaseStatement, scope: Scope) -> FinalModel:
@@ -229,6 +238,12 @@ def _reloads(index: Index, statement: cst.CSTNode, name: str, scope: Scope) -> b
     for call in m.findall(statement, m.Call(args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()])):
         callee = index.source.code(call.func).rsplit(".", 1)[-1].lower()  # type: ignore[attr-defined]
         if "load" in callee and ("weight" in callee or "checkpoint" in callee or "state" in callee):
+            return True
+    # a checkpointer given the model loads into it: `DetectionCheckpointer(model, save_dir=d)
+    # .resume_or_load(path)`, `Checkpointer(model).load(path)`
+    checkpointer = m.Call(args=[m.Arg(value=m.Name(name)), m.ZeroOrMore()])
+    for call in m.findall(statement, m.Call(func=m.Attribute(value=checkpointer))):
+        if "load" in call.func.attr.value.lower():  # type: ignore[attr-defined]
             return True
     for assign in m.findall(statement, m.Assign()):
         for target in assign.targets:  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from neural_coder.transforms import match as m
-from neural_coder.transforms.tree import walk
+from neural_coder.transforms.tree import nodes_within, walk
 
 from .source import Source
 
@@ -330,10 +330,9 @@ def unwrap_pass_through(expr: cst.BaseExpression) -> cst.BaseExpression:
 def iter_returns(fn: cst.FunctionDef) -> Iterator[cst.Return]:
     """Return statements of `fn` itself (not of functions nested in it)."""
     found = _RETURNS.get(fn)
-    if found is None:  # analysis asks about the same functions many times: walk each once
-        collector = _ReturnCollector(fn)
-        walk(fn, collector)
-        found = tuple(collector.found)
+    if found is None:  # analysis asks about the same functions many times: look at each once
+        own = nodes_within(fn, (cst.FunctionDef, cst.Lambda))
+        found = tuple(n for n in own if type(n) is cst.Return)
         if len(_RETURNS) >= _RETURNS_KEPT:  # (nodes take no weak references: a bounded cache)
             del _RETURNS[next(iter(_RETURNS))]
         _RETURNS[fn] = found
@@ -342,21 +341,6 @@ def iter_returns(fn: cst.FunctionDef) -> Iterator[cst.Return]:
 
 _RETURNS: dict[cst.FunctionDef, tuple[cst.Return, ...]] = {}  # by identity, oldest first
 _RETURNS_KEPT = 2048
-
-
-class _ReturnCollector(cst.CSTVisitor):
-    def __init__(self, fn: cst.FunctionDef) -> None:
-        self.fn = fn
-        self.found: list[cst.Return] = []
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return node is self.fn
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
-
-    def visit_Return(self, node: cst.Return) -> None:
-        self.found.append(node)
 
 
 class _IndexBuilder(cst.CSTVisitor):

@@ -23,6 +23,9 @@ OPTIMIZER_NAMES = frozenset(
 )  # fmt: skip
 MODEL_FACTORY_MODULES = ("torchvision.models.", "timm.models.")
 MODEL_FACTORIES = frozenset({"timm.create_model", "torch.hub.load"})
+# a library's model builder of any module, named for what it returns (detectron2's
+# `build_model(cfg)` and `DefaultTrainer.build_model(cfg)`)
+MODEL_BUILDER_NAMES = frozenset({"build_model"})
 # containers of modules, not a model of their own
 NN_CONTAINERS = frozenset({"ModuleList", "ModuleDict"})
 # a module that computes a loss (`DistillKL(T)`, `LabelSmoothingLoss()`), by its name
@@ -94,6 +97,8 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
         return name
     if name.startswith(MODEL_FACTORY_MODULES) or name in MODEL_FACTORIES:
         return name
+    if last in MODEL_BUILDER_NAMES:  # `build_model(cfg)`, `Trainer.build_model(cfg)`
+        return f"{name}()"
     if name.startswith("transformers.") and ("For" in last or last.endswith("Model")):
         return name
     if name in {"torch.load"} and _loads_module(index, leaf):  # type: ignore[arg-type]

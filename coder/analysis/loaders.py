@@ -140,3 +140,15 @@ def held_out_first(names: list[str]) -> list[str]:
 def _is_held_out(name: str) -> bool:
     words = [w for w in re.split(r"[^a-z]+", name.lower()) if w]
     return any(w.startswith(_HELD_OUT) and w not in _NOT_HELD_OUT for w in words)
+
+
+def loader_built_inside(index: Index, function: cst.FunctionDef) -> cst.BaseStatement | None:
+    """The first statement of `function` that builds a data loader
+    (`data_loader = build_detection_test_loader(cfg, dataset_name)` in an evaluation)."""
+    found = [
+        a.statement
+        for assignments in index.assignments.values()
+        for a in assignments
+        if a.scope is function and is_loader_value(index, a.value, a.scope)
+    ]
+    return min(found, key=index.source.line) if found else None

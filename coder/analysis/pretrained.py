@@ -17,6 +17,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from . import kinds
+from .flag_defaults import DefaultRun, add_argument_of
 from .index import Index, Scope
 from .wraps import values_through_wraps
 
@@ -51,9 +52,18 @@ def weights_before_training(
             continue
         if _loads_into(index, call, ids):
             what = f"{src.code(call.func)}(...) at line {src.line(call)}"
-            condition = _condition(index, call)
-            if condition is None:
+            test = _condition(index, call)
+            if test is None:
                 return Weights(True, f"trained weights loaded by {what}")
+            condition = src.code(test)
+            default_run = DefaultRun(index, index.scope_of(call))
+            if default_run.holds(test, src.line(test)):
+                flags = " / ".join(default_run.flags)
+                return Weights(
+                    True,
+                    f"trained weights loaded by {what} when {condition}, which the default "
+                    f"{flags} makes true; with another {flags} the teacher may be untrained",
+                )
             conditional = conditional or Weights(
                 False, f"trained weights are loaded only when {condition} ({what})"
             )
@@ -149,13 +159,12 @@ def _start_line(index: Index, scope: Scope, training: cst.CSTNode) -> int:
     return min([index.source.line(training), *(index.source.line(c) for c in calls)])
 
 
-def _condition(index: Index, call: cst.Call) -> str | None:
+def _condition(index: Index, call: cst.Call) -> cst.BaseExpression | None:
     """The test of an `if` the call runs under (not `if __name__ == "__main__"`)."""
     for node in index.source.ancestors(call):
         if isinstance(node, cst.If):
-            test = index.source.code(node.test)
-            if "__name__" not in test:
-                return test
+            if "__name__" not in index.source.code(node.test):
+                return node.test
         if isinstance(node, cst.FunctionDef):
             return None
     return None
@@ -171,27 +180,16 @@ def flag_off_by_default(index: Index, value: cst.BaseExpression) -> str | None:
     if not m.matches(value, m.Attribute(value=m.Name(), attr=m.Name())):
         return None
     dest = value.attr.value  # type: ignore[attr-defined]
-    src = index.source
-    for call in index.calls:
-        if not m.matches(call.func, m.Attribute(attr=m.Name("add_argument"))):
-            continue
-        flags = [
-            a.value.evaluated_value
-            for a in call.args
-            if a.keyword is None and isinstance(a.value, cst.SimpleString)
-        ]
-        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-        names = [f.lstrip("-").replace("-", "_") for f in flags if isinstance(f, str)]
-        if isinstance(keywords.get("dest"), cst.SimpleString):
-            names = [keywords["dest"].evaluated_value]  # type: ignore[union-attr]
-        if dest not in names or not flags:
-            continue
-        action = keywords.get("action")
-        default = keywords.get("default")
-        off = (
-            src.code(action) in ("'store_true'", '"store_true"')
-            if action is not None and default is None
-            else default is None or src.code(default) in ("None", "False", "''", '""')
-        )
-        return str(flags[-1]) if off else None
-    return None
+    found = add_argument_of(index, dest)
+    if found is None:
+        return None
+    flag, keywords = found
+    code = index.source.code
+    action = keywords.get("action")
+    default = keywords.get("default")
+    off = (
+        code(action) in ("'store_true'", '"store_true"')
+        if action is not None and default is None
+        else default is None or code(default) in ("None", "False", "''", '""')
+    )
+    return flag if off else None

@@ -1,8 +1,10 @@
 """Parsing a script and the small amount of metadata analysis needs.
 
-Only positions and parent links are resolved, each by one light pass
-(`transforms/positions.py`, `parents_of`); no scope analysis: verification uses
-CPython's symbol table (see `verify.py`).
+Only positions and parent links are resolved, by one light codegen pass
+(`transforms/positions.py`), which also keeps the module's layout (`transforms/layout.py`:
+subtrees as slices, each node's parsed text) for the walks, `code()` and the writing of
+the edited file; no scope analysis: verification uses CPython's symbol table (see
+`verify.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from neural_coder.errors import ParseError
+from neural_coder.transforms.layout import code_of
 from neural_coder.transforms.positions import positions_and_parents, positions_of
 from neural_coder.transforms.tree import Tree, parse_python
 
@@ -49,7 +52,10 @@ class Source(Tree):
         # analysis asks for the same nodes' code many times, and each answer is a codegen
         found = self._codes.get(node)
         if found is None:
-            found = self._codes[node] = self.module.code_for_node(node).strip()
+            written = code_of(node)  # the parsed text, where it is the node's code
+            if written is None:
+                written = self.module.code_for_node(node)
+            found = self._codes[node] = written.strip()
         return found
 
     def where(self, node: cst.CSTNode) -> str:

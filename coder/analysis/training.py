@@ -83,6 +83,9 @@ def loss_name_of(index: Index, call: cst.Call) -> str | None:
     if call.args and not isinstance(receiver, cst.Call) and not call.args[0].keyword:
         # accelerator.backward(loss) / manual_backward(loss)
         candidate = call.args[0].value
+        # `fabric.backward(loss / accumulation_steps)`: the loss is the left operand
+        while isinstance(candidate, cst.BinaryOperation):
+            candidate = candidate.left
         if isinstance(candidate, cst.Name):
             return candidate.value
     if isinstance(receiver, cst.Call) and receiver.args:

@@ -389,14 +389,45 @@ class PostTrainingPlanner(BasePlanner):
         if not required:
             return None
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
+        own = self._loader_out_of_reach(found, place, line)
         raise AnalysisError(
             f"{what} needs data, but no DataLoader is in reach of line {line} "
-            f"({self.index.describe(place.scope)})",
+            f"({self.index.describe(place.scope)}){own}",
             path=self.src.path,
             line=line,
             hint="build the DataLoader before the model is evaluated"
+            + (" (the same builder, called before that line)" if own else "")
             + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
         )
+
+    def _loader_out_of_reach(
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        line: int,
+    ) -> str:
+        """`: do_test() builds its own inside (...)` when the evaluation, or a function
+        the model is handed to from `line` on, builds its loader where the fit cannot
+        reach it (`data_loader = build_detection_test_loader(cfg, name)`)."""
+        if found is not None:
+            functions = [found[0].function]
+        else:
+            functions = [
+                fn
+                for call in self.index.calls
+                if self.index.scope_of(call) is place.scope
+                and self.src.line(call) >= line
+                and any(self.src.code(a.value) == place.model for a in call.args)
+                and (fn := self.index.resolve_call(call)) is not None
+            ]
+        for fn in functions:
+            inside = loaders.loader_built_inside(self.index, fn.node)
+            if inside is not None:
+                return (
+                    f": {fn.key}() builds its own inside ({self.src.code(inside).strip()} at "
+                    f"line {self.src.line(inside)}), out of the fit's reach"
+                )
+        return ""
 
     def _eval_call(
         self, chosen: evaluation.Evaluation, candidate: str, substitutions: dict[str, str]

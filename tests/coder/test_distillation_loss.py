@@ -160,3 +160,105 @@ def test_a_loss_built_through_a_dict_of_losses_is_traced_back_to_the_model_call(
     )
     namespace: dict = {}
     exec(compile(out, "script.py", "exec"), namespace)
+
+
+READ_LOOP = """import torch
+import torch.nn.functional as F
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x, return_dict=True):
+        logits = self.fc(x)
+        return {{"logits": logits}} if return_dict else (logits,)
+
+
+model = Net()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))] * 2
+for x, y in data:
+    {call}
+    loss = F.cross_entropy(pred, y)
+    loss.backward()
+    opt.step()
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "named", "read"),
+    [
+        (
+            "pred = model(x, return_dict=False)[0]",
+            "outputs = model(x, return_dict=False)",
+            "pred = outputs[0]",
+        ),
+        ('pred = model(x)["logits"]', "outputs = model(x)", 'pred = outputs["logits"]'),
+        (
+            'pred = model(x)["logits"][:, :2]',
+            "outputs = model(x)",
+            'pred = outputs["logits"][:, :2]',
+        ),
+    ],
+)
+def test_a_prediction_read_from_the_model_call_names_the_whole_output(call, named, read):
+    """The runtime calls the teacher as the student is called (keywords included) and
+    reads the logits of both whole outputs, so they pair."""
+    out, report = rewrite(READ_LOOP.format(call=call))
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = [line.strip() for line in out.splitlines()]
+    at = lines.index(f"{named}  # neural-coder")
+    assert lines[at + 1] == read
+    inputs = "ModelInputs(x,return_dict=False)" if "return_dict" in named else "x"
+    assert f"on_after_compute_loss({inputs},outputs,loss)" in "".join(out.split())
+    assert rewrite(out)[1].status is Status.UNCHANGED
+    namespace: dict = {}
+    exec(compile(out, "script.py", "exec"), namespace)
+    assert namespace["compression_manager"].summary["distillation_steps"] == 2
+
+
+def test_a_read_the_loss_does_not_compare_is_refused_with_the_field_named():
+    text = READ_LOOP.format(call="pred = model(x, return_dict=False)[1]")
+    with pytest.raises(
+        AnalysisError, match=r"the student's prediction is model\(x, return_dict=False\)\[1\]"
+    ):
+        rewrite(text)
+
+
+def test_an_output_bound_anew_before_the_loss_is_kept_as_the_model_returned_it():
+    text = READ_LOOP.format(call="pred = model(x, return_dict=False)[0]\n    pred = pred[:, :2]")
+    out, report = rewrite(text)
+    assert report.status is Status.TRANSFORMED, report.message
+    text = READ_LOOP.format(call="pred = model(x)\n    pred = pred['logits'][:, :2]")
+    out, report = rewrite(text)
+    assert "    student_output = pred  # neural-coder\n    pred = pred['logits'][:, :2]\n" in out
+    assert "on_after_compute_loss(x, student_output, loss)" in out
+    assert rewrite(out)[1].status is Status.UNCHANGED
+    namespace: dict = {}
+    exec(compile(out, "script.py", "exec"), namespace)
+    assert namespace["compression_manager"].summary["distillation_steps"] == 2
+
+
+def test_an_output_changed_in_place_before_the_loss_is_refused():
+    text = READ_LOOP.format(call="pred = model(x)\n    pred['logits'] = pred['logits'][:, :2]")
+    with pytest.raises(AnalysisError, match=r"changed in place at line \d+ \(pred\['logits'\] = "):
+        rewrite(text)
+
+
+def test_a_loss_divided_inside_the_backward_call_is_the_loss():
+    """`accelerator.backward(loss / accumulation)` (Fabric, accelerate): `loss` is the loss."""
+    text = LOOP.format(loss="out = model(x)\n    loss = criterion(out, y)").replace(
+        "loss.backward()", "(lambda t: t.backward())(loss / 2)"
+    )
+    text = text.replace("(lambda t: t.backward())(loss / 2)", "engine.backward(loss / 2)")
+    text = text.replace(
+        "for x, y",
+        "class Engine:\n    def backward(self, t):\n        t.backward()\n\n\nengine = Engine()\nfor x, y",
+    )
+    out, report = rewrite(text)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert (
+        "on_after_compute_loss(x, out, loss)  # neural-coder\n    engine.backward(loss / 2)" in out
+    )

@@ -82,6 +82,15 @@ CASES = [
     # loaded trained: the default teacher copy; called as model(data, hidden)
     ("rnn_lm_finetune.py", "distillation", "runtime"),
     ("rnn_lm_finetune.py", "qat", "runtime"),
+    # the prediction read from the model call (`unet(...)[0]`): the whole output named for
+    # the hook; an output sliced anew before the loss: kept as the model returned it
+    ("denoiser_finetune.py", "distillation", "runtime"),
+    ("shifted_lm_finetune.py", "distillation", "runtime"),
+    # loaded under `if pretrained:`, which the --weights default makes true: the default teacher
+    ("weights_flag_train.py", "distillation", "runtime"),
+    # a model from a `build_model` classmethod, loaded by a checkpointer object on the
+    # `if args.eval_only:` path that returns: converted there, after the load
+    ("builder_eval_only.py", "ptq-dynamic", "runtime"),
     # a checkpoint dict, a config, a meter and a loss object are not models
     ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
     # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into

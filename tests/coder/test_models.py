@@ -176,11 +176,42 @@ for x in [torch.randn(2, 4)]:
             True,
             "pretrained weights requested",
         ),
+        # yolov5 style: loaded under a condition the --weights default makes true
+        (
+            "ROOT = '.'\np = argparse.ArgumentParser()\n"
+            "p.add_argument('--weights', default=ROOT / 'small.pt')\n"
+            "opt = p.parse_args()\nepochs, weights = opt.epochs, opt.weights\n"
+            "pretrained = str(weights).endswith('.pt')\nmodel = Net()\n"
+            "if pretrained:\n    model.load_state_dict(torch.load(weights))",
+            True,
+            "when pretrained, which the default --weights makes true; with another --weights",
+        ),
+        (
+            "p = argparse.ArgumentParser()\np.add_argument('--weights', default='')\n"
+            "opt = p.parse_args()\npretrained = opt.weights.endswith('.pt')\nmodel = Net()\n"
+            "if pretrained:\n    model.load_state_dict(torch.load(opt.weights))",
+            False,
+            "only when pretrained",
+        ),
+        (
+            "p = argparse.ArgumentParser()\np.add_argument('--init', default='ckpt.pt')\n"
+            "args = p.parse_args()\nmodel = Net()\n"
+            "if not args.init.startswith('scratch'):\n    model.load_state_dict(torch.load(args.init))",
+            True,
+            "which the default --init makes true",
+        ),
+        (  # a condition that depends on more than the options: unknown, so not trained
+            "p = argparse.ArgumentParser()\np.add_argument('--weights', default='w.pt')\n"
+            "opt = p.parse_args()\npretrained = os.path.exists(opt.weights)\nmodel = Net()\n"
+            "if pretrained:\n    model.load_state_dict(torch.load(opt.weights))",
+            False,
+            "only when pretrained",
+        ),
     ],
 )
 def test_the_default_teacher_needs_a_model_loaded_trained(build, trained, why):
     head = (
-        "import argparse, torch, utils\nfrom torchvision import models\n"
+        "import argparse, os, torch, utils\nfrom torchvision import models\n"
         "from transformers import AutoModelForSequenceClassification\n"
     )
     net = "class Net(torch.nn.Module):\n    pass\n"

@@ -105,3 +105,26 @@ def test_model_passed_on_through_two_functions_is_quantized_where_it_is_built():
     call = next(i for i, line in enumerate(lines) if "print(run(model, loader))" in line)
     assert lines[fit].startswith("    quantized_model") and fit < call
     assert any("calib_dataloader=loader" in line for line in lines[fit:call])
+
+
+def test_a_loader_built_inside_the_evaluation_is_named_in_the_refusal():
+    """detectron2 style: do_test(cfg, model) builds a loader per test set inside itself."""
+    source = HEADER + (
+        "from mylib.data import build_test_loader\n\n"
+        "def do_test(cfg, model):\n"
+        "    results = {}\n"
+        "    for name in cfg.test_sets:\n"
+        "        data_loader = build_test_loader(cfg, name)\n"
+        "        results[name] = {'sum': score(model, data_loader)}\n"
+        "    return results\n\n"
+        "def main(cfg):\n"
+        "    model = Net()\n"
+        "    model.load_state_dict(torch.load(cfg.weights))\n"
+        "    return do_test(cfg, model)\n"
+    )
+    message = refusal(source)
+    assert "no DataLoader is in reach" in message
+    assert (
+        "do_test() builds its own inside (data_loader = build_test_loader(cfg, name) at line"
+        in message
+    )

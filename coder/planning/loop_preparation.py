@@ -1,0 +1,184 @@
+"""Where a hand-written loop's compression manager is prepared: the refusals and warnings
+about the model it is prepared on (a wrap, autocast, a model method, a reload after
+training), the caller that hands the model over, the recipe's facts and the pruning
+schedule fitted to the run. A part of `LoopPlanner` (loop.py).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.index import Scope
+from neural_coder.analysis.precision import autocast_of
+from neural_coder.analysis.wraps import unprepared_wrap, wrap_anchor
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
+from neural_coder.transforms.edits import AddImport, AddKeywordArgument, AddParameter
+
+from .base import PRUNING_END_FRACTION
+from .caller import CallerSite
+from .loop_step_hooks import HOOKS_INTEGRATION
+from .stages import StagedPlanner
+
+
+class ManagerPreparation(StagedPlanner):
+    """A part of `LoopPlanner` (loop.py): preparing the manager."""
+
+    def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode, in_entry: bool) -> None:
+        """The optimizer (when it is a name known where the manager is prepared) and the
+        epoch count (`range(N)` / `range(a, b)` of the epoch loop) for `RecipeConfig`;
+        neither when the manager is prepared in the caller (`in_entry` false)."""
+        from neural_coder.recipe_options import lr_schedule_clash
+
+        assert self.options.recipe is not None
+        clash = lr_schedule_clash(self.options.recipe, self.src.text)
+        if clash:
+            self.plan.warnings.append(clash)
+        if in_entry and not loop.hops and self._defined_before(loop.optimizer, anchor, loop):
+            self.recipe_optimizer = loop.optimizer
+        else:
+            self.plan.placed.append(
+                "recipe: the optimizer is found at its first step (it is not in scope where "
+                "the compression manager is prepared)"
+            )
+        epoch_loop = loop.epoch_loop
+        if epoch_loop is None:
+            self.plan.warnings.append(
+                "the training loop has no epoch loop: the recipe's policies see one epoch, epoch 0"
+            )
+            return
+        if not isinstance(epoch_loop, cst.For) or not m.matches(
+            epoch_loop.iter, m.Call(func=m.Name("range"))
+        ):
+            return
+        args = epoch_loop.iter.args  # type: ignore[attr-defined]
+        if any(a.keyword or a.star for a in args) or len(args) not in (1, 2):
+            return
+        codes = [self.src.code(a.value) for a in args]
+        epochs = codes[0] if len(codes) == 1 else f"({codes[1]}) - ({codes[0]})"
+        if in_entry and self._defined_before(epochs, anchor, loop):
+            self.recipe_epochs = epochs
+
+    def _refuse_qat_behind_a_wrap(
+        self, loop: TrainingLoop, model: str, entry_cls: cst.ClassDef | None
+    ) -> None:
+        call = unprepared_wrap(self.index, model, loop.entry_scope, entry_cls)
+        if call is None:
+            return
+        raise AnalysisError(
+            f"{model} is wrapped by {self.src.code(call.func)} at line {self.src.line(call)} "
+            "around a model with no name of its own: QAT must prepare the bare module before "
+            "the wrap, and there is no name to prepare",
+            path=self.src.path,
+            line=self.src.line(call),
+            hint="build the model into a name first (model = Net(); wrapped = DDP(model))",
+        )
+
+    def _fit_schedule(self, loop: TrainingLoop, cm: str, total_steps: str) -> None:
+        start = self.options.pruning.first_step
+        self.insert(
+            loop.entry_loop,
+            "before",
+            [
+                f"fit_pruning_schedules({cm}.callbacks, "
+                f"max({start}, int({PRUNING_END_FRACTION} * ({total_steps}))))"
+            ],
+            "the pruning schedule fitted to the run",
+        )
+        self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "fit_pruning_schedules"))
+
+    def _prepare_in_caller(
+        self, loop: TrainingLoop, caller: CallerSite, cm: str
+    ) -> tuple[cst.BaseStatement, str]:
+        """The manager prepared where the caller hands the model over (before the caller's
+        own wrap, `if distributed: model = DDP(model)`), and passed down; the anchor and
+        the bare model's name there."""
+        fn = caller.function
+        self.plan.edits.append(AddParameter(fn.node, cm))
+        self.plan.edits.append(AddKeywordArgument(caller.call, cm, cm))
+        self.plan.placed.append(
+            f"{fn.key}() receives the model as a parameter: {caller.model} is prepared where "
+            f"line {self.src.line(caller.call)} passes it, so the caller goes on with the "
+            f"quantized model; line {self.src.line(fn.node)}: {fn.key}() takes {cm}"
+        )
+        wrap = caller.wrap
+        if wrap is None:
+            return caller.statement, caller.model
+        anchor = wrap_anchor(self.src, wrap, caller.statement)
+        line = self.src.line(wrap.statement)
+        if not self._defined_before(wrap.inner, anchor, loop, caller.scope):
+            raise AnalysisError(
+                f"{wrap.inner} is wrapped by {wrap.what} at line {line} before it is handed to "
+                f"{fn.key}(), and no single place before that prepares it for every path",
+                path=self.src.path,
+                line=line,
+                hint="build the model before the branches that wrap it",
+            )
+        self.plan.placed.append(
+            f"the model is wrapped by {wrap.what} at line {line}: {wrap.inner} is compressed "
+            f"before line {self.src.line(anchor)}"
+        )
+        return anchor, wrap.inner
+
+    def _warn_reload_after_training(self, model: str, scope: Scope, training: cst.CSTNode) -> None:
+        """`model = torch.load(best)` after training brings back what was saved during
+        training: the fake-quant QAT model, not the int8 model `on_train_end` made."""
+        end = self.src.line(training)
+        for a in self.index.assignments_in(model, scope):
+            line = self.src.line(a.statement)
+            loads = [
+                c
+                for c in m.findall(a.value, m.Call())
+                if self.index.qualified(c.func) == "torch.load"  # type: ignore[union-attr]
+            ]
+            if line > end and loads:
+                self.plan.warnings.append(
+                    f"line {line}: {model} is loaded back from a checkpoint saved during training: "
+                    "that is the fake-quant QAT model, not the int8 model training ends with; "
+                    f"save {model} after training to keep the int8 model"
+                )
+                return
+
+    def _check_autocast(self, model_call: cst.Call) -> None:
+        """A model run under autocast (bf16 or fp16) fails QAT in the first step."""
+        scope = self.index.scope_of(model_call)
+        for node in self.src.ancestors(model_call):
+            if not isinstance(node, cst.With):
+                continue
+            for item in node.items:
+                found = autocast_of(self.index, item.item, scope)
+                if found is None:
+                    continue
+                line = self.src.line(node)
+                entered = self.src.code(item.item)
+                through = (
+                    "" if entered.startswith(self.src.code(found.call.func)) else f"{entered} = "
+                )
+                self.qat_needs_fp32(
+                    f"the model runs under {through}{self.src.code(found.call.func)} (line {line})",
+                    line,
+                    found.switch,
+                    "train with QAT in fp32 (autocast(..., enabled=False))",
+                )
+
+    def _refuse_model_method(self, loop: TrainingLoop) -> None:
+        """The loss comes from a method of the model (`model.training_step(batch, i)`).
+        Pruning keeps the model; the runtime's QAT keeps its methods, INC's does not."""
+        techniques = self.options.approach
+        call = f"{loop.model_in_entry}.{loop.model_method}()"
+        if "distillation" in techniques:
+            why = "distillation needs the outputs of the model's forward next to the loss"
+        elif "qat" in techniques and self.options.target == "inc":
+            why = (
+                "INC's QAT replaces the model with a traced copy that keeps its forward but "
+                f"not its other methods, so {call} would be gone (the bundled runtime keeps it)"
+            )
+        else:
+            return
+        raise AnalysisError(
+            f"the loss comes from {call}, not from a call of the model: {why}",
+            path=self.src.path,
+            line=self.src.line(loop.model_call or loop.backward),
+            hint="compute the loss in the loop from the model's output (out = model(x); loss = criterion(out, y))",
+        )

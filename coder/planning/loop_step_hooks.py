@@ -1,0 +1,218 @@
+"""Hooks inside the training step: the optimizer hooks inside a loss scaler's call and
+the distillation hook after the loss (with the model's inputs and outputs it reads).
+A part of `LoopPlanner` (loop.py).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.expressions import free_names
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
+from neural_coder.transforms.edits import AddImport, ReplaceExpression
+
+from .base import BasePlanner
+from .student_output import accessed_call, changes_of, check_followed, refuse_changed
+
+HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
+# an expression evaluated only on some paths, or later, or many times
+CONDITIONAL_EXPRESSIONS = (
+    cst.IfExp,
+    cst.BooleanOperation,
+    cst.Lambda,
+    cst.ListComp,
+    cst.SetComp,
+    cst.DictComp,
+    cst.GeneratorExp,
+)
+
+
+class StepHooks(BasePlanner):
+    """A part of `LoopPlanner` (loop.py): hooks inside the step."""
+
+    def _hooks_inside_the_scaler(self, loop: TrainingLoop, cm: str) -> None:
+        """`loss_scaler(loss, optimizer, ...)` backs up and steps in one call: the optimizer
+        hooks go onto the optimizer for that call, and come off after it."""
+        handles = self.free_name("step_hooks")
+        self.insert(
+            loop.optimizer_step,
+            "before",
+            [f"{handles} = optimizer_step_hooks({loop.optimizer}, {cm})"],
+            "on_before/after_optimizer_step inside the scaler's optimizer.step()",
+        )
+        self.insert(loop.optimizer_step, "after", [f"{handles}.remove()"], "the step hooks removed")
+        self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "optimizer_step_hooks"))
+
+    def _distillation_loss(self, loop: TrainingLoop, cm: str) -> None:
+        output = loop.model_output
+        if loop.loss_statement is not None and output is None and loop.model_call is not None:
+            output = self._hoist_model_call(loop.loss_statement, loop.model_call)
+        if loop.loss_statement is None or output is None or loop.model_inputs is None:
+            where = (
+                f"the model is called inside {loop.model_called_in}, which returns the loss"
+                if loop.model_called_in
+                else "the model call is not assigned to a name before the loss"
+            )
+            raise AnalysisError(
+                f"distillation needs the model's inputs and outputs next to the loss, but {where}",
+                path=self.src.path,
+                line=self.src.line(loop.loss_statement or loop.backward),
+                hint="assign the model's output first (output = model(x); loss = criterion(output, y))",
+            )
+        if output == loop.loss_name:
+            raise AnalysisError(
+                f"the model call returns the loss itself ({self.src.code(loop.loss_statement)}): "
+                "distillation needs the model's outputs to compare with the teacher's",
+                path=self.src.path,
+                line=self.src.line(loop.loss_statement),
+                hint="have the model return its logits and compute the loss from them",
+            )
+        if loop.model_output is not None and loop.model_call is not None:
+            output = self._unchanged_output(loop.model_output, loop.model_call, loop.loss_statement)
+        loss = loop.loss_name
+        inputs = self._inputs(loop)
+        hook = f"{cm}.callbacks.on_after_compute_loss({inputs}, {output}, "
+        # the script's own teacher output, so the teacher does not run twice
+        given = (
+            f", teacher_output={loop.teacher_output}"
+            if self.script_teacher and loop.teacher_output is not None
+            else ""
+        )
+        scale = self._accumulation_scale(loop.loss_statement, loop.accumulation)
+        if scale is None:
+            code = f"{loss} = {hook}{loss}{given})"
+        else:  # the teacher's term is scaled down for accumulation like the student's
+            code = f"{loss} = {hook}{loss} * {scale}{given}) / {scale}"
+        self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")
+
+    def _inputs(self, loop: TrainingLoop) -> str:
+        """The model's inputs as the hook reads them. Inputs the model call re-binds
+        (`output, hidden = model(data, hidden)`) are kept in a name before the call, so
+        the teacher gets what the student got."""
+        inputs = loop.model_inputs or ""
+        if inputs.startswith("ModelInputs("):
+            if self.options.target == "inc":
+                raise AnalysisError(
+                    f"the model takes positional and keyword arguments together "
+                    f"({self.src.code(loop.model_call)}): INC's teacher call takes a tuple or a "  # type: ignore[arg-type]
+                    "dict, not both",
+                    path=self.src.path,
+                    line=self.src.line(loop.model_call),  # type: ignore[arg-type]
+                    hint="pass the model's inputs all by keyword, or use --target runtime",
+                )
+            self.plan.edits.append(AddImport(self.modules["training"], "ModelInputs"))
+        call = loop.model_call
+        statement = self.src.statement_of(call) if call is not None else None
+        rebound = {
+            t.value
+            for small in getattr(statement, "body", ())
+            if isinstance(small, cst.Assign)
+            for target in small.targets
+            for t in m.findall(target.target, m.Name())  # type: ignore[union-attr]
+        }
+        if statement is None or not rebound & free_names(cst.parse_expression(inputs)):
+            return inputs
+        name = self.free_name("model_inputs")
+        self.insert(
+            statement, "before", [f"{name} = {inputs}"], "the model's inputs, kept for the teacher"
+        )
+        return name
+
+    def _accumulation_scale(
+        self, loss_statement: cst.BaseStatement, accumulation: str | None
+    ) -> str | None:
+        """`N` when the loss statement divides by the accumulation factor N
+        (`loss = criterion(out, y) / N`). A later `loss /= N` needs nothing: the hook
+        goes before it."""
+        if accumulation is None or not isinstance(loss_statement, cst.SimpleStatementLine):
+            return None
+        small = loss_statement.body[0]
+        if not (
+            isinstance(small, cst.Assign)
+            and isinstance(small.value, cst.BinaryOperation)
+            and isinstance(small.value.operator, cst.Divide)
+        ):
+            return None
+        divisor = small.value.right
+        text = self.src.code(divisor)
+        if text != accumulation:
+            return None
+        return text if isinstance(divisor, cst.Name | cst.Attribute | cst.Integer) else f"({text})"
+
+    def _hoist_model_call(self, loss_statement: cst.BaseStatement, call: cst.Call) -> str | None:
+        """`loss = model(**batch).loss` or `loss = criterion(model(x), y)`: the model call
+        moves into a statement of its own before the loss (`outputs = model(**batch)`),
+        so the distillation hook can read the outputs. None where moving it could change
+        what runs: the call is not in the loss statement itself, or runs conditionally,
+        or more than once."""
+        statement = self.src.statement_of(call)
+        if statement is not loss_statement:
+            # `model_pred = unet(x, t, return_dict=False)[0]` or `logits = model(**b).logits`
+            # before the loss: the whole output is named, the prediction read from it
+            if not self._reads_model_call(statement, call, loss_statement):
+                return None
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return None
+        callee = self.src.code(call.func)
+        calls = [c for c in m.findall(statement, m.Call()) if self.src.code(c.func) == callee]
+        if len(calls) != 1:
+            return None
+        for node in self.src.ancestors(call):
+            if node is statement:
+                break
+            if isinstance(node, CONDITIONAL_EXPRESSIONS):
+                return None
+        read = self.src.parent(call)
+        method = isinstance(read, cst.Attribute) and isinstance(self.src.parent(read), cst.Call)
+        if isinstance(read, cst.Subscript | cst.Attribute) and read.value is call and not method:
+            check_followed(self.src, call, read)  # `.sum()` is the output's method, not a read
+        name = self.free_name("outputs")
+        self.insert(
+            statement,
+            "before",
+            [f"{name} = {self.src.code(call)}"],
+            f"the model call, assigned to {name}",
+        )
+        self.plan.edits.append(ReplaceExpression(call, name))
+        return name
+
+    def _unchanged_output(
+        self, output: str, call: cst.Call, loss_statement: cst.BaseStatement
+    ) -> str:
+        """`output` as the model returned it at the hook: kept in a name of its own right
+        after the call where the script binds `output` anew before the loss."""
+        rebound, changed = changes_of(self.src, output, call, loss_statement)
+        if changed:
+            refuse_changed(self.src, output, call, changed[0])
+        if not rebound:
+            return output
+        name = self.free_name("student_output")
+        self.insert(
+            self.src.statement_of(call),
+            "after",
+            [f"{name} = {output}"],
+            f"the model's output before line {self.src.line(rebound[0])} binds {output} anew",
+        )
+        return name
+
+    def _reads_model_call(
+        self, statement: cst.CSTNode | None, call: cst.Call, loss_statement: cst.BaseStatement
+    ) -> bool:
+        """`name = call[0]` (reads of the call only) in the loops and function of the loss:
+        naming the call's output there runs nothing more, nothing less."""
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return False
+        small = statement.body[0]
+        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+            return False
+        found = accessed_call(small.value)
+        if found is None or found[0] is not call:
+            return False
+        around_loss = set(map(id, self.src.ancestors(loss_statement)))
+        return all(
+            id(node) in around_loss
+            for node in self.src.ancestors(statement)
+            if isinstance(node, cst.For | cst.While | cst.FunctionDef | cst.If | cst.Try)
+        )

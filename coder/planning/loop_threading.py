@@ -1,0 +1,104 @@
+"""The compression manager handed down to the functions on the training path (a
+`compression_manager` parameter, `self.compression_manager` in the class, a closure
+reading its function's), and the paths that keep it from reaching them.
+A part of `LoopPlanner` (loop.py).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.expressions import passes_function
+from neural_coder.analysis.index import Function, is_partial
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms.edits import AddKeywordArgument, AddParameter
+
+from .closure_steps import ClosureSteps
+
+
+class ManagerThreading(ClosureSteps):
+    """A part of `LoopPlanner` (loop.py): the manager on the training path."""
+
+    def _thread_manager(self, loop: TrainingLoop) -> dict[int, str]:
+        """The expression naming the manager in every scope on the training path."""
+        entry_cls = self.index.class_of(loop.entry_scope)
+        cm_of = {
+            id(loop.entry_scope): f"self.{self.cm_name}" if entry_cls is not None else self.cm_name
+        }
+        for hop in reversed(loop.hops):  # outermost first
+            caller_cm = cm_of[id(self.index.scope_of(hop.call))]
+            # a step function the loop also calls directly (`optimizer.step(partial(
+            # self.training_step, ...))`, or `self.training_step(...)` on the steps that
+            # only accumulate gradients): the same training path
+            same_loop = [
+                c
+                for c in self.index.call_sites(hop.function)
+                if hop.closure_of is not None and self._in_step_loop(c, loop)
+            ]
+            if entry_cls is not None and hop.function.cls is entry_cls:
+                self._refuse_other_paths(hop.function, hop.call, same_loop)
+                cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
+                continue
+            if hop.closure_of is not None and not is_partial(hop.call):
+                self._closure_sees_the_manager(hop)
+                cm_of[id(hop.function.node)] = caller_cm
+                continue
+            for call in self.index.call_sites(hop.function):
+                if call is not hop.call and call not in same_loop:
+                    raise AnalysisError(
+                        f"{hop.function.key}() is also called at line {self.src.line(call)}, where no compression manager exists",
+                        path=self.src.path,
+                        line=self.src.line(call),
+                    )
+            self._refuse_handed_over(hop.function)
+            self.plan.edits.append(AddParameter(hop.function.node, self.cm_name))
+            for call in [hop.call, *same_loop]:
+                self.plan.edits.append(AddKeywordArgument(call, self.cm_name, caller_cm))
+            self.plan.placed.append(
+                f"line {self.src.line(hop.function.node)}: {hop.function.key}() takes {self.cm_name} (passed at line {self.src.line(hop.call)})"
+            )
+            cm_of[id(hop.function.node)] = self.cm_name
+        return cm_of
+
+    def _refuse_handed_over(self, fn: Function) -> None:
+        """`train_opt = torch.compile(train)` or `partial(train, ...)`: a library wraps the
+        function and its callers call it without the manager the hooks inside read."""
+        for call in self.index.calls:
+            if self.index.resolve_call(call) is not None or is_partial(call):
+                # a function of the file: its calls of the parameter are followed; a
+                # partial is judged where it is handed on
+                continue
+            for arg in call.args:
+                if passes_function(arg.value, fn.name) and (
+                    fn.cls is None or isinstance(arg.value, cst.Attribute | cst.Call)
+                ):
+                    raise AnalysisError(
+                        f"{fn.key}() runs the training step and is also handed to "
+                        f"{self.src.code(call.func)}() at line {self.src.line(call)}: what that "
+                        f"returns calls {fn.key}() without the compression manager its hooks need",
+                        path=self.src.path,
+                        line=self.src.line(call),
+                        hint=f"give the other run a step function of its own, or pass "
+                        f"{self.cm_name}= where it is called",
+                    )
+
+    def _refuse_other_paths(
+        self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]
+    ) -> None:
+        """A method on the training path that other code also calls (`self._backward(loss)`
+        from warm-up and fine-tune loops): its hooks would read `self.compression_manager`
+        on paths that may run before training prepares it."""
+        others = [c for c in self.index.call_sites(fn) if c is not taken and c not in same_loop]
+        if not others:
+            return
+        lines = ", ".join(str(self.src.line(c)) for c in others)
+        raise AnalysisError(
+            f"{fn.key}() is on the training path (called at line {self.src.line(taken)}) and "
+            f"also called at line {lines}: the hooks inside it would run there too, where the "
+            "compression manager may not exist yet (a warm-up before training)",
+            path=self.src.path,
+            line=self.src.line(others[0]),
+            hint="give the other paths a step method of their own, or compress in a script "
+            "with one training path",
+        )
