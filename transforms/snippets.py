@@ -1,15 +1,18 @@
 """Code the transforms insert, as formatted text.
 
-Only these snippets are formatted with black (to the file's line length less
-the indentation they land at); the user's own code is never reformatted.
+Only these snippets are formatted as black lays them out (to the file's line length less
+the indentation they land at); the user's own code is never reformatted. `snippet_layout`
+lays out the subset the builders produce; black is imported only for the rest.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from neural_coder.transforms.lazy import lazy_module
+from neural_coder.transforms.snippet_layout import format_snippet
 
 if TYPE_CHECKING:
     import black
@@ -59,6 +62,13 @@ def call(name: str, kwargs: Mapping[str, object] = {}, args: Sequence[object] = 
 
 
 def format_code(code: str, line_length: int) -> str:
+    """black's layout of generated code; black itself (slow to import) only for what
+    `snippet_layout` does not cover."""
+    if os.environ.get(RECORD_ENV):
+        record(code, line_length)
+    laid_out = format_snippet(code, line_length)
+    if laid_out is not None:
+        return laid_out
     mode = black.Mode(line_length=max(line_length, 40))
     return black.format_str(code, mode=mode)
 
@@ -78,4 +88,19 @@ def join_lines(code: str) -> str:
 def is_one_line_canonical(code: str) -> bool:
     """Whether black would leave this one-line statement exactly as it is (so a layout change
     can be joined back byte for byte)."""
-    return code.count("\n") == 1 and join_lines(code) == code
+    if code.count("\n") != 1:
+        return False
+    laid_out = format_snippet(code, UNBOUNDED)  # None: outside its subset, black decides
+    return (laid_out if laid_out is not None else join_lines(code)) == code
+
+
+# Set to a file path, every snippet formatted is appended to it as JSON `[code, line_length]`
+# (to compare snippet_layout with black on what real runs format: see tests/coder/test_snippet_layout.py).
+RECORD_ENV = "NEURAL_CODER_RECORD_SNIPPETS"
+
+
+def record(code: str, line_length: int) -> None:
+    import json
+
+    with open(os.environ[RECORD_ENV], "a", encoding="utf-8") as out:
+        out.write(json.dumps([code, line_length]) + "\n")

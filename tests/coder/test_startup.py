@@ -18,7 +18,8 @@ NEVER = ["torch", "transformers", "rich", "pygls", "lsprotocol", "nbformat", "ne
 #: never needed to optimize a script: the tool adds imports with its own adder
 #: (transforms/imports.py) and matches with transforms/match.py; `migrate` still uses them
 CODEMOD = ["libcst.codemod", "libcst.matchers"]
-#: loaded where used: the api by the commands, black for inserted snippets, yaml for --config
+#: loaded where used: the api by the commands, black for inserted snippets snippet_layout does not
+#: cover, yaml for --config
 LAZY = ["neural_coder.api", "black", "yaml", *CODEMOD]
 
 PROBE = """
@@ -66,5 +67,10 @@ def test_a_one_file_optimize_loads_what_it_uses_and_nothing_of_the_runtime(tmp_p
     script.write_text((ROOT / "samples" / "flat_script.py").read_text(encoding="utf-8"))
     run = RUN_CLI.format(args=["optimize", str(script), "--approach", approach, "--diff"])
     names = NEVER + CODEMOD + ["black", "neural_coder.transforms.imports"]
-    # it did rewrite: the snippets were formatted (black) and the imports added (our adder)
-    assert loaded(run, names) == ["black", "neural_coder.transforms.imports"]
+    names += ["neural_coder.transforms.snippet_layout"]
+    # it did rewrite: the snippets were laid out (by snippet_layout, as black would: black
+    # itself is slow to import) and the imports added (our adder)
+    assert loaded(run, names) == [
+        "neural_coder.transforms.imports",
+        "neural_coder.transforms.snippet_layout",
+    ]
