@@ -56,6 +56,7 @@ from .losses import (
     SelfKnowledgeDistillationLoss,
     create_criterion,
 )
+from .output_mode import student_output_mode
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -309,7 +310,8 @@ class DistillationCompressor(Compressor):
             device = _device_of(teacher)
             if device is not None:
                 input = move_to_device(input, device)
-            with torch.no_grad(), _eval_mode(teacher), paused:
+            mode = self._output_mode(teacher)  # the student's flag, read before eval()
+            with torch.no_grad(), _eval_mode(teacher), paused, mode:
                 output = call_model(teacher, input)
         else:
             self._move_teacher(input)
@@ -318,10 +320,14 @@ class DistillationCompressor(Compressor):
             device = _device_of(teacher)
             if device is not None:
                 input = move_to_device(input, device)
-            with torch.no_grad():
+            with torch.no_grad(), self._output_mode(teacher):
                 output = call_model(teacher, input)
         self.teacher_forwards += 1
         return output
+
+    def _output_mode(self, teacher: nn.Module) -> contextlib.AbstractContextManager[None]:
+        student = self._require_wrapper().model
+        return student_output_mode(teacher, student.training)
 
     def _move_teacher(self, input: Any) -> None:  # noqa: A002 - INC's parameter name
         """Move the teacher to the student's device (first forward, or after the student moved)."""

@@ -466,3 +466,62 @@ def test_a_cpu_teacher_moves_to_the_students_cuda_device():
         assert torch.isfinite(loss)
         loss.backward()
         assert student.fc1.weight.grad is not None
+
+
+class Head(nn.Module):
+    """A detection-style head: raw logits while training, (decoded, raw) in eval."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor):
+        x = self.fc(x)
+        return x if self.training else (x.softmax(-1), x)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: reads self.training, but its output has one structure."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or True:
+            return x
+        return x
+
+
+class Detector(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(6)
+        self.path = DropPath()
+        self.head = Head()
+
+    def forward(self, x: torch.Tensor):
+        return self.head(self.path(self.norm(x)))
+
+
+def test_a_teacher_whose_output_depends_on_the_mode_returns_what_the_training_student_does():
+    torch.manual_seed(0)
+    student = Detector().train()
+    teacher = copy.deepcopy(student)
+    compressor, wrapper = bound(student, DistillationConfig(teacher, kd((0.5, 0.5), "KL")))
+    out = wrapper(X)
+    loss = compressor.on_after_compute_loss(X, out, F.cross_entropy(out, Y))
+    assert torch.isfinite(loss) and compressor.summary()["distillation_steps"] == 1
+    with torch.no_grad():
+        assert isinstance(compressor.teacher_forward(X), torch.Tensor)  # not (boxes, raw)
+    # the head returned its training structure; norm and drop path stayed in eval, and
+    # every flag is back as it was
+    assert not teacher.training and not teacher.head.training and not teacher.norm.training
+    assert torch.equal(teacher.norm.running_mean, torch.zeros(6))  # no statistics updated
+    # in eval the student gets the eval structure back from the teacher too
+    student.eval()
+    with torch.no_grad():
+        assert isinstance(compressor.teacher_forward(X), tuple)
+
+
+def test_only_modules_that_return_by_mode_take_the_students_flag():
+    from neural_coder.runtime.distillation.output_mode import returns_by_mode
+
+    assert returns_by_mode(Head) and not returns_by_mode(DropPath)
+    assert not returns_by_mode(nn.Dropout) and not returns_by_mode(Detector)
