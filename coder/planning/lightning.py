@@ -305,7 +305,7 @@ class LightningPlanner(BasePlanner):
         raise AnalysisError(
             f"PyTorch Lightning trains and evaluates the module here (line {self.src.line(node)}): "
             "a pipeline that trains then runs a post-training fit is not supported under "
-            "Lightning yet (only ptq-dynamic alone, after trainer.fit)",
+            "Lightning yet (a post-training approach alone is, after trainer.fit)",
             path=self.src.path,
             line=self.src.line(node),
             hint="train with the training approach here (qat, pruning, distillation), then "
