@@ -15,8 +15,7 @@ from .loss_base import (
     INTERMEDIATE_TYPES,
     DistillationLoss,
     DistillationResult,
-    _check_types,
-    _check_weights,
+    _check_terms,
     _float,
     _kl_div_mean,
     _same_shape,
@@ -110,21 +109,9 @@ class IntermediateLayersKnowledgeDistillationLoss(DistillationLoss):
             student_specs.append(s)
             teacher_specs.append(t)
         n = len(student_specs)
-        self.loss_types = _check_types(
-            "loss_types", list(loss_types) if loss_types else ["MSE"] * n, INTERMEDIATE_TYPES
+        self.loss_types, self.loss_weights = _check_terms(
+            loss_types, loss_weights, add_origin_loss, n, "MSE", INTERMEDIATE_TYPES, f"{n}"
         )
-        self.loss_weights = _check_weights(
-            "loss_weights", list(loss_weights) if loss_weights else [1.0 / n] * n
-        )
-        if not len(self.loss_types) == len(self.loss_weights) == n:
-            raise ValueError(
-                f"layer_mappings ({n}), loss_types ({len(self.loss_types)}) and loss_weights "
-                f"({len(self.loss_weights)}) must have the same length"
-            )
-        if not isinstance(add_origin_loss, bool):
-            raise TypeError(f"add_origin_loss must be a bool, got {add_origin_loss!r}")
-        if not any(self.loss_weights):
-            raise ValueError("every loss_weight is 0: nothing to distil")
         self.add_origin_loss = add_origin_loss
         self.layer_mappings = [(s.name, t.name) for s, t in zip(student_specs, teacher_specs)]
         self.student_features = FeatureCapture(student_specs, side="student", student=True)

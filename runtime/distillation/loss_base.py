@@ -134,6 +134,34 @@ def _check_weights(name: str, values: Sequence[Any]) -> list[float]:
     return out
 
 
+def _check_terms(
+    loss_types: Sequence[Any] | None,
+    loss_weights: Sequence[Any] | None,
+    add_origin_loss: Any,
+    n: int,
+    default_type: str,
+    allowed: Sequence[str],
+    counted: str,
+) -> tuple[list[str], list[float]]:
+    """The per-mapping loss types and weights of an intermediate-layer or self
+    distillation loss (defaults: `default_type` each, equal weights), checked against
+    the `n` mappings (`counted` says what they are in the length error)."""
+    types = _check_types(
+        "loss_types", list(loss_types) if loss_types else [default_type] * n, allowed
+    )
+    weights = _check_weights("loss_weights", list(loss_weights) if loss_weights else [1.0 / n] * n)
+    if not len(types) == len(weights) == n:
+        raise ValueError(
+            f"layer_mappings ({counted}), loss_types ({len(types)}) and loss_weights "
+            f"({len(weights)}) must have the same length"
+        )
+    if not isinstance(add_origin_loss, bool):
+        raise TypeError(f"add_origin_loss must be a bool, got {add_origin_loss!r}")
+    if not any(weights):
+        raise ValueError("every loss_weight is 0: nothing to distil")
+    return types, weights
+
+
 def _check_temperature(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"temperature must be a number > 0, got {value!r}")

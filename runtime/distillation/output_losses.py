@@ -16,6 +16,7 @@ from .loss_base import (
     DistillationLoss,
     DistillationResult,
     _check_temperature,
+    _check_terms,
     _check_types,
     _check_weights,
     _float,
@@ -172,21 +173,9 @@ class SelfKnowledgeDistillationLoss(DistillationLoss):
         n = len(groups)
         self.layer_mappings = groups
         self.temperature = _check_temperature(temperature)
-        self.loss_types = _check_types(
-            "loss_types", list(loss_types) if loss_types else ["CE"] * n, SELF_TYPES
+        self.loss_types, self.loss_weights = _check_terms(
+            loss_types, loss_weights, add_origin_loss, n, "CE", SELF_TYPES, f"{n} groups"
         )
-        self.loss_weights = _check_weights(
-            "loss_weights", list(loss_weights) if loss_weights else [1.0 / n] * n
-        )
-        if not len(self.loss_types) == len(self.loss_weights) == n:
-            raise ValueError(
-                f"layer_mappings ({n} groups), loss_types ({len(self.loss_types)}) and "
-                f"loss_weights ({len(self.loss_weights)}) must have the same length"
-            )
-        if not isinstance(add_origin_loss, bool):
-            raise TypeError(f"add_origin_loss must be a bool, got {add_origin_loss!r}")
-        if not any(self.loss_weights):
-            raise ValueError("every loss_weight is 0: nothing to distil")
         self.add_origin_loss = add_origin_loss
         self._loss_funcs: list[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = [
             {"CE": soft_cross_entropy, "KL": kl_divergence, "L2": l2_distance}[t]
