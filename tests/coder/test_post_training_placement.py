@@ -493,6 +493,8 @@ def test_bf16_without_an_evaluation_measures_on_a_loader_in_reach():
     assert report.status is Status.TRANSFORMED
     call = text[text.index("mix_precision.fit(") :]
     assert "calib_dataloader=loader" in call.split("# neural-coder")[0]
+    again, second = rewrite(text, "bf16")
+    assert second.status is Status.UNCHANGED and again == text
 
 
 def test_bf16_without_an_evaluation_or_a_loader_is_refused():
