@@ -27,9 +27,21 @@ import torch
 
 from .batches import _first_tensor
 
-__all__ = ["call_on_cpu", "check_cast", "first_device", "note_kept_on_cpu", "tensors_to"]
+__all__ = [
+    "RECIPE_ATTR",
+    "call_on_cpu",
+    "check_cast",
+    "first_device",
+    "note_kept_on_cpu",
+    "tensors_to",
+]
 
 log = logging.getLogger("neural_coder.runtime")
+
+#: name of the attribute that carries the recipe on an int8 model the quantization
+#: backend returns (here, not in `quant/`, so the wrapper reads it without importing
+#: the quantization package)
+RECIPE_ATTR = "neural_coder_recipe"
 
 _CPU = torch.device("cpu")
 #: the messages logged already (each once per process: every tuning trial is a new wrapper)

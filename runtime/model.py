@@ -37,6 +37,7 @@ from torch import nn
 
 from . import int8_device
 from .distributed import is_main_process
+from .int8_device import RECIPE_ATTR
 
 __all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener", "load"]
 
@@ -151,14 +152,13 @@ class Model(nn.Module):
     def runs_int8_on_cpu(self) -> bool:
         """Whether the inner module is an int8 model of the quantization backend, whose
         kernels run on the CPU only (see `int8_device.py`)."""
-        from .quant.backend import RECIPE_ATTR  # lazy: the quant package imports this module
-
         return isinstance(self._modules["_model"].__dict__.get(RECIPE_ATTR), dict)
 
     # -- nn.Module behaviour ---------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        # `runs_int8_on_cpu` inlined: this runs on every training step
         inner = self._modules["_model"]
-        if self.runs_int8_on_cpu:
+        if isinstance(inner.__dict__.get(RECIPE_ATTR), dict):
             return int8_device.call_on_cpu(inner, args, kwargs)
         return inner(*args, **kwargs)
 
