@@ -8,7 +8,8 @@ each trained with the canonical loop (spec 1.7) bare and with a
 in adjacent blocks in one process, timed in thread CPU time (torch runs on one
 thread here, so time spent descheduled on a shared machine does not count; the
 wall clock where the CPU-time clock ticks coarsely); the figure is the median
-over block pairs of hooked / bare (1.00 = no overhead).
+over block pairs of hooked / bare (1.00 = no overhead), with the quartiles of those
+pair ratios (their spread is the noise of the figure).
 
 * "steady": after the pruning window has closed (masks fixed): what every later
   step of a run costs. The target is <= 1.05.
@@ -17,15 +18,6 @@ over block pairs of hooked / bare (1.00 = no overhead).
 * "hooks only": the same steady-state hooks called on the compressor itself,
   without the manager's dispatch and the `cm.model` wrapper's forward, to show
   what pruning itself costs.
-
-Each figure is given twice: as the loops run by default, and with subnormal floats
-flushed to zero (`torch.set_flush_denormal(True)`, for both loops alike). Part of
-the MLP's steady-state gap is not the hooks at all: the pruned network has units
-whose gradients are exactly zero, SGD's momentum buffers of their weights decay
-geometrically (x0.9 a step) into the subnormal range after some hundred steps, and
-arithmetic on subnormals is slow on x86 CPUs, so the optimizer step of the pruned
-model gets slower. The bare model has fewer such weights. The second figure is
-the cost of the hooks themselves.
 """
 
 from __future__ import annotations
@@ -155,8 +147,11 @@ def block_time(step_fn: Callable[[], None]) -> float:
     return (CLOCK() - start) / BLOCK
 
 
-def ratio(bare: Callable[[], None], hooked: Callable[[], None]) -> tuple[float, float]:
-    """Median over adjacent (bare, hooked) block pairs of hooked / bare."""
+def ratio(
+    bare: Callable[[], None], hooked: Callable[[], None]
+) -> tuple[float, float, float, float]:
+    """(median, first quartile, third quartile) over adjacent (bare, hooked) block pairs
+    of hooked / bare, and the median bare step time."""
     for fn in (bare, hooked):  # warm up
         block_time(fn)
     ratios, bare_times = [], []
@@ -166,7 +161,8 @@ def ratio(bare: Callable[[], None], hooked: Callable[[], None]) -> tuple[float, 
         b, h = (t1, t2) if first is bare else (t2, t1)
         ratios.append(h / b)
         bare_times.append(b)
-    return statistics.median(ratios), statistics.median(bare_times)
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return statistics.median(ratios), q1, q3, statistics.median(bare_times)
 
 
 def configs() -> dict[str, tuple[WeightPruningConfig, int, bool]]:
@@ -220,36 +216,18 @@ def configs() -> dict[str, tuple[WeightPruningConfig, int, bool]]:
     }
 
 
-def measure(
-    factory: Callable[[], nn.Module],
-    shape: tuple[int, ...],
-    batch: int,
-    conf: WeightPruningConfig,
-    warm: int,
-    direct: bool,
-    flush_denormal: bool,
-) -> tuple[float, float]:
-    """`ratio` of fresh bare and hooked loops, with subnormals flushed or not."""
-    torch.set_flush_denormal(flush_denormal)
-    try:
-        bare = make_loop(factory, shape, batch, None)
-        hooked = make_loop(factory, shape, batch, conf, warm, direct)
-        return ratio(bare, hooked)
-    finally:
-        torch.set_flush_denormal(False)
-
-
 def main() -> None:
     print(
         f"1 thread, clock {CLOCK.__name__}; median over {BLOCKS} adjacent (bare, hooked) pairs of "
-        f"{BLOCK}-step blocks of hooked / bare; 'flushed': subnormals flushed to zero in both"
+        f"{BLOCK}-step blocks of hooked / bare [quartiles]"
     )
     for label, (factory, shape, batch) in MODELS.items():
-        print(f"\n{label}{'default':>{62 - len(label)}}  {'flushed':>8}")
+        print(f"\n{label}")
         for name, (conf, warm, direct) in configs().items():
-            r, b = measure(factory, shape, batch, conf, warm, direct, flush_denormal=False)
-            rf, _ = measure(factory, shape, batch, conf, warm, direct, flush_denormal=True)
-            print(f"  {name:<52} {r:8.3f}  {rf:8.3f}   (bare step {b * 1e6:7.1f} us)")
+            bare = make_loop(factory, shape, batch, None)
+            hooked = make_loop(factory, shape, batch, conf, warm, direct)
+            r, q1, q3, b = ratio(bare, hooked)
+            print(f"  {name:<52} {r:6.3f} [{q1:.3f}-{q3:.3f}]   (bare step {b * 1e6:7.1f} us)")
 
 
 if __name__ == "__main__":
