@@ -363,7 +363,9 @@ def load(
     returned; with it, `neural_coder.runtime.quant.rebuild_quantized(model,
     recipe)` builds the int8 structure and the state dict is loaded into that.
     INC's `history_cfg`, `dataloader`, `example_inputs` and custom-config kwargs
-    are accepted and not needed: the recipe records everything. Files are read
+    are accepted and not needed: the recipe records everything. The int8 module is
+    returned bare, as INC returns it, and bridged for GPU scripts: it stays on the CPU,
+    where its kernels run (see `int8_device.keep_on_cpu`). Files are read
     with `torch.load(..., weights_only=True)`; INC 1.x's yaml format is refused.
     """
     del history_cfg, kwargs
@@ -400,4 +402,4 @@ def load(
 
     quantized = rebuild_quantized(model, recipe)
     quantized.load_state_dict(state)
-    return quantized
+    return int8_device.keep_on_cpu(quantized)
