@@ -58,6 +58,10 @@ CASES = [
     ("lora_mark_trainable.py", "distillation", "runtime"),
     # every weight frozen in a loop, then a new head: the head trains, so QAT goes through
     ("frozen_backbone_head.py", "qat", "runtime"),
+    # detectron2 style: do_test(cfg, model) builds its loader inside per test set; the fit
+    # builds the first one with the same builder
+    ("builder_loader_eval.py", "ptq-static", "runtime"),
+    ("builder_loader_eval.py", "bf16", "runtime"),
     # hooks on every path: AMP scaler or fp32, optimizer or manual SGD update, and the
     # manager prepared before `if distributed / elif gpu / else DataParallel` branches
     ("amp_reference_train.py", "pruning+qat", "runtime"),
