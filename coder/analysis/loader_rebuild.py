@@ -45,7 +45,7 @@ def rebuilt_loader(
         return None  # the builder's imports are another file's
     module_names = _module_level_names(src.module_of(call))
     head = _head(value.func)
-    if head is None or head not in module_names:
+    if head is None or head not in module_names or _local(index, head, fn):
         return None
     bound = index.bind_arguments(call, fn)
     in_reach = _in_reach(index, scope, line) | module_names | _BUILTINS
@@ -54,11 +54,13 @@ def rebuilt_loader(
         return None
     values: dict[str, cst.BaseExpression] = {}
     for name in names:
-        if name in module_names or name in _BUILTINS:
-            continue
+        loop = _loop_over(src, fn.node, statement, name)
+        if loop is None and not _local(index, name, fn):
+            if name in module_names or name in _BUILTINS:
+                continue
+            return None
         if _rebound_before(index, name, fn, statement):
             return None
-        loop = _loop_over(src, fn.node, statement, name)
         if loop is None and name in bound and _plain(bound[name]):
             argument = bound[name]
         elif loop is not None and name not in fn.all_params() and _plain(loop.iter):
@@ -73,6 +75,11 @@ def rebuilt_loader(
         values[name] = argument
     rebuilt = _Substitute(values).visit_expression(value)
     return src.module.code_for_node(rebuilt), statement
+
+
+def _local(index: Index, name: str, fn: Function) -> bool:
+    """Whether `name` is a parameter of `fn` or assigned in it."""
+    return name in fn.all_params() or bool(index.assignments_in(name, fn.node))
 
 
 def _plain(expr: cst.BaseExpression) -> bool:
