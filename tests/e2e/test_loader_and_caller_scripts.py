@@ -85,7 +85,7 @@ def test_a_loader_the_evaluation_builds_inside_calibrates_the_fit(tmp_path, monk
     assert "calib_dataloader=build_test_loader(cfg, next(iter(cfg.DATASETS.TEST)))" in (
         script.read_text()
     )
-    monkeypatch.setenv("MAX_ITER", "20")
+    monkeypatch.setenv("MAX_ITER", "8")
     run, summary = run_script(script)
     assert summary["quantized_modules"] == 3, summary  # two convolutions and the head
     assert printed(run.stdout, r"shapes_val: accuracy ([0-9.]+)") >= 0.9, run.stdout
