@@ -102,6 +102,7 @@ class Model(nn.Module):
         if not isinstance(model, nn.Module):
             raise TypeError(f"Model wraps a torch.nn.Module, got {type(model).__name__}")
         self._model = model
+        _bridge_int8(model)
         object.__setattr__(self, "_listeners", [])
         object.__setattr__(self, "_fp32_model", model)
         # plain attributes set directly: never forwarded to a same-named inner attribute
@@ -130,6 +131,7 @@ class Model(nn.Module):
             raise TypeError(f"Model.model must be a torch.nn.Module, got {type(new).__name__}")
         old = self._modules["_model"]
         self._modules["_model"] = new
+        _bridge_int8(new)
         if old is not new:
             for listener in list(self._listeners):
                 listener.on_model_replaced(old, new)  # type: ignore[arg-type]
@@ -151,9 +153,7 @@ class Model(nn.Module):
     def runs_int8_on_cpu(self) -> bool:
         """Whether the inner module is an int8 model of the quantization backend, whose
         kernels run on the CPU only (see `int8_device.py`)."""
-        from .quant.backend import RECIPE_ATTR  # lazy: the quant package imports this module
-
-        return isinstance(self._modules["_model"].__dict__.get(RECIPE_ATTR), dict)
+        return _is_int8(self._modules["_model"])
 
     # -- nn.Module behaviour ---------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -322,6 +322,20 @@ class Model(nn.Module):
             os.fspath(save_directory),
         )
         return path
+
+
+def _is_int8(module: nn.Module) -> bool:
+    from .quant.backend import RECIPE_ATTR  # lazy: the quant package imports this module
+
+    return isinstance(module.__dict__.get(RECIPE_ATTR), dict)
+
+
+def _bridge_int8(module: nn.Module) -> None:
+    """An int8 inner module is bridged itself too, so that what reaches it past the
+    wrapper's `forward` (Hugging Face's `generate` through `__getattr__`, the bare module
+    `model.model`) runs on the CPU as well (see `int8_device.keep_on_cpu`)."""
+    if _is_int8(module):
+        int8_device.keep_on_cpu(module)
 
 
 def _takes_is_main_process(method: Any) -> bool:

@@ -187,6 +187,20 @@ def test_from_pretrained_keeps_the_hugging_face_model_and_bridges_generate(
     assert type(out).__name__ == "CausalLMOutputWithPast" and out.logits.device == META
 
 
+def test_the_fit_results_inner_module_is_bridged_so_generate_through_the_wrapper_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fitted.generate(...)` reaches the inner module past the wrapper's forward: the
+    inner int8 module is bridged in place as a loaded one is."""
+    fitted, _ = llama_from_pretrained(tmp_path)
+    assert isinstance(fitted, Model) and int8_device.kept_on_cpu(fitted.model)
+    ids = torch.randint(0, 100, (1, 4))
+    tokens = fitted.generate(ids, max_new_tokens=2, do_sample=False)
+    assert tokens.shape == (1, 6)
+    monkeypatch.setattr(int8_device, "first_device", lambda args, kwargs: META)
+    assert fitted.model(input_ids=ids).logits.device == META  # the bare module, bridged
+
+
 # -- real CUDA (skipped without a GPU) ------------------------------------------------------------
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -211,3 +225,13 @@ def test_generate_with_inputs_on_a_gpu_runs_the_loaded_int8_model(tmp_path: Path
     tokens = model.generate(ids.cuda(), max_new_tokens=3, do_sample=False)
     assert tokens.device.type == "cuda"
     assert torch.equal(tokens.cpu(), fitted.model.generate(ids, max_new_tokens=3, do_sample=False))
+
+
+@cuda
+def test_generate_through_the_fit_wrapper_with_inputs_on_a_gpu(tmp_path: Path) -> None:
+    fitted, _ = llama_from_pretrained(tmp_path)
+    model = fitted.to("cuda")
+    ids = torch.randint(0, 100, (1, 5))
+    tokens = model.generate(ids.cuda(), max_new_tokens=3, do_sample=False)
+    assert tokens.device.type == "cuda"
+    assert torch.equal(tokens.cpu(), fitted.generate(ids, max_new_tokens=3, do_sample=False))
