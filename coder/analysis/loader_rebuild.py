@@ -64,7 +64,7 @@ def rebuilt_loader(
         if loop is None and name in bound and _plain(bound[name]):
             argument = bound[name]
         elif loop is not None and name not in fn.all_params() and _plain(loop.iter):
-            items = _substituted(loop.iter, bound, fn, in_reach)
+            items = _substituted(index, loop.iter, bound, fn, in_reach)
             if items is None:
                 return None
             argument = cst.parse_expression(f"next(iter({src.module.code_for_node(items)}))")
@@ -95,15 +95,20 @@ def _plain(expr: cst.BaseExpression) -> bool:
 
 
 def _substituted(
-    expr: cst.BaseExpression, bound: dict[str, cst.BaseExpression], fn: Function, in_reach: set[str]
+    index: Index,
+    expr: cst.BaseExpression,
+    bound: dict[str, cst.BaseExpression],
+    fn: Function,
+    in_reach: set[str],
 ) -> cst.BaseExpression | None:
     """`expr` (a loop's iterable) with the function's parameters replaced by their
-    arguments, or None when it reads a name that is neither in reach nor bound."""
+    arguments, or None when it reads a local of the function, or a name neither bound
+    nor in reach."""
     values = {}
     for name in _free_names(expr) or ["<bound inside>"]:
         if name in bound and _plain(bound[name]):
             values[name] = bound[name]
-        elif name not in in_reach or name in fn.all_params():
+        elif _local(index, name, fn) or name not in in_reach:
             return None
     return _Substitute(values).visit_expression(expr)
 

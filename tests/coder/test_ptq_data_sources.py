@@ -158,6 +158,14 @@ def test_a_loader_the_evaluation_builds_inside_is_built_again_at_the_fit(args, c
         ("", "cfg, name", "", "cfg.copy(), model"),
         # a local of the evaluation that is no parameter nor loop name
         ("    split = 'val'\n", "cfg, split", "", "cfg, model"),
+        # the loop runs over a local of the evaluation (`names` means something else at
+        # the fit)
+        (
+            "    names = cfg.test_sets[:1]\n",
+            "cfg, name",
+            "    names = ['x']\n",
+            "cfg, model",
+        ),
     ],
 )
 def test_a_loader_built_inside_from_values_out_of_reach_is_named_in_the_refusal(
@@ -168,6 +176,8 @@ def test_a_loader_built_inside_from_values_out_of_reach_is_named_in_the_refusal(
     source = BUILT_INSIDE.format(
         args=args, call_args=call_args, rebind=rebind, before_test=before_test
     )
+    if "names =" in rebind:
+        source = source.replace("for name in cfg.test_sets", "for name in names")
     message = refusal(source)
     assert "no DataLoader is in reach" in message
     assert f"do_test() builds its own inside (data_loader = build_test_loader({args}) at line" in (
