@@ -212,7 +212,12 @@ class CallBacks:
         A loss computed without gradients (an evaluation pass through the same step
         code: `run_epoch(..., train=False)` under `torch.set_grad_enabled(False)`) is
         returned as it is: nothing trains on it, so no teacher runs for it."""
-        if isinstance(student_loss, torch.Tensor) and not student_loss.requires_grad:
+        if not torch.is_grad_enabled() or (
+            isinstance(student_loss, torch.Tensor)
+            and not student_loss.requires_grad
+            and isinstance(student_output, torch.Tensor)
+            and not student_output.requires_grad
+        ):
             return student_loss
         loss = student_loss
         for c in self._after_loss:

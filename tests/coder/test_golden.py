@@ -166,6 +166,9 @@ CASES = [
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step
     ("manual_update_lm.py", "pruning+qat", "runtime"),
+    # nothing reads the model after training, but `if args.evaluate: validate(...); return`
+    # evaluates a --resume'd checkpoint: the fit goes there
+    ("evaluate_flag_train.py", "ptq-static", "runtime"),
 ]
 
 

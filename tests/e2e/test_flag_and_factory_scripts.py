@@ -1,13 +1,15 @@
 """Training styles met in public examples, rewritten and run: one epoch function for
 training and evaluation chosen by a flag, a trainer class whose step closures come from
 factory methods, a timm-style step that is a loss-scaler call or a plain backward and
-step, and a manual SGD update with no optimizer object."""
+step, a manual SGD update with no optimizer object, and a trainer whose `--evaluate`
+path evaluates a resumed checkpoint."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.e2e.runner import rewrite_and_run
+from tests.conftest import run_cli, script_path
+from tests.e2e.runner import rewrite_and_run, run_script
 
 pytestmark = pytest.mark.e2e
 
@@ -45,3 +47,15 @@ def test_manual_update_without_optimizer_trains_qat(tmp_path):
     assert summary["pruning_steps_seen"] == 24  # 12 windows of 8 tokens, 2 epochs
     assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
     assert summary["quantized_modules"] == 2
+
+
+def test_evaluate_path_quantizes_the_resumed_checkpoint(tmp_path):
+    script = tmp_path / "evaluate_flag_train.py"
+    script.write_text(script_path("evaluate_flag_train.py").read_text())
+    result = run_cli("optimize", script, "--approach", "ptq-static")
+    assert result.exit_code == 0, result.output
+    _, trained = run_script(script)  # training: the fit is not on this path
+    assert trained == {}
+    run, summary = run_script(script, "--evaluate", "--resume", "model_best.pth.tar")
+    assert summary["quantized_modules"] == 4
+    assert "Acc@1" in run.stdout
