@@ -182,3 +182,51 @@ def test_a_local_named_like_the_training_function_is_not_the_function():
     out = _rewrite(SHADOWED_TRAIN)
     assert "train(loader, model, opt, compression_manager=compression_manager)" in out
     assert "return DataLoader(train, batch_size=4)" in out
+
+
+EVALUATE_PATH = """import torch
+def validate(loader, net):
+    net.eval()
+    with torch.no_grad():
+        return sum((net(x).argmax(1) == y).float().mean().item() for x, y in loader) / len(loader)
+def main(evaluate, resume):
+    model = torch.nn.Linear(4, 2)
+    if resume:
+        model.load_state_dict(torch.load(resume))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,))), batch_size=4
+    )
+    if evaluate:
+        validate(loader, model)
+        return
+    for epoch in range(2):
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+        validate(loader, model)
+main(False, None)
+"""
+
+
+def test_the_fit_goes_on_the_evaluate_path_when_training_drops_the_model():
+    out = _rewrite(EVALUATE_PATH, "ptq-dynamic")
+    lines = _lines(out)
+    fit = next(
+        i for i, line in enumerate(lines) if line.startswith("quantized_model = quantization.fit(")
+    )
+    assert lines.index("if evaluate:") < fit < lines.index("validate(loader, model)")
+
+
+def test_an_evaluation_returning_an_evaluator_object_is_no_metric(tmp_path):
+    text = EVALUATE_PATH.replace(
+        "    with torch.no_grad():\n        return sum(",
+        "    meter = Meter()\n    with torch.no_grad():\n        meter.value = sum(",
+    ).replace(" / len(loader)\n", " / len(loader)\n    return meter\n", 1)
+    text = "class Meter:\n    value = 0.0\n" + text
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "ptq-dynamic")
+    # no metric to tune with, and no evaluation path: the trained model is still dropped
+    assert result.exit_code == 1, result.output
+    assert "the quantized model would be thrown away" in result.output
