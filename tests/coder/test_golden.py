@@ -155,6 +155,9 @@ CASES = [
     # the model built in extract_feature_pipeline() and run in extract_features(model, ...)
     ("feature_knn_eval.py", "ptq-static", "runtime"),
     ("feature_knn_eval.py", "bf16", "inc"),
+    # a distillation Trainer subclass (teacher= keyword): its student is compressed, its
+    # own loss stays; the runtime's distillation on top only with --teacher (test_hf_trainer_styles)
+    ("distillation_trainer_subclass.py", "pruning+qat", "runtime"),
 ]
 
 
