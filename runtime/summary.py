@@ -71,8 +71,13 @@ _NOT_COUNTED_NAMES = frozenset({"Quantize", "DeQuantize", "FloatFunctional", "FX
 
 def runtime_logger() -> logging.Logger:
     """The `neural_coder.runtime` logger, given a stderr handler at INFO when neither it
-    nor the root logger has a handler (so a plain script shows the summary)."""
+    nor the root logger has a handler (so a plain script shows the summary). When the
+    script configured logging itself (`logging.basicConfig(handlers=[...])`, which leaves
+    the root at WARNING, as Hugging Face example scripts do), its handlers show the summary:
+    the logger gets INFO unless a level was set on it."""
     logger = logging.getLogger(LOGGER_NAME)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] %(message)s", "%H:%M:%S"))
