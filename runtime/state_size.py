@@ -4,6 +4,7 @@ quantization backend leaves on packed int8 weights so they need not be unpacked.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,13 +121,18 @@ class _SizeCounter:
 
     def add_module(self, prefix: str, module: nn.Module) -> None:
         """What `module._save_to_state_dict` would add (not its children)."""
-        hint = module.__dict__.get(SIZE_HINT_ATTR)
-        own = type(module)._save_to_state_dict is nn.Module._save_to_state_dict
-        if not own and not (isinstance(hint, SizeHint) and hint.describes(module)):
-            state: dict[str, Any] = {}
-            module._save_to_state_dict(state, prefix, True)
-            self.add(state)
-            return
+        own, extra_state = _saving(type(module))
+        if own:
+            hint = None
+            if not (module._parameters or module._buffers or extra_state):
+                return  # ReLU, Dropout, containers...
+        else:
+            hint = module.__dict__.get(SIZE_HINT_ATTR)
+            if not (isinstance(hint, SizeHint) and hint.describes(module)):
+                state: dict[str, Any] = {}
+                module._save_to_state_dict(state, prefix, True)
+                self.add(state)
+                return
         for name, tensor in module._parameters.items():
             if tensor is not None:
                 self.size += _PER_KEY_CHAR_BYTES * (len(prefix) + len(name))
@@ -135,10 +141,21 @@ class _SizeCounter:
             if tensor is not None and name not in module._non_persistent_buffers_set:
                 self.size += _PER_KEY_CHAR_BYTES * (len(prefix) + len(name))
                 self.add_tensor(tensor)
-        if type(module).get_extra_state is not nn.Module.get_extra_state:
+        if extra_state:
             self.add(module.get_extra_state())
-        if not own:
-            self.add_hint(prefix, hint)  # type: ignore[arg-type]
+        if hint is not None:
+            self.add_hint(prefix, hint)
+
+
+# bounded: FX makes a class for every GraphModule (see summary._is_quantized_class)
+@functools.lru_cache(maxsize=1024)
+def _saving(cls: type[nn.Module]) -> tuple[bool, bool]:
+    """(whether `cls` saves its state with `nn.Module._save_to_state_dict`, whether it
+    has extra state)."""
+    return (
+        cls._save_to_state_dict is nn.Module._save_to_state_dict,
+        cls.get_extra_state is not nn.Module.get_extra_state,
+    )
 
 
 def _changes_state_dict(module: nn.Module) -> bool:
@@ -161,14 +178,40 @@ def _changes_state_dict(module: nn.Module) -> bool:
     return False
 
 
-def state_dict_size(model: nn.Module | Mapping[str, Any]) -> int:
+def module_walk(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """`list(model.named_modules())` (same order, a module registered twice listed once),
+    without the generator per module: the run summary walks the model three times."""
+    walked: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, nn.Module]] = [("", model)]
+    while stack:
+        prefix, module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        walked.append((prefix, module))
+        children = module._modules
+        if children:
+            base = f"{prefix}." if prefix else ""
+            stack.extend(
+                (base + name, child)
+                for name, child in reversed(children.items())
+                if child is not None
+            )
+    return walked
+
+
+def state_dict_size(
+    model: nn.Module | Mapping[str, Any],
+    modules: list[tuple[str, nn.Module]] | None = None,
+) -> int:
     """About the bytes `torch.save(model.state_dict())` would write (within a few %).
 
     The storages of the state dict are summed (each once, whole, as torch.save
     writes them; per-channel scales of int8 weights included) plus the archive's
     overhead. Nothing is serialized, and the packed weights of quantized Linear /
     Conv modules are not unpacked where the backend left a `SizeHint`: this runs
-    twice in every `fit`.
+    twice in every `fit`. `modules`: `module_walk(model)` where the caller has it.
     """
     counter = _SizeCounter()
     if isinstance(model, Model):
@@ -177,7 +220,7 @@ def state_dict_size(model: nn.Module | Mapping[str, Any]) -> int:
         counter.add(model)
         return counter.size
     if type(model).state_dict is nn.Module.state_dict:
-        for prefix, module in model.named_modules():
+        for prefix, module in modules if modules is not None else module_walk(model):
             if _changes_state_dict(module):
                 break  # hooks may change the state dict: take the real one
             counter.add_module(f"{prefix}." if prefix else "", module)
