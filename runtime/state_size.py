@@ -14,16 +14,19 @@ from torch import nn
 
 from .model import Model
 
-#: what `torch.save` writes besides the tensor data (zip records with 64-byte
-#: alignment, the pickled keys and rebuild calls), fitted on state dicts of random
-#: stacks of 1 to 12 Linear / Conv / BatchNorm layers, float, static int8 and dynamic
-#: int8 (1.5 to 30 KB), and of small CNNs and BERTs: within 2.6 % of the serialized
-#: size on the smallest, within 0.7 % from about 10 KB on
-_ARCHIVE_BYTES = 1481
-_PER_STORAGE_BYTES = 230
+#: what `torch.save` writes besides the tensor data: zip records with 64-byte alignment,
+#: the pickled keys and rebuild calls, and the state dict's `_metadata` (a version
+#: entry per module, keyed by the module's name). Fitted by least squares on small
+#: CNNs, BERTs (float, static and dynamic int8, embeddings int8), tied embeddings and
+#: embeddings + LSTM / GRU (dynamic), 57 KB to 2.4 MB: within 0.9 % of the serialized
+#: size on each (tests/runtime/test_summary_walk.py, test_ptq_size.py); within 2.7 % on
+#: stacks of 1 to 12 small Linear layers (3 to 32 KB), float and dynamic int8
+_ARCHIVE_BYTES = 1180
+_PER_STORAGE_BYTES = 246
 _PER_KEY_CHAR_BYTES = 1
-_PER_QTENSOR_BYTES = 30
-_PER_OTHER_VALUE_BYTES = 30
+_PER_MODULE_NAME_CHAR_BYTES = 1.7  # the name, and its version entry's share
+_PER_QTENSOR_BYTES = 49
+_PER_OTHER_VALUE_BYTES = 32
 
 #: attribute a quantization backend sets on a module holding packed int8 weights
 #: (a `LinearPackedParams`, a quantized conv) to describe the tensors its state dict
@@ -65,6 +68,23 @@ def weight_facts(module: nn.Module) -> tuple[int, int, int] | None:
     return None
 
 
+#: from this many elements on, a float weight's smallest magnitude is checked before its
+#: zeros are counted: most weights have none, and the check costs half a count
+_ZERO_CHECK_FROM = 16384
+
+
+def count_zeros(tensor: torch.Tensor) -> int:
+    """How many elements of `tensor` are zero (a quantized one: after dequantizing)."""
+    values = tensor.detach()
+    if values.is_quantized:
+        values = values.dequantize()
+    count = values.numel()
+    if count >= _ZERO_CHECK_FROM and values.is_floating_point():
+        if bool(values.abs().amin() > 0):  # NaN compares False: counted below
+            return 0
+    return count - int(torch.count_nonzero(values))
+
+
 class _SizeCounter:
     """Sums the bytes of each storage once (torch.save writes a shared storage once)."""
 
@@ -74,6 +94,8 @@ class _SizeCounter:
         # weight) could hand its address to the next and be taken for a shared one
         self.alive: list[Any] = []
         self.size = _ARCHIVE_BYTES
+        #: characters of the module names in the state dict's `_metadata`
+        self.module_chars = 0
 
     def add(self, value: Any) -> None:
         if isinstance(value, torch.Tensor):
@@ -85,8 +107,26 @@ class _SizeCounter:
             for key, item in value.items():
                 self.size += _PER_KEY_CHAR_BYTES * len(str(key))
                 self.add(item)
+        elif isinstance(value, torch._C.ScriptObject):
+            # packed weights of a dynamic RNN (`CellParamsBase` holding linear packed
+            # params): pickled through `__getstate__`, which unpacks their tensors
+            self.size += _PER_OTHER_VALUE_BYTES
+            getstate = getattr(value, "__getstate__", None)
+            if getstate is not None:
+                self.add(getstate())
+        elif isinstance(value, str):
+            self.size += _PER_OTHER_VALUE_BYTES + len(value)
         else:
             self.size += _PER_OTHER_VALUE_BYTES
+
+    def total(self) -> int:
+        return self.size + round(_PER_MODULE_NAME_CHAR_BYTES * self.module_chars)
+
+    def add_metadata(self, state: Any) -> None:
+        """The `_metadata` a state dict made by `nn.Module.state_dict` carries."""
+        metadata = getattr(state, "_metadata", None)
+        if isinstance(metadata, Mapping):
+            self.module_chars += sum(len(str(k)) for k in metadata)
 
     def add_tensor(self, tensor: torch.Tensor) -> None:
         if tensor.is_quantized:
@@ -217,15 +257,19 @@ def state_dict_size(
     if isinstance(model, Model):
         model = model.model
     if not isinstance(model, nn.Module):
+        counter.add_metadata(model)
         counter.add(model)
-        return counter.size
+        return counter.total()
     if type(model).state_dict is nn.Module.state_dict:
         for prefix, module in modules if modules is not None else module_walk(model):
             if _changes_state_dict(module):
                 break  # hooks may change the state dict: take the real one
+            counter.module_chars += len(prefix)  # its `_metadata` entry
             counter.add_module(f"{prefix}." if prefix else "", module)
         else:
-            return counter.size
+            return counter.total()
         counter = _SizeCounter()
-    counter.add(model.state_dict(keep_vars=True))
-    return counter.size
+    state = model.state_dict(keep_vars=True)
+    counter.add_metadata(state)
+    counter.add(state)
+    return counter.total()

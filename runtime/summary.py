@@ -32,7 +32,7 @@ from torch import nn
 from .model import Model
 from .state_size import SIZE_HINT_ATTR as SIZE_HINT_ATTR  # re-exported: summary.SIZE_HINT_ATTR
 from .state_size import SizeHint as SizeHint  # re-exported: summary.SizeHint
-from .state_size import module_walk, state_dict_size, weight_facts
+from .state_size import count_zeros, module_walk, state_dict_size, weight_facts
 
 __all__ = [
     "ENV_VAR",
@@ -162,10 +162,9 @@ def _weights(modules: list[tuple[str, nn.Module]]) -> Iterator[tuple[int, int, i
             except (RuntimeError, TypeError):
                 continue
         if isinstance(weight, torch.Tensor) and weight.dim() >= 2:
-            values = weight.dequantize() if weight.is_quantized else weight
             count = weight.numel()
             element = 1 if weight.is_quantized else weight.element_size()
-            zeros = count - int(torch.count_nonzero(values))
+            zeros = count_zeros(weight)
             yield weight.shape[0], count, zeros, element, weight.is_quantized
 
 

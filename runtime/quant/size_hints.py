@@ -27,7 +27,9 @@ _Layout = tuple[bool, bool, int]
 
 
 def _float_zeros(weight: torch.Tensor) -> int:
-    return weight.numel() - int(torch.count_nonzero(weight.detach()))
+    from ..state_size import count_zeros
+
+    return count_zeros(weight)
 
 
 def _weight_layout(weight_observer: Any, module: nn.Module) -> _Layout | None:

@@ -30,7 +30,9 @@ the same `max_trials` on both sides. Measured, with one thread:
   turns (shuffled order, thread CPU time; a ratio is the median of the per-turn
   ratios). INC's model cannot come this way: INC leaves a local hook on quantized
   embeddings, which pickling refuses;
-* int8 modules: modules whose class is a torch.ao quantized one.
+* int8 modules: modules whose class is a torch.ao quantized one;
+* model size: the bytes `torch.save(model.state_dict())` writes, ours, INC's and
+  fp32's, and each int8 one as a fraction of fp32 (4 decimals).
 
 Anything INC does not do (an exception, None) is recorded with its message, and
 the log lines that say how each side quantized (INC's sub-module tracing of a
@@ -39,6 +41,7 @@ Hugging Face model, our eager path, fallbacks) are printed under the table.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -159,6 +162,13 @@ def evaluate(model: nn.Module, batches: DataLoader) -> float:
             correct += int((run(model, inputs).argmax(-1) == labels).sum())
             total += len(labels)
     return correct / total
+
+
+def saved_size(state: dict[str, Any]) -> int:
+    """Bytes `torch.save` writes for a state dict (both sides measured the same way)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getbuffer().nbytes
 
 
 def count_int8(model: nn.Module) -> int:
@@ -286,6 +296,8 @@ def run_case(
         result["returned"] = "None" if result["error"] is None else "exception"
         return result
     result["returned"] = "model"
+    result["size_bytes"] = saved_size(int8.state_dict())
+    result["fp32_size_bytes"] = saved_size(fp32.state_dict())
     result["accuracy"] = evaluate(int8, batches)
     result["int8_modules"] = count_int8(int8)
     result["model"] = q
@@ -459,6 +471,23 @@ def report(ours: dict[str, Any], inc: dict[str, Any], meta: dict[str, Any]) -> N
             f"{_fmt(ms.get('fp32'), '.2f'):>9}{_fmt(ms.get('ours'), '.2f'):>9}"
             f"{_fmt(ms.get('INC'), '.2f'):>9}{_fmt(ratios.get('ours/INC'), '.2f'):>9}"
             f"{_fmt(a.get('int8_modules'), 'd'):>7}{_fmt(b.get('int8_modules'), 'd'):>7}"
+        )
+    print(
+        "\nint8 model size: torch.save(model.state_dict()) in bytes, and as a fraction of "
+        "fp32's (same model, same serialisation)"
+    )
+    print(
+        f"{'case':<20}{'fp32 bytes':>12}{'ours bytes':>12}{'INC bytes':>12}"
+        f"{'ours/fp32':>11}{'INC/fp32':>10}{'ours-INC bytes':>16}"
+    )
+    for key, a in ours.items():
+        b = inc.get(key, {})
+        fp32, mine, theirs = a.get("fp32_size_bytes"), a.get("size_bytes"), b.get("size_bytes")
+        print(
+            f"{key:<20}{_fmt(fp32, 'd'):>12}{_fmt(mine, 'd'):>12}{_fmt(theirs, 'd'):>12}"
+            f"{_fmt(mine / fp32 if mine and fp32 else None, '.4f'):>11}"
+            f"{_fmt(theirs / fp32 if theirs and fp32 else None, '.4f'):>10}"
+            f"{_fmt(mine - theirs if mine and theirs else None, '+d'):>16}"
         )
     mismatched = [
         key
