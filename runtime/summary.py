@@ -329,7 +329,9 @@ def emit_summary(summary: Mapping[str, Any], path: str | os.PathLike[str] | None
     the same summary; rank 0 logs and writes it)."""
     if not _is_main_process():
         return
-    runtime_logger().info("%s", format_table(summary))
+    logger = runtime_logger()
+    if logger.isEnabledFor(logging.INFO):  # the table is not built for nothing
+        logger.info("%s", format_table(summary))
     target = os.fspath(path) if path is not None else os.environ.get(ENV_VAR)
     if not target:
         return
