@@ -112,9 +112,11 @@ class _SizeCounter:
             # packed weights of a dynamic RNN (`CellParamsBase` holding linear packed
             # params): pickled through `__getstate__`, which unpacks their tensors
             self.size += _PER_OTHER_VALUE_BYTES
-            getstate = getattr(value, "__getstate__", None)
-            if getstate is not None:
-                self.add(getstate())
+            try:
+                state = value.__getstate__()
+            except (AttributeError, RuntimeError):  # a class without one: not picklable
+                return
+            self.add(state)
         else:
             self.size += _PER_OTHER_VALUE_BYTES
 
@@ -244,7 +246,8 @@ def state_dict_size(
     model: nn.Module | Mapping[str, Any],
     modules: list[tuple[str, nn.Module]] | None = None,
 ) -> int:
-    """About the bytes `torch.save(model.state_dict())` would write (within a few %).
+    """About the bytes `torch.save(model.state_dict())` would write (within 1.5 %,
+    0.4 % over 100 KB, on the models the constants above were fitted on).
 
     The storages of the state dict are summed (each once, whole, as torch.save
     writes them; per-channel scales of int8 weights included) plus the archive's
