@@ -4,6 +4,7 @@ to the model's device, calling the model, and the calibration batch cache."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -34,8 +35,11 @@ def split_batch(batch: Any) -> tuple[Any, Any]:
 
 def forward_inputs(batch: Any, model: nn.Module) -> Any:
     """What one batch feeds the model for calibration or timing: `split_batch`'s
-    inputs, except that an encoder-decoder (T5, BART) keeps the batch's `labels`,
+    inputs, except that a list of per-sample dicts the model takes whole is passed as
+    one argument (detectron2's models), and that an encoder-decoder (T5, BART) keeps the batch's `labels`,
     from which it builds its decoder inputs when the batch has none."""
+    if _sample_dicts_for_the_model(batch, model):
+        return (batch,)
     inputs, labels = split_batch(batch)
     config = getattr(model, "config", None)
     if (
@@ -46,6 +50,26 @@ def forward_inputs(batch: Any, model: nn.Module) -> Any:
     ):
         return dict(batch)
     return inputs
+
+
+def _sample_dicts_for_the_model(batch: Any, model: nn.Module) -> bool:
+    """A list of per-sample dicts (detectron2's `batched_inputs`, a loader with a
+    collate that returns the list) that the model takes whole: its forward cannot take
+    the first dict's keys as keyword arguments, so the dicts are no `**inputs`."""
+    if not (
+        isinstance(batch, list | tuple)
+        and batch
+        and all(isinstance(item, Mapping) for item in batch)
+    ):
+        return False
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return False
+    names = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    return not set(batch[0]) <= names
 
 
 def call_model(model: Callable[..., Any], inputs: Any) -> Any:

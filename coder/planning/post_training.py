@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation, final_model, loaders
+from neural_coder.analysis import evaluation, final_model, loader_rebuild, loaders
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
+from neural_coder.analysis.index import Function
 from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -396,6 +397,9 @@ class PostTrainingPlanner(BasePlanner):
                     return text
         if in_reach:
             return in_reach[0]
+        rebuilt = self._loader_rebuilt(found, place, line)
+        if rebuilt is not None:
+            return rebuilt
         if not required:
             return None
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
@@ -410,6 +414,46 @@ class PostTrainingPlanner(BasePlanner):
             + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
         )
 
+    def _loader_rebuilt(
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        line: int,
+    ) -> str | None:
+        """The call that builds, at the fit, the loader the evaluation (or a function the
+        model is handed to from `line` on) builds inside itself (see loader_rebuild)."""
+        for call, fn in self._functions_handed_the_model(found, place, line):
+            if self.index.scope_of(call) is not place.scope:
+                continue
+            rebuilt = loader_rebuild.rebuilt_loader(self.index, call, fn, place.scope, line)
+            if rebuilt is not None:
+                code, inside = rebuilt
+                self.plan.placed.append(
+                    f"calib_dataloader: {code}, the loader {fn.key}() builds inside "
+                    f"(line {self.src.line(inside)}), built at the fit"
+                )
+                return code
+        return None
+
+    def _functions_handed_the_model(
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        line: int,
+    ) -> list[tuple[cst.Call, Function]]:
+        """The evaluation's call and function; without one, the calls of `place.scope` from
+        `line` on that hand the model to a function of the project."""
+        if found is not None:
+            return [(found[0].call, found[0].function)]
+        return [
+            (call, fn)
+            for call in self.index.calls
+            if self.index.scope_of(call) is place.scope
+            and self.src.line(call) >= line
+            and any(self.src.code(a.value) == place.model for a in call.args)
+            and (fn := self.index.resolve_call(call)) is not None
+        ]
+
     def _loader_out_of_reach(
         self,
         found: tuple[evaluation.Evaluation, dict[str, str]] | None,
@@ -419,18 +463,7 @@ class PostTrainingPlanner(BasePlanner):
         """`: do_test() builds its own inside (...)` when the evaluation, or a function
         the model is handed to from `line` on, builds its loader where the fit cannot
         reach it (`data_loader = build_detection_test_loader(cfg, name)`)."""
-        if found is not None:
-            functions = [found[0].function]
-        else:
-            functions = [
-                fn
-                for call in self.index.calls
-                if self.index.scope_of(call) is place.scope
-                and self.src.line(call) >= line
-                and any(self.src.code(a.value) == place.model for a in call.args)
-                and (fn := self.index.resolve_call(call)) is not None
-            ]
-        for fn in functions:
+        for _call, fn in self._functions_handed_the_model(found, place, line):
             inside = loaders.loader_built_inside(self.index, fn.node)
             if inside is not None:
                 return (

@@ -53,9 +53,15 @@ CASES = [
     # QAT under a nanoGPT-style autocast context: the runtime trains it in mixed precision
     ("autocast_ctx_train.py", "qat", "runtime"),
     ("peft_lora_finetune.py", "distillation", "runtime"),  # LoRA: distilled as it is
-    # every base weight frozen by mark_only_lora_as_trainable: pruning is refused,
-    # distillation trains the adapters as they are
+    # every base weight frozen by mark_only_lora_as_trainable: pruning and QAT are
+    # refused, distillation trains the adapters as they are
     ("lora_mark_trainable.py", "distillation", "runtime"),
+    # every weight frozen in a loop, then a new head: the head trains, so QAT goes through
+    ("frozen_backbone_head.py", "qat", "runtime"),
+    # detectron2 style: do_test(cfg, model) builds its loader inside per test set; the fit
+    # builds the first one with the same builder
+    ("builder_loader_eval.py", "ptq-static", "runtime"),
+    ("builder_loader_eval.py", "bf16", "runtime"),
     # hooks on every path: AMP scaler or fp32, optimizer or manual SGD update, and the
     # manager prepared before `if distributed / elif gpu / else DataParallel` branches
     ("amp_reference_train.py", "pruning+qat", "runtime"),
