@@ -175,6 +175,9 @@ CASES = [
     # nothing reads the model after training, but `if args.evaluate: validate(...); return`
     # evaluates a --resume'd checkpoint: the fit goes there
     ("evaluate_flag_train.py", "ptq-static", "runtime"),
+    # a distillation Trainer subclass (teacher= keyword): its student is compressed, its
+    # own loss stays; the runtime's distillation on top only with --teacher (test_hf_trainer_styles)
+    ("distillation_trainer_subclass.py", "pruning+qat", "runtime"),
 ]
 
 
