@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation, final_model, loader_rebuild, loaders
+from neural_coder.analysis import evaluation, final_model, last_epoch, loader_rebuild, loaders
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.index import Function
@@ -23,7 +23,7 @@ from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
 from neural_coder.transforms.snippets import Code
 
-from .base import BasePlanner, Plan
+from .base import BasePlanner, Plan, Where
 
 QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto": "auto"}
 
@@ -31,6 +31,8 @@ QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto"
 class PostTrainingPlanner(BasePlanner):
     #: more arguments of the config the fit is given (a subclass's: example_inputs=)
     config_extra: dict[str, object] | None = None
+    #: `epoch == num_epochs - 1`: the fit sits in the epoch loop, run in its last epoch
+    guard: str | None = None
 
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
@@ -39,7 +41,7 @@ class PostTrainingPlanner(BasePlanner):
         place = self._placement(evaluations)
         model, scope = place.model, place.scope
         self.refuse_peft_weights(model, scope)
-        self._check_result_is_used(place)
+        place = self._check_result_is_used(place)
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
         loader = self._loader(found, place) if needs_data else None
@@ -69,6 +71,11 @@ class PostTrainingPlanner(BasePlanner):
     @property
     def quant_approach(self) -> str | None:
         return QUANT_APPROACHES.get(self.approach)
+
+    def insert(self, anchor: cst.CSTNode, where: Where, lines: list[str], what: str) -> None:
+        if self.guard is not None:
+            lines = last_epoch.guarded(lines, self.guard)
+        super().insert(anchor, where, lines, what)
 
     # -- the call -------------------------------------------------------------------------
     def _emit(
@@ -321,10 +328,16 @@ class PostTrainingPlanner(BasePlanner):
             hint=f"run the tool on the script that calls {fn.key}() (with this file beside it)",
         )
 
-    def _check_result_is_used(self, place: FinalModel) -> None:
-        """A local name that nothing reads after the fit would drop the quantized model."""
+    def _check_result_is_used(self, place: FinalModel) -> FinalModel:
+        """A local name that nothing reads after the fit would drop the quantized model;
+        when the epoch loop evaluates it in each epoch, the fit goes before the last
+        epoch's evaluation instead (analysis/last_epoch.py)."""
         if "." in place.model or final_model.later_reads(self.index, place):
-            return
+            return place
+        in_epoch = last_epoch.last_epoch_place(self.index, self.facts.loop, place)
+        if in_epoch is not None and place.rebuilt is None:
+            self.guard = in_epoch.guard
+            return in_epoch.place
         line = self.src.line(place.anchor)
         rebuilt = (
             ""
