@@ -183,6 +183,12 @@ def _last_epoch_guard(index: Index, epoch_loop: cst.CSTNode, refuse: _Refusal) -
             "inside its body, so its last epoch cannot be told",
             src.line(epoch_loop),
         )
+    if (
+        isinstance(end, cst.BinaryOperation)
+        and isinstance(end.operator, cst.Add)
+        and m.matches(end.right, m.Integer("1"))
+    ):
+        return f"{epoch} == {src.code(end.left)}"  # range(1, args.epochs + 1)
     if isinstance(end, cst.Integer):
         return f"{epoch} == {int(end.evaluated_value) - 1}"
     text = src.code(end)
@@ -247,11 +253,15 @@ def _refuse_training_after(
     trains = [loop.step_loop, loop.backward, loop.optimizer_step, *(h.call for h in loop.hops)]
     for statement in body[at:]:
         inside = [t for t in trains if t is statement or _contains(index, statement, t)]
+        for call in m.findall(statement, m.Call()):
+            fn = index.resolve_call(call)  # type: ignore[arg-type]
+            if (fn is not None and evaluation.trains(index, fn)) or m.matches(
+                call, m.Call(func=m.Attribute(attr=m.Name("backward")))
+            ):
+                inside.append(call)
         if inside:
-            refuse(
-                f"training goes on at line {src.line(inside[0])}, after the evaluation",
-                src.line(inside[0]),
-            )
+            line = src.line(inside[0])
+            refuse(f"training goes on at line {line}, after the evaluation", line)
 
 
 def _contains(index: Index, outer: cst.CSTNode, node: cst.CSTNode) -> bool:
