@@ -45,6 +45,8 @@ CASES = [
     ("epoch_eval_loop.py", "ptq-dynamic", "inc"),
     ("epoch_eval_loop.py", "bf16", "runtime"),
     ("accelerate_loop.py", "ptq-static", "runtime"),
+    ("accelerate_epoch_metric.py", "ptq-dynamic", "runtime"),
+    ("accelerate_epoch_metric.py", "bf16", "runtime"),
     ("hf_inference.py", "ptq-dynamic", "runtime"),
     ("epoch_fn_style.py", "ptq-static", "runtime"),  # after training, tuned with test()
     ("eval_only.py", "benchmark", "runtime"),
