@@ -162,6 +162,8 @@ def _last_epoch_guard(index: Index, epoch_loop: cst.CSTNode, refuse: _Refusal) -
     ):
         iterable = iterable.args[0].value
     args = iterable.args if isinstance(iterable, cst.Call) else ()
+    if isinstance(iterable, cst.Call) and src.code(iterable.func) == "trange":
+        args = tuple(a for a in args if a.keyword is None)  # trange(n, desc="epoch")
     if (
         not isinstance(iterable, cst.Call)
         or src.code(iterable.func) not in RANGE_CALLS
@@ -225,15 +227,28 @@ def _refuse_early_exits(
                 refuse(
                     f"the continue at line {src.line(node)} can skip the evaluation", src.line(node)
                 )
-        elif isinstance(node, cst.Break) and target is loop.step_loop and _is_budget(node, index):
-            refuse(
-                f"line {src.line(node)} ends training on a step budget, so the epochs "
-                "do not tell when training ends",
-                src.line(node),
-            )
+        elif isinstance(node, cst.Break) and target is loop.step_loop:
+            _refuse_budget(index, node, refuse)
+    if not _contains(index, epoch_loop, loop.step_loop):
+        # the step loop of `train_one_epoch(...)`: `if step >= max_steps: return` there
+        for node in _own_nodes(index, loop.step_loop):
+            if isinstance(node, cst.Return) or (
+                isinstance(node, cst.Break) and _enclosing_loop(index, node) is loop.step_loop
+            ):
+                _refuse_budget(index, node, refuse)
 
 
-def _is_budget(node: cst.Break, index: Index) -> bool:
+def _refuse_budget(index: Index, node: cst.CSTNode, refuse: _Refusal) -> None:
+    if _is_budget(node, index):
+        line = index.source.line(node)
+        refuse(
+            f"line {line} ends training on a step budget, so the epochs do not tell when "
+            "training ends",
+            line,
+        )
+
+
+def _is_budget(node: cst.CSTNode, index: Index) -> bool:
     """The `break` sits under `if A >= B` / `if A > B` (a count reaching a limit)."""
     for ancestor in index.source.ancestors(node):
         if isinstance(ancestor, cst.For | cst.While):

@@ -288,3 +288,58 @@ def test_the_accelerate_sample_is_fitted_in_its_last_epoch():
     guard = line_of(text, 'if epoch == config["num_epochs"] - 1:')
     assert guard + 1 == line_of(text, ".fit(")
     assert line_of(text, "lr_scheduler.step()") < guard < line_of(text, "        model.eval()")
+
+
+EPOCH_FUNCTION = """\
+def train_one_epoch(model, loader, optimizer, max_steps=None):
+    model.train()
+    for step, (x, y) in enumerate(loader):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+{stop}
+
+"""
+
+
+def epoch_function_script(stop: str = "", loop: str = "for epoch in range(num_epochs):") -> str:
+    return (
+        HEADER.replace("def main(", EPOCH_FUNCTION.format(stop=stop) + "\ndef main(")
+        + f"    {loop}\n"
+        + "        train_one_epoch(model, loader, optimizer)\n"
+        + EVAL
+        + "\n\nmain()\n"
+    )
+
+
+def test_training_in_an_epoch_function_then_evaluate_each_epoch():
+    text, report = rewrite(
+        epoch_function_script(loop='for epoch in trange(num_epochs, desc="epoch"):').replace(
+            "import torch\n", "import torch\nfrom tqdm import trange\n", 1
+        )
+    )
+    assert report.status is Status.TRANSFORMED, report.message
+    fit = line_of(text, ".fit(")
+    assert text.splitlines()[fit - 1] == "        if epoch == num_epochs - 1:"
+    assert (
+        line_of(text, "        train_one_epoch(model")
+        < fit
+        < line_of(text, "print(epoch, evaluate(")
+    )
+
+
+@pytest.mark.parametrize("exit", ["break", "return"])
+def test_a_step_budget_in_the_epoch_function_is_refused(exit):
+    source = epoch_function_script(
+        stop=f"        if max_steps is not None and step >= max_steps:\n            {exit}"
+    )
+    message = refusal(source)
+    line = source.splitlines().index(f"            {exit}") + 1
+    assert f"script.py:{line}:" in message and "step budget" in message, message
+
+
+def test_a_dry_run_break_that_only_shortens_each_epoch_is_kept():
+    """`if args.dry_run: break` (pytorch/examples): each epoch still trains, then evaluates."""
+    text, report = rewrite(epoch_function_script(stop="        if max_steps:\n            break"))
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "if epoch == num_epochs - 1:" in text
