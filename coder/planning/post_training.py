@@ -33,6 +33,8 @@ class PostTrainingPlanner(BasePlanner):
     config_extra: dict[str, object] | None = None
     #: `epoch == num_epochs - 1`: the fit sits in the epoch loop, run in its last epoch
     guard: str | None = None
+    #: False after training stages, whose end-of-epoch / end-of-training hooks must run first
+    last_epoch_fit: bool = True
 
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
@@ -334,8 +336,12 @@ class PostTrainingPlanner(BasePlanner):
         epoch's evaluation instead (analysis/last_epoch.py)."""
         if "." in place.model or final_model.later_reads(self.index, place):
             return place
-        in_epoch = last_epoch.last_epoch_place(self.index, self.facts.loop, place)
-        if in_epoch is not None and place.rebuilt is None:
+        in_epoch = (
+            last_epoch.last_epoch_place(self.index, self.facts.loop, place)
+            if self.last_epoch_fit and place.rebuilt is None
+            else None
+        )
+        if in_epoch is not None:
             self.guard = in_epoch.guard
             return in_epoch.place
         line = self.src.line(place.anchor)

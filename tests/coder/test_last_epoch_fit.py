@@ -343,3 +343,10 @@ def test_a_dry_run_break_that_only_shortens_each_epoch_is_kept():
     text, report = rewrite(epoch_function_script(stop="        if max_steps:\n            break"))
     assert report.status is Status.TRANSFORMED, report.message
     assert "if epoch == num_epochs - 1:" in text
+
+
+def test_a_pipeline_that_trains_first_keeps_the_fit_after_training():
+    """`pruning>ptq-static`: the pruning stage's on_epoch_end / on_train_end hooks must
+    run before the fit, so the fit is not put inside the last epoch."""
+    message = refusal(script_path("epoch_eval_loop.py").read_text(), "pruning>ptq-static")
+    assert "thrown away" in message and "nothing after line" in message
