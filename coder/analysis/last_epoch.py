@@ -92,7 +92,16 @@ def _evaluates(index: Index, statement: cst.BaseStatement, model: str) -> bool:
         if name in ("no_grad", "inference_mode"):
             return True
         fn = index.resolve_call(call)  # type: ignore[arg-type]
-        if fn is None or evaluation.trains(index, fn):
+        if fn is None:
+            # `validate(val_loader, model, criterion)` imported from a library or utils
+            hands_model = any(
+                m.matches(a.value, m.Name(model))
+                for a in call.args  # type: ignore[attr-defined]
+            )
+            if hands_model and any(w in name.lower() for w in EVALUATION_WORDS):
+                return True
+            continue
+        if evaluation.trains(index, fn):
             continue
         if evaluation.returns_metric(index, fn) or any(
             w in fn.name.lower() for w in EVALUATION_WORDS

@@ -350,3 +350,20 @@ def test_a_pipeline_that_trains_first_keeps_the_fit_after_training():
     run before the fit, so the fit is not put inside the last epoch."""
     message = refusal(script_path("epoch_eval_loop.py").read_text(), "pruning>ptq-static")
     assert "thrown away" in message and "nothing after line" in message
+
+
+def test_an_imported_validation_function_handed_the_model_is_an_evaluation():
+    source = script(
+        "for epoch in range(num_epochs):", "        acc = validate(val_loader, model)\n"
+    ).replace("import torch\n", "import torch\nfrom utils import validate\n", 1)
+    text, report = rewrite(source, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert line_of(text, "if epoch == num_epochs - 1:") + 1 == line_of(text, ".fit(")
+    assert line_of(text, ".fit(") < line_of(text, "acc = validate(val_loader, model)")
+
+
+def test_an_imported_call_that_is_no_evaluation_is_not_the_place():
+    source = script("for epoch in range(num_epochs):", "        log_weights(model)\n").replace(
+        "import torch\n", "import torch\nfrom utils import log_weights\n", 1
+    )
+    assert "nothing after line" in refusal(source, "ptq-dynamic")
