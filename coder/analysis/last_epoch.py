@@ -27,6 +27,16 @@ from .index import Index
 from .loop_types import TrainingLoop
 
 RANGE_CALLS = frozenset({"range", "trange"})
+# operators that bind at least as tightly as `-`: `N * 2 - 1` needs no parentheses
+ARITHMETIC = (
+    cst.Add,
+    cst.Subtract,
+    cst.Multiply,
+    cst.Divide,
+    cst.FloorDivide,
+    cst.Modulo,
+    cst.Power,
+)
 PROGRESS_WRAPPERS = frozenset({"tqdm", "tqdm.tqdm", "tqdm.auto.tqdm"})
 
 
@@ -203,7 +213,9 @@ def _last_epoch_guard(index: Index, epoch_loop: cst.CSTNode, refuse: _Refusal) -
     if isinstance(end, cst.Integer):
         return f"{epoch} == {int(end.evaluated_value) - 1}"
     text = src.code(end)
-    simple = isinstance(end, cst.Name | cst.Attribute | cst.Call | cst.Subscript)
+    simple = isinstance(end, cst.Name | cst.Attribute | cst.Call | cst.Subscript) or (
+        isinstance(end, cst.BinaryOperation) and isinstance(end.operator, ARITHMETIC)
+    )
     return f"{epoch} == {text if simple else f'({text})'} - 1"
 
 

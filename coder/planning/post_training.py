@@ -371,8 +371,10 @@ class PostTrainingPlanner(BasePlanner):
         the evaluations that follow `place` first."""
         line = self.src.line(place.anchor)
         same = [e for e in evaluations if e.scope is place.scope and e.model_arg == place.model]
-        ordered = [e for e in same if self.src.line(e.call) > line] + [
-            e for e in same if self.src.line(e.call) <= line
+        # in the last epoch, the evaluation the fit goes before comes first
+        follows = (lambda n: n >= line) if self.guard is not None else (lambda n: n > line)
+        ordered = [e for e in same if follows(self.src.line(e.call))] + [
+            e for e in same if not follows(self.src.line(e.call))
         ]
         for chosen in ordered:
             substitutions = evaluation.arguments_at(

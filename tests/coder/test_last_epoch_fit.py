@@ -83,7 +83,12 @@ def line_of(text: str, wanted: str) -> int:
         ("for epoch in range(1, num_epochs + 1):", "if epoch == num_epochs:"),
         ("for epoch in range(start_epoch, num_epochs):", "if epoch == num_epochs - 1:"),
         ("for epoch in range(3):", "if epoch == 2:"),
-        ("for epoch in range(num_epochs * 2):", "if epoch == (num_epochs * 2) - 1:"),
+        (
+            "for epoch in range(start_epoch, start_epoch + 200):",
+            "if epoch == start_epoch + 200 - 1:",
+        ),
+        ("for epoch in range(num_epochs or 1):", "if epoch == (num_epochs or 1) - 1:"),
+        ("for epoch in range(num_epochs * 2):", "if epoch == num_epochs * 2 - 1:"),
     ],
 )
 @pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic", "bf16"])
