@@ -67,7 +67,7 @@ from .model import Model
 from .quant import DYNAMIC, STATIC, QuantSpec, get_recipe
 from .quant.backend import CHILDREN_PATH
 from .summary import report, runtime_logger, state_dict_size
-from .trial_quantizer import _candidate_ops, _ExecutionOrder, _Quantizer
+from .trial_quantizer import _ExecutionOrder, _has_candidate_op, _Quantizer
 from .tuning import TuneConfig, TuningResult, criterion_for, tune
 
 __all__ = [
@@ -283,7 +283,7 @@ def fit(
     size_before = state_dict_size(model)
     quantizer = _Quantizer(model, spec, calib_dataloader, calib_func)
     began = time.monotonic()
-    if approaches == [DYNAMIC] and not _candidate_ops(model, approaches, spec):
+    if approaches == [DYNAMIC] and not _has_candidate_op(model, approaches, spec):
         reason = (
             "dynamic quantization converts Linear, LSTM / GRU / RNN cells and embeddings, and "
             f"{type(model).__name__} has none: nothing to quantize (convolutions need "

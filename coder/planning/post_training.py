@@ -41,9 +41,51 @@ class PostTrainingPlanner(BasePlanner):
             return self._build_for_trainer(self._evaluated_trainer())
         evaluations = evaluation.find_evaluations(self.index)
         place = self._placement(evaluations)
-        model, scope = place.model, place.scope
-        self.refuse_peft_weights(model, scope)
-        place = self._check_result_is_used(place)
+        self.refuse_peft_weights(place.model, place.scope)
+        branch = self._evaluation_branch_instead(place, evaluations)
+        if branch is not place:
+            # an evaluation-only path gets its fit; the training run, when it evaluates
+            # in each epoch, gets one in its last epoch too
+            in_epoch = self._last_epoch(place, quiet=True)
+            self._fit_at(branch, evaluations)
+            if in_epoch is not None:
+                self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
+            return self.plan
+        in_epoch = self._last_epoch(place)
+        if in_epoch is not None:
+            self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
+        else:
+            self._check_result_is_used(place)
+            self._fit_at(place, evaluations)
+        return self.plan
+
+    def _last_epoch(self, place: FinalModel, quiet: bool = False) -> last_epoch.LastEpochFit | None:
+        """The fit in the last epoch, before its evaluation, when nothing after the epoch
+        loop reads the model (analysis/last_epoch.py); `quiet`: a refusal becomes a warning."""
+        if (
+            not self.last_epoch_fit
+            or place.rebuilt is not None
+            or "." in place.model
+            or final_model.later_reads(self.index, place)
+        ):
+            return None
+        try:
+            return last_epoch.last_epoch_place(self.index, self.facts.loop, place)
+        except AnalysisError as refused:
+            if not quiet:
+                raise
+            self.plan.warnings.append(f"the training run is not quantized: {refused.message}")
+            return None
+
+    def _fit_at(
+        self,
+        place: FinalModel,
+        evaluations: list[evaluation.Evaluation],
+        guard: str | None = None,
+    ) -> None:
+        """The fit at `place` (under `if <guard>:`), tuned with the evaluation there."""
+        self.guard = guard
+        model = place.model
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
         loader = self._loader(found, place) if needs_data else None
@@ -64,7 +106,6 @@ class PostTrainingPlanner(BasePlanner):
         self._emit(
             model, place.anchor, place.where, loader, eval_func, what, higher_is_better=better
         )
-        return self.plan
 
     @property
     def approach(self) -> str:
@@ -330,20 +371,52 @@ class PostTrainingPlanner(BasePlanner):
             hint=f"run the tool on the script that calls {fn.key}() (with this file beside it)",
         )
 
-    def _check_result_is_used(self, place: FinalModel) -> FinalModel:
-        """A local name that nothing reads after the fit would drop the quantized model;
-        when the epoch loop evaluates it in each epoch, the fit goes before the last
-        epoch's evaluation instead (analysis/last_epoch.py)."""
-        if "." in place.model or final_model.later_reads(self.index, place):
+    def _evaluation_branch_instead(
+        self, place: FinalModel, evaluations: list[evaluation.Evaluation]
+    ) -> FinalModel:
+        """Nothing reads the model after training, but the function has an evaluation-only
+        path before it (`if args.evaluate: validate(val_loader, model, ...); return`, the
+        way such scripts evaluate a `--resume`d checkpoint): the fit goes there, before
+        the evaluation, so that run evaluates the quantized model."""
+        loop = self.facts.loop
+        if loop is None or "." in place.model or final_model.later_reads(self.index, place):
             return place
-        in_epoch = (
-            last_epoch.last_epoch_place(self.index, self.facts.loop, place)
-            if self.last_epoch_fit and place.rebuilt is None
-            else None
-        )
-        if in_epoch is not None:
-            self.guard = in_epoch.guard
-            return in_epoch.place
+        start = self.src.line(loop.entry_loop)
+        for found in evaluations:
+            if (
+                found.scope is not place.scope
+                or found.model_arg != place.model
+                or self.src.line(found.call) >= start
+                or not self._returns_after(found.statement, place.scope)
+            ):
+                continue
+            self.plan.placed.append(
+                f"nothing reads {place.model} after training (line {self.src.line(place.anchor)}): "
+                f"the fit goes on the evaluation-only path, before line "
+                f"{self.src.line(found.statement)}, which evaluates {place.model} and returns"
+            )
+            return FinalModel(place.model, found.statement, "before", place.scope)
+        return place
+
+    def _returns_after(self, statement: cst.BaseStatement, scope: cst.CSTNode) -> bool:
+        """`statement` is in the body of an `if` (not in a loop) that ends with `return`."""
+        child: cst.CSTNode = statement
+        for ancestor in self.src.ancestors(statement):
+            if ancestor is scope or isinstance(ancestor, cst.For | cst.While):
+                return False
+            if isinstance(ancestor, cst.If) and child is ancestor.body:
+                body = getattr(ancestor.body, "body", ())
+                last = body[-1] if body else None
+                return isinstance(last, cst.SimpleStatementLine) and isinstance(
+                    last.body[-1], cst.Return
+                )
+            child = ancestor
+        return False
+
+    def _check_result_is_used(self, place: FinalModel) -> None:
+        """A local name that nothing reads after the fit would drop the quantized model."""
+        if "." in place.model or final_model.later_reads(self.index, place):
+            return
         line = self.src.line(place.anchor)
         rebuilt = (
             ""
