@@ -73,6 +73,7 @@ def last_epoch_place(
     guard = _last_epoch_guard(index, epoch_loop, refuse)
     _refuse_early_exits(index, loop, epoch_loop, anchor, refuse)
     _refuse_training_after(index, loop, body, body.index(anchor), refuse)
+    _refuse_checkpoints_after(index, body[body.index(anchor) :], place.model, refuse)
     epoch = src.code(epoch_loop.target)  # type: ignore[union-attr]
     if isinstance(anchor, cst.If) and _names_in(anchor.test) & {epoch}:
         refuse(
@@ -298,6 +299,67 @@ def _refuse_training_after(
         if inside:
             line = src.line(inside[0])
             refuse(f"training goes on at line {line}, after the evaluation", line)
+
+
+SAVED_BY = ("state_dict", "save_pretrained")
+
+
+def _refuse_checkpoints_after(
+    index: Index, statements: list[cst.BaseStatement], model: str, refuse: _Refusal
+) -> None:
+    """A training checkpoint of `model` written from the evaluation on (`torch.save(
+    {"state_dict": model.state_dict(), ...})`, also inside a function handed the model or
+    reading it as a global): after the fit it would hold int8 weights where a resume, or
+    a `--resume` of the best checkpoint into the fp32 model, expects the trained ones."""
+    for statement in statements:
+        found = _saves(index, statement, {model}, depth=0)
+        if found is not None:
+            line = index.source.line(found)
+            refuse(
+                f"line {line} saves the weights of {model} after the evaluation, so the last "
+                "epoch's checkpoint would hold the int8 model where resuming (or reloading "
+                "the best checkpoint into the fp32 model) expects trained fp32 weights",
+                line,
+            )
+
+
+def _saves(index: Index, node: cst.CSTNode, names: set[str], depth: int) -> cst.CSTNode | None:
+    """The call in `node` that saves the model known as any of `names` (`m.state_dict()`,
+    `m.save_pretrained(d)`, `save(m, path)`), through functions of the project it calls."""
+    src = index.source
+    names = set(names)
+    for assign in m.findall(node, m.Assign()):  # unwrapped = accelerator.unwrap_model(model)
+        if _names_in(assign.value) & names:  # type: ignore[attr-defined]
+            for target in assign.targets:  # type: ignore[attr-defined]
+                if isinstance(target.target, cst.Name):
+                    names.add(target.target.value)
+    for call in m.findall(node, m.Call()):
+        func = call.func  # type: ignore[attr-defined]
+        if isinstance(func, cst.Attribute) and func.attr.value in SAVED_BY:
+            if _names_in(func.value) & names:
+                return call
+        handed = {
+            src.code(a.value)
+            for a in call.args  # type: ignore[attr-defined]
+            if isinstance(a.value, cst.Name) and a.value.value in names
+        }
+        if handed and "save" in src.code(func).rsplit(".", 1)[-1].lower():
+            return call
+        fn = index.resolve_call(call)  # type: ignore[arg-type]
+        if fn is None or depth >= 2:
+            continue
+        inner = {
+            param
+            for param, arg in index.bind_arguments(call, fn).items()  # type: ignore[arg-type]
+            if isinstance(arg, cst.Name) and arg.value in names
+        }
+        # a global model the function reads without binding it (`test(epoch)`)
+        inner |= {
+            n for n in names if n not in fn.all_params() and not index.assignments_in(n, fn.node)
+        }
+        if inner and _saves(index, fn.node.body, inner, depth + 1) is not None:
+            return call
+    return None
 
 
 def _contains(index: Index, outer: cst.CSTNode, node: cst.CSTNode) -> bool:

@@ -372,3 +372,57 @@ def test_an_imported_call_that_is_no_evaluation_is_not_the_place():
         "import torch\n", "import torch\nfrom utils import log_weights\n", 1
     )
     assert "nothing after line" in refusal(source, "ptq-dynamic")
+
+
+@pytest.mark.parametrize(
+    "save",
+    [
+        "        torch.save({'state_dict': model.state_dict(), 'epoch': epoch}, 'checkpoint.pt')\n",
+        "        save_checkpoint(model, 'checkpoint.pt')\n",
+        "        keep_best(model, epoch)\n",
+    ],
+)
+def test_a_training_checkpoint_after_the_evaluation_is_refused(save):
+    """The last epoch's checkpoint (ImageNet-example style, or saved inside a helper) would
+    hold int8 weights where a resume or a reload of the best model into fp32 expects the
+    trained ones."""
+    helpers = (
+        "def save_checkpoint(model, path):\n    torch.save(model, path)\n\n\n"
+        "def keep_best(net, epoch):\n    torch.save(net.state_dict(), f'best{epoch}.pt')\n\n\n"
+    )
+    source = script("for epoch in range(num_epochs):", EVAL + save).replace(
+        "def main(", helpers + "def main("
+    )
+    message = refusal(source)
+    line = source.splitlines().index(save.rstrip("\n")) + 1
+    assert f"script.py:{line}:" in message and "checkpoint would hold the int8 model" in message
+
+
+def test_a_checkpoint_of_the_unwrapped_fp32_module_is_kept():
+    """torchvision references: `model_without_ddp.state_dict()` is the fp32 module the fit
+    does not re-bind; the checkpoint stays fp32, the evaluation measures int8."""
+    save = "        torch.save({'model': model_without_ddp.state_dict()}, 'checkpoint.pt')\n"
+    source = script("for epoch in range(num_epochs):", EVAL + save).replace(
+        "    optimizer = ", "    model_without_ddp = model\n    optimizer = "
+    )
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert line_of(text, ".fit(") < line_of(text, "print(epoch, evaluate(")
+
+
+def test_an_evaluation_only_path_and_the_training_run_each_get_a_fit():
+    """`if evaluate_only: print(evaluate(model, val_loader)); return` before training: the
+    fit goes there, and into the last epoch of the training run."""
+    source = script("for epoch in range(num_epochs):", EVAL).replace(
+        "    for epoch in range(num_epochs):",
+        "    if num_epochs == 0:\n        print(evaluate(model, val_loader))\n        return\n"
+        "    for epoch in range(num_epochs):",
+    )
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
+    fits = [i for i, line in enumerate(text.splitlines()) if ".fit(" in line]
+    assert len(fits) == 2, text
+    assert fits[0] < line_of(text, "        print(evaluate(model, val_loader))")
+    assert text.splitlines()[fits[1] - 1] == "        if epoch == num_epochs - 1:"
+    again, _ = rewrite(text)
+    assert again == text
