@@ -1,0 +1,128 @@
+"""The data the fit takes batches from: the DataLoader the script's evaluation reads (or
+one in reach of the fit, or the loader an evaluation builds inside itself, rebuilt at the
+fit), and the refusals when there is none. A part of `PostTrainingPlanner` (post_training.py).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis import evaluation, loader_rebuild, loaders
+from neural_coder.analysis.final_model import FinalModel
+from neural_coder.analysis.index import Function
+from neural_coder.errors import AnalysisError
+
+from .post_training_fit_call import FitCall
+
+
+class CalibrationData(FitCall):
+    """A part of `PostTrainingPlanner` (post_training.py): the calibration loader."""
+
+    def _bf16_needs_a_batch(self, evaluated: bool) -> bool:
+        """The runtime converts only the modules it measures faster in bf16; without an
+        evaluation, the fit needs a loader to take a batch from (INC converts unmeasured)."""
+        return self.approach == "bf16" and not evaluated and self.options.target != "inc"
+
+    def _refuse_bf16_without_a_batch(self, anchor: cst.CSTNode, where: str) -> None:
+        line = self.src.line(anchor) + (1 if where == "after" else 0)
+        raise AnalysisError(
+            "bf16 converts only the modules it measures faster in bf16, which needs a batch: "
+            f"no evaluation of the model and no DataLoader is in reach of line {line}, so the "
+            "fit would keep the fp32 model",
+            path=self.src.path,
+            line=line,
+            hint="build a DataLoader (or add a function that evaluates the model) before that "
+            "line, or use --target inc, which converts without measuring",
+        )
+
+    def _loader(
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        required: bool = True,
+    ) -> str | None:
+        line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
+        in_reach = loaders.visible_loaders(self.index, place.scope, line)
+        if found is not None:
+            chosen, substitutions = found
+            for arg in chosen.call.args:
+                text = self.src.code(arg.value)
+                text = substitutions.get(text, text)
+                if text in in_reach:
+                    return text
+        if in_reach:
+            return in_reach[0]
+        rebuilt = self._loader_rebuilt(found, place, line)
+        if rebuilt is not None:
+            return rebuilt
+        if not required:
+            return None
+        what = "benchmarking" if self.approach == "benchmark" else "static quantization"
+        own = self._loader_out_of_reach(found, place, line)
+        raise AnalysisError(
+            f"{what} needs data, but no DataLoader is in reach of line {line} "
+            f"({self.index.describe(place.scope)}){own}",
+            path=self.src.path,
+            line=line,
+            hint="build the DataLoader before the model is evaluated"
+            + (" (the same builder, called before that line)" if own else "")
+            + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
+        )
+
+    def _loader_rebuilt(
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        line: int,
+    ) -> str | None:
+        """The call that builds, at the fit, the loader the evaluation (or a function the
+        model is handed to from `line` on) builds inside itself (see loader_rebuild)."""
+        for call, fn in self._functions_handed_the_model(found, place, line):
+            if self.index.scope_of(call) is not place.scope:
+                continue
+            rebuilt = loader_rebuild.rebuilt_loader(self.index, call, fn, place.scope, line)
+            if rebuilt is not None:
+                code, inside = rebuilt
+                self.plan.placed.append(
+                    f"calib_dataloader: {code}, the loader {fn.key}() builds inside "
+                    f"(line {self.src.line(inside)}), built at the fit"
+                )
+                return code
+        return None
+
+    def _functions_handed_the_model(
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        line: int,
+    ) -> list[tuple[cst.Call, Function]]:
+        """The evaluation's call and function; without one, the calls of `place.scope` from
+        `line` on that hand the model to a function of the project."""
+        if found is not None:
+            return [(found[0].call, found[0].function)]
+        return [
+            (call, fn)
+            for call in self.index.calls
+            if self.index.scope_of(call) is place.scope
+            and self.src.line(call) >= line
+            and any(self.src.code(a.value) == place.model for a in call.args)
+            and (fn := self.index.resolve_call(call)) is not None
+        ]
+
+    def _loader_out_of_reach(
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        line: int,
+    ) -> str:
+        """`: do_test() builds its own inside (...)` when the evaluation, or a function
+        the model is handed to from `line` on, builds its loader where the fit cannot
+        reach it (`data_loader = build_detection_test_loader(cfg, name)`)."""
+        for _call, fn in self._functions_handed_the_model(found, place, line):
+            inside = loaders.loader_built_inside(self.index, fn.node)
+            if inside is not None:
+                return (
+                    f": {fn.key}() builds its own inside ({self.src.code(inside).strip()} at "
+                    f"line {self.src.line(inside)}), out of the fit's reach"
+                )
+        return ""

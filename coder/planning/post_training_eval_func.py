@@ -1,0 +1,58 @@
+"""The `eval_func` the fit is tuned with: the script's own evaluation of the model at the
+fit, its call rewritten to evaluate the candidate model. A part of `PostTrainingPlanner`
+(post_training.py).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis import evaluation
+from neural_coder.analysis.final_model import FinalModel
+
+from .post_training_fit_call import FitCall
+
+
+class EvalFunc(FitCall):
+    """A part of `PostTrainingPlanner` (post_training.py): the evaluation that tunes the fit."""
+
+    def _evaluation_for(
+        self, place: FinalModel, evaluations: list[evaluation.Evaluation]
+    ) -> tuple[evaluation.Evaluation, dict[str, str]] | None:
+        """The script's evaluation of the model at `place` whose arguments all exist there
+        (a loop variable is replaced by the first item of a literal the loop runs over);
+        the evaluations that follow `place` first."""
+        line = self.src.line(place.anchor)
+        same = [e for e in evaluations if e.scope is place.scope and e.model_arg == place.model]
+        # in the last epoch, the evaluation the fit goes before comes first
+        follows = (lambda n: n >= line) if self.guard is not None else (lambda n: n > line)
+        ordered = [e for e in same if follows(self.src.line(e.call))] + [
+            e for e in same if not follows(self.src.line(e.call))
+        ]
+        for chosen in ordered:
+            substitutions = evaluation.arguments_at(
+                self.index, chosen, place.scope, line, after=place.where == "after"
+            )
+            if substitutions is not None:
+                return chosen, substitutions
+        return None
+
+    def _eval_call(
+        self, chosen: evaluation.Evaluation, candidate: str, substitutions: dict[str, str]
+    ) -> str:
+        params = chosen.function.positional_params()
+        args = []
+        for position, arg in enumerate(chosen.call.args):
+            is_model = (
+                arg.keyword.value == chosen.model_param
+                if arg.keyword
+                else (position < len(params) and params[position] == chosen.model_param)
+            )
+            if is_model:
+                args.append(arg.with_changes(value=cst.Name(candidate)))
+                continue
+            text = self.src.code(arg.value)
+            if text in substitutions:
+                arg = arg.with_changes(value=cst.parse_expression(substitutions[text]))
+            args.append(arg)
+        return self.src.module.code_for_node(chosen.call.with_changes(args=args))

@@ -1,0 +1,191 @@
+"""Where the fit goes in a hand-written script: after training (once any reload of the
+trained weights is done), else before the model's first evaluation, else after the one
+model the script builds; and the refusals when that place is unknown or the quantized
+model would be thrown away. A part of `PostTrainingPlanner` (post_training.py).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis import evaluation, final_model
+from neural_coder.analysis.final_model import FinalModel
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
+
+from .base import BasePlanner
+
+
+class FitPlacement(BasePlanner):
+    """A part of `PostTrainingPlanner` (post_training.py): the place of the fit."""
+
+    def _placement(self, evaluations: list[evaluation.Evaluation]) -> FinalModel:
+        loop = self.facts.loop
+        if loop is not None:  # the trained model, once training (and any reload) is done
+            place = final_model.after_training(
+                self.index, loop.model_in_entry, loop.entry_loop, loop.entry_scope
+            )
+            self._refuse_uncalled_training(place)
+            return place
+        self._refuse_unknown_training()
+        if evaluations:
+            first = evaluations[0]
+            line = self.src.line(first.call)
+            model, statement, scope = first.model_arg, first.statement, first.scope
+            built = evaluation.model_assignment(self.index, model, scope, line)
+            notes = []
+            if built is None:  # a parameter: quantized where a caller builds it
+                lifted = final_model.built_by_caller(self.index, model, scope)
+                if lifted is None:
+                    raise AnalysisError(
+                        f"{model} is evaluated at line {line} but not built in "
+                        f"{self.index.describe(scope)}"
+                        + (
+                            ", nor by a caller that passes it in"
+                            if self._is_param(model, scope)
+                            else ""
+                        ),
+                        path=self.src.path,
+                        line=line,
+                        hint="mark the model's assignment with '# neural-coder: model'",
+                    )
+                model, statement, scope, built = (
+                    lifted.model,
+                    lifted.statement,
+                    lifted.scope,
+                    lifted.built,
+                )
+                notes.append(
+                    f"the model is built in {lifted.path[0]} and evaluated in "
+                    f"{' -> '.join(lifted.path[1:])}: quantized before line {self.src.line(statement)}"
+                )
+            anchor = final_model.outermost_loop(self.index, statement, scope)
+            if self.src.line(anchor) < self.src.line(built) < self.src.line(statement):
+                anchor = statement  # a model built per iteration is quantized per iteration
+            else:  # out of an `if args.do_eval:` that the model is built outside of
+                anchor = final_model.in_block_of(self.index, anchor, built)
+            return FinalModel(model, anchor, "before", scope, notes)
+        models = [
+            f
+            for f in self.facts.found
+            if f.kind == "model"
+            and f.target
+            and "." not in f.target
+            and not self._built_in_a_loop(f.target, f.line)
+            and final_model.is_module_built(self.index, f.target, f.what)
+        ]
+        targets = list(dict.fromkeys(f.target or "" for f in models))  # re-bindings: one model
+        if len(targets) != 1:
+            raise AnalysisError(
+                "no evaluation function takes the model, and "
+                + (
+                    "no model was found"
+                    if not targets
+                    else f"{len(targets)} models are built ({', '.join(targets)})"
+                ),
+                path=self.src.path,
+                hint="add a function that evaluates the model and returns a metric, or keep one model per file",
+            )
+        first = models[0]
+        assignment = next(
+            a
+            for a in self.index.assignments[targets[0]]
+            if self.src.line(a.statement) == first.line
+        )
+        anchor = assignment.statement
+        if not self._is_param(targets[0], assignment.scope):
+            anchor = final_model.out_of_branches(self.index, anchor, assignment.scope)
+        elif self._in_a_branch(anchor, assignment.scope):
+            # `if training: (the model the caller passed) else: model = load(weights)`:
+            # the fit quantizes what this function builds, not what a caller hands over
+            self.plan.placed.append(
+                f"{targets[0]} is also a parameter of {self.index.describe(assignment.scope)}: "
+                f"the fit follows line "
+                f"{first.line}, on the path that builds it"
+            )
+        place = FinalModel(targets[0], anchor, "after", assignment.scope)
+        reload = final_model.last_reload(self.index, place, rebuilds=True)
+        if reload is not None:
+            place.anchor = reload
+        return place
+
+    def _in_a_branch(self, statement: cst.BaseStatement, scope: cst.CSTNode) -> bool:
+        """`statement` runs under an `if` of `scope` (not crossing a loop)."""
+        for ancestor in self.src.ancestors(statement):
+            if ancestor is scope or isinstance(ancestor, cst.For | cst.While):
+                return False
+            if isinstance(ancestor, cst.If):
+                return True
+        return False
+
+    def _is_param(self, name: str, scope: cst.FunctionDef | cst.Module) -> bool:
+        fn = self.index.function(scope)
+        return fn is not None and name in fn.all_params()
+
+    def _built_in_a_loop(self, target: str, line: int) -> bool:
+        """A value assigned inside a loop is rebuilt each iteration (a batch's output, a
+        metric): a fit there would run once per batch."""
+        for a in self.index.assignments.get(target, []):
+            if self.src.line(a.statement) == line:
+                return (
+                    final_model.outermost_loop(self.index, a.statement, a.scope) is not a.statement
+                )
+        return False
+
+    def _refuse_unknown_training(self) -> None:
+        """The script trains, but its loop could not be read: the place where the model is
+        final is unknown, and a fit before training would quantize the untrained model."""
+        if self.facts.trainers:
+            return
+        backward = self.facts.backward_calls
+        if not backward:
+            return
+        line = self.src.line(backward[0])
+        why = self.facts.loop_error.message if self.facts.loop_error else "it could not be read"
+        raise AnalysisError(
+            f"the script trains the model (.backward() at line {line}), but its training loop "
+            f"could not be read ({why}): a post-training fit must follow training",
+            path=self.src.path,
+            line=line,
+            hint="mark the trained model's assignment with '# neural-coder: model' and make the "
+            "loop readable, or quantize in a script that loads the trained weights",
+        )
+
+    def _refuse_uncalled_training(self, place: FinalModel) -> None:
+        """Training in a function this file never calls (`train_one_epoch()` of an
+        `engine.py`): the model is final in the script that calls it."""
+        fn = self.index.function(place.scope)
+        if fn is None or "." in place.model or self.index.call_sites(fn):
+            return
+        if final_model.later_reads(self.index, place):
+            return
+        raise AnalysisError(
+            f"training runs in {fn.key}(), which nothing in this file calls: the model is "
+            "final where its caller has trained it",
+            path=self.src.path,
+            line=self.src.line(fn.node),
+            hint=f"run the tool on the script that calls {fn.key}() (with this file beside it)",
+        )
+
+    def _check_result_is_used(self, place: FinalModel) -> None:
+        """A local name that nothing reads after the fit would drop the quantized model."""
+        if "." in place.model or final_model.later_reads(self.index, place):
+            return
+        line = self.src.line(place.anchor)
+        rebuilt = (
+            ""
+            if place.rebuilt is None
+            else f" before line {self.src.line(place.rebuilt)} builds a new, untrained "
+            f"{place.model} ({self.src.code(m.findall(place.rebuilt, m.Assign())[0]).strip()}), "
+            "which is no reload of "
+            "the trained weights"
+        )
+        raise AnalysisError(
+            f"the quantized model would be thrown away: nothing after line {line} in "
+            f"{self.index.describe(place.scope)} evaluates, saves or returns {place.model}"
+            + rebuilt,
+            path=self.src.path,
+            line=line,
+            hint=f"evaluate or save {place.model} after training (for example "
+            f"torch.save({place.model}.state_dict(), path) after line {line}), then run again",
+        )
