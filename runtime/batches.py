@@ -41,6 +41,12 @@ def forward_inputs(batch: Any, model: nn.Module) -> Any:
     if _sample_dicts_for_the_model(batch, model):
         return (batch,)
     inputs, labels = split_batch(batch)
+    if isinstance(batch, (tuple, list)) and len(batch) > 2 and not isinstance(batch[0], Mapping):
+        # `(images_1, images_2, target)` for `forward(self, input1, input2)` (a siamese
+        # net): the inputs are the items the forward requires, the rest are labels
+        required = _required_positional(model)
+        if required is not None and 1 < required < len(batch):
+            return tuple(batch[:required])
     config = getattr(model, "config", None)
     if (
         isinstance(batch, Mapping)
@@ -50,6 +56,26 @@ def forward_inputs(batch: Any, model: nn.Module) -> Any:
     ):
         return dict(batch)
     return inputs
+
+
+def _required_positional(model: nn.Module) -> int | None:
+    """How many positional arguments `model.forward` requires (None: unknown, or
+    `*args`)."""
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    count = 0
+    for param in signature.parameters.values():
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            return None
+        if (
+            param.kind
+            in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            and param.default is inspect.Parameter.empty
+        ):
+            count += 1
+    return count
 
 
 def _sample_dicts_for_the_model(batch: Any, model: nn.Module) -> bool:

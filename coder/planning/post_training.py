@@ -39,6 +39,8 @@ class PostTrainingPlanner(BasePlanner):
         place = self._placement(evaluations)
         model, scope = place.model, place.scope
         self.refuse_peft_weights(model, scope)
+        place = self._evaluation_branch_instead(place, evaluations)
+        model, scope = place.model, place.scope
         self._check_result_is_used(place)
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
@@ -320,6 +322,48 @@ class PostTrainingPlanner(BasePlanner):
             line=self.src.line(fn.node),
             hint=f"run the tool on the script that calls {fn.key}() (with this file beside it)",
         )
+
+    def _evaluation_branch_instead(
+        self, place: FinalModel, evaluations: list[evaluation.Evaluation]
+    ) -> FinalModel:
+        """Nothing reads the model after training, but the function has an evaluation-only
+        path before it (`if args.evaluate: validate(val_loader, model, ...); return`, the
+        way such scripts evaluate a `--resume`d checkpoint): the fit goes there, before
+        the evaluation, so that run evaluates the quantized model."""
+        loop = self.facts.loop
+        if loop is None or "." in place.model or final_model.later_reads(self.index, place):
+            return place
+        start = self.src.line(loop.entry_loop)
+        for found in evaluations:
+            if (
+                found.scope is not place.scope
+                or found.model_arg != place.model
+                or self.src.line(found.call) >= start
+                or not self._returns_after(found.statement, place.scope)
+            ):
+                continue
+            self.plan.placed.append(
+                f"nothing reads {place.model} after training (line {self.src.line(place.anchor)}): "
+                f"the fit goes on the evaluation-only path, before line "
+                f"{self.src.line(found.statement)}, which evaluates {place.model} and returns"
+            )
+            return FinalModel(place.model, found.statement, "before", place.scope)
+        return place
+
+    def _returns_after(self, statement: cst.BaseStatement, scope: cst.CSTNode) -> bool:
+        """`statement` is in the body of an `if` (not in a loop) that ends with `return`."""
+        child: cst.CSTNode = statement
+        for ancestor in self.src.ancestors(statement):
+            if ancestor is scope or isinstance(ancestor, cst.For | cst.While):
+                return False
+            if isinstance(ancestor, cst.If) and child is ancestor.body:
+                body = getattr(ancestor.body, "body", ())
+                last = body[-1] if body else None
+                return isinstance(last, cst.SimpleStatementLine) and isinstance(
+                    last.body[-1], cst.Return
+                )
+            child = ancestor
+        return False
 
     def _check_result_is_used(self, place: FinalModel) -> None:
         """A local name that nothing reads after the fit would drop the quantized model."""

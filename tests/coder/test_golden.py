@@ -161,6 +161,20 @@ CASES = [
     # the model built in extract_feature_pipeline() and run in extract_features(model, ...)
     ("feature_knn_eval.py", "ptq-static", "runtime"),
     ("feature_knn_eval.py", "bf16", "inc"),
+    # run_epoch(..., train=True) beside run_epoch(..., train=False) in one epoch loop: the
+    # training call is the path; both get the manager (the step loop's hooks run in both)
+    ("flag_epoch_fn.py", "pruning+qat", "runtime"),
+    ("flag_epoch_fn.py", "distillation", "runtime"),
+    # step closures made by factory methods, kept on self, picked by a validation flag
+    ("step_factory_trainer.py", "pruning+qat", "runtime"),
+    ("step_factory_trainer.py", "distillation", "runtime"),
+    # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
+    ("scaler_or_plain_step.py", "pruning", "runtime"),
+    # a manual SGD update and no optimizer object: the update is the step
+    ("manual_update_lm.py", "pruning+qat", "runtime"),
+    # nothing reads the model after training, but `if args.evaluate: validate(...); return`
+    # evaluates a --resume'd checkpoint: the fit goes there
+    ("evaluate_flag_train.py", "ptq-static", "runtime"),
     # a distillation Trainer subclass (teacher= keyword): its student is compressed, its
     # own loss stays; the runtime's distillation on top only with --teacher (test_hf_trainer_styles)
     ("distillation_trainer_subclass.py", "pruning+qat", "runtime"),
