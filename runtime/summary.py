@@ -2,7 +2,9 @@
 
 The training manager builds it at `on_train_end` (after every compressor's
 `finalize`) from each compressor's `summary()`; the post-training `fit` entry
-points call `report(final_model, size_before_bytes, extra)` the same way.
+points call `report(final_model, size_before_bytes, extra)` the same way, which
+measures nothing when the summary would be shown nowhere (`summary_shown`: the
+runtime logger quieted below INFO, no summary or report file, or a rank other than 0).
 
 Keys always present: `quantized_modules` (counted on the final model),
 `size_before_bytes` / `size_after_bytes` (estimates of what
