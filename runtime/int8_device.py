@@ -36,6 +36,7 @@ from torch import nn
 from .batches import _first_tensor
 
 __all__ = [
+    "RECIPE_ATTR",
     "call_on_cpu",
     "check_cast",
     "first_device",
@@ -46,6 +47,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("neural_coder.runtime")
+
+#: name of the attribute that carries the recipe on an int8 model the quantization
+#: backend returns (here, not in `quant/`, so the wrapper reads it without importing
+#: the quantization package)
+RECIPE_ATTR = "neural_coder_recipe"
 
 _CPU = torch.device("cpu")
 #: the messages logged already (each once per process: every tuning trial is a new wrapper)

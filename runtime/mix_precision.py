@@ -378,6 +378,7 @@ def _convert_and_tune(
         chosen, measured, whole = names, {}, None
     else:
         measured = _measure_modules(model, names, inputs)
+        extra = {**extra, "bf16_measurements": [m.to_dict() for m in measured.values()]}
         faster = [n for n in names if n in measured and measured[n].ratio <= GAIN_THRESHOLD]
         _log_measurements(measured, faster)
         chosen = names if forced else faster
@@ -388,7 +389,7 @@ def _convert_and_tune(
                 f"bf16 measured no gain: none of the {len(names)} Linear / Conv module(s) runs "
                 f"at least {1 - GAIN_THRESHOLD:.0%} faster in bf16 on this CPU "
                 f"(best bf16/fp32 time ratio {min((m.ratio for m in measured.values()), default=float('nan')):.2f})",
-                {**extra, "bf16_measurements": [m.to_dict() for m in measured.values()]},
+                extra,
             )
             return None
         whole = _measure_model(model, convert(model, chosen), inputs)
@@ -398,7 +399,7 @@ def _convert_and_tune(
                 size_before,
                 f"bf16 measured no gain for the whole model: fp32 {whole.fp32_s * 1e3:.3f} ms vs "
                 f"bf16 {whole.bf16_s * 1e3:.3f} ms per batch with {len(chosen)} module(s) converted",
-                {**extra, "bf16_measurements": [m.to_dict() for m in measured.values()]},
+                extra,
             )
             return None
         log.info(

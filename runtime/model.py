@@ -37,6 +37,7 @@ from torch import nn
 
 from . import int8_device
 from .distributed import is_main_process
+from .int8_device import RECIPE_ATTR
 
 __all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener", "load"]
 
@@ -157,8 +158,9 @@ class Model(nn.Module):
 
     # -- nn.Module behaviour ---------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        # `runs_int8_on_cpu` inlined: this runs on every training step
         inner = self._modules["_model"]
-        if self.runs_int8_on_cpu:
+        if isinstance(inner.__dict__.get(RECIPE_ATTR), dict):
             return int8_device.call_on_cpu(inner, args, kwargs)
         return inner(*args, **kwargs)
 
@@ -325,8 +327,6 @@ class Model(nn.Module):
 
 
 def _is_int8(module: nn.Module) -> bool:
-    from .quant.backend import RECIPE_ATTR  # lazy: the quant package imports this module
-
     return isinstance(module.__dict__.get(RECIPE_ATTR), dict)
 
 

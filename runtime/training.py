@@ -197,7 +197,13 @@ class CallBacks:
         """The non-None results, in list order."""
         if self.stages is not None and self.stages.current < 0:
             self.stages.begin_without_epochs()
-        return [r for c in self._step_begin if (r := c.on_step_begin(batch_id)) is not None]
+        # plain loops, not comprehensions: a comprehension is one more frame per call
+        results = []
+        for c in self._step_begin:
+            r = c.on_step_begin(batch_id)
+            if r is not None:
+                results.append(r)
+        return results
 
     def on_after_compute_loss(
         self,
@@ -238,7 +244,12 @@ class CallBacks:
 
     def on_step_end(self) -> list[Any]:
         """The non-None results, in list order."""
-        return [r for c in self._step_end if (r := c.on_step_end()) is not None]
+        results = []
+        for c in self._step_end:
+            r = c.on_step_end()
+            if r is not None:
+                results.append(r)
+        return results
 
     def on_epoch_end(self) -> list[Any]:
         """The concatenation of every compressor's result list."""

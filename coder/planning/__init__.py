@@ -54,6 +54,7 @@ def _train_then_fit(facts: Facts, options: OptimizeOptions, line_length: int) ->
     )
     fit = PostTrainingPlanner(facts, fit_options, line_length)
     fit.taken |= training.taken  # names the training hooks took
+    fit.last_epoch_fit = False  # the stages' on_epoch_end / on_train_end run after the loop body
     fitted = fit.build()
     plan.edits += fitted.edits
     plan.placed += [f"then {options.then_fit}: {line}" for line in fitted.placed]

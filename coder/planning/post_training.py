@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation, final_model, loader_rebuild, loaders
+from neural_coder.analysis import evaluation, final_model, last_epoch, loader_rebuild, loaders
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.index import Function
@@ -23,7 +23,7 @@ from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
 from neural_coder.transforms.snippets import Code
 
-from .base import BasePlanner, Plan
+from .base import BasePlanner, Plan, Where
 
 QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto": "auto"}
 
@@ -31,17 +31,61 @@ QUANT_APPROACHES = {"ptq-static": "static", "ptq-dynamic": "dynamic", "ptq-auto"
 class PostTrainingPlanner(BasePlanner):
     #: more arguments of the config the fit is given (a subclass's: example_inputs=)
     config_extra: dict[str, object] | None = None
+    #: `epoch == num_epochs - 1`: the fit sits in the epoch loop, run in its last epoch
+    guard: str | None = None
+    #: False after training stages, whose end-of-epoch / end-of-training hooks must run first
+    last_epoch_fit: bool = True
 
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
             return self._build_for_trainer(self._evaluated_trainer())
         evaluations = evaluation.find_evaluations(self.index)
         place = self._placement(evaluations)
-        model, scope = place.model, place.scope
-        self.refuse_peft_weights(model, scope)
-        place = self._evaluation_branch_instead(place, evaluations)
-        model, scope = place.model, place.scope
-        self._check_result_is_used(place)
+        self.refuse_peft_weights(place.model, place.scope)
+        branch = self._evaluation_branch_instead(place, evaluations)
+        if branch is not place:
+            # an evaluation-only path gets its fit; the training run, when it evaluates
+            # in each epoch, gets one in its last epoch too
+            in_epoch = self._last_epoch(place, quiet=True)
+            self._fit_at(branch, evaluations)
+            if in_epoch is not None:
+                self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
+            return self.plan
+        in_epoch = self._last_epoch(place)
+        if in_epoch is not None:
+            self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
+        else:
+            self._check_result_is_used(place)
+            self._fit_at(place, evaluations)
+        return self.plan
+
+    def _last_epoch(self, place: FinalModel, quiet: bool = False) -> last_epoch.LastEpochFit | None:
+        """The fit in the last epoch, before its evaluation, when nothing after the epoch
+        loop reads the model (analysis/last_epoch.py); `quiet`: a refusal becomes a warning."""
+        if (
+            not self.last_epoch_fit
+            or place.rebuilt is not None
+            or "." in place.model
+            or final_model.later_reads(self.index, place)
+        ):
+            return None
+        try:
+            return last_epoch.last_epoch_place(self.index, self.facts.loop, place)
+        except AnalysisError as refused:
+            if not quiet:
+                raise
+            self.plan.warnings.append(f"the training run is not quantized: {refused.message}")
+            return None
+
+    def _fit_at(
+        self,
+        place: FinalModel,
+        evaluations: list[evaluation.Evaluation],
+        guard: str | None = None,
+    ) -> None:
+        """The fit at `place` (under `if <guard>:`), tuned with the evaluation there."""
+        self.guard = guard
+        model = place.model
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
         loader = self._loader(found, place) if needs_data else None
@@ -62,7 +106,6 @@ class PostTrainingPlanner(BasePlanner):
         self._emit(
             model, place.anchor, place.where, loader, eval_func, what, higher_is_better=better
         )
-        return self.plan
 
     @property
     def approach(self) -> str:
@@ -71,6 +114,11 @@ class PostTrainingPlanner(BasePlanner):
     @property
     def quant_approach(self) -> str | None:
         return QUANT_APPROACHES.get(self.approach)
+
+    def insert(self, anchor: cst.CSTNode, where: Where, lines: list[str], what: str) -> None:
+        if self.guard is not None:
+            lines = last_epoch.guarded(lines, self.guard)
+        super().insert(anchor, where, lines, what)
 
     # -- the call -------------------------------------------------------------------------
     def _emit(
@@ -396,8 +444,10 @@ class PostTrainingPlanner(BasePlanner):
         the evaluations that follow `place` first."""
         line = self.src.line(place.anchor)
         same = [e for e in evaluations if e.scope is place.scope and e.model_arg == place.model]
-        ordered = [e for e in same if self.src.line(e.call) > line] + [
-            e for e in same if self.src.line(e.call) <= line
+        # in the last epoch, the evaluation the fit goes before comes first
+        follows = (lambda n: n >= line) if self.guard is not None else (lambda n: n > line)
+        ordered = [e for e in same if follows(self.src.line(e.call))] + [
+            e for e in same if not follows(self.src.line(e.call))
         ]
         for chosen in ordered:
             substitutions = evaluation.arguments_at(

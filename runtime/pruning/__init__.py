@@ -3,8 +3,10 @@
 `PruningCompressor` is what `prepare_compression` builds for a `WeightPruningConfig`.
 The parts: `patterns` (NxM / N:M masks, global and local selection), `criteria`
 (magnitude, gradient, snip, snip_momentum), `schedules` (one-shot and iterative
-exp/cos/linear/cube), `pruners` (basic, pattern_lock, progressive, group lasso),
-`shrink` (removing pruned channels: `shrink_model`, `WeightPruningConfig(shrink=True)`).
+exp/cos/linear/cube), `pruners` (basic, pattern_lock, progressive, group lasso;
+`basic_pruner`, `progressive`), `selection` (which modules a config prunes), `masking`
+(the per-step mask multiply), `shrink` (removing pruned channels: `shrink_model`,
+`WeightPruningConfig(shrink=True)`).
 """
 
 from .compressor import PruningCompressor, classifier_head, select_modules, sparsity_ratios

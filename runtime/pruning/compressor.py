@@ -18,7 +18,7 @@ Hooks (INC semantics):
 * `on_before_optimizer_step`: gradient criteria read `.grad` (only while a later
   pruning step still needs them).
 * `on_after_optimizer_step`: group-lasso shrink (inside the window), weights
-  multiplied by their masks (one `torch._foreach_mul_` over every masked layer),
+  multiplied by their masks (`masking.py`),
   then the step counter advances. Progress counts these calls only (spec 9.2).
 * `on_train_end`: logs INC's three sparsity ratios (spec 3.8); with `shrink=True`
   (not in INC) then removes the pruned channels (`structured.py`, `shrink.py`).
@@ -43,7 +43,6 @@ they differ (a model that is not trained with DDP, weights that diverged), rank
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -52,7 +51,9 @@ from torch import nn
 from .. import distributed
 from ..compressor import Compressor
 from ..config import process_pruning_config
+from .masking import multiply_masks
 from .pruners import BasicPruner, get_pruner
+from .selection import classifier_head, select_modules, why_unselected
 from .structured import StructuredShrink
 
 if TYPE_CHECKING:
@@ -65,71 +66,6 @@ log = logging.getLogger(__name__)
 #: under torch.distributed, the masks are compared across ranks at every this many
 #: mask changes (and at the first and the last): each comparison is one collective
 CHECK_EVERY = 8
-
-
-def _why_unselected(info: dict[str, Any], model: nn.Module, head: str | None) -> str:
-    """Why a pruner found no module: the settings, the head it leaves out, and where
-    the model's weights are when they are in module types pruning does not cover."""
-    op_types = list(info.get("pruning_op_types") or [])
-    why = f"op_names={info.get('op_names')}, pruning_op_types={op_types}"
-    if head is not None:
-        why += f"; the classifier head {head} is never pruned (INC >= 2.2 behaviour)"
-    others = sorted(
-        {
-            type(m).__name__
-            for m in model.modules()
-            if any(True for _ in m.parameters(recurse=False))
-            and not any(t in type(m).__name__ for t in op_types)
-        }
-    )
-    if others:
-        why += f"; the other weights are in {', '.join(others)} modules, which are not pruned"
-    return why
-
-
-def classifier_head(model: nn.Module) -> str | None:
-    """The name of the last `nn.Linear` in `named_modules()` order (INC's head detection)."""
-    head = None
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            head = name
-    return head
-
-
-def select_modules(
-    info: dict[str, Any], model: nn.Module, head: str | None = None
-) -> dict[str, nn.Parameter]:
-    """`name -> weight` of the modules one pruner config selects (spec 1.5 / 2.6)."""
-    op_names = [re.compile(p) for p in (info.get("op_names") or [".*"])]
-    excluded = [re.compile(p) for p in (info.get("excluded_op_names") or [])]
-    op_types = list(info.get("pruning_op_types") or ["Conv", "Linear"])
-    selected: dict[str, nn.Parameter] = {}
-    seen: dict[int, str] = {}
-    for name, module in model.named_modules():
-        cls = type(module).__name__
-        if not any(t in cls for t in op_types):
-            continue
-        if not any(p.search(name) for p in op_names):
-            continue
-        weight = getattr(module, "weight", None)
-        if not isinstance(weight, nn.Parameter):
-            continue
-        if any(p.search(name) for p in excluded):
-            continue
-        if head is not None and name == head:
-            log.info("pruning: the classifier head %s is not pruned (INC >= 2.2 behaviour)", name)
-            continue
-        if id(weight) in seen:
-            log.warning(
-                "pruning: %s shares its weight with %s; it is pruned once, as %s",
-                name,
-                seen[id(weight)],
-                seen[id(weight)],
-            )
-            continue
-        seen[id(weight)] = name
-        selected[name] = weight
-    return selected
 
 
 def _is_matmul_or_conv(module: nn.Module) -> bool:
@@ -205,7 +141,7 @@ class PruningCompressor(Compressor):
         for index, info in enumerate(self.infos):
             params = select_modules(info, model, self.head)
             if not params:
-                self._unselected[index] = _why_unselected(info, model, self.head)
+                self._unselected[index] = why_unselected(info, model, self.head)
                 log.warning(
                     "pruning: pruner %d selects no module: %s", index, self._unselected[index]
                 )
@@ -290,22 +226,15 @@ class PruningCompressor(Compressor):
         self._reg_pruners = [p for p in self.pruners if p.use_reg and step <= p.schedule.end]
 
     def _apply(self) -> None:
-        """Every masked weight times its mask, in one call (the per-step work)."""
-        # grad mode set directly: a `torch.no_grad()` context costs more than the multiply
-        # of a small layer
-        enabled = torch.is_grad_enabled()
-        torch._C._set_grad_enabled(False)
+        """Every masked weight times its mask (the per-step work)."""
         try:
-            torch._foreach_mul_(self._apply_params, self._apply_masks)
+            multiply_masks(self._apply_params, self._apply_masks)
         except RuntimeError:
             # a weight moved (model.to(device)) or changed dtype: follow it
             for pruner in self.pruners:
                 pruner.sync_devices()
             self._refresh()
-            for p, m in zip(self._apply_params, self._apply_masks):
-                p.mul_(m)
-        finally:
-            torch._C._set_grad_enabled(enabled)
+            multiply_masks(self._apply_params, self._apply_masks, per_layer=True)
 
     # -- hooks ----------------------------------------------------------------------------------
     def on_train_begin(self, dataloader: Any = None) -> None:

@@ -29,6 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import nn
 
+from ..int8_device import RECIPE_ATTR
+
 QAT = "quant_aware_training"
 STATIC = "post_training_static_quant"
 DYNAMIC = "post_training_dynamic_quant"
@@ -289,10 +291,6 @@ class PreparedModel:
     spec: QuantSpec
     #: resolved options (engine, reduce_range) the conversion and the recipe need
     info: dict[str, Any] = field(default_factory=dict)
-
-
-#: name of the attribute that carries the recipe on an int8 model the backend returns
-RECIPE_ATTR = "neural_coder_recipe"
 
 
 def get_recipe(model: nn.Module) -> dict[str, Any] | None:

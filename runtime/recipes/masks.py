@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..pruning.masking import multiply_masks
+
 __all__ = ["MaskStore"]
 
 
@@ -60,13 +62,11 @@ class MaskStore:
         """Every masked weight times its mask (after each optimizer step)."""
         if not self._apply_params:
             return
-        with torch.no_grad():
-            try:
-                torch._foreach_mul_(self._apply_params, self._apply_masks)
-            except RuntimeError:  # a weight moved (model.to(device)) or changed dtype
-                self._refresh()
-                for p, m in zip(self._apply_params, self._apply_masks):
-                    p.mul_(m)
+        try:
+            multiply_masks(self._apply_params, self._apply_masks)
+        except RuntimeError:  # a weight moved (model.to(device)) or changed dtype
+            self._refresh()
+            multiply_masks(self._apply_params, self._apply_masks, per_layer=True)
 
     def sparsity(self, name: str) -> float:
         keep = self.keeps.get(name)

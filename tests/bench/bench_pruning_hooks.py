@@ -8,7 +8,8 @@ each trained with the canonical loop (spec 1.7) bare and with a
 in adjacent blocks in one process, timed in thread CPU time (torch runs on one
 thread here, so time spent descheduled on a shared machine does not count; the
 wall clock where the CPU-time clock ticks coarsely); the figure is the median
-over block pairs of hooked / bare (1.00 = no overhead).
+over block pairs of hooked / bare (1.00 = no overhead), with the quartiles of those
+pair ratios (their spread is the noise of the figure).
 
 * "steady": after the pruning window has closed (masks fixed): what every later
   step of a run costs. The target is <= 1.05.
@@ -146,8 +147,11 @@ def block_time(step_fn: Callable[[], None]) -> float:
     return (CLOCK() - start) / BLOCK
 
 
-def ratio(bare: Callable[[], None], hooked: Callable[[], None]) -> tuple[float, float]:
-    """Median over adjacent (bare, hooked) block pairs of hooked / bare."""
+def ratio(
+    bare: Callable[[], None], hooked: Callable[[], None]
+) -> tuple[float, float, float, float]:
+    """(median, first quartile, third quartile) over adjacent (bare, hooked) block pairs
+    of hooked / bare, and the median bare step time."""
     for fn in (bare, hooked):  # warm up
         block_time(fn)
     ratios, bare_times = [], []
@@ -157,7 +161,8 @@ def ratio(bare: Callable[[], None], hooked: Callable[[], None]) -> tuple[float, 
         b, h = (t1, t2) if first is bare else (t2, t1)
         ratios.append(h / b)
         bare_times.append(b)
-    return statistics.median(ratios), statistics.median(bare_times)
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return statistics.median(ratios), q1, q3, statistics.median(bare_times)
 
 
 def configs() -> dict[str, tuple[WeightPruningConfig, int, bool]]:
@@ -214,15 +219,15 @@ def configs() -> dict[str, tuple[WeightPruningConfig, int, bool]]:
 def main() -> None:
     print(
         f"1 thread, clock {CLOCK.__name__}; median over {BLOCKS} adjacent (bare, hooked) pairs of "
-        f"{BLOCK}-step blocks of hooked / bare"
+        f"{BLOCK}-step blocks of hooked / bare [quartiles]"
     )
     for label, (factory, shape, batch) in MODELS.items():
         print(f"\n{label}")
         for name, (conf, warm, direct) in configs().items():
             bare = make_loop(factory, shape, batch, None)
             hooked = make_loop(factory, shape, batch, conf, warm, direct)
-            r, b = ratio(bare, hooked)
-            print(f"  {name:<52} {r:6.3f}   (bare step {b * 1e6:7.1f} us)")
+            r, q1, q3, b = ratio(bare, hooked)
+            print(f"  {name:<52} {r:6.3f} [{q1:.3f}-{q3:.3f}]   (bare step {b * 1e6:7.1f} us)")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,13 @@ CASES = [
     ("eval_only.py", "ptq-static", "runtime"),
     ("eval_only.py", "ptq-dynamic", "inc"),
     ("eval_only.py", "bf16", "runtime"),
+    # evaluated in each epoch, nothing after the loop: fit in the last epoch, before it
+    ("epoch_eval_loop.py", "ptq-static", "runtime"),
+    ("epoch_eval_loop.py", "ptq-dynamic", "inc"),
+    ("epoch_eval_loop.py", "bf16", "runtime"),
+    ("accelerate_loop.py", "ptq-static", "runtime"),
+    ("accelerate_epoch_metric.py", "ptq-dynamic", "runtime"),
+    ("accelerate_epoch_metric.py", "bf16", "runtime"),
     ("hf_inference.py", "ptq-dynamic", "runtime"),
     ("epoch_fn_style.py", "ptq-static", "runtime"),  # after training, tuned with test()
     ("eval_only.py", "benchmark", "runtime"),

@@ -55,8 +55,9 @@ def fit_line(text: str) -> int:
 
 
 def test_a_fit_whose_result_nothing_reads_is_refused():
-    """kuangliu-style: test() reads the global model inside the epoch loop, and nothing
-    after training evaluates or saves it: the int8 model would be dropped."""
+    """test() reads the global model inside the epoch loop, but before each epoch's
+    training, and nothing after training evaluates or saves it: the int8 model would be
+    dropped. (Evaluated after each epoch's training, see tests/coder/test_last_epoch_fit.py.)"""
     source = HEADER + (
         "model = Net()\n"
         "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -66,12 +67,12 @@ def test_a_fit_whose_result_nothing_reads_is_refused():
         "    print(epoch, evaluate(model, loader))\n"
         "\n"
         "for epoch in range(2):\n"
+        "    test(epoch)\n"
         "    for x, y in loader:\n"
         "        optimizer.zero_grad()\n"
         "        loss = nn.functional.cross_entropy(model(x), y)\n"
         "        loss.backward()\n"
         "        optimizer.step()\n"
-        "    test(epoch)\n"
     )
     message = refusal(source)
     line = source.splitlines().index("for epoch in range(2):") + 1

@@ -198,7 +198,7 @@ def test_helpers_without_torch_distributed():
 
 
 def test_mask_fingerprints_tell_masks_apart():
-    from neural_coder.runtime.pruning.pruners import _fingerprint
+    from neural_coder.runtime.pruning.basic_pruner import _fingerprint
 
     g = torch.Generator().manual_seed(0)
     mask = (torch.rand(16, 8, 3, 3, generator=g) > 0.5).float()

@@ -115,6 +115,9 @@ def test_converts_only_the_modules_that_measure_faster(bf16_cpu, tmp_path, monke
     assert summary["baseline_metric"] is None and summary["final_metric"] is None
     assert summary["latency_bf16_ms"] < summary["latency_fp32_ms"]
     assert summary["size_after_bytes"] < summary["size_before_bytes"]
+    # every candidate's timing is in the summary, the converted ones and the one kept
+    measured = {m["name"]: m for m in summary["bf16_measurements"]}
+    assert set(measured) == {"fc1", "fc2", "head"}, measured
 
 
 def test_refuses_when_no_module_gains(bf16_cpu, caplog):
