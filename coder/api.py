@@ -26,7 +26,7 @@ from neural_coder.analysis import (
 from neural_coder.analysis.project import discover_project, parse_project, relocate
 from neural_coder.analysis.source import parse_checked
 from neural_coder.batch import run_files
-from neural_coder.errors import NeuralCoderError
+from neural_coder.errors import AnalysisError, NeuralCoderError
 from neural_coder.files import (
     check_writable,
     exclusive,
@@ -98,6 +98,7 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
         report.files = [part.path for part in source.parts]
     if facts.already_optimized is not None:
         return {}, _already_compressed(source, options, facts)
+    _refuse_quantizing_twice(facts, options)
     line_length = line_length_for(path)
     plan = make_plan(facts, options, line_length)
     rewritten = apply_plan(source, plan.edits, line_length)
@@ -119,6 +120,23 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
     if len(rewritten) > 1 or path not in rewritten:
         report.message += " in " + ", ".join(source.shown(p) for p in rewritten)
     return rewritten, report
+
+
+def _refuse_quantizing_twice(facts: Facts, options: OptimizeOptions) -> None:
+    """QAT or a post-training quantization on a script that quantizes with torch itself
+    would quantize (or train) an int8 model a second time."""
+    found = facts.user_quantization
+    quantizing = [t for t in options.techniques if t == "qat" or t.startswith("ptq-")]
+    if found is None or not quantizing:
+        return
+    raise AnalysisError(
+        f"the script already quantizes with torch ({found.call} at line {found.line}): "
+        f"{quantizing[0]} would quantize the model a second time",
+        path=facts.source.path,
+        line=found.line,
+        hint=f"remove the call at line {found.line} (neural-coder inserts its own "
+        "quantization), then run again; pruning, distillation and bf16 work as the script is",
+    )
 
 
 def _followed_from_above(source: Source) -> list[str]:

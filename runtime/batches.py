@@ -4,6 +4,7 @@ to the model's device, calling the model, and the calibration batch cache."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -34,9 +35,18 @@ def split_batch(batch: Any) -> tuple[Any, Any]:
 
 def forward_inputs(batch: Any, model: nn.Module) -> Any:
     """What one batch feeds the model for calibration or timing: `split_batch`'s
-    inputs, except that an encoder-decoder (T5, BART) keeps the batch's `labels`,
+    inputs, except that a list of per-sample dicts the model takes whole is passed as
+    one argument (detectron2's models), and that an encoder-decoder (T5, BART) keeps the batch's `labels`,
     from which it builds its decoder inputs when the batch has none."""
+    if _sample_dicts_for_the_model(batch, model):
+        return (batch,)
     inputs, labels = split_batch(batch)
+    if isinstance(batch, (tuple, list)) and len(batch) > 2 and not isinstance(batch[0], Mapping):
+        # `(images_1, images_2, target)` for `forward(self, input1, input2)` (a siamese
+        # net): the inputs are the items the forward requires, the rest are labels
+        required = _required_positional(model)
+        if required is not None and 1 < required < len(batch):
+            return tuple(batch[:required])
     config = getattr(model, "config", None)
     if (
         isinstance(batch, Mapping)
@@ -46,6 +56,46 @@ def forward_inputs(batch: Any, model: nn.Module) -> Any:
     ):
         return dict(batch)
     return inputs
+
+
+def _required_positional(model: nn.Module) -> int | None:
+    """How many positional arguments `model.forward` requires (None: unknown, or
+    `*args`)."""
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    count = 0
+    for param in signature.parameters.values():
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            return None
+        if (
+            param.kind
+            in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            and param.default is inspect.Parameter.empty
+        ):
+            count += 1
+    return count
+
+
+def _sample_dicts_for_the_model(batch: Any, model: nn.Module) -> bool:
+    """A list of per-sample dicts (detectron2's `batched_inputs`, a loader with a
+    collate that returns the list) that the model takes whole: its forward cannot take
+    the first dict's keys as keyword arguments, so the dicts are no `**inputs`."""
+    if not (
+        isinstance(batch, list | tuple)
+        and batch
+        and all(isinstance(item, Mapping) for item in batch)
+    ):
+        return False
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return False
+    names = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    return not set(batch[0]) <= names
 
 
 def call_model(model: Callable[..., Any], inputs: Any) -> Any:

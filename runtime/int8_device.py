@@ -14,6 +14,13 @@ converted model) therefore keeps the int8 module on the CPU and bridges calls:
   must stay float32.
 
 Inputs on the CPU call the module directly, so CPU scripts run exactly as before.
+
+What `load` and `OptimizedModel.from_pretrained` rebuild is the bare int8 module, as
+INC's `load` returns it (its class, `model.config`, `model.generate`, `model.model` of a
+Hugging Face model, `state_dict()` all as they were). `keep_on_cpu` gives that module the
+same behaviour in place: hooks on its calls (so `generate`, which calls the module,
+is bridged too) and its own `.to` / `.cuda` / casts; both survive `torch.save` /
+`copy.deepcopy`.
 """
 
 from __future__ import annotations
@@ -24,10 +31,19 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from torch import nn
 
 from .batches import _first_tensor
 
-__all__ = ["call_on_cpu", "check_cast", "first_device", "note_kept_on_cpu", "tensors_to"]
+__all__ = [
+    "call_on_cpu",
+    "check_cast",
+    "first_device",
+    "keep_on_cpu",
+    "kept_on_cpu",
+    "note_kept_on_cpu",
+    "tensors_to",
+]
 
 log = logging.getLogger("neural_coder.runtime")
 
@@ -79,18 +95,105 @@ def call_on_cpu(module: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[
     device = first_device(args, kwargs)
     if device is None or device.type == "cpu":
         return module(*args, **kwargs)
+    _note_bridged(device)
+    output = module(*tensors_to(args, _CPU), **tensors_to(kwargs, _CPU))
+    return tensors_to(output, device)
+
+
+def _note_bridged(device: torch.device) -> None:
     _log_once(
         "int8 modules run on the CPU only (torch.ao's int8 kernels): inputs on %s are moved "
         "to the CPU and outputs back to %s",
         device,
         device,
     )
-    output = module(*tensors_to(args, _CPU), **tensors_to(kwargs, _CPU))
-    return tensors_to(output, device)
+
+
+# -- the bare int8 module that `load` rebuilds ------------------------------------------
+#: set on a module that keep_on_cpu bridged; holds the devices of the calls in progress
+_CALL_DEVICES = "_neural_coder_call_devices"
+_GUARDED = ("to", "cuda", "half", "bfloat16", "double")
+
+
+def keep_on_cpu(module: nn.Module) -> nn.Module:
+    """`module` (an int8 model), bridged in place as the `Model` wrapper bridges its inner
+    module: calls with inputs on another device run on the CPU and give their outputs back
+    there, `.to(device)` / `.cuda()` keep it on the CPU (one log line), float casts other
+    than float32 are refused. Returns `module`; a second call changes nothing."""
+    if kept_on_cpu(module):
+        return module
+    for handle_dict in (module._forward_pre_hooks, module._forward_hooks):
+        for key in [k for k, h in handle_dict.items() if h in (_inputs_to_cpu, _outputs_back)]:
+            del handle_dict[key]  # what a copy kept of an earlier bridge
+    object.__setattr__(module, _CALL_DEVICES, [])
+    module.register_forward_pre_hook(_inputs_to_cpu, with_kwargs=True)
+    module.register_forward_hook(_outputs_back, with_kwargs=True)
+    for name in _GUARDED:
+        # an instance attribute shadows nn.Module's method; a picklable object, not a closure
+        object.__setattr__(module, name, _StaysOnCpu(module, name))
+    return module
+
+
+def kept_on_cpu(module: nn.Module) -> bool:
+    """Whether `keep_on_cpu` bridged `module`. A torch.fx `GraphModule` keeps none of
+    its forward hooks nor instance attributes that shadow its methods through pickling or
+    `copy.deepcopy` (torch rebuilds it from its graph): the copy is not bridged, and
+    `keep_on_cpu` bridges it again."""
+    return (
+        isinstance(module.__dict__.get(_CALL_DEVICES), list)
+        and any(h is _inputs_to_cpu for h in module._forward_pre_hooks.values())
+        and isinstance(module.__dict__.get("to"), _StaysOnCpu)
+    )
+
+
+def _inputs_to_cpu(
+    module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    device = first_device(args, kwargs)
+    bridged = device is not None and device.type != "cpu"
+    module.__dict__[_CALL_DEVICES].append(device if bridged else None)
+    if not bridged:
+        return None
+    _note_bridged(device)  # type: ignore[arg-type]
+    return tensors_to(args, _CPU), tensors_to(kwargs, _CPU)
+
+
+def _outputs_back(
+    module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+) -> Any:
+    devices = module.__dict__[_CALL_DEVICES]
+    device = devices.pop() if devices else None  # a call that raised left nothing to pop
+    return None if device is None else tensors_to(output, device)
+
+
+class _StaysOnCpu:
+    """`module.to` / `.cuda` / `.half` / `.bfloat16` / `.double` of a bridged int8 module."""
+
+    def __init__(self, module: nn.Module, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> nn.Module:
+        call = f"model.{self.name}"
+        if self.name == "to":
+            device, dtype, _non_blocking, _memory_format = torch._C._nn._parse_to(*args, **kwargs)
+            check_cast(dtype, call)
+            note_kept_on_cpu(device, call)
+        elif self.name == "cuda":
+            device = args[0] if args else kwargs.get("device")
+            note_kept_on_cpu("cuda" if device is None else device, call)
+        else:
+            check_cast(_CASTS[self.name], call)
+        return self.module
+
+
+_CASTS = {"half": torch.float16, "bfloat16": torch.bfloat16, "double": torch.float64}
 
 
 def note_kept_on_cpu(device: Any, call: str) -> None:
     """Log (once) that `call` leaves the int8 model on the CPU."""
+    if isinstance(device, int):  # `.cuda(0)`: torch.device(0) needs an accelerator present
+        device = f"cuda:{device}"
     if device is None or torch.device(device).type == "cpu":
         return
     _log_once(

@@ -234,8 +234,18 @@ def _example_inputs(conf: Any, eval_dataloader: Any, model: nn.Module) -> Any:
     return None
 
 
+#: keywords of a forward call made inside `generate()`: they carry the generation's state
+#: (a cache that later steps mutate, the encoder's output), so the call cannot be replayed
+_GENERATION_STATE = ("past_key_values", "encoder_outputs", "cache_position")
+
+
+def _is_generation_step(kwargs: Mapping[str, Any]) -> bool:
+    return any(kwargs.get(key) is not None for key in _GENERATION_STATE)
+
+
 class _CallRecorder:
-    """Records the inputs of the first call of a model (during the baseline evaluation)."""
+    """Records the inputs of the first call of a model (during the baseline evaluation)
+    that is not a step of `generate()`, whose state a replay cannot reuse."""
 
     def __init__(self, model: nn.Module) -> None:
         self.args: tuple[Any, ...] | None = None
@@ -243,7 +253,7 @@ class _CallRecorder:
         self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
 
     def _hook(self, _m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if self.args is None:
+        if self.args is None and not _is_generation_step(kwargs):
             self.args, self.kwargs = args, dict(kwargs)
 
     def inputs(self) -> Any:

@@ -67,7 +67,7 @@ from .model import Model
 from .quant import DYNAMIC, STATIC, QuantSpec, get_recipe
 from .quant.backend import CHILDREN_PATH
 from .summary import report, runtime_logger, state_dict_size
-from .trial_quantizer import _candidate_ops, _ExecutionOrder, _Quantizer
+from .trial_quantizer import _ExecutionOrder, _has_candidate_op, _Quantizer
 from .tuning import TuneConfig, TuningResult, criterion_for, tune
 
 __all__ = [
@@ -283,7 +283,7 @@ def fit(
     size_before = state_dict_size(model)
     quantizer = _Quantizer(model, spec, calib_dataloader, calib_func)
     began = time.monotonic()
-    if approaches == [DYNAMIC] and not _candidate_ops(model, approaches, spec):
+    if approaches == [DYNAMIC] and not _has_candidate_op(model, approaches, spec):
         reason = (
             "dynamic quantization converts Linear, LSTM / GRU / RNN cells and embeddings, and "
             f"{type(model).__name__} has none: nothing to quantize (convolutions need "
@@ -305,13 +305,15 @@ def fit(
     quantizer.order = recorder.order or {n: i for i, (n, _) in enumerate(model.named_modules())}
     log.info("fp32 baseline: %.4f", baseline)
     tuning = getattr(conf, "tuning_criterion", None)
+    # the written criterion, or its direction turned to the metric the evaluation picked
+    criterion = criterion_for(getattr(conf, "accuracy_criterion", None), evaluate)
     result: TuningResult[nn.Module] = tune(
         build=quantizer,
         evaluate=lambda candidate: metric_value(
             evaluate(_trial_model(candidate, model, conf)), "the evaluation"
         ),
         baseline=baseline,
-        criterion=criterion_for(getattr(conf, "accuracy_criterion", None), evaluate),
+        criterion=criterion,
         first=first,
         ops=quantizer.ops,
         strategy=_strategy(conf),
@@ -321,9 +323,7 @@ def fit(
     )
     extra: dict[str, Any] = {
         "baseline_metric": baseline,
-        "higher_is_better": bool(
-            getattr(getattr(conf, "accuracy_criterion", None), "higher_is_better", True)
-        ),
+        "higher_is_better": bool(getattr(criterion, "higher_is_better", True)),
         "trials": [t.to_dict() for t in result.trials],
         "tuning": ("goal met: " if result.met else "goal not met: ") + result.stop_reason,
     }

@@ -4,6 +4,7 @@ quantization backend leaves on packed int8 weights so they need not be unpacked.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,16 +14,20 @@ from torch import nn
 
 from .model import Model
 
-#: what `torch.save` writes besides the tensor data (zip records with 64-byte
-#: alignment, the pickled keys and rebuild calls), fitted on state dicts of random
-#: stacks of 1 to 12 Linear / Conv / BatchNorm layers, float, static int8 and dynamic
-#: int8 (1.5 to 30 KB), and of small CNNs and BERTs: within 2.6 % of the serialized
-#: size on the smallest, within 0.7 % from about 10 KB on
-_ARCHIVE_BYTES = 1481
-_PER_STORAGE_BYTES = 230
+#: what `torch.save` writes besides the tensor data: zip records with 64-byte alignment,
+#: the pickled keys and rebuild calls, and the state dict's `_metadata` (a version
+#: entry per module, keyed by the module's name). Fitted by least squares on the relative
+#: error over 40 state dicts of 3 KB to 2.4 MB: small CNNs and BERTs (float, static and
+#: dynamic int8, per-channel and per-tensor, FX and eager), int8 embeddings, embeddings +
+#: LSTM / GRU (dynamic), tied embeddings, stacks of 1 to 12 Linear / LayerNorm layers
+#: (float and dynamic int8): within 1.5 % of the serialized size on each, within 0.4 % on
+#: those over 100 KB (tests/runtime/test_summary_walk.py and test_ptq_size.py check it)
+_ARCHIVE_BYTES = 1208
+_PER_STORAGE_BYTES = 249
 _PER_KEY_CHAR_BYTES = 1
-_PER_QTENSOR_BYTES = 30
-_PER_OTHER_VALUE_BYTES = 30
+_PER_MODULE_NAME_CHAR_BYTES = 1.8  # the name, and its version entry's share
+_PER_QTENSOR_BYTES = -59  # an offset: a packed weight's dtype entry comes with it
+_PER_OTHER_VALUE_BYTES = 92
 
 #: attribute a quantization backend sets on a module holding packed int8 weights
 #: (a `LinearPackedParams`, a quantized conv) to describe the tensors its state dict
@@ -64,6 +69,23 @@ def weight_facts(module: nn.Module) -> tuple[int, int, int] | None:
     return None
 
 
+#: from this many elements on, a float weight's smallest magnitude is checked before its
+#: zeros are counted: most weights have none, and the check costs half a count
+_ZERO_CHECK_FROM = 16384
+
+
+def count_zeros(tensor: torch.Tensor) -> int:
+    """How many elements of `tensor` are zero (a quantized one: after dequantizing)."""
+    values = tensor.detach()
+    if values.is_quantized:
+        values = values.dequantize()
+    count = values.numel()
+    if count >= _ZERO_CHECK_FROM and values.is_floating_point():
+        if bool(values.abs().amin() > 0):  # NaN compares False: counted below
+            return 0
+    return count - int(torch.count_nonzero(values))
+
+
 class _SizeCounter:
     """Sums the bytes of each storage once (torch.save writes a shared storage once)."""
 
@@ -73,6 +95,8 @@ class _SizeCounter:
         # weight) could hand its address to the next and be taken for a shared one
         self.alive: list[Any] = []
         self.size = _ARCHIVE_BYTES
+        #: characters of the module names in the state dict's `_metadata`
+        self.module_chars = 0
 
     def add(self, value: Any) -> None:
         if isinstance(value, torch.Tensor):
@@ -84,8 +108,26 @@ class _SizeCounter:
             for key, item in value.items():
                 self.size += _PER_KEY_CHAR_BYTES * len(str(key))
                 self.add(item)
+        elif isinstance(value, torch._C.ScriptObject):
+            # packed weights of a dynamic RNN (`CellParamsBase` holding linear packed
+            # params): pickled through `__getstate__`, which unpacks their tensors
+            self.size += _PER_OTHER_VALUE_BYTES
+            try:
+                state = value.__getstate__()
+            except (AttributeError, RuntimeError):  # a class without one: not picklable
+                return
+            self.add(state)
         else:
             self.size += _PER_OTHER_VALUE_BYTES
+
+    def total(self) -> int:
+        return self.size + round(_PER_MODULE_NAME_CHAR_BYTES * self.module_chars)
+
+    def add_metadata(self, state: Any) -> None:
+        """The `_metadata` a state dict made by `nn.Module.state_dict` carries."""
+        metadata = getattr(state, "_metadata", None)
+        if isinstance(metadata, Mapping):
+            self.module_chars += sum(len(str(k)) for k in metadata)
 
     def add_tensor(self, tensor: torch.Tensor) -> None:
         if tensor.is_quantized:
@@ -120,13 +162,18 @@ class _SizeCounter:
 
     def add_module(self, prefix: str, module: nn.Module) -> None:
         """What `module._save_to_state_dict` would add (not its children)."""
-        hint = module.__dict__.get(SIZE_HINT_ATTR)
-        own = type(module)._save_to_state_dict is nn.Module._save_to_state_dict
-        if not own and not (isinstance(hint, SizeHint) and hint.describes(module)):
-            state: dict[str, Any] = {}
-            module._save_to_state_dict(state, prefix, True)
-            self.add(state)
-            return
+        own, extra_state = _saving(type(module))
+        if own:
+            hint = None
+            if not (module._parameters or module._buffers or extra_state):
+                return  # ReLU, Dropout, containers...
+        else:
+            hint = module.__dict__.get(SIZE_HINT_ATTR)
+            if not (isinstance(hint, SizeHint) and hint.describes(module)):
+                state: dict[str, Any] = {}
+                module._save_to_state_dict(state, prefix, True)
+                self.add(state)
+                return
         for name, tensor in module._parameters.items():
             if tensor is not None:
                 self.size += _PER_KEY_CHAR_BYTES * (len(prefix) + len(name))
@@ -135,10 +182,21 @@ class _SizeCounter:
             if tensor is not None and name not in module._non_persistent_buffers_set:
                 self.size += _PER_KEY_CHAR_BYTES * (len(prefix) + len(name))
                 self.add_tensor(tensor)
-        if type(module).get_extra_state is not nn.Module.get_extra_state:
+        if extra_state:
             self.add(module.get_extra_state())
-        if not own:
-            self.add_hint(prefix, hint)  # type: ignore[arg-type]
+        if hint is not None:
+            self.add_hint(prefix, hint)
+
+
+# bounded: FX makes a class for every GraphModule (see summary._is_quantized_class)
+@functools.lru_cache(maxsize=1024)
+def _saving(cls: type[nn.Module]) -> tuple[bool, bool]:
+    """(whether `cls` saves its state with `nn.Module._save_to_state_dict`, whether it
+    has extra state)."""
+    return (
+        cls._save_to_state_dict is nn.Module._save_to_state_dict,
+        cls.get_extra_state is not nn.Module.get_extra_state,
+    )
 
 
 def _changes_state_dict(module: nn.Module) -> bool:
@@ -161,28 +219,59 @@ def _changes_state_dict(module: nn.Module) -> bool:
     return False
 
 
-def state_dict_size(model: nn.Module | Mapping[str, Any]) -> int:
-    """About the bytes `torch.save(model.state_dict())` would write (within a few %).
+def module_walk(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """`list(model.named_modules())` (same order, a module registered twice listed once),
+    without the generator per module: the run summary walks the model three times."""
+    walked: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, nn.Module]] = [("", model)]
+    while stack:
+        prefix, module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        walked.append((prefix, module))
+        children = module._modules
+        if children:
+            base = f"{prefix}." if prefix else ""
+            stack.extend(
+                (base + name, child)
+                for name, child in reversed(children.items())
+                if child is not None
+            )
+    return walked
+
+
+def state_dict_size(
+    model: nn.Module | Mapping[str, Any],
+    modules: list[tuple[str, nn.Module]] | None = None,
+) -> int:
+    """About the bytes `torch.save(model.state_dict())` would write (within 1.5 %,
+    0.4 % over 100 KB, on the models the constants above were fitted on).
 
     The storages of the state dict are summed (each once, whole, as torch.save
     writes them; per-channel scales of int8 weights included) plus the archive's
     overhead. Nothing is serialized, and the packed weights of quantized Linear /
     Conv modules are not unpacked where the backend left a `SizeHint`: this runs
-    twice in every `fit`.
+    twice in every `fit`. `modules`: `module_walk(model)` where the caller has it.
     """
     counter = _SizeCounter()
     if isinstance(model, Model):
         model = model.model
     if not isinstance(model, nn.Module):
+        counter.add_metadata(model)
         counter.add(model)
-        return counter.size
+        return counter.total()
     if type(model).state_dict is nn.Module.state_dict:
-        for prefix, module in model.named_modules():
+        for prefix, module in modules if modules is not None else module_walk(model):
             if _changes_state_dict(module):
                 break  # hooks may change the state dict: take the real one
+            counter.module_chars += len(prefix)  # its `_metadata` entry
             counter.add_module(f"{prefix}." if prefix else "", module)
         else:
-            return counter.size
+            return counter.total()
         counter = _SizeCounter()
-    counter.add(model.state_dict(keep_vars=True))
-    return counter.size
+    state = model.state_dict(keep_vars=True)
+    counter.add_metadata(state)
+    counter.add(state)
+    return counter.total()

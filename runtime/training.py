@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from .compressor import Compressor
@@ -207,7 +208,17 @@ class CallBacks:
     ) -> torch.Tensor:
         """The loss to call `backward()` on: each compressor receives the loss the
         previous one returned (or the user's loss); `student_loss` itself when no
-        compressor returned one. INC returns `[]` or a list instead (quirk 9.1)."""
+        compressor returned one. INC returns `[]` or a list instead (quirk 9.1).
+        A loss computed without gradients (an evaluation pass through the same step
+        code: `run_epoch(..., train=False)` under `torch.set_grad_enabled(False)`) is
+        returned as it is: nothing trains on it, so no teacher runs for it."""
+        if not torch.is_grad_enabled() or (
+            isinstance(student_loss, torch.Tensor)
+            and not student_loss.requires_grad
+            and isinstance(student_output, torch.Tensor)
+            and not student_output.requires_grad
+        ):
+            return student_loss
         loss = student_loss
         for c in self._after_loss:
             result = c.on_after_compute_loss(input, student_output, loss, teacher_output)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +16,7 @@ from .batches import _BatchCache, batch_size_of, call_model, model_device, to_de
 from .progress import Progress
 from .quant import DYNAMIC, STATIC, QuantSpec, get_backend, get_recipe
 from .quant.backend import OpRule
+from .state_size import module_walk
 from .tuning import Op, TuneConfig
 
 #: `quantization.fit`'s messages keep their logger name
@@ -48,14 +49,23 @@ def _fallback_rules(names: Iterable[str]) -> tuple[OpRule, ...]:
     return tuple(OpRule(pattern=re.escape(n), by="name", quantize=False) for n in sorted(names))
 
 
+def _iter_candidate_ops(
+    model: nn.Module, approaches: Sequence[str], spec: QuantSpec
+) -> Iterator[Op]:
+    types = _DYNAMIC_TYPES if approaches == [DYNAMIC] else _STATIC_TYPES
+    for name, module in module_walk(model):
+        if name and isinstance(module, types) and spec.plan_for(name, module) is not None:
+            yield Op(name, type(module).__name__)
+
+
 def _candidate_ops(model: nn.Module, approaches: Sequence[str], spec: QuantSpec) -> list[Op]:
     """Leaf modules the backend can quantize (used before any int8 model exists)."""
-    types = _DYNAMIC_TYPES if approaches == [DYNAMIC] else _STATIC_TYPES
-    ops: list[Op] = []
-    for name, module in model.named_modules():
-        if name and isinstance(module, types) and spec.plan_for(name, module) is not None:
-            ops.append(Op(name, type(module).__name__))
-    return ops
+    return list(_iter_candidate_ops(model, approaches, spec))
+
+
+def _has_candidate_op(model: nn.Module, approaches: Sequence[str], spec: QuantSpec) -> bool:
+    """Whether `_candidate_ops` would find one (it stops at the first)."""
+    return next(_iter_candidate_ops(model, approaches, spec), None) is not None
 
 
 class _ExecutionOrder:

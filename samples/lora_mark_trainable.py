@@ -1,8 +1,9 @@
 """LoRA fine-tuning in the style of litgpt / loralib: the linear layers carry low-rank
 adapters, `mark_only_lora_as_trainable(model)` freezes every other weight, and a
 Fabric-like loop in fit() trains the adapters. Pruning is refused (the weights it would
-prune get no gradient); a freeze of one part (`model.head.requires_grad_(False)`)
-leaves the rest to prune."""
+prune get no gradient), and so is QAT (it would quantize the frozen weights without
+training them, under fp32 adapters that could no longer be merged into them); a freeze
+of one part (`model.head.requires_grad_(False)`) leaves the rest to compress."""
 
 import math
 import os

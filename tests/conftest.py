@@ -40,6 +40,8 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
         "lightning_fit.py",
         "native_scaler_loop.py",
         "multishot_cnn.py",
+        "flag_epoch_fn.py",
+        "step_factory_trainer.py",
     }
 )
 APPROACHES = [

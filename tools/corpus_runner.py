@@ -81,6 +81,7 @@ REASON_CLASSES: tuple[tuple[str, str], ...] = (
     ("distributed", r"distributed|ddp|torchrun|fsdp|deepspeed"),
     ("compiled", r"torch\.compile|compiled"),
     ("pruning-selects-nothing", r"selects no module|nothing to prune|nothing would be pruned"),
+    ("qat-frozen-weights", r"quantize the frozen weights without training them"),
     ("unsupported-pattern", r"not supported|unsupported|cannot|can't|could not|does not support"),
 )
 

@@ -23,6 +23,7 @@ from .training import (
     TrainingLoop,
     find_backward_calls,
 )
+from .user_quantization import UserQuantization, find_user_quantization
 
 __all__ = [
     "Facts", "Found", "analyze", "inserted_marker_line", "parse_source", "Source", "TrainingLoop",
@@ -50,6 +51,8 @@ class Facts:
     loop: TrainingLoop | None = None
     loop_error: AnalysisError | None = None
     already_optimized: int | None = None  # line of existing compression code
+    # the script's own torch quantization call (quantize_dynamic, prepare/convert, ...)
+    user_quantization: UserQuantization | None = None
     trainers: list[TrainerUse] = field(default_factory=list)  # Hugging Face Trainer constructions
     lightning: LightningUse | None = None  # a Lightning Trainer.fit / LightningCLI run
     # every `.backward()` the script runs (in a project: reached from the entry script's
@@ -111,6 +114,7 @@ def analyze(source: Source) -> Facts:
     facts = Facts(source=source, index=index)
     facts.found = _constructions(index)
     facts.already_optimized = _existing_compression(index)
+    facts.user_quantization = find_user_quantization(index)
     facts.trainers = find_trainers(index)
     facts.lightning = find_lightning(index)
     backward_calls = find_backward_calls(index)

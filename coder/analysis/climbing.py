@@ -8,8 +8,10 @@ from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 
 from .expressions import BUILTIN_NAMES, Loop, free_names, substitute
+from .flag_paths import call_reaches
 from .index import Function, Index, Scope
 from .loop_types import Hop
+from .returned_closures import returned_closure_call
 from .source import Source
 
 
@@ -18,6 +20,8 @@ class CallClimbing:
 
     index: Index
     source: Source
+    # the backward and optimizer step statements: the path the training call must reach
+    step_nodes: list[cst.CSTNode] = []
 
     # -- climbing -------------------------------------------------------------------
     def enclosing_loop(self, node: cst.CSTNode, scope: Scope) -> Loop | None:
@@ -75,19 +79,38 @@ class CallClimbing:
             if fn is None or id(fn.node) in seen:
                 return None
             seen.add(id(fn.node))
-            call = self._single_call_site(fn) or self._call_through_parameter(fn)
+            companions: list[cst.Call] = []
+            call = self._single_call_site(fn, node, companions) or self._call_through_parameter(fn)
+            via: cst.CSTNode | None = None
+            closure = None if call is not None else returned_closure_call(self.index, fn)
+            if closure is not None:
+                call, via = closure.call, closure.via
             if call is None:
                 return None
-            taken.append(Hop(fn, call))
+            taken.append(
+                Hop(fn, call, companions=companions, returned_closure=closure is not None, via=via)
+            )
             node, scope = call, self.index.scope_of(call)
 
-    def _single_call_site(self, fn: Function) -> cst.Call | None:
+    def _single_call_site(
+        self, fn: Function, inner: cst.CSTNode, companions: list[cst.Call]
+    ) -> cst.Call | None:
+        """The call of `fn` on the training path. Of several calls in one loop, the one
+        whose flag arguments lead to `inner` (`run_epoch(..., train=True)` beside
+        `run_epoch(..., train=False)`); the others go to `companions`."""
         sites = self.index.call_sites(fn)
         if len(sites) > 1:
             in_loops = [
                 c for c in sites if self.enclosing_loop(c, self.index.scope_of(c)) is not None
             ]
             sites = in_loops or sites
+        if len(sites) > 1:
+            inside = [inner, *(n for n in self.step_nodes if any(a is fn.node for a in self.source.ancestors(n)))]
+            reaching = [c for c in sites if call_reaches(self.index, fn, c, inside)]
+            loops = {id(self.enclosing_loop(c, self.index.scope_of(c))) for c in sites}
+            if len(reaching) == 1 and len(loops) == 1:
+                companions.extend(c for c in sites if c is not reaching[0])
+                return reaching[0]
         return self._one_call_path(fn, sites, "called")
 
     def _call_through_parameter(self, fn: Function) -> cst.Call | None:
@@ -149,6 +172,11 @@ class CallClimbing:
     def _map_name(self, name: str, hop: Hop) -> str | None:
         fn = hop.function
         caller_scope = self.index.scope_of(hop.call)
+        if name == "self" and fn.cls is None and self.index.class_of(fn.node) is not None:
+            # a closure of a method reads the method's `self`: the same object in a
+            # caller of the same class
+            same = self.index.class_of(caller_scope) is self.index.class_of(fn.node)
+            return name if same else None
         if name == "self" and fn.cls is not None:
             if self.index.class_of(caller_scope) is fn.cls:
                 return name

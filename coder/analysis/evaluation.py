@@ -67,13 +67,35 @@ def higher_is_better(metric: str) -> bool:
     return not any(word in metric.lower() for word in LOWER_IS_BETTER)
 
 
+#: classes whose instances are numbers a tuner can read
+NUMBER_CLASSES = frozenset({"Tensor", "FloatTensor", "Decimal", "Fraction"})
+
+
 def returns_metric(index: Index, fn: Function) -> bool:
     """Returns a value, and none of its returns is a collection of predictions
     (`torch.cat(preds)`, `[...]`, a list that is appended to)."""
     values = [r.value for r in iter_returns(fn.node) if r.value is not None]
     if not values or all(_is_none(v) for v in values):
         return False
-    return not any(_is_collection(index, fn, v) for v in values)
+    return not any(
+        _is_collection(index, fn, v) or _is_built_object(index, fn, v) for v in values
+    )
+
+
+def _is_built_object(
+    index: Index, fn: Function, value: cst.BaseExpression, seen: frozenset[str] = frozenset()
+) -> bool:
+    """An instance of a class the function builds (`coco_evaluator = CocoEvaluator(...)`;
+    `return coco_evaluator`, a meter object): an evaluator, not a number."""
+    if isinstance(value, cst.Call):
+        name = index.source.code(value.func).rsplit(".", 1)[-1]
+        return name[:1].isupper() and name not in NUMBER_CLASSES
+    if isinstance(value, cst.Name) and value.value not in seen:
+        assigned = index.assignments_in(value.value, fn.node)
+        return bool(assigned) and all(
+            _is_built_object(index, fn, a.value, seen | {value.value}) for a in assigned
+        )
+    return False
 
 
 def _is_collection(

@@ -83,8 +83,18 @@ class Index:
         return self.module_imports.get(self.source.module_of(node), self.imports)
 
     def class_of(self, scope: Scope) -> cst.ClassDef | None:
-        if isinstance(scope, cst.FunctionDef) and scope in self.functions:
-            return self.functions[scope].cls
+        """The class of the method `scope` is, or is nested in (a closure a method
+        defines reads the method's `self`)."""
+        while isinstance(scope, cst.FunctionDef) and scope in self.functions:
+            fn = self.functions[scope]
+            if fn.cls is not None:
+                return fn.cls
+            outer = self.source.enclosing_function(scope)
+            if outer is None or not any(
+                p.name.value == "self" for p in (*outer.params.posonly_params, *outer.params.params)
+            ):
+                return None
+            scope = outer
         return None
 
     def function(self, scope: Scope) -> Function | None:

@@ -20,6 +20,14 @@ class Hop:
     # step that runs `function` as its closure (`call` is then the `partial(...)` that binds
     # its arguments, or the step call itself for a bare function)
     closure_of: cst.Call | None = None
+    # other calls of `function` in the same loop that its flag arguments keep off the
+    # training step (`run_epoch(..., train=False)`): they run the step loop's hooks too
+    companions: list[cst.Call] = field(default_factory=list)
+    # a closure a method returns, kept in `self.<attr>` and called through it: it reads
+    # the manager as `self.compression_manager` (returned_closures.py)
+    returned_closure: bool = False
+    # the statement that picks `function` on the caller's path (`step_fn = self.train_step_fn`)
+    via: cst.CSTNode | None = None
 
 
 @dataclass

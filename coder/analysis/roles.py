@@ -18,6 +18,7 @@ from . import kinds
 from .expressions import is_dotted_name
 from .index import Index, Scope
 from .source import Source
+from .steps import MANUAL_UPDATE
 from .wraps import values_through_wraps
 
 NO_GRAD = ("no_grad", "inference_mode")
@@ -210,7 +211,12 @@ def under_no_grad(index: Index, node: cst.CSTNode) -> bool:
 
 
 def optimized_leaves(index: Index, optimizer: str, scope: Scope) -> set[int]:
-    """The models (as leaves of `Index.values_of`) whose parameters `optimizer` updates."""
+    """The models (as leaves of `Index.values_of`) whose parameters `optimizer` updates:
+    an optimizer's expression, or a step's description `manual update of <params>`
+    (`for p in model.parameters(): p.data.add_(...)`, no optimizer at all)."""
+    if optimizer.startswith(MANUAL_UPDATE):
+        params = cst.parse_expression(optimizer.removeprefix(MANUAL_UPDATE))
+        return _owners_of(index, params, scope)
     ids: set[int] = set()
     for leaf, where in index.values_of(cst.parse_expression(optimizer), scope):
         if isinstance(leaf, cst.Call):
@@ -228,6 +234,11 @@ def _updated_by(index: Index, construction: cst.Call, scope: Scope) -> set[int]:
     ).value
     if not kinds.is_optimizer(index, construction):
         params = construction  # a factory: `create_optimizer(args, model)`
+    return _owners_of(index, params, scope)
+
+
+def _owners_of(index: Index, params: cst.BaseExpression, scope: Scope) -> set[int]:
+    """The models whose parameters the expression `params` holds."""
     ids: set[int] = set()
     for owner in _parameter_owners(index, params, scope, depth=0):
         ids |= _leaf_ids(index, owner, scope)

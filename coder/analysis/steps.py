@@ -17,6 +17,10 @@ from neural_coder.transforms import match as m
 
 from .source import Source
 
+#: how a training loop names its "optimizer" when the step is a manual update
+#: (`manual update of model.parameters()`): what follows is the updated parameters
+MANUAL_UPDATE = "manual update of "
+
 
 def branches(node: cst.If) -> list[cst.BaseSuite]:
     """The suites of an if / elif / else chain, in order."""

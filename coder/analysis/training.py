@@ -159,7 +159,9 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             if around is not None:
                 step_loop = around
         step_hops = list(hops)
+        self.step_nodes = [statement, optimizer_step, *(h.via for h in hops if h.via is not None)]
         outer = self.climb_to_epoch_loop(step_loop, step_scope, hops)
+        self.step_nodes = []
         epoch_loop, entry_scope = outer if outer else (None, step_scope)
         entry_loop = epoch_loop or step_loop
 
@@ -419,7 +421,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             elif not call.args and self._is_optimizer(receiver, scope):
                 found.append((call, src.code(receiver)))
         for update in steps.manual_updates(src, scope):
-            found.append((update, f"manual update of {src.code(update.iter)}"))
+            found.append((update, steps.MANUAL_UPDATE + src.code(update.iter)))
         found.sort(key=lambda item: src.line(item[0]))
         return found
 

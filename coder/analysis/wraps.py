@@ -83,6 +83,8 @@ def find_wrap(index: Index, name: str, scope: Scope, before_line: int) -> Wrap |
             earliest = wrap
             continue
         value = unwrap_pass_through(assignment.value)
+        if m.matches(value, m.Name(name)):
+            continue  # `model = model.cuda(args.gpu)`: the same model, moved
         if not (isinstance(value, cst.Call) and name in _names(value)):
             break
     return earliest

@@ -240,7 +240,7 @@ class BasePlanner:
             return
         call = peft_adapters(self.index, model, scope)
         if call is None:
-            self._refuse_pruning_frozen_weights(model, scope)
+            self._refuse_training_frozen_weights(model, scope)
             return
         what = " and ".join(sorted(parts))
         raise AnalysisError(
@@ -253,25 +253,46 @@ class BasePlanner:
             "merged model in a script of its own; distillation works on a PEFT model as it is",
         )
 
-    def _refuse_pruning_frozen_weights(self, model: str, scope: Scope) -> None:
-        """Gradient-scored pruning of weights that get no gradient prunes nothing (LoRA
-        fine-tuning with `mark_only_lora_as_trainable(model)`, `model.requires_grad_(False)`)."""
-        if "pruning" not in self.options.approach:
+    def _refuse_training_frozen_weights(self, model: str, scope: Scope) -> None:
+        """Every base weight frozen before training (LoRA fine-tuning with
+        `mark_only_lora_as_trainable(model)`, `model.requires_grad_(False)`, a freezing
+        loop) and nothing of the model's own layers trained again after it: gradient-scored
+        pruning would prune nothing, and QAT would learn no weight for its fake quantization,
+        so it would only quantize the frozen base after training, under fp32 adapters that
+        could no longer be merged into it. A new head or an unfreeze after the freeze trains
+        and is compressed (see whole_model_freeze)."""
+        techniques = [t for t in ("pruning", "qat") if t in self.options.approach]
+        if not techniques:
             return
         freeze = whole_model_freeze(self.index, model, scope)
         if freeze is None:
             return
         line = self.src.line(freeze)
         code = self.src.code(freeze).strip().splitlines()[0]
+        why = []
+        if "pruning" in techniques:
+            why.append(
+                "pruning scores and masks the trained weights, so the frozen ones would get "
+                "no gradient and nothing would be pruned"
+            )
+        if "qat" in techniques:
+            why.append(
+                "quantization-aware training would quantize the frozen weights without "
+                "training them, under adapters left in fp32 that could no longer be merged "
+                "into them"
+            )
+        verb = " and ".join("prune" if t == "pruning" else "quantize" for t in techniques)
+        post_training = (
+            " (quantized post-training: --approach ptq-dynamic)" if "qat" in techniques else ""
+        )
         raise AnalysisError(
             f"the weights of {model} are frozen at line {line} ({code}): only adapters train, "
-            "and pruning scores and masks the trained weights, so the frozen ones would get "
-            "no gradient and nothing would be pruned",
+            f"and {'; '.join(why)}",
             path=self.src.path,
             line=line,
-            hint="prune the fine-tuned model after merging its adapters, in a script of its "
-            "own, or unfreeze the weights to prune (drop the freeze); distillation works "
-            "on the adapters as they are",
+            hint=f"{verb} the fine-tuned model after merging its adapters, in a script of its "
+            f"own{post_training}, or unfreeze the weights to {verb} (drop the freeze); "
+            "distillation works on the adapters as they are",
         )
 
     def refuse_low_bit_weights(self, model: str, scope: Scope) -> None:

@@ -204,12 +204,18 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             self._distillation_loss(loop, inner_cm)
             for other in loop.alternatives:
                 self._distillation_loss(other, inner_cm)
-        if loop.step_in_scaler:
-            self._hooks_inside_the_scaler(loop, inner_cm)
         if loop.step_runs_closure:
             self._hooks_around_a_closure_step(loop, inner_cm, cm_of)
-        skipped = loop.step_in_scaler or loop.step_runs_closure
-        for step in [] if skipped else [loop.optimizer_step, *loop.other_steps]:
+        for step in [loop.optimizer_step, *loop.other_steps]:
+            if step is loop.optimizer_step and loop.step_runs_closure:
+                continue
+            # each path's step: `loss_scaler(loss, optimizer)` on one path and
+            # `loss.backward(); optimizer.step()` on the other (timm without --amp)
+            scaler_call = self._scaler_call_in(step)
+            if scaler_call is not None:
+                optimizer = self.src.code(scaler_call.args[1].value)
+                self._hooks_inside_the_scaler(step, optimizer, inner_cm)
+                continue
             self.insert(
                 step,
                 "before",

@@ -9,6 +9,7 @@ import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import free_names
+from neural_coder.analysis.training import is_scaler_step_call
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import AddImport, ReplaceExpression
@@ -32,17 +33,27 @@ CONDITIONAL_EXPRESSIONS = (
 class StepHooks(BasePlanner):
     """A part of `LoopPlanner` (loop.py): hooks inside the step."""
 
-    def _hooks_inside_the_scaler(self, loop: TrainingLoop, cm: str) -> None:
+    def _scaler_call_in(self, step: cst.BaseStatement) -> cst.Call | None:
+        """The `loss_scaler(loss, optimizer, ...)` call that `step` (a statement) is."""
+        if not isinstance(step, cst.SimpleStatementLine):
+            return None
+        for call in m.findall(step, m.Call()):
+            assert isinstance(call, cst.Call)
+            if is_scaler_step_call(self.index, call):
+                return call
+        return None
+
+    def _hooks_inside_the_scaler(self, step: cst.BaseStatement, optimizer: str, cm: str) -> None:
         """`loss_scaler(loss, optimizer, ...)` backs up and steps in one call: the optimizer
         hooks go onto the optimizer for that call, and come off after it."""
         handles = self.free_name("step_hooks")
         self.insert(
-            loop.optimizer_step,
+            step,
             "before",
-            [f"{handles} = optimizer_step_hooks({loop.optimizer}, {cm})"],
+            [f"{handles} = optimizer_step_hooks({optimizer}, {cm})"],
             "on_before/after_optimizer_step inside the scaler's optimizer.step()",
         )
-        self.insert(loop.optimizer_step, "after", [f"{handles}.remove()"], "the step hooks removed")
+        self.insert(step, "after", [f"{handles}.remove()"], "the step hooks removed")
         self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "optimizer_step_hooks"))
 
     def _distillation_loss(self, loop: TrainingLoop, cm: str) -> None:

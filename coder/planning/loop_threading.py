@@ -36,6 +36,21 @@ class ManagerThreading(ClosureSteps):
                 for c in self.index.call_sites(hop.function)
                 if hop.closure_of is not None and self._in_step_loop(c, loop)
             ]
+            # `run_epoch(..., train=False)` beside the training call: the step loop's hooks
+            # run there too, so it gets the manager as well
+            same_loop += [c for c in hop.companions if c not in same_loop]
+            if hop.returned_closure:
+                # `perform_train_step_fn`, kept in `self.train_step_fn`: it reads `self`
+                if entry_cls is None or self.index.class_of(hop.function.node) is not entry_cls:
+                    raise AnalysisError(
+                        f"{hop.function.key}() holds the training step and is reached through "
+                        f"an attribute of its class, but training starts outside that class",
+                        path=self.src.path,
+                        line=self.src.line(hop.function.node),
+                        hint="start the epoch loop in a method of the same class",
+                    )
+                cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
+                continue
             if entry_cls is not None and hop.function.cls is entry_cls:
                 self._refuse_other_paths(hop.function, hop.call, same_loop)
                 cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
@@ -70,8 +85,10 @@ class ManagerThreading(ClosureSteps):
                 # partial is judged where it is handed on
                 continue
             for arg in call.args:
-                if passes_function(arg.value, fn.name) and (
-                    fn.cls is None or isinstance(arg.value, cst.Attribute | cst.Call)
+                if (
+                    passes_function(arg.value, fn.name)
+                    and (fn.cls is None or isinstance(arg.value, cst.Attribute | cst.Call))
+                    and not self._names_a_local(arg.value, call)
                 ):
                     raise AnalysisError(
                         f"{fn.key}() runs the training step and is also handed to "
@@ -82,6 +99,21 @@ class ManagerThreading(ClosureSteps):
                         hint=f"give the other run a step function of its own, or pass "
                         f"{self.cm_name}= where it is called",
                     )
+
+    def _names_a_local(self, value: cst.BaseExpression, at: cst.CSTNode) -> bool:
+        """`DataLoader(train, ...)` where `train` is a variable of the function around
+        `at` (`train = TensorDataset(...)`, a parameter): it shadows the training
+        function of the same name, so no function is handed over."""
+        if is_partial(value):
+            assert isinstance(value, cst.Call)
+            value = value.args[0].value
+        if not isinstance(value, cst.Name):
+            return False
+        scope = self.index.scope_of(at)
+        fn = self.index.function(scope)
+        if fn is None:
+            return False
+        return bool(self.index.assignments_in(value.value, scope)) or value.value in fn.all_params()
 
     def _refuse_other_paths(
         self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation, final_model, loaders
+from neural_coder.analysis import evaluation, final_model, loader_rebuild, loaders
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
+from neural_coder.analysis.index import Function
 from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -38,6 +39,8 @@ class PostTrainingPlanner(BasePlanner):
         place = self._placement(evaluations)
         model, scope = place.model, place.scope
         self.refuse_peft_weights(model, scope)
+        place = self._evaluation_branch_instead(place, evaluations)
+        model, scope = place.model, place.scope
         self._check_result_is_used(place)
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
@@ -320,6 +323,48 @@ class PostTrainingPlanner(BasePlanner):
             hint=f"run the tool on the script that calls {fn.key}() (with this file beside it)",
         )
 
+    def _evaluation_branch_instead(
+        self, place: FinalModel, evaluations: list[evaluation.Evaluation]
+    ) -> FinalModel:
+        """Nothing reads the model after training, but the function has an evaluation-only
+        path before it (`if args.evaluate: validate(val_loader, model, ...); return`, the
+        way such scripts evaluate a `--resume`d checkpoint): the fit goes there, before
+        the evaluation, so that run evaluates the quantized model."""
+        loop = self.facts.loop
+        if loop is None or "." in place.model or final_model.later_reads(self.index, place):
+            return place
+        start = self.src.line(loop.entry_loop)
+        for found in evaluations:
+            if (
+                found.scope is not place.scope
+                or found.model_arg != place.model
+                or self.src.line(found.call) >= start
+                or not self._returns_after(found.statement, place.scope)
+            ):
+                continue
+            self.plan.placed.append(
+                f"nothing reads {place.model} after training (line {self.src.line(place.anchor)}): "
+                f"the fit goes on the evaluation-only path, before line "
+                f"{self.src.line(found.statement)}, which evaluates {place.model} and returns"
+            )
+            return FinalModel(place.model, found.statement, "before", place.scope)
+        return place
+
+    def _returns_after(self, statement: cst.BaseStatement, scope: cst.CSTNode) -> bool:
+        """`statement` is in the body of an `if` (not in a loop) that ends with `return`."""
+        child: cst.CSTNode = statement
+        for ancestor in self.src.ancestors(statement):
+            if ancestor is scope or isinstance(ancestor, cst.For | cst.While):
+                return False
+            if isinstance(ancestor, cst.If) and child is ancestor.body:
+                body = getattr(ancestor.body, "body", ())
+                last = body[-1] if body else None
+                return isinstance(last, cst.SimpleStatementLine) and isinstance(
+                    last.body[-1], cst.Return
+                )
+            child = ancestor
+        return False
+
     def _check_result_is_used(self, place: FinalModel) -> None:
         """A local name that nothing reads after the fit would drop the quantized model."""
         if "." in place.model or final_model.later_reads(self.index, place):
@@ -396,6 +441,9 @@ class PostTrainingPlanner(BasePlanner):
                     return text
         if in_reach:
             return in_reach[0]
+        rebuilt = self._loader_rebuilt(found, place, line)
+        if rebuilt is not None:
+            return rebuilt
         if not required:
             return None
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
@@ -410,6 +458,46 @@ class PostTrainingPlanner(BasePlanner):
             + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
         )
 
+    def _loader_rebuilt(
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        line: int,
+    ) -> str | None:
+        """The call that builds, at the fit, the loader the evaluation (or a function the
+        model is handed to from `line` on) builds inside itself (see loader_rebuild)."""
+        for call, fn in self._functions_handed_the_model(found, place, line):
+            if self.index.scope_of(call) is not place.scope:
+                continue
+            rebuilt = loader_rebuild.rebuilt_loader(self.index, call, fn, place.scope, line)
+            if rebuilt is not None:
+                code, inside = rebuilt
+                self.plan.placed.append(
+                    f"calib_dataloader: {code}, the loader {fn.key}() builds inside "
+                    f"(line {self.src.line(inside)}), built at the fit"
+                )
+                return code
+        return None
+
+    def _functions_handed_the_model(
+        self,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
+        line: int,
+    ) -> list[tuple[cst.Call, Function]]:
+        """The evaluation's call and function; without one, the calls of `place.scope` from
+        `line` on that hand the model to a function of the project."""
+        if found is not None:
+            return [(found[0].call, found[0].function)]
+        return [
+            (call, fn)
+            for call in self.index.calls
+            if self.index.scope_of(call) is place.scope
+            and self.src.line(call) >= line
+            and any(self.src.code(a.value) == place.model for a in call.args)
+            and (fn := self.index.resolve_call(call)) is not None
+        ]
+
     def _loader_out_of_reach(
         self,
         found: tuple[evaluation.Evaluation, dict[str, str]] | None,
@@ -419,18 +507,7 @@ class PostTrainingPlanner(BasePlanner):
         """`: do_test() builds its own inside (...)` when the evaluation, or a function
         the model is handed to from `line` on, builds its loader where the fit cannot
         reach it (`data_loader = build_detection_test_loader(cfg, name)`)."""
-        if found is not None:
-            functions = [found[0].function]
-        else:
-            functions = [
-                fn
-                for call in self.index.calls
-                if self.index.scope_of(call) is place.scope
-                and self.src.line(call) >= line
-                and any(self.src.code(a.value) == place.model for a in call.args)
-                and (fn := self.index.resolve_call(call)) is not None
-            ]
-        for fn in functions:
+        for _call, fn in self._functions_handed_the_model(found, place, line):
             inside = loaders.loader_built_inside(self.index, fn.node)
             if inside is not None:
                 return (

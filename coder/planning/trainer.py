@@ -19,6 +19,9 @@ from neural_coder.transforms.edits import AddImport, AddKeywordArgument, Replace
 
 from .base import PRUNING_END_FRACTION, BasePlanner, Plan
 
+#: keywords by which a distillation Trainer subclass takes its teacher
+TEACHER_KEYWORDS = ("teacher_model", "teacher")
+
 
 class TrainerPlanner(BasePlanner):
     # save_pretrained writes a config with the original sizes: shrinking only on --shrink
@@ -49,6 +52,7 @@ class TrainerPlanner(BasePlanner):
         before = []
         if "distillation" in techniques:
             self._target(use, "distil")  # a Trainer that cannot be reached is the first refusal
+            self._refuse_own_distillation(use, model)
             before.append(self.teacher(model, use.scope, use.statement))
         # "": the callback fits the pruning schedule to the Trainer's run length
         before.append(f"{cm} = prepare_compression({model}, {self.configs('')})")
@@ -64,6 +68,30 @@ class TrainerPlanner(BasePlanner):
         )
         self._attach(use, callback, cm, fit_schedule)
         return self.plan
+
+    def _refuse_own_distillation(self, use: TrainerUse, model: str) -> None:
+        """A distillation Trainer (`DistillationTrainer(student, args, teacher_model=teacher)`)
+        already distils in its own compute_loss: a second, default teacher (a copy of the
+        student) would be wrong, and adding the runtime's loss to the script's is a choice
+        the user makes by naming the teacher."""
+        if (
+            self.options.distillation.teacher is not None
+            or self.options.distillation.teacher_is_copy
+        ):
+            return
+        for arg in use.call.args:
+            if arg.keyword is not None and arg.keyword.value in TEACHER_KEYWORDS:
+                teacher = self.src.code(arg.value)
+                line = self.src.line(arg)
+                raise AnalysisError(
+                    f"the {use.class_name} at line {self.src.line(use.call)} already distils "
+                    f"{model} from its teacher ({arg.keyword.value}={teacher} at line {line})",
+                    path=self.src.path,
+                    line=line,
+                    hint="the script distils as it is: compress its student with --approach qat "
+                    "or pruning (its own distillation loss stays), or add the runtime's "
+                    f"distillation loss to it with --teacher {teacher}",
+                )
 
     def _attach(self, use: TrainerUse, callback: str, cm: str, fit_schedule: bool) -> None:
         """The callback into the Trainer, distillation's compute_loss, the imports."""

@@ -16,6 +16,7 @@ import transformers
 from torch import nn
 from transformers import AutoConfig
 
+from .. import int8_device
 from ..model import BEST_CONFIGURE, CHECKPOINT_NAME, load
 from ..quant import QAT, QuantSpec, get_backend, get_recipe
 from ..quant.backend import RECIPE_FORMAT
@@ -207,7 +208,7 @@ def _int8_from_fake_quant(
             f"{folder} lacks the fake-quant state of {len(lost)} entries (e.g. {lost[:3]}); "
             "it was not saved from the QAT model of this recipe"
         )
-    return backend.convert(prepared, inplace=True)
+    return int8_device.keep_on_cpu(backend.convert(prepared, inplace=True))
 
 
 @contextlib.contextmanager

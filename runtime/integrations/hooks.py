@@ -125,7 +125,9 @@ def freeze_fake_quant(model: Any) -> None:
     with torch.no_grad():
         for module in model.modules():
             weight_fake_quant = getattr(module, "weight_fake_quant", None)
-            weight = getattr(module, "weight", None)
+            # the observed modules' weight in the observer's layout (Conv1D's is transposed)
+            observed = getattr(module, "observed_weight", None)
+            weight = observed() if callable(observed) else getattr(module, "weight", None)
             if isinstance(weight_fake_quant, torch.nn.Module) and isinstance(weight, torch.Tensor):
                 weight_fake_quant(weight.detach().float())
     model.apply(disable_observer)

@@ -64,7 +64,9 @@ class _TrainerEvaluation:
             metrics = self.trainer.evaluate()
         if self.metric_key is None:
             self.metric_key = self._pick(metrics)
-            if len(self.keys) > 1:  # one key: the direction is the criterion's, as written
+            if len(self.keys) > 1 or self.metric_key not in self.keys:
+                # one key found as written: the direction is the criterion's; a fallback or
+                # one of several keys: the direction its name says
                 lower = any(w in self.metric_key.lower() for w in LOWER_IS_BETTER)
                 self.higher_is_better = not lower
         elif self.metric_key not in metrics:
@@ -78,6 +80,18 @@ class _TrainerEvaluation:
         for key in self.keys:
             if key in metrics:
                 return key
+        fallback = _scored_metric(metrics) if DEFAULT_METRIC_KEY in self.keys else None
+        if fallback is not None:
+            # eval_loss is the default because evaluate() holds it whenever the eval
+            # batches carry labels; a QA or generation Trainer often evaluates without
+            # labels, and then its compute_metrics keys are what there is to tune on
+            log.warning(
+                "trainer.evaluate() returned no %r (the eval batches carry no labels?): "
+                "tuning uses %r, the first metric it returned",
+                DEFAULT_METRIC_KEY,
+                fallback,
+            )
+            return fallback
         hints = [f"eval_{k}" for k in self.keys if f"eval_{k}" in metrics]
         hint = f" (did you mean {hints[0]!r}?)" if hints else ""
         wanted = " or ".join(repr(k) for k in self.keys)
@@ -89,8 +103,25 @@ class _TrainerEvaluation:
         )
 
 
+#: the key `trainer_eval_func` tunes on by default; when it is missing, see `_scored_metric`
+DEFAULT_METRIC_KEY = "eval_loss"
+#: what `trainer.evaluate()` reports about the run itself, not the model's score
+_BOOKKEEPING_SUFFIXES = ("_runtime", "_per_second", "_samples", "_steps", "epoch")
+
+
+def _scored_metric(metrics: dict[str, Any]) -> str | None:
+    """The first numeric metric of `metrics` that scores the model (not the run time,
+    the throughput, the sample count or the epoch), or None."""
+    for key, value in metrics.items():
+        if key.endswith(_BOOKKEEPING_SUFFIXES) or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            return key
+    return None
+
+
 def trainer_eval_func(
-    trainer: Any, metric_key: str | Sequence[str] = "eval_loss"
+    trainer: Any, metric_key: str | Sequence[str] = DEFAULT_METRIC_KEY
 ) -> Callable[[Any], float]:
     """`eval_func(candidate) -> float` for `quantization.fit`: `trainer.evaluate()` of the
     candidate (swapped in as `trainer.model` / `trainer.model_wrapped`, both restored
@@ -101,7 +132,12 @@ def trainer_eval_func(
     different ones (`eval_mse` for regression, `eval_accuracy` for classification): the
     first key the first evaluation holds is used from then on, and whether higher is
     better follows its name (`fit` turns its accuracy criterion to match).
-    A single key keeps the direction the `AccuracyCriterion` says."""
+    A single key keeps the direction the `AccuracyCriterion` says.
+
+    When `"eval_loss"` is among the keys and the evaluation holds none of them (a
+    question-answering Trainer evaluates on features without labels, so it has no
+    loss), the first metric that scores the model is used, with a warning, in the
+    direction its name says."""
     keys = [metric_key] if isinstance(metric_key, str) else list(metric_key)
     if not keys:
         raise ValueError("trainer_eval_func needs at least one metric key")

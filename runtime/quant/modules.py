@@ -30,10 +30,24 @@ from torch.ao.quantization import QConfig
 _CONV_TYPES: dict[type[nn.Module], int] = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
 
 
+def is_transposed_linear(module: nn.Module) -> bool:
+    """transformers' `Conv1D` (GPT-2, DistilGPT2, GPT, ...): a Linear whose weight is
+    stored transposed, (in_features, out_features). Known by its name and attributes,
+    so the runtime needs no transformers import."""
+    weight = getattr(module, "weight", None)
+    return (
+        type(module).__name__ == "Conv1D"
+        and isinstance(weight, nn.Parameter)
+        and weight.dim() == 2
+        and tuple(weight.shape) == (getattr(module, "nx", None), getattr(module, "nf", None))
+    )
+
+
 def supports_eager(module: nn.Module) -> bool:
-    """Exact nn.Linear / zero-padded nn.ConvNd (subclasses such as MultiheadAttention's
-    out_proj are used through `.weight` by their parent and are left alone)."""
-    if type(module) is nn.Linear:
+    """Exact nn.Linear / zero-padded nn.ConvNd / transformers' Conv1D (subclasses such as
+    MultiheadAttention's out_proj are used through `.weight` by their parent and are left
+    alone)."""
+    if type(module) is nn.Linear or is_transposed_linear(module):
         return True
     if type(module) in _CONV_TYPES:
         conv: Any = module
@@ -66,8 +80,13 @@ class _Observed(nn.Module):
         self.weight_fake_quant = qconfig.weight()
         self.activation_post_process = qconfig.activation()
 
+    def observed_weight(self) -> torch.Tensor:
+        """The weight as its fake-quant observer sees it ((out, in, ...) layout)."""
+        return self.weight
+
     def _weight(self) -> torch.Tensor:
-        return self.weight_fake_quant(self.weight) if self.fake_quant_weight else self.weight
+        weight = self.observed_weight()
+        return self.weight_fake_quant(weight) if self.fake_quant_weight else weight
 
     def _qparams(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         in_scale, in_zp = _activation_qparams(self.activation_pre_process)
@@ -75,7 +94,7 @@ class _Observed(nn.Module):
         return in_scale, in_zp, out_scale, out_zp
 
     def _quantized_weight(self) -> torch.Tensor:
-        weight = self.weight.detach().float().cpu()
+        weight = self.observed_weight().detach().contiguous().float().cpu()
         observer = self.weight_fake_quant.cpu()
         observer(weight)  # observe the final weights (what torch's from_float does)
         return _quantize_weight(weight, observer)
@@ -107,6 +126,19 @@ class ObservedLinear(_Observed):
         q.zero_point = int(out_zp)
         q.set_input_qparams(in_scale, in_zp)
         return q
+
+
+class ObservedTransposedLinear(ObservedLinear):
+    """transformers' `Conv1D` during QAT or calibration: it keeps the original weight
+    Parameter, shaped (in, out), and computes with its transpose, so the user's optimizer
+    keeps training it; it becomes the same `QuantizedLinear` as an `nn.Linear` does."""
+
+    def __init__(self, conv1d: nn.Module, qconfig: QConfig, fake_quant_weight: bool) -> None:
+        _Observed.__init__(self, conv1d, qconfig, fake_quant_weight)
+        self.in_features, self.out_features = conv1d.weight.shape
+
+    def observed_weight(self) -> torch.Tensor:
+        return self.weight.t()  # (out, in): the per-channel axis is the output one
 
 
 class ObservedConv(_Observed):
@@ -279,7 +311,22 @@ def quantize_embedding(module: nn.Embedding | nn.EmbeddingBag, qconfig: QConfig)
 def observe(module: nn.Module, qconfig: QConfig, fake_quant_weight: bool) -> _Observed:
     if type(module) is nn.Linear:
         return ObservedLinear(module, qconfig, fake_quant_weight)  # type: ignore[arg-type]
+    if is_transposed_linear(module):
+        return ObservedTransposedLinear(module, qconfig, fake_quant_weight)
     return ObservedConv(module, qconfig, fake_quant_weight)
+
+
+def linear_from_transposed(module: nn.Module) -> nn.Linear:
+    """An `nn.Linear` computing what transformers' `Conv1D` `module` does (a copy of its
+    weight, transposed): for the post-training paths, which quantize a copy anyway."""
+    in_features, out_features = module.weight.shape
+    linear = nn.Linear(in_features, out_features, bias=module.bias is not None)
+    linear.to(device=module.weight.device, dtype=module.weight.dtype)
+    with torch.no_grad():
+        linear.weight.copy_(module.weight.t())
+        if module.bias is not None:
+            linear.bias.copy_(module.bias)
+    return linear
 
 
 OBSERVED_TYPES = (ObservedLinear, ObservedConv)

@@ -27,7 +27,9 @@ _Layout = tuple[bool, bool, int]
 
 
 def _float_zeros(weight: torch.Tensor) -> int:
-    return weight.numel() - int(torch.count_nonzero(weight.detach()))
+    from ..state_size import count_zeros
+
+    return count_zeros(weight)
 
 
 def _weight_layout(weight_observer: Any, module: nn.Module) -> _Layout | None:
@@ -105,6 +107,14 @@ def _attach_size_hints(model: nn.Module, layouts: Mapping[str, _Layout]) -> None
                 or holder.dtype != torch.qint8
             ):
                 continue
+            if type(module)._save_to_state_dict is nnq.Linear._save_to_state_dict:
+                # what the module itself adds: its output scale and zero point as 0-d
+                # tensors (torch.tensor of a float and an int); the holder is a child
+                scalar = torch.empty((), dtype=torch.get_default_dtype()).element_size()
+                own = (("scale", scalar, None), ("zero_point", 8, None))
+                object.__setattr__(
+                    module, SIZE_HINT_ATTR, SizeHint(holder, own, packed_attr="_packed_params")
+                )
             out = module.out_features
             numel = module.in_features * out
             channels = out if per_channel else 0

@@ -203,8 +203,9 @@ class TorchAOBackend:
         work = _copy(model, hooks, or_in_place=False).cpu().eval()
         reduce_range = resolve_reduce_range(spec)
         _fold_batch_norms(work)
-        qconfig_spec: dict[str, QConfig] = {}
         shared = _shared_ids(work)
+        _linears_for_transposed(work, shared)
+        qconfig_spec: dict[str, QConfig] = {}
         for name, module in work.named_modules():
             if type(module) not in _DYNAMIC_TYPES or id(module) in shared:
                 continue
@@ -423,6 +424,16 @@ class TorchAOBackend:
         }
         # a plain attribute: not in the state dict, survives deepcopy
         object.__setattr__(model, RECIPE_ATTR, recipe)
+
+
+def _linears_for_transposed(work: nn.Module, shared: Collection[int]) -> None:
+    """Replace each transformers `Conv1D` of `work` (a copy being quantized) by the
+    equivalent `nn.Linear`, which the dynamic kernels take (GPT-2's attention and MLP
+    are all Conv1D); shared (tied) ones stay float, as shared Linears do."""
+    for name, module in list(work.named_modules()):
+        if name and qm.is_transposed_linear(module) and id(module) not in shared:
+            if id(module.weight) not in shared:
+                _set_submodule(work, name, qm.linear_from_transposed(module))
 
 
 class _ScopedSpec:

@@ -30,7 +30,10 @@ the same `max_trials` on both sides. Measured, with one thread:
   turns (shuffled order, thread CPU time; a ratio is the median of the per-turn
   ratios). INC's model cannot come this way: INC leaves a local hook on quantized
   embeddings, which pickling refuses;
-* int8 modules: modules whose class is a torch.ao quantized one.
+* int8 modules: modules whose class is a torch.ao quantized one;
+* model size: the bytes `torch.save(model.state_dict())` writes, ours, INC's and
+  fp32's, and each int8 one as a fraction of fp32 (4 decimals); also for an untrained
+  BERT-mini (30522-word vocabulary, 4 layers, hidden 256), quantized once per approach.
 
 Anything INC does not do (an exception, None) is recorded with its message, and
 the log lines that say how each side quantized (INC's sub-module tracing of a
@@ -39,6 +42,7 @@ Hugging Face model, our eager path, fallbacks) are printed under the table.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -108,6 +112,17 @@ def build(kind: str) -> nn.Module:
         return SmallCNN()
     import transformers
 
+    if kind == "bert-mini":  # Google's BERT-mini shape (4 layers, hidden 256), untrained
+        return transformers.BertForSequenceClassification(
+            transformers.BertConfig(
+                hidden_size=256,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                intermediate_size=1024,
+                num_labels=len(MARKERS),
+            )
+        )
+
     config = transformers.BertConfig(
         vocab_size=BERT_VOCAB,
         hidden_size=128,
@@ -159,6 +174,13 @@ def evaluate(model: nn.Module, batches: DataLoader) -> float:
             correct += int((run(model, inputs).argmax(-1) == labels).sum())
             total += len(labels)
     return correct / total
+
+
+def saved_size(state: dict[str, Any]) -> int:
+    """Bytes `torch.save` writes for a state dict (both sides measured the same way)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getbuffer().nbytes
 
 
 def count_int8(model: nn.Module) -> int:
@@ -286,6 +308,8 @@ def run_case(
         result["returned"] = "None" if result["error"] is None else "exception"
         return result
     result["returned"] = "model"
+    result["size_bytes"] = saved_size(int8.state_dict())
+    result["fp32_size_bytes"] = saved_size(fp32.state_dict())
     result["accuracy"] = evaluate(int8, batches)
     result["int8_modules"] = count_int8(int8)
     result["model"] = q
@@ -308,6 +332,28 @@ def run_all(saved: dict[str, Any], quantization: Any, config: Any, logger: str) 
             print(f"  {key} ...", file=sys.stderr, flush=True)
             results[key] = run_case(kind, case, saved[kind], quantization, config, logger)
     return results
+
+
+def size_only(saved: dict[str, Any], quantization: Any, config: Any) -> dict[str, Any]:
+    """BERT-mini (30522-word vocabulary: the embeddings are most of it), untrained,
+    quantized once per approach (static calibrated on the small BERT's data): the
+    sizes only, against the same model on the other side."""
+    sizes: dict[str, Any] = {}
+    fp32 = build("bert-mini").eval()
+    settings = SETTINGS["bert"]
+    calib = loader(saved["bert"]["data"], "calib", settings["calib_batch"])
+    for approach in ("static", "dynamic"):
+        model = build("bert-mini").eval()
+        conf = config.PostTrainingQuantConfig(
+            approach=approach, calibration_sampling_size=[settings["calib"]]
+        )
+        q = quantization.fit(model, conf, calib_dataloader=calib if approach == "static" else None)
+        int8 = getattr(q, "model", None)
+        sizes[f"bert-mini {approach} once"] = {
+            "fp32_size_bytes": saved_size(fp32.state_dict()),
+            "size_bytes": None if int8 is None else saved_size(int8.state_dict()),
+        }
+    return sizes
 
 
 # -- the INC process ------------------------------------------------------------------------
@@ -349,6 +395,7 @@ def worker(data_path: str, out_path: str, site_dir: str, ours_dir: str) -> None:
     logging.getLogger("neural_compressor").setLevel(logging.INFO)
     saved = torch.load(data_path, weights_only=True)
     results = run_all(saved, quantization, config, "neural_compressor")
+    sizes = size_only(saved, quantization, config)
 
     # our int8 models, saved by the other process, loaded here with our runtime (its
     # editable install made importable after INC ran) for side-by-side latency
@@ -372,7 +419,8 @@ def worker(data_path: str, out_path: str, site_dir: str, ours_dir: str) -> None:
             models["INC"] = inc_model.model
         result["latency"] = latency(models, next(iter(batches))[0])
     meta = {"version": neural_compressor.__version__, "transformers_borrowed": borrowed}
-    Path(out_path).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    document = {"meta": meta, "results": results, "sizes": sizes}
+    Path(out_path).write_text(json.dumps(document, indent=1))
 
 
 # -- this process ------------------------------------------------------------------------------
@@ -431,7 +479,12 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def report(ours: dict[str, Any], inc: dict[str, Any], meta: dict[str, Any]) -> None:
+def report(
+    ours: dict[str, Any],
+    inc: dict[str, Any],
+    meta: dict[str, Any],
+    sizes: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+) -> None:
     borrowed = " (transformers borrowed from .venv)" if meta["transformers_borrowed"] else ""
     print(
         f"\nours (neural_coder.runtime) vs INC {meta['version']}{borrowed}; 1 thread; "
@@ -459,6 +512,23 @@ def report(ours: dict[str, Any], inc: dict[str, Any], meta: dict[str, Any]) -> N
             f"{_fmt(ms.get('fp32'), '.2f'):>9}{_fmt(ms.get('ours'), '.2f'):>9}"
             f"{_fmt(ms.get('INC'), '.2f'):>9}{_fmt(ratios.get('ours/INC'), '.2f'):>9}"
             f"{_fmt(a.get('int8_modules'), 'd'):>7}{_fmt(b.get('int8_modules'), 'd'):>7}"
+        )
+    print(
+        "\nint8 model size: torch.save(model.state_dict()) in bytes, and as a fraction of "
+        "fp32's (same model, same serialisation)"
+    )
+    print(
+        f"{'case':<20}{'fp32 bytes':>12}{'ours bytes':>12}{'INC bytes':>12}"
+        f"{'ours/fp32':>11}{'INC/fp32':>10}{'ours-INC bytes':>16}"
+    )
+    for key, a in {**ours, **sizes[0]}.items():
+        b = {**inc, **sizes[1]}.get(key, {})
+        fp32, mine, theirs = a.get("fp32_size_bytes"), a.get("size_bytes"), b.get("size_bytes")
+        print(
+            f"{key:<20}{_fmt(fp32, 'd'):>12}{_fmt(mine, 'd'):>12}{_fmt(theirs, 'd'):>12}"
+            f"{_fmt(mine / fp32 if mine and fp32 else None, '.4f'):>11}"
+            f"{_fmt(theirs / fp32 if theirs and fp32 else None, '.4f'):>10}"
+            f"{_fmt(mine - theirs if mine and theirs else None, '+d'):>16}"
         )
     mismatched = [
         key
@@ -506,6 +576,7 @@ def main() -> None:
         torch.save(saved, data_path)
         print("ours:", file=sys.stderr)
         ours = run_all(saved, quantization, config, "neural_coder.runtime")
+        our_sizes = size_only(saved, quantization, config)
         for key, result in ours.items():
             q = result.pop("model", None)
             if q is not None:
@@ -525,7 +596,7 @@ def main() -> None:
             tail = (Path(tmp) / "inc.log").read_text()[-4000:]
             sys.exit(f"the INC process failed (exit {done.returncode}):\n{tail}")
         inc = json.loads(out_path.read_text())
-    report(ours, inc["results"], inc["meta"])
+    report(ours, inc["results"], inc["meta"], (our_sizes, inc["sizes"]))
 
 
 if __name__ == "__main__":

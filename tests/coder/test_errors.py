@@ -228,11 +228,12 @@ torch.save(model.state_dict(), "net.pt")
         "for n, p in model.named_parameters():\n    if 'lora_' not in n:\n        p.requires_grad = False",
     ],
 )
-@pytest.mark.parametrize("approach", ["pruning", "pruning+qat"])
-def test_pruning_weights_frozen_by_the_script_is_refused(tmp_path, freeze, approach):
+@pytest.mark.parametrize("approach", ["pruning", "pruning+qat", "qat", "distillation+qat"])
+def test_pruning_or_qat_of_weights_frozen_by_the_script_is_refused(tmp_path, freeze, approach):
     """Every base weight frozen (litgpt's mark_only_lora_as_trainable, requires_grad_(False),
-    a freezing loop) before the model reaches the training function: refused at the
-    freeze, with the way out; the file is untouched."""
+    a freezing loop) before the model reaches the training function: pruning would prune
+    nothing and QAT would quantize weights it never trains, under fp32 adapters. Refused
+    at the freeze, with the way out; the file is untouched."""
     helper = "def mark_only_lora_as_trainable(m):\n    m.requires_grad_(False)\n"
     text = FROZEN_LOOP.format(freeze=freeze)
     text = text.replace("model = Net()", helper + "model = Net()")
@@ -241,7 +242,13 @@ def test_pruning_weights_frozen_by_the_script_is_refused(tmp_path, freeze, appro
     assert result.exit_code == 1, result.output
     line = text.splitlines().index(freeze.splitlines()[0]) + 1
     assert f"{path}:{line}: the weights of model are frozen at line {line}" in result.output
-    assert "nothing would be pruned" in result.output and "unfreeze" in result.output
+    techniques = approach.split("+")
+    assert ("nothing would be pruned" in result.output) == ("pruning" in techniques)
+    assert ("quantize the frozen weights without training them" in result.output) == (
+        "qat" in techniques
+    )
+    assert ("--approach ptq-dynamic" in result.output) == ("qat" in techniques)
+    assert "unfreeze" in result.output
     assert_untouched(path, text)
 
 
@@ -256,10 +263,11 @@ def test_pruning_weights_frozen_by_the_script_is_refused(tmp_path, freeze, appro
         "model.requires_grad_(False)\nfor p in model.head.parameters():\n    p.requires_grad = True",
     ],
 )
-def test_a_freeze_of_one_part_is_pruned(tmp_path, freeze):
+@pytest.mark.parametrize("approach", ["pruning", "qat"])
+def test_a_freeze_of_one_part_is_pruned_or_quantized(tmp_path, freeze, approach):
     text = FROZEN_LOOP.format(freeze=freeze)
     path = write(tmp_path, text)
-    result = run_cli("optimize", path, "--approach", "pruning")
+    result = run_cli("optimize", path, "--approach", approach)
     assert result.exit_code == 0, result.output
     assert "prepare_compression(" in path.read_text()
 

@@ -53,9 +53,15 @@ CASES = [
     # QAT under a nanoGPT-style autocast context: the runtime trains it in mixed precision
     ("autocast_ctx_train.py", "qat", "runtime"),
     ("peft_lora_finetune.py", "distillation", "runtime"),  # LoRA: distilled as it is
-    # every base weight frozen by mark_only_lora_as_trainable: pruning is refused,
-    # distillation trains the adapters as they are
+    # every base weight frozen by mark_only_lora_as_trainable: pruning and QAT are
+    # refused, distillation trains the adapters as they are
     ("lora_mark_trainable.py", "distillation", "runtime"),
+    # every weight frozen in a loop, then a new head: the head trains, so QAT goes through
+    ("frozen_backbone_head.py", "qat", "runtime"),
+    # detectron2 style: do_test(cfg, model) builds its loader inside per test set; the fit
+    # builds the first one with the same builder
+    ("builder_loader_eval.py", "ptq-static", "runtime"),
+    ("builder_loader_eval.py", "bf16", "runtime"),
     # hooks on every path: AMP scaler or fp32, optimizer or manual SGD update, and the
     # manager prepared before `if distributed / elif gpu / else DataParallel` branches
     ("amp_reference_train.py", "pruning+qat", "runtime"),
@@ -155,6 +161,23 @@ CASES = [
     # the model built in extract_feature_pipeline() and run in extract_features(model, ...)
     ("feature_knn_eval.py", "ptq-static", "runtime"),
     ("feature_knn_eval.py", "bf16", "inc"),
+    # run_epoch(..., train=True) beside run_epoch(..., train=False) in one epoch loop: the
+    # training call is the path; both get the manager (the step loop's hooks run in both)
+    ("flag_epoch_fn.py", "pruning+qat", "runtime"),
+    ("flag_epoch_fn.py", "distillation", "runtime"),
+    # step closures made by factory methods, kept on self, picked by a validation flag
+    ("step_factory_trainer.py", "pruning+qat", "runtime"),
+    ("step_factory_trainer.py", "distillation", "runtime"),
+    # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
+    ("scaler_or_plain_step.py", "pruning", "runtime"),
+    # a manual SGD update and no optimizer object: the update is the step
+    ("manual_update_lm.py", "pruning+qat", "runtime"),
+    # nothing reads the model after training, but `if args.evaluate: validate(...); return`
+    # evaluates a --resume'd checkpoint: the fit goes there
+    ("evaluate_flag_train.py", "ptq-static", "runtime"),
+    # a distillation Trainer subclass (teacher= keyword): its student is compressed, its
+    # own loss stays; the runtime's distillation on top only with --teacher (test_hf_trainer_styles)
+    ("distillation_trainer_subclass.py", "pruning+qat", "runtime"),
 ]
 
 

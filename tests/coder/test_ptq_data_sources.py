@@ -107,24 +107,79 @@ def test_model_passed_on_through_two_functions_is_quantized_where_it_is_built():
     assert any("calib_dataloader=loader" in line for line in lines[fit:call])
 
 
-def test_a_loader_built_inside_the_evaluation_is_named_in_the_refusal():
-    """detectron2 style: do_test(cfg, model) builds a loader per test set inside itself."""
-    source = HEADER + (
-        "from mylib.data import build_test_loader\n\n"
-        "def do_test(cfg, model):\n"
-        "    results = {}\n"
-        "    for name in cfg.test_sets:\n"
-        "        data_loader = build_test_loader(cfg, name)\n"
-        "        results[name] = {'sum': score(model, data_loader)}\n"
-        "    return results\n\n"
-        "def main(cfg):\n"
-        "    model = Net()\n"
-        "    model.load_state_dict(torch.load(cfg.weights))\n"
-        "    return do_test(cfg, model)\n"
+BUILT_INSIDE = HEADER + (
+    "from mylib.data import build_test_loader\n\n"
+    "def do_test(cfg, model):\n"
+    "    results = {{}}\n"
+    "{rebind}"
+    "    for name in cfg.test_sets:\n"
+    "        data_loader = build_test_loader({args})\n"
+    "        results[name] = {{'sum': score(model, data_loader)}}\n"
+    "    return results\n\n"
+    "def main(cfg):\n"
+    "    model = Net()\n"
+    "    model.load_state_dict(torch.load(cfg.weights))\n"
+    "{before_test}"
+    "    return do_test({call_args})\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "call_args", "built"),
+    [
+        # detectron2's do_test: one loader per test set, the first one built at the fit
+        ("cfg, name", "cfg, model", "build_test_loader(cfg, next(iter(cfg.test_sets)))"),
+        # a parameter bound by keyword, a constant, a keyword argument of the builder
+        (
+            "cfg.data, name, batch_size=2",
+            "model=model, cfg=cfg",
+            "build_test_loader(cfg.data, next(iter(cfg.test_sets)), batch_size=2)",
+        ),
+    ],
+)
+def test_a_loader_the_evaluation_builds_inside_is_built_again_at_the_fit(args, call_args, built):
+    """No loader in reach after training, but the evaluation builds its own inside from
+    its parameters and a loop over one: the fit calls the same builder with the values
+    the call passes in, the loop's first item for the loop's name."""
+    source = BUILT_INSIDE.format(args=args, call_args=call_args, rebind="", before_test="")
+    text = rewrite(source)
+    fit = text[text.index("quantization.fit(") : text.index("return do_test")]
+    assert f"calib_dataloader={built}" in " ".join(fit.split()).replace("( ", "(").replace(
+        ", )", ")"
+    ), fit
+
+
+@pytest.mark.parametrize(
+    ("rebind", "args", "before_test", "call_args"),
+    [
+        # the function re-binds the config before building: not the caller's value
+        ("    cfg = cfg.clone()\n", "cfg, name", "", "cfg, model"),
+        # an argument the caller computes only in the call
+        ("", "cfg, name", "", "cfg.copy(), model"),
+        # a local of the evaluation that is no parameter nor loop name
+        ("    split = 'val'\n", "cfg, split", "", "cfg, model"),
+        # the loop runs over a local of the evaluation (`names` means something else at
+        # the fit)
+        (
+            "    names = cfg.test_sets[:1]\n",
+            "cfg, name",
+            "    names = ['x']\n",
+            "cfg, model",
+        ),
+    ],
+)
+def test_a_loader_built_inside_from_values_out_of_reach_is_named_in_the_refusal(
+    rebind, args, before_test, call_args
+):
+    """detectron2 style, where the values the builder takes cannot be had at the fit:
+    refused, naming the loader built inside, with the way out."""
+    source = BUILT_INSIDE.format(
+        args=args, call_args=call_args, rebind=rebind, before_test=before_test
     )
+    if "names =" in rebind:
+        source = source.replace("for name in cfg.test_sets", "for name in names")
     message = refusal(source)
     assert "no DataLoader is in reach" in message
-    assert (
-        "do_test() builds its own inside (data_loader = build_test_loader(cfg, name) at line"
-        in message
+    assert f"do_test() builds its own inside (data_loader = build_test_loader({args}) at line" in (
+        message
     )

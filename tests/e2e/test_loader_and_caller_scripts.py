@@ -3,7 +3,8 @@
 Loaders stored on `self` by another method of a recipe class, loaders handed back as a
 tuple by a helper (through `accelerator.prepare`), a model that one function builds
 and another evaluates, and a base checkpoint always loaded by the recipe's
-`_setup_model` (so the default distillation teacher is a trained copy). Each sample
+`_setup_model` (so the default distillation teacher is a trained copy), and a loader an
+evaluation builds inside itself (detectron2's do_test), built again at the fit. Each sample
 is rewritten with the CLI and run on tiny synthetic data; the checks read the
 runtime's summary and the weights the script saved.
 """
@@ -73,3 +74,20 @@ def test_model_built_by_the_caller_of_the_evaluation(tmp_path):
     assert summary["quantized_modules"] == 2, summary
     assert "10-NN top1" in run.stdout
     assert int8_modules_saved(tmp_path / "backbone.pt") == 2
+
+
+def test_a_loader_the_evaluation_builds_inside_calibrates_the_fit(tmp_path, monkeypatch):
+    """detectron2 style: do_test(cfg, model) builds a loader per test set inside itself and
+    the model takes lists of per-image dicts. The fit builds the first test set's loader
+    with the same builder, calibrates on those lists, and both test sets are evaluated
+    and the weights saved in int8."""
+    script = rewrite(tmp_path, "builder_loader_eval.py", "ptq-static")
+    assert "calib_dataloader=build_test_loader(cfg, next(iter(cfg.DATASETS.TEST)))" in (
+        script.read_text()
+    )
+    monkeypatch.setenv("MAX_ITER", "8")
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] == 3, summary  # two convolutions and the head
+    assert printed(run.stdout, r"shapes_val: accuracy ([0-9.]+)") >= 0.9, run.stdout
+    assert printed(run.stdout, r"shapes_test: accuracy ([0-9.]+)") >= 0.9, run.stdout
+    assert int8_modules_saved(tmp_path / "output" / "model_final.pth") == 3

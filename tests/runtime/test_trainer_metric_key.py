@@ -87,3 +87,30 @@ def test_no_key_found_names_what_is_there():
     evaluate = trainer_eval_func(StandInTrainer(net, "eval_f1"), ["eval_mse", "eval_accuracy"])
     with pytest.raises(KeyError, match=r"'eval_mse' or 'eval_accuracy'.*'eval_f1'"):
         evaluate(net)
+
+
+class LabelFreeTrainer(StandInTrainer):
+    """evaluate() as a question-answering Trainer's: compute_metrics' keys, bookkeeping,
+    and no eval_loss (the eval features carry no labels)."""
+
+    def evaluate(self) -> dict[str, float]:
+        score = 1.0 - super().evaluate()["eval_mse"]
+        return {"epoch": 1.0, "eval_runtime": 0.1, "eval_samples": 64, "eval_exact_match": score}
+
+
+def test_eval_loss_missing_falls_back_to_the_scored_metric_higher_is_better(caplog):
+    net = model()
+    evaluate = trainer_eval_func(LabelFreeTrainer(net, "eval_mse"))
+    with caplog.at_level("WARNING"):
+        evaluate(net)
+    assert evaluate.metric_key == "eval_exact_match" and evaluate.higher_is_better is True
+    assert "no 'eval_loss'" in caplog.text and "eval_exact_match" in caplog.text
+    written = AccuracyCriterion(higher_is_better=False)  # as generated for eval_loss
+    assert criterion_for(written, evaluate).higher_is_better is True
+
+
+def test_an_explicit_key_other_than_eval_loss_still_fails_when_missing():
+    net = model()
+    evaluate = trainer_eval_func(LabelFreeTrainer(net, "eval_mse"), "eval_accuracy")
+    with pytest.raises(KeyError, match="'eval_accuracy'"):
+        evaluate(net)

@@ -551,5 +551,9 @@ def test_runtime_logger_gets_a_stderr_handler_only_when_nothing_is_configured(mo
         monkeypatch.setattr(root, "handlers", [logging.NullHandler()])
         runtime_logger()
         assert logger.handlers == []  # the application configured logging itself
+        assert logger.getEffectiveLevel() == logging.INFO  # its handlers show the summary
+        logger.setLevel(logging.ERROR)
+        runtime_logger()
+        assert logger.level == logging.ERROR  # a level the application set is kept
     finally:
         logger.setLevel(saved_level)

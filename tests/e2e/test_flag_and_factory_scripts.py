@@ -1,0 +1,61 @@
+"""Training styles met in public examples, rewritten and run: one epoch function for
+training and evaluation chosen by a flag, a trainer class whose step closures come from
+factory methods, a timm-style step that is a loss-scaler call or a plain backward and
+step, a manual SGD update with no optimizer object, and a trainer whose `--evaluate`
+path evaluates a resumed checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_cli, script_path
+from tests.e2e.runner import rewrite_and_run, run_script
+
+pytestmark = pytest.mark.e2e
+
+
+def test_flag_epoch_fn_compresses_in_the_training_calls(tmp_path):
+    summary = rewrite_and_run(tmp_path, "flag_epoch_fn.py", "--approach", "pruning+qat")
+    # 256 / 32 = 8 steps an epoch, 3 epochs: the evaluation calls step nothing
+    assert summary["pruning_steps_seen"] == 24
+    assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert summary["quantized_modules"] == 3
+
+
+def test_flag_epoch_fn_distils_the_training_batches_only(tmp_path):
+    summary = rewrite_and_run(tmp_path, "flag_epoch_fn.py", "--approach", "distillation")
+    # the evaluation call runs the same hook under set_grad_enabled(False): not distilled
+    assert summary["distillation_steps"] == 24
+
+
+def test_step_factory_trainer(tmp_path):
+    summary = rewrite_and_run(tmp_path, "step_factory_trainer.py", "--approach", "pruning+qat")
+    assert summary["pruning_steps_seen"] == 48  # 256 / 16 batches, 3 epochs
+    assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert summary["quantized_modules"] == 3
+
+
+def test_plain_path_of_a_scaler_step_prunes(tmp_path):
+    # without --amp the loss scaler is None: the plain backward and step carry the hooks
+    summary = rewrite_and_run(tmp_path, "scaler_or_plain_step.py", "--approach", "pruning")
+    assert summary["pruning_steps_seen"] == 24
+    assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_manual_update_without_optimizer_trains_qat(tmp_path):
+    summary = rewrite_and_run(tmp_path, "manual_update_lm.py", "--approach", "pruning+qat")
+    assert summary["pruning_steps_seen"] == 24  # 12 windows of 8 tokens, 2 epochs
+    assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert summary["quantized_modules"] == 2
+
+
+def test_evaluate_path_quantizes_the_resumed_checkpoint(tmp_path):
+    script = tmp_path / "evaluate_flag_train.py"
+    script.write_text(script_path("evaluate_flag_train.py").read_text())
+    result = run_cli("optimize", script, "--approach", "ptq-static")
+    assert result.exit_code == 0, result.output
+    _, trained = run_script(script)  # training: the fit is not on this path
+    assert trained == {}
+    run, summary = run_script(script, "--evaluate", "--resume", "model_best.pth.tar")
+    assert summary["quantized_modules"] == 4
+    assert "Acc@1" in run.stdout
