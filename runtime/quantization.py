@@ -50,6 +50,7 @@ Deliberate differences from INC:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 import sys
@@ -280,7 +281,8 @@ def fit(
         else:
             first.append(TuneConfig.make(approach=DYNAMIC))
 
-    size_before = state_dict_size(model)
+    # measured when the summary is reported, and only if it is shown (`model` is unchanged)
+    size_before = functools.partial(state_dict_size, model)
     quantizer = _Quantizer(model, spec, calib_dataloader, calib_func)
     began = time.monotonic()
     if approaches == [DYNAMIC] and not _has_candidate_op(model, approaches, spec):
@@ -357,7 +359,7 @@ def _quantize_once(
     conf: Any,
     quantizer: _Quantizer,
     first: Sequence[TuneConfig],
-    size_before: int,
+    size_before: Callable[[], int],
     began: float,
 ) -> Model | None:
     """No evaluation: the first config that quantizes (static before dynamic for auto)."""

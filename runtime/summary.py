@@ -2,7 +2,9 @@
 
 The training manager builds it at `on_train_end` (after every compressor's
 `finalize`) from each compressor's `summary()`; the post-training `fit` entry
-points call `report(final_model, size_before_bytes, extra)` the same way.
+points call `report(final_model, size_before_bytes, extra)` the same way, which
+measures nothing when the summary would be shown nowhere (`summary_shown`: the
+runtime logger quieted below INFO, no summary or report file, or a rank other than 0).
 
 Keys always present: `quantized_modules` (counted on the final model),
 `size_before_bytes` / `size_after_bytes` (estimates of what
@@ -23,7 +25,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -45,6 +47,7 @@ __all__ = [
     "report",
     "runtime_logger",
     "state_dict_size",
+    "summary_shown",
 ]
 
 LOGGER_NAME = "neural_coder.runtime"
@@ -366,12 +369,33 @@ def record(kind: str, data: Mapping[str, Any]) -> None:
         f.write(line + "\n")
 
 
+def summary_shown() -> bool:
+    """Whether `report` would show a summary anywhere: the runtime logger logs INFO
+    (`runtime_logger` gives it INFO unless the script set a level), or
+    `$NEURAL_CODER_SUMMARY` / `$NEURAL_CODER_REPORT` names a file; rank 0 only. When it
+    would not, measuring the model for it is work nobody sees."""
+    if not (
+        logging.getLogger(LOGGER_NAME).isEnabledFor(logging.INFO)
+        or os.environ.get(ENV_VAR)
+        or os.environ.get(RECORD_ENV_VAR)
+    ):
+        return False
+    return _is_main_process()
+
+
 def report(
     model: nn.Module,
-    size_before_bytes: int | None,
+    size_before_bytes: int | None | Callable[[], int | None],
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """`build_summary` + `emit_summary`, for callers such as `quantization.fit`."""
+) -> dict[str, Any] | None:
+    """`build_summary` + `emit_summary` + `record`, for callers such as
+    `quantization.fit`; nothing is measured (None is returned) when the summary would
+    not be shown (`summary_shown`). `size_before_bytes` may be a function that measures
+    it (`fit` leaves the fp32 model unchanged, so it measures the same at the end)."""
+    if not summary_shown():
+        return None
+    if callable(size_before_bytes):
+        size_before_bytes = size_before_bytes()
     summary = build_summary(model, size_before_bytes, extra)
     emit_summary(summary)
     record("fit", summary)

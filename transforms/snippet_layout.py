@@ -3,10 +3,12 @@
 Covers exactly the subset the snippet builders produce: one simple statement a line
 (`target = callee(...)` or `callee(...)`, dotted names, keyword arguments, nested calls,
 list/dict literals, lambdas with one parameter, arithmetic and conditional expressions that
-fit their line). A line too long is laid out as black does: split at the last bracket pair
-(the call's parentheses, not the assignment's optional ones), the arguments on one line when
-they fit, else one per line with a trailing comma, each argument split the same way; list and
-dict literals that split put one element a line. Strings get black's double quotes.
+fit their line; `global a, b` that fits). A line too long is laid out as black does: split at
+the last bracket pair (the call's parentheses, not the assignment's optional ones), the
+arguments on one line when they fit, else one per line with a trailing comma, each argument
+(or dict value under a string or number key) split the same way; list and dict literals that
+split put one element a line. Strings get black's double quotes; a raw string is kept as it
+is when it already has them (migrate's regexes).
 
 Anything else (a statement it does not recognise, spacing black would change, a split black
 would make some other way) returns None and the caller asks black: never a guess.
@@ -28,6 +30,7 @@ OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = set(OPENERS.values())
 TOKEN = re.compile(
     r"""(?P<space>[ ]+)
+    |(?P<raw>r"(?:[^"\\\n]|\\[^"\n])*"(?!["']))
     |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
     |(?P<number>[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?(?![A-Za-z0-9_.]))
     |(?P<string>"[^"\\\n]*"(?!["'])|'[^'"\\\n]*'(?!["']))
@@ -67,7 +70,9 @@ def tokenize(line: str) -> tuple[list[Tok], str]:
         if m.lastgroup == "string" and text[0] == "'":
             text = '"' + text[1:-1] + '"'  # no quote or backslash inside (see TOKEN)
         pieces.append(text)
-        if m.lastgroup != "space":
+        if m.lastgroup == "raw":  # (a regex: kept as it is, as black keeps it)
+            tokens.append(Tok("string", text))
+        elif m.lastgroup != "space":
             tokens.append(Tok(m.lastgroup or "", text))
     stack: list[int] = []
     for index, tok in enumerate(tokens):
@@ -233,6 +238,11 @@ class Layout:
 
     def statement(self, line: str) -> list[str]:
         tokens, quoted = tokenize(line)
+        if tokens[0].text in ("global", "nonlocal") and _names_list(tokens[1:]):
+            text = space_out(tokens)
+            if text != quoted or not self.fits(0, text):
+                raise Unsupported("declaration")
+            return [text]
         if tokens[0].kind != "name" or tokens[0].is_keyword:
             raise Unsupported("statement")  # a keyword's, or a docstring
         text = space_out(tokens)
@@ -322,10 +332,23 @@ def _dotted(tokens: list[Tok]) -> bool:
     return True
 
 
+def _names_list(tokens: list[Tok]) -> bool:
+    """`name, name, ...`"""
+    if not tokens or len(tokens) % 2 == 0:
+        return False
+    return all(
+        tok.kind == "name" and not tok.is_keyword if i % 2 == 0 else tok.text == ","
+        for i, tok in enumerate(tokens)
+    )
+
+
 def _item_head(tokens: list[Tok]) -> bool:
-    """`[name=][lambda p: ]dotted.callee` or nothing (a list or dict literal)."""
+    """`[name=|key: ][lambda p: ]dotted.callee` or nothing (a list or dict literal); a dict
+    key is a string or a number."""
     i = 0
     if len(tokens) >= 2 and tokens[1].text == "=" and tokens[0].kind == "name":
+        i = 2
+    elif len(tokens) >= 2 and tokens[1].text == ":" and tokens[0].kind in ("string", "number"):
         i = 2
     if tokens[i : i + 1] and tokens[i].text == "lambda":
         i += 3

@@ -126,7 +126,11 @@ def _recipes(owner: str, param: str, value: Any) -> Any:
         value = {}
     if not isinstance(value, Mapping):
         raise _fail(owner, param, value, f"a dict with keys from {list(_RECIPE_DEFAULTS)}")
-    out = copy.deepcopy(_RECIPE_DEFAULTS)
+    # the defaults' containers are empty, so a shallow copy of each is a fresh one (a
+    # deepcopy of the defaults was a fifth of building a config)
+    out = {
+        k: copy.copy(v) if isinstance(v, (dict, list)) else v for k, v in _RECIPE_DEFAULTS.items()
+    }
     for key, val in value.items():
         at = f"{param}[{key!r}]"
         if key not in _RECIPE_DEFAULTS:

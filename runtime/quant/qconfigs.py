@@ -49,12 +49,22 @@ _QUIET = (
 )
 
 
+_quiet_filters: list[tuple] = []
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
+    """Silences torch.ao's own deprecation and observer chatter during a quantization.
+
+    The filters go in on first use and stay (again if something, such as a
+    `catch_warnings` block that ended, took them out): a `warnings.catch_warnings()` per
+    call would reset Python's record of the warnings already shown, so every show-once
+    warning of the user's script would come back after each quantization."""
+    if not _quiet_filters or _quiet_filters[0] not in warnings.filters:
         for text in _QUIET:
             warnings.filterwarnings("ignore", message=f".*{re.escape(text)}")
-        yield
+        _quiet_filters[:] = warnings.filters[: len(_QUIET)]
+    yield
 
 
 # -- engine and defaults -----------------------------------------------------

@@ -19,8 +19,10 @@ a figure is the median over the turns of the wall clock and of the child's CPU t
   of the tool costs, black being imported only to format the inserted snippets;
 * `optimize one.py --approach qat|ptq-static|pruning --diff` itself, end to end (for
   information: the rewrite is timed by the rewrite-speed benchmark);
-* `migrate legacy.py --diff`, end to end (it still imports libcst.codemod and the matchers);
-* `import libcst.codemod` (which pulls in libcst.matchers): what optimize no longer pays.
+* `migrate legacy.py --diff`, end to end, on a 1.x PTQ script and on one full of TODOs (with
+  the conf.yaml files they read); it imports neither libcst.codemod, the matchers nor black;
+* `import libcst.codemod` (which pulls in libcst.matchers): what optimize and migrate no
+  longer pay.
 
 Every child runs with bytecode caching on, as an installed package does (pip compiles its
 modules when it installs them), the caches in a temporary folder (PYTHONPYCACHEPREFIX: no
@@ -49,7 +51,8 @@ TURNS = 5 if "--quick" in sys.argv else 15
 PYTHON = sys.executable
 BASELINE = sys.argv[sys.argv.index("--baseline") + 1] if "--baseline" in sys.argv else None
 SAMPLE = ROOT / "samples" / "flat_script.py"
-LEGACY = ROOT / "samples" / "legacy" / "legacy_todos.py"
+LEGACY = ROOT / "samples" / "legacy"
+LEGACY_SCRIPTS = ("ptq_argparse_main.py", "legacy_todos.py")
 APPROACHES = ("qat", "ptq-static", "pruning")
 PYCACHE = tempfile.TemporaryDirectory(prefix="bench_startup_pycache_")
 ENV = {
@@ -93,9 +96,9 @@ def optimize_import_set(script: str, python: str = PYTHON) -> list[str]:
 
 def rows_for(python: str, folder: str) -> tuple[dict[str, list[str]], list[str]]:
     script = str(Path(folder) / "one.py")
-    legacy = str(Path(folder) / "legacy.py")
     Path(script).write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
-    Path(legacy).write_text(LEGACY.read_text(encoding="utf-8"), encoding="utf-8")
+    for path in [*(LEGACY / name for name in LEGACY_SCRIPTS), *LEGACY.glob("*.yaml")]:
+        (Path(folder) / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     modules = optimize_import_set(script, python)
     # what the snippets' formatting costs: black and the packages only black uses
     without_black = [m for m in modules if m.split(".")[0] not in BLACK_AND_ITS_OWN]
@@ -121,7 +124,9 @@ def rows_for(python: str, folder: str) -> tuple[dict[str, list[str]], list[str]]
         rows[f"optimize --approach {approach} (end to end)"] = [
             *cli, "optimize", script, "--approach", approach, "--diff"
         ]  # fmt: skip
-    rows["migrate legacy.py (end to end)"] = [*cli, "migrate", legacy, "--diff"]
+    for name in LEGACY_SCRIPTS:
+        legacy = str(Path(folder) / name)
+        rows[f"migrate {name} (end to end)"] = [*cli, "migrate", legacy, "--diff"]
     return rows, modules
 
 

@@ -54,9 +54,23 @@ LIST = (
     "target_sparsity=0.5, pattern='4x1', end_step=max(1, int(0.8 * (epochs * len(loader))))), "
     "QuantizationAwareTrainingConfig()])\nself.compression_manager.callbacks.on_train_begin()\n"
 )
+# migrate's configs: dict values split at their braces under a string key
+DICT_VALUES = (
+    "conf = PostTrainingQuantConfig(approach='static', op_type_dict={'.*': {'activation': "
+    "{'algorithm': ['minmax']}, 'weight': {'granularity': ['per_channel'], 'scheme': ['sym']}}, "
+    "'Linear': {'activation': {'dtype': ['uint8']}}}, optimizer={'SGD': {'learning_rate': 0.05, "
+    "'momentum': 0.9, 'nesterov': True}}, levels={0: {'x': [1, 2, 3], 'y': None}})\nrun()\n"
+)
+# a regex as migrate writes it (raw, double quotes), and the declaration of a builtin loop
+RAW_AND_GLOBAL = (
+    "global prune, quantizer\nprune_conf = WeightPruningConfig(pruning_configs=[{'pattern': '2x2', "
+    "'op_names': [r\"^layer1\\.0\\.conv1$\", r\"^layer1\\.0\\.conv2$\"], 'start_step': 2 * steps}])\n"
+)
 COVERED = [
     NESTED,
     LIST,
+    DICT_VALUES,
+    RAW_AND_GLOBAL,
     "config = {'a': 1, 'b': [1, 2, 3], 'c': None}\n",
     "x = y if z is not None else -1\n",
     'x = f(a, "it\'s", b[0], c["k"], d=-1.5e-05, e=not f)\n',
@@ -84,6 +98,10 @@ LEFT_TO_BLACK = [
     "y = x**2\n",
     "x = 'a\"b'\n",  # quotes black keeps
     "x = r'\\d'\n",
+    'x = r"\\d" "e"\n',  # implicit concatenation
+    'x = R"\\d"\n',
+    "global  a\n",
+    "global a; b = 1\n",
     "x = a[1:2]\n",
     "return x\n",
     "'docstring'\n",

@@ -1,5 +1,6 @@
 """What start-up imports: `neural-coder --help` loads click and little else, and a one-file
-`optimize` starts without the modules it does not need (no timing here: tests/bench/bench_startup.py).
+`optimize` or `migrate` starts without the modules it does not need (no timing here:
+tests/bench/bench_startup.py).
 
 Each check runs in a fresh interpreter and lists the heavy modules present in `sys.modules`."""
 
@@ -15,8 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 #: never needed to rewrite a script (the runtime runs the rewritten script, not the tool)
 NEVER = ["torch", "transformers", "rich", "pygls", "lsprotocol", "nbformat", "neural_coder.runtime"]
-#: never needed to optimize a script: the tool adds imports with its own adder
-#: (transforms/imports.py) and matches with transforms/match.py; `migrate` still uses them
+#: never needed to optimize or migrate a script: the tool adds and removes imports with its
+#: own adder and remover (transforms/imports.py, unused_imports.py) and matches with
+#: transforms/match.py
 CODEMOD = ["libcst.codemod", "libcst.matchers"]
 #: loaded where used: the api by the commands, black for inserted snippets snippet_layout does not
 #: cover, yaml for --config
@@ -74,3 +76,19 @@ def test_a_one_file_optimize_loads_what_it_uses_and_nothing_of_the_runtime(tmp_p
         "neural_coder.transforms.imports",
         "neural_coder.transforms.snippet_layout",
     ]
+
+
+@pytest.mark.parametrize("script", ["ptq_argparse_main.py", "qat_main.py", "distill_yaml_loss.py"])
+def test_a_one_file_migrate_loads_neither_codemod_the_matchers_black_nor_the_runtime(
+    tmp_path, script
+):
+    legacy = ROOT / "samples" / "legacy"
+    for path in [legacy / script, *legacy.glob("*.yaml")]:
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    run = RUN_CLI.format(args=["migrate", str(tmp_path / script), "--no-backup"])
+    names = NEVER + CODEMOD + ["black", "yaml", "neural_coder.transforms.unused_imports"]
+    # it did migrate: the yaml was read, the 1.x imports dropped, the 2.x ones added
+    assert loaded(run, names) == ["neural_coder.transforms.unused_imports", "yaml"]
+    migrated = (tmp_path / script).read_text(encoding="utf-8")
+    assert "neural_compressor.experimental" not in migrated
+    assert "from neural_compressor.config import" in migrated

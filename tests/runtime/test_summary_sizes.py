@@ -45,3 +45,43 @@ def test_a_large_int8_model_is_smaller_without_excuses():
     int8 = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     table = format_table(build_summary(int8, state_dict_size(model)))
     assert "x smaller)" in table and "why" not in table and "weights zero" not in table
+
+
+def test_fit_measures_the_summary_only_where_it_is_shown(monkeypatch, tmp_path, caplog):
+    """A quiet runtime logger and no summary file: `fit` skips the summary's measurements
+    (nobody sees them). Shown in the log or written as JSON: the same figures as before,
+    the fp32 size measured on the unchanged model."""
+    import json
+    import logging
+
+    from neural_coder.runtime import quantization, summary
+    from neural_coder.runtime.config import PostTrainingQuantConfig
+
+    built: list[dict] = []
+    real_build = summary.build_summary
+    monkeypatch.setattr(
+        summary, "build_summary", lambda *a: built.append(real_build(*a)) or built[-1]
+    )
+    monkeypatch.delenv("NEURAL_CODER_REPORT", raising=False)
+    model = _mlp(64).eval()
+    conf = PostTrainingQuantConfig(approach="dynamic")
+    logger = logging.getLogger("neural_coder.runtime")
+    monkeypatch.setattr(logger, "level", logging.WARNING)
+    assert not summary.summary_shown()
+    assert quantization.fit(model, conf) is not None and built == []
+
+    target = tmp_path / "summary.json"
+    monkeypatch.setenv("NEURAL_CODER_SUMMARY", str(target))
+    q = quantization.fit(model, conf)
+    written = json.loads(target.read_text())
+    assert len(built) == 1 and written["size_before_bytes"] == state_dict_size(model)
+    assert (
+        written["size_after_bytes"] == state_dict_size(q.model)
+        and written["quantized_modules"] == 2
+    )
+
+    monkeypatch.delenv("NEURAL_CODER_SUMMARY")
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    with caplog.at_level(logging.INFO, logger="neural_coder.runtime"):
+        quantization.fit(model, conf)
+    assert len(built) == 2 and "compression summary" in caplog.text

@@ -1,9 +1,11 @@
 """`migrate_source`: one file from the 1.x API to the 2.x API.
 
-A libcst `CodemodCommand`: the analysis finds the 1.x components, the planners of
-each component kind ask for edits, one transformer applies them, and libcst's
-`AddImportsVisitor` / `RemoveImportsVisitor` (run by the command) add the 2.x
-imports once and drop the 1.x imports nothing uses any more.
+The analysis finds the 1.x components, the planners of each component kind ask for
+edits, one transformer applies them, then the 2.x imports are added once
+(`transforms/imports.py`, in libcst's layout) and the 1.x imports nothing uses any more
+are dropped (`transforms/unused_imports.py`): what libcst's codemod command with its
+`AddImportsVisitor` / `RemoveImportsVisitor` did, without importing `libcst.codemod`
+and `libcst.matchers` (tests/coder/test_startup.py).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import libcst as cst
-from libcst.codemod import CodemodCommand, CodemodContext
-from libcst.metadata import GlobalScope
+from libcst.metadata import GlobalScope, MetadataWrapper
 
 from neural_coder.transforms.errors import MigrationError, ParseError
+from neural_coder.transforms.imports import ImportRequest, add_imports
 from neural_coder.transforms.tree import parse_python
+from neural_coder.transforms.unused_imports import Removal, remove_unused_imports
 
 from . import (
     benchmark,
@@ -75,11 +78,9 @@ def migrate_source(
         raise ParseError(
             f"not valid Python: {exc.message}", path=path, line=exc.raw_line, column=exc.raw_column
         ) from None
-    command = Migrate1xCommand(
-        CodemodContext(filename=str(path)), path, target, line_length or _line_length(source)
-    )
-    new = command.transform_module(module)
-    code, findings = _place_findings(new.code, command.ctx, str(path))
+    migration = _Migration(path, target, line_length or _line_length(source))
+    new = migration.transform(MetadataWrapper(module))  # (a copy of the tree, as libcst's codemod)
+    code, findings = _place_findings(new.code, migration.ctx, str(path))
     try:
         cst.parse_module(code)
     except cst.ParserSyntaxError as exc:  # pragma: no cover - a bug of ours, never the user's
@@ -100,21 +101,28 @@ def _line_length(source: str) -> int:
     return max(88, min(longest, 120))
 
 
-class Migrate1xCommand(CodemodCommand):
-    DESCRIPTION = (
-        "Migrate Intel Neural Compressor 1.x (experimental API + conf.yaml) to the 2.x API."
-    )
+class _Migration:
+    """One file's migration: `transform` plans and applies the edits, then adds the imports
+    they need and drops the 1.x imports left unused."""
 
-    def __init__(self, context: CodemodContext, path: Path, target: str, line_length: int) -> None:
-        super().__init__(context)
+    def __init__(self, path: Path, target: str, line_length: int) -> None:
         self.path = path
         self.target = target
         self.line_length = line_length
         self.ctx: Ctx | None = None
+        self.imports: list[ImportRequest] = []
+        self.removals: list[Removal] = []
 
-    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
-        wrapper = self.context.wrapper
-        assert wrapper is not None
+    def transform(self, wrapper: MetadataWrapper) -> cst.Module:
+        new = self._edit(wrapper)
+        if self.imports:
+            new = add_imports(new, self.imports, as_libcst=True)
+        if self.removals:
+            new = remove_unused_imports(new, self.removals)
+        return new
+
+    def _edit(self, wrapper: MetadataWrapper) -> cst.Module:
+        tree = wrapper.module
         analysis = Analysis(wrapper)
         if not (
             analysis.ctor_calls
@@ -138,11 +146,9 @@ class Migrate1xCommand(CodemodCommand):
         for name, local in ctx.symbols.items():
             sym = symbol(name, self.target)
             if sym.name is None:
-                self.add_needed_import(sym.module, asname=None if local == sym.module else local)
+                self.imports.append((sym.module, None, None if local == sym.module else local))
             else:
-                self.add_needed_import(
-                    sym.module, sym.name, asname=None if local == sym.name else local
-                )
+                self.imports.append((sym.module, sym.name, None if local == sym.name else local))
         for imp in analysis.imports:
             self._drop_legacy_import(imp)
         if self.target == "runtime":
@@ -161,14 +167,14 @@ class Migrate1xCommand(CodemodCommand):
                     or _is_legacy(f"{module}.{name}")
                     or (module, name) in _V1_NAMES
                 ):
-                    self.remove_unused_import(module, name, alias.evaluated_alias)
+                    self.removals.append((module, name, alias.evaluated_alias))
         else:
             for alias in imp.names:
                 name = alias.evaluated_name
                 if _is_legacy(name) or name == "neural_compressor":
                     # `import neural_compressor` only served `neural_compressor.Quantization`
                     # (1.0 style); it goes when nothing uses it any more
-                    self.remove_unused_import(name, None, alias.evaluated_alias)
+                    self.removals.append((name, None, alias.evaluated_alias))
 
 
 def _is_legacy(module: str) -> bool:
