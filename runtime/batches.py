@@ -47,6 +47,8 @@ def forward_inputs(batch: Any, model: nn.Module) -> Any:
         required = _required_positional(model)
         if required is not None and 1 < required < len(batch):
             return tuple(batch[:required])
+    if _images_list_for_the_model(inputs, model):
+        return (list(inputs),)
     config = getattr(model, "config", None)
     if (
         isinstance(batch, Mapping)
@@ -76,6 +78,34 @@ def _required_positional(model: nn.Module) -> int | None:
         ):
             count += 1
     return count
+
+
+def _images_list_for_the_model(inputs: Any, model: nn.Module) -> bool:
+    """Per-sample tensors (torchvision detection's `images` from a `tuple(zip(*batch))`
+    collate) that the model takes as one list: its forward's first parameter is declared
+    a list / sequence, or it cannot take that many positional arguments, so
+    `model(*inputs)` would hand the second image in as the targets."""
+    if not (
+        isinstance(inputs, tuple | list)
+        and len(inputs) > 1
+        and all(isinstance(item, torch.Tensor) for item in inputs)
+    ):
+        return False
+    try:
+        signature = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError, AttributeError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    parameters = [p for p in signature if p.kind in positional]
+    if len(inputs) > len(parameters):
+        return bool(parameters)
+    first = parameters[0].annotation if parameters else inspect.Parameter.empty
+    text = first if isinstance(first, str) else repr(first)
+    return first is not inspect.Parameter.empty and any(
+        word in text for word in ("list", "List", "Sequence", "Iterable")
+    )
 
 
 def _sample_dicts_for_the_model(batch: Any, model: nn.Module) -> bool:
