@@ -47,10 +47,11 @@ def test_a_large_int8_model_is_smaller_without_excuses():
     assert "x smaller)" in table and "why" not in table and "weights zero" not in table
 
 
-def test_fit_measures_the_summary_only_where_it_is_shown(monkeypatch, tmp_path, caplog):
+def test_fit_measures_the_summary_only_where_it_is_shown(monkeypatch, tmp_path, caplog, request):
     """A quiet runtime logger and no summary file: `fit` skips the summary's measurements
     (nobody sees them). Shown in the log or written as JSON: the same figures as before,
     the fp32 size measured on the unchanged model."""
+    import functools
     import json
     import logging
 
@@ -66,7 +67,10 @@ def test_fit_measures_the_summary_only_where_it_is_shown(monkeypatch, tmp_path, 
     model = _mlp(64).eval()
     conf = PostTrainingQuantConfig(approach="dynamic")
     logger = logging.getLogger("neural_coder.runtime")
-    monkeypatch.setattr(logger, "level", logging.WARNING)
+    # setLevel, not setattr: it clears the loggers' caches of isEnabledFor (an earlier
+    # test's fit at INFO leaves "INFO: enabled" there)
+    request.addfinalizer(functools.partial(logger.setLevel, logger.level))
+    logger.setLevel(logging.WARNING)
     assert not summary.summary_shown()
     assert quantization.fit(model, conf) is not None and built == []
 
@@ -81,7 +85,7 @@ def test_fit_measures_the_summary_only_where_it_is_shown(monkeypatch, tmp_path, 
     )
 
     monkeypatch.delenv("NEURAL_CODER_SUMMARY")
-    monkeypatch.setattr(logger, "level", logging.INFO)
+    logger.setLevel(logging.INFO)
     with caplog.at_level(logging.INFO, logger="neural_coder.runtime"):
         quantization.fit(model, conf)
     assert len(built) == 2 and "compression summary" in caplog.text
