@@ -12,6 +12,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from neural_coder.runtime import int8_device
 from neural_coder.runtime.config import (
     ConfigValueError,
     DistillationConfig,
@@ -445,8 +446,15 @@ def test_feature_hooks_survive_qat_preparation(distillation_first):
         cm.callbacks.on_after_optimizer_step()
     cm.callbacks.on_train_end()
     assert cm.summary["distillation_steps"] == 2
-    # no hook of ours is left on the trained (now int8) model
-    assert not any(m._forward_hooks for m in cm.model.model.modules())
+    # no distillation hook is left on the trained (now int8) model: the only ones are
+    # the device bridge's on the int8 module itself (int8_device.keep_on_cpu)
+    left = [
+        hook
+        for m in cm.model.model.modules()
+        for hook in m._forward_hooks.values()
+        if getattr(hook, "__module__", None) != int8_device.__name__
+    ]
+    assert not left, left
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
