@@ -32,18 +32,24 @@ _TIGHT_EQUAL = cst.AssignEqual(
 CONTROL_TRANSFER = (cst.Continue, cst.Break, cst.Return, cst.Raise)
 
 
+_MARK = cst.TrailingWhitespace(whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(MARKER))
+
+
 def parse_statements(code: str) -> list[cst.BaseStatement]:
-    statements = list(cst.parse_module(code).body)
-    marked: list[cst.BaseStatement] = []
-    for statement in statements:
-        if isinstance(statement, cst.SimpleStatementLine):
-            statement = statement.with_changes(
-                trailing_whitespace=cst.TrailingWhitespace(
-                    whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(MARKER)
-                )
-            )
-        marked.append(statement)
-    return marked
+    """`code`'s statements, each marked as the tool's (`revert` finds them by the mark):
+    a simple statement at its end, a block (the last-epoch `if epoch == ...:`) on its
+    header line and on every statement inside."""
+    return [_marked(statement) for statement in cst.parse_module(code).body]
+
+
+def _marked(statement: cst.BaseStatement) -> cst.BaseStatement:
+    if isinstance(statement, cst.SimpleStatementLine):
+        return statement.with_changes(trailing_whitespace=_MARK)
+    body = getattr(statement, "body", None)
+    if isinstance(body, cst.IndentedBlock) and not getattr(statement, "orelse", None):
+        inner = [_marked(s) for s in body.body]
+        return statement.with_changes(body=body.with_changes(header=_MARK, body=inner))
+    return statement
 
 
 class ApplyEdits(cst.CSTTransformer):

@@ -22,11 +22,15 @@ INSERTED_NAME = re.compile(
 
 
 def _marked(statement: cst.CSTNode) -> bool:
-    return (
-        isinstance(statement, cst.SimpleStatementLine)
-        and statement.trailing_whitespace.comment is not None
-        and statement.trailing_whitespace.comment.value == MARKER
-    )
+    """A statement the tool inserted: a simple one marked at its end, a block (the
+    last-epoch fit's `if`) on its header line."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        whitespace = statement.trailing_whitespace
+    elif isinstance(getattr(statement, "body", None), cst.IndentedBlock):
+        whitespace = statement.body.header  # type: ignore[attr-defined]
+    else:
+        return False
+    return whitespace.comment is not None and whitespace.comment.value == MARKER
 
 
 def _names_bound(statement: cst.SimpleStatementLine) -> set[str]:
@@ -63,7 +67,8 @@ class _Strip(cst.CSTTransformer):
         pending: dict[str, cst.BaseExpression] = {}
         for statement in body:
             if _marked(statement):
-                assert isinstance(statement, cst.SimpleStatementLine)
+                if not isinstance(statement, cst.SimpleStatementLine):
+                    continue  # an inserted block
                 small = statement.body[0]
                 # `outputs = model(x)  # neural-coder` hoisted out of the next statement
                 if (

@@ -72,6 +72,11 @@ def refusal(source: str, approach: str = "ptq-static") -> str:
     return str(refused.value)
 
 
+def code_lines(text: str) -> list[str]:
+    """The lines of `text` without the tool's marker comments."""
+    return [line.removesuffix("  # neural-coder") for line in text.splitlines()]
+
+
 def line_of(text: str, wanted: str) -> int:
     return next(i for i, line in enumerate(text.splitlines()) if wanted in line)
 
@@ -98,7 +103,7 @@ def test_the_fit_runs_in_the_last_epoch_before_its_evaluation(loop, guard, appro
     )
     text, report = rewrite(source, approach)
     assert report.status is Status.TRANSFORMED, report.message
-    lines = text.splitlines()
+    lines = code_lines(text)
     fit = line_of(text, ".fit(")
     # the guard right above the fit, in the epoch body, after training, before evaluate()
     assert lines[fit - 1].strip() == guard and lines[fit - 1].startswith("        if ")
@@ -176,7 +181,7 @@ def test_a_global_model_evaluated_by_a_function_that_reads_it():
     )
     text, report = rewrite(source)
     assert report.status is Status.TRANSFORMED, report.message
-    assert text.splitlines()[line_of(text, ".fit(") - 1] == "    if epoch == 1:"
+    assert code_lines(text)[line_of(text, ".fit(") - 1] == "    if epoch == 1:"
     assert line_of(text, ".fit(") < line_of(text, "    test(epoch)")
 
 
@@ -325,7 +330,7 @@ def test_training_in_an_epoch_function_then_evaluate_each_epoch():
     )
     assert report.status is Status.TRANSFORMED, report.message
     fit = line_of(text, ".fit(")
-    assert text.splitlines()[fit - 1] == "        if epoch == num_epochs - 1:"
+    assert code_lines(text)[fit - 1] == "        if epoch == num_epochs - 1:"
     assert (
         line_of(text, "        train_one_epoch(model")
         < fit
@@ -423,6 +428,6 @@ def test_an_evaluation_only_path_and_the_training_run_each_get_a_fit():
     fits = [i for i, line in enumerate(text.splitlines()) if ".fit(" in line]
     assert len(fits) == 2, text
     assert fits[0] < line_of(text, "        print(evaluate(model, val_loader))")
-    assert text.splitlines()[fits[1] - 1] == "        if epoch == num_epochs - 1:"
+    assert code_lines(text)[fits[1] - 1] == "        if epoch == num_epochs - 1:"
     again, _ = rewrite(text)
     assert again == text

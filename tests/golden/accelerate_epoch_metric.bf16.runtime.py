@@ -74,11 +74,11 @@ def training_function(args):
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad()
-        if epoch == args.num_epochs - 1:
+        if epoch == args.num_epochs - 1:  # neural-coder
             quantized_model = mix_precision.fit(
                 model, MixedPrecisionConfig(), calib_dataloader=eval_dataloader
-            )
-            model = quantized_model if quantized_model is not None else model
+            )  # neural-coder
+            model = quantized_model if quantized_model is not None else model  # neural-coder
 
         model.eval()
         for batch in eval_dataloader:

@@ -74,9 +74,9 @@ def training_function(args):
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad()
-        if epoch == args.num_epochs - 1:
-            quantized_model = quantization.fit(model, PostTrainingQuantConfig(approach="dynamic"))
-            model = quantized_model if quantized_model is not None else model
+        if epoch == args.num_epochs - 1:  # neural-coder
+            quantized_model = quantization.fit(model, PostTrainingQuantConfig(approach="dynamic"))  # neural-coder
+            model = quantized_model if quantized_model is not None else model  # neural-coder
 
         model.eval()
         for batch in eval_dataloader:

@@ -56,13 +56,13 @@ def training_function(config):
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad()
-        if epoch == config["num_epochs"] - 1:
+        if epoch == config["num_epochs"] - 1:  # neural-coder
             quantized_model = quantization.fit(
                 model,
                 PostTrainingQuantConfig(approach="static", calibration_sampling_size=[100]),
                 calib_dataloader=eval_dataloader,
-            )
-            model = quantized_model if quantized_model is not None else model
+            )  # neural-coder
+            model = quantized_model if quantized_model is not None else model  # neural-coder
 
         model.eval()
         correct = total = 0

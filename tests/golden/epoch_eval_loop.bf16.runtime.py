@@ -71,7 +71,7 @@ def main():
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
     for epoch in range(1, args.epochs + 1):
         loss = train_one_epoch(model, train_loader, optimizer)
-        if epoch == args.epochs:
+        if epoch == args.epochs:  # neural-coder
             quantized_model = mix_precision.fit(
                 model,
                 MixedPrecisionConfig(
@@ -79,8 +79,8 @@ def main():
                     tuning_criterion=TuningCriterion(max_trials=100),
                 ),
                 eval_func=lambda candidate: evaluate(candidate, val_loader),
-            )
-            model = quantized_model if quantized_model is not None else model
+            )  # neural-coder
+            model = quantized_model if quantized_model is not None else model  # neural-coder
         accuracy = evaluate(model, val_loader)
         print(f"epoch {epoch}: loss {loss:.4f} val accuracy {accuracy:.4f}")
         scheduler.step()
