@@ -232,5 +232,5 @@ def test_an_evaluation_returning_an_evaluator_object_is_no_metric(tmp_path):
     assert result.exit_code == 0, result.output
     out = path.read_text()
     assert "if evaluate:\n        validate(loader, model)\n        return" in out
-    assert "        if epoch == 1:\n            quantized_model = quantization.fit(" in out
+    assert "        if epoch == 1:  # neural-coder\n            quantized_model = quantization.fit(" in out
     assert "eval_func" not in out
