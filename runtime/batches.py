@@ -4,6 +4,7 @@ to the model's device, calling the model, and the calibration batch cache."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -60,24 +61,31 @@ def forward_inputs(batch: Any, model: nn.Module) -> Any:
     return inputs
 
 
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _forward_parameters(model: nn.Module) -> list[inspect.Parameter] | None:
+    """The parameters of `model.forward` (None when they cannot be read)."""
+    try:
+        return list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _positional(parameters: list[inspect.Parameter] | None) -> list[inspect.Parameter] | None:
+    """The positional parameters among `parameters`; None when unknown or `*args`."""
+    if parameters is None or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return None
+    return [p for p in parameters if p.kind in _POSITIONAL]
+
+
 def _required_positional(model: nn.Module) -> int | None:
     """How many positional arguments `model.forward` requires (None: unknown, or
     `*args`)."""
-    try:
-        signature = inspect.signature(model.forward)
-    except (TypeError, ValueError, AttributeError):
+    positional = _positional(_forward_parameters(model))
+    if positional is None:
         return None
-    count = 0
-    for param in signature.parameters.values():
-        if param.kind is inspect.Parameter.VAR_POSITIONAL:
-            return None
-        if (
-            param.kind
-            in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-            and param.default is inspect.Parameter.empty
-        ):
-            count += 1
-    return count
+    return sum(1 for p in positional if p.default is inspect.Parameter.empty)
 
 
 def _images_list_for_the_model(inputs: Any, model: nn.Module) -> bool:
@@ -91,17 +99,12 @@ def _images_list_for_the_model(inputs: Any, model: nn.Module) -> bool:
         and all(isinstance(item, torch.Tensor) for item in inputs)
     ):
         return False
-    try:
-        signature = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError, AttributeError):
+    positional = _positional(_forward_parameters(model))
+    if positional is None:
         return False
-    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature):
-        return False
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    parameters = [p for p in signature if p.kind in positional]
-    if len(inputs) > len(parameters):
-        return bool(parameters)
-    first = parameters[0].annotation if parameters else inspect.Parameter.empty
+    if len(inputs) > len(positional):
+        return bool(positional)
+    first = positional[0].annotation if positional else inspect.Parameter.empty
     text = first if isinstance(first, str) else repr(first)
     return first is not inspect.Parameter.empty and any(
         word in text for word in ("list", "List", "Sequence", "Iterable")
@@ -118,11 +121,8 @@ def _sample_dicts_for_the_model(batch: Any, model: nn.Module) -> bool:
         and all(isinstance(item, Mapping) for item in batch)
     ):
         return False
-    try:
-        parameters = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+    parameters = _forward_parameters(model)
+    if parameters is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return False
     names = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
     return not set(batch[0]) <= names
@@ -138,18 +138,38 @@ def call_model(model: Callable[..., Any], inputs: Any) -> Any:
 
 
 def to_device(value: Any, device: torch.device | None) -> Any:
-    """Tensors inside `value` (dicts, tuples, lists) moved to `device`."""
-    if device is None:
-        return value
+    """Tensors inside `value` moved to `device` (`tensors_to`); None leaves it as it is."""
+    return value if device is None else tensors_to(value, device)
+
+
+def tensors_to(value: Any, device: torch.device) -> Any:
+    """`value` with its tensors moved to `device`, containers rebuilt as their own type
+    (tuple, named tuple, list, dict, `ModelOutput` and other mapping classes)."""
     if isinstance(value, torch.Tensor):
-        return value.to(device) if value.device != device else value
+        return value if value.device == device else value.to(device)
     if isinstance(value, Mapping):
-        return {k: to_device(v, device) for k, v in value.items()}
+        moved = {k: tensors_to(v, device) for k, v in value.items()}
+        if type(value) is dict:
+            return moved
+        return _rebuilt(value, moved)
     if isinstance(value, tuple):
-        return tuple(to_device(v, device) for v in value)
+        items = [tensors_to(v, device) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, list):
-        return [to_device(v, device) for v in value]
+        return [tensors_to(v, device) for v in value]
     return value
+
+
+def _rebuilt(mapping: Mapping[Any, Any], moved: dict[Any, Any]) -> Any:
+    """A mapping of `mapping`'s class holding `moved` (a `ModelOutput` is a dataclass
+    built from keywords), or the plain dict when the class cannot be rebuilt."""
+    kind = type(mapping)
+    try:
+        if dataclasses.is_dataclass(mapping):
+            return kind(**moved)
+        return kind(moved)  # type: ignore[call-arg]
+    except Exception:  # noqa: BLE001 - an unusual mapping class: its values still move
+        return moved
 
 
 def model_device(model: nn.Module) -> torch.device | None:

@@ -25,7 +25,6 @@ is bridged too) and its own `.to` / `.cuda` / casts; both survive `torch.save` /
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .batches import _first_tensor
+from .batches import _first_tensor, tensors_to
 
 __all__ = [
     "RECIPE_ATTR",
@@ -56,36 +55,6 @@ RECIPE_ATTR = "neural_coder_recipe"
 _CPU = torch.device("cpu")
 #: the messages logged already (each once per process: every tuning trial is a new wrapper)
 _logged: set[str] = set()
-
-
-def tensors_to(value: Any, device: torch.device) -> Any:
-    """`value` with its tensors moved to `device`, containers rebuilt as their own type
-    (tuple, named tuple, list, dict, `ModelOutput` and other mapping classes)."""
-    if isinstance(value, torch.Tensor):
-        return value if value.device == device else value.to(device)
-    if isinstance(value, Mapping):
-        moved = {k: tensors_to(v, device) for k, v in value.items()}
-        if type(value) is dict:
-            return moved
-        return _rebuilt(value, moved)
-    if isinstance(value, tuple):
-        items = [tensors_to(v, device) for v in value]
-        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
-    if isinstance(value, list):
-        return [tensors_to(v, device) for v in value]
-    return value
-
-
-def _rebuilt(mapping: Mapping[Any, Any], moved: dict[Any, Any]) -> Any:
-    """A mapping of `mapping`'s class holding `moved` (a `ModelOutput` is a dataclass
-    built from keywords), or the plain dict when the class cannot be rebuilt."""
-    kind = type(mapping)
-    try:
-        if dataclasses.is_dataclass(mapping):
-            return kind(**moved)
-        return kind(moved)  # type: ignore[call-arg]
-    except Exception:  # noqa: BLE001 - an unusual mapping class: its values still move
-        return moved
 
 
 def first_device(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> torch.device | None:
