@@ -15,6 +15,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from . import kinds
+from .expressions import root_name
 from .index import Function, Index, Scope, iter_returns
 
 
@@ -129,13 +130,7 @@ def returns_the_model(fn: Function, model_param: str) -> bool:
     """Every return hands the model back (`return model`, `return model.module`): an
     unwrap or set-up helper such as `unwrap_model(model)`, which measures nothing."""
     values = [r.value for r in iter_returns(fn.node) if r.value is not None]
-    return bool(values) and all(_root_name(v) == model_param for v in values)
-
-
-def _root_name(expr: cst.BaseExpression) -> str | None:
-    while isinstance(expr, cst.Attribute):
-        expr = expr.value
-    return expr.value if isinstance(expr, cst.Name) else None
+    return bool(values) and all(root_name(v) == model_param for v in values)
 
 
 def runs_model(index: Index, fn: Function, model_param: str, depth: int = 0) -> bool:

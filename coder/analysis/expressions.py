@@ -29,9 +29,14 @@ def passes_function(value: cst.BaseExpression, name: str) -> bool:
 
 
 def is_dotted_name(expr: cst.BaseExpression) -> bool:
+    return root_name(expr) is not None
+
+
+def root_name(expr: cst.BaseExpression) -> str | None:
+    """`a` in `a`, `a.b.c`; None for anything else (`f().b`, `a[0].b`)."""
     while isinstance(expr, cst.Attribute):
         expr = expr.value
-    return isinstance(expr, cst.Name)
+    return expr.value if isinstance(expr, cst.Name) else None
 
 
 def while_bound(node: cst.While) -> str | None:

@@ -22,6 +22,7 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
+from .expressions import free_name_nodes, root_name, substitute
 from .index import Function, Index, Scope
 from .loaders import loader_built_inside
 from .source import Source
@@ -44,7 +45,7 @@ def rebuilt_loader(
     if src.module_of(fn.node) is not src.module_of(call):
         return None  # the builder's imports are another file's
     module_names = _module_level_names(src.module_of(call))
-    head = _head(value.func)
+    head = root_name(value.func)
     if head is None or head not in module_names or _local(index, head, fn):
         return None
     bound = index.bind_arguments(call, fn)
@@ -67,14 +68,13 @@ def rebuilt_loader(
             items = _substituted(index, loop.iter, bound, fn, in_reach)
             if items is None:
                 return None
-            argument = cst.parse_expression(f"next(iter({src.module.code_for_node(items)}))")
+            argument = cst.parse_expression(f"next(iter({items}))")
         else:
             return None
         if not set(_free_names(argument) or ["<bound inside>"]) <= in_reach:
             return None
         values[name] = argument
-    rebuilt = _Substitute(values).visit_expression(value)
-    return src.module.code_for_node(rebuilt), statement
+    return _substitute(value, values), statement
 
 
 def _local(index: Index, name: str, fn: Function) -> bool:
@@ -100,44 +100,36 @@ def _substituted(
     bound: dict[str, cst.BaseExpression],
     fn: Function,
     in_reach: set[str],
-) -> cst.BaseExpression | None:
-    """`expr` (a loop's iterable) with the function's parameters replaced by their
-    arguments, or None when it reads a local of the function, or a name neither bound
-    nor in reach."""
+) -> str | None:
+    """The code of `expr` (a loop's iterable) with the function's parameters replaced by
+    their arguments, or None when it reads a local of the function, or a name neither
+    bound nor in reach."""
     values = {}
     for name in _free_names(expr) or ["<bound inside>"]:
         if name in bound and _plain(bound[name]):
             values[name] = bound[name]
         elif _local(index, name, fn) or name not in in_reach:
             return None
-    return _Substitute(values).visit_expression(expr)
+    return _substitute(expr, values)
 
 
-def _head(func: cst.BaseExpression) -> str | None:
-    while isinstance(func, cst.Attribute):
-        func = func.value
-    return func.value if isinstance(func, cst.Name) else None
+def _substitute(expr: cst.BaseExpression, values: dict[str, cst.BaseExpression]) -> str:
+    """The code of `expr` with the names it reads replaced by the code of `values`."""
+    code = cst.Module([]).code_for_node
+    return substitute(code(expr), {name: code(value) for name, value in values.items()})
 
 
 def _free_names(nodes: cst.CSTNode | Sequence[cst.CSTNode]) -> list[str] | None:
     """The names `nodes` read, in order (not attribute names nor keyword names); None
     when they hold a lambda or a comprehension, whose own names cannot be told apart."""
     found: list[str] = []
-    excluded: set[int] = set()
     for node in nodes if isinstance(nodes, Sequence) else [nodes]:
         if m.findall(
             node, m.Lambda() | m.ListComp() | m.SetComp() | m.GeneratorExp() | m.DictComp()
         ):
             return None
-        excluded |= _not_read(node)
-        found += [n.value for n in m.findall(node, m.Name()) if id(n) not in excluded]  # type: ignore[attr-defined]
+        found += [n.value for n in free_name_nodes(node)]  # type: ignore[arg-type]
     return list(dict.fromkeys(found))
-
-
-def _not_read(node: cst.CSTNode) -> set[int]:
-    """The ids of the Name nodes under `node` that name an attribute or a keyword."""
-    ids = {id(a.attr) for a in m.findall(node, m.Attribute())}  # type: ignore[attr-defined]
-    return ids | {id(a.keyword) for a in m.findall(node, m.Arg()) if a.keyword is not None}  # type: ignore[attr-defined]
 
 
 def _module_level_names(module: cst.Module) -> set[str]:
@@ -163,7 +155,7 @@ def _bound_by(small: cst.BaseSmallStatement) -> set[str]:
         return {
             (a.asname.name.value if a.asname else a.name.value)  # type: ignore[union-attr]
             if a.asname or isinstance(a.name, cst.Name)
-            else _head(a.name) or ""
+            else root_name(a.name) or ""
             for a in small.names
         }
     if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
@@ -209,21 +201,3 @@ def _loop_over(
         if isinstance(ancestor, cst.For) and m.matches(ancestor.target, m.Name(name)):
             return ancestor
     return None
-
-
-class _Substitute(cst.CSTTransformer):
-    """Replace the free names of an expression by the expressions given for them."""
-
-    def __init__(self, values: dict[str, cst.BaseExpression]) -> None:
-        super().__init__()
-        self.values = values
-        self.skip: set[int] = set()
-
-    def visit_expression(self, expr: cst.BaseExpression) -> cst.BaseExpression:
-        self.skip = _not_read(expr)
-        return expr.visit(self)  # type: ignore[return-value]
-
-    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
-        if id(original_node) in self.skip or original_node.value not in self.values:
-            return updated_node
-        return self.values[original_node.value]
