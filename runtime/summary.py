@@ -85,7 +85,7 @@ def runtime_logger() -> logging.Logger:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
-        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        if logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
     return logger
 
