@@ -21,6 +21,8 @@ from .index import Index, Scope, iter_returns
 from .source import Source
 
 TRAINER_PACKAGES = ("transformers", "trl", "setfit")
+#: the Trainer's methods that write the model it holds
+SAVE_METHODS = ("save_model", "push_to_hub")
 
 
 @dataclass
@@ -44,6 +46,8 @@ class TrainerUse:
     metric_returns_unread: bool = False
     train_calls: list[cst.Call] = field(default_factory=list)
     eval_calls: list[cst.Call] = field(default_factory=list)  # evaluate() / predict()
+    # save_model() / push_to_hub() / trainer.model.save_pretrained(): what writes the model
+    save_calls: list[cst.Call] = field(default_factory=list)
     guessed: str | None = None  # why a class of unknown origin is taken for a Trainer
     # the keys of each dict compute_metrics returns, one list per return (branches differ)
     metric_branches: list[list[str]] = field(default_factory=list)
@@ -188,15 +192,21 @@ def find_trainers(index: Index) -> list[TrainerUse]:
         for call in index.calls:
             func = call.func
             if (
-                isinstance(func, cst.Attribute)
-                and src.code(func.value) == use.target
-                and index.scope_of(call) is use.scope
-                and src.line(call) > src.line(use.statement)
+                not isinstance(func, cst.Attribute)
+                or index.scope_of(call) is not use.scope
+                or src.line(call) <= src.line(use.statement)
             ):
-                if func.attr.value == "train":
+                continue
+            owner, method = src.code(func.value), func.attr.value
+            if owner == use.target:
+                if method == "train":
                     use.train_calls.append(call)
-                elif func.attr.value in ("evaluate", "predict"):
+                elif method in ("evaluate", "predict"):
                     use.eval_calls.append(call)
+                elif method in SAVE_METHODS:
+                    use.save_calls.append(call)
+            elif owner == f"{use.target}.model" and method == "save_pretrained":
+                use.save_calls.append(call)
     # a guess stands only when the object is run as a Trainer is
     found = [u for u in found if u.guessed is None or u.train_calls or u.eval_calls]
     found.sort(key=lambda u: src.line(u.call))

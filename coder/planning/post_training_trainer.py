@@ -77,16 +77,34 @@ class TrainerFit(CalibrationData):
         return self.plan
 
     def _trainer_anchor(self, use: TrainerUse) -> tuple[cst.CSTNode, str]:
-        """Before the first evaluate()/predict() after training; else after training;
+        """Before the first evaluate()/predict() after training, or before a save_model()
+        on the way to it (so the saved model is the quantized one); else after training;
         else right after the Trainer is built."""
         src = self.src
         last_train = max((src.line(c) for c in use.train_calls), default=0)
-        for call in use.eval_calls:
-            if src.line(call) > last_train:
-                return src.statement_of(call), "before"
+        evals = [c for c in use.eval_calls if src.line(c) > last_train]
+        if evals:
+            first_eval = min(evals, key=src.line)
+            for save in sorted(use.save_calls, key=src.line):
+                if not last_train < src.line(save) < src.line(first_eval):
+                    continue
+                if self._passes_through(save, first_eval):
+                    return src.statement_of(save), "before"
+                self.plan.warnings.append(
+                    f"line {src.line(save)} saves the model before it is quantized (the fit "
+                    f"is at line {src.line(first_eval)}, on another branch): move the save "
+                    "after it to save the quantized model"
+                )
+            return src.statement_of(first_eval), "before"
         if use.train_calls:
             return src.statement_of(max(use.train_calls, key=src.line)), "after"
         return use.statement, "after"
+
+    def _passes_through(self, save: cst.Call, later: cst.Call) -> bool:
+        """Whether the run reaches `later` through `save`: `later` is in the block of
+        `save`'s statement (or nested below it), not in a sibling branch."""
+        block = self.src.parent(self.src.statement_of(save))
+        return block is not None and any(a is block for a in self.src.ancestors(later))
 
     def _trainer_loader(self, use: TrainerUse) -> str:
         if use.has_eval_dataset and use.eval_dataset_optional and use.has_train_dataset:

@@ -187,22 +187,26 @@ def _rebuild_inc_pruners(callbacks: Any) -> None:
     callbacks.generate_hooks()
 
 
-def fit_pruning_schedules(callbacks: Any, end_step: int) -> list[int]:
-    """Set the `end_step` of every iterative pruner (not pattern_lock, one-shot by design)
-    to `max(start_step, end_step)` and rebuild the pruners, before training starts.
-
-    Works on this runtime's `PruningCompressor` and on INC 2.x's `PruningCallbacks`
-    (both keep the processed per-pruner configs and build their pruners from them).
-    Returns the end steps set."""
-    fitted: list[int] = []
+def _pruner_infos(callbacks: Any) -> list[tuple[list[dict], Any]]:
+    """The processed per-pruner configs of each pruning compressor, with the function
+    that rebuilds its pruners from them: this runtime's `PruningCompressor` and INC 2.x's
+    `PruningCallbacks` (both build their pruners from those configs)."""
+    found: list[tuple[list[dict], Any]] = []
     for compressor in getattr(callbacks, "callbacks_list", ()):
         kind = type(compressor).__name__
         if kind == "PruningCompressor":
-            infos, rebuild = compressor.infos, lambda c=compressor: c.bind(c.wrapper)
+            found.append((compressor.infos, lambda c=compressor: c.bind(c.wrapper)))
         elif kind == "PruningCallbacks" and hasattr(compressor, "_generate_pruners"):
-            infos, rebuild = compressor.pruners_info, lambda c=compressor: _rebuild_inc_pruners(c)
-        else:
-            continue
+            found.append((compressor.pruners_info, lambda c=compressor: _rebuild_inc_pruners(c)))
+    return found
+
+
+def fit_pruning_schedules(callbacks: Any, end_step: int) -> list[int]:
+    """Set the `end_step` of every iterative pruner (not pattern_lock, one-shot by design)
+    to `max(start_step, end_step)` and rebuild the pruners, before training starts.
+    Returns the end steps set."""
+    fitted: list[int] = []
+    for infos, rebuild in _pruner_infos(callbacks):
         changed = False
         for info in infos:
             if info["pruning_type"] == "pattern_lock":
@@ -213,6 +217,17 @@ def fit_pruning_schedules(callbacks: Any, end_step: int) -> list[int]:
         if changed:
             rebuild()
     return fitted
+
+
+def pruning_end_step(callbacks: Any) -> int | None:
+    """The last optimizer step at which an iterative pruner still prunes (None: no pruning)."""
+    ends = [
+        int(info["end_step"])
+        for infos, _ in _pruner_infos(callbacks)
+        for info in infos
+        if info["pruning_type"] != "pattern_lock"
+    ]
+    return max(ends, default=None)
 
 
 class TrainerHooks:
@@ -232,6 +247,8 @@ class TrainerHooks:
         self.prune_until = prune_until
         #: the module the Trainer trained (set at `train_begin`)
         self.trained_model: Any = None
+        #: the last optimizer step that prunes (set at `train_begin`; None: no pruning)
+        self.pruning_end: int | None = None
 
     def train_begin(
         self, model: Any = None, dataloader: Any = None, max_steps: int | None = None
@@ -255,6 +272,7 @@ class TrainerHooks:
                     self.prune_until,
                 )
         _prepare_qat_in_place(self.callbacks)
+        self.pruning_end = pruning_end_step(self.callbacks)
         self.callbacks.on_train_begin(dataloader)
         if model is not None and manager_module(self.manager) is not model:
             after = manager_module(self.manager)
@@ -315,6 +333,29 @@ class TrainerHooks:
 
     def train_end(self) -> None:
         self.callbacks.on_train_end()
+
+    def forget_best_before_pruned(self, state: Any, saved_now: bool = False) -> None:
+        """`load_best_model_at_end`: a checkpoint saved before pruning ended is not as sparse
+        as asked, so it must not be the best one the Trainer reloads at the end of training.
+        Clears the Trainer state's best metric and checkpoint when they come from such a
+        step (`best_global_step`; with older transformers, the checkpoint just saved)."""
+        if self.pruning_end is None:
+            return
+        best_step = getattr(state, "best_global_step", None)
+        if best_step is None and saved_now and state.best_model_checkpoint is not None:
+            best_step = state.global_step
+        if best_step is None or best_step > self.pruning_end:
+            return
+        log.info(
+            "the checkpoint of step %d predates the end of pruning (step %d): it cannot be "
+            "the best model reloaded at the end of training",
+            best_step,
+            self.pruning_end,
+        )
+        state.best_metric = None
+        state.best_model_checkpoint = None
+        if hasattr(state, "best_global_step"):
+            state.best_global_step = None
 
 
 class _StepHooks:

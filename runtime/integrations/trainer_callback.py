@@ -112,6 +112,14 @@ class CompressionCallback(TrainerCallback):
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.hooks.epoch_end()
 
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if getattr(args, "load_best_model_at_end", False) and self._hooks is not None:
+            self._hooks.forget_best_before_pruned(state)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if getattr(args, "load_best_model_at_end", False) and self._hooks is not None:
+            self._hooks.forget_best_before_pruned(state, saved_now=True)
+
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.hooks.train_end()
         trained = self.hooks.trained_model

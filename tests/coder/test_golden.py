@@ -53,6 +53,11 @@ CASES = [
     ("hf_trainer.py", "ptq-static", "runtime"),  # after trainer.train(), tuned with evaluate()
     ("qa_trainer_subclass.py", "ptq-dynamic", "runtime"),
     ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
+    # train -> save_model -> evaluate -> predict: the fit before the save, so it saves int8
+    ("seq2seq_generate_trainer.py", "ptq-static", "runtime"),
+    # EarlyStoppingCallback and load_best_model_at_end beside the compression callback
+    ("best_checkpoint_trainer.py", "pruning", "runtime"),
+    ("best_checkpoint_trainer.py", "qat", "runtime"),
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
     # `net = build_net()` after training builds a fresh model, no reload: fit before it
     ("rebuild_compare.py", "ptq-dynamic", "runtime"),

@@ -54,3 +54,55 @@ def test_naming_the_teacher_adds_the_runtime_loss_and_is_a_no_op_again():
     assert "DistillationConfig(" in rewritten and "teacher_model=teacher_model" in rewritten
     again, second = _rewrite(rewritten, "distillation", teacher="teacher")
     assert second.status is Status.UNCHANGED and again == rewritten
+
+
+# -- post-training quantization of a Trainer script that saves before it evaluates ------
+S2S = "seq2seq_generate_trainer.py"
+
+
+def _lines(text: str, *needles: str) -> list[int]:
+    rows = text.splitlines()
+    return [next(i for i, row in enumerate(rows, 1) if needle in row) for needle in needles]
+
+
+@pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic", "bf16"])
+def test_the_fit_goes_before_the_save_that_precedes_evaluation(approach):
+    """train() -> save_model() -> evaluate() -> predict() (run_summarization's order): the
+    fit was placed before evaluate(), so save_model() wrote the fp32 model."""
+    rewritten, report = _rewrite(script_path(S2S).read_text(), approach)
+    assert report.status is Status.TRANSFORMED and not report.warnings
+    fit, use, save, evaluate = _lines(
+        rewritten,
+        ".fit(",
+        "use_quantized_model(trainer",
+        "trainer.save_model()",
+        "trainer.evaluate(",
+    )
+    assert fit < use < save < evaluate
+
+
+@pytest.mark.parametrize(
+    "save", ["trainer.save_model(training_args.output_dir)", "trainer.model.save_pretrained('out')"]
+)
+def test_each_way_of_saving_the_trainers_model_takes_the_fit_before_it(save):
+    text = script_path(S2S).read_text().replace("trainer.save_model()", save)
+    rewritten, _ = _rewrite(text, "ptq-dynamic")
+    fit, saved = _lines(rewritten, ".fit(", save)
+    assert fit < saved
+
+
+def test_a_save_on_the_training_branch_only_keeps_the_fit_before_evaluation_and_warns():
+    """`if do_train: train(); save_model()` / `if do_eval: evaluate()`: an evaluation-only
+    run must be quantized too, so the fit stays before evaluate() and the save is named."""
+    text = script_path(S2S).read_text()
+    text = text.replace(
+        "    train_result = trainer.train()\n    trainer.save_model()\n"
+        '    trainer.log_metrics("train", train_result.metrics)\n',
+        "    if args.num_train_epochs > 0:\n        train_result = trainer.train()\n"
+        '        trainer.save_model()\n        trainer.log_metrics("train", train_result.metrics)\n',
+    )
+    rewritten, report = _rewrite(text, "ptq-static")
+    fit, save, evaluate = _lines(rewritten, ".fit(", "trainer.save_model()", "trainer.evaluate(")
+    assert save < fit < evaluate
+    (warning,) = [w for w in report.warnings if "saves the model before it is quantized" in w]
+    assert f"line {_lines(text, 'trainer.save_model()')[0]}" in warning

@@ -1,0 +1,67 @@
+"""Hugging Face Trainer scripts of a second new-user probe, rewritten and run:
+
+* a Seq2SeqTrainer script that saves the model between training and evaluation
+  (run_summarization's order): the PTQ fit now goes before the save, so the folder it
+  writes holds the int8 model (before: the fp32 one, while evaluation ran int8);
+* a token-classification script with EarlyStoppingCallback and load_best_model_at_end:
+  when an early checkpoint scored best, the Trainer reloaded it at the end, so the
+  pruned run ended at that checkpoint's sparsity (0.16 of 0.5); now only checkpoints
+  saved after pruning ended compete.
+"""
+
+from __future__ import annotations
+
+import pytest
+from safetensors.torch import load_file
+
+from neural_coder.runtime.integrations.transformers import OptimizedModel
+from tests.conftest import run_cli, script_path
+from tests.e2e.runner import run_script
+
+pytestmark = pytest.mark.e2e
+
+
+def _rewritten(tmp_path, name, approach, text=None):
+    script = tmp_path / name
+    script.write_text(text if text is not None else script_path(name).read_text())
+    result = run_cli("optimize", script, "--approach", approach)
+    assert result.exit_code == 0 and "Transformed" in result.output, result.output
+    return script
+
+
+def test_ptq_of_a_seq2seq_trainer_saves_the_int8_model(tmp_path):
+    script = _rewritten(tmp_path, "seq2seq_generate_trainer.py", "ptq-static")
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] >= 8, summary
+    assert "predict {'predict_loss'" in run.stdout
+    saved = OptimizedModel.from_pretrained(str(tmp_path / "s2s_out"))
+    quantized = {n for n, m in saved.named_modules() if type(m).__name__ == "QuantizedLinear"}
+    assert "model.encoder.layers.0.fc1" in quantized, sorted(quantized)[:5]
+
+
+# the first evaluation scores best, as when a long run overfits: its checkpoint predates
+# the end of pruning
+FIRST_EVALUATION_BEST = (
+    "EVALUATIONS = iter(range(1, 100))\n",
+    '    return {"accuracy": 1.0 / next(EVALUATIONS)}',
+)
+
+
+@pytest.mark.parametrize("approach", ["pruning", "pruning+qat"])
+def test_the_best_checkpoint_reloaded_at_the_end_is_the_pruned_one(tmp_path, approach):
+    text = script_path("best_checkpoint_trainer.py").read_text()
+    original = '    return {"accuracy": float((predictions[mask] == labels[mask]).mean())}'
+    assert original in text
+    text = text.replace(original, FIRST_EVALUATION_BEST[1])
+    text = text.replace("label_list = ", FIRST_EVALUATION_BEST[0] + "label_list = ")
+    text = text.replace("early_stopping_patience=2", "early_stopping_patience=5")
+    script = _rewritten(tmp_path, "best_checkpoint_trainer.py", approach, text)
+    _, summary = run_script(script)
+    assert summary["sparsity"] == pytest.approx(0.5, abs=0.02), summary
+    if approach == "pruning":  # the folder save_model wrote holds the reloaded model
+        weights = load_file(str(tmp_path / "ner_out" / "model.safetensors"))
+        pruned = [w for n, w in weights.items() if n.endswith(("lin.weight", "lin1.weight"))]
+        zeros = sum(int((w == 0).sum()) for w in pruned)
+        assert zeros / sum(w.numel() for w in pruned) > 0.4
+    else:
+        assert summary["quantized_modules"] >= 6, summary
