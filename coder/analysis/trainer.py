@@ -95,6 +95,55 @@ def project_class(index: Index, name: str, at: cst.CSTNode | None = None) -> cst
     return imported or index.classes.get(name)
 
 
+def step_without_compute_loss(index: Index, name: str, at: cst.CSTNode) -> cst.FunctionDef | None:
+    """The `training_step` that the project's Trainer class `name` (or a project base of it)
+    defines and that computes its loss without `self.compute_loss` or the base class's
+    `training_step`, so a loss added through compute_loss never trains; None otherwise."""
+    seen: set[str] = set()
+    pending = [(name, at)]
+    while pending:
+        current, where = pending.pop(0)
+        cls = project_class(index, current, where)
+        if cls is None or current in seen:
+            continue
+        seen.add(current)
+        for statement in cls.body.body:
+            if isinstance(statement, cst.FunctionDef) and statement.name.value == "training_step":
+                return None if _reaches_compute_loss(statement) else statement
+        pending.extend((index.source.code(b.value), b.value) for b in cls.bases)
+    return None
+
+
+def _reaches_compute_loss(step: cst.FunctionDef) -> bool:
+    """`self.compute_loss(...)` or `super().training_step(...)` in `step`."""
+    for call in _calls_in(step):
+        func = call.func
+        if not isinstance(func, cst.Attribute):
+            continue
+        owner = func.value
+        if func.attr.value == "compute_loss" and isinstance(owner, cst.Name):
+            return True
+        if (
+            func.attr.value == "training_step"
+            and isinstance(owner, cst.Call)
+            and isinstance(owner.func, cst.Name)
+            and owner.func.value == "super"
+        ):
+            return True
+    return False
+
+
+def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
+    calls: list[cst.Call] = []
+
+    class _Calls(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            calls.append(call)
+
+    node.visit(_Calls())
+    return calls
+
+
 def _foreign_trainer_base(index: Index, cls: cst.ClassDef, seen: frozenset[str]) -> bool:
     """`cls` inherits from a `...Trainer` class that the project does not define."""
     for base in cls.bases:

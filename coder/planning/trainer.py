@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis.trainer import TrainerUse
+from neural_coder.analysis.trainer import TrainerUse, step_without_compute_loss
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms.edits import AddImport, AddKeywordArgument, ReplaceArgumentValue
 
@@ -53,6 +53,7 @@ class TrainerPlanner(BasePlanner):
         if "distillation" in techniques:
             self._target(use, "distil")  # a Trainer that cannot be reached is the first refusal
             self._refuse_own_distillation(use, model)
+            self._refuse_step_that_skips_compute_loss(use)
             before.append(self.teacher(model, use.scope, use.statement))
         # "": the callback fits the pruning schedule to the Trainer's run length
         before.append(f"{cm} = prepare_compression({model}, {self.configs('')})")
@@ -92,6 +93,23 @@ class TrainerPlanner(BasePlanner):
                     "or pruning (its own distillation loss stays), or add the runtime's "
                     f"distillation loss to it with --teacher {teacher}",
                 )
+
+    def _refuse_step_that_skips_compute_loss(self, use: TrainerUse) -> None:
+        """with_distillation adds the distillation loss in compute_loss: a training_step
+        override that computes its loss itself would train without it."""
+        step = step_without_compute_loss(self.index, use.class_name, use.call)
+        if step is None:
+            return
+        line = self.src.line(step)
+        raise AnalysisError(
+            f"{use.class_name}.training_step at line {line} computes its loss without "
+            "self.compute_loss, where the distillation loss is added: the run would "
+            "train without the teacher",
+            path=self.src.path,
+            line=line,
+            hint="compute the loss with self.compute_loss(model, inputs) in training_step, "
+            "or compress with --approach qat or pruning (they do not need compute_loss)",
+        )
 
     def _attach(self, use: TrainerUse, callback: str, cm: str, fit_schedule: bool) -> None:
         """The callback into the Trainer, distillation's compute_loss, the imports."""
@@ -171,6 +189,7 @@ class TrainerPlanner(BasePlanner):
                     hint="pass a teacher that builds one: --teacher "
                     "'AutoModelForCausalLM.from_pretrained(\"org/teacher\")'",
                 )
+            self._refuse_step_that_skips_compute_loss(use)
         weight = [t for t in techniques if t in ("pruning", "qat")]
         for arg in use.call.args:
             if (

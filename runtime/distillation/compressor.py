@@ -186,6 +186,7 @@ class DistillationCompressor(Compressor):
             )
         self.teacher_model: nn.Module | None = teacher
         self.distillation_steps = 0
+        self.steps_begun = 0
         self.teacher_forwards = 0
         self._last_distillation: torch.Tensor | None = None
         self._last_total: torch.Tensor | None = None
@@ -268,6 +269,7 @@ class DistillationCompressor(Compressor):
         self._attach_features()
 
     def on_step_begin(self, batch_id: int) -> None:
+        self.steps_begun += 1
         self.criterion.clear_features()
 
     def on_after_compute_loss(
@@ -288,6 +290,14 @@ class DistillationCompressor(Compressor):
 
     def on_train_end(self) -> None:
         self._detach_features()
+        if self.steps_begun and not self.distillation_steps:
+            log.warning(
+                "distillation: %d training steps ran but the distillation loss was never "
+                "computed (on_after_compute_loss was not called: a Trainer whose "
+                "training_step does not call compute_loss?); the model trained without its "
+                "teacher",
+                self.steps_begun,
+            )
 
     # -- the teacher ---------------------------------------------------------------------------
     def teacher_forward(self, input: Any) -> Any:  # noqa: A002 - INC's parameter name

@@ -106,3 +106,51 @@ def test_a_save_on_the_training_branch_only_keeps_the_fit_before_evaluation_and_
     assert save < fit < evaluate
     (warning,) = [w for w in report.warnings if "saves the model before it is quantized" in w]
     assert f"line {_lines(text, 'trainer.save_model()')[0]}" in warning
+
+
+# -- a training_step override that computes the loss itself -----------------------------
+RDROP = "rdrop_trainer.py"
+VIA_COMPUTE_LOSS = (
+    "        out1 = model(**inputs)\n",
+    "        loss1, out1 = self.compute_loss(model, inputs, return_outputs=True)\n",
+)
+
+
+@pytest.mark.parametrize("approach", ["distillation", "distillation+qat"])
+def test_distillation_of_a_trainer_whose_training_step_skips_compute_loss_is_refused(approach):
+    """with_distillation adds the loss in compute_loss, which RDropTrainer.training_step
+    never calls: before, the rewrite ran with distillation_steps 0."""
+    text = script_path(RDROP).read_text()
+    with pytest.raises(AnalysisError) as caught:
+        _rewrite(text, approach, teacher="copy")
+    step = _lines(text, "def training_step")[0]
+    assert caught.value.line == step
+    assert f"RDropTrainer.training_step at line {step} computes its loss without" in str(
+        caught.value
+    )
+    assert "self.compute_loss(model, inputs)" in caught.value.hint
+
+
+def test_the_refusal_leaves_the_file_untouched_and_qat_still_goes_through(tmp_path):
+    script = tmp_path / RDROP
+    script.write_text(script_path(RDROP).read_text())
+    before = script.read_text()
+    result = run_cli("optimize", script, "--approach", "distillation", "--teacher", "copy")
+    assert result.exit_code == 1 and "computes its loss without" in result.output
+    assert script.read_text() == before
+    result = run_cli("optimize", script, "--approach", "pruning+qat")
+    assert result.exit_code == 0 and "Transformed" in result.output
+
+
+@pytest.mark.parametrize(
+    "step_line",
+    [
+        VIA_COMPUTE_LOSS[1],
+        "        out1 = model(**inputs)\n        super().training_step(model, inputs)\n",
+    ],
+)
+def test_a_training_step_that_reaches_compute_loss_is_distilled(step_line):
+    text = script_path(RDROP).read_text().replace(VIA_COMPUTE_LOSS[0], step_line)
+    rewritten, report = _rewrite(text, "distillation", teacher="copy")
+    assert report.status is Status.TRANSFORMED
+    assert "with_distillation(trainer, compression_manager)" in rewritten

@@ -65,3 +65,20 @@ def test_the_best_checkpoint_reloaded_at_the_end_is_the_pruned_one(tmp_path, app
         assert zeros / sum(w.numel() for w in pruned) > 0.4
     else:
         assert summary["quantized_modules"] >= 6, summary
+
+
+def test_a_training_step_override_that_calls_compute_loss_distils(tmp_path):
+    """The way out of the refusal for rdrop_trainer.py: its training_step computes the
+    first pass with self.compute_loss, where with_distillation adds the teacher's loss."""
+    text = script_path("rdrop_trainer.py").read_text()
+    first_pass = "        out1 = model(**inputs)\n"
+    assert first_pass in text
+    text = text.replace(
+        first_pass, "        loss1, out1 = self.compute_loss(model, inputs, return_outputs=True)\n"
+    ).replace("ce = 0.5 * (out1.loss + out2.loss)", "ce = 0.5 * (loss1 + out2.loss)")
+    script = tmp_path / "rdrop_trainer.py"
+    script.write_text(text)
+    result = run_cli("optimize", script, "--approach", "distillation", "--teacher", "copy")
+    assert result.exit_code == 0 and "Transformed" in result.output, result.output
+    _, summary = run_script(script)
+    assert summary["distillation_steps"] == 8, summary  # 2 epochs x 4 steps

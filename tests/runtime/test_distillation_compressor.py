@@ -533,3 +533,26 @@ def test_only_modules_that_return_by_mode_take_the_students_flag():
 
     assert returns_by_mode(Head) and not returns_by_mode(DropPath)
     assert not returns_by_mode(nn.Dropout) and not returns_by_mode(Detector)
+
+
+# -- a run that never computed the distillation loss -------------------------------------------
+def test_training_that_never_reaches_the_loss_hook_warns(caplog):
+    """A Trainer whose training_step skips compute_loss never calls on_after_compute_loss:
+    the run trains without its teacher, which the end of training says."""
+    compressor, _ = bound(MLP(), DistillationConfig(MLP(seed=1), kd()))
+    for step in range(3):
+        compressor.on_step_begin(step)
+    with caplog.at_level("WARNING"):
+        compressor.on_train_end()
+    assert "3 training steps ran but the distillation loss was never computed" in caplog.text
+
+
+def test_training_that_distils_does_not_warn(caplog):
+    compressor, _ = bound(MLP(), DistillationConfig(MLP(seed=1), kd()))
+    compressor.on_step_begin(0)
+    student = compressor.wrapper.model
+    output = student(X)
+    compressor.on_after_compute_loss(X, output, F.cross_entropy(output, Y))
+    with caplog.at_level("WARNING"):
+        compressor.on_train_end()
+    assert "never computed" not in caplog.text
