@@ -302,34 +302,40 @@ def _accepts_callbacks(index: Index, name: str, at: cst.CSTNode | None = None) -
     return all(_accepts_callbacks(index, index.source.code(b.value), b.value) for b in cls.bases)
 
 
+def _metric_function(index: Index, arg: cst.Arg | None) -> cst.FunctionDef | None:
+    """The file's function that `compute_metrics=` names: `compute_metrics=fn`, or
+    `fn if args.predict_with_generate else None` (either branch)."""
+    value = arg.value if arg is not None else None
+    if isinstance(value, cst.IfExp):
+        named = [b for b in (value.body, value.orelse) if isinstance(b, cst.Name)]
+        value = next((b for b in named if b.value != "None"), None)
+    if not isinstance(value, cst.Name):
+        return None
+    function = next(
+        (fn for fn in index.functions.values() if fn.name == value.value and fn.cls is None),
+        None,
+    )
+    return function.node if function is not None else None
+
+
 def _metric_returns_unread(index: Index, arg: cst.Arg | None) -> bool:
     """Some return of the file's `compute_metrics` is no dict whose keys can be read
     (`return final_results`, built key by key on one branch)."""
-    if arg is None or not isinstance(arg.value, cst.Name):
-        return False
-    function = next(
-        (fn for fn in index.functions.values() if fn.name == arg.value.value and fn.cls is None),
-        None,
-    )
+    function = _metric_function(index, arg)
     if function is None:
         return False
-    returns = [r.value for r in iter_returns(function.node) if r.value is not None]
+    returns = [r.value for r in iter_returns(function) if r.value is not None]
     return len(_metric_branches(index, arg)) < len(returns)
 
 
 def _metric_branches(index: Index, arg: cst.Arg | None) -> list[list[str]]:
     """The string keys of each dict `compute_metrics` returns (a dict literal or
     `dict(key=...)`), one list per return statement, when it is a function of this file."""
-    if arg is None or not isinstance(arg.value, cst.Name):
-        return []
-    function = next(
-        (fn for fn in index.functions.values() if fn.name == arg.value.value and fn.cls is None),
-        None,
-    )
+    function = _metric_function(index, arg)
     if function is None:
         return []
     branches = []
-    for returned in iter_returns(function.node):
+    for returned in iter_returns(function):
         value = returned.value
         keys: list[str] = []
         if isinstance(value, cst.Dict):
