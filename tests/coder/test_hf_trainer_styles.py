@@ -159,9 +159,13 @@ def test_a_training_step_that_reaches_compute_loss_is_distilled(step_line):
 def test_compute_metrics_given_only_with_generation_still_names_the_tuning_metric():
     """run_translation passes `compute_metrics if predict_with_generate else None`: the
     keys are read through the conditional (before: tuning fell back to eval_loss)."""
-    text = script_path(S2S).read_text().replace(
-        "compute_metrics=compute_metrics,",
-        "compute_metrics=compute_metrics if training_args.predict_with_generate else None,",
+    text = (
+        script_path(S2S)
+        .read_text()
+        .replace(
+            "compute_metrics=compute_metrics,",
+            "compute_metrics=compute_metrics if training_args.predict_with_generate else None,",
+        )
     )
     rewritten, report = _rewrite(text, "ptq-static")
     assert 'trainer_eval_func(trainer, "eval_token_match")' in rewritten
