@@ -24,12 +24,13 @@ Differences from INC, on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import torch
@@ -43,6 +44,9 @@ __all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener", "load"
 
 #: file `save` writes inside its folder (INC's name)
 CHECKPOINT_NAME = "best_model.pt"
+#: config attribute that carries the QAT recipe of a fake-quant model saved while it
+#: trains (integrations/hf_checkpoints.py turns such a folder into the int8 model)
+QAT_RECIPE_KEY = "neural_coder_qat_recipe"
 #: key of the quantization recipe inside the saved dict (INC's name)
 BEST_CONFIGURE = "best_configure"
 _PREFIX = "_model."
@@ -303,7 +307,8 @@ class Model(nn.Module):
         if self.q_config is None:
             save = inner.save_pretrained  # an AttributeError on every rank alike
             if main:
-                return save(save_directory, **kwargs)  # type: ignore[operator]
+                with self._qat_recipe_in_config(inner):
+                    return save(save_directory, **kwargs)  # type: ignore[operator]
             if _takes_is_main_process(save):
                 return save(save_directory, **{**kwargs, "is_main_process": False})  # type: ignore[operator]
             return None
@@ -324,6 +329,27 @@ class Model(nn.Module):
             os.fspath(save_directory),
         )
         return path
+
+    @contextlib.contextmanager
+    def _qat_recipe_in_config(self, inner: nn.Module) -> Iterator[None]:
+        """A fake-quant model saved while QAT trains (a loop's best-epoch save_pretrained)
+        records its QAT recipe in the saved config, as the Trainer integration does at the
+        end of training, so `OptimizedModel.from_pretrained(folder)` builds the int8 model."""
+        config = getattr(inner, "config", None)
+        recipes = [
+            recipe
+            for listener in self._listeners
+            if callable(getattr(listener, "fake_quant_recipe", None))
+            and (recipe := listener.fake_quant_recipe()) is not None
+        ]
+        if config is None or not recipes or hasattr(config, QAT_RECIPE_KEY):
+            yield
+            return
+        setattr(config, QAT_RECIPE_KEY, recipes[0])
+        try:
+            yield
+        finally:
+            delattr(config, QAT_RECIPE_KEY)
 
 
 def _is_int8(module: nn.Module) -> bool:

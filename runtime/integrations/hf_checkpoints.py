@@ -17,15 +17,13 @@ from torch import nn
 from transformers import AutoConfig
 
 from .. import int8_device
-from ..model import BEST_CONFIGURE, CHECKPOINT_NAME, load
+from ..model import BEST_CONFIGURE, CHECKPOINT_NAME, QAT_RECIPE_KEY, load
 from ..quant import QAT, QuantSpec, get_backend, get_recipe
 from ..quant.backend import RECIPE_FORMAT
 from .results import bare_module
 
 #: weights file of `save_for_huggingface_upstream` (INC's name)
 WEIGHTS_NAME = "pytorch_model.bin"
-#: config attribute that carries the QAT recipe of a fake-quant model saved by the Trainer
-QAT_RECIPE_KEY = "neural_coder_qat_recipe"
 _SAFE_WEIGHTS = "model.safetensors"
 _SAFE_INDEX = "model.safetensors.index.json"
 

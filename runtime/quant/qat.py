@@ -36,7 +36,7 @@ import torch
 
 from .. import distributed
 from ..compressor import Compressor
-from .backend import QAT, PreparedModel, QuantBackend, QuantSpec, get_recipe
+from .backend import QAT, RECIPE_FORMAT, PreparedModel, QuantBackend, QuantSpec, get_recipe
 from .sync import ObserverSync
 
 if TYPE_CHECKING:
@@ -176,6 +176,21 @@ class QATCompressor(Compressor):
         self.quantized = quantized
         wrapper.q_config = get_recipe(quantized)
         wrapper.model = quantized
+
+    def fake_quant_recipe(self) -> dict[str, Any] | None:
+        """While QAT trains (prepared in eager mode, not yet converted): what a checkpoint of
+        the fake-quant model needs to be converted to the same int8 model later
+        (`OptimizedModel.from_pretrained` reads it from the saved config); None otherwise."""
+        prepared = self.prepared
+        if prepared is None or self.quantized is not None or prepared.path != "eager":
+            return None
+        return {
+            "format": RECIPE_FORMAT,
+            "approach": QAT,
+            "path": "eager",
+            "reduce_range": prepared.info.get("reduce_range"),
+            "spec": prepared.spec.to_dict(),
+        }
 
     def summary(self) -> dict[str, Any]:
         prepared, model = self.prepared, self.quantized

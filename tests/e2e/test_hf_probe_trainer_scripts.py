@@ -82,3 +82,13 @@ def test_a_training_step_override_that_calls_compute_loss_distils(tmp_path):
     assert result.exit_code == 0 and "Transformed" in result.output, result.output
     _, summary = run_script(script)
     assert summary["distillation_steps"] == 8, summary  # 2 epochs x 4 steps
+
+
+def test_qat_of_a_loop_that_saves_its_best_epoch_saves_a_folder_that_loads_int8(tmp_path):
+    """The best epoch is saved with save_pretrained inside the epoch loop, while QAT still
+    trains: the folder loaded back as a float model; now it records the QAT recipe."""
+    script = _rewritten(tmp_path, "warmup_loop_save_best.py", "qat")
+    _, summary = run_script(script)
+    assert summary["quantized_modules"] >= 6, summary
+    int8 = OptimizedModel.from_pretrained(str(tmp_path / "electra_out"))
+    assert "QuantizedLinear" in {type(m).__name__ for m in int8.modules()}
