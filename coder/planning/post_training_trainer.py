@@ -88,8 +88,9 @@ class TrainerFit(CalibrationData):
             for save in sorted(use.save_calls, key=src.line):
                 if not last_train < src.line(save) < src.line(first_eval):
                     continue
-                if self._passes_through(save, first_eval):
-                    return src.statement_of(save), "before"
+                shared = self._statement_on_the_way(save, first_eval, use.train_calls)
+                if shared is not None:
+                    return shared, "before"
                 self.plan.warnings.append(
                     f"line {src.line(save)} saves the model before it is quantized (the fit "
                     f"is at line {src.line(first_eval)}, on another branch): move the save "
@@ -100,11 +101,32 @@ class TrainerFit(CalibrationData):
             return src.statement_of(max(use.train_calls, key=src.line)), "after"
         return use.statement, "after"
 
-    def _passes_through(self, save: cst.Call, later: cst.Call) -> bool:
-        """Whether the run reaches `later` through `save`: `later` is in the block of
-        `save`'s statement (or nested below it), not in a sibling branch."""
-        block = self.src.parent(self.src.statement_of(save))
-        return block is not None and any(a is block for a in self.src.ancestors(later))
+    def _statement_on_the_way(
+        self, save: cst.Call, later: cst.Call, train_calls: list[cst.Call]
+    ) -> cst.CSTNode | None:
+        """The statement holding `save` (`save_model()`, or `if is_world_process_zero():
+        save_model()` as a whole) in a block that also holds `later`, so the run passes it
+        on the way to `later`; None when `save` is on another branch (`if do_train:` with
+        the training) or no such statement exists."""
+        src = self.src
+        later_ancestors = {id(a) for a in src.ancestors(later)}
+        statement: cst.CSTNode = src.statement_of(save)
+        while True:
+            block = src.parent(statement)
+            if block is None:
+                return None
+            if id(block) in later_ancestors:
+                break
+            outer = next(
+                (a for a in src.ancestors(block) if isinstance(a, cst.BaseStatement)), None
+            )
+            if outer is None:
+                return None
+            statement = outer
+        holds_training = any(
+            any(a is statement for a in src.ancestors(call)) for call in train_calls
+        )
+        return None if holds_training else statement
 
     def _trainer_loader(self, use: TrainerUse) -> str:
         if use.has_eval_dataset and use.eval_dataset_optional and use.has_train_dataset:

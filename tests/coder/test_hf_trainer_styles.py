@@ -170,3 +170,18 @@ def test_compute_metrics_given_only_with_generation_still_names_the_tuning_metri
     rewritten, report = _rewrite(text, "ptq-static")
     assert 'trainer_eval_func(trainer, "eval_token_match")' in rewritten
     assert not any("could not be read" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    "guard", ["if trainer.is_world_process_zero():", "if training_args.should_save:"]
+)
+def test_a_guarded_save_between_training_and_evaluation_takes_the_fit_before_its_guard(guard):
+    text = (
+        script_path(S2S)
+        .read_text()
+        .replace("    trainer.save_model()\n", f"    {guard}\n        trainer.save_model()\n")
+    )
+    rewritten, report = _rewrite(text, "ptq-dynamic")
+    fit, guarded, save = _lines(rewritten, ".fit(", guard, "trainer.save_model()")
+    assert fit < guarded < save
+    assert not any("saves the model before" in w for w in report.warnings)
