@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from neural_coder.analysis import final_model
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.errors import AnalysisError
@@ -90,16 +91,25 @@ class TrainerFit(CalibrationData):
                     continue
                 shared = self._statement_on_the_way(save, first_eval, use.train_calls)
                 if shared is not None:
-                    return shared, "before"
+                    return self._outside_loops(shared, use), "before"
                 self.plan.warnings.append(
                     f"line {src.line(save)} saves the model before it is quantized (the fit "
                     f"is at line {src.line(first_eval)}, on another branch): move the save "
                     "after it to save the quantized model"
                 )
-            return src.statement_of(first_eval), "before"
+            return self._outside_loops(src.statement_of(first_eval), use), "before"
         if use.train_calls:
             return src.statement_of(max(use.train_calls, key=src.line)), "after"
         return use.statement, "after"
+
+    def _outside_loops(self, statement: cst.BaseStatement, use: TrainerUse) -> cst.BaseStatement:
+        """The outermost loop after training around `statement` (`for split, ds in
+        eval_sets.items(): trainer.evaluate(ds)`: one fit, not one per evaluation set)."""
+        loop = final_model.outermost_loop(self.index, statement, use.scope)
+        holds_training = any(
+            any(a is loop for a in self.src.ancestors(call)) for call in use.train_calls
+        )
+        return statement if holds_training else loop
 
     def _statement_on_the_way(
         self, save: cst.Call, later: cst.Call, train_calls: list[cst.Call]

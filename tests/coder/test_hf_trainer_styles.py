@@ -185,3 +185,30 @@ def test_a_guarded_save_between_training_and_evaluation_takes_the_fit_before_its
     fit, guarded, save = _lines(rewritten, ".fit(", guard, "trainer.save_model()")
     assert fit < guarded < save
     assert not any("saves the model before" in w for w in report.warnings)
+
+
+EVAL_ONCE = (
+    '    metrics = trainer.evaluate(max_length=6, num_beams=1, metric_key_prefix="eval")\n'
+    '    print("eval", metrics)\n'
+)
+EVAL_PER_SET = (
+    "    for split, eval_set in {'dev': CopyTask(16, seed=1), 'test': CopyTask(16, seed=3)}.items():\n"
+    "        metrics = trainer.evaluate(eval_dataset=eval_set, metric_key_prefix=split)\n"
+    "        print(split, metrics)\n"
+)
+
+
+@pytest.mark.parametrize("saved", [True, False])
+def test_evaluation_sets_in_a_loop_get_one_fit_before_the_loop(saved):
+    """run_glue's `for eval_dataset, task in zip(...): trainer.evaluate(eval_dataset=...)`:
+    the fit went inside the loop, quantizing trainer.model once per set (the second time
+    the int8 model already)."""
+    text = script_path(S2S).read_text()
+    assert EVAL_ONCE in text
+    text = text.replace(EVAL_ONCE, EVAL_PER_SET)
+    if not saved:
+        text = text.replace("    trainer.save_model()\n", "")
+    rewritten, _ = _rewrite(text, "ptq-static")
+    fit, loop = _lines(rewritten, ".fit(", "for split, eval_set in")
+    assert fit < loop and rewritten.count(".fit(") == 1
+    assert rewritten.splitlines()[fit - 1].startswith("    quantized_model = ")
