@@ -233,12 +233,12 @@ def _refuse_early_exits(
     or reach its evaluation, or the budget decides when training ends."""
     src = index.source
     anchor_line = src.line(anchor)
-    for node in _own_nodes(index, epoch_loop):
+    for node in own_nodes(index, epoch_loop):
         if isinstance(node, cst.Return):
             refuse(f"line {src.line(node)} returns from inside the epoch loop", src.line(node))
         if not isinstance(node, cst.Break | cst.Continue):
             continue
-        target = _enclosing_loop(index, node)
+        target = enclosing_loop(index, node)
         if target is epoch_loop:
             if isinstance(node, cst.Break):
                 refuse(
@@ -253,9 +253,9 @@ def _refuse_early_exits(
             _refuse_budget(index, node, refuse)
     if not _contains(index, epoch_loop, loop.step_loop):
         # the step loop of `train_one_epoch(...)`: `if step >= max_steps: return` there
-        for node in _own_nodes(index, loop.step_loop):
+        for node in own_nodes(index, loop.step_loop):
             if isinstance(node, cst.Return) or (
-                isinstance(node, cst.Break) and _enclosing_loop(index, node) is loop.step_loop
+                isinstance(node, cst.Break) and enclosing_loop(index, node) is loop.step_loop
             ):
                 _refuse_budget(index, node, refuse)
 
@@ -366,7 +366,7 @@ def _contains(index: Index, outer: cst.CSTNode, node: cst.CSTNode) -> bool:
     return any(a is outer for a in index.source.ancestors(node))
 
 
-def _enclosing_loop(index: Index, node: cst.CSTNode) -> cst.CSTNode | None:
+def enclosing_loop(index: Index, node: cst.CSTNode) -> cst.CSTNode | None:
     for ancestor in index.source.ancestors(node):
         if isinstance(ancestor, cst.For | cst.While):
             return ancestor
@@ -375,7 +375,7 @@ def _enclosing_loop(index: Index, node: cst.CSTNode) -> cst.CSTNode | None:
     return None
 
 
-def _own_nodes(index: Index, loop: cst.CSTNode) -> list[cst.CSTNode]:
+def own_nodes(index: Index, loop: cst.CSTNode) -> list[cst.CSTNode]:
     """The nodes of `loop`'s body, not those of functions or classes defined in it."""
     src = index.source
     return [

@@ -20,18 +20,20 @@ from __future__ import annotations
 from neural_coder.analysis import evaluation
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
+from neural_coder.errors import AnalysisError
 
 from .base import Plan
 from .post_training_eval_func import EvalFunc
 from .post_training_fit_call import QUANT_APPROACHES
 from .post_training_other_paths import OtherFitPaths
 from .post_training_placement import FitPlacement
+from .post_training_save import SavedFit
 from .post_training_trainer import TrainerFit
 
 __all__ = ["QUANT_APPROACHES", "PostTrainingPlanner"]
 
 
-class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, EvalFunc):
+class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, EvalFunc):
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
             return self._build_for_trainer(self._evaluated_trainer())
@@ -47,11 +49,19 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, EvalFunc):
             if in_epoch is not None:
                 self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
             return self.plan
-        in_epoch = self._last_epoch(place)
+        try:
+            in_epoch = self._last_epoch(place)
+            if in_epoch is None:
+                self._check_result_is_used(place)
+        except AnalysisError as refused:
+            # nothing reads the trained model and no last-epoch fit: fit and save it
+            if not self._result_unread(place):
+                raise
+            self._plan_save(place, refused)
+            in_epoch = None
         if in_epoch is not None:
             self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
         else:
-            self._check_result_is_used(place)
             self._fit_at(place, evaluations)
         return self.plan
 

@@ -1,0 +1,87 @@
+"""A fit after training whose result nothing in the script reads: it is saved.
+
+Training scripts often evaluate and checkpoint only inside the training loop (`for
+epoch ...: train(epoch); test(epoch)`, a `while True:` iteration loop that breaks at
+`max_iters`), so after the loop nothing reads the trained model. Where a fit in the last
+epoch is not possible or not sound (analysis/last_epoch.py), the fit goes after the loop,
+where the model is final, and the compressed model is written with its own `save(root)`
+(runtime/model.py `Model.save`: `root/best_model.pt`, read back by
+`neural_coder.runtime.load(root, <float model>)`), under the script's main-process check
+when it has one (analysis/saved_output.py). The refusals that stay: a model rebuilt
+before anything reads it, a `return` from inside the loop (the fit might never run), a
+`while True:` loop nothing breaks. A part of `PostTrainingPlanner` (post_training.py).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis import final_model, saved_output
+from neural_coder.analysis.final_model import FinalModel
+from neural_coder.analysis.last_epoch import enclosing_loop, own_nodes
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
+
+from .post_training_fit_call import FitCall
+
+
+class SavedFit(FitCall):
+    """A part of `PostTrainingPlanner` (post_training.py): the fit after training, saved."""
+
+    def _result_unread(self, place: FinalModel) -> bool:
+        return "." not in place.model and not final_model.later_reads(self.index, place)
+
+    def _plan_save(self, place: FinalModel, refused: AnalysisError) -> None:
+        """Have the fit at `place` save its result (see `FitCall._emit`), or raise
+        `refused` (the refusal a fit without a save gets) when a fit after the training
+        loop would not run on the trained model, or not run at all."""
+        why = self._unsound_save(place)
+        if why is not None:
+            refused.message = f"{refused.message}; saving the compressed model after training is not sound either: {why}"
+            raise refused
+        line = self.src.line(place.anchor)
+        folder, chosen = (
+            (repr(self.options.ptq.save_dir), "--save-dir")
+            if self.options.ptq.save_dir is not None
+            else saved_output.output_dir(self.index, place.scope, line + 1, self.approach)
+        )
+        self.save_to = folder
+        self.save_guard = saved_output.main_process_test(self.index, place.scope, line + 1)
+        self.plan.placed.append(
+            f"note: nothing after line {line} in {self.index.describe(place.scope)} reads "
+            f"{place.model}: the fit follows training and saves the compressed model to "
+            f"{folder} ({chosen}) as best_model.pt; load it with "
+            f"neural_coder.runtime.load({folder}, <the float model>)"
+            + (
+                f"; written only where {self.save_guard} holds"
+                if self.save_guard is not None
+                else ""
+            )
+        )
+
+    def _unsound_save(self, place: FinalModel) -> str | None:
+        """Why a fit (and save) after training at `place` would not compress the trained
+        model, or would not run; None when it is sound."""
+        if place.rebuilt is not None:
+            return (
+                f"line {self.src.line(place.rebuilt)} builds a new, untrained {place.model} "
+                "before anything reads it"
+            )
+        loop = self.facts.loop
+        if loop is None or place.scope is not loop.entry_scope:
+            return "the training loop is not in the function the fit would go in"
+        outer = final_model.outermost_loop(self.index, loop.entry_loop, loop.entry_scope)
+        for node in own_nodes(self.index, outer):
+            if isinstance(node, cst.Return):
+                return f"line {self.src.line(node)} returns from inside the training loop"
+        if (
+            isinstance(outer, cst.While)
+            and m.matches(outer.test, m.Name("True") | m.Integer("1"))
+            and not any(
+                isinstance(node, cst.Break) and enclosing_loop(self.index, node) is outer
+                for node in own_nodes(self.index, outer)
+            )
+        ):
+            return f"the loop at line {self.src.line(outer)} never ends (while True with no break)"
+        return None
+
