@@ -146,9 +146,7 @@ def _main_process_root(test: cst.BaseExpression) -> str | None:
         and _last(test.left) in RANK_NAMES
     ):
         target = test.comparisons[0]
-        if isinstance(target.operator, cst.Equal) and m.matches(
-            target.comparator, m.Integer("0")
-        ):
+        if isinstance(target.operator, cst.Equal) and m.matches(target.comparator, m.Integer("0")):
             return _root(test.left)
         if isinstance(target.operator, cst.In) and isinstance(
             target.comparator, cst.List | cst.Tuple
@@ -171,8 +169,7 @@ def in_reach(index: Index, name: str, scope: Scope, line: int) -> bool:
     if name in index.imports_of(scope):
         return True
     return any(
-        fn is not None or src.line(a.statement) < line
-        for a in index.assignments_in(name, module)
+        fn is not None or src.line(a.statement) < line for a in index.assignments_in(name, module)
     )
 
 

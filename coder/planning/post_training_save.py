@@ -84,4 +84,3 @@ class SavedFit(FitCall):
         ):
             return f"the loop at line {self.src.line(outer)} never ends (while True with no break)"
         return None
-
