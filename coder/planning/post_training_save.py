@@ -17,6 +17,7 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import final_model, saved_output
+from neural_coder.analysis.evaluation import Evaluation
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.last_epoch import enclosing_loop, own_nodes
 from neural_coder.errors import AnalysisError
@@ -25,20 +26,45 @@ from neural_coder.transforms import match as m
 from .post_training_fit_call import FitCall
 
 
+#: what last_epoch.py's refusals say before their reason
+LAST_EPOCH_WHY = "is not sound: "
+
+
 class SavedFit(FitCall):
     """A part of `PostTrainingPlanner` (post_training.py): the fit after training, saved."""
+
+    def _fit_at(
+        self, place: FinalModel, evaluations: list[Evaluation], guard: str | None = None
+    ) -> None:
+        """Declared for the type checker: PostTrainingPlanner (post_training.py) defines it."""
+        raise NotImplementedError
 
     def _result_unread(self, place: FinalModel) -> bool:
         return "." not in place.model and not final_model.later_reads(self.index, place)
 
-    def _plan_save(self, place: FinalModel, refused: AnalysisError) -> None:
-        """Have the fit at `place` save its result (see `FitCall._emit`), or raise
-        `refused` (the refusal a fit without a save gets) when a fit after the training
-        loop would not run on the trained model, or not run at all."""
-        why = self._unsound_save(place)
-        if why is not None:
-            refused.message = f"{refused.message}; saving the compressed model after training is not sound either: {why}"
+    def _refuse_unsound_save(self, place: FinalModel, refused: AnalysisError) -> None:
+        """Raise `refused` (the refusal a fit without a save gets) when a fit after the
+        training loop would not run on the trained model, or not run at all."""
+        unsound = self._unsound_save(place)
+        if unsound is not None:
+            why, at = unsound
+            if f"line {at} " not in refused.message:  # not told already
+                refused.message += (
+                    f"; a fit after the training loop, saved, is not sound either: {why}"
+                )
             raise refused
+
+    def _saved_fit_at(
+        self,
+        place: FinalModel,
+        evaluations: list[Evaluation],
+        declined: AnalysisError | None = None,
+    ) -> None:
+        """The fit at `place`, followed by a save of its result (see `FitCall._emit`);
+        `declined`: why the fit is not in the last epoch, before its evaluation."""
+        if declined is not None:
+            why = declined.message.split(LAST_EPOCH_WHY, 1)[-1]
+            self.plan.placed.append(f"note: no fit in the last epoch: {why}")
         line = self.src.line(place.anchor)
         folder, chosen = (
             (repr(self.options.ptq.save_dir), "--save-dir")
@@ -48,7 +74,8 @@ class SavedFit(FitCall):
         self.save_to = folder
         self.save_guard = saved_output.main_process_test(self.index, place.scope, line + 1)
         self.plan.placed.append(
-            f"note: nothing after line {line} in {self.index.describe(place.scope)} reads "
+            f"note: nothing after the statement at line {line} in "
+            f"{self.index.describe(place.scope)} reads "
             f"{place.model}: the fit follows training and saves the compressed model to "
             f"{folder} ({chosen}) as best_model.pt; load it with "
             f"neural_coder.runtime.load({folder}, <the float model>)"
@@ -58,22 +85,25 @@ class SavedFit(FitCall):
                 else ""
             )
         )
+        self._fit_at(place, evaluations)
+        self.save_to = self.save_guard = None
 
-    def _unsound_save(self, place: FinalModel) -> str | None:
+    def _unsound_save(self, place: FinalModel) -> tuple[str, int] | None:
         """Why a fit (and save) after training at `place` would not compress the trained
-        model, or would not run; None when it is sound."""
+        model, or would not run, and the line that shows it; None when it is sound."""
         if place.rebuilt is not None:
-            return (
-                f"line {self.src.line(place.rebuilt)} builds a new, untrained {place.model} "
-                "before anything reads it"
-            )
+            at = self.src.line(place.rebuilt)
+            return f"line {at} builds a new, untrained {place.model} before anything reads it", at
         loop = self.facts.loop
         if loop is None or place.scope is not loop.entry_scope:
-            return "the training loop is not in the function the fit would go in"
+            return "the training loop is not in the function the fit would go in", self.src.line(
+                place.anchor
+            )
         outer = final_model.outermost_loop(self.index, loop.entry_loop, loop.entry_scope)
         for node in own_nodes(self.index, outer):
             if isinstance(node, cst.Return):
-                return f"line {self.src.line(node)} returns from inside the training loop"
+                at = self.src.line(node)
+                return f"line {at} returns from inside the training loop", at
         if (
             isinstance(outer, cst.While)
             and m.matches(outer.test, m.Name("True") | m.Integer("1"))
@@ -82,5 +112,6 @@ class SavedFit(FitCall):
                 for node in own_nodes(self.index, outer)
             )
         ):
-            return f"the loop at line {self.src.line(outer)} never ends (while True with no break)"
+            at = self.src.line(outer)
+            return f"the loop at line {at} never ends (while True with no break)", at
         return None
