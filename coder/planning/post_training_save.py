@@ -25,7 +25,6 @@ from neural_coder.transforms import match as m
 
 from .post_training_fit_call import FitCall
 
-
 #: what last_epoch.py's refusals say before their reason
 LAST_EPOCH_WHY = "is not sound: "
 
@@ -46,13 +45,18 @@ class SavedFit(FitCall):
         """Raise `refused` (the refusal a fit without a save gets) when a fit after the
         training loop would not run on the trained model, or not run at all."""
         unsound = self._unsound_save(place)
-        if unsound is not None:
-            why, at = unsound
-            if f"line {at} " not in refused.message:  # not told already
-                refused.message += (
-                    f"; a fit after the training loop, saved, is not sound either: {why}"
-                )
+        if unsound is None:
+            return
+        why, at = unsound
+        # `line 9 returns from inside ...`: told already by the refusal (of the last epoch)
+        if why.startswith("line ") and why.split(" ", 2)[2][:20] in refused.message:
             raise refused
+        raise AnalysisError(
+            f"{refused.message}; a fit after the training loop, saved, is not sound either: {why}",
+            path=refused.path,
+            line=refused.line,
+            hint=refused.hint,
+        ) from None
 
     def _saved_fit_at(
         self,
@@ -94,6 +98,14 @@ class SavedFit(FitCall):
         if place.rebuilt is not None:
             at = self.src.line(place.rebuilt)
             return f"line {at} builds a new, untrained {place.model} before anything reads it", at
+        anchor_line = self.src.line(place.anchor)
+        if not saved_output.in_reach(self.index, place.model, place.scope, anchor_line):
+            # `F.cross_entropy(model(x), y).backward()` at module level is read as training
+            # the class of `model = Net()`: no built model to fit
+            return (
+                f"{place.model} is not a model built in {self.index.describe(place.scope)}",
+                anchor_line,
+            )
         loop = self.facts.loop
         if loop is None or place.scope is not loop.entry_scope:
             return "the training loop is not in the function the fit would go in", self.src.line(

@@ -182,6 +182,15 @@ CASES = [
     # nothing reads the model after training, but `if args.evaluate: validate(...); return`
     # evaluates a --resume'd checkpoint: the fit goes there
     ("evaluate_flag_train.py", "ptq-static", "runtime"),
+    # nothing reads the trained model after training (evaluated and checkpointed only in
+    # the loop): the fit follows training and saves the compressed model, beside the
+    # script's checkpoints, under its main-process check
+    ("epoch_checkpoint_train.py", "ptq-static", "runtime"),
+    ("epoch_checkpoint_train.py", "ptq-dynamic", "inc"),
+    ("epoch_checkpoint_train.py", "bf16", "runtime"),
+    ("iteration_loop_train.py", "ptq-dynamic", "runtime"),
+    ("run_method_trainer.py", "ptq-static", "runtime"),
+    ("run_method_trainer.py", "bf16", "runtime"),
     # a distillation Trainer subclass (teacher= keyword): its student is compressed, its
     # own loss stays; the runtime's distillation on top only with --teacher (test_hf_trainer_styles)
     ("distillation_trainer_subclass.py", "pruning+qat", "runtime"),
