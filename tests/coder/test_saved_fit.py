@@ -164,10 +164,12 @@ def test_a_function_that_trains_and_reads_nothing_after_saves_there():
     ) in text
 
 
-def test_revert_removes_the_fit_and_the_save():
+@pytest.mark.parametrize("save_dir", [None, "exports/int8 model"])
+def test_revert_removes_the_fit_and_the_save(save_dir):
     source = epoch_script("    torch.save(model.state_dict(), './ckpt/last.pt')\n")
-    text, _ = saved(source)
-    assert revert_source(Path("script.py"), text)[0] == source
+    text, _ = saved(source, save_dir=save_dir)
+    original, report = revert_source(Path("script.py"), text)
+    assert original == source, report.message
 
 
 def test_the_iteration_loop_sample_saves_under_master_process():
