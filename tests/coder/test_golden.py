@@ -175,6 +175,11 @@ CASES = [
     # step closures made by factory methods, kept on self, picked by a validation flag
     ("step_factory_trainer.py", "pruning+qat", "runtime"),
     ("step_factory_trainer.py", "distillation", "runtime"),
+    # the same closures made by factory functions: the manager is one more parameter of
+    # the factory, the model prepared before it is called; mini_batch() runs the
+    # validation step too (it gets the manager as well)
+    ("step_factory_functions.py", "qat", "runtime"),
+    ("step_factory_functions.py", "distillation", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step

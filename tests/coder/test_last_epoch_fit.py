@@ -363,12 +363,34 @@ def test_training_in_an_epoch_function_then_evaluate_each_epoch():
 
 @pytest.mark.parametrize("exit", ["break", "return"])
 def test_a_step_budget_in_the_epoch_function_fits_after_the_loop(exit):
+    """A count kept across epochs (`state["step"]`) ends training, not the epochs: the
+    fit goes after the loop, saved."""
     source = epoch_function_script(
-        stop=f"        if max_steps is not None and step >= max_steps:\n            {exit}"
-    )
+        stop='        state["step"] += 1\n'
+        f'        if max_steps is not None and state["step"] >= max_steps:\n            {exit}'
+    ).replace("def train_one_epoch(", 'state = {"step": 0}\n\n\ndef train_one_epoch(')
     notes = saved_after_the_loop(source)
     line = source.splitlines().index(f"            {exit}") + 1
     assert f"line {line} ends training on a step budget" in notes, notes
+
+
+@pytest.mark.parametrize("exit", ["break", "return"])
+def test_a_cap_on_each_epoch_s_batches_is_kept(exit):
+    """`if step >= max_steps: break` on the step loop's own index caps every epoch alike:
+    the last epoch still trains, then evaluates."""
+    text, report = rewrite(
+        epoch_function_script(
+            stop=f"        if max_steps is not None and step >= max_steps:\n            {exit}"
+        )
+    )
+    assert report.status is Status.TRANSFORMED, report.message
+    fit = line_of(text, ".fit(")
+    assert code_lines(text)[fit - 1] == "        if epoch == num_epochs - 1:"
+    assert (
+        line_of(text, "        train_one_epoch(model")
+        < fit
+        < line_of(text, "print(epoch, evaluate(")
+    )
 
 
 def test_a_dry_run_break_that_only_shortens_each_epoch_is_kept():

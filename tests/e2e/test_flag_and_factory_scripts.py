@@ -7,6 +7,7 @@ path evaluates a resumed checkpoint."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.conftest import run_cli, script_path
 from tests.e2e.runner import rewrite_and_run, run_script
@@ -62,3 +63,20 @@ def test_evaluate_path_quantizes_the_resumed_checkpoint(tmp_path):
     run, summary = run_script(script, "--evaluate", "--resume", "model_best.pth.tar")
     assert summary["quantized_modules"] == 4
     assert "Acc@1" in run.stdout
+
+
+def test_step_factory_functions_compress_the_training_batches_only(tmp_path):
+    """Closures made by factory functions, one `mini_batch()` loop for both steps: the
+    training closure carries the optimizer-step hooks, so only the 16 training batches
+    of each of the 3 epochs count (the 2 validation batches do not)."""
+    summary = rewrite_and_run(tmp_path, "step_factory_functions.py", "--approach", "pruning+qat")
+    assert summary["pruning_steps_seen"] == 48
+    assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert summary["quantized_modules"] == 3
+    saved = torch.load(tmp_path / "step_factory_model.pt", weights_only=False)
+    assert any(key.endswith("scale") for key in saved), "the saved model is not the QAT one"
+
+
+def test_step_factory_functions_distil_the_training_batches_only(tmp_path):
+    summary = rewrite_and_run(tmp_path, "step_factory_functions.py", "--approach", "distillation")
+    assert summary["distillation_steps"] == 48
