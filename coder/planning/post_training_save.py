@@ -70,27 +70,28 @@ class SavedFit(FitCall):
             why = declined.message.split(LAST_EPOCH_WHY, 1)[-1]
             self.plan.placed.append(f"note: no fit in the last epoch: {why}")
         line = self.src.line(place.anchor)
+        self._plan_save(place, saved_output.main_process_test(self.index, place.scope, line + 1))
+        self._fit_at(place, evaluations)
+        self.save_to = self.save_guard = None
+
+    def _plan_save(self, place: FinalModel, guard: str | None) -> None:
+        """Have the next fit (`FitCall._emit`) save its result, under `if <guard>:`, and
+        say where."""
+        line = self.src.line(place.anchor)
         folder, chosen = (
             (repr(self.options.ptq.save_dir), "--save-dir")
             if self.options.ptq.save_dir is not None
             else saved_output.output_dir(self.index, place.scope, line + 1, self.approach)
         )
-        self.save_to = folder
-        self.save_guard = saved_output.main_process_test(self.index, place.scope, line + 1)
+        self.save_to, self.save_guard = folder, guard
         self.plan.placed.append(
             f"note: nothing after the statement at line {line} in "
             f"{self.index.describe(place.scope)} reads "
             f"{place.model}: the fit follows training and saves the compressed model to "
             f"{folder} ({chosen}) as best_model.pt; load it with "
             f"neural_coder.runtime.load({folder}, <the float model>)"
-            + (
-                f"; written only where {self.save_guard} holds"
-                if self.save_guard is not None
-                else ""
-            )
+            + (f"; written only where {guard} holds" if guard is not None else "")
         )
-        self._fit_at(place, evaluations)
-        self.save_to = self.save_guard = None
 
     def _unsound_save(self, place: FinalModel) -> tuple[str, int] | None:
         """Why a fit (and save) after training at `place` would not compress the trained

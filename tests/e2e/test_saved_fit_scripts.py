@@ -5,6 +5,7 @@ saved; `neural_coder.runtime.load` brings it back into the float architecture as
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,27 @@ def test_a_module_level_iteration_loop_saves_after_its_break(tmp_path, approach)
     assert len(dynamic_linears(model)) == 2
     assert isinstance(model.embed, torch.ao.nn.quantized.Embedding)
     assert model(torch.randint(0, 16, (2, 8))).shape == (2, 8, 16)
+
+
+def test_a_lightning_module_nothing_tests_after_fit_is_saved_and_loads_back_int8(tmp_path):
+    """samples/lightning_fit.py without its test and save after `trainer.fit`: the static
+    int8 LightningModule is saved on global rank 0 and loads back into its own class."""
+    source = script_path("lightning_fit.py").read_text()
+    tested = "    print(trainer.test(model, dataloaders=test_loader, verbose=False))\n"
+    saved = "    if args.save:\n        torch.save(model.state_dict(), args.save)\n"
+    assert tested in source and saved in source
+    script = tmp_path / "lit_train.py"
+    script.write_text(source.replace(tested, "").replace(saved, ""))
+    result = run_cli("optimize", script, "--approach", "ptq-static")
+    assert result.exit_code == 0 and "trainer.is_global_zero holds" in result.output, result.output
+    _, summary = run_script(script, "--epochs", "1")
+    assert summary["quantized_modules"] >= 1
+    spec = importlib.util.spec_from_file_location("lightning_fit", script_path("lightning_fit.py"))
+    sample = importlib.util.module_from_spec(spec)  # main() runs only as __main__
+    spec.loader.exec_module(sample)
+    fp32 = sample.DigitClassifier(sample.Encoder())
+    model = load(tmp_path / "neural_coder_output" / "ptq-static", fp32)
+    assert type(model).__name__ == "DigitClassifier"
+    assert any(isinstance(m, torch.ao.nn.quantized.Linear) for m in model.modules())
+    x, _ = sample.synthetic_digits(4, 5).tensors
+    assert model(x).shape == (4, 10)
