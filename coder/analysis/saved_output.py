@@ -43,28 +43,33 @@ PATH_JOINS = frozenset({"os.path.join", "osp.join", "path.join"})
 def output_dir(index: Index, scope: Scope, line: int, approach: str) -> tuple[str, str]:
     """The folder expression the save writes to, and how it was chosen: a folder beside
     the script's checkpoints (`os.path.join(out_dir, "neural_coder_ptq-dynamic")` for
-    `torch.save(..., os.path.join(out_dir, "ckpt.pt"))`), or the default."""
+    `torch.save(..., os.path.join(out_dir, "ckpt.pt"))`, `f"{out_dir}/neural_coder_..."`
+    for `f"{out_dir}/ckpt.pt"` or `Path(out_dir) / "ckpt.pt"`), or the default."""
     leaf = f"neural_coder_{approach}"
     found = _checkpoint_dir(index, scope, line)
-    if found is not None:
-        expression, call = found
-        where = f"beside the checkpoint the script writes at line {index.source.line(call)}"
-        if isinstance(expression, str):  # a literal folder
-            return repr(os.path.join(expression, leaf)), where
-        join, folder = expression
-        return f"{join}({folder}, {leaf!r})", where
-    return repr(f"{DEFAULT_ROOT}/{approach}"), "the default, relative to the working directory"
+    if found is None:
+        return repr(f"{DEFAULT_ROOT}/{approach}"), "the default, relative to the working directory"
+    folder, call = found
+    where = f"beside the checkpoint the script writes at line {index.source.line(call)}"
+    if isinstance(folder, str):  # a literal folder
+        return repr(os.path.join(folder, leaf)), where
+    join, expression = folder
+    if join is None:  # no join function in the script's own path: an f-string
+        return f'f"{{{expression}}}/{leaf}"', where
+    return f"{join}({expression}, {leaf!r})", where
 
 
-def _checkpoint_dir(
-    index: Index, scope: Scope, line: int
-) -> tuple[str | tuple[str, str], cst.Call] | None:
+#: a checkpoint's folder: a literal, or (the join function or None, the folder expression)
+Folder = str | tuple[str | None, str]
+
+
+def _checkpoint_dir(index: Index, scope: Scope, line: int) -> tuple[Folder, cst.Call] | None:
     """The folder of a checkpoint the file writes (`save(obj, os.path.join(D, name))` with
     `D` in reach at `line` of `scope`, or `save(obj, "dir/name.pt")`); a save in `scope`
     first."""
     src = index.source
     module = src.module_of(scope)
-    found: list[tuple[bool, tuple[str | tuple[str, str], cst.Call]]] = []
+    found: list[tuple[bool, tuple[Folder, cst.Call]]] = []
     for call in index.calls:
         if src.module_of(call) is not module:
             continue
@@ -80,10 +85,14 @@ def _checkpoint_dir(
     return found[0][1] if found else None
 
 
-def _folder_of(
-    index: Index, path: cst.BaseExpression, scope: Scope, line: int
-) -> str | tuple[str, str] | None:
+def _folder_of(index: Index, path: cst.BaseExpression, scope: Scope, line: int) -> Folder | None:
     src = index.source
+
+    def reachable(folder: cst.BaseExpression) -> bool:
+        return isinstance(folder, cst.Name | cst.Attribute) and in_reach(
+            index, _root(folder), scope, line
+        )
+
     if isinstance(path, cst.SimpleString):
         value = path.evaluated_value
         folder = os.path.dirname(value) if isinstance(value, str) else ""
@@ -95,14 +104,37 @@ def _folder_of(
         and all(a.keyword is None and not a.star for a in path.args)
     ):
         folder = path.args[0].value
-        join_root = src.code(path.func).split(".", 1)[0]
         if isinstance(folder, cst.SimpleString):
             value = folder.evaluated_value
             return value if isinstance(value, str) and value else None
-        if isinstance(folder, cst.Name | cst.Attribute) and all(
-            in_reach(index, root, scope, line) for root in (_root(folder), join_root)
-        ):
+        join_root = src.code(path.func).split(".", 1)[0]
+        if reachable(folder) and in_reach(index, join_root, scope, line):
             return src.code(path.func), src.code(folder)
+    if isinstance(path, cst.FormattedString) and len(path.parts) >= 2:  # f"{out_dir}/ckpt.pt"
+        head, rest = path.parts[0], path.parts[1]
+        if (
+            isinstance(head, cst.FormattedStringExpression)
+            and head.conversion is None
+            and head.format_spec is None
+            and isinstance(rest, cst.FormattedStringText)
+            and rest.value.startswith("/")
+            and reachable(head.expression)
+        ):
+            return None, src.code(head.expression)
+    if isinstance(path, cst.BinaryOperation) and isinstance(path.operator, cst.Divide):
+        folder = path.left  # `Path(out_dir) / "ckpt.pt"`, `out_dir / "ckpt.pt"`
+        if (
+            isinstance(folder, cst.Call)
+            and len(folder.args) == 1
+            and src.code(folder.func)
+            in (
+                "Path",
+                "pathlib.Path",
+            )
+        ):
+            folder = folder.args[0].value
+        if reachable(folder):
+            return None, src.code(folder)
     return None
 
 
@@ -125,6 +157,18 @@ def main_process_test(index: Index, scope: Scope, line: int) -> str | None:
             root = _main_process_root(operand)
             if root is not None and in_reach(index, root, scope, line):
                 return src.code(operand)
+        # `if not args.distributed or args.rank == 0:` as a whole
+        if (
+            isinstance(test, cst.BooleanOperation)
+            and isinstance(test.operator, cst.Or)
+            and isinstance(test.left, cst.UnaryOperation)
+            and isinstance(test.left.operator, cst.Not)
+            and isinstance(test.left.expression, cst.Name | cst.Attribute)
+            and in_reach(index, _root(test.left.expression), scope, line)
+        ):
+            root = _main_process_root(test.right)
+            if root is not None and in_reach(index, root, scope, line):
+                return f"({src.code(test)})"
     return None
 
 

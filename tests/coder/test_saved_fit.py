@@ -21,6 +21,7 @@ from tests.conftest import run_cli, script_path
 
 HEADER = """\
 import os
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -95,6 +96,10 @@ def test_the_fit_after_training_saves_to_the_default_folder_and_says_so():
         ("torch.save(model.state_dict(), './ckpt/last.pt')", '"./ckpt/neural_coder_ptq-dynamic"'),
         ("torch.save(model.state_dict(), os.path.join('runs', 'last.pt'))",
          '"runs/neural_coder_ptq-dynamic"'),
+        ("torch.save(model.state_dict(), f'{out_dir}/ckpt.pt')",
+         'f"{out_dir}/neural_coder_ptq-dynamic"'),
+        ("torch.save(model.state_dict(), Path(out_dir) / 'ckpt.pt')",
+         'f"{out_dir}/neural_coder_ptq-dynamic"'),
         # a folder built after the loop is out of reach of the save: the default
         ("torch.save(model.state_dict(), os.path.join(late_dir, 'ckpt.pt'))",
          '"neural_coder_output/ptq-dynamic"'),
@@ -132,10 +137,13 @@ def test_an_empty_save_dir_is_a_usage_error():
         ("rank = int(os.environ.get('RANK', 0))\n", "rank == 0"),
         ("local_rank = int(os.environ.get('LOCAL_RANK', -1))\n", "local_rank in [-1, 0]"),
         ("import utils\n", "utils.is_main_process()"),
+        ("ddp, rank = False, 0\n", "(not ddp or rank == 0)"),
     ],
 )
 def test_the_save_runs_under_the_scripts_main_process_check(setup, check):
     body = f"    if epoch % 2 == 0 and {check}:\n        print(epoch)\n"
+    if check.startswith("("):  # a whole test of its own
+        body = f"    if {check[1:-1]}:\n        print(epoch)\n"
     text, report = saved(epoch_script(body, before=setup))
     assert f"if quantized_model is not None and {check}:  # neural-coder\n" in text
     assert any(f"written only where {check} holds" in p for p in report.placed)
