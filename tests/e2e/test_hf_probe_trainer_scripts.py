@@ -47,24 +47,21 @@ FIRST_EVALUATION_BEST = (
 )
 
 
-@pytest.mark.parametrize("approach", ["pruning", "pruning+qat"])
-def test_the_best_checkpoint_reloaded_at_the_end_is_the_pruned_one(tmp_path, approach):
+def test_the_best_checkpoint_reloaded_at_the_end_is_the_pruned_one(tmp_path):
     text = script_path("best_checkpoint_trainer.py").read_text()
     original = '    return {"accuracy": float((predictions[mask] == labels[mask]).mean())}'
     assert original in text
     text = text.replace(original, FIRST_EVALUATION_BEST[1])
     text = text.replace("label_list = ", FIRST_EVALUATION_BEST[0] + "label_list = ")
     text = text.replace("early_stopping_patience=2", "early_stopping_patience=5")
-    script = _rewritten(tmp_path, "best_checkpoint_trainer.py", approach, text)
+    script = _rewritten(tmp_path, "best_checkpoint_trainer.py", "pruning", text)
     _, summary = run_script(script)
     assert summary["sparsity"] == pytest.approx(0.5, abs=0.02), summary
-    if approach == "pruning":  # the folder save_model wrote holds the reloaded model
-        weights = load_file(str(tmp_path / "ner_out" / "model.safetensors"))
-        pruned = [w for n, w in weights.items() if n.endswith(("lin.weight", "lin1.weight"))]
-        zeros = sum(int((w == 0).sum()) for w in pruned)
-        assert zeros / sum(w.numel() for w in pruned) > 0.4
-    else:
-        assert summary["quantized_modules"] >= 6, summary
+    # the folder save_model wrote holds the reloaded model
+    weights = load_file(str(tmp_path / "ner_out" / "model.safetensors"))
+    pruned = [w for n, w in weights.items() if n.endswith(("lin.weight", "lin1.weight"))]
+    zeros = sum(int((w == 0).sum()) for w in pruned)
+    assert zeros / sum(w.numel() for w in pruned) > 0.4
 
 
 def test_a_training_step_override_that_calls_compute_loss_distils(tmp_path):
