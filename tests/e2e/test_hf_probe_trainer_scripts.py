@@ -53,7 +53,9 @@ def test_the_best_checkpoint_reloaded_at_the_end_is_the_pruned_one(tmp_path):
     assert original in text
     text = text.replace(original, FIRST_EVALUATION_BEST[1])
     text = text.replace("label_list = ", FIRST_EVALUATION_BEST[0] + "label_list = ")
-    text = text.replace("early_stopping_patience=2", "early_stopping_patience=5")
+    # patience 1: early stopping would end the run at the second evaluation, before
+    # pruning ends, were the best metric of an unpruned checkpoint kept
+    text = text.replace("early_stopping_patience=2", "early_stopping_patience=1")
     script = _rewritten(tmp_path, "best_checkpoint_trainer.py", "pruning", text)
     _, summary = run_script(script)
     assert summary["sparsity"] == pytest.approx(0.5, abs=0.02), summary
