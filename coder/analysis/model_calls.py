@@ -83,6 +83,15 @@ class ModelCalls:
         # the calls in the loop around the backward are the training step's
         around = self.enclosing_loop(backward, scope)
         in_loop = [c for c in models if around is not None and around in set(src.ancestors(c))]
+        if around is not None and models and not in_loop:
+            # no model call in the loop: the model is called in a function of the file
+            # (`ea = encode(model, anchors)`), and the calls before the loop that the
+            # loss reaches through the argument build it (`model = BertModel(config)`)
+            callee = self._model_in_loss_function(
+                [c for c in calls if around in set(src.ancestors(c))]
+            )
+            if callee is not None:
+                return None, None, callee, None
         models = in_loop or models
         if not models and not methods:
             callee = self._model_in_loss_function(calls)

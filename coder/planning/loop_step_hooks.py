@@ -62,7 +62,7 @@ class StepHooks(BasePlanner):
             output = self._hoist_model_call(loop.loss_statement, loop.model_call)
         if loop.loss_statement is None or output is None or loop.model_inputs is None:
             where = (
-                f"the model is called inside {loop.model_called_in}, which returns the loss"
+                f"the model is called inside {loop.model_called_in}, which the loss is computed from"
                 if loop.model_called_in
                 else "the model call is not assigned to a name before the loss"
             )

@@ -58,6 +58,10 @@ CASES = [
     # EarlyStoppingCallback and load_best_model_at_end beside the compression callback
     ("best_checkpoint_trainer.py", "pruning", "runtime"),
     ("best_checkpoint_trainer.py", "qat", "runtime"),
+    # the model is called only inside encode(model, ids): the trained model is `model`,
+    # not the BertModel class its construction (reached through the argument) calls
+    ("contrastive_embedding_train.py", "qat", "runtime"),
+    ("contrastive_embedding_train.py", "ptq-static", "runtime"),
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
     # `net = build_net()` after training builds a fresh model, no reload: fit before it
     ("rebuild_compare.py", "ptq-dynamic", "runtime"),

@@ -91,3 +91,14 @@ def test_qat_of_a_loop_that_saves_its_best_epoch_saves_a_folder_that_loads_int8(
     assert summary["quantized_modules"] >= 6, summary
     int8 = OptimizedModel.from_pretrained(str(tmp_path / "electra_out"))
     assert "QuantizedLinear" in {type(m).__name__ for m in int8.modules()}
+
+
+def test_qat_of_an_encoder_called_only_inside_a_helper_trains_and_saves_int8(tmp_path):
+    """contrastive_embedding_train.py calls its BertModel only inside encode(model, ids):
+    the rewrite took the class name for the model (prepare_compression(BertModel, ...))
+    and the script failed with UnboundLocalError."""
+    script = _rewritten(tmp_path, "contrastive_embedding_train.py", "qat")
+    assert "prepare_compression(model," in script.read_text()
+    _, summary = run_script(script)
+    assert summary["quantized_modules"] >= 6, summary
+    assert (tmp_path / "embed_out" / "best_model.pt").is_file()  # the int8 model saved
