@@ -90,3 +90,9 @@ def test_two_marks_are_refused():
             "pruning",
         )
     assert "2 of them marked" in str(refused.value)
+
+
+def test_a_post_training_refusal_names_the_marker():
+    with pytest.raises(NeuralCoderError) as refused:
+        rewrite(SCRIPT.format(first="", second=""), "ptq-static")
+    assert "'# neural-coder: train'" in str(refused.value)
