@@ -105,10 +105,19 @@ class CallClimbing:
             ]
             sites = in_loops or sites
         if len(sites) > 1:
-            inside = [inner, *(n for n in self.step_nodes if any(a is fn.node for a in self.source.ancestors(n)))]
+            inside = [
+                inner,
+                *(
+                    n
+                    for n in self.step_nodes
+                    if any(a is fn.node for a in self.source.ancestors(n))
+                ),
+            ]
             reaching = [c for c in sites if call_reaches(self.index, fn, c, inside)]
-            loops = {id(self.enclosing_loop(c, self.index.scope_of(c))) for c in sites}
-            if len(reaching) == 1 and len(loops) == 1:
+            # the others (evaluation: `step(batch, is_train=False)`) in the same function,
+            # where the manager the training call gets is in reach of them too
+            scopes = {id(self.index.scope_of(c)) for c in sites}
+            if len(reaching) == 1 and len(scopes) == 1:
                 companions.extend(c for c in sites if c is not reaching[0])
                 return reaching[0]
         return self._one_call_path(fn, sites, "called")

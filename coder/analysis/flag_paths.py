@@ -103,3 +103,11 @@ def _evaluate(test: cst.BaseExpression, values: dict[str, object]) -> object:
         if isinstance(operator, cst.IsNot):
             return left is not right
     return _UNKNOWN
+
+
+def certainly_true(index: Index, fn: Function, call: cst.Call, test: str) -> bool:
+    """Whether `test` (an expression over `fn`'s parameters) is true for every run of
+    `fn` through `call`, from the constants `call` passes."""
+    values = _bound_constants(index, fn, call)
+    value = _evaluate(cst.parse_expression(test), values)
+    return value is not _UNKNOWN and bool(value)

@@ -15,6 +15,7 @@ is prepared), `loop_threading` (the manager handed down the training path),
 from __future__ import annotations
 
 from neural_coder.analysis.final_model import weights_reloaded_after
+from neural_coder.analysis.train_only import train_only
 from neural_coder.analysis.wraps import find_wrap, find_wrap_in_class, wrap_anchor
 from neural_coder.errors import AnalysisError
 
@@ -189,21 +190,33 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 loop.epoch_loop, "body_end", [f"{cm}.callbacks.on_epoch_end()"], "on_epoch_end"
             )
         step_cm = cm_of[id(loop.step_scope)]
+        trains = train_only(self.index, loop)
+        step_test = trains.step_test if trains is not None else None
+        if trains is not None:
+            self.plan.placed.append(
+                f"the step trains only when {trains.test} (line {self.src.line(trains.branch)}): "
+                "the per-batch hooks run under that test, not on evaluation batches"
+            )
         self.insert(
             loop.step_loop,
             "body_start",
-            [f"{step_cm}.callbacks.on_step_begin({loop.step_index or '0'})"],
+            self._only_when(
+                [f"{step_cm}.callbacks.on_step_begin({loop.step_index or '0'})"], step_test
+            ),
             "on_step_begin",
         )
         self.insert(
-            loop.step_loop, "body_end", [f"{step_cm}.callbacks.on_step_end()"], "on_step_end"
+            loop.step_loop,
+            "body_end",
+            self._only_when([f"{step_cm}.callbacks.on_step_end()"], step_test),
+            "on_step_end",
         )
 
         inner_cm = cm_of[id(loop.backward_scope)]
         if "distillation" in techniques:
-            self._distillation_loss(loop, inner_cm)
+            self._distillation_loss(loop, inner_cm, trains)
             for other in loop.alternatives:
-                self._distillation_loss(other, inner_cm)
+                self._distillation_loss(other, inner_cm, train_only(self.index, other))
         if loop.step_runs_closure:
             self._hooks_around_a_closure_step(loop, inner_cm, cm_of)
         for step in [loop.optimizer_step, *loop.other_steps]:
