@@ -122,6 +122,8 @@ class LoopLength:
         src = self.source
         if depth > 8:
             return None
+        if isinstance(iterable, cst.NamedExpr):  # `enumerate(pbar := tqdm(loader))`
+            return self._unwrap_iterable(iterable.value, loop, depth + 1)
         if isinstance(iterable, cst.Call):
             name = src.code(iterable.func).split(".")[-1]
             if name in {"range", "trange"}:

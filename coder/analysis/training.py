@@ -89,6 +89,11 @@ def loss_name_of(index: Index, call: cst.Call) -> str | None:
         if isinstance(candidate, cst.Name):
             return candidate.value
     if isinstance(receiver, cst.Call) and receiver.args:
+        func = receiver.func
+        if not (isinstance(func, cst.Attribute) and "scale" in func.attr.value):
+            # `F.cross_entropy(model(x), y).backward()`: the loss is this expression, bound
+            # to no name (its first argument is the model's output, not the loss)
+            return index.source.code(receiver)
         receiver = receiver.args[0].value
     names = [n.value for n in names_in(receiver)]
     return names[0] if names else None

@@ -67,6 +67,15 @@ class StepHooks(BasePlanner):
         output = loop.model_output
         if loop.loss_statement is not None and output is None and loop.model_call is not None:
             output = self._hoist_model_call(loop.loss_statement, loop.model_call)
+        if loop.loss_statement is None and loop.model_call is not None:
+            raise AnalysisError(
+                f"distillation adds the teacher's term to the loss, but .backward() is called on "
+                f"an expression ({loop.loss_name}), not on a named loss",
+                path=self.src.path,
+                line=self.src.line(loop.backward),
+                hint="name the model's output and the loss first (output = model(x); "
+                "loss = criterion(output, y); loss.backward())",
+            )
         if loop.loss_statement is None or output is None or loop.model_inputs is None:
             where = (
                 f"the model is called inside {loop.model_called_in}, which returns the loss"
