@@ -42,6 +42,7 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
         "multishot_cnn.py",
         "flag_epoch_fn.py",
         "step_factory_trainer.py",
+        "shared_step_train_eval.py",
     }
 )
 APPROACHES = [

@@ -172,6 +172,8 @@ CASES = [
     # training call is the path; both get the manager (the step loop's hooks run in both)
     ("flag_epoch_fn.py", "pruning+qat", "runtime"),
     ("flag_epoch_fn.py", "distillation", "runtime"),
+    ("shared_step_train_eval.py", "distillation", "runtime"),
+    ("shared_step_train_eval.py", "pruning+qat", "runtime"),
     # step closures made by factory methods, kept on self, picked by a validation flag
     ("step_factory_trainer.py", "pruning+qat", "runtime"),
     ("step_factory_trainer.py", "distillation", "runtime"),

@@ -1,0 +1,164 @@
+"""Shared train/eval steps: the per-batch hooks run under the step's training condition.
+
+Also the probe's other findings: an inline loss (`F.cross_entropy(model(x), y).backward()`)
+is not read as its first argument, and the loop length is read through
+`enumerate(pbar := tqdm(loader))`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.options import build_options
+from neural_coder.report import Status
+from tests.coder.test_errors import assert_untouched, write
+from tests.conftest import run_cli
+
+HEAD = """import torch
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+loaders = {"train": [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]}
+loaders["val"] = loaders["train"]
+"""
+
+ELSE_BRANCH = (
+    HEAD
+    + """def run(loader, evaluating=False):
+    for x, y in loader:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        if evaluating:
+            print(loss.item())
+        else:
+            loss.backward()
+            opt.step()
+for epoch in range(2):
+    run(loaders["train"])
+    run(loaders["val"], evaluating=True)
+"""
+)
+
+PHASE_ARGUMENT = (
+    HEAD
+    + """def step(x, y, is_train):
+    out = model(x)
+    loss = torch.nn.functional.cross_entropy(out, y)
+    if is_train:
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss.item()
+for epoch in range(2):
+    for phase in ["train", "val"]:
+        for x, y in loaders[phase]:
+            step(x, y, phase == "train")
+"""
+)
+
+NOT_A_TRAIN_FLAG = (
+    HEAD
+    + """for epoch in range(2):
+    for i, (x, y) in enumerate(loaders["train"]):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        if torch.isfinite(loss):
+            loss.backward()
+        if (i + 1) % 2 == 0:
+            opt.step()
+"""
+)
+
+FOLDS = """import torch
+def make_model():
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
+for fold in range(3):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        for x, y in loader:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    torch.save(model.state_dict(), f"fold{fold}.pt")
+"""
+
+TQDM_WALRUS = """import torch
+from tqdm import tqdm
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+loader = torch.utils.data.DataLoader(
+    torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,))), batch_size=4
+)
+for epoch in range(2):
+    for i, (x, y) in enumerate(pbar := tqdm(loader)):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        pbar.set_postfix(loss=loss.item())
+torch.save(model.state_dict(), "m.pt")
+"""
+
+
+def _rewrite(text: str, approach: str) -> str:
+    teacher = {"distillation": {"teacher": "copy"}} if "distillation" in approach else {}
+    options = build_options(approach, None, {}, teacher)
+    out, report = rewrite_source(Path("s.py"), text, options)
+    assert report.status is Status.TRANSFORMED, report
+    again, second = rewrite_source(Path("s.py"), out, options)
+    assert second.status is Status.UNCHANGED and again == out
+    return out
+
+
+def _before(out: str, hook: str) -> str:
+    """The line before the one that calls `hook`."""
+    lines = [line.strip() for line in out.splitlines()]
+    at = next(i for i, line in enumerate(lines) if f"callbacks.{hook}(" in line)
+    return lines[at - 1]
+
+
+def test_an_else_branch_that_trains_guards_the_hooks_with_the_negated_test():
+    out = _rewrite(ELSE_BRANCH, "distillation")
+    for hook in ("on_step_begin", "on_after_compute_loss", "on_step_end"):
+        assert _before(out, hook) == "if not (evaluating):  # neural-coder", hook
+
+
+def test_a_flag_argument_is_read_at_the_step_loop():
+    # `step(x, y, phase == "train")`: the step loop's hooks run under the argument
+    out = _rewrite(PHASE_ARGUMENT, "distillation")
+    assert _before(out, "on_step_begin") == 'if phase == "train":  # neural-coder'
+    assert _before(out, "on_step_end") == 'if phase == "train":  # neural-coder'
+    assert _before(out, "on_after_compute_loss") == "if is_train:  # neural-coder"
+
+
+def test_tests_that_change_within_the_step_are_not_training_conditions():
+    out = _rewrite(NOT_A_TRAIN_FLAG, "pruning")
+    assert "if torch.isfinite(loss):  # neural-coder" not in out
+    assert _before(out, "on_step_begin").startswith("for i, (x, y) in enumerate(")
+
+
+@pytest.mark.parametrize("approach", ["qat", "pruning"])
+def test_an_inline_loss_with_a_model_factory_prepares_the_model(approach):
+    out = _rewrite(FOLDS, approach)
+    assert "prepare_compression(model," in out.replace("\n", "").replace("    ", "")
+    assert "make_model = compression_manager.model" not in out
+    # a fresh model per fold: each is prepared in the fold loop, before its epoch loop
+    lines = [line.strip() for line in out.splitlines()]
+    assert lines.index("model = make_model()") < next(
+        i for i, line in enumerate(lines) if "prepare_compression(" in line
+    ) < lines.index("for epoch in range(2):")
+
+
+def test_distillation_of_an_inline_loss_is_refused_with_a_way_out(tmp_path):
+    path = write(tmp_path, FOLDS)
+    result = run_cli("optimize", path, "--approach", "distillation", "--teacher", "copy")
+    assert result.exit_code == 1, result.output
+    assert ".backward() is called on an expression" in result.output
+    assert "loss = criterion(output, y); loss.backward()" in result.output
+    assert_untouched(path, FOLDS)
+
+
+def test_the_run_length_is_read_through_a_named_progress_bar():
+    out = _rewrite(TQDM_WALRUS, "pruning")
+    assert "end_step=max(1, int(0.8 * (2 * len(loader))))" in out
