@@ -145,9 +145,11 @@ def test_an_inline_loss_with_a_model_factory_prepares_the_model(approach):
     assert "make_model = compression_manager.model" not in out
     # a fresh model per fold: each is prepared in the fold loop, before its epoch loop
     lines = [line.strip() for line in out.splitlines()]
-    assert lines.index("model = make_model()") < next(
-        i for i, line in enumerate(lines) if "prepare_compression(" in line
-    ) < lines.index("for epoch in range(2):")
+    assert (
+        lines.index("model = make_model()")
+        < next(i for i, line in enumerate(lines) if "prepare_compression(" in line)
+        < lines.index("for epoch in range(2):")
+    )
 
 
 def test_distillation_of_an_inline_loss_is_refused_with_a_way_out(tmp_path):
@@ -162,3 +164,33 @@ def test_distillation_of_an_inline_loss_is_refused_with_a_way_out(tmp_path):
 def test_the_run_length_is_read_through_a_named_progress_bar():
     out = _rewrite(TQDM_WALRUS, "pruning")
     assert "end_step=max(1, int(0.8 * (2 * len(loader))))" in out
+
+
+KERAS_STYLE = """import torch
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 2)
+    def forward(self, x):
+        return self.fc(x)
+    def fit(self, loader, epochs=2):
+        opt = torch.optim.SGD(self.parameters(), lr=0.1)
+        for epoch in range(epochs):
+            for x, y in loader:
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(self(x), y)
+                loss.backward()
+                opt.step()
+model = Net()
+model.fit([(torch.randn(3, 4), torch.tensor([0, 1, 0]))])
+torch.save(model.state_dict(), "m.pt")
+"""
+
+
+def test_a_model_that_trains_itself_is_refused_with_a_way_out(tmp_path):
+    path = write(tmp_path, KERAS_STYLE)
+    result = run_cli("optimize", path, "--approach", "qat")
+    assert result.exit_code == 1, result.output
+    assert "the training loop is Net.fit(), a method of the model's own class" in result.output
+    assert "def fit(model, loader, ...)" in result.output
+    assert_untouched(path, KERAS_STYLE)
