@@ -14,6 +14,10 @@ is prepared), `loop_threading` (the manager handed down the training path),
 
 from __future__ import annotations
 
+import libcst as cst
+
+from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.expressions import early_exits, free_names
 from neural_coder.analysis.final_model import weights_reloaded_after
 from neural_coder.analysis.train_only import train_only
 from neural_coder.analysis.wraps import find_wrap, find_wrap_in_class, wrap_anchor
@@ -158,6 +162,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             ):
                 before.append(f"{alias} = {bare}")  # the class's other methods see it too
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
+        self._warn_early_stopping(loop)
         if (
             fit_later is not None
             and not self.options.staged
@@ -244,3 +249,31 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _warn_early_stopping(self, loop: TrainingLoop) -> None:
+        """`if bad_epochs >= patience: break` in the epoch loop: the pruning schedule is
+        fitted to every epoch, so a run that stops early ends short of the target."""
+        if (
+            "pruning" not in self.options.approach
+            or self.options.pruning.end_step is not None
+            or self.options.recipe is not None
+            or loop.epoch_loop is None
+        ):
+            return
+        budget = free_names(cst.parse_expression(loop.total_steps)) if loop.total_steps else set()
+        # `if completed_steps >= args.max_train_steps: break` ends at the budget the
+        # schedule is fitted to: not early
+        exits = [
+            e
+            for e in early_exits(loop.epoch_loop)
+            if not any(
+                isinstance(a, cst.If) and free_names(a.test) & budget for a in self.src.ancestors(e)
+            )
+        ]
+        if exits:
+            self.plan.warnings.append(
+                f"the epoch loop at line {self.src.line(loop.epoch_loop)} can stop early "
+                f"(line {self.src.line(exits[0])}): pruning reaches its target sparsity at 80% "
+                "of all the epochs, so a run that stops before then ends less sparse; pass "
+                "--end-step (an optimizer step the run always reaches) to prune sooner"
+            )

@@ -194,3 +194,41 @@ def test_a_model_that_trains_itself_is_refused_with_a_way_out(tmp_path):
     assert "the training loop is Net.fit(), a method of the model's own class" in result.output
     assert "def fit(model, loader, ...)" in result.output
     assert_untouched(path, KERAS_STYLE)
+
+
+EARLY_STOPPING = """import copy
+import torch
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+loader = torch.utils.data.DataLoader(
+    torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,))), batch_size=4
+)
+best, bad, best_state = float("inf"), 0, None
+for epoch in range(50):
+    for x, y in loader:
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    if loss.item() < best:
+        best, bad, best_state = loss.item(), 0, copy.deepcopy(model.state_dict())
+    else:
+        bad += 1
+        if bad >= 3:
+            break
+model.load_state_dict(best_state)
+torch.save(model.state_dict(), "m.pt")
+"""
+
+
+def test_early_stopping_warns_that_pruning_may_end_short_of_its_target():
+    options = build_options("pruning", None, {}, {})
+    out, report = rewrite_source(Path("s.py"), EARLY_STOPPING, options)
+    assert report.status is Status.TRANSFORMED, report
+    assert any("can stop early (line 20)" in w and "--end-step" in w for w in report.warnings)
+    # training ends after the best weights are loaded back
+    assert out.index("model.load_state_dict(best_state)") < out.index("on_train_end()")
+    given = build_options("pruning", None, {"pruning": {"end_step": 4}}, {})
+    assert not any(
+        "stop early" in w for w in rewrite_source(Path("s.py"), EARLY_STOPPING, given)[1].warnings
+    )
