@@ -150,6 +150,16 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 before.append(self.teacher(bare, prepare_scope, training, loop.teacher_unpaired))
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor, in_entry=caller is None)
+        end = weights_reloaded_after(self.index, bare, training, prepare_scope)
+        if end is not None and self._prunes_on_a_fitted_schedule():
+            # a gradual schedule leaves the early checkpoints less sparse, and the best one
+            # may well be one of them: pruned at once, every checkpoint has the target
+            self.one_shot_reason = (
+                f"the best weights saved during training are loaded back at line "
+                f"{self.src.line(end)}: pruning is one-shot at step {{start}}, so every "
+                "checkpoint saved has the target sparsity; pass --end-step to prune gradually"
+            )
+            total_steps, fit_later = None, None
         confs = self.configs(total_steps)
         if self.options.staged:
             confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
@@ -171,7 +181,6 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             and self.options.recipe is None
         ):
             self._fit_schedule(loop, cm, fit_later)
-        end = weights_reloaded_after(self.index, bare, training, prepare_scope)
         if end is not None:
             # the best weights saved during training are loaded back: QAT converts (and
             # pruning finishes) on them, and the fake-quant checkpoint still fits the model
@@ -250,13 +259,21 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         self.plan.warnings.extend(loop.notes)
         return self.plan
 
+    def _prunes_on_a_fitted_schedule(self) -> bool:
+        """Pruning whose end step the tool fits to the run (no --end-step, recipe, stages)."""
+        return (
+            "pruning" in self.options.approach
+            and self.options.pruning.end_step is None
+            and self.options.recipe is None
+            and not self.options.staged
+        )
+
     def _warn_early_stopping(self, loop: TrainingLoop) -> None:
         """`if bad_epochs >= patience: break` in the epoch loop: the pruning schedule is
         fitted to every epoch, so a run that stops early ends short of the target."""
         if (
-            "pruning" not in self.options.approach
-            or self.options.pruning.end_step is not None
-            or self.options.recipe is not None
+            not self._prunes_on_a_fitted_schedule()
+            or self.one_shot_reason is not None
             or loop.epoch_loop is None
         ):
             return

@@ -71,7 +71,9 @@ NOT_A_TRAIN_FLAG = (
 FOLDS = """import torch
 def make_model():
     return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
+loader = torch.utils.data.DataLoader(
+    torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,))), batch_size=4
+)
 for fold in range(3):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -223,12 +225,68 @@ torch.save(model.state_dict(), "m.pt")
 
 def test_early_stopping_warns_that_pruning_may_end_short_of_its_target():
     options = build_options("pruning", None, {}, {})
-    out, report = rewrite_source(Path("s.py"), EARLY_STOPPING, options)
+    last = EARLY_STOPPING.replace("model.load_state_dict(best_state)\n", "")
+    out, report = rewrite_source(Path("s.py"), last, options)
     assert report.status is Status.TRANSFORMED, report
     assert any("can stop early (line 20)" in w and "--end-step" in w for w in report.warnings)
+    assert "end_step=max(1, int(0.8 * (50 * len(loader))))" in out
+
+
+def test_pruning_is_one_shot_where_the_best_weights_are_loaded_back():
+    # a gradual schedule would leave the early (maybe best) checkpoints less sparse
+    options = build_options("pruning", None, {}, {})
+    out, report = rewrite_source(Path("s.py"), EARLY_STOPPING, options)
+    assert report.status is Status.TRANSFORMED, report
+    assert "end_step=1," in out
+    assert any("loaded back at line 21: pruning is one-shot" in w for w in report.warnings)
+    assert not any("stop early" in w for w in report.warnings)
     # training ends after the best weights are loaded back
     assert out.index("model.load_state_dict(best_state)") < out.index("on_train_end()")
     given = build_options("pruning", None, {"pruning": {"end_step": 4}}, {})
     assert not any(
         "stop early" in w for w in rewrite_source(Path("s.py"), EARLY_STOPPING, given)[1].warnings
     )
+
+
+@pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic"])
+def test_each_fold_of_a_cross_validation_is_fitted_in_its_iteration(approach):
+    # a fresh model per fold, trained, then saved in the fold loop: fitted there, not after
+    # the fold loop (where nothing reads the model)
+    out = _rewrite(FOLDS, approach)
+    lines = [line.rstrip() for line in out.splitlines()]
+    fit = next(i for i, line in enumerate(lines) if "quantization.fit(" in line)
+    assert lines[fit].startswith("    quantized_model = ")
+    assert fit < lines.index('    torch.save(model.state_dict(), f"fold{fold}.pt")')
+
+
+def test_a_model_moved_in_the_epoch_loop_is_still_fitted_after_all_epochs():
+    text = FOLDS.replace(
+        "for fold in range(3):\n    model = make_model()\n",
+        "model = make_model()\nfor fold in range(3):\n    model = model.to('cpu')\n",
+    )
+    out = _rewrite(text + 'torch.save(model.state_dict(), "final.pt")\n', "ptq-dynamic")
+    fit = next(line for line in out.splitlines() if "quantization.fit(" in line)
+    assert fit.startswith("quantized_model = ")  # after the outer loop, at module level
+
+
+PHASE_DICT = """import torch
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+data = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,)))
+loaders = {x: torch.utils.data.DataLoader(data, batch_size=4) for x in ["train", "val"]}
+for epoch in range(3):
+    for phase in ["train", "val"]:
+        for x, y in loaders[phase]:
+            with torch.set_grad_enabled(phase == "train"):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                if phase == "train":
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+torch.save(model.state_dict(), "m.pt")
+"""
+
+
+def test_the_run_length_of_a_phase_loop_counts_the_training_phase():
+    out = _rewrite(PHASE_DICT, "pruning")
+    assert 'end_step=max(1, int(0.8 * (3 * len(loaders["train"]))))' in out
