@@ -21,7 +21,7 @@ from neural_coder.transforms import match as m
 from neural_coder.transforms.tree import iter_nodes
 
 from .expressions import free_names, names_in, substitute
-from .flag_paths import certainly_true
+from .flag_paths import certainly_true, skips_before
 from .index import Index
 from .loop_types import TrainingLoop
 
@@ -56,6 +56,13 @@ def train_only(index: Index, loop: TrainingLoop) -> TrainOnly | None:
         if isinstance(ancestor, cst.Else) and isinstance(src.parent(ancestor), cst.If):
             child = ancestor
             continue
+        if isinstance(ancestor, cst.IndentedBlock):
+            # `if not train: continue` before the backward
+            for skip in skips_before(ancestor, child):
+                test = _invariant(skip, bound, src.code, negated=True)
+                if test is not None:
+                    tests.insert(0, test)
+                    outermost = src.parent(skip)  # type: ignore[assignment]
         if isinstance(ancestor, cst.If) and (child is ancestor.body or child is ancestor.orelse):
             test = _invariant_test(ancestor, child is ancestor.body, bound, src.code)
             same_scope = [s for s in steps if index.scope_of(s) is loop.backward_scope]
@@ -92,15 +99,20 @@ def _bound_names(region: cst.CSTNode) -> set[str]:
 
 
 def _invariant_test(branch: cst.If, in_body: bool, bound: set[str], code) -> str | None:  # noqa: ANN001
-    test = branch.test
+    if not in_body and isinstance(branch.orelse, cst.If):
+        return None  # an `elif` chain: the train branch is not this test's negation alone
+    return _invariant(branch.test, bound, code, negated=not in_body)
+
+
+def _invariant(test: cst.BaseExpression, bound: set[str], code, negated: bool) -> str | None:  # noqa: ANN001
+    """`test` (or its negation) as text, where nothing in the step changes it."""
     if _active(test) or free_names(test) & bound:
         return None
-    text = code(test)
-    if in_body:
-        return text
-    if isinstance(branch.orelse, cst.If):
-        return None  # an `elif` chain: the train branch is not this test's negation alone
-    return f"not ({text})"
+    if not negated:
+        return code(test)
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return code(test.expression)
+    return f"not ({code(test)})"
 
 
 def _inside(src, node: cst.CSTNode, block: cst.CSTNode) -> bool:  # noqa: ANN001

@@ -290,3 +290,52 @@ torch.save(model.state_dict(), "m.pt")
 def test_the_run_length_of_a_phase_loop_counts_the_training_phase():
     out = _rewrite(PHASE_DICT, "pruning")
     assert 'end_step=max(1, int(0.8 * (3 * len(loaders["train"]))))' in out
+
+
+SKIP_WHEN_EVALUATING = (
+    HEAD
+    + """def run_epoch(net, loader, optimizer=None):
+    is_train = optimizer is not None
+    for x, y in loader:
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        if not is_train:
+            continue
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+for epoch in range(2):
+    run_epoch(model, loaders["train"], opt)
+    run_epoch(model, loaders["val"])
+"""
+)
+
+MODEL_MODE = (
+    HEAD
+    + """def run_epoch(net, loader):
+    for x, y in loader:
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        if net.training:
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+for epoch in range(2):
+    model.train()
+    run_epoch(model, loaders["train"])
+    model.eval()
+    run_epoch(model, loaders["val"])
+"""
+)
+
+
+def test_a_skip_of_evaluation_batches_is_the_training_condition():
+    # `is_train = optimizer is not None` tells the calls apart; `if not is_train: continue`
+    out = _rewrite(SKIP_WHEN_EVALUATING, "distillation")
+    for hook in ("on_step_begin", "on_after_compute_loss", "on_step_end"):
+        assert _before(out, hook) == "if is_train:  # neural-coder", hook
+    assert 'run_epoch(model, loaders["val"], compression_manager=compression_manager)' in out
+
+
+def test_the_mode_set_before_each_call_tells_training_from_evaluation():
+    out = _rewrite(MODEL_MODE, "pruning")
+    assert _before(out, "on_step_begin") == "if net.training:  # neural-coder"
+    assert 'run_epoch(model, loaders["train"], compression_manager=compression_manager)' in out
