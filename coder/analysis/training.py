@@ -110,6 +110,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
     # -- the loop itself -----------------------------------------------------------------
     def analyze(self, backward: cst.Call) -> TrainingLoop:
         src = self.source
+        self.step_comprehension = None
         self.model_called_in = None
         statement = src.statement_of(backward)
         scope = self.index.scope_of(backward)
@@ -195,6 +196,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             )
         origin, origin_line = self._model_origin(model_callee or "", scope)
         loop = TrainingLoop(
+            step_comprehension=self.step_comprehension,
             backward=statement,
             backward_scope=scope,
             loss_name=loss_name,

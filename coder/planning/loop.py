@@ -44,6 +44,16 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             assert self.facts.loop_error is not None
             raise self.facts.loop_error
         techniques = self.options.approach
+        if loop.step_comprehension is not None:
+            raise AnalysisError(
+                f"the training step runs inside a comprehension "
+                f"({self.src.code(loop.step_comprehension)[:60]}), where the per-batch hooks "
+                "cannot go",
+                path=self.src.path,
+                line=self.src.line(loop.step_comprehension),
+                hint="write it as a for loop (for batch in loader: "
+                "results.append(step(batch))), then run again",
+            )
         cm_of = self._thread_manager(loop)
         cm = cm_of[id(loop.entry_scope)]
         model = loop.model_in_entry

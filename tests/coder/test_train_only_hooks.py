@@ -339,3 +339,37 @@ def test_the_mode_set_before_each_call_tells_training_from_evaluation():
     out = _rewrite(MODEL_MODE, "pruning")
     assert _before(out, "on_step_begin") == "if net.training:  # neural-coder"
     assert 'run_epoch(model, loaders["train"], compression_manager=compression_manager)' in out
+
+
+COMPREHENSION_STEP = (
+    HEAD
+    + """def step(batch, is_train):
+    x, y = batch
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    if is_train:
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss.item()
+for epoch in range(2):
+    train_losses = [step(batch, True) for batch in loaders["train"]]
+    val_losses = [step(batch, False) for batch in loaders["val"]]
+torch.save(model.state_dict(), "m.pt")
+"""
+)
+
+
+def test_a_step_run_by_a_comprehension_is_refused_for_training_hooks(tmp_path):
+    # the hooks went around the epoch loop's body: once per epoch, and pruning never pruned
+    path = write(tmp_path, COMPREHENSION_STEP)
+    result = run_cli("optimize", path, "--approach", "pruning")
+    assert result.exit_code == 1, result.output
+    assert "the training step runs inside a comprehension" in result.output
+    assert "write it as a for loop" in result.output
+    assert_untouched(path, COMPREHENSION_STEP)
+
+
+def test_a_step_run_by_a_comprehension_still_gets_a_post_training_fit():
+    out = _rewrite(COMPREHENSION_STEP, "ptq-dynamic")
+    fit = out.index("quantization.fit(")
+    assert out.index("val_losses = [") < fit < out.index('torch.save(model.state_dict(), "m.pt")')
