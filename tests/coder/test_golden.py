@@ -174,6 +174,9 @@ CASES = [
     ("flag_epoch_fn.py", "distillation", "runtime"),
     ("shared_step_train_eval.py", "distillation", "runtime"),
     ("shared_step_train_eval.py", "pruning+qat", "runtime"),
+    # a fresh model per fold: prepared / fitted in the fold loop
+    ("kfold_cv.py", "ptq-static", "runtime"),
+    ("kfold_cv.py", "pruning+qat", "runtime"),
     # step closures made by factory methods, kept on self, picked by a validation flag
     ("step_factory_trainer.py", "pruning+qat", "runtime"),
     ("step_factory_trainer.py", "distillation", "runtime"),
