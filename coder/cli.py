@@ -169,6 +169,12 @@ def main() -> None:
     type=_pair(float),
     help="Distillation loss weights summing to 1 (default 0.5,0.5).",
 )
+@click.option(
+    "--save-dir",
+    help="ptq-*/bf16 on a script that reads nothing of the trained model after training: "
+    "the folder (relative to where the script runs) the compressed model is saved to after "
+    "the fit (default: beside the script's checkpoints, else neural_coder_output/<approach>).",
+)
 @click.option("--diff", "dry_run", is_flag=True, help="Print the diff; write nothing.")
 @click.option(
     "-o",
@@ -201,7 +207,7 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                      pruning_scope: str | None, start_step: int | None, end_step: int | None,
                      shrink: bool | None, qat_backend: str | None, teacher: str | None, temperature: float | None,
                      loss_types: tuple[str, str] | None, loss_weights: tuple[float, float] | None,
-                     stage_epochs: str | None, dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
+                     stage_epochs: str | None, save_dir: str | None, dry_run: bool, output: Path | None, no_backup: bool, report_path: Path | None,
                      project_root: Path | None, single_file: bool, verbose: bool, jobs: int | None) -> None:  # fmt: skip
     """Insert compression into SCRIPTS (files, notebooks, or folders of them), rewritten in
     place with SCRIPT.bak kept. `neural-coder example-config` prints a --config yaml to start from."""
@@ -220,6 +226,7 @@ def optimize_command(scripts: tuple[Path, ...], approach: str | None, target: st
                 "distillation": {"teacher": teacher, "temperature": temperature, "loss_types": loss_types,
                                  "loss_weights": loss_weights},
                 "pipeline": {"stage_epochs": stage_epochs},
+                "ptq": {"save_dir": save_dir},
             },
             recipe=None if recipe_path is None else str(recipe_path),
         )  # fmt: skip

@@ -27,6 +27,8 @@ EXPLAINED = {
     "ptq.tolerable_loss": ">= 0 (0.01 is 1% with criterion relative)",
     "ptq.max_trials": "tuning trials before giving up, >= 1",
     "ptq.calibration_sampling_size": "calibration samples, >= 1",
+    "ptq.save_dir": "where a fit nothing reads after training saves the compressed model "
+    "(null: beside the script's checkpoints, else neural_coder_output/<approach>)",
     "benchmark.warmup": "iterations before timing, >= 0",
     "benchmark.iteration": "timed iterations, >= 1",
     "benchmark.cores_per_instance": "null: the cores divided among the instances",

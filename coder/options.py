@@ -180,6 +180,9 @@ class PTQOptions:
     tolerable_loss: float = 0.01
     max_trials: int = 100
     calibration_sampling_size: int = 100
+    # where a fit that nothing in the script reads afterwards saves the compressed model
+    # (None: beside the script's checkpoints, else neural_coder_output/<approach>)
+    save_dir: str | None = None
 
     def check(self) -> None:
         _typed(
@@ -189,8 +192,11 @@ class PTQOptions:
                 "tolerable_loss": (int, float),
                 "max_trials": int,
                 "calibration_sampling_size": int,
+                "save_dir": (str, type(None)),
             },
         )
+        if self.save_dir is not None and not self.save_dir.strip():
+            raise ConfigError("ptq save_dir must name a folder, got an empty string")
         _one_of("ptq criterion", self.criterion, ("relative", "absolute"))
         if self.tolerable_loss < 0:
             raise ConfigError(f"ptq tolerable_loss must be >= 0, got {self.tolerable_loss}")

@@ -49,9 +49,23 @@ _BF16_CLASSES: dict[type[nn.Module], type[nn.Module]] = {
 }
 
 
+_BF16_TYPES = frozenset(_BF16_CLASSES.values())
+
+
 def _to_bf16_in_place(module: nn.Module) -> None:
     module.__class__ = _BF16_CLASSES[type(module)]
     module.to(torch.bfloat16)
+
+
+#: the recipe `Model.save` records for a bf16 model, so that `load` converts the same modules
+BF16_RECIPE_MODULES = "bf16_modules"
+
+
+def bf16_recipe(model: nn.Module) -> dict[str, Any] | None:
+    """`{"precision": "bf16", "bf16_modules": [names]}` when `model` has modules `convert`
+    made bf16, else None."""
+    names = [name for name, module in model.named_modules() if type(module) in _BF16_TYPES]
+    return {"precision": "bf16", BF16_RECIPE_MODULES: names} if names else None
 
 
 def convert(model: nn.Module, names: Iterable[str]) -> nn.Module:

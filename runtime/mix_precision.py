@@ -29,8 +29,9 @@ whatever the measurement says; the measured ratio is still logged.
 
 A converted module keeps its class's state-dict keys (its class becomes a
 `BF16Linear` / `BF16Conv2d`... subclass holding bf16 weights), so the model
-saves as usual; `load(path, fp32_model)` gives the fp32 architecture with the
-bf16-rounded weights. Functional matmuls (attention's `bmm`) are not modules
+saves as usual, plus the names of its bf16 modules under `best_configure` (as an
+int8 model saves its recipe there); `load(path, fp32_model)` converts the same modules
+of a copy of `fp32_model` and loads the bf16 weights into them (the bf16 model back). Functional matmuls (attention's `bmm`) are not modules
 and stay fp32 here (INC converts them through its graph).
 """
 

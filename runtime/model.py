@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from . import int8_device
+from .bf16 import BF16_RECIPE_MODULES, bf16_recipe, convert
 from .distributed import is_main_process
 from .int8_device import RECIPE_ATTR
 
@@ -259,8 +260,9 @@ class Model(nn.Module):
 
     # -- save ---------------------------------------------------------------------------
     def save(self, root: str | os.PathLike[str] | None = None) -> str:
-        """Write `root/best_model.pt`: the inner state dict, plus the quantization recipe
-        under `best_configure` when one is set. `root` defaults to the workspace
+        """Write `root/best_model.pt`: the inner state dict, plus under `best_configure`
+        the quantization recipe when one is set, or the bf16 modules' names (`bf16_recipe`)
+        of a `mix_precision.fit` result, so that `load` rebuilds either. `root` defaults to the workspace
         (`options.workspace`). Returns the file's path. Under torch.distributed only
         rank 0 writes; the other ranks return the same path without waiting for it."""
         if root is None:
@@ -274,11 +276,19 @@ class Model(nn.Module):
         os.makedirs(root, exist_ok=True)
         inner_state = self.state_dict()
         state = _with_metadata(inner_state.items(), inner_state)
-        if self.q_config is not None:
+        recipe = self.q_config
+        if recipe is None:  # a mix_precision.fit result: which modules run in bf16
+            recipe = bf16_recipe(self._modules["_model"])  # type: ignore[arg-type]
+        if recipe is not None:
             if BEST_CONFIGURE in state:
                 raise RuntimeError(f"the model has a parameter or buffer named {BEST_CONFIGURE!r}")
-            state[BEST_CONFIGURE] = self.q_config
+            state[BEST_CONFIGURE] = recipe
         torch.save(state, path)
+        logging.getLogger("neural_coder.runtime").info(
+            "compressed model saved to %s; load it with neural_coder.runtime.load(%r, <float model>)",
+            path,
+            root,
+        )
         return path
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> str | None:
@@ -375,7 +385,9 @@ def load(
     an already loaded dict. `model` is a float model of the same architecture.
     Without `best_configure` the state dict is loaded into `model`, which is
     returned; with it, `neural_coder.runtime.quant.rebuild_quantized(model,
-    recipe)` builds the int8 structure and the state dict is loaded into that.
+    recipe)` builds the int8 structure and the state dict is loaded into that (a bf16
+    recipe, `{"precision": "bf16", "bf16_modules": [...]}` as `Model.save` writes for a
+    `mix_precision.fit` result: a copy of `model` with those modules in bf16).
     INC's `history_cfg`, `dataloader`, `example_inputs` and custom-config kwargs
     are accepted and not needed: the recipe records everything. The int8 module is
     returned bare, as INC returns it, and bridged for GPU scripts: it stays on the CPU,
@@ -412,6 +424,10 @@ def load(
     if recipe is None:
         model.load_state_dict(state)
         return model
+    if BF16_RECIPE_MODULES in recipe:  # a bf16 model: the same modules converted (a copy)
+        converted = convert(model, recipe[BF16_RECIPE_MODULES])
+        converted.load_state_dict(state)
+        return converted
     from .quant import rebuild_quantized
 
     quantized = rebuild_quantized(model, recipe)

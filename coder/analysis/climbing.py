@@ -11,7 +11,7 @@ from .expressions import BUILTIN_NAMES, Loop, free_names, substitute
 from .flag_paths import call_reaches
 from .index import Function, Index, Scope
 from .loop_types import Hop
-from .returned_closures import returned_closure_call
+from .returned_closures import factory_closure_call, returned_closure_call
 from .source import Source
 
 COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
@@ -85,15 +85,28 @@ class CallClimbing:
                 return None
             seen.add(id(fn.node))
             companions: list[cst.Call] = []
-            call = self._single_call_site(fn, node, companions) or self._call_through_parameter(fn)
+            inner_hop = (taken or hops or [None])[-1]
+            call = self._single_call_site(
+                fn, node, companions, inner_hop
+            ) or self._call_through_parameter(fn)
             via: cst.CSTNode | None = None
             closure = None if call is not None else returned_closure_call(self.index, fn)
             if closure is not None:
                 call, via = closure.call, closure.via
+            factory = None if call is not None else factory_closure_call(self.index, fn)
+            if factory is not None:
+                call = factory.call
             if call is None:
                 return None
             taken.append(
-                Hop(fn, call, companions=companions, returned_closure=closure is not None, via=via)
+                Hop(
+                    fn,
+                    call,
+                    companions=companions,
+                    returned_closure=closure is not None,
+                    via=via,
+                    factory=factory,
+                )
             )
             node, scope = call, self.index.scope_of(call)
 
@@ -109,12 +122,24 @@ class CallClimbing:
                 return
 
     def _single_call_site(
-        self, fn: Function, inner: cst.CSTNode, companions: list[cst.Call]
+        self,
+        fn: Function,
+        inner: cst.CSTNode,
+        companions: list[cst.Call],
+        inner_hop: Hop | None = None,
     ) -> cst.Call | None:
         """The call of `fn` on the training path. Of several calls in one loop, the one
         whose flag arguments lead to `inner` (`run_epoch(..., train=True)` beside
-        `run_epoch(..., train=False)`); the others go to `companions`."""
+        `run_epoch(..., train=False)`), or that hands `fn` the training step's closure
+        (`mini_batch(loader, train_step_fn)` beside `mini_batch(loader, val_step_fn)`);
+        the others go to `companions`."""
         sites = self.index.call_sites(fn)
+        handed = self._handing_the_step(fn, sites, inner_hop)
+        if handed is not None and len(sites) > 1:
+            loops = {id(self.enclosing_loop(c, self.index.scope_of(c))) for c in sites}
+            if len(loops) == 1:
+                companions.extend(c for c in sites if c is not handed)
+                return handed
         if len(sites) > 1:
             in_loops = [
                 c for c in sites if self.enclosing_loop(c, self.index.scope_of(c)) is not None
@@ -137,6 +162,25 @@ class CallClimbing:
                 companions.extend(c for c in sites if c is not reaching[0])
                 return reaching[0]
         return self._one_call_path(fn, sites, "called")
+
+    def _handing_the_step(
+        self, fn: Function, sites: list[cst.Call], inner_hop: Hop | None
+    ) -> cst.Call | None:
+        """The one call of `fn` that hands it the factory-built step closure `inner_hop`
+        runs (through the parameter `fn` calls)."""
+        factory = inner_hop.factory if inner_hop is not None else None
+        if factory is None or not isinstance(factory.call.func, cst.Name):
+            return None
+        param = factory.call.func.value
+        if param not in fn.all_params():
+            return None
+        holder = factory.holder
+        handing = [
+            c
+            for c in sites
+            if m.matches(self.index.bind_arguments(c, fn).get(param), m.Name(holder))
+        ]
+        return handing[0] if len(handing) == 1 else None
 
     def _call_through_parameter(self, fn: Function) -> cst.Call | None:
         """`fit(train_step, loader)` where `fit` runs `step_fn(batch)` in its loop: the call
@@ -197,6 +241,19 @@ class CallClimbing:
     def _map_name(self, name: str, hop: Hop) -> str | None:
         fn = hop.function
         caller_scope = self.index.scope_of(hop.call)
+        factory = hop.factory
+        if (
+            factory is not None
+            and name in factory.factory.all_params()
+            and not self.index.assignments_in(name, fn.node)
+            and name not in fn.all_params()
+        ):
+            # the factory's parameter the closure reads: what the factory call binds to it
+            arg = self.index.bind_arguments(factory.factory_call, factory.factory).get(name)
+            if arg is None:
+                return None
+            text = self.source.code(arg)
+            return text if isinstance(arg, cst.Name | cst.Attribute | cst.Call) else f"({text})"
         if name == "self" and fn.cls is None and self.index.class_of(fn.node) is not None:
             # a closure of a method reads the method's `self`: the same object in a
             # caller of the same class

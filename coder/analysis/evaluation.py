@@ -15,7 +15,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from . import kinds
-from .expressions import root_name
+from .expressions import free_names, root_name
 from .index import Function, Index, Scope, iter_returns
 
 
@@ -316,7 +316,7 @@ def arguments_at(
     for arg in chosen.call.args:
         if index.source.code(arg.value) == chosen.model_arg:
             continue
-        for name in _free_names(arg.value):
+        for name in free_names(arg.value):
             if _visible(index, name, scope, line, after):
                 continue
             value = _first_loop_item(index, chosen.call, name)
@@ -324,13 +324,6 @@ def arguments_at(
                 return None
             substitutions[name] = value
     return substitutions
-
-
-def _free_names(expr: cst.BaseExpression) -> set[str]:
-    names = {n.value for n in m.findall(expr, m.Name())}  # type: ignore[union-attr]
-    attrs = {a.attr.value for a in m.findall(expr, m.Attribute())}  # type: ignore[union-attr]
-    keywords = {a.keyword.value for a in m.findall(expr, m.Arg(keyword=m.Name()))}  # type: ignore[union-attr]
-    return names - attrs - keywords
 
 
 def _visible(index: Index, name: str, scope: Scope, line: int, after: bool) -> bool:

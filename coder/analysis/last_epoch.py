@@ -22,6 +22,7 @@ from neural_coder.transforms import match as m
 from neural_coder.transforms.tree import iter_nodes
 
 from . import evaluation
+from .expressions import Loop, free_names, loop_index
 from .final_model import FinalModel, later_reads
 from .index import Index
 from .loop_types import TrainingLoop
@@ -233,12 +234,12 @@ def _refuse_early_exits(
     or reach its evaluation, or the budget decides when training ends."""
     src = index.source
     anchor_line = src.line(anchor)
-    for node in _own_nodes(index, epoch_loop):
+    for node in own_nodes(index, epoch_loop):
         if isinstance(node, cst.Return):
             refuse(f"line {src.line(node)} returns from inside the epoch loop", src.line(node))
         if not isinstance(node, cst.Break | cst.Continue):
             continue
-        target = _enclosing_loop(index, node)
+        target = enclosing_loop(index, node)
         if target is epoch_loop:
             if isinstance(node, cst.Break):
                 refuse(
@@ -250,18 +251,18 @@ def _refuse_early_exits(
                     f"the continue at line {src.line(node)} can skip the evaluation", src.line(node)
                 )
         elif isinstance(node, cst.Break) and target is loop.step_loop:
-            _refuse_budget(index, node, refuse)
+            _refuse_budget(index, node, loop.step_loop, refuse)
     if not _contains(index, epoch_loop, loop.step_loop):
         # the step loop of `train_one_epoch(...)`: `if step >= max_steps: return` there
-        for node in _own_nodes(index, loop.step_loop):
+        for node in own_nodes(index, loop.step_loop):
             if isinstance(node, cst.Return) or (
-                isinstance(node, cst.Break) and _enclosing_loop(index, node) is loop.step_loop
+                isinstance(node, cst.Break) and enclosing_loop(index, node) is loop.step_loop
             ):
-                _refuse_budget(index, node, refuse)
+                _refuse_budget(index, node, loop.step_loop, refuse)
 
 
-def _refuse_budget(index: Index, node: cst.CSTNode, refuse: _Refusal) -> None:
-    if _is_budget(node, index):
+def _refuse_budget(index: Index, node: cst.CSTNode, step_loop: Loop, refuse: _Refusal) -> None:
+    if _is_budget(node, index, step_loop):
         line = index.source.line(node)
         refuse(
             f"line {line} ends training on a step budget, so the epochs do not tell when "
@@ -270,16 +271,27 @@ def _refuse_budget(index: Index, node: cst.CSTNode, refuse: _Refusal) -> None:
         )
 
 
-def _is_budget(node: cst.CSTNode, index: Index) -> bool:
-    """The `break` sits under `if A >= B` / `if A > B` (a count reaching a limit)."""
+def _is_budget(node: cst.CSTNode, index: Index, step_loop: Loop) -> bool:
+    """The `break` sits under `if A >= B` / `if A > B` (a count reaching a limit) where
+    A is not the step loop's own index: `if i >= max_batches: break` in
+    `for i, batch in enumerate(loader)` caps every epoch alike, which the last epoch's
+    evaluation survives."""
+    per_epoch = loop_index(step_loop)
     for ancestor in index.source.ancestors(node):
         if isinstance(ancestor, cst.For | cst.While):
             return False
-        if isinstance(ancestor, cst.If) and m.findall(
-            ancestor.test,
-            m.ComparisonTarget(operator=m.GreaterThanEqual() | m.GreaterThan()),
-        ):
-            return True
+        if not isinstance(ancestor, cst.If):
+            continue
+        for comparison in m.findall(ancestor.test, m.Comparison()):
+            assert isinstance(comparison, cst.Comparison)
+            if not any(
+                isinstance(t.operator, cst.GreaterThanEqual | cst.GreaterThan)
+                for t in comparison.comparisons
+            ):
+                continue
+            counted = free_names(comparison.left)
+            if not counted or counted != {per_epoch}:
+                return True
     return False
 
 
@@ -366,7 +378,7 @@ def _contains(index: Index, outer: cst.CSTNode, node: cst.CSTNode) -> bool:
     return any(a is outer for a in index.source.ancestors(node))
 
 
-def _enclosing_loop(index: Index, node: cst.CSTNode) -> cst.CSTNode | None:
+def enclosing_loop(index: Index, node: cst.CSTNode) -> cst.CSTNode | None:
     for ancestor in index.source.ancestors(node):
         if isinstance(ancestor, cst.For | cst.While):
             return ancestor
@@ -375,7 +387,7 @@ def _enclosing_loop(index: Index, node: cst.CSTNode) -> cst.CSTNode | None:
     return None
 
 
-def _own_nodes(index: Index, loop: cst.CSTNode) -> list[cst.CSTNode]:
+def own_nodes(index: Index, loop: cst.CSTNode) -> list[cst.CSTNode]:
     """The nodes of `loop`'s body, not those of functions or classes defined in it."""
     src = index.source
     return [

@@ -8,6 +8,7 @@ import libcst as cst
 
 from .expressions import Loop
 from .index import Function, Scope
+from .returned_closures import FactoryClosure
 
 
 @dataclass
@@ -28,6 +29,9 @@ class Hop:
     returned_closure: bool = False
     # the statement that picks `function` on the caller's path (`step_fn = self.train_step_fn`)
     via: cst.CSTNode | None = None
+    # a closure a factory function returns (`train_step = make_train_step(model, ...)`):
+    # it reads the factory's parameters, so the manager is one more of them
+    factory: FactoryClosure | None = None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A step function built by a factory method and called through the attribute it is kept in.
+"""A step function built by a factory and called through the name or attribute it is kept in.
 
 The "step by step" trainer class style:
 
@@ -19,6 +19,21 @@ The "step by step" trainer class style:
 The closure reads everything through `self`, so the compression manager reaches it as
 `self.compression_manager`; its call site is the call of the attribute (or of a local
 name bound to it), and the statement that binds that name tells which path takes it.
+
+The same with a factory function outside a class (the book's chapter-2 style):
+
+    def make_train_step_fn(model, loss_fn, optimizer):
+        def perform_train_step_fn(x, y):
+            ...; loss.backward(); optimizer.step(); ...
+        return perform_train_step_fn
+
+    train_step_fn = make_train_step_fn(model, loss_fn, optimizer)
+    for x_batch, y_batch in train_loader:
+        loss = train_step_fn(x_batch, y_batch)      # or handed to a loop function
+
+The closure reads the factory's parameters, bound once by the factory call: the manager
+reaches it as one more parameter of the factory, and the model it trains is the one
+the factory call passes (so QAT prepares the model before that call).
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 
 from .index import Function, Index, iter_returns
@@ -74,6 +90,72 @@ def returned_closure_call(index: Index, fn: Function) -> ClosureCall | None:
         if len(aliases) == 1:
             found.append(ClosureCall(call, aliases[0].statement))
     return found[0] if len(found) == 1 else None
+
+
+@dataclass
+class FactoryClosure:
+    call: cst.Call  # `train_step_fn(x, y)`, or `step_fn(x, y)` in the loop function it is handed to
+    factory_call: cst.Call  # `make_train_step_fn(model, loss_fn, optimizer)`
+    factory: Function
+    binding: cst.BaseStatement  # `train_step_fn = make_train_step_fn(...)`
+    holder: str  # `train_step_fn`
+
+
+def factory_closure_call(index: Index, fn: Function) -> FactoryClosure | None:
+    """The one call of the closure `fn`, returned by a function outside a class whose one
+    call binds a plain name: a call of that name in the binding's scope, or of the
+    parameter of a function of the file that the name is handed to."""
+    src = index.source
+    maker_node = src.enclosing_function(fn.node)
+    maker = index.function(maker_node) if maker_node is not None else None
+    if maker is None or maker.cls is not None or fn.cls is not None:
+        return None
+    if not any(m.matches(r.value, m.Name(fn.name)) for r in _returns(maker_node)):
+        return None
+    bindings = [
+        a
+        for assignments in index.assignments.values()
+        for a in assignments
+        if isinstance(a.value, cst.Call)
+        and index.resolve_call(a.value) is maker
+        and a.position is None
+        and "." not in a.target
+    ]
+    sites = index.call_sites(maker)
+    if len(sites) > 1 and bindings:
+        raise AnalysisError(
+            f"{fn.key}() holds the training step and {maker.key}() builds it at several "
+            f"places (lines {', '.join(str(src.line(c)) for c in sites)}): which one trains "
+            "the model cannot be told",
+            path=src.path,
+            line=src.line(sites[0]),
+            hint=f"call {maker.key}() once for the training step (a warm-up or a second "
+            "model gets a step function of its own)",
+        )
+    if len(bindings) != 1 or len(sites) != 1:
+        return None
+    binding = bindings[0]
+    holder = binding.target
+    calls = [
+        c
+        for c in index.calls
+        if m.matches(c.func, m.Name(holder)) and index.scope_of(c) is binding.scope
+    ]
+    for call in index.calls:
+        callee = index.resolve_call(call)
+        if callee is None or index.scope_of(call) is not binding.scope:
+            continue
+        for param, value in index.bind_arguments(call, callee).items():
+            if m.matches(value, m.Name(holder)):
+                calls += [
+                    c
+                    for c in index.calls
+                    if m.matches(c.func, m.Name(param)) and index.scope_of(c) is callee.node
+                ]
+    if len(calls) != 1:
+        return None
+    assert isinstance(binding.value, cst.Call)
+    return FactoryClosure(calls[0], binding.value, maker, binding.statement, holder)
 
 
 def _returns(fn: cst.FunctionDef) -> list[cst.Return]:

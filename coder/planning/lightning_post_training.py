@@ -4,7 +4,9 @@ The fit goes right after `trainer.fit(model, ...)`; its eval_func is the script'
 own `trainer.validate` / `trainer.test` of the module that follows (through the
 runtime's `lightning_eval_func`, which picks the logged metric at run time), and
 the int8 / bf16 LightningModule replaces the name the script goes on with, so that
-`trainer.test(model)`, `torch.save(model...)` and predictions use it.
+`trainer.test(model)`, `torch.save(model...)` and predictions use it. When nothing
+after the fit reads the module, the fit's result is saved (post_training_save.py), on
+`trainer.is_global_zero`.
 
 Every approach keeps the module's own class, which the Trainer needs: dynamic
 quantization and bf16 swap modules inside a copy, and the runtime quantizes a
@@ -67,12 +69,9 @@ class LightningPostTrainingPlanner(PostTrainingPlanner):
         self.refuse_peft_weights(name, fit.scope)
         place = FinalModel(name, fit.statement, "after", fit.scope)
         if "." not in name and not final_model.later_reads(self.index, place):
-            self._refuse(
-                fit,
-                f"the {self._result} module would be thrown away: nothing after the fit tests, "
-                f"saves or returns {name}",
-                f"evaluate or save {name} after training (trainer.test({name}, ...)), then run again",
-            )
+            # nothing tests, saves or returns the module after the fit: the fit saves it
+            # (on the Trainer's global rank 0, as Lightning writes its checkpoints)
+            self._plan_save(place, f"{fit.trainer}.is_global_zero")
         evaluation = self._evaluation(use, fit, name)
         self._refuse_checkpoint_loads(use, fit, name)
         eval_func = what = None

@@ -130,6 +130,8 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             self._refuse_model_method(loop)
         if "qat" in techniques and loop.model_call is not None:
             self._check_autocast(loop.model_call)
+        if caller is None:
+            anchor = self._before_a_step_factory(loop, anchor)
         total_steps = loop.total_steps
         fit_later: str | None = None
         if caller is not None:

@@ -121,6 +121,21 @@ class ManagerPreparation(StagedPlanner):
         )
         return anchor, wrap.inner
 
+    def _before_a_step_factory(self, loop: TrainingLoop, anchor: cst.CSTNode) -> cst.CSTNode:
+        """`train_step = make_train_step(model, loss_fn, optimizer)` before the loop: the
+        closure keeps the model and the manager it is given there, so both are prepared
+        before that call (QAT's model replaced, the manager passed in)."""
+        factory = next((h.factory for h in loop.hops if h.factory is not None), None)
+        if factory is None or self.index.scope_of(factory.binding) is not loop.entry_scope:
+            return anchor
+        if self.src.line(factory.binding) >= self.src.line(anchor):
+            return anchor
+        self.plan.placed.append(
+            f"the training step is built at line {self.src.line(factory.binding)}: the model "
+            "is prepared before it"
+        )
+        return factory.binding
+
     def _warn_reload_after_training(self, model: str, scope: Scope, training: cst.CSTNode) -> None:
         """`model = torch.load(best)` after training brings back what was saved during
         training: the fake-quant QAT model, not the int8 model `on_train_end` made."""

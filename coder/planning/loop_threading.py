@@ -11,6 +11,7 @@ import libcst as cst
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import passes_function
 from neural_coder.analysis.index import Function, is_partial
+from neural_coder.analysis.loop_types import Hop
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms.edits import AddKeywordArgument, AddParameter
 
@@ -51,6 +52,9 @@ class ManagerThreading(ClosureSteps):
                     )
                 cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
                 continue
+            if hop.factory is not None:
+                cm_of[id(hop.function.node)] = self._thread_through_factory(hop, cm_of)
+                continue
             if entry_cls is not None and hop.function.cls is entry_cls:
                 self._refuse_other_paths(hop.function, hop.call, same_loop)
                 cm_of[id(hop.function.node)] = f"self.{self.cm_name}"
@@ -75,6 +79,33 @@ class ManagerThreading(ClosureSteps):
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
+
+    def _thread_through_factory(self, hop: Hop, cm_of: dict[int, str]) -> str:
+        """`make_train_step(model, loss_fn, optimizer)` builds the step closure: the
+        manager is one more parameter of the factory, passed where it is called."""
+        factory = hop.factory
+        assert factory is not None
+        caller_cm = cm_of.get(id(self.index.scope_of(factory.factory_call)))
+        if caller_cm is None:
+            raise AnalysisError(
+                f"{hop.function.key}() holds the training step and is built by "
+                f"{factory.factory.key}() at line {self.src.line(factory.factory_call)}, "
+                "outside the function that runs the training loop",
+                path=self.src.path,
+                line=self.src.line(factory.factory_call),
+                hint=f"call {factory.factory.key}() in the function that runs the epoch loop",
+            )
+        self._refuse_handed_over(factory.factory)
+        self.plan.edits.append(AddParameter(factory.factory.node, self.cm_name))
+        self.plan.edits.append(
+            AddKeywordArgument(factory.factory_call, self.cm_name, caller_cm)
+        )
+        self.plan.placed.append(
+            f"line {self.src.line(factory.factory.node)}: {factory.factory.key}() takes "
+            f"{self.cm_name} for the step it builds (passed at line "
+            f"{self.src.line(factory.factory_call)})"
+        )
+        return self.cm_name
 
     def _refuse_handed_over(self, fn: Function) -> None:
         """`train_opt = torch.compile(train)` or `partial(train, ...)`: a library wraps the

@@ -17,21 +17,23 @@ tunes the fit), `post_training_calibration` (the loader it calibrates on),
 
 from __future__ import annotations
 
-from neural_coder.analysis import evaluation
+from neural_coder.analysis import evaluation, last_epoch
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
+from neural_coder.errors import AnalysisError
 
 from .base import Plan
 from .post_training_eval_func import EvalFunc
 from .post_training_fit_call import QUANT_APPROACHES
 from .post_training_other_paths import OtherFitPaths
 from .post_training_placement import FitPlacement
+from .post_training_save import SavedFit
 from .post_training_trainer import TrainerFit
 
 __all__ = ["QUANT_APPROACHES", "PostTrainingPlanner"]
 
 
-class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, EvalFunc):
+class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, EvalFunc):
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
             return self._build_for_trainer(self._evaluated_trainer())
@@ -39,21 +41,44 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, EvalFunc):
         place = self._placement(evaluations)
         self.refuse_peft_weights(place.model, place.scope)
         branch = self._evaluation_branch_instead(place, evaluations)
+        in_epoch, refused = self._last_epoch_or_refusal(place)
         if branch is not place:
-            # an evaluation-only path gets its fit; the training run, when it evaluates
-            # in each epoch, gets one in its last epoch too
-            in_epoch = self._last_epoch(place, quiet=True)
+            # an evaluation-only path gets its fit; the training run gets one in its last
+            # epoch when it evaluates in each epoch, else one after training that is saved
             self._fit_at(branch, evaluations)
             if in_epoch is not None:
                 self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
+            elif self._unsound_save(place) is None:
+                self._saved_fit_at(place, evaluations, declined=refused)
+            elif refused is not None:
+                self.plan.warnings.append(f"the training run is not quantized: {refused.message}")
             return self.plan
-        in_epoch = self._last_epoch(place)
         if in_epoch is not None:
             self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
-        else:
-            self._check_result_is_used(place)
+            return self.plan
+        declined = refused  # the last epoch's fit, not sound
+        if refused is None:
+            try:
+                self._check_result_is_used(place)
+            except AnalysisError as error:
+                refused = error
+        if refused is None:
             self._fit_at(place, evaluations)
+        elif self._result_unread(place):
+            # nothing reads the trained model and no last-epoch fit: fit and save it
+            self._refuse_unsound_save(place, refused)
+            self._saved_fit_at(place, evaluations, declined)
+        else:
+            raise refused
         return self.plan
+
+    def _last_epoch_or_refusal(
+        self, place: FinalModel
+    ) -> tuple[last_epoch.LastEpochFit | None, AnalysisError | None]:
+        try:
+            return self._last_epoch(place), None
+        except AnalysisError as refused:
+            return None, refused
 
     def _fit_at(
         self,

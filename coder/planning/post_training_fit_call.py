@@ -24,6 +24,10 @@ class FitCall(BasePlanner):
     config_extra: dict[str, object] | None = None
     #: `epoch == num_epochs - 1`: the fit sits in the epoch loop, run in its last epoch
     guard: str | None = None
+    #: the folder expression the fit's result is saved to (post_training_save.py), if any
+    save_to: str | None = None
+    #: the script's main-process test the save runs under (`master_process`)
+    save_guard: str | None = None
 
     @property
     def approach(self) -> str:
@@ -96,7 +100,14 @@ class FitCall(BasePlanner):
             replace = f"use_quantized_model({trainer}, {quantized})"
             self.plan.edits.append(AddImport(self.modules["transformers"], "use_quantized_model"))
         lines = [f"{quantized} = {call}", replace]
-        self.insert(anchor, where, lines, f"{module}.fit")  # type: ignore[arg-type]
+        what = f"{module}.fit"
+        if self.save_to is not None:
+            written = " and ".join(
+                [f"{quantized} is not None"] + ([self.save_guard] if self.save_guard else [])
+            )
+            lines += [f"if {written}:", f"    {quantized}.save({self.save_to})"]
+            what += f" + {quantized}.save({self.save_to})"
+        self.insert(anchor, where, lines, what)  # type: ignore[arg-type]
         self._imports(module, tuned=eval_func is not None)
 
     def _config(self, tuned: bool, higher_is_better: bool) -> str:

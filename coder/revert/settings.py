@@ -22,6 +22,8 @@ FAMILY_APPROACHES = {
     "benchmark": ("benchmark",),
 }
 
+INSERTED_FIT_RESULT = re.compile(r"^(nc_)?quantized_model(_\d+)?$")
+
 _FIELD_SECTION = {
     f: section
     for section, cls in SECTIONS.items()
@@ -53,6 +55,8 @@ def literal_settings(text: str) -> dict[str, dict[str, Any]]:
                         settings.setdefault("distillation", {})["teacher"] = inner.value
             if not isinstance(node, ast.Call):
                 continue
+            if _saved_to(node) is not None:  # `quantized_model.save("dir")`: --save-dir
+                settings.setdefault("ptq", {})["save_dir"] = _saved_to(node)
             for keyword in node.keywords:
                 if keyword.arg not in _FIELD_SECTION or keyword.arg == "teacher":
                     continue
@@ -64,6 +68,22 @@ def literal_settings(text: str) -> dict[str, dict[str, Any]]:
                     value = value[0]
                 settings.setdefault(_FIELD_SECTION[keyword.arg], {})[keyword.arg] = value
     return settings
+
+
+def _saved_to(call: ast.Call) -> str | None:
+    """The literal folder of the saved fit's `quantized_model.save("dir")`, or None."""
+    func = call.func
+    if (
+        isinstance(func, ast.Attribute)
+        and func.attr == "save"
+        and isinstance(func.value, ast.Name)
+        and INSERTED_FIT_RESULT.match(func.value.id)
+        and len(call.args) == 1
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+    ):
+        return call.args[0].value
+    return None
 
 
 def recipe_in(text: str) -> str | None:

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from .. import distributed
+from ..batches import tensors_to
 from ..compressor import Compressor
 from ..config import ConfigValueError
 from .losses import (
@@ -80,18 +81,10 @@ class ModelInputs:
 
 
 def move_to_device(obj: Any, device: torch.device) -> Any:
-    """Tensors in ``obj`` (nested mappings, tuples, lists) moved to ``device``."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
+    """Tensors in ``obj`` (nested mappings, tuples, lists, `ModelInputs`) moved to ``device``."""
     if isinstance(obj, ModelInputs):
-        return ModelInputs(*move_to_device(obj.args, device), **move_to_device(obj.kwargs, device))
-    if isinstance(obj, Mapping):
-        return {k: move_to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, tuple):
-        return tuple(move_to_device(v, device) for v in obj)
-    if isinstance(obj, list):
-        return [move_to_device(v, device) for v in obj]
-    return obj
+        return ModelInputs(*tensors_to(obj.args, device), **tensors_to(obj.kwargs, device))
+    return tensors_to(obj, device)
 
 
 def _accepts(model: nn.Module, args: tuple[Any, ...]) -> bool:

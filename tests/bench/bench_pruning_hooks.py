@@ -1,6 +1,9 @@
 """Step-time overhead of the pruning hooks, against the same loop without them.
 
-Not collected by pytest. Run: .venv/bin/python tests/bench/bench_pruning_hooks.py
+Not collected by pytest. Run: .venv/bin/python tests/bench/bench_pruning_hooks.py [--quick] [--inc]
+With --inc, the same table for Intel Neural Compressor 2.6's hooks follows, from this file
+run again under $NEURAL_CODER_INC_PYTHON (else .venv-inc/bin/python; tests/inc/README.md)
+with --as-inc: same models, loop and configs ("hooks only" is ours alone).
 
 Two small models (an MLP with a few thousand weights per layer, a small CNN),
 each trained with the canonical loop (spec 1.7) bare and with a
@@ -22,21 +25,32 @@ pair ratios (their spread is the noise of the figure).
 
 from __future__ import annotations
 
+import logging
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from neural_coder.runtime.config import WeightPruningConfig
-from neural_coder.runtime.pruning import PruningCompressor
-from neural_coder.runtime.training import prepare_compression
+AS_INC = "--as-inc" in sys.argv
+if AS_INC:
+    from neural_compressor.training import WeightPruningConfig, prepare_compression
+
+    logging.disable(logging.WARNING)  # INC logs every step at INFO
+else:
+    from neural_coder.runtime.config import WeightPruningConfig
+    from neural_coder.runtime.training import prepare_compression
 
 torch.set_num_threads(1)
 BLOCK, BLOCKS, FREQ = 20, 41, 10
 QUICK = "--quick" in sys.argv
+ROOT = Path(__file__).resolve().parents[2]
 if QUICK:
     BLOCKS = 11
 
@@ -82,7 +96,7 @@ def make_loop(
     factory: Callable[[], nn.Module],
     in_shape: tuple[int, ...],
     batch: int,
-    conf: WeightPruningConfig | None,
+    conf: Any,
     warm_steps: int = 0,
     direct: bool = False,
 ) -> Callable[[], None]:
@@ -98,7 +112,6 @@ def make_loop(
         if not direct:  # direct: the raw module's forward, not the manager's wrapper
             model = cm.model
         hooks = cm.compressors[0] if direct else cm.callbacks
-        assert isinstance(cm.compressors[0], PruningCompressor)
     step = 0
 
     def one_step() -> None:
@@ -165,7 +178,7 @@ def ratio(
     return statistics.median(ratios), q1, q3, statistics.median(bare_times)
 
 
-def configs() -> dict[str, tuple[WeightPruningConfig, int, bool]]:
+def configs() -> dict[str, tuple[Any, int, bool]]:
     steady_end = 20
     return {
         "steady, snip_momentum 4x1 global": (
@@ -216,6 +229,18 @@ def configs() -> dict[str, tuple[WeightPruningConfig, int, bool]]:
     }
 
 
+def run_inc() -> None:
+    """This file again under INC's environment, its table printed after ours."""
+    python = os.environ.get("NEURAL_CODER_INC_PYTHON") or str(ROOT / ".venv-inc" / "bin" / "python")
+    if not Path(python).exists():
+        print(f"\nINC: no environment at {python} (see tests/inc/README.md)")
+        return
+    args = [python, __file__, "--as-inc", *(["--quick"] if QUICK else [])]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    print("\nIntel Neural Compressor 2.6, the same loop:")
+    print(done.stdout if done.returncode == 0 else done.stdout + done.stderr[-3000:])
+
+
 def main() -> None:
     print(
         f"1 thread, clock {CLOCK.__name__}; median over {BLOCKS} adjacent (bare, hooked) pairs of "
@@ -224,10 +249,14 @@ def main() -> None:
     for label, (factory, shape, batch) in MODELS.items():
         print(f"\n{label}")
         for name, (conf, warm, direct) in configs().items():
+            if direct and AS_INC:
+                continue
             bare = make_loop(factory, shape, batch, None)
             hooked = make_loop(factory, shape, batch, conf, warm, direct)
             r, q1, q3, b = ratio(bare, hooked)
             print(f"  {name:<52} {r:6.3f} [{q1:.3f}-{q3:.3f}]   (bare step {b * 1e6:7.1f} us)")
+    if "--inc" in sys.argv:
+        run_inc()
 
 
 if __name__ == "__main__":

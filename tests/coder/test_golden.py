@@ -180,6 +180,11 @@ CASES = [
     # step closures made by factory methods, kept on self, picked by a validation flag
     ("step_factory_trainer.py", "pruning+qat", "runtime"),
     ("step_factory_trainer.py", "distillation", "runtime"),
+    # the same closures made by factory functions: the manager is one more parameter of
+    # the factory, the model prepared before it is called; mini_batch() runs the
+    # validation step too (it gets the manager as well)
+    ("step_factory_functions.py", "qat", "runtime"),
+    ("step_factory_functions.py", "distillation", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step
@@ -187,6 +192,15 @@ CASES = [
     # nothing reads the model after training, but `if args.evaluate: validate(...); return`
     # evaluates a --resume'd checkpoint: the fit goes there
     ("evaluate_flag_train.py", "ptq-static", "runtime"),
+    # nothing reads the trained model after training (evaluated and checkpointed only in
+    # the loop): the fit follows training and saves the compressed model, beside the
+    # script's checkpoints, under its main-process check
+    ("epoch_checkpoint_train.py", "ptq-static", "runtime"),
+    ("epoch_checkpoint_train.py", "ptq-dynamic", "inc"),
+    ("epoch_checkpoint_train.py", "bf16", "runtime"),
+    ("iteration_loop_train.py", "ptq-dynamic", "runtime"),
+    ("run_method_trainer.py", "ptq-static", "runtime"),
+    ("run_method_trainer.py", "bf16", "runtime"),
     # a distillation Trainer subclass (teacher= keyword): its student is compressed, its
     # own loss stays; the runtime's distillation on top only with --teacher (test_hf_trainer_styles)
     ("distillation_trainer_subclass.py", "pruning+qat", "runtime"),

@@ -2,7 +2,9 @@
 reads it nowhere after the epoch loop: the post-training fit goes into the loop, guarded
 to run in the last epoch only, just before that evaluation. Refused, with the line and
 a way out, when the last epoch may not reach the evaluation, when the last epoch cannot
-be told from the loop, or when training goes on after the evaluation."""
+be told from the loop, or when training goes on after the evaluation: then the fit goes
+after the epoch loop and saves the compressed model (tests/coder/test_saved_fit.py), and
+the report says why the last epoch was not the place."""
 
 from __future__ import annotations
 
@@ -70,6 +72,24 @@ def refusal(source: str, approach: str = "ptq-static") -> str:
     with pytest.raises(NeuralCoderError) as refused:
         rewrite(source, approach)
     return str(refused.value)
+
+
+def saved_after_the_loop(source: str, approach: str = "ptq-static") -> str:
+    """The fit went after the epoch loop, followed by a save of its result; the report's
+    notes, which say why it is not in the last epoch."""
+    text, report = rewrite(source, approach)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "if epoch ==" not in text
+    lines = code_lines(text)
+    loop = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("    for epoch") or line.startswith("    while")
+    )
+    fit = line_of(text, ".fit(")
+    assert fit > loop and lines[fit].startswith("    quantized_model = "), text
+    assert 'quantized_model.save("neural_coder_output/' in text
+    return "\n".join(report.placed)
 
 
 def code_lines(text: str) -> list[str]:
@@ -153,12 +173,12 @@ def test_a_checkpoint_saved_before_the_evaluation_keeps_the_trained_fp32_weights
     )
 
 
-def test_a_model_only_saved_in_the_loop_is_still_refused():
+def test_a_model_only_saved_in_the_loop_is_fitted_and_saved_after_the_loop():
     source = script(
         "for epoch in range(num_epochs):", "        torch.save(model.state_dict(), 'last.pt')\n"
     )
-    message = refusal(source)
-    assert "thrown away" in message and "torch.save(model.state_dict()" in message
+    notes = saved_after_the_loop(source)
+    assert "nothing after the statement at line" in notes and "reads model" in notes
 
 
 def test_a_global_model_evaluated_by_a_function_that_reads_it():
@@ -195,13 +215,6 @@ def test_a_global_model_evaluated_by_a_function_that_reads_it():
             "",
             EVAL + "        if epoch > 5:\n            break\n",
             "can end the epoch loop early",
-        ),
-        (
-            "for epoch in range(num_epochs):",
-            "",
-            "",
-            EVAL + "        if epoch > 5:\n            return\n",
-            "returns from inside the epoch loop",
         ),
         # a step budget ends training, not the epochs
         (
@@ -247,17 +260,27 @@ def test_a_global_model_evaluated_by_a_function_that_reads_it():
         ),
     ],
 )
-def test_unsound_placements_are_refused(loop, before, after_train, body, why):
+def test_unsound_last_epoch_placements_fit_after_the_loop_and_save(
+    loop, before, after_train, body, why
+):
     source = script(loop, body, before, after_train).replace(
         "    val_loader = ", "    steps = epoch = 0\n    val_loader = "
     )
+    notes = saved_after_the_loop(source)
+    assert "note: no fit in the last epoch: " in notes and why in notes, notes
+
+
+def test_a_return_from_inside_the_epoch_loop_is_still_refused():
+    """The fit after the loop might never run, and the last epoch may not be reached."""
+    body = EVAL + "        if epoch > 5:\n            return\n"
+    source = script("for epoch in range(num_epochs):", body)
     message = refusal(source)
-    assert why in message, message
+    assert "returns from inside the epoch loop" in message, message
     assert "thrown away" in message and "torch.save(model.state_dict(), path)" in message
     assert message.startswith("script.py:")
 
 
-def test_training_after_the_evaluation_is_refused():
+def test_training_after_the_evaluation_fits_after_the_loop():
     """Train, evaluate, then step the optimizer again (a function that trains) in each
     epoch: the fit would be trained over."""
     source = (
@@ -271,15 +294,15 @@ def test_training_after_the_evaluation_is_refused():
         + "        apply_swa(model, optimizer)\n"
         + "\n\nmain()\n"
     )
-    message = refusal(source)
+    notes = saved_after_the_loop(source)
     line = source.splitlines().index("        apply_swa(model, optimizer)") + 1
-    assert f"script.py:{line}:" in message and "training goes on" in message, message
+    assert f"training goes on at line {line}" in notes, notes
 
 
-def test_evaluated_before_training_in_each_epoch_is_refused_as_before():
+def test_evaluated_before_training_in_each_epoch_fits_after_the_loop():
     source = HEADER + "    for epoch in range(num_epochs):\n" + EVAL + TRAIN + "\n\nmain()\n"
-    message = refusal(source)
-    assert "thrown away" in message and "nothing after line" in message
+    notes = saved_after_the_loop(source)
+    assert "no fit in the last epoch" not in notes  # no evaluation after training in it
 
 
 def test_a_read_after_the_loop_keeps_the_fit_after_the_loop():
@@ -339,13 +362,35 @@ def test_training_in_an_epoch_function_then_evaluate_each_epoch():
 
 
 @pytest.mark.parametrize("exit", ["break", "return"])
-def test_a_step_budget_in_the_epoch_function_is_refused(exit):
+def test_a_step_budget_in_the_epoch_function_fits_after_the_loop(exit):
+    """A count kept across epochs (`state["step"]`) ends training, not the epochs: the
+    fit goes after the loop, saved."""
     source = epoch_function_script(
-        stop=f"        if max_steps is not None and step >= max_steps:\n            {exit}"
-    )
-    message = refusal(source)
+        stop='        state["step"] += 1\n'
+        f'        if max_steps is not None and state["step"] >= max_steps:\n            {exit}'
+    ).replace("def train_one_epoch(", 'state = {"step": 0}\n\n\ndef train_one_epoch(')
+    notes = saved_after_the_loop(source)
     line = source.splitlines().index(f"            {exit}") + 1
-    assert f"script.py:{line}:" in message and "step budget" in message, message
+    assert f"line {line} ends training on a step budget" in notes, notes
+
+
+@pytest.mark.parametrize("exit", ["break", "return"])
+def test_a_cap_on_each_epoch_s_batches_is_kept(exit):
+    """`if step >= max_steps: break` on the step loop's own index caps every epoch alike:
+    the last epoch still trains, then evaluates."""
+    text, report = rewrite(
+        epoch_function_script(
+            stop=f"        if max_steps is not None and step >= max_steps:\n            {exit}"
+        )
+    )
+    assert report.status is Status.TRANSFORMED, report.message
+    fit = line_of(text, ".fit(")
+    assert code_lines(text)[fit - 1] == "        if epoch == num_epochs - 1:"
+    assert (
+        line_of(text, "        train_one_epoch(model")
+        < fit
+        < line_of(text, "print(epoch, evaluate(")
+    )
 
 
 def test_a_dry_run_break_that_only_shortens_each_epoch_is_kept():
@@ -357,9 +402,16 @@ def test_a_dry_run_break_that_only_shortens_each_epoch_is_kept():
 
 def test_a_pipeline_that_trains_first_keeps_the_fit_after_training():
     """`pruning>ptq-static`: the pruning stage's on_epoch_end / on_train_end hooks must
-    run before the fit, so the fit is not put inside the last epoch."""
-    message = refusal(script_path("epoch_eval_loop.py").read_text(), "pruning>ptq-static")
-    assert "thrown away" in message and "nothing after line" in message
+    run before the fit, so the fit is not put inside the last epoch: it follows
+    on_train_end after the loop, and saves the compressed model."""
+    text, report = rewrite(script_path("epoch_eval_loop.py").read_text(), "pruning>ptq-static")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "if epoch ==" not in text
+    assert (
+        line_of(text, "callbacks.on_train_end()")
+        < line_of(text, "quantization.fit(")
+        < line_of(text, 'quantized_model.save("neural_coder_output/ptq-static")')
+    )
 
 
 def test_an_imported_validation_function_handed_the_model_is_an_evaluation():
@@ -376,7 +428,7 @@ def test_an_imported_call_that_is_no_evaluation_is_not_the_place():
     source = script("for epoch in range(num_epochs):", "        log_weights(model)\n").replace(
         "import torch\n", "import torch\nfrom utils import log_weights\n", 1
     )
-    assert "nothing after line" in refusal(source, "ptq-dynamic")
+    assert "no fit in the last epoch" not in saved_after_the_loop(source, "ptq-dynamic")
 
 
 @pytest.mark.parametrize(
@@ -387,10 +439,10 @@ def test_an_imported_call_that_is_no_evaluation_is_not_the_place():
         "        keep_best(model, epoch)\n",
     ],
 )
-def test_a_training_checkpoint_after_the_evaluation_is_refused(save):
+def test_a_training_checkpoint_after_the_evaluation_moves_the_fit_after_the_loop(save):
     """The last epoch's checkpoint (ImageNet-example style, or saved inside a helper) would
     hold int8 weights where a resume or a reload of the best model into fp32 expects the
-    trained ones."""
+    trained ones: the fit goes after the loop, once the checkpoints are written."""
     helpers = (
         "def save_checkpoint(model, path):\n    torch.save(model, path)\n\n\n"
         "def keep_best(net, epoch):\n    torch.save(net.state_dict(), f'best{epoch}.pt')\n\n\n"
@@ -398,9 +450,9 @@ def test_a_training_checkpoint_after_the_evaluation_is_refused(save):
     source = script("for epoch in range(num_epochs):", EVAL + save).replace(
         "def main(", helpers + "def main("
     )
-    message = refusal(source)
+    notes = saved_after_the_loop(source)
     line = source.splitlines().index(save.rstrip("\n")) + 1
-    assert f"script.py:{line}:" in message and "checkpoint would hold the int8 model" in message
+    assert f"line {line} saves the weights" in notes and "checkpoint would hold" in notes, notes
 
 
 def test_a_checkpoint_of_the_unwrapped_fp32_module_is_kept():

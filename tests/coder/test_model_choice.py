@@ -290,8 +290,18 @@ def test_the_ema_teacher_is_reported_as_not_compressed(ema_project):
     assert any("moving average" in w and "not that copy" in w for w in report.warnings)
 
 
-def test_post_training_on_a_model_only_saved_inside_the_loop_says_so(ema_project):
-    assert "would be thrown away" in refusal(ema_project, "main_selfsup.py", "ptq-dynamic")
+def test_post_training_on_a_model_only_saved_inside_the_loop_saves_it_beside_the_checkpoints(
+    ema_project,
+):
+    """Nothing reads the student after the epoch loop: the fit follows it and writes the
+    int8 student into the folder the script writes its checkpoints to."""
+    rewritten, report = rewrite_project(ema_project, "main_selfsup.py", "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    text = rewritten[ema_project / "main_selfsup.py"]
+    assert text.index('"checkpoint.pth"))') < text.index("quantization.fit(")
+    assert (
+        'quantized_model.save(os.path.join(args.output_dir, "neural_coder_ptq-dynamic"))' in text
+    )
 
 
 def test_the_single_file_form_refuses_nothing_it_should_not(tmp_path):

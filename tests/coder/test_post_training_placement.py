@@ -54,10 +54,11 @@ def fit_line(text: str) -> int:
     return next(i for i, line in enumerate(lines) if ".fit(" in line)
 
 
-def test_a_fit_whose_result_nothing_reads_is_refused():
+def test_a_fit_whose_result_nothing_reads_is_saved_after_training():
     """test() reads the global model inside the epoch loop, but before each epoch's
-    training, and nothing after training evaluates or saves it: the int8 model would be
-    dropped. (Evaluated after each epoch's training, see tests/coder/test_last_epoch_fit.py.)"""
+    training, and nothing after training evaluates or saves it: the fit goes after
+    training and saves the int8 model (tests/coder/test_saved_fit.py). (Evaluated after
+    each epoch's training, see tests/coder/test_last_epoch_fit.py.)"""
     source = HEADER + (
         "model = Net()\n"
         "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -74,21 +75,24 @@ def test_a_fit_whose_result_nothing_reads_is_refused():
         "        loss.backward()\n"
         "        optimizer.step()\n"
     )
-    message = refusal(source)
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
     line = source.splitlines().index("for epoch in range(2):") + 1
-    assert f"script.py:{line}:" in message
-    assert "thrown away" in message and "returns model" in message
-    assert "torch.save(model.state_dict()" in message
-    # the way out works: save the model after training
+    assert any(f"nothing after the statement at line {line}" in p for p in report.placed)
+    assert fit_line(text) > text.splitlines().index("for epoch in range(2):")
+    assert 'quantized_model.save("neural_coder_output/ptq-static")' in text
+    # a save of its own after training: the fit goes before it, and saves nothing itself
     fixed, report = rewrite(source + "torch.save(model.state_dict(), 'model.pt')\n")
     assert report.status is Status.TRANSFORMED, report.message
     assert fit_line(fixed) < fixed.splitlines().index("torch.save(model.state_dict(), 'model.pt')")
+    assert ".save(" not in fixed.replace("torch.save(", "")
 
 
 @pytest.mark.parametrize("after", ["validate(model=load_best('best.pt'))", "print(run.model)"])
 def test_a_keyword_or_attribute_named_like_the_model_is_not_a_use_of_it(after):
     """yolov5-style: after training, `validate(model=attempt_load(best))` evaluates a
-    checkpoint, not the trained model; `model=` is a keyword, not a read of `model`."""
+    checkpoint, not the trained model; `model=` is a keyword, not a read of `model`: the
+    fit after training saves its result, as when nothing reads the model."""
     source = HEADER + (
         "def load_best(path):\n"
         "    return torch.load(path, weights_only=False)\n"
@@ -108,7 +112,10 @@ def test_a_keyword_or_attribute_named_like_the_model_is_not_a_use_of_it(after):
         "        optimizer.step()\n"
         f"{after}\n"
     )
-    assert "thrown away" in refusal(source, "ptq-dynamic")
+    text, report = rewrite(source, "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert fit_line(text) < text.splitlines().index(after)
+    assert 'quantized_model.save("neural_coder_output/ptq-dynamic")' in text
 
 
 def test_evaluating_several_datasets_quantizes_once_before_the_loop():

@@ -7,6 +7,7 @@ path evaluates a resumed checkpoint."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.conftest import run_cli, script_path
 from tests.e2e.runner import rewrite_and_run, run_script
@@ -54,8 +55,28 @@ def test_evaluate_path_quantizes_the_resumed_checkpoint(tmp_path):
     script.write_text(script_path("evaluate_flag_train.py").read_text())
     result = run_cli("optimize", script, "--approach", "ptq-static")
     assert result.exit_code == 0, result.output
-    _, trained = run_script(script)  # training: the fit is not on this path
-    assert trained == {}
+    # training: nothing reads the model after the epoch loop, so the fit follows it and
+    # saves the int8 model
+    _, trained = run_script(script)
+    assert trained["quantized_modules"] == 4
+    assert (tmp_path / "neural_coder_output" / "ptq-static" / "best_model.pt").is_file()
     run, summary = run_script(script, "--evaluate", "--resume", "model_best.pth.tar")
     assert summary["quantized_modules"] == 4
     assert "Acc@1" in run.stdout
+
+
+def test_step_factory_functions_compress_the_training_batches_only(tmp_path):
+    """Closures made by factory functions, one `mini_batch()` loop for both steps: the
+    training closure carries the optimizer-step hooks, so only the 16 training batches
+    of each of the 3 epochs count (the 2 validation batches do not)."""
+    summary = rewrite_and_run(tmp_path, "step_factory_functions.py", "--approach", "pruning+qat")
+    assert summary["pruning_steps_seen"] == 48
+    assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert summary["quantized_modules"] == 3
+    saved = torch.load(tmp_path / "step_factory_model.pt", weights_only=False)
+    assert any(key.endswith("scale") for key in saved), "the saved model is not the QAT one"
+
+
+def test_step_factory_functions_distil_the_training_batches_only(tmp_path):
+    summary = rewrite_and_run(tmp_path, "step_factory_functions.py", "--approach", "distillation")
+    assert summary["distillation_steps"] == 48

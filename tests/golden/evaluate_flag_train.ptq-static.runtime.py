@@ -80,6 +80,20 @@ def main_worker(args):
              "optimizer": optimizer.state_dict()},
             is_best,
         )
+    nc_quantized_model = quantization.fit(
+        model,
+        PostTrainingQuantConfig(
+            approach="static",
+            calibration_sampling_size=[100],
+            accuracy_criterion=AccuracyCriterion(criterion="relative", tolerable_loss=0.01),
+            tuning_criterion=TuningCriterion(max_trials=100),
+        ),
+        calib_dataloader=val_loader,
+        eval_func=lambda nc_candidate: validate(val_loader, nc_candidate, criterion),
+    )  # neural-coder
+    model = nc_quantized_model if nc_quantized_model is not None else model  # neural-coder
+    if nc_quantized_model is not None:  # neural-coder
+        nc_quantized_model.save("neural_coder_output/ptq-static")  # neural-coder
 
 
 def train(train_loader, model, criterion, optimizer, epoch):

@@ -216,12 +216,14 @@ def test_excluded_or_unsupported_precisions_and_backends(bf16_cpu, caplog):
         mix_precision.fit(net(), MixedPrecisionConfig(backend="ipex"))
 
 
-def test_converted_model_saves_and_loads_into_the_fp32_architecture(bf16_cpu, tmp_path):
+def test_converted_model_saves_and_loads_back_as_the_bf16_model(bf16_cpu, tmp_path):
     out = mix_precision.fit(net(), MixedPrecisionConfig(example_inputs=X))
     out.save(tmp_path)
     loaded = load(tmp_path, Net())
-    assert kinds(loaded) == {"fc1": "Linear", "fc2": "Linear", "head": "Linear"}
-    assert torch.equal(loaded.fc1.weight, out.model.fc1.weight.float())
+    assert kinds(loaded) == kinds(out.model)
+    assert kinds(loaded)["fc1"] == "BF16Linear" and kinds(loaded)["head"] == "Linear"
+    assert loaded.fc1.weight.dtype == torch.bfloat16
+    assert torch.equal(loaded.fc1.weight, out.model.fc1.weight)
 
 
 def test_convert_keeps_state_dict_keys_and_runs_real_bf16():

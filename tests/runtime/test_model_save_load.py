@@ -229,3 +229,25 @@ def test_int8_save_pretrained_loads_with_optimized_model_without_model_class(tmp
         want, got = cm.model(input_ids=ids), loaded.eval()(input_ids=ids)
     assert torch.equal(want.start_logits, got.start_logits)
     assert torch.equal(want.end_logits, got.end_logits)
+
+
+def test_bf16_model_round_trip(tiny_mlp, tmp_path: Path) -> None:
+    """A `mix_precision.fit` result has no q_config: `save` records its bf16 modules, so
+    `load` converts the same ones (a copy of the float model) before loading the weights."""
+    from neural_coder.runtime.bf16 import BF16Linear, convert
+
+    names = [n for n, m in tiny_mlp.named_modules() if type(m) is nn.Linear]
+    wrapper = Model(convert(tiny_mlp, names[:1]))
+    path = wrapper.save(tmp_path / "bf16")
+    assert torch.load(path, weights_only=True)[BEST_CONFIGURE] == {
+        "precision": "bf16",
+        "bf16_modules": names[:1],
+    }
+    fresh = TinyMLP()
+    restored = load(tmp_path / "bf16", fresh)
+    assert restored is not fresh and not isinstance(fresh.get_submodule(names[0]), BF16Linear)
+    first = restored.get_submodule(names[0])
+    assert isinstance(first, BF16Linear) and first.weight.dtype == torch.bfloat16
+    assert all(type(restored.get_submodule(n)) is nn.Linear for n in names[1:])
+    x = torch.randn(3, first.in_features)
+    assert torch.equal(restored(x), wrapper(x))

@@ -1,0 +1,229 @@
+"""Where a post-training fit that nothing reads afterwards keeps its result, and under
+which main-process check of the script it writes it.
+
+A training script that only evaluates or checkpoints inside its training loop (`for
+epoch ...: train(epoch); test(epoch)`, nanoGPT's `while True:` iteration loop) never
+reads the trained model after the loop. The post-training fit then goes after training
+and is followed by a save of the compressed model (planning/post_training_save.py); this
+module answers where that save writes (beside the script's own checkpoints when they are
+written to a folder the fit can name, else `neural_coder_output/<approach>`) and which
+`if master_process:` style test of the script it runs under.
+"""
+
+from __future__ import annotations
+
+import os
+
+import libcst as cst
+
+from neural_coder.transforms import match as m
+
+from .index import Index, Scope
+
+DEFAULT_ROOT = "neural_coder_output"
+#: names a script gives its "this process is the main one" flag or function
+MAIN_PROCESS_NAMES = frozenset(
+    {
+        "master_process",
+        "is_master",
+        "is_master_process",
+        "main_process",
+        "is_main_process",
+        "is_main",
+        "is_rank_zero",
+        "is_global_zero",
+        "is_local_main_process",
+    }
+)
+#: names a script gives its process rank (`if rank == 0:`, `if args.local_rank in [-1, 0]:`)
+RANK_NAMES = frozenset({"rank", "global_rank", "local_rank", "ddp_rank", "world_rank"})
+PATH_JOINS = frozenset({"os.path.join", "osp.join", "path.join"})
+
+
+def output_dir(index: Index, scope: Scope, line: int, approach: str) -> tuple[str, str]:
+    """The folder expression the save writes to, and how it was chosen: a folder beside
+    the script's checkpoints (`os.path.join(out_dir, "neural_coder_ptq-dynamic")` for
+    `torch.save(..., os.path.join(out_dir, "ckpt.pt"))`, `f"{out_dir}/neural_coder_..."`
+    for `f"{out_dir}/ckpt.pt"` or `Path(out_dir) / "ckpt.pt"`), or the default."""
+    leaf = f"neural_coder_{approach}"
+    found = _checkpoint_dir(index, scope, line)
+    if found is None:
+        return repr(f"{DEFAULT_ROOT}/{approach}"), "the default, relative to the working directory"
+    folder, call = found
+    where = f"beside the checkpoint the script writes at line {index.source.line(call)}"
+    if isinstance(folder, str):  # a literal folder
+        return repr(os.path.join(folder, leaf)), where
+    join, expression = folder
+    if join is None:  # no join function in the script's own path: an f-string
+        return f'f"{{{expression}}}/{leaf}"', where
+    return f"{join}({expression}, {leaf!r})", where
+
+
+#: a checkpoint's folder: a literal, or (the join function or None, the folder expression)
+Folder = str | tuple[str | None, str]
+
+
+def _checkpoint_dir(index: Index, scope: Scope, line: int) -> tuple[Folder, cst.Call] | None:
+    """The folder of a checkpoint the file writes (`save(obj, os.path.join(D, name))` with
+    `D` in reach at `line` of `scope`, or `save(obj, "dir/name.pt")`); a save in `scope`
+    first."""
+    src = index.source
+    module = src.module_of(scope)
+    found: list[tuple[bool, tuple[Folder, cst.Call]]] = []
+    for call in index.calls:
+        if src.module_of(call) is not module:
+            continue
+        name = src.code(call.func).rsplit(".", 1)[-1].lower()
+        if "save" not in name or "state_dict" in name:
+            continue
+        for arg in call.args[1:] if len(call.args) > 1 else ():
+            folder = _folder_of(index, arg.value, scope, line)
+            if folder is not None:
+                found.append((index.scope_of(call) is not scope, (folder, call)))
+                break
+    found.sort(key=lambda pair: pair[0])  # stable: the same scope first, then file order
+    return found[0][1] if found else None
+
+
+def _folder_of(index: Index, path: cst.BaseExpression, scope: Scope, line: int) -> Folder | None:
+    src = index.source
+
+    def reachable(folder: cst.BaseExpression) -> bool:
+        return isinstance(folder, cst.Name | cst.Attribute) and in_reach(
+            index, _root(folder), scope, line
+        )
+
+    if isinstance(path, cst.SimpleString):
+        value = path.evaluated_value
+        folder = os.path.dirname(value) if isinstance(value, str) else ""
+        return folder or None
+    if (
+        isinstance(path, cst.Call)
+        and src.code(path.func) in PATH_JOINS
+        and len(path.args) >= 2
+        and all(a.keyword is None and not a.star for a in path.args)
+    ):
+        folder = path.args[0].value
+        if isinstance(folder, cst.SimpleString):
+            value = folder.evaluated_value
+            return value if isinstance(value, str) and value else None
+        join_root = src.code(path.func).split(".", 1)[0]
+        if reachable(folder) and in_reach(index, join_root, scope, line):
+            return src.code(path.func), src.code(folder)
+    if isinstance(path, cst.FormattedString) and len(path.parts) >= 2:  # f"{out_dir}/ckpt.pt"
+        head, rest = path.parts[0], path.parts[1]
+        if (
+            isinstance(head, cst.FormattedStringExpression)
+            and head.conversion is None
+            and head.format_spec is None
+            and isinstance(rest, cst.FormattedStringText)
+            and rest.value.startswith("/")
+            and reachable(head.expression)
+        ):
+            return None, src.code(head.expression)
+    if isinstance(path, cst.BinaryOperation) and isinstance(path.operator, cst.Divide):
+        folder = path.left  # `Path(out_dir) / "ckpt.pt"`, `out_dir / "ckpt.pt"`
+        if (
+            isinstance(folder, cst.Call)
+            and len(folder.args) == 1
+            and src.code(folder.func)
+            in (
+                "Path",
+                "pathlib.Path",
+            )
+        ):
+            folder = folder.args[0].value
+        if reachable(folder):
+            return None, src.code(folder)
+    return None
+
+
+def main_process_test(index: Index, scope: Scope, line: int) -> str | None:
+    """The script's own "this is the main process" test (`master_process`,
+    `utils.is_main_process()`, `args.rank == 0`, `local_rank in [-1, 0]`) from an `if` of
+    `scope`, when its names are in reach at `line`; None when it has none."""
+    src = index.source
+    body = scope.body if isinstance(scope, cst.FunctionDef) else scope
+    for found in m.findall(body, m.If()):
+        if index.scope_of(found) is not scope:
+            continue
+        test = found.test  # type: ignore[attr-defined]
+        operands = (
+            [test.left, test.right]
+            if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And)
+            else [test]
+        )
+        for operand in operands:
+            root = _main_process_root(operand)
+            if root is not None and in_reach(index, root, scope, line):
+                return src.code(operand)
+        # `if not args.distributed or args.rank == 0:` as a whole
+        if (
+            isinstance(test, cst.BooleanOperation)
+            and isinstance(test.operator, cst.Or)
+            and isinstance(test.left, cst.UnaryOperation)
+            and isinstance(test.left.operator, cst.Not)
+            and isinstance(test.left.expression, cst.Name | cst.Attribute)
+            and in_reach(index, _root(test.left.expression), scope, line)
+        ):
+            root = _main_process_root(test.right)
+            if root is not None and in_reach(index, root, scope, line):
+                return f"({src.code(test)})"
+    return None
+
+
+def _main_process_root(test: cst.BaseExpression) -> str | None:
+    """The root name of `test` when it is a main-process check, else None."""
+    if isinstance(test, cst.Name | cst.Attribute) and _last(test) in MAIN_PROCESS_NAMES:
+        return _root(test)
+    if (
+        isinstance(test, cst.Call)
+        and not test.args
+        and isinstance(test.func, cst.Name | cst.Attribute)
+        and _last(test.func) in MAIN_PROCESS_NAMES
+    ):
+        return _root(test.func)
+    if (
+        isinstance(test, cst.Comparison)
+        and len(test.comparisons) == 1
+        and isinstance(test.left, cst.Name | cst.Attribute)
+        and _last(test.left) in RANK_NAMES
+    ):
+        target = test.comparisons[0]
+        if isinstance(target.operator, cst.Equal) and m.matches(target.comparator, m.Integer("0")):
+            return _root(test.left)
+        if isinstance(target.operator, cst.In) and isinstance(
+            target.comparator, cst.List | cst.Tuple
+        ):
+            return _root(test.left)
+    return None
+
+
+def in_reach(index: Index, name: str, scope: Scope, line: int) -> bool:
+    """`name` is bound at `line` of `scope`: a parameter (or `self`), a local assigned
+    before it, or a name the module assigns or imports."""
+    src = index.source
+    fn = index.function(scope)
+    if fn is not None:
+        if name in fn.all_params() or (name == "self" and fn.is_method):
+            return True
+        if any(src.line(a.statement) < line for a in index.assignments_in(name, scope)):
+            return True
+    module = src.module_of(scope)
+    if name in index.imports_of(scope):
+        return True
+    return any(
+        fn is not None or src.line(a.statement) < line for a in index.assignments_in(name, module)
+    )
+
+
+def _root(expr: cst.BaseExpression) -> str:
+    while isinstance(expr, cst.Attribute):
+        expr = expr.value
+    return expr.value if isinstance(expr, cst.Name) else ""
+
+
+def _last(expr: cst.BaseExpression) -> str:
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value
+    return expr.value if isinstance(expr, cst.Name) else ""

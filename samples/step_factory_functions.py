@@ -1,0 +1,69 @@
+"""Step functions built by factory functions (the "step by step" book's style, before
+its trainer class): `make_train_step_fn(model, loss_fn, optimizer)` returns a closure
+that trains on one mini-batch, `make_val_step_fn` one that only evaluates, and one
+`mini_batch()` loop runs either over a loader."""
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.optim as optim
+from torch.utils.data import DataLoader, TensorDataset, random_split
+
+
+def make_train_step_fn(model, loss_fn, optimizer):
+    def perform_train_step_fn(x, y):
+        model.train()
+        yhat = model(x)
+        loss = loss_fn(yhat, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.item()
+
+    return perform_train_step_fn
+
+
+def make_val_step_fn(model, loss_fn):
+    def perform_val_step_fn(x, y):
+        model.eval()
+        yhat = model(x)
+        loss = loss_fn(yhat, y)
+        return loss.item()
+
+    return perform_val_step_fn
+
+
+def mini_batch(device, data_loader, step_fn):
+    mini_batch_losses = []
+    for x_batch, y_batch in data_loader:
+        x_batch = x_batch.to(device)
+        y_batch = y_batch.to(device)
+        mini_batch_losses.append(step_fn(x_batch, y_batch))
+    return np.mean(mini_batch_losses)
+
+
+device = "cuda" if torch.cuda.is_available() else "cpu"
+torch.manual_seed(13)
+x = torch.randn(320, 12)
+y = (x[:, :3].sum(dim=1) > 0).long()
+train_data, val_data = random_split(TensorDataset(x, y), [256, 64])
+train_loader = DataLoader(train_data, batch_size=16, shuffle=True)
+val_loader = DataLoader(val_data, batch_size=32)
+
+model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))
+model.to(device)
+optimizer = optim.SGD(model.parameters(), lr=0.1)
+loss_fn = nn.CrossEntropyLoss()
+
+train_step_fn = make_train_step_fn(model, loss_fn, optimizer)
+val_step_fn = make_val_step_fn(model, loss_fn)
+
+n_epochs = 3
+losses, val_losses = [], []
+for epoch in range(n_epochs):
+    losses.append(mini_batch(device, train_loader, train_step_fn))
+    with torch.no_grad():
+        val_losses.append(mini_batch(device, val_loader, val_step_fn))
+    print(f"epoch {epoch}: train loss {losses[-1]:.4f}, val loss {val_losses[-1]:.4f}")
+
+torch.save(model.state_dict(), "step_factory_model.pt")
