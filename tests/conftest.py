@@ -43,6 +43,7 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
         "flag_epoch_fn.py",
         "step_factory_trainer.py",
         "shared_step_train_eval.py",
+        "phase_tuple_progress.py",
         "step_factory_functions.py",
     }
 )
