@@ -30,6 +30,8 @@ __all__ = [
 ]  # fmt: skip
 
 MARKER = "# neural-coder"
+#: the user's mark on the one training loop to compress, where a file has several
+MARKER_TRAIN = "neural-coder: train"
 INSERTED_MARKER = re.compile(r"#\s*neural-coder\s*$")  # user hints are "# neural-coder: model"
 COMPRESSION_CALLS = ("prepare_compression", "quantization.fit", "mix_precision.fit")
 
@@ -162,12 +164,26 @@ def analyze(source: Source) -> Facts:
         facts.loop_error = outside[0]
         return facts
     distinct = {id(loop.entry_loop): loop for loop in loops}
+    marked = [loop for loop in distinct.values() if _marked_for_training(source, loop)]
+    unmarked: list[str] = []
+    if len(distinct) > 1 and len(marked) == 1:
+        chosen = marked[0].entry_loop
+        unmarked = [
+            f"line {source.line(loop.entry_loop)}: a training loop not marked "
+            f"'# {MARKER_TRAIN}' gets no hooks"
+            for loop in distinct.values()
+            if loop.entry_loop is not chosen
+        ]
+        loops = [loop for loop in loops if loop.entry_loop is chosen]
+        distinct = {id(chosen): marked[0]}
     if len(distinct) > 1:
         lines = ", ".join(str(source.line(loop.entry_loop)) for loop in distinct.values())
         facts.loop_error = AnalysisError(
-            f"several training loops (lines {lines})",
+            f"several training loops (lines {lines})"
+            + (f", {len(marked)} of them marked '# {MARKER_TRAIN}'" if marked else ""),
             path=source.path,
-            hint="run the tool on a file with one training loop, or move the others into another file",
+            hint=f"mark the one to compress with '# {MARKER_TRAIN}' at the end of its "
+            "for/while line, or run the tool on a file with one training loop",
         )
         return facts
     try:
@@ -175,6 +191,7 @@ def analyze(source: Source) -> Facts:
     except AnalysisError as error:
         facts.loop_error = error
         return facts
+    facts.loop.notes += unmarked
     facts.loop.notes += [
         f"line {e.line}: {e.message}: it gets no hooks"
         if e.message.startswith(TRAINS_NO_MODEL)
@@ -188,6 +205,14 @@ def analyze(source: Source) -> Facts:
         for e in outside
     ]
     return facts
+
+
+def _marked_for_training(source: Source, loop: TrainingLoop) -> bool:
+    """The user's choice among several training loops: `# neural-coder: train` on the
+    line of its epoch loop (or of its step loop)."""
+    return any(
+        MARKER_TRAIN in source.line_text(node) for node in (loop.entry_loop, loop.step_loop)
+    )
 
 
 def merge_paths(source: Source, loops: list[TrainingLoop]) -> TrainingLoop:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation, final_model
+from neural_coder.analysis import MARKER_TRAIN, evaluation, final_model
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -141,13 +141,17 @@ class FitPlacement(BasePlanner):
         if not backward:
             return
         line = self.src.line(backward[0])
-        why = self.facts.loop_error.message if self.facts.loop_error else "it could not be read"
+        error = self.facts.loop_error
+        why = error.message if error else "it could not be read"
         raise AnalysisError(
             f"the script trains the model (.backward() at line {line}), but its training loop "
             f"could not be read ({why}): a post-training fit must follow training",
             path=self.src.path,
             line=line,
-            hint="mark the trained model's assignment with '# neural-coder: model' and make the "
+            # several loops: the marker that picks one is the way out
+            hint=error.hint
+            if error is not None and error.hint and MARKER_TRAIN in error.hint
+            else "mark the trained model's assignment with '# neural-coder: model' and make the "
             "loop readable, or quantize in a script that loads the trained weights",
         )
 
