@@ -42,6 +42,8 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
         "multishot_cnn.py",
         "flag_epoch_fn.py",
         "step_factory_trainer.py",
+        "shared_step_train_eval.py",
+        "phase_tuple_progress.py",
         "step_factory_functions.py",
     }
 )

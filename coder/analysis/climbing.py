@@ -14,6 +14,8 @@ from .loop_types import Hop
 from .returned_closures import factory_closure_call, returned_closure_call
 from .source import Source
 
+COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+
 
 class CallClimbing:
     """A part of `LoopAnalysis` (training.py): it reads `self.index` and `self.source`."""
@@ -22,6 +24,8 @@ class CallClimbing:
     source: Source
     # the backward and optimizer step statements: the path the training call must reach
     step_nodes: list[cst.CSTNode] = []
+    # the comprehension the training step runs in, between it and its loop
+    step_comprehension: cst.CSTNode | None = None
 
     # -- climbing -------------------------------------------------------------------
     def enclosing_loop(self, node: cst.CSTNode, scope: Scope) -> Loop | None:
@@ -73,6 +77,7 @@ class CallClimbing:
         while True:
             loop = self.enclosing_loop(node, scope)
             if loop is not None:
+                self._note_a_comprehension_between(node, loop)
                 hops.extend(taken)
                 return loop, scope
             fn = self.index.function(scope)
@@ -104,6 +109,17 @@ class CallClimbing:
                 )
             )
             node, scope = call, self.index.scope_of(call)
+
+    def _note_a_comprehension_between(self, node: cst.CSTNode, loop: Loop) -> None:
+        """`stats = [step(batch, True) for batch in loader]` inside the epoch loop: the step
+        runs once per item of the comprehension, where no hook statement can go (kept for
+        the training planners; a post-training fit after the loop is still right)."""
+        for ancestor in self.source.ancestors(node):
+            if ancestor is loop:
+                return
+            if isinstance(ancestor, COMPREHENSIONS):
+                self.step_comprehension = ancestor
+                return
 
     def _single_call_site(
         self,
@@ -139,8 +155,10 @@ class CallClimbing:
                 ),
             ]
             reaching = [c for c in sites if call_reaches(self.index, fn, c, inside)]
-            loops = {id(self.enclosing_loop(c, self.index.scope_of(c))) for c in sites}
-            if len(reaching) == 1 and len(loops) == 1:
+            # the others (evaluation: `step(batch, is_train=False)`) in the same function,
+            # where the manager the training call gets is in reach of them too
+            scopes = {id(self.index.scope_of(c)) for c in sites}
+            if len(reaching) == 1 and len(scopes) == 1:
                 companions.extend(c for c in sites if c is not reaching[0])
                 return reaching[0]
         return self._one_call_path(fn, sites, "called")

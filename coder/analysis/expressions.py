@@ -105,3 +105,22 @@ def loop_index(node: Loop) -> str | None:
 
 def unwrap(expr: cst.BaseExpression) -> cst.BaseExpression:
     return unwrap_pass_through(expr)
+
+
+def early_exits(loop: Loop) -> list[cst.CSTNode]:
+    """The `break` / `return` statements that end `loop` before its last iteration
+    (early stopping), not those of the loops and functions nested in it."""
+    found: list[cst.CSTNode] = []
+    pending: list[cst.CSTNode] = [loop.body]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, cst.Break | cst.Return):
+            found.append(node)
+            continue
+        for child in node.children:
+            if isinstance(child, cst.For | cst.While):
+                pending.extend(c for c in child.children if c is not child.body)  # its else
+                continue
+            if not isinstance(child, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+                pending.append(child)
+    return found

@@ -18,7 +18,7 @@ from neural_coder.transforms import match as m
 
 from . import kinds
 from .evaluation import is_checkpoint_dict, is_model_expression, model_assignment, used_as_module
-from .expressions import free_name_nodes
+from .expressions import free_name_nodes, free_names
 from .index import Index, Scope, iter_returns, unwrap_pass_through
 
 
@@ -34,14 +34,26 @@ class FinalModel:
     rebuilt: cst.BaseStatement | None = None
 
 
-def outermost_loop(index: Index, statement: cst.BaseStatement, scope: Scope) -> cst.BaseStatement:
+def outermost_loop(
+    index: Index, statement: cst.BaseStatement, scope: Scope, model: str | None = None
+) -> cst.BaseStatement:
     """`statement`, or the outermost loop of `scope` around it: a `fit` inside a loop
-    would run once per task, per dataset or per epoch."""
+    would run once per task, per dataset or per epoch. Not past a loop that builds
+    `model` anew before `statement` (k-fold cross-validation: each fold's model is
+    trained, evaluated and saved in its iteration, and fitted there)."""
+    src = index.source
+    built = [
+        a.statement
+        for a in (index.assignments_in(model, scope) if model is not None else [])
+        if src.line(a.statement) < src.line(statement) and model not in free_names(a.value)
+    ]  # `model = model.to(device)` in an epoch loop moves the same model: not a build
     found = statement
-    for ancestor in index.source.ancestors(statement):
+    for ancestor in src.ancestors(statement):
         if ancestor is scope:
             break
         if isinstance(ancestor, cst.For | cst.While):
+            if any(ancestor in set(src.ancestors(b)) for b in built):
+                break
             found = ancestor
     return found
 
@@ -102,7 +114,7 @@ def after_training(index: Index, model: str, loop: cst.BaseStatement, scope: Sco
     """The place after the training loop `loop` (in `scope`, training `model`), moved out
     of the functions and loops that hold it and after any reload of the weights."""
     src = index.source
-    place = FinalModel(model, outermost_loop(index, loop, scope), "after", scope)
+    place = FinalModel(model, outermost_loop(index, loop, scope, model), "after", scope)
     # the outermost place on the way out through callers where the model is still read
     current, chosen = place, place if later_reads(index, place) else None
     while _is_plain_name(current.model):

@@ -38,8 +38,31 @@ def call_reaches(index: Index, fn: Function, call: cst.Call, nodes: list[cst.CST
                     test = _evaluate(ancestor.test, values)
                     if test is not _UNKNOWN and bool(test) is not wanted:
                         return False
+            if isinstance(ancestor, cst.IndentedBlock) and any(
+                _evaluate(test, values) is True for test in skips_before(ancestor, child)
+            ):
+                return False
             child = ancestor
     return True
+
+
+def skips_before(block: cst.IndentedBlock, statement: cst.CSTNode) -> list[cst.BaseExpression]:
+    """The tests of `if <test>: continue` (or `return`) before `statement` in `block`:
+    where one holds, `statement` is not reached (`if not train: continue`)."""
+    tests = []
+    for sibling in block.body:
+        if sibling is statement:
+            break
+        if (
+            isinstance(sibling, cst.If)
+            and sibling.orelse is None
+            and isinstance(sibling.body, cst.IndentedBlock)
+            and len(sibling.body.body) == 1
+            and isinstance(only := sibling.body.body[0], cst.SimpleStatementLine)
+            and isinstance(only.body[0], cst.Continue | cst.Return)
+        ):
+            tests.append(sibling.test)
+    return tests
 
 
 def _bound_constants(index: Index, fn: Function, call: cst.Call) -> dict[str, object]:
@@ -56,7 +79,66 @@ def _bound_constants(index: Index, fn: Function, call: cst.Call) -> dict[str, ob
         value = _literal(index, expr)
         if value is not _UNKNOWN:
             values[name] = value
+    # `model.train()` / `model.eval()` before the call: `if model.training:` inside
+    params_bound = {
+        index.source.code(v): k for k, v in bound.items() if isinstance(v, cst.Name | cst.Attribute)
+    }
+    names = {p.name.value for p in [*params.posonly_params, *params.params, *params.kwonly_params]}
+    for obj, mode in _training_modes_before(index, call).items():
+        if obj in params_bound:
+            values[f"{params_bound[obj]}.training"] = mode
+        elif obj.split(".")[0] not in names:
+            values[f"{obj}.training"] = mode
+    # `is_train = optimizer is not None`: a local bound once, from the parameters
+    for name, assignments in index.assignments.items():
+        local = [a for a in assignments if a.scope is fn.node]
+        if len(local) == 1 and "." not in name and name not in values:
+            value = _evaluate(local[0].value, values)
+            if value is not _UNKNOWN:
+                values[name] = value
     return values
+
+
+def _training_modes_before(index: Index, call: cst.Call) -> dict[str, bool]:
+    """The mode each module is left in before `call` by `x.train()` / `x.train(False)` /
+    `x.eval()` statements in the blocks around it (the nearest one per module)."""
+    src = index.source
+    modes: dict[str, bool] = {}
+    child: cst.CSTNode = src.statement_of(call)
+    for ancestor in src.ancestors(child):
+        if isinstance(ancestor, cst.IndentedBlock | cst.Module):
+            before = []
+            for sibling in ancestor.body:
+                if sibling is child:
+                    break
+                before.append(sibling)
+            for statement in reversed(before):
+                found = _mode_set_by(src, statement)
+                if found is not None and found[0] not in modes:
+                    modes[found[0]] = found[1]
+        if isinstance(ancestor, cst.FunctionDef | cst.ClassDef):
+            break
+        child = ancestor
+    return modes
+
+
+def _mode_set_by(src, statement: cst.CSTNode) -> tuple[str, bool] | None:  # noqa: ANN001
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    small = statement.body[0]
+    call = small.value if isinstance(small, cst.Expr) else None
+    if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute):
+        return None
+    method = call.func.attr.value
+    if method == "eval" and not call.args:
+        return src.code(call.func.value), False
+    if method == "train":
+        if not call.args:
+            return src.code(call.func.value), True
+        flag = call.args[0].value
+        if isinstance(flag, cst.Name) and flag.value in ("True", "False"):
+            return src.code(call.func.value), flag.value == "True"
+    return None
 
 
 def _literal(index: Index, expr: cst.BaseExpression) -> object:
@@ -73,6 +155,8 @@ def _evaluate(test: cst.BaseExpression, values: dict[str, object]) -> object:
         if test.value in values:
             return values[test.value]
         return {"True": True, "False": False, "None": None}.get(test.value, _UNKNOWN)
+    if isinstance(test, cst.Attribute):  # `model.training`
+        return values.get(cst.Module(body=[]).code_for_node(test), _UNKNOWN)
     if isinstance(test, cst.SimpleString | cst.Integer):
         return ast.literal_eval(test.value)
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
@@ -103,3 +187,11 @@ def _evaluate(test: cst.BaseExpression, values: dict[str, object]) -> object:
         if isinstance(operator, cst.IsNot):
             return left is not right
     return _UNKNOWN
+
+
+def certainly_true(index: Index, fn: Function, call: cst.Call, test: str) -> bool:
+    """Whether `test` (an expression over `fn`'s parameters) is true for every run of
+    `fn` through `call`, from the constants `call` passes."""
+    values = _bound_constants(index, fn, call)
+    value = _evaluate(cst.parse_expression(test), values)
+    return value is not _UNKNOWN and bool(value)

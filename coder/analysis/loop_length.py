@@ -73,7 +73,44 @@ class LoopLength:
             return f"len({self.source.code(iterable)})"
         if isinstance(iterable, cst.Name | cst.Attribute):
             return f"len({self.source.code(iterable)})"
+        if isinstance(iterable, cst.Subscript):
+            return self._training_phase_loader(iterable, node)
         return None
+
+    def _training_phase_loader(self, iterable: cst.Subscript, node: Loop) -> str | None:
+        """`len(dataloaders["train"])` for `for x, y in dataloaders[phase]` inside
+        `for phase in ["train", "val"]`: the batches of the training phase."""
+        index = iterable.slice[0].slice if len(iterable.slice) == 1 else None
+        if not isinstance(index, cst.Index) or not isinstance(index.value, cst.Name):
+            return None
+        if not isinstance(iterable.value, cst.Name | cst.Attribute):
+            return None
+        scope = self.index.scope_of(node)
+        phases = next(
+            (
+                a
+                for a in self.source.ancestors(node)
+                if isinstance(a, cst.For)
+                and m.matches(a.target, m.Name(index.value.value))
+                and self.is_phase_loop(a, scope)
+            ),
+            None,
+        )
+        if phases is None:
+            return None
+        values = [phases.iter]
+        if isinstance(phases.iter, cst.Name):
+            values = [a.value for a in self.index.assignments_in(phases.iter.value, scope)]
+        names = {
+            e.value.value
+            for v in values
+            if isinstance(v, cst.List | cst.Tuple | cst.Set)
+            for e in v.elements
+            if isinstance(e.value, cst.SimpleString) and "train" in e.value.value.lower()
+        }
+        if len(names) != 1:
+            return None
+        return f"len({self.source.code(iterable.value)}[{names.pop()}])"
 
     def _step_limit(self, step_loop: Loop) -> str | None:
         """`LIMIT` of `if counter >= LIMIT: break` in the step loop's body (not in a
@@ -122,6 +159,8 @@ class LoopLength:
         src = self.source
         if depth > 8:
             return None
+        if isinstance(iterable, cst.NamedExpr):  # `enumerate(pbar := tqdm(loader))`
+            return self._unwrap_iterable(iterable.value, loop, depth + 1)
         if isinstance(iterable, cst.Call):
             name = src.code(iterable.func).split(".")[-1]
             if name in {"range", "trange"}:

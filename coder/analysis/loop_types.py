@@ -81,3 +81,5 @@ class TrainingLoop:
     # the optimizer step runs the backward's function as its closure: the optimizer-step
     # hooks go after the backward (inside the closure) and after the step call
     step_runs_closure: bool = False
+    # `[step(batch, True) for batch in loader]`: the step loop is a comprehension
+    step_comprehension: cst.CSTNode | None = None

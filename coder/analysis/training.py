@@ -89,6 +89,11 @@ def loss_name_of(index: Index, call: cst.Call) -> str | None:
         if isinstance(candidate, cst.Name):
             return candidate.value
     if isinstance(receiver, cst.Call) and receiver.args:
+        func = receiver.func
+        if not (isinstance(func, cst.Attribute) and "scale" in func.attr.value):
+            # `F.cross_entropy(model(x), y).backward()`: the loss is this expression, bound
+            # to no name (its first argument is the model's output, not the loss)
+            return index.source.code(receiver)
         receiver = receiver.args[0].value
     names = [n.value for n in names_in(receiver)]
     return names[0] if names else None
@@ -105,6 +110,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
     # -- the loop itself -----------------------------------------------------------------
     def analyze(self, backward: cst.Call) -> TrainingLoop:
         src = self.source
+        self.step_comprehension = None
         self.model_called_in = None
         statement = src.statement_of(backward)
         scope = self.index.scope_of(backward)
@@ -179,6 +185,9 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
                 model_in_entry = model_item[1]
         if model_in_entry is None:
             self._refuse_an_item_of_a_container(model_callee, scope, hops)
+            self._refuse_a_model_training_itself(
+                model_callee, entry_scope, loss_statement or statement
+            )
             raise AnalysisError(
                 "cannot tell which model the loop trains",
                 path=src.path,
@@ -187,6 +196,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             )
         origin, origin_line = self._model_origin(model_callee or "", scope)
         loop = TrainingLoop(
+            step_comprehension=self.step_comprehension,
             backward=statement,
             backward_scope=scope,
             loss_name=loss_name,
@@ -461,6 +471,27 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         return any(
             kinds.is_grad_scaler(self.index, leaf) for leaf, _ in leaves
         ) or "scaler" in self.source.code(receiver)
+
+    def _refuse_a_model_training_itself(
+        self, model: str | None, entry_scope: Scope, at: cst.CSTNode
+    ) -> None:
+        """`def fit(self, loader, epochs)` on the model's own class, Keras-style: the loop
+        trains `self`, which no compression manager can replace from inside the method."""
+        cls = self.index.class_of(entry_scope)
+        calls_self = any(m.matches(c.func, m.Name("self")) for c in m.findall(at, m.Call()))  # type: ignore[union-attr]
+        if cls is None or not (model == "self" or calls_self):
+            return
+        fn = self.index.function(entry_scope)
+        method = f"{cls.name.value}.{fn.name}()" if fn is not None else cls.name.value
+        raise AnalysisError(
+            f"the training loop is {method}, a method of the model's own class that trains "
+            "`self`: the compressed model has to replace the one the script holds, which a "
+            "method cannot do to its own instance",
+            path=self.source.path,
+            line=self.source.line(at),
+            hint="move the loop into a function that takes the model "
+            "(def fit(model, loader, ...)) and call it as fit(model, ...), then run again",
+        )
 
     def _loss_statement(
         self, loss: str, scope: Scope, backward: cst.BaseStatement

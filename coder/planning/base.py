@@ -60,6 +60,8 @@ class BasePlanner:
         # --recipe: the script's optimizer and epoch count, where they are known before training
         self.recipe_optimizer: str | None = None
         self.recipe_epochs: str | None = None
+        # why pruning is one-shot although the run length is known ({start}: its step)
+        self.one_shot_reason: str | None = None
 
     def build(self) -> Plan:
         raise NotImplementedError
@@ -186,8 +188,10 @@ class BasePlanner:
         else:
             kwargs["end_step"] = start
             self.plan.warnings.append(
-                f"the run length could not be read from the script: pruning is one-shot at step {start}; "
-                "pass --end-step to prune gradually"
+                self.one_shot_reason.format(start=start)
+                if self.one_shot_reason is not None
+                else f"the run length could not be read from the script: pruning is one-shot "
+                f"at step {start}; pass --end-step to prune gradually"
             )
         return snippets.call(CONFIG_CLASSES["pruning"], kwargs)
 

@@ -14,7 +14,12 @@ is prepared), `loop_threading` (the manager handed down the training path),
 
 from __future__ import annotations
 
+import libcst as cst
+
+from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.expressions import early_exits, free_names
 from neural_coder.analysis.final_model import weights_reloaded_after
+from neural_coder.analysis.train_only import train_only
 from neural_coder.analysis.wraps import find_wrap, find_wrap_in_class, wrap_anchor
 from neural_coder.errors import AnalysisError
 
@@ -39,6 +44,16 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             assert self.facts.loop_error is not None
             raise self.facts.loop_error
         techniques = self.options.approach
+        if loop.step_comprehension is not None:
+            raise AnalysisError(
+                f"the training step runs inside a comprehension "
+                f"({self.src.code(loop.step_comprehension)[:60]}), where the per-batch hooks "
+                "cannot go",
+                path=self.src.path,
+                line=self.src.line(loop.step_comprehension),
+                hint="write it as a for loop (for batch in loader: "
+                "results.append(step(batch))), then run again",
+            )
         cm_of = self._thread_manager(loop)
         cm = cm_of[id(loop.entry_scope)]
         model = loop.model_in_entry
@@ -147,6 +162,16 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 before.append(self.teacher(bare, prepare_scope, training, loop.teacher_unpaired))
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor, in_entry=caller is None)
+        end = weights_reloaded_after(self.index, bare, training, prepare_scope)
+        if end is not None and self._prunes_on_a_fitted_schedule():
+            # a gradual schedule leaves the early checkpoints less sparse, and the best one
+            # may well be one of them: pruned at once, every checkpoint has the target
+            self.one_shot_reason = (
+                f"the best weights saved during training are loaded back at line "
+                f"{self.src.line(end)}: pruning is one-shot at step {{start}}, so every "
+                "checkpoint saved has the target sparsity; pass --end-step to prune gradually"
+            )
+            total_steps, fit_later = None, None
         confs = self.configs(total_steps)
         if self.options.staged:
             confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
@@ -159,6 +184,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             ):
                 before.append(f"{alias} = {bare}")  # the class's other methods see it too
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
+        self._warn_early_stopping(loop)
         if (
             fit_later is not None
             and not self.options.staged
@@ -167,7 +193,6 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             and self.options.recipe is None
         ):
             self._fit_schedule(loop, cm, fit_later)
-        end = weights_reloaded_after(self.index, bare, training, prepare_scope)
         if end is not None:
             # the best weights saved during training are loaded back: QAT converts (and
             # pruning finishes) on them, and the fake-quant checkpoint still fits the model
@@ -191,21 +216,33 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 loop.epoch_loop, "body_end", [f"{cm}.callbacks.on_epoch_end()"], "on_epoch_end"
             )
         step_cm = cm_of[id(loop.step_scope)]
+        trains = train_only(self.index, loop)
+        step_test = trains.step_test if trains is not None else None
+        if trains is not None:
+            self.plan.placed.append(
+                f"the step trains only when {trains.test} (line {self.src.line(trains.branch)}): "
+                "the per-batch hooks run under that test, not on evaluation batches"
+            )
         self.insert(
             loop.step_loop,
             "body_start",
-            [f"{step_cm}.callbacks.on_step_begin({loop.step_index or '0'})"],
+            self._only_when(
+                [f"{step_cm}.callbacks.on_step_begin({loop.step_index or '0'})"], step_test
+            ),
             "on_step_begin",
         )
         self.insert(
-            loop.step_loop, "body_end", [f"{step_cm}.callbacks.on_step_end()"], "on_step_end"
+            loop.step_loop,
+            "body_end",
+            self._only_when([f"{step_cm}.callbacks.on_step_end()"], step_test),
+            "on_step_end",
         )
 
         inner_cm = cm_of[id(loop.backward_scope)]
         if "distillation" in techniques:
-            self._distillation_loss(loop, inner_cm)
+            self._distillation_loss(loop, inner_cm, trains)
             for other in loop.alternatives:
-                self._distillation_loss(other, inner_cm)
+                self._distillation_loss(other, inner_cm, train_only(self.index, other))
         if loop.step_runs_closure:
             self._hooks_around_a_closure_step(loop, inner_cm, cm_of)
         for step in [loop.optimizer_step, *loop.other_steps]:
@@ -233,3 +270,39 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _prunes_on_a_fitted_schedule(self) -> bool:
+        """Pruning whose end step the tool fits to the run (no --end-step, recipe, stages)."""
+        return (
+            "pruning" in self.options.approach
+            and self.options.pruning.end_step is None
+            and self.options.recipe is None
+            and not self.options.staged
+        )
+
+    def _warn_early_stopping(self, loop: TrainingLoop) -> None:
+        """`if bad_epochs >= patience: break` in the epoch loop: the pruning schedule is
+        fitted to every epoch, so a run that stops early ends short of the target."""
+        if (
+            not self._prunes_on_a_fitted_schedule()
+            or self.one_shot_reason is not None
+            or loop.epoch_loop is None
+        ):
+            return
+        budget = free_names(cst.parse_expression(loop.total_steps)) if loop.total_steps else set()
+        # `if completed_steps >= args.max_train_steps: break` ends at the budget the
+        # schedule is fitted to: not early
+        exits = [
+            e
+            for e in early_exits(loop.epoch_loop)
+            if not any(
+                isinstance(a, cst.If) and free_names(a.test) & budget for a in self.src.ancestors(e)
+            )
+        ]
+        if exits:
+            self.plan.warnings.append(
+                f"the epoch loop at line {self.src.line(loop.epoch_loop)} can stop early "
+                f"(line {self.src.line(exits[0])}): pruning reaches its target sparsity at 80% "
+                "of all the epochs, so a run that stops before then ends less sparse; pass "
+                "--end-step (an optimizer step the run always reaches) to prune sooner"
+            )

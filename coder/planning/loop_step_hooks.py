@@ -9,6 +9,8 @@ import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import free_names
+from neural_coder.analysis.last_epoch import guarded
+from neural_coder.analysis.train_only import TrainOnly
 from neural_coder.analysis.training import is_scaler_step_call
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -56,10 +58,24 @@ class StepHooks(BasePlanner):
         self.insert(step, "after", [f"{handles}.remove()"], "the step hooks removed")
         self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "optimizer_step_hooks"))
 
-    def _distillation_loss(self, loop: TrainingLoop, cm: str) -> None:
+    @staticmethod
+    def _only_when(lines: list[str], test: str | None) -> list[str]:
+        """`lines` under `if <test>:` (the step's training condition), or as they are."""
+        return lines if test is None else guarded(lines, test)
+
+    def _distillation_loss(self, loop: TrainingLoop, cm: str, trains: TrainOnly | None) -> None:
         output = loop.model_output
         if loop.loss_statement is not None and output is None and loop.model_call is not None:
             output = self._hoist_model_call(loop.loss_statement, loop.model_call)
+        if loop.loss_statement is None and loop.model_call is not None:
+            raise AnalysisError(
+                f"distillation adds the teacher's term to the loss, but .backward() is called on "
+                f"an expression ({loop.loss_name}), not on a named loss",
+                path=self.src.path,
+                line=self.src.line(loop.backward),
+                hint="name the model's output and the loss first (output = model(x); "
+                "loss = criterion(output, y); loss.backward())",
+            )
         if loop.loss_statement is None or output is None or loop.model_inputs is None:
             where = (
                 f"the model is called inside {loop.model_called_in}, which the loss is computed from"
@@ -96,6 +112,14 @@ class StepHooks(BasePlanner):
             code = f"{loss} = {hook}{loss}{given})"
         else:  # the teacher's term is scaled down for accumulation like the student's
             code = f"{loss} = {hook}{loss} * {scale}{given}) / {scale}"
+        if trains is not None and not any(
+            a is trains.branch for a in self.src.ancestors(loop.loss_statement)
+        ):
+            # the loss of an evaluation batch too: the teacher runs on training batches only
+            self.insert(
+                loop.loss_statement, "after", guarded([code], trains.test), "on_after_compute_loss"
+            )
+            return
         self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")
 
     def _inputs(self, loop: TrainingLoop) -> str:

@@ -181,6 +181,17 @@ CASES = [
     # training call is the path; both get the manager (the step loop's hooks run in both)
     ("flag_epoch_fn.py", "pruning+qat", "runtime"),
     ("flag_epoch_fn.py", "distillation", "runtime"),
+    ("shared_step_train_eval.py", "distillation", "runtime"),
+    ("shared_step_train_eval.py", "pruning+qat", "runtime"),
+    # a fresh model per fold: prepared / fitted in the fold loop
+    ("kfold_cv.py", "ptq-static", "runtime"),
+    ("kfold_cv.py", "pruning+qat", "runtime"),
+    # `@hydra.main` on main(cfg), `cfg.train.epochs`: the schedule reads the config
+    ("hydra_config_main.py", "pruning+qat", "runtime"),
+    ("hydra_config_main.py", "ptq-static", "runtime"),
+    # `training = phase == "train"` guards the step; the train phase's loader sets the length
+    ("phase_tuple_progress.py", "pruning", "runtime"),
+    ("phase_tuple_progress.py", "distillation", "runtime"),
     # step closures made by factory methods, kept on self, picked by a validation flag
     ("step_factory_trainer.py", "pruning+qat", "runtime"),
     ("step_factory_trainer.py", "distillation", "runtime"),

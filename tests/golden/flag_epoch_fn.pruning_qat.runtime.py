@@ -22,7 +22,8 @@ def run_epoch(model, loader, criterion, optimizer=None, train=True, compression_
     model.train(train)
     seen, correct, total_loss = 0, 0, 0.0
     for inputs, labels in loader:
-        compression_manager.callbacks.on_step_begin(0)  # neural-coder
+        if train:  # neural-coder
+            compression_manager.callbacks.on_step_begin(0)  # neural-coder
         with torch.set_grad_enabled(train):
             logits = model(inputs)
             loss = criterion(logits, labels)
@@ -35,7 +36,8 @@ def run_epoch(model, loader, criterion, optimizer=None, train=True, compression_
         total_loss += loss.item() * labels.size(0)
         correct += (logits.argmax(dim=1) == labels).sum().item()
         seen += labels.size(0)
-        compression_manager.callbacks.on_step_end()  # neural-coder
+        if train:  # neural-coder
+            compression_manager.callbacks.on_step_end()  # neural-coder
     return total_loss / seen, correct / seen
 
 

@@ -77,7 +77,8 @@ def train_model(model, criterion, optimizer, scheduler, num_epochs=EPOCHS):
                 running_loss = 0.0
                 running_corrects = 0
                 for inputs, labels in dataloaders[phase]:
-                    compression_manager.callbacks.on_step_begin(0)  # neural-coder
+                    if phase == "train":  # neural-coder
+                        compression_manager.callbacks.on_step_begin(0)  # neural-coder
                     optimizer.zero_grad()
                     with torch.set_grad_enabled(phase == "train"):
                         outputs = model(inputs)
@@ -90,7 +91,8 @@ def train_model(model, criterion, optimizer, scheduler, num_epochs=EPOCHS):
                             compression_manager.callbacks.on_after_optimizer_step()  # neural-coder
                     running_loss += loss.item() * inputs.size(0)
                     running_corrects += torch.sum(preds == labels).item()
-                    compression_manager.callbacks.on_step_end()  # neural-coder
+                    if phase == "train":  # neural-coder
+                        compression_manager.callbacks.on_step_end()  # neural-coder
                 if phase == "train":
                     scheduler.step()
                 epoch_acc = running_corrects / dataset_sizes[phase]
