@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import evaluation, loader_rebuild, loaders
+from neural_coder.analysis import batch_function, evaluation, loader_rebuild, loaders
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.index import Function
 from neural_coder.errors import AnalysisError
@@ -17,6 +17,9 @@ from .post_training_fit_call import FitCall
 
 class CalibrationData(FitCall):
     """A part of `PostTrainingPlanner` (post_training.py): the calibration loader."""
+
+    #: why the script's batch function cannot feed the fit (`; get_batch(...) ...`)
+    no_feed: str = ""
 
     def _bf16_needs_a_batch(self, evaluated: bool) -> bool:
         """The runtime converts only the modules it measures faster in bf16; without an
@@ -28,7 +31,7 @@ class CalibrationData(FitCall):
         raise AnalysisError(
             "bf16 converts only the modules it measures faster in bf16, which needs a batch: "
             f"no evaluation of the model and no DataLoader is in reach of line {line}, so the "
-            "fit would keep the fp32 model",
+            f"fit would keep the fp32 model{self.no_feed}",
             path=self.src.path,
             line=line,
             hint="build a DataLoader (or add a function that evaluates the model) before that "
@@ -55,19 +58,54 @@ class CalibrationData(FitCall):
         rebuilt = self._loader_rebuilt(found, place, line)
         if rebuilt is not None:
             return rebuilt
+        fed = self._batch_function_loader(place, line)
+        if fed is not None:
+            return fed
         if not required:
             return None
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
         own = self._loader_out_of_reach(found, place, line)
         raise AnalysisError(
             f"{what} needs data, but no DataLoader is in reach of line {line} "
-            f"({self.index.describe(place.scope)}){own}",
+            f"({self.index.describe(place.scope)}){own}{self.no_feed}",
             path=self.src.path,
             line=line,
             hint="build the DataLoader before the model is evaluated"
             + (" (the same builder, called before that line)" if own else "")
             + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
         )
+
+    def _batch_function_loader(self, place: FinalModel, line: int) -> str | None:
+        """Batches drawn at the fit from the call that feeds the training loop's model
+        (analysis/batch_function.py), as a generator the fit reads lazily: at most
+        `calibration_sampling_size` batches for calibration (it stops once it has that
+        many samples), one for bf16's timing."""
+        loop = self.facts.loop
+        if loop is None or self.approach == "benchmark":
+            return None
+        try:
+            fed = batch_function.feed(self.index, loop, place.scope, line)
+        except batch_function.NoFeed as why:
+            self.no_feed = f"; the script's batch call cannot feed it: {why}"
+            return None
+        if fed is None:
+            return None
+        if self.options.target == "inc":
+            self.no_feed = (
+                f"; {fed.call} (line {fed.at}) gives batches, but INC's fit needs a DataLoader "
+                "with a batch_size (use --target runtime)"
+            )
+            return None
+        if self.quant_approach is not None:
+            count = self.options.ptq.calibration_sampling_size
+            read = f"read lazily until calibration_sampling_size={count} samples"
+        else:
+            count, read = 1, "one batch to time the bf16 candidates"
+        self.plan.placed.append(
+            f"calib_dataloader: up to {count} batch(es) of {fed.item}, the script's own batch call "
+            f"({fed.why}), made at the fit ({read}): no DataLoader is in reach"
+        )
+        return fed.loader(count)
 
     def _loader_rebuilt(
         self,

@@ -53,6 +53,7 @@ backend's calls only.
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -336,7 +337,26 @@ class TorchAOBackend:
             self._check_contract(model, prepared)
             self._check_hooked_modules_are_called(model, prepared)
             _keep_model_api(type(model), model, prepared)
+        else:
+            self._check_optional_inputs_unread(model, prepared)
         return prepared
+
+    @staticmethod
+    def _check_optional_inputs_unread(original: nn.Module, prepared: nn.Module) -> None:
+        """`forward(self, idx, targets=None)` with `if targets is not None: loss = ...`:
+        tracing takes every input for a tensor, so the graph always computes the branch
+        and a call without `targets` (inference) would break; the eager path keeps it."""
+        try:
+            parameters = inspect.signature(original.forward).parameters
+        except (TypeError, ValueError):
+            return
+        optional = {name for name, p in parameters.items() if p.default is None}
+        graph = getattr(prepared, "graph", None)
+        for node in graph.nodes if graph is not None else ():
+            if node.op == "placeholder" and node.target in optional and node.users:
+                raise _FxContractError(
+                    f"the traced forward always reads {node.target!r}, which defaults to None"
+                )
 
     @staticmethod
     def _check_hooked_modules_are_called(original: nn.Module, prepared: nn.Module) -> None:

@@ -214,6 +214,10 @@ CASES = [
     ("epoch_checkpoint_train.py", "ptq-dynamic", "inc"),
     ("epoch_checkpoint_train.py", "bf16", "runtime"),
     ("iteration_loop_train.py", "ptq-dynamic", "runtime"),
+    # no DataLoader: calibration / the bf16 timing batch come from `get_batch("val")`,
+    # the held-out split of the script's own batch function, called the way the loop does
+    ("char_split_train.py", "ptq-static", "runtime"),
+    ("char_split_train.py", "bf16", "runtime"),
     ("run_method_trainer.py", "ptq-static", "runtime"),
     ("run_method_trainer.py", "bf16", "runtime"),
     # a distillation Trainer subclass (teacher= keyword): its student is compressed, its

@@ -45,6 +45,22 @@ class TinyLM(nn.Module):
         return self.head(torch.relu(self.hidden(self.embed(idx))))
 
 
+class CharModel(nn.Module):
+    """The architecture of samples/char_split_train.py (28 characters in its text)."""
+
+    def __init__(self, vocab_size: int = 28) -> None:
+        super().__init__()
+        self.token_embedding = nn.Embedding(vocab_size, 32)
+        self.proj = nn.Linear(32, 64)
+        self.lm_head = nn.Linear(64, vocab_size)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple:
+        logits = self.lm_head(nn.functional.gelu(self.proj(self.token_embedding(idx))))
+        if targets is None:
+            return logits, None
+        return logits, nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
 def rewrite_and_run(tmp_path: Path, name: str, approach: str) -> tuple[str, dict]:
     script = tmp_path / name
     script.write_text(script_path(name).read_text())
@@ -97,6 +113,32 @@ def test_a_module_level_iteration_loop_saves_after_its_break(tmp_path, approach)
     assert len(dynamic_linears(model)) == 2
     assert isinstance(model.embed, torch.ao.nn.quantized.Embedding)
     assert model(torch.randint(0, 16, (2, 8))).shape == (2, 8, 16)
+
+
+def test_a_get_batch_script_calibrates_on_its_own_val_batches(tmp_path):
+    """No DataLoader: the static fit draws `get_batch("val")` batches at the fit and calls
+    the model as the loop does (`model(X, Y)`); the saved model is static int8 and still
+    answers both calls, with targets (a loss) and without (inference): tracing would
+    have made the optional `targets` branch unconditional, so the eager path is taken."""
+    _, summary = rewrite_and_run(tmp_path, "char_split_train.py", "ptq-static")
+    assert summary["quantized_modules"] == 3  # the two Linears and the Embedding
+    assert summary["quantization_path"] == "eager"
+    model = load(tmp_path / "neural_coder_output" / "ptq-static", CharModel())
+    static = [m for m in model.modules() if isinstance(m, torch.ao.nn.quantized.Linear)]
+    assert len(static) == 2 and not dynamic_linears(model)
+    assert model.proj.weight().dtype == torch.qint8
+    idx = torch.randint(0, 28, (2, 16))
+    logits, loss = model(idx, idx)
+    assert logits.shape == (2, 16, 28) and loss.dim() == 0
+    assert model(idx)[1] is None
+
+
+def test_a_get_batch_script_times_bf16_on_one_of_its_batches(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORCE_BF16", "1")  # convert whatever this CPU measures
+    _, summary = rewrite_and_run(tmp_path, "char_split_train.py", "bf16")
+    assert summary["bf16_modules"] == 2
+    model = load(tmp_path / "neural_coder_output" / "bf16", CharModel())
+    assert isinstance(model.proj, BF16Linear) and isinstance(model.lm_head, BF16Linear)
 
 
 def test_a_lightning_module_nothing_tests_after_fit_is_saved_and_loads_back_int8(tmp_path):

@@ -1,0 +1,144 @@
+"""Post-training fits on scripts that feed batches from a function, not a DataLoader
+(`X, Y = get_batch('train')`, `x, y = train_loader.next_batch()`): calibration and the
+bf16 timing batch are drawn at the fit from the same call, a held-out split preferred,
+shaped so the runtime calls the model the way the loop does; the refusals where the
+call cannot be made at the fit. Goldens: char_split_train.* (tests/coder/test_golden.py);
+the rewritten sample run: tests/e2e/test_saved_fit_scripts.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.errors import NeuralCoderError
+from neural_coder.options import build_options
+from neural_coder.report import Status
+from tests.conftest import script_path
+
+SAMPLE = script_path("char_split_train.py").read_text()
+
+
+def rewrite(source: str, approach: str = "ptq-static", target: str = "runtime", ptq=None):
+    options = build_options(approach, target, {}, {"ptq": ptq or {}})
+    return rewrite_source(Path("train.py"), source, options)
+
+
+def changed(source: str, approach: str = "ptq-static", **kwargs) -> tuple[str, list[str]]:
+    text, report = rewrite(source, approach, **kwargs)
+    assert report.status is Status.TRANSFORMED, report.message
+    again, second = rewrite(text, approach, **kwargs)
+    assert second.status is Status.UNCHANGED and again == text
+    return text, report.placed
+
+
+def refusal(source: str, approach: str = "ptq-static", target: str = "runtime") -> str:
+    try:
+        _, report = rewrite(source, approach, target)
+    except NeuralCoderError as refused:
+        return str(refused)
+    assert report.status is Status.FAILED, report.status
+    return report.message
+
+
+def edited(*pairs: tuple[str, str], source: str = SAMPLE) -> str:
+    for old, new in pairs:
+        assert old in source, old
+        source = source.replace(old, new)
+    return source
+
+
+def test_calibration_draws_the_held_out_split_of_the_batch_function():
+    text, placed = changed(SAMPLE)
+    assert 'calib_dataloader=((get_batch("val"),) for _ in range(100))' in text
+    note = next(p for p in placed if p.startswith("calib_dataloader:"))
+    assert "held-out call at line 62" in note and "calibration_sampling_size=100" in note
+
+
+def test_the_count_follows_calibration_sampling_size():
+    text, _ = changed(SAMPLE, ptq={"calibration_sampling_size": 24})
+    assert 'calib_dataloader=((get_batch("val"),) for _ in range(24))' in text
+    assert "calibration_sampling_size=[24]" in text
+
+
+def test_bf16_times_one_batch_of_the_function():
+    text, _ = changed(SAMPLE, "bf16")
+    assert 'calib_dataloader=((get_batch("val"),) for _ in range(1))' in text
+
+
+def test_a_model_called_with_its_inputs_only_gets_the_first_item():
+    source = edited(("    logits, loss = model(X, Y)\n    X, Y", "    logits, _ = model(X)\n    loss = logits.sum()\n    X, Y"))
+    text, _ = changed(source)
+    assert 'calib_dataloader=(get_batch("val")[0] for _ in range(100))' in text
+
+
+def test_without_a_held_out_call_the_training_call_is_copied():
+    source = edited(('for split in ["train", "val"]', 'for split in ["train"]'))
+    text, placed = changed(source)
+    assert 'calib_dataloader=((get_batch("train"),) for _ in range(100))' in text
+    assert any("the training loop's call at line 71" in p for p in placed)
+
+
+def test_a_loader_object_that_may_be_none_is_passed_over_for_the_training_one():
+    """llm.c style: `val_loader = None` unless a flag builds it; `model(x, y, flag=False)`."""
+    source = edited(
+        (
+            "def get_batch(split):",
+            "class Batches:\n    def __init__(self, source):\n        self.source = source\n\n"
+            "    def next_batch(self):\n        return get_batch(self.source)\n\n\n"
+            "def get_batch(split):",
+        ),
+        (
+            "torch.manual_seed(0)\n",
+            "torch.manual_seed(0)\nuse_val = False\n",
+        ),
+        (
+            "iter_num = 0\n",
+            "train_loader = Batches('train')\nval_loader = None\nif use_val:\n"
+            "    val_loader = Batches('val')\n    x, y = val_loader.next_batch()\n"
+            "iter_num = 0\n",
+        ),
+        ('X, Y = get_batch("train")\nwhile', "X, Y = train_loader.next_batch()\nwhile"),
+        (
+            '    logits, loss = model(X, Y)\n    X, Y = get_batch("train")',
+            "    logits, loss = model(X, Y, return_all=False)\n    X, Y = train_loader.next_batch()",
+        ),
+        ("    def forward(self, idx, targets=None):", "    def forward(self, idx, targets=None, return_all=True):"),
+    )
+    text, _ = changed(source)
+    assert "calib_dataloader=((train_loader.next_batch(),) for _ in range(100))" in text
+
+
+def test_an_argument_only_the_loop_binds_is_refused_with_why():
+    source = edited(
+        ('X, Y = get_batch("train")\nwhile True:', "for part in chunks():"),
+        (
+            '    logits, loss = model(X, Y)\n    X, Y = get_batch("train")',
+            "    X, Y = get_batch(part)\n    logits, loss = model(X, Y)",
+        ),
+        ('for split in ["train", "val"]', 'for split in ["train"]'),
+        ("iter_num = 0\n", "iter_num = 0\n\n\ndef chunks():\n    return ['train'] * max_iters\n\n\n"),
+    )
+    message = refusal(source)
+    assert "no DataLoader is in reach" in message
+    assert "batch call cannot feed it: get_batch(part) reads part, which only the loop binds" in message
+    bf16 = refusal(source, "bf16")
+    assert "needs a batch" in bf16 and "get_batch(part) reads part" in bf16
+
+
+def test_targets_passed_by_keyword_are_refused():
+    source = edited(("    logits, loss = model(X, Y)\n    X, Y", "    logits, loss = model(X, targets=Y)\n    X, Y"))
+    message = refusal(source)
+    assert "passes targets=Y, which a batch cannot carry" in message
+
+
+def test_items_out_of_order_are_refused():
+    source = edited(("    logits, loss = model(X, Y)\n    X, Y", "    logits, loss = model(Y, X)\n    X, Y"))
+    assert "not the leading items of what line 71 unpacks" in refusal(source)
+
+
+@pytest.mark.parametrize("approach", ["ptq-static"])
+def test_inc_needs_a_dataloader(approach):
+    message = refusal(SAMPLE, approach, "inc")
+    assert "INC's fit needs a DataLoader with a batch_size (use --target runtime)" in message
