@@ -55,7 +55,7 @@ def feed(index: Index, loop: TrainingLoop, scope: Scope, line: int) -> Feed | No
     if any(a.star or not isinstance(a.value, cst.Name) for a in positional) or not positional:
         return None
     source = _batch_assignment(index, positional[0].value.value, loop)  # type: ignore[attr-defined]
-    if source is None:
+    if source is None or not _batch_like(index, source):
         return None
     batch_call = source.value
     assert isinstance(batch_call, cst.Call)
@@ -96,6 +96,21 @@ def _batch_assignment(index: Index, name: str, loop: TrainingLoop) -> Assignment
     return max(chosen, key=lambda a: src.line(a.statement)) if chosen else None
 
 
+def _batch_like(index: Index, source: Assignment) -> bool:
+    """A call that fetches batches: named so (`get_batch`, `next_batch`,
+    `sample_minibatch`), or a function of the project whose result is unpacked
+    (`x, y = fetch(split)`); not any call that computes the model's input
+    (`noisy = scheduler.add_noise(latents, noise, t)`)."""
+    call = source.value
+    assert isinstance(call, cst.Call)
+    func = call.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else _code(func)
+    if "batch" in name.lower():
+        return True
+    fn = index.resolve_call(call)
+    return source.position is not None and fn is not None and fn.cls is None
+
+
 def _item_shape(
     index: Index,
     positional: list[cst.Arg],
@@ -121,7 +136,7 @@ def _item_shape(
         return "{call}[0]"
     if len(names) == len(targets):
         return "({call},)"
-    return "({call}[:%d],)" % len(names)
+    return "({call}[:" + str(len(names)) + "],)"
 
 
 def _tuple_targets(statement: cst.BaseStatement) -> list[str]:

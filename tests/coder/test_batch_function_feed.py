@@ -68,7 +68,12 @@ def test_bf16_times_one_batch_of_the_function():
 
 
 def test_a_model_called_with_its_inputs_only_gets_the_first_item():
-    source = edited(("    logits, loss = model(X, Y)\n    X, Y", "    logits, _ = model(X)\n    loss = logits.sum()\n    X, Y"))
+    source = edited(
+        (
+            "    logits, loss = model(X, Y)\n    X, Y",
+            "    logits, _ = model(X)\n    loss = logits.sum()\n    X, Y",
+        )
+    )
     text, _ = changed(source)
     assert 'calib_dataloader=(get_batch("val")[0] for _ in range(100))' in text
 
@@ -104,7 +109,10 @@ def test_a_loader_object_that_may_be_none_is_passed_over_for_the_training_one():
             '    logits, loss = model(X, Y)\n    X, Y = get_batch("train")',
             "    logits, loss = model(X, Y, return_all=False)\n    X, Y = train_loader.next_batch()",
         ),
-        ("    def forward(self, idx, targets=None):", "    def forward(self, idx, targets=None, return_all=True):"),
+        (
+            "    def forward(self, idx, targets=None):",
+            "    def forward(self, idx, targets=None, return_all=True):",
+        ),
     )
     text, _ = changed(source)
     assert "calib_dataloader=((train_loader.next_batch(),) for _ in range(100))" in text
@@ -118,23 +126,36 @@ def test_an_argument_only_the_loop_binds_is_refused_with_why():
             "    X, Y = get_batch(part)\n    logits, loss = model(X, Y)",
         ),
         ('for split in ["train", "val"]', 'for split in ["train"]'),
-        ("iter_num = 0\n", "iter_num = 0\n\n\ndef chunks():\n    return ['train'] * max_iters\n\n\n"),
+        (
+            "iter_num = 0\n",
+            "iter_num = 0\n\n\ndef chunks():\n    return ['train'] * max_iters\n\n\n",
+        ),
     )
     message = refusal(source)
     assert "no DataLoader is in reach" in message
-    assert "batch call cannot feed it: get_batch(part) reads part, which only the loop binds" in message
+    assert (
+        "batch call cannot feed it: get_batch(part) reads part, which only the loop binds"
+        in message
+    )
     bf16 = refusal(source, "bf16")
     assert "needs a batch" in bf16 and "get_batch(part) reads part" in bf16
 
 
 def test_targets_passed_by_keyword_are_refused():
-    source = edited(("    logits, loss = model(X, Y)\n    X, Y", "    logits, loss = model(X, targets=Y)\n    X, Y"))
+    source = edited(
+        (
+            "    logits, loss = model(X, Y)\n    X, Y",
+            "    logits, loss = model(X, targets=Y)\n    X, Y",
+        )
+    )
     message = refusal(source)
     assert "passes targets=Y, which a batch cannot carry" in message
 
 
 def test_items_out_of_order_are_refused():
-    source = edited(("    logits, loss = model(X, Y)\n    X, Y", "    logits, loss = model(Y, X)\n    X, Y"))
+    source = edited(
+        ("    logits, loss = model(X, Y)\n    X, Y", "    logits, loss = model(Y, X)\n    X, Y")
+    )
     assert "not the leading items of what line 71 unpacks" in refusal(source)
 
 
@@ -142,3 +163,29 @@ def test_items_out_of_order_are_refused():
 def test_inc_needs_a_dataloader(approach):
     message = refusal(SAMPLE, approach, "inc")
     assert "INC's fit needs a DataLoader with a batch_size (use --target runtime)" in message
+
+
+def test_a_differently_named_fetch_function_that_is_unpacked_feeds_the_fit():
+    text, _ = changed(SAMPLE.replace("get_batch(", "fetch("))
+    assert 'calib_dataloader=((fetch("val"),) for _ in range(100))' in text
+
+
+def test_an_input_computed_by_another_call_is_no_batch_function():
+    """`noisy = add_noise(X)` feeds the model: not a batch source, the plain refusal."""
+    source = edited(
+        (
+            '    logits, loss = model(X, Y)\n    X, Y = get_batch("train")',
+            '    noisy = add_noise(X)\n    logits, loss = model(noisy, Y)\n    X, Y = get_batch("train")',
+        ),
+        ("iter_num = 0\n", "iter_num = 0\n\n\ndef add_noise(x):\n    return x\n\n\n"),
+    )
+    message = refusal(source)
+    assert "no DataLoader is in reach" in message and "batch call" not in message
+
+
+def test_a_model_given_the_leading_items_gets_that_prefix():
+    source = SAMPLE.replace("    return x, y\n", "    return x, y, ix\n").replace(
+        "X, Y = get_batch(", "X, Y, _ = get_batch("
+    )
+    text, _ = changed(source)
+    assert 'calib_dataloader=((get_batch("val")[:2],) for _ in range(100))' in text
