@@ -184,6 +184,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             ):
                 before.append(f"{alias} = {bare}")  # the class's other methods see it too
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
+        self._warn_one_epoch_function(loop, prepare_scope)
         self._warn_early_stopping(loop)
         if (
             fit_later is not None
