@@ -161,3 +161,43 @@ def test_a_moving_average_behind_a_flag_that_is_off_by_default_is_a_warning():
     _, report = rewrite_source(Path("s.py"), text, options)
     assert report.status is Status.TRANSFORMED
     assert any("with --model-ema, ModelEma(model)" in w for w in report.warnings), report.warnings
+
+
+FIT_METHOD = """import torch
+import torch.nn as nn
+
+
+class Runner:
+    def fit(self, model, data):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(2):
+            for x, y in data:
+                loss = nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+
+data = [(torch.randn(4, 4), torch.zeros(4).long())]
+net = nn.Sequential(nn.Linear(4, 2))
+CALL
+print(net(torch.randn(2, 4)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "in_place"),
+    [
+        ("runner = Runner()\nrunner.fit(net, data)", True),  # a method: prepared in place
+        ("runner = Runner()\nfor seed in range(2):\n    runner.fit(net, data)", False),  # twice
+    ],
+)
+def test_qat_in_a_method_handed_the_model(call, in_place):
+    text = FIT_METHOD.replace("CALL", call)
+    if in_place:
+        out = rewrite(text, "qat")
+        assert "QuantizationAwareTrainingConfig(), in_place=True" in " ".join(out.split()), out
+        assert "model = compression_manager.model" not in out
+        return
+    with pytest.raises(NeuralCoderError, match="QAT replaces the model"):
+        rewrite_source(Path("s.py"), text, build_options("qat", None, {}, {}))
