@@ -110,9 +110,7 @@ class StepHooks(BasePlanner):
             code = f"{loss} = {hook}{loss}{given})"
         else:  # the teacher's term is scaled down for accumulation like the student's
             code = f"{loss} = {hook}{loss} * {scale}{given}) / {scale}"
-        if trains is not None and not any(
-            a is trains.branch for a in self.src.ancestors(anchor)
-        ):
+        if trains is not None and not any(a is trains.branch for a in self.src.ancestors(anchor)):
             # the loss of an evaluation batch too: the teacher runs on training batches only
             self.insert(anchor, where, guarded([code], trains.test), "on_after_compute_loss")
             return
@@ -255,7 +253,9 @@ class StepHooks(BasePlanner):
             self._check_read(call)
             output = self.free_name("outputs")
             self.insert(
-                statement, "before", [f"{output} = {self.src.code(call)}"],
+                statement,
+                "before",
+                [f"{output} = {self.src.code(call)}"],
                 f"the model call, assigned to {output}",
             )
             value = value.deep_replace(call, cst.Name(output))  # type: ignore[assignment]

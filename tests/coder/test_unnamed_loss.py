@@ -45,7 +45,9 @@ def steps_of(rewritten: str) -> list[str]:
     return lines[start : lines.index("opt.step()") - 1]  # without on_before_optimizer_step
 
 
-HOOK = "loss = compression_manager.callbacks.on_after_compute_loss(x, outputs, loss)  # neural-coder"
+HOOK = (
+    "loss = compression_manager.callbacks.on_after_compute_loss(x, outputs, loss)  # neural-coder"
+)
 
 
 @pytest.mark.parametrize(
