@@ -103,6 +103,8 @@ def loss_name_of(index: Index, call: cst.Call) -> str | None:
         # accelerator.backward(loss) / manual_backward(loss)
         candidate = call.args[0].value
         # `fabric.backward(loss / accumulation_steps)`: the loss is the left operand
+        if computes_the_loss(candidate):  # `accelerator.backward(criterion(model(x), y))`
+            return index.source.code(candidate)
         while isinstance(candidate, cst.BinaryOperation):
             candidate = candidate.left
         if isinstance(candidate, cst.Name):

@@ -24,6 +24,14 @@ model = torch.nn.Linear(4, 2)
 criterion = torch.nn.CrossEntropyLoss()
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 scaler = torch.amp.GradScaler(enabled=False)
+
+
+class Engine:  # accelerate's / Fabric's backward(loss)
+    def backward(self, tensor):
+        tensor.backward()
+
+
+engine = Engine()
 data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(3)]
 for epoch in range(2):
     for x, y in data:
@@ -69,6 +77,12 @@ HOOK = (
             ["outputs = model(x)  # neural-coder",
              "loss = criterion(outputs, y)  # neural-coder", HOOK,
              "scaler.scale(loss).backward()"],
+        ),
+        (
+            "engine.backward(criterion(model(x), y))",
+            ["outputs = model(x)  # neural-coder",
+             "loss = criterion(outputs, y)  # neural-coder", HOOK,
+             "engine.backward(loss)"],
         ),
         (
             "(criterion(model(x), y) + 0.01 * torch.ones(()).sum()).backward()",
