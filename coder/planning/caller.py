@@ -150,9 +150,13 @@ def attribute_alias(index: Index, name: str, scope: Scope, before_line: int) -> 
     return None
 
 
-def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attribute: str) -> None:
+def refuse_qat_on_a_constructor_parameter(
+    index: Index, loop: TrainingLoop, attribute: str, in_place: bool = False
+) -> str | None:
     """`self.model = model` in `__init__(self, model, ...)`: whoever built the class keeps
-    the module it passed, and QAT hands back a new one that only `self.model` would see."""
+    the module it passed, and QAT hands back a new one that only `self.model` would see.
+    Refused; with `in_place` (the bundled runtime prepares and converts the module
+    itself), what the report says instead. None when the layout needs neither."""
     src = index.source
     cls = index.class_of(loop.entry_scope)
     if cls is None or not attribute.startswith("self."):
@@ -161,7 +165,7 @@ def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attr
         (f for f in index.functions.values() if f.cls is cls and f.name == "__init__"), None
     )
     if init is None:
-        return
+        return None
     param = next(
         (
             a.value.value
@@ -171,7 +175,7 @@ def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attr
         None,
     )
     if param is None:
-        return
+        return None
     sites = index.call_sites(init)
     kept = [
         call
@@ -182,7 +186,18 @@ def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attr
         and _read_after(index, arg.value, call)
     ]
     if sites and not kept:
-        return  # `Trainer(Net(), loader)`, or only `trainer.model` is read afterwards
+        return None  # `Trainer(Net(), loader)`, or only `trainer.model` is read afterwards
+    if in_place:
+        builder = (
+            f"its builder (line {', '.join(str(src.line(c)) for c in kept)})"
+            if kept
+            else "the code that builds it"
+        )
+        return (
+            f"{cls.name.value}.__init__() receives the model as {param!r}, and {builder} goes "
+            "on with the module it passed: QAT prepares and converts that module in place "
+            "(prepare_compression(..., in_place=True)), so it is the int8 model after training"
+        )
     where = (
         f"the code that builds {cls.name.value} (line {', '.join(str(src.line(c)) for c in kept)})"
         if kept

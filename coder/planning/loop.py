@@ -123,9 +123,15 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 "distillation" in techniques,
                 None if wrap is None else self.src.line(wrap.statement),
             )
+        in_place = False
         if "qat" in techniques and caller is None:
             held = attribute_alias(self.index, bare, loop.entry_scope, self.src.line(anchor))
-            refuse_qat_on_a_constructor_parameter(self.index, loop, held or bare)
+            kept_outside = refuse_qat_on_a_constructor_parameter(
+                self.index, loop, held or bare, in_place=self.options.target == "runtime"
+            )
+            if kept_outside is not None:
+                in_place = True
+                self.plan.placed.append(kept_outside)
         if loop.model_method is not None:
             self._refuse_model_method(loop)
         if "qat" in techniques and loop.model_call is not None:
@@ -175,15 +181,17 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         confs = self.configs(total_steps)
         if self.options.staged:
             confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
-        before.append(f"{cm} = prepare_compression({bare}, {confs})")
+        in_place_arg = ", in_place=True" if in_place else ""
+        before.append(f"{cm} = prepare_compression({bare}, {confs}{in_place_arg})")
         before.append(f"{cm}.callbacks.on_train_begin()")
-        if "qat" in techniques:
+        if "qat" in techniques and not in_place:
             before.append(f"{bare} = {cm}.model")
             if caller is None and (
                 alias := attribute_alias(self.index, bare, prepare_scope, self.src.line(anchor))
             ):
                 before.append(f"{alias} = {bare}")  # the class's other methods see it too
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
+        self._warn_one_epoch_function(loop, prepare_scope)
         self._warn_early_stopping(loop)
         if (
             fit_later is not None

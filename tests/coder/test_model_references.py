@@ -89,10 +89,11 @@ def test_qat_through_a_local_alias_reaches_the_attribute():
 
 
 @pytest.mark.parametrize(
-    ("caller", "refused"),
+    ("caller", "kept_outside"),
     [
         (
-            "net = nn.Linear(4, 2)\ntrainer = Trainer(net, data)\ntrainer.run()\nprint(evaluate(net))\n",
+            "net = nn.Sequential(nn.Linear(4, 2))\ntrainer = Trainer(net, data)\ntrainer.run()\n"
+            "print(evaluate(net))\n",
             True,
         ),
         (
@@ -100,18 +101,25 @@ def test_qat_through_a_local_alias_reaches_the_attribute():
             False,
         ),
         ("trainer = Trainer(nn.Linear(4, 2), data)\ntrainer.run()\n", False),
-        ("", True),  # built in another file: its callers would keep the fp32 model
+        ("", True),  # built in another file: its callers keep the module they passed
     ],
 )
-def test_qat_on_a_model_the_class_receives(caller, refused):
+def test_qat_on_a_model_the_class_receives(caller, kept_outside):
+    """Where the builder goes on with the module it passed, the bundled runtime prepares
+    and converts that module in place; INC, which hands back a new module, is refused."""
     text = TRAINER + caller
-    if not refused:
-        assert "self.model = model" in code_lines(rewrite(text, "qat"))
+    out = rewrite(text, "qat")
+    lines = code_lines(out)
+    if not kept_outside:
+        assert "self.model = model" in lines
         return
+    assert "self.model = model" not in lines[lines.index("def run(self):") :]
+    assert "QuantizationAwareTrainingConfig(), in_place=True" in " ".join(out.split()), out
+    inc = build_options("qat", "inc", {}, {})
     with pytest.raises(
         NeuralCoderError, match="Trainer.__init__\\(\\) receives as its parameter 'model'"
     ):
-        rewrite(text, "qat")
+        rewrite_source(Path("s.py"), text, inc)
     assert "prepare_compression" in rewrite(text, "pruning")
 
 
