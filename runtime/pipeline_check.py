@@ -21,8 +21,9 @@ _PIPELINES = "transformers.pipelines.base"
 _installed = False
 
 
-def check_the_wrapped_model() -> None:
-    """Make `Pipeline.check_model_type` read a wrapped model's inner class (once)."""
+def check_the_wrapped_model(wrapper_class: type) -> None:
+    """Make `Pipeline.check_model_type` read the inner class of a model wrapped by
+    `wrapper_class` (the runtime's `Model`, passed in: model.py imports this module)."""
     global _installed
     if _installed:
         return
@@ -37,10 +38,8 @@ def check_the_wrapped_model() -> None:
 
     @functools.wraps(check)
     def check_model_type(self: Any, supported_models: Any) -> Any:
-        from .model import Model  # here: model.py imports this module
-
         wrapper = self.__dict__.get("model")
-        if not isinstance(wrapper, Model):
+        if not isinstance(wrapper, wrapper_class):
             return check(self, supported_models)
         self.model = wrapper.model  # the check reads `self.model.__class__.__name__`
         try:
