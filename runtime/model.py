@@ -40,6 +40,7 @@ from . import int8_device
 from .bf16 import BF16_RECIPE_MODULES, bf16_recipe, convert
 from .distributed import is_main_process
 from .int8_device import RECIPE_ATTR
+from .pipeline_check import check_the_wrapped_model
 
 __all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener", "load"]
 
@@ -109,6 +110,7 @@ class Model(nn.Module):
             raise TypeError(f"Model wraps a torch.nn.Module, got {type(model).__name__}")
         self._model = model
         _bridge_int8(model)
+        check_the_wrapped_model(Model)
         object.__setattr__(self, "_listeners", [])
         object.__setattr__(self, "_fp32_model", model)
         # plain attributes set directly: never forwarded to a same-named inner attribute
@@ -208,6 +210,7 @@ class Model(nn.Module):
             inner = modules.get("_model") if modules is not None else None
             if inner is None:
                 raise
+            check_the_wrapped_model(Model)  # a pipeline reads `config` before its model check
             return getattr(inner, name)
 
     def __setattr__(self, name: str, value: Any) -> None:

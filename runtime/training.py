@@ -310,6 +310,9 @@ class CompressionManager:
             self.pipeline, confs = confs, confs.stages
         conf_list = list(confs) if isinstance(confs, (list, tuple)) else [confs]
         conf_list = _with_recipe(conf_list, kwargs.pop("recipe", None))
+        in_place = kwargs.pop("in_place", False)
+        if not isinstance(in_place, bool):
+            raise ConfigValueError("prepare_compression", "in_place", in_place, "True or False")
         if not conf_list:
             raise ConfigValueError(
                 "prepare_compression", "confs", confs, "one config or a non-empty list of configs"
@@ -351,6 +354,9 @@ class CompressionManager:
             compressor.bind(self.model)
             self.model.add_listener(compressor)
             self.compressors.append(compressor)
+            inner = getattr(compressor, "inner", compressor)  # a pipeline stage's compressor
+            if in_place and hasattr(inner, "in_place"):
+                inner.in_place = True
         self.stages = (
             Stages(self.pipeline, self.compressors)  # type: ignore[arg-type]
             if self.pipeline is not None
@@ -446,5 +452,9 @@ class CompressionManager:
 
 def prepare_compression(model: nn.Module, confs: Any, **kwargs: Any) -> CompressionManager:
     """`CompressionManager(model, confs, **kwargs)`: one config or a list, run in
-    one shot in list order, or a `PipelineConfig`, run in stages (multi-shot)."""
+    one shot in list order, or a `PipelineConfig`, run in stages (multi-shot).
+    `in_place=True` (this runtime only, not INC): QAT prepares and converts `model` itself
+    (the eager per-module path, int8 modules bridged to the CPU), so code that holds
+    `model` (a trainer class built around it) goes on with the int8 model after
+    `on_train_end`; pruning and distillation change the module in place anyway."""
     return CompressionManager(model, confs, **kwargs)

@@ -72,6 +72,25 @@ def is_scaler_step_call(index: Index, call: cst.Call) -> bool:
     )
 
 
+def computes_the_loss(node: cst.BaseExpression) -> bool:
+    """An expression that computes the loss with a call (`criterion(out, y)`,
+    `(F.mse_loss(p, t) + reg)`, `criterion(out, y).mean()`) rather than reading a named
+    loss (`loss / accumulation`, `loss.mean()`): the call is leftmost in it."""
+    while True:
+        if isinstance(node, cst.BinaryOperation):
+            node = node.left
+        elif isinstance(node, cst.UnaryOperation):
+            node = node.expression
+        elif isinstance(node, cst.Call):
+            if node.args:
+                return True
+            node = node.func
+        elif isinstance(node, cst.Attribute | cst.Subscript):
+            node = node.value
+        else:
+            return False
+
+
 def loss_name_of(index: Index, call: cst.Call) -> str | None:
     """`loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`,
     `loss_scaler(loss, optimizer, ...)`."""
@@ -84,17 +103,20 @@ def loss_name_of(index: Index, call: cst.Call) -> str | None:
         # accelerator.backward(loss) / manual_backward(loss)
         candidate = call.args[0].value
         # `fabric.backward(loss / accumulation_steps)`: the loss is the left operand
+        if computes_the_loss(candidate):  # `accelerator.backward(criterion(model(x), y))`
+            return index.source.code(candidate)
         while isinstance(candidate, cst.BinaryOperation):
             candidate = candidate.left
         if isinstance(candidate, cst.Name):
             return candidate.value
     if isinstance(receiver, cst.Call) and receiver.args:
         func = receiver.func
-        if not (isinstance(func, cst.Attribute) and "scale" in func.attr.value):
-            # `F.cross_entropy(model(x), y).backward()`: the loss is this expression, bound
-            # to no name (its first argument is the model's output, not the loss)
-            return index.source.code(receiver)
-        receiver = receiver.args[0].value
+        if isinstance(func, cst.Attribute) and "scale" in func.attr.value:
+            receiver = receiver.args[0].value  # `scaler.scale(loss).backward()`
+    if computes_the_loss(receiver):
+        # `F.cross_entropy(model(x), y).backward()`: the loss is this expression, bound
+        # to no name (its first argument is the model's output, not the loss)
+        return index.source.code(receiver)
     names = [n.value for n in names_in(receiver)]
     return names[0] if names else None
 

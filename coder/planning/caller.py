@@ -36,11 +36,18 @@ class CallerSite:
 
 
 def caller_of_parameter(
-    index: Index, loop: TrainingLoop, bare: str, distillation: bool, wrapped_at: int | None
-) -> CallerSite | None:
+    index: Index,
+    loop: TrainingLoop,
+    bare: str,
+    distillation: bool,
+    wrapped_at: int | None,
+    in_place: bool = False,
+) -> CallerSite | str | None:
     """None when the model QAT hands back reaches whoever goes on with it (the model is
     no parameter, or the caller gets it back, or no caller keeps it). The call site to
-    prepare in when there is one; a refusal with the way out otherwise."""
+    prepare in when there is one; a refusal with the way out otherwise, or, with
+    `in_place` (the bundled runtime converts the module itself) where the one call site
+    runs once, what the report says of the in-place QAT."""
     src = index.source
     fn = index.function(loop.entry_scope)
     param = bare.split(".")[0]
@@ -62,7 +69,15 @@ def caller_of_parameter(
         and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
     ):
         return None  # `model = train(model, ...)` with `return model`: the caller gets it back
-    why = _why_not_in_the_caller(index, loop, fn, sites, bare, distillation, wrapped_at)
+    found = _why_not_in_the_caller(index, loop, fn, sites, bare, distillation, wrapped_at)
+    why, convertible = found if found is not None else (None, False)
+    if in_place and convertible:
+        return (
+            f"{fn.key}() receives the model as {param!r} and its caller (line "
+            f"{src.line(sites[0])}) goes on with the module it passed, but cannot be "
+            f"prepared there ({why}): QAT prepares and converts that module in place "
+            "(prepare_compression(..., in_place=True)), so it is the int8 model after training"
+        )
     if why is None:
         call = sites[0]
         arg = unwrap(held[id(call)])
@@ -99,23 +114,28 @@ def _why_not_in_the_caller(
     bare: str,
     distillation: bool,
     wrapped_at: int | None,
-) -> str | None:
-    """Why the manager cannot be prepared around the one call of `fn`, or None."""
+) -> tuple[str, bool] | None:
+    """Why the manager cannot be prepared around the one call of `fn`, or None; with it,
+    whether the one caller, running the call once, holds the module QAT would convert
+    (then the runtime can convert that module in place)."""
     src = index.source
     if not sites:
-        return "nothing in the project calls it"
+        return "nothing in the project calls it", False
     if len(sites) > 1:
-        return "it is called from several places"
+        return "it is called from several places", False
     if fn.cls is not None:
-        return "it is a method"
+        return "it is a method", _runs_once(index, sites[0])
     if wrapped_at is not None:
-        return f"{fn.key}() wraps the model at line {wrapped_at}"
+        return f"{fn.key}() wraps the model at line {wrapped_at}", False
     if bare != bare.split(".")[0]:
-        return f"the model is {bare}, not the parameter itself"
+        return f"the model is {bare}, not the parameter itself", False
     call = sites[0]
     arg = unwrap(index.bind_arguments(call, fn)[bare])
     if not isinstance(arg, cst.Name):
-        return f"the caller passes {src.code(arg)}, not a name it can re-bind"
+        return (
+            f"the caller passes {src.code(arg)}, not a name it can re-bind",
+            _runs_once(index, call),
+        )
     parent = src.parent(call)
     statement = src.statement_of(call)
     if not (
@@ -123,16 +143,30 @@ def _why_not_in_the_caller(
         and isinstance(statement, cst.SimpleStatementLine)
         and len(statement.body) == 1
     ):
-        return f"the call at line {src.line(call)} is part of a larger expression"
+        return (
+            f"the call at line {src.line(call)} is part of a larger expression",
+            _runs_once(index, call),
+        )
     scope = index.scope_of(call)
     for ancestor in src.ancestors(statement):
         if ancestor is scope:
             break
         if isinstance(ancestor, cst.For | cst.While):
-            return f"the call at line {src.line(call)} runs in a loop"
+            return f"the call at line {src.line(call)} runs in a loop", False
     if distillation and loop.teacher_in_entry is not None:
-        return f"the teacher {loop.teacher_in_entry} is built inside {fn.key}()"
+        return f"the teacher {loop.teacher_in_entry} is built inside {fn.key}()", False
     return None
+
+
+def _runs_once(index: Index, call: cst.Call) -> bool:
+    """No loop around `call` in its function: the module it passes is trained once."""
+    scope = index.scope_of(call)
+    for ancestor in index.source.ancestors(call):
+        if ancestor is scope:
+            return True
+        if isinstance(ancestor, cst.For | cst.While | cst.CompFor):
+            return False
+    return True
 
 
 def attribute_alias(index: Index, name: str, scope: Scope, before_line: int) -> str | None:
@@ -150,9 +184,13 @@ def attribute_alias(index: Index, name: str, scope: Scope, before_line: int) -> 
     return None
 
 
-def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attribute: str) -> None:
+def refuse_qat_on_a_constructor_parameter(
+    index: Index, loop: TrainingLoop, attribute: str, in_place: bool = False
+) -> str | None:
     """`self.model = model` in `__init__(self, model, ...)`: whoever built the class keeps
-    the module it passed, and QAT hands back a new one that only `self.model` would see."""
+    the module it passed, and QAT hands back a new one that only `self.model` would see.
+    Refused; with `in_place` (the bundled runtime prepares and converts the module
+    itself), what the report says instead. None when the layout needs neither."""
     src = index.source
     cls = index.class_of(loop.entry_scope)
     if cls is None or not attribute.startswith("self."):
@@ -161,7 +199,7 @@ def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attr
         (f for f in index.functions.values() if f.cls is cls and f.name == "__init__"), None
     )
     if init is None:
-        return
+        return None
     param = next(
         (
             a.value.value
@@ -171,7 +209,7 @@ def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attr
         None,
     )
     if param is None:
-        return
+        return None
     sites = index.call_sites(init)
     kept = [
         call
@@ -182,7 +220,18 @@ def refuse_qat_on_a_constructor_parameter(index: Index, loop: TrainingLoop, attr
         and _read_after(index, arg.value, call)
     ]
     if sites and not kept:
-        return  # `Trainer(Net(), loader)`, or only `trainer.model` is read afterwards
+        return None  # `Trainer(Net(), loader)`, or only `trainer.model` is read afterwards
+    if in_place:
+        builder = (
+            f"its builder (line {', '.join(str(src.line(c)) for c in kept)})"
+            if kept
+            else "the code that builds it"
+        )
+        return (
+            f"{cls.name.value}.__init__() receives the model as {param!r}, and {builder} goes "
+            "on with the module it passed: QAT prepares and converts that module in place "
+            "(prepare_compression(..., in_place=True)), so it is the int8 model after training"
+        )
     where = (
         f"the code that builds {cls.name.value} (line {', '.join(str(src.line(c)) for c in kept)})"
         if kept

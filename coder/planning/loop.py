@@ -25,6 +25,7 @@ from neural_coder.errors import AnalysisError
 
 from .base import WEIGHT_TECHNIQUES, Plan
 from .caller import (
+    CallerSite,
     attribute_alias,
     caller_of_parameter,
     refuse_an_averaged_copy,
@@ -114,18 +115,29 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             )
         ):
             self.plan.warnings.append(warning)
-        caller = None
+        caller: CallerSite | None = None
+        in_place: str | None = None  # why QAT converts the module the script holds itself
+        runtime_target = self.options.target == "runtime"
         if "qat" in techniques:
-            caller = caller_of_parameter(
+            found = caller_of_parameter(
                 self.index,
                 loop,
                 bare,
                 "distillation" in techniques,
                 None if wrap is None else self.src.line(wrap.statement),
+                in_place=runtime_target,
             )
-        if "qat" in techniques and caller is None:
+            if isinstance(found, str):
+                in_place = found
+            else:
+                caller = found
+        if "qat" in techniques and caller is None and in_place is None:
             held = attribute_alias(self.index, bare, loop.entry_scope, self.src.line(anchor))
-            refuse_qat_on_a_constructor_parameter(self.index, loop, held or bare)
+            in_place = refuse_qat_on_a_constructor_parameter(
+                self.index, loop, held or bare, in_place=runtime_target
+            )
+        if in_place is not None:
+            self.plan.placed.append(in_place)
         if loop.model_method is not None:
             self._refuse_model_method(loop)
         if "qat" in techniques and loop.model_call is not None:
@@ -175,15 +187,17 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         confs = self.configs(total_steps)
         if self.options.staged:
             confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
-        before.append(f"{cm} = prepare_compression({bare}, {confs})")
+        in_place_arg = ", in_place=True" if in_place is not None else ""
+        before.append(f"{cm} = prepare_compression({bare}, {confs}{in_place_arg})")
         before.append(f"{cm}.callbacks.on_train_begin()")
-        if "qat" in techniques:
+        if "qat" in techniques and in_place is None:
             before.append(f"{bare} = {cm}.model")
             if caller is None and (
                 alias := attribute_alias(self.index, bare, prepare_scope, self.src.line(anchor))
             ):
                 before.append(f"{alias} = {bare}")  # the class's other methods see it too
         self.insert(anchor, "before", before, "prepare_compression and on_train_begin")
+        self._warn_one_epoch_function(loop, prepare_scope)
         self._warn_early_stopping(loop)
         if (
             fit_later is not None

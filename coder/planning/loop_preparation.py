@@ -136,6 +136,22 @@ class ManagerPreparation(StagedPlanner):
         )
         return factory.binding
 
+    def _warn_one_epoch_function(self, loop: TrainingLoop, scope: Scope) -> None:
+        """`train_one_epoch(model, loader, ...)` of an engine.py that nothing in the file
+        calls: its caller (in a script not given) runs it once per epoch, and each call
+        would prepare the compression anew."""
+        fn = self.index.function(scope)
+        if loop.epoch_loop is not None or fn is None or self.index.call_sites(fn):
+            return
+        if scope is not loop.entry_scope:
+            return
+        self.plan.warnings.append(
+            f"{fn.key}() makes one pass over its loader and nothing in this file calls it: "
+            "if its caller runs it once per epoch, every call prepares the compression anew "
+            "(pruning's schedule and QAT start again in each epoch); run the tool on the "
+            f"script that calls {fn.key}(), with this file beside it"
+        )
+
     def _warn_reload_after_training(self, model: str, scope: Scope, training: cst.CSTNode) -> None:
         """`model = torch.load(best)` after training brings back what was saved during
         training: the fake-quant QAT model, not the int8 model `on_train_end` made."""

@@ -15,6 +15,7 @@ from neural_coder.analysis.training import is_scaler_step_call
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import AddImport, ReplaceExpression
+from neural_coder.transforms.tree import iter_nodes
 
 from .base import BasePlanner
 from .student_output import accessed_call, changes_of, check_followed, refuse_changed
@@ -67,16 +68,14 @@ class StepHooks(BasePlanner):
         output = loop.model_output
         if loop.loss_statement is not None and output is None and loop.model_call is not None:
             output = self._hoist_model_call(loop.loss_statement, loop.model_call)
+        loss = loop.loss_name
+        # the hook goes after the loss statement, or before the backward of a loss it names
+        anchor, where = loop.loss_statement, "after"
+        value = self._loss_value(loop.loss_statement)
         if loop.loss_statement is None and loop.model_call is not None:
-            raise AnalysisError(
-                f"distillation adds the teacher's term to the loss, but .backward() is called on "
-                f"an expression ({loop.loss_name}), not on a named loss",
-                path=self.src.path,
-                line=self.src.line(loop.backward),
-                hint="name the model's output and the loss first (output = model(x); "
-                "loss = criterion(output, y); loss.backward())",
-            )
-        if loop.loss_statement is None or output is None or loop.model_inputs is None:
+            loss, output, value = self._name_the_loss(loop)
+            anchor, where = loop.backward, "before"
+        if anchor is None or output is None or loop.model_inputs is None:
             where = (
                 f"the model is called inside {loop.model_called_in}, which the loss is computed from"
                 if loop.model_called_in
@@ -97,8 +96,7 @@ class StepHooks(BasePlanner):
                 hint="have the model return its logits and compute the loss from them",
             )
         if loop.model_output is not None and loop.model_call is not None:
-            output = self._unchanged_output(loop.model_output, loop.model_call, loop.loss_statement)
-        loss = loop.loss_name
+            output = self._unchanged_output(loop.model_output, loop.model_call, anchor)
         inputs = self._inputs(loop)
         hook = f"{cm}.callbacks.on_after_compute_loss({inputs}, {output}, "
         # the script's own teacher output, so the teacher does not run twice
@@ -107,20 +105,16 @@ class StepHooks(BasePlanner):
             if self.script_teacher and loop.teacher_output is not None
             else ""
         )
-        scale = self._accumulation_scale(loop.loss_statement, loop.accumulation)
+        scale = self._accumulation_scale(value, loop.accumulation)
         if scale is None:
             code = f"{loss} = {hook}{loss}{given})"
         else:  # the teacher's term is scaled down for accumulation like the student's
             code = f"{loss} = {hook}{loss} * {scale}{given}) / {scale}"
-        if trains is not None and not any(
-            a is trains.branch for a in self.src.ancestors(loop.loss_statement)
-        ):
+        if trains is not None and not any(a is trains.branch for a in self.src.ancestors(anchor)):
             # the loss of an evaluation batch too: the teacher runs on training batches only
-            self.insert(
-                loop.loss_statement, "after", guarded([code], trains.test), "on_after_compute_loss"
-            )
+            self.insert(anchor, where, guarded([code], trains.test), "on_after_compute_loss")
             return
-        self.insert(loop.loss_statement, "after", [code], "on_after_compute_loss")
+        self.insert(anchor, where, [code], "on_after_compute_loss")
 
     def _inputs(self, loop: TrainingLoop) -> str:
         """The model's inputs as the hook reads them. Inputs the model call re-binds
@@ -155,22 +149,25 @@ class StepHooks(BasePlanner):
         )
         return name
 
-    def _accumulation_scale(
-        self, loss_statement: cst.BaseStatement, accumulation: str | None
-    ) -> str | None:
-        """`N` when the loss statement divides by the accumulation factor N
-        (`loss = criterion(out, y) / N`). A later `loss /= N` needs nothing: the hook
-        goes before it."""
-        if accumulation is None or not isinstance(loss_statement, cst.SimpleStatementLine):
+    @staticmethod
+    def _loss_value(loss_statement: cst.BaseStatement | None) -> cst.BaseExpression | None:
+        """`criterion(out, y) / N` of `loss = criterion(out, y) / N`."""
+        if not isinstance(loss_statement, cst.SimpleStatementLine):
             return None
         small = loss_statement.body[0]
-        if not (
-            isinstance(small, cst.Assign)
-            and isinstance(small.value, cst.BinaryOperation)
-            and isinstance(small.value.operator, cst.Divide)
+        return small.value if isinstance(small, cst.Assign) else None
+
+    def _accumulation_scale(
+        self, value: cst.BaseExpression | None, accumulation: str | None
+    ) -> str | None:
+        """`N` when the loss's value divides by the accumulation factor N
+        (`loss = criterion(out, y) / N`). A later `loss /= N` needs nothing: the hook
+        goes before it."""
+        if accumulation is None or not (
+            isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide)
         ):
             return None
-        divisor = small.value.right
+        divisor = value.right
         text = self.src.code(divisor)
         if text != accumulation:
             return None
@@ -188,21 +185,9 @@ class StepHooks(BasePlanner):
             # before the loss: the whole output is named, the prediction read from it
             if not self._reads_model_call(statement, call, loss_statement):
                 return None
-        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        if not self._runs_once(call, statement):
             return None
-        callee = self.src.code(call.func)
-        calls = [c for c in m.findall(statement, m.Call()) if self.src.code(c.func) == callee]
-        if len(calls) != 1:
-            return None
-        for node in self.src.ancestors(call):
-            if node is statement:
-                break
-            if isinstance(node, CONDITIONAL_EXPRESSIONS):
-                return None
-        read = self.src.parent(call)
-        method = isinstance(read, cst.Attribute) and isinstance(self.src.parent(read), cst.Call)
-        if isinstance(read, cst.Subscript | cst.Attribute) and read.value is call and not method:
-            check_followed(self.src, call, read)  # `.sum()` is the output's method, not a read
+        self._check_read(call)
         name = self.free_name("outputs")
         self.insert(
             statement,
@@ -212,6 +197,77 @@ class StepHooks(BasePlanner):
         )
         self.plan.edits.append(ReplaceExpression(call, name))
         return name
+
+    def _runs_once(self, call: cst.CSTNode, statement: cst.CSTNode | None) -> bool:
+        """`call` (the model's, or the loss's) runs once, unconditionally, whenever the
+        simple statement `statement` runs: naming it in a statement before runs the same."""
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return False
+        if isinstance(call, cst.Call):
+            callee = self.src.code(call.func)
+            calls = [c for c in m.findall(statement, m.Call()) if self.src.code(c.func) == callee]
+            if len(calls) != 1:
+                return False
+        for node in self.src.ancestors(call):
+            if node is statement:
+                return True
+            if isinstance(node, CONDITIONAL_EXPRESSIONS):
+                return False
+        return False
+
+    def _check_read(self, call: cst.Call) -> None:
+        read = self.src.parent(call)
+        method = isinstance(read, cst.Attribute) and isinstance(self.src.parent(read), cst.Call)
+        if isinstance(read, cst.Subscript | cst.Attribute) and read.value is call and not method:
+            check_followed(self.src, call, read)  # `.sum()` is the output's method, not a read
+
+    def _name_the_loss(self, loop: TrainingLoop) -> tuple[str, str | None, cst.BaseExpression]:
+        """`criterion(model(x), y).backward()`: the loss gets a name of its own in a
+        statement before the backward (`loss = criterion(outputs, y)`, after
+        `outputs = model(x)` where the model call is inside it), which the backward then
+        reads. The name, the model's output, and the loss's value."""
+        statement, call = loop.backward, loop.model_call
+        assert call is not None
+        found = [
+            node
+            for node in iter_nodes(statement)
+            if isinstance(node, cst.BaseExpression) and self.src.code(node) == loop.loss_name
+        ]
+        expression = found[0] if found else None
+        if expression is None or not self._runs_once(expression, statement):
+            raise AnalysisError(
+                f"distillation adds the teacher's term to the loss, but .backward() is called "
+                f"on an expression ({loop.loss_name}) that runs only on some paths or "
+                "several times, not on a named loss",
+                path=self.src.path,
+                line=self.src.line(statement),
+                hint="name the model's output and the loss first (output = model(x); "
+                "loss = criterion(output, y); loss.backward())",
+            )
+        assert isinstance(expression, cst.BaseExpression)
+        value = expression.with_changes(lpar=[], rpar=[])
+        output = loop.model_output
+        if output is None and any(a is expression for a in self.src.ancestors(call)):
+            if call is expression or not self._runs_once(call, statement):
+                return loop.loss_name, None, value  # refused by the caller, with the reason
+            self._check_read(call)
+            output = self.free_name("outputs")
+            self.insert(
+                statement,
+                "before",
+                [f"{output} = {self.src.code(call)}"],
+                f"the model call, assigned to {output}",
+            )
+            value = value.deep_replace(call, cst.Name(output))  # type: ignore[assignment]
+        loss = self.free_name("loss")
+        self.insert(
+            statement,
+            "before",
+            [f"{loss} = {self.src.code(value)}"],
+            f"the loss .backward() is called on, assigned to {loss}",
+        )
+        self.plan.edits.append(ReplaceExpression(expression, loss))
+        return loss, output, value
 
     def _unchanged_output(
         self, output: str, call: cst.Call, loss_statement: cst.BaseStatement

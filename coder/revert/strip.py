@@ -11,6 +11,7 @@ from typing import Any
 import libcst as cst
 
 from neural_coder.transforms.snippets import MARKER, WRAPPED_MARKER, join_lines
+from neural_coder.transforms.tree import iter_nodes
 
 #: modules the tool imports from (plus what `teacher` and friends need)
 TOOL_MODULES = ("neural_coder.runtime", "neural_compressor")
@@ -19,6 +20,11 @@ CALLBACK = "CompressionCallback"
 INSERTED_NAME = re.compile(
     r"^(compression_manager|compression_callback|teacher_model|quantized_model|outputs|model_inputs)(_\d+)?$"
 )
+
+#: the name `optimize` gives a loss that `.backward()` was called on unnamed
+HOISTED_LOSS = re.compile(r"^(nc_)?loss(_\d+)?$")
+#: values that need no parentheses where a name stood
+ATOMS = (cst.Name, cst.Call, cst.Attribute, cst.Subscript)
 
 
 def _marked(statement: cst.CSTNode) -> bool:
@@ -69,16 +75,14 @@ class _Strip(cst.CSTTransformer):
             if _marked(statement):
                 if not isinstance(statement, cst.SimpleStatementLine):
                     continue  # an inserted block
-                small = statement.body[0]
-                # `outputs = model(x)  # neural-coder` hoisted out of the next statement
-                if (
-                    isinstance(small, cst.Assign)
-                    and isinstance(small.value, cst.Call)
-                    and len(small.targets) == 1
-                    and isinstance(small.targets[0].target, cst.Name)
-                    and small.targets[0].target.value.startswith("outputs")
-                ):
-                    pending[small.targets[0].target.value] = small.value
+                hoisted = _hoisted(statement.body[0])
+                if hoisted is not None:
+                    name, value = hoisted
+                    if pending:  # `loss = criterion(outputs, y)` after `outputs = model(x)`
+                        put_back = _PutBack(pending)
+                        value = value.visit(put_back)  # type: ignore[assignment]
+                        pending = put_back.hoisted
+                    pending[name] = value
                 continue
             if pending:
                 statement = statement.visit(_PutBack(pending))  # type: ignore[assignment]
@@ -228,13 +232,40 @@ class _Strip(cst.CSTTransformer):
         return arg.with_changes(value=value.with_changes(elements=elements))
 
 
+def _hoisted(small: cst.BaseSmallStatement) -> tuple[str, cst.BaseExpression] | None:
+    """(name, value) of a statement that names a value out of the next statement:
+    `outputs = model(x)  # neural-coder` (the model call), `loss = criterion(outputs, y)
+    # neural-coder` (the loss `.backward()` was called on); not the distillation hook
+    that binds the script's own loss anew."""
+    if not (
+        isinstance(small, cst.Assign)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Name)
+    ):
+        return None
+    name, value = small.targets[0].target.value, small.value
+    if name.removeprefix("nc_").startswith("outputs") and isinstance(value, cst.Call):
+        return name, value
+    hook = any(
+        isinstance(node, cst.Attribute) and node.attr.value == "on_after_compute_loss"
+        for node in iter_nodes(value)
+    )
+    if HOISTED_LOSS.match(name) and not hook:
+        return name, value
+    return None
+
+
 class _PutBack(cst.CSTTransformer):
     def __init__(self, hoisted: dict[str, cst.BaseExpression]) -> None:
         super().__init__()
         self.hoisted = dict(hoisted)
 
     def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
-        return self.hoisted.pop(updated_node.value, updated_node)
+        value = self.hoisted.pop(updated_node.value, updated_node)
+        if value is not updated_node and not isinstance(value, ATOMS) and not value.lpar:
+            # `(criterion(outputs, y) + reg).backward()`: the parentheses `loss` did not need
+            return value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        return value
 
 
 def _is_callback(node: cst.BaseExpression) -> bool:

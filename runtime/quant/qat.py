@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .. import distributed
+from .. import distributed, int8_device
 from ..compressor import Compressor
 from .backend import QAT, RECIPE_FORMAT, PreparedModel, QuantBackend, QuantSpec, get_recipe
+from .modules import supports_eager
 from .sync import ObserverSync
 
 if TYPE_CHECKING:
@@ -93,6 +94,10 @@ class QATCompressor(Compressor):
         self.spec = QuantSpec.from_config(conf, approach=QAT)
         self.prepared: PreparedModel | None = None
         self.quantized: nn.Module | None = None
+        #: `prepare_compression(..., in_place=True)`: the module given is prepared and
+        #: converted itself (the eager per-module path), so whoever holds it (the code
+        #: that built a trainer around it) holds the int8 model after training
+        self.in_place = False
         #: set at preparation under torch.distributed
         self.observer_sync: ObserverSync | None = None
 
@@ -125,7 +130,18 @@ class QATCompressor(Compressor):
             if wrapper.model is not self.prepared.model:
                 wrapper.model = self.prepared.model
             return
-        prepared = self.backend.prepare_qat(wrapper.model, self.spec)
+        spec = self.spec
+        if self.in_place:
+            if supports_eager(wrapper.model):
+                raise TypeError(
+                    f"in_place QAT swaps the model's Linear / Conv submodules in place, and the "
+                    f"model is itself a {type(wrapper.model).__name__}: wrap it in a module "
+                    "(nn.Sequential(layer)) before handing it over, or prepare without "
+                    "in_place and use compression_manager.model"
+                )
+            if spec.path in (None, "fx"):
+                spec = spec.with_path("eager")  # FX would hand back a new GraphModule
+        prepared = self.backend.prepare_qat(wrapper.model, spec)
         prepared.model.train()
         fake_quant_in_fp32(prepared.model)
         self.prepared = prepared
@@ -172,7 +188,10 @@ class QATCompressor(Compressor):
             self.observer_sync = ObserverSync(self.prepared.model)  # initialised late
         if self.observer_sync is not None:
             self.observer_sync.finish()
-        quantized = self.backend.convert(self.prepared)
+        quantized = self.backend.convert(self.prepared, inplace=self.in_place)
+        if self.in_place:
+            # its holders call it directly, not through the wrapper's device bridge
+            int8_device.keep_on_cpu(quantized)
         self.quantized = quantized
         wrapper.q_config = get_recipe(quantized)
         wrapper.model = quantized

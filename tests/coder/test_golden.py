@@ -200,6 +200,10 @@ CASES = [
     # validation step too (it gets the manager as well)
     ("step_factory_functions.py", "qat", "runtime"),
     ("step_factory_functions.py", "distillation", "runtime"),
+    # a trainer class handed the model, which the script goes on with after run(): QAT
+    # prepares and converts that module in place (prepare_compression(..., in_place=True))
+    ("trainer_holds_model.py", "qat", "runtime"),
+    ("trainer_holds_model.py", "pruning+qat", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step

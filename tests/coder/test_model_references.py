@@ -89,10 +89,11 @@ def test_qat_through_a_local_alias_reaches_the_attribute():
 
 
 @pytest.mark.parametrize(
-    ("caller", "refused"),
+    ("caller", "kept_outside"),
     [
         (
-            "net = nn.Linear(4, 2)\ntrainer = Trainer(net, data)\ntrainer.run()\nprint(evaluate(net))\n",
+            "net = nn.Sequential(nn.Linear(4, 2))\ntrainer = Trainer(net, data)\ntrainer.run()\n"
+            "print(evaluate(net))\n",
             True,
         ),
         (
@@ -100,18 +101,25 @@ def test_qat_through_a_local_alias_reaches_the_attribute():
             False,
         ),
         ("trainer = Trainer(nn.Linear(4, 2), data)\ntrainer.run()\n", False),
-        ("", True),  # built in another file: its callers would keep the fp32 model
+        ("", True),  # built in another file: its callers keep the module they passed
     ],
 )
-def test_qat_on_a_model_the_class_receives(caller, refused):
+def test_qat_on_a_model_the_class_receives(caller, kept_outside):
+    """Where the builder goes on with the module it passed, the bundled runtime prepares
+    and converts that module in place; INC, which hands back a new module, is refused."""
     text = TRAINER + caller
-    if not refused:
-        assert "self.model = model" in code_lines(rewrite(text, "qat"))
+    out = rewrite(text, "qat")
+    lines = code_lines(out)
+    if not kept_outside:
+        assert "self.model = model" in lines
         return
+    assert "self.model = model" not in lines[lines.index("def run(self):") :]
+    assert "QuantizationAwareTrainingConfig(), in_place=True" in " ".join(out.split()), out
+    inc = build_options("qat", "inc", {}, {})
     with pytest.raises(
         NeuralCoderError, match="Trainer.__init__\\(\\) receives as its parameter 'model'"
     ):
-        rewrite(text, "qat")
+        rewrite_source(Path("s.py"), text, inc)
     assert "prepare_compression" in rewrite(text, "pruning")
 
 
@@ -153,3 +161,43 @@ def test_a_moving_average_behind_a_flag_that_is_off_by_default_is_a_warning():
     _, report = rewrite_source(Path("s.py"), text, options)
     assert report.status is Status.TRANSFORMED
     assert any("with --model-ema, ModelEma(model)" in w for w in report.warnings), report.warnings
+
+
+FIT_METHOD = """import torch
+import torch.nn as nn
+
+
+class Runner:
+    def fit(self, model, data):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(2):
+            for x, y in data:
+                loss = nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+
+data = [(torch.randn(4, 4), torch.zeros(4).long())]
+net = nn.Sequential(nn.Linear(4, 2))
+CALL
+print(net(torch.randn(2, 4)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "in_place"),
+    [
+        ("runner = Runner()\nrunner.fit(net, data)", True),  # a method: prepared in place
+        ("runner = Runner()\nfor seed in range(2):\n    runner.fit(net, data)", False),  # twice
+    ],
+)
+def test_qat_in_a_method_handed_the_model(call, in_place):
+    text = FIT_METHOD.replace("CALL", call)
+    if in_place:
+        out = rewrite(text, "qat")
+        assert "QuantizationAwareTrainingConfig(), in_place=True" in " ".join(out.split()), out
+        assert "model = compression_manager.model" not in out
+        return
+    with pytest.raises(NeuralCoderError, match="QAT replaces the model"):
+        rewrite_source(Path("s.py"), text, build_options("qat", None, {}, {}))

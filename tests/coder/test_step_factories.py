@@ -97,3 +97,4 @@ def test_a_factory_called_twice_is_not_guessed():
         rewrite(source, "qat")
     message = str(refused.value)
     assert "make_train_step() builds it at several places (lines 22, 23)" in message, message
+

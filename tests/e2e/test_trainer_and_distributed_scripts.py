@@ -137,3 +137,15 @@ def test_benchmark_rewrites_run_and_print_the_table(tmp_path, name):
     run, _ = run_script(script)
     assert "Throughput sum [samples/second]:" in run.stdout, run.stdout[-2000:]
     assert "Latency average [second/sample]:" in run.stdout
+
+
+def test_a_trainer_class_handed_the_model_leaves_its_builder_the_int8_model(tmp_path):
+    """minGPT style: the script builds the model, hands it to Trainer(...), runs it, then
+    evaluates and saves its own `model`: QAT in place makes that module the int8 one."""
+    import torch
+
+    summary = rewrite_and_run(tmp_path, "trainer_holds_model.py", "--approach", "qat")
+    assert summary["quantized_modules"] == 3
+    assert summary["qat_path"] == "eager"
+    saved = torch.load(tmp_path / "trainer_model.pt", weights_only=False)
+    assert any(key.endswith("_packed_params._packed_params") for key in saved), list(saved)
