@@ -10,19 +10,14 @@ import libcst as cst
 from neural_coder.errors import AnalysisError
 
 from . import kinds, wraps
+from .backward_calls import find_backward_calls
 from .index import Assignment, Index, build_index, iter_returns
 from .lightning import LightningUse, find_lightning
 from .model_calls import TRAINS_NO_MODEL
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
-from .training import (
-    NO_OPTIMIZER_STEP,
-    NOT_IN_A_LOOP,
-    LoopAnalysis,
-    TrainingLoop,
-    find_backward_calls,
-)
+from .training import NO_OPTIMIZER_STEP, NOT_IN_A_LOOP, LoopAnalysis, TrainingLoop
 from .user_quantization import UserQuantization, find_user_quantization
 
 __all__ = [

@@ -8,10 +8,10 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.backward_calls import is_scaler_step_call
 from neural_coder.analysis.expressions import free_names
 from neural_coder.analysis.last_epoch import guarded
 from neural_coder.analysis.train_only import TrainOnly
-from neural_coder.analysis.training import is_scaler_step_call
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import AddImport, ReplaceExpression

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from neural_coder.analysis import analyze, parse_source
-from neural_coder.analysis.training import find_backward_calls
+from neural_coder.analysis.backward_calls import find_backward_calls
 from neural_coder.api import rewrite_source
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options
