@@ -23,7 +23,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from .index import Assignment, Index, Scope, unwrap_pass_through
-from .loaders import _is_held_out
+from .loaders import is_held_out
 from .loop_types import TrainingLoop
 from .saved_output import in_reach
 
@@ -202,10 +202,10 @@ def _bound_variants(index: Index, call: cst.Call) -> list[cst.Call]:
 
 def _held_out_call(call: cst.Call) -> bool:
     func = call.func
-    if isinstance(func, cst.Attribute) and _is_held_out(_code(func.value)):
+    if isinstance(func, cst.Attribute) and is_held_out(_code(func.value)):
         return True
     return any(
-        isinstance(a.value, cst.SimpleString) and _is_held_out(a.value.evaluated_value or "")  # type: ignore[arg-type]
+        isinstance(a.value, cst.SimpleString) and is_held_out(a.value.evaluated_value or "")  # type: ignore[arg-type]
         for a in call.args
     )
 

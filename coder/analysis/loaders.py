@@ -134,10 +134,10 @@ def visible_loaders(index: Index, scope: Scope, before_line: int) -> list[str]:
 
 def held_out_first(names: list[str]) -> list[str]:
     """`val_loader`, `self._eval_dataloader`, `loaders["test"]` before the others."""
-    return sorted(names, key=lambda name: not _is_held_out(name))
+    return sorted(names, key=lambda name: not is_held_out(name))
 
 
-def _is_held_out(name: str) -> bool:
+def is_held_out(name: str) -> bool:
     words = [w for w in re.split(r"[^a-z]+", name.lower()) if w]
     return any(w.startswith(_HELD_OUT) and w not in _NOT_HELD_OUT for w in words)
 
