@@ -332,20 +332,21 @@ class TorchAOBackend:
         with _quiet(), _hidden_from_fusion(kept_float), _hooks_suspended(model):
             prepare = prepare_qat_fx if is_qat else prepare_fx
             prepared = prepare(model, mapping, example)
+        self._check_optional_inputs_unread(model, prepared)
         if is_qat:
             self._reattach_unused(model, prepared)
             self._check_contract(model, prepared)
             self._check_hooked_modules_are_called(model, prepared)
             _keep_model_api(type(model), model, prepared)
-        else:
-            self._check_optional_inputs_unread(model, prepared)
         return prepared
 
     @staticmethod
     def _check_optional_inputs_unread(original: nn.Module, prepared: nn.Module) -> None:
         """`forward(self, idx, targets=None)` with `if targets is not None: loss = ...`:
         tracing takes every input for a tensor, so the graph always computes the branch
-        and a call without `targets` (inference) would break; the eager path keeps it."""
+        and a call without `targets` (inference) would break; under QAT the graph even
+        fake-quantizes the integer targets, and the first training step fails. The eager
+        path keeps the branch."""
         try:
             parameters = inspect.signature(original.forward).parameters
         except (TypeError, ValueError):
