@@ -22,7 +22,8 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
-from .index import Assignment, Index, Scope, unwrap_pass_through
+from .expressions import free_names
+from .index import Assignment, Index, Scope, enclosing_loop, unwrap_pass_through
 from .loaders import is_held_out
 from .loop_types import TrainingLoop
 from .saved_output import in_reach
@@ -229,7 +230,7 @@ def _call_at_fit(index: Index, call: cst.Call, scope: Scope, line: int) -> str:
         value = arg.value
         if _literal(value):
             continue
-        names = [n.value for n in _names_in(value)]
+        names = [n for n in free_names(value) if n not in ("True", "False", "None")]
         unbound = [n for n in names if not _bound_at(index, n, scope, line)]
         if unbound or not names:
             raise NoFeed(
@@ -252,19 +253,10 @@ def _bound_at(index: Index, name: str, scope: Scope, line: int) -> bool:
         return True
     module = src.module_of(scope)
     return any(
-        src.line(a.statement) < line and not _in_a_loop(index, a.statement)
+        src.line(a.statement) < line and enclosing_loop(index, a.statement) is None
         for s in {scope, module}
         for a in index.assignments_in(name, s)
     )
-
-
-def _in_a_loop(index: Index, node: cst.CSTNode) -> bool:
-    for ancestor in index.source.ancestors(node):  # type: ignore[attr-defined]
-        if isinstance(ancestor, cst.FunctionDef | cst.ClassDef):
-            return False
-        if isinstance(ancestor, cst.For | cst.While):
-            return True
-    return False
 
 
 def _maybe_none(index: Index, name: str, scope: Scope) -> bool:
@@ -283,23 +275,6 @@ def _literal(value: cst.BaseExpression) -> bool:
     if isinstance(value, cst.UnaryOperation):
         return _literal(value.expression)
     return isinstance(value, cst.SimpleString | cst.Integer | cst.Float)
-
-
-def _names_in(value: cst.BaseExpression) -> list[cst.Name]:
-    """The root names `value` reads (`cfg` of `cfg.batch_size`)."""
-    found: list[cst.Name] = []
-
-    class _Names(cst.CSTVisitor):
-        def visit_Attribute(self, node: cst.Attribute) -> bool:
-            node.value.visit(self)
-            return False
-
-        def visit_Name(self, node: cst.Name) -> None:
-            if node.value not in ("True", "False", "None"):
-                found.append(node)
-
-    value.visit(_Names())
-    return found
 
 
 def _code(node: cst.CSTNode) -> str:

@@ -317,6 +317,17 @@ class Index:
                 yield leaf, scope
 
 
+def enclosing_loop(index: Index, node: cst.CSTNode) -> cst.CSTNode | None:
+    """The nearest `for` / `while` around `node` in its own function (None: it runs once
+    per call of that function, or of the module)."""
+    for ancestor in index.source.ancestors(node):
+        if isinstance(ancestor, cst.For | cst.While):
+            return ancestor
+        if isinstance(ancestor, cst.FunctionDef | cst.Lambda | cst.ClassDef):
+            return None
+    return None
+
+
 def is_partial(value: cst.BaseExpression) -> bool:
     """`partial(fn, ...)` / `functools.partial(fn, ...)`."""
     return (

@@ -24,7 +24,7 @@ from neural_coder.transforms.tree import iter_nodes
 from . import evaluation
 from .expressions import Loop, free_names, loop_index
 from .final_model import FinalModel, later_reads
-from .index import Index
+from .index import Index, enclosing_loop
 from .loop_types import TrainingLoop
 
 RANGE_CALLS = frozenset({"range", "trange"})
@@ -376,15 +376,6 @@ def _saves(index: Index, node: cst.CSTNode, names: set[str], depth: int) -> cst.
 
 def _contains(index: Index, outer: cst.CSTNode, node: cst.CSTNode) -> bool:
     return any(a is outer for a in index.source.ancestors(node))
-
-
-def enclosing_loop(index: Index, node: cst.CSTNode) -> cst.CSTNode | None:
-    for ancestor in index.source.ancestors(node):
-        if isinstance(ancestor, cst.For | cst.While):
-            return ancestor
-        if isinstance(ancestor, cst.FunctionDef | cst.Lambda | cst.ClassDef):
-            return None
-    return None
 
 
 def own_nodes(index: Index, loop: cst.CSTNode) -> list[cst.CSTNode]:

@@ -15,7 +15,7 @@ import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import unwrap
-from neural_coder.analysis.index import Function, Index, Scope, iter_returns
+from neural_coder.analysis.index import Function, Index, Scope, enclosing_loop, iter_returns
 from neural_coder.analysis.pretrained import flag_off_by_default
 from neural_coder.analysis.source import Source
 from neural_coder.analysis.wraps import Wrap, find_wrap
@@ -147,12 +147,8 @@ def _why_not_in_the_caller(
             f"the call at line {src.line(call)} is part of a larger expression",
             _runs_once(index, call),
         )
-    scope = index.scope_of(call)
-    for ancestor in src.ancestors(statement):
-        if ancestor is scope:
-            break
-        if isinstance(ancestor, cst.For | cst.While):
-            return f"the call at line {src.line(call)} runs in a loop", False
+    if enclosing_loop(index, statement) is not None:
+        return f"the call at line {src.line(call)} runs in a loop", False
     if distillation and loop.teacher_in_entry is not None:
         return f"the teacher {loop.teacher_in_entry} is built inside {fn.key}()", False
     return None
@@ -160,13 +156,7 @@ def _why_not_in_the_caller(
 
 def _runs_once(index: Index, call: cst.Call) -> bool:
     """No loop around `call` in its function: the module it passes is trained once."""
-    scope = index.scope_of(call)
-    for ancestor in index.source.ancestors(call):
-        if ancestor is scope:
-            return True
-        if isinstance(ancestor, cst.For | cst.While | cst.CompFor):
-            return False
-    return True
+    return enclosing_loop(index, call) is None
 
 
 def attribute_alias(index: Index, name: str, scope: Scope, before_line: int) -> str | None:

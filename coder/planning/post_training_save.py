@@ -19,7 +19,8 @@ import libcst as cst
 from neural_coder.analysis import final_model, saved_output
 from neural_coder.analysis.evaluation import Evaluation
 from neural_coder.analysis.final_model import FinalModel
-from neural_coder.analysis.last_epoch import enclosing_loop, own_nodes
+from neural_coder.analysis.index import enclosing_loop
+from neural_coder.analysis.last_epoch import own_nodes
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 
