@@ -155,8 +155,12 @@ def _why_not_in_the_caller(
 
 
 def _runs_once(index: Index, call: cst.Call) -> bool:
-    """No loop around `call` in its function: the module it passes is trained once."""
-    return enclosing_loop(index, call) is None
+    """No loop around `call` in its function, and no comprehension
+    (`[runner.fit(net, d) for d in datasets]`): the module it passes is trained once."""
+    return enclosing_loop(index, call) is None and not any(
+        isinstance(node, cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp)
+        for node in index.source.ancestors(call)
+    )
 
 
 def attribute_alias(index: Index, name: str, scope: Scope, before_line: int) -> str | None:

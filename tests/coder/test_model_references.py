@@ -190,6 +190,7 @@ print(net(torch.randn(2, 4)))
     [
         ("runner = Runner()\nrunner.fit(net, data)", True),  # a method: prepared in place
         ("runner = Runner()\nfor seed in range(2):\n    runner.fit(net, data)", False),  # twice
+        ("runner = Runner()\nruns = [runner.fit(net, d) for d in (data, data)]", False),
     ],
 )
 def test_qat_in_a_method_handed_the_model(call, in_place):
