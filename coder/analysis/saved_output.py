@@ -18,6 +18,7 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
+from .expressions import root_name
 from .index import Index, Scope
 
 DEFAULT_ROOT = "neural_coder_output"
@@ -89,9 +90,8 @@ def _folder_of(index: Index, path: cst.BaseExpression, scope: Scope, line: int) 
     src = index.source
 
     def reachable(folder: cst.BaseExpression) -> bool:
-        return isinstance(folder, cst.Name | cst.Attribute) and in_reach(
-            index, _root(folder), scope, line
-        )
+        root = root_name(folder)
+        return root is not None and in_reach(index, root, scope, line)
 
     if isinstance(path, cst.SimpleString):
         value = path.evaluated_value
@@ -163,8 +163,8 @@ def main_process_test(index: Index, scope: Scope, line: int) -> str | None:
             and isinstance(test.operator, cst.Or)
             and isinstance(test.left, cst.UnaryOperation)
             and isinstance(test.left.operator, cst.Not)
-            and isinstance(test.left.expression, cst.Name | cst.Attribute)
-            and in_reach(index, _root(test.left.expression), scope, line)
+            and (flag := root_name(test.left.expression)) is not None
+            and in_reach(index, flag, scope, line)
         ):
             root = _main_process_root(test.right)
             if root is not None and in_reach(index, root, scope, line):
@@ -175,14 +175,14 @@ def main_process_test(index: Index, scope: Scope, line: int) -> str | None:
 def _main_process_root(test: cst.BaseExpression) -> str | None:
     """The root name of `test` when it is a main-process check, else None."""
     if isinstance(test, cst.Name | cst.Attribute) and _last(test) in MAIN_PROCESS_NAMES:
-        return _root(test)
+        return root_name(test)
     if (
         isinstance(test, cst.Call)
         and not test.args
         and isinstance(test.func, cst.Name | cst.Attribute)
         and _last(test.func) in MAIN_PROCESS_NAMES
     ):
-        return _root(test.func)
+        return root_name(test.func)
     if (
         isinstance(test, cst.Comparison)
         and len(test.comparisons) == 1
@@ -191,11 +191,11 @@ def _main_process_root(test: cst.BaseExpression) -> str | None:
     ):
         target = test.comparisons[0]
         if isinstance(target.operator, cst.Equal) and m.matches(target.comparator, m.Integer("0")):
-            return _root(test.left)
+            return root_name(test.left)
         if isinstance(target.operator, cst.In) and isinstance(
             target.comparator, cst.List | cst.Tuple
         ):
-            return _root(test.left)
+            return root_name(test.left)
     return None
 
 
@@ -215,12 +215,6 @@ def in_reach(index: Index, name: str, scope: Scope, line: int) -> bool:
     return any(
         fn is not None or src.line(a.statement) < line for a in index.assignments_in(name, module)
     )
-
-
-def _root(expr: cst.BaseExpression) -> str:
-    while isinstance(expr, cst.Attribute):
-        expr = expr.value
-    return expr.value if isinstance(expr, cst.Name) else ""
 
 
 def _last(expr: cst.BaseExpression) -> str:
