@@ -204,6 +204,10 @@ CASES = [
     # prepares and converts that module in place (prepare_compression(..., in_place=True))
     ("trainer_holds_model.py", "qat", "runtime"),
     ("trainer_holds_model.py", "pruning+qat", "runtime"),
+    # two training loops, the student's marked '# neural-coder: train': only it gets hooks
+    ("two_loops_marked.py", "pruning", "runtime"),
+    # `if batch_idx >= max_batches: break` caps each epoch: the fit stays in the last epoch
+    ("capped_epochs_eval.py", "ptq-dynamic", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step
