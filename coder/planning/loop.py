@@ -19,15 +19,18 @@ import libcst as cst
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import early_exits, free_names
 from neural_coder.analysis.final_model import weights_reloaded_after
+from neural_coder.analysis.index import Scope
 from neural_coder.analysis.train_only import train_only
 from neural_coder.analysis.wraps import find_wrap, find_wrap_in_class, wrap_anchor
 from neural_coder.errors import AnalysisError
 
+from .averaged_copy import CopyTracking, copy_tracking
 from .base import WEIGHT_TECHNIQUES, Plan
 from .caller import (
     CallerSite,
     attribute_alias,
     caller_of_parameter,
+    ema_copy,
     refuse_an_averaged_copy,
     refuse_qat_before_a_weight_copy,
     refuse_qat_on_a_constructor_parameter,
@@ -105,16 +108,11 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 )
         self.refuse_peft_weights(bare, wrap_scope)
         weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
-        if weights and (
-            warning := refuse_an_averaged_copy(
-                self.index,
-                bare,
-                wrap_scope,
-                self.src.line(loop.entry_loop) if wrap_scope is loop.entry_scope else 1 << 30,
-                " and ".join(weights),
-            )
-        ):
-            self.plan.warnings.append(warning)
+        copy_before = self.src.line(loop.entry_loop) if wrap_scope is loop.entry_scope else 1 << 30
+        copy_call = ema_copy(self.index, bare, wrap_scope, copy_before) if weights else None
+        if copy_call is not None and not self._copy_follows_masks():
+            self._refuse_the_copy(bare, wrap_scope, copy_before, weights)
+            copy_call = None
         caller: CallerSite | None = None
         in_place: str | None = None  # why QAT converts the module the script holds itself
         runtime_target = self.options.target == "runtime"
@@ -190,6 +188,12 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         in_place_arg = ", in_place=True" if in_place is not None else ""
         before.append(f"{cm} = prepare_compression({bare}, {confs}{in_place_arg})")
         before.append(f"{cm}.callbacks.on_train_begin()")
+        if copy_call is not None:
+            tracking = copy_tracking(self.index, copy_call, anchor, wrap_scope)
+            if tracking is None or caller is not None:
+                self._refuse_the_copy(bare, wrap_scope, copy_before, weights)
+            else:
+                self._track_copy(tracking, cm, before)
         if "qat" in techniques and in_place is None:
             before.append(f"{bare} = {cm}.model")
             if caller is None and (
@@ -284,6 +288,31 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _copy_follows_masks(self) -> bool:
+        """A moving-average copy of the model can be kept as sparse as it: pruning on the
+        bundled runtime (`track_copy`); QAT would leave the copy float."""
+        techniques = self.options.approach
+        return (
+            "pruning" in techniques and "qat" not in techniques and self.options.target == "runtime"
+        )
+
+    def _refuse_the_copy(self, model: str, scope: Scope, before: int, weights: list[str]) -> None:
+        """Refused (or a warning, when an off-by-default flag builds the copy)."""
+        what = " and ".join(weights)
+        if warning := refuse_an_averaged_copy(self.index, model, scope, before, what):
+            self.plan.warnings.append(warning)
+
+    def _track_copy(self, tracking: CopyTracking, cm: str, before: list[str]) -> None:
+        call = f"{cm}.track_copy({tracking.holder})"
+        if tracking.after is None:
+            before.append(call)
+        else:
+            self.insert(tracking.after, "after", [call], "track_copy")
+        self.plan.placed.append(
+            f"the moving average {tracking.holder} (line {tracking.line}) is pruned with the "
+            f"model: {call} applies the masks to it too"
+        )
 
     def _prunes_on_a_fitted_schedule(self) -> bool:
         """Pruning whose end step the tool fits to the run (no --end-step, recipe, stages)."""

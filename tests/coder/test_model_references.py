@@ -145,8 +145,8 @@ torch.save(model_ema.ema.state_dict() if args.model_ema else model.state_dict(),
 """
 
 
-@pytest.mark.parametrize("approach", ["pruning", "qat", "pruning+qat"])
-def test_a_moving_average_copy_of_the_model_is_refused_for_weight_compression(approach):
+@pytest.mark.parametrize("approach", ["qat", "pruning+qat"])
+def test_a_moving_average_copy_of_the_model_is_refused_for_quantization_aware_training(approach):
     text = EMA.replace("EMA_LINE", "model_ema = ModelEma(model, decay=0.999)")
     with pytest.raises(
         NeuralCoderError, match=r"ModelEma\(model\) at line 10 keeps a moving average"
