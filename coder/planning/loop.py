@@ -24,14 +24,12 @@ from neural_coder.analysis.train_only import train_only
 from neural_coder.analysis.wraps import find_wrap, find_wrap_in_class, wrap_anchor
 from neural_coder.errors import AnalysisError
 
-from .averaged_copy import CopyTracking, copy_tracking
+from .averaged_copy import CopyTracking, copy_tracking, ema_copy, refuse_an_averaged_copy
 from .base import WEIGHT_TECHNIQUES, Plan
 from .caller import (
     CallerSite,
     attribute_alias,
     caller_of_parameter,
-    ema_copy,
-    refuse_an_averaged_copy,
     refuse_qat_before_a_weight_copy,
     refuse_qat_on_a_constructor_parameter,
     refuse_qat_on_a_container_item,
@@ -305,7 +303,9 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
 
     def _track_copy(self, tracking: CopyTracking, cm: str, before: list[str]) -> None:
         call = f"{cm}.track_copy({tracking.holder})"
-        if tracking.after is None:
+        if tracking.guard is not None:
+            before.append(f"if {tracking.guard}:\n    {call}")
+        elif tracking.after is None:
             before.append(call)
         else:
             self.insert(tracking.after, "after", [call], "track_copy")

@@ -50,50 +50,81 @@ def masks_by_name(
     return {named[id(p)]: m for p, m in zip(params, masks) if id(p) in named}
 
 
-def _candidates(holder: Any) -> list[nn.Module]:
-    """`holder` when it is a module, then the modules among its attributes (YOLOv5's
-    `ema.ema`, timm's `ema.module`)."""
-    found = [holder] if isinstance(holder, nn.Module) else []
-    attributes = holder._modules if isinstance(holder, nn.Module) else vars(holder)
-    found += [value for value in attributes.values() if isinstance(value, nn.Module)]
+def _sources(holder: Any) -> list[tuple[str | None, Any]]:
+    """Where a copy's weights may be, as (attribute of `holder` or None, object):
+    `holder` itself, then its attributes that are modules (YOLOv5's `ema.ema`, timm's
+    `ema.module`) or lists of tensors (diffusers' `EMAModel.shadow_params`, torch_ema's)."""
+    found: list[tuple[str | None, Any]] = [(None, holder)]
+    attributes = (
+        holder._modules if isinstance(holder, nn.Module) else getattr(holder, "__dict__", {})
+    )
+    for name, value in attributes.items():
+        if isinstance(value, nn.Module) or _is_tensor_list(value):
+            found.append((name, value))
     return found
 
 
-class AveragedCopy:
-    """One copy the masks also apply to. `holder`: the module or the object holding it."""
+def _is_tensor_list(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and bool(value)
+        and all(isinstance(v, torch.Tensor) for v in value)
+    )
 
-    def __init__(self, holder: Any, names: Iterable[str]) -> None:
+
+def _weights(source: Any, model_names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """A module's parameters by plain name; a list of tensors made from
+    `model.parameters()` by the names of the model's parameters, in that order."""
+    if isinstance(source, nn.Module):
+        return _parameters(source)
+    if _is_tensor_list(source) and len(source) == len(model_names):
+        return dict(zip(model_names, source))
+    return {}
+
+
+class AveragedCopy:
+    """One copy the masks also apply to. `holder`: the module, the object holding it, or
+    the list of averaged tensors (in the order of `model.parameters()`)."""
+
+    def __init__(self, holder: Any, model: nn.Module, names: Iterable[str]) -> None:
         self.holder = holder
-        self.module = self._resolve(set(names))
+        self.model = model
+        self._attribute: str | None = None
+        self._source: Any = None
+        self._resolve(set(names))
+        self._by_name: Mapping[str, torch.Tensor] = {}
         self._params: list[torch.Tensor] = []
         self._masks: list[torch.Tensor] = []
 
-    def _resolve(self, names: set[str]) -> nn.Module:
-        """The module among `_candidates` holding the most of the masked weights' names
-        (with their shapes checked in `bind`); ValueError when none holds any."""
-        best, matched = None, 0
-        for module in _candidates(self.holder):
-            count = len(names & _parameters(module).keys())
-            if count > matched:
-                best, matched = module, count
-        if best is None:
+    def _resolve(self, names: set[str]) -> dict[str, torch.Tensor]:
+        """The source holding the most of the masked weights' names (shapes are checked
+        in `bind`); ValueError when none holds any."""
+        model_names = [plain_name(n) for n, _ in self.model.named_parameters()]
+        best: tuple[int, str | None, Any, dict[str, torch.Tensor]] = (0, None, None, {})
+        for attribute, source in _sources(self.holder):
+            weights = _weights(source, model_names)
+            count = len(names & weights.keys())
+            if count > best[0]:
+                best = (count, attribute, source, weights)
+        if not best[0]:
             raise ValueError(
-                f"track_copy: {type(self.holder).__name__} holds no module with the pruned "
+                f"track_copy: {type(self.holder).__name__} holds no copy of the pruned "
                 f"weights ({', '.join(sorted(names)[:3]) or 'none yet'}): give the copy of "
                 "the model itself (for example ema.module or ema.ema)"
             )
-        return best
+        _, self._attribute, self._source, weights = best
+        return weights
 
     def bind(self, masks: Mapping[str, torch.Tensor]) -> None:
         """The copy's weights for the model's `masks` (by plain parameter name), each mask
         moved to its weight's device and dtype."""
+        self._by_name = masks
         if not masks:
             self._params, self._masks = [], []
             return
         # found again each time: the script may have replaced the copy since
-        # (`ema.ema = deepcopy(model)`); this runs when the masks change and per epoch
-        self.module = self._resolve(set(masks))
-        found = _parameters(self.module)
+        # (`ema.ema = deepcopy(model)`, diffusers' `ema.to(device)` makes a new list)
+        found = self._resolve(set(masks))
         params, moved = [], []
         for name, mask in masks.items():
             param = found.get(name)
@@ -111,6 +142,11 @@ class AveragedCopy:
     def apply(self) -> None:
         if not self._params:
             return
+        current = (
+            self.holder if self._attribute is None else getattr(self.holder, self._attribute, None)
+        )
+        if current is not self._source:  # replaced since `bind`
+            self.bind(self._by_name)
         try:
             multiply_masks(self._params, self._masks)
         except RuntimeError:  # the copy moved (`ema.to(device)`) or changed dtype
@@ -152,7 +188,7 @@ class AveragedCopies:
             return
         by_name = masks_by_name(model, params, masks)
         names = by_name or masks_by_name(model, prunable, prunable)
-        copy = AveragedCopy(holder, names)
+        copy = AveragedCopy(holder, model, names)
         copy.bind(by_name)
         copy.apply()
         self.copies.append(copy)
@@ -162,6 +198,7 @@ class AveragedCopies:
     ) -> None:
         by_name = masks_by_name(model, params, masks)
         for copy in self.copies:
+            copy.model = model
             copy.bind(by_name)
 
     def apply(self) -> None:

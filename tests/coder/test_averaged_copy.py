@@ -50,9 +50,11 @@ def lines(text: str) -> list[str]:
 
 def test_a_copy_with_a_default_is_tracked_next_to_the_prepare():
     # DeiT / timm: `model_ema = None`, then built when the flag asks for it
-    text = HEAD + (
-        "model_ema = None\nif args.model_ema:\n    model_ema = ModelEmaV2(model, decay=0.999)\n"
-    ) + LOOP
+    text = (
+        HEAD
+        + ("model_ema = None\nif args.model_ema:\n    model_ema = ModelEmaV2(model, decay=0.999)\n")
+        + LOOP
+    )
     out, warnings = rewrite(text)
     got = lines(out)
     prepare = next(i for i, line in enumerate(got) if "prepare_compression(" in line)
@@ -64,9 +66,7 @@ def test_a_copy_with_a_default_is_tracked_next_to_the_prepare():
 
 def test_a_copy_built_after_the_prepare_is_tracked_where_it_is_built():
     # the manager is prepared before the wrap; the copy is made of the wrapped model
-    text = HEAD + (
-        "model = torch.compile(model)\nmodel_ema = ModelEmaV2(model)\n"
-    ) + LOOP
+    text = HEAD + ("model = torch.compile(model)\nmodel_ema = ModelEmaV2(model)\n") + LOOP
     got = lines(rewrite(text)[0])
     built = got.index("model_ema = ModelEmaV2(model)")
     assert got[built + 1] == "compression_manager.track_copy(model_ema)"
@@ -79,11 +79,16 @@ def test_a_copy_only_bound_on_one_path_keeps_the_refusal():
         rewrite(text)
 
 
-def test_a_copy_behind_an_off_flag_without_a_default_stays_a_warning():
+def test_a_copy_behind_a_flag_without_a_default_is_tracked_under_that_flag():
     text = HEAD + "if args.model_ema:\n    model_ema = ModelEmaV2(model)\n" + LOOP
     out, warnings = rewrite(text)
-    assert "track_copy" not in out
-    assert any("with --model-ema, ModelEmaV2(model)" in w for w in warnings), warnings
+    got = lines(out)
+    start = got.index("compression_manager.callbacks.on_train_begin()")
+    assert got[start + 1 : start + 3] == [
+        "if args.model_ema:",
+        "    compression_manager.track_copy(model_ema)",
+    ]
+    assert not any("moving average" in w for w in warnings), warnings
 
 
 @pytest.mark.parametrize(("approach", "target"), [("qat", "runtime"), ("pruning", "inc")])
@@ -100,3 +105,59 @@ def test_distillation_with_pruning_tracks_the_copy_too():
     out, report = rewrite_source(Path("s.py"), text, options)
     assert report.status is Status.TRANSFORMED, report.message
     assert "compression_manager.track_copy(model_ema)" in lines(out)
+
+
+SHADOW = """import argparse
+import torch
+from diffusers.training_utils import EMAModel
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--use_ema", action="store_true")
+args = parser.parse_args()
+unet = torch.nn.Linear(4, 2)
+if args.use_ema:
+    ema_unet = EMAModel(unet.parameters(), decay=0.9999)
+FLAG_LINE
+optimizer = torch.optim.AdamW(unet.parameters())
+for epoch in range(2):
+    for x, y in [(torch.randn(3, 4), torch.randn(3, 2))]:
+        loss = torch.nn.functional.mse_loss(unet(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if args.use_ema:
+            ema_unet.step(unet.parameters())
+if args.use_ema:
+    ema_unet.copy_to(unet.parameters())
+torch.save(unet.state_dict(), "unet.pt")
+"""
+
+
+def test_a_copy_built_under_a_flag_is_tracked_under_the_same_flag():
+    got = lines(rewrite(SHADOW.replace("FLAG_LINE", ""))[0])
+    start = got.index("compression_manager.callbacks.on_train_begin()")
+    assert got[start + 1 : start + 3] == [
+        "if args.use_ema:",
+        "    compression_manager.track_copy(ema_unet)",
+    ]
+
+
+def test_a_flag_changed_before_the_prepare_keeps_the_warning():
+    text = SHADOW.replace("FLAG_LINE", "args.use_ema = args.use_ema and torch.cuda.is_available()")
+    out, warnings = rewrite(text)
+    assert "track_copy" not in out
+    assert any("with --use_ema, EMAModel(unet.parameters())" in w for w in warnings), warnings
+
+
+def test_a_copy_built_from_a_second_instance_is_found_by_its_step_with_the_model():
+    # diffusers' train_text_to_image: the average starts from a second load of the model
+    text = SHADOW.replace(
+        "    ema_unet = EMAModel(unet.parameters(), decay=0.9999)",
+        "    ema_unet = torch.nn.Linear(4, 2)\n"
+        "    ema_unet = EMAModel(ema_unet.parameters(), decay=0.9999)",
+    ).replace("FLAG_LINE", "")
+    got = lines(rewrite(text)[0])
+    assert "    compression_manager.track_copy(ema_unet)" in got
+    out, warnings = rewrite(text, "qat")
+    assert "track_copy" not in out
+    assert any("EMAModel(ema_unet.parameters()) at line 11 keeps" in w for w in warnings), warnings

@@ -211,6 +211,8 @@ CASES = [
     # a moving average of the model (YOLOv5's ModelEMA) is what the script evaluates and
     # saves: pruning keeps it sparse too (compression_manager.track_copy(ema))
     ("ema_detector_train.py", "pruning", "runtime"),
+    # diffusers' style: shadow tensors from model.parameters(), built under --use_ema
+    ("shadow_ema_finetune.py", "pruning", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step

@@ -60,6 +60,28 @@ class ModuleEMA(nn.Module):
                 ema_v.copy_(ema_v * self.decay + (1 - self.decay) * v.to(ema_v.dtype))
 
 
+class ShadowEMA:
+    """diffusers' `EMAModel(model.parameters())` / torch_ema's style: a list of averaged
+    tensors in the order of `model.parameters()`, copied into the model at the end."""
+
+    def __init__(self, parameters: Any, decay: float = 0.99) -> None:
+        self.shadow_params = [p.clone().detach() for p in parameters]
+        self.decay = decay
+
+    def step(self, parameters: Any) -> None:
+        with torch.no_grad():
+            for s, p in zip(self.shadow_params, parameters):
+                s.sub_((1 - self.decay) * (s - p))
+
+    def to(self, dtype: Any) -> None:  # diffusers makes a new list
+        self.shadow_params = [p.to(dtype=dtype) for p in self.shadow_params]
+
+    def copy_to(self, parameters: Any) -> None:
+        with torch.no_grad():
+            for s, p in zip(self.shadow_params, parameters):
+                p.copy_(s.to(p.dtype))
+
+
 def _averaged(ema: Any) -> nn.Module:
     if isinstance(ema, torch.optim.swa_utils.AveragedModel):
         return ema.module
@@ -91,6 +113,8 @@ def _train(make_ema: Any, track: bool, epochs: int = 3, steps: int = 6) -> tuple
             cm.callbacks.on_after_optimizer_step()
             if isinstance(ema, torch.optim.swa_utils.AveragedModel):
                 ema.update_parameters(model)
+            elif isinstance(ema, ShadowEMA):
+                ema.step(model.parameters())
             else:
                 ema.update(model)
             cm.callbacks.on_step_end()
@@ -125,6 +149,46 @@ def test_without_tracking_the_copy_keeps_the_pruned_weights(kind: str) -> None:
     _, model, ema = _train(EMAS[kind], track=False)
     pruned = model.fc1.weight == 0
     assert bool((_averaged(ema).fc1.weight[pruned] != 0).all())
+
+
+# converted after the pruning window (steps 2-10), so the masks no longer change and the
+# list must be masked at every step end from then on, not only at the epoch end
+@pytest.mark.parametrize("converted_on_step", [None, 11])
+def test_averaged_tensors_in_parameter_order_are_masked_like_the_model(converted_on_step):
+    made: list[ShadowEMA] = []
+
+    def make(model: nn.Module) -> ShadowEMA:
+        made.append(ShadowEMA(model.parameters()))
+        return made[0]
+
+    step, masked_in_time = [0], []
+    if converted_on_step is not None:  # `ema.to(...)` replaces the list during training
+        original = ShadowEMA.step
+
+        def step_then_convert(self: ShadowEMA, parameters: Any) -> None:
+            parameters = list(parameters)
+            if step[0] > converted_on_step:  # the new list was masked at the last step end
+                zeros = parameters[0] == 0  # fc1.weight
+                masked_in_time.append(
+                    bool(zeros.any()) and bool((self.shadow_params[0][zeros] == 0).all())
+                )
+            original(self, parameters)
+            step[0] += 1
+            if step[0] == converted_on_step:
+                self.to(torch.float64)
+
+        ShadowEMA.step = step_then_convert  # type: ignore[method-assign]
+    try:
+        _, model, ema = _train(make, track=True, epochs=1, steps=16)
+    finally:
+        if converted_on_step is not None:
+            ShadowEMA.step = original  # type: ignore[method-assign]
+    assert all(masked_in_time)
+    pruned = [(m.weight == 0).clone() for m in (model.fc1, model.fc2)]
+    ema.copy_to(model.parameters())  # what diffusers scripts do before saving
+    assert sum(int(p.sum()) for p in pruned) == (8 * 16 + 16 * 16) // 2
+    for module, zeros in zip((model.fc1, model.fc2), pruned):
+        assert bool((module.weight[zeros] == 0).all())
 
 
 def test_a_copy_in_half_precision_gets_masks_of_its_dtype() -> None:
@@ -180,7 +244,7 @@ def test_none_is_no_copy() -> None:
 
 def test_something_that_holds_no_copy_of_the_model_is_refused() -> None:
     cm = prepare_compression(MLP(), WeightPruningConfig(target_sparsity=0.5))
-    with pytest.raises(ValueError, match="holds no module with the pruned weights"):
+    with pytest.raises(ValueError, match="holds no copy of the pruned weights"):
         cm.track_copy(nn.Sequential(nn.Conv2d(3, 3, 3)))
 
 
