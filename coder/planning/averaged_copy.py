@@ -39,6 +39,20 @@ class CopyTracking:
     guard: str | None = None  # with the prepare: only under this test, as the copy is built
 
 
+@dataclass
+class MovingAverage:
+    """A copy found by `ema_copy`, with what `refuse_an_averaged_copy` needs."""
+
+    call: cst.Call
+    model: str
+    scope: Scope
+    before_line: int
+    what: str  # the techniques that would leave it uncompressed: "pruning and ..."
+
+    def refuse(self, index: Index) -> str | None:
+        return refuse_an_averaged_copy(index, self.model, self.scope, self.before_line, self.what)
+
+
 EMA_NAMES = ("ema", "averagedmodel", "movingaverage")
 
 

@@ -24,7 +24,7 @@ from neural_coder.analysis.train_only import train_only
 from neural_coder.analysis.wraps import find_wrap, find_wrap_in_class, wrap_anchor
 from neural_coder.errors import AnalysisError
 
-from .averaged_copy import CopyTracking, copy_tracking, ema_copy, refuse_an_averaged_copy
+from .averaged_copy import MovingAverage, copy_tracking, ema_copy
 from .base import WEIGHT_TECHNIQUES, Plan
 from .caller import (
     CallerSite,
@@ -105,12 +105,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                     else where,
                 )
         self.refuse_peft_weights(bare, wrap_scope)
-        weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
-        copy_before = self.src.line(loop.entry_loop) if wrap_scope is loop.entry_scope else 1 << 30
-        copy_call = ema_copy(self.index, bare, wrap_scope, copy_before) if weights else None
-        if copy_call is not None and not self._copy_follows_masks():
-            self._refuse_the_copy(bare, wrap_scope, copy_before, weights)
-            copy_call = None
+        average = self._moving_average(loop, bare, wrap_scope)
         caller: CallerSite | None = None
         in_place: str | None = None  # why QAT converts the module the script holds itself
         runtime_target = self.options.target == "runtime"
@@ -186,12 +181,8 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         in_place_arg = ", in_place=True" if in_place is not None else ""
         before.append(f"{cm} = prepare_compression({bare}, {confs}{in_place_arg})")
         before.append(f"{cm}.callbacks.on_train_begin()")
-        if copy_call is not None:
-            tracking = copy_tracking(self.index, copy_call, anchor, wrap_scope)
-            if tracking is None or caller is not None:
-                self._refuse_the_copy(bare, wrap_scope, copy_before, weights)
-            else:
-                self._track_copy(tracking, cm, before)
+        if average is not None:
+            self._follow_the_average(average, anchor, cm, before, in_caller=caller is not None)
         if "qat" in techniques and in_place is None:
             before.append(f"{bare} = {cm}.model")
             if caller is None and (
@@ -287,21 +278,43 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         self.plan.warnings.extend(loop.notes)
         return self.plan
 
-    def _copy_follows_masks(self) -> bool:
-        """A moving-average copy of the model can be kept as sparse as it: pruning on the
-        bundled runtime (`track_copy`); QAT would leave the copy float."""
+    def _moving_average(self, loop: TrainingLoop, model: str, scope: Scope) -> MovingAverage | None:
+        """A moving average of `model` built before training: refused (or a warning when
+        an off-by-default flag builds it), unless pruning on the bundled runtime keeps
+        it sparse (`track_copy`; QAT would leave it float): then it is returned."""
         techniques = self.options.approach
-        return (
-            "pruning" in techniques and "qat" not in techniques and self.options.target == "runtime"
-        )
+        weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
+        if not weights:
+            return None
+        before = self.src.line(loop.entry_loop) if scope is loop.entry_scope else 1 << 30
+        call = ema_copy(self.index, model, scope, before)
+        if call is None:
+            return None
+        average = MovingAverage(call, model, scope, before, " and ".join(weights))
+        if "pruning" in techniques and "qat" not in techniques and self.options.target == "runtime":
+            return average
+        self._refuse_the_average(average)
+        return None
 
-    def _refuse_the_copy(self, model: str, scope: Scope, before: int, weights: list[str]) -> None:
-        """Refused (or a warning, when an off-by-default flag builds the copy)."""
-        what = " and ".join(weights)
-        if warning := refuse_an_averaged_copy(self.index, model, scope, before, what):
+    def _refuse_the_average(self, average: MovingAverage) -> None:
+        if warning := average.refuse(self.index):
             self.plan.warnings.append(warning)
 
-    def _track_copy(self, tracking: CopyTracking, cm: str, before: list[str]) -> None:
+    def _follow_the_average(
+        self,
+        average: MovingAverage,
+        anchor: cst.CSTNode,
+        cm: str,
+        before: list[str],
+        in_caller: bool,
+    ) -> None:
+        """`cm.track_copy(<the average>)` where both are bound, else the refusal."""
+        tracking = (
+            None if in_caller else copy_tracking(self.index, average.call, anchor, average.scope)
+        )
+        if tracking is None:
+            self._refuse_the_average(average)
+            return
         call = f"{cm}.track_copy({tracking.holder})"
         if tracking.guard is not None:
             before.append(f"if {tracking.guard}:\n    {call}")
