@@ -45,12 +45,11 @@ class MovingAverage:
 
     call: cst.Call
     model: str
-    scope: Scope
-    before_line: int
+    scope: Scope  # where the manager is prepared
     what: str  # the techniques that would leave it uncompressed: "pruning and ..."
 
     def refuse(self, index: Index) -> str | None:
-        return refuse_an_averaged_copy(index, self.model, self.scope, self.before_line, self.what)
+        return refuse_an_averaged_copy(index, self.call, self.model, self.what)
 
 
 EMA_NAMES = ("ema", "averagedmodel", "movingaverage")
@@ -65,11 +64,12 @@ def ema_copy(index: Index, model: str, scope: Scope, before_line: int) -> cst.Ca
     src = index.source
     for call in index.calls:
         name = index.qualified(call.func).rsplit(".", 1)[-1].lower()
-        if (
-            not any(word in name for word in EMA_NAMES)
-            or not call.args
-            or index.scope_of(call) is not scope
-            or src.line(call) >= before_line
+        if not any(word in name for word in EMA_NAMES) or not call.args:
+            continue
+        built_in = index.scope_of(call)
+        if not (
+            (built_in is scope and src.line(call) < before_line)
+            or _init_of_the_class(index, built_in, scope)
         ):
             continue
         if _model_of(src, call.args[0].value) == model:
@@ -79,6 +79,18 @@ def ema_copy(index: Index, model: str, scope: Scope, before_line: int) -> cst.Ca
         if holder is not None and _stepped_with(index, holder, model):
             return call
     return None
+
+
+def _init_of_the_class(index: Index, init: Scope, method: Scope) -> bool:
+    """`init` is the `__init__` of the class `method` is a method of (the copy is made
+    when the object is, before any training method runs)."""
+    cls = index.class_of(method) if method is not init else None
+    return (
+        cls is not None
+        and isinstance(init, cst.FunctionDef)
+        and init.name.value == "__init__"
+        and index.class_of(init) is cls
+    )
 
 
 def _model_of(src: Source, argument: cst.BaseExpression) -> str:
@@ -106,16 +118,11 @@ def _stepped_with(index: Index, holder: str, model: str) -> bool:
     )
 
 
-def refuse_an_averaged_copy(
-    index: Index, model: str, scope: Scope, before_line: int, what: str
-) -> str | None:
-    """An EMA copy of the model is what such scripts evaluate and save, and the
-    compression hooks act on the model only: refused, or a warning (returned) when a
-    command-line flag that is off by default builds it."""
+def refuse_an_averaged_copy(index: Index, call: cst.Call, model: str, what: str) -> str | None:
+    """The copy `call` makes is what such scripts evaluate and save, and the compression
+    hooks act on the model only: refused, or a warning (returned) when a command-line
+    flag that is off by default builds it."""
     src = index.source
-    call = ema_copy(index, model, scope, before_line)
-    if call is None:
-        return None
     flag = next(
         (
             found
@@ -152,17 +159,32 @@ def copy_tracking(
     if statement is None or holder is None:
         return None
     line = src.line(statement)
+    built_in = index.scope_of(statement)
+    if built_in is not scope:  # in the class's __init__, which ran before training
+        if holder.startswith("self.") and _bound_on_every_path(index, holder, statement, built_in):
+            return CopyTracking(holder, line, None)
+        return None
     if line > src.line(anchor):
         if _unconditional(index, anchor, scope):
             return CopyTracking(holder, line, statement)
         return None
-    if _unconditional(index, statement, scope) or any(
-        src.line(a.statement) < line and _unconditional(index, a.statement, scope)
-        for a in index.assignments_in(holder, scope)
-    ):
+    if _bound_on_every_path(index, holder, statement, scope):
         return CopyTracking(holder, line, None)
     guard = _flag_test(index, statement, anchor, scope)
     return CopyTracking(holder, line, None, src.code(guard)) if guard is not None else None
+
+
+def _bound_on_every_path(
+    index: Index, holder: str, statement: cst.BaseStatement, scope: Scope
+) -> bool:
+    """`holder` has a value after `statement` however `scope` ran: `statement` is not in
+    a branch, or an earlier unconditional assignment gave it one (`model_ema = None`)."""
+    src = index.source
+    line = src.line(statement)
+    return _unconditional(index, statement, scope) or any(
+        src.line(a.statement) < line and _unconditional(index, a.statement, scope)
+        for a in index.assignments_in(holder, scope)
+    )
 
 
 def _flag_test(

@@ -290,7 +290,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         call = ema_copy(self.index, model, scope, before)
         if call is None:
             return None
-        average = MovingAverage(call, model, scope, before, " and ".join(weights))
+        average = MovingAverage(call, model, scope, " and ".join(weights))
         if "pruning" in techniques and "qat" not in techniques and self.options.target == "runtime":
             return average
         self._refuse_the_average(average)

@@ -161,3 +161,54 @@ def test_a_copy_built_from_a_second_instance_is_found_by_its_step_with_the_model
     out, warnings = rewrite(text, "qat")
     assert "track_copy" not in out
     assert any("EMAModel(ema_unet.parameters()) at line 11 keeps" in w for w in warnings), warnings
+
+
+TRAINER_CLASS = """import torch
+import torch.nn as nn
+from timm.utils import ModelEmaV2
+
+
+class Trainer:
+    def __init__(self, model, loader, epochs=2):
+        self.model = model
+        self.loader = loader
+        self.epochs = epochs
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        EMA_LINE
+
+    def train_step(self, x, y):
+        loss = nn.functional.cross_entropy(self.model(x), y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.model_ema.update(self.model)
+
+    def fit(self):
+        for epoch in range(self.epochs):
+            for x, y in self.loader:
+                self.train_step(x, y)
+        torch.save(self.model_ema.module.state_dict(), "ema.pt")
+
+
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+Trainer(model, [(torch.randn(4, 8), torch.randint(0, 4, (4,)))]).fit()
+"""
+
+
+@pytest.mark.parametrize("built", ["ModelEmaV2(self.model)", "ModelEmaV2(model)"])
+def test_a_copy_the_class_makes_in_its_init_is_tracked_with_the_prepare(built):
+    # found by its argument, or (the constructor's parameter) by its update with self.model
+    text = TRAINER_CLASS.replace("EMA_LINE", f"self.model_ema = {built}")
+    got = lines(rewrite(text)[0])
+    start = got.index("        self.compression_manager.callbacks.on_train_begin()")
+    assert got[start + 1] == "        self.compression_manager.track_copy(self.model_ema)"
+    with pytest.raises(NeuralCoderError, match=r"ModelEmaV2\(.*\) at line 12 keeps a moving"):
+        rewrite(text, "qat")  # before: no word, and the saved average stayed float
+
+
+def test_a_copy_the_init_makes_on_one_path_only_is_refused():
+    text = TRAINER_CLASS.replace(
+        "EMA_LINE", "if epochs > 1:\n            self.model_ema = ModelEmaV2(self.model)"
+    )
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(text)
