@@ -196,8 +196,8 @@ def _flag_test(
     branch = next((a for a in src.ancestors(statement) if isinstance(a, _CONDITIONAL)), None)
     if not isinstance(branch, cst.If) or not _unconditional(index, branch, scope):
         return None
-    if any(statement is s or _holds(src, s, statement) for s in _else_blocks(branch)):
-        return None
+    if branch.orelse is not None and any(a is branch.orelse for a in src.ancestors(statement)):
+        return None  # built on the `else` path
     test = branch.test
     if m.findall(test, m.Call()):
         return None
@@ -206,14 +206,6 @@ def _flag_test(
         if any(start < src.line(a.statement) < end for a in index.assignments_in(name, scope)):
             return None
     return test
-
-
-def _else_blocks(branch: cst.If) -> list[cst.CSTNode]:
-    return [branch.orelse] if branch.orelse is not None else []
-
-
-def _holds(src, outer: cst.CSTNode, inner: cst.CSTNode) -> bool:  # noqa: ANN001
-    return any(a is outer for a in src.ancestors(inner))
 
 
 def _statement_of(index: Index, call: cst.Call) -> cst.SimpleStatementLine | None:

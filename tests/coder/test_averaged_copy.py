@@ -212,3 +212,15 @@ def test_a_copy_the_init_makes_on_one_path_only_is_refused():
     )
     with pytest.raises(NeuralCoderError, match="keeps a moving average"):
         rewrite(text)
+
+
+def test_a_copy_built_on_the_else_path_is_not_tracked_under_the_test():
+    text = (
+        HEAD
+        + ("plain = False\nif plain:\n    pass\nelse:\n    model_ema = ModelEmaV2(model)\n")
+        + LOOP
+    )
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(text)
+    text = text.replace("if plain:\n    pass\nelse:\n", "if not plain:\n")
+    assert "    compression_manager.track_copy(model_ema)" in lines(rewrite(text)[0])
