@@ -213,6 +213,10 @@ CASES = [
     ("ema_detector_train.py", "pruning", "runtime"),
     # diffusers' style: shadow tensors from model.parameters(), built under --use_ema
     ("shadow_ema_finetune.py", "pruning", "runtime"),
+    # _forward / _backward defined in the batch loop and called on both paths of a
+    # no_sync() choice; `need_update` accumulation read for the schedule
+    ("closure_accum_train.py", "pruning", "runtime"),
+    ("closure_accum_train.py", "qat", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step
