@@ -34,10 +34,16 @@ MAIN_PROCESS_NAMES = frozenset(
         "is_rank_zero",
         "is_global_zero",
         "is_local_main_process",
+        # Hugging Face `trainer.is_world_process_zero()`, torch_xla's `xm.is_master_ordinal()`
+        "is_world_process_zero",
+        "is_local_process_zero",
+        "is_master_ordinal",
     }
 )
 #: names a script gives its process rank (`if rank == 0:`, `if args.local_rank in [-1, 0]:`)
 RANK_NAMES = frozenset({"rank", "global_rank", "local_rank", "ddp_rank", "world_rank"})
+#: functions that return the process rank (`dist.get_rank() == 0`)
+RANK_FUNCTIONS = frozenset({"get_rank", "get_global_rank", "get_local_rank", "get_world_rank"})
 PATH_JOINS = frozenset({"os.path.join", "osp.join", "path.join"})
 
 
@@ -155,15 +161,20 @@ def main_process_test(index: Index, scope: Scope, line: int) -> str | None:
         )
         for operand in operands:
             root = _main_process_root(operand)
-            if root is not None and in_reach(index, root, scope, line):
+            if (
+                root is not None
+                and in_reach(index, root, scope, line)
+                and not (_rank_call(operand) and _nested_in_an_if(index, found, scope))
+            ):
                 return src.code(operand)
-        # `if not args.distributed or args.rank == 0:` as a whole
+        # `if not args.distributed or args.rank == 0:` (or `not dist.is_initialized() or
+        # dist.get_rank() == 0`) as a whole
         if (
             isinstance(test, cst.BooleanOperation)
             and isinstance(test.operator, cst.Or)
             and isinstance(test.left, cst.UnaryOperation)
             and isinstance(test.left.operator, cst.Not)
-            and (flag := root_name(test.left.expression)) is not None
+            and (flag := _flag_root(test.left.expression)) is not None
             and in_reach(index, flag, scope, line)
         ):
             root = _main_process_root(test.right)
@@ -183,6 +194,8 @@ def _main_process_root(test: cst.BaseExpression) -> str | None:
         and _last(test.func) in MAIN_PROCESS_NAMES
     ):
         return root_name(test.func)
+    if _rank_call(test):
+        return root_name(test.left.func)  # type: ignore[attr-defined]
     if (
         isinstance(test, cst.Comparison)
         and len(test.comparisons) == 1
@@ -197,6 +210,44 @@ def _main_process_root(test: cst.BaseExpression) -> str | None:
         ):
             return root_name(test.left)
     return None
+
+
+def _rank_call(test: cst.BaseExpression) -> bool:
+    """`dist.get_rank() == 0`, `torch.distributed.get_rank() in (-1, 0)`."""
+    if not (
+        isinstance(test, cst.Comparison)
+        and len(test.comparisons) == 1
+        and isinstance(test.left, cst.Call)
+        and not test.left.args
+        and isinstance(test.left.func, cst.Name | cst.Attribute)
+        and _last(test.left.func) in RANK_FUNCTIONS
+    ):
+        return False
+    target = test.comparisons[0]
+    if isinstance(target.operator, cst.Equal):
+        return m.matches(target.comparator, m.Integer("0"))
+    return isinstance(target.operator, cst.In) and isinstance(
+        target.comparator, cst.List | cst.Tuple
+    )
+
+
+def _nested_in_an_if(index: Index, node: cst.CSTNode, scope: Scope) -> bool:
+    """`node` sits under another `if` of `scope` (`if ddp: ... if dist.get_rank() == 0:`):
+    the rank call may fail where that `if` does not hold (no process group)."""
+    for ancestor in index.source.ancestors(node):  # type: ignore[attr-defined]
+        if ancestor is scope:
+            return False
+        if isinstance(ancestor, cst.If | cst.Else):
+            return True
+    return False
+
+
+def _flag_root(flag: cst.BaseExpression) -> str | None:
+    """`ddp`, `args.distributed`, or the function of a call without arguments
+    (`dist.is_initialized()`)."""
+    if isinstance(flag, cst.Call) and not flag.args:
+        return root_name(flag.func)
+    return root_name(flag)
 
 
 def in_reach(index: Index, name: str, scope: Scope, line: int) -> bool:
