@@ -102,7 +102,7 @@ class CalibrationData(FitCall):
         else:
             count, read = 1, "one batch to time the bf16 candidates"
         self.plan.placed.append(
-            f"calib_dataloader: up to {count} batch(es) of {fed.item}, the script's own batch call "
+            f"calib_dataloader: up to {count} batch(es) of {fed.describe()}, the script's own batch call "
             f"({fed.why}), made at the fit ({read}): no DataLoader is in reach"
         )
         return fed.loader(count)
