@@ -72,7 +72,7 @@ def feed(index: Index, loop: TrainingLoop, scope: Scope, line: int) -> Feed | No
         return None
     positional = [a for a in call.args if a.keyword is None]
     # `return_logits=False`: a literal the fit leaves to the forward's default
-    keywords = [a for a in call.args if a.keyword is not None and not _literal(a.value)]
+    keywords = [a for a in call.args if a.keyword is not None and not is_literal(a.value)]
     if any(a.star or not isinstance(a.value, cst.Name) for a in positional):
         return None
     first = (
@@ -271,7 +271,7 @@ def _bound_variants(index: Index, call: cst.Call) -> list[cst.Call]:
                 and isinstance(ancestor.target, cst.Name)
                 and ancestor.target.value == arg.value.value
                 and isinstance(ancestor.iter, cst.List | cst.Tuple)
-                and all(_literal(e.value) for e in ancestor.iter.elements)
+                and all(is_literal(e.value) for e in ancestor.iter.elements)
             ):
                 return [
                     call.with_changes(
@@ -309,7 +309,7 @@ def _call_at_fit(index: Index, call: cst.Call, scope: Scope, line: int) -> str:
         if arg.star:
             raise NoFeed(f"{_code(call)} unpacks its arguments")
         value = arg.value
-        if _literal(value):
+        if is_literal(value):
             continue
         names = [n for n in free_names(value) if n not in ("True", "False", "None")]
         unbound = [n for n in names if not _bound_at(index, n, scope, line)]
@@ -350,11 +350,11 @@ def _maybe_none(index: Index, name: str, scope: Scope) -> bool:
     )
 
 
-def _literal(value: cst.BaseExpression) -> bool:
+def is_literal(value: cst.BaseExpression) -> bool:
     if isinstance(value, cst.Name):
         return value.value in ("True", "False", "None")
     if isinstance(value, cst.UnaryOperation):
-        return _literal(value.expression)
+        return is_literal(value.expression)
     return isinstance(value, cst.SimpleString | cst.Integer | cst.Float)
 
 

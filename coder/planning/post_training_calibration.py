@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import batch_function, evaluation, loader_rebuild, loaders
+from neural_coder.analysis import batch_function, evaluation, loader_rebuild, loaders, loop_feed
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.index import Function
 from neural_coder.errors import AnalysisError
@@ -52,12 +52,12 @@ class CalibrationData(FitCall):
                 text = self.src.code(arg.value)
                 text = substitutions.get(text, text)
                 if text in in_reach:
-                    return text
+                    return self._shaped_like_the_loop(text)
         if in_reach:
-            return in_reach[0]
+            return self._shaped_like_the_loop(in_reach[0])
         rebuilt = self._loader_rebuilt(found, place, line)
         if rebuilt is not None:
-            return rebuilt
+            return self._shaped_like_the_loop(rebuilt)
         fed = self._batch_function_loader(place, line)
         if fed is not None:
             return fed
@@ -74,6 +74,24 @@ class CalibrationData(FitCall):
             + (" (the same builder, called before that line)" if own else "")
             + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
         )
+
+    def _shaped_like_the_loop(self, loader: str) -> str:
+        """`loader`, read through a generator that feeds each batch so the model is called
+        as the training loop calls it, where the runtime's own rule would not
+        (analysis/loop_feed.py). Not for benchmarking (it reads its loader more than
+        once) nor for INC (its fit needs the DataLoader itself)."""
+        loop = self.facts.loop
+        if loop is None or self.approach == "benchmark" or self.options.target == "inc":
+            return loader
+        shape = loop_feed.loop_shape(self.index, loop)
+        if shape is None:
+            return loader
+        self.plan.placed.append(
+            f"calib_dataloader: the batches of {loader}, each fed as {shape.item} so the model "
+            f"is called as the training loop calls it at line {shape.line} (a plain batch "
+            "would give the model only its first item, or a dict as keyword inputs)"
+        )
+        return shape.loader(loader)
 
     def _batch_function_loader(self, place: FinalModel, line: int) -> str | None:
         """Batches drawn at the fit from the call that feeds the training loop's model

@@ -99,3 +99,29 @@ def test_bf16_times_the_model_on_a_batch_with_its_targets(tmp_path, monkeypatch)
     assert summary["bf16_modules"] == 2
     calls = recorded_calls(tmp_path, "bf16")
     assert calls and all(set(c.get("keywords", {})) == {"idx", "targets"} for c in calls)
+
+
+def test_a_dual_encoder_is_calibrated_on_both_sides_of_each_pair(tmp_path):
+    """`for queries, docs in train_loader: model(queries, docs)` on a loader of pairs:
+    the runtime's rule for a plain batch would call `model(queries)` (the first item),
+    which a forward that needs both cannot take, and the fit would keep the fp32 model."""
+    summary = rewrite_and_run(
+        tmp_path, "dual_encoder_pairs_train.py", "-a", "ptq-static", launcher=LAUNCHER
+    )
+    assert summary["quantized_modules"] == 3  # the Embedding and both projections
+    calls = recorded_calls(tmp_path, "calibration")
+    pair = {"positional": [["torch.int64", [8, 10]], ["torch.int64", [8, 10]]]}
+    assert len(calls) == 8 and all(c == {"at": "calibration", **pair} for c in calls), calls[:2]
+
+
+def test_dict_pairs_calibrate_the_encoder_on_the_anchor_ids_only(tmp_path):
+    """`model(batch["anchor"])` on dict batches: each calibration call gets the anchor
+    ids, one positional tensor; the runtime's rule for a dict batch would pass its keys
+    (`anchor=`, `positive=`) as keyword inputs that the forward does not take."""
+    summary = rewrite_and_run(
+        tmp_path, "dict_pairs_embedding_train.py", "-a", "ptq-static", launcher=LAUNCHER
+    )
+    assert summary["quantized_modules"] == 2
+    calls = recorded_calls(tmp_path, "calibration")
+    anchors = {"at": "calibration", "positional": [["torch.int64", [8, 10]]]}
+    assert len(calls) == 8 and all(c == anchors for c in calls), calls[:2]
