@@ -21,9 +21,11 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from neural_coder.transforms import match as m
+
 from .batch_function import is_literal
 from .forward_signature import forward_positional_params
-from .index import Index
+from .index import Function, Index, Scope
 from .loop_types import TrainingLoop
 
 #: `x = x.to(device)`: the same batch item, moved (the fit moves it too)
@@ -48,11 +50,29 @@ def loop_shape(index: Index, loop: TrainingLoop) -> LoopShape | None:
     rebuilt from a batch)."""
     call = loop.model_call
     step = loop.step_loop
-    src = index.source
     if call is None or not isinstance(step, cst.For):
         return None
-    if not any(a is step for a in src.ancestors(call)):
+    if not any(a is step for a in index.source.ancestors(call)):
         return None  # the model is called in another function (`encode(model, ids)`)
+    return _call_shape(index, call, step, loop.step_scope)
+
+
+def evaluation_shape(index: Index, function: Function, model_param: str) -> LoopShape | None:
+    """The same for an evaluation function that calls its model parameter in a loop over
+    batches (`for a, b in loader: model(a, b)`), for a script with no training loop."""
+    for call in m.findall(function.node, m.Call(func=m.Name(model_param))):
+        assert isinstance(call, cst.Call)
+        step = next(
+            (a for a in index.source.ancestors(call) if isinstance(a, cst.For | cst.FunctionDef)),
+            None,
+        )
+        if isinstance(step, cst.For) and index.scope_of(call) is function.node:
+            return _call_shape(index, call, step, function.node)
+    return None
+
+
+def _call_shape(index: Index, call: cst.Call, step: cst.For, scope: Scope) -> LoopShape | None:
+    src = index.source
     target = _batch_target(step)
     if target is None:
         return None
@@ -63,7 +83,7 @@ def loop_shape(index: Index, loop: TrainingLoop) -> LoopShape | None:
     if any(a.star for a in args):
         return None
     for arg in args:
-        if not _from_the_batch(index, arg.value, names, loop, step):
+        if not _from_the_batch(index, arg.value, names, scope, step):
             return None
     positional = [a for a in args if a.keyword is None]
     keywords = [a for a in args if a.keyword is not None]
@@ -79,7 +99,7 @@ def loop_shape(index: Index, loop: TrainingLoop) -> LoopShape | None:
         return LoopShape(target_text, f"({inputs},)", line)
     names_of_positional: list[str] = []
     if positional:
-        params = forward_positional_params(index, call.func, loop.step_scope)
+        params = forward_positional_params(index, call.func, scope)
         if params is None or len(params) < len(positional):
             return None  # the runtime's rule stays: it cannot mix the two
         names_of_positional = params[: len(positional)]
@@ -141,7 +161,7 @@ def _double_star_of_batch(args: list[cst.Arg], target: cst.CSTNode) -> bool:
 
 
 def _from_the_batch(
-    index: Index, value: cst.BaseExpression, names: list[str], loop: TrainingLoop, step: cst.For
+    index: Index, value: cst.BaseExpression, names: list[str], scope: Scope, step: cst.For
 ) -> bool:
     """`a` (an item the loop unpacks, not re-bound in the loop but to move it), or
     `batch["input_ids"]` / `batch[0]` of one."""
@@ -155,7 +175,7 @@ def _from_the_batch(
     if not (isinstance(value, cst.Name) and value.value in names):
         return False
     src = index.source
-    for assignment in index.assignments_in(value.value, loop.step_scope):
+    for assignment in index.assignments_in(value.value, scope):
         if not any(a is step for a in src.ancestors(assignment.statement)):
             continue
         moved = assignment.value

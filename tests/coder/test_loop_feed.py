@@ -61,7 +61,8 @@ def calib_loader(source: str, approach: str = "ptq-static", target: str = "runti
     assert second.status is Status.UNCHANGED and again == text
     start = text.index("calib_dataloader=") + len("calib_dataloader=")
     end = text.index("\n)  # neural-coder", start)
-    return " ".join(text[start:end].split()).rstrip(",").replace("( (", "((").replace(") )", "))")
+    fed = " ".join(text[start:end].split()).split(", eval_func=")[0].rstrip(",")
+    return fed.replace("( (", "((").replace(") )", "))")
 
 
 @pytest.mark.parametrize(
@@ -136,3 +137,44 @@ def test_the_note_says_why_the_batches_are_reshaped():
     note = next(p for p in report.placed if "each fed as" in p)
     assert "the batches of loader, each fed as ((a, b),)" in note
     assert "as the training loop calls it at line 23" in note
+
+
+EVAL_ONLY = """\
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Siamese(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, a, b):
+        return (self.fc(a) - self.fc(b)).norm(dim=1)
+
+
+def evaluate(net, loader):
+    net.eval()
+    total = 0.0
+    with torch.no_grad():
+        for a, b in loader:
+            total += {call}.sum().item()
+    return total
+
+
+model = Siamese()
+model.load_state_dict(torch.load("siamese.pt", weights_only=True))
+val_loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 4)), batch_size=4)
+print(evaluate(model, val_loader))
+"""
+
+
+def test_without_a_training_loop_the_evaluation_shapes_the_batches():
+    """An evaluation-only script: the evaluation's own call (`net(a, b)`) is the one the
+    calibration batches reproduce; `net(a)` is the runtime's rule already."""
+    source = EVAL_ONLY.format(call="net(a, b)")
+    assert calib_loader(source) == "(((a, b),) for a, b in val_loader)"
+    _, report = rewrite(source)
+    assert any("as evaluate() calls it at line 20" in p for p in report.placed)
+    assert calib_loader(EVAL_ONLY.format(call="net(a)")) == "val_loader"
