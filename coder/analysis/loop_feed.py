@@ -77,7 +77,12 @@ def _call_shape(index: Index, call: cst.Call, step: cst.For, scope: Scope) -> Lo
     if target is None:
         return None
     names = _target_names(target)
-    args = [a for a in call.args if not (a.keyword is not None and is_literal(a.value))]
+    # `model(x.to(device))`: the batch item itself (the fit moves it)
+    args = [
+        a.with_changes(value=_unmoved(a.value))
+        for a in call.args
+        if not (a.keyword is not None and is_literal(a.value))
+    ]
     if not args or _double_star_of_batch(args, target):
         return None  # `model(**batch)`: the runtime's rule for a dict batch
     if any(a.star for a in args):
@@ -178,16 +183,21 @@ def _from_the_batch(
     for assignment in index.assignments_in(value.value, scope):
         if not any(a is step for a in src.ancestors(assignment.statement)):
             continue
-        moved = assignment.value
-        while (
-            isinstance(moved, cst.Call)
-            and isinstance(moved.func, cst.Attribute)
-            and moved.func.attr.value in _MOVES
-        ):
-            moved = moved.func.value
+        moved = _unmoved(assignment.value)
         if not (isinstance(moved, cst.Name) and moved.value == value.value):
             return False  # `images = list(image.to(device) for image in images)`
     return True
+
+
+def _unmoved(value: cst.BaseExpression) -> cst.BaseExpression:
+    """`x` of `x.to(device)`, `x.cuda(non_blocking=True)`."""
+    while (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value in _MOVES
+    ):
+        value = value.func.value
+    return value
 
 
 def _runtime_rule(positional: list[cst.Arg], target: cst.CSTNode) -> bool:

@@ -76,6 +76,8 @@ def calib_loader(source: str, approach: str = "ptq-static", target: str = "runti
         # moved to the device in the loop: the same items (the fit moves them too)
         ("x, y", "model(x, y)", "loader", "x, y = x.to(device), y.to(device)",
          "(((x, y),) for x, y in loader)"),
+        ("x, y", "model(x.to(device), y.cuda(non_blocking=True))", "loader", "",
+         "(((x, y),) for x, y in loader)"),
         # by keyword: a dict batch, the positional input named by Net.forward
         ("x, y", "model(x, targets=y)", "loader", "", '({"idx": x, "targets": y} for x, y in loader)'),
         ("x, y", "model(idx=x, targets=y)", "loader", "",
@@ -95,6 +97,7 @@ def test_each_batch_is_fed_as_the_loop_calls_the_model(target, call, iterable, b
     [
         ("x, y", "model(x)", ""),  # the first item: the runtime's rule
         ("x, _", "model(x)", ""),
+        ("x, y", "model(x.to(device))", ""),
         ("batch", "model(batch[0])", ""),
         ("batch", "model(**batch)", ""),  # a dict as keyword inputs: the runtime's rule
         ("x, y", "model(x, return_all=True)", ""),  # a literal keeps its default
