@@ -29,7 +29,7 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
-from .expressions import free_names
+from .expressions import free_names, unmoved
 from .forward_signature import forward_positional_params
 from .index import Assignment, Index, Scope, enclosing_loop, unwrap_pass_through
 from .loaders import is_held_out
@@ -70,9 +70,11 @@ def feed(index: Index, loop: TrainingLoop, scope: Scope, line: int) -> Feed | No
     call = loop.model_call
     if call is None or not call.args:
         return None
-    positional = [a for a in call.args if a.keyword is None]
+    # `model(X.to(device))`: the batch item itself (the runtime moves it)
+    args = [a.with_changes(value=unmoved(a.value)) for a in call.args]
+    positional = [a for a in args if a.keyword is None]
     # `return_logits=False`: a literal the fit leaves to the forward's default
-    keywords = [a for a in call.args if a.keyword is not None and not is_literal(a.value)]
+    keywords = [a for a in args if a.keyword is not None and not is_literal(a.value)]
     if any(a.star or not isinstance(a.value, cst.Name) for a in positional):
         return None
     first = (

@@ -24,12 +24,11 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from .batch_function import is_literal
+from .expressions import unmoved
 from .forward_signature import forward_positional_params
 from .index import Function, Index, Scope
 from .loop_types import TrainingLoop
 
-#: `x = x.to(device)`: the same batch item, moved (the fit moves it too)
-_MOVES = frozenset({"to", "cuda", "cpu"})
 #: wrappers of a loader that yield its batches (`tqdm(loader)`, `enumerate(loader)`)
 _PROGRESS = ("tqdm", "track", "progress")
 
@@ -79,7 +78,7 @@ def _call_shape(index: Index, call: cst.Call, step: cst.For, scope: Scope) -> Lo
     names = _target_names(target)
     # `model(x.to(device))`: the batch item itself (the fit moves it)
     args = [
-        a.with_changes(value=_unmoved(a.value))
+        a.with_changes(value=unmoved(a.value))
         for a in call.args
         if not (a.keyword is not None and is_literal(a.value))
     ]
@@ -183,21 +182,10 @@ def _from_the_batch(
     for assignment in index.assignments_in(value.value, scope):
         if not any(a is step for a in src.ancestors(assignment.statement)):
             continue
-        moved = _unmoved(assignment.value)
+        moved = unmoved(assignment.value)
         if not (isinstance(moved, cst.Name) and moved.value == value.value):
             return False  # `images = list(image.to(device) for image in images)`
     return True
-
-
-def _unmoved(value: cst.BaseExpression) -> cst.BaseExpression:
-    """`x` of `x.to(device)`, `x.cuda(non_blocking=True)`."""
-    while (
-        isinstance(value, cst.Call)
-        and isinstance(value.func, cst.Attribute)
-        and value.func.attr.value in _MOVES
-    ):
-        value = value.func.value
-    return value
 
 
 def _runtime_rule(positional: list[cst.Arg], target: cst.CSTNode) -> bool:

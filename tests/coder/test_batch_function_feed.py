@@ -255,3 +255,25 @@ def test_a_model_given_the_leading_items_gets_that_prefix():
     )
     text, _ = changed(source)
     assert 'calib_dataloader=((get_batch("val")[:2],) for _ in range(100))' in text
+
+
+@pytest.mark.parametrize(
+    ("model_call", "loader"),
+    [
+        ("model(X.to(device), Y.to(device))", '((get_batch("val"),) for _ in range(100))'),
+        (
+            "model(X.to(device), targets=Y.cuda(non_blocking=True))",
+            '({"idx": X, "targets": Y} for X, Y in (get_batch("val") for _ in range(100)))',
+        ),
+    ],
+)
+def test_inputs_moved_in_the_call_are_the_batch_items(model_call, loader):
+    """The runtime moves each batch to the model's device: `X.to(device)` is `X`."""
+    source = edited(
+        ("    logits, loss = model(X, Y)\n    X, Y", f"    logits, loss = {model_call}\n    X, Y"),
+        ("torch.manual_seed(0)\n", "torch.manual_seed(0)\ndevice = 'cpu'\n"),
+    )
+    text, _ = changed(source)
+    assert f"calib_dataloader={loader}" in " ".join(text.split()).replace("( ", "(").replace(
+        " )", ")"
+    )
