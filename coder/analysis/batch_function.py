@@ -30,7 +30,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from .expressions import free_names, unmoved
-from .forward_signature import forward_positional_params
+from .forward_signature import keyword_batch
 from .index import Assignment, Index, Scope, enclosing_loop, unwrap_pass_through
 from .loaders import is_held_out
 from .loop_types import TrainingLoop
@@ -132,21 +132,17 @@ def _keyword_item(
                 f"{src.code(arg).rstrip(', ')}, which is not an item of what line "
                 f"{src.line(source.statement)} unpacks, so a batch cannot carry it"
             )
-    names: list[str] = []
-    if positional:
-        params = forward_positional_params(index, call.func, loop.step_scope)
-        if params is None or len(params) < len(positional):
-            shown = ", ".join(src.code(a.value) for a in positional)
-            raise NoFeed(
-                f"the model call at line {src.line(call)} passes {shown} by position and "
-                f"{', '.join(src.code(k).rstrip(', ') for k in keywords)} by keyword; a batch "
-                "is fed either way, not both, and the forward of "
-                f"{src.code(call.func)} (a class of the project) was not found to name "
-                f"{shown}: pass every input by keyword"
-            )
-        names = params[: len(positional)]
-    pairs = [*zip(names, positional), *((k.keyword.value, k) for k in keywords)]  # type: ignore[union-attr]
-    return "{" + ", ".join(f'"{name}": {src.code(a.value)}' for name, a in pairs) + "}"
+    batch = keyword_batch(index, call, positional, keywords, loop.step_scope)
+    if batch is None:
+        shown = ", ".join(src.code(a.value) for a in positional)
+        raise NoFeed(
+            f"the model call at line {src.line(call)} passes {shown} by position and "
+            f"{', '.join(src.code(k).rstrip(', ') for k in keywords)} by keyword; a batch "
+            "is fed either way, not both, and the forward of "
+            f"{src.code(call.func)} (a class of the project) was not found to name "
+            f"{shown}: pass every input by keyword"
+        )
+    return batch
 
 
 def _unpacked(index: Index, source: Assignment) -> str:

@@ -35,6 +35,27 @@ def forward_positional_params(
     return found
 
 
+def keyword_batch(
+    index: Index,
+    call: cst.Call,
+    positional: list[cst.Arg],
+    keywords: list[cst.Arg],
+    scope: Scope,
+) -> str | None:
+    """`{"idx": X, "targets": Y}` for `model(X, targets=Y)` (the inputs as written in
+    `positional` / `keywords`): the dict batch the runtime passes as keyword inputs, the
+    positional ones named by the model's `forward`; None when they cannot be named."""
+    src = index.source
+    names: list[str] = []
+    if positional:
+        params = forward_positional_params(index, call.func, scope)
+        if params is None or len(params) < len(positional):
+            return None
+        names = params[: len(positional)]
+    pairs = [*zip(names, positional), *((k.keyword.value, k) for k in keywords)]  # type: ignore[union-attr]
+    return "{" + ", ".join(f'"{name}": {src.code(a.value)}' for name, a in pairs) + "}"
+
+
 def _constructed_class(index: Index, leaf: cst.BaseExpression) -> cst.ClassDef | None:
     if not isinstance(leaf, cst.Call):
         return None

@@ -25,7 +25,7 @@ from neural_coder.transforms import match as m
 
 from .batch_function import is_literal
 from .expressions import unmoved
-from .forward_signature import forward_positional_params
+from .forward_signature import keyword_batch
 from .index import Function, Index, Scope
 from .loop_types import TrainingLoop
 
@@ -101,18 +101,9 @@ def _call_shape(index: Index, call: cst.Call, step: cst.For, scope: Scope) -> Lo
         inputs = ", ".join(src.code(a.value) for a in positional)
         inputs = f"({inputs},)" if len(positional) == 1 else f"({inputs})"
         return LoopShape(target_text, f"({inputs},)", line)
-    names_of_positional: list[str] = []
-    if positional:
-        params = forward_positional_params(index, call.func, scope)
-        if params is None or len(params) < len(positional):
-            return None  # the runtime's rule stays: it cannot mix the two
-        names_of_positional = params[: len(positional)]
-    pairs = [
-        *zip(names_of_positional, positional),
-        *((k.keyword.value, k) for k in keywords),  # type: ignore[union-attr]
-    ]
-    item = "{" + ", ".join(f'"{name}": {src.code(a.value)}' for name, a in pairs) + "}"
-    return LoopShape(target_text, item, line)
+    item = keyword_batch(index, call, positional, keywords, scope)
+    # None: the runtime's rule stays (it cannot pass positional and keyword inputs both)
+    return LoopShape(target_text, item, line) if item is not None else None
 
 
 def _batch_target(step: cst.For) -> cst.BaseAssignTargetExpression | None:
