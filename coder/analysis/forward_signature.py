@@ -8,7 +8,7 @@ from __future__ import annotations
 import libcst as cst
 
 from .index import Index, Scope
-from .wraps import values_through_wraps
+from .wraps import is_wrap, values_through_wraps
 
 #: class methods that build an instance of their class
 _CONSTRUCTORS = frozenset({"from_pretrained", "from_config", "load_from_checkpoint"})
@@ -22,8 +22,10 @@ def forward_positional_params(
     the project, the classes differ, or `forward` takes `*args`."""
     found: list[str] | None = None
     for leaf, _ in values_through_wraps(index, model, scope):
-        if isinstance(leaf, cst.Name) and leaf.value == "None":
-            continue  # `model = None` before it is built
+        if (isinstance(leaf, cst.Name) and leaf.value == "None") or is_wrap(index, leaf):
+            # `model = None` before it is built; a wrap met again (`model = DDP(model)`
+            # read through another assignment): its model is among the other values
+            continue
         cls = _constructed_class(index, leaf)
         forward = index.method_of(cls, "forward") if cls is not None else None
         if forward is None or isinstance(forward.node.params.star_arg, cst.Param):

@@ -277,3 +277,25 @@ def test_inputs_moved_in_the_call_are_the_batch_items(model_call, loader):
     assert f"calib_dataloader={loader}" in " ".join(text.split()).replace("( ", "(").replace(
         " )", ")"
     )
+
+
+def test_the_forward_is_found_through_compile_and_ddp_wraps():
+    """nanoGPT: `model = torch.compile(model)`, then `if ddp: model = DDP(model)`; the
+    positional input of `model(X, targets=Y)` is still named by CharModel.forward."""
+    source = edited(
+        (
+            "    logits, loss = model(X, Y)\n    X, Y",
+            "    logits, loss = model(X, targets=Y)\n    X, Y",
+        ),
+        (
+            "model = CharModel()\n",
+            "model = CharModel()\nddp = False\nmodel = torch.compile(model)\nif ddp:\n"
+            "    model = DDP(model)\n",
+        ),
+        (
+            "import torch\n",
+            "import torch\nfrom torch.nn.parallel import DistributedDataParallel as DDP\n",
+        ),
+    )
+    text, _ = changed(source)
+    assert '{"idx": X, "targets": Y} for X, Y in (get_batch("val")' in " ".join(text.split())
