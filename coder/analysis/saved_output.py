@@ -44,6 +44,8 @@ MAIN_PROCESS_NAMES = frozenset(
 RANK_NAMES = frozenset({"rank", "global_rank", "local_rank", "ddp_rank", "world_rank"})
 #: functions that return the process rank (`dist.get_rank() == 0`)
 RANK_FUNCTIONS = frozenset({"get_rank", "get_global_rank", "get_local_rank", "get_world_rank"})
+#: environment variables a launcher sets to the process rank (`os.environ["LOCAL_RANK"]`)
+RANK_VARIABLES = frozenset({"RANK", "LOCAL_RANK", "GLOBAL_RANK", "SLURM_PROCID"})
 PATH_JOINS = frozenset({"os.path.join", "osp.join", "path.join"})
 
 
@@ -195,7 +197,7 @@ def _main_process_root(test: cst.BaseExpression) -> str | None:
     ):
         return root_name(test.func)
     if _rank_call(test):
-        return root_name(test.left.func)  # type: ignore[attr-defined]
+        return _rank_read_root(test.left)  # type: ignore[attr-defined]
     if (
         isinstance(test, cst.Comparison)
         and len(test.comparisons) == 1
@@ -213,22 +215,49 @@ def _main_process_root(test: cst.BaseExpression) -> str | None:
 
 
 def _rank_call(test: cst.BaseExpression) -> bool:
-    """`dist.get_rank() == 0`, `torch.distributed.get_rank() in (-1, 0)`."""
+    """`dist.get_rank() == 0`, `torch.distributed.get_rank() in (-1, 0)`,
+    `int(os.environ.get("RANK", 0)) == 0`: a rank read by a call, compared with 0."""
     if not (
         isinstance(test, cst.Comparison)
         and len(test.comparisons) == 1
-        and isinstance(test.left, cst.Call)
-        and not test.left.args
-        and isinstance(test.left.func, cst.Name | cst.Attribute)
-        and _last(test.left.func) in RANK_FUNCTIONS
+        and _rank_read_root(test.left) is not None
     ):
         return False
     target = test.comparisons[0]
     if isinstance(target.operator, cst.Equal):
-        return m.matches(target.comparator, m.Integer("0"))
+        return m.matches(
+            target.comparator, m.Integer("0") | m.SimpleString('"0"') | m.SimpleString("'0'")
+        )
     return isinstance(target.operator, cst.In) and isinstance(
         target.comparator, cst.List | cst.Tuple
     )
+
+
+def _rank_read_root(expr: cst.BaseExpression) -> str | None:
+    """The root name of `dist.get_rank()` (`dist`), of `int(os.environ.get("RANK", 0))`
+    / `os.environ["LOCAL_RANK"]` / `os.getenv("RANK")` (`os`); None for anything else."""
+    if m.matches(expr, m.Call(func=m.Name("int"))) and len(expr.args) == 1:  # type: ignore[attr-defined]
+        expr = expr.args[0].value  # type: ignore[attr-defined]
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name | cst.Attribute):
+        name = _last(expr.func)
+        if name in RANK_FUNCTIONS and not expr.args:
+            return root_name(expr.func)
+        if name in ("get", "getenv") and expr.args and _names_a_rank_variable(expr.args[0].value):
+            return root_name(expr.func)
+        return None
+    if (
+        isinstance(expr, cst.Subscript)
+        and _last(expr.value) == "environ"
+        and len(expr.slice) == 1
+        and isinstance(expr.slice[0].slice, cst.Index)
+        and _names_a_rank_variable(expr.slice[0].slice.value)
+    ):
+        return root_name(expr.value)
+    return None
+
+
+def _names_a_rank_variable(key: cst.BaseExpression) -> bool:
+    return isinstance(key, cst.SimpleString) and key.evaluated_value in RANK_VARIABLES
 
 
 def _nested_in_an_if(index: Index, node: cst.CSTNode, scope: Scope) -> bool:

@@ -147,6 +147,10 @@ def test_an_empty_save_dir_is_a_usage_error():
         ("accelerator = make_accelerator()\n", "accelerator.is_local_main_process"),
         ("trainer = make_trainer()\n", "trainer.is_world_process_zero()"),
         ("import torch_xla.core.xla_model as xm\n", "xm.is_master_ordinal()"),
+        # the rank a launcher sets in the environment
+        ("seed = 0\n", 'int(os.environ.get("RANK", 0)) == 0'),
+        ("seed = 0\n", 'int(os.environ["LOCAL_RANK"]) in (-1, 0)'),
+        ("seed = 0\n", 'os.getenv("RANK", "0") == "0"'),
     ],
 )  # fmt: skip
 def test_the_save_runs_under_the_scripts_main_process_check(setup, check):
