@@ -84,19 +84,22 @@ def _call_shape(index: Index, call: cst.Call, step: cst.For, scope: Scope) -> Lo
     ]
     if not args or _double_star_of_batch(args, target):
         return None  # `model(**batch)`: the runtime's rule for a dict batch
-    if any(a.star for a in args):
-        return None
     for arg in args:
         if not _from_the_batch(index, arg.value, names, scope, step):
             return None
-    positional = [a for a in args if a.keyword is None]
-    keywords = [a for a in args if a.keyword is not None]
-    if not keywords and _runtime_rule(positional, target):
-        return None
     line = src.line(call)
     target_text = ", ".join(names) + (
         "," if len(names) == 1 and not isinstance(target, cst.Name) else ""
     )
+    if len(args) == 1 and args[0].star == "**":
+        # `model(**batch["anchor"])`: that dict, which the runtime passes as keywords
+        return LoopShape(target_text, src.code(args[0].value), line)
+    if any(a.star for a in args):
+        return None
+    positional = [a for a in args if a.keyword is None]
+    keywords = [a for a in args if a.keyword is not None]
+    if not keywords and _runtime_rule(positional, target):
+        return None
     if not keywords:
         inputs = ", ".join(src.code(a.value) for a in positional)
         inputs = f"({inputs},)" if len(positional) == 1 else f"({inputs})"
@@ -159,8 +162,8 @@ def _from_the_batch(
     index: Index, value: cst.BaseExpression, names: list[str], scope: Scope, step: cst.For
 ) -> bool:
     """`a` (an item the loop unpacks, not re-bound in the loop but to move it), or
-    `batch["input_ids"]` / `batch[0]` of one."""
-    if isinstance(value, cst.Subscript):
+    `batch["input_ids"]` / `batch[0]` / `batch["anchor"]["input_ids"]` of one."""
+    while isinstance(value, cst.Subscript):
         if len(value.slice) != 1 or not isinstance(value.slice[0].slice, cst.Index):
             return False
         key = value.slice[0].slice.value

@@ -72,6 +72,11 @@ def calib_loader(source: str, approach: str = "ptq-static", target: str = "runti
         ("i, (a, b)", "model(a, b)", "enumerate(loader)", "", "(((a, b),) for a, b in loader)"),
         ("a, b", "model(a, b)", "tqdm(loader)", "", "(((a, b),) for a, b in loader)"),
         ("batch", "model(batch)", "loader", "", "(((batch,),) for batch in loader)"),
+        # sentence-transformers style features: a dict per side, given as keywords
+        ("batch", 'model(**batch["anchor"])', "loader", "", '(batch["anchor"] for batch in loader)'),
+        ("a, b", "model(**a)", "loader", "", "(a for a, b in loader)"),
+        ("batch", 'model(batch["anchor"]["ids"])', "loader", "",
+         '(((batch["anchor"]["ids"],),) for batch in loader)'),
         ("batch", 'model(batch["ids"])', "loader", "", '(((batch["ids"],),) for batch in loader)'),
         # moved to the device in the loop: the same items (the fit moves them too)
         ("x, y", "model(x, y)", "loader", "x, y = x.to(device), y.to(device)",
