@@ -14,6 +14,8 @@ import pytest
 from neural_coder.api import rewrite_source
 from neural_coder.options import build_options
 from neural_coder.report import Status
+from neural_coder.revert import revert_source
+from tests.conftest import script_path
 
 SCRIPT = """\
 import torch
@@ -186,3 +188,16 @@ def test_without_a_training_loop_the_evaluation_shapes_the_batches():
     _, report = rewrite(source)
     assert any("as evaluate() calls it at line 20" in p for p in report.placed)
     assert calib_loader(EVAL_ONLY.format(call="net(a)")) == "val_loader"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["dual_encoder_pairs_train.py", "dict_pairs_embedding_train.py", "keyword_targets_train.py"],
+)
+def test_revert_gives_the_samples_back_exactly(name):
+    source = script_path(name).read_text()
+    for approach in ("ptq-static", "bf16"):
+        text, report = rewrite(source, approach)
+        assert report.status is Status.TRANSFORMED, report.message
+        original, reverted = revert_source(Path(name), text)
+        assert original == source, reverted.message
