@@ -62,6 +62,14 @@ CASES = [
     # not the BertModel class its construction (reached through the argument) calls
     ("contrastive_embedding_train.py", "qat", "runtime"),
     ("contrastive_embedding_train.py", "ptq-static", "runtime"),
+    # `model(X, targets=Y)` from get_batch: a dict batch of the same keywords, the
+    # positional input named by the forward; saved under a dist.get_rank() check
+    ("keyword_targets_train.py", "ptq-static", "runtime"),
+    ("keyword_targets_train.py", "bf16", "runtime"),
+    # DataLoader batches fed as the training loop calls the model: both sides of a pair
+    # (`model(queries, docs)`), one item of a dict batch (`model(batch["anchor"])`)
+    ("dual_encoder_pairs_train.py", "ptq-static", "runtime"),
+    ("dict_pairs_embedding_train.py", "bf16", "runtime"),
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
     # `net = build_net()` after training builds a fresh model, no reload: fit before it
     ("rebuild_compare.py", "ptq-dynamic", "runtime"),
