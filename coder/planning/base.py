@@ -62,6 +62,9 @@ class BasePlanner:
         self.recipe_epochs: str | None = None
         # why pruning is one-shot although the run length is known ({start}: its step)
         self.one_shot_reason: str | None = None
+        # the epoch count of a run that keeps its best checkpoint at epoch ends: pruning
+        # reaches the target by the end of the first epoch, so every such file has it
+        self.prune_in_first_epoch_of: str | None = None
 
     def build(self) -> Plan:
         raise NotImplementedError
@@ -156,6 +159,14 @@ class BasePlanner:
             kwargs["epochs"] = Code(self.recipe_epochs)
         return snippets.call("RecipeConfig", kwargs, [self.options.recipe])
 
+    def fitted_end_step(self, start: int, total_steps: str) -> str:
+        """The expression of the last pruning step fitted to the run: 80% of it, or the
+        end of the first epoch when that is sooner and the best checkpoint is kept."""
+        end = f"int({PRUNING_END_FRACTION} * ({total_steps}))"
+        if self.prune_in_first_epoch_of is not None:
+            end = f"min({end}, ({total_steps}) // max(1, {self.prune_in_first_epoch_of}) - 1)"
+        return f"max({start}, {end})"
+
     def _pruning_config(self, total_steps: str | None) -> str:
         p = self.options.pruning
         start = p.first_step
@@ -180,9 +191,7 @@ class BasePlanner:
         if p.end_step is not None:
             kwargs["end_step"] = p.end_step
         elif total_steps:
-            kwargs["end_step"] = Code(
-                f"max({start}, int({PRUNING_END_FRACTION} * ({total_steps})))"
-            )
+            kwargs["end_step"] = Code(self.fitted_end_step(start, total_steps))
         elif total_steps == "":
             kwargs["end_step"] = start  # replaced when training starts, see CompressionCallback
         else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.best_checkpoint import best_checkpoint_save
 from neural_coder.analysis.expressions import early_exits, free_names
 from neural_coder.analysis.final_model import weights_reloaded_after
 from neural_coder.analysis.index import Scope
@@ -175,6 +176,9 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 "checkpoint saved has the target sparsity; pass --end-step to prune gradually"
             )
             total_steps, fit_later = None, None
+        elif end is None and (total_steps or fit_later) and self._prunes_on_a_fitted_schedule():
+            if self._keeps_the_best_checkpoint(loop):
+                total_steps, fit_later = None, None
         confs = self.configs(total_steps)
         if self.options.staged:
             confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
@@ -335,6 +339,34 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             and self.options.recipe is None
             and not self.options.staged
         )
+
+    def _keeps_the_best_checkpoint(self, loop: TrainingLoop) -> bool:
+        """The loop saves a checkpoint when the metric improves (`save_checkpoint(state,
+        is_best)`): on a gradual schedule the best one may predate the target sparsity.
+        Saved at epoch ends, pruning reaches the target by the end of the first epoch;
+        saved every N steps (or the epoch count unknown), it is one-shot (True)."""
+        best = best_checkpoint_save(self.index, loop.entry_loop)
+        if best is None:
+            return False
+        line = self.src.line(best.call)
+        way_out = (
+            "pass --end-step to prune over more of the run (the best checkpoint may then "
+            "be less sparse than the target)"
+        )
+        if best.per_step or loop.epoch_loop is None or loop.epochs is None:
+            self.one_shot_reason = (
+                f"line {line} keeps the best checkpoint, saved during the epochs: pruning is "
+                f"one-shot at step {{start}}, so every checkpoint saved has the target "
+                f"sparsity; {way_out}"
+            )
+            return True
+        self.prune_in_first_epoch_of = loop.epochs
+        self.plan.warnings.append(
+            f"line {line} keeps the best checkpoint (saved when the metric improves): pruning "
+            "reaches the target sparsity by the end of the first epoch instead of at 80% of "
+            f"the run, so every checkpoint saved at an epoch's end has it; {way_out}"
+        )
+        return False
 
     def _warn_early_stopping(self, loop: TrainingLoop) -> None:
         """`if bad_epochs >= patience: break` in the epoch loop: the pruning schedule is

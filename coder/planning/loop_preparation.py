@@ -16,7 +16,6 @@ from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import AddImport, AddKeywordArgument, AddParameter
 
-from .base import PRUNING_END_FRACTION
 from .caller import CallerSite
 from .loop_step_hooks import HOOKS_INTEGRATION
 from .stages import StagedPlanner
@@ -82,7 +81,7 @@ class ManagerPreparation(StagedPlanner):
             "before",
             [
                 f"fit_pruning_schedules({cm}.callbacks, "
-                f"max({start}, int({PRUNING_END_FRACTION} * ({total_steps}))))"
+                f"{self.fitted_end_step(start, total_steps)})"
             ],
             "the pruning schedule fitted to the run",
         )
