@@ -8,7 +8,7 @@ from neural_coder.transforms import match as m
 
 from . import kinds, steps
 from .expressions import Loop, while_bound
-from .index import Index
+from .index import Assignment, Index
 from .loop_types import Hop, TrainingLoop
 from .source import Source
 
@@ -188,6 +188,9 @@ class LoopLength:
                 for a in self.index.assignments_in(iterable.value, scope)
                 if src.line(a.statement) < src.line(loop)
             ]
+            aliased = self._aliased_loader(before)
+            if aliased is not None:
+                return aliased
             if before and not self._is_loader(iterable, loop):
                 # `pbar = enumerate(loader)`; `if rank == 0: pbar = tqdm(pbar)`: the first binding
                 first = min(before, key=lambda a: src.line(a.statement))
@@ -197,6 +200,22 @@ class LoopLength:
                     if inner is not value:
                         return inner
         return iterable
+
+    def _aliased_loader(self, bindings: list[Assignment]) -> cst.BaseExpression | None:
+        """The one loader that every binding names: `active_dataloader = train_dataloader`
+        on one path, `accelerator.skip_first_batches(train_dataloader, resume_step)` on
+        the resume path (bound in the epoch loop, so only the loader is known before it)."""
+        loaders: dict[str, cst.BaseExpression] = {}
+        for binding in bindings:
+            value = binding.value
+            if isinstance(value, cst.Call) and self.source.code(value.func).endswith(
+                "skip_first_batches"
+            ):
+                value = value.args[0].value if value.args else None
+            if not isinstance(value, cst.Name | cst.Attribute):
+                return None
+            loaders[self.source.code(value)] = value
+        return next(iter(loaders.values())) if len(loaders) == 1 else None
 
     def _is_loader(self, expr: cst.BaseExpression, loop: Loop) -> bool:
         if not isinstance(expr, cst.Name | cst.Attribute):
