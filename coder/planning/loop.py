@@ -19,7 +19,8 @@ import libcst as cst
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.best_checkpoint import best_checkpoint_save
 from neural_coder.analysis.expressions import early_exits, free_names
-from neural_coder.analysis.final_model import weights_reloaded_after
+from neural_coder.analysis import final_model, saved_output
+from neural_coder.analysis.final_model import FinalModel, weights_reloaded_after
 from neural_coder.analysis.index import Scope
 from neural_coder.analysis.train_only import train_only
 from neural_coder.analysis.wraps import find_wrap, find_wrap_in_class, wrap_anchor
@@ -211,7 +212,10 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 f"the model's weights are loaded again at line {self.src.line(end)}: "
                 "training ends after that"
             )
-        self.insert(end or training, "after", [f"{cm}.callbacks.on_train_end()"], "on_train_end")
+        after_training = [f"{cm}.callbacks.on_train_end()"]
+        if "qat" in techniques and end is None:
+            after_training += self._save_the_int8_model(bare, cm, training, prepare_scope)
+        self.insert(end or training, "after", after_training, "on_train_end")
         if "qat" in techniques:
             self._warn_reload_after_training(bare, prepare_scope, training)
 
@@ -339,6 +343,50 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             and self.options.recipe is None
             and not self.options.staged
         )
+
+    def _save_the_int8_model(
+        self, model: str, cm: str, training: cst.BaseStatement, scope: Scope
+    ) -> list[str]:
+        """`cm.save(folder)` after `on_train_end` when nothing after training reads the
+        model: the script checkpoints only inside its loop (`save_checkpoint(...)` per
+        epoch), so the int8 model QAT ends with would be lost."""
+        fn = self.index.function(scope)
+        if (
+            "." in model
+            # a method's model lives on in its object, a parameter in the caller: they
+            # may well be read (or saved) after the call returns
+            or self.index.class_of(scope) is not None
+            or (fn is not None and model in fn.all_params())
+            or any(
+                final_model.later_reads(self.index, FinalModel(name, training, "after", scope))
+                for name in self._aliases_of(model, scope)
+            )
+        ):
+            return []
+        line = self.src.line(training)
+        folder, chosen = saved_output.output_dir(
+            self.index, scope, line + 1, "+".join(self.options.approach)
+        )
+        guard = saved_output.main_process_test(self.index, scope, line + 1)
+        self.plan.placed.append(
+            f"note: nothing after the training loop at line {line} reads {model}: the int8 "
+            f"model training ends with is saved to {folder} ({chosen}) as best_model.pt; "
+            f"load it with neural_coder.runtime.load({folder}, <the float model>)"
+            + (f"; written only where {guard} holds" if guard is not None else "")
+        )
+        save = f"{cm}.save({folder})"
+        return [f"if {guard}:\n    {save}" if guard is not None else save]
+
+    def _aliases_of(self, model: str, scope: Scope) -> set[str]:
+        """`model` and the names `scope` binds to an expression of it (`raw_model =
+        model.module if ddp else model`, `unwrapped = accelerator.unwrap_model(model)`)."""
+        names = {model}
+        for target, assignments in self.index.assignments.items():
+            if "." not in target and any(
+                a.scope is scope and model in free_names(a.value) for a in assignments
+            ):
+                names.add(target)
+        return names
 
     def _keeps_the_best_checkpoint(self, loop: TrainingLoop) -> bool:
         """The loop saves a checkpoint when the metric improves (`save_checkpoint(state,

@@ -94,6 +94,7 @@ def training_function(config):
         accelerator.print(f"epoch {epoch}: accuracy {correct / total:.4f}")
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder
+    compression_manager.save("neural_coder_output/pruning+qat")  # neural-coder
 
 
 def main():

@@ -153,7 +153,15 @@ def main():
             pruning_type="snip_momentum",
             pruning_scope="global",
             start_step=1,
-            end_step=max(1, int(0.8 * (args.epochs * len(loader_train) // args.grad_accum_steps))),
+            end_step=max(
+                1,
+                min(
+                    int(0.8 * (args.epochs * len(loader_train) // args.grad_accum_steps)),
+                    (args.epochs * len(loader_train) // args.grad_accum_steps)
+                    // max(1, args.epochs)
+                    - 1,
+                ),
+            ),
         ),
     )  # neural-coder
     compression_manager.callbacks.on_train_begin()  # neural-coder

@@ -163,6 +163,7 @@ def main():
         print(epoch, train_metrics, eval_metrics)
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder
+    compression_manager.save("neural_coder_output/qat")  # neural-coder
 
 
 if __name__ == "__main__":

@@ -101,12 +101,17 @@ compression_manager = prepare_compression(
         start_step=1,
         end_step=max(
             1,
-            int(
-                0.8
-                * (
-                    len(range(1, args.epochs + 1))
-                    * len(range(0, train_data.size(0) - 1, args.bptt))
-                )
+            min(
+                int(
+                    0.8
+                    * (
+                        len(range(1, args.epochs + 1))
+                        * len(range(0, train_data.size(0) - 1, args.bptt))
+                    )
+                ),
+                (len(range(1, args.epochs + 1)) * len(range(0, train_data.size(0) - 1, args.bptt)))
+                // max(1, len(range(1, args.epochs + 1)))
+                - 1,
             ),
         ),
     ),

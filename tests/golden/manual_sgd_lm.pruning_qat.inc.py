@@ -102,12 +102,20 @@ compression_manager = prepare_compression(
             start_step=1,
             end_step=max(
                 1,
-                int(
-                    0.8
-                    * (
+                min(
+                    int(
+                        0.8
+                        * (
+                            len(range(1, args.epochs + 1))
+                            * len(range(0, train_data.size(0) - 1, args.bptt))
+                        )
+                    ),
+                    (
                         len(range(1, args.epochs + 1))
                         * len(range(0, train_data.size(0) - 1, args.bptt))
                     )
+                    // max(1, len(range(1, args.epochs + 1)))
+                    - 1,
                 ),
             ),
         ),
@@ -128,3 +136,4 @@ for epoch in range(1, args.epochs + 1):
         lr /= 4.0
     compression_manager.callbacks.on_epoch_end()  # neural-coder
 compression_manager.callbacks.on_train_end()  # neural-coder
+compression_manager.save("neural_coder_output/pruning+qat")  # neural-coder
