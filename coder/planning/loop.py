@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis import TrainingLoop, final_model, saved_output
 from neural_coder.analysis.best_checkpoint import best_checkpoint_save
 from neural_coder.analysis.expressions import early_exits, free_names
-from neural_coder.analysis import final_model, saved_output
 from neural_coder.analysis.final_model import FinalModel, weights_reloaded_after
 from neural_coder.analysis.index import Scope
 from neural_coder.analysis.train_only import train_only

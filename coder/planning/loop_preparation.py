@@ -79,10 +79,7 @@ class ManagerPreparation(StagedPlanner):
         self.insert(
             loop.entry_loop,
             "before",
-            [
-                f"fit_pruning_schedules({cm}.callbacks, "
-                f"{self.fitted_end_step(start, total_steps)})"
-            ],
+            [f"fit_pruning_schedules({cm}.callbacks, {self.fitted_end_step(start, total_steps)})"],
             "the pruning schedule fitted to the run",
         )
         self.plan.edits.append(AddImport(HOOKS_INTEGRATION, "fit_pruning_schedules"))
