@@ -48,7 +48,12 @@ def weights_before_training(
     start = _start_line(index, scope, training)
     conditional: Weights | None = None
     for call in index.calls:  # a load that always runs wins over one under an `if`
-        if src.line(call) >= start or call not in src.positions:
+        if call not in src.positions:
+            continue
+        # a load in the function that trains runs before its loop even when the
+        # function's own call comes earlier in the file (`main()` above `main_worker`)
+        in_scope = index.scope_of(call) is scope
+        if src.line(call) >= (src.line(training) if in_scope else start):
             continue
         if _loads_into(index, call, ids):
             what = f"{src.code(call.func)}(...) at line {src.line(call)}"
@@ -102,8 +107,36 @@ def weights_before_training(
             return Weights(
                 False, f"the pretrained model gets a new, randomly initialised head ({fresh})"
             )
-        return Weights(True, f"pretrained weights requested by {what}")
+        return _on_its_branch(index, leaf, len(built) > 1) or Weights(
+            True, f"pretrained weights requested by {what}"
+        )
     return Weights(False, f"the model is randomly initialised ({what})")
+
+
+def _on_its_branch(index: Index, leaf: cst.Call, other_paths: bool) -> Weights | None:
+    """`if args.pretrained: model = resnet18(pretrained=True) else: model = resnet18()`:
+    the weights are trained on one branch only; None when the build always runs."""
+    test = _condition(index, leaf)
+    if test is None or not other_paths:
+        return None
+    src = index.source
+    branch = next(a for a in src.ancestors(leaf) if isinstance(a, cst.If))
+    if not any(a is branch.body for a in src.ancestors(leaf)):
+        return None  # built on the else path: the test says when it is not
+    what = f"line {src.line(leaf)}, when {src.code(test)}"
+    default_run = DefaultRun(index, index.scope_of(leaf))
+    if default_run.holds(test, src.line(test)):
+        flags = " / ".join(default_run.flags)
+        return Weights(
+            True,
+            f"pretrained weights requested at {what}, which the default {flags} makes "
+            f"true; with another {flags} the teacher may be untrained",
+        )
+    return Weights(
+        False,
+        f"pretrained weights are requested only at {what}; the other path builds a "
+        "randomly initialised model",
+    )
 
 
 def _loads_into(index: Index, call: cst.Call, ids: set[int]) -> bool:

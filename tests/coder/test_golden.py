@@ -156,6 +156,13 @@ CASES = [
     ("epoch_fn_style.py", "distillation>pruning", "runtime"),
     # the run length known only after accelerator.prepare: fit_pipeline before the loop
     ("accelerate_loop.py", "pruning>qat", "runtime"),
+    # save_checkpoint(state, is_best) at each epoch's end: pruning reaches the target by
+    # the end of the first epoch; nothing reads the model after the loop: QAT saves int8
+    ("reference_best_checkpoint.py", "pruning", "runtime"),
+    ("reference_best_checkpoint.py", "qat", "runtime"),
+    # the step loop runs over `active_dataloader` (skip_first_batches on resume): the run
+    # length reads train_dataloader, fitted after accelerator.prepare
+    ("accelerate_resume_checkpoint.py", "pruning", "runtime"),
     # the student the optimizer updates, not the EMA target re-bound under no_grad; an
     # unwrap helper that returns the model is no evaluation for the fit
     ("ema_consistency_train.py", "pruning+qat", "runtime"),
