@@ -177,8 +177,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             )
             total_steps, fit_later = None, None
         elif end is None and (total_steps or fit_later) and self._prunes_on_a_fitted_schedule():
-            if self._keeps_the_best_checkpoint(loop):
-                total_steps, fit_later = None, None
+            self._keep_the_best_checkpoint_sparse(loop)
         confs = self.configs(total_steps)
         if self.options.staged:
             confs = self._pipeline(loop, cm, anchor, confs, total_steps, fit_later)
@@ -387,33 +386,30 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 names.add(target)
         return names
 
-    def _keeps_the_best_checkpoint(self, loop: TrainingLoop) -> bool:
+    def _keep_the_best_checkpoint_sparse(self, loop: TrainingLoop) -> None:
         """The loop saves a checkpoint when the metric improves (`save_checkpoint(state,
-        is_best)`): on a gradual schedule the best one may predate the target sparsity.
-        Saved at epoch ends, pruning reaches the target by the end of the first epoch;
-        saved every N steps (or the epoch count unknown), it is one-shot (True)."""
+        is_best)`): on a schedule over 80% of the run the best one may predate the target
+        sparsity, and it is the file people keep. Saved at epoch ends, pruning reaches the
+        target by the end of the first epoch; saved every few steps, a warning."""
         best = best_checkpoint_save(self.index, loop.entry_loop)
         if best is None:
-            return False
+            return
         line = self.src.line(best.call)
-        way_out = (
-            "pass --end-step to prune over more of the run (the best checkpoint may then "
-            "be less sparse than the target)"
-        )
         if best.per_step or loop.epoch_loop is None or loop.epochs is None:
-            self.one_shot_reason = (
-                f"line {line} keeps the best checkpoint, saved during the epochs: pruning is "
-                f"one-shot at step {{start}}, so every checkpoint saved has the target "
-                f"sparsity; {way_out}"
+            self.plan.warnings.append(
+                f"line {line} keeps the best checkpoint (saved when the metric improves): "
+                "pruning reaches its target sparsity at 80% of the run, so a best checkpoint "
+                "saved before then is less sparse; pass --end-step (an optimizer step before "
+                "the first checkpoint you would keep) to reach the target sooner"
             )
-            return True
+            return
         self.prune_in_first_epoch_of = loop.epochs
         self.plan.warnings.append(
             f"line {line} keeps the best checkpoint (saved when the metric improves): pruning "
             "reaches the target sparsity by the end of the first epoch instead of at 80% of "
-            f"the run, so every checkpoint saved at an epoch's end has it; {way_out}"
+            "the run, so every checkpoint saved at an epoch's end has it; pass --end-step to "
+            "prune over more of the run (the best checkpoint may then be less sparse)"
         )
-        return False
 
     def _warn_early_stopping(self, loop: TrainingLoop) -> None:
         """`if bad_epochs >= patience: break` in the epoch loop: the pruning schedule is
@@ -421,6 +417,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         if (
             not self._prunes_on_a_fitted_schedule()
             or self.one_shot_reason is not None
+            or self.prune_in_first_epoch_of is not None  # the target is reached in epoch 1
             or loop.epoch_loop is None
         ):
             return

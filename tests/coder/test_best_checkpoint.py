@@ -196,10 +196,11 @@ def test_a_best_checkpoint_kept_at_epoch_ends_is_pruned_to_the_target_in_the_fir
     assert any("keeps the best checkpoint" in w and "--end-step" in w for w in warnings)
 
 
-def test_a_best_checkpoint_kept_every_few_steps_makes_pruning_one_shot():
+def test_a_best_checkpoint_kept_every_few_steps_is_a_warning_with_a_way_out():
+    # no epoch end to reach the target by: the schedule stays, the warning says --end-step
     out, warnings = _rewrite(STEP_SAVE, "pruning")
-    assert "start_step=1,end_step=1" in _flat(out)
-    assert any("keeps the best checkpoint" in w and "one-shot" in w for w in warnings)
+    assert "end_step=max(1,int(0.8*(3*len(loader))))" in _flat(out)
+    assert any("keeps the best checkpoint" in w and "--end-step" in w for w in warnings)
 
 
 def test_a_last_checkpoint_that_records_the_best_metric_keeps_the_fitted_schedule():
