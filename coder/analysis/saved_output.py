@@ -179,8 +179,16 @@ def main_process_test(index: Index, scope: Scope, line: int) -> str | None:
             and (flag := _flag_root(test.left.expression)) is not None
             and in_reach(index, flag, scope, line)
         ):
-            root = _main_process_root(test.right)
-            if root is not None and in_reach(index, root, scope, line):
+            right = test.right
+            # `not args.multiprocessing_distributed or (args.multiprocessing_distributed
+            # and args.rank % ngpus_per_node == 0)`: one of the `and`'s operands
+            checks = (
+                [right.left, right.right]
+                if isinstance(right, cst.BooleanOperation) and isinstance(right.operator, cst.And)
+                else [right]
+            )
+            roots = [r for r in map(_main_process_root, checks) if r is not None]
+            if roots and all(in_reach(index, r, scope, line) for r in roots):
                 return f"({src.code(test)})"
     return None
 
@@ -198,6 +206,18 @@ def _main_process_root(test: cst.BaseExpression) -> str | None:
         return root_name(test.func)
     if _rank_call(test):
         return _rank_read_root(test.left)  # type: ignore[attr-defined]
+    if (
+        isinstance(test, cst.Comparison)
+        and len(test.comparisons) == 1
+        and isinstance(test.left, cst.BinaryOperation)
+        and isinstance(test.left.operator, cst.Modulo)
+        and isinstance(test.left.left, cst.Name | cst.Attribute)
+        and _last(test.left.left) in RANK_NAMES
+        and m.matches(test.comparisons[0].comparator, m.Integer("0"))
+        and isinstance(test.comparisons[0].operator, cst.Equal)
+    ):
+        # `args.rank % ngpus_per_node == 0`: the first process of each node
+        return root_name(test.left.left)
     if (
         isinstance(test, cst.Comparison)
         and len(test.comparisons) == 1

@@ -132,8 +132,8 @@ main()
 )
 
 SAVED_THROUGH_AN_ALIAS = NOTHING_AFTER.replace(
-    '    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n',
-    '    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n    raw_model = model\n',
+    "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
+    "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n    raw_model = model\n",
 ).replace("main()\n", '    torch.save(raw_model.state_dict(), "final.pt")\nmain()\n')
 
 PRETRAINED_BRANCH = """import argparse
@@ -257,3 +257,31 @@ def test_a_model_built_pretrained_on_one_branch_only_is_no_default_teacher():
 def test_a_load_in_the_worker_function_is_seen_although_main_calls_it_earlier():
     message = _refusal(LOADED_IN_THE_WORKER)
     assert "trained weights are loaded only when args.pretrained" in message
+
+
+NODE_GUARDED = (
+    HEAD
+    + """def main_worker(gpu, ngpus_per_node, args):
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = build_loader()
+    for epoch in range(2):
+        train(loader, model, opt)
+        if not args.multiprocessing_distributed or (
+            args.multiprocessing_distributed and args.rank % ngpus_per_node == 0
+        ):
+            torch.save(model.state_dict(), "checkpoint.pt")
+def main(args):
+    main_worker(args.gpu, 1, args)
+"""
+)
+
+
+@pytest.mark.parametrize("approach", ["qat", "ptq-dynamic"])
+def test_the_saved_compressed_model_is_written_by_the_first_process_of_each_node(approach):
+    out, _ = _rewrite(NODE_GUARDED, approach)
+    lines = out.splitlines()
+    save = next(i for i, line in enumerate(lines) if 'save("neural_coder_output/' in line)
+    guard = "\n".join(lines[save - 4 : save])
+    assert "args.rank % ngpus_per_node == 0" in guard
+    assert lines[save - 1].strip() == "):  # neural-coder"  # the save runs under it

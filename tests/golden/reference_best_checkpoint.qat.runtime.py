@@ -233,7 +233,10 @@ def main_worker(gpu, ngpus_per_node, args):
             }, is_best)
         compression_manager.callbacks.on_epoch_end()  # neural-coder
     compression_manager.callbacks.on_train_end()  # neural-coder
-    compression_manager.save("neural_coder_output/qat")  # neural-coder
+    if not args.multiprocessing_distributed or (
+        args.multiprocessing_distributed and args.rank % ngpus_per_node == 0
+    ):  # neural-coder
+        compression_manager.save("neural_coder_output/qat")  # neural-coder
 
 
 def train(train_loader, model, criterion, optimizer, epoch, device, args, compression_manager):
