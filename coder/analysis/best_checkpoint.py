@@ -15,9 +15,10 @@ from neural_coder.transforms import match as m
 
 from .index import Index
 
-# the last name of a call that writes a file: torch.save, save_checkpoint,
-# shutil.copyfile, accelerator.save_state, model.save_pretrained, trainer.save_model
-_WRITES = ("save", "copy")
+# a call that writes a file: its last name says save (torch.save, save_checkpoint,
+# accelerator.save_state, model.save_pretrained, trainer.save_model), or shutil copies one;
+# an in-memory copy (`best_state = copy.deepcopy(model.state_dict())`) is no file kept
+_SAVE_WORD = "save"
 
 
 @dataclass
@@ -33,8 +34,8 @@ def _last_name(call: cst.Call) -> str:
     return func.value.lower() if isinstance(func, cst.Name) else ""
 
 
-def _writes(call: cst.Call) -> bool:
-    return any(word in _last_name(call) for word in _WRITES)
+def _writes(index: Index, call: cst.Call) -> bool:
+    return _SAVE_WORD in _last_name(call) or index.qualified(call.func).startswith("shutil.copy")
 
 
 def _is_best_flag(expr: cst.BaseExpression) -> bool:
@@ -77,7 +78,7 @@ def _saves_best(index: Index, body: cst.CSTNode, depth: int) -> tuple[cst.Call, 
     deep), and whether it runs in a loop nested in `body`."""
     for call in m.findall(body, m.Call()):
         nested = _in_a_loop(index, call, body)
-        if _writes(call) and (
+        if _writes(index, call) and (
             any(_is_best_flag(a.value) for a in call.args) or _guarded_by_best(index, call, body)
         ):
             return call, nested

@@ -99,7 +99,13 @@ def main():
             pruning_scope="global",
             start_step=1,
             end_step=max(
-                1, int(0.8 * (len(range(1, opt.epochs + 1)) * len(train_loader)))
+                1,
+                min(
+                    int(0.8 * (len(range(1, opt.epochs + 1)) * len(train_loader))),
+                    (len(range(1, opt.epochs + 1)) * len(train_loader))
+                    // max(1, len(range(1, opt.epochs + 1)))
+                    - 1,
+                ),
             ),
         ),
     )  # neural-coder
