@@ -97,15 +97,24 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             if loader is None:
                 self._refuse_bf16_without_a_batch(place.anchor, place.where)
         eval_func = what = None
+        prelude: list[str] = []
         if found is not None:
             chosen, substitutions = found
-            candidate = self.free_name("candidate")
-            eval_func = f"lambda {candidate}: {self._eval_call(chosen, candidate, substitutions)}"
+            eval_func, prelude = self._eval_func(chosen, substitutions, place)
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
+            if chosen.key is not None:
+                what += f", its {chosen.key!r} entry"
         better = found is None or higher_is_better(
             evaluation.metric_name(self.index, found[0].function)
         )
         self.plan.placed += [f"note: {n}" for n in place.notes]
         self._emit(
-            model, place.anchor, place.where, loader, eval_func, what, higher_is_better=better
+            model,
+            place.anchor,
+            place.where,
+            loader,
+            eval_func,
+            what,
+            higher_is_better=better,
+            prelude=prelude,
         )
