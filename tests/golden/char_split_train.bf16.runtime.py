@@ -90,8 +90,6 @@ def evaluate_candidate(candidate):  # neural-coder
         return estimate_loss()["val"]  # neural-coder
     finally:
         model = trained_model
-
-
 quantized_model = mix_precision.fit(
     model,
     MixedPrecisionConfig(

@@ -101,8 +101,6 @@ def evaluate_candidate(candidate):  # neural-coder
         return estimate_loss()  # neural-coder
     finally:
         model = trained_model
-
-
 quantized_model = quantization.fit(
     model,
     PostTrainingQuantConfig(
