@@ -92,7 +92,9 @@ def names_read_from_scope(index: Index, fn: Function, call_scope: Scope) -> list
     return [
         name
         for name in _called_names(fn)
-        if name not in params and not index.assignments_in(name, fn.node) and not _declared(fn, name)
+        if name not in params
+        and not index.assignments_in(name, fn.node)
+        and not _declared(fn, name)
     ]
 
 
@@ -111,7 +113,9 @@ def _called_names(fn: Function) -> list[str]:
 def _declared(fn: Function, name: str) -> bool:
     """`global name` / `nonlocal name` in `fn`: it rebinds the outer name itself."""
     return bool(
-        m.findall(fn.node, m.Global(names=[m.ZeroOrMore(), m.NameItem(m.Name(name)), m.ZeroOrMore()]))
+        m.findall(
+            fn.node, m.Global(names=[m.ZeroOrMore(), m.NameItem(m.Name(name)), m.ZeroOrMore()])
+        )
         or m.findall(
             fn.node, m.Nonlocal(names=[m.ZeroOrMore(), m.NameItem(m.Name(name)), m.ZeroOrMore()])
         )

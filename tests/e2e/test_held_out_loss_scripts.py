@@ -26,7 +26,9 @@ def rewrite(tmp_path: Path, name: str, approach: str, *options: str) -> Path:
 
 def int8_weights(path: Path) -> bool:
     state = torch.load(path, weights_only=False)
-    return any("packed" in key or "_scale" in key or "scale" == key.rsplit(".", 1)[-1] for key in state)
+    return any(
+        "packed" in key or "_scale" in key or "scale" == key.rsplit(".", 1)[-1] for key in state
+    )
 
 
 def test_a_nested_estimate_loss_tunes_the_fit_on_the_candidate(tmp_path):
