@@ -157,7 +157,8 @@ def test_a_loop_shared_with_validation_leaves_the_step_hooks_to_the_training_clo
     assert out[start + 1] == "        compression_manager.callbacks.on_step_begin(0)"
     ret = out.index("        return loss.item()")
     assert out[ret - 1] == "        compression_manager.callbacks.on_step_end()"
-    loop = out[out.index("def run_batches(loader, step_fn):") : out.index("loader = DataLoader(")]
+    first = out.index("def run_batches(loader, step_fn):")
+    loop = out[first : first + 6]
     assert not any("compression_manager" in line for line in loop)
     assert "    run_batches(loader, step)" in out
     again, second = rewrite(text, approach)
