@@ -395,6 +395,20 @@ class CompressionManager:
             self.summary.update(result)
         return result
 
+    def track_copy(self, copy: Any) -> None:
+        """Keep `copy`, a moving average of the model's weights that the script evaluates
+        or saves (timm's `ModelEma*`, YOLOv5's `ModelEMA`, torch's `AveragedModel`: the
+        object or the module it holds), as sparse as the model: pruning multiplies its
+        weights of the same name by the model's masks at the end of every step and epoch
+        and at `on_train_end`. None (no copy on this rank) does nothing. Only pruning acts
+        on the copy: quantization-aware training does not. Not part of INC 2.x."""
+        pruners = [getattr(c, "inner", c) for c in self.compressors]  # pipeline stages
+        pruning = [c for c in pruners if c.kind == "pruning"]
+        if not pruning:
+            log.warning("track_copy: no pruning config, so nothing is applied to the copy")
+        for compressor in pruning:
+            compressor.track_copy(copy)  # type: ignore[attr-defined]
+
     def _emit_summary(self) -> None:
         extra: dict[str, Any] = {
             "techniques": [c.kind or type(c).__name__ for c in self.compressors]

@@ -16,7 +16,6 @@ import libcst as cst
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import unwrap
 from neural_coder.analysis.index import Function, Index, Scope, enclosing_loop, iter_returns
-from neural_coder.analysis.pretrained import flag_off_by_default
 from neural_coder.analysis.source import Source
 from neural_coder.analysis.wraps import Wrap, find_wrap
 from neural_coder.errors import AnalysisError
@@ -273,61 +272,6 @@ def _reads_enclosing(index: Index, name: str, inner: cst.CSTNode, scope: cst.CST
 def _is_attribute_name(src: Source, node: cst.CSTNode) -> bool:
     parent = src.parent(node)
     return isinstance(parent, cst.Attribute) and parent.attr is node
-
-
-EMA_NAMES = ("ema", "averagedmodel", "movingaverage")
-
-
-def ema_copy(index: Index, model: str, scope: Scope, before_line: int) -> cst.Call | None:
-    """`ema = ModelEMA(model)` (timm's ModelEma, torch's AveragedModel, ...) built from
-    the model before training: a second set of weights, averaged from the model's."""
-    src = index.source
-    for call in index.calls:
-        name = index.qualified(call.func).rsplit(".", 1)[-1].lower()
-        if not any(word in name for word in EMA_NAMES) or not call.args:
-            continue
-        first = unwrap(call.args[0].value)
-        if (
-            src.code(first) == model
-            and index.scope_of(call) is scope
-            and src.line(call) < before_line
-        ):
-            return call
-    return None
-
-
-def refuse_an_averaged_copy(
-    index: Index, model: str, scope: Scope, before_line: int, what: str
-) -> str | None:
-    """An EMA copy of the model is what such scripts evaluate and save, and the
-    compression hooks act on the model only: refused, or a warning (returned) when a
-    command-line flag that is off by default builds it."""
-    src = index.source
-    call = ema_copy(index, model, scope, before_line)
-    if call is None:
-        return None
-    flag = next(
-        (
-            found
-            for node in src.ancestors(call)
-            if isinstance(node, cst.If) and (found := flag_off_by_default(index, node.test))
-        ),
-        None,
-    )
-    why = (
-        f"{src.code(call.func)}({model}) at line {src.line(call)} keeps a moving average of "
-        f"{model}'s weights in a copy of its own, and {what} acts on {model} only: the "
-        "averaged copy, which such scripts evaluate and save, would not be compressed"
-    )
-    if flag is not None:
-        return f"line {src.line(call)}: with {flag}, {why}; run without {flag}"
-    raise AnalysisError(
-        why,
-        path=src.path,
-        line=src.line(call),
-        hint=f"train without the moving average (evaluate and save {model} itself), then run "
-        "again; distillation works with it as it is",
-    )
 
 
 def refuse_qat_before_a_weight_copy(

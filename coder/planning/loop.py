@@ -19,16 +19,17 @@ import libcst as cst
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import early_exits, free_names
 from neural_coder.analysis.final_model import weights_reloaded_after
+from neural_coder.analysis.index import Scope
 from neural_coder.analysis.train_only import train_only
 from neural_coder.analysis.wraps import find_wrap, find_wrap_in_class, wrap_anchor
 from neural_coder.errors import AnalysisError
 
+from .averaged_copy import MovingAverage, copy_tracking, ema_copy
 from .base import WEIGHT_TECHNIQUES, Plan
 from .caller import (
     CallerSite,
     attribute_alias,
     caller_of_parameter,
-    refuse_an_averaged_copy,
     refuse_qat_before_a_weight_copy,
     refuse_qat_on_a_constructor_parameter,
     refuse_qat_on_a_container_item,
@@ -104,17 +105,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                     else where,
                 )
         self.refuse_peft_weights(bare, wrap_scope)
-        weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
-        if weights and (
-            warning := refuse_an_averaged_copy(
-                self.index,
-                bare,
-                wrap_scope,
-                self.src.line(loop.entry_loop) if wrap_scope is loop.entry_scope else 1 << 30,
-                " and ".join(weights),
-            )
-        ):
-            self.plan.warnings.append(warning)
+        average = self._moving_average(loop, bare, wrap_scope)
         caller: CallerSite | None = None
         in_place: str | None = None  # why QAT converts the module the script holds itself
         runtime_target = self.options.target == "runtime"
@@ -190,6 +181,8 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         in_place_arg = ", in_place=True" if in_place is not None else ""
         before.append(f"{cm} = prepare_compression({bare}, {confs}{in_place_arg})")
         before.append(f"{cm}.callbacks.on_train_begin()")
+        if average is not None:
+            self._follow_the_average(average, anchor, cm, before, in_caller=caller is not None)
         if "qat" in techniques and in_place is None:
             before.append(f"{bare} = {cm}.model")
             if caller is None and (
@@ -288,6 +281,55 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         self.training_imports()
         self.plan.warnings.extend(loop.notes)
         return self.plan
+
+    def _moving_average(self, loop: TrainingLoop, model: str, scope: Scope) -> MovingAverage | None:
+        """A moving average of `model` built before training: refused (or a warning when
+        an off-by-default flag builds it), unless pruning on the bundled runtime keeps
+        it sparse (`track_copy`; QAT would leave it float): then it is returned."""
+        techniques = self.options.approach
+        weights = [WEIGHT_TECHNIQUES[t] for t in techniques if t in WEIGHT_TECHNIQUES]
+        if not weights:
+            return None
+        before = self.src.line(loop.entry_loop) if scope is loop.entry_scope else 1 << 30
+        call = ema_copy(self.index, model, scope, before)
+        if call is None:
+            return None
+        average = MovingAverage(call, model, scope, " and ".join(weights))
+        if "pruning" in techniques and "qat" not in techniques and self.options.target == "runtime":
+            return average
+        self._refuse_the_average(average)
+        return None
+
+    def _refuse_the_average(self, average: MovingAverage) -> None:
+        if warning := average.refuse(self.index):
+            self.plan.warnings.append(warning)
+
+    def _follow_the_average(
+        self,
+        average: MovingAverage,
+        anchor: cst.CSTNode,
+        cm: str,
+        before: list[str],
+        in_caller: bool,
+    ) -> None:
+        """`cm.track_copy(<the average>)` where both are bound, else the refusal."""
+        tracking = (
+            None if in_caller else copy_tracking(self.index, average.call, anchor, average.scope)
+        )
+        if tracking is None:
+            self._refuse_the_average(average)
+            return
+        call = f"{cm}.track_copy({tracking.holder})"
+        if tracking.guard is not None:
+            before.append(f"if {tracking.guard}:\n    {call}")
+        elif tracking.after is None:
+            before.append(call)
+        else:
+            self.insert(tracking.after, "after", [call], "track_copy")
+        self.plan.placed.append(
+            f"the moving average {tracking.holder} (line {tracking.line}) is pruned with the "
+            f"model: {call} applies the masks to it too"
+        )
 
     def _prunes_on_a_fitted_schedule(self) -> bool:
         """Pruning whose end step the tool fits to the run (no --end-step, recipe, stages)."""

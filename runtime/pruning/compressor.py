@@ -51,6 +51,7 @@ from torch import nn
 from .. import distributed
 from ..compressor import Compressor
 from ..config import process_pruning_config
+from .copies import AveragedCopies
 from .masking import multiply_masks
 from .pruners import BasicPruner, get_pruner
 from .selection import classifier_head, select_modules, why_unselected
@@ -130,6 +131,8 @@ class PruningCompressor(Compressor):
         self._checked_changes = 0
         #: with `shrink=True`: the example inputs, follower masks and the final shrink
         self.structured: StructuredShrink | None = None
+        #: averaged copies of the model the masks also apply to (`track_copy`)
+        self._copies = AveragedCopies()
 
     # -- life cycle -------------------------------------------------------------------------
     def bind(self, wrapper: Model) -> None:
@@ -217,6 +220,9 @@ class PruningCompressor(Compressor):
             params += extra_params
             masks += extra_masks
         self._apply_params, self._apply_masks = params, masks
+        if self._copies and self.wrapper is not None:
+            model = distributed.unwrap_data_parallel(self.wrapper.model)
+            self._copies.bind(model, params, masks)
         step = self.global_step
         self._grad_pruners = [
             p
@@ -235,6 +241,16 @@ class PruningCompressor(Compressor):
                 pruner.sync_devices()
             self._refresh()
             multiply_masks(self._apply_params, self._apply_masks, per_layer=True)
+
+    # -- averaged copies ----------------------------------------------------------------------
+    def track_copy(self, holder: Any) -> None:
+        """Apply the masks to `holder`'s copy of the model too (`copies.py`); None (no
+        copy on this rank) does nothing."""
+        model = distributed.unwrap_data_parallel(self.wrapper.model) if self.wrapper else None
+        if holder is None or model is None:
+            return
+        prunable = [p for pruner in self.pruners for p in pruner.params.values()]
+        self._copies.track(holder, model, self._apply_params, self._apply_masks, prunable)
 
     # -- hooks ----------------------------------------------------------------------------------
     def on_train_begin(self, dataloader: Any = None) -> None:
@@ -320,7 +336,21 @@ class PruningCompressor(Compressor):
             self._apply()
         self.global_step = step + 1
 
+    def on_step_end(self) -> None:
+        # after the script's own `ema.update(model)`, which follows the optimizer step
+        if self._copies.copies:
+            self._copies.apply()
+
+    def on_epoch_end(self) -> list[Any]:
+        if self._copies:  # bound again: the script may have replaced or moved the copy
+            self._refresh()
+            self._copies.apply()
+        return []
+
     def on_train_end(self) -> None:
+        if self._copies:
+            self._refresh()
+            self._copies.apply()
         if self._changes != self._checked_changes:
             self._check_ranks()  # the masks training ended with
         self._finish_check()
@@ -391,6 +421,8 @@ class PruningCompressor(Compressor):
             "pruning_target_reached": reached,
             "pruning_steps_seen": self.global_step,
         }
+        if self._copies:
+            summary["averaged_copy_sparsity"] = self._copies.sparsity()
         skipped = {n: r for pr in self.pruners for n, r in pr.invalid.items()}
         if skipped:
             summary["pruning_skipped_layers"] = skipped

@@ -208,6 +208,11 @@ CASES = [
     ("two_loops_marked.py", "pruning", "runtime"),
     # `if batch_idx >= max_batches: break` caps each epoch: the fit stays in the last epoch
     ("capped_epochs_eval.py", "ptq-dynamic", "runtime"),
+    # a moving average of the model (YOLOv5's ModelEMA) is what the script evaluates and
+    # saves: pruning keeps it sparse too (compression_manager.track_copy(ema))
+    ("ema_detector_train.py", "pruning", "runtime"),
+    # diffusers' style: shadow tensors from model.parameters(), built under --use_ema
+    ("shadow_ema_finetune.py", "pruning", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step

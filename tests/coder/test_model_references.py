@@ -145,8 +145,8 @@ torch.save(model_ema.ema.state_dict() if args.model_ema else model.state_dict(),
 """
 
 
-@pytest.mark.parametrize("approach", ["pruning", "qat", "pruning+qat"])
-def test_a_moving_average_copy_of_the_model_is_refused_for_weight_compression(approach):
+@pytest.mark.parametrize("approach", ["qat", "pruning+qat"])
+def test_a_moving_average_copy_of_the_model_is_refused_for_quantization_aware_training(approach):
     text = EMA.replace("EMA_LINE", "model_ema = ModelEma(model, decay=0.999)")
     with pytest.raises(
         NeuralCoderError, match=r"ModelEma\(model\) at line 10 keeps a moving average"
@@ -156,8 +156,9 @@ def test_a_moving_average_copy_of_the_model_is_refused_for_weight_compression(ap
 
 
 def test_a_moving_average_behind_a_flag_that_is_off_by_default_is_a_warning():
+    # (pruning keeps such a copy sparse instead: tests/coder/test_averaged_copy.py)
     text = EMA.replace("EMA_LINE", "if args.model_ema:\n    model_ema = ModelEma(model)")
-    options = build_options("pruning", None, {}, {})
+    options = build_options("qat", None, {}, {})
     _, report = rewrite_source(Path("s.py"), text, options)
     assert report.status is Status.TRANSFORMED
     assert any("with --model-ema, ModelEma(model)" in w for w in report.warnings), report.warnings

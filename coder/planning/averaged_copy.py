@@ -1,0 +1,243 @@
+"""A moving average of the model kept beside it (`ema = ModelEMA(model)`: YOLOv5, timm's
+`ModelEma*`, torch's `AveragedModel`, diffusers' `EMAModel(unet.parameters())`).
+
+Such scripts evaluate and save the averaged copy, whose weights are averaged from the
+model's: pruned positions decay but never reach zero, and QAT leaves the copy float.
+`ema_copy` finds it; QAT and `--target inc` are refused (`refuse_an_averaged_copy`).
+For pruning with the bundled runtime the
+plan hands the copy to `compression_manager.track_copy(ema)`, which applies the masks
+to it too. That call needs the manager and the copy both bound: right after the
+copy is built when the manager exists by then, else next to `prepare_compression`
+when the copy is bound on every path there (built at the top level of the function,
+or given a default such as `model_ema = None` first), or under the same test when the
+copy is built only under a flag nothing changes in between (diffusers' `if
+args.use_ema: ema_unet = EMAModel(unet.parameters(), ...)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+
+from neural_coder.analysis.expressions import free_names, unwrap
+from neural_coder.analysis.index import Index, Scope
+from neural_coder.analysis.pretrained import flag_off_by_default
+from neural_coder.analysis.source import Source
+from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
+
+#: compound statements that may skip what they hold (a `with` body always runs)
+_CONDITIONAL = (cst.If, cst.For, cst.While, cst.Try, cst.Match, cst.ClassDef, cst.FunctionDef)
+
+
+@dataclass
+class CopyTracking:
+    holder: str  # the script's name for the copy (or the object holding it): "ema"
+    line: int  # where the copy is built
+    after: cst.BaseStatement | None  # insert after this statement; None: with the prepare
+    guard: str | None = None  # with the prepare: only under this test, as the copy is built
+
+
+@dataclass
+class MovingAverage:
+    """A copy found by `ema_copy`, with what `refuse_an_averaged_copy` needs."""
+
+    call: cst.Call
+    model: str
+    scope: Scope  # where the manager is prepared
+    what: str  # the techniques that would leave it uncompressed: "pruning and ..."
+
+    def refuse(self, index: Index) -> str | None:
+        return refuse_an_averaged_copy(index, self.call, self.model, self.what)
+
+
+EMA_NAMES = ("ema", "averagedmodel", "movingaverage")
+
+
+def ema_copy(index: Index, model: str, scope: Scope, before_line: int) -> cst.Call | None:
+    """A second set of weights averaged from the model's, built in `scope` before
+    training: `ema = ModelEMA(model)` (YOLOv5, timm's ModelEma*, torch's AveragedModel),
+    `EMAModel(model.parameters())` (diffusers, torch_ema), or an averaging class whose
+    object is stepped with the model (`ema_unet.step(unet.parameters())`, when the copy is
+    built from a second instance of the model)."""
+    src = index.source
+    for call in index.calls:
+        name = index.qualified(call.func).rsplit(".", 1)[-1].lower()
+        if not any(word in name for word in EMA_NAMES) or not call.args:
+            continue
+        built_in = index.scope_of(call)
+        if not (
+            (built_in is scope and src.line(call) < before_line)
+            or _init_of_the_class(index, built_in, scope)
+        ):
+            continue
+        if _model_of(src, call.args[0].value) == model:
+            return call
+        statement = _statement_of(index, call)
+        holder = _assigned_name(src, statement, call) if statement is not None else None
+        if holder is not None and _stepped_with(index, holder, model):
+            return call
+    return None
+
+
+def _init_of_the_class(index: Index, init: Scope, method: Scope) -> bool:
+    """`init` is the `__init__` of the class `method` is a method of (the copy is made
+    when the object is, before any training method runs)."""
+    cls = index.class_of(method) if method is not init else None
+    return (
+        cls is not None
+        and isinstance(init, cst.FunctionDef)
+        and init.name.value == "__init__"
+        and index.class_of(init) is cls
+    )
+
+
+def _model_of(src: Source, argument: cst.BaseExpression) -> str:
+    """`model` for `model` and `model.parameters()`."""
+    value = unwrap(argument)
+    if (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value == "parameters"
+        and not value.args
+    ):
+        value = value.func.value
+    return src.code(value)
+
+
+def _stepped_with(index: Index, holder: str, model: str) -> bool:
+    """Somewhere `holder.<method>(model)` or `holder.<method>(model.parameters())`."""
+    src = index.source
+    return any(
+        isinstance(call.func, cst.Attribute)
+        and call.args
+        and src.code(call.func.value) == holder
+        and _model_of(src, call.args[0].value) == model
+        for call in index.calls
+    )
+
+
+def refuse_an_averaged_copy(index: Index, call: cst.Call, model: str, what: str) -> str | None:
+    """The copy `call` makes is what such scripts evaluate and save, and the compression
+    hooks act on the model only: refused, or a warning (returned) when a command-line
+    flag that is off by default builds it."""
+    src = index.source
+    flag = next(
+        (
+            found
+            for node in src.ancestors(call)
+            if isinstance(node, cst.If) and (found := flag_off_by_default(index, node.test))
+        ),
+        None,
+    )
+    why = (
+        f"{src.code(call.func)}({src.code(call.args[0].value)}) at line {src.line(call)} "
+        "keeps a moving average of "
+        f"{model}'s weights in a copy of its own, and {what} acts on {model} only: the "
+        "averaged copy, which such scripts evaluate and save, would not be compressed"
+    )
+    if flag is not None:
+        return f"line {src.line(call)}: with {flag}, {why}; run without {flag}"
+    raise AnalysisError(
+        why,
+        path=src.path,
+        line=src.line(call),
+        hint=f"train without the moving average (evaluate and save {model} itself), then run "
+        "again; distillation works with it as it is",
+    )
+
+
+def copy_tracking(
+    index: Index, call: cst.Call, anchor: cst.CSTNode, scope: Scope
+) -> CopyTracking | None:
+    """Where `cm.track_copy(<holder>)` goes for the copy that `call` builds, with the
+    manager prepared before `anchor` in `scope`; None when no place has both bound."""
+    src = index.source
+    statement = _statement_of(index, call)
+    holder = _assigned_name(src, statement, call) if statement is not None else None
+    if statement is None or holder is None:
+        return None
+    line = src.line(statement)
+    built_in = index.scope_of(statement)
+    if built_in is not scope:  # in the class's __init__, which ran before training
+        if holder.startswith("self.") and _bound_on_every_path(index, holder, statement, built_in):
+            return CopyTracking(holder, line, None)
+        return None
+    if line > src.line(anchor):
+        if _unconditional(index, anchor, scope):
+            return CopyTracking(holder, line, statement)
+        return None
+    if _bound_on_every_path(index, holder, statement, scope):
+        return CopyTracking(holder, line, None)
+    guard = _flag_test(index, statement, anchor, scope)
+    return CopyTracking(holder, line, None, src.code(guard)) if guard is not None else None
+
+
+def _bound_on_every_path(
+    index: Index, holder: str, statement: cst.BaseStatement, scope: Scope
+) -> bool:
+    """`holder` has a value after `statement` however `scope` ran: `statement` is not in
+    a branch, or an earlier unconditional assignment gave it one (`model_ema = None`)."""
+    src = index.source
+    line = src.line(statement)
+    return _unconditional(index, statement, scope) or any(
+        src.line(a.statement) < line and _unconditional(index, a.statement, scope)
+        for a in index.assignments_in(holder, scope)
+    )
+
+
+def _flag_test(
+    index: Index, statement: cst.BaseStatement, anchor: cst.CSTNode, scope: Scope
+) -> cst.BaseExpression | None:
+    """The test of the one `if` (itself unconditional) whose body builds the copy, when
+    it reads names only (no call) that nothing assigns again before `anchor`."""
+    src = index.source
+    branch = next((a for a in src.ancestors(statement) if isinstance(a, _CONDITIONAL)), None)
+    if not isinstance(branch, cst.If) or not _unconditional(index, branch, scope):
+        return None
+    if branch.orelse is not None and any(a is branch.orelse for a in src.ancestors(statement)):
+        return None  # built on the `else` path
+    test = branch.test
+    if m.findall(test, m.Call()):
+        return None
+    start, end = src.line(branch), src.line(anchor)
+    for name in free_names(test) | {src.code(test)}:
+        if any(start < src.line(a.statement) < end for a in index.assignments_in(name, scope)):
+            return None
+    return test
+
+
+def _statement_of(index: Index, call: cst.Call) -> cst.SimpleStatementLine | None:
+    for ancestor in index.source.ancestors(call):
+        if isinstance(ancestor, cst.SimpleStatementLine):
+            return ancestor
+        if isinstance(ancestor, cst.BaseCompoundStatement):
+            return None
+    return None
+
+
+def _assigned_name(src: Source, statement: cst.SimpleStatementLine, call: cst.Call) -> str | None:
+    """`ema = ModelEMA(model)`, `ema = ModelEMA(model) if main else None`, `self.ema = ...`."""
+    small = statement.body[0]
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        target, value = small.targets[0].target, small.value
+    elif isinstance(small, cst.AnnAssign) and small.value is not None:
+        target, value = small.target, small.value
+    else:
+        return None
+    if isinstance(value, cst.IfExp) and (value.body is call or value.orelse is call):
+        value = call
+    if value is not call or not isinstance(target, cst.Name | cst.Attribute):
+        return None
+    return src.code(target)
+
+
+def _unconditional(index: Index, node: cst.CSTNode, scope: Scope) -> bool:
+    """`node` runs whenever `scope` runs: no branch or loop of `scope` around it."""
+    for ancestor in index.source.ancestors(node):
+        if ancestor is scope:
+            return True
+        if isinstance(ancestor, _CONDITIONAL):
+            return False
+    return True

@@ -1,0 +1,226 @@
+"""Pruning a model the script keeps a moving average of: `track_copy(<the copy>)` goes
+where both the manager and the copy are bound, or the plan is refused as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.errors import NeuralCoderError
+from neural_coder.options import build_options
+from neural_coder.report import Status
+
+HEAD = """import argparse
+import torch
+from timm.utils import ModelEmaV2
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--model-ema", action="store_true")
+args = parser.parse_args()
+model = torch.nn.Linear(4, 2)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+"""
+
+LOOP = """for epoch in range(2):
+    for x, y in [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if model_ema is not None:
+            model_ema.update(model)
+torch.save(model_ema.module.state_dict() if model_ema else model.state_dict(), "m.pt")
+"""
+
+
+def rewrite(text: str, approach: str = "pruning", target: str = "runtime") -> tuple[str, list]:
+    options = build_options(approach, target, {}, {})
+    out, report = rewrite_source(Path("s.py"), text, options)
+    assert report.status is Status.TRANSFORMED, report.message
+    again, second = rewrite_source(Path("s.py"), out, options)
+    assert second.status is Status.UNCHANGED and again == out
+    return out, report.warnings
+
+
+def lines(text: str) -> list[str]:
+    return [line.split("  # neural-coder")[0] for line in text.splitlines()]
+
+
+def test_a_copy_with_a_default_is_tracked_next_to_the_prepare():
+    # DeiT / timm: `model_ema = None`, then built when the flag asks for it
+    text = (
+        HEAD
+        + ("model_ema = None\nif args.model_ema:\n    model_ema = ModelEmaV2(model, decay=0.999)\n")
+        + LOOP
+    )
+    out, warnings = rewrite(text)
+    got = lines(out)
+    prepare = next(i for i, line in enumerate(got) if "prepare_compression(" in line)
+    track = got.index("compression_manager.track_copy(model_ema)")
+    assert prepare < track < got.index("for epoch in range(2):")
+    assert got[track - 1] == "compression_manager.callbacks.on_train_begin()"
+    assert not any("moving average" in w for w in warnings), warnings
+
+
+def test_a_copy_built_after_the_prepare_is_tracked_where_it_is_built():
+    # the manager is prepared before the wrap; the copy is made of the wrapped model
+    text = HEAD + ("model = torch.compile(model)\nmodel_ema = ModelEmaV2(model)\n") + LOOP
+    got = lines(rewrite(text)[0])
+    built = got.index("model_ema = ModelEmaV2(model)")
+    assert got[built + 1] == "compression_manager.track_copy(model_ema)"
+    assert next(i for i, line in enumerate(got) if "prepare_compression(" in line) < built
+
+
+def test_a_copy_only_bound_on_one_path_keeps_the_refusal():
+    text = HEAD + "if torch.cuda.is_available():\n    model_ema = ModelEmaV2(model)\n" + LOOP
+    with pytest.raises(NeuralCoderError, match=r"ModelEmaV2\(model\) at line 11 keeps a moving"):
+        rewrite(text)
+
+
+def test_a_copy_behind_a_flag_without_a_default_is_tracked_under_that_flag():
+    text = HEAD + "if args.model_ema:\n    model_ema = ModelEmaV2(model)\n" + LOOP
+    out, warnings = rewrite(text)
+    got = lines(out)
+    start = got.index("compression_manager.callbacks.on_train_begin()")
+    assert got[start + 1 : start + 3] == [
+        "if args.model_ema:",
+        "    compression_manager.track_copy(model_ema)",
+    ]
+    assert not any("moving average" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize(("approach", "target"), [("qat", "runtime"), ("pruning", "inc")])
+def test_quantization_aware_training_and_inc_keep_the_refusal(approach, target):
+    # QAT would leave the copy float; INC has no track_copy
+    text = HEAD + "model_ema = ModelEmaV2(model)\n" + LOOP
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(text, approach, target)
+
+
+def test_distillation_with_pruning_tracks_the_copy_too():
+    text = HEAD + "model_ema = ModelEmaV2(model)\n" + LOOP
+    options = build_options("pruning+distillation", None, {}, {"distillation": {"teacher": "copy"}})
+    out, report = rewrite_source(Path("s.py"), text, options)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "compression_manager.track_copy(model_ema)" in lines(out)
+
+
+SHADOW = """import argparse
+import torch
+from diffusers.training_utils import EMAModel
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--use_ema", action="store_true")
+args = parser.parse_args()
+unet = torch.nn.Linear(4, 2)
+if args.use_ema:
+    ema_unet = EMAModel(unet.parameters(), decay=0.9999)
+FLAG_LINE
+optimizer = torch.optim.AdamW(unet.parameters())
+for epoch in range(2):
+    for x, y in [(torch.randn(3, 4), torch.randn(3, 2))]:
+        loss = torch.nn.functional.mse_loss(unet(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if args.use_ema:
+            ema_unet.step(unet.parameters())
+if args.use_ema:
+    ema_unet.copy_to(unet.parameters())
+torch.save(unet.state_dict(), "unet.pt")
+"""
+
+
+def test_a_copy_built_under_a_flag_is_tracked_under_the_same_flag():
+    got = lines(rewrite(SHADOW.replace("FLAG_LINE", ""))[0])
+    start = got.index("compression_manager.callbacks.on_train_begin()")
+    assert got[start + 1 : start + 3] == [
+        "if args.use_ema:",
+        "    compression_manager.track_copy(ema_unet)",
+    ]
+
+
+def test_a_flag_changed_before_the_prepare_keeps_the_warning():
+    text = SHADOW.replace("FLAG_LINE", "args.use_ema = args.use_ema and torch.cuda.is_available()")
+    out, warnings = rewrite(text)
+    assert "track_copy" not in out
+    assert any("with --use_ema, EMAModel(unet.parameters())" in w for w in warnings), warnings
+
+
+def test_a_copy_built_from_a_second_instance_is_found_by_its_step_with_the_model():
+    # diffusers' train_text_to_image: the average starts from a second load of the model
+    text = SHADOW.replace(
+        "    ema_unet = EMAModel(unet.parameters(), decay=0.9999)",
+        "    ema_unet = torch.nn.Linear(4, 2)\n"
+        "    ema_unet = EMAModel(ema_unet.parameters(), decay=0.9999)",
+    ).replace("FLAG_LINE", "")
+    got = lines(rewrite(text)[0])
+    assert "    compression_manager.track_copy(ema_unet)" in got
+    out, warnings = rewrite(text, "qat")
+    assert "track_copy" not in out
+    assert any("EMAModel(ema_unet.parameters()) at line 11 keeps" in w for w in warnings), warnings
+
+
+TRAINER_CLASS = """import torch
+import torch.nn as nn
+from timm.utils import ModelEmaV2
+
+
+class Trainer:
+    def __init__(self, model, loader, epochs=2):
+        self.model = model
+        self.loader = loader
+        self.epochs = epochs
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        EMA_LINE
+
+    def train_step(self, x, y):
+        loss = nn.functional.cross_entropy(self.model(x), y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.model_ema.update(self.model)
+
+    def fit(self):
+        for epoch in range(self.epochs):
+            for x, y in self.loader:
+                self.train_step(x, y)
+        torch.save(self.model_ema.module.state_dict(), "ema.pt")
+
+
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+Trainer(model, [(torch.randn(4, 8), torch.randint(0, 4, (4,)))]).fit()
+"""
+
+
+@pytest.mark.parametrize("built", ["ModelEmaV2(self.model)", "ModelEmaV2(model)"])
+def test_a_copy_the_class_makes_in_its_init_is_tracked_with_the_prepare(built):
+    # found by its argument, or (the constructor's parameter) by its update with self.model
+    text = TRAINER_CLASS.replace("EMA_LINE", f"self.model_ema = {built}")
+    got = lines(rewrite(text)[0])
+    start = got.index("        self.compression_manager.callbacks.on_train_begin()")
+    assert got[start + 1] == "        self.compression_manager.track_copy(self.model_ema)"
+    with pytest.raises(NeuralCoderError, match=r"ModelEmaV2\(.*\) at line 12 keeps a moving"):
+        rewrite(text, "qat")  # before: no word, and the saved average stayed float
+
+
+def test_a_copy_the_init_makes_on_one_path_only_is_refused():
+    text = TRAINER_CLASS.replace(
+        "EMA_LINE", "if epochs > 1:\n            self.model_ema = ModelEmaV2(self.model)"
+    )
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(text)
+
+
+def test_a_copy_built_on_the_else_path_is_not_tracked_under_the_test():
+    text = (
+        HEAD
+        + ("plain = False\nif plain:\n    pass\nelse:\n    model_ema = ModelEmaV2(model)\n")
+        + LOOP
+    )
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(text)
+    text = text.replace("if plain:\n    pass\nelse:\n", "if not plain:\n")
+    assert "    compression_manager.track_copy(model_ema)" in lines(rewrite(text)[0])

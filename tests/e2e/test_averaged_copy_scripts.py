@@ -1,0 +1,32 @@
+"""A script that evaluates and saves a moving average of its model (YOLOv5's ModelEMA),
+rewritten for pruning and run: the average it saves is as sparse as the model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.e2e.runner import rewrite_and_run
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_saved_moving_average_is_pruned(tmp_path):
+    summary = rewrite_and_run(tmp_path, "ema_detector_train.py", "--approach", "pruning")
+    assert summary["sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert summary["averaged_copy_sparsity"] == [pytest.approx(summary["sparsity"], abs=1e-4)]
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    pruned = [saved["stem.weight"], saved["body.1.weight"]]  # the head is left out
+    zeros = sum(int((w == 0).sum()) for w in pruned)
+    assert zeros == sum(w.numel() for w in pruned) // 2, "the saved average is not pruned"
+
+
+def test_shadow_weights_copied_into_the_model_before_saving_are_pruned(tmp_path):
+    # diffusers' style: the average is a list of tensors from model.parameters(), copied
+    # into the model at the end; without track_copy that copy undoes the pruning
+    summary = rewrite_and_run(tmp_path, "shadow_ema_finetune.py", "--approach", "pruning")
+    assert summary["averaged_copy_sparsity"] == [pytest.approx(0.5, abs=0.02)]
+    saved = torch.load(tmp_path / "denoiser.pt", weights_only=True)
+    pruned = [saved["0.weight"], saved["2.weight"]]  # the last Linear is the head
+    zeros = sum(int((w == 0).sum()) for w in pruned)
+    assert zeros == pytest.approx(sum(w.numel() for w in pruned) / 2, abs=8)
