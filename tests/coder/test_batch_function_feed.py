@@ -63,8 +63,20 @@ def test_the_count_follows_calibration_sampling_size():
 
 
 def test_bf16_times_one_batch_of_the_function():
-    text, _ = changed(SAMPLE, "bf16")
+    """Without an evaluation to tune on (the sample's estimate_loss() is one: with it,
+    bf16 measures on that), bf16 times one batch of the function."""
+    source = edited(
+        (
+            "        losses = estimate_loss()\n"
+            "        print(f\"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}\")\n",
+            '        print(f"step {iter_num}")\n',
+        )
+    )
+    text, _ = changed(source, "bf16")
     assert 'calib_dataloader=((get_batch("val"),) for _ in range(1))' in text
+    assert "eval_func" not in text
+    tuned, _ = changed(SAMPLE, "bf16")
+    assert "eval_func=evaluate_candidate" in tuned and "calib_dataloader" not in tuned
 
 
 def test_a_model_called_with_its_inputs_only_gets_the_first_item():
