@@ -144,3 +144,13 @@ def estimate_loss():
 def test_what_is_no_held_out_evaluation(function):
     name = function.split("def ", 1)[1].split("(", 1)[0]
     assert evaluations(HEADER + function + TRAIN.format(call=f"{name}()")) == []
+
+
+def test_a_split_keyed_evaluation_that_takes_the_model_reads_its_val_entry():
+    function = SPLIT_LOOP.replace("def estimate_loss():", "def estimate_loss(net):").replace(
+        "model", "net"
+    )
+    text, report = rewrite(HEADER + function + TRAIN.format(call="estimate_loss(model)"))
+    assert report.status is Status.TRANSFORMED, report.message
+    assert 'eval_func=lambda candidate: estimate_loss(candidate)["val"]' in text
+    assert "higher_is_better=False" in text and "def evaluate_candidate" not in text
