@@ -86,7 +86,8 @@ def names_read_from_scope(index: Index, fn: Function, call_scope: Scope) -> list
     from the scope that defines it (the module, or the function it is nested in); only
     when the call is made in that same scope, so that a tuner's candidate model can be
     bound to the name there for the call. evaluation.find_evaluations keeps the models."""
-    if index.scope_of(fn.node) is not call_scope:
+    defining = index.scope_of(fn.node)
+    if defining is not call_scope:
         return []
     params = set(fn.all_params())
     return [
@@ -94,7 +95,9 @@ def names_read_from_scope(index: Index, fn: Function, call_scope: Scope) -> list
         for name in _called_names(fn)
         if name not in params
         and not index.assignments_in(name, fn.node)
-        and not _declared(fn, name)
+        and not _declared(fn.node, name)
+        # `global model` in the defining function: no `nonlocal` could bind it
+        and not (isinstance(defining, cst.FunctionDef) and _declared(defining, name))
     ]
 
 
@@ -110,13 +113,11 @@ def _called_names(fn: Function) -> list[str]:
     return names
 
 
-def _declared(fn: Function, name: str) -> bool:
-    """`global name` / `nonlocal name` in `fn`: it rebinds the outer name itself."""
+def _declared(node: cst.FunctionDef, name: str) -> bool:
+    """`global name` / `nonlocal name` in `node`: it rebinds the outer name itself."""
     return bool(
-        m.findall(
-            fn.node, m.Global(names=[m.ZeroOrMore(), m.NameItem(m.Name(name)), m.ZeroOrMore()])
-        )
+        m.findall(node, m.Global(names=[m.ZeroOrMore(), m.NameItem(m.Name(name)), m.ZeroOrMore()]))
         or m.findall(
-            fn.node, m.Nonlocal(names=[m.ZeroOrMore(), m.NameItem(m.Name(name)), m.ZeroOrMore()])
+            node, m.Nonlocal(names=[m.ZeroOrMore(), m.NameItem(m.Name(name)), m.ZeroOrMore()])
         )
     )

@@ -154,3 +154,15 @@ def test_a_split_keyed_evaluation_that_takes_the_model_reads_its_val_entry():
     assert report.status is Status.TRANSFORMED, report.message
     assert 'eval_func=lambda candidate: estimate_loss(candidate)["val"]' in text
     assert "higher_is_better=False" in text and "def evaluate_candidate" not in text
+
+
+def test_a_model_the_enclosing_function_declares_global_is_not_bound_nonlocal():
+    """`def main(): global model; ...; def estimate_loss(): model(...)`: `nonlocal model`
+    would not compile, so that evaluation tunes nothing (the fit converts once)."""
+    body = HEADER + SPLIT_LOOP + TRAIN.format(call="estimate_loss()")
+    indented = "".join(f"    {line}" if line.strip() else line for line in body.splitlines(True))
+    source = f"def main():\n    global model\n{indented}\n\nmain()\n"
+    assert evaluations(source) == []
+    text, report = rewrite(source)
+    assert "nonlocal" not in text
+    compile(text, "s.py", "exec")
