@@ -12,6 +12,13 @@ as positional arguments), `model(X)` gets `get_batch(..)[0]`. A held-out split
 (`get_batch('val')`, `val_loader.next_batch()`) is preferred when the script makes such
 a call; else the training call's arguments. The function, its object and its arguments
 must be bound at the fit, not only inside the loop; `feed` says why not otherwise.
+
+Inputs passed by keyword (`model(X, targets=Y)`, `model(idx=X, targets=Y)`,
+`model(input_ids=x, labels=y)`) are fed as a dict batch, which the runtime passes as
+keyword inputs: `({"idx": X, "targets": Y} for X, Y in (get_batch('val') for _ in
+range(N)))`; a positional input is then named by the model's `forward`
+(forward_signature.py). Literal keywords (`return_logits=False`) are left to the
+forward's default.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
-from .expressions import free_names
+from .expressions import free_names, unmoved
+from .forward_signature import keyword_batch
 from .index import Assignment, Index, Scope, enclosing_loop, unwrap_pass_through
 from .loaders import is_held_out
 from .loop_types import TrainingLoop
@@ -35,9 +43,19 @@ class Feed:
     item: str  # one batch as the fit reads it: "(get_batch('val'),)"
     at: int  # the line of the script's call it copies
     why: str  # "the held-out call at line 222" / "the training call at line 250"
+    # `X, Y`: the item is built from the call's result unpacked so (`{"idx": X, ...}`)
+    unpack: str | None = None
 
     def loader(self, count: int) -> str:
+        if self.unpack is not None:
+            return f"({self.item} for {self.unpack} in ({self.call} for _ in range({count})))"
         return f"({self.item} for _ in range({count}))"
+
+    def describe(self) -> str:
+        """`(get_batch('val'),)`; `{"idx": X, "targets": Y} from X, Y = get_batch('val')`."""
+        if self.unpack is not None:
+            return f"{self.item} from {self.unpack} = {self.call}"
+        return self.item
 
 
 class NoFeed(Exception):
@@ -52,21 +70,32 @@ def feed(index: Index, loop: TrainingLoop, scope: Scope, line: int) -> Feed | No
     call = loop.model_call
     if call is None or not call.args:
         return None
-    positional = [a for a in call.args if a.keyword is None]
-    if any(a.star or not isinstance(a.value, cst.Name) for a in positional) or not positional:
+    # `model(X.to(device))`: the batch item itself (the runtime moves it)
+    args = [a.with_changes(value=unmoved(a.value)) for a in call.args]
+    positional = [a for a in args if a.keyword is None]
+    # `return_logits=False`: a literal the fit leaves to the forward's default
+    keywords = [a for a in args if a.keyword is not None and not is_literal(a.value)]
+    if any(a.star or not isinstance(a.value, cst.Name) for a in positional):
         return None
-    source = _batch_assignment(index, positional[0].value.value, loop)  # type: ignore[attr-defined]
+    first = (
+        positional[0]
+        if positional
+        else next((k for k in keywords if isinstance(k.value, cst.Name)), None)
+    )
+    if first is None:
+        return None
+    source = _batch_assignment(index, first.value.value, loop)  # type: ignore[attr-defined]
     if source is None or not _batch_like(index, source):
         return None
     batch_call = source.value
     assert isinstance(batch_call, cst.Call)
-    item = _item_shape(index, positional, source, loop.step_scope, call)
-    for keyword in (a for a in call.args if a.keyword is not None):
-        if not _literal(keyword.value):
-            raise NoFeed(
-                f"the model call at line {src.line(call)} passes "
-                f"{src.code(keyword).rstrip(',')}, which a batch cannot carry"
-            )
+    if keywords:
+        item, unpack = (
+            _keyword_item(index, positional, keywords, source, loop),
+            _unpacked(index, source),
+        )
+    else:
+        item, unpack = _item_shape(index, positional, source, loop.step_scope, call), None
     for candidate, original, why in _candidates(index, batch_call):
         try:
             text = _call_at_fit(index, candidate, scope, line)
@@ -74,8 +103,58 @@ def feed(index: Index, loop: TrainingLoop, scope: Scope, line: int) -> Feed | No
             if candidate is batch_call:
                 raise
             continue
-        return Feed(text, item.format(call=text), src.line(original), why)
+        shaped = item if unpack is not None else item.format(call=text)
+        return Feed(text, shaped, src.line(original), why, unpack)
     return None  # pragma: no cover - the training call is the last candidate
+
+
+def _keyword_item(
+    index: Index,
+    positional: list[cst.Arg],
+    keywords: list[cst.Arg],
+    source: Assignment,
+    loop: TrainingLoop,
+) -> str:
+    """`{"idx": X, "targets": Y}` for `model(X, targets=Y)`: the runtime passes a dict
+    batch as keyword inputs (runtime/batches.py `call_model`) and has no batch that mixes
+    positional and keyword inputs, so the positional ones are named by the model's
+    `forward`. Every input must be an item of what `source` unpacks."""
+    src = index.source
+    call = loop.model_call
+    assert call is not None
+    items = (
+        set(_tuple_targets(source.statement)) if source.position is not None else {source.target}
+    )
+    for arg in (*positional, *keywords):
+        if not (isinstance(arg.value, cst.Name) and arg.value.value in items):
+            raise NoFeed(
+                f"the model call at line {src.line(call)} passes "
+                f"{src.code(arg).rstrip(', ')}, which is not an item of what line "
+                f"{src.line(source.statement)} unpacks, so a batch cannot carry it"
+            )
+    batch = keyword_batch(index, call, positional, keywords, loop.step_scope)
+    if batch is None:
+        shown = ", ".join(src.code(a.value) for a in positional)
+        raise NoFeed(
+            f"the model call at line {src.line(call)} passes {shown} by position and "
+            f"{', '.join(src.code(k).rstrip(', ') for k in keywords)} by keyword; a batch "
+            "is fed either way, not both, and the forward of "
+            f"{src.code(call.func)} (a class of the project) was not found to name "
+            f"{shown}: pass every input by keyword"
+        )
+    return batch
+
+
+def _unpacked(index: Index, source: Assignment) -> str:
+    """`X, Y` of `X, Y = get_batch("train")` (`batch` of `batch = ...`)."""
+    statement = source.statement
+    assign = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+    if not isinstance(assign, cst.Assign) or len(assign.targets) != 1:
+        raise NoFeed(f"line {index.source.line(statement)} is no plain assignment to unpack")
+    target = assign.targets[0].target
+    if isinstance(target, cst.Tuple | cst.List):
+        return ", ".join(index.source.code(e).rstrip(", ") for e in target.elements)
+    return index.source.code(target)
 
 
 def _batch_assignment(index: Index, name: str, loop: TrainingLoop) -> Assignment | None:
@@ -190,7 +269,7 @@ def _bound_variants(index: Index, call: cst.Call) -> list[cst.Call]:
                 and isinstance(ancestor.target, cst.Name)
                 and ancestor.target.value == arg.value.value
                 and isinstance(ancestor.iter, cst.List | cst.Tuple)
-                and all(_literal(e.value) for e in ancestor.iter.elements)
+                and all(is_literal(e.value) for e in ancestor.iter.elements)
             ):
                 return [
                     call.with_changes(
@@ -228,7 +307,7 @@ def _call_at_fit(index: Index, call: cst.Call, scope: Scope, line: int) -> str:
         if arg.star:
             raise NoFeed(f"{_code(call)} unpacks its arguments")
         value = arg.value
-        if _literal(value):
+        if is_literal(value):
             continue
         names = [n for n in free_names(value) if n not in ("True", "False", "None")]
         unbound = [n for n in names if not _bound_at(index, n, scope, line)]
@@ -269,11 +348,11 @@ def _maybe_none(index: Index, name: str, scope: Scope) -> bool:
     )
 
 
-def _literal(value: cst.BaseExpression) -> bool:
+def is_literal(value: cst.BaseExpression) -> bool:
     if isinstance(value, cst.Name):
         return value.value in ("True", "False", "None")
     if isinstance(value, cst.UnaryOperation):
-        return _literal(value.expression)
+        return is_literal(value.expression)
     return isinstance(value, cst.SimpleString | cst.Integer | cst.Float)
 
 

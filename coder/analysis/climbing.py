@@ -161,7 +161,24 @@ class CallClimbing:
             if len(reaching) == 1 and len(scopes) == 1:
                 companions.extend(c for c in sites if c is not reaching[0])
                 return reaching[0]
+            if self._one_call_on_each_path(sites):
+                companions.extend(sites[1:])
+                return sites[0]
         return self._one_call_path(fn, sites, "called")
+
+    def _one_call_on_each_path(self, sites: list[cst.Call]) -> bool:
+        """The same call written on each path of one loop body: `with model.no_sync():
+        loss = _forward(); _backward(loss)` under `if`, and the same two calls under its
+        `else` (gradient accumulation in large training frameworks)."""
+        scopes = {id(self.index.scope_of(c)) for c in sites}
+        loops = {id(self.enclosing_loop(c, self.index.scope_of(c))) for c in sites}
+        texts = {self.source.code(c) for c in sites}
+        return (
+            len(scopes) == 1
+            and len(loops) == 1
+            and None not in {self.enclosing_loop(sites[0], self.index.scope_of(sites[0]))}
+            and len(texts) == 1
+        )
 
     def _handing_the_step(
         self, fn: Function, sites: list[cst.Call], inner_hop: Hop | None

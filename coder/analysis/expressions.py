@@ -28,6 +28,22 @@ def passes_function(value: cst.BaseExpression, name: str) -> bool:
     return m.matches(value, m.Name(name))
 
 
+#: `x.to(device)`: the same tensor, on another device
+DEVICE_MOVES = frozenset({"to", "cuda", "cpu"})
+
+
+def unmoved(value: cst.BaseExpression) -> cst.BaseExpression:
+    """`x` of `x.to(device)`, `x.cuda(non_blocking=True)`: a batch item the fit feeds as
+    it is (the runtime moves it to the model's device); not `x.float()`, which changes it."""
+    while (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value in DEVICE_MOVES
+    ):
+        value = value.func.value
+    return value
+
+
 def is_dotted_name(expr: cst.BaseExpression) -> bool:
     return root_name(expr) is not None
 

@@ -226,13 +226,23 @@ class LoopLength:
     def _modulo_accumulation(
         self, loop: TrainingLoop, test: cst.BaseExpression
     ) -> tuple[bool, str | None]:
-        """N of the first `... % N` in `test`, recorded as the loop's accumulation: whether
-        there is one, and N as written where training starts (None: not visible there)."""
+        """N of the first `... % N` in `test` (or in the value of the name `test` is, bound
+        in the step loop: `need_update = last_batch or (i + 1) % accum_steps == 0`),
+        recorded as the loop's accumulation: whether there is one, and N as written where
+        training starts (None: not visible there)."""
+        if isinstance(test, cst.Name):
+            test = self._bound_in_the_step_loop(loop, test) or test
         for modulo in m.findall(test, m.BinaryOperation(operator=m.Modulo())):
             assert isinstance(modulo, cst.BinaryOperation)
             divisor = self.source.code(modulo.right)
             loop.accumulation = divisor
             mapped = self.map_up(divisor, loop.hops)
+            if mapped is None and isinstance(modulo.right, cst.Name):
+                # `accum_steps = args.grad_accum_steps` before the loop (lowered for the
+                # last, shorter group inside it): the value the run starts with
+                initial = self._bound_before_the_step_loop(loop, modulo.right)
+                if initial is not None:
+                    mapped = self.map_up(self.source.code(initial), loop.hops)
             if mapped is None:
                 loop.notes.append(
                     f"gradient accumulation by {divisor} is not visible where training starts"
@@ -240,14 +250,52 @@ class LoopLength:
             return True, mapped
         return False, None
 
+    def _bound_in_the_step_loop(
+        self, loop: TrainingLoop, name: cst.Name
+    ) -> cst.BaseExpression | None:
+        """The value `name` is given once in the step loop's body, before the step."""
+        src = self.source
+        scope = self.index.scope_of(loop.step_loop)
+        bound = [
+            a
+            for a in self.index.assignments_in(name.value, scope)
+            if any(n is loop.step_loop for n in src.ancestors(a.statement))
+        ]
+        return bound[0].value if len(bound) == 1 else None
+
+    def _bound_before_the_step_loop(
+        self, loop: TrainingLoop, name: cst.Name
+    ) -> cst.BaseExpression | None:
+        """The value `name` is first given in the step loop's function, before that loop
+        and outside any branch or loop."""
+        src = self.source
+        scope = self.index.scope_of(loop.step_loop)
+        start = src.line(loop.step_loop)
+        bound = sorted(
+            (
+                a
+                for a in self.index.assignments_in(name.value, scope)
+                if src.line(a.statement) < start
+            ),
+            key=lambda a: src.line(a.statement),
+        )
+        if not bound:
+            return None
+        first = bound[0].statement
+        for ancestor in src.ancestors(first):
+            if ancestor is scope:
+                return bound[0].value
+            if isinstance(ancestor, cst.If | cst.For | cst.While | cst.Try):
+                return None
+        return bound[0].value
+
     def _scaler_accumulation(self, loop: TrainingLoop) -> str | None:
+        keyword = m.Name("update_grad") | m.Name("need_update")  # MAE / DeiT, timm
         call = next(
             iter(
                 m.findall(
                     loop.optimizer_step,
-                    m.Call(
-                        args=[m.ZeroOrMore(), m.Arg(keyword=m.Name("update_grad")), m.ZeroOrMore()]
-                    ),
+                    m.Call(args=[m.ZeroOrMore(), m.Arg(keyword=keyword), m.ZeroOrMore()]),
                 )
             ),
             None,
@@ -255,12 +303,13 @@ class LoopLength:
         if call is None:
             return None
         assert isinstance(call, cst.Call)
-        flag = next(a.value for a in call.args if a.keyword and a.keyword.value == "update_grad")
+        arg = next(a for a in call.args if a.keyword and m.matches(a.keyword, keyword))
+        flag = arg.value
         found, mapped = self._modulo_accumulation(loop, flag)
         if found:
             return mapped
         loop.notes.append(
-            f"the scaler steps the optimizer only when update_grad={self.source.code(flag)}: "
+            f"the scaler steps the optimizer only when {self.source.code(arg).replace(' ', '')}: "
             "the run length counts batches, so pruning may end later than planned; pass "
             "--end-step with the number of optimizer steps"
         )

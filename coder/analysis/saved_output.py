@@ -34,10 +34,18 @@ MAIN_PROCESS_NAMES = frozenset(
         "is_rank_zero",
         "is_global_zero",
         "is_local_main_process",
+        # Hugging Face `trainer.is_world_process_zero()`, torch_xla's `xm.is_master_ordinal()`
+        "is_world_process_zero",
+        "is_local_process_zero",
+        "is_master_ordinal",
     }
 )
 #: names a script gives its process rank (`if rank == 0:`, `if args.local_rank in [-1, 0]:`)
 RANK_NAMES = frozenset({"rank", "global_rank", "local_rank", "ddp_rank", "world_rank"})
+#: functions that return the process rank (`dist.get_rank() == 0`)
+RANK_FUNCTIONS = frozenset({"get_rank", "get_global_rank", "get_local_rank", "get_world_rank"})
+#: environment variables a launcher sets to the process rank (`os.environ["LOCAL_RANK"]`)
+RANK_VARIABLES = frozenset({"RANK", "LOCAL_RANK", "GLOBAL_RANK", "SLURM_PROCID"})
 PATH_JOINS = frozenset({"os.path.join", "osp.join", "path.join"})
 
 
@@ -155,15 +163,20 @@ def main_process_test(index: Index, scope: Scope, line: int) -> str | None:
         )
         for operand in operands:
             root = _main_process_root(operand)
-            if root is not None and in_reach(index, root, scope, line):
+            if (
+                root is not None
+                and in_reach(index, root, scope, line)
+                and not (_rank_call(operand) and _nested_in_an_if(index, found, scope))
+            ):
                 return src.code(operand)
-        # `if not args.distributed or args.rank == 0:` as a whole
+        # `if not args.distributed or args.rank == 0:` (or `not dist.is_initialized() or
+        # dist.get_rank() == 0`) as a whole
         if (
             isinstance(test, cst.BooleanOperation)
             and isinstance(test.operator, cst.Or)
             and isinstance(test.left, cst.UnaryOperation)
             and isinstance(test.left.operator, cst.Not)
-            and (flag := root_name(test.left.expression)) is not None
+            and (flag := _flag_root(test.left.expression)) is not None
             and in_reach(index, flag, scope, line)
         ):
             root = _main_process_root(test.right)
@@ -183,6 +196,8 @@ def _main_process_root(test: cst.BaseExpression) -> str | None:
         and _last(test.func) in MAIN_PROCESS_NAMES
     ):
         return root_name(test.func)
+    if _rank_call(test):
+        return _rank_read_root(test.left)  # type: ignore[attr-defined]
     if (
         isinstance(test, cst.Comparison)
         and len(test.comparisons) == 1
@@ -197,6 +212,71 @@ def _main_process_root(test: cst.BaseExpression) -> str | None:
         ):
             return root_name(test.left)
     return None
+
+
+def _rank_call(test: cst.BaseExpression) -> bool:
+    """`dist.get_rank() == 0`, `torch.distributed.get_rank() in (-1, 0)`,
+    `int(os.environ.get("RANK", 0)) == 0`: a rank read by a call, compared with 0."""
+    if not (
+        isinstance(test, cst.Comparison)
+        and len(test.comparisons) == 1
+        and _rank_read_root(test.left) is not None
+    ):
+        return False
+    target = test.comparisons[0]
+    if isinstance(target.operator, cst.Equal):
+        return m.matches(
+            target.comparator, m.Integer("0") | m.SimpleString('"0"') | m.SimpleString("'0'")
+        )
+    return isinstance(target.operator, cst.In) and isinstance(
+        target.comparator, cst.List | cst.Tuple
+    )
+
+
+def _rank_read_root(expr: cst.BaseExpression) -> str | None:
+    """The root name of `dist.get_rank()` (`dist`), of `int(os.environ.get("RANK", 0))`
+    / `os.environ["LOCAL_RANK"]` / `os.getenv("RANK")` (`os`); None for anything else."""
+    if m.matches(expr, m.Call(func=m.Name("int"))) and len(expr.args) == 1:  # type: ignore[attr-defined]
+        expr = expr.args[0].value  # type: ignore[attr-defined]
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name | cst.Attribute):
+        name = _last(expr.func)
+        if name in RANK_FUNCTIONS and not expr.args:
+            return root_name(expr.func)
+        if name in ("get", "getenv") and expr.args and _names_a_rank_variable(expr.args[0].value):
+            return root_name(expr.func)
+        return None
+    if (
+        isinstance(expr, cst.Subscript)
+        and _last(expr.value) == "environ"
+        and len(expr.slice) == 1
+        and isinstance(expr.slice[0].slice, cst.Index)
+        and _names_a_rank_variable(expr.slice[0].slice.value)
+    ):
+        return root_name(expr.value)
+    return None
+
+
+def _names_a_rank_variable(key: cst.BaseExpression) -> bool:
+    return isinstance(key, cst.SimpleString) and key.evaluated_value in RANK_VARIABLES
+
+
+def _nested_in_an_if(index: Index, node: cst.CSTNode, scope: Scope) -> bool:
+    """`node` sits under another `if` of `scope` (`if ddp: ... if dist.get_rank() == 0:`):
+    the rank call may fail where that `if` does not hold (no process group)."""
+    for ancestor in index.source.ancestors(node):  # type: ignore[attr-defined]
+        if ancestor is scope:
+            return False
+        if isinstance(ancestor, cst.If | cst.Else):
+            return True
+    return False
+
+
+def _flag_root(flag: cst.BaseExpression) -> str | None:
+    """`ddp`, `args.distributed`, or the function of a call without arguments
+    (`dist.is_initialized()`)."""
+    if isinstance(flag, cst.Call) and not flag.args:
+        return root_name(flag.func)
+    return root_name(flag)
 
 
 def in_reach(index: Index, name: str, scope: Scope, line: int) -> bool:

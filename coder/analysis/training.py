@@ -19,7 +19,7 @@ from .backward_calls import is_scaler_step_call, loss_name_of
 from .climbing import CallClimbing
 from .container_items import item_index, member_at
 from .expressions import Loop, loop_index, loop_var, passes_function
-from .index import Index, Scope
+from .index import Index, Scope, iter_returns
 from .loop_length import LoopLength
 from .loop_types import Hop, TrainingLoop
 from .model_calls import ModelCalls
@@ -106,7 +106,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         )
         model_in_entry = self.map_up(model_callee, hops) if model_callee else None
         if model_in_entry is None and model_callee is None and hops:
-            model_in_entry = self._model_from_caller(loss_name, hops)
+            model_in_entry = self._model_from_caller(loss_name, hops, optimizer)
         model_item = None
         if model_in_entry is None and model_callee is not None:
             model_item = self._item_of_a_container(model_callee, scope, hops, entry_scope)
@@ -258,9 +258,11 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
                 return self.source.line(call)
         return None
 
-    def _model_from_caller(self, loss_name: str, hops: list[Hop]) -> str | None:
+    def _model_from_caller(self, loss_name: str, hops: list[Hop], optimizer: str) -> str | None:
         """`self._backward(criterion(self.model(x), y))`: the step function receives the
-        loss, and the model call is in the argument at the call site."""
+        loss, and the model call is in the argument at the call site, or in the function
+        that made it there (`loss = _forward(); _backward(loss)`, both defined in the
+        loop body)."""
         first = hops[0]
         argument = self.index.bind_arguments(first.call, first.function).get(loss_name)
         if argument is None:
@@ -268,9 +270,38 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         caller = self.index.scope_of(first.call)
         calls = [c for c in m.findall(argument, m.Call()) if self._is_model_callee(c.func, caller)]  # type: ignore[union-attr]
         callees = {self.source.code(c.func) for c in calls}  # type: ignore[union-attr]
+        if not callees and isinstance(argument, cst.Name):
+            callees = self._model_in_returning_function(argument.value, first.call, optimizer)
         if len(callees) != 1:
             return None
         return self.map_up(callees.pop(), hops[1:])
+
+    def _model_in_returning_function(self, name: str, call: cst.Call, optimizer: str) -> set[str]:
+        """The model that `name = forward_fn()` (bound before `call`) computes its result
+        from, read in `forward_fn`, a function of the file that takes no argument and
+        returns a name: the model as the caller sees it (a closure's free name)."""
+        src = self.source
+        caller = self.index.scope_of(call)
+        found: set[str] = set()
+        for assigned in self.index.assignments_in(name, caller):
+            value = assigned.value
+            fn = self.index.resolve_call(value) if isinstance(value, cst.Call) else None
+            if fn is None or value.args or src.line(assigned.statement) > src.line(call):
+                continue
+            for returned in iter_returns(fn.node):
+                if not isinstance(returned.value, cst.Name):
+                    continue
+                statement = src.statement_of(returned)
+                loss = self._loss_statement(returned.value.value, fn.node, statement)
+                callee = self._model_call(fn.node, loss, statement, optimizer)[2]
+                root = callee.split(".")[0] if callee else None
+                if (
+                    root
+                    and root not in fn.all_params()
+                    and not self.index.assignments_in(root, fn.node)
+                ):
+                    found.add(callee)
+        return found
 
     def _closure_hop(self, backward: cst.CSTNode) -> Hop | None:
         """The function holding `backward`, reached through the optimizer step that runs it

@@ -49,6 +49,11 @@ def values_through_wraps(
             yield from index.values_of(inner, where)
 
 
+def is_wrap(index: Index, leaf: cst.BaseExpression) -> bool:
+    """`DDP(model)`, `torch.compile(model)`: a wrap around a model, not a model built."""
+    return _wrapped(index, leaf) is not None
+
+
 def _wrapped(index: Index, leaf: cst.BaseExpression) -> cst.BaseExpression | None:
     if not isinstance(leaf, cst.Call) or not leaf.args:
         return None

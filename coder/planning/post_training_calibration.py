@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import batch_function, evaluation, loader_rebuild, loaders
+from neural_coder.analysis import batch_function, evaluation, loader_rebuild, loaders, loop_feed
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.index import Function
 from neural_coder.errors import AnalysisError
@@ -52,12 +52,12 @@ class CalibrationData(FitCall):
                 text = self.src.code(arg.value)
                 text = substitutions.get(text, text)
                 if text in in_reach:
-                    return text
+                    return self._shaped_like_the_loop(text, found)
         if in_reach:
-            return in_reach[0]
+            return self._shaped_like_the_loop(in_reach[0], found)
         rebuilt = self._loader_rebuilt(found, place, line)
         if rebuilt is not None:
-            return rebuilt
+            return self._shaped_like_the_loop(rebuilt, found)
         fed = self._batch_function_loader(place, line)
         if fed is not None:
             return fed
@@ -74,6 +74,33 @@ class CalibrationData(FitCall):
             + (" (the same builder, called before that line)" if own else "")
             + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
         )
+
+    def _shaped_like_the_loop(
+        self, loader: str, found: tuple[evaluation.Evaluation, dict[str, str]] | None
+    ) -> str:
+        """`loader`, read through a generator that feeds each batch so the model is called
+        as the training loop (else the evaluation `found`) calls it, where the runtime's
+        own rule would not (analysis/loop_feed.py). Not for benchmarking (it reads its loader more than
+        once) nor for INC (its fit needs the DataLoader itself)."""
+        if self.approach == "benchmark" or self.options.target == "inc":
+            return loader
+        loop = self.facts.loop
+        if loop is not None:
+            shape, who = loop_feed.loop_shape(self.index, loop), "the training loop"
+        elif found is not None:
+            chosen = found[0]
+            shape = loop_feed.evaluation_shape(self.index, chosen.function, chosen.model_param)
+            who = f"{chosen.function.key}()"
+        else:
+            shape = None
+        if shape is None:
+            return loader
+        self.plan.placed.append(
+            f"calib_dataloader: the batches of {loader}, each fed as {shape.item} so the model "
+            f"is called as {who} calls it at line {shape.line} (a plain batch "
+            "would give the model only its first item, or a dict as keyword inputs)"
+        )
+        return shape.loader(loader)
 
     def _batch_function_loader(self, place: FinalModel, line: int) -> str | None:
         """Batches drawn at the fit from the call that feeds the training loop's model
@@ -102,7 +129,7 @@ class CalibrationData(FitCall):
         else:
             count, read = 1, "one batch to time the bf16 candidates"
         self.plan.placed.append(
-            f"calib_dataloader: up to {count} batch(es) of {fed.item}, the script's own batch call "
+            f"calib_dataloader: up to {count} batch(es) of {fed.describe()}, the script's own batch call "
             f"({fed.why}), made at the fit ({read}): no DataLoader is in reach"
         )
         return fed.loader(count)

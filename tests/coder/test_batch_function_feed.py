@@ -153,15 +153,81 @@ def test_an_argument_only_the_loop_binds_is_refused_with_why():
     assert "needs a batch" in bf16 and "get_batch(part) reads part" in bf16
 
 
-def test_targets_passed_by_keyword_are_refused():
+@pytest.mark.parametrize(
+    ("model_call", "batch"),
+    [
+        # the positional input is named by CharModel.forward(self, idx, targets=None)
+        ("model(X, targets=Y)", '{"idx": X, "targets": Y}'),
+        ("model(idx=X, targets=Y)", '{"idx": X, "targets": Y}'),
+        ("model(targets=Y, idx=X)", '{"targets": Y, "idx": X}'),
+        ("model(X, targets=Y, reduce=True)", '{"idx": X, "targets": Y}'),
+    ],
+)
+def test_inputs_passed_by_keyword_are_fed_as_a_dict_of_the_same_keywords(model_call, batch):
     source = edited(
         (
             "    logits, loss = model(X, Y)\n    X, Y",
-            "    logits, loss = model(X, targets=Y)\n    X, Y",
+            f"    logits, loss = {model_call}\n    X, Y",
+        ),
+        (
+            "def forward(self, idx, targets=None):",
+            "def forward(self, idx, targets=None, reduce=True):",
+        ),
+    )
+    text, placed = changed(source)
+    loader = f'({batch} for X, Y in (get_batch("val") for _ in range(100)))'
+    assert f"calib_dataloader={loader}" in text.replace("\n", "").replace("    ", "")
+    assert any(f"batch(es) of {batch} from X, Y = get_batch(" in p for p in placed)
+    bf16, _ = changed(source, "bf16")
+    assert 'for X, Y in (get_batch("val") for _ in range(1))' in bf16
+
+
+def test_keyword_inputs_of_a_model_from_another_library_need_no_forward():
+    """`model(input_ids=x, labels=y)` on a Hugging Face model: the keywords name themselves
+    (the runtime leaves `labels` out of calibration, as for any dict batch)."""
+    source = edited(
+        (
+            "    logits, loss = model(X, Y)\n    X, Y",
+            "    logits, loss = model(input_ids=X, labels=Y)\n    X, Y",
+        ),
+        ("model = CharModel()", "model = AutoModelForCausalLM.from_config(config)"),
+        (
+            "import torch\n",
+            "import torch\nfrom transformers import AutoConfig, AutoModelForCausalLM\n",
+        ),
+        ("torch.manual_seed(0)\n", "torch.manual_seed(0)\nconfig = AutoConfig.for_model('gpt2')\n"),
+    )
+    text, _ = changed(source)
+    assert '{"input_ids": X, "labels": Y} for X, Y in (get_batch("val")' in text
+
+
+def test_a_positional_input_next_to_keywords_needs_the_forward_that_names_it():
+    source = edited(
+        (
+            "    logits, loss = model(X, Y)\n    X, Y",
+            "    logits, loss = model(X, labels=Y)\n    X, Y",
+        ),
+        ("model = CharModel()", "model = AutoModelForCausalLM.from_config(config)"),
+        (
+            "import torch\n",
+            "import torch\nfrom transformers import AutoConfig, AutoModelForCausalLM\n",
+        ),
+        ("torch.manual_seed(0)\n", "torch.manual_seed(0)\nconfig = AutoConfig.for_model('gpt2')\n"),
+    )
+    message = refusal(source)
+    assert "passes X by position and labels=Y by keyword" in message
+    assert "pass every input by keyword" in message
+
+
+def test_a_keyword_input_the_batch_does_not_give_is_refused():
+    source = edited(
+        (
+            "    logits, loss = model(X, Y)\n    X, Y",
+            "    mask = X > 0\n    logits, loss = model(X, targets=mask)\n    X, Y",
         )
     )
     message = refusal(source)
-    assert "passes targets=Y, which a batch cannot carry" in message
+    assert "passes targets=mask, which is not an item of what line" in message
 
 
 def test_items_out_of_order_are_refused():
@@ -201,3 +267,47 @@ def test_a_model_given_the_leading_items_gets_that_prefix():
     )
     text, _ = changed(source)
     assert 'calib_dataloader=((get_batch("val")[:2],) for _ in range(100))' in text
+
+
+@pytest.mark.parametrize(
+    ("model_call", "loader"),
+    [
+        ("model(X.to(device), Y.to(device))", '((get_batch("val"),) for _ in range(100))'),
+        (
+            "model(X.to(device), targets=Y.cuda(non_blocking=True))",
+            '({"idx": X, "targets": Y} for X, Y in (get_batch("val") for _ in range(100)))',
+        ),
+    ],
+)
+def test_inputs_moved_in_the_call_are_the_batch_items(model_call, loader):
+    """The runtime moves each batch to the model's device: `X.to(device)` is `X`."""
+    source = edited(
+        ("    logits, loss = model(X, Y)\n    X, Y", f"    logits, loss = {model_call}\n    X, Y"),
+        ("torch.manual_seed(0)\n", "torch.manual_seed(0)\ndevice = 'cpu'\n"),
+    )
+    text, _ = changed(source)
+    assert f"calib_dataloader={loader}" in " ".join(text.split()).replace("( ", "(").replace(
+        " )", ")"
+    )
+
+
+def test_the_forward_is_found_through_compile_and_ddp_wraps():
+    """nanoGPT: `model = torch.compile(model)`, then `if ddp: model = DDP(model)`; the
+    positional input of `model(X, targets=Y)` is still named by CharModel.forward."""
+    source = edited(
+        (
+            "    logits, loss = model(X, Y)\n    X, Y",
+            "    logits, loss = model(X, targets=Y)\n    X, Y",
+        ),
+        (
+            "model = CharModel()\n",
+            "model = CharModel()\nddp = False\nmodel = torch.compile(model)\nif ddp:\n"
+            "    model = DDP(model)\n",
+        ),
+        (
+            "import torch\n",
+            "import torch\nfrom torch.nn.parallel import DistributedDataParallel as DDP\n",
+        ),
+    )
+    text, _ = changed(source)
+    assert '{"idx": X, "targets": Y} for X, Y in (get_batch("val")' in " ".join(text.split())

@@ -62,6 +62,14 @@ CASES = [
     # not the BertModel class its construction (reached through the argument) calls
     ("contrastive_embedding_train.py", "qat", "runtime"),
     ("contrastive_embedding_train.py", "ptq-static", "runtime"),
+    # `model(X, targets=Y)` from get_batch: a dict batch of the same keywords, the
+    # positional input named by the forward; saved under a dist.get_rank() check
+    ("keyword_targets_train.py", "ptq-static", "runtime"),
+    ("keyword_targets_train.py", "bf16", "runtime"),
+    # DataLoader batches fed as the training loop calls the model: both sides of a pair
+    # (`model(queries, docs)`), one item of a dict batch (`model(batch["anchor"])`)
+    ("dual_encoder_pairs_train.py", "ptq-static", "runtime"),
+    ("dict_pairs_embedding_train.py", "bf16", "runtime"),
     ("ptq_cnn_eval.py", "ptq-static", "runtime"),
     # `net = build_net()` after training builds a fresh model, no reload: fit before it
     ("rebuild_compare.py", "ptq-dynamic", "runtime"),
@@ -213,6 +221,10 @@ CASES = [
     ("ema_detector_train.py", "pruning", "runtime"),
     # diffusers' style: shadow tensors from model.parameters(), built under --use_ema
     ("shadow_ema_finetune.py", "pruning", "runtime"),
+    # _forward / _backward defined in the batch loop and called on both paths of a
+    # no_sync() choice; `need_update` accumulation read for the schedule
+    ("closure_accum_train.py", "pruning", "runtime"),
+    ("closure_accum_train.py", "qat", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step

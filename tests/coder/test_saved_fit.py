@@ -138,8 +138,21 @@ def test_an_empty_save_dir_is_a_usage_error():
         ("local_rank = int(os.environ.get('LOCAL_RANK', -1))\n", "local_rank in [-1, 0]"),
         ("import utils\n", "utils.is_main_process()"),
         ("ddp, rank = False, 0\n", "(not ddp or rank == 0)"),
+        # checks that call the distributed API or an object's method
+        ("import torch.distributed as dist\n", "dist.get_rank() == 0"),
+        ("import torch.distributed\n", "torch.distributed.get_rank() == 0"),
+        ("from torch.distributed import get_rank\n", "get_rank() in (-1, 0)"),
+        ("import torch.distributed as dist\n", "(not dist.is_initialized() or dist.get_rank() == 0)"),
+        ("accelerator = make_accelerator()\n", "accelerator.is_main_process"),
+        ("accelerator = make_accelerator()\n", "accelerator.is_local_main_process"),
+        ("trainer = make_trainer()\n", "trainer.is_world_process_zero()"),
+        ("import torch_xla.core.xla_model as xm\n", "xm.is_master_ordinal()"),
+        # the rank a launcher sets in the environment
+        ("seed = 0\n", 'int(os.environ.get("RANK", 0)) == 0'),
+        ("seed = 0\n", 'int(os.environ["LOCAL_RANK"]) in (-1, 0)'),
+        ("seed = 0\n", 'os.getenv("RANK", "0") == "0"'),
     ],
-)
+)  # fmt: skip
 def test_the_save_runs_under_the_scripts_main_process_check(setup, check):
     body = f"    if epoch % 2 == 0 and {check}:\n        print(epoch)\n"
     if check.startswith("("):  # a whole test of its own
@@ -147,6 +160,15 @@ def test_the_save_runs_under_the_scripts_main_process_check(setup, check):
     text, report = saved(epoch_script(body, before=setup))
     assert f"if quantized_model is not None and {check}:  # neural-coder\n" in text
     assert any(f"written only where {check} holds" in p for p in report.placed)
+
+
+def test_a_rank_call_under_another_if_is_no_check_of_its_own():
+    """`if ddp: ... if dist.get_rank() == 0:`: without a process group (ddp off) the
+    call fails, so the save does not copy it."""
+    body = "    if ddp:\n        if dist.get_rank() == 0:\n            print(epoch)\n"
+    source = epoch_script(body, before="import torch.distributed as dist\nddp = False\n")
+    text, _ = saved(source)
+    assert "if quantized_model is not None:  # neural-coder\n" in text
 
 
 def test_a_main_process_flag_set_after_the_loop_is_not_used():

@@ -260,3 +260,42 @@ def test_qat_through_a_function_that_returns_the_model_is_rewritten():
     )
     out = _rewrite(text.replace("train(model, 2)", "model = train(model, 2)"), "qat")
     assert "net = compression_manager.model" in out
+
+
+ONE_CALL_ON_EACH_PATH = """import contextlib
+import torch
+loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))] * 4
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def step(x, y):
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+
+
+for epoch in range(2):
+    for i, (x, y) in enumerate(loader):
+        if i % 2:
+            with contextlib.nullcontext():
+                step(x, y)
+        else:
+            step(X_ARG, y)
+"""
+
+
+def test_the_same_step_call_on_each_path_of_the_loop_body_is_one_call_path():
+    # large frameworks: `with model.no_sync(): _backward(loss)` under `if`, plain under `else`
+    out = _rewrite(ONE_CALL_ON_EACH_PATH.replace("X_ARG", "x"))
+    assert out.count("compression_manager.callbacks.on_step_begin(i)") == 1
+    assert _hooked(out, "opt.step()")
+
+
+def test_different_step_calls_in_one_loop_body_stay_refused(tmp_path):
+    text = ONE_CALL_ON_EACH_PATH.replace("X_ARG", "x * 2")
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "pruning")
+    assert result.exit_code == 1 and "is called from several places" in result.output
+    assert_untouched(path, text)

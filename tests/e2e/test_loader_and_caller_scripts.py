@@ -82,8 +82,10 @@ def test_a_loader_the_evaluation_builds_inside_calibrates_the_fit(tmp_path, monk
     with the same builder, calibrates on those lists, and both test sets are evaluated
     and the weights saved in int8."""
     script = rewrite(tmp_path, "builder_loader_eval.py", "ptq-static")
-    assert "calib_dataloader=build_test_loader(cfg, next(iter(cfg.DATASETS.TEST)))" in (
-        script.read_text()
+    # each list goes to the model whole, as the training loop's `model(data)` passes it
+    assert (
+        "((data,),) for data in build_test_loader(cfg, next(iter(cfg.DATASETS.TEST)))"
+        in script.read_text()
     )
     monkeypatch.setenv("MAX_ITER", "8")
     run, summary = run_script(script)

@@ -76,7 +76,9 @@ def training_function(args):
             optimizer.zero_grad()
         if epoch == args.num_epochs - 1:  # neural-coder
             quantized_model = mix_precision.fit(
-                model, MixedPrecisionConfig(), calib_dataloader=eval_dataloader
+                model,
+                MixedPrecisionConfig(),
+                calib_dataloader=(((batch["input_ids"],),) for batch in eval_dataloader),
             )  # neural-coder
             model = quantized_model if quantized_model is not None else model  # neural-coder
 

@@ -130,7 +130,9 @@ def main():
     quantized_model = quantization.fit(
         model,
         PostTrainingQuantConfig(approach="static", calibration_sampling_size=[100]),
-        calib_dataloader=build_test_loader(cfg, next(iter(cfg.DATASETS.TEST))),
+        calib_dataloader=(
+            ((data,),) for data in build_test_loader(cfg, next(iter(cfg.DATASETS.TEST)))
+        ),
     )  # neural-coder
     model = quantized_model if quantized_model is not None else model  # neural-coder
     results = do_test(cfg, model)

@@ -1,0 +1,199 @@
+"""Calibration batches from a DataLoader, shaped so the model is called the way the
+training loop calls it.
+
+The runtime feeds a dataloader batch to the model by one rule (runtime/batches.py
+`forward_inputs`): the first item of a tuple batch (`(x, y)` -> `model(x)`), a dict
+batch as keyword inputs without its labels. A loop that calls the model otherwise is
+calibrated wrongly or not at all: `for a, b in loader: model(a, b)` (a siamese net; a
+GPT given its targets), `for batch in loader: model(batch)` (a forward that unpacks the
+batch itself), `model(batch["anchor"])` on dict batches (the dict's keys are no
+parameters of the forward). The fit then reads the loader through a generator that
+rebuilds the loop's call from each batch: `(((a, b),) for a, b in loader)` (a 1-tuple
+holding the positional inputs), or a dict of the keyword inputs (`{"idx": x,
+"targets": y}`, a positional one named by the forward). Where the loop's call is the
+runtime's own rule, or cannot be rebuilt from the batch alone (an input computed in
+the loop, a loop over something else than a loader), the loader is left as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+
+from neural_coder.transforms import match as m
+
+from .batch_function import is_literal
+from .expressions import unmoved
+from .forward_signature import keyword_batch
+from .index import Function, Index, Scope
+from .loop_types import TrainingLoop
+
+#: wrappers of a loader that yield its batches (`tqdm(loader)`, `enumerate(loader)`)
+_PROGRESS = ("tqdm", "track", "progress")
+
+
+@dataclass
+class LoopShape:
+    target: str  # the loop's batch target: "a, b", "batch"
+    item: str  # one batch as the fit feeds it: "((a, b),)", '{"idx": x, "targets": y}'
+    line: int  # the model call it copies
+
+    def loader(self, loader: str) -> str:
+        return f"({self.item} for {self.target} in {loader})"
+
+
+def loop_shape(index: Index, loop: TrainingLoop) -> LoopShape | None:
+    """How each batch of the training loop's loader must be fed to call the model as the
+    loop does; None when the runtime's own rule already does (or the call cannot be
+    rebuilt from a batch)."""
+    call = loop.model_call
+    step = loop.step_loop
+    if call is None or not isinstance(step, cst.For):
+        return None
+    if not any(a is step for a in index.source.ancestors(call)):
+        return None  # the model is called in another function (`encode(model, ids)`)
+    return _call_shape(index, call, step, loop.step_scope)
+
+
+def evaluation_shape(index: Index, function: Function, model_param: str) -> LoopShape | None:
+    """The same for an evaluation function that calls its model parameter in a loop over
+    batches (`for a, b in loader: model(a, b)`), for a script with no training loop."""
+    for call in m.findall(function.node, m.Call(func=m.Name(model_param))):
+        assert isinstance(call, cst.Call)
+        step = next(
+            (a for a in index.source.ancestors(call) if isinstance(a, cst.For | cst.FunctionDef)),
+            None,
+        )
+        if isinstance(step, cst.For) and index.scope_of(call) is function.node:
+            return _call_shape(index, call, step, function.node)
+    return None
+
+
+def _call_shape(index: Index, call: cst.Call, step: cst.For, scope: Scope) -> LoopShape | None:
+    src = index.source
+    target = _batch_target(step)
+    if target is None:
+        return None
+    names = _target_names(target)
+    # `model(x.to(device))`: the batch item itself (the fit moves it)
+    args = [
+        a.with_changes(value=unmoved(a.value))
+        for a in call.args
+        if not (a.keyword is not None and is_literal(a.value))
+    ]
+    if not args or _double_star_of_batch(args, target):
+        return None  # `model(**batch)`: the runtime's rule for a dict batch
+    for arg in args:
+        if not _from_the_batch(index, arg.value, names, scope, step):
+            return None
+    line = src.line(call)
+    target_text = ", ".join(names) + (
+        "," if len(names) == 1 and not isinstance(target, cst.Name) else ""
+    )
+    if len(args) == 1 and args[0].star == "**":
+        # `model(**batch["anchor"])`: that dict, which the runtime passes as keywords
+        return LoopShape(target_text, src.code(args[0].value), line)
+    if any(a.star for a in args):
+        return None
+    positional = [a for a in args if a.keyword is None]
+    keywords = [a for a in args if a.keyword is not None]
+    if not keywords and _runtime_rule(positional, target):
+        return None
+    if not keywords:
+        inputs = ", ".join(src.code(a.value) for a in positional)
+        inputs = f"({inputs},)" if len(positional) == 1 else f"({inputs})"
+        return LoopShape(target_text, f"({inputs},)", line)
+    item = keyword_batch(index, call, positional, keywords, scope)
+    # None: the runtime's rule stays (it cannot pass positional and keyword inputs both)
+    return LoopShape(target_text, item, line) if item is not None else None
+
+
+def _batch_target(step: cst.For) -> cst.BaseAssignTargetExpression | None:
+    """`a, b` of `for a, b in loader`, `for i, (a, b) in enumerate(loader)` or
+    `for a, b in tqdm(loader)`; None when the loop does not run over a loader name."""
+    iterable, target = step.iter, step.target
+    if isinstance(iterable, cst.Call) and _callee(iterable) == "enumerate":
+        if not (isinstance(target, cst.Tuple) and len(target.elements) == 2):
+            return None
+        iterable, target = _first_arg(iterable), target.elements[1].value  # type: ignore[assignment]
+    if isinstance(iterable, cst.Call) and any(p in _callee(iterable) for p in _PROGRESS):
+        iterable = _first_arg(iterable)
+    if not isinstance(iterable, cst.Name | cst.Attribute):
+        return None
+    if isinstance(target, cst.Name):
+        return target
+    if isinstance(target, cst.Tuple | cst.List) and all(
+        isinstance(e.value, cst.Name) and not isinstance(e, cst.StarredElement)
+        for e in target.elements
+    ):
+        return target
+    return None
+
+
+def _callee(call: cst.Call) -> str:
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return func.value if isinstance(func, cst.Name) else ""
+
+
+def _first_arg(call: cst.Call) -> cst.BaseExpression | None:
+    return call.args[0].value if call.args and call.args[0].keyword is None else None
+
+
+def _target_names(target: cst.BaseAssignTargetExpression) -> list[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    return [e.value.value for e in target.elements]  # type: ignore[attr-defined]
+
+
+def _double_star_of_batch(args: list[cst.Arg], target: cst.CSTNode) -> bool:
+    return (
+        len(args) == 1
+        and args[0].star == "**"
+        and isinstance(target, cst.Name)
+        and isinstance(args[0].value, cst.Name)
+        and args[0].value.value == target.value
+    )
+
+
+def _from_the_batch(
+    index: Index, value: cst.BaseExpression, names: list[str], scope: Scope, step: cst.For
+) -> bool:
+    """`a` (an item the loop unpacks, not re-bound in the loop but to move it), or
+    `batch["input_ids"]` / `batch[0]` / `batch["anchor"]["input_ids"]` of one."""
+    while isinstance(value, cst.Subscript):
+        if len(value.slice) != 1 or not isinstance(value.slice[0].slice, cst.Index):
+            return False
+        key = value.slice[0].slice.value
+        if not isinstance(key, cst.SimpleString | cst.Integer):
+            return False
+        value = value.value
+    if not (isinstance(value, cst.Name) and value.value in names):
+        return False
+    src = index.source
+    for assignment in index.assignments_in(value.value, scope):
+        if not any(a is step for a in src.ancestors(assignment.statement)):
+            continue
+        moved = unmoved(assignment.value)
+        if not (isinstance(moved, cst.Name) and moved.value == value.value):
+            return False  # `images = list(image.to(device) for image in images)`
+    return True
+
+
+def _runtime_rule(positional: list[cst.Arg], target: cst.CSTNode) -> bool:
+    """`for x, y in loader: model(x)` / `for batch in loader: model(batch[0])`: the
+    first item of a tuple batch, which is what the runtime feeds."""
+    if len(positional) != 1:
+        return False
+    value = positional[0].value
+    if isinstance(target, cst.Tuple | cst.List):
+        first = target.elements[0].value
+        return isinstance(value, cst.Name) and value.value == first.value  # type: ignore[attr-defined]
+    return (
+        isinstance(value, cst.Subscript)
+        and isinstance(value.slice[0].slice, cst.Index)
+        and isinstance(value.slice[0].slice.value, cst.Integer)
+        and value.slice[0].slice.value.value == "0"
+    )
