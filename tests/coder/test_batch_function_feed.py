@@ -62,16 +62,17 @@ def test_the_count_follows_calibration_sampling_size():
     assert "calibration_sampling_size=[24]" in text
 
 
+#: the sample without its evaluation: bf16 (which measures on an evaluation when the
+#: script has one, here estimate_loss()) then times one batch of the function
+NO_EVALUATION = (
+    "        losses = estimate_loss()\n"
+    "        print(f\"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}\")\n",
+    '        print(f"step {iter_num}")\n',
+)
+
+
 def test_bf16_times_one_batch_of_the_function():
-    """Without an evaluation to tune on (the sample's estimate_loss() is one: with it,
-    bf16 measures on that), bf16 times one batch of the function."""
-    source = edited(
-        (
-            "        losses = estimate_loss()\n"
-            "        print(f\"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}\")\n",
-            '        print(f"step {iter_num}")\n',
-        )
-    )
+    source = edited(NO_EVALUATION)
     text, _ = changed(source, "bf16")
     assert 'calib_dataloader=((get_batch("val"),) for _ in range(1))' in text
     assert "eval_func" not in text
@@ -178,7 +179,7 @@ def test_inputs_passed_by_keyword_are_fed_as_a_dict_of_the_same_keywords(model_c
     loader = f'({batch} for X, Y in (get_batch("val") for _ in range(100)))'
     assert f"calib_dataloader={loader}" in text.replace("\n", "").replace("    ", "")
     assert any(f"batch(es) of {batch} from X, Y = get_batch(" in p for p in placed)
-    bf16, _ = changed(source, "bf16")
+    bf16, _ = changed(edited(NO_EVALUATION, source=source), "bf16")
     assert 'for X, Y in (get_batch("val") for _ in range(1))' in bf16
 
 
