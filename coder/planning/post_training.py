@@ -20,6 +20,7 @@ from __future__ import annotations
 from neural_coder.analysis import evaluation, last_epoch
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
+from neural_coder.analysis.read_guard import read_guard
 from neural_coder.errors import AnalysisError
 
 from .base import Plan
@@ -88,6 +89,12 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
     ) -> None:
         """The fit at `place` (under `if <guard>:`), tuned with the evaluation there."""
         self.guard = guard
+        self.read_guard = read_guard(self.index, place) if self.approach != "benchmark" else None
+        if self.read_guard is not None:
+            self.plan.placed.append(
+                f"note: {place.model} is read after the fit only under `if {self.read_guard}:`: "
+                "the fit runs under that test, so a run that does not read the model does not fit it"
+            )
         model = place.model
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
@@ -97,15 +104,25 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             if loader is None:
                 self._refuse_bf16_without_a_batch(place.anchor, place.where)
         eval_func = what = None
+        prelude: list[str] = []
         if found is not None:
             chosen, substitutions = found
-            candidate = self.free_name("candidate")
-            eval_func = f"lambda {candidate}: {self._eval_call(chosen, candidate, substitutions)}"
+            eval_func, prelude = self._eval_func(chosen, substitutions, place)
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
+            if chosen.key is not None:
+                what += f", its {chosen.key!r} entry"
         better = found is None or higher_is_better(
             evaluation.metric_name(self.index, found[0].function)
         )
         self.plan.placed += [f"note: {n}" for n in place.notes]
         self._emit(
-            model, place.anchor, place.where, loader, eval_func, what, higher_is_better=better
+            model,
+            place.anchor,
+            place.where,
+            loader,
+            eval_func,
+            what,
+            higher_is_better=better,
+            prelude=prelude,
         )
+        self.read_guard = None

@@ -37,9 +37,16 @@ class FitCall(BasePlanner):
     def quant_approach(self) -> str | None:
         return QUANT_APPROACHES.get(self.approach)
 
+    #: `args.do_eval`: the flag every later read of the model is under (analysis/read_guard.py)
+    read_guard: str | None = None
+
     def insert(self, anchor: cst.CSTNode, where: Where, lines: list[str], what: str) -> None:
-        if self.guard is not None:
-            lines = last_epoch.guarded(lines, self.guard)
+        guard = self.guard
+        if self.read_guard is not None:
+            flag = self.read_guard if " or " not in self.read_guard else f"({self.read_guard})"
+            guard = flag if guard is None else f"{guard} and {flag}"
+        if guard is not None:
+            lines = last_epoch.guarded(lines, guard)
         super().insert(anchor, where, lines, what)
 
     def _emit(
@@ -53,10 +60,12 @@ class FitCall(BasePlanner):
         higher_is_better: bool,
         trainer: str | None = None,
         adopt: tuple[str, str] | None = None,
+        prelude: list[str] | None = None,
     ) -> None:
         """Insert the fit (or benchmark) call on `model`; its result replaces `model`
         (in `trainer` when a Hugging Face Trainer holds it; through the runtime function
-        `adopt`, (module, name), when the script needs the bare module back)."""
+        `adopt`, (module, name), when the script needs the bare module back); `prelude`:
+        statements before the fit (the function its `eval_func` names)."""
         if self.approach == "benchmark":
             call = snippets.call(
                 "benchmark.fit",
@@ -99,7 +108,7 @@ class FitCall(BasePlanner):
         else:
             replace = f"use_quantized_model({trainer}, {quantized})"
             self.plan.edits.append(AddImport(self.modules["transformers"], "use_quantized_model"))
-        lines = [f"{quantized} = {call}", replace]
+        lines = [*(prelude or []), f"{quantized} = {call}", replace]
         what = f"{module}.fit"
         if self.save_to is not None:
             written = " and ".join(

@@ -243,6 +243,14 @@ CASES = [
     # the held-out split of the script's own batch function, called the way the loop does
     ("char_split_train.py", "ptq-static", "runtime"),
     ("char_split_train.py", "bf16", "runtime"),
+    # `estimate_loss()` nested in main() reads main's model and returns {"train", "val"}:
+    # eval_func binds main's model (nonlocal) to the candidate and reads the "val" entry,
+    # a loss, so tuning is told lower is better
+    ("split_loss_main.py", "ptq-dynamic", "runtime"),
+    ("split_loss_main.py", "bf16", "inc"),
+    # the trained model is read only under `if args.evaluate:` / `if args.export:`: the fit
+    # runs under the same flags, so a run that only trains does not quantize for nothing
+    ("flag_gated_eval.py", "ptq-static", "runtime"),
     ("run_method_trainer.py", "ptq-static", "runtime"),
     ("run_method_trainer.py", "bf16", "runtime"),
     # a distillation Trainer subclass (teacher= keyword): its student is compressed, its
