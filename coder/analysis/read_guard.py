@@ -19,10 +19,7 @@ from neural_coder.transforms.tree import iter_nodes
 from .expressions import free_names
 from .final_model import FinalModel, later_reads, reads_in
 from .index import Index
-from .saved_output import MAIN_PROCESS_NAMES, RANK_NAMES
 
-#: names of a test that differs between the processes of a distributed run
-PER_PROCESS = MAIN_PROCESS_NAMES | RANK_NAMES
 # a test that runs code (a call, `await`, a walrus) would run once more at the fit
 _ACTIVE = (cst.Call, cst.Await, cst.NamedExpr, cst.Yield, cst.Lambda)
 
@@ -43,10 +40,6 @@ def read_guard(index: Index, place: FinalModel) -> str | None:
             return None  # read unconditionally, or on an `else:` / `elif` path too
         test = statement.test
         if reads_in(test, head) or any(isinstance(n, _ACTIVE) for n in iter_nodes(test)):
-            return None
-        if any(n.value in PER_PROCESS for n in m.findall(test, m.Name())):  # type: ignore[union-attr]
-            # `if master_process:`: the other ranks would skip a fit whose evaluation may
-            # wait for them (a gather across processes)
             return None
         if _assigned_between(index, place, statement, test):
             return None

@@ -82,12 +82,6 @@ def fit_guard(text: str) -> str | None:
             "if args.do_eval:\n    print(evaluate(model, loader))\n",
             None,
         ),
-        # the main process only: the other ranks would skip a fit whose evaluation may wait
-        # for them
-        (
-            "if args.do_eval and args.local_rank in [-1, 0]:\n    print(evaluate(model, loader))\n",
-            None,
-        ),
         # a test that calls something would run it twice
         (
             "if args.do_eval and torch.cuda.is_available() is False:\n    print(evaluate(model, loader))\n",
