@@ -30,9 +30,7 @@ def main():
     torch.manual_seed(0)
     features = torch.randn(256, 10)
     labels = (features[:, :2].sum(1) > 0).long()
-    train_loader = DataLoader(
-        TensorDataset(features[:192], labels[:192]), batch_size=16, shuffle=True
-    )
+    train_loader = DataLoader(TensorDataset(features[:192], labels[:192]), batch_size=16, shuffle=True)
     val_loader = DataLoader(TensorDataset(features[192:], labels[192:]), batch_size=32)
     model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 2))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
