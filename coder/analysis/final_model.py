@@ -180,7 +180,7 @@ def _to_caller(index: Index, place: FinalModel) -> FinalModel | None:
     return FinalModel(model, anchor, "after", caller, [*place.notes, note])
 
 
-def reads_in(node: cst.CSTNode, name: str) -> bool:
+def _reads_in(node: cst.CSTNode, name: str) -> bool:
     """`name` read anywhere in `node`: as a value, not as a bare assignment target
     (`name.attr = ...` and `name[i] = ...` read it), a keyword (`run(model=other)`) or an
     attribute (`other.model`)."""
@@ -227,7 +227,7 @@ def later_reads(index: Index, place: FinalModel) -> list[cst.BaseStatement]:
     for statement in _following(index, place):
         if isinstance(statement, cst.FunctionDef | cst.ClassDef):
             continue
-        if reads_in(statement, head) or _calls_reader_of_global(index, statement, head, place):
+        if _reads_in(statement, head) or _calls_reader_of_global(index, statement, head, place):
             found.append(statement)
     return found
 
@@ -241,7 +241,7 @@ def _calls_reader_of_global(
         fn = index.resolve_call(call)  # type: ignore[arg-type]
         if fn is None or name in fn.all_params() or index.assignments_in(name, fn.node):
             continue
-        if reads_in(fn.node.body, name):
+        if _reads_in(fn.node.body, name):
             return True
     return False
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from neural_coder.analysis import evaluation, last_epoch
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
-from neural_coder.analysis.read_guard import read_guard
 from neural_coder.errors import AnalysisError
 
 from .base import Plan
@@ -89,12 +88,6 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
     ) -> None:
         """The fit at `place` (under `if <guard>:`), tuned with the evaluation there."""
         self.guard = guard
-        self.read_guard = read_guard(self.index, place) if self.approach != "benchmark" else None
-        if self.read_guard is not None:
-            self.plan.placed.append(
-                f"note: {place.model} is read after the fit only under `if {self.read_guard}:`: "
-                "the fit runs under that test, so a run that does not read the model does not fit it"
-            )
         model = place.model
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
@@ -125,4 +118,3 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             higher_is_better=better,
             prelude=prelude,
         )
-        self.read_guard = None

@@ -37,16 +37,9 @@ class FitCall(BasePlanner):
     def quant_approach(self) -> str | None:
         return QUANT_APPROACHES.get(self.approach)
 
-    #: `args.do_eval`: the flag every later read of the model is under (analysis/read_guard.py)
-    read_guard: str | None = None
-
     def insert(self, anchor: cst.CSTNode, where: Where, lines: list[str], what: str) -> None:
-        guard = self.guard
-        if self.read_guard is not None:
-            flag = self.read_guard if " or " not in self.read_guard else f"({self.read_guard})"
-            guard = flag if guard is None else f"{guard} and {flag}"
-        if guard is not None:
-            lines = last_epoch.guarded(lines, guard)
+        if self.guard is not None:
+            lines = last_epoch.guarded(lines, self.guard)
         super().insert(anchor, where, lines, what)
 
     def _emit(

@@ -248,9 +248,6 @@ CASES = [
     # a loss, so tuning is told lower is better
     ("split_loss_main.py", "ptq-dynamic", "runtime"),
     ("split_loss_main.py", "bf16", "inc"),
-    # the trained model is read only under `if args.evaluate:` / `if args.export:`: the fit
-    # runs under the same flags, so a run that only trains does not quantize for nothing
-    ("flag_gated_eval.py", "ptq-static", "runtime"),
     ("run_method_trainer.py", "ptq-static", "runtime"),
     ("run_method_trainer.py", "bf16", "runtime"),
     # a distillation Trainer subclass (teacher= keyword): its student is compressed, its

@@ -78,19 +78,18 @@ def main():
     for epoch in range(1, args.epochs + 1):
         train(args, model, device, train_loader, optimizer, epoch)
         test(model, device, test_loader)
-    if args.save_model:  # neural-coder
-        quantized_model = quantization.fit(
-            model,
-            PostTrainingQuantConfig(
-                approach="static",
-                calibration_sampling_size=[100],
-                accuracy_criterion=AccuracyCriterion(criterion="relative", tolerable_loss=0.01),
-                tuning_criterion=TuningCriterion(max_trials=100),
-            ),
-            calib_dataloader=test_loader,
-            eval_func=lambda candidate: test(candidate, device, test_loader),
-        )  # neural-coder
-        model = quantized_model if quantized_model is not None else model  # neural-coder
+    quantized_model = quantization.fit(
+        model,
+        PostTrainingQuantConfig(
+            approach="static",
+            calibration_sampling_size=[100],
+            accuracy_criterion=AccuracyCriterion(criterion="relative", tolerable_loss=0.01),
+            tuning_criterion=TuningCriterion(max_trials=100),
+        ),
+        calib_dataloader=test_loader,
+        eval_func=lambda candidate: test(candidate, device, test_loader),
+    )  # neural-coder
+    model = quantized_model if quantized_model is not None else model  # neural-coder
 
     if args.save_model:
         torch.save(model.state_dict(), "lenet.pt")
