@@ -225,6 +225,9 @@ CASES = [
     # no_sync() choice; `need_update` accumulation read for the schedule
     ("closure_accum_train.py", "pruning", "runtime"),
     ("closure_accum_train.py", "qat", "runtime"),
+    # a detection-style trainer: _setup_train() builds the EMA, self.optimizer_step()
+    # steps (hooked around the call), the EMA is tracked next to the prepare
+    ("setup_method_trainer.py", "pruning", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step
