@@ -397,11 +397,13 @@ class CompressionManager:
 
     def track_copy(self, copy: Any) -> None:
         """Keep `copy`, a moving average of the model's weights that the script evaluates
-        or saves (timm's `ModelEma*`, YOLOv5's `ModelEMA`, torch's `AveragedModel`: the
-        object or the module it holds), as sparse as the model: pruning multiplies its
-        weights of the same name by the model's masks at the end of every step and epoch
-        and at `on_train_end`. None (no copy on this rank) does nothing. Only pruning acts
-        on the copy: quantization-aware training does not. Not part of INC 2.x."""
+        or saves, as sparse as the model (`pruning/copies.py`): timm's `ModelEma*`,
+        YOLOv5's `ModelEMA`, torch's `AveragedModel` (the object or the module it holds),
+        diffusers' `EMAModel` and torch_ema (tensors in `model.parameters()` order).
+        Pruning multiplies its weights of the same name by the model's masks at the end
+        of every step and epoch and at `on_train_end`. None (no copy on this rank) does
+        nothing. Only pruning acts on the copy: quantization-aware training does not.
+        Not part of INC 2.x."""
         pruners = [getattr(c, "inner", c) for c in self.compressors]  # pipeline stages
         pruning = [c for c in pruners if c.kind == "pruning"]
         if not pruning:

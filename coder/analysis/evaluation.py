@@ -16,6 +16,7 @@ from neural_coder.transforms import match as m
 
 from . import kinds
 from .expressions import free_names, root_name
+from .held_out import held_out_key, names_read_from_scope
 from .index import Function, Index, Scope, iter_returns
 
 
@@ -27,6 +28,11 @@ class Evaluation:
     model_arg: str  # the argument passed for it at the call, e.g. "model"
     statement: cst.BaseStatement
     scope: Scope
+    # the key of the held-out split in the dict it returns (`estimate_loss()["val"]`)
+    key: str | None = None
+    # the function reads the model from the scope of the call (`model_param` is that
+    # name, not a parameter): a candidate is evaluated by binding the name to it
+    reads_model: bool = False
 
 
 @dataclass
@@ -243,32 +249,36 @@ def used_as_module(index: Index, name: str) -> bool:
 
 
 def find_evaluations(index: Index) -> list[Evaluation]:
-    """Calls of the file's own metric-returning functions with a model argument, in file order."""
+    """Calls of the file's own metric-returning functions with a model argument (or that
+    read the model from the scope of the call), in file order."""
     found: list[Evaluation] = []
     for call in index.calls:
         if index.source.module_of(call) is not index.source.module:
             continue  # in a project, the script's own evaluations (of functions of any file)
         fn = index.resolve_call(call)
-        if fn is None or fn.cls is not None or not returns_metric(index, fn):
+        if fn is None or fn.cls is not None:
+            continue
+        key = None if returns_metric(index, fn) else held_out_key(index, fn)
+        if key is None and not returns_metric(index, fn):
             continue
         scope = index.scope_of(call)
+        statement = index.source.statement_of(call)
         for param, arg in index.bind_arguments(call, fn).items():
             if (
                 isinstance(arg, cst.Name | cst.Attribute)
                 and is_model_expression(index, arg, scope)
                 and is_evaluation(index, fn, param)
             ):
-                found.append(
-                    Evaluation(
-                        call,
-                        fn,
-                        param,
-                        index.source.code(arg),
-                        index.source.statement_of(call),
-                        scope,
-                    )
-                )
+                code = index.source.code(arg)
+                found.append(Evaluation(call, fn, param, code, statement, scope, key))
                 break
+        else:
+            for name in names_read_from_scope(index, fn, scope):
+                if is_model_expression(index, cst.Name(name), scope) and is_evaluation(
+                    index, fn, name
+                ):
+                    found.append(Evaluation(call, fn, name, name, statement, scope, key, True))
+                    break
     found.sort(key=lambda e: index.source.line(e.call))
     return found
 

@@ -370,13 +370,18 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             )
         return statement, src.code(call.args[1].value), []
 
-    def _step_candidates(self, scope: Scope) -> list[tuple[cst.CSTNode, str]]:
+    def _step_candidates(self, scope: Scope, nested: bool = True) -> list[tuple[cst.CSTNode, str]]:
         """`optimizer.step()`, `scaler.step(optimizer)` and manual parameter updates in
-        `scope`, in source order."""
+        `scope`, in source order; with `nested`, also the calls of a method of the same
+        object that steps its optimizer (`self.optimizer_step()`: unscale, clip, step,
+        zero the gradients, update the moving average), hooked around the call."""
         src = self.source
         found: list[tuple[cst.CSTNode, str]] = []
         for call in self.index.calls:
             if self.index.scope_of(call) is not scope:
+                continue
+            if nested and (inner := self._stepping_method(call)) is not None:
+                found.append((call, inner))
                 continue
             func = call.func
             if not (isinstance(func, cst.Attribute) and func.attr.value == "step"):
@@ -394,6 +399,23 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             found.append((update, steps.MANUAL_UPDATE + src.code(update.iter)))
         found.sort(key=lambda item: src.line(item[0]))
         return found
+
+    def _stepping_method(self, call: cst.Call) -> str | None:
+        """The optimizer of `self.<method>()` (no arguments) when that method of the same
+        class steps one optimizer held on `self`, which the caller can name too."""
+        func = call.func
+        if call.args or not (
+            isinstance(func, cst.Attribute) and m.matches(func.value, m.Name("self"))
+        ):
+            return None
+        fn = self.index.resolve_call(call)
+        if fn is None or fn.cls is None:
+            return None
+        optimizers = {name for _, name in self._step_candidates(fn.node, nested=False)}
+        if len(optimizers) != 1:
+            return None
+        name = optimizers.pop()
+        return name if name.startswith("self.") else None
 
     def _hookable(self, node: cst.CSTNode, backward: cst.BaseStatement) -> cst.BaseStatement:
         """The statement of an optimizer step, when hooks can go before and after it."""

@@ -69,7 +69,7 @@ def ema_copy(index: Index, model: str, scope: Scope, before_line: int) -> cst.Ca
         built_in = index.scope_of(call)
         if not (
             (built_in is scope and src.line(call) < before_line)
-            or _init_of_the_class(index, built_in, scope)
+            or _method_of_the_class(index, built_in, scope)
         ):
             continue
         if _model_of(src, call.args[0].value) == model:
@@ -81,15 +81,29 @@ def ema_copy(index: Index, model: str, scope: Scope, before_line: int) -> cst.Ca
     return None
 
 
-def _init_of_the_class(index: Index, init: Scope, method: Scope) -> bool:
-    """`init` is the `__init__` of the class `method` is a method of (the copy is made
-    when the object is, before any training method runs)."""
-    cls = index.class_of(method) if method is not init else None
-    return (
-        cls is not None
-        and isinstance(init, cst.FunctionDef)
-        and init.name.value == "__init__"
-        and index.class_of(init) is cls
+def _method_of_the_class(index: Index, method: Scope, scope: Scope) -> bool:
+    """`method` is another method of the class `scope` is a method of."""
+    cls = index.class_of(scope) if method is not scope else None
+    return cls is not None and isinstance(method, cst.FunctionDef) and index.class_of(method) is cls
+
+
+def _method_run_before(index: Index, method: Scope, scope: Scope, before_line: int) -> bool:
+    """`method` is a method of the class `scope` is a method of, and has run before
+    `before_line` of `scope`: it is the class's `__init__`, or `scope` calls it
+    (`self._setup_train()`) before that line, outside any branch or loop."""
+    if not _method_of_the_class(index, method, scope):
+        return False
+    assert isinstance(method, cst.FunctionDef)
+    if method.name.value == "__init__":
+        return True
+    src = index.source
+    return any(
+        isinstance(call.func, cst.Attribute)
+        and src.code(call.func) == f"self.{method.name.value}"
+        and index.scope_of(call) is scope
+        and src.line(call) < before_line
+        and _unconditional(index, call, scope)
+        for call in index.calls
     )
 
 
@@ -160,8 +174,12 @@ def copy_tracking(
         return None
     line = src.line(statement)
     built_in = index.scope_of(statement)
-    if built_in is not scope:  # in the class's __init__, which ran before training
-        if holder.startswith("self.") and _bound_on_every_path(index, holder, statement, built_in):
+    if built_in is not scope:  # in a method of the class that ran before training
+        if (
+            holder.startswith("self.")
+            and _method_run_before(index, built_in, scope, src.line(anchor))
+            and _bound_on_every_path(index, holder, statement, built_in)
+        ):
             return CopyTracking(holder, line, None)
         return None
     if line > src.line(anchor):

@@ -83,6 +83,8 @@ class BasePlanner:
         column = self.src.positions[anchor].start.column  # type: ignore[attr-defined]
         indent = column + (4 if where.startswith("body") else 0)
         code = snippets.format_code("\n".join(lines) + "\n", self.line_length - indent)
+        # no blank lines (black's around a def): in a block they would be indented spaces
+        code = "".join(line for line in code.splitlines(keepends=True) if line.strip())
         self.plan.edits.append(InsertStatements(anchor, where, code))
         position = {
             "before": "before",

@@ -228,7 +228,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             self.insert(
                 loop.epoch_loop, "body_end", [f"{cm}.callbacks.on_epoch_end()"], "on_epoch_end"
             )
-        step_cm = cm_of[id(loop.step_scope)]
+        step_cm = cm_of.get(id(loop.step_scope), "")  # none where the step function takes the hooks
         trains = train_only(self.index, loop)
         step_test = trains.step_test if trains is not None else None
         if trains is not None:
@@ -236,22 +236,26 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 f"the step trains only when {trains.test} (line {self.src.line(trains.branch)}): "
                 "the per-batch hooks run under that test, not on evaluation batches"
             )
-        self.insert(
-            loop.step_loop,
-            "body_start",
-            self._only_when(
-                [f"{step_cm}.callbacks.on_step_begin({loop.step_index or '0'})"], step_test
-            ),
-            "on_step_begin",
-        )
-        self.insert(
-            loop.step_loop,
-            "body_end",
-            self._only_when([f"{step_cm}.callbacks.on_step_end()"], step_test),
-            "on_step_end",
-        )
-
         inner_cm = cm_of[id(loop.backward_scope)]
+        closure = self._step_closure(loop) if trains is None else None
+        if closure is not None:
+            self._step_hooks_in_closure(closure, inner_cm)
+        else:
+            self.insert(
+                loop.step_loop,
+                "body_start",
+                self._only_when(
+                    [f"{step_cm}.callbacks.on_step_begin({loop.step_index or '0'})"], step_test
+                ),
+                "on_step_begin",
+            )
+            self.insert(
+                loop.step_loop,
+                "body_end",
+                self._only_when([f"{step_cm}.callbacks.on_step_end()"], step_test),
+                "on_step_end",
+            )
+
         if "distillation" in techniques:
             self._distillation_loss(loop, inner_cm, trains)
             for other in loop.alternatives:

@@ -12,6 +12,7 @@ from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import passes_function
 from neural_coder.analysis.index import Function, is_partial
 from neural_coder.analysis.loop_types import Hop
+from neural_coder.analysis.train_only import train_only
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms.edits import AddKeywordArgument, AddParameter
 
@@ -27,8 +28,19 @@ class ManagerThreading(ClosureSteps):
         cm_of = {
             id(loop.entry_scope): f"self.{self.cm_name}" if entry_cls is not None else self.cm_name
         }
+        # the per-batch hooks inside the training step's function: the loop shared with
+        # validation that calls it (`mini_batch(device, loader, step_fn)`) needs no manager
+        hooks_in_step = train_only(self.index, loop) is None and self._step_closure(loop) is not None
         for hop in reversed(loop.hops):  # outermost first
-            caller_cm = cm_of[id(self.index.scope_of(hop.call))]
+            caller_cm = cm_of.get(id(self.index.scope_of(hop.call)), "")
+            if (
+                hooks_in_step
+                and hop.function.node is loop.step_scope
+                and hop.factory is None
+                and not hop.returned_closure
+                and not self._builds_the_step(loop, hop.function.node)
+            ):
+                continue
             # a step function the loop also calls directly (`optimizer.step(partial(
             # self.training_step, ...))`, or `self.training_step(...)` on the steps that
             # only accumulate gradients): the same training path
@@ -79,6 +91,11 @@ class ManagerThreading(ClosureSteps):
             )
             cm_of[id(hop.function.node)] = self.cm_name
         return cm_of
+
+    def _builds_the_step(self, loop: TrainingLoop, fn: cst.FunctionDef) -> bool:
+        """`fn` calls the factory that builds the training step (which reads its manager)."""
+        factory = loop.hops[0].factory if loop.hops else None
+        return factory is not None and self.index.scope_of(factory.factory_call) is fn
 
     def _thread_through_factory(self, hop: Hop, cm_of: dict[int, str]) -> str:
         """`make_train_step(model, loss_fn, optimizer)` builds the step closure: the

@@ -22,6 +22,7 @@ from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
 
+from .averaged_copy import ema_copy
 from .base import Plan
 from .post_training_eval_func import EvalFunc
 from .post_training_fit_call import QUANT_APPROACHES
@@ -34,12 +35,27 @@ __all__ = ["QUANT_APPROACHES", "PostTrainingPlanner"]
 
 
 class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, EvalFunc):
+    def _warn_of_an_averaged_copy(self, model: str) -> None:
+        """A moving average of the trained model is what such scripts evaluate and save:
+        the fit quantizes the model itself, not that copy."""
+        loop = self.facts.loop
+        if loop is None:
+            return
+        call = ema_copy(self.index, model, loop.entry_scope, self.src.line(loop.entry_loop))
+        if call is not None:
+            self.plan.warnings.append(
+                f"line {self.src.line(call)}: {self.src.code(call.func)}(...) keeps a moving "
+                f"average of {model}, which such scripts evaluate and save: the fit quantizes "
+                f"{model} itself, not that copy"
+            )
+
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
             return self._build_for_trainer(self._evaluated_trainer())
         evaluations = evaluation.find_evaluations(self.index)
         place = self._placement(evaluations)
         self.refuse_peft_weights(place.model, place.scope)
+        self._warn_of_an_averaged_copy(place.model)
         branch = self._evaluation_branch_instead(place, evaluations)
         in_epoch, refused = self._last_epoch_or_refusal(place)
         if branch is not place:
@@ -97,15 +113,24 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             if loader is None:
                 self._refuse_bf16_without_a_batch(place.anchor, place.where)
         eval_func = what = None
+        prelude: list[str] = []
         if found is not None:
             chosen, substitutions = found
-            candidate = self.free_name("candidate")
-            eval_func = f"lambda {candidate}: {self._eval_call(chosen, candidate, substitutions)}"
+            eval_func, prelude = self._eval_func(chosen, substitutions, place)
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
+            if chosen.key is not None:
+                what += f", its {chosen.key!r} entry"
         better = found is None or higher_is_better(
             evaluation.metric_name(self.index, found[0].function)
         )
         self.plan.placed += [f"note: {n}" for n in place.notes]
         self._emit(
-            model, place.anchor, place.where, loader, eval_func, what, higher_is_better=better
+            model,
+            place.anchor,
+            place.where,
+            loader,
+            eval_func,
+            what,
+            higher_is_better=better,
+            prelude=prelude,
         )

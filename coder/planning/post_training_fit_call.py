@@ -53,10 +53,12 @@ class FitCall(BasePlanner):
         higher_is_better: bool,
         trainer: str | None = None,
         adopt: tuple[str, str] | None = None,
+        prelude: list[str] | None = None,
     ) -> None:
         """Insert the fit (or benchmark) call on `model`; its result replaces `model`
         (in `trainer` when a Hugging Face Trainer holds it; through the runtime function
-        `adopt`, (module, name), when the script needs the bare module back)."""
+        `adopt`, (module, name), when the script needs the bare module back); `prelude`:
+        statements before the fit (the function its `eval_func` names)."""
         if self.approach == "benchmark":
             call = snippets.call(
                 "benchmark.fit",
@@ -99,7 +101,7 @@ class FitCall(BasePlanner):
         else:
             replace = f"use_quantized_model({trainer}, {quantized})"
             self.plan.edits.append(AddImport(self.modules["transformers"], "use_quantized_model"))
-        lines = [f"{quantized} = {call}", replace]
+        lines = [*(prelude or []), f"{quantized} = {call}", replace]
         what = f"{module}.fit"
         if self.save_to is not None:
             written = " and ".join(

@@ -188,6 +188,8 @@ class AveragedCopies:
             return
         by_name = masks_by_name(model, params, masks)
         names = by_name or masks_by_name(model, prunable, prunable)
+        if not names:
+            return  # no layer is pruned (logged when the pruners selected none)
         copy = AveragedCopy(holder, model, names)
         copy.bind(by_name)
         copy.apply()

@@ -18,6 +18,9 @@ pair ratios (their spread is the noise of the figure).
   step of a run costs. The target is <= 1.05.
 * "window": inside an iterative window (snip_momentum scores every step, masks
   recomputed every `FREQ` steps), for information.
+* "as rewritten": the manager's hooks around the script's own module, which is what
+  `neural-coder optimize --approach pruning` writes (it does not route the forward
+  through `cm.model`).
 * "hooks only": the same steady-state hooks called on the compressor itself,
   without the manager's dispatch and the `cm.model` wrapper's forward, to show
   what pruning itself costs.
@@ -98,7 +101,7 @@ def make_loop(
     batch: int,
     conf: Any,
     warm_steps: int = 0,
-    direct: bool = False,
+    direct: bool | str = False,
 ) -> Callable[[], None]:
     torch.manual_seed(0)
     model = factory()
@@ -109,9 +112,11 @@ def make_loop(
     if conf is not None:
         cm = prepare_compression(model, conf)
         cm.callbacks.on_train_begin()
-        if not direct:  # direct: the raw module's forward, not the manager's wrapper
+        if direct is False:  # the manager's wrapper (INC's loop: model = cm.model)
             model = cm.model
-        hooks = cm.compressors[0] if direct else cm.callbacks
+        # True: the compressor's hooks alone; "callbacks": the manager's hooks on the
+        # script's own module, as neural-coder's pruning rewrites call them
+        hooks = cm.compressors[0] if direct is True else cm.callbacks
     step = 0
 
     def one_step() -> None:
@@ -178,7 +183,7 @@ def ratio(
     return statistics.median(ratios), q1, q3, statistics.median(bare_times)
 
 
-def configs() -> dict[str, tuple[Any, int, bool]]:
+def configs() -> dict[str, tuple[Any, int, bool | str]]:
     steady_end = 20
     return {
         "steady, snip_momentum 4x1 global": (
@@ -202,6 +207,17 @@ def configs() -> dict[str, tuple[Any, int, bool]]:
             ),
             steady_end + 2,
             False,
+        ),
+        "steady, as rewritten (manager hooks, no wrapper)": (
+            WeightPruningConfig(
+                target_sparsity=0.5,
+                pattern="4x1",
+                pruning_type="snip_momentum",
+                start_step=1,
+                end_step=steady_end,
+            ),
+            steady_end + 2,
+            "callbacks",
         ),
         "steady, hooks only (no manager, no wrapper)": (
             WeightPruningConfig(
@@ -249,7 +265,7 @@ def main() -> None:
     for label, (factory, shape, batch) in MODELS.items():
         print(f"\n{label}")
         for name, (conf, warm, direct) in configs().items():
-            if direct and AS_INC:
+            if direct is True and AS_INC:
                 continue
             bare = make_loop(factory, shape, batch, None)
             hooked = make_loop(factory, shape, batch, conf, warm, direct)

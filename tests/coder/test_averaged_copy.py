@@ -224,3 +224,58 @@ def test_a_copy_built_on_the_else_path_is_not_tracked_under_the_test():
         rewrite(text)
     text = text.replace("if plain:\n    pass\nelse:\n", "if not plain:\n")
     assert "    compression_manager.track_copy(model_ema)" in lines(rewrite(text)[0])
+
+
+SETUP_METHOD = """import torch
+import torch.nn as nn
+from ultralytics.utils.torch_utils import ModelEMA
+
+
+class Trainer:
+    def __init__(self, model, loader, epochs=2):
+        self.model, self.loader, self.epochs = model, loader, epochs
+
+    def _setup_train(self):
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        self.ema = ModelEMA(self.model)
+
+    def optimizer_step(self):
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.ema.update(self.model)
+
+    def train(self):
+        SETUP_CALL
+        for epoch in range(self.epochs):
+            for x, y in self.loader:
+                loss = nn.functional.cross_entropy(self.model(x), y)
+                loss.backward()
+                self.optimizer_step()
+        torch.save(self.ema.ema.state_dict(), "last.pt")
+
+
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+Trainer(model, [(torch.randn(4, 8), torch.randint(0, 4, (4,)))]).train()
+"""
+
+
+def test_a_copy_built_by_a_setup_method_called_before_training_is_tracked():
+    # YOLOv8's trainer: _do_train() calls self._setup_train(), which builds self.ema
+    got = lines(rewrite(SETUP_METHOD.replace("SETUP_CALL", "self._setup_train()"))[0])
+    start = got.index("        self.compression_manager.callbacks.on_train_begin()")
+    assert got[start + 1] == "        self.compression_manager.track_copy(self.ema)"
+
+
+def test_a_setup_method_called_only_on_one_path_keeps_the_refusal():
+    text = SETUP_METHOD.replace("SETUP_CALL", "if self.epochs:\n            self._setup_train()")
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(text)
+
+
+def test_a_post_training_fit_says_it_does_not_quantize_the_average():
+    options = build_options("ptq-dynamic", None, {}, {})
+    _, report = rewrite_source(
+        Path("s.py"), HEAD + "model_ema = ModelEmaV2(model)\n" + LOOP, options
+    )
+    assert report.status is Status.TRANSFORMED, report.message
+    assert any("the fit quantizes model itself, not that copy" in w for w in report.warnings)

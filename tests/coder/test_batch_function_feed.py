@@ -62,9 +62,22 @@ def test_the_count_follows_calibration_sampling_size():
     assert "calibration_sampling_size=[24]" in text
 
 
+#: the sample without its evaluation: bf16 (which measures on an evaluation when the
+#: script has one, here estimate_loss()) then times one batch of the function
+NO_EVALUATION = (
+    "        losses = estimate_loss()\n"
+    "        print(f\"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}\")\n",
+    '        print(f"step {iter_num}")\n',
+)
+
+
 def test_bf16_times_one_batch_of_the_function():
-    text, _ = changed(SAMPLE, "bf16")
+    source = edited(NO_EVALUATION)
+    text, _ = changed(source, "bf16")
     assert 'calib_dataloader=((get_batch("val"),) for _ in range(1))' in text
+    assert "eval_func" not in text
+    tuned, _ = changed(SAMPLE, "bf16")
+    assert "eval_func=evaluate_candidate" in tuned and "calib_dataloader" not in tuned
 
 
 def test_a_model_called_with_its_inputs_only_gets_the_first_item():
@@ -166,7 +179,7 @@ def test_inputs_passed_by_keyword_are_fed_as_a_dict_of_the_same_keywords(model_c
     loader = f'({batch} for X, Y in (get_batch("val") for _ in range(100)))'
     assert f"calib_dataloader={loader}" in text.replace("\n", "").replace("    ", "")
     assert any(f"batch(es) of {batch} from X, Y = get_batch(" in p for p in placed)
-    bf16, _ = changed(source, "bf16")
+    bf16, _ = changed(edited(NO_EVALUATION, source=source), "bf16")
     assert 'for X, Y in (get_batch("val") for _ in range(1))' in bf16
 
 

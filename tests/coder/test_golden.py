@@ -232,6 +232,9 @@ CASES = [
     # no_sync() choice; `need_update` accumulation read for the schedule
     ("closure_accum_train.py", "pruning", "runtime"),
     ("closure_accum_train.py", "qat", "runtime"),
+    # a detection-style trainer: _setup_train() builds the EMA, self.optimizer_step()
+    # steps (hooked around the call), the EMA is tracked next to the prepare
+    ("setup_method_trainer.py", "pruning", "runtime"),
     # `loss_scaler(...)` with --amp, else `loss.backward(); optimizer.step()`: both paths
     ("scaler_or_plain_step.py", "pruning", "runtime"),
     # a manual SGD update and no optimizer object: the update is the step
@@ -250,6 +253,11 @@ CASES = [
     # the held-out split of the script's own batch function, called the way the loop does
     ("char_split_train.py", "ptq-static", "runtime"),
     ("char_split_train.py", "bf16", "runtime"),
+    # `estimate_loss()` nested in main() reads main's model and returns {"train", "val"}:
+    # eval_func binds main's model (nonlocal) to the candidate and reads the "val" entry,
+    # a loss, so tuning is told lower is better
+    ("split_loss_main.py", "ptq-dynamic", "runtime"),
+    ("split_loss_main.py", "bf16", "inc"),
     ("run_method_trainer.py", "ptq-static", "runtime"),
     ("run_method_trainer.py", "bf16", "runtime"),
     # a distillation Trainer subclass (teacher= keyword): its student is compressed, its

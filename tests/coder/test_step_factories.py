@@ -98,3 +98,68 @@ def test_a_factory_called_twice_is_not_guessed():
     message = str(refused.value)
     assert "make_train_step() builds it at several places (lines 22, 23)" in message, message
 
+
+
+SHARED_LOOP = """\
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def make_step(net, criterion, opt):
+    def train_step(x, y):
+        net.train()
+        loss = criterion(net(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss.item()
+
+    return train_step
+
+
+def make_eval_step(net, criterion):
+    def eval_step(x, y):
+        net.eval()
+        return criterion(net(x), y).item()
+
+    return eval_step
+
+
+def run_batches(loader, step_fn):
+    total = 0.0
+    for x, y in loader:
+        total += step_fn(x, y)
+    return total / len(loader)
+
+
+loader = DataLoader(TensorDataset(torch.randn(32, 4), torch.zeros(32).long()), batch_size=8)
+model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+step = make_step(model, nn.CrossEntropyLoss(), optimizer)
+evaluate = make_eval_step(model, nn.CrossEntropyLoss())
+for epoch in range(2):
+    run_batches(loader, step)
+    with torch.no_grad():
+        run_batches(loader, evaluate)
+torch.save(model.state_dict(), "m.pt")
+"""
+
+
+@pytest.mark.parametrize("approach", ["pruning", "qat"])
+def test_a_loop_shared_with_validation_leaves_the_step_hooks_to_the_training_closure(approach):
+    """Before: on_step_begin / on_step_end were first and last in run_batches()' loop, so
+    the validation batches counted as steps, and run_batches() took the manager."""
+    text, report = rewrite(SHARED_LOOP, approach)
+    assert report.status is Status.TRANSFORMED, report.message
+    out = lines(text)
+    start = out.index("    def train_step(x, y):")
+    assert out[start + 1] == "        compression_manager.callbacks.on_step_begin(0)"
+    ret = out.index("        return loss.item()")
+    assert out[ret - 1] == "        compression_manager.callbacks.on_step_end()"
+    first = out.index("def run_batches(loader, step_fn):")
+    loop = out[first : first + 6]
+    assert not any("compression_manager" in line for line in loop)
+    assert "    run_batches(loader, step)" in out
+    again, second = rewrite(text, approach)
+    assert again == text and second.status is not Status.TRANSFORMED

@@ -299,3 +299,38 @@ def test_different_step_calls_in_one_loop_body_stay_refused(tmp_path):
     result = run_cli("optimize", path, "--approach", "pruning")
     assert result.exit_code == 1 and "is called from several places" in result.output
     assert_untouched(path, text)
+
+
+STEPPING_METHOD = """import torch
+
+
+class Trainer:
+    def __init__(self):
+        self.model = torch.nn.Linear(4, 2)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        self.loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))] * 4
+
+    def optimizer_step(self):
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 10.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+
+    def train(self):
+        for epoch in range(2):
+            for x, y in self.loader:
+                loss = torch.nn.functional.cross_entropy(self.model(x), y)
+                loss.backward()
+                self.optimizer_step()
+
+
+Trainer().train()
+"""
+
+
+def test_a_method_that_steps_the_optimizer_is_hooked_around_its_call():
+    out = _rewrite(STEPPING_METHOD)
+    lines = [line.strip() for line in out.splitlines()]
+    call = lines.index("self.optimizer_step()")
+    assert lines[call - 1].endswith("on_before_optimizer_step()  # neural-coder")
+    assert lines[call + 1].endswith("on_after_optimizer_step()  # neural-coder")
+    assert "self.optimizer.step()" in lines  # the method itself is left as it is

@@ -30,3 +30,13 @@ def test_shadow_weights_copied_into_the_model_before_saving_are_pruned(tmp_path)
     pruned = [saved["0.weight"], saved["2.weight"]]  # the last Linear is the head
     zeros = sum(int((w == 0).sum()) for w in pruned)
     assert zeros == pytest.approx(sum(w.numel() for w in pruned) / 2, abs=8)
+
+
+def test_a_trainer_that_steps_in_its_own_method_saves_a_pruned_average(tmp_path):
+    # _setup_train() builds self.ema; self.optimizer_step() steps and updates it
+    summary = rewrite_and_run(tmp_path, "setup_method_trainer.py", "--approach", "pruning")
+    assert summary["pruning_steps_seen"] == 48
+    assert summary["averaged_copy_sparsity"] == [pytest.approx(summary["sparsity"], abs=1e-4)]
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)["ema"]
+    pruned = [saved["backbone.0.weight"], saved["backbone.2.weight"]]
+    assert sum(int((w == 0).sum()) for w in pruned) == sum(w.numel() for w in pruned) // 2

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import libcst as cst
+import libcst.matchers as cst_matchers
 import pytest
 
 from neural_coder.analysis import analyze, parse_source
@@ -171,7 +172,7 @@ def helper_builds_model(text: str) -> str:
             and isinstance(statement, cst.SimpleStatementLine)
             and len(statement.body) == 1
             and isinstance(assign := statement.body[0], cst.Assign)
-            and cst.matchers.findall(assign.value, cst.matchers.Call())
+            and cst_matchers.findall(assign.value, cst_matchers.Call())
         ):
             continue
         scope = facts.index.scope_of(statement)
@@ -183,7 +184,7 @@ def helper_builds_model(text: str) -> str:
                 for t, seen in facts.index.assignments.items()
                 if any(a.scope is scope for a in seen)
             }
-        reads = {n.value for n in cst.matchers.findall(assign.value, cst.matchers.Name())}
+        reads = {n.value for n in cst_matchers.findall(assign.value, cst_matchers.Name())}
         name = next(f"build_model_{i}" for i in range(1, 99) if f"build_model_{i}" not in taken)
         taken.add(name)
         helpers[statement] = (name, sorted(reads & local))

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 from neural_coder.runtime import mix_precision
-from neural_coder.runtime.config import MixedPrecisionConfig
+from neural_coder.runtime.config import AccuracyCriterion, MixedPrecisionConfig, TuningCriterion
 
 max_iters = 6
 eval_interval = 3
@@ -83,8 +83,22 @@ while True:
     iter_num += 1
     if iter_num > max_iters:
         break
+def evaluate_candidate(candidate):  # neural-coder
+    global model  # neural-coder
+    trained_model, model = model, candidate  # neural-coder
+    try:  # neural-coder
+        return estimate_loss()["val"]  # neural-coder
+    finally:
+        model = trained_model
 quantized_model = mix_precision.fit(
-    model, MixedPrecisionConfig(), calib_dataloader=((get_batch("val"),) for _ in range(1))
+    model,
+    MixedPrecisionConfig(
+        accuracy_criterion=AccuracyCriterion(
+            criterion="relative", tolerable_loss=0.01, higher_is_better=False
+        ),
+        tuning_criterion=TuningCriterion(max_trials=100),
+    ),
+    eval_func=evaluate_candidate,
 )  # neural-coder
 model = quantized_model if quantized_model is not None else model  # neural-coder
 if quantized_model is not None:  # neural-coder

@@ -10,7 +10,7 @@ import torch.nn as nn
 from torch.distributed import init_process_group
 from torch.nn.parallel import DistributedDataParallel as DDP
 from neural_coder.runtime import quantization
-from neural_coder.runtime.config import PostTrainingQuantConfig
+from neural_coder.runtime.config import AccuracyCriterion, PostTrainingQuantConfig, TuningCriterion
 
 out_dir = "out-tiny"
 eval_interval = 4
@@ -94,7 +94,24 @@ while True:
     iter_num += 1
     if iter_num > max_iters:
         break
-quantized_model = quantization.fit(model, PostTrainingQuantConfig(approach="dynamic"))  # neural-coder
+def evaluate_candidate(candidate):  # neural-coder
+    global model  # neural-coder
+    trained_model, model = model, candidate  # neural-coder
+    try:  # neural-coder
+        return estimate_loss()  # neural-coder
+    finally:
+        model = trained_model
+quantized_model = quantization.fit(
+    model,
+    PostTrainingQuantConfig(
+        approach="dynamic",
+        accuracy_criterion=AccuracyCriterion(
+            criterion="relative", tolerable_loss=0.01, higher_is_better=False
+        ),
+        tuning_criterion=TuningCriterion(max_trials=100),
+    ),
+    eval_func=evaluate_candidate,
+)  # neural-coder
 model = quantized_model if quantized_model is not None else model  # neural-coder
 if quantized_model is not None and master_process:  # neural-coder
     quantized_model.save(os.path.join(out_dir, "neural_coder_ptq-dynamic"))  # neural-coder

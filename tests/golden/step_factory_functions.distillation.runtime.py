@@ -15,6 +15,7 @@ from neural_coder.runtime.training import prepare_compression
 
 def make_train_step_fn(model, loss_fn, optimizer, compression_manager):
     def perform_train_step_fn(x, y):
+        compression_manager.callbacks.on_step_begin(0)  # neural-coder
         model.train()
         yhat = model(x)
         loss = loss_fn(yhat, y)
@@ -24,6 +25,7 @@ def make_train_step_fn(model, loss_fn, optimizer, compression_manager):
         optimizer.step()
         compression_manager.callbacks.on_after_optimizer_step()  # neural-coder
         optimizer.zero_grad()
+        compression_manager.callbacks.on_step_end()  # neural-coder
         return loss.item()
 
     return perform_train_step_fn
@@ -39,14 +41,12 @@ def make_val_step_fn(model, loss_fn):
     return perform_val_step_fn
 
 
-def mini_batch(device, data_loader, step_fn, compression_manager):
+def mini_batch(device, data_loader, step_fn):
     mini_batch_losses = []
     for x_batch, y_batch in data_loader:
-        compression_manager.callbacks.on_step_begin(0)  # neural-coder
         x_batch = x_batch.to(device)
         y_batch = y_batch.to(device)
         mini_batch_losses.append(step_fn(x_batch, y_batch))
-        compression_manager.callbacks.on_step_end()  # neural-coder
     return np.mean(mini_batch_losses)
 
 
@@ -83,13 +83,9 @@ n_epochs = 3
 losses, val_losses = [], []
 for epoch in range(n_epochs):
     compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
-    losses.append(
-        mini_batch(device, train_loader, train_step_fn, compression_manager=compression_manager)
-    )  # neural-coder: wrapped
+    losses.append(mini_batch(device, train_loader, train_step_fn))
     with torch.no_grad():
-        val_losses.append(
-            mini_batch(device, val_loader, val_step_fn, compression_manager=compression_manager)
-        )  # neural-coder: wrapped
+        val_losses.append(mini_batch(device, val_loader, val_step_fn))
     print(f"epoch {epoch}: train loss {losses[-1]:.4f}, val loss {val_losses[-1]:.4f}")
     compression_manager.callbacks.on_epoch_end()  # neural-coder
 compression_manager.callbacks.on_train_end()  # neural-coder

@@ -32,6 +32,7 @@ class StepwiseTrainer:
 
     def _make_train_step_fn(self):
         def perform_train_step_fn(x, y):
+            self.compression_manager.callbacks.on_step_begin(0)  # neural-coder
             self.model.train()
             yhat = self.model(x)
             loss = self.loss_fn(yhat, y)
@@ -40,6 +41,7 @@ class StepwiseTrainer:
             self.optimizer.step()
             self.compression_manager.callbacks.on_after_optimizer_step()  # neural-coder
             self.optimizer.zero_grad()
+            self.compression_manager.callbacks.on_step_end()  # neural-coder
             return loss.item()
 
         return perform_train_step_fn
@@ -63,11 +65,9 @@ class StepwiseTrainer:
             return None
         batch_losses = []
         for x_batch, y_batch in data_loader:
-            self.compression_manager.callbacks.on_step_begin(0)  # neural-coder
             x_batch = x_batch.to(self.device)
             y_batch = y_batch.to(self.device)
             batch_losses.append(step_fn(x_batch, y_batch))
-            self.compression_manager.callbacks.on_step_end()  # neural-coder
         return np.mean(batch_losses)
 
     def train(self, n_epochs, seed=42):

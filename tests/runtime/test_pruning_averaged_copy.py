@@ -270,3 +270,11 @@ def test_a_manager_without_pruning_says_the_copy_is_left_alone(
     with caplog.at_level(logging.WARNING, logger="neural_coder.runtime"):
         cm.track_copy(HolderEMA(MLP()))
     assert "no pruning config" in caplog.text
+
+
+def test_a_copy_of_a_model_with_nothing_to_prune_is_left_alone() -> None:
+    # a model whose only Linear is the classifier head: the pruners select nothing
+    cm = prepare_compression(nn.Sequential(nn.Linear(4, 2)), WeightPruningConfig())
+    cm.track_copy(HolderEMA(nn.Sequential(nn.Linear(4, 2))))
+    cm.callbacks.on_train_begin()
+    cm.callbacks.on_step_end()
