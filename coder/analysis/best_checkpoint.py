@@ -13,7 +13,7 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
-from .index import Index
+from .index import Index, enclosing_loop
 
 # a call that writes a file: its last name says save (torch.save, save_checkpoint,
 # accelerator.save_state, model.save_pretrained, trainer.save_model), or shutil copies one;
@@ -54,12 +54,8 @@ def _names_best(node: cst.CSTNode) -> bool:
 
 def _in_a_loop(index: Index, node: cst.CSTNode, top: cst.CSTNode) -> bool:
     """A `for` / `while` between `node` and `top` (a loop's or a function's body)."""
-    for ancestor in index.source.ancestors(node):
-        if ancestor is top:
-            return False
-        if isinstance(ancestor, cst.For | cst.While):
-            return True
-    return False
+    loop = enclosing_loop(index, node)
+    return loop is not None and any(a is top for a in index.source.ancestors(loop))
 
 
 def _guarded_by_best(index: Index, call: cst.Call, top: cst.CSTNode) -> bool:

@@ -61,14 +61,11 @@ def weights_before_training(
             if test is None:
                 return Weights(True, f"trained weights loaded by {what}")
             condition = src.code(test)
-            default_run = DefaultRun(index, index.scope_of(call))
-            if default_run.holds(test, src.line(test)):
-                flags = " / ".join(default_run.flags)
-                return Weights(
-                    True,
-                    f"trained weights loaded by {what} when {condition}, which the default "
-                    f"{flags} makes true; with another {flags} the teacher may be untrained",
-                )
+            found = _by_default(
+                index, test, call, f"trained weights loaded by {what} when {condition}"
+            )
+            if found is not None:
+                return found
             conditional = conditional or Weights(
                 False, f"trained weights are loaded only when {condition} ({what})"
             )
@@ -113,6 +110,21 @@ def weights_before_training(
     return Weights(False, f"the model is randomly initialised ({what})")
 
 
+def _by_default(
+    index: Index, test: cst.BaseExpression, at: cst.CSTNode, what: str
+) -> Weights | None:
+    """Trained weights (`what`) when the script's default flags make `test` true."""
+    default_run = DefaultRun(index, index.scope_of(at))
+    if not default_run.holds(test, index.source.line(test)):
+        return None
+    flags = " / ".join(default_run.flags)
+    return Weights(
+        True,
+        f"{what}, which the default {flags} makes true; with another {flags} the teacher "
+        "may be untrained",
+    )
+
+
 def _on_its_branch(index: Index, leaf: cst.Call, other_paths: bool) -> Weights | None:
     """`if args.pretrained: model = resnet18(pretrained=True) else: model = resnet18()`:
     the weights are trained on one branch only; None when the build always runs."""
@@ -124,14 +136,9 @@ def _on_its_branch(index: Index, leaf: cst.Call, other_paths: bool) -> Weights |
     if not any(a is branch.body for a in src.ancestors(leaf)):
         return None  # built on the else path: the test says when it is not
     what = f"line {src.line(leaf)}, when {src.code(test)}"
-    default_run = DefaultRun(index, index.scope_of(leaf))
-    if default_run.holds(test, src.line(test)):
-        flags = " / ".join(default_run.flags)
-        return Weights(
-            True,
-            f"pretrained weights requested at {what}, which the default {flags} makes "
-            f"true; with another {flags} the teacher may be untrained",
-        )
+    found = _by_default(index, test, leaf, f"pretrained weights requested at {what}")
+    if found is not None:
+        return found
     return Weights(
         False,
         f"pretrained weights are requested only at {what}; the other path builds a "
