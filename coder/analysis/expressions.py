@@ -8,7 +8,7 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
-from .index import is_partial, unwrap_pass_through
+from .index import is_partial, strip_method_calls, unwrap_pass_through
 
 Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -35,13 +35,7 @@ DEVICE_MOVES = frozenset({"to", "cuda", "cpu"})
 def unmoved(value: cst.BaseExpression) -> cst.BaseExpression:
     """`x` of `x.to(device)`, `x.cuda(non_blocking=True)`: a batch item the fit feeds as
     it is (the runtime moves it to the model's device); not `x.float()`, which changes it."""
-    while (
-        isinstance(value, cst.Call)
-        and isinstance(value.func, cst.Attribute)
-        and value.func.attr.value in DEVICE_MOVES
-    ):
-        value = value.func.value
-    return value
+    return strip_method_calls(value, DEVICE_MOVES)
 
 
 def is_dotted_name(expr: cst.BaseExpression) -> bool:

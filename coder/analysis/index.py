@@ -9,7 +9,7 @@ returns.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -339,10 +339,15 @@ def is_partial(value: cst.BaseExpression) -> bool:
 
 def unwrap_pass_through(expr: cst.BaseExpression) -> cst.BaseExpression:
     """`Net().to(device).train()` -> `Net()`."""
+    return strip_method_calls(expr, PASS_THROUGH_METHODS)
+
+
+def strip_method_calls(expr: cst.BaseExpression, methods: Container[str]) -> cst.BaseExpression:
+    """`expr` without the trailing calls of `methods` on it (`x.to(d).cuda()` -> `x`)."""
     while (
         isinstance(expr, cst.Call)
         and isinstance(expr.func, cst.Attribute)
-        and expr.func.attr.value in PASS_THROUGH_METHODS
+        and expr.func.attr.value in methods
     ):
         expr = expr.func.value
     return expr
