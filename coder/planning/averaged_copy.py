@@ -141,7 +141,9 @@ def refuse_an_averaged_copy(index: Index, call: cst.Call, model: str, what: str)
         (
             found
             for node in src.ancestors(call)
-            if isinstance(node, cst.If) and (found := flag_off_by_default(index, node.test))
+            if isinstance(node, cst.If)
+            and any(a is node.body for a in src.ancestors(call))  # not on its `else` path
+            and (found := flag_off_by_default(index, node.test))
         ),
         None,
     )

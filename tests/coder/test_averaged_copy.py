@@ -279,3 +279,11 @@ def test_a_post_training_fit_says_it_does_not_quantize_the_average():
     )
     assert report.status is Status.TRANSFORMED, report.message
     assert any("the fit quantizes model itself, not that copy" in w for w in report.warnings)
+
+
+def test_a_copy_built_when_an_off_flag_is_off_is_refused_not_excused_by_the_flag():
+    # on the `else` path the default run builds the copy: "run without --model-ema"
+    # would be the wrong way round
+    text = HEAD + "if args.model_ema:\n    pass\nelse:\n    model_ema = ModelEmaV2(model)\n" + LOOP
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(text, "qat")
