@@ -10,6 +10,9 @@ from pathlib import Path
 
 from tests.conftest import run_cli, script_path, teacher_args
 
+#: what a rank prints when it aborts in that race
+GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
+
 TORCHRUN = [
     sys.executable,
     "-m",
@@ -32,14 +35,17 @@ def run_script(
         "PYTHONHASHSEED": "0",
         "TOKENIZERS_PARALLELISM": "false",
     }
+    command = [*(launcher or [sys.executable]), script.name, *args]
     run = subprocess.run(
-        [*(launcher or [sys.executable]), script.name, *args],
-        cwd=script.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        command, cwd=script.parent, env=env, capture_output=True, text=True, timeout=timeout
     )
+    if launcher is TORCHRUN and run.returncode != 0 and GLOO_TEARDOWN_ABORT in run.stderr:
+        # a torch teardown race on a loaded 2-core machine (gloo's worker threads outlive the
+        # interpreter: pytorch/pytorch#179291), seen twice in CI after training had finished;
+        # the script and the tool are not at fault, so the run is made once more
+        run = subprocess.run(
+            command, cwd=script.parent, env=env, capture_output=True, text=True, timeout=timeout
+        )
     assert run.returncode == 0, f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
     return run, json.loads(summary.read_text()) if summary.is_file() else {}
 
