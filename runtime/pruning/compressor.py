@@ -220,9 +220,7 @@ class PruningCompressor(Compressor):
             params += extra_params
             masks += extra_masks
         self._apply_params, self._apply_masks = params, masks
-        if self._copies and self.wrapper is not None:
-            model = distributed.unwrap_data_parallel(self.wrapper.model)
-            self._copies.bind(model, params, masks)
+        self._bind_copies()
         step = self.global_step
         self._grad_pruners = [
             p
@@ -336,6 +334,12 @@ class PruningCompressor(Compressor):
             self._apply()
         self.global_step = step + 1
 
+    def _bind_copies(self) -> None:
+        """The copies' weights for the masks applied now (found again in each copy)."""
+        if self._copies and self.wrapper is not None:
+            model = distributed.unwrap_data_parallel(self.wrapper.model)
+            self._copies.bind(model, self._apply_params, self._apply_masks)
+
     def on_step_end(self) -> None:
         # after the script's own `ema.update(model)`, which follows the optimizer step
         if self._copies.copies:
@@ -343,13 +347,13 @@ class PruningCompressor(Compressor):
 
     def on_epoch_end(self) -> list[Any]:
         if self._copies:  # bound again: the script may have replaced or moved the copy
-            self._refresh()
+            self._bind_copies()
             self._copies.apply()
         return []
 
     def on_train_end(self) -> None:
         if self._copies:
-            self._refresh()
+            self._bind_copies()
             self._copies.apply()
         if self._changes != self._checked_changes:
             self._check_ranks()  # the masks training ended with

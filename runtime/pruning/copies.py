@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..state_size import count_zeros
 from .masking import multiply_masks
 
 __all__ = ["AveragedCopies", "AveragedCopy", "plain_name"]
@@ -158,11 +159,7 @@ class AveragedCopy:
     def sparsity(self) -> float:
         """Zeros over the masked weights of the copy."""
         total = sum(p.numel() for p in self._params)
-        if not total:
-            return 0.0
-        with torch.no_grad():
-            zeros = sum(p.numel() - int(torch.count_nonzero(p)) for p in self._params)
-        return zeros / total
+        return sum(count_zeros(p) for p in self._params) / total if total else 0.0
 
 
 class AveragedCopies:
