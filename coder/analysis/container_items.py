@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .index import Index, Scope
+from .index import Index, Scope, unconditional
 
 ADDS = ("append", "add_module")
 OTHER_CHANGES = ("extend", "insert", "pop", "remove", "__setitem__")
@@ -62,7 +62,7 @@ def member_at(index: Index, container: str, scope: Scope, position: int, before:
         if func.attr.value in ADDS and c.args and src.line(c) < before:
             adds.append(c)
     for c in sorted(adds, key=src.line):
-        members.append((_name(c.args[-1].value), _unconditional(index, c, scope)))
+        members.append((_name(c.args[-1].value), unconditional(index, c, scope)))
     chosen = members[: position + 1] if position >= 0 else members[position:]
     if len(chosen) != (position + 1 if position >= 0 else -position):
         return None
@@ -73,13 +73,3 @@ def member_at(index: Index, container: str, scope: Scope, position: int, before:
 
 def _name(expr: cst.BaseExpression) -> str | None:
     return expr.value if isinstance(expr, cst.Name) else None
-
-
-def _unconditional(index: Index, node: cst.CSTNode, scope: Scope) -> bool:
-    """No `if`, loop or `try` between `node` and its function's body."""
-    for ancestor in index.source.ancestors(node):
-        if ancestor is scope:
-            return True
-        if isinstance(ancestor, cst.If | cst.For | cst.While | cst.Try):
-            return False
-    return True

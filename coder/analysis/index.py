@@ -328,6 +328,24 @@ def enclosing_loop(index: Index, node: cst.CSTNode) -> cst.CSTNode | None:
     return None
 
 
+#: statements that may skip what they hold (a `with` body always runs)
+BRANCHING: tuple[type[cst.CSTNode], ...] = (cst.If, cst.For, cst.While, cst.Try)
+
+
+def unconditional(
+    index: Index, node: cst.CSTNode, scope: Scope, also: tuple[type[cst.CSTNode], ...] = ()
+) -> bool:
+    """`node` runs whenever `scope` runs: no `if`, loop or `try` of `scope` (nor one of
+    the node types `also` names) between it and the scope's body."""
+    kinds = BRANCHING + also
+    for ancestor in index.source.ancestors(node):
+        if ancestor is scope:
+            return True
+        if isinstance(ancestor, kinds):
+            return False
+    return True
+
+
 def is_partial(value: cst.BaseExpression) -> bool:
     """`partial(fn, ...)` / `functools.partial(fn, ...)`."""
     return (

@@ -8,7 +8,7 @@ from neural_coder.transforms import match as m
 
 from . import kinds, steps
 from .expressions import Loop, while_bound
-from .index import Assignment, Index
+from .index import Assignment, Index, unconditional
 from .loop_types import Hop, TrainingLoop
 from .source import Source
 
@@ -298,14 +298,8 @@ class LoopLength:
             ),
             key=lambda a: src.line(a.statement),
         )
-        if not bound:
+        if not bound or not unconditional(self.index, bound[0].statement, scope):
             return None
-        first = bound[0].statement
-        for ancestor in src.ancestors(first):
-            if ancestor is scope:
-                return bound[0].value
-            if isinstance(ancestor, cst.If | cst.For | cst.While | cst.Try):
-                return None
         return bound[0].value
 
     def _scaler_accumulation(self, loop: TrainingLoop) -> str | None:

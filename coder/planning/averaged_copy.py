@@ -21,14 +21,14 @@ from dataclasses import dataclass
 import libcst as cst
 
 from neural_coder.analysis.expressions import free_names, unwrap
-from neural_coder.analysis.index import Index, Scope
+from neural_coder.analysis.index import BRANCHING, Index, Scope, unconditional
 from neural_coder.analysis.pretrained import flag_off_by_default
 from neural_coder.analysis.source import Source
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 
-#: compound statements that may skip what they hold (a `with` body always runs)
-_CONDITIONAL = (cst.If, cst.For, cst.While, cst.Try, cst.Match, cst.ClassDef, cst.FunctionDef)
+#: beyond `index.BRANCHING`: a `match` case, and a function or class defined in the scope
+_ALSO_CONDITIONAL = (cst.Match, cst.ClassDef, cst.FunctionDef)
 
 
 @dataclass
@@ -102,7 +102,7 @@ def _method_run_before(index: Index, method: Scope, scope: Scope, before_line: i
         and src.code(call.func) == f"self.{method.name.value}"
         and index.scope_of(call) is scope
         and src.line(call) < before_line
-        and _unconditional(index, call, scope)
+        and unconditional(index, call, scope, _ALSO_CONDITIONAL)
         for call in index.calls
     )
 
@@ -185,7 +185,7 @@ def copy_tracking(
             return CopyTracking(holder, line, None)
         return None
     if line > src.line(anchor):
-        if _unconditional(index, anchor, scope):
+        if unconditional(index, anchor, scope, _ALSO_CONDITIONAL):
             return CopyTracking(holder, line, statement)
         return None
     if _bound_on_every_path(index, holder, statement, scope):
@@ -201,8 +201,8 @@ def _bound_on_every_path(
     a branch, or an earlier unconditional assignment gave it one (`model_ema = None`)."""
     src = index.source
     line = src.line(statement)
-    return _unconditional(index, statement, scope) or any(
-        src.line(a.statement) < line and _unconditional(index, a.statement, scope)
+    return unconditional(index, statement, scope, _ALSO_CONDITIONAL) or any(
+        src.line(a.statement) < line and unconditional(index, a.statement, scope, _ALSO_CONDITIONAL)
         for a in index.assignments_in(holder, scope)
     )
 
@@ -213,8 +213,10 @@ def _flag_test(
     """The test of the one `if` (itself unconditional) whose body builds the copy, when
     it reads names only (no call) that nothing assigns again before `anchor`."""
     src = index.source
-    branch = next((a for a in src.ancestors(statement) if isinstance(a, _CONDITIONAL)), None)
-    if not isinstance(branch, cst.If) or not _unconditional(index, branch, scope):
+    branch = next(
+        (a for a in src.ancestors(statement) if isinstance(a, BRANCHING + _ALSO_CONDITIONAL)), None
+    )
+    if not isinstance(branch, cst.If) or not unconditional(index, branch, scope, _ALSO_CONDITIONAL):
         return None
     if branch.orelse is not None and any(a is branch.orelse for a in src.ancestors(statement)):
         return None  # built on the `else` path
@@ -229,12 +231,9 @@ def _flag_test(
 
 
 def _statement_of(index: Index, call: cst.Call) -> cst.SimpleStatementLine | None:
-    for ancestor in index.source.ancestors(call):
-        if isinstance(ancestor, cst.SimpleStatementLine):
-            return ancestor
-        if isinstance(ancestor, cst.BaseCompoundStatement):
-            return None
-    return None
+    """The line of `call`, unless it sits in a compound statement's header."""
+    statement = index.source.statement_of(call)
+    return statement if isinstance(statement, cst.SimpleStatementLine) else None
 
 
 def _assigned_name(src: Source, statement: cst.SimpleStatementLine, call: cst.Call) -> str | None:
@@ -251,13 +250,3 @@ def _assigned_name(src: Source, statement: cst.SimpleStatementLine, call: cst.Ca
     if value is not call or not isinstance(target, cst.Name | cst.Attribute):
         return None
     return src.code(target)
-
-
-def _unconditional(index: Index, node: cst.CSTNode, scope: Scope) -> bool:
-    """`node` runs whenever `scope` runs: no branch or loop of `scope` around it."""
-    for ancestor in index.source.ancestors(node):
-        if ancestor is scope:
-            return True
-        if isinstance(ancestor, _CONDITIONAL):
-            return False
-    return True
