@@ -331,9 +331,10 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         an optimizer or a manual update)."""
         src = self.source
         after = src.line(backward)
+        every_step = self._step_candidates(scope)
         candidates = [
             (node, name)
-            for node, name in self._step_candidates(scope)
+            for node, name in every_step
             if src.line(node) >= after and not steps.exclusive(src, node, backward)
         ]
         if not candidates:
@@ -347,7 +348,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         statement = self._hookable(node, backward)
         others: list[cst.BaseStatement] = []
         suites = steps.sibling_suites(src, statement, backward, step_loop)
-        for other, _ in self._step_candidates(scope):
+        for other, _ in every_step:
             if steps.within(src, other, suites):
                 hookable = self._hookable(other, backward)
                 if hookable is not statement and hookable not in others:
