@@ -187,6 +187,13 @@ class StepHooks(BasePlanner):
                 return None
         if not self._runs_once(call, statement):
             return None
+        name = self._name_the_model_call(call, statement)
+        self.plan.edits.append(ReplaceExpression(call, name))
+        return name
+
+    def _name_the_model_call(self, call: cst.Call, statement: cst.BaseStatement) -> str:
+        """`outputs = model(...)` in a statement of its own before `statement` (a fresh
+        name); the caller makes `statement` read that name instead of the call."""
         self._check_read(call)
         name = self.free_name("outputs")
         self.insert(
@@ -195,7 +202,6 @@ class StepHooks(BasePlanner):
             [f"{name} = {self.src.code(call)}"],
             f"the model call, assigned to {name}",
         )
-        self.plan.edits.append(ReplaceExpression(call, name))
         return name
 
     def _runs_once(self, call: cst.CSTNode, statement: cst.CSTNode | None) -> bool:
@@ -250,14 +256,7 @@ class StepHooks(BasePlanner):
         if output is None and any(a is expression for a in self.src.ancestors(call)):
             if call is expression or not self._runs_once(call, statement):
                 return loop.loss_name, None, value  # refused by the caller, with the reason
-            self._check_read(call)
-            output = self.free_name("outputs")
-            self.insert(
-                statement,
-                "before",
-                [f"{output} = {self.src.code(call)}"],
-                f"the model call, assigned to {output}",
-            )
+            output = self._name_the_model_call(call, statement)
             value = value.deep_replace(call, cst.Name(output))  # type: ignore[assignment]
         loss = self.free_name("loss")
         self.insert(
