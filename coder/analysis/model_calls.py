@@ -27,6 +27,8 @@ class ModelCalls:
 
     index: Index
     source: Source
+    # set when the loss is computed from `self(...)` / `self.forward(...)` of a model class
+    self_called: bool
 
     def _model_call(
         self,
@@ -69,6 +71,10 @@ class ModelCalls:
                 for c in self.index.calls
                 if self.index.scope_of(c) is scope and src.line(c) <= limit
             ]
+        if any(m.matches(c.func, m.Name("self")) for c in calls) and self._is_module_class(
+            self.index.class_of(scope)
+        ):
+            self.self_called = True  # `out = self(x)` in a method of the model's class
         methods = [c for c in calls if self._model_method(c, scope) is not None]
         models = [
             c
@@ -140,6 +146,11 @@ class ModelCalls:
             fn = self.index.resolve_call(call)
             if fn is None:
                 continue
+            if self._is_own_forward(call, fn.node):
+                # `self.forward(x)` in a method of the model's class: the loop trains
+                # `self`, not the submodules its forward calls (`self.relu`)
+                self.self_called = True
+                continue
             inner = {
                 src.code(c.func)
                 for c in self.index.calls
@@ -151,6 +162,24 @@ class ModelCalls:
                     found.add(mapped)
                     self.model_called_in = f"{fn.key}() (line {src.line(fn.node)})"
         return found.pop() if len(found) == 1 else None
+
+    def _is_own_forward(self, call: cst.Call, callee: cst.FunctionDef) -> bool:
+        """`self.forward(...)` / `self.__call__(...)` where `self` is a model: a method of the
+        model's own class calls the model itself."""
+        if not m.matches(
+            call.func, m.Attribute(m.Name("self"), m.Name("forward") | m.Name("__call__"))
+        ):
+            return False
+        return self._is_module_class(self.index.class_of(callee))
+
+    def _is_module_class(self, cls: cst.ClassDef | None) -> bool:
+        if cls is None:
+            return False
+        # `class Layer(nn.Linear)` is a module too, though not a model class of its own
+        bases = (self.index.qualified(b.value) for b in cls.bases)
+        return kinds.is_model_class(self.index, cls) or any(
+            b.startswith("torch.nn.") and b.rsplit(".", 1)[-1][:1].isupper() for b in bases
+        )
 
     def _output_name(self, call: cst.Call) -> str | None:
         """`out` of `out = model(x)` (or of `out, aux = model(x)`; `logit_s` of

@@ -33,6 +33,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         self.teacher_calls: list[cst.Call] = []
         self._optimized: set[int] | None = None
         self.model_called_in: str | None = None
+        self.self_called = False
         self.index = index
         self.source = index.source
 
@@ -41,6 +42,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         src = self.source
         self.step_comprehension = None
         self.model_called_in = None
+        self.self_called = False
         statement = src.statement_of(backward)
         scope = self.index.scope_of(backward)
         loss_name = loss_name_of(self.index, backward)
@@ -462,7 +464,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         trains `self`, which no compression manager can replace from inside the method."""
         cls = self.index.class_of(entry_scope)
         calls_self = any(m.matches(c.func, m.Name("self")) for c in m.findall(at, m.Call()))  # type: ignore[union-attr]
-        if cls is None or not (model == "self" or calls_self):
+        if cls is None or not (model == "self" or calls_self or self.self_called):
             return
         fn = self.index.function(entry_scope)
         method = f"{cls.name.value}.{fn.name}()" if fn is not None else cls.name.value

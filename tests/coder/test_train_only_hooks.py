@@ -198,6 +198,72 @@ def test_a_model_that_trains_itself_is_refused_with_a_way_out(tmp_path):
     assert_untouched(path, KERAS_STYLE)
 
 
+# the loss reaches the model through a name (`out = self(x)`), or through `self.forward`
+# (forward-forward: each `nn.Linear` subclass trains itself with its own optimizer): the
+# model is `self`, never a submodule its forward calls (`self.relu`, which has no weights)
+SELF_TRAINING_VARIANTS = {
+    "named_self_call": KERAS_STYLE.replace(
+        "loss = torch.nn.functional.cross_entropy(self(x), y)",
+        "out = self(x)\n                loss = torch.nn.functional.cross_entropy(out, y)",
+    ),
+    "forward_forward_layer": """import torch
+class Layer(torch.nn.Linear):
+    def __init__(self, n_in, n_out):
+        super().__init__(n_in, n_out)
+        self.relu = torch.nn.ReLU()
+        self.opt = torch.optim.Adam(self.parameters(), lr=0.03)
+    def forward(self, x):
+        return self.relu(torch.mm(x, self.weight.T) + self.bias.unsqueeze(0))
+    def train(self, x_pos, x_neg):
+        for i in range(5):
+            g_pos = self.forward(x_pos).pow(2).mean(1)
+            g_neg = self.forward(x_neg).pow(2).mean(1)
+            loss = torch.log(1 + torch.exp(torch.cat([-g_pos + 2, g_neg - 2]))).mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        return self.forward(x_pos).detach(), self.forward(x_neg).detach()
+layer = Layer(8, 4)
+layer.train(torch.rand(6, 8), torch.rand(6, 8))
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SELF_TRAINING_VARIANTS))
+def test_a_model_training_itself_through_a_name_or_forward_is_refused(tmp_path, name):
+    source = SELF_TRAINING_VARIANTS[name]
+    path = write(tmp_path, source)
+    result = run_cli("optimize", path, "--approach", "pruning")
+    assert result.exit_code == 1, result.output
+    assert "a method of the model's own class that trains `self`" in result.output
+    assert "self.relu" not in result.output
+    assert_untouched(path, source)
+
+
+def test_a_trainer_class_forward_that_calls_its_model_still_trains_the_model():
+    """`self.forward(batch)` of a class that is not a module is a step of the caller's,
+    not the model: the model it calls is the one compressed."""
+    source = """import torch
+class Runner:
+    def __init__(self, model):
+        self.model = model
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    def forward(self, x, y):
+        return torch.nn.functional.cross_entropy(self.model(x), y)
+    def fit(self, loader):
+        for epoch in range(2):
+            for x, y in loader:
+                loss = self.forward(x, y)
+                self.opt.zero_grad()
+                loss.backward()
+                self.opt.step()
+model = torch.nn.Linear(4, 2)
+Runner(model).fit([(torch.randn(3, 4), torch.tensor([0, 1, 0]))])
+"""
+    out = _rewrite(source, "pruning")
+    assert "prepare_compression(\n            self.model," in out or "prepare_compression(self.model" in out, out
+
+
 EARLY_STOPPING = """import copy
 import torch
 model = torch.nn.Linear(4, 2)
