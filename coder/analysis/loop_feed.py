@@ -56,6 +56,30 @@ def loop_shape(index: Index, loop: TrainingLoop) -> LoopShape | None:
     return _call_shape(index, call, step, loop.step_scope)
 
 
+def computed_input(index: Index, loop: TrainingLoop) -> tuple[int, str] | None:
+    """(line, input) when the training loop calls its model, in the loop over a loader,
+    with an input computed in the loop rather than read from the batch
+    (`model(src, tgt_in, src_mask, ...)` after `src_mask = create_mask(src, tgt)`): no
+    batch of a loader, fed by any rule, calls the model that way."""
+    call = loop.model_call
+    step = loop.step_loop
+    if call is None or not isinstance(step, cst.For):
+        return None
+    if not any(a is step for a in index.source.ancestors(call)):
+        return None
+    target = _batch_target(step)
+    if target is None:
+        return None
+    names = _target_names(target)
+    for arg in call.args:
+        if arg.keyword is not None and is_literal(arg.value):
+            continue
+        value = unmoved(arg.value)
+        if not _from_the_batch(index, value, names, loop.step_scope, step):
+            return index.source.line(call), index.source.code(value)
+    return None
+
+
 def evaluation_shape(index: Index, function: Function, model_param: str) -> LoopShape | None:
     """The same for an evaluation function that calls its model parameter in a loop over
     batches (`for a, b in loader: model(a, b)`), for a script with no training loop."""

@@ -120,6 +120,10 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
             if chosen.key is not None:
                 what += f", its {chosen.key!r} entry"
+        calibrated_by_eval = False
+        if loader is not None and eval_func is not None and self.quant_approach is not None:
+            calibrated_by_eval = self._calibrate_with_the_evaluation(what)
+            loader = None if calibrated_by_eval else loader
         better = found is None or higher_is_better(
             evaluation.metric_name(self.index, found[0].function)
         )
@@ -133,4 +137,5 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             what,
             higher_is_better=better,
             prelude=prelude,
+            calibrate_with_eval=calibrated_by_eval,
         )

@@ -102,6 +102,23 @@ class CalibrationData(FitCall):
         )
         return shape.loader(loader)
 
+    def _calibrate_with_the_evaluation(self, evaluation_used: str | None) -> bool:
+        """True (and why, in the report) when the training loop gives its model an input
+        computed in the loop: the calibration then runs the script's evaluation
+        (`calib_func`), which calls the model as the script does, instead of feeding
+        batches of a loader by a rule that cannot rebuild that input."""
+        loop = self.facts.loop
+        computed = loop_feed.computed_input(self.index, loop) if loop is not None else None
+        if computed is None or self.options.target == "inc":
+            return False
+        line, value = computed
+        self.plan.placed.append(
+            f"calib_func: the evaluation ({evaluation_used}) calibrates: the training loop "
+            f"calls the model at line {line} with {value}, computed in the loop, which no "
+            "batch of a loader gives"
+        )
+        return True
+
     def _batch_function_loader(self, place: FinalModel, line: int) -> str | None:
         """Batches drawn at the fit from the call that feeds the training loop's model
         (analysis/batch_function.py), as a generator the fit reads lazily: at most

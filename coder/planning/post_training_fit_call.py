@@ -54,6 +54,7 @@ class FitCall(BasePlanner):
         trainer: str | None = None,
         adopt: tuple[str, str] | None = None,
         prelude: list[str] | None = None,
+        calibrate_with_eval: bool = False,
     ) -> None:
         """Insert the fit (or benchmark) call on `model`; its result replaces `model`
         (in `trainer` when a Hugging Face Trainer holds it; through the runtime function
@@ -74,6 +75,8 @@ class FitCall(BasePlanner):
         kwargs: dict[str, object] = {}
         if loader is not None:
             kwargs["calib_dataloader"] = Code(loader)
+        if calibrate_with_eval and eval_func is not None:
+            kwargs["calib_func"] = Code(eval_func)
         if eval_func is not None:
             kwargs["eval_func"] = Code(eval_func)
             p = self.options.ptq
