@@ -1,0 +1,67 @@
+"""Static PTQ of a loop that gives its model an input computed in the loop (a seq2seq's
+masks and shifted target): the script's evaluation calibrates (`calib_func`), because no
+loader batch, fed as `model(batch[0])`, calls the model that way. A loop that feeds the
+batch's own items keeps its loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.options import build_options
+from neural_coder.report import Status
+from tests.conftest import script_path
+
+HEAD = """import torch
+model = torch.nn.Linear(4, 2)
+loader = torch.utils.data.DataLoader([(torch.randn(4), 0)] * 8, batch_size=4)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+def evaluate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return sum(model(x * 0.5).sum().item() for x, _ in loader)
+"""
+
+COMPUTED = HEAD + """for epoch in range(2):
+    for x, y in loader:
+        scaled = x * 0.5
+        loss = torch.nn.functional.cross_entropy(model(scaled), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print(evaluate(model, loader))
+"""
+
+FROM_THE_BATCH = COMPUTED.replace("model(scaled)", "model(x.to('cpu'))")
+
+
+def _rewrite(text: str, approach: str = "ptq-static") -> tuple[str, list[str]]:
+    options = build_options(approach, None, {}, {})
+    out, report = rewrite_source(Path("s.py"), text, options)
+    assert report.status is Status.TRANSFORMED, report
+    again, second = rewrite_source(Path("s.py"), out, options)
+    assert second.status is Status.UNCHANGED and again == out
+    return out, report.placed
+
+
+@pytest.mark.parametrize("approach", ["ptq-static", "ptq-auto"])
+def test_an_input_computed_in_the_loop_is_calibrated_by_the_evaluation(approach):
+    out, placed = _rewrite(COMPUTED, approach)
+    assert "calib_func=lambda candidate: evaluate(candidate, loader)" in out
+    assert "calib_dataloader" not in out
+    assert any("calls the model at line" in p and "scaled" in p for p in placed), placed
+
+
+def test_the_batch_items_themselves_keep_the_loader():
+    out, _ = _rewrite(FROM_THE_BATCH)
+    assert "calib_dataloader=loader" in out
+    assert "calib_func" not in out
+
+
+def test_the_seq2seq_sample_is_calibrated_by_its_evaluation():
+    out, placed = _rewrite(script_path("seq2seq_masks_translate.py").read_text())
+    assert "calib_func=lambda candidate: evaluate(candidate, valid_loader, loss_fn)" in out
+    assert "calib_dataloader" not in out
+    assert any("tgt_input, computed in the loop" in p for p in placed), placed
