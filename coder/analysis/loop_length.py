@@ -146,9 +146,34 @@ class LoopLength:
                     and isinstance(test.left, cst.Name | cst.Attribute)
                     and isinstance(test.comparisons[0].comparator, cst.Name | cst.Attribute)
                     and src.code(test.comparisons[0].comparator) not in optional
+                    and self._counts_steps(test.left, step_loop)
                 ):
                     return src.code(test.comparisons[0].comparator)
         return None
+
+    def _counts_steps(self, counter: cst.BaseExpression, step_loop: Loop) -> bool:
+        """`step` of `for step, batch in enumerate(loader)`, or a name the file counts up
+        (`completed_steps += 1`): not `running_reward` of `if running_reward >
+        env.spec.reward_threshold: break`, an early stop on a metric."""
+        text = self.source.code(counter)
+        if isinstance(step_loop, cst.For) and text in {
+            self.source.code(n) for n in m.findall(step_loop.target, m.Name())
+        }:
+            return True
+        if any(
+            isinstance(node.operator, cst.AddAssign) and self.source.code(node.target) == text
+            for node in m.findall(self.source.module, m.AugAssign())
+        ):
+            return True
+        # `step = step + 1`
+        return any(
+            self.source.code(node.targets[0].target) == text
+            and isinstance(node.value, cst.BinaryOperation)
+            and isinstance(node.value.operator, cst.Add)
+            and self.source.code(node.value.left) == text
+            for node in m.findall(self.source.module, m.Assign())
+            if isinstance(node, cst.Assign) and len(node.targets) == 1
+        )
 
     def _unwrap_iterable(
         self, iterable: cst.BaseExpression, loop: Loop, depth: int = 0

@@ -224,6 +224,24 @@ def optimized_leaves(index: Index, optimizer: str, scope: Scope) -> set[int]:
     return ids
 
 
+def updated_models(index: Index, optimizer: str, scope: Scope) -> set[str]:
+    """`policy` of `optimizer = Adam(policy.parameters(), ...)`: the models, as written
+    where the optimizer is built, whose `.parameters()` the optimizer `optimizer` (an
+    expression valid in `scope`) is given."""
+    found: set[str] = set()
+    for leaf, where in index.values_of(cst.parse_expression(optimizer), scope):
+        if isinstance(leaf, cst.Call) and kinds.is_optimizer(index, leaf) and leaf.args:
+            params = next(
+                (a for a in leaf.args if a.keyword and a.keyword.value == "params"), leaf.args[0]
+            ).value
+            found |= {
+                index.source.code(owner)
+                for owner in _parameter_owners(index, params, where, depth=0)
+                if is_dotted_name(owner)
+            }
+    return found
+
+
 def _updated_by(index: Index, construction: cst.Call, scope: Scope) -> set[int]:
     """The models whose parameters the optimizer built by `construction` updates."""
     if not construction.args:

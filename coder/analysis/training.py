@@ -23,6 +23,7 @@ from .index import Index, Scope, iter_returns
 from .loop_length import LoopLength
 from .loop_types import Hop, TrainingLoop
 from .model_calls import ModelCalls
+from .roles import updated_models
 
 NOT_IN_A_LOOP = "the .backward() call is not inside a training loop"
 NO_OPTIMIZER_STEP = "no optimizer step found"
@@ -109,6 +110,11 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         model_in_entry = self.map_up(model_callee, hops) if model_callee else None
         if model_in_entry is None and model_callee is None and hops:
             model_in_entry = self._model_from_caller(loss_name, hops, optimizer)
+        if model_in_entry is None and model_callee is None and not self.self_called:
+            # the loss is read from what an earlier call saved (REINFORCE's log-probs of
+            # the actions `select_action()` sampled): the model the optimizer updates
+            model_callee = self._model_the_optimizer_updates(optimizer, scope)
+            model_in_entry = self.map_up(model_callee, hops) if model_callee else None
         model_item = None
         if model_in_entry is None and model_callee is not None:
             model_item = self._item_of_a_container(model_callee, scope, hops, entry_scope)
@@ -259,6 +265,17 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             if len(owners) == 2 and root in owners and len(set(owners)) == 2:
                 return self.source.line(call)
         return None
+
+    def _model_the_optimizer_updates(self, optimizer: str, scope: Scope) -> str | None:
+        """The one model whose parameters `optimizer` updates, when that name reaches
+        `scope` unchanged (a module-level `policy`, `self.policy`)."""
+        owners = updated_models(self.index, optimizer, scope)
+        if len(owners) != 1:
+            return None
+        owner = owners.pop()
+        if owner.split(".")[0] != "self" and self.index.assignments_in(owner, scope):
+            return None  # re-bound where the loss is computed: not the one built
+        return owner
 
     def _model_from_caller(self, loss_name: str, hops: list[Hop], optimizer: str) -> str | None:
         """`self._backward(criterion(self.model(x), y))`: the step function receives the

@@ -21,6 +21,8 @@ from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport, Edit, InsertStatements, Where
 from neural_coder.transforms.snippets import Code
 
+from .module_globals import first_statement, needs_global
+
 CONFIG_CLASSES = {
     "pruning": "WeightPruningConfig",
     "qat": "QuantizationAwareTrainingConfig",
@@ -94,6 +96,14 @@ class BasePlanner:
         }[where]
         kind = "loop" if where.startswith("body") else "the statement"
         self.plan.placed.append(f"{what}: {position} {kind} at line {self.src.line(anchor)}")
+
+    def declare_global(self, name: str, scope: Scope) -> None:
+        """`global name` first in the function `scope` when a re-binding of `name` there
+        is to reach the module-level model it reads (module_globals.py)."""
+        if not needs_global(self.index, name, scope):
+            return
+        assert isinstance(scope, cst.FunctionDef)
+        self.insert(first_statement(scope), "before", [f"global {name}"], f"global {name}")
 
     @property
     def modules(self) -> dict[str, str]:

@@ -187,6 +187,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         if average is not None:
             self._follow_the_average(average, anchor, cm, before, in_caller=caller is not None)
         if "qat" in techniques and in_place is None:
+            self.declare_global(bare, prepare_scope)
             before.append(f"{bare} = {cm}.model")
             if caller is None and (
                 alias := attribute_alias(self.index, bare, prepare_scope, self.src.line(anchor))

@@ -96,6 +96,8 @@ class FitCall(BasePlanner):
             args=[Code(model), Code(self._config(eval_func is not None, higher_is_better))],
         )
         quantized = self.free_name("quantized_model")
+        if trainer is None:
+            self.declare_global(model, self.index.scope_of(anchor))
         if adopt is not None:
             replace = f"{model} = {adopt[1]}({quantized}, {model})"
             self.plan.edits.append(AddImport(*adopt))
