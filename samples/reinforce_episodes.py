@@ -2,8 +2,8 @@
 policy that select_action() samples from, the loss is built from the log-probs it saved,
 and the episode loop stops once the running reward passes a threshold."""
 import argparse
-from types import SimpleNamespace
 from itertools import count
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -11,7 +11,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.optim as optim
 from torch.distributions import Categorical
-
 
 parser = argparse.ArgumentParser(description='PyTorch REINFORCE example')
 parser.add_argument('--gamma', type=float, default=0.99, metavar='G')
@@ -50,7 +49,7 @@ torch.manual_seed(args.seed)
 
 class Policy(nn.Module):
     def __init__(self):
-        super(Policy, self).__init__()
+        super().__init__()
         self.affine1 = nn.Linear(4, 32)
         self.dropout = nn.Dropout(p=0.6)
         self.affine2 = nn.Linear(32, 2)
@@ -115,11 +114,10 @@ def main():
         running_reward = 0.05 * ep_reward + (1 - 0.05) * running_reward
         finish_episode()
         if i_episode % args.log_interval == 0:
-            print('Episode {}\tLast reward: {:.2f}\tAverage reward: {:.2f}'.format(
-                  i_episode, ep_reward, running_reward))
+            print(f'Episode {i_episode}\tLast reward: {ep_reward:.2f}\tAverage reward: {running_reward:.2f}')
         if running_reward > env.spec.reward_threshold:
-            print("Solved! Running reward is now {} and "
-                  "the last episode runs to {} time steps!".format(running_reward, t))
+            print(f"Solved! Running reward is now {running_reward} and "
+                  f"the last episode runs to {t} time steps!")
             break
     torch.save(policy.state_dict(), "policy.pt")
     print('saved policy', type(policy).__name__)

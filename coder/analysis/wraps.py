@@ -186,6 +186,9 @@ def _wrap_of(index: Index, statement: cst.BaseStatement, name: str) -> Wrap | No
     if argument is None or argument.star or argument.keyword is not None:
         return None
     inner = unwrap_pass_through(argument.value)
+    if isinstance(inner, cst.Attribute) and m.matches(inner, m.Attribute(value=m.Name("self"))):
+        # `self.model = DDP(self.model, ...)` in `__init__`: the attribute is the bare model
+        return Wrap(statement, src.code(inner), what)
     if not isinstance(inner, cst.Name):
         return None
     return Wrap(statement, inner.value, what)

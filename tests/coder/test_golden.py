@@ -98,6 +98,9 @@ CASES = [
     ("step_fn_closure.py", "pruning+qat", "runtime"),
     # `self.model = DDP(model)` in __init__: prepared there, the schedule fitted in train()
     ("ddp_trainer_class.py", "pruning+qat", "runtime"),
+    # `self.model = DDP(self.model)` in __init__, after a snapshot is loaded: QAT prepares
+    # self.model right before the wrap
+    ("ddp_snapshot_trainer.py", "qat", "runtime"),
     # backward in a micro-step loop, the step after it; an iteration budget; compile/DDP
     ("micro_step_loop.py", "pruning+qat", "runtime"),
     # fit after the best checkpoint is loaded back, tuned with evaluate(), not train_one_epoch()
