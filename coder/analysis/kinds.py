@@ -12,7 +12,8 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
-from .index import Index
+from .expressions import is_dotted_name
+from .index import Index, Scope
 
 OPTIMIZER_NAMES = frozenset(
     {
@@ -194,3 +195,25 @@ def is_dataloader(index: Index, leaf: cst.BaseExpression) -> bool:
 def is_grad_scaler(index: Index, leaf: cst.BaseExpression) -> bool:
     name = callee(index, leaf)
     return name is not None and name.rsplit(".", 1)[-1] == "GradScaler"
+
+
+# criteria of a regression: a distillation loss over softmax would compare one-wide outputs
+REGRESSION_LOSSES = frozenset(
+    {"mse_loss", "MSELoss", "l1_loss", "L1Loss", "smooth_l1_loss", "SmoothL1Loss"}
+    | {"huber_loss", "HuberLoss"}
+)
+
+
+def regression_loss(index: Index, statement: cst.CSTNode, scope: Scope) -> str | None:
+    """`F.mse_loss` of `loss = F.mse_loss(out, y)`, or `nn.MSELoss` of `criterion(out, y)`
+    where `criterion = nn.MSELoss()`: the regression criterion the loss is computed with."""
+    for call in m.findall(statement, m.Call()):
+        assert isinstance(call, cst.Call)
+        if not is_dotted_name(call.func):
+            continue
+        names = [index.qualified(call.func)]
+        names += [callee(index, leaf) or "" for leaf, _ in index.values_of(call.func, scope)]
+        for name in names:
+            if name.rsplit(".", 1)[-1] in REGRESSION_LOSSES:
+                return name
+    return None

@@ -10,18 +10,21 @@ import libcst as cst
 from neural_coder.analysis import Facts
 from neural_coder.analysis.frozen import whole_model_freeze
 from neural_coder.analysis.index import Scope
+from neural_coder.analysis.kinds import regression_loss
 from neural_coder.analysis.low_bit import low_bit_load
 from neural_coder.analysis.pretrained import weights_before_training
 from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.analysis.wraps import peft_adapters
 from neural_coder.errors import AnalysisError
-from neural_coder.options import OptimizeOptions
+from neural_coder.options import DistillationOptions, OptimizeOptions
 from neural_coder.transforms import match as m
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport, Edit, InsertStatements, Where
 from neural_coder.transforms.snippets import Code
 
 from .module_globals import first_statement, needs_global
+
+DEFAULT_LOSS_TYPES = DistillationOptions().loss_types
 
 CONFIG_CLASSES = {
     "pruning": "WeightPruningConfig",
@@ -132,7 +135,7 @@ class BasePlanner:
                     "KnowledgeDistillationLossConfig",
                     {
                         "temperature": d.temperature,
-                        "loss_types": list(d.loss_types),
+                        "loss_types": list(self._distillation_loss_types()),
                         "loss_weights": list(d.loss_weights),
                     },
                 )
@@ -143,6 +146,25 @@ class BasePlanner:
                     )
                 )
         return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+
+    def _distillation_loss_types(self) -> tuple[str, str]:
+        """The user's loss types; by default MSE for a model trained on a regression
+        criterion, whose outputs a softmax-based KL would compare as one-class
+        distributions (a single output: always 0, so the teacher taught nothing)."""
+        d = self.options.distillation
+        loop = self.facts.loop
+        if d.loss_types != DEFAULT_LOSS_TYPES or loop is None or loop.loss_statement is None:
+            return d.loss_types
+        criterion = regression_loss(self.index, loop.loss_statement, loop.backward_scope)
+        if criterion is None:
+            return d.loss_types
+        note = (
+            f"distillation loss_types ['MSE', 'MSE']: the loss is a regression criterion "
+            f"({criterion}), on outputs a KL over softmax cannot compare; --loss-types sets others"
+        )
+        if note not in self.plan.placed:
+            self.plan.placed.append(note)
+        return ("MSE", "MSE")
 
     def pipeline_config(self, stages: str, epochs: str | None, steps_per_epoch: str | None) -> str:
         """`PipelineConfig(...)` around the stage configs `stages` (a multi-shot run):
