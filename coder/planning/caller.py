@@ -17,6 +17,7 @@ from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import unwrap
 from neural_coder.analysis.index import Function, Index, Scope, enclosing_loop, iter_returns
 from neural_coder.analysis.source import Source
+from neural_coder.analysis.workers import describe, worker_start
 from neural_coder.analysis.wraps import Wrap, find_wrap
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -53,6 +54,18 @@ def caller_of_parameter(
     if fn is None or param not in fn.all_params():
         return None
     sites = index.call_sites(fn)
+    started = worker_start(index, fn) if not sites else None
+    if started is not None:
+        raise AnalysisError(
+            f"training runs in {fn.key}(), which worker processes run on the model handed to "
+            f"them ({describe(index, started)}): QAT replaces the model with a quantized "
+            "module inside each worker, while the parent goes on evaluating and saving the "
+            "model it passed",
+            path=src.path,
+            line=src.line(fn.node),
+            hint="train in one process (call the function on the model directly) for QAT; "
+            "pruning works on this layout as it is (its masks zero the shared weights)",
+        )
     held = {
         id(call): arg
         for call in sites

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import MARKER_TRAIN, evaluation, final_model
+from neural_coder.analysis import MARKER_TRAIN, evaluation, final_model, workers
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -163,6 +163,17 @@ class FitPlacement(BasePlanner):
             return
         if final_model.later_reads(self.index, place):
             return
+        started = workers.worker_start(self.index, fn)
+        if started is not None:
+            raise AnalysisError(
+                f"training runs in {fn.key}(), which worker processes run on the model handed "
+                f"to them ({workers.describe(self.index, started)}): the model is final in the "
+                "parent once they have joined, where the tool places no fit",
+                path=self.src.path,
+                line=self.src.line(fn.node),
+                hint="save the model after the workers join (torch.save(model.state_dict(), "
+                "path)) and quantize in a script that loads it",
+            )
         raise AnalysisError(
             f"training runs in {fn.key}(), which nothing in this file calls: the model is "
             "final where its caller has trained it",
