@@ -12,15 +12,25 @@ from .lightning import LightningPlanner
 from .lightning_post_training import LightningPostTrainingPlanner
 from .loop import LoopPlanner
 from .post_training import PostTrainingPlanner
+from .sharded import check_sharding
 from .trainer import TrainerPlanner
 
 __all__ = ["Plan", "make_plan"]
 
 
 def make_plan(facts: Facts, options: OptimizeOptions, line_length: int = 88) -> Plan:
+    sharded = (
+        None
+        if options.approach == ("benchmark",)
+        else check_sharding(facts.index, "+".join(options.approach))
+    )
     if options.then_fit is not None and not _lightning_runs(facts):
-        return _train_then_fit(facts, options, line_length)
-    return _planner(facts, options)(facts, options, line_length).build()
+        plan = _train_then_fit(facts, options, line_length)
+    else:
+        plan = _planner(facts, options)(facts, options, line_length).build()
+    if sharded is not None:
+        plan.warnings.append(sharded)
+    return plan
 
 
 def _lightning_runs(facts: Facts) -> bool:
