@@ -57,7 +57,7 @@ def weights_before_training(
             continue
         if _loads_into(index, call, ids):
             what = f"{src.code(call.func)}(...) at line {src.line(call)}"
-            test = _condition(index, call)
+            test = _condition_through_callers(index, call)
             if test is None:
                 return Weights(True, f"trained weights loaded by {what}")
             condition = src.code(test)
@@ -207,6 +207,21 @@ def _condition(index: Index, call: cst.Call) -> cst.BaseExpression | None:
                 return node.test
         if isinstance(node, cst.FunctionDef):
             return None
+    return None
+
+
+def _condition_through_callers(index: Index, call: cst.Call) -> cst.BaseExpression | None:
+    """The test of the `if` the call runs under, or, in a helper (`_load_snapshot()`),
+    the one every call of the helper runs under (`if os.path.exists(snapshot_path):`):
+    a resume, not trained weights every run starts from."""
+    test = _condition(index, call)
+    if test is not None:
+        return test
+    fn = index.function(index.scope_of(call))
+    sites = index.call_sites(fn) if fn is not None else []
+    tests = [_condition(index, site) for site in sites]
+    if tests and all(t is not None for t in tests):
+        return tests[0]
     return None
 
 
