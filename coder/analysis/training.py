@@ -169,7 +169,7 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             teacher = self.teacher_calls[0]
             loop.notes.append(
                 f"line {src.line(teacher)}: {src.code(teacher.func)} is a frozen model "
-                f"(a teacher): {model_callee} is the model the optimizer trains"
+                f"(a teacher, or a loss network): {model_callee} is the model the optimizer trains"
             )
             follows = self._moving_average_of(model_callee or "", scope)
             if follows is not None:

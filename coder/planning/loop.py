@@ -217,6 +217,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         self.insert(end or training, "after", after_training, "on_train_end")
         if "qat" in techniques:
             self._warn_reload_after_training(bare, prepare_scope, training)
+            self._warn_float_reload(loop)
 
         if loop.epoch_loop is not None:
             epoch = loop.epoch_var or "0"

@@ -167,6 +167,35 @@ class ManagerPreparation(StagedPlanner):
                 )
                 return
 
+    def _warn_float_reload(self, loop: TrainingLoop) -> None:
+        """`style_model = TransformerNet(); style_model.load_state_dict(torch.load(path))`
+        elsewhere in the file (an eval subcommand, a test function): after QAT the saved
+        state dict is the int8 model's, which a float instance of the class cannot load."""
+        origin, origin_line = loop.model_origin, loop.model_origin_line
+        if origin is None or not origin.endswith("()") or origin_line is None:
+            return
+        cls = origin[:-2]
+        end = self.src.positions[loop.entry_loop].end.line  # type: ignore[attr-defined]
+        for call in self.index.calls:
+            if not m.matches(call.func, m.Attribute(attr=m.Name("load_state_dict"))):
+                continue
+            if self.index.scope_of(call) is loop.entry_scope and self.src.line(call) < end:
+                continue  # before training: a teacher of the same class, a resume
+            receiver = call.func.value  # type: ignore[attr-defined]
+            for leaf, _ in self.index.values_of(receiver, self.index.scope_of(call)):
+                if not isinstance(leaf, cst.Call) or leaf not in self.src.positions:
+                    continue
+                built = self.index.qualified(leaf.func).rsplit(".", 1)[-1]
+                if built == cls and self.src.line(leaf) != origin_line:
+                    self.plan.warnings.append(
+                        f"line {self.src.line(call)}: a float {cls}() built at line "
+                        f"{self.src.line(leaf)} loads a state dict: after QAT the script saves "
+                        f"the int8 model's, which a float {cls}() cannot load; load it with "
+                        f"neural_coder.runtime.load(folder, {cls}()) from a compression "
+                        "manager's save(folder), or keep that path on fp32 checkpoints"
+                    )
+                    return
+
     def _check_autocast(self, model_call: cst.Call) -> None:
         """A model run under autocast (bf16 or fp16) fails QAT in the first step."""
         scope = self.index.scope_of(model_call)
