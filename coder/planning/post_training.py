@@ -24,6 +24,7 @@ from neural_coder.errors import AnalysisError
 
 from .averaged_copy import ema_copy
 from .base import Plan
+from .dynamic_layers import refuse_nothing_to_quantize_dynamically
 from .post_training_eval_func import EvalFunc
 from .post_training_fit_call import QUANT_APPROACHES
 from .post_training_other_paths import OtherFitPaths
@@ -54,6 +55,8 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             return self._build_for_trainer(self._evaluated_trainer())
         evaluations = evaluation.find_evaluations(self.index)
         place = self._placement(evaluations)
+        if self.quant_approach == "dynamic":
+            refuse_nothing_to_quantize_dynamically(self.index, place.model, place.scope)
         self.refuse_peft_weights(place.model, place.scope)
         self._warn_of_an_averaged_copy(place.model)
         branch = self._evaluation_branch_instead(place, evaluations)

@@ -1,0 +1,88 @@
+"""Which torch.nn layers a model class of the file is built from, to tell whether dynamic
+quantization has anything to convert (it quantizes Linear, recurrent and embedding
+layers; a convolution-only network stays fp32)."""
+
+from __future__ import annotations
+
+import builtins
+
+import libcst as cst
+
+from neural_coder.transforms import match as m
+
+from . import kinds
+from .index import Index, Scope
+
+#: torch.nn layers that dynamic quantization converts, or that hold such layers
+DYNAMIC_QUANTIZABLE = frozenset(
+    {"Linear", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding"}
+    | {"EmbeddingBag", "Bilinear", "MultiheadAttention", "Transformer"}
+    | {"TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer"}
+    | {"TransformerDecoderLayer"}
+)
+
+#: calls that build no layer (tensors, numbers, containers)
+PLAIN_MODULES = ("torch.", "math.", "numpy.", "collections.", "functools.", "itertools.", "copy.")
+
+
+def torch_layers(
+    index: Index, cls_name: str, seen: frozenset[str] = frozenset()
+) -> set[str] | None:
+    """The torch.nn layer classes `cls_name` (a class of this file) and the file's classes
+    it builds are made of; None when some part could not be read (a layer from another
+    module, a factory), so that nothing is concluded."""
+    cls = index.classes.get(cls_name)
+    if cls is None or cls_name in seen or not kinds.is_model_class(index, cls):
+        return None
+    layers: set[str] = set()
+    inits = [
+        s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"
+    ]
+    for call in (c for init in inits for c in m.findall(init.body, m.Call())):
+        assert isinstance(call, cst.Call)
+        func = call.func
+        root = func
+        while isinstance(root, cst.Attribute | cst.Call | cst.Subscript):
+            root = root.func if isinstance(root, cst.Call) else root.value
+        if isinstance(root, cst.Name) and any(
+            root.value in _local_names(index, init) for init in inits
+        ):
+            continue  # `layers.append(...)`, `blocks[i](...)`: the method's own objects
+        if m.matches(func, m.Attribute(value=m.Name("self"))) or m.matches(
+            func, m.Attribute(value=m.Call(func=m.Name("super")))
+        ):
+            continue  # the class's own methods, `super().__init__()`
+        qualified = index.qualified(func)
+        last = qualified.rsplit(".", 1)[-1]
+        if qualified.startswith("torch.nn.") and last[:1].isupper():
+            layers.add(last)
+        elif last in index.classes and "." not in qualified:
+            if kinds.is_model_class(index, index.classes[last]):
+                inner = torch_layers(index, last, seen | {cls_name})
+                if inner is None:
+                    return None
+                layers |= inner
+        elif qualified.startswith(PLAIN_MODULES) or hasattr(builtins, qualified):
+            continue  # tensors, functional ops, `math.log`, `range`, `len`
+        elif not last[:1].isupper() and "." in qualified and not qualified.startswith("self."):
+            return None  # `models.resnet18()`, `timm.create_model(...)`: not read
+        elif last[:1].isupper():
+            return None  # a class of another module: not read
+    return layers
+
+
+def _local_names(index: Index, init: cst.FunctionDef) -> set[str]:
+    params = init.params
+    names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+    return names | {
+        t for t, found in index.assignments.items() if any(a.scope is init for a in found)
+    }
+
+
+def class_of_model(index: Index, model: str, scope: Scope) -> str | None:
+    """`TransformerNet` when `model` (as written in `scope`) is built by a class of the file."""
+    for leaf, _ in index.values_of(cst.parse_expression(model), scope):
+        name = kinds.callee(index, leaf)
+        if name is not None and name in index.classes:
+            return name
+    return None

@@ -1,0 +1,67 @@
+"""ptq-dynamic converts Linear, recurrent and embedding layers: a convolution-only model
+of the file (fast-neural-style's TransformerNet) is refused with the approach that
+converts it; a model with such a layer, or built from layers of another module (not read),
+goes through."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.coder.test_errors import assert_untouched, write
+from tests.conftest import run_cli
+
+SCRIPT = """import math
+import torch
+import torch.nn as nn
+class ConvBlock(nn.Module):
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv = nn.Conv2d(c_in, c_out, 3)
+        self.scale = math.sqrt(c_out)
+    def forward(self, x):
+        return torch.relu(self.conv(self.pad(x)))
+class StyleNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        blocks = [ConvBlock(3, 8), ConvBlock(8, 3)]
+        self.blocks = nn.Sequential(*blocks){extra}
+    def forward(self, x):
+        return self.blocks(x)
+model = StyleNet()
+optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+for step in range(2):
+    for x in [torch.rand(2, 3, 8, 8)]:
+        optimizer.zero_grad()
+        loss = (model(x) - x).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+torch.save(model.state_dict(), "style.pt")
+"""
+
+CONV_ONLY = SCRIPT.replace("{extra}", "")
+
+
+def test_a_convolution_only_model_is_refused_for_ptq_dynamic(tmp_path):
+    path = write(tmp_path, CONV_ONLY)
+    result = run_cli("optimize", path, "--approach", "ptq-dynamic")
+    assert result.exit_code == 1, result.output
+    assert "StyleNet (line 12) has none (Conv2d, ReflectionPad2d, Sequential)" in result.output
+    assert "--approach ptq-static" in result.output
+    assert_untouched(path, CONV_ONLY)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "\n        self.head = nn.Linear(3, 3)",
+        "\n        import torchvision\n        self.backbone = torchvision.models.resnet18()",
+    ],
+    ids=["linear", "imported"],
+)
+def test_a_model_with_a_linear_or_an_unread_layer_goes_through(tmp_path, extra):
+    source = SCRIPT.replace("{extra}", extra)
+    path = write(tmp_path, source)
+    result = run_cli("optimize", path, "--approach", "ptq-dynamic", "--no-backup")
+    assert result.exit_code == 0, result.output
+    assert "quantization.fit(" in path.read_text()
