@@ -35,9 +35,9 @@ def torch_layers(
     if cls is None or cls_name in seen or not kinds.is_model_class(index, cls):
         return None
     layers: set[str] = set()
-    inits = [
-        s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"
-    ]
+    if any(_keeps_a_parameter(init) for init in _inits(cls)):
+        return None  # `self.model = model`: a wrapper of a module built elsewhere
+    inits = _inits(cls)
     for call in (c for init in inits for c in m.findall(init.body, m.Call())):
         assert isinstance(call, cst.Call)
         func = call.func
@@ -68,7 +68,26 @@ def torch_layers(
             return None  # `models.resnet18()`, `timm.create_model(...)`: not read
         elif last[:1].isupper():
             return None  # a class of another module: not read
-    return layers
+    return layers or None  # no layer built here: the module comes from elsewhere
+
+
+def _inits(cls: cst.ClassDef) -> list[cst.FunctionDef]:
+    return [
+        s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"
+    ]
+
+
+def _keeps_a_parameter(init: cst.FunctionDef) -> bool:
+    """`self.model = model`: an attribute bound to one of `__init__`'s parameters."""
+    params = init.params
+    names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+    return any(
+        isinstance(node.value, cst.Name)
+        and node.value.value in names - {"self"}
+        and any(m.matches(t.target, m.Attribute(value=m.Name("self"))) for t in node.targets)
+        for node in m.findall(init.body, m.Assign())
+        if isinstance(node, cst.Assign)
+    )
 
 
 def _local_names(index: Index, init: cst.FunctionDef) -> set[str]:

@@ -20,6 +20,8 @@ SHARDERS = ("FullyShardedDataParallel", "fully_shard")
 
 def sharding_call(index: Index) -> cst.Call | None:
     for call in index.calls:
+        if index.source.module_of(call) is not index.source.module:
+            continue  # a helper module's sharding (a library's utilities) may never run
         qualified = index.qualified(call.func)
         if qualified.startswith("torch.") and qualified.rsplit(".", 1)[-1] in SHARDERS:
             return call
