@@ -78,12 +78,14 @@ def _inits(cls: cst.ClassDef) -> list[cst.FunctionDef]:
 
 
 def _keeps_a_parameter(init: cst.FunctionDef) -> bool:
-    """`self.model = model`: an attribute bound to one of `__init__`'s parameters."""
+    """`self.model = model`: an attribute bound to a parameter of `__init__` named like a
+    model (not `self.upsample = upsample`, a setting)."""
     params = init.params
     names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
     return any(
         isinstance(node.value, cst.Name)
         and node.value.value in names - {"self"}
+        and kinds.names_a_model(node.value.value)
         and any(m.matches(t.target, m.Attribute(value=m.Name("self"))) for t in node.targets)
         for node in m.findall(init.body, m.Assign())
         if isinstance(node, cst.Assign)

@@ -14,8 +14,9 @@ SCRIPT = """import math
 import torch
 import torch.nn as nn
 class ConvBlock(nn.Module):
-    def __init__(self, c_in, c_out):
+    def __init__(self, c_in, c_out, upsample=None):
         super().__init__()
+        self.upsample = upsample  # a setting, not a module built elsewhere
         self.pad = nn.ReflectionPad2d(1)
         self.conv = nn.Conv2d(c_in, c_out, 3)
         self.scale = math.sqrt(c_out)
@@ -46,7 +47,7 @@ def test_a_convolution_only_model_is_refused_for_ptq_dynamic(tmp_path):
     path = write(tmp_path, CONV_ONLY)
     result = run_cli("optimize", path, "--approach", "ptq-dynamic")
     assert result.exit_code == 1, result.output
-    assert "StyleNet (line 12) has none (Conv2d, ReflectionPad2d, Sequential)" in result.output
+    assert "StyleNet (line 13) has none (Conv2d, ReflectionPad2d, Sequential)" in result.output
     assert "--approach ptq-static" in result.output
     assert_untouched(path, CONV_ONLY)
 
@@ -65,3 +66,14 @@ def test_a_model_with_a_linear_or_an_unread_layer_goes_through(tmp_path, extra):
     result = run_cli("optimize", path, "--approach", "ptq-dynamic", "--no-backup")
     assert result.exit_code == 0, result.output
     assert "quantization.fit(" in path.read_text()
+
+
+def test_a_wrapper_of_a_model_built_elsewhere_goes_through(tmp_path):
+    source = CONV_ONLY.replace(
+        "    def __init__(self):\n        super().__init__()\n        blocks",
+        "    def __init__(self, backbone=None):\n        super().__init__()\n"
+        "        self.backbone = backbone\n        blocks",
+    )
+    path = write(tmp_path, source)
+    result = run_cli("optimize", path, "--approach", "ptq-dynamic", "--no-backup")
+    assert result.exit_code == 0, result.output
