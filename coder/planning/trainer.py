@@ -149,8 +149,12 @@ class TrainerPlanner(BasePlanner):
 
     def _model_id(self, use: TrainerUse) -> str | None:
         """The Trainer is given a model id or path (TRL's `SFTTrainer(model="org/name")`,
-        `model=model_args.model_name_or_path`): it builds the model itself."""
+        `model=model_args.model_name_or_path`), or a `model_init` (the Trainer calls it
+        again for every run): it builds the model itself."""
         model = use.model
+        if model is None or (isinstance(model, cst.Name) and model.value == "None"):
+            init = _model_init(use.call)
+            return None if init is None else f"model_init={self.src.code(init)}"
         if model is None:
             return None
         if isinstance(model, cst.SimpleString | cst.FormattedString | cst.ConcatenatedString):
@@ -174,6 +178,17 @@ class TrainerPlanner(BasePlanner):
         line = self.src.line(use.call)
         if "qat" in techniques:
             self._check_mixed_precision(use)
+        if "distillation" in techniques:
+            self._refuse_own_distillation(use, model_id)
+        if "distillation" in techniques and model_id.startswith("model_init="):
+            raise AnalysisError(
+                f"the {use.class_name} at line {line} builds a new model with {model_id} for "
+                "every run, and distillation's loss is bound to the model prepared first",
+                path=self.src.path,
+                line=line,
+                hint="build the model first and pass model=model for distillation; "
+                "qat and pruning work with model_init",
+            )
         if "distillation" in techniques:
             teacher = self.options.distillation.teacher
             if (
@@ -220,9 +235,14 @@ class TrainerPlanner(BasePlanner):
             before.append(f"{self.teacher_name} = {self.options.distillation.teacher}")
         before.append(f"{callback_name} = CompressionCallback(configs={self.configs('')}{extra})")
         self.insert(use.statement, "before", before, "CompressionCallback with the configs")
+        when = (
+            "(when the Trainer is built, and again on the model each train() builds)"
+            if model_id.startswith("model_init=")
+            else "(when the Trainer is built)"
+        )
         self.plan.placed.append(
             f"the manager is prepared on the model the {use.class_name} builds from {model_id} "
-            "(when the Trainer is built)"
+            + when
         )
         self._attach(use, callback_name, f"{callback_name}.compression_manager", fit_schedule)
         if self.options.target != "inc":
@@ -311,3 +331,12 @@ class TrainerPlanner(BasePlanner):
             items = [self.src.code(e.value) for e in value.elements]
             return "[" + ", ".join([*items, callback]) + "]"
         return f"[*({self.src.code(value)} or []), {callback}]"
+
+
+def _model_init(call: cst.Call) -> cst.BaseExpression | None:
+    """The `model_init=` a Trainer is given, unless None."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "model_init":
+            value = arg.value
+            return None if isinstance(value, cst.Name) and value.value == "None" else value
+    return None

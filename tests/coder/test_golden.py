@@ -149,6 +149,10 @@ CASES = [
     # the Trainer builds the model from an id: the callback gets the configs
     ("model_id_trainer.py", "pruning+qat", "runtime"),
     ("model_id_trainer.py", "pruning", "inc"),
+    # Trainer(model_init=...) builds the student at each train(): the callback gets the
+    # configs; a search's Trainer built again under the same name is not the one trained
+    ("distill_trainer_model_init.py", "qat", "runtime"),
+    ("distill_trainer_model_init.py", "pruning", "runtime"),
     # multi-shot: stages over the epochs (a PipelineConfig); training then a fit
     ("multishot_cnn.py", "distillation>pruning>qat", "runtime"),
     ("multishot_cnn.py", "pruning>ptq-static", "runtime"),

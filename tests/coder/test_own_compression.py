@@ -122,3 +122,49 @@ def test_an_optimum_trainer_given_no_config_is_a_plain_trainer():
     text = TRAINER.format(config="quantization_config=None")
     rewritten, report = optimize(text, "pruning")
     assert report.status is Status.TRANSFORMED and "CompressionCallback" in rewritten
+
+
+KD_TRAINER = """\
+from transformers import Trainer
+
+class DistillationTrainer(Trainer):
+    def __init__(self, *args, teacher_model=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher_model
+
+def student_init():
+    return make_student()
+
+teacher = load_teacher()
+{first}
+trainer = DistillationTrainer(model_init=student_init, args=args, teacher_model=teacher)
+trainer.train()
+"""
+
+
+def test_a_trainer_built_again_under_its_name_is_the_one_trained():
+    first = (
+        "trainer = DistillationTrainer(model_init=student_init, args=args, teacher_model=teacher)\n"
+    )
+    first += "best = trainer.hyperparameter_search(n_trials=2)"
+    rewritten, report = optimize(KD_TRAINER.format(first=first), "qat")
+    assert report.status is Status.TRANSFORMED
+    assert rewritten.count("callbacks=[compression_callback]") == 1
+    assert "CompressionCallback(configs=QuantizationAwareTrainingConfig())" in rewritten
+
+
+def test_a_trainer_built_again_in_a_branch_leaves_both_trained():
+    first = "if fast:\n    trainer = DistillationTrainer(model=make_student(), args=args)\n"
+    final = "trainer = DistillationTrainer(model_init"
+    text = KD_TRAINER.format(first="").replace(final, first + "else:\n    " + final)
+    with pytest.raises(NeuralCoderError, match="several Trainers are trained"):
+        optimize(text, "qat")
+
+
+def test_distillation_of_a_model_init_student_is_refused_clearly():
+    for teacher in (None, "teacher"):
+        overrides = {"distillation": {"teacher": teacher}} if teacher else {}
+        options = build_options("distillation", None, {}, overrides)
+        with pytest.raises(NeuralCoderError) as caught:
+            rewrite_source(Path("script.py"), KD_TRAINER.format(first=""), options)
+        assert "model_init" in caught.value.message or "already distils" in caught.value.message
