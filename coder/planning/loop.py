@@ -38,6 +38,7 @@ from .caller import (
 from .loop_preparation import ManagerPreparation
 from .loop_step_hooks import StepHooks
 from .loop_threading import ManagerThreading
+from .schedule_free import refuse_pruning_under_schedule_free
 
 
 class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
@@ -106,6 +107,8 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                     else where,
                 )
         self.refuse_peft_weights(bare, wrap_scope)
+        if "pruning" in techniques:
+            refuse_pruning_under_schedule_free(self.index, loop)
         average = self._moving_average(loop, bare, wrap_scope)
         caller: CallerSite | None = None
         in_place: str | None = None  # why QAT converts the module the script holds itself
