@@ -1,7 +1,7 @@
 """Compression a script already does with a library's API, written by its author: Intel
 Neural Compressor (2.x `prepare_compression` / `prepare_pruning` / `quantization.fit`,
 3.x `neural_compressor.torch.quantization`, 1.x `neural_compressor.experimental`),
-optimum-intel's INC classes, Intel's Model Compression Research package. An approach
+optimum's quantizers and INC Trainers, Intel's Model Compression Research package. An approach
 inserted on top would compress the model a second time, or fight the library over it."""
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ _ENTRY_POINTS = ("prepare_compression", "quantization.fit", "mix_precision.fit")
 _INC2 = ("prepare_pruning", "training.fit")
 #: INC 3.x (`neural_compressor.torch.quantization`)
 _INC3 = frozenset({"prepare", "convert", "quantize", "autotune"})
-#: optimum-intel classes that compress whatever they are given
-_OPTIMUM_INTEL = ("INCQuantizer", "INCQuantizationConfig")
 #: optimum-intel Trainers compress only when given one of these
 _OPTIMUM_TRAINER_CONFIGS = ("quantization_config", "pruning_config", "distillation_config")
 _MCR = "model_compression_research."
@@ -66,16 +64,23 @@ def _api(index: Index, call: cst.Call) -> str | None:
         if name.startswith("neural_compressor.torch.") and last in _INC3:
             return f"{INC} 3.x"
         return None
-    if name.startswith("optimum.intel."):
-        if any(part in _OPTIMUM_INTEL for part in name.split(".")):
-            return "optimum-intel"
+    if name.startswith("optimum."):
+        parts = name.split(".")
+        # INCQuantizer, ORTQuantizer, OVQuantizer (`XQuantizer.from_pretrained(...)`)
+        if any(part.endswith("Quantizer") for part in parts):
+            return "optimum-intel" if name.startswith("optimum.intel.") else "optimum"
         if last.startswith("INC") and last.endswith("Trainer") and _given_a_config(call):
             return "optimum-intel"
         return None
-    if name.startswith(_MCR) and not last.startswith(("add_", "get_")):
-        if not last.endswith(("Config", "Arguments")):
-            return "the Model Compression Research package"
+    if name.startswith(_MCR) and not _helper(last):
+        return "the Model Compression Research package"
     return None
+
+
+def _helper(name: str) -> bool:
+    """The package's argument, config and logging helpers: no compression of their own."""
+    lowered = name.lower()
+    return name.startswith("add_") or any(w in lowered for w in ("argument", "config", "logger"))
 
 
 def _given_a_config(call: cst.Call) -> bool:

@@ -99,6 +99,18 @@ def test_another_approach_is_refused_naming_the_scripts_own_call(text, api, call
     assert "revert" not in hint and "remove its compression code" in hint
 
 
+def test_an_onnx_runtime_quantizer_is_found():
+    text = (
+        "from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer\n"
+        "from optimum.onnxruntime.configuration import AutoQuantizationConfig\n"
+        'model = ORTModelForSequenceClassification.from_pretrained("m", export=True)\n'
+        "quantizer = ORTQuantizer.from_pretrained(model)\n"
+        'quantizer.quantize(save_dir="q", quantization_config=AutoQuantizationConfig.avx2(False))\n'
+    )
+    with pytest.raises(NeuralCoderError, match=r"with optimum \(ORTQuantizer.from_pretrained at"):
+        optimize(text, "ptq-dynamic")
+
+
 def test_the_same_approach_is_a_no_op():
     text, report = optimize(INC2_PRUNING, "pruning")
     assert report.status is Status.UNCHANGED and text == INC2_PRUNING
