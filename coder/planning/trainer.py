@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from neural_coder.analysis import MARKER_TRAIN
 from neural_coder.analysis.trainer import TrainerUse, step_without_compute_loss
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms.edits import AddImport, AddKeywordArgument, ReplaceArgumentValue
@@ -275,12 +276,24 @@ class TrainerPlanner(BasePlanner):
     def _trainer(self) -> TrainerUse:
         trained = [u for u in self.facts.trainers if u.train_calls]
         if len(trained) > 1:
-            lines = ", ".join(str(self.src.line(u.call)) for u in trained)
-            raise AnalysisError(
-                f"several Trainers are trained (built at lines {lines})",
-                path=self.src.path,
-                hint="run the tool on a file with one Trainer",
-            )
+            marked = [u for u in trained if self._marked(u)]
+            if len(marked) != 1:
+                lines = ", ".join(str(self.src.line(u.call)) for u in trained)
+                raise AnalysisError(
+                    f"several Trainers are trained (built at lines {lines})"
+                    + (f", {len(marked)} of them marked '# {MARKER_TRAIN}'" if marked else ""),
+                    path=self.src.path,
+                    line=self.src.line(trained[-1].call),
+                    hint=f"mark the .train() call of the one to compress with '# {MARKER_TRAIN}', "
+                    "or run the tool on a file with one Trainer",
+                )
+            self.plan.warnings += [
+                f"line {self.src.line(u.call)}: a Trainer not marked '# {MARKER_TRAIN}' "
+                "trains without compression"
+                for u in trained
+                if u is not marked[0]
+            ]
+            trained = marked
         if not trained:
             use = self.facts.trainers[0]
             raise AnalysisError(
@@ -291,6 +304,10 @@ class TrainerPlanner(BasePlanner):
                 hint="for a trained model use a post-training approach (ptq-static, ptq-dynamic, bf16)",
             )
         return trained[0]
+
+    def _marked(self, use: TrainerUse) -> bool:
+        """`# neural-coder: train` on the line of the Trainer or of one of its .train() calls."""
+        return any(MARKER_TRAIN in self.src.line_text(n) for n in (use.call, *use.train_calls))
 
     def _model(self, use: TrainerUse) -> str:
         model = use.model
