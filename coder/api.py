@@ -26,6 +26,7 @@ from neural_coder.analysis import (
 from neural_coder.analysis.own_compression import OwnCompression
 from neural_coder.analysis.project import discover_project, parse_project, relocate
 from neural_coder.analysis.source import parse_checked
+from neural_coder.analysis.user_quantization import QAT_ENTRY_POINTS
 from neural_coder.batch import run_files
 from neural_coder.errors import AnalysisError, NeuralCoderError
 from neural_coder.files import (
@@ -125,18 +126,29 @@ def rewrite_parsed(source: Source, options: OptimizeOptions) -> tuple[dict[Path,
 
 def _refuse_quantizing_twice(facts: Facts, options: OptimizeOptions) -> None:
     """QAT or a post-training quantization on a script that quantizes with torch itself
-    would quantize (or train) an int8 model a second time."""
+    would quantize (or train) an int8 model a second time; bf16 after the script's own
+    QAT (`prepare_qat`) finds only fake-quantized modules, no float one to convert."""
     found = facts.user_quantization
+    if found is None:
+        return
     quantizing = [t for t in options.techniques if t == "qat" or t.startswith("ptq-")]
-    if found is None or not quantizing:
+    trains_fake_quant = found.call.rsplit(".", 1)[-1] in QAT_ENTRY_POINTS
+    if quantizing:
+        why = f"{quantizing[0]} would quantize the model a second time"
+        works = (
+            "pruning and distillation" if trains_fake_quant else "pruning, distillation and bf16"
+        )
+    elif trains_fake_quant and "bf16" in options.techniques:
+        why = "bf16 would find no float Linear / Conv to convert in the model it trains"
+        works = "pruning and distillation"
+    else:
         return
     raise AnalysisError(
-        f"the script already quantizes with torch ({found.call} at line {found.line}): "
-        f"{quantizing[0]} would quantize the model a second time",
+        f"the script already quantizes with torch ({found.call} at line {found.line}): {why}",
         path=facts.source.path,
         line=found.line,
         hint=f"remove the call at line {found.line} (neural-coder inserts its own "
-        "quantization), then run again; pruning, distillation and bf16 work as the script is",
+        f"quantization), then run again; {works} work as the script is",
     )
 
 
