@@ -52,12 +52,12 @@ class CalibrationData(FitCall):
                 text = self.src.code(arg.value)
                 text = substitutions.get(text, text)
                 if text in in_reach:
-                    return self._shaped_like_the_loop(text, found)
+                    return self._shaped_like_the_loop(text, found, place)
         if in_reach:
-            return self._shaped_like_the_loop(in_reach[0], found)
+            return self._shaped_like_the_loop(in_reach[0], found, place)
         rebuilt = self._loader_rebuilt(found, place, line)
         if rebuilt is not None:
-            return self._shaped_like_the_loop(rebuilt, found)
+            return self._shaped_like_the_loop(rebuilt, found, place)
         fed = self._batch_function_loader(place, line)
         if fed is not None:
             return fed
@@ -76,7 +76,10 @@ class CalibrationData(FitCall):
         )
 
     def _shaped_like_the_loop(
-        self, loader: str, found: tuple[evaluation.Evaluation, dict[str, str]] | None
+        self,
+        loader: str,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
     ) -> str:
         """`loader`, read through a generator that feeds each batch so the model is called
         as the training loop (else the evaluation `found`) calls it, where the runtime's
@@ -86,7 +89,8 @@ class CalibrationData(FitCall):
             return loader
         loop = self.facts.loop
         if loop is not None:
-            shape, who = loop_feed.loop_shape(self.index, loop), "the training loop"
+            fit_at = (place.scope, self.src.line(place.anchor))
+            shape, who = loop_feed.loop_shape(self.index, loop, fit_at), "the training loop"
         elif found is not None:
             chosen = found[0]
             shape = loop_feed.evaluation_shape(self.index, chosen.function, chosen.model_param)
