@@ -24,11 +24,17 @@ MARK_ONLY = re.compile(r"^mark_only_\w+_as_trainable$")
 # a new layer of a kind pruning acts on (a new embedding is not pruned)
 PRUNED_LAYER = re.compile(r"Linear|Conv|Sequential|Head|Classifier", re.IGNORECASE)
 ADAPTER_WORDS = ("lora", "adapter", "prefix", "prompt", "ia3")
+HEAD_NAMES = frozenset({"fc", "classifier", "head", "score", "cls", "last_linear", "output_layer"})
 
 
-def whole_model_freeze(index: Index, model: str, scope: Scope) -> cst.CSTNode | None:
+def whole_model_freeze(
+    index: Index, model: str, scope: Scope, head_counts: bool = True
+) -> cst.CSTNode | None:
     """The statement or call that freezes every base weight of `model` in `scope` or, when
-    `model` is a parameter there, in the callers that pass it in (a few levels up)."""
+    `model` is a parameter there, in the callers that pass it in (a few levels up).
+    `head_counts=False`: a classifier head trained again after the freeze (accelerate's
+    cv_example: `for p in model.get_classifier().parameters(): p.requires_grad = True`)
+    leaves the freeze standing, as pruning leaves the head out."""
     seen: set[int] = set()
     pending = [(model, scope, 0)]
     while pending:
@@ -37,7 +43,7 @@ def whole_model_freeze(index: Index, model: str, scope: Scope) -> cst.CSTNode | 
             continue
         seen.add(id(where))
         found = _freeze_in(index, name, where)
-        if found is not None and not _part_trains_later(index, name, where, found):
+        if found is not None and not _part_trains_later(index, name, where, found, head_counts):
             return found
         fn = index.function(where)
         if fn is None or name not in fn.all_params() or depth >= 3:
@@ -110,7 +116,9 @@ def _loop_freezes_all(src: Source, loop: cst.For, model: str) -> bool:
     return False
 
 
-def _part_trains_later(index: Index, model: str, scope: Scope, freeze: cst.CSTNode) -> bool:
+def _part_trains_later(
+    index: Index, model: str, scope: Scope, freeze: cst.CSTNode, head_counts: bool = True
+) -> bool:
     """After the freeze, a part of the model is replaced (`model.fc = nn.Linear(...)`, a
     new trainable head) or turned back on (`model.fc.requires_grad_(True)`, a loop over
     `model.fc.parameters()`): that part trains and is pruned."""
@@ -127,6 +135,11 @@ def _part_trains_later(index: Index, model: str, scope: Scope, freeze: cst.CSTNo
                 code.startswith(prefix)
                 and isinstance(value, cst.Call)
                 and PRUNED_LAYER.search(src.code(value.func).rsplit(".", 1)[-1])
+                and (
+                    head_counts
+                    or not _is_head(code)
+                    or not src.code(value.func).endswith("Linear")  # a head of several layers
+                )
             ):
                 return True
     for call in index.calls:
@@ -138,6 +151,7 @@ def _part_trains_later(index: Index, model: str, scope: Scope, freeze: cst.CSTNo
             and func.attr.value == "requires_grad_"
             and src.code(func.value).startswith(prefix)
             and not _turns_off(call)
+            and (head_counts or not _is_head(src.code(func.value)))
         ):
             return True
     for loop in m.findall(scope, m.For()):
@@ -147,6 +161,14 @@ def _part_trains_later(index: Index, model: str, scope: Scope, freeze: cst.CSTNo
             and isinstance(it, cst.Call)
             and src.code(it.func).startswith(prefix)
             and m.findall(loop, m.Assign(value=m.Name("True")))
+            and (head_counts or not _is_head(src.code(it.func).removesuffix(".parameters")))
         ):
             return True
     return False
+
+
+def _is_head(part: str) -> bool:
+    """`model.fc`, `model.classifier`, `model.get_classifier()`, `model.lm_head`: the
+    output layer, which pruning leaves out (runtime: the last Linear)."""
+    last = part.removesuffix("()").rsplit(".", 1)[-1].lower().removeprefix("get_")
+    return last in HEAD_NAMES or last.endswith("head")

@@ -258,9 +258,9 @@ def test_pruning_or_qat_of_weights_frozen_by_the_script_is_refused(tmp_path, fre
         "model.body.requires_grad_(False)",
         "for n, p in model.named_parameters():\n    if n.startswith('body'):\n        p.requires_grad = False",
         "model.requires_grad_(True)",
-        # transfer learning: every weight frozen, then a new head that trains
-        "for p in model.parameters():\n    p.requires_grad = False\nmodel.head = torch.nn.Linear(4, 2)",
-        "model.requires_grad_(False)\nfor p in model.head.parameters():\n    p.requires_grad = True",
+        # transfer learning: every weight frozen, then a new head of several layers
+        "for p in model.parameters():\n    p.requires_grad = False\n"
+        "model.head = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))",
     ],
 )
 @pytest.mark.parametrize("approach", ["pruning", "qat"])
@@ -270,6 +270,30 @@ def test_a_freeze_of_one_part_is_pruned_or_quantized(tmp_path, freeze, approach)
     result = run_cli("optimize", path, "--approach", approach)
     assert result.exit_code == 0, result.output
     assert "prepare_compression(" in path.read_text()
+
+
+LINEAR_PROBES = [
+    # every weight frozen, then only the classifier head (a new Linear, or unfrozen) trains
+    "for p in model.parameters():\n    p.requires_grad = False\nmodel.head = torch.nn.Linear(4, 2)",
+    "model.requires_grad_(False)\nfor p in model.head.parameters():\n    p.requires_grad = True",
+    "for p in model.parameters():\n    p.requires_grad = False\n"
+    "for p in model.get_classifier().parameters():\n    p.requires_grad = True",
+]
+
+
+@pytest.mark.parametrize("freeze", LINEAR_PROBES)
+def test_a_linear_probe_is_quantized_but_not_pruned(tmp_path, freeze):
+    # pruning leaves the classifier head (the last Linear) out and the rest gets no
+    # gradient: the rewrite ran and pruned nothing (sparsity 0.0)
+    text = FROZEN_LOOP.format(freeze=freeze).replace(
+        "    def forward", "    def get_classifier(self):\n        return self.head\n    def forward"
+    )
+    path = write(tmp_path, text)
+    refused = run_cli("optimize", path, "--approach", "pruning")
+    assert refused.exit_code == 1, refused.output
+    assert "only its classifier head trains again" in refused.output
+    assert_untouched(path, text)
+    assert run_cli("optimize", path, "--approach", "qat").exit_code == 0
 
 
 @pytest.mark.parametrize(
