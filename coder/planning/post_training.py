@@ -121,7 +121,7 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             if chosen.key is not None:
                 what += f", its {chosen.key!r} entry"
         better = found is None or higher_is_better(
-            evaluation.metric_name(self.index, found[0].function)
+            evaluation.metric_name(self.index, found[0].function, found[0].key)
         )
         self.plan.placed += [f"note: {n}" for n in place.notes]
         self._emit(
