@@ -51,7 +51,10 @@ def build_classifier(num_classes):
 
 def validation_loader(batch_size):
     g = torch.Generator().manual_seed(0)
-    images, labels = torch.randn(64, 3, 16, 16, generator=g), torch.randint(0, 10, (64,), generator=g)
+    images, labels = (
+        torch.randn(64, 3, 16, 16, generator=g),
+        torch.randint(0, 10, (64,), generator=g),
+    )
     return DataLoader(TensorDataset(images, labels), batch_size=batch_size)
 
 
