@@ -53,10 +53,10 @@ class EvalFunc(FitCall):
         call = self._eval_call(chosen, candidate, substitutions)
         if chosen.key is not None:
             call = f"{call}[{chosen.key!r}]"
+        if not chosen.reads_model and not named:
+            return f"lambda {candidate}: {call}", []
         name = self.free_name("evaluate_candidate")
         if not chosen.reads_model:
-            if not named:
-                return f"lambda {candidate}: {call}", []
             return name, [f"def {name}({candidate}):", f"    return {call}"]
         kept = self.free_name("trained_model")
         model = chosen.model_arg
