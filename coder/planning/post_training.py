@@ -107,7 +107,13 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
         model = place.model
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
-        loader = self._loader(found, place) if needs_data else None
+        # an evaluation that reads its own data (full-batch tensors, a loader it builds
+        # inside) can run the prepared model for calibration where no loader is in reach
+        evaluation_calibrates = self.approach != "benchmark" and found is not None
+        loader = (
+            self._loader(found, place, required=not evaluation_calibrates) if needs_data else None
+        )
+        calibrate_by_evaluating = needs_data and loader is None
         if self._bf16_needs_a_batch(found is not None):
             loader = self._loader(found, place, required=False)
             if loader is None:
@@ -116,12 +122,14 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
         prelude: list[str] = []
         if found is not None:
             chosen, substitutions = found
-            eval_func, prelude = self._eval_func(chosen, substitutions, place)
+            eval_func, prelude = self._eval_func(
+                chosen, substitutions, place, named=calibrate_by_evaluating
+            )
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
             if chosen.key is not None:
                 what += f", its {chosen.key!r} entry"
         better = found is None or higher_is_better(
-            evaluation.metric_name(self.index, found[0].function)
+            evaluation.metric_name(self.index, found[0].function, found[0].key)
         )
         self.plan.placed += [f"note: {n}" for n in place.notes]
         self._emit(
@@ -133,4 +141,5 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             what,
             higher_is_better=better,
             prelude=prelude,
+            calibrate_by_evaluating=calibrate_by_evaluating,
         )

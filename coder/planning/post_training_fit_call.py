@@ -54,11 +54,13 @@ class FitCall(BasePlanner):
         trainer: str | None = None,
         adopt: tuple[str, str] | None = None,
         prelude: list[str] | None = None,
+        calibrate_by_evaluating: bool = False,
     ) -> None:
         """Insert the fit (or benchmark) call on `model`; its result replaces `model`
         (in `trainer` when a Hugging Face Trainer holds it; through the runtime function
         `adopt`, (module, name), when the script needs the bare module back); `prelude`:
-        statements before the fit (the function its `eval_func` names)."""
+        statements before the fit (the function its `eval_func` names);
+        `calibrate_by_evaluating`: no loader, the `eval_func` is also the `calib_func`."""
         if self.approach == "benchmark":
             call = snippets.call(
                 "benchmark.fit",
@@ -74,6 +76,12 @@ class FitCall(BasePlanner):
         kwargs: dict[str, object] = {}
         if loader is not None:
             kwargs["calib_dataloader"] = Code(loader)
+        if calibrate_by_evaluating and eval_func is not None:
+            kwargs["calib_func"] = Code(eval_func)
+            self.plan.placed.append(
+                f"calib_func: {eval_source} calibrates: no DataLoader is in reach, so the "
+                "evaluation runs the prepared model over its own data once"
+            )
         if eval_func is not None:
             kwargs["eval_func"] = Code(eval_func)
             p = self.options.ptq
