@@ -48,6 +48,8 @@ class TrainerPlanner(BasePlanner):
         self.refuse_peft_weights(model, use.scope)
         if "qat" in techniques:
             self._check_mixed_precision(use)
+        if "pruning" in techniques:
+            self._refuse_pruning_under_schedule_free(use)
         cm = self.cm_name
 
         before = []
@@ -254,24 +256,48 @@ class TrainerPlanner(BasePlanner):
             ]
         return self.plan
 
+    def _refuse_pruning_under_schedule_free(self, use: TrainerUse) -> None:
+        """`TrainingArguments(optim="schedule_free_adamw")`: the Trainer swaps the weights
+        with the optimizer's average at eval (optimizer.eval()), which undoes the masks
+        (planning/schedule_free.py)."""
+        for arg in self._training_arguments(use, ("optim",)):
+            value = arg.value
+            if isinstance(value, cst.SimpleString) and "schedule_free" in value.value:
+                line = self.src.line(arg)
+                raise AnalysisError(
+                    f"the Trainer trains with a schedule-free optimizer (optim={value.value} at "
+                    f"line {line}): its eval() / train() swap every weight with an average it "
+                    "keeps itself, which undoes the pruning masks",
+                    path=self.src.path,
+                    line=line,
+                    hint="prune with another optim (the default adamw_torch); qat, distillation "
+                    "and the post-training approaches work as the script is",
+                )
+
+    def _training_arguments(self, use: TrainerUse, names: tuple[str, ...]) -> list[cst.Arg]:
+        """The keyword arguments `names` of the TrainingArguments the Trainer is given."""
+        if use.args is None:
+            return []
+        return [
+            arg
+            for leaf, _ in self.index.values_of(use.args, use.scope)
+            if isinstance(leaf, cst.Call)
+            for arg in leaf.args
+            if arg.keyword is not None and arg.keyword.value in names
+        ]
+
     def _check_mixed_precision(self, use: TrainerUse) -> None:
         """`bf16=True` or `fp16=True` in the TrainingArguments trains under autocast."""
-        if use.args is None:
-            return
-        for leaf, _ in self.index.values_of(use.args, use.scope):
-            if not isinstance(leaf, cst.Call):
-                continue
-            for arg in leaf.args:
-                if arg.keyword is None or arg.keyword.value not in ("bf16", "fp16"):
-                    continue
-                flag = f"{arg.keyword.value}={self.src.code(arg.value)}"
-                line = self.src.line(arg)
-                self.qat_needs_fp32(
-                    f"the Trainer trains in mixed precision ({flag} at line {line})",
-                    line,
-                    arg.value,
-                    f"drop {flag} for QAT",
-                )
+        for arg in self._training_arguments(use, ("bf16", "fp16")):
+            assert arg.keyword is not None
+            flag = f"{arg.keyword.value}={self.src.code(arg.value)}"
+            line = self.src.line(arg)
+            self.qat_needs_fp32(
+                f"the Trainer trains in mixed precision ({flag} at line {line})",
+                line,
+                arg.value,
+                f"drop {flag} for QAT",
+            )
 
     def _trainer(self) -> TrainerUse:
         trained = [u for u in self.facts.trainers if u.train_calls]

@@ -58,3 +58,20 @@ def test_its_step_is_the_optimizer_step():
 def test_pruning_is_refused_naming_the_optimizer():
     with pytest.raises(AnalysisError, match=r"line 10 .*AdamWScheduleFree.* is schedule-free"):
         optimize("pruning")
+
+
+TRAINER = """\
+from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+model = AutoModelForSequenceClassification.from_pretrained("bert-base-uncased")
+args = TrainingArguments("out", optim="schedule_free_adamw", learning_rate=1e-3)
+trainer = Trainer(model=model, args=args, train_dataset=data)
+trainer.train()
+"""
+
+
+def test_a_trainer_with_a_schedule_free_optim_is_not_pruned_but_quantized():
+    with pytest.raises(AnalysisError, match="schedule-free optimizer .optim=.schedule_free_adamw"):
+        rewrite_source(Path("t.py"), TRAINER, build_options("pruning", None, {}, {}))
+    _, report = rewrite_source(Path("t.py"), TRAINER, build_options("qat", None, {}, {}))
+    assert report.status is Status.TRANSFORMED
