@@ -27,14 +27,9 @@ ADAPTER_WORDS = ("lora", "adapter", "prefix", "prompt", "ia3")
 HEAD_NAMES = frozenset({"fc", "classifier", "head", "score", "cls", "last_linear", "output_layer"})
 
 
-def whole_model_freeze(
-    index: Index, model: str, scope: Scope, head_counts: bool = True
-) -> cst.CSTNode | None:
+def whole_model_freeze(index: Index, model: str, scope: Scope) -> cst.CSTNode | None:
     """The statement or call that freezes every base weight of `model` in `scope` or, when
-    `model` is a parameter there, in the callers that pass it in (a few levels up).
-    `head_counts=False`: a classifier head trained again after the freeze (accelerate's
-    cv_example: `for p in model.get_classifier().parameters(): p.requires_grad = True`)
-    leaves the freeze standing, as pruning leaves the head out."""
+    `model` is a parameter there, in the callers that pass it in (a few levels up)."""
     seen: set[int] = set()
     pending = [(model, scope, 0)]
     while pending:
@@ -43,7 +38,7 @@ def whole_model_freeze(
             continue
         seen.add(id(where))
         found = _freeze_in(index, name, where)
-        if found is not None and not _part_trains_later(index, name, where, found, head_counts):
+        if found is not None and not _part_trains_later(index, name, where, found):
             return found
         fn = index.function(where)
         if fn is None or name not in fn.all_params() or depth >= 3:
@@ -53,6 +48,34 @@ def whole_model_freeze(
             if isinstance(argument, cst.Name | cst.Attribute):
                 pending.append((index.source.code(argument), index.scope_of(call), depth + 1))
     return None
+
+
+def linear_probe_freeze(
+    index: Index, model: str, scope: Scope, depth: int = 0
+) -> cst.CSTNode | None:
+    """The freeze of every weight of `model` but its classifier head (a linear probe:
+    `_part_trains_later` with `head_counts=False`), where it holds on every path: in `scope`,
+    or, when `model` is a parameter there, in every caller that passes it in. A training
+    function called once for a model fine-tuned whole and once for a linear probe (the
+    transfer-learning tutorial) prunes the first: not reported."""
+    found = _freeze_in(index, model, scope)
+    if found is not None:
+        return None if _part_trains_later(index, model, scope, found, False) else found
+    fn = index.function(scope)
+    if fn is None or model not in fn.all_params() or depth >= 3:
+        return None
+    freezes = []
+    for call in index.call_sites(fn):
+        argument = index.bind_arguments(call, fn).get(model)
+        if not isinstance(argument, cst.Name | cst.Attribute):
+            return None
+        freeze = linear_probe_freeze(
+            index, index.source.code(argument), index.scope_of(call), depth + 1
+        )
+        if freeze is None:
+            return None
+        freezes.append(freeze)
+    return freezes[0] if freezes else None
 
 
 def _freeze_in(index: Index, model: str, scope: Scope) -> cst.CSTNode | None:
@@ -121,7 +144,10 @@ def _part_trains_later(
 ) -> bool:
     """After the freeze, a part of the model is replaced (`model.fc = nn.Linear(...)`, a
     new trainable head) or turned back on (`model.fc.requires_grad_(True)`, a loop over
-    `model.fc.parameters()`): that part trains and is pruned."""
+    `model.fc.parameters()`): that part trains and is pruned. `head_counts=False`: a
+    classifier head trained again (accelerate's cv_example: `for p in
+    model.get_classifier().parameters(): p.requires_grad = True`) does not count, as
+    pruning leaves the head out."""
     src = index.source
     after = src.line(freeze)
     prefix = f"{model}."

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from neural_coder.analysis import Facts
-from neural_coder.analysis.frozen import whole_model_freeze
+from neural_coder.analysis.frozen import linear_probe_freeze, whole_model_freeze
 from neural_coder.analysis.index import Scope
 from neural_coder.analysis.low_bit import low_bit_load
 from neural_coder.analysis.pretrained import weights_before_training
@@ -317,7 +317,7 @@ class BasePlanner:
         nothing; quantization and distillation work."""
         if "pruning" not in self.options.approach:
             return
-        freeze = whole_model_freeze(self.index, model, scope, head_counts=False)
+        freeze = linear_probe_freeze(self.index, model, scope)
         if freeze is None:
             return
         line = self.src.line(freeze)
