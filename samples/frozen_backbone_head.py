@@ -1,8 +1,9 @@
 """Transfer learning in the style of the fine-tuning tutorials: a small convolutional
 network whose weights come from an earlier run (a checkpoint, when one exists), every
 weight frozen in a loop, then a new head for the new classes that trains alone.
-The freeze does not stop compression: the new head trains, so QAT quantizes the model
-while the head learns on the quantized features, and pruning prunes the head."""
+The freeze does not stop QAT: the new head trains, so QAT quantizes the model while the
+head learns on the quantized features. Pruning is refused: it leaves the classifier head
+out, and the frozen weights get no gradient to score."""
 
 import os
 

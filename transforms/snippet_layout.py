@@ -203,6 +203,10 @@ def space_out(tokens: list[Tok]) -> str:
 def _items(tokens: list[Tok]) -> list[list[Tok]]:
     """`tokens` split at their top-level commas (the depth of the first token)."""
     depth = tokens[0].depth
+    if any(t.depth == depth and t.kind == "name" and t.text in ("for", "async") for t in tokens):
+        # a comprehension: its commas (`for a, b in loader`) are no item separators, and
+        # black splits at `for` first
+        raise Unsupported("comprehension")
     items: list[list[Tok]] = [[]]
     for tok in tokens:
         if tok.text == "," and tok.kind == "op" and tok.depth == depth:

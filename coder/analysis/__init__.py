@@ -14,6 +14,7 @@ from .backward_calls import find_backward_calls
 from .index import Assignment, Index, build_index, iter_returns
 from .lightning import LightningUse, find_lightning
 from .model_calls import TRAINS_NO_MODEL
+from .own_compression import OwnCompression, find_own_compression
 from .project import in_reach, reached_scopes
 from .source import Source, parse_source
 from .trainer import TrainerUse, find_trainers, trainer_bases
@@ -28,7 +29,6 @@ MARKER = "# neural-coder"
 #: the user's mark on the one training loop to compress, where a file has several
 MARKER_TRAIN = "neural-coder: train"
 INSERTED_MARKER = re.compile(r"#\s*neural-coder\s*$")  # user hints are "# neural-coder: model"
-COMPRESSION_CALLS = ("prepare_compression", "quantization.fit", "mix_precision.fit")
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Facts:
     loop: TrainingLoop | None = None
     loop_error: AnalysisError | None = None
     already_optimized: int | None = None  # line of existing compression code
+    own_compression: OwnCompression | None = None  # compression the script's author wrote
     # the script's own torch quantization call (quantize_dynamic, prepare/convert, ...)
     user_quantization: UserQuantization | None = None
     trainers: list[TrainerUse] = field(default_factory=list)  # Hugging Face Trainer constructions
@@ -110,7 +111,8 @@ def analyze(source: Source) -> Facts:
     index = build_index(source)
     facts = Facts(source=source, index=index)
     facts.found = _constructions(index)
-    facts.already_optimized = _existing_compression(index)
+    facts.own_compression = find_own_compression(index)
+    facts.already_optimized = _existing_compression(index, facts.own_compression)
     facts.user_quantization = find_user_quantization(index)
     facts.trainers = find_trainers(index)
     facts.lightning = find_lightning(index)
@@ -205,9 +207,7 @@ def analyze(source: Source) -> Facts:
 def _marked_for_training(source: Source, loop: TrainingLoop) -> bool:
     """The user's choice among several training loops: `# neural-coder: train` on the
     line of its epoch loop (or of its step loop)."""
-    return any(
-        MARKER_TRAIN in source.line_text(node) for node in (loop.entry_loop, loop.step_loop)
-    )
+    return any(MARKER_TRAIN in source.line_text(node) for node in (loop.entry_loop, loop.step_loop))
 
 
 def merge_paths(source: Source, loops: list[TrainingLoop]) -> TrainingLoop:
@@ -296,15 +296,8 @@ def _kind(index: Index, leaf: cst.BaseExpression) -> tuple[str, str] | None:
     return None
 
 
-def _existing_compression(index: Index) -> int | None:
-    src = index.source
-    for call in index.calls:
-        name = index.qualified(call.func)
-        if name.endswith(COMPRESSION_CALLS) and (
-            "neural_co" in name or name.split(".")[-1] == "prepare_compression"
-        ):
-            return src.line(call)
-    return inserted_marker_line(src)
+def _existing_compression(index: Index, own: OwnCompression | None) -> int | None:
+    return own.line if own is not None else inserted_marker_line(index.source)
 
 
 def inserted_marker_line(source: Source) -> int | None:

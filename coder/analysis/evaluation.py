@@ -84,9 +84,7 @@ def returns_metric(index: Index, fn: Function) -> bool:
     values = [r.value for r in iter_returns(fn.node) if r.value is not None]
     if not values or all(_is_none(v) for v in values):
         return False
-    return not any(
-        _is_collection(index, fn, v) or _is_built_object(index, fn, v) for v in values
-    )
+    return not any(_is_collection(index, fn, v) or _is_built_object(index, fn, v) for v in values)
 
 
 def _is_built_object(
@@ -202,10 +200,30 @@ def _is_optimizer(index: Index, receiver: cst.BaseExpression, fn: Function) -> b
     return any(kinds.is_optimizer(index, leaf) for leaf, _ in index.values_of(receiver, fn.node))
 
 
-def metric_name(index: Index, fn: Function) -> str:
-    """The words that say what `fn` measures: its name and the names it returns."""
-    returned = [index.source.code(r.value) for r in iter_returns(fn.node) if r.value is not None]
-    return " ".join([fn.name, *returned])
+#: words that name a metric a tuner maximises: with `LOWER_IS_BETTER`, what makes a
+#: returned expression say what it measures on its own
+HIGHER_IS_BETTER = ("acc", "top1", "top5", "prec", "recall", "f1", "bleu", "rouge", "auc",
+                    "map", "iou", "dice", "score", "correct")  # fmt: skip
+
+
+def metric_name(index: Index, fn: Function, key: str | None = None) -> str:
+    """The words that say what the tuned value measures. The tuner reads the entry at
+    `key` of what `fn` returns, or the first item of a tuple (`return top1, losses`):
+    those words when they name a metric, else with `fn`'s name (`estimate_loss()['val']`,
+    `def validate(...): return total / n`)."""
+    if key is not None:
+        return f"{key} {fn.name}"
+    tuned = []
+    for returned in iter_returns(fn.node):
+        value = returned.value
+        if isinstance(value, cst.Tuple) and value.elements:
+            value = value.elements[0].value
+        if value is not None:
+            tuned.append(index.source.code(value))
+    said = " ".join(tuned)
+    if any(word in said.lower() for word in LOWER_IS_BETTER + HIGHER_IS_BETTER):
+        return said
+    return " ".join([fn.name, *tuned])
 
 
 def _is_none(expr: cst.BaseExpression) -> bool:

@@ -196,6 +196,46 @@ def _reads_in(node: cst.CSTNode, name: str) -> bool:
     )
 
 
+#: what a script does to a model before it runs it: moved, put in eval mode, its weights
+#: counted; a fit may come after these
+_SETUP_METHODS = frozenset(
+    {"to", "cuda", "cpu", "eval", "float", "requires_grad_", "parameters", "named_parameters"}
+)
+
+
+def first_run_after(index: Index, place: FinalModel) -> cst.BaseStatement | None:
+    """The first statement of the anchor's block after it that uses `place.model` for more
+    than setting it up (`model = model.to(device)`, `model.eval()`, counting its
+    parameters): where an evaluation-only script starts running the model. None when the
+    block ends first or the model is a dotted name."""
+    if "." in place.model or place.where != "after":
+        return None
+    src = index.source
+    block = src.parent(place.anchor)
+    body = getattr(block, "body", None)
+    if not isinstance(body, list | tuple) or place.anchor not in body:
+        return None
+    for statement in body[body.index(place.anchor) + 1 :]:
+        if isinstance(statement, cst.FunctionDef | cst.ClassDef):
+            continue
+        for name in free_name_nodes(statement):  # type: ignore[arg-type]
+            if name.value != place.model:
+                continue
+            parent = src.parent(name)
+            if isinstance(parent, cst.AssignTarget):
+                if not _reads_in(statement, place.model):
+                    return None  # built anew: what runs later is another model
+                continue  # `model = model.to(device)`: its value is looked at as a read
+            setup = (
+                isinstance(parent, cst.Attribute)
+                and parent.value is name
+                and parent.attr.value in _SETUP_METHODS
+            )
+            if not setup:
+                return statement
+    return None
+
+
 def _following(index: Index, place: FinalModel) -> list[cst.BaseStatement]:
     """The statements of `place.scope` that run after the anchor, in order: its later
     siblings, then those of every enclosing block up to the scope."""

@@ -24,6 +24,7 @@ MARK_ONLY = re.compile(r"^mark_only_\w+_as_trainable$")
 # a new layer of a kind pruning acts on (a new embedding is not pruned)
 PRUNED_LAYER = re.compile(r"Linear|Conv|Sequential|Head|Classifier", re.IGNORECASE)
 ADAPTER_WORDS = ("lora", "adapter", "prefix", "prompt", "ia3")
+HEAD_NAMES = frozenset({"fc", "classifier", "head", "score", "cls", "last_linear", "output_layer"})
 
 
 def whole_model_freeze(index: Index, model: str, scope: Scope) -> cst.CSTNode | None:
@@ -47,6 +48,34 @@ def whole_model_freeze(index: Index, model: str, scope: Scope) -> cst.CSTNode | 
             if isinstance(argument, cst.Name | cst.Attribute):
                 pending.append((index.source.code(argument), index.scope_of(call), depth + 1))
     return None
+
+
+def linear_probe_freeze(
+    index: Index, model: str, scope: Scope, depth: int = 0
+) -> cst.CSTNode | None:
+    """The freeze of every weight of `model` but its classifier head (a linear probe:
+    `_part_trains_later` with `head_counts=False`), where it holds on every path: in `scope`,
+    or, when `model` is a parameter there, in every caller that passes it in. A training
+    function called once for a model fine-tuned whole and once for a linear probe (the
+    transfer-learning tutorial) prunes the first: not reported."""
+    found = _freeze_in(index, model, scope)
+    if found is not None:
+        return None if _part_trains_later(index, model, scope, found, False) else found
+    fn = index.function(scope)
+    if fn is None or model not in fn.all_params() or depth >= 3:
+        return None
+    freezes = []
+    for call in index.call_sites(fn):
+        argument = index.bind_arguments(call, fn).get(model)
+        if not isinstance(argument, cst.Name | cst.Attribute):
+            return None
+        freeze = linear_probe_freeze(
+            index, index.source.code(argument), index.scope_of(call), depth + 1
+        )
+        if freeze is None:
+            return None
+        freezes.append(freeze)
+    return freezes[0] if freezes else None
 
 
 def _freeze_in(index: Index, model: str, scope: Scope) -> cst.CSTNode | None:
@@ -110,10 +139,15 @@ def _loop_freezes_all(src: Source, loop: cst.For, model: str) -> bool:
     return False
 
 
-def _part_trains_later(index: Index, model: str, scope: Scope, freeze: cst.CSTNode) -> bool:
+def _part_trains_later(
+    index: Index, model: str, scope: Scope, freeze: cst.CSTNode, head_counts: bool = True
+) -> bool:
     """After the freeze, a part of the model is replaced (`model.fc = nn.Linear(...)`, a
     new trainable head) or turned back on (`model.fc.requires_grad_(True)`, a loop over
-    `model.fc.parameters()`): that part trains and is pruned."""
+    `model.fc.parameters()`): that part trains and is pruned. `head_counts=False`: a
+    classifier head trained again (accelerate's cv_example: `for p in
+    model.get_classifier().parameters(): p.requires_grad = True`) does not count, as
+    pruning leaves the head out."""
     src = index.source
     after = src.line(freeze)
     prefix = f"{model}."
@@ -127,6 +161,11 @@ def _part_trains_later(index: Index, model: str, scope: Scope, freeze: cst.CSTNo
                 code.startswith(prefix)
                 and isinstance(value, cst.Call)
                 and PRUNED_LAYER.search(src.code(value.func).rsplit(".", 1)[-1])
+                and (
+                    head_counts
+                    or not _is_head(code)
+                    or not src.code(value.func).endswith("Linear")  # a head of several layers
+                )
             ):
                 return True
     for call in index.calls:
@@ -138,6 +177,7 @@ def _part_trains_later(index: Index, model: str, scope: Scope, freeze: cst.CSTNo
             and func.attr.value == "requires_grad_"
             and src.code(func.value).startswith(prefix)
             and not _turns_off(call)
+            and (head_counts or not _is_head(src.code(func.value)))
         ):
             return True
     for loop in m.findall(scope, m.For()):
@@ -147,6 +187,14 @@ def _part_trains_later(index: Index, model: str, scope: Scope, freeze: cst.CSTNo
             and isinstance(it, cst.Call)
             and src.code(it.func).startswith(prefix)
             and m.findall(loop, m.Assign(value=m.Name("True")))
+            and (head_counts or not _is_head(src.code(it.func).removesuffix(".parameters")))
         ):
             return True
     return False
+
+
+def _is_head(part: str) -> bool:
+    """`model.fc`, `model.classifier`, `model.get_classifier()`, `model.lm_head`: the
+    output layer, which pruning leaves out (runtime: the last Linear)."""
+    last = part.removesuffix("()").rsplit(".", 1)[-1].lower().removeprefix("get_")
+    return last in HEAD_NAMES or last.endswith("head")

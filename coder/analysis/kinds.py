@@ -176,7 +176,12 @@ def is_optimizer(index: Index, leaf: cst.BaseExpression) -> bool:
     if name is None or is_scheduler(index, leaf):
         return False
     last = name.rsplit(".", 1)[-1]
-    return last in OPTIMIZER_NAMES or ".optim." in f".{name}" and last[:1].isupper()
+    return (
+        last in OPTIMIZER_NAMES
+        or ".optim." in f".{name}"
+        and last[:1].isupper()
+        or _schedule_free(last)
+    )
 
 
 def is_scheduler(index: Index, leaf: cst.BaseExpression) -> bool:
@@ -184,7 +189,20 @@ def is_scheduler(index: Index, leaf: cst.BaseExpression) -> bool:
     if name is None:
         return False
     last = name.rsplit(".", 1)[-1]
+    if _schedule_free(last):
+        return False
     return "lr_scheduler" in name or "schedule" in last.lower() or last.endswith("LR")
+
+
+def is_schedule_free(index: Index, leaf: cst.BaseExpression) -> bool:
+    name = callee(index, leaf)
+    return name is not None and _schedule_free(name.rsplit(".", 1)[-1])
+
+
+def _schedule_free(name: str) -> bool:
+    """A schedule-free optimizer (`schedulefree.AdamWScheduleFree`, `SGDScheduleFree`): an
+    optimizer that needs no learning-rate schedule, not a schedule."""
+    return "schedulefree" in name.lower().replace("_", "")
 
 
 def is_dataloader(index: Index, leaf: cst.BaseExpression) -> bool:

@@ -43,23 +43,29 @@ class LoopShape:
         return f"({self.item} for {self.target} in {loader})"
 
 
-def loop_shape(index: Index, loop: TrainingLoop) -> LoopShape | None:
+def loop_shape(
+    index: Index, loop: TrainingLoop, fit_at: tuple[Scope, int] | None = None
+) -> LoopShape | None:
     """How each batch of the training loop's loader must be fed to call the model as the
     loop does; None when the runtime's own rule already does (or the call cannot be
-    rebuilt from a batch)."""
+    rebuilt from a batch). `fit_at` (the fit's scope and line): an input the loop computes
+    from the batch and names set before the loop there (`inputs = (batch["image"] - mean)
+    / std`) is computed so at the fit too."""
     call = loop.model_call
     step = loop.step_loop
     if call is None or not isinstance(step, cst.For):
         return None
     if not any(a is step for a in index.source.ancestors(call)):
         return None  # the model is called in another function (`encode(model, ids)`)
-    return _call_shape(index, call, step, loop.step_scope)
+    return _call_shape(index, call, step, loop.step_scope, fit_at)
 
 
-def computed_input(index: Index, loop: TrainingLoop) -> tuple[int, str] | None:
+def input_not_from_the_batch(
+    index: Index, loop: TrainingLoop, fit_at: tuple[Scope, int] | None = None
+) -> tuple[int, str] | None:
     """(line, input) when the training loop calls its model, in the loop over a loader,
-    with an input computed in the loop rather than read from the batch
-    (`model(src, tgt_in, src_mask, ...)` after `src_mask = create_mask(src, tgt)`): no
+    with an input that neither is read from the batch nor can be computed from it at the
+    fit (`model(src, tgt_in, src_mask, ...)` after `src_mask = create_mask(src, tgt)`): no
     batch of a loader, fed by any rule, calls the model that way."""
     call = loop.model_call
     step = loop.step_loop
@@ -71,12 +77,13 @@ def computed_input(index: Index, loop: TrainingLoop) -> tuple[int, str] | None:
     if target is None:
         return None
     names = _target_names(target)
+    scope = loop.step_scope
     for arg in call.args:
         if arg.keyword is not None and is_literal(arg.value):
             continue
-        value = unmoved(arg.value)
-        if not _from_the_batch(index, value, names, loop.step_scope, step):
-            return index.source.line(call), index.source.code(value)
+        value = computed_input(index, unmoved(arg.value), names, scope, step, fit_at)
+        if not _from_the_batch(index, value, names, scope, step):
+            return index.source.line(call), index.source.code(unmoved(arg.value))
     return None
 
 
@@ -94,7 +101,13 @@ def evaluation_shape(index: Index, function: Function, model_param: str) -> Loop
     return None
 
 
-def _call_shape(index: Index, call: cst.Call, step: cst.For, scope: Scope) -> LoopShape | None:
+def _call_shape(
+    index: Index,
+    call: cst.Call,
+    step: cst.For,
+    scope: Scope,
+    fit_at: tuple[Scope, int] | None = None,
+) -> LoopShape | None:
     src = index.source
     target = _batch_target(step)
     if target is None:
@@ -102,7 +115,7 @@ def _call_shape(index: Index, call: cst.Call, step: cst.For, scope: Scope) -> Lo
     names = _target_names(target)
     # `model(x.to(device))`: the batch item itself (the fit moves it)
     args = [
-        a.with_changes(value=unmoved(a.value))
+        a.with_changes(value=computed_input(index, unmoved(a.value), names, scope, step, fit_at))
         for a in call.args
         if not (a.keyword is not None and is_literal(a.value))
     ]
@@ -186,7 +199,11 @@ def _from_the_batch(
     index: Index, value: cst.BaseExpression, names: list[str], scope: Scope, step: cst.For
 ) -> bool:
     """`a` (an item the loop unpacks, not re-bound in the loop but to move it), or
-    `batch["input_ids"]` / `batch[0]` / `batch["anchor"]["input_ids"]` of one."""
+    `batch["input_ids"]` / `batch[0]` / `batch["anchor"]["input_ids"]` of one; or an
+    expression `computed_input` rebuilt, whose only names are items and names the fit sees."""
+    if isinstance(value, cst.BinaryOperation | cst.UnaryOperation):
+        items = [n for n in _read_names(value) if n.value in names]
+        return all(_from_the_batch(index, n, names, scope, step) for n in items)
     while isinstance(value, cst.Subscript):
         if len(value.slice) != 1 or not isinstance(value.slice[0].slice, cst.Index):
             return False
@@ -221,3 +238,60 @@ def _runtime_rule(positional: list[cst.Arg], target: cst.CSTNode) -> bool:
         and isinstance(value.slice[0].slice.value, cst.Integer)
         and value.slice[0].slice.value.value == "0"
     )
+
+
+def computed_input(
+    index: Index,
+    value: cst.BaseExpression,
+    names: list[str],
+    scope: Scope,
+    step: cst.For,
+    fit_at: tuple[Scope, int] | None,
+) -> cst.BaseExpression:
+    """`inputs` of `inputs = (batch["image"] - mean) / std; model(inputs)`: that arithmetic,
+    when it reads only the batch's items and names set once before the loop, in the fit's
+    own scope and before it (`mean`, `std`); else `value` as it is."""
+    if fit_at is None or not isinstance(value, cst.Name) or value.value in names:
+        return value
+    src = index.source
+    inside = [
+        a
+        for a in index.assignments_in(value.value, scope)
+        if any(p is step for p in src.ancestors(a.statement))
+    ]
+    if len(inside) != 1 or not isinstance(inside[0].value, cst.BinaryOperation):
+        return value
+    expression = inside[0].value
+    fit_scope, fit_line = fit_at
+    for name in _read_names(expression):
+        if name.value in names:
+            continue
+        if fit_scope is not scope:
+            return value
+        set_at = index.assignments_in(name.value, scope)
+        if not set_at or any(
+            any(p is step for p in src.ancestors(a.statement)) or src.line(a.statement) >= fit_line
+            for a in set_at
+        ):
+            return value
+    return expression
+
+
+def _read_names(expression: cst.BaseExpression) -> list[cst.Name]:
+    """The names `expression` reads (not attribute or keyword names)."""
+    found: list[cst.Name] = []
+
+    class Reads(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            found.append(node)
+
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_Arg(self, node: cst.Arg) -> bool:
+            node.value.visit(self)
+            return False
+
+    expression.visit(Reads())
+    return found

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from .index import Index, Scope, iter_returns
+from .index import Index, Scope, iter_returns, unconditional
 from .source import Source
 
 TRAINER_PACKAGES = ("transformers", "trl", "setfit")
@@ -238,12 +238,26 @@ def find_trainers(index: Index) -> list[TrainerUse]:
                 if isinstance(outer, cst.Call):
                     use.train_calls.append(outer)
             continue
+        # `trainer = Trainer(...)` built again under the same name (a search, then the run
+        # with the best settings), where it always runs: the calls after it are the new one's
+        rebound = min(
+            (
+                src.line(other.statement)
+                for other in found
+                if other.target == use.target
+                and other.scope is use.scope
+                and src.line(other.statement) > src.line(use.statement)
+                and unconditional(index, other.statement, use.scope)
+            ),
+            default=None,
+        )
         for call in index.calls:
             func = call.func
             if (
                 not isinstance(func, cst.Attribute)
                 or index.scope_of(call) is not use.scope
                 or src.line(call) <= src.line(use.statement)
+                or (rebound is not None and src.line(call) >= rebound)
             ):
                 continue
             owner, method = src.code(func.value), func.attr.value

@@ -24,6 +24,9 @@ _ENTRY_POINTS = frozenset(
     }
 )
 
+#: those that make the model train fake-quantized
+QAT_ENTRY_POINTS = frozenset({"prepare_qat", "prepare_qat_fx", "quantize_qat"})
+
 
 @dataclass(frozen=True)
 class UserQuantization:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from neural_coder.analysis import Facts
-from neural_coder.analysis.frozen import whole_model_freeze
+from neural_coder.analysis.frozen import linear_probe_freeze, whole_model_freeze
 from neural_coder.analysis.index import Scope
 from neural_coder.analysis.kinds import regression_loss
 from neural_coder.analysis.low_bit import low_bit_load
@@ -288,6 +288,7 @@ class BasePlanner:
         call = peft_adapters(self.index, model, scope)
         if call is None:
             self._refuse_training_frozen_weights(model, scope)
+            self._refuse_pruning_only_the_head(model, scope)
             return
         what = " and ".join(sorted(parts))
         raise AnalysisError(
@@ -340,6 +341,27 @@ class BasePlanner:
             hint=f"{verb} the fine-tuned model after merging its adapters, in a script of its "
             f"own{post_training}, or unfreeze the weights to {verb} (drop the freeze); "
             "distillation works on the adapters as they are",
+        )
+
+    def _refuse_pruning_only_the_head(self, model: str, scope: Scope) -> None:
+        """A backbone frozen whole, only its classifier head trained (a linear probe):
+        pruning leaves the head out and gets no gradient for the rest, so it would prune
+        nothing; quantization and distillation work."""
+        if "pruning" not in self.options.approach:
+            return
+        freeze = linear_probe_freeze(self.index, model, scope)
+        if freeze is None:
+            return
+        line = self.src.line(freeze)
+        code = self.src.code(freeze).strip().splitlines()[0]
+        raise AnalysisError(
+            f"the weights of {model} are frozen at line {line} ({code}) and only its "
+            "classifier head trains again: pruning leaves the head out and the frozen "
+            "weights get no gradient to score, so nothing would be pruned",
+            path=self.src.path,
+            line=line,
+            hint="train the backbone too (drop the freeze) to prune it; qat, distillation "
+            "and the post-training approaches work as the script is",
         )
 
     def refuse_low_bit_weights(self, model: str, scope: Scope) -> None:

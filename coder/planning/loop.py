@@ -38,6 +38,7 @@ from .caller import (
 from .loop_preparation import ManagerPreparation
 from .loop_step_hooks import StepHooks
 from .loop_threading import ManagerThreading
+from .schedule_free import refuse_pruning_under_schedule_free
 
 
 class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
@@ -106,6 +107,8 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                     else where,
                 )
         self.refuse_peft_weights(bare, wrap_scope)
+        if "pruning" in techniques:
+            refuse_pruning_under_schedule_free(self.index, loop)
         average = self._moving_average(loop, bare, wrap_scope)
         caller: CallerSite | None = None
         in_place: str | None = None  # why QAT converts the module the script holds itself
@@ -430,16 +433,21 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         budget = free_names(cst.parse_expression(loop.total_steps)) if loop.total_steps else set()
         # `if completed_steps >= args.max_train_steps: break` ends at the budget the
         # schedule is fitted to: not early
+        # a `break` of the step loop on a trigger (accelerate's `if accelerator.check_trigger():
+        # break`) cuts the run short as well
+        inner = early_exits(loop.step_loop) if loop.step_loop is not loop.epoch_loop else []
         exits = [
             e
-            for e in early_exits(loop.epoch_loop)
+            for e in [*early_exits(loop.epoch_loop), *inner]
             if not any(
                 isinstance(a, cst.If) and free_names(a.test) & budget for a in self.src.ancestors(e)
             )
         ]
         if exits:
+            which = "epoch" if any(e is exits[0] for e in early_exits(loop.epoch_loop)) else "step"
+            stop_loop = loop.epoch_loop if which == "epoch" else loop.step_loop
             self.plan.warnings.append(
-                f"the epoch loop at line {self.src.line(loop.epoch_loop)} can stop early "
+                f"the {which} loop at line {self.src.line(stop_loop)} can stop early "
                 f"(line {self.src.line(exits[0])}): pruning reaches its target sparsity at 80% "
                 "of all the epochs, so a run that stops before then ends less sparse; pass "
                 "--end-step (an optimizer step the run always reaches) to prune sooner"

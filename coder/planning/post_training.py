@@ -110,7 +110,22 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
         model = place.model
         found = self._evaluation_for(place, evaluations)
         needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
-        loader = self._loader(found, place) if needs_data else None
+        # an evaluation that reads its own data (full-batch tensors, a loader it builds
+        # inside) can run the prepared model for calibration where no loader is in reach
+        evaluation_calibrates = self.approach != "benchmark" and found is not None
+        loader = (
+            self._loader(found, place, required=not evaluation_calibrates) if needs_data else None
+        )
+        calibrate_by_evaluating = needs_data and loader is None
+        # the training loop gives the model an input no loader batch holds (masks built
+        # per batch): the evaluation, which calls the model as the script does, calibrates
+        computed = (
+            self._input_computed_in_the_loop(place)
+            if loader is not None and found is not None and self.quant_approach is not None
+            else None
+        )
+        if computed is not None:
+            loader, calibrate_by_evaluating = None, True
         if self._bf16_needs_a_batch(found is not None):
             loader = self._loader(found, place, required=False)
             if loader is None:
@@ -119,16 +134,14 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
         prelude: list[str] = []
         if found is not None:
             chosen, substitutions = found
-            eval_func, prelude = self._eval_func(chosen, substitutions, place)
+            eval_func, prelude = self._eval_func(
+                chosen, substitutions, place, named=calibrate_by_evaluating
+            )
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
             if chosen.key is not None:
                 what += f", its {chosen.key!r} entry"
-        calibrated_by_eval = False
-        if loader is not None and eval_func is not None and self.quant_approach is not None:
-            calibrated_by_eval = self._calibrate_with_the_evaluation(what)
-            loader = None if calibrated_by_eval else loader
         better = found is None or higher_is_better(
-            evaluation.metric_name(self.index, found[0].function)
+            evaluation.metric_name(self.index, found[0].function, found[0].key)
         )
         self.plan.placed += [f"note: {n}" for n in place.notes]
         self._emit(
@@ -140,5 +153,6 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             what,
             higher_is_better=better,
             prelude=prelude,
-            calibrate_with_eval=calibrated_by_eval,
+            calibrate_by_evaluating=calibrate_by_evaluating,
+            calibration_reason=computed,
         )

@@ -52,12 +52,12 @@ class CalibrationData(FitCall):
                 text = self.src.code(arg.value)
                 text = substitutions.get(text, text)
                 if text in in_reach:
-                    return self._shaped_like_the_loop(text, found)
+                    return self._shaped_like_the_loop(text, found, place)
         if in_reach:
-            return self._shaped_like_the_loop(in_reach[0], found)
+            return self._shaped_like_the_loop(in_reach[0], found, place)
         rebuilt = self._loader_rebuilt(found, place, line)
         if rebuilt is not None:
-            return self._shaped_like_the_loop(rebuilt, found)
+            return self._shaped_like_the_loop(rebuilt, found, place)
         fed = self._batch_function_loader(place, line)
         if fed is not None:
             return fed
@@ -76,7 +76,10 @@ class CalibrationData(FitCall):
         )
 
     def _shaped_like_the_loop(
-        self, loader: str, found: tuple[evaluation.Evaluation, dict[str, str]] | None
+        self,
+        loader: str,
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+        place: FinalModel,
     ) -> str:
         """`loader`, read through a generator that feeds each batch so the model is called
         as the training loop (else the evaluation `found`) calls it, where the runtime's
@@ -86,7 +89,8 @@ class CalibrationData(FitCall):
             return loader
         loop = self.facts.loop
         if loop is not None:
-            shape, who = loop_feed.loop_shape(self.index, loop), "the training loop"
+            fit_at = (place.scope, self.src.line(place.anchor))
+            shape, who = loop_feed.loop_shape(self.index, loop, fit_at), "the training loop"
         elif found is not None:
             chosen = found[0]
             shape = loop_feed.evaluation_shape(self.index, chosen.function, chosen.model_param)
@@ -102,22 +106,25 @@ class CalibrationData(FitCall):
         )
         return shape.loader(loader)
 
-    def _calibrate_with_the_evaluation(self, evaluation_used: str | None) -> bool:
-        """True (and why, in the report) when the training loop gives its model an input
-        computed in the loop: the calibration then runs the script's evaluation
-        (`calib_func`), which calls the model as the script does, instead of feeding
-        batches of a loader by a rule that cannot rebuild that input."""
+    def _input_computed_in_the_loop(self, place: FinalModel) -> str | None:
+        """Why a loader's batches cannot calibrate: the training loop gives its model an
+        input computed in the loop (`create_mask(src, tgt)`), which no batch holds and
+        no feeding rule rebuilds; None when they can (or for INC, whose fit is left as
+        it was)."""
         loop = self.facts.loop
-        computed = loop_feed.computed_input(self.index, loop) if loop is not None else None
-        if computed is None or self.options.target == "inc":
-            return False
-        line, value = computed
-        self.plan.placed.append(
-            f"calib_func: the evaluation ({evaluation_used}) calibrates: the training loop "
-            f"calls the model at line {line} with {value}, computed in the loop, which no "
-            "batch of a loader gives"
+        fit_at = (place.scope, self.src.line(place.anchor))
+        computed = (
+            loop_feed.input_not_from_the_batch(self.index, loop, fit_at)
+            if loop is not None
+            else None
         )
-        return True
+        if computed is None or self.options.target == "inc":
+            return None
+        line, value = computed
+        return (
+            f"the training loop calls the model at line {line} with {value}, computed in "
+            "the loop, which no batch of a loader gives"
+        )
 
     def _batch_function_loader(self, place: FinalModel, line: int) -> str | None:
         """Batches drawn at the fit from the call that feeds the training loop's model

@@ -38,19 +38,27 @@ class EvalFunc(FitCall):
         return None
 
     def _eval_func(
-        self, chosen: evaluation.Evaluation, substitutions: dict[str, str], place: FinalModel
+        self,
+        chosen: evaluation.Evaluation,
+        substitutions: dict[str, str],
+        place: FinalModel,
+        named: bool = False,
     ) -> tuple[str, list[str]]:
         """The `eval_func` expression, and the statements that define it before the fit:
-        a lambda over the script's call; for a function that reads the model from the
-        scope of the fit (`estimate_loss()` reading a module-level `model`), a function
-        that binds that name to the candidate for the call and then back."""
+        a lambda over the script's call (a function when `named`: the fit names it twice);
+        for a function that reads the model from the scope of the fit (`estimate_loss()`
+        reading a module-level `model`), a function that binds that name to the candidate
+        for the call and then back."""
         candidate = self.free_name("candidate")
         call = self._eval_call(chosen, candidate, substitutions)
         if chosen.key is not None:
             call = f"{call}[{chosen.key!r}]"
-        if not chosen.reads_model:
+        if not chosen.reads_model and not named:
             return f"lambda {candidate}: {call}", []
-        name, kept = self.free_name("evaluate_candidate"), self.free_name("trained_model")
+        name = self.free_name("evaluate_candidate")
+        if not chosen.reads_model:
+            return name, [f"def {name}({candidate}):", f"    return {call}"]
+        kept = self.free_name("trained_model")
         model = chosen.model_arg
         declare = "global" if isinstance(place.scope, cst.Module) else "nonlocal"
         return name, [

@@ -54,12 +54,15 @@ class FitCall(BasePlanner):
         trainer: str | None = None,
         adopt: tuple[str, str] | None = None,
         prelude: list[str] | None = None,
-        calibrate_with_eval: bool = False,
+        calibrate_by_evaluating: bool = False,
+        calibration_reason: str | None = None,
     ) -> None:
         """Insert the fit (or benchmark) call on `model`; its result replaces `model`
         (in `trainer` when a Hugging Face Trainer holds it; through the runtime function
         `adopt`, (module, name), when the script needs the bare module back); `prelude`:
-        statements before the fit (the function its `eval_func` names)."""
+        statements before the fit (the function its `eval_func` names);
+        `calibrate_by_evaluating`: no loader, the `eval_func` is also the `calib_func`
+        (`calibration_reason`: why, where a loader is in reach but cannot feed the model)."""
         if self.approach == "benchmark":
             call = snippets.call(
                 "benchmark.fit",
@@ -75,8 +78,13 @@ class FitCall(BasePlanner):
         kwargs: dict[str, object] = {}
         if loader is not None:
             kwargs["calib_dataloader"] = Code(loader)
-        if calibrate_with_eval and eval_func is not None:
+        if calibrate_by_evaluating and eval_func is not None:
             kwargs["calib_func"] = Code(eval_func)
+            why = calibration_reason or "no DataLoader is in reach"
+            self.plan.placed.append(
+                f"calib_func: {eval_source} calibrates: {why}, so the "
+                "evaluation runs the prepared model over its own data once"
+            )
         if eval_func is not None:
             kwargs["eval_func"] = Code(eval_func)
             p = self.options.ptq

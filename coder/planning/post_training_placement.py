@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import MARKER_TRAIN, evaluation, final_model, workers
+from neural_coder.analysis import MARKER_TRAIN, evaluation, final_model, loaders, workers
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -107,7 +107,29 @@ class FitPlacement(BasePlanner):
         reload = final_model.last_reload(self.index, place, rebuilds=True)
         if reload is not None:
             place.anchor = reload
-        return place
+        return self._where_data_is_built(place)
+
+    def _where_data_is_built(self, place: FinalModel) -> FinalModel:
+        """An evaluation-only script that builds its DataLoader after the model (load the
+        weights, then the data, then an inline evaluation loop): for a fit that needs
+        data, the place before the model first runs, once a loader is built."""
+        needs_data = (
+            self.approach in ("benchmark", "bf16") or self.quant_approach in ("static", "auto")
+        ) and not (self.approach == "bf16" and self.options.target == "inc")
+        line = self.src.line(place.anchor) + 1
+        if not needs_data or loaders.visible_loaders(self.index, place.scope, line):
+            return place
+        runs = final_model.first_run_after(self.index, place)
+        if runs is None:
+            return place
+        built = loaders.visible_loaders(self.index, place.scope, self.src.line(runs))
+        if not built:
+            return place
+        self.plan.placed.append(
+            f"note: {built[0]} is built after {place.model} (line {self.src.line(place.anchor)}): "
+            f"the fit goes before line {self.src.line(runs)}, where {place.model} first runs"
+        )
+        return FinalModel(place.model, runs, "before", place.scope, place.notes)
 
     def _in_a_branch(self, statement: cst.BaseStatement, scope: cst.CSTNode) -> bool:
         """`statement` runs under an `if` of `scope` (not crossing a loop)."""

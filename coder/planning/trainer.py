@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from neural_coder.analysis import MARKER_TRAIN
 from neural_coder.analysis.trainer import TrainerUse, step_without_compute_loss
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms.edits import AddImport, AddKeywordArgument, ReplaceArgumentValue
@@ -47,6 +48,8 @@ class TrainerPlanner(BasePlanner):
         self.refuse_peft_weights(model, use.scope)
         if "qat" in techniques:
             self._check_mixed_precision(use)
+        if "pruning" in techniques:
+            self._refuse_pruning_under_schedule_free(use)
         cm = self.cm_name
 
         before = []
@@ -149,8 +152,12 @@ class TrainerPlanner(BasePlanner):
 
     def _model_id(self, use: TrainerUse) -> str | None:
         """The Trainer is given a model id or path (TRL's `SFTTrainer(model="org/name")`,
-        `model=model_args.model_name_or_path`): it builds the model itself."""
+        `model=model_args.model_name_or_path`), or a `model_init` (the Trainer calls it
+        again for every run): it builds the model itself."""
         model = use.model
+        if model is None or (isinstance(model, cst.Name) and model.value == "None"):
+            init = _model_init(use.call)
+            return None if init is None else f"model_init={self.src.code(init)}"
         if model is None:
             return None
         if isinstance(model, cst.SimpleString | cst.FormattedString | cst.ConcatenatedString):
@@ -174,6 +181,17 @@ class TrainerPlanner(BasePlanner):
         line = self.src.line(use.call)
         if "qat" in techniques:
             self._check_mixed_precision(use)
+        if "distillation" in techniques:
+            self._refuse_own_distillation(use, model_id)
+        if "distillation" in techniques and model_id.startswith("model_init="):
+            raise AnalysisError(
+                f"the {use.class_name} at line {line} builds a new model with {model_id} for "
+                "every run, and distillation's loss is bound to the model prepared first",
+                path=self.src.path,
+                line=line,
+                hint="build the model first and pass model=model for distillation; "
+                "qat and pruning work with model_init",
+            )
         if "distillation" in techniques:
             teacher = self.options.distillation.teacher
             if (
@@ -220,9 +238,14 @@ class TrainerPlanner(BasePlanner):
             before.append(f"{self.teacher_name} = {self.options.distillation.teacher}")
         before.append(f"{callback_name} = CompressionCallback(configs={self.configs('')}{extra})")
         self.insert(use.statement, "before", before, "CompressionCallback with the configs")
+        when = (
+            "(when the Trainer is built, and again on the model each train() builds)"
+            if model_id.startswith("model_init=")
+            else "(when the Trainer is built)"
+        )
         self.plan.placed.append(
             f"the manager is prepared on the model the {use.class_name} builds from {model_id} "
-            "(when the Trainer is built)"
+            + when
         )
         self._attach(use, callback_name, f"{callback_name}.compression_manager", fit_schedule)
         if self.options.target != "inc":
@@ -233,34 +256,70 @@ class TrainerPlanner(BasePlanner):
             ]
         return self.plan
 
+    def _refuse_pruning_under_schedule_free(self, use: TrainerUse) -> None:
+        """`TrainingArguments(optim="schedule_free_adamw")`: the Trainer swaps the weights
+        with the optimizer's average at eval (optimizer.eval()), which undoes the masks
+        (planning/schedule_free.py)."""
+        for arg in self._training_arguments(use, ("optim",)):
+            value = arg.value
+            if isinstance(value, cst.SimpleString) and "schedule_free" in value.value:
+                line = self.src.line(arg)
+                raise AnalysisError(
+                    f"the Trainer trains with a schedule-free optimizer (optim={value.value} at "
+                    f"line {line}): its eval() / train() swap every weight with an average it "
+                    "keeps itself, which undoes the pruning masks",
+                    path=self.src.path,
+                    line=line,
+                    hint="prune with another optim (the default adamw_torch); qat, distillation "
+                    "and the post-training approaches work as the script is",
+                )
+
+    def _training_arguments(self, use: TrainerUse, names: tuple[str, ...]) -> list[cst.Arg]:
+        """The keyword arguments `names` of the TrainingArguments the Trainer is given."""
+        if use.args is None:
+            return []
+        return [
+            arg
+            for leaf, _ in self.index.values_of(use.args, use.scope)
+            if isinstance(leaf, cst.Call)
+            for arg in leaf.args
+            if arg.keyword is not None and arg.keyword.value in names
+        ]
+
     def _check_mixed_precision(self, use: TrainerUse) -> None:
         """`bf16=True` or `fp16=True` in the TrainingArguments trains under autocast."""
-        if use.args is None:
-            return
-        for leaf, _ in self.index.values_of(use.args, use.scope):
-            if not isinstance(leaf, cst.Call):
-                continue
-            for arg in leaf.args:
-                if arg.keyword is None or arg.keyword.value not in ("bf16", "fp16"):
-                    continue
-                flag = f"{arg.keyword.value}={self.src.code(arg.value)}"
-                line = self.src.line(arg)
-                self.qat_needs_fp32(
-                    f"the Trainer trains in mixed precision ({flag} at line {line})",
-                    line,
-                    arg.value,
-                    f"drop {flag} for QAT",
-                )
+        for arg in self._training_arguments(use, ("bf16", "fp16")):
+            assert arg.keyword is not None
+            flag = f"{arg.keyword.value}={self.src.code(arg.value)}"
+            line = self.src.line(arg)
+            self.qat_needs_fp32(
+                f"the Trainer trains in mixed precision ({flag} at line {line})",
+                line,
+                arg.value,
+                f"drop {flag} for QAT",
+            )
 
     def _trainer(self) -> TrainerUse:
         trained = [u for u in self.facts.trainers if u.train_calls]
         if len(trained) > 1:
-            lines = ", ".join(str(self.src.line(u.call)) for u in trained)
-            raise AnalysisError(
-                f"several Trainers are trained (built at lines {lines})",
-                path=self.src.path,
-                hint="run the tool on a file with one Trainer",
-            )
+            marked = [u for u in trained if self._marked(u)]
+            if len(marked) != 1:
+                lines = ", ".join(str(self.src.line(u.call)) for u in trained)
+                raise AnalysisError(
+                    f"several Trainers are trained (built at lines {lines})"
+                    + (f", {len(marked)} of them marked '# {MARKER_TRAIN}'" if marked else ""),
+                    path=self.src.path,
+                    line=self.src.line(trained[-1].call),
+                    hint=f"mark the .train() call of the one to compress with '# {MARKER_TRAIN}', "
+                    "or run the tool on a file with one Trainer",
+                )
+            self.plan.warnings += [
+                f"line {self.src.line(u.call)}: a Trainer not marked '# {MARKER_TRAIN}' "
+                "trains without compression"
+                for u in trained
+                if u is not marked[0]
+            ]
+            trained = marked
         if not trained:
             use = self.facts.trainers[0]
             raise AnalysisError(
@@ -271,6 +330,10 @@ class TrainerPlanner(BasePlanner):
                 hint="for a trained model use a post-training approach (ptq-static, ptq-dynamic, bf16)",
             )
         return trained[0]
+
+    def _marked(self, use: TrainerUse) -> bool:
+        """`# neural-coder: train` on the line of the Trainer or of one of its .train() calls."""
+        return any(MARKER_TRAIN in self.src.line_text(n) for n in (use.call, *use.train_calls))
 
     def _model(self, use: TrainerUse) -> str:
         model = use.model
@@ -311,3 +374,12 @@ class TrainerPlanner(BasePlanner):
             items = [self.src.code(e.value) for e in value.elements]
             return "[" + ", ".join([*items, callback]) + "]"
         return f"[*({self.src.code(value)} or []), {callback}]"
+
+
+def _model_init(call: cst.Call) -> cst.BaseExpression | None:
+    """The `model_init=` a Trainer is given, unless None."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "model_init":
+            value = arg.value
+            return None if isinstance(value, cst.Name) and value.value == "None" else value
+    return None

@@ -70,10 +70,24 @@ class CompressionCallback(TrainerCallback):
         return self._hooks
 
     def _prepare(self, model: Any) -> None:
-        """Configs mode: the manager on the model the Trainer built (from a model id)."""
-        if self._hooks is None and model is not None:
-            self.compression_manager = prepare_on(model, self.configs, self.prepare, "the Trainer")
-            self._hooks = TrainerHooks(self.compression_manager, prune_until=self.prune_until)
+        """Configs mode: the manager on the model the Trainer built (from a model id), and
+        a new one on each model a `Trainer(model_init=...)` builds when train() starts
+        (every run of a hyperparameter search, the final run after it)."""
+        if model is None or self.configs is None:
+            return
+        if self._hooks is not None and any(
+            model is known
+            for known in (
+                manager_module(self.compression_manager),
+                getattr(self.compression_manager, "model", None),
+                self._hooks.trained_model,  # train() again after QAT: check_same_module says why
+            )
+        ):
+            return
+        if self._hooks is not None:
+            log.info("the Trainer built a new model (model_init): compressing it")
+        self.compression_manager = prepare_on(model, self.configs, self.prepare, "the Trainer")
+        self._hooks = TrainerHooks(self.compression_manager, prune_until=self.prune_until)
 
     def on_init_end(
         self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any

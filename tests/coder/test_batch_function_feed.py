@@ -214,6 +214,7 @@ def test_a_positional_input_next_to_keywords_needs_the_forward_that_names_it():
             "import torch\nfrom transformers import AutoConfig, AutoModelForCausalLM\n",
         ),
         ("torch.manual_seed(0)\n", "torch.manual_seed(0)\nconfig = AutoConfig.for_model('gpt2')\n"),
+        NO_EVALUATION,
     )
     message = refusal(source)
     assert "passes X by position and labels=Y by keyword" in message
@@ -225,7 +226,8 @@ def test_a_keyword_input_the_batch_does_not_give_is_refused():
         (
             "    logits, loss = model(X, Y)\n    X, Y",
             "    mask = X > 0\n    logits, loss = model(X, targets=mask)\n    X, Y",
-        )
+        ),
+        NO_EVALUATION,
     )
     message = refusal(source)
     assert "passes targets=mask, which is not an item of what line" in message
@@ -233,14 +235,15 @@ def test_a_keyword_input_the_batch_does_not_give_is_refused():
 
 def test_items_out_of_order_are_refused():
     source = edited(
-        ("    logits, loss = model(X, Y)\n    X, Y", "    logits, loss = model(Y, X)\n    X, Y")
+        ("    logits, loss = model(X, Y)\n    X, Y", "    logits, loss = model(Y, X)\n    X, Y"),
+        NO_EVALUATION,
     )
     assert "not the leading items of what line 71 unpacks" in refusal(source)
 
 
 @pytest.mark.parametrize("approach", ["ptq-static"])
 def test_inc_needs_a_dataloader(approach):
-    message = refusal(SAMPLE, approach, "inc")
+    message = refusal(edited(NO_EVALUATION), approach, "inc")
     assert "INC's fit needs a DataLoader with a batch_size (use --target runtime)" in message
 
 
@@ -257,6 +260,7 @@ def test_an_input_computed_by_another_call_is_no_batch_function():
             '    noisy = add_noise(X)\n    logits, loss = model(noisy, Y)\n    X, Y = get_batch("train")',
         ),
         ("iter_num = 0\n", "iter_num = 0\n\n\ndef add_noise(x):\n    return x\n\n\n"),
+        NO_EVALUATION,
     )
     message = refusal(source)
     assert "no DataLoader is in reach" in message and "batch call" not in message
@@ -312,3 +316,22 @@ def test_the_forward_is_found_through_compile_and_ddp_wraps():
     )
     text, _ = changed(source)
     assert '{"idx": X, "targets": Y} for X, Y in (get_batch("val")' in " ".join(text.split())
+
+
+@pytest.mark.parametrize("target", ["runtime", "inc"])
+def test_where_no_batch_can_be_fed_the_evaluation_calibrates(target):
+    """The script's evaluation (estimate_loss() draws its own batches) runs the prepared
+    model once for calibration (`calib_func`, INC's name) when no loader or batch call
+    can feed the fit: here INC, which needs a real DataLoader, and a model called with
+    its inputs in another order than the batch call gives them."""
+    source = (
+        SAMPLE
+        if target == "inc"
+        else edited(
+            ("    logits, loss = model(X, Y)\n    X, Y", "    logits, loss = model(Y, X)\n    X, Y")
+        )
+    )
+    text, placed = changed(source, target=target)
+    assert "calib_func=evaluate_candidate," in text and "eval_func=evaluate_candidate" in text
+    assert "calib_dataloader" not in text
+    assert any(p.startswith("calib_func: estimate_loss()") for p in placed)

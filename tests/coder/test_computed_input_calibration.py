@@ -21,12 +21,12 @@ opt = torch.optim.SGD(model.parameters(), lr=0.1)
 def evaluate(model, loader):
     model.eval()
     with torch.no_grad():
-        return sum(model(x * 0.5).sum().item() for x, _ in loader)
+        return sum(model(torch.tanh(x)).sum().item() for x, _ in loader)
 """
 
 COMPUTED = HEAD + """for epoch in range(2):
     for x, y in loader:
-        scaled = x * 0.5
+        scaled = torch.tanh(x)
         loss = torch.nn.functional.cross_entropy(model(scaled), y)
         opt.zero_grad()
         loss.backward()
@@ -49,9 +49,15 @@ def _rewrite(text: str, approach: str = "ptq-static") -> tuple[str, list[str]]:
 @pytest.mark.parametrize("approach", ["ptq-static", "ptq-auto"])
 def test_an_input_computed_in_the_loop_is_calibrated_by_the_evaluation(approach):
     out, placed = _rewrite(COMPUTED, approach)
-    assert "calib_func=lambda candidate: evaluate(candidate, loader)" in out
+    assert "calib_func=evaluate_candidate," in out and "eval_func=evaluate_candidate," in out
     assert "calib_dataloader" not in out
     assert any("calls the model at line" in p and "scaled" in p for p in placed), placed
+
+
+def test_arithmetic_of_the_batch_items_keeps_the_loader():
+    out, _ = _rewrite(COMPUTED.replace("torch.tanh(x)", "x * 0.5"))
+    assert "calib_dataloader=(((x * 0.5,),) for x, y in loader)" in out
+    assert "calib_func" not in out
 
 
 def test_the_batch_items_themselves_keep_the_loader():
@@ -62,6 +68,7 @@ def test_the_batch_items_themselves_keep_the_loader():
 
 def test_the_seq2seq_sample_is_calibrated_by_its_evaluation():
     out, placed = _rewrite(script_path("seq2seq_masks_translate.py").read_text())
-    assert "calib_func=lambda candidate: evaluate(candidate, valid_loader, loss_fn)" in out
+    assert "calib_func=evaluate_candidate," in out
+    assert "return evaluate(candidate, valid_loader, loss_fn)" in out
     assert "calib_dataloader" not in out
     assert any("tgt_input, computed in the loop" in p for p in placed), placed

@@ -258,9 +258,9 @@ def test_pruning_or_qat_of_weights_frozen_by_the_script_is_refused(tmp_path, fre
         "model.body.requires_grad_(False)",
         "for n, p in model.named_parameters():\n    if n.startswith('body'):\n        p.requires_grad = False",
         "model.requires_grad_(True)",
-        # transfer learning: every weight frozen, then a new head that trains
-        "for p in model.parameters():\n    p.requires_grad = False\nmodel.head = torch.nn.Linear(4, 2)",
-        "model.requires_grad_(False)\nfor p in model.head.parameters():\n    p.requires_grad = True",
+        # transfer learning: every weight frozen, then a new head of several layers
+        "for p in model.parameters():\n    p.requires_grad = False\n"
+        "model.head = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))",
     ],
 )
 @pytest.mark.parametrize("approach", ["pruning", "qat"])
@@ -270,6 +270,31 @@ def test_a_freeze_of_one_part_is_pruned_or_quantized(tmp_path, freeze, approach)
     result = run_cli("optimize", path, "--approach", approach)
     assert result.exit_code == 0, result.output
     assert "prepare_compression(" in path.read_text()
+
+
+LINEAR_PROBES = [
+    # every weight frozen, then only the classifier head (a new Linear, or unfrozen) trains
+    "for p in model.parameters():\n    p.requires_grad = False\nmodel.head = torch.nn.Linear(4, 2)",
+    "model.requires_grad_(False)\nfor p in model.head.parameters():\n    p.requires_grad = True",
+    "for p in model.parameters():\n    p.requires_grad = False\n"
+    "for p in model.get_classifier().parameters():\n    p.requires_grad = True",
+]
+
+
+@pytest.mark.parametrize("freeze", LINEAR_PROBES)
+def test_a_linear_probe_is_quantized_but_not_pruned(tmp_path, freeze):
+    # pruning leaves the classifier head (the last Linear) out and the rest gets no
+    # gradient: the rewrite ran and pruned nothing (sparsity 0.0)
+    text = FROZEN_LOOP.format(freeze=freeze).replace(
+        "    def forward",
+        "    def get_classifier(self):\n        return self.head\n    def forward",
+    )
+    path = write(tmp_path, text)
+    refused = run_cli("optimize", path, "--approach", "pruning")
+    assert refused.exit_code == 1, refused.output
+    assert "only its classifier head trains again" in refused.output
+    assert_untouched(path, text)
+    assert run_cli("optimize", path, "--approach", "qat").exit_code == 0
 
 
 @pytest.mark.parametrize(
@@ -476,3 +501,41 @@ def test_qat_with_a_trainer_in_mixed_precision_is_refused_for_inc_only(tmp_path)
     assert f"{path}:3: the Trainer trains in mixed precision (bf16=True at line 3)" in result.output
     assert_untouched(path, text)
     assert run_cli("optimize", path, "--approach", "qat", "--diff").exit_code == 0
+
+
+def test_a_training_function_also_given_a_model_trained_whole_is_pruned(tmp_path):
+    # the transfer-learning tutorial: train_model(model_ft) fine-tunes everything, then
+    # train_model(model_conv) trains only a new head: the first is pruned
+    text = """import torch
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(4, 4)
+        self.head = torch.nn.Linear(4, 2)
+    def forward(self, x):
+        return self.head(self.body(x))
+def train_model(model, opt, epochs=2):
+    for epoch in range(epochs):
+        for x in [torch.randn(2, 4)]:
+            loss = model(x).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model
+model_ft = Net()
+model_ft = train_model(model_ft, torch.optim.SGD(model_ft.parameters(), lr=0.1))
+model_conv = Net()
+for param in model_conv.parameters():
+    param.requires_grad = False
+model_conv.head = torch.nn.Linear(4, 2)
+model_conv = train_model(model_conv, torch.optim.SGD(model_conv.head.parameters(), lr=0.1))
+"""
+    path = write(tmp_path, text)
+    result = run_cli("optimize", path, "--approach", "pruning")
+    assert result.exit_code == 0, result.output
+    only_probe = text.replace(
+        "model_ft = train_model(model_ft, torch.optim.SGD(model_ft.parameters(), lr=0.1))\n", ""
+    )
+    path.write_text(only_probe)
+    refused = run_cli("optimize", path, "--approach", "pruning")
+    assert refused.exit_code == 1 and "only its classifier head trains again" in refused.output

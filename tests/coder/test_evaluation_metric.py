@@ -65,6 +65,32 @@ def test_which_way_the_metric_is_better_comes_from_its_names(name, result, highe
     assert any(("lower is better" in line) is not higher for line in report.placed)
 
 
+TUPLE_RESULT = SCRIPT.replace(
+    "    {result} = total / len(loader)\n    return {result}\n",
+    "    {result}\n    return {returned}\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "computed", "returned", "higher"),
+    [
+        # the tuner reads the first item: an accuracy, though a loss comes with it
+        ("test", "top1, losses = 1.0 - total, total", "top1, losses", True),
+        ("validate", "vloss, acc = total, 1.0 - total", "vloss, acc", False),
+        # the first item says nothing: the function's name decides
+        ("eval_loss", "value, n = total, len(loader)", "value, n", False),
+    ],
+)
+def test_a_tuple_is_tuned_on_its_first_item_and_so_is_its_direction(
+    name, computed, returned, higher
+):
+    text = TUPLE_RESULT.format(name=name, result=computed, returned=returned)
+    out, report = rewrite(text)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert f"eval_func=lambda candidate: {name}(candidate, loader)" in out
+    assert ("higher_is_better=False" in out) is not higher
+
+
 def test_a_function_that_returns_predictions_is_not_a_metric():
     text = SCRIPT.format(name="validate", result="val_loss").replace(
         'print("metric", validate(model, loader))\n', ""

@@ -50,6 +50,11 @@ CASES = [
     ("hf_inference.py", "ptq-dynamic", "runtime"),
     ("epoch_fn_style.py", "ptq-static", "runtime"),  # after training, tuned with test()
     ("eval_only.py", "benchmark", "runtime"),
+    # the model is loaded before its data is built: the fit goes where the model first runs
+    ("validate_checkpoint.py", "ptq-static", "runtime"),
+    ("validate_checkpoint.py", "bf16", "runtime"),
+    # no DataLoader at all: the evaluation calibrates (calib_func) and tunes
+    ("full_batch_graph.py", "ptq-static", "runtime"),
     ("hf_trainer.py", "ptq-static", "runtime"),  # after trainer.train(), tuned with evaluate()
     ("qa_trainer_subclass.py", "ptq-dynamic", "runtime"),
     ("hf_trainer.py", "pruning", "runtime"),  # the callback fits the schedule to the run
@@ -152,6 +157,10 @@ CASES = [
     # the Trainer builds the model from an id: the callback gets the configs
     ("model_id_trainer.py", "pruning+qat", "runtime"),
     ("model_id_trainer.py", "pruning", "inc"),
+    # Trainer(model_init=...) builds the student at each train(): the callback gets the
+    # configs; a search's Trainer built again under the same name is not the one trained
+    ("distill_trainer_model_init.py", "qat", "runtime"),
+    ("distill_trainer_model_init.py", "pruning", "runtime"),
     # multi-shot: stages over the epochs (a PipelineConfig); training then a fit
     ("multishot_cnn.py", "distillation>pruning>qat", "runtime"),
     ("multishot_cnn.py", "pruning>ptq-static", "runtime"),

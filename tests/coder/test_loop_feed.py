@@ -201,3 +201,25 @@ def test_revert_gives_the_samples_back_exactly(name):
         assert report.status is Status.TRANSFORMED, report.message
         original, reverted = revert_source(Path(name), text)
         assert original == source, reverted.message
+
+
+def test_an_input_computed_from_the_batch_and_names_set_before_the_loop_is_computed_at_the_fit():
+    # accelerate's cv_example: `inputs = (batch["image"] - mean) / std; model(inputs)` on
+    # dict batches, where the runtime's rule would give the model keyword `image=`
+    source = script("batch", "model(inputs)", before='inputs = (batch["ids"] - offset) // 2')
+    source = source.replace("for epoch in", "offset = 1\nfor epoch in")
+    fed = '((((batch["ids"] - offset) // 2,),) for batch in loader)'
+    assert calib_loader(source) == fed
+    assert calib_loader(source, "bf16") == fed
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        'scale = 2\ninputs = batch["ids"] * scale',  # a name the loop sets: not at the fit
+        'inputs = batch["ids"] * unknown',  # never set in the fit's scope
+        'inputs = batch["ids"].flip(1)',  # not arithmetic
+    ],
+)
+def test_a_computed_input_the_fit_cannot_see_keeps_the_loader(before):
+    assert calib_loader(script("batch", "model(inputs)", before=before)) == "loader"

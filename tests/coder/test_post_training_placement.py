@@ -485,18 +485,21 @@ def test_an_epoch_run_through_a_loss_scaler_is_no_evaluation():
     assert "train_one_epoch(candidate" not in text and "eval_func" not in text
 
 
-BF16_NO_EVALUATION = HEADER + """
+BF16_NO_EVALUATION = (
+    HEADER
+    + """
 {loader}model = Net()
 model.load_state_dict(torch.load("trained.pt"))
 model.eval()
 torch.save(model, "served.pt")
 """
+)
 
 
 def test_bf16_without_an_evaluation_measures_on_a_loader_in_reach():
     """The runtime converts only the modules it measures faster: with nothing that
     evaluates the model, the fit takes its batch from the script's loader."""
-    loader = 'loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8)), batch_size=4)\n'
+    loader = "loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8)), batch_size=4)\n"
     text, report = rewrite(BF16_NO_EVALUATION.format(loader=loader), "bf16")
     assert report.status is Status.TRANSFORMED
     call = text[text.index("mix_precision.fit(") :]
@@ -556,7 +559,9 @@ def test_only_a_load_of_weights_after_training_is_a_reload(after, reload):
         assert report.status is Status.TRANSFORMED, report.message
         lines = text.splitlines()
         assert fit_line(text) > max(
-            i for i, line in enumerate(lines) if line.startswith("model =") and "neural-coder" not in line
+            i
+            for i, line in enumerate(lines)
+            if line.startswith("model =") and "neural-coder" not in line
         )
         return
     message = refusal(source + after + tail, "ptq-dynamic")
@@ -602,3 +607,50 @@ def test_from_pretrained_after_training_is_a_reload_unless_it_is_the_base_model(
         text, report = rewrite(source, "ptq-dynamic")
         assert report.status is Status.TRANSFORMED, report.message
         assert fit_line(text) < text.splitlines().index("model.save_pretrained('./trained')")
+
+
+LOADER_BUILT_AFTER_THE_MODEL = (
+    HEADER
+    + """
+model = Net()
+model.load_state_dict(torch.load("trained.pt"))
+model = model.to("cpu")
+model.eval()
+{between}loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8)), batch_size=4)
+with torch.no_grad():
+    for x, _ in loader:
+        print(model(x).argmax(1))
+"""
+)
+
+
+@pytest.mark.parametrize("approach", ["ptq-static", "bf16"])
+def test_data_built_after_the_model_moves_the_fit_to_where_the_model_first_runs(approach):
+    text, report = rewrite(LOADER_BUILT_AFTER_THE_MODEL.format(between=""), approach)
+    assert report.status is Status.TRANSFORMED, report.message
+    fit = text.index(".fit(")
+    assert text.index("loader = DataLoader(") < fit < text.index("with torch.no_grad():\n    for x")
+    assert "calib_dataloader=loader" in text[fit:]
+    again, second = rewrite(text, approach)
+    assert second.status is Status.UNCHANGED and again == text
+
+
+@pytest.mark.parametrize(
+    ("between", "why"),
+    [
+        # the weights saved before the data exists: a later fit would save fp32
+        ('torch.save(model.state_dict(), "served.pt")\n', "saved"),
+        # handed to a function, which may run it
+        ("print(count_flops(model))\n", "passed on"),
+    ],
+)
+def test_the_fit_does_not_move_past_a_use_of_the_model(between, why):
+    message = refusal(LOADER_BUILT_AFTER_THE_MODEL.format(between=between), "ptq-static")
+    assert "no DataLoader is in reach" in message, why
+
+
+def test_a_dynamic_fit_stays_after_the_load():
+    """Dynamic quantization needs no data: it stays where the model is ready."""
+    text, report = rewrite(LOADER_BUILT_AFTER_THE_MODEL.format(between=""), "ptq-dynamic")
+    assert report.status is Status.TRANSFORMED, report.message
+    assert text.index(".fit(") < text.index("model = model.to(")

@@ -119,6 +119,19 @@ def test_what_it_does_not_know_goes_to_black(code):
     assert snippets.format_code(code, 60) == black_layout(code, 60)
 
 
+def test_a_comprehension_that_must_split_goes_to_black():
+    # a calibration generator over a loop's tuple target: split at its commas, the
+    # snippet read `for input_ids,\n labels in loader,` (a syntax error)
+    code = (
+        "q = quantization.fit(model, PostTrainingQuantConfig(approach='static'), "
+        "calib_dataloader=({'input_ids': input_ids, "
+        "'labels': labels} for input_ids, labels in eval_dataloader))\n"
+    )
+    for width in (60, 80, 88):
+        assert format_snippet(code, width) is None
+        assert snippets.format_code(code, width) == black_layout(code, width)
+
+
 def test_is_one_line_canonical_agrees_with_black():
     for code in [
         "x = f(a, b)\n",

@@ -439,3 +439,18 @@ def test_a_step_run_by_a_comprehension_still_gets_a_post_training_fit():
     out = _rewrite(COMPREHENSION_STEP, "ptq-dynamic")
     fit = out.index("quantization.fit(")
     assert out.index("val_losses = [") < fit < out.index('torch.save(model.state_dict(), "m.pt")')
+
+
+def test_a_step_loop_stopped_on_a_trigger_warns_too():
+    # accelerate's early stopping: `if accelerator.check_trigger(): break` in the step loop
+    options = build_options("pruning", None, {}, {})
+    text = EARLY_STOPPING.replace(
+        "        opt.step()\n", "        opt.step()\n        if stop_now():\n            break\n"
+    )
+    text = text.replace(
+        "        bad += 1\n        if bad >= 3:\n            break\n", "        bad += 1\n"
+    )
+    _, report = rewrite_source(
+        Path("s.py"), text.replace("model.load_state_dict(best_state)\n", ""), options
+    )
+    assert any("the step loop at line 10 can stop early (line 16)" in w for w in report.warnings)

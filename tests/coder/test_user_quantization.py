@@ -91,3 +91,34 @@ def test_bf16_still_rewrites_and_a_second_run_is_a_no_op():
     assert report.status is Status.TRANSFORMED and "mix_precision.fit(" in rewritten
     again, second = rewrite_source(Path("eval_q.py"), rewritten, options)
     assert second.status is Status.UNCHANGED and again == rewritten
+
+
+QAT_LOOP = """import torch
+from torch.ao.quantization import convert, get_default_qat_qconfig, prepare_qat
+
+
+def main():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    loader = torch.utils.data.DataLoader(torch.randn(64, 8), batch_size=16)
+    model.qconfig = get_default_qat_qconfig("x86")
+    model = prepare_qat(model.train())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        for x in loader:
+            loss = model(x).pow(2).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    torch.save(convert(model).state_dict(), "int8.pt")
+"""
+
+
+def test_bf16_after_the_scripts_own_qat_is_refused_and_pruning_still_works():
+    # the fit went after training, on the fake-quantized model: it converted nothing
+    with pytest.raises(AnalysisError, match="bf16 would find no float Linear / Conv") as caught:
+        rewrite_source(Path("qat.py"), QAT_LOOP, build_options("bf16", "runtime", {}, {}))
+    assert "pruning and distillation work" in (caught.value.hint or "")
+    options = build_options("pruning", "runtime", {}, {})
+    _, report = rewrite_source(Path("qat.py"), QAT_LOOP, options)
+    assert report.status is Status.TRANSFORMED

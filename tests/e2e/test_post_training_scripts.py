@@ -220,3 +220,31 @@ def test_a_validation_run_quantizes_only_the_model_it_loads(tmp_path):
         [sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_model_loaded_before_its_data_is_calibrated_where_it_first_runs(tmp_path):
+    """validate_checkpoint.py loads the weights, then builds its loader, then evaluates
+    inline: the static fit goes after the loader, so it calibrates and the inline loop
+    evaluates the int8 model."""
+    script = tmp_path / "validate_checkpoint.py"
+    script.write_text(script_path("validate_checkpoint.py").read_text())
+    result = run_cli("optimize", script, "--approach", "ptq-static")
+    assert result.exit_code == 0, result.output
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] >= 2  # the conv (BatchNorm folded in) and the head
+    assert re.search(r"evaluated .*torch\.ao\.nn\.(intrinsic\.)?quantized", run.stdout), run.stdout
+
+
+def test_a_script_without_a_loader_is_calibrated_by_its_own_evaluation(tmp_path):
+    """full_batch_graph.py trains and tests on whole tensors: the static fit runs the
+    script's test() on the prepared model to calibrate, then tunes with it."""
+    script = tmp_path / "full_batch_graph.py"
+    script.write_text(script_path("full_batch_graph.py").read_text())
+    result = run_cli("optimize", script, "--approach", "ptq-static")
+    assert result.exit_code == 0, result.output
+    run, summary = run_script(script, "--epochs", "5")
+    assert summary["quantized_modules"] >= 2, summary
+    assert summary["trials"] and summary["final_metric"] is not None
+    # test() returns (loss, accuracy): tuned on the loss, lower is better
+    assert summary["final_metric"] <= summary["baseline_metric"] * (1 + TOLERABLE_LOSS) + 1e-9
+    assert "Test set results" in run.stdout

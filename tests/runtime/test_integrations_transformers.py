@@ -227,6 +227,33 @@ def test_pruning_reaches_the_target_on_the_trainers_model(tmp_path: Path) -> Non
     assert summary["pruning_steps_seen"] == trainer.state.global_step
 
 
+def test_configs_compress_each_model_a_model_init_builds(tmp_path: Path) -> None:
+    # Trainer(model_init=...) builds a model in __init__ and a new one at every train():
+    # the callback prepares a manager on the model that is trained, not the discarded one
+    built: list[nn.Module] = []
+
+    def model_init() -> nn.Module:
+        built.append(tiny_bert())
+        return built[-1]
+
+    callback = CompressionCallback(configs=[pruning()])
+    trainer = Trainer(
+        model_init=model_init,
+        args=training_args(str(tmp_path / "out")),
+        train_dataset=TRAIN,
+        callbacks=[callback],
+    )
+    trainer.train()
+    assert len(built) == 2 and trainer.model is built[-1]
+    trained = callback.compression_manager
+    assert trained.summary["pruning_target_reached"] is True
+    weights = [m.weight for m in built[-1].modules() if isinstance(m, nn.Linear)]
+    assert sum(int((w == 0).sum()) for w in weights) > 0
+    trainer.train()  # a second run (a search's next trial) gets its own manager
+    assert len(built) == 3 and callback.compression_manager is not trained
+    assert callback.compression_manager.summary["pruning_target_reached"] is True
+
+
 def test_pruning_counts_optimizer_steps_under_gradient_accumulation(tmp_path: Path) -> None:
     cm, trainer, _ = compressed_run(
         tmp_path, lambda m: [pruning(end_step=3)], gradient_accumulation_steps=2, max_steps=4
