@@ -101,9 +101,13 @@ def _local_names(index: Index, init: cst.FunctionDef) -> set[str]:
 
 
 def class_of_model(index: Index, model: str, scope: Scope) -> str | None:
-    """`TransformerNet` when `model` (as written in `scope`) is built by a class of the file."""
+    """`TransformerNet` when every value `model` (as written in `scope`) may hold is built
+    by that class of the file; None when one is built otherwise (`student =
+    Wrapper(student, Head())` after `student = Backbone()`) or by another class."""
+    found: set[str] = set()
     for leaf, _ in index.values_of(cst.parse_expression(model), scope):
         name = kinds.callee(index, leaf)
-        if name is not None and name in index.classes:
-            return name
-    return None
+        if name is None or name not in index.classes:
+            return None
+        found.add(name)
+    return found.pop() if len(found) == 1 else None

@@ -77,3 +77,25 @@ def test_a_wrapper_of_a_model_built_elsewhere_goes_through(tmp_path):
     path = write(tmp_path, source)
     result = run_cli("optimize", path, "--approach", "ptq-dynamic", "--no-backup")
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("wrapper", ["Projector", "utils.Projector"], ids=["own", "imported"])
+def test_a_convolution_only_model_wrapped_again_under_its_name_goes_through(tmp_path, wrapper):
+    """`model = StyleNet()` then `model = Projector(model, ...)` (self-supervised scripts:
+    a backbone, then backbone + projection head): the fit quantizes the wrapped model."""
+    source = CONV_ONLY.replace(
+        "model = StyleNet()\n",
+        "class Projector(nn.Module):\n"
+        "    def __init__(self, body, dim):\n"
+        "        super().__init__()\n"
+        "        self.body, self.head = body, nn.Linear(dim, dim)\n"
+        "    def forward(self, x):\n"
+        "        return self.body(x) + self.head(x.transpose(1, 3)).transpose(1, 3)\n"
+        f"model = StyleNet()\nmodel = {wrapper}(model, 3)\n",
+    )
+    if wrapper.startswith("utils."):
+        source = "import utils\n" + source
+    path = write(tmp_path, source)
+    result = run_cli("optimize", path, "--approach", "ptq-dynamic", "--no-backup")
+    assert result.exit_code == 0, result.output
+    assert "quantization.fit(" in path.read_text()
