@@ -25,16 +25,24 @@ DYNAMIC_QUANTIZABLE = frozenset(
 PLAIN_MODULES = ("torch.", "math.", "numpy.", "collections.", "functools.", "itertools.", "copy.")
 
 
-def torch_layers(
-    index: Index, cls_name: str, seen: frozenset[str] = frozenset()
-) -> set[str] | None:
+def torch_layers(index: Index, cls_name: str) -> set[str] | None:
     """The torch.nn layer classes `cls_name` (a class of this file) and the file's classes
     it builds are made of; None when some part could not be read (a layer from another
     module, a factory), so that nothing is concluded."""
+    built = layer_builds(index, cls_name)
+    return set(built) if built is not None else None
+
+
+def layer_builds(
+    index: Index, cls_name: str, seen: frozenset[str] = frozenset()
+) -> list[str] | None:
+    """The torch.nn layers `cls_name`'s `__init__` builds, one entry per construction (a
+    file class built twice counts its layers twice; a construction in a loop or a
+    comprehension counts twice: several); None as for `torch_layers`."""
     cls = index.classes.get(cls_name)
     if cls is None or cls_name in seen or not kinds.is_model_class(index, cls):
         return None
-    layers: set[str] = set()
+    layers: list[str] = []
     if any(_keeps_a_parameter(init) for init in _inits(cls)):
         return None  # `self.model = model`: a wrapper of a module built elsewhere
     inits = _inits(cls)
@@ -54,14 +62,17 @@ def torch_layers(
             continue  # the class's own methods, `super().__init__()`
         qualified = index.qualified(func)
         last = qualified.rsplit(".", 1)[-1]
+        times = 2 if _repeated(index, call, inits) else 1
         if qualified.startswith("torch.nn.") and last[:1].isupper():
-            layers.add(last)
+            layers += [last] * times
         elif last in index.classes and "." not in qualified:
             if kinds.is_model_class(index, index.classes[last]):
-                inner = torch_layers(index, last, seen | {cls_name})
+                inner = layer_builds(index, last, seen | {cls_name})
                 if inner is None:
                     return None
-                layers |= inner
+                layers += inner * times
+            else:  # `class LoRALinear(nn.Linear)`: a layer of its own
+                layers += _torch_bases(index, index.classes[last]) * times
         elif qualified.startswith(PLAIN_MODULES) or hasattr(builtins, qualified):
             continue  # tensors, functional ops, `math.log`, `range`, `len`
         elif not last[:1].isupper() and "." in qualified and not qualified.startswith("self."):
@@ -69,6 +80,29 @@ def torch_layers(
         elif last[:1].isupper():
             return None  # a class of another module: not read
     return layers or None  # no layer built here: the module comes from elsewhere
+
+
+def _torch_bases(index: Index, cls: cst.ClassDef) -> list[str]:
+    """The torch.nn layers a class of the file derives from (`nn.Linear`, not `nn.Module`)."""
+    qualified = [index.qualified(base.value) for base in cls.bases]
+    return [
+        name.rsplit(".", 1)[-1]
+        for name in qualified
+        if name.startswith("torch.nn.") and name != "torch.nn.Module"
+    ]
+
+
+_REPEATING = (cst.For, cst.While, cst.ListComp, cst.GeneratorExp, cst.SetComp, cst.DictComp)
+
+
+def _repeated(index: Index, call: cst.Call, inits: list[cst.FunctionDef]) -> bool:
+    """`call` runs more than once per `__init__`: in a loop or a comprehension there."""
+    for ancestor in index.source.ancestors(call):
+        if any(ancestor is init for init in inits):
+            return False
+        if isinstance(ancestor, _REPEATING):
+            return True
+    return False
 
 
 def _inits(cls: cst.ClassDef) -> list[cst.FunctionDef]:

@@ -23,6 +23,7 @@ from neural_coder.transforms.edits import AddImport, Edit, InsertStatements, Whe
 from neural_coder.transforms.snippets import Code
 
 from .module_globals import first_statement, needs_global
+from .prunable_layers import refuse_nothing_to_prune
 
 DEFAULT_LOSS_TYPES = DistillationOptions().loss_types
 
@@ -289,6 +290,8 @@ class BasePlanner:
         if call is None:
             self._refuse_training_frozen_weights(model, scope)
             self._refuse_pruning_only_the_head(model, scope)
+            if "pruning" in self.options.approach:
+                refuse_nothing_to_prune(self.index, model, scope)
             return
         what = " and ".join(sorted(parts))
         raise AnalysisError(

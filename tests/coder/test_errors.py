@@ -398,7 +398,7 @@ import torch.nn.functional as F
 class Classifier(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Linear(4, 2)
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
 
     def forward(self, x):
         return self.net(x)

@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 class Net(pl.LightningModule):
     def __init__(self):
         super().__init__()
-        self.fc = torch.nn.Linear(4, 2)
+        self.fc = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 
     def training_step(self, batch, batch_idx):
         x, y = batch
