@@ -13,7 +13,7 @@ from . import kinds
 from .expressions import is_dotted_name, names_in
 from .index import Index, Scope
 from .loop_types import Hop
-from .roles import all_optimized_leaves, split_roles, trains_no_model
+from .roles import all_optimized_leaves, split_roles, trains_no_model, updated_models
 from .source import Source
 
 MARKER_MODEL = "neural-coder: model"
@@ -317,3 +317,14 @@ class ModelCalls:
             )
         items = ", ".join(arg(a) for a in args)
         return f"({items},)" if len(args) == 1 else f"({items})"
+
+    def _model_the_optimizer_updates(self, optimizer: str, scope: Scope) -> str | None:
+        """The one model whose parameters `optimizer` updates, when that name reaches
+        `scope` unchanged (a module-level `policy`, `self.policy`)."""
+        owners = updated_models(self.index, optimizer, scope)
+        if len(owners) != 1:
+            return None
+        owner = owners.pop()
+        if owner.split(".")[0] != "self" and self.index.assignments_in(owner, scope):
+            return None  # re-bound where the loss is computed: not the one built
+        return owner

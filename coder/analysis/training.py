@@ -23,7 +23,6 @@ from .index import Index, Scope, iter_returns
 from .loop_length import LoopLength
 from .loop_types import Hop, TrainingLoop
 from .model_calls import ModelCalls
-from .roles import updated_models
 
 NOT_IN_A_LOOP = "the .backward() call is not inside a training loop"
 NO_OPTIMIZER_STEP = "no optimizer step found"
@@ -265,17 +264,6 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
             if len(owners) == 2 and root in owners and len(set(owners)) == 2:
                 return self.source.line(call)
         return None
-
-    def _model_the_optimizer_updates(self, optimizer: str, scope: Scope) -> str | None:
-        """The one model whose parameters `optimizer` updates, when that name reaches
-        `scope` unchanged (a module-level `policy`, `self.policy`)."""
-        owners = updated_models(self.index, optimizer, scope)
-        if len(owners) != 1:
-            return None
-        owner = owners.pop()
-        if owner.split(".")[0] != "self" and self.index.assignments_in(owner, scope):
-            return None  # re-bound where the loss is computed: not the one built
-        return owner
 
     def _model_from_caller(self, loss_name: str, hops: list[Hop], optimizer: str) -> str | None:
         """`self._backward(criterion(self.model(x), y))`: the step function receives the

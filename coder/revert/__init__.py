@@ -26,9 +26,9 @@ from pathlib import Path
 
 import libcst as cst
 
+from neural_coder.already_compressed import compression_in
 from neural_coder.api import (
     Output,
-    compression_in,
     held_for_writing,
     is_notebook,
     python_files,

@@ -10,7 +10,7 @@ from typing import Any
 
 import libcst as cst
 
-from neural_coder.api import COMPRESSION_CONFIGS, compression_in
+from neural_coder.already_compressed import COMPRESSION_CONFIGS, compression_in
 from neural_coder.options import SECTIONS
 
 from .strip import all_marked
