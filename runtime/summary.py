@@ -112,11 +112,28 @@ def count_quantized_modules(
     model: nn.Module, modules: list[tuple[str, nn.Module]] | None = None
 ) -> int:
     """Modules whose class (or a base class) lives in `torch.ao.nn.quantized*` or
-    `torch.ao.nn.intrinsic.quantized*` (dynamic ones included). Quantize / DeQuantize
-    stubs, FloatFunctional, the packed-weight holders inside quantized modules and the
-    float "reference" modules are not counted. `modules`: `module_walk(model)`."""
+    `torch.ao.nn.intrinsic.quantized*` (dynamic ones included), plus the int8 linear and
+    convolution calls an FX-converted graph makes itself (`torch.ops.quantized.linear`
+    on a packed weight: a model that is one `nn.Linear`, or calls `F.linear` on its own
+    parameters). Quantize / DeQuantize stubs, FloatFunctional, the packed-weight holders
+    inside quantized modules and the float "reference" modules are not counted.
+    `modules`: `module_walk(model)`."""
     walked = modules if modules is not None else module_walk(model)
-    return sum(1 for _, m in walked if _is_quantized_class(type(m)))
+    return sum(1 for _, m in walked if _is_quantized_class(type(m))) + sum(
+        _quantized_graph_calls(m) for _, m in walked
+    )
+
+
+def _quantized_graph_calls(module: nn.Module) -> int:
+    graph = module.__dict__.get("_graph")  # an FX GraphModule's graph, without building it
+    if graph is None or not hasattr(graph, "nodes"):
+        return 0
+    return sum(
+        1
+        for node in graph.nodes
+        if node.op == "call_function"
+        and str(node.target).startswith(("quantized.linear", "quantized.conv"))
+    )
 
 
 def build_summary(

@@ -109,3 +109,32 @@ def test_zeros_are_counted_exactly(size):
     weight[3] = float("nan")
     assert count_zeros(weight) == size - int(torch.count_nonzero(weight))
     assert count_zeros(nn.Parameter(weight)) == size - int(torch.count_nonzero(weight))
+
+
+class FunctionalHead(nn.Module):
+    """A layer written with `F.linear` on its own parameters: FX quantizes the call itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 8))
+        self.bias = nn.Parameter(torch.zeros(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+
+
+@pytest.mark.parametrize(
+    "model", [nn.Linear(8, 4), FunctionalHead()], ids=["lone-linear", "f-linear"]
+)
+def test_int8_calls_an_fx_graph_makes_itself_are_counted(model):
+    """No quantized module, but a `torch.ops.quantized.linear` call on a packed weight:
+    the summary counted 0, which read as 'nothing was quantized'."""
+    batches = [torch.randn(4, 8) for _ in range(4)]
+    config = PostTrainingQuantConfig(approach="static")
+    int8 = quantization.fit(
+        model.eval(), config, calib_dataloader=DataLoader(batches, batch_size=None)
+    )
+    inner = int8.model
+    assert not any("quantized" in type(m).__module__ for m in inner.modules())
+    assert count_quantized_modules(inner) == 1
+    assert count_quantized_modules(nn.Linear(8, 4)) == 0
