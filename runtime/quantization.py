@@ -286,11 +286,20 @@ def fit(
     quantizer = _Quantizer(model, spec, calib_dataloader, calib_func)
     began = time.monotonic()
     if approaches == [DYNAMIC] and not _has_candidate_op(model, approaches, spec):
-        reason = (
-            "dynamic quantization converts Linear, LSTM / GRU / RNN cells and embeddings, and "
-            f"{type(model).__name__} has none: nothing to quantize (convolutions need "
-            "approach='static' with a calib_dataloader)"
-        )
+        inner = model.model if isinstance(model, Model) else model
+        if next(inner.children(), None) is None:
+            # torch's dynamic quantization swaps the layers inside a model, not the model
+            reason = (
+                f"the model is one {type(inner).__name__} layer, and dynamic quantization "
+                "converts the layers inside a model, not the model itself: nothing to "
+                "quantize (approach='static' with a calib_dataloader quantizes a lone layer)"
+            )
+        else:
+            reason = (
+                "dynamic quantization converts Linear, LSTM / GRU / RNN cells and embeddings, "
+                f"and {type(model).__name__} has none: nothing to quantize (convolutions need "
+                "approach='static' with a calib_dataloader)"
+            )
         log.warning("%s; returning None (keep using the fp32 model)", reason)
         report(model, size_before, {"approach": None, "tuning": reason, "trials": []})
         return None

@@ -138,3 +138,15 @@ def test_int8_calls_an_fx_graph_makes_itself_are_counted(model):
     assert not any("quantized" in type(m).__module__ for m in inner.modules())
     assert count_quantized_modules(inner) == 1
     assert count_quantized_modules(nn.Linear(8, 4)) == 0
+
+
+def test_dynamic_fit_of_a_lone_layer_says_why_it_quantizes_nothing(caplog):
+    """torch's dynamic quantization swaps the layers inside a model: a model that is one
+    Linear comes back None, and the reason names that, not 'Linear has none'."""
+    with caplog.at_level("WARNING", logger="neural_coder.runtime"):
+        result = quantization.fit(
+            nn.Linear(8, 4).eval(), PostTrainingQuantConfig(approach="dynamic")
+        )
+    assert result is None
+    assert "the model is one Linear layer" in caplog.text
+    assert "approach='static'" in caplog.text
