@@ -109,7 +109,7 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
         self.guard = guard
         model = place.model
         found = self._evaluation_for(place, evaluations)
-        needs_data = self.approach == "benchmark" or self.quant_approach in ("static", "auto")
+        needs_data = self.reads_batches
         # an evaluation that reads its own data (full-batch tensors, a loader it builds
         # inside) can run the prepared model for calibration where no loader is in reach
         evaluation_calibrates = self.approach != "benchmark" and found is not None

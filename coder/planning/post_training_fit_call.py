@@ -37,6 +37,11 @@ class FitCall(BasePlanner):
     def quant_approach(self) -> str | None:
         return QUANT_APPROACHES.get(self.approach)
 
+    @property
+    def reads_batches(self) -> bool:
+        """Static (or auto) quantization calibrates on batches; benchmarking times them."""
+        return self.approach == "benchmark" or self.quant_approach in ("static", "auto")
+
     def insert(self, anchor: cst.CSTNode, where: Where, lines: list[str], what: str) -> None:
         if self.guard is not None:
             lines = last_epoch.guarded(lines, self.guard)

@@ -113,9 +113,8 @@ class FitPlacement(BasePlanner):
         """An evaluation-only script that builds its DataLoader after the model (load the
         weights, then the data, then an inline evaluation loop): for a fit that needs
         data, the place before the model first runs, once a loader is built."""
-        needs_data = (
-            self.approach in ("benchmark", "bf16") or self.quant_approach in ("static", "auto")
-        ) and not (self.approach == "bf16" and self.options.target == "inc")
+        # without an evaluation function (this path), bf16 times one batch too
+        needs_data = self.reads_batches or self._bf16_needs_a_batch(evaluated=False)
         line = self.src.line(place.anchor) + 1
         if not needs_data or loaders.visible_loaders(self.index, place.scope, line):
             return place
