@@ -13,12 +13,16 @@ from neural_coder.transforms import match as m
 from . import kinds
 from .index import Index, Scope
 
+#: torch.nn layers that hold Linear layers of their own (attention projections, feed-forward)
+HOLDING_LINEARS = frozenset(
+    {"Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer"}
+    | {"TransformerDecoderLayer", "MultiheadAttention"}
+)
 #: torch.nn layers that dynamic quantization converts, or that hold such layers
-DYNAMIC_QUANTIZABLE = frozenset(
-    {"Linear", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding"}
-    | {"EmbeddingBag", "Bilinear", "MultiheadAttention", "Transformer"}
-    | {"TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer"}
-    | {"TransformerDecoderLayer"}
+DYNAMIC_QUANTIZABLE = (
+    frozenset({"Linear", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding"})
+    | frozenset({"EmbeddingBag", "Bilinear"})
+    | HOLDING_LINEARS
 )
 
 #: calls that build no layer (tensors, numbers, containers)

@@ -6,14 +6,8 @@ Linear would train with the hooks and end 0 % sparse, so the plan is refused."""
 from __future__ import annotations
 
 from neural_coder.analysis.index import Index, Scope
-from neural_coder.analysis.layer_types import class_of_model, layer_builds
+from neural_coder.analysis.layer_types import HOLDING_LINEARS, class_of_model, layer_builds
 from neural_coder.errors import AnalysisError
-
-#: torch.nn layers that hold Linear layers of their own (attention projections, feed-forward)
-_HOLDING_LINEARS = frozenset(
-    {"Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer"}
-    | {"TransformerDecoderLayer", "MultiheadAttention"}
-)
 
 
 def refuse_nothing_to_prune(index: Index, model: str, scope: Scope) -> None:
@@ -21,7 +15,7 @@ def refuse_nothing_to_prune(index: Index, model: str, scope: Scope) -> None:
     built = layer_builds(index, cls) if cls is not None else None
     if built is None:
         return
-    if any("Conv" in layer or layer in _HOLDING_LINEARS for layer in built):
+    if any("Conv" in layer or layer in HOLDING_LINEARS for layer in built):
         return
     linears = built.count("Linear")
     if linears > 1:
