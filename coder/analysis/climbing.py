@@ -299,7 +299,15 @@ class CallClimbing:
 
     def _visible_from(self, name: str, scope: Scope) -> bool:
         module = self.source.module_of(scope)
-        at_module = self.index.assignments_in(name, module) or name in self.index.imports_of(module)
+        at_module = (
+            self.index.assignments_in(name, module)
+            or name in self.index.imports_of(module)
+            # a settings class of the script (`class CFG: accum_steps = 2`) read as `CFG.x`
+            or any(
+                c.name.value == name and self.source.parent(c) is module
+                for c in self.index.classes_in.get(module, [])
+            )
+        )
         if scope is module:
             return bool(at_module)
         fn = self.index.function(scope)

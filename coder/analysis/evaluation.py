@@ -49,8 +49,22 @@ LOWER_IS_BETTER = ("loss", "error", "wer", "cer", "perplexity", "ppl", "distance
 # what a function returns when it hands back predictions or outputs, not a metric
 COLLECTIONS = (cst.List, cst.ListComp, cst.Dict, cst.DictComp, cst.GeneratorExp)
 TENSOR_BUILDERS = frozenset(
-    {"torch.cat", "torch.stack", "torch.concat", "torch.tensor", "np.array", "np.concatenate"}
-    | {f"{lib}.{fn}" for lib in ("torch", "np") for fn in ("zeros", "empty", "ones", "full")}
+    {"torch.cat", "torch.stack", "torch.concat", "torch.tensor"}
+    # numpy as written (`np.`) and as `Index.qualified` expands `import numpy as np`
+    | {
+        f"{lib}.{fn}"
+        for lib in ("np", "numpy")
+        for fn in ("array", "concatenate", "vstack", "hstack", "stack")
+    }
+    | {
+        f"{lib}.{fn}"
+        for lib in ("torch", "np", "numpy")
+        for fn in ("zeros", "empty", "ones", "full")
+    }
+)
+#: methods that hand back the same predictions in another form (`torch.cat(p).cpu().numpy()`)
+_CONVERSIONS = frozenset(
+    {"numpy", "cpu", "detach", "tolist", "flatten", "squeeze", "reshape", "view"}
 )
 CONTAINER_BUILDERS = frozenset({"dict", "OrderedDict", "defaultdict", "list", "tuple", "set"})
 # what a function that prepares or collects data is called; it returns no metric
@@ -109,7 +123,10 @@ def _is_collection(
     if isinstance(value, COLLECTIONS):
         return True
     if isinstance(value, cst.Call):
-        name = index.qualified(value.func)
+        func = value.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _CONVERSIONS:
+            return _is_collection(index, fn, func.value, seen)
+        name = index.qualified(func)
         return name in TENSOR_BUILDERS or name.rsplit(".", 1)[-1] in CONTAINER_BUILDERS
     if isinstance(value, cst.Name) and value.value not in seen:  # `a = b; b = a` ends
         return any(

@@ -190,6 +190,11 @@ def _reads_in(node: cst.CSTNode, name: str) -> bool:
             node, m.AssignTarget(target=m.Name(name)) | m.AnnAssign(target=m.Name(name))
         )
     }
+    # `del model, optimizer` (a k-fold loop freeing memory) drops the name: no read
+    for deleted in m.findall(node, m.Del()):
+        target = deleted.target  # type: ignore[attr-defined]
+        items = [e.value for e in target.elements] if isinstance(target, cst.Tuple) else [target]
+        written |= {id(t) for t in items if isinstance(t, cst.Name)}
     return any(
         n.value == name and id(n) not in written
         for n in free_name_nodes(node)  # type: ignore[arg-type]

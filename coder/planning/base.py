@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from neural_coder.analysis import Facts
+from neural_coder.analysis import Facts, repeated_runs
 from neural_coder.analysis.frozen import linear_probe_freeze, whole_model_freeze
 from neural_coder.analysis.index import Scope
 from neural_coder.analysis.kinds import regression_loss
@@ -74,6 +74,28 @@ class BasePlanner:
 
     def build(self) -> Plan:
         raise NotImplementedError
+
+    def folder_of_each_pass(
+        self, folder: str, chosen: str, anchor: cst.CSTNode, scope: Scope
+    ) -> tuple[str, str]:
+        """The folder a save after training at `anchor` writes, one per pass of a loop that
+        repeats the training (`f"{folder}/fold{fold}"` in a k-fold loop), and how it was
+        chosen; a loop that repeats it with no variable to name its passes is warned of."""
+        names = repeated_runs.pass_names(self.index, anchor, scope)
+        if names is None:
+            self.plan.warnings.append(
+                f"the training that ends at line {self.src.line(anchor)} runs in a loop with no "
+                f"variable to tell its passes apart: each pass saves to {folder}, overwriting "
+                "the one before; pass --save-dir per run, or loop over an index "
+                "(for fold, (a, b) in enumerate(...))"
+            )
+            return folder, chosen
+        if not names:
+            return folder, chosen
+        return (
+            repeated_runs.folder_per_pass(folder, names),
+            f"{chosen}, one folder per {', '.join(names)}: the training runs once per pass",
+        )
 
     def free_name(self, name: str) -> str:
         """`name`, or `nc_name`, `nc_name_2`, ... when the script already uses it."""

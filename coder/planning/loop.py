@@ -374,6 +374,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         folder, chosen = saved_output.output_dir(
             self.index, scope, line + 1, "+".join(self.options.approach)
         )
+        folder, chosen = self.folder_of_each_pass(folder, chosen, training, scope)
         guard = saved_output.main_process_test(self.index, scope, line + 1)
         self.plan.placed.append(
             f"note: nothing after the training loop at line {line} reads {model}: the int8 "

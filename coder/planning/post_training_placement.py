@@ -148,9 +148,13 @@ class FitPlacement(BasePlanner):
         metric): a fit there would run once per batch."""
         for a in self.index.assignments.get(target, []):
             if self.src.line(a.statement) == line:
-                return (
-                    final_model.outermost_loop(self.index, a.statement, a.scope) is not a.statement
-                )
+                if final_model.outermost_loop(self.index, a.statement, a.scope) is a.statement:
+                    return False
+                # an ensemble of checkpoints (`for path in model_paths: model = Net();
+                # model.load_state_dict(torch.load(path))`): one model per checkpoint,
+                # fitted once its weights are loaded
+                built = FinalModel(target, a.statement, "after", a.scope)
+                return final_model.last_reload(self.index, built) is None
         return False
 
     def _refuse_unknown_training(self) -> None:

@@ -84,6 +84,7 @@ class SavedFit(FitCall):
             if self.options.ptq.save_dir is not None
             else saved_output.output_dir(self.index, place.scope, line + 1, self.approach)
         )
+        folder, chosen = self.folder_of_each_pass(folder, chosen, place.anchor, place.scope)
         self.save_to, self.save_guard = folder, guard
         self.plan.placed.append(
             f"note: nothing after the statement at line {line} in "
