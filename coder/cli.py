@@ -75,9 +75,7 @@ class _Guarded(click.Group):
             if {"-v", "--verbose"} & set(sys.argv[1:]):
                 click.echo(traceback.format_exc(), err=True)
             else:
-                click.echo(
-                    "  (run again with -v for the traceback, and please report it)", err=True
-                )
+                click.echo("  (run again with -v for the traceback, and please report it)", err=True)
             ctx.exit(1)
 
 

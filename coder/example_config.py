@@ -54,9 +54,7 @@ def example_config() -> str:
             value = getattr(defaults, field.name)
             if isinstance(value, tuple):
                 value = list(value)
-            shown = (
-                yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-            )
+            shown = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
             if isinstance(value, str) and not shown.startswith(("'", '"')):
                 shown = f'"{value}"'
             note = EXPLAINED.get(f"{section}.{field.name}")

@@ -144,9 +144,7 @@ class DistillationOptions:
             raise ConfigError(
                 f"distillation loss_types must be two names (e.g. [CE, KL]), got {list(self.loss_types)!r}"
             )
-        if not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) for w in self.loss_weights
-        ):
+        if not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in self.loss_weights):
             raise ConfigError(
                 f"distillation loss_weights must be two numbers (e.g. [0.5, 0.5]), got {list(self.loss_weights)!r}"
             )

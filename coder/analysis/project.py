@@ -240,9 +240,7 @@ def default_root(entry: Path, text: str) -> Path | None:
         ):
             return folder
         if (
-            (
-                folder == cwd and folder != entry.parent
-            )  # a working folder above the script bounds the walk
+            (folder == cwd and folder != entry.parent)  # a working folder above the script bounds the walk
             or folder.parent == folder
             or any((folder / marker).exists() for marker in REPOSITORY_MARKERS)
         ):
