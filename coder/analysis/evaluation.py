@@ -362,7 +362,9 @@ def arguments_at(
         if index.source.code(arg.value) == chosen.model_arg:
             continue
         for name in free_names(arg.value):
-            if _visible(index, name, scope, line, after):
+            if _visible(index, name, scope, line, after) or _loop_bound(
+                index, chosen.call, name, line, after
+            ):
                 continue
             value = _first_loop_item(index, chosen.call, name)
             if value is None:
@@ -386,6 +388,27 @@ def _visible(index: Index, name: str, scope: Scope, line: int, after: bool) -> b
         if a.scope is index.source.module and scope is not index.source.module:
             return True
     return False
+
+
+def _loop_bound(index: Index, call: cst.Call, name: str, line: int, after: bool) -> bool:
+    """`name` is the variable of a `for` loop around `call` (`valid_fn(model, loader,
+    epoch)` in the epoch loop) that has started by `line`: inside that loop, or after it
+    (a fit after training), the name holds its last value."""
+    src = index.source
+    scope = index.scope_of(call)
+    for loop in src.ancestors(call):
+        if loop is scope:
+            return False
+        if not isinstance(loop, cst.For) or name not in free_names_of_target(loop.target):
+            continue
+        start = src.line(loop)
+        return start < line or (start == line and after)
+    return False
+
+
+def free_names_of_target(target: cst.BaseExpression) -> set[str]:
+    """The names a `for` target binds: `epoch`, `i, (x, y)`."""
+    return {n.value for n in m.findall(target, m.Name())}  # type: ignore[attr-defined]
 
 
 def _first_loop_item(index: Index, call: cst.Call, name: str) -> str | None:

@@ -433,3 +433,8 @@ def built_by_caller(index: Index, model: str, scope: Scope, depth: int = 0) -> C
             outer.path.append(f"{fn.key}()")
             return outer
     return None
+
+
+def loads_weights(index: Index, node: cst.CSTNode, name: str, scope: Scope) -> bool:
+    """`node` loads weights into the model `name` (see `_reloads`), a fresh build aside."""
+    return _reloads(index, node, name, scope)

@@ -73,11 +73,11 @@ def input_not_from_the_batch(
         return None
     if not any(a is step for a in index.source.ancestors(call)):
         return None
-    target = _batch_target(step)
+    scope = loop.step_scope
+    target = _batch_target(step, index, scope)
     if target is None:
         return None
     names = _target_names(target)
-    scope = loop.step_scope
     for arg in call.args:
         if arg.keyword is not None and is_literal(arg.value):
             continue
@@ -109,7 +109,7 @@ def _call_shape(
     fit_at: tuple[Scope, int] | None = None,
 ) -> LoopShape | None:
     src = index.source
-    target = _batch_target(step)
+    target = _batch_target(step, index, scope)
     if target is None:
         return None
     names = _target_names(target)
@@ -146,15 +146,24 @@ def _call_shape(
     return LoopShape(target_text, item, line) if item is not None else None
 
 
-def _batch_target(step: cst.For) -> cst.BaseAssignTargetExpression | None:
-    """`a, b` of `for a, b in loader`, `for i, (a, b) in enumerate(loader)` or
-    `for a, b in tqdm(loader)`; None when the loop does not run over a loader name."""
-    iterable, target = step.iter, step.target
-    if isinstance(iterable, cst.Call) and _callee(iterable) == "enumerate":
-        if not (isinstance(target, cst.Tuple) and len(target.elements) == 2):
-            return None
-        iterable, target = _first_arg(iterable), target.elements[1].value  # type: ignore[assignment]
-    if isinstance(iterable, cst.Call) and any(p in _callee(iterable) for p in _PROGRESS):
+def _batch_target(
+    step: cst.For, index: Index, scope: Scope
+) -> cst.BaseAssignTargetExpression | None:
+    """`a, b` of `for a, b in loader`, `for i, (a, b) in enumerate(loader)`,
+    `for a, b in tqdm(loader)` or `for i, batch in pbar` after `pbar =
+    tqdm(enumerate(loader))`; None when the loop does not run over a loader name."""
+    iterable: cst.BaseExpression | None = _wrapper_bound_to(index, step.iter, scope)
+    target = step.target
+    enumerated = False
+    while isinstance(iterable, cst.Call):
+        callee = _callee(iterable)
+        if callee == "enumerate" and not enumerated:
+            if not (isinstance(target, cst.Tuple) and len(target.elements) == 2):
+                return None
+            target = target.elements[1].value  # type: ignore[assignment]
+            enumerated = True
+        elif not any(p in callee for p in _PROGRESS):
+            break
         iterable = _first_arg(iterable)
     if not isinstance(iterable, cst.Name | cst.Attribute):
         return None
@@ -166,6 +175,22 @@ def _batch_target(step: cst.For) -> cst.BaseAssignTargetExpression | None:
     ):
         return target
     return None
+
+
+def _wrapper_bound_to(
+    index: Index, iterable: cst.BaseExpression, scope: Scope
+) -> cst.BaseExpression:
+    """`tqdm(enumerate(loader), total=...)` for the `pbar` of `for step, batch in pbar`
+    when the function binds `pbar` once to a progress bar or enumerate call; else
+    `iterable`."""
+    if not isinstance(iterable, cst.Name):
+        return iterable
+    bound = index.assignments_in(iterable.value, scope)
+    if len(bound) == 1 and isinstance(bound[0].value, cst.Call):
+        callee = _callee(bound[0].value)
+        if callee == "enumerate" or any(p in callee for p in _PROGRESS):
+            return bound[0].value
+    return iterable
 
 
 def _callee(call: cst.Call) -> str:
@@ -251,7 +276,7 @@ def computed_input(
     """`inputs` of `inputs = (batch["image"] - mean) / std; model(inputs)`: that arithmetic,
     when it reads only the batch's items and names set once before the loop, in the fit's
     own scope and before it (`mean`, `std`); else `value` as it is."""
-    if fit_at is None or not isinstance(value, cst.Name) or value.value in names:
+    if not isinstance(value, cst.Name) or value.value in names:
         return value
     src = index.source
     inside = [
@@ -259,6 +284,11 @@ def computed_input(
         for a in index.assignments_in(value.value, scope)
         if any(p is step for p in src.ancestors(a.statement))
     ]
+    if len(inside) == 1 and _from_the_batch(index, unmoved(inside[0].value), names, scope, step):
+        # `ids = data["input_ids"].to(device, dtype=torch.long)`: the batch's item
+        return unmoved(inside[0].value)
+    if fit_at is None:
+        return value
     if len(inside) != 1 or not isinstance(inside[0].value, cst.BinaryOperation):
         return value
     expression = inside[0].value

@@ -18,6 +18,7 @@ tunes the fit), `post_training_calibration` (the loader it calibrates on),
 from __future__ import annotations
 
 from neural_coder.analysis import evaluation, last_epoch
+from neural_coder.analysis.callee_reloads import weights_loaded_by_callee
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
@@ -58,6 +59,7 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
         if self.quant_approach == "dynamic":
             refuse_nothing_to_quantize_dynamically(self.index, place.model, place.scope)
         self.refuse_peft_weights(place.model, place.scope)
+        self._refuse_weights_loaded_after(place)
         self._warn_of_an_averaged_copy(place.model)
         branch = self._evaluation_branch_instead(place, evaluations)
         in_epoch, refused = self._last_epoch_or_refusal(place)
@@ -90,6 +92,27 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
         else:
             raise refused
         return self.plan
+
+    def _refuse_weights_loaded_after(self, place: FinalModel) -> None:
+        """The model is handed, after the fit, to a function that loads weights into it
+        (an ensemble of fold checkpoints loaded in turn): those float weights would
+        replace the quantized model's."""
+        found = weights_loaded_by_callee(self.index, place)
+        if found is None:
+            return
+        line = self.src.line(found.call)
+        load = self.src.code(found.load).strip()
+        raise AnalysisError(
+            f"{found.function.key}() at line {line} loads weights into {place.model} "
+            f"(line {self.src.line(found.load)}: {load}) after the fit would run: the float "
+            f"weights it loads would replace the compressed model's (an ensemble of "
+            "checkpoints loaded into one model in turn)",
+            path=self.src.path,
+            line=line,
+            hint="build one model per checkpoint where the script loads it (model = ...; "
+            "model.load_state_dict(...) in the loop over checkpoints, then predict with it): "
+            "the fit then follows each load",
+        )
 
     def _last_epoch_or_refusal(
         self, place: FinalModel
