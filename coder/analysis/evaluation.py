@@ -223,7 +223,9 @@ HIGHER_IS_BETTER = ("acc", "top1", "top5", "prec", "recall", "f1", "bleu", "roug
                     "map", "iou", "dice", "score", "correct")  # fmt: skip
 
 
-def metric_name(index: Index, fn: Function, key: str | None = None) -> str:
+def metric_name(
+    index: Index, fn: Function, key: str | None = None, statement: cst.CSTNode | None = None
+) -> str:
     """The words that say what the tuned value measures. The tuner reads the entry at
     `key` of what `fn` returns, or the first item of a tuple (`return top1, losses`):
     those words when they name a metric, else with `fn`'s name (`estimate_loss()['val']`,
@@ -240,7 +242,25 @@ def metric_name(index: Index, fn: Function, key: str | None = None) -> str:
     said = " ".join(tuned)
     if any(word in said.lower() for word in LOWER_IS_BETTER + HIGHER_IS_BETTER):
         return said
+    # `val_loss = validate(...)`, `avg_val_loss, preds = valid_fn(...)`: the name the
+    # caller gives the (first) value says what it is when the function does not
+    caller = _assigned_name(statement)
+    if caller is not None and any(w in caller.lower() for w in LOWER_IS_BETTER + HIGHER_IS_BETTER):
+        return caller
     return " ".join([fn.name, *tuned])
+
+
+def _assigned_name(statement: cst.CSTNode | None) -> str | None:
+    """`val_loss` of `val_loss = f(...)` or of `val_loss, preds = f(...)`."""
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return None
+    assign = statement.body[0]
+    if not isinstance(assign, cst.Assign) or len(assign.targets) != 1:
+        return None
+    target = assign.targets[0].target
+    if isinstance(target, cst.Tuple) and target.elements:
+        target = target.elements[0].value
+    return target.value if isinstance(target, cst.Name) else None
 
 
 def _is_none(expr: cst.BaseExpression) -> bool:

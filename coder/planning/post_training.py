@@ -164,7 +164,7 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             if chosen.key is not None:
                 what += f", its {chosen.key!r} entry"
         better = found is None or higher_is_better(
-            evaluation.metric_name(self.index, found[0].function, found[0].key)
+            evaluation.metric_name(self.index, found[0].function, found[0].key, found[0].statement)
         )
         self.plan.placed += [f"note: {n}" for n in place.notes]
         self._emit(
