@@ -213,6 +213,10 @@ CASES = [
     # a fresh model per fold: prepared / fitted in the fold loop
     ("kfold_cv.py", "ptq-static", "runtime"),
     ("kfold_cv.py", "pruning+qat", "runtime"),
+    # a Kaggle kernel: train_loop(folds, fold) per fold, best checkpoint in the epoch loop;
+    # each fold's compressed model saved in its own folder
+    ("kaggle_kfold_train.py", "qat", "runtime"),
+    ("kaggle_kfold_train.py", "ptq-static", "runtime"),
     # `@hydra.main` on main(cfg), `cfg.train.epochs`: the schedule reads the config
     ("hydra_config_main.py", "pruning+qat", "runtime"),
     ("hydra_config_main.py", "ptq-static", "runtime"),
