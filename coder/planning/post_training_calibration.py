@@ -96,7 +96,7 @@ class CalibrationData(FitCall):
             shape = loop_feed.evaluation_shape(self.index, chosen.function, chosen.model_param)
             who = f"{chosen.function.key}()"
         else:
-            shape = None
+            shape, who = self._shape_of_a_prediction(place)
         if shape is None:
             return loader
         self.plan.placed.append(
@@ -105,6 +105,19 @@ class CalibrationData(FitCall):
             "would give the model only its first item, or a dict as keyword inputs)"
         )
         return shape.loader(loader)
+
+    def _shape_of_a_prediction(self, place: FinalModel) -> tuple[loop_feed.LoopShape | None, str]:
+        """No training loop and no metric: how the first function the model is handed to
+        after the fit (`preds = predict(model, test_loader)`, returning predictions) calls
+        it on its batches."""
+        line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
+        for call, fn in self._functions_handed_the_model(None, place, line):
+            for param, value in self.index.bind_arguments(call, fn).items():
+                if self.src.code(value) == place.model:
+                    shape = loop_feed.evaluation_shape(self.index, fn, param)
+                    if shape is not None:
+                        return shape, f"{fn.key}()"
+        return None, ""
 
     def _input_computed_in_the_loop(self, place: FinalModel) -> str | None:
         """Why a loader's batches cannot calibrate: the training loop gives its model an

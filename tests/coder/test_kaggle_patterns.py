@@ -300,3 +300,34 @@ def test_dict_batches_behind_a_tqdm_bar_are_fed_as_the_loop_calls_the_model():
     assert 'valid_one_epoch(candidate, valid_loader, "cpu", epoch)' in text
     assert "higher_is_better=False" in text
     assert any("lower is better" in s for s in said), said
+
+
+def test_an_inference_function_over_dict_batches_shapes_the_calibration_batches():
+    source = DICT_BATCHES.split("def train_one_epoch")[0] + (
+        "@torch.no_grad()\n"
+        "def valid_fn(model, dataloader, device):\n"
+        "    preds = []\n"
+        "    bar = tqdm(enumerate(dataloader), total=len(dataloader))\n"
+        "    for step, data in bar:\n"
+        '        ids = data["input_ids"].to(device, dtype=torch.long)\n'
+        '        mask = data["attention_mask"].to(device, dtype=torch.long)\n'
+        "        preds.append(model(ids, mask).view(-1).cpu().numpy())\n"
+        "    return np.concatenate(preds)\n"
+        "\n\n"
+        "rows = [\n"
+        '    {"input_ids": torch.randint(0, 16, (6,)), "attention_mask": torch.ones(6)}\n'
+        "    for _ in range(8)\n"
+        "]\n"
+        "test_loader = DataLoader(rows, batch_size=4)\n"
+        "final = []\n"
+        "for path in ['fold0.bin', 'fold1.bin']:\n"
+        "    model = Net()\n"
+        "    model.load_state_dict(torch.load(path)['model'])\n"
+        "    final.append(valid_fn(model, test_loader, 'cpu'))\n"
+        "print(np.mean(final, axis=0))\n"
+    )
+    source = "import numpy as np\n" + source
+    text, said = transformed(source, "bf16")
+    assert '((data["input_ids"], data["attention_mask"]),) for data in test_loader' in text
+    assert "eval_func" not in text  # valid_fn returns the predictions
+    assert any("as valid_fn() calls it" in s for s in said), said

@@ -17,7 +17,6 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -68,7 +67,7 @@ def get_score(y_true, y_pred):
     return float((y_true == y_pred).mean())
 
 
-class AverageMeter(object):
+class AverageMeter:
     """Computes and stores the average and current value"""
 
     def __init__(self):
@@ -93,7 +92,9 @@ class AverageMeter(object):
 rng = np.random.RandomState(CFG.seed)
 N = 96
 images = rng.randn(N, 3, CFG.size, CFG.size).astype(np.float32)
-labels = (images[:, 0].mean(axis=(1, 2)) > 0).astype(np.int64) + (images[:, 1].mean(axis=(1, 2)) > 0.05)
+labels = (images[:, 0].mean(axis=(1, 2)) > 0).astype(np.int64) + (
+    images[:, 1].mean(axis=(1, 2)) > 0.05
+)
 folds = np.arange(N) % CFG.n_fold
 rng.shuffle(folds)
 
@@ -144,7 +145,6 @@ def train_fn(train_loader, model, criterion, optimizer, epoch, scheduler, device
     model.train()
     scaler = torch.cuda.amp.GradScaler(enabled=CFG.apex)
     losses = AverageMeter()
-    start = time.time()
     global_step = 0
     pbar = tqdm(enumerate(train_loader), total=len(train_loader), disable=True)
     for step, (images, labels) in pbar:
@@ -165,7 +165,11 @@ def train_fn(train_loader, model, criterion, optimizer, epoch, scheduler, device
             optimizer.zero_grad()
             global_step += 1
             scheduler.step()
-        pbar.set_postfix(loss=f"{losses.avg:.4f}", grad=f"{grad_norm:.2f}", lr=f"{scheduler.get_last_lr()[0]:.6f}")
+        pbar.set_postfix(
+            loss=f"{losses.avg:.4f}",
+            grad=f"{grad_norm:.2f}",
+            lr=f"{scheduler.get_last_lr()[0]:.6f}",
+        )
     return losses.avg
 
 
@@ -199,10 +203,18 @@ def train_loop(folds, fold):
     valid_dataset = TrainDataset(images[val_idx], labels[val_idx])
 
     train_loader = DataLoader(
-        train_dataset, batch_size=CFG.batch_size, shuffle=True, num_workers=CFG.num_workers, drop_last=True
+        train_dataset,
+        batch_size=CFG.batch_size,
+        shuffle=True,
+        num_workers=CFG.num_workers,
+        drop_last=True,
     )
     valid_loader = DataLoader(
-        valid_dataset, batch_size=CFG.batch_size * 2, shuffle=False, num_workers=CFG.num_workers, drop_last=False
+        valid_dataset,
+        batch_size=CFG.batch_size * 2,
+        shuffle=False,
+        num_workers=CFG.num_workers,
+        drop_last=False,
     )
 
     model = CustomModel(CFG, pretrained=True)
@@ -215,7 +227,6 @@ def train_loop(folds, fold):
     criterion = nn.CrossEntropyLoss()
 
     best_score = 0.0
-    best_loss = np.inf
 
     for epoch in range(CFG.epochs):
         start_time = time.time()
@@ -232,14 +243,17 @@ def train_loop(folds, fold):
         elapsed = time.time() - start_time
 
         print(
-            f"Epoch {epoch+1} - avg_train_loss: {avg_loss:.4f}  avg_val_loss: {avg_val_loss:.4f}  time: {elapsed:.0f}s"
+            f"Epoch {epoch + 1} - avg_train_loss: {avg_loss:.4f}  avg_val_loss: {avg_val_loss:.4f}  time: {elapsed:.0f}s"
         )
-        print(f"Epoch {epoch+1} - Score: {score:.4f}")
+        print(f"Epoch {epoch + 1} - Score: {score:.4f}")
 
         if score >= best_score:
             best_score = score
-            print(f"Epoch {epoch+1} - Save Best Score: {best_score:.4f} Model")
-            torch.save({"model": model.state_dict(), "preds": preds}, CFG.OUTPUT_DIR + f"fold{fold}_best.pth")
+            print(f"Epoch {epoch + 1} - Save Best Score: {best_score:.4f} Model")
+            torch.save(
+                {"model": model.state_dict(), "preds": preds},
+                CFG.OUTPUT_DIR + f"fold{fold}_best.pth",
+            )
     quantized_model = quantization.fit(
         model,
         PostTrainingQuantConfig(
