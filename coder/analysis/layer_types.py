@@ -156,6 +156,33 @@ def layers_of_model(index: Index, model: str, scope: Scope) -> list[str] | None:
     return found
 
 
+def lone_torch_layer(index: Index, model: str, scope: Scope) -> cst.Call | None:
+    """`model = nn.Linear(20, 3)`: the first build when every value `model` may hold is one
+    torch.nn layer itself, not a container of layers; else None."""
+    first: cst.Call | None = None
+    for leaf, _ in index.values_of(cst.parse_expression(model), scope):
+        built = _layers_built_by(index, leaf)
+        last = index.qualified(leaf.func).rsplit(".", 1)[-1] if isinstance(leaf, cst.Call) else ""
+        if built is None or len(built) != 1 or last != built[0]:
+            return None
+        if first is None:
+            first = leaf
+    return first
+
+
+def described_build(index: Index, model: str, scope: Scope) -> tuple[str, cst.CSTNode]:
+    """How a message names what builds `model`, and the node to point at: its class of the
+    file (`Predictor (line 5)`) or its first build (`model, nn.Linear(8, 1) at line 11,`)."""
+    cls = class_of_model(index, model, scope)
+    if cls is not None:
+        node: cst.CSTNode = index.classes[cls]
+        return f"{cls} (line {index.source.line(node)})", node
+    node = next(leaf for leaf, _ in index.values_of(cst.parse_expression(model), scope))
+    code = " ".join(index.source.code(node).split())
+    code = code if len(code) <= 60 else code[:57] + "..."
+    return f"{model}, {code} at line {index.source.line(node)},", node
+
+
 def _layers_built_by(index: Index, expr: cst.BaseExpression) -> list[str] | None:
     if not isinstance(expr, cst.Call):
         return None

@@ -6,10 +6,8 @@ hooks and end 0 % sparse, so the plan is refused."""
 
 from __future__ import annotations
 
-import libcst as cst
-
 from neural_coder.analysis.index import Index, Scope
-from neural_coder.analysis.layer_types import HOLDING_LINEARS, class_of_model, layers_of_model
+from neural_coder.analysis.layer_types import HOLDING_LINEARS, described_build, layers_of_model
 from neural_coder.errors import AnalysisError
 
 
@@ -25,24 +23,13 @@ def refuse_nothing_to_prune(index: Index, model: str, scope: Scope) -> None:
     others = sorted({layer for layer in built if layer != "Linear"})
     has = "one Linear, its classifier head" if linears else "no Linear or convolution layer"
     rest = f" (its other layers: {', '.join(others)})" if others else ""
-    cls = class_of_model(index, model, scope)
-    if cls is not None:
-        node: cst.CSTNode = index.classes[cls]
-        what = f"{cls} (line {index.source.line(node)})"
-    else:  # `model = nn.Linear(20, 3)`, `nn.Sequential(nn.Flatten(), nn.Linear(...))`
-        node = next(leaf for leaf, _ in index.values_of(cst.parse_expression(model), scope))
-        what = f"{model}, {_short(index.source.code(node))} at line {index.source.line(node)},"
+    what, node = described_build(index, model, scope)
     raise AnalysisError(
         f"pruning prunes Linear and convolution weights but never the classifier head (the "
         f"last Linear), and {what} has {has}{rest}: "
         f"{model} would train with the pruning hooks and end 0 % sparse",
         path=index.source.path,
         line=index.source.line(node),
-        hint="quantize it instead (--approach qat or ptq-dynamic convert recurrent and "
-        "Linear layers), or prune a model with Linear or convolution layers before its head",
+        hint="quantize it instead (--approach qat, ptq-static or ptq-dynamic), or prune a "
+        "model with Linear or convolution layers before its head",
     )
-
-
-def _short(code: str, width: int = 60) -> str:
-    flat = " ".join(code.split())
-    return flat if len(flat) <= width else flat[: width - 3] + "..."
