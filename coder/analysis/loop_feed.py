@@ -284,9 +284,12 @@ def computed_input(
         for a in index.assignments_in(value.value, scope)
         if any(p is step for p in src.ancestors(a.statement))
     ]
-    if len(inside) == 1 and _from_the_batch(index, unmoved(inside[0].value), names, scope, step):
+    item = unmoved(inside[0].value) if len(inside) == 1 else None
+    if isinstance(item, cst.Subscript | cst.Name) and _from_the_batch(
+        index, item, names, scope, step
+    ):
         # `ids = data["input_ids"].to(device, dtype=torch.long)`: the batch's item
-        return unmoved(inside[0].value)
+        return item
     if fit_at is None:
         return value
     if len(inside) != 1 or not isinstance(inside[0].value, cst.BinaryOperation):
