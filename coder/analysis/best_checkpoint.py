@@ -13,7 +13,7 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
-from .index import Index, enclosing_loop
+from .index import Function, Index, enclosing_loop
 
 # a call that writes a file: its last name says save (torch.save, save_checkpoint,
 # accelerator.save_state, model.save_pretrained, trainer.save_model), or shutil copies one;
@@ -78,11 +78,22 @@ def _saves_best(index: Index, body: cst.CSTNode, depth: int) -> tuple[cst.Call, 
             any(_is_best_flag(a.value) for a in call.args) or _guarded_by_best(index, call, body)
         ):
             return call, nested
-        fn = index.resolve_call(call) if depth > 0 else None
+        fn = _called_function(index, call) if depth > 0 else None
         found = None if fn is None else _saves_best(index, fn.node.body, depth - 1)
         if found is not None:
             return call, nested or found[1]
     return None
+
+
+def _called_function(index: Index, call: cst.Call) -> Function | None:
+    """The function of the file `call` runs: a function or method, or the `__call__` of
+    an object of the file's class (`early_stopping(val_loss, model)` of a Kaggle-style
+    `EarlyStopping` that saves the checkpoint when the loss improves)."""
+    fn = index.resolve_call(call)
+    if fn is not None or not isinstance(call.func, cst.Name | cst.Attribute):
+        return fn
+    cls = index.instance_class(call.func, index.scope_of(call))
+    return None if cls is None else index.method_of(cls, "__call__")
 
 
 def best_checkpoint_save(index: Index, loop: cst.For | cst.While) -> BestCheckpoint | None:
