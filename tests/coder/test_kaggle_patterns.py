@@ -373,3 +373,12 @@ def test_an_early_stopping_object_that_saves_the_best_checkpoint_prunes_in_epoch
     assert "early_stopping(val_loss, model)" in source
     text, said = transformed(source, "pruning")
     assert any("keeps the best checkpoint" in s and "first epoch" in s for s in said), said
+
+
+def test_an_enumerated_split_names_the_fold_folder():
+    source = in_fold_loop().replace(
+        "for fold in range(CFG.n_fold):",
+        "for fold, (trn_idx, val_idx) in enumerate(tqdm([(0, 1), (1, 0)])):",
+    )
+    text, _ = transformed(source, "qat")
+    assert 'compression_manager.save(f"neural_coder_output/qat/fold{fold}")' in text
