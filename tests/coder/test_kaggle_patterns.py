@@ -333,7 +333,7 @@ def test_an_inference_function_over_dict_batches_shapes_the_calibration_batches(
     assert any("as valid_fn() calls it" in s for s in said), said
 
 
-EARLY_STOPPING = '''
+EARLY_STOPPING = """
 
 class EarlyStopping:
     def __init__(self, patience=2, path="checkpoint.pt"):
@@ -355,20 +355,24 @@ class EarlyStopping:
     def save_checkpoint(self, model):
         torch.save(model.state_dict(), self.path)
 
-'''
+"""
 
 
 def test_an_early_stopping_object_that_saves_the_best_checkpoint_prunes_in_epoch_one():
     """`early_stopping(val_loss, model)` saves through its class's `__call__`: the best
     checkpoint, which pruning must reach its target by the end of the first epoch for."""
-    source = in_fold_loop().replace(
-        "        if val_loss < best:\n"
-        "            best = val_loss\n"
-        '            torch.save({"model": model.state_dict(), "preds": preds}, f"fold{fold}_best.pth")\n',
-        "        early_stopping(val_loss, model)\n"
-        "        if early_stopping.early_stop:\n"
-        "            break\n",
-    ).replace("    best = 1e9\n", '    early_stopping = EarlyStopping(path=f"fold{fold}.pt")\n')
+    source = (
+        in_fold_loop()
+        .replace(
+            "        if val_loss < best:\n"
+            "            best = val_loss\n"
+            '            torch.save({"model": model.state_dict(), "preds": preds}, f"fold{fold}_best.pth")\n',
+            "        early_stopping(val_loss, model)\n"
+            "        if early_stopping.early_stop:\n"
+            "            break\n",
+        )
+        .replace("    best = 1e9\n", '    early_stopping = EarlyStopping(path=f"fold{fold}.pt")\n')
+    )
     source = source.replace("\n\nfor fold in", EARLY_STOPPING + "\nfor fold in")
     assert "early_stopping(val_loss, model)" in source
     text, said = transformed(source, "pruning")
