@@ -183,11 +183,38 @@ def _fresh_head(index: Index, leaf: cst.Call, ids: set[int], training: cst.CSTNo
                 continue
             if outside(a.statement) and _ids(index, target.value, a.scope) & ids:
                 return f"{a.target} = ... at line {src.line(a.statement)}"
+    own_head = _head_built_by_own_class(index, leaf)
+    if own_head is not None:
+        return own_head
     for call in index.calls:
         if m.matches(call.func, m.Attribute(attr=m.Name("reset_classifier"))):
             receiver = call.func.value  # type: ignore[attr-defined]
             if outside(call) and _ids(index, receiver, index.scope_of(call)) & ids:
                 return f"{src.code(call.func)}() at line {src.line(call)}"
+    return None
+
+
+def _head_built_by_own_class(index: Index, leaf: cst.Call) -> str | None:
+    """`CustomModel(cfg, pretrained=True)` of a Kaggle kernel: the script's own class
+    whose `__init__` builds a head (`self.fc = nn.Linear(...)`, `self.model.classifier =
+    ...`) beside the pretrained backbone; that head is random."""
+    if not isinstance(leaf.func, cst.Name) or leaf.func.value not in index.classes:
+        return None
+    init = index.method_of(index.classes[leaf.func.value], "__init__")
+    if init is None:
+        return None
+    for assign in m.findall(init.node, m.Assign(value=m.Call())):
+        for target in assign.targets:  # type: ignore[attr-defined]
+            node = target.target
+            if (
+                isinstance(node, cst.Attribute)
+                and node.attr.value in HEAD_NAMES
+                and index.source.code(node).startswith("self.")
+            ):
+                where = index.source.line(assign)
+                return (
+                    f"{leaf.func.value}.__init__ builds {index.source.code(node)} at line {where}"
+                )
     return None
 
 

@@ -386,3 +386,19 @@ def test_an_enumerated_split_names_the_fold_folder():
     )
     text, _ = transformed(source, "qat")
     assert 'compression_manager.save(f"neural_coder_output/qat/fold{fold}")' in text
+
+
+def test_a_custom_model_with_a_pretrained_backbone_and_its_own_head_is_no_teacher():
+    """`CustomModel(cfg, pretrained=True)`: the backbone is pretrained, the `fc` head the
+    class builds is random, so a frozen copy would teach random logits."""
+    source = in_fold_loop().replace(
+        "    def __init__(self):\n        super().__init__()\n        self.backbone",
+        "    def __init__(self, pretrained=False):\n        super().__init__()\n        self.backbone",
+    )
+    source = source.replace("    model = Net()\n", "    model = Net(pretrained=True)\n")
+    with pytest.raises(NeuralCoderError) as refused:
+        rewrite(source, "distillation")
+    assert "Net.__init__ builds self.fc at line" in str(refused.value)
+    # a teacher the user names is taken
+    text, report = rewrite(source, "distillation", distillation={"teacher": "copy"})
+    assert report.status is Status.TRANSFORMED, report.message
