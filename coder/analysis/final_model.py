@@ -264,7 +264,7 @@ def _following(index: Index, place: FinalModel) -> list[cst.BaseStatement]:
     return out
 
 
-def later_reads(index: Index, place: FinalModel) -> list[cst.BaseStatement]:
+def later_reads(index: Index, place: FinalModel, depth: int = 0) -> list[cst.BaseStatement]:
     """Statements after the anchor that read the model: directly, or (at module level)
     through a function they call that reads it as a global."""
     head = place.model.split(".")[0]
@@ -272,9 +272,64 @@ def later_reads(index: Index, place: FinalModel) -> list[cst.BaseStatement]:
     for statement in _following(index, place):
         if isinstance(statement, cst.FunctionDef | cst.ClassDef):
             continue
+        if _returned_and_dropped(index, statement, head, place.scope, depth):
+            continue
         if _reads_in(statement, head) or _calls_reader_of_global(index, statement, head, place):
             found.append(statement)
     return found
+
+
+def _returned_and_dropped(
+    index: Index, statement: cst.BaseStatement, name: str, scope: Scope, depth: int
+) -> bool:
+    """`return model, history` whose every caller drops the model: `model, history =
+    run_training(model, ...)` then only `del model` (a k-fold loop's next fold), or the
+    result not kept at all. A function nothing in the file calls keeps its return a read."""
+    fn = index.function(scope)
+    returned = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+    if fn is None or depth > 1 or not isinstance(returned, cst.Return) or returned.value is None:
+        return False
+    value = returned.value
+    if m.matches(value, m.Name(name)):
+        position = None
+    elif isinstance(value, cst.Tuple) and any(
+        m.matches(e.value, m.Name(name)) for e in value.elements
+    ):
+        position = next(i for i, e in enumerate(value.elements) if m.matches(e.value, m.Name(name)))
+    else:
+        return False
+    sites = index.call_sites(fn)
+    if not sites:
+        return False
+    for call in sites:
+        kept = _name_kept_from(index, call, position)
+        if kept is None:
+            return False
+        caller, held = kept
+        if held is not None and later_reads(
+            index, FinalModel(held, caller, "after", index.scope_of(call)), depth + 1
+        ):
+            return False
+    return True
+
+
+def _name_kept_from(
+    index: Index, call: cst.Call, position: int | None
+) -> tuple[cst.BaseStatement, str | None] | None:
+    """The caller's statement holding `call` and the name it binds the returned model to
+    (None: the result is dropped); None when the model goes somewhere else."""
+    statement = index.source.statement_of(call)
+    small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+    if isinstance(small, cst.Expr) and small.value is call:
+        return statement, None
+    if not isinstance(small, cst.Assign) or small.value is not call or len(small.targets) != 1:
+        return None
+    target = small.targets[0].target
+    if position is not None:
+        if not isinstance(target, cst.Tuple) or len(target.elements) <= position:
+            return None
+        target = target.elements[position].value
+    return (statement, target.value) if isinstance(target, cst.Name) else None
 
 
 def _calls_reader_of_global(
@@ -438,3 +493,13 @@ def built_by_caller(index: Index, model: str, scope: Scope, depth: int = 0) -> C
 def loads_weights(index: Index, node: cst.CSTNode, name: str, scope: Scope) -> bool:
     """`node` loads weights into the model `name` (see `_reloads`), a fresh build aside."""
     return _reloads(index, node, name, scope)
+
+
+def dropped_by_callers(index: Index, name: str, scope: Scope) -> bool:
+    """Every return of `scope`'s function hands back `name`, and every caller drops it."""
+    fn = index.function(scope)
+    returns = [] if fn is None else [r for r in iter_returns(fn.node) if r.value is not None]
+    return bool(returns) and all(
+        _returned_and_dropped(index, index.source.parent(r), name, scope, 0)  # type: ignore[arg-type]
+        for r in returns
+    )

@@ -74,12 +74,7 @@ def caller_of_parameter(
     }
     if sites and not held:
         return None  # `fit(Classifier(), loader)`: no caller keeps the model it passed
-    sites_assigned = all(isinstance(src.parent(call), cst.Assign) for call in sites)
-    if (
-        sites
-        and sites_assigned
-        and any(m.matches(r.value, m.Name(bare)) for r in iter_returns(fn.node))
-    ):
+    if sites and _handed_back(index, fn, sites, bare):
         return None  # `model = train(model, ...)` with `return model`: the caller gets it back
     found = _why_not_in_the_caller(index, loop, fn, sites, bare, distillation, wrapped_at)
     why, convertible = found if found is not None else (None, False)
@@ -116,6 +111,36 @@ def caller_of_parameter(
         "epoch loop into the function that builds the model; pruning and distillation "
         "work on this layout as it is",
     )
+
+
+def _handed_back(index: Index, fn: Function, sites: list[cst.Call], bare: str) -> bool:
+    """`fn` returns the model, whole (`return model`) or as an item of a tuple (`return
+    model, history`), and every caller binds what it returns (`model, history =
+    run_training(model, ...)`: that item to a name)."""
+    src = index.source
+    positions = set()
+    for r in iter_returns(fn.node):
+        if m.matches(r.value, m.Name(bare)):
+            positions.add(None)
+        elif isinstance(r.value, cst.Tuple):
+            positions |= {
+                i for i, e in enumerate(r.value.elements) if m.matches(e.value, m.Name(bare))
+            }
+    if len(positions) != 1:
+        return False
+    position = positions.pop()
+    for call in sites:
+        assign = src.parent(call)
+        if not isinstance(assign, cst.Assign):
+            return False
+        target = assign.targets[0].target
+        if position is not None and not (
+            isinstance(target, cst.Tuple)
+            and len(target.elements) > position
+            and isinstance(target.elements[position].value, cst.Name)
+        ):
+            return False
+    return True
 
 
 def _why_not_in_the_caller(

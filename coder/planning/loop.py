@@ -215,8 +215,10 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 "training ends after that"
             )
         after_training = [f"{cm}.callbacks.on_train_end()"]
-        if "qat" in techniques and end is None:
-            after_training += self._save_the_int8_model(bare, cm, training, prepare_scope)
+        if "qat" in techniques:
+            # after the reload of the best weights when there is one: what reads the model
+            # from there on decides
+            after_training += self._save_the_int8_model(bare, cm, end or training, prepare_scope)
         self.insert(end or training, "after", after_training, "on_train_end")
         if "qat" in techniques:
             self._warn_reload_after_training(bare, prepare_scope, training)
@@ -363,7 +365,12 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             # a method's model lives on in its object, a parameter in the caller: they
             # may well be read (or saved) after the call returns
             or self.index.class_of(scope) is not None
-            or (fn is not None and model in fn.all_params())
+            or (
+                fn is not None
+                and model in fn.all_params()
+                # `return model, history` to callers that drop it (`del model`) is no read
+                and not final_model.dropped_by_callers(self.index, model, scope)
+            )
             or any(
                 final_model.later_reads(self.index, FinalModel(name, training, "after", scope))
                 for name in self._aliases_of(model, scope)

@@ -402,3 +402,55 @@ def test_a_custom_model_with_a_pretrained_backbone_and_its_own_head_is_no_teache
     # a teacher the user names is taken
     text, report = rewrite(source, "distillation", distillation={"teacher": "copy"})
     assert report.status is Status.TRANSFORMED, report.message
+
+
+RUN_TRAINING = (
+    HEADER
+    + TRAIN_FN
+    + """def run_training(model, optimizer, loader, num_epochs, fold):
+    best_wts = copy.deepcopy(model.state_dict())
+    best = 1e9
+    for epoch in range(num_epochs):
+        train_fn(loader, model, optimizer)
+        val_loss, preds = valid_fn(loader, model)
+        if val_loss <= best:
+            best = val_loss
+            best_wts = copy.deepcopy(model.state_dict())
+            torch.save(model.state_dict(), f"Loss-Fold-{fold}.bin")
+    model.load_state_dict(best_wts)
+    return model, best
+
+
+for fold in range(CFG.n_fold):
+    loader = DataLoader(data, batch_size=4)
+    model = Net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model, history = run_training(model, optimizer, loader, num_epochs=CFG.epochs, fold=fold)
+    del model, history
+"""
+).replace("import numpy as np\n", "import copy\n\nimport numpy as np\n")
+
+
+def test_run_training_returning_model_and_history_to_a_fold_loop_that_drops_it_qat():
+    """`model, history = run_training(model, ...)` then `del model`: the int8 model the
+    function hands back is saved in the function, per fold (QAT is not refused)."""
+    text, said = transformed(RUN_TRAINING, "qat")
+    reload = text.index("model.load_state_dict(best_wts)")
+    end = text.index("on_train_end()")
+    save = text.index('compression_manager.save(f"neural_coder_output/qat/fold{fold}")')
+    assert reload < end < save < text.index("return model, best")
+
+
+def test_run_training_returning_model_to_a_fold_loop_that_drops_it_ptq():
+    text, _ = transformed(RUN_TRAINING, "ptq-dynamic")
+    assert text.index("model.load_state_dict(best_wts)") < text.index("quantization.fit(")
+    assert 'quantized_model.save(f"neural_coder_output/ptq-dynamic/fold{fold}")' in text
+
+
+def test_run_training_whose_caller_uses_the_returned_model_saves_nothing_more():
+    source = RUN_TRAINING.replace(
+        "    del model, history\n", '    torch.save(model, f"m{fold}.pt")\n'
+    )
+    for approach in ("qat", "ptq-dynamic"):
+        text, _ = transformed(source, approach)
+        assert '.save(f"neural_coder_output' not in text, approach
