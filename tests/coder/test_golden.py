@@ -217,6 +217,8 @@ CASES = [
     # each fold's compressed model saved in its own folder
     ("kaggle_kfold_train.py", "qat", "runtime"),
     ("kaggle_kfold_train.py", "ptq-static", "runtime"),
+    # run_training() returns `model, history` to a fold loop that deletes them: saved per fold
+    ("kaggle_run_training.py", "qat", "runtime"),
     # `@hydra.main` on main(cfg), `cfg.train.epochs`: the schedule reads the config
     ("hydra_config_main.py", "pruning+qat", "runtime"),
     ("hydra_config_main.py", "ptq-static", "runtime"),

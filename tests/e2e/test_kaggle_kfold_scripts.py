@@ -38,3 +38,17 @@ def test_every_folds_compressed_model_is_saved_in_its_folder(tmp_path, monkeypat
     if approach == "ptq-static":
         # tuned with valid_fn's loss: lower is better
         assert summary["higher_is_better"] is False, summary
+
+
+def test_run_training_handing_back_the_model_saves_each_folds_int8_model(tmp_path, monkeypatch):
+    """samples/kaggle_run_training.py: `model, history = run_training(...)`, the best
+    weights loaded back inside it, then `del model`: QAT converts after the reload and
+    saves the int8 model of every fold."""
+    monkeypatch.setenv("N_FOLD", str(FOLDS))
+    monkeypatch.setenv("EPOCHS", "1")
+    summary = rewrite_and_run(tmp_path, "kaggle_run_training.py", "--approach", "qat")
+    assert summary["quantized_modules"] == 3, summary
+    saved = sorted((tmp_path / "neural_coder_output" / "qat").iterdir())
+    assert [p.name for p in saved] == [f"fold{f}" for f in range(FOLDS)]
+    for folder in saved:
+        assert _int8_weights(folder / "best_model.pt") == 3, folder  # the three Linears
