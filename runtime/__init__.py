@@ -24,7 +24,7 @@ from .config import (
     set_tensorboard,
     set_workspace,
 )
-from .model import Model, load
+from .model import Model, load, structure_for
 from .training import CompressionManager, prepare_compression
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "TuningCriterion",
     "WeightPruningConfig",
     "load",
+    "structure_for",
     "options",
     "prepare_compression",
     "set_random_seed",

@@ -37,11 +37,13 @@ from .batches import _first_tensor, tensors_to
 __all__ = [
     "RECIPE_ATTR",
     "call_on_cpu",
+    "attach_recipe",
     "check_cast",
     "first_device",
     "keep_on_cpu",
     "kept_on_cpu",
     "note_kept_on_cpu",
+    "records_recipe",
     "tensors_to",
 ]
 
@@ -51,6 +53,30 @@ log = logging.getLogger("neural_coder.runtime")
 #: backend returns (here, not in `quant/`, so the wrapper reads it without importing
 #: the quantization package)
 RECIPE_ATTR = "neural_coder_recipe"
+
+
+def attach_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
+    """Give the int8 `module` its recipe: a plain attribute (not in the state dict,
+    survives deepcopy), also written into the metadata of every state dict `module`
+    returns, so that a state dict the script saves itself (`torch.save(model.state_dict(),
+    path)`) still says how to rebuild the int8 structure (`model.structure_for`)."""
+    object.__setattr__(module, RECIPE_ATTR, recipe)
+    if _recipe_into_metadata not in module._state_dict_hooks.values():
+        module._register_state_dict_hook(_recipe_into_metadata)
+
+
+def records_recipe(hook: Any) -> bool:
+    """Whether a state-dict hook is `attach_recipe`'s (it adds metadata, no tensor)."""
+    return hook is _recipe_into_metadata
+
+
+def _recipe_into_metadata(
+    module: nn.Module, state_dict: Any, prefix: str, local_metadata: dict[str, Any]
+) -> None:
+    recipe = module.__dict__.get(RECIPE_ATTR)
+    if isinstance(recipe, dict):
+        local_metadata[RECIPE_ATTR] = recipe
+
 
 _CPU = torch.device("cpu")
 #: the messages logged already (each once per process: every tuning trial is a new wrapper)

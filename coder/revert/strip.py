@@ -23,6 +23,8 @@ INSERTED_NAME = re.compile(
 
 #: the name `optimize` gives a loss that `.backward()` was called on unnamed
 HOISTED_LOSS = re.compile(r"^(nc_)?loss(_\d+)?$")
+#: the state dict a float reload after QAT reads once (`planning/loop_preparation.py`)
+HOISTED_STATE = re.compile(r"^(nc_)?loaded_state(_\d+)?$")
 #: values that need no parentheses where a name stood
 ATOMS = (cst.Name, cst.Call, cst.Attribute, cst.Subscript)
 
@@ -250,7 +252,7 @@ def _hoisted(small: cst.BaseSmallStatement) -> tuple[str, cst.BaseExpression] | 
         isinstance(node, cst.Attribute) and node.attr.value == "on_after_compute_loss"
         for node in iter_nodes(value)
     )
-    if HOISTED_LOSS.match(name) and not hook:
+    if (HOISTED_LOSS.match(name) and not hook) or HOISTED_STATE.match(name):
         return name, value
     return None
 

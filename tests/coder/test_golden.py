@@ -38,6 +38,8 @@ CASES = [
     ]
 ] + [
     ("eval_only.py", "ptq-static", "runtime"),
+    ("save_reload_eval.py", "qat", "runtime"),
+    ("save_reload_eval.py", "qat", "inc"),
     ("eval_only.py", "ptq-dynamic", "inc"),
     ("eval_only.py", "bf16", "runtime"),
     # evaluated in each epoch, nothing after the loop: fit in the last epoch, before it
