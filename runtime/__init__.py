@@ -43,11 +43,11 @@ __all__ = [
     "TuningCriterion",
     "WeightPruningConfig",
     "load",
-    "structure_for",
     "options",
     "prepare_compression",
     "set_random_seed",
     "set_resume_from",
     "set_tensorboard",
     "set_workspace",
+    "structure_for",
 ]

@@ -36,8 +36,8 @@ from .batches import _first_tensor, tensors_to
 
 __all__ = [
     "RECIPE_ATTR",
-    "call_on_cpu",
     "attach_recipe",
+    "call_on_cpu",
     "check_cast",
     "first_device",
     "keep_on_cpu",
