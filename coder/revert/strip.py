@@ -130,7 +130,7 @@ class _Strip(cst.CSTTransformer):
 
         args = _drop_last(updated_node.args, added)
         args = [self._without_callback(self._without_default_callback(a)) for a in args]
-        return updated_node.with_changes(args=args)
+        return _without_int8_loader(updated_node.with_changes(args=args))
 
     def _is_callback(self, node: cst.BaseExpression) -> bool:
         """`CompressionCallback(...)`, or the `compression_callback` an inserted statement binds."""
@@ -276,6 +276,25 @@ def _is_callback(node: cst.BaseExpression) -> bool:
         and isinstance(node.func, cst.Name)
         and node.func.value == CALLBACK
     )
+
+
+def _without_int8_loader(call: cst.Call) -> cst.Call:
+    """`OptimizedModel.from_pretrained(folder, model_class=Auto...)` back to the script's
+    `Auto....from_pretrained(folder)` (`planning/int8_reloads.py`)."""
+    last = call.args[-1] if call.args else None
+    func = call.func
+    if not (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value == "OptimizedModel"
+        and func.attr.value == "from_pretrained"
+        and last is not None
+        and last.keyword is not None
+        and last.keyword.value == "model_class"
+    ):
+        return call
+    func = cst.Attribute(value=last.value, attr=cst.Name("from_pretrained"))
+    return call.with_changes(func=func, args=_drop_last(call.args, lambda a: a is last))
 
 
 def _drop_last(items: Any, added: Any) -> list[Any]:
