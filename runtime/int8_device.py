@@ -25,7 +25,9 @@ is bridged too) and its own `.to` / `.cuda` / casts; both survive `torch.save` /
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -132,6 +134,7 @@ def keep_on_cpu(module: nn.Module) -> nn.Module:
     for name in _GUARDED:
         # an instance attribute shadows nn.Module's method; a picklable object, not a closure
         object.__setattr__(module, name, _StaysOnCpu(module, name))
+    object.__setattr__(module, _SCRIPTABLE, _WithoutBridge(module))
     return module
 
 
@@ -165,6 +168,35 @@ def _outputs_back(
     devices = module.__dict__[_CALL_DEVICES]
     device = devices.pop() if devices else None  # a call that raised left nothing to pop
     return None if device is None else tensors_to(output, device)
+
+
+#: what `torch.jit.script` calls first on the object it is given
+_SCRIPTABLE = "__prepare_scriptable__"
+
+
+class _WithoutBridge:
+    """`torch.jit.script(module)` of a bridged int8 module scripts a shallow copy without
+    the bridge (its Python hooks cannot be compiled; a scripted module runs where its
+    inputs are, and int8 kernels take CPU inputs)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self) -> nn.Module:
+        clean = copy.copy(self.module)  # a GraphModule copies itself from its graph
+        state = clean.__dict__
+        for name in (_CALL_DEVICES, _SCRIPTABLE, *_GUARDED):
+            state.pop(name, None)
+        bridge = {id(_inputs_to_cpu), id(_outputs_back)}
+        for hooks in ("_forward_pre_hooks", "_forward_hooks"):
+            kept = OrderedDict(
+                (k, h) for k, h in getattr(self.module, hooks).items() if id(h) not in bridge
+            )
+            state[hooks] = kept
+            with_kwargs = f"{hooks}_with_kwargs"
+            if with_kwargs in state:
+                state[with_kwargs] = {k: v for k, v in state[with_kwargs].items() if k in kept}
+        return clean
 
 
 class _StaysOnCpu:

@@ -178,6 +178,14 @@ class Model(nn.Module):
             return int8_device.call_on_cpu(inner, args, kwargs)
         return inner(*args, **kwargs)
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """`torch.jit.script(model)` scripts the inner module: this wrapper's forward
+        takes `*args, **kwargs`, which TorchScript cannot compile (INC's wrapper is not
+        scriptable either), without the int8 bridge to other devices (`int8_device`)."""
+        inner = self._modules["_model"]
+        prepare = inner.__dict__.get("__prepare_scriptable__")
+        return prepare() if callable(prepare) else inner  # type: ignore[return-value]
+
     def to(self, *args: Any, **kwargs: Any) -> Model:  # type: ignore[override]
         if not self.runs_int8_on_cpu:
             return super().to(*args, **kwargs)
