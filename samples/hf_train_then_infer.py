@@ -1,5 +1,6 @@
 """Fine-tune a tiny text classifier with the Trainer, save it, then load the saved folder
-back with the Auto class and classify a few inputs (the course's train-then-infer layout)."""
+back with the Auto class and with a pipeline, and classify a few inputs (the course's
+train-then-infer layout)."""
 
 import numpy as np
 import torch
@@ -7,11 +8,17 @@ from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
     BertForSequenceClassification,
+    BertTokenizer,
     Trainer,
     TrainingArguments,
+    pipeline,
 )
 
 SAVE_DIR = "bert_toy_classifier"
+WORDS = [f"w{i}" for i in range(115)]
+with open("toy_vocab.txt", "w") as f:
+    f.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+tokenizer = BertTokenizer("toy_vocab.txt")
 
 
 class ToyTexts(torch.utils.data.Dataset):
@@ -61,6 +68,7 @@ trainer = Trainer(
     train_dataset=ToyTexts(96),
     eval_dataset=ToyTexts(32, seed=1),
     compute_metrics=compute_metrics,
+    processing_class=tokenizer,
 )
 trainer.train()
 print(trainer.evaluate())
@@ -75,3 +83,7 @@ with torch.no_grad():
     ).logits
 print("predictions:", logits.argmax(-1).tolist())
 print("classifier layer:", type(classifier.classifier).__module__)
+
+classify = pipeline("text-classification", model=SAVE_DIR)
+print(classify(" ".join(WORDS[:10])))
+print("pipeline layer:", type(classify.model.classifier).__module__)

@@ -46,20 +46,32 @@ def int8_folder_reloads(
     ]
     edits: list[Edit] = []
     placed: list[str] = []
-    for call in index.calls:
-        folder = _reloaded_folder(index, call)
-        if folder is None:
-            continue
-        line = index.source.line(call)
-        if not any(
+
+    def saved_before(folder: str, line: int) -> bool:
+        return any(
             index.source.code(path) == folder and index.source.line(save) < line
             for save, path in saved
-        ):
-            continue
-        model_class = index.source.code(call.func.value)  # type: ignore[attr-defined]
-        edits.append(ReplaceExpression(call.func, f"{LOADER}.from_pretrained"))
-        edits.append(AddKeywordArgument(call, "model_class", model_class))
-        placed.append(f"{LOADER}.from_pretrained: the int8 folder {folder} loaded at line {line}")
+        )
+
+    for call in index.calls:
+        line = index.source.line(call)
+        folder = _reloaded_folder(index, call)
+        if folder is not None and saved_before(folder, line):
+            model_class = index.source.code(call.func.value)  # type: ignore[attr-defined]
+            edits.append(ReplaceExpression(call.func, f"{LOADER}.from_pretrained"))
+            edits.append(AddKeywordArgument(call, "model_class", model_class))
+            placed.append(
+                f"{LOADER}.from_pretrained: the int8 folder {folder} loaded at line {line}"
+            )
+        model_arg = _pipeline_model(index, call)
+        if model_arg is not None and saved_before(index.source.code(model_arg), line):
+            folder = index.source.code(model_arg)
+            edits.append(ReplaceExpression(model_arg, f"{LOADER}.from_pretrained({folder})"))
+            if not any(a.keyword is not None and a.keyword.value == "tokenizer" for a in call.args):
+                edits.append(AddKeywordArgument(call, "tokenizer", folder))
+            placed.append(
+                f"{LOADER}.from_pretrained: the int8 folder {folder} in the pipeline at line {line}"
+            )
     if edits:
         edits.append(AddImport(TRANSFORMERS_INTEGRATION, LOADER))
     return edits, placed
@@ -99,6 +111,20 @@ def _reloaded_folder(index: Index, call: cst.Call) -> str | None:
         return None
     path = _first_argument(call, "pretrained_model_name_or_path")
     return index.source.code(path) if path is not None else None
+
+
+def _pipeline_model(index: Index, call: cst.Call) -> cst.BaseExpression | None:
+    """`model=folder` of `transformers.pipeline(task, model=folder)` (or its second
+    positional argument), when it names a folder (not a model object built before)."""
+    if index.qualified(call.func) != "transformers.pipeline":
+        return None
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    value = next((a.value for a in call.args if m.matches(a.keyword, m.Name("model"))), None)
+    if value is None and len(positional) > 1:
+        value = positional[1].value
+    if value is None or not m.matches(value, m.SimpleString() | m.Name() | m.Attribute()):
+        return None
+    return value
 
 
 def _first_argument(call: cst.Call, *keywords: str) -> cst.BaseExpression | None:

@@ -278,16 +278,25 @@ def _is_callback(node: cst.BaseExpression) -> bool:
     )
 
 
-def _without_int8_loader(call: cst.Call) -> cst.Call:
-    """`OptimizedModel.from_pretrained(folder, model_class=Auto...)` back to the script's
-    `Auto....from_pretrained(folder)` (`planning/int8_reloads.py`)."""
-    last = call.args[-1] if call.args else None
-    func = call.func
-    if not (
+def _is_int8_loader(func: cst.BaseExpression) -> bool:
+    return (
         isinstance(func, cst.Attribute)
         and isinstance(func.value, cst.Name)
         and func.value.value == "OptimizedModel"
         and func.attr.value == "from_pretrained"
+    )
+
+
+def _without_int8_loader(call: cst.Call) -> cst.Call:
+    """What `planning/int8_reloads.py` wrote, back to the script's own code:
+    `OptimizedModel.from_pretrained(folder, model_class=Auto...)` to
+    `Auto....from_pretrained(folder)`, and `pipeline(task,
+    model=OptimizedModel.from_pretrained(folder), tokenizer=folder)` to `pipeline(task,
+    model=folder)`."""
+    call = _pipeline_without_int8_loader(call)
+    last = call.args[-1] if call.args else None
+    if not (
+        _is_int8_loader(call.func)
         and last is not None
         and last.keyword is not None
         and last.keyword.value == "model_class"
@@ -295,6 +304,31 @@ def _without_int8_loader(call: cst.Call) -> cst.Call:
         return call
     func = cst.Attribute(value=last.value, attr=cst.Name("from_pretrained"))
     return call.with_changes(func=func, args=_drop_last(call.args, lambda a: a is last))
+
+
+def _pipeline_without_int8_loader(call: cst.Call) -> cst.Call:
+    loaded = next(
+        (
+            a
+            for a in call.args
+            if isinstance(a.value, cst.Call)
+            and _is_int8_loader(a.value.func)
+            and len(a.value.args) == 1
+        ),
+        None,
+    )
+    if loaded is None:
+        return call
+    folder = loaded.value.args[0].value  # type: ignore[attr-defined]
+    args = [a.with_changes(value=folder) if a is loaded else a for a in call.args]
+    last = args[-1]
+    if (
+        last.keyword is not None
+        and last.keyword.value == "tokenizer"
+        and cst.Module([]).code_for_node(last.value) == cst.Module([]).code_for_node(folder)
+    ):
+        args = _drop_last(args, lambda a: a is last)
+    return call.with_changes(args=args)
 
 
 def _drop_last(items: Any, added: Any) -> list[Any]:

@@ -87,3 +87,18 @@ def test_a_folder_saved_before_the_compression_is_left_alone():
     out = rewrite(text, "ptq-dynamic")
     assert 'base = AutoModelForSequenceClassification.from_pretrained("base")\n' in out
     assert "OptimizedModel.from_pretrained(" in out  # SAVE_DIR, saved after the fit
+
+
+PIPELINE = 'classify = pipeline("text-classification", model=SAVE_DIR)\n'
+
+
+def test_a_pipeline_given_the_folder_gets_the_int8_model_and_the_folders_tokenizer():
+    out = rewrite(SAMPLE, "ptq-dynamic")
+    assert (
+        'classify = pipeline( "text-classification", '
+        "model=OptimizedModel.from_pretrained(SAVE_DIR), tokenizer=SAVE_DIR )"
+    ) in flat(out)
+    given = SAMPLE.replace(PIPELINE, PIPELINE.replace(")\n", ', tokenizer="tok")\n'))
+    out = rewrite(given, "ptq-dynamic")
+    assert 'model=OptimizedModel.from_pretrained(SAVE_DIR), tokenizer="tok"' in flat(out)
+    assert revert_source(Path("s.py"), out)[0] == given

@@ -1,7 +1,7 @@
 """Train with the Trainer, save the folder, load it back with the Auto class: after an
 int8 approach the rewritten script loads it with `OptimizedModel`, and the model it
 classifies with is the int8 one (a transformers class cannot load the runtime's int8
-folder: "no file named model.safetensors")."""
+folder: "no file named model.safetensors"); so is the pipeline's model."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def test_the_reloaded_classifier_is_the_int8_model(tmp_path, approach):
     run, summary = run_script(script)
     assert run.returncode == 0, run.stderr[-3000:]
     assert summary["quantized_modules"] > 0, summary
-    layer = re.search(r"classifier layer: (\S+)", run.stdout)
-    # torch's dynamic int8 Linear, or the runtime's int8 module rebuilt after QAT
-    assert layer and ".quant" in layer.group(1), run.stdout
+    for loaded_by in ("classifier", "pipeline"):
+        layer = re.search(rf"{loaded_by} layer: (\S+)", run.stdout)
+        # torch's dynamic int8 Linear, or the runtime's int8 module rebuilt after QAT
+        assert layer and ".quant" in layer.group(1), run.stdout
     assert re.search(r"predictions: \[\d, \d, \d, \d\]", run.stdout)
