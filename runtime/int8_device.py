@@ -37,7 +37,10 @@ from torch import nn
 from .batches import _first_tensor, tensors_to
 
 __all__ = [
+    "FAKE_QUANT_ATTR",
     "RECIPE_ATTR",
+    "RECIPE_ATTRS",
+    "attach_fake_quant_recipe",
     "attach_recipe",
     "call_on_cpu",
     "check_cast",
@@ -55,6 +58,9 @@ log = logging.getLogger("neural_coder.runtime")
 #: backend returns (here, not in `quant/`, so the wrapper reads it without importing
 #: the quantization package)
 RECIPE_ATTR = "neural_coder_recipe"
+#: the recipe a QAT-prepared (fake-quant) model carries until it is converted
+FAKE_QUANT_ATTR = "neural_coder_fake_quant_recipe"
+RECIPE_ATTRS = (RECIPE_ATTR, FAKE_QUANT_ATTR)
 
 
 def attach_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
@@ -63,6 +69,19 @@ def attach_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
     returns, so that a state dict the script saves itself (`torch.save(model.state_dict(),
     path)`) still says how to rebuild the int8 structure (`model.structure_for`)."""
     object.__setattr__(module, RECIPE_ATTR, recipe)
+    module.__dict__.pop(FAKE_QUANT_ATTR, None)  # converted: no longer the QAT model
+    _record_in_state_dicts(module)
+
+
+def attach_fake_quant_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
+    """Give the QAT-prepared (fake-quant) `module` the recipe it was prepared with, in
+    the metadata of its state dicts as `attach_recipe` does: a checkpoint saved while QAT
+    trains is converted to the int8 model it would have become (`model.structure_for`)."""
+    object.__setattr__(module, FAKE_QUANT_ATTR, recipe)
+    _record_in_state_dicts(module)
+
+
+def _record_in_state_dicts(module: nn.Module) -> None:
     if _recipe_into_metadata not in module._state_dict_hooks.values():
         module._register_state_dict_hook(_recipe_into_metadata)
 
@@ -75,9 +94,10 @@ def records_recipe(hook: Any) -> bool:
 def _recipe_into_metadata(
     module: nn.Module, state_dict: Any, prefix: str, local_metadata: dict[str, Any]
 ) -> None:
-    recipe = module.__dict__.get(RECIPE_ATTR)
-    if isinstance(recipe, dict):
-        local_metadata[RECIPE_ATTR] = recipe
+    for attr in RECIPE_ATTRS:
+        recipe = module.__dict__.get(attr)
+        if isinstance(recipe, dict):
+            local_metadata[attr] = recipe
 
 
 _CPU = torch.device("cpu")

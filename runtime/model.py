@@ -465,21 +465,40 @@ def load(
         state = _with_metadata(loaded.items(), loaded)
     recipe = state.pop(BEST_CONFIGURE, None)
     state = _strip_prefix(state)
-    structure = _structure(model, recipe or _recipe_in_metadata(state))
+    if recipe is None:
+        structure, state = structure_for(state, model)
+    else:
+        structure = _structure(model, recipe)
     structure.load_state_dict(state)
     return structure
 
 
-def structure_for(state: Mapping[str, Any], model: nn.Module) -> nn.Module:
-    """The module that loads `state` (neural-coder writes it before a script's own
-    `model.load_state_dict(state)` after QAT): `model` itself for a float state dict; for
-    the state dict of an int8 model of this runtime, saved by the script itself
-    (`torch.save(model.state_dict(), path)`), the int8 structure rebuilt from `model` by
-    the recipe that state dict carries in its metadata (`int8_device.attach_recipe`).
-    Nothing is loaded: the script's own call does that."""
+def structure_for(
+    state: Mapping[str, Any], model: nn.Module
+) -> tuple[nn.Module, Mapping[str, Any]]:
+    """The module that loads a state dict the script saved itself, and the state dict to
+    load into it (neural-coder writes `net, state = structure_for(state, net)` before a
+    script's own `net.load_state_dict(state)` after QAT):
+
+    * a float model's state dict: `model` and `state` as they are;
+    * an int8 model's (`torch.save(model.state_dict(), path)` after the conversion): the
+      int8 structure rebuilt from `model` by the recipe the state dict carries in its
+      metadata (`int8_device.attach_recipe`), and `state`;
+    * a fake-quant model's, saved while QAT trained (the best epoch's checkpoint): the int8
+      model QAT would have converted from it (`quant.int8_from_fake_quant`), and that
+      model's own state dict, which the script's load then loads again unchanged.
+
+    `model` is not modified."""
     if isinstance(model, Model):
         model = model.model
-    return _structure(model, _recipe_in_metadata(_strip_prefix(state)))
+    state = _strip_prefix(state)
+    fake_quant = _in_metadata(state, int8_device.FAKE_QUANT_ATTR)
+    if fake_quant is not None:
+        from .quant import int8_from_fake_quant
+
+        int8 = int8_device.keep_on_cpu(int8_from_fake_quant(model, fake_quant, state))
+        return int8, int8.state_dict()
+    return _structure(model, _in_metadata(state, int8_device.RECIPE_ATTR)), state
 
 
 def _structure(model: nn.Module, recipe: Mapping[str, Any] | None) -> nn.Module:
@@ -492,8 +511,8 @@ def _structure(model: nn.Module, recipe: Mapping[str, Any] | None) -> nn.Module:
     return int8_device.keep_on_cpu(rebuild_quantized(model, dict(recipe)))
 
 
-def _recipe_in_metadata(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The recipe an int8 model's state dict carries for its root module, if any."""
+def _in_metadata(state: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    """The recipe an int8 or fake-quant model's state dict carries for its root module."""
     root = getattr(state, "_metadata", {}).get("", {})
-    recipe = root.get(int8_device.RECIPE_ATTR) if isinstance(root, Mapping) else None
+    recipe = root.get(key) if isinstance(root, Mapping) else None
     return recipe if isinstance(recipe, Mapping) else None

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .int8_device import RECIPE_ATTR, records_recipe
+from .int8_device import RECIPE_ATTRS, records_recipe
 from .model import Model
 
 #: what `torch.save` writes besides the tensor data: zip records with 64-byte alignment,
@@ -125,8 +125,9 @@ class _SizeCounter:
         if isinstance(metadata, Mapping):
             self.module_chars += sum(len(str(k)) for k in metadata)
             for local in metadata.values():
-                if isinstance(local, Mapping) and RECIPE_ATTR in local:
-                    self.add_recipe(local[RECIPE_ATTR])
+                for attr in RECIPE_ATTRS if isinstance(local, Mapping) else ():
+                    if attr in local:
+                        self.add_recipe(local[attr])
 
     def add_recipe(self, recipe: Any) -> None:
         """An int8 model's recipe, which its state dict carries in its metadata."""
@@ -274,7 +275,9 @@ def state_dict_size(
             counter.module_chars += len(prefix)  # its `_metadata` entry
             counter.add_module(f"{prefix}." if prefix else "", module)
             if any(records_recipe(h) for h in module._state_dict_hooks.values()):
-                counter.add_recipe(module.__dict__.get(RECIPE_ATTR))
+                for attr in RECIPE_ATTRS:
+                    if attr in module.__dict__:
+                        counter.add_recipe(module.__dict__[attr])
         else:
             return counter.total()
         counter = _SizeCounter()

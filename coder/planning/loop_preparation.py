@@ -206,7 +206,8 @@ class ManagerPreparation(StagedPlanner):
     def _load_int8_structure(self, call: cst.Call, receiver: cst.BaseExpression) -> bool:
         """`net.load_state_dict(torch.load(PATH))` on a float `Net()` after QAT: the state
         dict (loaded once, into a name) rebuilds `net` as the int8 structure it was saved
-        from (`structure_for`, bundled runtime only), then the script's own call loads it.
+        from, or converts a fake-quant checkpoint saved while training to the int8 model
+        (`structure_for`, bundled runtime only), then the script's own call loads it.
         False where the call is not a statement of its own on a name or attribute."""
         statement = self.src.statement_of(call)
         if not (
@@ -222,15 +223,13 @@ class ManagerPreparation(StagedPlanner):
         ):
             return False
         arg = call.args[0].value
-        lines = []
-        if isinstance(arg, cst.Name):
-            state = arg.value
-        else:
-            state = self.free_name("loaded_state")
-            lines.append(f"{state} = {self.src.code(arg)}")
-            self.plan.edits.append(ReplaceExpression(arg, state))
+        state = self.free_name("loaded_state")
+        self.plan.edits.append(ReplaceExpression(arg, state))
         target = self.src.code(receiver)
-        lines.append(f"{target} = structure_for({state}, {target})")
+        lines = [
+            f"{state} = {self.src.code(arg)}",
+            f"{target}, {state} = structure_for({state}, {target})",
+        ]
         if isinstance(receiver, cst.Name):
             self.declare_global(receiver.value, self.index.scope_of(call))
         self.insert(statement, "before", lines, f"the int8 structure of {target}")

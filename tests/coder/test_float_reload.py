@@ -84,7 +84,7 @@ def test_the_float_instance_is_rebuilt_as_the_int8_structure_on_the_runtime(appr
     assert (
         "        net = Net()\n"
         '        loaded_state = torch.load("net.pt", weights_only=True)  # neural-coder\n'
-        "        net = structure_for(loaded_state, net)  # neural-coder\n"
+        "        net, loaded_state = structure_for(loaded_state, net)  # neural-coder\n"
         "        net.load_state_dict(loaded_state)\n"
     ) in out
     assert "from neural_coder.runtime import structure_for\n" in out
@@ -94,14 +94,19 @@ def test_the_float_instance_is_rebuilt_as_the_int8_structure_on_the_runtime(appr
     assert reverted == SCRIPT
 
 
-def test_a_state_dict_already_in_a_name_is_not_read_again():
+def test_a_state_dict_already_in_a_name_is_read_through_a_name_of_its_own():
+    """`state` keeps what the script loaded; the name given to the load is rebound."""
     text = SCRIPT.replace(
         '        net.load_state_dict(torch.load("net.pt", weights_only=True))\n',
         '        state = torch.load("net.pt", weights_only=True)\n        net.load_state_dict(state)\n',
     )
     out, _ = _rewrite(text, "runtime")
-    assert "        net = structure_for(state, net)  # neural-coder\n" in out
-    assert "loaded_state" not in out
+    assert (
+        "        loaded_state = state  # neural-coder\n"
+        "        net, loaded_state = structure_for(loaded_state, net)  # neural-coder\n"
+        "        net.load_state_dict(loaded_state)\n"
+    ) in out
+    assert revert_source(Path("s.py"), out)[0] == text
 
 
 def test_a_load_whose_result_is_read_is_warned():
@@ -145,7 +150,7 @@ def test_a_load_into_a_model_built_anew_after_training_is_no_best_weights_reload
     lines = out.splitlines()
     end = lines.index("compression_manager.callbacks.on_train_end()  # neural-coder")
     assert lines[end + 1] == 'PATH = "./net.pth"', lines[end - 2 : end + 3]
-    assert "net = structure_for(loaded_state, net)  # neural-coder" in out
+    assert "net, loaded_state = structure_for(loaded_state, net)  # neural-coder" in out
 
 
 def test_the_best_weights_loaded_back_into_the_trained_model_still_end_training_after():

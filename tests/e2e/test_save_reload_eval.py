@@ -15,10 +15,26 @@ from tests.e2e.runner import run_script
 NAME = "save_reload_eval.py"
 
 
-@pytest.mark.parametrize("approach", ["qat", "pruning+qat"])
-def test_the_reloaded_model_the_script_evaluates_is_the_int8_one(tmp_path, approach):
+BEST_EPOCH = (
+    '    print(f"[{epoch + 1}] loss: {running_loss / len(trainloader):.3f}")\n',
+    '    print(f"[{epoch + 1}] loss: {running_loss / len(trainloader):.3f}")\n'
+    "    torch.save(net.state_dict(), PATH)  # the last epoch's checkpoint, while training\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("approach", "saved"),
+    [("qat", "after training"), ("pruning+qat", "after training"), ("qat", "in the epoch loop")],
+)
+def test_the_reloaded_model_the_script_evaluates_is_the_int8_one(tmp_path, approach, saved):
+    """Saved after training: the int8 model's state dict; saved in the epoch loop: the
+    fake-quant model's, which the reload converts to the int8 model."""
+    source = script_path(NAME).read_text()
+    if saved == "in the epoch loop":
+        source = source.replace(*BEST_EPOCH).replace("torch.save(net.state_dict(), PATH)\n\n", "\n")
+        assert source.count("torch.save(") == 1
     script = tmp_path / NAME
-    script.write_text(script_path(NAME).read_text())
+    script.write_text(source)
     result = run_cli("optimize", script, "--approach", approach)
     assert result.exit_code == 0, result.output
     run, summary = run_script(script)

@@ -69,7 +69,7 @@ torch.save(net.state_dict(), PATH)
 
 net = Net()
 loaded_state = torch.load(PATH)  # neural-coder
-net = structure_for(loaded_state, net)  # neural-coder
+net, loaded_state = structure_for(loaded_state, net)  # neural-coder
 net.load_state_dict(loaded_state)
 
 correct = 0

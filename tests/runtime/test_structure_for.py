@@ -1,7 +1,9 @@
-"""A script that saves an int8 model's state dict itself (`torch.save(net.state_dict(),
-PATH)`) and loads it into a fresh float instance: the state dict carries the recipe in
-its metadata, `structure_for` rebuilds the int8 structure from the float instance, and
-the script's own `load_state_dict` then loads it (so does `load` from that state)."""
+"""A script that saves a state dict itself (`torch.save(net.state_dict(), PATH)`) and
+loads it into a fresh float instance: an int8 model's state dict carries its recipe in
+its metadata, and `structure_for` rebuilds the int8 structure from the float instance;
+a fake-quant checkpoint saved while QAT trained carries the QAT recipe, and
+`structure_for` converts it to the int8 model QAT would have given. The script's own
+`load_state_dict` then loads the state dict returned (so does `load` from that state)."""
 
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ def saved_and_loaded(obj: object) -> object:
     return torch.load(buffer, weights_only=True)
 
 
-def qat_model() -> nn.Module:
+def qat_run() -> tuple[nn.Module, dict]:
+    """The int8 model QAT ends with, and the fake-quant state dict of its last step."""
     model = Net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     cm = prepare_compression(model, QuantizationAwareTrainingConfig())
@@ -51,8 +54,13 @@ def qat_model() -> nn.Module:
         optimizer.zero_grad()
         cm.model(X).sum().backward()
         optimizer.step()
+    fake_quant = saved_and_loaded(cm.model.model.state_dict())  # the best epoch's save
     cm.callbacks.on_train_end()
-    return cm.model.model
+    return cm.model.model, fake_quant
+
+
+def qat_model() -> nn.Module:
+    return qat_run()[0]
 
 
 def static_model() -> nn.Module:
@@ -70,9 +78,9 @@ def test_a_fresh_float_instance_loads_the_int8_state_dict_the_script_saved(make)
     int8 = make()
     state = saved_and_loaded({"model": int8.state_dict(), "epoch": 2})["model"]
     fresh = Net()
-    rebuilt = structure_for(state, fresh)
-    assert rebuilt is not fresh
-    rebuilt.load_state_dict(state)
+    rebuilt, to_load = structure_for(state, fresh)
+    assert rebuilt is not fresh and to_load is state
+    rebuilt.load_state_dict(to_load)
     assert torch.allclose(rebuilt(X), int8(X))
     assert any("quantized" in type(m).__module__ for m in rebuilt.modules())
     assert torch.allclose(load(state, Net())(X), int8(X))
@@ -82,7 +90,7 @@ def test_a_float_state_dict_leaves_the_instance_as_it_is():
     trained = Net()
     state = saved_and_loaded(trained.state_dict())
     fresh = Net()
-    assert structure_for(state, fresh) is fresh
+    assert structure_for(state, fresh) == (fresh, state)
     fresh.load_state_dict(state)
     assert torch.equal(fresh(X), trained(X))
 
@@ -90,3 +98,15 @@ def test_a_float_state_dict_leaves_the_instance_as_it_is():
 def test_the_int8_model_still_loads_its_own_state_dict():
     int8 = dynamic_model()
     int8.load_state_dict(saved_and_loaded(int8.state_dict()))
+
+
+def test_a_fake_quant_checkpoint_saved_while_qat_trained_gives_the_int8_model():
+    int8, fake_quant = qat_run()
+    fresh = Net()
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    converted, to_load = structure_for(fake_quant, fresh)
+    assert any("quantized" in type(m).__module__ for m in converted.modules())
+    converted.load_state_dict(to_load)  # the script's own load: the same weights again
+    assert torch.allclose(converted(X), int8(X))
+    assert all(torch.equal(v, before[k]) for k, v in fresh.state_dict().items())
+    assert torch.allclose(load(fake_quant, Net())(X), int8(X))
