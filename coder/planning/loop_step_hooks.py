@@ -18,7 +18,14 @@ from neural_coder.transforms.edits import AddImport, ReplaceExpression
 from neural_coder.transforms.tree import iter_nodes
 
 from .base import BasePlanner
-from .student_output import accessed_call, changes_of, check_followed, refuse_changed
+from .student_output import (
+    accessed_call,
+    changes_of,
+    check_followed,
+    reads_as_losses,
+    refuse_changed,
+    refuse_losses_output,
+)
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # an expression evaluated only on some paths, or later, or many times
@@ -95,6 +102,8 @@ class StepHooks(BasePlanner):
                 line=self.src.line(loop.loss_statement),
                 hint="have the model return its logits and compute the loss from them",
             )
+        if loop.model_call is not None and reads_as_losses(self.src, output, anchor):
+            refuse_losses_output(self.src, output, loop.model_call, anchor)
         if loop.model_output is not None and loop.model_call is not None:
             output = self._unchanged_output(loop.model_output, loop.model_call, anchor)
         inputs = self._inputs(loop)

@@ -17,12 +17,18 @@ SELF_TYPES = ("CE", "KL", "L2")
 
 
 # -- output normalisation (the one place) ----------------------------------------
+#: the prediction of torchvision's segmentation models (FCN, DeepLabV3, LRASPP), which
+#: return `{"out": ..., "aux": ...}`; the auxiliary head is not the prediction
+DENSE_KEY = "out"
+
+
 def logits_of(output: Any, what: str = "output") -> torch.Tensor:
     """The logits tensor in a model output.
 
     A tensor is returned as is; a mapping (Hugging Face ``ModelOutput``, dict)
-    gives its ``"logits"``; an object with a tensor ``.logits`` gives that; a
-    tuple or list gives its first element (normalised again).
+    gives its ``"logits"`` (else its ``"out"``: torchvision segmentation); an object
+    with a tensor ``.logits`` gives that; a tuple or list gives its first element
+    (normalised again).
     """
     if isinstance(output, torch.Tensor):
         return output
@@ -30,6 +36,8 @@ def logits_of(output: Any, what: str = "output") -> torch.Tensor:
         logits = output.get("logits")
         if isinstance(logits, torch.Tensor):
             return logits
+        if isinstance(output.get(DENSE_KEY), torch.Tensor):
+            return output[DENSE_KEY]
         raise TypeError(
             f"the {what} is a {type(output).__name__} without a 'logits' tensor "
             f"(keys: {sorted(map(str, output.keys()))}); pass the logits tensor instead"
@@ -65,6 +73,8 @@ def logits_fields(output: Any, what: str = "output") -> dict[str, torch.Tensor]:
         for k, v in output.items()
         if str(k).endswith("logits") and isinstance(v, torch.Tensor)
     }
+    if not fields and isinstance(output.get(DENSE_KEY), torch.Tensor):
+        return {DENSE_KEY: output[DENSE_KEY]}
     if not fields:
         raise TypeError(
             f"the {what} is a {type(output).__name__} with no logits tensor: no 'logits' and no "
