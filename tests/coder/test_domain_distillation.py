@@ -239,3 +239,26 @@ def test_an_output_unpacked_again_by_the_second_view_is_kept_for_the_hook(unpack
     out, placed = _rewrite(TWO_VIEWS.format(views=views))
     assert f"{unpacked} = model(images + 0.1)\n        student_output = _  # neural-coder" in out
     assert "on_after_compute_loss(images+0.1,student_output,loss)" in "".join(out.split())
+
+
+@pytest.mark.parametrize(
+    "drawn", ["augment(images)", "images + 0.1 * torch.randn_like(images)", "augment(images).to(0)"]
+)
+def test_an_input_drawn_in_the_model_call_is_drawn_once_for_both_models(drawn):
+    # the hook evaluated `augment(images)` again: the teacher saw another random view
+    text = "def augment(x):\n    return x + torch.randn_like(x)\n\n" + TWO_VIEWS
+    out, placed = _rewrite(
+        text.format(views=f"h1, z1 = model({drawn})\n        h2, z2 = model(images)")
+    )
+    assert f"model_inputs = {drawn}  # neural-coder\n        h1, z1 = model(model_inputs)\n" in out
+    assert "on_after_compute_loss(model_inputs,h1,loss)" in "".join(out.split())
+
+
+def test_an_input_converted_only_is_handed_as_it_is():
+    out, _ = _rewrite(
+        TWO_VIEWS.format(
+            views="h1, z1 = model(images.float().view(6, 8))\n        h2, z2 = model(images)"
+        )
+    )
+    assert "model_inputs" not in out
+    assert "on_after_compute_loss(images.float().view(6,8),h1,loss)" in "".join(out.split())
