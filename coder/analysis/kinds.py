@@ -252,8 +252,7 @@ def pointwise_loss(
     + kld`); kind: regression, binary or embedding (`POINTWISE_LOSSES`). None when the
     loss also uses a criterion over classes (a cross-entropy)."""
     found: list[tuple[str, str]] = []
-    for call in m.findall(statement, m.Call()):
-        assert isinstance(call, cst.Call)
+    for call in _loss_calls(index, statement, scope, follow):
         if not is_dotted_name(call.func):
             continue
         leaves = list(index.values_of(call.func, scope))
@@ -268,12 +267,34 @@ def pointwise_loss(
         ][:1]
         if follow:
             for fn in [index.resolve_call(call), *(_own_function(index, x) for x, _ in leaves)]:
+                if fn is not None and fn.cls is not None:
+                    continue  # a model's class (its __init__) or method: not a loss function
                 inner = fn and pointwise_loss(index, fn.node.body, fn.node, follow=False)
                 if inner is None and fn and _uses(index, fn.node.body, fn.node, CLASS_LOSSES):
                     return None
                 if inner:
                     found.append(inner)
     return found[0] if found else None
+
+
+def _loss_calls(
+    index: Index, statement: cst.CSTNode, scope: Scope, follow: bool
+) -> list[cst.Call]:
+    """The calls of `statement`, and (`follow`) those that compute the names it adds up
+    (`recon = F.mse_loss(x_hat, x)` of `loss = (recon + beta * kld) / n`)."""
+    calls = [c for c in m.findall(statement, m.Call()) if isinstance(c, cst.Call)]
+    if not follow:
+        return calls
+    called = {id(c.func) for c in calls}
+    for name in m.findall(statement, m.Name()):
+        if id(name) in called or not isinstance(name, cst.Name):
+            continue
+        calls += [
+            leaf
+            for leaf, _ in index.values_of(name, scope)
+            if isinstance(leaf, cst.Call) and index.scope_of(leaf) is scope
+        ]
+    return calls
 
 
 def _uses(index: Index, body: cst.CSTNode, scope: Scope, criteria: frozenset[str]) -> bool:

@@ -97,17 +97,28 @@ def _same_shape(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str, wher
 
 
 # -- elementary divergences (INC's definitions) -----------------------------------
+def class_dim(logits: torch.Tensor) -> int:
+    """The dim of the classes: the last (`(batch, classes)`, a language model's
+    `(batch, tokens, vocab)`), or dim 1 of a dense prediction `(batch, classes, H, W)`
+    (segmentation), whose last dim is the image's width."""
+    return 1 if logits.dim() >= 4 else -1
+
+
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``mean_batch(sum_c -softmax(targets)_c * log_softmax(logits)_c)`` over the last dim."""
-    log_prob = F.log_softmax(logits, dim=-1)
-    target_prob = F.softmax(targets, dim=-1)
-    return (-target_prob * log_prob).sum(dim=-1).mean()
+    """``mean(sum_c -softmax(targets)_c * log_softmax(logits)_c)`` over the classes
+    (`class_dim`), averaged over the rest."""
+    dim = class_dim(logits)
+    log_prob = F.log_softmax(logits, dim=dim)
+    target_prob = F.softmax(targets, dim=dim)
+    return (-target_prob * log_prob).sum(dim=dim).mean()
 
 
 def kl_divergence(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``KL(softmax(targets) || softmax(logits))`` with ``reduction="mean"`` (per element)."""
-    log_prob = F.log_softmax(logits, dim=-1)
-    target_prob = F.softmax(targets, dim=-1)
+    """``KL(softmax(targets) || softmax(logits))`` over the classes (`class_dim`), with
+    ``reduction="mean"`` (per element)."""
+    dim = class_dim(logits)
+    log_prob = F.log_softmax(logits, dim=dim)
+    target_prob = F.softmax(targets, dim=dim)
     return _kl_div_mean(log_prob, target_prob)
 
 

@@ -62,6 +62,13 @@ RECONSTRUCTION_FUNCTION = LOOP.format(
     step="out = model(xb)\n"
     "        loss = loss_function(out.sigmoid().squeeze(-1), yb, out.mean(), out.std())",
 )
+SUMMED_TERMS = LOOP.format(
+    prelude="criterion = None",
+    step="out = model(xb)\n"
+    "        recon = F.mse_loss(out.squeeze(-1), yb, reduction='sum')\n"
+    "        kld = out.pow(2).sum()\n"
+    "        loss = (recon + 0.5 * kld) / xb.size(0)",
+)
 TRIPLET = LOOP.format(
     prelude="criterion = torch.nn.TripletMarginLoss(margin=1.0)",
     step="emb_a = model(xb)\n        emb_p = model(xb + 0.1)\n        emb_n = model(xb.flip(0))\n"
@@ -90,9 +97,10 @@ def _rewrite(text: str) -> tuple[str, list[str]]:
         (BCE_MODULE, "a binary criterion (torch.nn.BCEWithLogitsLoss)"),
         (BCE_IN_A_LOSS_FUNCTION, "a binary criterion"),
         (RECONSTRUCTION_FUNCTION, "a binary criterion (torch.nn.functional.binary_cross_entropy)"),
+        (SUMMED_TERMS, "a regression criterion (torch.nn.functional.mse_loss)"),
         (TRIPLET, "an embedding criterion (torch.nn.TripletMarginLoss)"),
     ],
-    ids=["bce-module", "bce-in-criterion-def", "vae-loss-function", "triplet"],
+    ids=["bce-module", "bce-in-criterion-def", "vae-loss-function", "summed-terms", "triplet"],
 )
 def test_binary_and_embedding_criteria_are_distilled_by_mse(text, kind):
     assert (
