@@ -62,6 +62,11 @@ RECONSTRUCTION_FUNCTION = LOOP.format(
     step="out = model(xb)\n"
     "        loss = loss_function(out.sigmoid().squeeze(-1), yb, out.mean(), out.std())",
 )
+TRIPLET_IN_ONE_STATEMENT = LOOP.format(
+    prelude="criterion = torch.nn.TripletMarginLoss(margin=1.0)",
+    step="emb_a, emb_p, emb_n = model(xb), model(xb + 0.1), model(xb.flip(0))\n"
+    "        loss = criterion(emb_a, emb_p, emb_n)",
+)
 SUMMED_TERMS = LOOP.format(
     prelude="criterion = None",
     step="out = model(xb)\n"
@@ -270,3 +275,10 @@ def test_an_input_converted_only_is_handed_as_it_is():
     )
     assert "model_inputs" not in out
     assert "on_after_compute_loss(images.float().view(6,8),h1,loss)" in "".join(out.split())
+
+
+def test_three_calls_in_one_statement_pair_the_first_with_its_name():
+    # refused before: "the model call is not assigned to a name before the loss"
+    out, placed = _rewrite(TRIPLET_IN_ONE_STATEMENT)
+    assert "on_after_compute_loss(xb,emb_a,loss)" in "".join(out.split())
+    assert 'loss_types=["MSE", "MSE"]' in out
