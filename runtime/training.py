@@ -218,7 +218,7 @@ class CallBacks:
         A loss computed without gradients (an evaluation pass through the same step
         code: `run_epoch(..., train=False)` under `torch.set_grad_enabled(False)`) is
         returned as it is: nothing trains on it, so no teacher runs for it."""
-        if not torch.is_grad_enabled() or (
+        if not self._after_loss or not torch.is_grad_enabled() or (
             isinstance(student_loss, torch.Tensor)
             and not student_loss.requires_grad
             and isinstance(student_output, torch.Tensor)

@@ -138,6 +138,72 @@ def _local_names(index: Index, init: cst.FunctionDef) -> set[str]:
     }
 
 
+#: torch.nn containers, read through their arguments
+_CONTAINERS = frozenset({"Sequential", "ModuleList"})
+
+
+def layers_of_model(index: Index, model: str, scope: Scope) -> list[str] | None:
+    """The torch.nn layers `model` (as written in `scope`) is built from, one entry per
+    construction, when every value it may hold is built the same readable way: a class of
+    the file (`layer_builds`), a torch.nn layer (`nn.Linear(20, 3)`) or a Sequential of
+    such; None when any value is built otherwise, so that nothing is concluded."""
+    found: list[str] | None = None
+    for leaf, _ in index.values_of(cst.parse_expression(model), scope):
+        built = _layers_built_by(index, leaf)
+        if built is None or (found is not None and sorted(found) != sorted(built)):
+            return None
+        found = built
+    return found
+
+
+def lone_torch_layer(index: Index, model: str, scope: Scope) -> cst.Call | None:
+    """`model = nn.Linear(20, 3)`: the first build when every value `model` may hold is one
+    torch.nn layer itself, not a container of layers; else None."""
+    first: cst.Call | None = None
+    for leaf, _ in index.values_of(cst.parse_expression(model), scope):
+        built = _layers_built_by(index, leaf)
+        last = index.qualified(leaf.func).rsplit(".", 1)[-1] if isinstance(leaf, cst.Call) else ""
+        if built is None or len(built) != 1 or last != built[0]:
+            return None
+        if first is None:
+            first = leaf
+    return first
+
+
+def described_build(index: Index, model: str, scope: Scope) -> tuple[str, cst.CSTNode]:
+    """How a message names what builds `model`, and the node to point at: its class of the
+    file (`Predictor (line 5)`) or its first build (`model, nn.Linear(8, 1) at line 11,`)."""
+    cls = class_of_model(index, model, scope)
+    if cls is not None:
+        node: cst.CSTNode = index.classes[cls]
+        return f"{cls} (line {index.source.line(node)})", node
+    node = next(leaf for leaf, _ in index.values_of(cst.parse_expression(model), scope))
+    code = " ".join(index.source.code(node).split())
+    code = code if len(code) <= 60 else code[:57] + "..."
+    return f"{model}, {code} at line {index.source.line(node)},", node
+
+
+def _layers_built_by(index: Index, expr: cst.BaseExpression) -> list[str] | None:
+    if not isinstance(expr, cst.Call):
+        return None
+    qualified = index.qualified(expr.func)
+    last = qualified.rsplit(".", 1)[-1]
+    if "." not in qualified and qualified in index.classes:
+        return layer_builds(index, qualified)
+    if not (qualified.startswith("torch.nn.") and last[:1].isupper()):
+        return None
+    if last not in _CONTAINERS:
+        return [last]
+    layers: list[str] = []
+    for arg in expr.args:
+        # `nn.Sequential(*blocks)`, `nn.Sequential(OrderedDict(...))`: not read
+        inner = _layers_built_by(index, arg.value) if not arg.star and not arg.keyword else None
+        if inner is None:
+            return None
+        layers += inner
+    return layers or None
+
+
 def class_of_model(index: Index, model: str, scope: Scope) -> str | None:
     """`TransformerNet` when every value `model` (as written in `scope`) may hold is built
     by that class of the file; None when one is built otherwise (`student =

@@ -125,8 +125,12 @@ def make_loop(
             hooks.on_step_begin(step)
         out = model(x)
         loss = loss_fn(out, y)
-        if hooks is not None:
-            loss = hooks.on_after_compute_loss(x, out, loss) or loss
+        if hooks is not None and direct != "callbacks":  # pruning rewrites do not call it
+            # INC returns [] where no compressor changes the loss (quirk 9.1); not
+            # `... or loss`, which reads the tensor's value (a host sync on a GPU)
+            changed = hooks.on_after_compute_loss(x, out, loss)
+            if isinstance(changed, torch.Tensor):
+                loss = changed
         optimizer.zero_grad()
         loss.backward()
         if hooks is not None:

@@ -19,7 +19,7 @@ from timm.utils import ModelEmaV2
 parser = argparse.ArgumentParser()
 parser.add_argument("--model-ema", action="store_true")
 args = parser.parse_args()
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
 """
 
@@ -114,7 +114,7 @@ from diffusers.training_utils import EMAModel
 parser = argparse.ArgumentParser()
 parser.add_argument("--use_ema", action="store_true")
 args = parser.parse_args()
-unet = torch.nn.Linear(4, 2)
+unet = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 if args.use_ema:
     ema_unet = EMAModel(unet.parameters(), decay=0.9999)
 FLAG_LINE
@@ -153,7 +153,7 @@ def test_a_copy_built_from_a_second_instance_is_found_by_its_step_with_the_model
     # diffusers' train_text_to_image: the average starts from a second load of the model
     text = SHADOW.replace(
         "    ema_unet = EMAModel(unet.parameters(), decay=0.9999)",
-        "    ema_unet = torch.nn.Linear(4, 2)\n"
+        "    ema_unet = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))\n"
         "    ema_unet = EMAModel(ema_unet.parameters(), decay=0.9999)",
     ).replace("FLAG_LINE", "")
     got = lines(rewrite(text)[0])

@@ -36,7 +36,7 @@ HELPER_SAVE = (
     if is_best:
         shutil.copyfile(filename, "model_best.pth.tar")
 def main(epochs=3):
-    model = torch.nn.Linear(4, 2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     loader = build_loader()
     best_acc1 = 0
@@ -52,7 +52,7 @@ main()
 
 INLINE_SAVE = (
     HEAD
-    + """model = torch.nn.Linear(4, 2)
+    + """model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 loader = build_loader()
 best_val = None
@@ -66,7 +66,7 @@ for epoch in range(1, 4):
 )
 
 STEP_SAVE = """import torch
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))] * 4
 best_loss = 1e9
@@ -84,7 +84,7 @@ for epoch in range(3):
 # a last-epoch checkpoint that records the best accuracy is no best checkpoint
 LAST_ONLY = (
     HEAD
-    + """model = torch.nn.Linear(4, 2)
+    + """model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 loader = build_loader()
 best_acc1 = 0
@@ -99,7 +99,7 @@ RESUMED_LOADER = """import torch
 from accelerate import Accelerator
 def main(resume_step=None, num_epochs=3):
     accelerator = Accelerator(cpu=True)
-    model = torch.nn.Linear(4, 2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     train_dataloader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,))), batch_size=2
@@ -121,7 +121,7 @@ main()
 NOTHING_AFTER = (
     HEAD
     + """def main():
-    model = torch.nn.Linear(4, 2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     loader = build_loader()
     for epoch in range(2):
@@ -166,7 +166,7 @@ LOADED_IN_THE_WORKER = PRETRAINED_BRANCH.replace(
     else:
         model = models.resnet18()
 """,
-    """    model = torch.nn.Linear(4, 2)
+    """    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
     if args.pretrained:
         model.load_state_dict(torch.load(args.pretrained))
 """,
@@ -262,7 +262,7 @@ def test_a_load_in_the_worker_function_is_seen_although_main_calls_it_earlier():
 NODE_GUARDED = (
     HEAD
     + """def main_worker(gpu, ngpus_per_node, args):
-    model = torch.nn.Linear(4, 2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     loader = build_loader()
     for epoch in range(2):

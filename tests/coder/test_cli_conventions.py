@@ -16,7 +16,7 @@ from neural_coder.options import build_options, load_config_file
 from tests.conftest import ROOT, SAMPLES, run_cli
 
 TRAINING = """import torch
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 loader = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(4)]
 for epoch in range(2):

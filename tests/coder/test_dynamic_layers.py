@@ -99,3 +99,44 @@ def test_a_convolution_only_model_wrapped_again_under_its_name_goes_through(tmp_
     result = run_cli("optimize", path, "--approach", "ptq-dynamic", "--no-backup")
     assert result.exit_code == 0, result.output
     assert "quantization.fit(" in path.read_text()
+
+
+LOGISTIC = """import torch
+import torch.nn as nn
+x, y = torch.randn(32, 20), torch.randint(0, 3, (32,))
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+MODEL
+for xb, yb in loader:
+    print((model(xb).argmax(1) == yb).float().mean().item())
+"""
+
+
+@pytest.mark.parametrize(
+    ("build", "said"),
+    [
+        ("model = nn.Linear(20, 3)", "model is one layer itself (nn.Linear at line 5)"),
+        ("model = torch.nn.LSTM(20, 3)", "model is one layer itself (torch.nn.LSTM at line 5)"),
+        (
+            "model = nn.Sequential(nn.Conv1d(1, 1, 3), nn.ReLU())",
+            "model, nn.Sequential(nn.Conv1d(1, 1, 3), nn.ReLU()) at line 5, has none "
+            "(Conv1d, ReLU)",
+        ),
+    ],
+    ids=["linear", "lstm", "conv-sequential"],
+)
+def test_a_torch_nn_model_with_nothing_dynamic_quantization_converts_is_refused(
+    tmp_path, build, said
+):
+    source = LOGISTIC.replace("MODEL", build)
+    path = write(tmp_path, source)
+    result = run_cli("optimize", path, "--approach", "ptq-dynamic")
+    assert result.exit_code == 1, result.output
+    assert said in " ".join(result.output.split()) and "--approach ptq-static" in result.output
+    assert_untouched(path, source)
+
+
+def test_a_sequential_holding_one_linear_goes_through(tmp_path):
+    path = write(tmp_path, LOGISTIC.replace("MODEL", "model = nn.Sequential(nn.Linear(20, 3))"))
+    result = run_cli("optimize", path, "--approach", "ptq-dynamic", "--no-backup")
+    assert result.exit_code == 0, result.output
+    assert "quantization.fit(" in path.read_text()

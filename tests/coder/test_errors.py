@@ -30,7 +30,7 @@ for x in [torch.randn(1, 2)]:
 """
 
 TWO_MODELS = """import torch
-student = torch.nn.Linear(2, 2)
+student = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Linear(4, 2))
 teacher = torch.nn.Linear(2, 2)
 opt = torch.optim.SGD([*student.parameters(), *teacher.parameters()], lr=0.1)
 for x in [torch.randn(1, 2)]:
@@ -455,7 +455,7 @@ def test_a_loss_from_a_method_of_the_model_is_pruned_and_quantized(tmp_path, app
 
 
 AUTOCAST = """import torch
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 for x in [torch.randn(8, 4)]:
     with torch.autocast("cpu", dtype=torch.bfloat16{enabled}):

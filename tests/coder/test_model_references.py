@@ -92,7 +92,7 @@ def test_qat_through_a_local_alias_reaches_the_attribute():
     ("caller", "kept_outside"),
     [
         (
-            "net = nn.Sequential(nn.Linear(4, 2))\ntrainer = Trainer(net, data)\ntrainer.run()\n"
+            "net = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))\ntrainer = Trainer(net, data)\ntrainer.run()\n"
             "print(evaluate(net))\n",
             True,
         ),
@@ -130,7 +130,7 @@ from timm.utils import ModelEma
 parser = argparse.ArgumentParser()
 parser.add_argument("--model-ema", action="store_true")
 args = parser.parse_args()
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
 EMA_LINE
 for epoch in range(2):

@@ -18,7 +18,7 @@ from contextlib import nullcontext
 
 if __name__ == "__main__":
     device = "cpu"
-    model = torch.nn.Linear(4, 2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ctx = CONTEXT
     batches = [(torch.randn(3, 4), torch.tensor([0, 1, 0])) for _ in range(4)]

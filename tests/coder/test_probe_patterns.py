@@ -16,7 +16,7 @@ from tests.coder.test_errors import assert_untouched, write
 from tests.conftest import run_cli
 
 HEAD = """import torch
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 train_loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
 val_loader = train_loader
@@ -55,7 +55,7 @@ for epoch in range(2):
 )
 
 MANUAL_ONLY = """import torch
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
 lr = 0.1
 for epoch in range(2):
@@ -70,7 +70,7 @@ torch.save(model.state_dict(), "m.pt")
 
 DDP_THEN_MOVE = """import torch
 def main(distributed, gpu):
-    model = torch.nn.Linear(4, 2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(model)
     elif gpu is not None:
@@ -96,7 +96,7 @@ def train(loader, model, opt):
         loss.backward()
         opt.step()
 def main():
-    model = torch.nn.Linear(4, 2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     loader = load_data()
     for epoch in range(2):
@@ -190,7 +190,7 @@ def validate(loader, net):
     with torch.no_grad():
         return sum((net(x).argmax(1) == y).float().mean().item() for x, y in loader) / len(loader)
 def main(evaluate, resume):
-    model = torch.nn.Linear(4, 2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
     if resume:
         model.load_state_dict(torch.load(resume))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -16,7 +16,7 @@ from tests.coder.test_errors import assert_untouched, write
 from tests.conftest import run_cli
 
 HEAD = """import torch
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
 """
@@ -115,7 +115,7 @@ loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]
 
 class Runner:
     def __init__(self):
-        self.model = torch.nn.Linear(4, 2)
+        self.model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)
 
     def _backward(self, loss):
@@ -265,7 +265,7 @@ def test_qat_through_a_function_that_returns_the_model_is_rewritten():
 ONE_CALL_ON_EACH_PATH = """import contextlib
 import torch
 loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))] * 4
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 
 
@@ -306,7 +306,7 @@ STEPPING_METHOD = """import torch
 
 class Trainer:
     def __init__(self):
-        self.model = torch.nn.Linear(4, 2)
+        self.model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
         self.loader = [(torch.randn(3, 4), torch.tensor([0, 1, 0]))] * 4
 

@@ -17,7 +17,7 @@ from tests.coder.test_errors import assert_untouched, write
 from tests.conftest import run_cli
 
 HEAD = """import torch
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 loaders = {"train": [(torch.randn(3, 4), torch.tensor([0, 1, 0]))]}
 loaders["val"] = loaders["train"]
@@ -87,7 +87,7 @@ for fold in range(3):
 
 TQDM_WALRUS = """import torch
 from tqdm import tqdm
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 loader = torch.utils.data.DataLoader(
     torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,))), batch_size=4
@@ -257,7 +257,7 @@ class Runner:
                 self.opt.zero_grad()
                 loss.backward()
                 self.opt.step()
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 Runner(model).fit([(torch.randn(3, 4), torch.tensor([0, 1, 0]))])
 """
     out = _rewrite(source, "pruning")
@@ -266,7 +266,7 @@ Runner(model).fit([(torch.randn(3, 4), torch.tensor([0, 1, 0]))])
 
 EARLY_STOPPING = """import copy
 import torch
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 loader = torch.utils.data.DataLoader(
     torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,))), batch_size=4
@@ -336,7 +336,7 @@ def test_a_model_moved_in_the_epoch_loop_is_still_fitted_after_all_epochs():
 
 
 PHASE_DICT = """import torch
-model = torch.nn.Linear(4, 2)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 data = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,)))
 loaders = {x: torch.utils.data.DataLoader(data, batch_size=4) for x in ["train", "val"]}

@@ -116,7 +116,7 @@ def test_cell_magics_that_are_not_python_are_kept_out_of_the_program(tmp_path):
         tmp_path / "mixed.ipynb",
         ("code", "import torch\nfrom torch import nn"),
         ("code", bash),
-        ("code", "model = nn.Linear(4, 2)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)"),
+        ("code", "model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))\nopt = torch.optim.SGD(model.parameters(), lr=0.1)"),
         (
             "code",
             "for step in range(3):\n    loss = model(torch.randn(8, 4)).pow(2).mean()\n    loss.backward()\n    opt.step()\n    opt.zero_grad()",
