@@ -42,7 +42,14 @@ from .distributed import is_main_process
 from .int8_device import RECIPE_ATTR
 from .pipeline_check import check_the_wrapped_model
 
-__all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener", "load"]
+__all__ = [
+    "BEST_CONFIGURE",
+    "CHECKPOINT_NAME",
+    "Model",
+    "ModelListener",
+    "load",
+    "structure_for",
+]
 
 #: file `save` writes inside its folder (INC's name)
 CHECKPOINT_NAME = "best_model.pt"
@@ -170,6 +177,14 @@ class Model(nn.Module):
         if isinstance(inner.__dict__.get(RECIPE_ATTR), dict):
             return int8_device.call_on_cpu(inner, args, kwargs)
         return inner(*args, **kwargs)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """`torch.jit.script(model)` scripts the inner module: this wrapper's forward
+        takes `*args, **kwargs`, which TorchScript cannot compile (INC's wrapper is not
+        scriptable either), without the int8 bridge to other devices (`int8_device`)."""
+        inner = self._modules["_model"]
+        prepare = inner.__dict__.get("__prepare_scriptable__")
+        return prepare() if callable(prepare) else inner  # type: ignore[return-value]
 
     def to(self, *args: Any, **kwargs: Any) -> Model:  # type: ignore[override]
         if not self.runs_int8_on_cpu:
@@ -450,15 +465,35 @@ def load(
         state = _with_metadata(loaded.items(), loaded)
     recipe = state.pop(BEST_CONFIGURE, None)
     state = _strip_prefix(state)
+    structure = _structure(model, recipe or _recipe_in_metadata(state))
+    structure.load_state_dict(state)
+    return structure
+
+
+def structure_for(state: Mapping[str, Any], model: nn.Module) -> nn.Module:
+    """The module that loads `state` (neural-coder writes it before a script's own
+    `model.load_state_dict(state)` after QAT): `model` itself for a float state dict; for
+    the state dict of an int8 model of this runtime, saved by the script itself
+    (`torch.save(model.state_dict(), path)`), the int8 structure rebuilt from `model` by
+    the recipe that state dict carries in its metadata (`int8_device.attach_recipe`).
+    Nothing is loaded: the script's own call does that."""
+    if isinstance(model, Model):
+        model = model.model
+    return _structure(model, _recipe_in_metadata(_strip_prefix(state)))
+
+
+def _structure(model: nn.Module, recipe: Mapping[str, Any] | None) -> nn.Module:
     if recipe is None:
-        model.load_state_dict(state)
         return model
     if BF16_RECIPE_MODULES in recipe:  # a bf16 model: the same modules converted (a copy)
-        converted = convert(model, recipe[BF16_RECIPE_MODULES])
-        converted.load_state_dict(state)
-        return converted
+        return convert(model, recipe[BF16_RECIPE_MODULES])
     from .quant import rebuild_quantized
 
-    quantized = rebuild_quantized(model, recipe)
-    quantized.load_state_dict(state)
-    return int8_device.keep_on_cpu(quantized)
+    return int8_device.keep_on_cpu(rebuild_quantized(model, dict(recipe)))
+
+
+def _recipe_in_metadata(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The recipe an int8 model's state dict carries for its root module, if any."""
+    root = getattr(state, "_metadata", {}).get("", {})
+    recipe = root.get(int8_device.RECIPE_ATTR) if isinstance(root, Mapping) else None
+    return recipe if isinstance(recipe, Mapping) else None

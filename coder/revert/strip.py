@@ -23,6 +23,8 @@ INSERTED_NAME = re.compile(
 
 #: the name `optimize` gives a loss that `.backward()` was called on unnamed
 HOISTED_LOSS = re.compile(r"^(nc_)?loss(_\d+)?$")
+#: the state dict a float reload after QAT reads once (`planning/loop_preparation.py`)
+HOISTED_STATE = re.compile(r"^(nc_)?loaded_state(_\d+)?$")
 #: values that need no parentheses where a name stood
 ATOMS = (cst.Name, cst.Call, cst.Attribute, cst.Subscript)
 
@@ -128,7 +130,7 @@ class _Strip(cst.CSTTransformer):
 
         args = _drop_last(updated_node.args, added)
         args = [self._without_callback(self._without_default_callback(a)) for a in args]
-        return updated_node.with_changes(args=args)
+        return _without_int8_loader(updated_node.with_changes(args=args))
 
     def _is_callback(self, node: cst.BaseExpression) -> bool:
         """`CompressionCallback(...)`, or the `compression_callback` an inserted statement binds."""
@@ -250,7 +252,7 @@ def _hoisted(small: cst.BaseSmallStatement) -> tuple[str, cst.BaseExpression] | 
         isinstance(node, cst.Attribute) and node.attr.value == "on_after_compute_loss"
         for node in iter_nodes(value)
     )
-    if HOISTED_LOSS.match(name) and not hook:
+    if (HOISTED_LOSS.match(name) and not hook) or HOISTED_STATE.match(name):
         return name, value
     return None
 
@@ -274,6 +276,25 @@ def _is_callback(node: cst.BaseExpression) -> bool:
         and isinstance(node.func, cst.Name)
         and node.func.value == CALLBACK
     )
+
+
+def _without_int8_loader(call: cst.Call) -> cst.Call:
+    """`OptimizedModel.from_pretrained(folder, model_class=Auto...)` back to the script's
+    `Auto....from_pretrained(folder)` (`planning/int8_reloads.py`)."""
+    last = call.args[-1] if call.args else None
+    func = call.func
+    if not (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value == "OptimizedModel"
+        and func.attr.value == "from_pretrained"
+        and last is not None
+        and last.keyword is not None
+        and last.keyword.value == "model_class"
+    ):
+        return call
+    func = cst.Attribute(value=last.value, attr=cst.Name("from_pretrained"))
+    return call.with_changes(func=func, args=_drop_last(call.args, lambda a: a is last))
 
 
 def _drop_last(items: Any, added: Any) -> list[Any]:

@@ -38,6 +38,10 @@ CASES = [
     ]
 ] + [
     ("eval_only.py", "ptq-static", "runtime"),
+    ("save_reload_eval.py", "qat", "runtime"),
+    ("save_reload_eval.py", "qat", "inc"),
+    ("hf_train_then_infer.py", "ptq-dynamic", "runtime"),
+    ("hf_train_then_infer.py", "qat", "runtime"),
     ("eval_only.py", "ptq-dynamic", "inc"),
     ("eval_only.py", "bf16", "runtime"),
     # evaluated in each epoch, nothing after the loop: fit in the last epoch, before it
