@@ -24,7 +24,7 @@ from .config import (
     set_tensorboard,
     set_workspace,
 )
-from .model import Model, load
+from .model import Model, load, structure_for
 from .training import CompressionManager, prepare_compression
 
 __all__ = [
@@ -49,4 +49,5 @@ __all__ = [
     "set_resume_from",
     "set_tensorboard",
     "set_workspace",
+    "structure_for",
 ]

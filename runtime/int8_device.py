@@ -25,7 +25,9 @@ is bridged too) and its own `.to` / `.cuda` / casts; both survive `torch.save` /
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,13 +37,18 @@ from torch import nn
 from .batches import _first_tensor, tensors_to
 
 __all__ = [
+    "FAKE_QUANT_ATTR",
     "RECIPE_ATTR",
+    "RECIPE_ATTRS",
+    "attach_fake_quant_recipe",
+    "attach_recipe",
     "call_on_cpu",
     "check_cast",
     "first_device",
     "keep_on_cpu",
     "kept_on_cpu",
     "note_kept_on_cpu",
+    "records_recipe",
     "tensors_to",
 ]
 
@@ -51,6 +58,47 @@ log = logging.getLogger("neural_coder.runtime")
 #: backend returns (here, not in `quant/`, so the wrapper reads it without importing
 #: the quantization package)
 RECIPE_ATTR = "neural_coder_recipe"
+#: the recipe a QAT-prepared (fake-quant) model carries until it is converted
+FAKE_QUANT_ATTR = "neural_coder_fake_quant_recipe"
+RECIPE_ATTRS = (RECIPE_ATTR, FAKE_QUANT_ATTR)
+
+
+def attach_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
+    """Give the int8 `module` its recipe: a plain attribute (not in the state dict,
+    survives deepcopy), also written into the metadata of every state dict `module`
+    returns, so that a state dict the script saves itself (`torch.save(model.state_dict(),
+    path)`) still says how to rebuild the int8 structure (`model.structure_for`)."""
+    object.__setattr__(module, RECIPE_ATTR, recipe)
+    module.__dict__.pop(FAKE_QUANT_ATTR, None)  # converted: no longer the QAT model
+    _record_in_state_dicts(module)
+
+
+def attach_fake_quant_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
+    """Give the QAT-prepared (fake-quant) `module` the recipe it was prepared with, in
+    the metadata of its state dicts as `attach_recipe` does: a checkpoint saved while QAT
+    trains is converted to the int8 model it would have become (`model.structure_for`)."""
+    object.__setattr__(module, FAKE_QUANT_ATTR, recipe)
+    _record_in_state_dicts(module)
+
+
+def _record_in_state_dicts(module: nn.Module) -> None:
+    if _recipe_into_metadata not in module._state_dict_hooks.values():
+        module._register_state_dict_hook(_recipe_into_metadata)
+
+
+def records_recipe(hook: Any) -> bool:
+    """Whether a state-dict hook is `attach_recipe`'s (it adds metadata, no tensor)."""
+    return hook is _recipe_into_metadata
+
+
+def _recipe_into_metadata(
+    module: nn.Module, state_dict: Any, prefix: str, local_metadata: dict[str, Any]
+) -> None:
+    for attr in RECIPE_ATTRS:
+        recipe = module.__dict__.get(attr)
+        if isinstance(recipe, dict):
+            local_metadata[attr] = recipe
+
 
 _CPU = torch.device("cpu")
 #: the messages logged already (each once per process: every tuning trial is a new wrapper)
@@ -106,6 +154,7 @@ def keep_on_cpu(module: nn.Module) -> nn.Module:
     for name in _GUARDED:
         # an instance attribute shadows nn.Module's method; a picklable object, not a closure
         object.__setattr__(module, name, _StaysOnCpu(module, name))
+    object.__setattr__(module, _SCRIPTABLE, _WithoutBridge(module))
     return module
 
 
@@ -139,6 +188,35 @@ def _outputs_back(
     devices = module.__dict__[_CALL_DEVICES]
     device = devices.pop() if devices else None  # a call that raised left nothing to pop
     return None if device is None else tensors_to(output, device)
+
+
+#: what `torch.jit.script` calls first on the object it is given
+_SCRIPTABLE = "__prepare_scriptable__"
+
+
+class _WithoutBridge:
+    """`torch.jit.script(module)` of a bridged int8 module scripts a shallow copy without
+    the bridge (its Python hooks cannot be compiled; a scripted module runs where its
+    inputs are, and int8 kernels take CPU inputs)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self) -> nn.Module:
+        clean = copy.copy(self.module)  # a GraphModule copies itself from its graph
+        state = clean.__dict__
+        for name in (_CALL_DEVICES, _SCRIPTABLE, *_GUARDED):
+            state.pop(name, None)
+        bridge = {id(_inputs_to_cpu), id(_outputs_back)}
+        for hooks in ("_forward_pre_hooks", "_forward_hooks"):
+            kept = OrderedDict(
+                (k, h) for k, h in getattr(self.module, hooks).items() if id(h) not in bridge
+            )
+            state[hooks] = kept
+            with_kwargs = f"{hooks}_with_kwargs"
+            if with_kwargs in state:
+                state[with_kwargs] = {k: v for k, v in state[with_kwargs].items() if k in kept}
+        return clean
 
 
 class _StaysOnCpu:

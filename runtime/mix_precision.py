@@ -264,7 +264,11 @@ class _CallRecorder:
             if self.args:
                 return None  # mixed positional + keyword call: not replayable through call_model
             return self.kwargs
-        return self.args if len(self.args) != 1 else self.args[0]
+        if len(self.args) == 1 and not isinstance(self.args[0], tuple | list | Mapping):
+            return self.args[0]
+        # `model(images)` with a list of images (a detection model): call_model would
+        # spread a lone list over the parameters, so the call's own tuple is kept
+        return self.args
 
     def remove(self) -> None:
         self.handle.remove()

@@ -42,7 +42,14 @@ from .distributed import is_main_process
 from .int8_device import RECIPE_ATTR
 from .pipeline_check import check_the_wrapped_model
 
-__all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener", "load"]
+__all__ = [
+    "BEST_CONFIGURE",
+    "CHECKPOINT_NAME",
+    "Model",
+    "ModelListener",
+    "load",
+    "structure_for",
+]
 
 #: file `save` writes inside its folder (INC's name)
 CHECKPOINT_NAME = "best_model.pt"
@@ -170,6 +177,14 @@ class Model(nn.Module):
         if isinstance(inner.__dict__.get(RECIPE_ATTR), dict):
             return int8_device.call_on_cpu(inner, args, kwargs)
         return inner(*args, **kwargs)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """`torch.jit.script(model)` scripts the inner module: this wrapper's forward
+        takes `*args, **kwargs`, which TorchScript cannot compile (INC's wrapper is not
+        scriptable either), without the int8 bridge to other devices (`int8_device`)."""
+        inner = self._modules["_model"]
+        prepare = inner.__dict__.get("__prepare_scriptable__")
+        return prepare() if callable(prepare) else inner  # type: ignore[return-value]
 
     def to(self, *args: Any, **kwargs: Any) -> Model:  # type: ignore[override]
         if not self.runs_int8_on_cpu:
@@ -451,14 +466,53 @@ def load(
     recipe = state.pop(BEST_CONFIGURE, None)
     state = _strip_prefix(state)
     if recipe is None:
-        model.load_state_dict(state)
+        structure, state = structure_for(state, model)
+    else:
+        structure = _structure(model, recipe)
+    structure.load_state_dict(state)
+    return structure
+
+
+def structure_for(
+    state: Mapping[str, Any], model: nn.Module
+) -> tuple[nn.Module, Mapping[str, Any]]:
+    """The module that loads a state dict the script saved itself, and the state dict to
+    load into it (neural-coder writes `net, state = structure_for(state, net)` before a
+    script's own `net.load_state_dict(state)` after QAT):
+
+    * a float model's state dict: `model` and `state` as they are;
+    * an int8 model's (`torch.save(model.state_dict(), path)` after the conversion): the
+      int8 structure rebuilt from `model` by the recipe the state dict carries in its
+      metadata (`int8_device.attach_recipe`), and `state`;
+    * a fake-quant model's, saved while QAT trained (the best epoch's checkpoint): the int8
+      model QAT would have converted from it (`quant.int8_from_fake_quant`), and that
+      model's own state dict, which the script's load then loads again unchanged.
+
+    `model` is not modified."""
+    if isinstance(model, Model):
+        model = model.model
+    state = _strip_prefix(state)
+    fake_quant = _in_metadata(state, int8_device.FAKE_QUANT_ATTR)
+    if fake_quant is not None:
+        from .quant import int8_from_fake_quant
+
+        int8 = int8_device.keep_on_cpu(int8_from_fake_quant(model, fake_quant, state))
+        return int8, int8.state_dict()
+    return _structure(model, _in_metadata(state, int8_device.RECIPE_ATTR)), state
+
+
+def _structure(model: nn.Module, recipe: Mapping[str, Any] | None) -> nn.Module:
+    if recipe is None:
         return model
     if BF16_RECIPE_MODULES in recipe:  # a bf16 model: the same modules converted (a copy)
-        converted = convert(model, recipe[BF16_RECIPE_MODULES])
-        converted.load_state_dict(state)
-        return converted
+        return convert(model, recipe[BF16_RECIPE_MODULES])
     from .quant import rebuild_quantized
 
-    quantized = rebuild_quantized(model, recipe)
-    quantized.load_state_dict(state)
-    return int8_device.keep_on_cpu(quantized)
+    return int8_device.keep_on_cpu(rebuild_quantized(model, dict(recipe)))
+
+
+def _in_metadata(state: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    """The recipe an int8 or fake-quant model's state dict carries for its root module."""
+    root = getattr(state, "_metadata", {}).get("", {})
+    recipe = root.get(key) if isinstance(root, Mapping) else None
+    return recipe if isinstance(recipe, Mapping) else None

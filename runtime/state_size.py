@@ -5,6 +5,7 @@ quantization backend leaves on packed int8 weights so they need not be unpacked.
 from __future__ import annotations
 
 import functools
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .int8_device import RECIPE_ATTRS, records_recipe
 from .model import Model
 
 #: what `torch.save` writes besides the tensor data: zip records with 64-byte alignment,
@@ -122,6 +124,14 @@ class _SizeCounter:
         metadata = getattr(state, "_metadata", None)
         if isinstance(metadata, Mapping):
             self.module_chars += sum(len(str(k)) for k in metadata)
+            for local in metadata.values():
+                for attr in RECIPE_ATTRS if isinstance(local, Mapping) else ():
+                    if attr in local:
+                        self.add_recipe(local[attr])
+
+    def add_recipe(self, recipe: Any) -> None:
+        """An int8 model's recipe, which its state dict carries in its metadata."""
+        self.size += len(pickle.dumps(recipe, protocol=2))
 
     def add_tensor(self, tensor: torch.Tensor) -> None:
         if tensor.is_quantized:
@@ -200,6 +210,8 @@ def _changes_state_dict(module: nn.Module) -> bool:
     if module._state_dict_pre_hooks:
         return True
     for hook in module._state_dict_hooks.values():
+        if records_recipe(hook):
+            continue  # metadata only, counted by `add_recipe`
         origin = str(getattr(hook, "__module__", ""))
         if getattr(hook, "__name__", None) != "_save_packed_weight" or not origin.startswith(
             "torch.ao.quantization.fx."
@@ -262,6 +274,10 @@ def state_dict_size(
                 break  # hooks may change the state dict: take the real one
             counter.module_chars += len(prefix)  # its `_metadata` entry
             counter.add_module(f"{prefix}." if prefix else "", module)
+            if any(records_recipe(h) for h in module._state_dict_hooks.values()):
+                for attr in RECIPE_ATTRS:
+                    if attr in module.__dict__:
+                        counter.add_recipe(module.__dict__[attr])
         else:
             return counter.total()
         counter = _SizeCounter()

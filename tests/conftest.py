@@ -28,6 +28,7 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
         *TRAINING_STYLES,
         "step_budget_loop.py",
         "closure_step_trainer.py",
+        "segmentation_dict_out.py",
         "lbfgs_closure.py",
         "one_epoch_helper.py",
         "hf_conditional_model.py",

@@ -242,6 +242,9 @@ def metric_name(
     said = " ".join(tuned)
     if any(word in said.lower() for word in LOWER_IS_BETTER + HIGHER_IS_BETTER):
         return said
+    if _sums_a_criterion(index, fn, tuned):
+        # `total += F.mse_loss(x_hat, x).item(); return total / n`: a loss, by what it adds
+        return " ".join([*tuned, "loss"])
     # `val_loss = validate(...)`, `avg_val_loss, preds = valid_fn(...)`: the name the
     # caller gives the (first) value says what it is when the function does not
     caller = _assigned_name(statement)
@@ -261,6 +264,44 @@ def _assigned_name(statement: cst.CSTNode | None) -> str | None:
     if isinstance(target, cst.Tuple) and target.elements:
         target = target.elements[0].value
     return target.value if isinstance(target, cst.Name) else None
+
+
+#: criteria whose names say no "loss" (`F.cross_entropy`), beside those that do
+CRITERIA = frozenset({"cross_entropy", "binary_cross_entropy", "kl_div", "criterion"})
+
+
+def _sums_a_criterion(index: Index, fn: Function, returned: list[str]) -> bool:
+    """A name `fn` returns (or divides) is assigned or accumulated from a loss
+    criterion's value (`F.mse_loss(...)`, `criterion(out, y)`, `loss_fn(...)`,
+    `loss.item()`)."""
+    names = {n for text in returned for n in _names_in_text(text)}
+    seen: set[str] = set()
+    assigns = m.findall(fn.node, m.Assign() | m.AugAssign())
+    while names - seen:  # `value = total / n` where `total += criterion(...).item()`
+        name = (names - seen).pop()
+        seen.add(name)
+        for small in assigns:
+            targets = (
+                [t.target for t in small.targets]  # type: ignore[attr-defined]
+                if isinstance(small, cst.Assign)
+                else [small.target]  # type: ignore[attr-defined]
+            )
+            if not any(isinstance(t, cst.Name) and t.value == name for t in targets):
+                continue
+            value = small.value  # type: ignore[attr-defined]
+            for call in m.findall(value, m.Call()):
+                func = index.source.code(call.func).lower()  # type: ignore[attr-defined]
+                if "loss" in func or func.rsplit(".", 1)[-1] in CRITERIA:
+                    return True
+            names |= {n.value for n in m.findall(value, m.Name())}  # type: ignore[attr-defined]
+    return False
+
+
+def _names_in_text(text: str) -> set[str]:
+    try:
+        return {n.value for n in m.findall(cst.parse_expression(text), m.Name())}  # type: ignore[attr-defined]
+    except cst.ParserSyntaxError:
+        return set()
 
 
 def _is_none(expr: cst.BaseExpression) -> bool:
@@ -419,16 +460,11 @@ def _loop_bound(index: Index, call: cst.Call, name: str, line: int, after: bool)
     for loop in src.ancestors(call):
         if loop is scope:
             return False
-        if not isinstance(loop, cst.For) or name not in free_names_of_target(loop.target):
+        if not isinstance(loop, cst.For) or not m.findall(loop.target, m.Name(name)):
             continue
         start = src.line(loop)
         return start < line or (start == line and after)
     return False
-
-
-def free_names_of_target(target: cst.BaseExpression) -> set[str]:
-    """The names a `for` target binds: `epoch`, `i, (x, y)`."""
-    return {n.value for n in m.findall(target, m.Name())}  # type: ignore[attr-defined]
 
 
 def _first_loop_item(index: Index, call: cst.Call, name: str) -> str | None:

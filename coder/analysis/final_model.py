@@ -442,15 +442,29 @@ def weights_reloaded_after(
     """The last statement after `training`, in its block, that loads weights into `model`
     in place (`model.load_state_dict(torch.load(best))`): the best checkpoint saved
     during training, brought back before the model is used. A re-binding (`model =
-    torch.load(f)`) is a new object, not counted."""
-    reload = last_reload(index, FinalModel(model, training, "after", scope))
-    if reload is None or any(
-        index.source.code(t.target) == model
-        for assign in m.findall(reload, m.Assign())
-        for t in assign.targets  # type: ignore[attr-defined]
-    ):
+    torch.load(f)`) is a new object, not counted, and so is a load into a model built
+    anew in between (`net = Net(); net.load_state_dict(torch.load(PATH))`, the tutorials'
+    reload of what they saved)."""
+    place = FinalModel(model, training, "after", scope)
+    reload = last_reload(index, place)
+    if reload is None or _binds(reload, model):
         return None
+    for statement in _following(index, place):
+        if statement is reload:
+            break
+        if _binds(statement, model):
+            return None
     return reload
+
+
+def _binds(statement: cst.CSTNode, model: str) -> bool:
+    """`statement` binds `model` to another object (`model = Net()`; not `model =
+    model.to(device)`)."""
+    return any(
+        m.matches(t.target, m.Name(model)) and not m.findall(assign.value, m.Name(model))
+        for assign in m.findall(statement, m.Assign())
+        for t in assign.targets  # type: ignore[attr-defined]
+    )
 
 
 @dataclass

@@ -13,7 +13,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from .expressions import is_dotted_name
-from .index import Index, Scope
+from .index import Function, Index, Scope
 
 OPTIMIZER_NAMES = frozenset(
     {
@@ -215,23 +215,99 @@ def is_grad_scaler(index: Index, leaf: cst.BaseExpression) -> bool:
     return name is not None and name.rsplit(".", 1)[-1] == "GradScaler"
 
 
-# criteria of a regression: a distillation loss over softmax would compare one-wide outputs
-REGRESSION_LOSSES = frozenset(
-    {"mse_loss", "MSELoss", "l1_loss", "L1Loss", "smooth_l1_loss", "SmoothL1Loss"}
-    | {"huber_loss", "HuberLoss"}
-)
+# criteria whose outputs a distillation loss over softmax cannot compare: a regression's
+# values, a binary (or multi-label) classifier's independent logits, a metric-learning
+# embedding; a KL over the last dim sees a one-wide output as a one-class distribution
+# (always 0: the teacher teaches nothing) and a `(batch,)` one as a distribution over the batch
+POINTWISE_LOSSES: dict[str, str] = {
+    **dict.fromkeys(
+        ("mse_loss", "MSELoss", "l1_loss", "L1Loss", "smooth_l1_loss", "SmoothL1Loss")
+        + ("huber_loss", "HuberLoss"),
+        "regression",
+    ),
+    **dict.fromkeys(
+        ("binary_cross_entropy", "binary_cross_entropy_with_logits", "BCELoss")
+        + ("BCEWithLogitsLoss",),
+        "binary",
+    ),
+    **dict.fromkeys(
+        ("triplet_margin_loss", "TripletMarginLoss", "TripletMarginWithDistanceLoss")
+        + ("triplet_margin_with_distance_loss", "cosine_embedding_loss", "CosineEmbeddingLoss")
+        + ("margin_ranking_loss", "MarginRankingLoss", "hinge_embedding_loss")
+        + ("HingeEmbeddingLoss",),
+        "embedding",
+    ),
+}
+#: criteria of a classifier over classes: a loss that also uses one keeps the KL default
+CLASS_LOSSES = frozenset({"cross_entropy", "CrossEntropyLoss", "nll_loss", "NLLLoss"})
 
 
-def regression_loss(index: Index, statement: cst.CSTNode, scope: Scope) -> str | None:
-    """`F.mse_loss` of `loss = F.mse_loss(out, y)`, or `nn.MSELoss` of `criterion(out, y)`
-    where `criterion = nn.MSELoss()`: the regression criterion the loss is computed with."""
-    for call in m.findall(statement, m.Call()):
-        assert isinstance(call, cst.Call)
+def pointwise_loss(
+    index: Index, statement: cst.CSTNode, scope: Scope, follow: bool = True
+) -> tuple[str, str] | None:
+    """(criterion, kind) of the loss `statement` computes: `F.mse_loss` of
+    `loss = F.mse_loss(out, y)`, `nn.BCEWithLogitsLoss` of `criterion(out, y)` where
+    `criterion = nn.BCEWithLogitsLoss()`, or the criterion a loss function of this file
+    computes (`loss_function(recon, x, mu, logvar)` returning `F.binary_cross_entropy(...)
+    + kld`); kind: regression, binary or embedding (`POINTWISE_LOSSES`). None when the
+    loss also uses a criterion over classes (a cross-entropy)."""
+    found: list[tuple[str, str]] = []
+    for call in _loss_calls(index, statement, scope, follow):
         if not is_dotted_name(call.func):
             continue
-        names = [index.qualified(call.func)]
-        names += [callee(index, leaf) or "" for leaf, _ in index.values_of(call.func, scope)]
-        for name in names:
-            if name.rsplit(".", 1)[-1] in REGRESSION_LOSSES:
-                return name
-    return None
+        leaves = list(index.values_of(call.func, scope))
+        names = [index.qualified(call.func)] + [callee(index, leaf) or "" for leaf, _ in leaves]
+        short = {name.rsplit(".", 1)[-1] for name in names}
+        if short & CLASS_LOSSES:
+            return None
+        found += [
+            (name, POINTWISE_LOSSES[name.rsplit(".", 1)[-1]])
+            for name in names
+            if name.rsplit(".", 1)[-1] in POINTWISE_LOSSES
+        ][:1]
+        if follow:
+            for fn in [index.resolve_call(call), *(_own_function(index, x) for x, _ in leaves)]:
+                if fn is not None and fn.cls is not None:
+                    continue  # a model's class (its __init__) or method: not a loss function
+                inner = fn and pointwise_loss(index, fn.node.body, fn.node, follow=False)
+                if inner is None and fn and _uses(index, fn.node.body, fn.node, CLASS_LOSSES):
+                    return None
+                if inner:
+                    found.append(inner)
+    return found[0] if found else None
+
+
+def _loss_calls(
+    index: Index, statement: cst.CSTNode, scope: Scope, follow: bool
+) -> list[cst.Call]:
+    """The calls of `statement`, and (`follow`) those that compute the names it adds up
+    (`recon = F.mse_loss(x_hat, x)` of `loss = (recon + beta * kld) / n`)."""
+    calls = [c for c in m.findall(statement, m.Call()) if isinstance(c, cst.Call)]
+    if not follow:
+        return calls
+    called = {id(c.func) for c in calls}
+    for name in m.findall(statement, m.Name()):
+        if id(name) in called or not isinstance(name, cst.Name):
+            continue
+        calls += [
+            leaf
+            for leaf, _ in index.values_of(name, scope)
+            if isinstance(leaf, cst.Call) and index.scope_of(leaf) is scope
+        ]
+    return calls
+
+
+def _uses(index: Index, body: cst.CSTNode, scope: Scope, criteria: frozenset[str]) -> bool:
+    return any(
+        (index.qualified(call.func) or "").rsplit(".", 1)[-1] in criteria
+        for call in m.findall(body, m.Call(func=m.Name() | m.Attribute()))
+        if isinstance(call, cst.Call)
+    )
+
+
+def _own_function(index: Index, leaf: cst.BaseExpression) -> Function | None:
+    """The function of this file a name stands for (`criterion` handed a `def criterion`)."""
+    if not isinstance(leaf, cst.Name):
+        return None
+    found = [f for f in index.functions.values() if f.cls is None and f.name == leaf.value]
+    return found[0] if len(found) == 1 else None

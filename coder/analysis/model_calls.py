@@ -187,6 +187,9 @@ class ModelCalls:
         statement = self.source.statement_of(call)
         if isinstance(statement, cst.SimpleStatementLine):
             small = statement.body[0]
+            paired = self._paired_target(small, call)
+            if paired is not None:
+                return paired
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and small.value is call:
                 target = small.targets[0].target
                 if isinstance(target, cst.Tuple | cst.List) and target.elements:
@@ -204,6 +207,24 @@ class ModelCalls:
                 if isinstance(target, cst.Name):
                     return target.value
         return None
+
+    @staticmethod
+    def _paired_target(small: cst.BaseSmallStatement, call: cst.Call) -> str | None:
+        """`emb_a` of `emb_a, emb_p, emb_n = model(a), model(p), model(n)` (a triplet
+        network's three calls in one statement): the name bound to `call` itself."""
+        if not (
+            isinstance(small, cst.Assign)
+            and len(small.targets) == 1
+            and isinstance(small.value, cst.Tuple)
+            and isinstance(small.targets[0].target, cst.Tuple | cst.List)
+        ):
+            return None
+        values = [e.value for e in small.value.elements]
+        targets = [e.value for e in small.targets[0].target.elements]  # type: ignore[union-attr]
+        if len(values) != len(targets) or not any(v is call for v in values):
+            return None
+        target = targets[next(i for i, v in enumerate(values) if v is call)]
+        return target.value if isinstance(target, cst.Name) else None
 
     def _assigned_to(self, call: cst.Call) -> set[str]:
         """The targets of the assignment whose value holds `call`."""

@@ -8,6 +8,7 @@ from neural_coder.analysis import Facts
 from neural_coder.options import OptimizeOptions
 
 from .base import BasePlanner, Plan
+from .int8_reloads import int8_folder_reloads
 from .lightning import LightningPlanner
 from .lightning_post_training import LightningPostTrainingPlanner
 from .loop import LoopPlanner
@@ -30,6 +31,9 @@ def make_plan(facts: Facts, options: OptimizeOptions, line_length: int = 88) -> 
         plan = _planner(facts, options)(facts, options, line_length).build()
     if sharded is not None:
         plan.warnings.append(sharded)
+    reloads, placed = int8_folder_reloads(facts.index, options, plan.edits)
+    plan.edits += reloads
+    plan.placed += placed
     return plan
 
 

@@ -10,7 +10,7 @@ import libcst as cst
 from neural_coder.analysis import Facts, repeated_runs
 from neural_coder.analysis.frozen import linear_probe_freeze, whole_model_freeze
 from neural_coder.analysis.index import Scope
-from neural_coder.analysis.kinds import regression_loss
+from neural_coder.analysis.kinds import pointwise_loss
 from neural_coder.analysis.low_bit import low_bit_load
 from neural_coder.analysis.pretrained import weights_before_training
 from neural_coder.analysis.trainer import TrainerUse
@@ -171,18 +171,21 @@ class BasePlanner:
         return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
 
     def _distillation_loss_types(self) -> tuple[str, str]:
-        """The user's loss types; by default MSE for a model trained on a regression
-        criterion, whose outputs a softmax-based KL would compare as one-class
-        distributions (a single output: always 0, so the teacher taught nothing)."""
+        """The user's loss types; by default MSE for a model trained on a regression,
+        binary or embedding criterion, whose outputs a softmax-based KL would compare as
+        one-class distributions (a single output: always 0, so the teacher taught
+        nothing) or as a distribution over the batch (a `(batch,)` logit)."""
         d = self.options.distillation
         loop = self.facts.loop
         if d.loss_types != DEFAULT_LOSS_TYPES or loop is None or loop.loss_statement is None:
             return d.loss_types
-        criterion = regression_loss(self.index, loop.loss_statement, loop.backward_scope)
-        if criterion is None:
+        found = pointwise_loss(self.index, loop.loss_statement, loop.backward_scope)
+        if found is None:
             return d.loss_types
+        criterion, kind = found
+        article = "an" if kind[0] in "aeiou" else "a"
         note = (
-            f"distillation loss_types ['MSE', 'MSE']: the loss is a regression criterion "
+            f"distillation loss_types ['MSE', 'MSE']: the loss is {article} {kind} criterion "
             f"({criterion}), on outputs a KL over softmax cannot compare; --loss-types sets others"
         )
         if note not in self.plan.placed:

@@ -14,7 +14,12 @@ from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.wraps import unprepared_wrap, wrap_anchor
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
-from neural_coder.transforms.edits import AddImport, AddKeywordArgument, AddParameter
+from neural_coder.transforms.edits import (
+    AddImport,
+    AddKeywordArgument,
+    AddParameter,
+    ReplaceExpression,
+)
 
 from .caller import CallerSite
 from .loop_step_hooks import HOOKS_INTEGRATION
@@ -187,6 +192,8 @@ class ManagerPreparation(StagedPlanner):
                     continue
                 built = self.index.qualified(leaf.func).rsplit(".", 1)[-1]
                 if built == cls and self.src.line(leaf) != origin_line:
+                    if self._load_int8_structure(call, receiver):
+                        return
                     self.plan.warnings.append(
                         f"line {self.src.line(call)}: a float {cls}() built at line "
                         f"{self.src.line(leaf)} loads a state dict: after QAT the script saves "
@@ -195,6 +202,39 @@ class ManagerPreparation(StagedPlanner):
                         "manager's save(folder), or keep that path on fp32 checkpoints"
                     )
                     return
+
+    def _load_int8_structure(self, call: cst.Call, receiver: cst.BaseExpression) -> bool:
+        """`net.load_state_dict(torch.load(PATH))` on a float `Net()` after QAT: the state
+        dict (loaded once, into a name) rebuilds `net` as the int8 structure it was saved
+        from, or converts a fake-quant checkpoint saved while training to the int8 model
+        (`structure_for`, bundled runtime only), then the script's own call loads it.
+        False where the call is not a statement of its own on a name or attribute."""
+        statement = self.src.statement_of(call)
+        if not (
+            self.options.target == "runtime"
+            and isinstance(statement, cst.SimpleStatementLine)
+            and len(statement.body) == 1
+            and isinstance(statement.body[0], cst.Expr)
+            and statement.body[0].value is call
+            and call.args
+            and not call.args[0].keyword
+            and not call.args[0].star
+            and m.matches(receiver, m.Name() | m.Attribute(value=m.Name() | m.Attribute()))
+        ):
+            return False
+        arg = call.args[0].value
+        state = self.free_name("loaded_state")
+        self.plan.edits.append(ReplaceExpression(arg, state))
+        target = self.src.code(receiver)
+        lines = [
+            f"{state} = {self.src.code(arg)}",
+            f"{target}, {state} = structure_for({state}, {target})",
+        ]
+        if isinstance(receiver, cst.Name):
+            self.declare_global(receiver.value, self.index.scope_of(call))
+        self.insert(statement, "before", lines, f"the int8 structure of {target}")
+        self.plan.edits.append(AddImport(self.modules["package"], "structure_for"))
+        return True
 
     def _check_autocast(self, model_call: cst.Call) -> None:
         """A model run under autocast (bf16 or fp16) fails QAT in the first step."""

@@ -10,6 +10,7 @@ import libcst as cst
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.backward_calls import is_scaler_step_call
 from neural_coder.analysis.expressions import free_names
+from neural_coder.analysis.index import PASS_THROUGH_METHODS
 from neural_coder.analysis.last_epoch import guarded
 from neural_coder.analysis.train_only import TrainOnly
 from neural_coder.errors import AnalysisError
@@ -18,9 +19,22 @@ from neural_coder.transforms.edits import AddImport, ReplaceExpression
 from neural_coder.transforms.tree import iter_nodes
 
 from .base import BasePlanner
-from .student_output import accessed_call, changes_of, check_followed, refuse_changed
+from .student_output import (
+    accessed_call,
+    changes_of,
+    check_followed,
+    reads_as_losses,
+    refuse_changed,
+    refuse_losses_output,
+)
 
 HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
+# tensor methods that give the same values each time: an input built with them alone is
+# evaluated again for the teacher as it is
+CONVERSION_METHODS = PASS_THROUGH_METHODS | {
+    "view", "reshape", "unsqueeze", "squeeze", "permute", "transpose", "contiguous",
+    "flatten", "long", "int", "type", "detach", "clone", "to_dense", "flip", "t",
+}
 # an expression evaluated only on some paths, or later, or many times
 CONDITIONAL_EXPRESSIONS = (
     cst.IfExp,
@@ -95,6 +109,8 @@ class StepHooks(BasePlanner):
                 line=self.src.line(loop.loss_statement),
                 hint="have the model return its logits and compute the loss from them",
             )
+        if loop.model_call is not None and reads_as_losses(self.src, output, anchor):
+            refuse_losses_output(self.src, output, loop.model_call, anchor)
         if loop.model_output is not None and loop.model_call is not None:
             output = self._unchanged_output(loop.model_output, loop.model_call, anchor)
         inputs = self._inputs(loop)
@@ -134,6 +150,19 @@ class StepHooks(BasePlanner):
             self.plan.edits.append(AddImport(self.modules["training"], "ModelInputs"))
         call = loop.model_call
         statement = self.src.statement_of(call) if call is not None else None
+        drawn = self._drawn_input(call, inputs)
+        if drawn is not None and self._runs_once(call, statement):
+            # `model(augment(x))`, `model(x + noise * torch.randn_like(x))`: the hook would
+            # draw another view for the teacher; the student's is named and handed to both
+            name = self.free_name("model_inputs")
+            self.insert(
+                statement,  # type: ignore[arg-type]
+                "before",
+                [f"{name} = {inputs}"],
+                "the model's input, drawn once for the student and the teacher",
+            )
+            self.plan.edits.append(ReplaceExpression(drawn, name))
+            return name
         rebound = {
             t.value
             for small in getattr(statement, "body", ())
@@ -148,6 +177,22 @@ class StepHooks(BasePlanner):
             statement, "before", [f"{name} = {inputs}"], "the model's inputs, kept for the teacher"
         )
         return name
+
+    def _drawn_input(self, call: cst.Call | None, inputs: str) -> cst.BaseExpression | None:
+        """The model's one input when it is an expression that calls something other than
+        a tensor's conversion methods (`augment(x)`, `torch.randn_like(x)`, a
+        transform): evaluated again in the hook, it could be another random draw."""
+        if call is None or len(call.args) != 1 or call.args[0].keyword or call.args[0].star:
+            return None
+        value = call.args[0].value
+        if self.src.code(value) != inputs:
+            return None
+        for inner in m.findall(value, m.Call()):
+            func = inner.func  # type: ignore[attr-defined]
+            method = func.attr.value if isinstance(func, cst.Attribute) else None
+            if method not in CONVERSION_METHODS:
+                return value
+        return None
 
     @staticmethod
     def _loss_value(loss_statement: cst.BaseStatement | None) -> cst.BaseExpression | None:

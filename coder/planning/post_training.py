@@ -68,14 +68,14 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             # epoch when it evaluates in each epoch, else one after training that is saved
             self._fit_at(branch, evaluations)
             if in_epoch is not None:
-                self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
+                self._last_epoch_fit_at(in_epoch, evaluations)
             elif self._unsound_save(place) is None:
                 self._saved_fit_at(place, evaluations, declined=refused)
             elif refused is not None:
                 self.plan.warnings.append(f"the training run is not quantized: {refused.message}")
             return self.plan
         if in_epoch is not None:
-            self._fit_at(in_epoch.place, evaluations, in_epoch.guard)
+            self._last_epoch_fit_at(in_epoch, evaluations)
             return self.plan
         declined = refused  # the last epoch's fit, not sound
         if refused is None:

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import batch_function, evaluation, loader_rebuild, loaders, loop_feed
+from neural_coder.analysis import (
+    batch_function,
+    evaluation,
+    loader_rebuild,
+    loaders,
+    loop_feed,
+    saved_output,
+)
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.index import Function
 from neural_coder.errors import AnalysisError
 
 from .post_training_fit_call import FitCall
+
+#: iterables of a loop that are not batches (`for step, lr in zip(range(n), lrs)`)
+NOT_BATCHES = frozenset({"range", "zip", "enumerate", "itertools.count", "count"})
 
 
 class CalibrationData(FitCall):
@@ -61,6 +71,9 @@ class CalibrationData(FitCall):
         fed = self._batch_function_loader(place, line)
         if fed is not None:
             return fed
+        listed = self._batches_the_loop_iterates(place, line)
+        if listed is not None:
+            return self._shaped_like_the_loop(listed, found, place)
         if not required:
             return None
         what = "benchmarking" if self.approach == "benchmark" else "static quantization"
@@ -74,6 +87,30 @@ class CalibrationData(FitCall):
             + (" (the same builder, called before that line)" if own else "")
             + ("" if self.approach == "benchmark" else ", or use --approach ptq-dynamic"),
         )
+
+    def _batches_the_loop_iterates(self, place: FinalModel, line: int) -> str | None:
+        """`train_batches` of `for anchor, positive, negative in train_batches:`: the
+        training loop's own iterable, a name in reach of the fit that is no DataLoader (a
+        list of batch tuples built by the script), whose items the loop unpacks as batches."""
+        loop = self.facts.loop
+        step = loop.step_loop if loop is not None else None
+        if not isinstance(step, cst.For) or not isinstance(step.target, cst.Tuple | cst.List):
+            return None
+        if not isinstance(step.iter, cst.Name):
+            return None
+        name = step.iter.value
+        if not saved_output.in_reach(self.index, name, place.scope, line):
+            return None
+        if any(
+            isinstance(leaf, cst.Call) and self.src.code(leaf.func) in NOT_BATCHES
+            for leaf, _ in self.index.values_of(step.iter, self.index.scope_of(step))
+        ):
+            return None
+        self.plan.placed.append(
+            f"calib_dataloader: {name}, the batches the training loop at line "
+            f"{self.src.line(step)} iterates (no DataLoader is in reach)"
+        )
+        return name
 
     def _shaped_like_the_loop(
         self,

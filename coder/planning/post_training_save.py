@@ -20,7 +20,7 @@ from neural_coder.analysis import final_model, saved_output
 from neural_coder.analysis.evaluation import Evaluation
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.index import enclosing_loop
-from neural_coder.analysis.last_epoch import own_nodes
+from neural_coder.analysis.last_epoch import LastEpochFit, own_nodes
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 
@@ -75,9 +75,26 @@ class SavedFit(FitCall):
         self._fit_at(place, evaluations)
         self.save_to = self.save_guard = None
 
-    def _plan_save(self, place: FinalModel, guard: str | None) -> None:
+    def _last_epoch_fit_at(self, in_epoch: LastEpochFit, evaluations: list[Evaluation]) -> None:
+        """The fit in the last epoch, before its evaluation (analysis/last_epoch.py),
+        followed by a save of its result: nothing after the epoch loop reads the model,
+        and the epoch's own checkpoints hold the fp32 weights (a checkpoint after the
+        evaluation is refused there), so the compressed model would be measured, then lost."""
+        place = in_epoch.place
+        line = self.src.line(place.anchor)
+        self._plan_save(
+            place,
+            saved_output.main_process_test(self.index, place.scope, line),
+            f"nothing after the epoch loop saves {place.model}: the fit in the last epoch "
+            "also saves the compressed model",
+        )
+        self._fit_at(place, evaluations, in_epoch.guard)
+        self.save_to = self.save_guard = None
+
+    def _plan_save(self, place: FinalModel, guard: str | None, why: str | None = None) -> None:
         """Have the next fit (`FitCall._emit`) save its result, under `if <guard>:`, and
-        say where."""
+        say where (`why`: the reason, when it is not that nothing reads the model after
+        the fit's place)."""
         line = self.src.line(place.anchor)
         folder, chosen = (
             (repr(self.options.ptq.save_dir), "--save-dir")
@@ -86,11 +103,13 @@ class SavedFit(FitCall):
         )
         folder, chosen = self.folder_of_each_pass(folder, chosen, place.anchor, place.scope)
         self.save_to, self.save_guard = folder, guard
-        self.plan.placed.append(
-            f"note: nothing after the statement at line {line} in "
+        why = why or (
+            f"nothing after the statement at line {line} in "
             f"{self.index.describe(place.scope)} reads "
-            f"{place.model}: the fit follows training and saves the compressed model to "
-            f"{folder} ({chosen}) as best_model.pt; load it with "
+            f"{place.model}: the fit follows training and saves the compressed model"
+        )
+        self.plan.placed.append(
+            f"note: {why} to {folder} ({chosen}) as best_model.pt; load it with "
             f"neural_coder.runtime.load({folder}, <the float model>)"
             + (f"; written only where {guard} holds" if guard is not None else "")
         )

@@ -11,9 +11,10 @@ from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 
 # the fields the runtime's distillation loss takes from a whole output (`logits_of`):
-# the first element of a tuple, or `logits` (a ModelOutput's or a dict's); `loss` is the
+# the first element of a tuple, or `logits` (a ModelOutput's or a dict's), else a dict's `out`
+# (torchvision segmentation); `loss` is the
 # student's own loss, computed from the same output
-FOLLOWED_FIELDS = ("0", "logits", "loss")
+FOLLOWED_FIELDS = ("0", "logits", "loss", "out")
 
 
 def read_of(node: cst.CSTNode) -> str | None:
@@ -79,7 +80,7 @@ def changes_of(
         targets = (
             [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
         )
-        for target in targets:
+        for target in _unpacked(targets):
             if isinstance(target, cst.Name) and target.value == name:
                 (rebound if isinstance(small, cst.Assign) else changed).append(small)  # type: ignore[arg-type]
             elif isinstance(target, cst.Subscript | cst.Attribute):
@@ -89,6 +90,20 @@ def changes_of(
                 if isinstance(base, cst.Name) and base.value == name:
                     changed.append(small)  # type: ignore[arg-type]
     return rebound, changed
+
+
+def _unpacked(targets: list[cst.BaseExpression]) -> list[cst.BaseExpression]:
+    """The targets with those of tuple / list unpacking spelled out: `_, z2 = model(x2)`
+    binds `_` anew as `_ = ...` does."""
+    found: list[cst.BaseExpression] = []
+    for target in targets:
+        if isinstance(target, cst.Tuple | cst.List):
+            found += _unpacked(
+                [e.value for e in target.elements]  # `*rest` is a StarredElement's value
+            )
+        else:
+            found.append(target)
+    return found
 
 
 def refuse_changed(src: Source, name: str, call: cst.Call, change: cst.CSTNode) -> None:
@@ -101,4 +116,35 @@ def refuse_changed(src: Source, name: str, call: cst.Call, change: cst.CSTNode) 
         line=src.line(change),
         hint=f"put the changed value in a new name ({name}_shifted = ...) and leave {name} as "
         "the model returned it",
+    )
+
+
+def reads_as_losses(src: Source, output: str, loss_statement: cst.CSTNode) -> bool:
+    """The loss is made of the model output's entries, its losses: `sum(loss for loss in
+    loss_dict.values())` (torchvision detection), `sum(loss_dict.values())` (detectron2),
+    `loss_dict["loss_cls"] + loss_dict["loss_box"]`. Such a model computes its losses
+    from the targets it is given and returns no prediction to compare with a teacher's."""
+    entries = m.Attribute(value=m.Name(output), attr=m.Name("values") | m.Name("items"))
+    if m.findall(loss_statement, m.Call(func=entries)):
+        return True
+    reads = [
+        node
+        for node in m.findall(loss_statement, m.Subscript(value=m.Name(output)))
+        if isinstance(node, cst.Subscript)
+    ]
+    return bool(reads) and all("loss" in (read_of(node) or "") for node in reads)
+
+
+def refuse_losses_output(
+    src: Source, output: str, call: cst.Call, loss_statement: cst.CSTNode
+) -> None:
+    raise AnalysisError(
+        f"{output}, the output of {src.code(call.func)}(...) at line {src.line(call)}, holds "
+        f"the model's own losses (the loss at line {src.line(loss_statement)} sums them): a "
+        "model that computes its losses from the targets it is given (a detection model in "
+        "train mode) returns no prediction that distillation could compare with a teacher's",
+        path=src.path,
+        line=src.line(loss_statement),
+        hint="compress it with --approach pruning or qat, or have the model return its "
+        "predictions in train mode and compute the losses in the script",
     )

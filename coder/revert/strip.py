@@ -23,6 +23,8 @@ INSERTED_NAME = re.compile(
 
 #: the name `optimize` gives a loss that `.backward()` was called on unnamed
 HOISTED_LOSS = re.compile(r"^(nc_)?loss(_\d+)?$")
+#: the state dict a float reload after QAT reads once (`planning/loop_preparation.py`)
+HOISTED_STATE = re.compile(r"^(nc_)?loaded_state(_\d+)?$")
 #: values that need no parentheses where a name stood
 ATOMS = (cst.Name, cst.Call, cst.Attribute, cst.Subscript)
 
@@ -128,7 +130,7 @@ class _Strip(cst.CSTTransformer):
 
         args = _drop_last(updated_node.args, added)
         args = [self._without_callback(self._without_default_callback(a)) for a in args]
-        return updated_node.with_changes(args=args)
+        return _without_int8_loader(updated_node.with_changes(args=args))
 
     def _is_callback(self, node: cst.BaseExpression) -> bool:
         """`CompressionCallback(...)`, or the `compression_callback` an inserted statement binds."""
@@ -250,7 +252,7 @@ def _hoisted(small: cst.BaseSmallStatement) -> tuple[str, cst.BaseExpression] | 
         isinstance(node, cst.Attribute) and node.attr.value == "on_after_compute_loss"
         for node in iter_nodes(value)
     )
-    if HOISTED_LOSS.match(name) and not hook:
+    if (HOISTED_LOSS.match(name) and not hook) or HOISTED_STATE.match(name):
         return name, value
     return None
 
@@ -274,6 +276,59 @@ def _is_callback(node: cst.BaseExpression) -> bool:
         and isinstance(node.func, cst.Name)
         and node.func.value == CALLBACK
     )
+
+
+def _is_int8_loader(func: cst.BaseExpression) -> bool:
+    return (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value == "OptimizedModel"
+        and func.attr.value == "from_pretrained"
+    )
+
+
+def _without_int8_loader(call: cst.Call) -> cst.Call:
+    """What `planning/int8_reloads.py` wrote, back to the script's own code:
+    `OptimizedModel.from_pretrained(folder, model_class=Auto...)` to
+    `Auto....from_pretrained(folder)`, and `pipeline(task,
+    model=OptimizedModel.from_pretrained(folder), tokenizer=folder)` to `pipeline(task,
+    model=folder)`."""
+    call = _pipeline_without_int8_loader(call)
+    last = call.args[-1] if call.args else None
+    if not (
+        _is_int8_loader(call.func)
+        and last is not None
+        and last.keyword is not None
+        and last.keyword.value == "model_class"
+    ):
+        return call
+    func = cst.Attribute(value=last.value, attr=cst.Name("from_pretrained"))
+    return call.with_changes(func=func, args=_drop_last(call.args, lambda a: a is last))
+
+
+def _pipeline_without_int8_loader(call: cst.Call) -> cst.Call:
+    loaded = next(
+        (
+            a
+            for a in call.args
+            if isinstance(a.value, cst.Call)
+            and _is_int8_loader(a.value.func)
+            and len(a.value.args) == 1
+        ),
+        None,
+    )
+    if loaded is None:
+        return call
+    folder = loaded.value.args[0].value  # type: ignore[attr-defined]
+    args = [a.with_changes(value=folder) if a is loaded else a for a in call.args]
+    last = args[-1]
+    if (
+        last.keyword is not None
+        and last.keyword.value == "tokenizer"
+        and cst.Module([]).code_for_node(last.value) == cst.Module([]).code_for_node(folder)
+    ):
+        args = _drop_last(args, lambda a: a is last)
+    return call.with_changes(args=args)
 
 
 def _drop_last(items: Any, added: Any) -> list[Any]:

@@ -17,12 +17,18 @@ SELF_TYPES = ("CE", "KL", "L2")
 
 
 # -- output normalisation (the one place) ----------------------------------------
+#: the prediction of torchvision's segmentation models (FCN, DeepLabV3, LRASPP), which
+#: return `{"out": ..., "aux": ...}`; the auxiliary head is not the prediction
+DENSE_KEY = "out"
+
+
 def logits_of(output: Any, what: str = "output") -> torch.Tensor:
     """The logits tensor in a model output.
 
     A tensor is returned as is; a mapping (Hugging Face ``ModelOutput``, dict)
-    gives its ``"logits"``; an object with a tensor ``.logits`` gives that; a
-    tuple or list gives its first element (normalised again).
+    gives its ``"logits"`` (else its ``"out"``: torchvision segmentation); an object
+    with a tensor ``.logits`` gives that; a tuple or list gives its first element
+    (normalised again).
     """
     if isinstance(output, torch.Tensor):
         return output
@@ -30,6 +36,8 @@ def logits_of(output: Any, what: str = "output") -> torch.Tensor:
         logits = output.get("logits")
         if isinstance(logits, torch.Tensor):
             return logits
+        if isinstance(output.get(DENSE_KEY), torch.Tensor):
+            return output[DENSE_KEY]
         raise TypeError(
             f"the {what} is a {type(output).__name__} without a 'logits' tensor "
             f"(keys: {sorted(map(str, output.keys()))}); pass the logits tensor instead"
@@ -65,6 +73,8 @@ def logits_fields(output: Any, what: str = "output") -> dict[str, torch.Tensor]:
         for k, v in output.items()
         if str(k).endswith("logits") and isinstance(v, torch.Tensor)
     }
+    if not fields and isinstance(output.get(DENSE_KEY), torch.Tensor):
+        return {DENSE_KEY: output[DENSE_KEY]}
     if not fields:
         raise TypeError(
             f"the {what} is a {type(output).__name__} with no logits tensor: no 'logits' and no "
@@ -87,17 +97,28 @@ def _same_shape(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str, wher
 
 
 # -- elementary divergences (INC's definitions) -----------------------------------
+def class_dim(logits: torch.Tensor) -> int:
+    """The dim of the classes: the last (`(batch, classes)`, a language model's
+    `(batch, tokens, vocab)`), or dim 1 of a dense prediction `(batch, classes, H, W)`
+    (segmentation), whose last dim is the image's width."""
+    return 1 if logits.dim() >= 4 else -1
+
+
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``mean_batch(sum_c -softmax(targets)_c * log_softmax(logits)_c)`` over the last dim."""
-    log_prob = F.log_softmax(logits, dim=-1)
-    target_prob = F.softmax(targets, dim=-1)
-    return (-target_prob * log_prob).sum(dim=-1).mean()
+    """``mean(sum_c -softmax(targets)_c * log_softmax(logits)_c)`` over the classes
+    (`class_dim`), averaged over the rest."""
+    dim = class_dim(logits)
+    log_prob = F.log_softmax(logits, dim=dim)
+    target_prob = F.softmax(targets, dim=dim)
+    return (-target_prob * log_prob).sum(dim=dim).mean()
 
 
 def kl_divergence(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``KL(softmax(targets) || softmax(logits))`` with ``reduction="mean"`` (per element)."""
-    log_prob = F.log_softmax(logits, dim=-1)
-    target_prob = F.softmax(targets, dim=-1)
+    """``KL(softmax(targets) || softmax(logits))`` over the classes (`class_dim`), with
+    ``reduction="mean"`` (per element)."""
+    dim = class_dim(logits)
+    log_prob = F.log_softmax(logits, dim=dim)
+    target_prob = F.softmax(targets, dim=dim)
     return _kl_div_mean(log_prob, target_prob)
 
 

@@ -148,6 +148,8 @@ def _skeleton(model_class: type[nn.Module], config: Any) -> nn.Module:
     """A float model of the saved architecture (its weights are replaced by the load)."""
     config = copy.deepcopy(config)
     config.dtype = torch.float32  # the int8 marker is not a dtype to build with
+    if not issubclass(model_class, nn.Module):  # an Auto class: AutoModelFor...
+        return model_class.from_config(config)  # type: ignore[attr-defined]
     return model_class(config)
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..int8_device import attach_recipe
 from ..model import Model
 from ..quant import get_backend, get_recipe
-from ..quant.backend import RECIPE_ATTR
 from .results import LOWER_IS_BETTER, bare_module
 
 # the facade's logger name, as before the split (log filters and caplog see the same name)
@@ -163,7 +163,7 @@ def use_quantized_model(trainer: Any, quantized_model: Any) -> Any:
     recipe = getattr(quantized_model, "q_config", None) or get_recipe(module)
     if recipe is not None:
         if get_recipe(module) is None:
-            object.__setattr__(module, RECIPE_ATTR, dict(recipe))
+            attach_recipe(module, dict(recipe))
         module.save_pretrained = types.MethodType(_save_int8_pretrained, module)
     _check_device(trainer, module)
     trainer.model = trainer.model_wrapped = module

@@ -6,9 +6,11 @@ outside this package imports torch.ao.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
@@ -54,6 +56,21 @@ def rebuild_quantized(
     return model
 
 
+def int8_from_fake_quant(
+    fp32_model: nn.Module, recipe: Mapping[str, Any], state_dict: Mapping[str, Any]
+) -> nn.Module:
+    """The int8 model that QAT would have converted from a checkpoint of its fake-quant
+    model (`state_dict`, saved while QAT trained): a copy of `fp32_model` prepared by
+    `recipe` (`int8_device.attach_fake_quant_recipe`), loaded, converted."""
+    spec = QuantSpec.from_dict(recipe["spec"]).with_path(recipe.get("path"))
+    if recipe.get("reduce_range") is not None:
+        spec = replace(spec, reduce_range=recipe["reduce_range"])
+    backend = get_backend()
+    prepared = backend.prepare_qat(copy.deepcopy(fp32_model), spec)
+    prepared.model.load_state_dict(state_dict)
+    return backend.convert(prepared, inplace=True)
+
+
 def load_quantized_state_dict(
     model: nn.Module, state_dict: Mapping[str, Any], strict: bool = True
 ) -> Any:
@@ -83,6 +100,7 @@ __all__ = [
     "TensorScheme",
     "get_backend",
     "get_recipe",
+    "int8_from_fake_quant",
     "load_quantized_state_dict",
     "normalize_approach",
     "rebuild_quantized",

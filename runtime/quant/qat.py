@@ -145,6 +145,16 @@ class QATCompressor(Compressor):
         prepared.model.train()
         fake_quant_in_fp32(prepared.model)
         self.prepared = prepared
+        int8_device.attach_fake_quant_recipe(
+            prepared.model,
+            {
+                "format": RECIPE_FORMAT,
+                "approach": QAT,
+                "path": prepared.path,
+                "reduce_range": prepared.info.get("reduce_range"),
+                "spec": prepared.spec.with_path(prepared.path).to_dict(),
+            },
+        )
         if prepared.fallback_reason:
             log.info("QAT uses the eager path: %s", prepared.fallback_reason)
         if distributed.is_distributed():

@@ -62,6 +62,7 @@ import torch
 from torch import nn
 from torch.ao.quantization import QConfig
 
+from ..int8_device import attach_recipe
 from . import modules as qm
 from .backend import (
     CHILDREN_PATH,
@@ -443,8 +444,7 @@ class TorchAOBackend:
             "spec": spec.to_dict(),
             "quantized_ops": self.quantized_module_names(model),
         }
-        # a plain attribute: not in the state dict, survives deepcopy
-        object.__setattr__(model, RECIPE_ATTR, recipe)
+        attach_recipe(model, recipe)
 
 
 def _linears_for_transposed(work: nn.Module, shared: Collection[int]) -> None:

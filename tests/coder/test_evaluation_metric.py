@@ -153,3 +153,22 @@ def test_a_metric_branch_whose_keys_are_built_at_run_time_falls_back_to_eval_los
     options = build_options("ptq-dynamic", "runtime", {}, {})
     rewritten, report = rewrite_source(Path("ner.py"), ENTITY_METRICS_TRAINER, options)
     assert 'trainer_eval_func(trainer, ["eval_precision", "eval_loss"])' in rewritten, rewritten
+
+
+@pytest.mark.parametrize(
+    ("added", "higher"),
+    [
+        ("criterion(model(x), y).item()", False),
+        ("torch.nn.functional.mse_loss(model(x), y, reduction='sum').item()", False),
+        ("(model(x).round() == y).float().sum().item()", True),
+    ],
+)
+def test_a_value_named_by_nothing_is_a_loss_when_it_sums_a_criterion(added, higher):
+    # `def validate(): total += F.mse_loss(...).item(); return total / n` (a VAE's
+    # reconstruction error) was tuned as higher-is-better: any worse candidate passed
+    text = SCRIPT.format(name="validate", result="value").replace(
+        "total += criterion(model(x), y).item()", f"total += {added}"
+    )
+    out, report = rewrite(text)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert ("higher_is_better=False" in out) is not higher

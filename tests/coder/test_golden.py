@@ -38,6 +38,10 @@ CASES = [
     ]
 ] + [
     ("eval_only.py", "ptq-static", "runtime"),
+    ("save_reload_eval.py", "qat", "runtime"),
+    ("save_reload_eval.py", "qat", "inc"),
+    ("hf_train_then_infer.py", "ptq-dynamic", "runtime"),
+    ("hf_train_then_infer.py", "qat", "runtime"),
     ("eval_only.py", "ptq-dynamic", "inc"),
     ("eval_only.py", "bf16", "runtime"),
     # evaluated in each epoch, nothing after the loop: fit in the last epoch, before it
@@ -137,6 +141,14 @@ CASES = [
     # a model from a `build_model` classmethod, loaded by a checkpointer object on the
     # `if args.eval_only:` path that returns: converted there, after the load
     ("builder_eval_only.py", "ptq-dynamic", "runtime"),
+    # torchvision detection contract (a dict of losses in train mode, lists of images):
+    # the last epoch's fit saves the int8 model beside the epoch checkpoints
+    ("detection_loss_dict_train.py", "ptq-static", "runtime"),
+    ("detection_loss_dict_train.py", "pruning+qat", "runtime"),
+    # `{"out": logits}` read by a BCE + dice `def criterion` handed to train_one_epoch:
+    # distilled by MSE on the whole output, whose "out" the runtime compares
+    ("segmentation_dict_out.py", "distillation", "runtime"),
+    ("segmentation_dict_out.py", "ptq-static", "runtime"),
     # a checkpoint dict, a config, a meter and a loss object are not models
     ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
     # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into

@@ -483,3 +483,38 @@ def test_an_evaluation_only_path_and_the_training_run_each_get_a_fit():
     assert code_lines(text)[fits[1] - 1] == "        if epoch == num_epochs - 1:"
     again, _ = rewrite(text)
     assert again == text
+
+
+CHECKPOINT_THEN_EVAL = (
+    '        torch.save({"model": model.state_dict()}, f"{out_dir}/model_{epoch}.pth")\n' + EVAL
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "folder"),
+    [
+        (EVAL, '"neural_coder_output/ptq-static"'),
+        # torchvision's references: a checkpoint each epoch, then the evaluation; the
+        # checkpoint holds the fp32 weights, so the int8 model goes beside it
+        (CHECKPOINT_THEN_EVAL, 'f"{out_dir}/neural_coder_ptq-static"'),
+    ],
+    ids=["evaluation-only", "checkpoint-then-evaluation"],
+)
+def test_the_last_epoch_fit_saves_the_model_it_evaluates(body, folder):
+    # the int8 model was measured by the last evaluation, then lost: nothing after the
+    # loop reads it and the epoch's checkpoints are written before the fit
+    source = script("for epoch in range(num_epochs):", body).replace(
+        "def main(num_epochs=2):", "def main(num_epochs=2, out_dir='.'):"
+    )
+    text, report = rewrite(source)
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = code_lines(text)
+    fit = line_of(text, ".fit(")
+    save = line_of(text, "quantized_model.save(")
+    assert lines[save].strip() == f"quantized_model.save({folder})"
+    assert lines[save - 1].strip() == "if quantized_model is not None:"
+    assert lines[fit - 1].strip() == "if epoch == num_epochs - 1:"
+    assert fit < save < line_of(text, "print(epoch, evaluate(")
+    assert any("nothing after the epoch loop saves model" in p for p in report.placed)
+    again, second = rewrite(text)
+    assert second.status is Status.UNCHANGED and again == text

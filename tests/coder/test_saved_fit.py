@@ -235,11 +235,16 @@ def test_a_while_true_loop_without_a_break_is_refused():
 
 def test_static_quantization_without_data_in_reach_is_refused():
     source = (
-        HEADER.replace("loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)", "batches = [(torch.randn(4, 4), torch.zeros(4).long())]")
-        + "for epoch in range(2):\n    for x, y in batches:\n" + STEP
+        HEADER.replace("loader = DataLoader(TensorDataset(torch.randn(8, 4), torch.zeros(8).long()), batch_size=4)", "def batches():\n    yield torch.randn(4, 4), torch.zeros(4).long()")
+        + "for epoch in range(2):\n    for x, y in batches():\n" + STEP
     )  # fmt: skip
     assert "no DataLoader is in reach" in refusal(source, "ptq-static")
     saved(source)  # dynamic quantization needs none
+    # a list of batches the loop iterates feeds the fit (tests/coder/test_listed_batches_calibration.py)
+    listed = source.replace("for x, y in batches():", "for x, y in batch_list:").replace(
+        "optimizer = ", "batch_list = list(batches())\noptimizer = ", 1
+    )
+    saved(listed, "ptq-static")
 
 
 def test_training_in_a_function_nothing_calls_is_refused():

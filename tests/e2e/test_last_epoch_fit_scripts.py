@@ -1,5 +1,7 @@
 """A script that evaluates in each epoch and reads the model nowhere after the loop:
-the fit runs in the last epoch, and that epoch's evaluation measures the int8 model.
+the fit runs in the last epoch, that epoch's evaluation measures the int8 model, and the
+int8 model is saved (the epoch's own checkpoints hold fp32 weights: it was measured, then
+lost).
 
 The rewritten sample is imported by a small driver that wraps its `evaluate()` to record
 the module types of every model it is handed, then runs its `main()`."""
@@ -62,3 +64,13 @@ def test_the_last_epoch_evaluates_the_int8_model(tmp_path: Path):
     printed = re.findall(r"epoch (\d+): loss [0-9.]+ val accuracy ([0-9.]+)", run.stdout)
     assert [e for e, _ in printed] == ["1", "2"], run.stdout[-2000:]
     assert float(printed[-1][1]) == pytest.approx(summary["final_metric"], abs=1e-4)
+    # the evaluated int8 model is the one saved, and loads back as int8
+    saved = tmp_path / "neural_coder_output" / "ptq-static"
+    reload = (
+        "import sys; import epoch_eval_loop as s; from neural_coder.runtime import load\n"
+        f"m = load({str(saved)!r}, s.SmallNet())\n"
+        "print(sorted({type(x).__module__ for x in m.modules()}))"
+    )
+    (tmp_path / "reload.py").write_text(reload)
+    loaded = run_script(tmp_path / "reload.py")[0]
+    assert ".quantized." in loaded.stdout, loaded.stdout

@@ -81,6 +81,8 @@ def training_function(args):
                 calib_dataloader=(((batch["input_ids"],),) for batch in eval_dataloader),
             )  # neural-coder
             model = quantized_model if quantized_model is not None else model  # neural-coder
+            if quantized_model is not None:  # neural-coder
+                quantized_model.save("neural_coder_output/bf16")  # neural-coder
 
         model.eval()
         for batch in eval_dataloader:

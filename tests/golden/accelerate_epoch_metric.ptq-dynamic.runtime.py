@@ -77,6 +77,8 @@ def training_function(args):
         if epoch == args.num_epochs - 1:  # neural-coder
             quantized_model = quantization.fit(model, PostTrainingQuantConfig(approach="dynamic"))  # neural-coder
             model = quantized_model if quantized_model is not None else model  # neural-coder
+            if quantized_model is not None:  # neural-coder
+                quantized_model.save("neural_coder_output/ptq-dynamic")  # neural-coder
 
         model.eval()
         for batch in eval_dataloader:

@@ -63,6 +63,8 @@ def training_function(config):
                 calib_dataloader=eval_dataloader,
             )  # neural-coder
             model = quantized_model if quantized_model is not None else model  # neural-coder
+            if quantized_model is not None:  # neural-coder
+                quantized_model.save("neural_coder_output/ptq-static")  # neural-coder
 
         model.eval()
         correct = total = 0

@@ -56,4 +56,6 @@ for epoch in range(args.epochs):
             eval_func=lambda candidate: test(candidate, val_loader),
         )  # neural-coder
         model = quantized_model if quantized_model is not None else model  # neural-coder
+        if quantized_model is not None:  # neural-coder
+            quantized_model.save("neural_coder_output/ptq-dynamic")  # neural-coder
     test(model, val_loader)

@@ -81,6 +81,8 @@ def main():
                 eval_func=lambda candidate: evaluate(candidate, val_loader),
             )  # neural-coder
             model = quantized_model if quantized_model is not None else model  # neural-coder
+            if quantized_model is not None:  # neural-coder
+                quantized_model.save("neural_coder_output/bf16")  # neural-coder
         accuracy = evaluate(model, val_loader)
         print(f"epoch {epoch}: loss {loss:.4f} val accuracy {accuracy:.4f}")
         scheduler.step()

@@ -80,7 +80,7 @@ class StepwiseTrainer:
             DistillationConfig(
                 teacher_model=teacher_model,
                 criterion=KnowledgeDistillationLossConfig(
-                    temperature=1.0, loss_types=["CE", "KL"], loss_weights=[0.5, 0.5]
+                    temperature=1.0, loss_types=["MSE", "MSE"], loss_weights=[0.5, 0.5]
                 ),
             ),
         )  # neural-coder

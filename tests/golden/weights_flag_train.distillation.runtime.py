@@ -55,7 +55,7 @@ def train(opt):
         DistillationConfig(
             teacher_model=teacher_model,
             criterion=KnowledgeDistillationLossConfig(
-                temperature=1.0, loss_types=["CE", "KL"], loss_weights=[0.5, 0.5]
+                temperature=1.0, loss_types=["MSE", "MSE"], loss_weights=[0.5, 0.5]
             ),
         ),
     )  # neural-coder

@@ -41,3 +41,37 @@ def test_the_recorded_call_is_the_plain_forward_not_a_generation_step():
     assert set(inputs) == set(batch)
     with torch.no_grad():
         assert call_model(model, inputs).logits.shape == (2, 3, 40)
+
+
+class _ListDetector(torch.nn.Module):
+    """Takes one list of per-image tensors, as torchvision's detection models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, images: list, targets: object = None) -> torch.Tensor:
+        return self.head(torch.stack(images))
+
+
+def test_a_call_with_one_list_of_images_is_replayed_as_that_list():
+    # the recorder returned the lone list, which call_model spread over forward's
+    # parameters: `forward() takes from 2 to 3 positional arguments but 5 were given`
+    model = _ListDetector().eval()
+    recorder = _CallRecorder(model)
+    images = [torch.randn(4) for _ in range(4)]
+    with torch.no_grad():
+        model(images)
+    recorder.remove()
+    with torch.no_grad():
+        assert call_model(model, recorder.inputs()).shape == (4, 2)
+
+
+def test_a_call_with_one_tensor_is_replayed_as_that_tensor():
+    model = torch.nn.Linear(4, 2).eval()
+    recorder = _CallRecorder(model)
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        model(x)
+    recorder.remove()
+    assert recorder.inputs() is x

@@ -16,7 +16,12 @@ from torch import nn
 
 pytest.importorskip("transformers")
 
-from transformers import BertForSequenceClassification, BertTokenizer, Trainer  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForSequenceClassification,
+    BertForSequenceClassification,
+    BertTokenizer,
+    Trainer,
+)
 
 from neural_coder.runtime import quantization  # noqa: E402
 from neural_coder.runtime.config import (  # noqa: E402
@@ -527,6 +532,11 @@ def test_qat_run_saves_and_loads_every_way(tmp_path: Path) -> None:
     loaded = OptimizedModel.from_pretrained(tmp_path / "sp")  # the config names the class
     assert type(loaded) is BertForSequenceClassification
     assert _same_outputs(loaded, int8)
+    # as rewritten scripts load it back: an Auto class given (built from the config)
+    auto = OptimizedModel.from_pretrained(
+        tmp_path / "sp", model_class=AutoModelForSequenceClassification
+    )
+    assert type(auto) is BertForSequenceClassification and _same_outputs(auto, int8)
 
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello"]) + "\n")

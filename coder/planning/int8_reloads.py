@@ -1,0 +1,136 @@
+"""A Hugging Face model folder the script saves after compressing to int8 and loads back
+itself (`trainer.save_model("final")` ... `AutoModelForSequenceClassification
+.from_pretrained("final")`, the course's train-then-infer layout).
+
+The bundled runtime saves an int8 model as `best_model.pt` beside the config (its packed
+weights are no safetensors), and a model QAT trained under a `Trainer` as its fake-quant
+weights with the recipe in the config. A transformers class loads neither as the int8
+model: the first raises "no file named model.safetensors", the second gives back a float
+model. `OptimizedModel.from_pretrained(folder, model_class=...)` loads every one of them
+(a float folder too), so that load is rewritten to it.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from neural_coder.analysis.index import Index
+from neural_coder.options import OptimizeOptions
+from neural_coder.transforms import match as m
+from neural_coder.transforms.edits import (
+    AddImport,
+    AddKeywordArgument,
+    Edit,
+    InsertStatements,
+    ReplaceExpression,
+)
+from neural_coder.transforms.snippets import TRANSFORMERS_INTEGRATION
+
+INT8_TECHNIQUES = frozenset({"qat", "ptq-static", "ptq-dynamic", "ptq-auto"})
+SAVES = ("save_model", "save_pretrained")
+LOADER = "OptimizedModel"
+
+
+def int8_folder_reloads(
+    index: Index, options: OptimizeOptions, plan_edits: list[Edit]
+) -> tuple[list[Edit], list[str]]:
+    """The edits that load the folders saved after the compression back with
+    `OptimizedModel`, and what the report says of each."""
+    if options.target != "runtime" or not INT8_TECHNIQUES.intersection(options.techniques):
+        return [], []
+    compressed_from = _last_insertion(index, plan_edits)
+    saved = [
+        (save, path)
+        for save, path in _saved_folders(index)
+        if index.source.line(save) >= compressed_from
+    ]
+    edits: list[Edit] = []
+    placed: list[str] = []
+
+    def saved_before(folder: str, line: int) -> bool:
+        return any(
+            index.source.code(path) == folder and index.source.line(save) < line
+            for save, path in saved
+        )
+
+    for call in index.calls:
+        line = index.source.line(call)
+        folder = _reloaded_folder(index, call)
+        if folder is not None and saved_before(folder, line):
+            model_class = index.source.code(call.func.value)  # type: ignore[attr-defined]
+            edits.append(ReplaceExpression(call.func, f"{LOADER}.from_pretrained"))
+            edits.append(AddKeywordArgument(call, "model_class", model_class))
+            placed.append(
+                f"{LOADER}.from_pretrained: the int8 folder {folder} loaded at line {line}"
+            )
+        model_arg = _pipeline_model(index, call)
+        if model_arg is not None and saved_before(index.source.code(model_arg), line):
+            folder = index.source.code(model_arg)
+            edits.append(ReplaceExpression(model_arg, f"{LOADER}.from_pretrained({folder})"))
+            if not any(a.keyword is not None and a.keyword.value == "tokenizer" for a in call.args):
+                edits.append(AddKeywordArgument(call, "tokenizer", folder))
+            placed.append(
+                f"{LOADER}.from_pretrained: the int8 folder {folder} in the pipeline at line {line}"
+            )
+    if edits:
+        edits.append(AddImport(TRANSFORMERS_INTEGRATION, LOADER))
+    return edits, placed
+
+
+def _last_insertion(index: Index, edits: list[Edit]) -> float:
+    """The line after which the plan's code has run (the fit, `on_train_end`, the Trainer
+    given its callback); a save from there on writes the compressed model."""
+    lines = [0.0]
+    for edit in edits:
+        if isinstance(edit, InsertStatements) and edit.anchor in index.source.positions:
+            lines.append(index.source.line(edit.anchor) + (0.5 if edit.where == "after" else 0))
+    return max(lines)
+
+
+def _saved_folders(index: Index) -> list[tuple[cst.Call, cst.BaseExpression]]:
+    """`trainer.save_model(path)`, `model.save_pretrained(path)`: each call and its path."""
+    found = []
+    for call in index.calls:
+        if m.matches(call.func, m.Attribute(attr=m.OneOf(*(m.Name(n) for n in SAVES)))):
+            path = _first_argument(call, "output_dir", "save_directory")
+            if path is not None:
+                found.append((call, path))
+    return found
+
+
+def _reloaded_folder(index: Index, call: cst.Call) -> str | None:
+    """The folder's code when `call` is `<transformers model class>.from_pretrained(folder,
+    ...)` (not a tokenizer's or a config's), else None."""
+    if not m.matches(call.func, m.Attribute(attr=m.Name("from_pretrained"))):
+        return None
+    owner = index.qualified(call.func.value)  # type: ignore[attr-defined]
+    name = owner.rsplit(".", 1)[-1]
+    if not owner.startswith("transformers.") or not ("Model" in name or "For" in name):
+        return None
+    if any(arg.keyword is not None and arg.keyword.value == "model_class" for arg in call.args):
+        return None
+    path = _first_argument(call, "pretrained_model_name_or_path")
+    return index.source.code(path) if path is not None else None
+
+
+def _pipeline_model(index: Index, call: cst.Call) -> cst.BaseExpression | None:
+    """`model=folder` of `transformers.pipeline(task, model=folder)` (or its second
+    positional argument), when it names a folder (not a model object built before)."""
+    if index.qualified(call.func) != "transformers.pipeline":
+        return None
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    value = next((a.value for a in call.args if m.matches(a.keyword, m.Name("model"))), None)
+    if value is None and len(positional) > 1:
+        value = positional[1].value
+    if value is None or not m.matches(value, m.SimpleString() | m.Name() | m.Attribute()):
+        return None
+    return value
+
+
+def _first_argument(call: cst.Call, *keywords: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is None and not arg.star:
+            return arg.value
+        if arg.keyword is not None and arg.keyword.value in keywords:
+            return arg.value
+    return None

@@ -1,0 +1,104 @@
+"""A Hugging Face folder the script saves after an int8 approach and loads back itself
+is loaded with `OptimizedModel.from_pretrained(folder, model_class=...)` (a transformers
+class cannot load the runtime's int8 folder); other loads, other approaches and INC are
+left alone; revert gives the script back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from neural_coder.api import rewrite_source
+from neural_coder.options import build_options
+from neural_coder.report import Status
+from neural_coder.revert import revert_source
+from tests.conftest import script_path
+
+SAMPLE = script_path("hf_train_then_infer.py").read_text()
+RELOAD = "classifier = AutoModelForSequenceClassification.from_pretrained(SAVE_DIR)\n"
+
+
+def rewrite(text: str, approach: str, target: str = "runtime") -> str:
+    out, report = rewrite_source(Path("s.py"), text, build_options(approach, target, {}, {}))
+    assert report.status is Status.TRANSFORMED, report
+    return out
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("approach", ["ptq-dynamic", "ptq-static", "qat", "pruning+qat"])
+def test_the_saved_folder_is_loaded_back_with_the_int8_loader(approach):
+    out = rewrite(SAMPLE, approach)
+    assert (
+        "classifier = OptimizedModel.from_pretrained( SAVE_DIR, "
+        "model_class=AutoModelForSequenceClassification )"
+    ) in flat(out)
+    assert "import CompressionCallback, OptimizedModel" in out or "OptimizedModel," in out
+    again, report = rewrite_source(Path("s.py"), out, build_options(approach, "runtime", {}, {}))
+    assert again == out and report.status is Status.UNCHANGED
+    assert revert_source(Path("s.py"), out)[0] == SAMPLE
+
+
+@pytest.mark.parametrize(
+    ("approach", "target"), [("pruning", "runtime"), ("bf16", "runtime"), ("ptq-dynamic", "inc")]
+)
+def test_float_results_and_inc_keep_the_scripts_loader(approach, target):
+    assert RELOAD in rewrite(SAMPLE, approach, target)
+
+
+@pytest.mark.parametrize(
+    "load",
+    [
+        'classifier = AutoModelForSequenceClassification.from_pretrained("other_dir")\n',
+        "classifier = AutoTokenizer.from_pretrained(SAVE_DIR)\n",
+        "classifier = AutoModelForSequenceClassification.from_pretrained(SAVE_DIR, "
+        "model_class=None)\n",
+    ],
+    ids=["another-folder", "a-tokenizer", "given-a-model-class"],
+)
+def test_other_loads_are_left_alone(load):
+    text = SAMPLE.replace(RELOAD, load).replace(
+        "    AutoModelForSequenceClassification,\n",
+        "    AutoModelForSequenceClassification,\n    AutoTokenizer,\n",
+    )
+    assert load in rewrite(text, "ptq-dynamic")
+
+
+def test_a_load_before_the_save_is_left_alone():
+    text = SAMPLE.replace(
+        "trainer.train()\n",
+        "trainer.train()\nwarm = AutoModelForSequenceClassification.from_pretrained(SAVE_DIR)\n",
+    )
+    out = rewrite(text, "ptq-dynamic")
+    assert "warm = AutoModelForSequenceClassification.from_pretrained(SAVE_DIR)\n" in out
+    assert "OptimizedModel.from_pretrained(" in out  # the load after the save
+
+
+def test_a_folder_saved_before_the_compression_is_left_alone():
+    text = (
+        SAMPLE.replace(
+            "trainer = Trainer(\n", 'model.save_pretrained("base")\ntrainer = Trainer(\n'
+        )
+        + 'base = AutoModelForSequenceClassification.from_pretrained("base")\n'
+    )
+    out = rewrite(text, "ptq-dynamic")
+    assert 'base = AutoModelForSequenceClassification.from_pretrained("base")\n' in out
+    assert "OptimizedModel.from_pretrained(" in out  # SAVE_DIR, saved after the fit
+
+
+PIPELINE = 'classify = pipeline("text-classification", model=SAVE_DIR)\n'
+
+
+def test_a_pipeline_given_the_folder_gets_the_int8_model_and_the_folders_tokenizer():
+    out = rewrite(SAMPLE, "ptq-dynamic")
+    assert (
+        'classify = pipeline( "text-classification", '
+        "model=OptimizedModel.from_pretrained(SAVE_DIR), tokenizer=SAVE_DIR )"
+    ) in flat(out)
+    given = SAMPLE.replace(PIPELINE, PIPELINE.replace(")\n", ', tokenizer="tok")\n'))
+    out = rewrite(given, "ptq-dynamic")
+    assert 'model=OptimizedModel.from_pretrained(SAVE_DIR), tokenizer="tok"' in flat(out)
+    assert revert_source(Path("s.py"), out)[0] == given
