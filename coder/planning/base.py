@@ -81,6 +81,11 @@ class BasePlanner:
         """The folder a save after training at `anchor` writes, one per pass of a loop that
         repeats the training (`f"{folder}/fold{fold}"` in a k-fold loop), and how it was
         chosen; a loop that repeats it with no variable to name its passes is warned of."""
+        loop = self.facts.loop
+        if loop is not None and any(
+            a is loop.entry_loop for a in (anchor, *self.src.ancestors(anchor))
+        ):
+            anchor = loop.entry_loop  # a save in the last epoch: the epochs are no passes
         names = repeated_runs.pass_names(self.index, anchor, scope)
         if names is None:
             self.plan.warnings.append(
