@@ -24,7 +24,8 @@ from .config import (
     set_tensorboard,
     set_workspace,
 )
-from .model import Model, load, structure_for
+from .loading import load, structure_for
+from .model import Model
 from .training import CompressionManager, prepare_compression
 
 __all__ = [

@@ -67,7 +67,7 @@ def attach_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
     """Give the int8 `module` its recipe: a plain attribute (not in the state dict,
     survives deepcopy), also written into the metadata of every state dict `module`
     returns, so that a state dict the script saves itself (`torch.save(model.state_dict(),
-    path)`) still says how to rebuild the int8 structure (`model.structure_for`)."""
+    path)`) still says how to rebuild the int8 structure (`loading.structure_for`)."""
     object.__setattr__(module, RECIPE_ATTR, recipe)
     module.__dict__.pop(FAKE_QUANT_ATTR, None)  # converted: no longer the QAT model
     _record_in_state_dicts(module)
@@ -76,7 +76,7 @@ def attach_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
 def attach_fake_quant_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
     """Give the QAT-prepared (fake-quant) `module` the recipe it was prepared with, in
     the metadata of its state dicts as `attach_recipe` does: a checkpoint saved while QAT
-    trains is converted to the int8 model it would have become (`model.structure_for`)."""
+    trains is converted to the int8 model it would have become (`loading.structure_for`)."""
     object.__setattr__(module, FAKE_QUANT_ATTR, recipe)
     _record_in_state_dicts(module)
 

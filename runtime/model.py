@@ -1,4 +1,5 @@
-"""The model wrapper `CompressionManager.model` returns, and `load` for saved models.
+"""The model wrapper `CompressionManager.model` returns (`load` for saved models is in
+`loading.py`).
 
 `Model` follows INC 2.x's `PyTorchModel` (spec 1.8): an `nn.Module` that holds
 the current inner module as `_model`, forwards calls to it, and whose `.model`
@@ -37,19 +38,12 @@ import torch
 from torch import nn
 
 from . import int8_device
-from .bf16 import BF16_RECIPE_MODULES, bf16_recipe, convert
+from .bf16 import bf16_recipe
 from .distributed import is_main_process
 from .int8_device import RECIPE_ATTR
 from .pipeline_check import check_the_wrapped_model
 
-__all__ = [
-    "BEST_CONFIGURE",
-    "CHECKPOINT_NAME",
-    "Model",
-    "ModelListener",
-    "load",
-    "structure_for",
-]
+__all__ = ["BEST_CONFIGURE", "CHECKPOINT_NAME", "Model", "ModelListener"]
 
 #: file `save` writes inside its folder (INC's name)
 CHECKPOINT_NAME = "best_model.pt"
@@ -77,7 +71,7 @@ def _framework(conf: Any) -> str:
     return "pytorch"
 
 
-def _with_metadata(items: Any, source: Mapping[str, Any], rename: Any = None) -> OrderedDict:
+def with_metadata(items: Any, source: Mapping[str, Any], rename: Any = None) -> OrderedDict:
     """An OrderedDict of `items` that keeps `source._metadata` (module versions, which
     quantized modules need to read their state), with metadata keys renamed by `rename`."""
     out: OrderedDict = OrderedDict(items)
@@ -89,7 +83,7 @@ def _with_metadata(items: Any, source: Mapping[str, Any], rename: Any = None) ->
     return out
 
 
-def _strip_prefix(state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
+def strip_prefix(state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
     """Keys saved from an INC-style wrapper (`_model.x`) become `x` (all or nothing)."""
     if not state_dict or not all(isinstance(k, str) and k.startswith(_PREFIX) for k in state_dict):
         return state_dict
@@ -99,7 +93,7 @@ def _strip_prefix(state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
             return ""
         return key[len(_PREFIX) :] if key.startswith(_PREFIX) else key
 
-    return _with_metadata(((strip(k), v) for k, v in state_dict.items()), state_dict, strip)
+    return with_metadata(((strip(k), v) for k, v in state_dict.items()), state_dict, strip)
 
 
 class Model(nn.Module):
@@ -277,7 +271,7 @@ class Model(nn.Module):
     ) -> Any:
         """Load into the inner module; keys prefixed with `_model.` (INC) are accepted."""
         return self._modules["_model"].load_state_dict(  # type: ignore[union-attr]
-            _strip_prefix(state_dict), strict=strict, assign=assign
+            strip_prefix(state_dict), strict=strict, assign=assign
         )
 
     # -- save ---------------------------------------------------------------------------
@@ -297,7 +291,7 @@ class Model(nn.Module):
             return path
         os.makedirs(root, exist_ok=True)
         inner_state = self.state_dict()
-        state = _with_metadata(inner_state.items(), inner_state)
+        state = with_metadata(inner_state.items(), inner_state)
         recipe = self.q_config
         if recipe is None:  # a mix_precision.fit result: which modules run in bf16
             recipe = bf16_recipe(self._modules["_model"])  # type: ignore[arg-type]
@@ -414,105 +408,3 @@ def _add_prefix_hook(
     inner = prefix + _PREFIX
     for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(inner)]:
         state_dict[inner + key[len(prefix) :]] = state_dict.pop(key)
-
-
-def load(
-    checkpoint_dir: str | os.PathLike[str] | Mapping[str, Any],
-    model: nn.Module,
-    history_cfg: Any = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """Rebuild a model saved by `Model.save` / `CompressionManager.save` (INC's
-    `neural_compressor.utils.pytorch.load`, spec 1.8).
-
-    `checkpoint_dir` is the folder `save` wrote, the `best_model.pt` file itself, or
-    an already loaded dict. `model` is a float model of the same architecture.
-    Without `best_configure` the state dict is loaded into `model`, which is
-    returned; with it, `neural_coder.runtime.quant.rebuild_quantized(model,
-    recipe)` builds the int8 structure and the state dict is loaded into that (a bf16
-    recipe, `{"precision": "bf16", "bf16_modules": [...]}` as `Model.save` writes for a
-    `mix_precision.fit` result: a copy of `model` with those modules in bf16).
-    INC's `history_cfg`, `dataloader`, `example_inputs` and custom-config kwargs
-    are accepted and not needed: the recipe records everything. The int8 module is
-    returned bare, as INC returns it, and bridged for GPU scripts: it stays on the CPU,
-    where its kernels run (see `int8_device.keep_on_cpu`). Files are read
-    with `torch.load(..., weights_only=True)`; INC 1.x's yaml format is refused.
-    """
-    del history_cfg, kwargs
-    if isinstance(model, Model):
-        model = model.model
-    if isinstance(checkpoint_dir, Mapping):
-        state = _with_metadata(checkpoint_dir.items(), checkpoint_dir)
-    else:
-        path = os.path.abspath(os.path.expanduser(os.fspath(checkpoint_dir)))
-        if os.path.isdir(path):
-            file = os.path.join(path, CHECKPOINT_NAME)
-            if not os.path.isfile(file):
-                legacy = os.path.join(path, "best_configure.yaml")
-                if os.path.isfile(legacy):
-                    raise ValueError(
-                        f"{path} holds an INC 1.x checkpoint (best_configure.yaml + "
-                        "best_model_weights.pt), which this runtime cannot read; re-save "
-                        "the model with INC 2.x or this runtime"
-                    )
-                raise FileNotFoundError(f"no {CHECKPOINT_NAME} in {path}")
-            path = file
-        elif not os.path.isfile(path):
-            raise FileNotFoundError(f"no checkpoint at {path}")
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(loaded, Mapping):
-            raise ValueError(f"{path} does not hold a state dict")
-        state = _with_metadata(loaded.items(), loaded)
-    recipe = state.pop(BEST_CONFIGURE, None)
-    state = _strip_prefix(state)
-    if recipe is None:
-        structure, state = structure_for(state, model)
-    else:
-        structure = _structure(model, recipe)
-    structure.load_state_dict(state)
-    return structure
-
-
-def structure_for(
-    state: Mapping[str, Any], model: nn.Module
-) -> tuple[nn.Module, Mapping[str, Any]]:
-    """The module that loads a state dict the script saved itself, and the state dict to
-    load into it (neural-coder writes `net, state = structure_for(state, net)` before a
-    script's own `net.load_state_dict(state)` after QAT):
-
-    * a float model's state dict: `model` and `state` as they are;
-    * an int8 model's (`torch.save(model.state_dict(), path)` after the conversion): the
-      int8 structure rebuilt from `model` by the recipe the state dict carries in its
-      metadata (`int8_device.attach_recipe`), and `state`;
-    * a fake-quant model's, saved while QAT trained (the best epoch's checkpoint): the int8
-      model QAT would have converted from it (`quant.int8_from_fake_quant`), and that
-      model's own state dict, which the script's load then loads again unchanged.
-
-    `model` is not modified."""
-    if isinstance(model, Model):
-        model = model.model
-    state = _strip_prefix(state)
-    fake_quant = _in_metadata(state, int8_device.FAKE_QUANT_ATTR)
-    if fake_quant is not None:
-        from .quant import int8_from_fake_quant
-
-        int8 = int8_device.keep_on_cpu(int8_from_fake_quant(model, fake_quant, state))
-        return int8, int8.state_dict()
-    return _structure(model, _in_metadata(state, int8_device.RECIPE_ATTR)), state
-
-
-def _structure(model: nn.Module, recipe: Mapping[str, Any] | None) -> nn.Module:
-    if recipe is None:
-        return model
-    if BF16_RECIPE_MODULES in recipe:  # a bf16 model: the same modules converted (a copy)
-        return convert(model, recipe[BF16_RECIPE_MODULES])
-    from .quant import rebuild_quantized
-
-    return int8_device.keep_on_cpu(rebuild_quantized(model, dict(recipe)))
-
-
-def _in_metadata(state: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
-    """The recipe an int8 or fake-quant model's state dict carries for its root module."""
-    root = getattr(state, "_metadata", {}).get("", {})
-    recipe = root.get(key) if isinstance(root, Mapping) else None
-    return recipe if isinstance(recipe, Mapping) else None

@@ -15,8 +15,9 @@ import libcst as cst
 
 from neural_coder.transforms import match as m
 
-from .final_model import FinalModel, later_reads, loads_weights
+from .final_model import FinalModel, later_reads
 from .index import Function, Index
+from .weight_loads import loads_weights
 
 
 @dataclass

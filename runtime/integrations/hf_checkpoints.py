@@ -17,7 +17,8 @@ from torch import nn
 from transformers import AutoConfig
 
 from .. import int8_device
-from ..model import BEST_CONFIGURE, CHECKPOINT_NAME, QAT_RECIPE_KEY, load
+from ..loading import load
+from ..model import BEST_CONFIGURE, CHECKPOINT_NAME, QAT_RECIPE_KEY
 from ..quant import QAT, QuantSpec, get_backend, get_recipe
 from ..quant.backend import RECIPE_FORMAT
 from .results import bare_module

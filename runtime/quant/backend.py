@@ -1,7 +1,7 @@
 """The one interface between the runtime and a quantization library.
 
 Nothing outside `runtime/quant/` touches `torch.ao.quantization`: the QAT
-compressor, `quantization.fit` and `model.load` talk to a `QuantBackend` and
+compressor, `quantization.fit` and `loading.load` talk to a `QuantBackend` and
 hand it a `QuantSpec`, a small description of *what* to quantize resolved from
 an INC 2.x config (`op_type_dict` / `op_name_dict`, `approach`,
 `reduce_range`). How it is done (FX graph mode, eager module swaps, which

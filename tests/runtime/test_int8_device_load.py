@@ -20,7 +20,8 @@ from torch import nn
 
 from neural_coder.runtime import int8_device, quantization
 from neural_coder.runtime.config import PostTrainingQuantConfig
-from neural_coder.runtime.model import Model, load
+from neural_coder.runtime.loading import load
+from neural_coder.runtime.model import Model
 from neural_coder.runtime.quant import get_backend
 
 from .conftest import TinyMLP, tiny_batches

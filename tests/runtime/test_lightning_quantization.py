@@ -120,7 +120,7 @@ class ConvBnClassifier(pl.LightningModule):
 
 
 def test_each_child_is_an_fx_graph_with_its_batch_norm_fused_and_reloads(tmp_path):
-    from neural_coder.runtime.model import load
+    from neural_coder.runtime.loading import load
 
     torch.manual_seed(0)
     model = ConvBnClassifier()

@@ -13,7 +13,8 @@ from torch import nn
 
 from neural_coder.runtime import load as package_load
 from neural_coder.runtime.config import QuantizationAwareTrainingConfig
-from neural_coder.runtime.model import BEST_CONFIGURE, CHECKPOINT_NAME, Model, load
+from neural_coder.runtime.loading import load
+from neural_coder.runtime.model import BEST_CONFIGURE, CHECKPOINT_NAME, Model
 from neural_coder.runtime.training import prepare_compression
 from tests.runtime.conftest import TinyMLP, tiny_batches
 

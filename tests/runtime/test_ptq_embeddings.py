@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from neural_coder.runtime import quantization
 from neural_coder.runtime.config import PostTrainingQuantConfig
-from neural_coder.runtime.model import load
+from neural_coder.runtime.loading import load
 from neural_coder.runtime.quant.modules import QuantizedEmbedding, QuantizedEmbeddingBag
 from neural_coder.runtime.summary import state_dict_size
 

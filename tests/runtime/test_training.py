@@ -490,7 +490,7 @@ def test_pruning_plus_qat_one_shot_canonical_loop(tmp_path, monkeypatch) -> None
     with torch.no_grad():
         assert model(torch.randn(2, 8)).shape == (2, 4)
     saved = cm.save(tmp_path / "ckpt")
-    from neural_coder.runtime.model import load
+    from neural_coder.runtime.loading import load
 
     reloaded = load(Path(saved).parent, TinyMLP())
     x = torch.randn(3, 8)

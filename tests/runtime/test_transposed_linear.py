@@ -13,7 +13,7 @@ from transformers.pytorch_utils import Conv1D
 
 from neural_coder.runtime import quantization
 from neural_coder.runtime.config import PostTrainingQuantConfig, QuantizationAwareTrainingConfig
-from neural_coder.runtime.model import load
+from neural_coder.runtime.loading import load
 from neural_coder.runtime.quant import modules as qm
 from neural_coder.runtime.training import prepare_compression
 
