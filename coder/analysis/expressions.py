@@ -89,6 +89,14 @@ def substitute(text: str, replacements: dict[str, str]) -> str:
     return cst.Module(body=[]).code_for_node(expr.visit(Substitute()))
 
 
+def callee_name(call: cst.Call) -> str:
+    """The last name of what `call` calls (`tqdm` for `tqdm.auto.tqdm(...)`), else ""."""
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return func.value if isinstance(func, cst.Name) else ""
+
+
 def loop_var(node: Loop) -> str | None:
     if isinstance(node, cst.For) and isinstance(node.target, cst.Name):
         return node.target.value

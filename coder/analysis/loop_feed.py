@@ -24,7 +24,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from .batch_function import is_literal
-from .expressions import unmoved
+from .expressions import callee_name, unmoved
 from .forward_signature import keyword_batch
 from .index import Function, Index, Scope
 from .loop_types import TrainingLoop
@@ -156,7 +156,7 @@ def _batch_target(
     target = step.target
     enumerated = False
     while isinstance(iterable, cst.Call):
-        callee = _callee(iterable)
+        callee = callee_name(iterable)
         if callee == "enumerate" and not enumerated:
             if not (isinstance(target, cst.Tuple) and len(target.elements) == 2):
                 return None
@@ -187,17 +187,10 @@ def _wrapper_bound_to(
         return iterable
     bound = index.assignments_in(iterable.value, scope)
     if len(bound) == 1 and isinstance(bound[0].value, cst.Call):
-        callee = _callee(bound[0].value)
+        callee = callee_name(bound[0].value)
         if callee == "enumerate" or any(p in callee for p in _PROGRESS):
             return bound[0].value
     return iterable
-
-
-def _callee(call: cst.Call) -> str:
-    func = call.func
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return func.value if isinstance(func, cst.Name) else ""
 
 
 def _first_arg(call: cst.Call) -> cst.BaseExpression | None:

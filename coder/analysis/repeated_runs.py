@@ -16,6 +16,7 @@ import ast
 
 import libcst as cst
 
+from .expressions import callee_name
 from .index import Index, Scope
 
 _PROGRESS = ("tqdm", "track")
@@ -80,20 +81,13 @@ def _loop_variable(loop: cst.For | cst.While) -> str | None:
     if isinstance(target, cst.Name):
         return target.value
     iterable = loop.iter
-    if isinstance(iterable, cst.Call) and _callee(iterable) in _PROGRESS and iterable.args:
+    if isinstance(iterable, cst.Call) and callee_name(iterable) in _PROGRESS and iterable.args:
         iterable = iterable.args[0].value
     if (
         isinstance(target, cst.Tuple)
         and isinstance(iterable, cst.Call)
-        and _callee(iterable) == "enumerate"
+        and callee_name(iterable) == "enumerate"
         and isinstance(target.elements[0].value, cst.Name)
     ):
         return target.elements[0].value.value
     return None
-
-
-def _callee(call: cst.Call) -> str:
-    func = call.func
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return func.value if isinstance(func, cst.Name) else ""
