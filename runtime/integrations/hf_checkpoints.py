@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -188,13 +189,7 @@ def _int8_from_fake_quant(
     delattr(config, QAT_RECIPE_KEY)
     with _quiet_transformers():  # the fake-quant entries are "unexpected keys" to it
         model = model_class.from_pretrained(folder, config=config, **kwargs)
-    spec = QuantSpec.from_dict(recipe["spec"])
-    spec = QuantSpec(
-        approach=QAT,
-        rules=spec.rules,
-        reduce_range=recipe.get("reduce_range", spec.reduce_range),
-        path="eager",
-    )
+    spec = dataclasses.replace(QuantSpec.of_recipe(recipe), approach=QAT, path="eager")
     backend = get_backend()
     float_keys = set(model.state_dict())
     prepared = backend.prepare_qat(model, spec)

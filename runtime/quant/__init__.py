@@ -10,7 +10,6 @@ import copy
 import functools
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from torch import nn
@@ -62,11 +61,8 @@ def int8_from_fake_quant(
     """The int8 model that QAT would have converted from a checkpoint of its fake-quant
     model (`state_dict`, saved while QAT trained): a copy of `fp32_model` prepared by
     `recipe` (`int8_device.attach_fake_quant_recipe`), loaded, converted."""
-    spec = QuantSpec.from_dict(recipe["spec"]).with_path(recipe.get("path"))
-    if recipe.get("reduce_range") is not None:
-        spec = replace(spec, reduce_range=recipe["reduce_range"])
     backend = get_backend()
-    prepared = backend.prepare_qat(copy.deepcopy(fp32_model), spec)
+    prepared = backend.prepare_qat(copy.deepcopy(fp32_model), QuantSpec.of_recipe(recipe))
     prepared.model.load_state_dict(state_dict)
     return backend.convert(prepared, inplace=True)
 

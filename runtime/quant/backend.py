@@ -77,6 +77,7 @@ def _first(value: Any) -> str | None:
 #: that holds quantizable modules (eager where a child does not trace), the root kept
 CHILDREN_PATH = "fx_children"
 
+
 @dataclass(frozen=True)
 class TensorScheme:
     """How one tensor kind (activation or weight) is quantized; None = backend default."""
@@ -267,6 +268,18 @@ class QuantSpec:
             rules=tuple(OpRule.from_dict(r) for r in data.get("rules", ())),
             reduce_range=data.get("reduce_range"),
             path=data.get("path"),
+        )
+
+    @classmethod
+    def of_recipe(cls, recipe: Mapping[str, Any]) -> QuantSpec:
+        """The spec a recipe was made with (an int8 model's, or a fake-quant model's:
+        `int8_device.attach_fake_quant_recipe`), with the path and the reduce_range the
+        backend resolved, which the recipe records beside it."""
+        spec = cls.from_dict(recipe["spec"])
+        return replace(
+            spec,
+            reduce_range=recipe.get("reduce_range", spec.reduce_range),
+            path=recipe.get("path", spec.path),
         )
 
     def with_path(self, path: str | None) -> QuantSpec:

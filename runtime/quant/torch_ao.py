@@ -257,13 +257,7 @@ class TorchAOBackend:
                 f"not a neural_coder quantization recipe (format {recipe.get('format')!r}, "
                 f"expected {RECIPE_FORMAT!r})"
             )
-        spec = QuantSpec.from_dict(recipe["spec"])
-        spec = QuantSpec(
-            approach=spec.approach,
-            rules=spec.rules,
-            reduce_range=recipe.get("reduce_range", spec.reduce_range),
-            path=recipe["path"],
-        )
+        spec = QuantSpec.of_recipe(recipe)
         with _quiet():
             if spec.approach == DYNAMIC:
                 return self.quantize_dynamic(fp32_model, spec)
