@@ -253,6 +253,13 @@ def metric_name(
     return " ".join([fn.name, *tuned])
 
 
+def returns_a_tuple(fn: Function) -> bool:
+    """Every return of `fn` hands back several values (`return top1, seconds`): the
+    metric is the first. INC's tuning asserts on a tuple (it takes a scalar or a list)."""
+    values = [r.value for r in iter_returns(fn.node)]
+    return bool(values) and all(isinstance(v, cst.Tuple) and len(v.elements) > 1 for v in values)
+
+
 def _assigned_name(statement: cst.CSTNode | None) -> str | None:
     """`val_loss` of `val_loss = f(...)` or of `val_loss, preds = f(...)`."""
     if not isinstance(statement, cst.SimpleStatementLine):

@@ -24,9 +24,20 @@ OPTIMIZER_NAMES = frozenset(
 )  # fmt: skip
 MODEL_FACTORY_MODULES = ("torchvision.models.", "timm.models.")
 MODEL_FACTORIES = frozenset({"timm.create_model", "torch.hub.load"})
-# a library's model builder of any module, named for what it returns (detectron2's
-# `build_model(cfg)` and `DefaultTrainer.build_model(cfg)`)
-MODEL_BUILDER_NAMES = frozenset({"build_model"})
+# a model builder of any module, named for what it returns: detectron2's `build_model(cfg)`,
+# a project's `get_model(args.arch)`, `zoo.create_network(name)`, `load_model(path)`,
+# `build_classifier(cfg)`; not `get_peft_model(model, cfg)`, which wraps a model it is given
+MODEL_BUILDER = re.compile(
+    r"^(build|get|create|make|load|init|construct|instantiate|setup)_(\w+_)?"
+    r"(model|net|network|classifier|detector|segmentor|backbone)$"
+)
+# a registry of model classes indexed by name, called to build one: `MODELS[args.arch]()`,
+# `model_dict[opt.model](num_classes=n)`, `ARCH_REGISTRY[name](cfg)`; not a module list
+# (`self.nets[i](x)`), whose call runs a model
+MODEL_REGISTRY = re.compile(
+    r"^[A-Z0-9_]*(MODEL|NET|ARCH)[A-Z0-9_]*$|^(model|net|arch)\w*_(dict|registry|zoo|map|factory)$"
+    r"|^(models|model_zoo|registry)$"
+)
 # containers of modules, not a model of their own
 NN_CONTAINERS = frozenset({"ModuleList", "ModuleDict"})
 # a module that computes a loss (`DistillKL(T)`, `LabelSmoothingLoss()`), by its name
@@ -51,9 +62,23 @@ CHECKPOINT_READS = ("load_state_dict", "keys", "items", "values", "get")
 
 
 def callee(index: Index, leaf: cst.BaseExpression) -> str | None:
-    if isinstance(leaf, cst.Call):
-        return index.qualified(leaf.func)
-    return None
+    """The qualified name `leaf` calls; `getattr(models, args.arch)(...)` calls
+    "torchvision.models.<getattr>" and `getattr(torch.optim, name)(...)` "torch.optim.<getattr>"."""
+    if not isinstance(leaf, cst.Call):
+        return None
+    func = leaf.func
+    if (
+        isinstance(func, cst.Call)
+        and m.matches(func.func, m.Name("getattr"))
+        and len(func.args) >= 2
+        and is_dotted_name(func.args[0].value)
+    ):
+        return f"{index.qualified(func.args[0].value)}.{GETATTR}"
+    return index.qualified(func)
+
+
+# the attribute of a `getattr(owner, name)` call, whose name is known only when it runs
+GETATTR = "<getattr>"
 
 
 def is_model_class(index: Index, cls: cst.ClassDef, seen: frozenset[str] = frozenset()) -> bool:
@@ -98,13 +123,28 @@ def model_kind(index: Index, leaf: cst.BaseExpression) -> str | None:
         return name
     if name.startswith(MODEL_FACTORY_MODULES) or name in MODEL_FACTORIES:
         return name
-    if last in MODEL_BUILDER_NAMES:  # `build_model(cfg)`, `Trainer.build_model(cfg)`
+    if MODEL_BUILDER.match(last) and not _given_a_model(index, leaf):  # type: ignore[arg-type]
+        return f"{name}()"
+    if _calls_a_registry(index, leaf):  # type: ignore[arg-type]
         return f"{name}()"
     if name.startswith("transformers.") and ("For" in last or last.endswith("Model")):
         return name
     if name in {"torch.load"} and _loads_module(index, leaf):  # type: ignore[arg-type]
         return "torch.load (a pickled model)"
     return None
+
+
+def _given_a_model(index: Index, call: cst.Call) -> bool:
+    """An argument names a model (`get_peft_model(model, config)`, `load_model(net, path)`):
+    the call wraps or fills a model the script already has."""
+    return any(names_a_model(index.source.code(a.value)) for a in call.args)
+
+
+def _calls_a_registry(index: Index, call: cst.Call) -> bool:
+    func = call.func
+    if not isinstance(func, cst.Subscript) or not is_dotted_name(func.value):
+        return False
+    return bool(MODEL_REGISTRY.match(index.source.code(func.value).rsplit(".", 1)[-1]))
 
 
 def names_a_model(text: str) -> bool:
@@ -179,7 +219,7 @@ def is_optimizer(index: Index, leaf: cst.BaseExpression) -> bool:
     return (
         last in OPTIMIZER_NAMES
         or ".optim." in f".{name}"
-        and last[:1].isupper()
+        and (last[:1].isupper() or last == GETATTR)
         or _schedule_free(last)
     )
 

@@ -163,6 +163,8 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             what = f"{chosen.function.key}() as called at line {self.src.line(chosen.call)}"
             if chosen.key is not None:
                 what += f", its {chosen.key!r} entry"
+            elif evaluation.returns_a_tuple(chosen.function):
+                what += ", its first value"
         better = found is None or higher_is_better(
             evaluation.metric_name(self.index, found[0].function, found[0].key, found[0].statement)
         )

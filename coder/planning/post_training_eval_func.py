@@ -53,6 +53,8 @@ class EvalFunc(FitCall):
         call = self._eval_call(chosen, candidate, substitutions)
         if chosen.key is not None:
             call = f"{call}[{chosen.key!r}]"
+        elif evaluation.returns_a_tuple(chosen.function):
+            call = f"{call}[0]"
         if not chosen.reads_model and not named:
             return f"lambda {candidate}: {call}", []
         name = self.free_name("evaluate_candidate")

@@ -151,6 +151,9 @@ CASES = [
     ("segmentation_dict_out.py", "ptq-static", "runtime"),
     # a checkpoint dict, a config, a meter and a loss object are not models
     ("eval_checkpoint.py", "ptq-dynamic", "runtime"),
+    # the model chosen by name from a registry (`ARCHS[args.arch](...)`): quantized after
+    # the DDP checkpoint's weights are loaded, before the (accuracy, latency) evaluation
+    ("registry_eval_ckpt.py", "ptq-static", "runtime"),
     # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into
     # LightningCLI's trainer_defaults
     ("lightning_fit.py", "pruning+qat", "runtime"),

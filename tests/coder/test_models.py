@@ -276,3 +276,55 @@ def test_a_model_whose_head_the_optimizer_trains_is_no_frozen_teacher():
     facts = analyze(parse_source(Path("caption.py"), ENCODER_HEAD_TRAINED))
     assert facts.loop is None
     assert "several models (decoder, encoder)" in facts.loop_error.message
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("from zoo import get_model\nmodel = get_model(args.arch)\n", ["2:model"]),
+        ("import zoo\nnet = zoo.create_network(name)\n", ["2:net"]),
+        ("from utils import load_model\nmodel = load_model('best.pth')\n", ["2:model"]),
+        ("from zoo import MODELS\nmodel = MODELS[args.arch](num_classes=10)\n", ["2:model"]),
+        ("from zoo import model_dict\nmodel = model_dict[opt.model]()\n", ["2:model"]),
+        ("import torchvision.models as models\nmodel = getattr(models, args.arch)()\n", ["2:model"]),
+        # wraps of a model the script has, forward calls and other factories build none
+        ("from peft import get_peft_model\nmodel = get_peft_model(model, config)\n", []),
+        ("from utils import load_model\nmodel = load_model(net, 'best.pth')\n", []),
+        ("out = self.nets[i](x)\n", []),
+        ("from utils import get_loader\nloader = get_loader(args)\n", []),
+        ("from utils import get_model_config\ncfg = get_model_config(args)\n", []),
+    ],
+)
+def test_factories_and_registries_of_the_project_build_models(code, expected):
+    assert models_of(code) == expected
+
+
+FACTORY_EVAL = """import torch
+from zoo import get_model
+
+
+@torch.no_grad()
+def evaluate(model, loader):
+    model.eval()
+    correct = 0
+    for x, y in loader:
+        correct += (model(x).argmax(1) == y).sum().item()
+    return correct / len(loader.dataset)
+
+
+def main(args):
+    model = get_model(args.arch)
+    model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 4), torch.zeros(8)), batch_size=4)
+    print(evaluate(model, loader))
+"""
+
+
+def test_an_eval_script_whose_model_comes_from_a_project_factory_is_quantized():
+    options = build_options("ptq-static", "runtime", {}, {})
+    rewritten, report = rewrite_source(Path("eval.py"), FACTORY_EVAL, options)
+    assert report.status is Status.TRANSFORMED, report
+    lines = rewritten.splitlines()
+    fit = next(i for i, line in enumerate(lines) if "quantization.fit(" in line)
+    assert fit > next(i for i, line in enumerate(lines) if "model.load_state_dict" in line)
+    assert fit < next(i for i, line in enumerate(lines) if "print(evaluate(model" in line)

@@ -23,6 +23,15 @@ TORCHRUN = [
 ]
 
 
+def sample_module(name: str):
+    """The sample imported as a module (its classes build the weights it loads)."""
+    sys.path.insert(0, str(script_path(name).parent))
+    try:
+        return __import__(Path(name).stem)
+    finally:
+        sys.path.pop(0)
+
+
 def run_script(
     script: Path, *args: str, launcher: list[str] | None = None, timeout: int = 600
 ) -> tuple[subprocess.CompletedProcess[str], dict]:

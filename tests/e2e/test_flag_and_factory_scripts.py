@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import run_cli, script_path
-from tests.e2e.runner import rewrite_and_run, run_script
+from tests.e2e.runner import rewrite_and_run, run_script, sample_module
 
 pytestmark = pytest.mark.e2e
 
@@ -80,3 +80,21 @@ def test_step_factory_functions_compress_the_training_batches_only(tmp_path):
 def test_step_factory_functions_distil_the_training_batches_only(tmp_path):
     summary = rewrite_and_run(tmp_path, "step_factory_functions.py", "--approach", "distillation")
     assert summary["distillation_steps"] == 48
+
+
+def test_registry_built_model_of_an_eval_script_is_quantized_after_its_load(tmp_path):
+    sample = sample_module("registry_eval_ckpt.py")
+    weights = sample.ARCHS["convnet"](num_classes=10).state_dict()
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in weights.items()}, "epoch": 5},
+        tmp_path / "checkpoint_best.pth",
+    )
+    script = tmp_path / "registry_eval_ckpt.py"
+    script.write_text(script_path("registry_eval_ckpt.py").read_text())
+    result = run_cli("optimize", script, "--approach", "ptq-static")
+    assert result.exit_code == 0 and "Transformed" in result.output, result.output
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] >= 3  # two convolutions and the classifier
+    # tuned with the script's own evaluation (its first value), which then ran on int8
+    assert summary["final_metric"] is not None
+    assert "top1" in run.stdout

@@ -13,18 +13,10 @@ import pytest
 import torch
 
 from tests.conftest import run_cli, script_path
-from tests.e2e.runner import rewrite_and_run, run_script
+from tests.e2e.runner import rewrite_and_run, run_script, sample_module
 
 pytestmark = pytest.mark.e2e
 
-
-def sample_module(name: str):
-    """The sample imported as a module (its classes build the weights it loads)."""
-    sys.path.insert(0, str(script_path(name).parent))
-    try:
-        return __import__(Path(name).stem)
-    finally:
-        sys.path.pop(0)
 
 
 def test_the_scripts_frozen_teacher_teaches_the_student(tmp_path):

@@ -7,24 +7,14 @@ eval-only path: converted there."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from tests.conftest import run_cli, script_path
-from tests.e2e.runner import rewrite_and_run, run_script
+from tests.e2e.runner import rewrite_and_run, run_script, sample_module
 
 pytestmark = pytest.mark.e2e
 
-
-def sample_module(name: str):
-    sys.path.insert(0, str(script_path(name).parent))
-    try:
-        return __import__(Path(name).stem)
-    finally:
-        sys.path.pop(0)
 
 
 def test_a_prediction_read_as_the_first_element_of_the_output_is_distilled(tmp_path):

@@ -97,7 +97,7 @@ if __name__ == "__main__":
         if args.dry_run:
             break
     def evaluate_candidate(candidate):  # neural-coder
-        return test(candidate, criterion, (features, adj_mat), labels, idx_test)  # neural-coder
+        return test(candidate, criterion, (features, adj_mat), labels, idx_test)[0]  # neural-coder
     quantized_model = quantization.fit(
         gcn,
         PostTrainingQuantConfig(

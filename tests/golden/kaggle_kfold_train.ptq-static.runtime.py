@@ -265,7 +265,7 @@ def train_loop(folds, fold):
             tuning_criterion=TuningCriterion(max_trials=100),
         ),
         calib_dataloader=valid_loader,
-        eval_func=lambda candidate: valid_fn(valid_loader, candidate, criterion, device),
+        eval_func=lambda candidate: valid_fn(valid_loader, candidate, criterion, device)[0],
     )  # neural-coder
     model = quantized_model if quantized_model is not None else model  # neural-coder
     if quantized_model is not None:  # neural-coder
