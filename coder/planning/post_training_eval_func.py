@@ -55,6 +55,11 @@ class EvalFunc(FitCall):
             call = f"{call}[{chosen.key!r}]"
         elif evaluation.returns_a_tuple(chosen.function):
             call = f"{call}[0]"
+        if self.options.target == "inc":
+            # INC's tuning asserts `np.isscalar` on what eval_func returns, and on a failed
+            # assertion keeps the fp32 model: a tensor (`correct / total` summed without
+            # `.item()`) or a numpy array would quantize nothing
+            call = f"float({call})"
         if not chosen.reads_model and not named:
             return f"lambda {candidate}: {call}", []
         name = self.free_name("evaluate_candidate")

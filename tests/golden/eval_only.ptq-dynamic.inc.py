@@ -44,7 +44,7 @@ if __name__ == "__main__":
             accuracy_criterion=AccuracyCriterion(criterion="relative", tolerable_loss=0.01),
             tuning_criterion=TuningCriterion(max_trials=100),
         ),
-        eval_func=lambda candidate: evaluate(candidate, eval_loader),
+        eval_func=lambda candidate: float(evaluate(candidate, eval_loader)),
     )  # neural-coder
     model = quantized_model if quantized_model is not None else model  # neural-coder
     top1 = evaluate(model, eval_loader)

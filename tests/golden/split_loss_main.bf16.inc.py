@@ -75,7 +75,7 @@ def main():
         nonlocal model  # neural-coder
         trained_model, model = model, candidate  # neural-coder
         try:  # neural-coder
-            return estimate_loss()["val"]  # neural-coder
+            return float(estimate_loss()["val"])  # neural-coder
         finally:
             model = trained_model
     quantized_model = mix_precision.fit(

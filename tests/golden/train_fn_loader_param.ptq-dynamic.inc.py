@@ -79,7 +79,7 @@ def main():
             accuracy_criterion=AccuracyCriterion(criterion="relative", tolerable_loss=0.01),
             tuning_criterion=TuningCriterion(max_trials=100),
         ),
-        eval_func=lambda candidate: accuracy(candidate, val_loader),
+        eval_func=lambda candidate: float(accuracy(candidate, val_loader)),
     )  # neural-coder
     model = quantized_model if quantized_model is not None else model  # neural-coder
 
