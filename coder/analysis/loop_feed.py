@@ -57,7 +57,7 @@ def loop_shape(
         return None
     if not any(a is step for a in index.source.ancestors(call)):
         return None  # the model is called in another function (`encode(model, ids)`)
-    return _call_shape(index, call, step, loop.step_scope, fit_at)
+    return call_shape(index, call, step, loop.step_scope, fit_at)
 
 
 def input_not_from_the_batch(
@@ -73,7 +73,19 @@ def input_not_from_the_batch(
         return None
     if not any(a is step for a in index.source.ancestors(call)):
         return None
-    scope = loop.step_scope
+    return call_input_not_from_the_batch(index, call, step, loop.step_scope, fit_at)
+
+
+def call_input_not_from_the_batch(
+    index: Index,
+    call: cst.Call,
+    step: cst.For,
+    scope: Scope,
+    fit_at: tuple[Scope, int] | None = None,
+) -> tuple[int, str] | None:
+    """(line, input) of the first input of `call`, in `step` (a loop over batches), that no
+    batch holds: a state the loop carries from batch to batch (`out, h = model(x, h)`) or
+    a value it computes (`create_mask(src, tgt)`)."""
     target = _batch_target(step, index, scope)
     if target is None:
         return None
@@ -87,6 +99,25 @@ def input_not_from_the_batch(
     return None
 
 
+def loop_call_after(
+    index: Index, scope: Scope, model: str, line: int
+) -> tuple[cst.Call, cst.For] | None:
+    """The first call of `model` itself in `scope` after `line`, in a `for` loop of that
+    scope (`for inputs, labels in test_loader: output, h = net(inputs, h)`), and that loop."""
+    src = index.source
+    for call in index.calls:
+        if index.scope_of(call) is not scope or src.line(call) <= line:
+            continue
+        if not m.matches(call.func, m.Name(model)):
+            continue
+        step = next(
+            (a for a in src.ancestors(call) if isinstance(a, cst.For | cst.FunctionDef)), None
+        )
+        if isinstance(step, cst.For):
+            return call, step
+    return None
+
+
 def evaluation_shape(index: Index, function: Function, model_param: str) -> LoopShape | None:
     """The same for an evaluation function that calls its model parameter in a loop over
     batches (`for a, b in loader: model(a, b)`), for a script with no training loop."""
@@ -97,11 +128,11 @@ def evaluation_shape(index: Index, function: Function, model_param: str) -> Loop
             None,
         )
         if isinstance(step, cst.For) and index.scope_of(call) is function.node:
-            return _call_shape(index, call, step, function.node)
+            return call_shape(index, call, step, function.node)
     return None
 
 
-def _call_shape(
+def call_shape(
     index: Index,
     call: cst.Call,
     step: cst.For,

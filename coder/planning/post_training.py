@@ -143,7 +143,7 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
         # the training loop gives the model an input no loader batch holds (masks built
         # per batch): the evaluation, which calls the model as the script does, calibrates
         computed = (
-            self._input_computed_in_the_loop(place)
+            self._input_computed_in_the_loop(place, found)
             if loader is not None and found is not None and self.quant_approach is not None
             else None
         )

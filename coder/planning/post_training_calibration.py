@@ -122,6 +122,8 @@ class CalibrationData(FitCall):
         as the training loop (else the evaluation `found`) calls it, where the runtime's
         own rule would not (analysis/loop_feed.py). Not for benchmarking (it reads its loader more than
         once) nor for INC (its fit needs the DataLoader itself)."""
+        if self.facts.loop is None and found is None:
+            self._refuse_an_input_no_batch_holds(place)
         if self.approach == "benchmark" or self.options.target == "inc":
             return loader
         loop = self.facts.loop
@@ -154,27 +156,75 @@ class CalibrationData(FitCall):
                     shape = loop_feed.evaluation_shape(self.index, fn, param)
                     if shape is not None:
                         return shape, f"{fn.key}()"
+        direct = loop_feed.loop_call_after(self.index, place.scope, place.model, line - 1)
+        if direct is not None:
+            call, step = direct
+            return loop_feed.call_shape(self.index, call, step, place.scope), "the loop"
         return None, ""
 
-    def _input_computed_in_the_loop(self, place: FinalModel) -> str | None:
-        """Why a loader's batches cannot calibrate: the training loop gives its model an
-        input computed in the loop (`create_mask(src, tgt)`), which no batch holds and
-        no feeding rule rebuilds; None when they can (or for INC, whose fit is left as
-        it was)."""
-        loop = self.facts.loop
-        fit_at = (place.scope, self.src.line(place.anchor))
-        computed = (
-            loop_feed.input_not_from_the_batch(self.index, loop, fit_at)
-            if loop is not None
-            else None
+    def _refuse_an_input_no_batch_holds(self, place: FinalModel) -> None:
+        """No training loop and no evaluation function: the loop after the fit calls the
+        model with an input no batch holds (`output, h = net(inputs, h)`, a state carried
+        from batch to batch), so no loader's batch calls it that way."""
+        line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
+        direct = loop_feed.loop_call_after(self.index, place.scope, place.model, line - 1)
+        if direct is None:
+            return
+        call, step = direct
+        carried = loop_feed.call_input_not_from_the_batch(self.index, call, step, place.scope)
+        if carried is None:
+            return
+        at, value = carried
+        uses = {
+            "bf16": "bf16 times its modules on",
+            "benchmark": "benchmarking runs the model on",
+        }.get(self.approach, "static quantization calibrates on")
+        raise AnalysisError(
+            f"the loop calls the model at line {at} with {value}, which no batch of a loader "
+            f"holds (the loop computes it or carries it from batch to batch): {uses} the "
+            "loader's batches alone, which would not call the model this way",
+            path=self.src.path,
+            line=at,
+            hint="use --approach ptq-dynamic, which needs no data, or move the loop into a "
+            "function that takes the model and returns a metric (the fit then runs it)",
         )
-        if computed is None or self.options.target == "inc":
+
+    def _input_computed_in_the_loop(
+        self, place: FinalModel, found: tuple[evaluation.Evaluation, dict[str, str]] | None
+    ) -> str | None:
+        """Why a loader's batches cannot calibrate: the training loop (else the evaluation
+        `found`) gives its model an input computed in the loop (`create_mask(src, tgt)`,
+        a recurrent state `net(inputs, h)`), which no batch holds and no feeding rule
+        rebuilds; None when they can (or for INC, whose fit is left as it was)."""
+        if self.options.target == "inc":
+            return None
+        loop = self.facts.loop
+        if loop is not None:
+            fit_at = (place.scope, self.src.line(place.anchor))
+            computed = loop_feed.input_not_from_the_batch(self.index, loop, fit_at)
+            who = "the training loop"
+        elif found is not None:
+            computed = self._evaluation_input_not_from_the_batch(found[0])
+            who = f"{found[0].function.key}()"
+        else:
+            return None
+        if computed is None:
             return None
         line, value = computed
         return (
-            f"the training loop calls the model at line {line} with {value}, computed in "
+            f"{who} calls the model at line {line} with {value}, computed in "
             "the loop, which no batch of a loader gives"
         )
+
+    def _evaluation_input_not_from_the_batch(
+        self, chosen: evaluation.Evaluation
+    ) -> tuple[int, str] | None:
+        fn = chosen.function.node
+        direct = loop_feed.loop_call_after(self.index, fn, chosen.model_param, 0)
+        if direct is None:
+            return None
+        call, step = direct
+        return loop_feed.call_input_not_from_the_batch(self.index, call, step, fn)
 
     def _batch_function_loader(self, place: FinalModel, line: int) -> str | None:
         """Batches drawn at the fit from the call that feeds the training loop's model

@@ -183,6 +183,28 @@ def _keep_model_api(user_class: type, source: nn.Module, traced: nn.Module) -> N
             object.__setattr__(traced, name, value)
 
 
+#: the one empty float parameter of an int8 model that has none left (`keep_a_float_parameter`)
+FLOAT_ANCHOR = "_neural_coder_float_anchor"
+
+
+def keep_a_float_parameter(model: nn.Module) -> None:
+    """An int8 model whose every weight went into packed int8 params (an LSTM and a Linear
+    quantized dynamically, the embedding weight-only) has no parameter left, and the
+    script's own `weight = next(self.parameters())` (an RNN's `init_hidden`, for the dtype
+    and device of its zero state) raises StopIteration. Give the model one empty float32
+    parameter on the CPU, where int8 runs. It is saved (an empty entry), so the state
+    dict is what the model holds; a state dict saved without it still loads."""
+    if next(model.parameters(), None) is not None or FLOAT_ANCHOR in model._parameters:
+        return
+    model.register_parameter(FLOAT_ANCHOR, nn.Parameter(torch.empty(0), requires_grad=False))
+    model.register_load_state_dict_post_hook(_anchor_not_missing)
+
+
+def _anchor_not_missing(module: nn.Module, incompatible: Any) -> None:
+    missing = incompatible.missing_keys
+    missing[:] = [k for k in missing if k.rsplit(".", 1)[-1] != FLOAT_ANCHOR]
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

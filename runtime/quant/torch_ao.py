@@ -95,6 +95,7 @@ from .module_tree import (
     _set_submodule,
     _shared_ids,
     _take_over_hooks,
+    keep_a_float_parameter,
 )
 from .pickling import make_picklable
 from .qconfigs import _qconfig_mapping, _quiet, make_qconfig, resolve_reduce_range, select_engine
@@ -332,7 +333,9 @@ class TorchAOBackend:
             self._reattach_unused(model, prepared)
             self._check_contract(model, prepared)
             self._check_hooked_modules_are_called(model, prepared)
-            _keep_model_api(type(model), model, prepared)
+        # the script's own methods (`net.init_hidden(batch_size)`) run on the prepared
+        # model (its evaluation calibrates or tunes) and on the int8 one (`convert`)
+        _keep_model_api(type(model), model, prepared)
         return prepared
 
     @staticmethod
@@ -439,6 +442,7 @@ class TorchAOBackend:
             "quantized_ops": self.quantized_module_names(model),
         }
         attach_recipe(model, recipe)
+        keep_a_float_parameter(model)
 
 
 def _linears_for_transposed(work: nn.Module, shared: Collection[int]) -> None:

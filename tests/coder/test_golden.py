@@ -154,6 +154,9 @@ CASES = [
     # the model chosen by name from a registry (`ARCHS[args.arch](...)`): quantized after
     # the DDP checkpoint's weights are loaded, before the (accuracy, latency) evaluation
     ("registry_eval_ckpt.py", "ptq-static", "runtime"),
+    # a recurrent state carried from batch to batch: dynamic (static calibration and bf16
+    # are refused, tests/coder/test_computed_input_calibration.py)
+    ("rnn_sentiment_eval.py", "ptq-dynamic", "runtime"),
     # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into
     # LightningCLI's trainer_defaults
     ("lightning_fit.py", "pruning+qat", "runtime"),

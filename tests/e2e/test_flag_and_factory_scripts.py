@@ -98,3 +98,19 @@ def test_registry_built_model_of_an_eval_script_is_quantized_after_its_load(tmp_
     # tuned with the script's own evaluation (its first value), which then ran on int8
     assert summary["final_metric"] is not None
     assert "top1" in run.stdout
+
+
+def test_a_recurrent_model_whose_weights_are_all_int8_still_makes_its_state(tmp_path):
+    text = script_path("rnn_sentiment_eval.py").read_text()
+    classes: dict = {}  # the module-level script loads its weights: run its classes only
+    exec(text.split("\ngenerator = ")[0], classes)
+    net = classes["SentimentRNN"](300, 1, embedding_dim=32, hidden_dim=48, n_layers=2)
+    torch.save(net.state_dict(), tmp_path / "sentiment_rnn.pt")
+    script = tmp_path / "rnn_sentiment_eval.py"
+    script.write_text(text)
+    result = run_cli("optimize", script, "--approach", "ptq-dynamic")
+    assert result.exit_code == 0 and "Transformed" in result.output, result.output
+    # init_hidden reads next(self.parameters()) of the int8 model (embedding, LSTM, Linear)
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] >= 3
+    assert "Test accuracy" in run.stdout
