@@ -147,6 +147,20 @@ def _calls_a_registry(index: Index, call: cst.Call) -> bool:
     return bool(MODEL_REGISTRY.match(index.source.code(func.value).rsplit(".", 1)[-1]))
 
 
+def is_hf_pipeline(index: Index, leaf: cst.BaseExpression) -> bool:
+    """`pipeline("text-classification", model=folder)`: it builds a model (its `.model`)."""
+    return callee(index, leaf) == "transformers.pipeline"
+
+
+def runs_in_a_pipeline(index: Index, model: str) -> bool:
+    """`model` is `classifier.model` of a `classifier = pipeline(...)`: the pipeline reads
+    the module's own attributes (`config`), so it takes the bare module back."""
+    owner, _, attr = model.rpartition(".")
+    return attr == "model" and any(
+        is_hf_pipeline(index, a.value) for a in index.assignments.get(owner, [])
+    )
+
+
 def names_a_model(text: str) -> bool:
     """`model`, `net`, `student`, `model_s`, `model_without_ddp`, `self.model`; not
     `model_fn`, `model_path`, `module_list`, `model_cfg`."""
@@ -317,9 +331,7 @@ def pointwise_loss(
     return found[0] if found else None
 
 
-def _loss_calls(
-    index: Index, statement: cst.CSTNode, scope: Scope, follow: bool
-) -> list[cst.Call]:
+def _loss_calls(index: Index, statement: cst.CSTNode, scope: Scope, follow: bool) -> list[cst.Call]:
     """The calls of `statement`, and (`follow`) those that compute the names it adds up
     (`recon = F.mse_loss(x_hat, x)` of `loss = (recon + beta * kld) / n`)."""
     calls = [c for c in m.findall(statement, m.Call()) if isinstance(c, cst.Call)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import last_epoch
+from neural_coder.analysis import kinds, last_epoch
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
 from neural_coder.transforms.snippets import Code
@@ -115,7 +115,11 @@ class FitCall(BasePlanner):
             replace = f"{model} = {adopt[1]}({quantized}, {model})"
             self.plan.edits.append(AddImport(*adopt))
         elif trainer is None:
-            replace = f"{model} = {quantized} if {quantized} is not None else {model}"
+            # a pipeline reads its model's `config`, which INC's wrapper does not pass on
+            kept = (
+                f"{quantized}.model" if kinds.runs_in_a_pipeline(self.index, model) else quantized
+            )
+            replace = f"{model} = {kept} if {quantized} is not None else {model}"
         else:
             replace = f"use_quantized_model({trainer}, {quantized})"
             self.plan.edits.append(AddImport(self.modules["transformers"], "use_quantized_model"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis import MARKER_TRAIN, evaluation, final_model, loaders, workers
+from neural_coder.analysis import MARKER_TRAIN, evaluation, final_model, kinds, loaders, workers
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -75,6 +75,8 @@ class FitPlacement(BasePlanner):
             and final_model.is_module_built(self.index, f.target, f.what)
         ]
         targets = list(dict.fromkeys(f.target or "" for f in models))  # re-bindings: one model
+        if not targets and (run_by_pipeline := self._pipeline_model()) is not None:
+            return run_by_pipeline
         if len(targets) != 1:
             raise AnalysisError(
                 "no evaluation function takes the model, and "
@@ -107,6 +109,26 @@ class FitPlacement(BasePlanner):
         reload = final_model.last_reload(self.index, place, rebuilds=True)
         if reload is not None:
             place.anchor = reload
+        return self._where_data_is_built(place)
+
+    def _pipeline_model(self) -> FinalModel | None:
+        """`classifier = pipeline("text-classification", model=folder)` builds the script's
+        one model inside the pipeline: `classifier.model`, quantized once the pipeline is
+        built (the fit's module goes back into the pipeline, which reads its config)."""
+        built = [
+            a
+            for assigned in self.index.assignments.values()
+            for a in assigned
+            if kinds.is_hf_pipeline(self.index, a.value) and a.target.isidentifier()
+        ]
+        if len(built) != 1:
+            return None
+        pipe = built[0]
+        self.plan.placed.append(
+            f"note: the model is built by the pipeline at line {self.src.line(pipe.statement)}: "
+            f"{pipe.target}.model is quantized"
+        )
+        place = FinalModel(f"{pipe.target}.model", pipe.statement, "after", pipe.scope)
         return self._where_data_is_built(place)
 
     def _where_data_is_built(self, place: FinalModel) -> FinalModel:

@@ -157,6 +157,10 @@ CASES = [
     # a recurrent state carried from batch to batch: dynamic (static calibration and bf16
     # are refused, tests/coder/test_computed_input_calibration.py)
     ("rnn_sentiment_eval.py", "ptq-dynamic", "runtime"),
+    # the model is built by a transformers pipeline: its `.model` is quantized, and the
+    # bare int8 module goes back into the pipeline
+    ("hf_pipeline_eval.py", "ptq-dynamic", "runtime"),
+    ("hf_pipeline_eval.py", "ptq-dynamic", "inc"),
     # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into
     # LightningCLI's trainer_defaults
     ("lightning_fit.py", "pruning+qat", "runtime"),

@@ -286,7 +286,10 @@ def test_a_model_whose_head_the_optimizer_trains_is_no_frozen_teacher():
         ("from utils import load_model\nmodel = load_model('best.pth')\n", ["2:model"]),
         ("from zoo import MODELS\nmodel = MODELS[args.arch](num_classes=10)\n", ["2:model"]),
         ("from zoo import model_dict\nmodel = model_dict[opt.model]()\n", ["2:model"]),
-        ("import torchvision.models as models\nmodel = getattr(models, args.arch)()\n", ["2:model"]),
+        (
+            "import torchvision.models as models\nmodel = getattr(models, args.arch)()\n",
+            ["2:model"],
+        ),
         # wraps of a model the script has, forward calls and other factories build none
         ("from peft import get_peft_model\nmodel = get_peft_model(model, config)\n", []),
         ("from utils import load_model\nmodel = load_model(net, 'best.pth')\n", []),
@@ -328,3 +331,29 @@ def test_an_eval_script_whose_model_comes_from_a_project_factory_is_quantized():
     fit = next(i for i, line in enumerate(lines) if "quantization.fit(" in line)
     assert fit > next(i for i, line in enumerate(lines) if "model.load_state_dict" in line)
     assert fit < next(i for i, line in enumerate(lines) if "print(evaluate(model" in line)
+
+
+PIPELINE = """from transformers import pipeline
+classifier = pipeline("text-classification", model="./model")
+print(classifier(["good", "bad"]))
+"""
+
+
+def test_the_model_a_pipeline_builds_is_quantized_and_given_back_bare():
+    options = build_options("ptq-dynamic", "runtime", {}, {})
+    rewritten, report = rewrite_source(Path("p.py"), PIPELINE, options)
+    assert report.status is Status.TRANSFORMED, report
+    assert "quantization.fit(classifier.model," in rewritten
+    assert (
+        "classifier.model = quantized_model.model if quantized_model is not None "
+        "else classifier.model" in rewritten
+    )
+    # static calibration needs batches, which no loader of this script gives
+    with pytest.raises(NeuralCoderError, match="static quantization needs data"):
+        rewrite_source(Path("p.py"), PIPELINE, build_options("ptq-static", "runtime", {}, {}))
+
+
+def test_two_pipelines_name_no_one_model():
+    text = PIPELINE + 'summarizer = pipeline("summarization", model="./t5")\n'
+    with pytest.raises(NeuralCoderError, match="no model was found"):
+        rewrite_source(Path("p.py"), text, build_options("ptq-dynamic", "runtime", {}, {}))
