@@ -160,6 +160,17 @@ def _class_to_keep(model: nn.Module) -> str | None:
     return None
 
 
+def _low_precision_weights(model: nn.Module) -> torch.dtype | None:
+    """The 16-bit float dtype of the model's weights, if it has been cast to one: every
+    trial would fail on it the same way (torch.ao quantizes float32 tensors)."""
+    for p in model.parameters():
+        if p.dtype in (torch.float16, torch.bfloat16):
+            return p.dtype
+        if p.is_floating_point():
+            return None
+    return None
+
+
 def _seed() -> None:
     seed = getattr(options, "random_seed", 1978)
     random.seed(seed)
@@ -301,6 +312,16 @@ def fit(
                 "approach='static' with a calib_dataloader)"
             )
         log.warning("%s; returning None (keep using the fp32 model)", reason)
+        report(model, size_before, {"approach": None, "tuning": reason, "trials": []})
+        return None
+
+    if (low := _low_precision_weights(model)) is not None:
+        reason = (
+            f"the model's weights are {low} (cast before the fit, as model.half() does): int8 "
+            "quantization starts from float32 weights; fit the float32 model, then cast what "
+            "stays float, or use mix_precision.fit for bf16"
+        )
+        log.error("quantization failed, returning None (keep using the model): %s", reason)
         report(model, size_before, {"approach": None, "tuning": reason, "trials": []})
         return None
 

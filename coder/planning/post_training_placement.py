@@ -77,6 +77,8 @@ class FitPlacement(BasePlanner):
         targets = list(dict.fromkeys(f.target or "" for f in models))  # re-bindings: one model
         if not targets and (run_by_pipeline := self._pipeline_model()) is not None:
             return run_by_pipeline
+        if not targets:
+            self._refuse_a_torchscript_model()
         if len(targets) != 1:
             raise AnalysisError(
                 "no evaluation function takes the model, and "
@@ -130,6 +132,24 @@ class FitPlacement(BasePlanner):
         )
         place = FinalModel(f"{pipe.target}.model", pipe.statement, "after", pipe.scope)
         return self._where_data_is_built(place)
+
+    def _refuse_a_torchscript_model(self) -> None:
+        """`model = torch.jit.load(path)`: a compiled TorchScript module, which the fit's
+        paths (torch.ao's eager and FX, INC's) cannot quantize: they swap Python modules."""
+        for name, assigned in self.index.assignments.items():
+            for a in assigned:
+                if kinds.callee(self.index, a.value) == "torch.jit.load":
+                    line = self.src.line(a.statement)
+                    raise AnalysisError(
+                        f"{name} is a TorchScript module (torch.jit.load at line {line}): "
+                        "post-training quantization rewrites the model's Python modules, which "
+                        "a compiled TorchScript module no longer has",
+                        path=self.src.path,
+                        line=line,
+                        hint="build the model from its class and load its state dict (then "
+                        "torch.jit.trace or torch.jit.script the quantized model), or run "
+                        "the tool on the script that exports it",
+                    )
 
     def _where_data_is_built(self, place: FinalModel) -> FinalModel:
         """An evaluation-only script that builds its DataLoader after the model (load the

@@ -357,3 +357,12 @@ def test_two_pipelines_name_no_one_model():
     text = PIPELINE + 'summarizer = pipeline("summarization", model="./t5")\n'
     with pytest.raises(NeuralCoderError, match="no model was found"):
         rewrite_source(Path("p.py"), text, build_options("ptq-dynamic", "runtime", {}, {}))
+
+
+def test_a_torchscript_model_is_refused_with_the_way_to_quantize_it():
+    text = (
+        "import torch\nmodel = torch.jit.load('scripted.pt')\nmodel.eval()\n"
+        "print(model(torch.randn(1, 4)))\n"
+    )
+    with pytest.raises(NeuralCoderError, match=r"TorchScript module \(torch.jit.load at line 2\)"):
+        rewrite_source(Path("j.py"), text, build_options("ptq-dynamic", "runtime", {}, {}))

@@ -142,3 +142,21 @@ def test_the_script_evaluation_of_a_recurrent_model_tunes_the_fit(approach):
         eval_func=evaluate,
     )
     assert q is not None and evaluate(q.model) >= 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_model_cast_to_16_bits_fails_once_with_the_reason(dtype, caplog):
+    calls = []
+
+    def evaluate_half(net):
+        calls.append(1)
+        return 1.0
+
+    loader = DataLoader(TensorDataset(torch.randn(8, 6), torch.zeros(8)), batch_size=4)
+    model = Tabular().to(dtype)
+    q = quantization.fit(
+        model, PostTrainingQuantConfig(), calib_dataloader=loader, eval_func=evaluate_half
+    )
+    assert q is None
+    assert f"the model's weights are {dtype}" in caplog.text
+    assert calls == []  # no trial ran (each one failed the same way before)
