@@ -73,6 +73,14 @@ class Index:
     # the imports of each file of a project (`imports` is the entry script's)
     module_imports: dict[cst.Module, dict[str, str]] = field(default_factory=dict)
     _resolved: dict[cst.Call, Function | None] = field(default_factory=dict, repr=False)
+    # the calls of each function (by id), and how many of `calls` that covers
+    _call_sites: dict[int, list[cst.Call]] = field(default_factory=dict, repr=False)
+    _call_sites_cover: int = field(default=-1, repr=False)
+    # `values_of` results by (expression, scope), with the depth they were followed from
+    _values: dict[tuple[int, int], tuple[int, list[tuple[cst.BaseExpression, Scope]]]] = field(
+        default_factory=dict, repr=False
+    )
+    _values_cover: tuple[int, int] = field(default=(-1, -1), repr=False)
 
     # -- scopes -----------------------------------------------------------------
     def scope_of(self, node: cst.CSTNode) -> Scope:
@@ -198,7 +206,16 @@ class Index:
         return self.imported_class(origin, module, depth + 1) if origin else None
 
     def call_sites(self, fn: Function) -> list[cst.Call]:
-        return [c for c in self.calls if self.resolve_call(c) is fn]
+        """The calls that run `fn`, in file order. Resolved once for all functions:
+        following a parameter to its arguments asks this for every function it meets."""
+        if self._call_sites_cover != len(self.calls):
+            sites: dict[int, list[cst.Call]] = defaultdict(list)
+            for call in self.calls:
+                target = self.resolve_call(call)
+                if target is not None:
+                    sites[id(target)].append(call)
+            self._call_sites, self._call_sites_cover = dict(sites), len(self.calls)
+        return list(self._call_sites.get(id(fn), ()))
 
     def bind_arguments(self, call: cst.Call, fn: Function) -> dict[str, cst.BaseExpression]:
         """`fn`'s parameters bound by `call` (or by `partial(fn, ...)`, after the function)."""
@@ -254,7 +271,25 @@ class Index:
     ) -> Iterator[tuple[cst.BaseExpression, Scope]]:
         """Every expression `expr` may stand for, followed through assignments,
         parameters, `self.x` and pass-through methods; leaves are yielded with the
-        scope they live in (calls that are not pass-through, literals, ...)."""
+        scope they live in (calls that are not pass-through, literals, ...).
+
+        Each (expression, scope) is followed once: a parameter leads to the arguments of
+        every call of its function, so the same chains are met again from many starts
+        (a project's model zoo: seconds per file without this). A result followed from a
+        depth at most this one's is as complete as following it again."""
+        cover = (len(self.calls), len(self.assignments))
+        if self._values_cover != cover:
+            self._values, self._values_cover = {}, cover
+        key = (id(expr), id(scope))
+        known = self._values.get(key)
+        if known is None or known[0] > depth:
+            known = (depth, list(self._follow_values(expr, scope, depth)))
+            self._values[key] = known
+        yield from known[1]
+
+    def _follow_values(
+        self, expr: cst.BaseExpression, scope: Scope, depth: int
+    ) -> Iterator[tuple[cst.BaseExpression, Scope]]:
         if depth > 12:
             return
         expr = unwrap_pass_through(expr)
@@ -348,11 +383,12 @@ def unconditional(
 
 def is_partial(value: cst.BaseExpression) -> bool:
     """`partial(fn, ...)` / `functools.partial(fn, ...)`."""
-    return (
-        isinstance(value, cst.Call)
-        and bool(value.args)
-        and cst.Module([]).code_for_node(value.func).split(".")[-1] == "partial"
-    )
+    if not isinstance(value, cst.Call) or not value.args:
+        return False
+    func = value.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value == "partial"
+    return isinstance(func, cst.Name) and func.value == "partial"
 
 
 def unwrap_pass_through(expr: cst.BaseExpression) -> cst.BaseExpression:

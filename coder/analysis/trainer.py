@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from .index import Index, Scope, iter_returns, unconditional
+from .kinds import names_a_model
 from .source import Source
 
 TRAINER_PACKAGES = ("transformers", "trl", "setfit")
@@ -170,6 +171,13 @@ def _guess(index: Index, call: cst.Call, name: str) -> str | None:
     if cls is not None and not _foreign_trainer_base(index, cls, frozenset()):
         return None
     arguments = _arguments(call)
+    model = arguments.get("model")
+    if model is None or (
+        model.keyword is None and not names_a_model(index.source.code(model.value))
+    ):
+        # a Trainer is handed the model; not `nn.Conv2d(in_planes, planes)`, whose second
+        # argument would be followed through every call of its function below
+        return None
     keywords = {a.keyword.value for a in call.args if a.keyword is not None}
     args = arguments.get("args")
     built_with = ""
