@@ -24,6 +24,10 @@ the CPU time of the child (user + system) and the wall time.
 Runs with PYTHONHASHSEED=0 unless it is set: a few analysis outcomes still depend on the
 order of sets of strings, and one seed keeps before/after figures comparable.
 
+`--projects`: the scripts that import modules of their own project (a model zoo beside
+`main.py`), each rewritten with those modules as the CLI reads them (`rewrite_sources`);
+the floor is then the round trip of every file read.
+
 `--profile APPROACH` runs cProfile over every file's rewrite with that approach and prints
 the functions with the most cumulative time.
 """
@@ -38,12 +42,13 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import libcst as cst
 
-from neural_coder.api import rewrite_source
+from neural_coder.analysis.project import discover_project
+from neural_coder.api import rewrite_source, rewrite_sources
 from neural_coder.errors import NeuralCoderError
 from neural_coder.options import build_options
 
@@ -121,21 +126,38 @@ def best_of(repeat: int, run: Callable[[], object]) -> float:
     return best
 
 
-def floor(text: str) -> None:
-    cst.parse_module(text).code  # noqa: B018
+def floor(texts: Mapping[Path, str]) -> None:
+    for text in texts.values():
+        cst.parse_module(text).code  # noqa: B018
 
 
-def rewrite(path: Path, text: str, approach: str) -> str | None:
-    """None on success, the refusal's message otherwise."""
+def rewrite(path: Path, texts: Mapping[Path, str], approach: str) -> str | None:
+    """None on success, the refusal's message otherwise. More than one text: the script
+    and the modules of its project it imports, as the CLI reads them."""
     options = build_options(approach, None, {}, {})
     try:
-        rewrite_source(path, text, options)
+        if len(texts) > 1:
+            rewrite_sources(path, texts, options)
+        else:
+            rewrite_source(path, texts[path], options)
     except NeuralCoderError as error:
         return error.message
     return None
 
 
-def bench_files(files: list[tuple[Path, str]], approaches: list[str], repeat: int) -> None:
+def with_projects(files: list[tuple[Path, str]]) -> list[tuple[Path, dict[Path, str]]]:
+    """The scripts that import modules of their own project, each with those modules."""
+    found = []
+    for path, text in files:
+        texts = discover_project(path, text)
+        if len(texts) > 1:
+            found.append((path, texts))
+    return found
+
+
+def bench_files(
+    files: list[tuple[Path, dict[Path, str]]], approaches: list[str], repeat: int
+) -> None:
     width = max(len(short(p)) for p, _ in files)
     print(
         f"{'file':<{width}}  {'KiB':>5}  {'floor ms':>8}  "
@@ -145,22 +167,22 @@ def bench_files(files: list[tuple[Path, str]], approaches: list[str], repeat: in
     per_approach: dict[str, list[float]] = {a: [0.0, 0.0] for a in approaches}  # ours, floor
     refusals: dict[str, list[float]] = {a: [0.0, 0.0] for a in approaches}
     refused_count = {a: 0 for a in approaches}
-    for path, text in files:
-        base = best_of(max(repeat, 3), lambda text=text: floor(text))
+    for path, texts in files:
+        base = best_of(max(repeat, 3), lambda texts=texts: floor(texts))
         cells = []
         for approach in approaches:
             outcome: list[str | None] = []
 
             def run(
                 path: Path = path,
-                text: str = text,
+                texts: dict[Path, str] = texts,
                 approach: str = approach,
                 outcome: list[str | None] = outcome,
             ) -> None:
-                outcome.append(rewrite(path, text, approach))
+                outcome.append(rewrite(path, texts, approach))
 
             ours = best_of(repeat, run)
-            base = min(base, best_of(1, lambda text=text: floor(text)))
+            base = min(base, best_of(1, lambda texts=texts: floor(texts)))
             refused = outcome[-1] is not None
             bucket = refusals if refused else per_approach
             bucket[approach][0] += ours
@@ -168,13 +190,13 @@ def bench_files(files: list[tuple[Path, str]], approaches: list[str], repeat: in
             refused_count[approach] += refused
             cells.append(f"{ours / base:>10.1f}{'r' if refused else 'x'}")
         totals_floor += base
+        size = sum(len(t) for t in texts.values())
         print(
-            f"{short(path):<{width}}  {len(text) / 1024:>5.1f}  {base * 1000:>8.1f}  "
-            + "  ".join(cells)
+            f"{short(path):<{width}}  {size / 1024:>5.1f}  {base * 1000:>8.1f}  " + "  ".join(cells)
         )
     print(
         f"\n(x: rewritten, r: refused; ratio = our time / floor; floor total {totals_floor * 1000:.0f} ms"
-        f" for {sum(len(t) for _, t in files) / 1024:.0f} KiB)\n"
+        f" for {sum(len(t) for _, ts in files for t in ts.values()) / 1024:.0f} KiB)\n"
     )
     print(f"{'approach':<13} {'rewritten':>9} {'ratio':>6}   {'refused':>7} {'ratio':>6}")
     all_ours = all_floor = 0.0
@@ -224,11 +246,11 @@ def bench_imports(runs: int = 7) -> None:
         )
 
 
-def profile(files: list[tuple[Path, str]], approach: str, top: int = 40) -> None:
+def profile(files: list[tuple[Path, dict[Path, str]]], approach: str, top: int = 40) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
-    for path, text in files:
-        rewrite(path, text, approach)
+    for path, texts in files:
+        rewrite(path, texts, approach)
     profiler.disable()
     stats = pstats.Stats(profiler)
     stats.sort_stats("cumulative").print_stats(top)
@@ -248,15 +270,29 @@ def main() -> None:
     parser.add_argument("--approach", action="append", choices=APPROACHES)
     parser.add_argument("--profile", choices=APPROACHES)
     parser.add_argument("--no-import", action="store_true")
+    parser.add_argument(
+        "--projects",
+        action="store_true",
+        help="the scripts that import modules of their own project, rewritten with them "
+        "(as the CLI does); the floor is the round trip of every file read",
+    )
     args = parser.parse_args()
     count = None if args.all else args.files
-    paths = corpus_files(count)
+    paths = corpus_files(None if args.projects else count)
     if paths:
-        files = [(p, p.read_text(encoding="utf-8")) for p in paths]
-        print(f"corpus: {CORPUS} ({len(files)} scripts)")
+        read = [(p, p.read_text(encoding="utf-8")) for p in paths]
+        print(f"corpus: {CORPUS} ({len(read)} scripts)")
+    elif args.projects:
+        read = [(p, p.read_text()) for p in sorted((REPO / "samples").glob("*_project/*.py"))]
+        print(f"no corpus at {CORPUS}: the sample projects")
     else:
-        files = own_files(count)
-        print(f"no corpus at {CORPUS}: {len(files)} samples grown to ~{OWN_SIZE // 1024} KiB")
+        read = own_files(count)
+        print(f"no corpus at {CORPUS}: {len(read)} samples grown to ~{OWN_SIZE // 1024} KiB")
+    if args.projects:
+        files = with_projects(read)[:count]
+        print(f"{len(files)} of them import modules of their project")
+    else:
+        files = [(path, {path: text}) for path, text in read]
     if args.profile:
         profile(files, args.profile)
         return
