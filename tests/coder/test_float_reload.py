@@ -160,3 +160,24 @@ def test_the_best_weights_loaded_back_into_the_trained_model_still_end_training_
     end = lines.index("compression_manager.callbacks.on_train_end()  # neural-coder")
     assert lines[end - 1] == "net.load_state_dict(torch.load(PATH))"
     assert "structure_for" not in out
+
+
+@pytest.mark.parametrize(
+    ("script", "approach"),
+    [(SCRIPT, "ptq-static"), (SCRIPT, "ptq-dynamic"), (TUTORIAL, "ptq-dynamic")],
+    ids=["eval-path-static", "eval-path-dynamic", "tutorial-dynamic"],
+)
+def test_after_a_post_training_quantization_the_float_instance_is_rebuilt_too(approach, script):
+    """The fit quantizes the trained model before the script saves it, so its state dict
+    is the int8 model's as after QAT (before, the float `Net()` failed to load it)."""
+    out, warnings = _rewrite(script, "runtime", approach)
+    assert "quantization.fit(" in out
+    assert "structure_for(loaded_state, net)  # neural-coder" in out, out
+    assert not any("loads a state dict" in w for w in warnings), warnings
+    assert revert_source(Path("s.py"), out)[0] == script
+
+
+def test_after_a_post_training_quantization_on_inc_the_float_instance_is_warned():
+    out, warnings = _rewrite(TUTORIAL, "inc", "ptq-dynamic")
+    assert "structure_for" not in out
+    assert any("after ptq-dynamic the script saves the int8 model's" in w for w in warnings)
