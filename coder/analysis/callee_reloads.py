@@ -22,7 +22,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from .final_model import FinalModel, later_reads
-from .index import Function, Index, Scope
+from .index import Function, Index, Scope, unwrap_pass_through
 from .weight_loads import binds, loads_weights
 
 
@@ -85,18 +85,53 @@ def reloaded_after_the_method(index: Index, model: str, scope: Scope) -> CallerR
         return None
     caller = index.scope_of(sites[0])
     held = receiver + model[len("self") :]
+    names = [held, *_handed_to_the_constructor(index, fn, receiver, model, caller)]
     place = FinalModel(held, index.source.statement_of(sites[0]), "after", caller)
     last = None
-    for statement in later_reads(index, place):
-        if index.source.parent(statement) is not index.source.parent(place.anchor):
-            continue
+    for statement in _following_in_block(index, place, names):
         if binds(statement, receiver):
             break  # another object from here on
-        if loads_weights(index, statement, held, caller) or _loads_through_a_method(
-            index, statement, receiver, model, fn
+        if any(loads_weights(index, statement, name, caller) for name in names) or (
+            _loads_through_a_method(index, statement, receiver, model, fn)
         ):
             last = statement
     return CallerReload(receiver, last, caller) if last is not None else None
+
+
+def _following_in_block(
+    index: Index, place: FinalModel, names: list[str]
+) -> list[cst.BaseStatement]:
+    """The statements after the anchor, in its block, that read the object or one of the
+    model's names."""
+    found: list[cst.BaseStatement] = []
+    for name in names:
+        at = FinalModel(name, place.anchor, "after", place.scope)
+        found += [s for s in later_reads(index, at) if s not in found]
+    parent = index.source.parent(place.anchor)
+    return sorted((s for s in found if index.source.parent(s) is parent), key=index.source.line)
+
+
+def _handed_to_the_constructor(
+    index: Index, trained_in: Function, receiver: str, model: str, caller: Scope
+) -> list[str]:
+    """`model` of `trainer = Trainer(model, loader)` whose `__init__` keeps it as
+    `self.model = model.to(device)`: the caller's own name for the same module."""
+    init = index.method_of(trained_in.cls, "__init__") if trained_in.cls else None
+    if init is None:
+        return []
+    params = {
+        held.value
+        for a in index.assignments_in(model, init.node)
+        if isinstance(held := unwrap_pass_through(a.value), cst.Name)
+    }
+    names = []
+    for a in index.assignments_in(receiver, caller):
+        if isinstance(a.value, cst.Call) and index.resolve_call(a.value) is init:
+            for param, value in index.bind_arguments(a.value, init).items():
+                value = unwrap_pass_through(value)
+                if param in params and isinstance(value, cst.Name):
+                    names.append(value.value)
+    return names
 
 
 def _loads_through_a_method(

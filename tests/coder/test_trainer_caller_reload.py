@@ -102,3 +102,40 @@ def test_without_a_reload_training_still_ends_in_fit():
     text = rewrite(SCRIPT.format(reload=""), "qat")
     assert "        self.compression_manager.callbacks.on_train_end()  # neural-coder" in text
     assert "trainer.compression_manager" not in text
+
+
+HANDED = (
+    SCRIPT.replace(
+        "    def __init__(self):\n",
+        "    def __init__(self, model, device):\n",
+    )
+    .replace(
+        "        self.model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n",
+        "        self.model = model.to(device)\n",
+    )
+    .replace(
+        "    trainer = Trainer()\n",
+        "    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n"
+        '    trainer = Trainer(model, "cpu")\n',
+    )
+)
+
+
+def test_a_model_handed_to_the_trainer_and_moved_there_is_prepared_in_place():
+    """`self.model = model.to(device)`: Module.to returns the module itself, so the
+    caller's `model` is the trained one (before, only `self.model = model` was seen and
+    QAT left the caller's `model` float and untrained)."""
+    text = rewrite(HANDED.format(reload='    torch.save(model.state_dict(), "final.pt")'), "qat")
+    assert "QuantizationAwareTrainingConfig(), in_place=True" in text
+
+
+@pytest.mark.parametrize("approach", ["qat", "ptq-dynamic"])
+def test_a_reload_into_the_callers_own_name_for_the_model_counts(approach):
+    """`model.load_state_dict(...)` after `trainer.fit()`, `model` handed to Trainer()."""
+    reload = '    model.load_state_dict(torch.load("best.pt"))'
+    text = rewrite(HANDED.format(reload=reload), approach)
+    after = text.split(reload, 1)[1].splitlines()[1].strip()
+    if approach == "qat":
+        assert after == "trainer.compression_manager.callbacks.on_train_end()  # neural-coder"
+    else:
+        assert after.startswith("quantized_model = quantization.fit("), after
