@@ -10,6 +10,7 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.index import unwrap_pass_through
 from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import AddImport, ReplaceExpression
 
@@ -25,9 +26,13 @@ class FloatInstanceReloads(BasePlanner):
         post-training quantization, `after`) the saved state dict is the int8 model's,
         which a float instance of the class cannot load."""
         origin, origin_line = loop.model_origin, loop.model_origin_line
-        if origin is None or not origin.endswith("()") or origin_line is None:
+        if origin is None or origin_line is None:
             return
-        cls = origin[:-2]
+        # `Net()` of the project, or a library's class or factory (`torch.nn.Sequential`,
+        # `torchvision.models.resnet18`); not a pretrained load (`from_pretrained`)
+        cls = origin[:-2] if origin.endswith("()") else origin.rsplit(".", 1)[-1]
+        if not origin.endswith("()") and (" " in origin or cls.startswith(("from_", "load"))):
+            return
         end = self.src.positions[loop.entry_loop].end.line  # type: ignore[attr-defined]
         for call in self.index.calls:
             if not m.matches(call.func, m.Attribute(attr=m.Name("load_state_dict"))):
@@ -39,7 +44,10 @@ class FloatInstanceReloads(BasePlanner):
                 if not isinstance(leaf, cst.Call) or leaf not in self.src.positions:
                     continue
                 built = self.index.qualified(leaf.func).rsplit(".", 1)[-1]
-                if built == cls and self.src.line(leaf) != origin_line:
+                if built == cls and (
+                    self.src.line(leaf) != origin_line
+                    or self._built_by_another_call(receiver, call, loop.model_in_entry)
+                ):
                     if self._load_int8_structure(call, receiver):
                         return
                     self.plan.warnings.append(
@@ -50,6 +58,21 @@ class FloatInstanceReloads(BasePlanner):
                         "manager's save(folder), or keep that path on fp32 checkpoints"
                     )
                     return
+
+    def _built_by_another_call(
+        self, receiver: cst.BaseExpression, load: cst.Call, model: str
+    ) -> bool:
+        """`deployed = build_model(cfg)`: the factory that built the trained model
+        (`self.model = build_model(cfg)`), called again for a new instance."""
+        if not isinstance(receiver, cst.Name):
+            return False
+        trained = {id(a.statement) for a in self.index.assignments.get(model, [])}
+        own = [
+            a
+            for a in self.index.assignments_in(receiver.value, self.index.scope_of(load))
+            if isinstance(unwrap_pass_through(a.value), cst.Call)
+        ]
+        return bool(own) and all(id(a.statement) not in trained for a in own)
 
     def _load_int8_structure(self, call: cst.Call, receiver: cst.BaseExpression) -> bool:
         """`net.load_state_dict(torch.load(PATH))` on a float `Net()` after QAT: the state

@@ -69,3 +69,16 @@ def test_after_a_post_training_fit_the_reloaded_model_is_the_int8_one(tmp_path, 
     assert summary["quantized_modules"] > 0, summary
     evaluated = re.search(r"evaluated: (\S+)", run.stdout)
     assert evaluated and ".quantized." in evaluated.group(1), run.stdout[-2000:]
+
+
+def test_a_deployed_copy_from_the_models_factory_loads_the_int8_state_dict(tmp_path):
+    """`deployed = build_model(16)` (a torch.nn.Sequential, as the trained model) loads
+    what the script exported after a post-training fit: rebuilt as the int8 structure."""
+    from tests.coder.test_float_reload import FACTORY
+
+    script = tmp_path / "export.py"
+    script.write_text(FACTORY)
+    result = run_cli("optimize", script, "--approach", "ptq-dynamic")
+    assert result.exit_code == 0, result.output
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] > 0, summary
