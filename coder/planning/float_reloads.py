@@ -67,12 +67,20 @@ class FloatInstanceReloads(BasePlanner):
         if not isinstance(receiver, cst.Name):
             return False
         trained = {id(a.statement) for a in self.index.assignments.get(model, [])}
-        own = [
-            a
-            for a in self.index.assignments_in(receiver.value, self.index.scope_of(load))
-            if isinstance(unwrap_pass_through(a.value), cst.Call)
-        ]
-        return bool(own) and all(id(a.statement) not in trained for a in own)
+        own = self.index.assignments_in(receiver.value, self.index.scope_of(load))
+        return bool(own) and all(
+            id(a.statement) not in trained and self._factory_call(a.value) for a in own
+        )
+
+    def _factory_call(self, value: cst.BaseExpression) -> bool:
+        """A call of a function of the project that returns the model it builds; not a
+        constructor (`model = Net()` in the setup helper that builds the trained model is
+        that build itself)."""
+        value = unwrap_pass_through(value)
+        if not isinstance(value, cst.Call):
+            return False
+        fn = self.index.resolve_call(value)
+        return fn is not None and fn.name != "__init__"
 
     def _load_int8_structure(self, call: cst.Call, receiver: cst.BaseExpression) -> bool:
         """`net.load_state_dict(torch.load(PATH))` on a float `Net()` after QAT: the state
