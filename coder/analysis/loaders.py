@@ -20,7 +20,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from . import kinds
-from .index import Index, Scope
+from .index import Index, Scope, unwrap_pass_through
 
 # `get_dataloaders`, `train_dataloader`, `build_data_loader`, `make_loaders`, `val_loader`
 # (not `default_loader` / `pil_loader`: torchvision's image readers)
@@ -101,9 +101,9 @@ def _first_loader_key(index: Index, value: cst.BaseExpression, scope: Scope) -> 
     return None
 
 
-def _class_loaders(index: Index, scope: Scope) -> list[str]:
-    """`self.x` loaders that other methods of the class set (`setup()` before `train()`)."""
-    cls = index.class_of(scope)
+def _class_loaders(index: Index, cls: cst.ClassDef | None, scope: Scope | None) -> list[str]:
+    """`self.x` loaders that the methods of `cls` other than `scope` set (`setup()` before
+    `train()`)."""
     if cls is None:
         return []
     names = []
@@ -117,6 +117,23 @@ def _class_loaders(index: Index, scope: Scope) -> list[str]:
     return [name for _, name in sorted(names)]
 
 
+def _object_loaders(index: Index, scope: Scope, before_line: int) -> list[str]:
+    """`trainer.val_loader` after `trainer = Trainer(args)`: the loaders the object's class
+    sets on `self`, seen from the function that built the object."""
+    found = []
+    for target, assignments in list(index.assignments.items()):
+        if "." in target:
+            continue
+        for a in assignments:
+            value = unwrap_pass_through(a.value)
+            if a.scope is not scope or index.source.line(a.statement) >= before_line:
+                continue
+            if m.matches(value, m.Call(func=m.Name())) and value.func.value in index.classes:  # type: ignore[attr-defined]
+                cls = index.classes[value.func.value]  # type: ignore[attr-defined]
+                found += [target + name[len("self") :] for name in _class_loaders(index, cls, None)]
+    return found
+
+
 def visible_loaders(index: Index, scope: Scope, before_line: int) -> list[str]:
     """Data loaders a statement of `scope` at `before_line` can use: assigned there
     before, received as a parameter that callers bind to a loader, set on `self` by
@@ -127,7 +144,8 @@ def visible_loaders(index: Index, scope: Scope, before_line: int) -> list[str]:
         for param in fn.all_params():
             if param not in found and is_loader_value(index, cst.Name(param), scope):
                 found.append(param)
-        found += [n for n in _class_loaders(index, scope) if n not in found]
+        found += [n for n in _class_loaders(index, index.class_of(scope), scope) if n not in found]
+        found += [n for n in _object_loaders(index, scope, before_line) if n not in found]
         found += [n for n in loaders_in(index, index.source.module, 10**9) if n not in found]
     return held_out_first(found)
 

@@ -309,6 +309,9 @@ def computed_input(
         if any(p is step for p in src.ancestors(a.statement))
     ]
     item = unmoved(inside[0].value) if len(inside) == 1 else None
+    if item is not None and inside[0].position is not None:
+        # `x, y = batch`: the batch's item at the name's position, not the whole batch
+        item = _item_at(item, inside[0].position) if isinstance(item, cst.Name) else None
     if isinstance(item, cst.Subscript | cst.Name) and _from_the_batch(
         index, item, names, scope, step
     ):
@@ -332,6 +335,12 @@ def computed_input(
         ):
             return value
     return expression
+
+
+def _item_at(batch: cst.Name, position: int) -> cst.Subscript:
+    return cst.Subscript(
+        value=batch, slice=[cst.SubscriptElement(cst.Index(cst.Integer(str(position))))]
+    )
 
 
 def _read_names(expression: cst.BaseExpression) -> list[cst.Name]:

@@ -15,7 +15,14 @@ import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
 from neural_coder.analysis.expressions import unwrap
-from neural_coder.analysis.index import Function, Index, Scope, enclosing_loop, iter_returns
+from neural_coder.analysis.index import (
+    Function,
+    Index,
+    Scope,
+    enclosing_loop,
+    iter_returns,
+    unwrap_pass_through,
+)
 from neural_coder.analysis.source import Source
 from neural_coder.analysis.workers import describe, worker_start
 from neural_coder.analysis.wraps import Wrap, find_wrap
@@ -231,11 +238,13 @@ def refuse_qat_on_a_constructor_parameter(
     )
     if init is None:
         return None
+    # `self.model = model.to(device)`: Module.to (and .cuda(), .train()) return the module
     param = next(
         (
-            a.value.value
+            held.value
             for a in index.assignments_in(attribute, init.node)
-            if isinstance(a.value, cst.Name) and a.value.value in init.all_params()
+            if isinstance(held := unwrap_pass_through(a.value), cst.Name)
+            and held.value in init.all_params()
         ),
         None,
     )

@@ -18,6 +18,7 @@ import libcst as cst
 
 from neural_coder.analysis import TrainingLoop, final_model, saved_output
 from neural_coder.analysis.best_checkpoint import best_checkpoint_save
+from neural_coder.analysis.callee_reloads import reloaded_after_the_method
 from neural_coder.analysis.expressions import early_exits, free_names
 from neural_coder.analysis.final_model import FinalModel, weights_reloaded_after
 from neural_coder.analysis.index import Scope
@@ -170,6 +171,12 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         if self.options.recipe is not None:
             self._recipe_facts(loop, anchor, in_entry=caller is None)
         end = weights_reloaded_after(self.index, bare, training, prepare_scope)
+        end_cm = cm  # the manager as the statement after which training ends names it
+        by_caller = (
+            None if end is not None else reloaded_after_the_method(self.index, bare, prepare_scope)
+        )
+        if by_caller is not None and cm.startswith("self."):
+            end, end_cm = by_caller.reload, by_caller.receiver + cm[len("self") :]
         if end is not None and self._prunes_on_a_fitted_schedule():
             # a gradual schedule leaves the early checkpoints less sparse, and the best one
             # may well be one of them: pruned at once, every checkpoint has the target
@@ -214,7 +221,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 f"the model's weights are loaded again at line {self.src.line(end)}: "
                 "training ends after that"
             )
-        after_training = [f"{cm}.callbacks.on_train_end()"]
+        after_training = [f"{end_cm}.callbacks.on_train_end()"]
         if "qat" in techniques:
             # after the reload of the best weights when there is one: what reads the model
             # from there on decides

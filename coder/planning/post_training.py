@@ -26,6 +26,7 @@ from neural_coder.errors import AnalysisError
 from .averaged_copy import ema_copy
 from .base import Plan
 from .dynamic_layers import refuse_nothing_to_quantize_dynamically
+from .float_reloads import FloatInstanceReloads
 from .post_training_eval_func import EvalFunc
 from .post_training_fit_call import QUANT_APPROACHES
 from .post_training_other_paths import OtherFitPaths
@@ -36,7 +37,9 @@ from .post_training_trainer import TrainerFit
 __all__ = ["QUANT_APPROACHES", "PostTrainingPlanner"]
 
 
-class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, EvalFunc):
+class PostTrainingPlanner(
+    TrainerFit, FitPlacement, OtherFitPaths, SavedFit, EvalFunc, FloatInstanceReloads
+):
     def _warn_of_an_averaged_copy(self, model: str) -> None:
         """A moving average of the trained model is what such scripts evaluate and save:
         the fit quantizes the model itself, not that copy."""
@@ -61,6 +64,8 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
         self.refuse_peft_weights(place.model, place.scope)
         self._refuse_weights_loaded_after(place)
         self._warn_of_an_averaged_copy(place.model)
+        if self.quant_approach is not None and self.facts.loop is not None:
+            self._warn_float_reload(self.facts.loop, f"ptq-{self.quant_approach}")
         branch = self._evaluation_branch_instead(place, evaluations)
         in_epoch, refused = self._last_epoch_or_refusal(place)
         if branch is not place:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import MARKER_TRAIN, evaluation, final_model, kinds, loaders, workers
+from neural_coder.analysis.callee_reloads import reloaded_after_the_method
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -25,6 +26,12 @@ class FitPlacement(BasePlanner):
             place = final_model.after_training(
                 self.index, loop.model_in_entry, loop.entry_loop, loop.entry_scope
             )
+            by_caller = reloaded_after_the_method(self.index, place.model, place.scope)
+            if by_caller is not None:
+                model = by_caller.receiver + place.model[len("self") :]
+                line = self.src.line(by_caller.reload)
+                note = f"{model} is loaded again at line {line}: quantized after that"
+                place = FinalModel(model, by_caller.reload, "after", by_caller.scope, [note])
             self._refuse_uncalled_training(place)
             return place
         self._refuse_unknown_training()

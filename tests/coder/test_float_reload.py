@@ -160,3 +160,59 @@ def test_the_best_weights_loaded_back_into_the_trained_model_still_end_training_
     end = lines.index("compression_manager.callbacks.on_train_end()  # neural-coder")
     assert lines[end - 1] == "net.load_state_dict(torch.load(PATH))"
     assert "structure_for" not in out
+
+
+@pytest.mark.parametrize(
+    ("script", "approach"),
+    [(SCRIPT, "ptq-static"), (SCRIPT, "ptq-dynamic"), (TUTORIAL, "ptq-dynamic")],
+    ids=["eval-path-static", "eval-path-dynamic", "tutorial-dynamic"],
+)
+def test_after_a_post_training_quantization_the_float_instance_is_rebuilt_too(approach, script):
+    """The fit quantizes the trained model before the script saves it, so its state dict
+    is the int8 model's as after QAT (before, the float `Net()` failed to load it)."""
+    out, warnings = _rewrite(script, "runtime", approach)
+    assert "quantization.fit(" in out
+    assert "structure_for(loaded_state, net)  # neural-coder" in out, out
+    assert not any("loads a state dict" in w for w in warnings), warnings
+    assert revert_source(Path("s.py"), out)[0] == script
+
+
+def test_after_a_post_training_quantization_on_inc_the_float_instance_is_warned():
+    out, warnings = _rewrite(TUTORIAL, "inc", "ptq-dynamic")
+    assert "structure_for" not in out
+    assert any("after ptq-dynamic the script saves the int8 model's" in w for w in warnings)
+
+
+FACTORY = """import torch
+import torch.nn.functional as F
+def build_model(width):
+    return torch.nn.Sequential(torch.nn.Linear(8, width), torch.nn.ReLU(), torch.nn.Linear(width, 2))
+def main():
+    model = build_model(16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        for x, y in [(torch.randn(4, 8), torch.tensor([0, 1, 0, 1]))]:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    torch.save(model.state_dict(), "exported.pt")
+    deployed = build_model(16)
+    deployed.load_state_dict(torch.load("exported.pt"))
+    print(deployed(torch.randn(1, 8)))
+main()
+"""
+
+
+@pytest.mark.parametrize("approach", ["qat", "ptq-dynamic"])
+def test_a_library_module_from_the_same_factory_is_rebuilt_too(approach):
+    """`torch.nn.Sequential` built by `build_model()`, called again for the deployed copy:
+    before, only a project class (`Net()`) built at another line was recognised, so the
+    deployed copy failed to load the int8 state dict."""
+    out, _ = _rewrite(FACTORY, "runtime", approach)
+    assert "deployed, loaded_state = structure_for(loaded_state, deployed)  # neural-coder" in out
+
+
+def test_the_trained_model_reloaded_from_its_own_factory_call_is_no_fresh_copy():
+    text = FACTORY.replace("    deployed = build_model(16)\n", "").replace("deployed", "model")
+    out, _ = _rewrite(text, "runtime", "ptq-dynamic")
+    assert "structure_for" not in out

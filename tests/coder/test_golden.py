@@ -303,6 +303,10 @@ CASES = [
     # a distillation Trainer subclass (teacher= keyword): its student is compressed, its
     # own loss stays; the runtime's distillation on top only with --teacher (test_hf_trainer_styles)
     ("distillation_trainer_subclass.py", "pruning+qat", "runtime"),
+    # Trainer.fit() keeps the best epoch and main() loads it back (trainer.load_checkpoint):
+    # training ends, and the fit happens, after that load, through the trainer object
+    ("trainer_best_reload.py", "qat", "runtime"),
+    ("trainer_best_reload.py", "ptq-static", "runtime"),
 ]
 
 

@@ -91,6 +91,10 @@ def calib_loader(source: str, approach: str = "ptq-static", target: str = "runti
          '({"idx": x, "targets": y} for x, y in loader)'),
         ("batch", 'model(idx=batch["ids"])', "loader", "",
          '({"idx": batch["ids"]} for batch in loader)'),
+        # unpacked in the loop's body: the item the name takes, not the whole batch
+        ("batch", "model(y)", "loader", "x, y = batch", "(((batch[1],),) for batch in loader)"),
+        ("batch", "model(x, y)", "loader", "x, y = batch",
+         "(((batch[0], batch[1]),) for batch in loader)"),
     ],
 )  # fmt: skip
 def test_each_batch_is_fed_as_the_loop_calls_the_model(target, call, iterable, before, fed):
@@ -111,6 +115,9 @@ def test_each_batch_is_fed_as_the_loop_calls_the_model(target, call, iterable, b
         ("x, y", "model(x.flip(1))", ""),  # computed in the loop: not in the batch
         ("x, y", "model(x, y)", "x = x.flip(1)"),  # re-bound in the loop
         ("x, y", "model(x, mask)", "mask = x > 0"),
+        # `x, y = batch` in the body: x is the batch's first item, the runtime's rule
+        ("batch", "model(x)", "x, y = batch"),
+        ("batch", "model(x.to(device))", "x, y = batch"),
     ],
 )
 def test_a_loop_the_runtime_rule_matches_or_that_computes_its_inputs_keeps_the_loader(

@@ -43,3 +43,42 @@ def test_the_reloaded_model_the_script_evaluates_is_the_int8_one(tmp_path, appro
     evaluated = re.search(r"evaluated: (\S+)", run.stdout)
     assert evaluated and ".quantized." in evaluated.group(1), run.stdout[-2000:]
     assert "Accuracy of the network on the test images" in run.stdout
+
+
+@pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic"])
+def test_after_a_post_training_fit_the_reloaded_model_is_the_int8_one(tmp_path, approach):
+    """The fresh instance under a name of its own (`fresh = Net()`): the fit quantizes the
+    trained `net` before the save, so `fresh` is rebuilt as the int8 structure before it
+    loads the state dict (it failed on the int8 keys before)."""
+    source = script_path(NAME).read_text()
+    for float_name, fresh_name in [
+        ("net = Net()\nnet.load_state_dict", "fresh = Net()\nfresh.load_state_dict"),
+        (
+            "outputs = net(inputs)\n        _, predicted",
+            "outputs = fresh(inputs)\n        _, predicted",
+        ),
+        ("type(net.fc1)", "type(fresh.fc1)"),
+    ]:
+        assert float_name in source
+        source = source.replace(float_name, fresh_name)
+    script = tmp_path / NAME
+    script.write_text(source)
+    result = run_cli("optimize", script, "--approach", approach)
+    assert result.exit_code == 0, result.output
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] > 0, summary
+    evaluated = re.search(r"evaluated: (\S+)", run.stdout)
+    assert evaluated and ".quantized." in evaluated.group(1), run.stdout[-2000:]
+
+
+def test_a_deployed_copy_from_the_models_factory_loads_the_int8_state_dict(tmp_path):
+    """`deployed = build_model(16)` (a torch.nn.Sequential, as the trained model) loads
+    what the script exported after a post-training fit: rebuilt as the int8 structure."""
+    from tests.coder.test_float_reload import FACTORY
+
+    script = tmp_path / "export.py"
+    script.write_text(FACTORY)
+    result = run_cli("optimize", script, "--approach", "ptq-dynamic")
+    assert result.exit_code == 0, result.output
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] > 0, summary
