@@ -42,6 +42,9 @@ CASES = [
     ("save_reload_eval.py", "qat", "inc"),
     ("hf_train_then_infer.py", "ptq-dynamic", "runtime"),
     ("hf_train_then_infer.py", "qat", "runtime"),
+    # save_model() to the TrainingArguments' output_dir, loaded back by its argparse name
+    ("trainer_output_dir_reload.py", "ptq-dynamic", "runtime"),
+    ("trainer_output_dir_reload.py", "qat", "runtime"),
     ("eval_only.py", "ptq-dynamic", "inc"),
     ("eval_only.py", "bf16", "runtime"),
     # evaluated in each epoch, nothing after the loop: fit in the last epoch, before it
