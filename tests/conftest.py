@@ -27,6 +27,7 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
     {
         *TRAINING_STYLES,
         "step_budget_loop.py",
+        "accelerate_output_field_backward.py",
         "closure_step_trainer.py",
         "segmentation_dict_out.py",
         "lbfgs_closure.py",
