@@ -45,6 +45,11 @@ CASES = [
     # save_model() to the TrainingArguments' output_dir, loaded back by its argparse name
     ("trainer_output_dir_reload.py", "ptq-dynamic", "runtime"),
     ("trainer_output_dir_reload.py", "qat", "runtime"),
+    # the backward reads the loss field of the output: accelerator.backward(outputs.loss)
+    ("accelerate_output_field_backward.py", "pruning", "runtime"),
+    ("accelerate_output_field_backward.py", "distillation", "runtime"),
+    # an inference script under `if __name__ == "__main__":`, the model handed to a pipeline
+    ("pipeline_main_guard_infer.py", "ptq-dynamic", "runtime"),
     ("eval_only.py", "ptq-dynamic", "inc"),
     ("eval_only.py", "bf16", "runtime"),
     # evaluated in each epoch, nothing after the loop: fit in the last epoch, before it

@@ -654,3 +654,45 @@ def test_a_dynamic_fit_stays_after_the_load():
     text, report = rewrite(LOADER_BUILT_AFTER_THE_MODEL.format(between=""), "ptq-dynamic")
     assert report.status is Status.TRANSFORMED, report.message
     assert text.index(".fit(") < text.index("model = model.to(")
+
+
+INFERENCE_UNDER_MAIN_GUARD = """\
+if __name__ == "__main__":
+    model = Net()
+    model.load_state_dict(torch.load("net.pt", weights_only=True))
+    model.eval()
+    classify = lambda x: model(x).argmax(1)
+    print(classify(torch.randn(3, 4)))
+"""
+
+
+@pytest.mark.parametrize("approach", ["ptq-dynamic", "qat"])
+def test_a_model_built_under_the_main_guard_is_fitted_there(approach):
+    """`if __name__ == "__main__":` holds the whole inference script (the model handed on
+    to a `pipeline(...)` or a closure): the guard is no branch that the fit must follow.
+    The fit was placed after the whole `if`, and refused as "the quantized model would be
+    thrown away: nothing after line 1 evaluates, saves or returns model"."""
+    if approach == "qat":
+        assert "no training loop" in refusal(HEADER + INFERENCE_UNDER_MAIN_GUARD, approach)
+        return
+    text, report = rewrite(HEADER + INFERENCE_UNDER_MAIN_GUARD, approach)
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    load = next(i for i, line in enumerate(lines) if "model.load_state_dict(" in line)
+    assert load < fit_line(text) < len(lines) - 3 == lines.index("    model.eval()", load)
+
+
+def test_a_model_built_on_a_branch_of_the_main_guard_is_still_fitted_after_the_branch():
+    text, report = rewrite(
+        HEADER
+        + INFERENCE_UNDER_MAIN_GUARD.replace(
+            '    model.load_state_dict(torch.load("net.pt", weights_only=True))\n',
+            "    if RESUME:\n"
+            '        model.load_state_dict(torch.load("net.pt", weights_only=True))\n',
+        ),
+        "ptq-dynamic",
+    )
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    branch = lines.index("    if RESUME:")
+    assert branch < fit_line(text) < len(lines) - 3 == lines.index("    model.eval()", branch)

@@ -1,0 +1,38 @@
+"""Hugging Face styles that were refused: a backward of the output's loss field
+(`accelerator.backward(outputs.loss)`, refused for every approach, and for distillation
+`outputs.loss.backward()` too), and an inference script under `if __name__ == "__main__":`
+(ptq refused as "the quantized model would be thrown away"). Rewritten, they compress."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import run_cli, script_path
+from tests.e2e.runner import rewrite_and_run, run_script
+
+
+def test_distillation_of_the_output_loss_field_trains_against_the_teacher(tmp_path):
+    summary = rewrite_and_run(
+        tmp_path, "accelerate_output_field_backward.py", "--approach", "distillation"
+    )
+    assert summary["distillation_steps"] == 12, summary  # 6 batches x 2 epochs
+
+
+def test_pruning_of_the_output_loss_field_loop_reaches_its_sparsity(tmp_path):
+    summary = rewrite_and_run(
+        tmp_path, "accelerate_output_field_backward.py", "--approach", "pruning"
+    )
+    assert abs(summary["sparsity"] - 0.5) < 0.02, summary
+
+
+def test_the_pipeline_under_the_main_guard_classifies_with_the_int8_model(tmp_path):
+    name = "pipeline_main_guard_infer.py"
+    script = tmp_path / name
+    script.write_text(script_path(name).read_text())
+    result = run_cli("optimize", script, "--approach", "ptq-dynamic")
+    assert result.exit_code == 0, result.output
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] > 0, summary
+    layer = re.search(r"classifier layer: (\S+)", run.stdout)
+    assert layer and ".quant" in layer.group(1), run.stdout
+    assert re.search(r"agreement \d", run.stdout), run.stdout
