@@ -50,6 +50,8 @@ CASES = [
     ("accelerate_output_field_backward.py", "distillation", "runtime"),
     # an inference script under `if __name__ == "__main__":`, the model handed to a pipeline
     ("pipeline_main_guard_infer.py", "ptq-dynamic", "runtime"),
+    # evaluated through generate() only: bf16 measures on the evaluation's loader
+    ("generate_eval_bf16.py", "bf16", "runtime"),
     ("eval_only.py", "ptq-dynamic", "inc"),
     ("eval_only.py", "bf16", "runtime"),
     # evaluated in each epoch, nothing after the loop: fit in the last epoch, before it

@@ -696,3 +696,49 @@ def test_a_model_built_on_a_branch_of_the_main_guard_is_still_fitted_after_the_b
     lines = text.splitlines()
     branch = lines.index("    if RESUME:")
     assert branch < fit_line(text) < len(lines) - 3 == lines.index("    model.eval()", branch)
+
+
+GENERATING_EVALUATION = """\
+import torch
+from torch.utils.data import DataLoader
+from transformers import BartConfig, BartForConditionalGeneration
+
+
+def token_accuracy(model, loader):
+    model.eval()
+    hits = total = 0
+    with torch.no_grad():
+        for batch in loader:
+            out = model.generate(input_ids=batch["input_ids"], max_new_tokens=4)
+            hits += (out[:, 1:5] == batch["labels"]).sum().item()
+            total += batch["labels"].numel()
+    return hits / total
+
+
+model = BartForConditionalGeneration.from_pretrained("bart_ckpt")
+loader = DataLoader(rows, batch_size=8)
+print(token_accuracy(model, loader))
+"""
+
+
+def test_bf16_tuned_by_an_evaluation_that_generates_also_measures_on_its_loader():
+    """Every forward call inside `generate()` carries the generation's state, so the
+    runtime records no call to measure bf16 on: the fit ran and kept the fp32 model ("no
+    batch to measure the bf16 speed on"). The evaluation's loader gives it the batch."""
+    text, report = rewrite(GENERATING_EVALUATION, "bf16")
+    assert report.status is Status.TRANSFORMED, report.message
+    call = text[text.index("mix_precision.fit(") :].split("# neural-coder")[0]
+    assert "calib_dataloader=loader" in call
+    assert "eval_func=lambda candidate: token_accuracy(candidate, loader)" in call
+
+
+def test_bf16_tuned_by_an_evaluation_that_runs_the_forward_records_its_call():
+    text, report = rewrite(
+        GENERATING_EVALUATION.replace(
+            'model.generate(input_ids=batch["input_ids"], max_new_tokens=4)',
+            "model(**batch).logits.argmax(-1)",
+        ),
+        "bf16",
+    )
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "calib_dataloader" not in text

@@ -1,7 +1,9 @@
 """Hugging Face styles that were refused: a backward of the output's loss field
 (`accelerator.backward(outputs.loss)`, refused for every approach, and for distillation
 `outputs.loss.backward()` too), and an inference script under `if __name__ == "__main__":`
-(ptq refused as "the quantized model would be thrown away"). Rewritten, they compress."""
+(ptq refused as "the quantized model would be thrown away"); and one that did nothing: bf16
+tuned by an evaluation that only generates (no forward call to measure on). Rewritten,
+they compress."""
 
 from __future__ import annotations
 
@@ -36,3 +38,10 @@ def test_the_pipeline_under_the_main_guard_classifies_with_the_int8_model(tmp_pa
     layer = re.search(r"classifier layer: (\S+)", run.stdout)
     assert layer and ".quant" in layer.group(1), run.stdout
     assert re.search(r"agreement \d", run.stdout), run.stdout
+
+
+def test_bf16_of_a_model_evaluated_by_generating_measures_on_the_loader(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORCE_BF16", "1")  # past the CPU check; the batch is still needed
+    summary = rewrite_and_run(tmp_path, "generate_eval_bf16.py", "--approach", "bf16")
+    assert summary["bf16_measurements"], summary  # measured on a batch of the loader
+    assert summary["bf16_modules"] > 0, summary
