@@ -48,6 +48,8 @@ CASES = [
     # the backward reads the loss field of the output: accelerator.backward(outputs.loss)
     ("accelerate_output_field_backward.py", "pruning", "runtime"),
     ("accelerate_output_field_backward.py", "distillation", "runtime"),
+    # `loss, logits = model(..., return_dict=False)`: the teacher's (loss, logits) meets logits
+    ("tuple_output_hf_loop.py", "distillation", "runtime"),
     # an inference script under `if __name__ == "__main__":`, the model handed to a pipeline
     ("pipeline_main_guard_infer.py", "ptq-dynamic", "runtime"),
     # evaluated through generate() only: bf16 measures on the evaluation's loader

@@ -45,3 +45,10 @@ def test_bf16_of_a_model_evaluated_by_generating_measures_on_the_loader(tmp_path
     summary = rewrite_and_run(tmp_path, "generate_eval_bf16.py", "--approach", "bf16")
     assert summary["bf16_measurements"], summary  # measured on a batch of the loader
     assert summary["bf16_modules"] > 0, summary
+
+
+def test_distillation_of_logits_unpacked_from_a_tuple_output_meets_the_teachers_logits(tmp_path):
+    """`loss, logits = model(..., labels=y, return_dict=False)`: the teacher returns
+    `(loss, logits)` too; the run crashed comparing the logits with its loss."""
+    summary = rewrite_and_run(tmp_path, "tuple_output_hf_loop.py", "--approach", "distillation")
+    assert summary["distillation_steps"] == 12, summary  # 6 batches x 2 epochs
