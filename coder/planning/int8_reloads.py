@@ -102,9 +102,11 @@ def _saved_folders(index: Index, trainers: list[TrainerUse]) -> list[tuple[cst.C
                 found.append((call, _folder_key(index, path, scope)))
                 continue
             use = next((u for u in trainers if call in u.save_calls), None)
-            folder = _output_dir(index, use.args, use.scope) if use and use.args else None
-            if folder is not None:
-                found.append((call, folder))
+            if use is not None and use.args is not None:
+                # arguments parsed into dataclasses (HfArgumentParser) name the folder only
+                # as `training_args.output_dir`
+                folder = _output_dir(index, use.args, use.scope)
+                found.append((call, folder or f"{index.source.code(use.args)}.output_dir"))
     return found
 
 

@@ -148,3 +148,23 @@ def test_a_save_model_of_other_training_arguments_is_another_folder():
     assert 'again = BertForSequenceClassification.from_pretrained("elsewhere")' in rewrite(
         text, "qat"
     )
+
+
+def test_save_model_with_parsed_arguments_is_their_output_dir():
+    """`model_args, training_args = parser.parse_args_into_dataclasses()` (run_glue): no
+    TrainingArguments call names the folder, `training_args.output_dir` does."""
+    text = (
+        OUTPUT_DIR_TRAINER.replace(
+            "training_args = TrainingArguments(output_dir=args.out, num_train_epochs=1)",
+            "model_args, training_args = HfArgumentParser((Args, TrainingArguments))"
+            ".parse_args_into_dataclasses()",
+        )
+        .replace("SAVE", "trainer.save_model()")
+        .replace("LOAD", "training_args.output_dir")
+        .replace("Trainer, TrainingArguments", "HfArgumentParser, Trainer, TrainingArguments")
+    )
+    out = flat(rewrite(text, "qat")).replace("( ", "(").replace(" )", ")")
+    assert (
+        "again = OptimizedModel.from_pretrained(training_args.output_dir, "
+        "model_class=BertForSequenceClassification)"
+    ) in out
