@@ -177,9 +177,14 @@ class ManagerPreparation(StagedPlanner):
         elsewhere in the file (an eval subcommand, a test function): after QAT the saved
         state dict is the int8 model's, which a float instance of the class cannot load."""
         origin, origin_line = loop.model_origin, loop.model_origin_line
-        if origin is None or not origin.endswith("()") or origin_line is None:
+        if origin is None or origin_line is None:
             return
-        cls = origin[:-2]
+        if origin.endswith("()"):
+            cls = origin[:-2]
+        elif origin.startswith("transformers."):  # `DistilBertForTokenClassification(config)`
+            cls = origin.rsplit(".", 1)[-1]
+        else:
+            return
         end = self.src.positions[loop.entry_loop].end.line  # type: ignore[attr-defined]
         for call in self.index.calls:
             if not m.matches(call.func, m.Attribute(attr=m.Name("load_state_dict"))):

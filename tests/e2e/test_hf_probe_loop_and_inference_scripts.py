@@ -52,3 +52,18 @@ def test_distillation_of_logits_unpacked_from_a_tuple_output_meets_the_teachers_
     `(loss, logits)` too; the run crashed comparing the logits with its loss."""
     summary = rewrite_and_run(tmp_path, "tuple_output_hf_loop.py", "--approach", "distillation")
     assert summary["distillation_steps"] == 12, summary  # 6 batches x 2 epochs
+
+
+def test_a_fresh_transformers_instance_loads_the_int8_state_dict_after_qat(tmp_path):
+    """`fresh = DistilBertForTokenClassification(model.config); fresh.load_state_dict(
+    torch.load(path))` crashed on the int8 state dict ("Missing key(s)")."""
+    name = "hf_state_dict_reload.py"
+    script = tmp_path / name
+    script.write_text(script_path(name).read_text())
+    result = run_cli("optimize", script, "--approach", "qat")
+    assert result.exit_code == 0, result.output
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] > 0, summary
+    layer = re.search(r"reloaded layer: (\S+)", run.stdout)
+    assert layer and ".quant" in layer.group(1), run.stdout
+    assert "reloaded tag accuracy" in run.stdout
