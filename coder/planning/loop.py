@@ -222,7 +222,12 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         self.insert(end or training, "after", after_training, "on_train_end")
         if "qat" in techniques:
             self._warn_reload_after_training(bare, prepare_scope, training)
-            self._warn_float_reload(loop)
+            self._warn_float_reload(
+                loop.model_origin,
+                loop.model_origin_line,
+                loop.entry_scope,
+                self.src.positions[loop.entry_loop].end.line,  # type: ignore[attr-defined]
+            )
 
         if loop.epoch_loop is not None:
             epoch = loop.epoch_var or "0"

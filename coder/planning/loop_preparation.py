@@ -18,15 +18,15 @@ from neural_coder.transforms.edits import (
     AddImport,
     AddKeywordArgument,
     AddParameter,
-    ReplaceExpression,
 )
 
 from .caller import CallerSite
+from .int8_structure import Int8StructureReloads
 from .loop_step_hooks import HOOKS_INTEGRATION
 from .stages import StagedPlanner
 
 
-class ManagerPreparation(StagedPlanner):
+class ManagerPreparation(StagedPlanner, Int8StructureReloads):
     """A part of `LoopPlanner` (loop.py): preparing the manager."""
 
     def _recipe_facts(self, loop: TrainingLoop, anchor: cst.CSTNode, in_entry: bool) -> None:
@@ -171,75 +171,6 @@ class ManagerPreparation(StagedPlanner):
                     f"save {model} after training to keep the int8 model"
                 )
                 return
-
-    def _warn_float_reload(self, loop: TrainingLoop) -> None:
-        """`style_model = TransformerNet(); style_model.load_state_dict(torch.load(path))`
-        elsewhere in the file (an eval subcommand, a test function): after QAT the saved
-        state dict is the int8 model's, which a float instance of the class cannot load."""
-        origin, origin_line = loop.model_origin, loop.model_origin_line
-        if origin is None or origin_line is None:
-            return
-        if origin.endswith("()"):
-            cls = origin[:-2]
-        elif origin.startswith("transformers."):  # `DistilBertForTokenClassification(config)`
-            cls = origin.rsplit(".", 1)[-1]
-        else:
-            return
-        end = self.src.positions[loop.entry_loop].end.line  # type: ignore[attr-defined]
-        for call in self.index.calls:
-            if not m.matches(call.func, m.Attribute(attr=m.Name("load_state_dict"))):
-                continue
-            if self.index.scope_of(call) is loop.entry_scope and self.src.line(call) < end:
-                continue  # before training: a teacher of the same class, a resume
-            receiver = call.func.value  # type: ignore[attr-defined]
-            for leaf, _ in self.index.values_of(receiver, self.index.scope_of(call)):
-                if not isinstance(leaf, cst.Call) or leaf not in self.src.positions:
-                    continue
-                built = self.index.qualified(leaf.func).rsplit(".", 1)[-1]
-                if built == cls and self.src.line(leaf) != origin_line:
-                    if self._load_int8_structure(call, receiver):
-                        return
-                    self.plan.warnings.append(
-                        f"line {self.src.line(call)}: a float {cls}() built at line "
-                        f"{self.src.line(leaf)} loads a state dict: after QAT the script saves "
-                        f"the int8 model's, which a float {cls}() cannot load; load it with "
-                        f"neural_coder.runtime.load(folder, {cls}()) from a compression "
-                        "manager's save(folder), or keep that path on fp32 checkpoints"
-                    )
-                    return
-
-    def _load_int8_structure(self, call: cst.Call, receiver: cst.BaseExpression) -> bool:
-        """`net.load_state_dict(torch.load(PATH))` on a float `Net()` after QAT: the state
-        dict (loaded once, into a name) rebuilds `net` as the int8 structure it was saved
-        from, or converts a fake-quant checkpoint saved while training to the int8 model
-        (`structure_for`, bundled runtime only), then the script's own call loads it.
-        False where the call is not a statement of its own on a name or attribute."""
-        statement = self.src.statement_of(call)
-        if not (
-            self.options.target == "runtime"
-            and isinstance(statement, cst.SimpleStatementLine)
-            and len(statement.body) == 1
-            and isinstance(statement.body[0], cst.Expr)
-            and statement.body[0].value is call
-            and call.args
-            and not call.args[0].keyword
-            and not call.args[0].star
-            and m.matches(receiver, m.Name() | m.Attribute(value=m.Name() | m.Attribute()))
-        ):
-            return False
-        arg = call.args[0].value
-        state = self.free_name("loaded_state")
-        self.plan.edits.append(ReplaceExpression(arg, state))
-        target = self.src.code(receiver)
-        lines = [
-            f"{state} = {self.src.code(arg)}",
-            f"{target}, {state} = structure_for({state}, {target})",
-        ]
-        if isinstance(receiver, cst.Name):
-            self.declare_global(receiver.value, self.index.scope_of(call))
-        self.insert(statement, "before", lines, f"the int8 structure of {target}")
-        self.plan.edits.append(AddImport(self.modules["package"], "structure_for"))
-        return True
 
     def _check_autocast(self, model_call: cst.Call) -> None:
         """A model run under autocast (bf16 or fp16) fails QAT in the first step."""

@@ -26,6 +26,7 @@ from neural_coder.errors import AnalysisError
 from .averaged_copy import ema_copy
 from .base import Plan
 from .dynamic_layers import refuse_nothing_to_quantize_dynamically
+from .int8_structure import Int8StructureReloads
 from .post_training_eval_func import EvalFunc
 from .post_training_fit_call import QUANT_APPROACHES
 from .post_training_other_paths import OtherFitPaths
@@ -36,7 +37,9 @@ from .post_training_trainer import TrainerFit
 __all__ = ["QUANT_APPROACHES", "PostTrainingPlanner"]
 
 
-class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, EvalFunc):
+class PostTrainingPlanner(
+    TrainerFit, FitPlacement, OtherFitPaths, SavedFit, EvalFunc, Int8StructureReloads
+):
     def _warn_of_an_averaged_copy(self, model: str) -> None:
         """A moving average of the trained model is what such scripts evaluate and save:
         the fit quantizes the model itself, not that copy."""
@@ -91,6 +94,11 @@ class PostTrainingPlanner(TrainerFit, FitPlacement, OtherFitPaths, SavedFit, Eva
             self._saved_fit_at(place, evaluations, declined)
         else:
             raise refused
+        loop = self.facts.loop
+        if loop is not None and self.quant_approach is not None:
+            self._warn_float_reload(
+                loop.model_origin, loop.model_origin_line, place.scope, self.src.line(place.anchor)
+            )
         return self.plan
 
     def _refuse_weights_loaded_after(self, place: FinalModel) -> None:

@@ -181,14 +181,16 @@ fresh.load_state_dict(torch.load("tokcls.pt"))
 """
 
 
-def test_a_fresh_instance_of_a_transformers_class_is_rebuilt_as_the_int8_structure():
+@pytest.mark.parametrize("approach", ["qat", "ptq-dynamic"])
+def test_a_fresh_instance_of_a_transformers_class_is_rebuilt_as_the_int8_structure(approach):
     """A model built from a transformers class (`DistilBertForTokenClassification(config)`),
     saved with torch.save and loaded into a new instance of the class: the load crashed on
     the int8 state dict ("Missing key(s) ... Unexpected key(s) ... _packed_params")."""
-    out, _ = _rewrite(HF_SCRIPT, "runtime")
+    out, _ = _rewrite(HF_SCRIPT, "runtime", approach)
     assert (
         'loaded_state = torch.load("tokcls.pt")  # neural-coder\n'
         "fresh, loaded_state = structure_for(loaded_state, fresh)  # neural-coder\n"
         "fresh.load_state_dict(loaded_state)\n"
     ) in out
-    assert any("DistilBertForTokenClassification" in w for w in _warnings(HF_SCRIPT))
+    inc_warnings = _rewrite(HF_SCRIPT, "inc", approach)[1]
+    assert any("float DistilBertForTokenClassification()" in w for w in inc_warnings)

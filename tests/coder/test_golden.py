@@ -52,6 +52,7 @@ CASES = [
     ("tuple_output_hf_loop.py", "distillation", "runtime"),
     # torch.save of a transformers model, loaded into a fresh instance built from its config
     ("hf_state_dict_reload.py", "qat", "runtime"),
+    ("hf_state_dict_reload.py", "ptq-dynamic", "runtime"),
     # an inference script under `if __name__ == "__main__":`, the model handed to a pipeline
     ("pipeline_main_guard_infer.py", "ptq-dynamic", "runtime"),
     # evaluated through generate() only: bf16 measures on the evaluation's loader

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import run_cli, script_path
 from tests.e2e.runner import rewrite_and_run, run_script
 
@@ -54,13 +56,14 @@ def test_distillation_of_logits_unpacked_from_a_tuple_output_meets_the_teachers_
     assert summary["distillation_steps"] == 12, summary  # 6 batches x 2 epochs
 
 
-def test_a_fresh_transformers_instance_loads_the_int8_state_dict_after_qat(tmp_path):
+@pytest.mark.parametrize("approach", ["qat", "ptq-dynamic"])
+def test_a_fresh_transformers_instance_loads_the_int8_state_dict(tmp_path, approach):
     """`fresh = DistilBertForTokenClassification(model.config); fresh.load_state_dict(
     torch.load(path))` crashed on the int8 state dict ("Missing key(s)")."""
     name = "hf_state_dict_reload.py"
     script = tmp_path / name
     script.write_text(script_path(name).read_text())
-    result = run_cli("optimize", script, "--approach", "qat")
+    result = run_cli("optimize", script, "--approach", approach)
     assert result.exit_code == 0, result.output
     run, summary = run_script(script)
     assert summary["quantized_modules"] > 0, summary
