@@ -168,7 +168,19 @@ def _candidates(model: nn.Module, conf: Any) -> list[str]:
         and next(module.parameters()).dtype == torch.float32
         and not isinstance(model.get_submodule(name.rpartition(".")[0]), _FUSED_PARENTS)
         and not _pinned_elsewhere(name, type(module).__name__, conf)
+        and not _adapter_layer(model, name)
     ]
+
+
+def _adapter_layer(model: nn.Module, name: str) -> bool:
+    """A layer of a PEFT adapter (`lora_A` beside the adapted `base_layer`): PEFT casts its
+    input to `lora_A`'s dtype and hands that output on as it is, bf16 to an fp32 `lora_B`."""
+    parts = name.split(".")
+    for depth in range(1, len(parts)):
+        parent = model.get_submodule(".".join(parts[:depth]))
+        if isinstance(getattr(parent, "base_layer", None), nn.Module):
+            return parts[depth] != "base_layer"
+    return False
 
 
 # -- checks ------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ UNTRAINED_MODEL_SAMPLES = frozenset(
     {
         *TRAINING_STYLES,
         "step_budget_loop.py",
+        "accelerate_output_field_backward.py",
+        "tuple_output_hf_loop.py",
         "closure_step_trainer.py",
         "segmentation_dict_out.py",
         "lbfgs_closure.py",

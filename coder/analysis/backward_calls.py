@@ -95,6 +95,8 @@ def loss_name_of(index: Index, call: cst.Call) -> str | None:
             candidate = candidate.left
         if isinstance(candidate, cst.Name):
             return candidate.value
+        if _output_field(candidate):  # `accelerator.backward(outputs.loss)`
+            return index.source.code(candidate)
     if isinstance(receiver, cst.Call) and receiver.args:
         func = receiver.func
         if isinstance(func, cst.Attribute) and "scale" in func.attr.value:
@@ -103,5 +105,23 @@ def loss_name_of(index: Index, call: cst.Call) -> str | None:
         # `F.cross_entropy(model(x), y).backward()`: the loss is this expression, bound
         # to no name (its first argument is the model's output, not the loss)
         return index.source.code(receiver)
+    if _output_field(receiver):  # `outputs.loss.backward()`, `outputs[0].backward()`
+        return index.source.code(receiver)
     names = [n.value for n in names_in(receiver)]
     return names[0] if names else None
+
+
+def _output_field(node: cst.BaseExpression) -> bool:
+    """`outputs.loss`, `outputs["loss"]`, `outputs[0]`: a field of what a call returned (a
+    Hugging Face model's output), read where the backward is called. The loss is that
+    field, bound to no name of its own: the name `outputs` holds the model's outputs."""
+    if isinstance(node, cst.Attribute):
+        return isinstance(node.value, cst.Name) and node.value.value != "self"
+    if isinstance(node, cst.Subscript) and len(node.slice) == 1:
+        index = node.slice[0].slice
+        return (
+            isinstance(node.value, cst.Name)
+            and isinstance(index, cst.Index)
+            and isinstance(index.value, cst.SimpleString | cst.Integer)
+        )
+    return False

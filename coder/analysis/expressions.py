@@ -14,6 +14,23 @@ Loop = cst.For | cst.While
 BUILTIN_NAMES = frozenset(dir(builtins))
 
 
+def is_main_guard(node: cst.CSTNode) -> bool:
+    """`if __name__ == "__main__":` (either way round): every run of the script takes it,
+    so it is no branch that a model is built or used on only some of the time."""
+    if not isinstance(node, cst.If) or not isinstance(node.test, cst.Comparison):
+        return False
+    test = node.test
+    if len(test.comparisons) != 1 or not isinstance(test.comparisons[0].operator, cst.Equal):
+        return False
+    sides = [test.left, test.comparisons[0].comparator]
+    return any(
+        m.matches(a, m.Name("__name__"))
+        and isinstance(b, cst.SimpleString)
+        and b.evaluated_value == "__main__"
+        for a, b in (sides, sides[::-1])
+    )
+
+
 def names_in(node: cst.CSTNode) -> list[cst.Name]:
     return list(m.findall(node, m.Name()))  # type: ignore[arg-type]
 

@@ -17,7 +17,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from .evaluation import is_checkpoint_dict, model_assignment, used_as_module
-from .expressions import free_name_nodes, free_names
+from .expressions import free_name_nodes, free_names, is_main_guard
 from .index import Index, Scope, iter_returns
 from .weight_loads import binds, reloads
 
@@ -95,6 +95,8 @@ def out_of_branches(index: Index, statement: cst.BaseStatement, scope: Scope) ->
     found = statement
     for ancestor in index.source.ancestors(statement):
         if ancestor is scope or isinstance(ancestor, cst.For | cst.While | cst.FunctionDef):
+            break
+        if is_main_guard(ancestor):  # the script's body, not a branch of it
             break
         if isinstance(ancestor, cst.IndentedBlock) and _leaves_the_function(ancestor):
             break  # `if args.eval_only: model = build(); ...; return res`: final in its branch

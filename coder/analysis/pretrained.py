@@ -17,6 +17,7 @@ import libcst as cst
 from neural_coder.transforms import match as m
 
 from . import kinds
+from .expressions import is_main_guard
 from .flag_defaults import DefaultRun, add_argument_of
 from .index import Index, Scope
 from .wraps import values_through_wraps
@@ -229,9 +230,8 @@ def _start_line(index: Index, scope: Scope, training: cst.CSTNode) -> int:
 def _condition(index: Index, call: cst.Call) -> cst.BaseExpression | None:
     """The test of an `if` the call runs under (not `if __name__ == "__main__"`)."""
     for node in index.source.ancestors(call):
-        if isinstance(node, cst.If):
-            if "__name__" not in index.source.code(node.test):
-                return node.test
+        if isinstance(node, cst.If) and not is_main_guard(node):
+            return node.test
         if isinstance(node, cst.FunctionDef):
             return None
     return None

@@ -31,7 +31,7 @@ def make_plan(facts: Facts, options: OptimizeOptions, line_length: int = 88) -> 
         plan = _planner(facts, options)(facts, options, line_length).build()
     if sharded is not None:
         plan.warnings.append(sharded)
-    reloads, placed = int8_folder_reloads(facts.index, options, plan.edits)
+    reloads, placed = int8_folder_reloads(facts.index, options, plan.edits, facts.trainers)
     plan.edits += reloads
     plan.placed += placed
     return plan

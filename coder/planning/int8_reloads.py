@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from neural_coder.analysis.index import Index
+from neural_coder.analysis.index import Index, Scope
+from neural_coder.analysis.trainer import TrainerUse
 from neural_coder.options import OptimizeOptions
 from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import (
@@ -32,7 +33,7 @@ LOADER = "OptimizedModel"
 
 
 def int8_folder_reloads(
-    index: Index, options: OptimizeOptions, plan_edits: list[Edit]
+    index: Index, options: OptimizeOptions, plan_edits: list[Edit], trainers: list[TrainerUse]
 ) -> tuple[list[Edit], list[str]]:
     """The edits that load the folders saved after the compression back with
     `OptimizedModel`, and what the report says of each."""
@@ -40,8 +41,8 @@ def int8_folder_reloads(
         return [], []
     compressed_from = _last_insertion(index, plan_edits)
     saved = [
-        (save, path)
-        for save, path in _saved_folders(index)
+        (save, folder)
+        for save, folder in _saved_folders(index, trainers)
         if index.source.line(save) >= compressed_from
     ]
     edits: list[Edit] = []
@@ -49,8 +50,8 @@ def int8_folder_reloads(
 
     def saved_before(folder: str, line: int) -> bool:
         return any(
-            index.source.code(path) == folder and index.source.line(save) < line
-            for save, path in saved
+            saved_folder == folder and index.source.line(save) < line
+            for save, saved_folder in saved
         )
 
     for call in index.calls:
@@ -64,7 +65,9 @@ def int8_folder_reloads(
                 f"{LOADER}.from_pretrained: the int8 folder {folder} loaded at line {line}"
             )
         model_arg = _pipeline_model(index, call)
-        if model_arg is not None and saved_before(index.source.code(model_arg), line):
+        if model_arg is not None and saved_before(
+            _folder_key(index, model_arg, index.scope_of(call)), line
+        ):
             folder = index.source.code(model_arg)
             edits.append(ReplaceExpression(model_arg, f"{LOADER}.from_pretrained({folder})"))
             if not any(a.keyword is not None and a.keyword.value == "tokenizer" for a in call.args):
@@ -87,15 +90,48 @@ def _last_insertion(index: Index, edits: list[Edit]) -> float:
     return max(lines)
 
 
-def _saved_folders(index: Index) -> list[tuple[cst.Call, cst.BaseExpression]]:
-    """`trainer.save_model(path)`, `model.save_pretrained(path)`: each call and its path."""
+def _saved_folders(index: Index, trainers: list[TrainerUse]) -> list[tuple[cst.Call, str]]:
+    """`trainer.save_model(path)`, `model.save_pretrained(path)`: each call and its folder
+    (`_folder_key`); `trainer.save_model()` saves to its TrainingArguments' output_dir."""
     found = []
     for call in index.calls:
         if m.matches(call.func, m.Attribute(attr=m.OneOf(*(m.Name(n) for n in SAVES)))):
+            scope = index.scope_of(call)
             path = _first_argument(call, "output_dir", "save_directory")
             if path is not None:
-                found.append((call, path))
+                found.append((call, _folder_key(index, path, scope)))
+                continue
+            use = next((u for u in trainers if call in u.save_calls), None)
+            if use is not None and use.args is not None:
+                # arguments parsed into dataclasses (HfArgumentParser) name the folder only
+                # as `training_args.output_dir`
+                folder = _output_dir(index, use.args, use.scope)
+                found.append((call, folder or f"{index.source.code(use.args)}.output_dir"))
     return found
+
+
+def _folder_key(index: Index, path: cst.BaseExpression, scope: Scope) -> str:
+    """The code of the folder `path` names, with `training_args.output_dir` read as the
+    `output_dir=` the TrainingArguments were built with (`args.out`), so that a save and
+    a load spelled either way match."""
+    if m.matches(path, m.Attribute(attr=m.Name("output_dir"))):
+        folder = _output_dir(index, path.value, scope)  # type: ignore[attr-defined]
+        if folder is not None:
+            return folder
+    return index.source.code(path)
+
+
+def _output_dir(index: Index, arguments: cst.BaseExpression, scope: Scope) -> str | None:
+    """The code of `output_dir` of the `...TrainingArguments(...)` call `arguments` stands
+    for, when there is one such call and it names the folder."""
+    folders = {
+        index.source.code(path)
+        for leaf, _ in index.values_of(arguments, scope)
+        if isinstance(leaf, cst.Call) and index.qualified(leaf.func).endswith("TrainingArguments")
+        for path in [_first_argument(leaf, "output_dir")]
+        if path is not None
+    }
+    return folders.pop() if len(folders) == 1 else None
 
 
 def _reloaded_folder(index: Index, call: cst.Call) -> str | None:
@@ -110,7 +146,7 @@ def _reloaded_folder(index: Index, call: cst.Call) -> str | None:
     if any(arg.keyword is not None and arg.keyword.value == "model_class" for arg in call.args):
         return None
     path = _first_argument(call, "pretrained_model_name_or_path")
-    return index.source.code(path) if path is not None else None
+    return _folder_key(index, path, index.scope_of(call)) if path is not None else None
 
 
 def _pipeline_model(index: Index, call: cst.Call) -> cst.BaseExpression | None:

@@ -154,9 +154,10 @@ class PostTrainingPlanner(
         )
         if computed is not None:
             loader, calibrate_by_evaluating = None, True
-        if self._bf16_needs_a_batch(found is not None):
+        generates = self._evaluates_by_generating(found)
+        if self._bf16_needs_a_batch(found is not None and not generates):
             loader = self._loader(found, place, required=False)
-            if loader is None:
+            if loader is None and not generates:
                 self._refuse_bf16_without_a_batch(place.anchor, place.where)
         eval_func = what = None
         prelude: list[str] = []

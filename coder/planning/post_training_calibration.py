@@ -18,6 +18,7 @@ from neural_coder.analysis import (
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.analysis.index import Function
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 
 from .post_training_fit_call import FitCall
 
@@ -35,6 +36,20 @@ class CalibrationData(FitCall):
         """The runtime converts only the modules it measures faster in bf16; without an
         evaluation, the fit needs a loader to take a batch from (INC converts unmeasured)."""
         return self.approach == "bf16" and not evaluated and self.options.target != "inc"
+
+    @staticmethod
+    def _evaluates_by_generating(
+        found: tuple[evaluation.Evaluation, dict[str, str]] | None,
+    ) -> bool:
+        """The evaluation runs the model through `.generate(...)`: the runtime measures bf16 on
+        a plain forward call, and every forward call inside `generate()` carries the
+        generation's state (a cache, the encoder's output), so none of them can be replayed."""
+        if found is None:
+            return False
+        return any(
+            m.matches(call.func, m.Attribute(attr=m.Name("generate")))
+            for call in m.findall(found[0].function.node, m.Call())
+        )
 
     def _refuse_bf16_without_a_batch(self, anchor: cst.CSTNode, where: str) -> None:
         line = self.src.line(anchor) + (1 if where == "after" else 0)

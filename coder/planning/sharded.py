@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from neural_coder.analysis.expressions import is_main_guard
 from neural_coder.analysis.index import Index
 from neural_coder.analysis.workers import worker_start
 from neural_coder.errors import AnalysisError
@@ -43,10 +44,7 @@ def _every_run_reaches(index: Index, call: cst.Call) -> bool:
 
 def _branched(index: Index, node: cst.CSTNode) -> bool:
     """An `if` around `node`, other than `if __name__ == "__main__":`."""
-    return any(
-        isinstance(a, cst.If) and "__name__" not in index.source.code(a.test)
-        for a in index.source.ancestors(node)
-    )
+    return any(isinstance(a, cst.If) and not is_main_guard(a) for a in index.source.ancestors(node))
 
 
 def check_sharding(index: Index, approach: str) -> str | None:

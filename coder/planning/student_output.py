@@ -132,7 +132,9 @@ def reads_as_losses(src: Source, output: str, loss_statement: cst.CSTNode) -> bo
         for node in m.findall(loss_statement, m.Subscript(value=m.Name(output)))
         if isinstance(node, cst.Subscript)
     ]
-    return bool(reads) and all("loss" in (read_of(node) or "") for node in reads)
+    # `outputs["loss"]` alone: the total loss a Hugging Face model returns beside its logits
+    keys = [read_of(node) or "" for node in reads]
+    return bool(reads) and all("loss" in key for key in keys) and set(keys) != {"loss"}
 
 
 def refuse_losses_output(

@@ -90,7 +90,7 @@ class KnowledgeDistillationLoss(DistillationLoss):
     ) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
         """``(field, student, teacher)`` for each logits field both outputs have."""
         student = logits_fields(student_output, "student output")
-        teacher = logits_fields(teacher_output, "teacher output")
+        teacher = logits_fields(_like_the_student(teacher_output, student), "teacher output")
         pairs = [(name, s, teacher[name]) for name, s in student.items() if name in teacher]
         if not pairs:
             raise ValueError(
@@ -130,6 +130,21 @@ class KnowledgeDistillationLoss(DistillationLoss):
 
     def __call__(self, student_output: Any, targets: torch.Tensor) -> torch.Tensor:
         return self.loss_cal(student_output, targets)
+
+
+def _like_the_student(teacher_output: Any, student: dict[str, torch.Tensor]) -> Any:
+    """The teacher's tuple output narrowed to its element shaped like the student's logits
+    when the script hands over one element of its own: `loss, logits = model(x,
+    labels=y, return_dict=False)` gives the student's logits, while the teacher, called
+    with the same inputs, returns `(loss, logits)`, whose first element is the loss."""
+    logits = student.get("logits")
+    if not isinstance(teacher_output, tuple | list) or logits is None or len(student) != 1:
+        return teacher_output
+    first = teacher_output[0] if teacher_output else None
+    if isinstance(first, torch.Tensor) and first.shape == logits.shape:
+        return teacher_output
+    shaped = [t for t in teacher_output if isinstance(t, torch.Tensor) and t.shape == logits.shape]
+    return shaped[0] if shaped else teacher_output
 
 
 # -- 4.3 self-distillation ------------------------------------------------------------------

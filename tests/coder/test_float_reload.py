@@ -216,3 +216,37 @@ def test_the_trained_model_reloaded_from_its_own_factory_call_is_no_fresh_copy()
     text = FACTORY.replace("    deployed = build_model(16)\n", "").replace("deployed", "model")
     out, _ = _rewrite(text, "runtime", "ptq-dynamic")
     assert "structure_for" not in out
+
+
+HF_SCRIPT = """import torch
+import torch.nn.functional as F
+from transformers import DistilBertConfig, DistilBertForTokenClassification
+
+model = DistilBertForTokenClassification(DistilBertConfig(num_labels=4))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(2):
+    for batch in loader:
+        optimizer.zero_grad()
+        outputs = model(input_ids=batch["input_ids"])
+        loss = F.cross_entropy(outputs.logits.view(-1, 4), batch["labels"].view(-1))
+        loss.backward()
+        optimizer.step()
+torch.save(model.state_dict(), "tokcls.pt")
+fresh = DistilBertForTokenClassification(model.config)
+fresh.load_state_dict(torch.load("tokcls.pt"))
+"""
+
+
+@pytest.mark.parametrize("approach", ["qat", "ptq-dynamic"])
+def test_a_fresh_instance_of_a_transformers_class_is_rebuilt_as_the_int8_structure(approach):
+    """A model built from a transformers class (`DistilBertForTokenClassification(config)`),
+    saved with torch.save and loaded into a new instance of the class: the load crashed on
+    the int8 state dict ("Missing key(s) ... Unexpected key(s) ... _packed_params")."""
+    out, _ = _rewrite(HF_SCRIPT, "runtime", approach)
+    assert (
+        'loaded_state = torch.load("tokcls.pt")  # neural-coder\n'
+        "fresh, loaded_state = structure_for(loaded_state, fresh)  # neural-coder\n"
+        "fresh.load_state_dict(loaded_state)\n"
+    ) in out
+    inc_warnings = _rewrite(HF_SCRIPT, "inc", approach)[1]
+    assert any("float DistilBertForTokenClassification()" in w for w in inc_warnings)

@@ -42,6 +42,21 @@ CASES = [
     ("save_reload_eval.py", "qat", "inc"),
     ("hf_train_then_infer.py", "ptq-dynamic", "runtime"),
     ("hf_train_then_infer.py", "qat", "runtime"),
+    # save_model() to the TrainingArguments' output_dir, loaded back by its argparse name
+    ("trainer_output_dir_reload.py", "ptq-dynamic", "runtime"),
+    ("trainer_output_dir_reload.py", "qat", "runtime"),
+    # the backward reads the loss field of the output: accelerator.backward(outputs.loss)
+    ("accelerate_output_field_backward.py", "pruning", "runtime"),
+    ("accelerate_output_field_backward.py", "distillation", "runtime"),
+    # `loss, logits = model(..., return_dict=False)`: the teacher's (loss, logits) meets logits
+    ("tuple_output_hf_loop.py", "distillation", "runtime"),
+    # torch.save of a transformers model, loaded into a fresh instance built from its config
+    ("hf_state_dict_reload.py", "qat", "runtime"),
+    ("hf_state_dict_reload.py", "ptq-dynamic", "runtime"),
+    # an inference script under `if __name__ == "__main__":`, the model handed to a pipeline
+    ("pipeline_main_guard_infer.py", "ptq-dynamic", "runtime"),
+    # evaluated through generate() only: bf16 measures on the evaluation's loader
+    ("generate_eval_bf16.py", "bf16", "runtime"),
     ("eval_only.py", "ptq-dynamic", "inc"),
     ("eval_only.py", "bf16", "runtime"),
     # evaluated in each epoch, nothing after the loop: fit in the last epoch, before it

@@ -102,3 +102,69 @@ def test_a_pipeline_given_the_folder_gets_the_int8_model_and_the_folders_tokeniz
     out = rewrite(given, "ptq-dynamic")
     assert 'model=OptimizedModel.from_pretrained(SAVE_DIR), tokenizer="tok"' in flat(out)
     assert revert_source(Path("s.py"), out)[0] == given
+
+
+OUTPUT_DIR_TRAINER = """import argparse
+
+from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--out", default="out")
+args = parser.parse_args()
+model = BertForSequenceClassification(BertConfig())
+training_args = TrainingArguments(output_dir=args.out, num_train_epochs=1)
+trainer = Trainer(model=model, args=training_args, train_dataset=train_rows, eval_dataset=eval_rows)
+trainer.train()
+print(trainer.evaluate())
+SAVE
+again = BertForSequenceClassification.from_pretrained(LOAD)
+"""
+
+
+@pytest.mark.parametrize(
+    ("save", "load"),
+    [
+        ("trainer.save_model()", "args.out"),
+        ("trainer.save_model()", "training_args.output_dir"),
+        ("trainer.save_model(training_args.output_dir)", "args.out"),
+        ("trainer.save_model(args.out)", "training_args.output_dir"),
+    ],
+)
+@pytest.mark.parametrize("approach", ["qat", "ptq-dynamic"])
+def test_the_training_arguments_output_dir_is_the_folder_it_names(save, load, approach):
+    """`trainer.save_model()` saves to the TrainingArguments' output_dir, and
+    `training_args.output_dir` is the `output_dir=` they were built with: a load of that
+    folder, spelled either way, gets the int8 loader (it gave back the float model, or
+    failed with "no file named model.safetensors")."""
+    text = OUTPUT_DIR_TRAINER.replace("SAVE", save).replace("LOAD", load)
+    out = flat(rewrite(text, approach)).replace("( ", "(").replace(" )", ")")
+    assert (
+        f"again = OptimizedModel.from_pretrained({load}, model_class=BertForSequenceClassification)"
+    ) in out
+
+
+def test_a_save_model_of_other_training_arguments_is_another_folder():
+    text = OUTPUT_DIR_TRAINER.replace("SAVE", "trainer.save_model()").replace("LOAD", '"elsewhere"')
+    assert 'again = BertForSequenceClassification.from_pretrained("elsewhere")' in rewrite(
+        text, "qat"
+    )
+
+
+def test_save_model_with_parsed_arguments_is_their_output_dir():
+    """`model_args, training_args = parser.parse_args_into_dataclasses()` (run_glue): no
+    TrainingArguments call names the folder, `training_args.output_dir` does."""
+    text = (
+        OUTPUT_DIR_TRAINER.replace(
+            "training_args = TrainingArguments(output_dir=args.out, num_train_epochs=1)",
+            "model_args, training_args = HfArgumentParser((Args, TrainingArguments))"
+            ".parse_args_into_dataclasses()",
+        )
+        .replace("SAVE", "trainer.save_model()")
+        .replace("LOAD", "training_args.output_dir")
+        .replace("Trainer, TrainingArguments", "HfArgumentParser, Trainer, TrainingArguments")
+    )
+    out = flat(rewrite(text, "qat")).replace("( ", "(").replace(" )", ")")
+    assert (
+        "again = OptimizedModel.from_pretrained(training_args.output_dir, "
+        "model_class=BertForSequenceClassification)"
+    ) in out

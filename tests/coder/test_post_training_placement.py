@@ -654,3 +654,91 @@ def test_a_dynamic_fit_stays_after_the_load():
     text, report = rewrite(LOADER_BUILT_AFTER_THE_MODEL.format(between=""), "ptq-dynamic")
     assert report.status is Status.TRANSFORMED, report.message
     assert text.index(".fit(") < text.index("model = model.to(")
+
+
+INFERENCE_UNDER_MAIN_GUARD = """\
+if __name__ == "__main__":
+    model = Net()
+    model.load_state_dict(torch.load("net.pt", weights_only=True))
+    model.eval()
+    classify = lambda x: model(x).argmax(1)
+    print(classify(torch.randn(3, 4)))
+"""
+
+
+@pytest.mark.parametrize("approach", ["ptq-dynamic", "qat"])
+def test_a_model_built_under_the_main_guard_is_fitted_there(approach):
+    """`if __name__ == "__main__":` holds the whole inference script (the model handed on
+    to a `pipeline(...)` or a closure): the guard is no branch that the fit must follow.
+    The fit was placed after the whole `if`, and refused as "the quantized model would be
+    thrown away: nothing after line 1 evaluates, saves or returns model"."""
+    if approach == "qat":
+        assert "no training loop" in refusal(HEADER + INFERENCE_UNDER_MAIN_GUARD, approach)
+        return
+    text, report = rewrite(HEADER + INFERENCE_UNDER_MAIN_GUARD, approach)
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    load = next(i for i, line in enumerate(lines) if "model.load_state_dict(" in line)
+    assert load < fit_line(text) < len(lines) - 3 == lines.index("    model.eval()", load)
+
+
+def test_a_model_built_on_a_branch_of_the_main_guard_is_still_fitted_after_the_branch():
+    text, report = rewrite(
+        HEADER
+        + INFERENCE_UNDER_MAIN_GUARD.replace(
+            '    model.load_state_dict(torch.load("net.pt", weights_only=True))\n',
+            "    if RESUME:\n"
+            '        model.load_state_dict(torch.load("net.pt", weights_only=True))\n',
+        ),
+        "ptq-dynamic",
+    )
+    assert report.status is Status.TRANSFORMED, report.message
+    lines = text.splitlines()
+    branch = lines.index("    if RESUME:")
+    assert branch < fit_line(text) < len(lines) - 3 == lines.index("    model.eval()", branch)
+
+
+GENERATING_EVALUATION = """\
+import torch
+from torch.utils.data import DataLoader
+from transformers import BartConfig, BartForConditionalGeneration
+
+
+def token_accuracy(model, loader):
+    model.eval()
+    hits = total = 0
+    with torch.no_grad():
+        for batch in loader:
+            out = model.generate(input_ids=batch["input_ids"], max_new_tokens=4)
+            hits += (out[:, 1:5] == batch["labels"]).sum().item()
+            total += batch["labels"].numel()
+    return hits / total
+
+
+model = BartForConditionalGeneration.from_pretrained("bart_ckpt")
+loader = DataLoader(rows, batch_size=8)
+print(token_accuracy(model, loader))
+"""
+
+
+def test_bf16_tuned_by_an_evaluation_that_generates_also_measures_on_its_loader():
+    """Every forward call inside `generate()` carries the generation's state, so the
+    runtime records no call to measure bf16 on: the fit ran and kept the fp32 model ("no
+    batch to measure the bf16 speed on"). The evaluation's loader gives it the batch."""
+    text, report = rewrite(GENERATING_EVALUATION, "bf16")
+    assert report.status is Status.TRANSFORMED, report.message
+    call = text[text.index("mix_precision.fit(") :].split("# neural-coder")[0]
+    assert "calib_dataloader=loader" in call
+    assert "eval_func=lambda candidate: token_accuracy(candidate, loader)" in call
+
+
+def test_bf16_tuned_by_an_evaluation_that_runs_the_forward_records_its_call():
+    text, report = rewrite(
+        GENERATING_EVALUATION.replace(
+            'model.generate(input_ids=batch["input_ids"], max_new_tokens=4)',
+            "model(**batch).logits.argmax(-1)",
+        ),
+        "bf16",
+    )
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "calib_dataloader" not in text

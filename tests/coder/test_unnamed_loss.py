@@ -174,3 +174,68 @@ def test_other_approaches_leave_the_unnamed_loss_as_it_is():
     out, report = rewrite(original, "qat")
     assert report.status is Status.TRANSFORMED, report.message
     assert "        F.cross_entropy(model(x), y).backward()\n" in out
+
+
+HF_LOOP = """import torch
+from accelerate import Accelerator
+from transformers import BertConfig, BertForSequenceClassification
+
+accelerator = Accelerator()
+model = BertForSequenceClassification(BertConfig())
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+for epoch in range(2):
+    for batch in loader:
+        outputs = model(**batch)
+        {backward}
+        optimizer.step()
+        optimizer.zero_grad()
+"""
+
+
+@pytest.mark.parametrize(
+    ("backward", "loss", "named_backward"),
+    [
+        ("outputs.loss.backward()", "outputs.loss", "{}.backward()"),
+        ('outputs["loss"].backward()', 'outputs["loss"]', "{}.backward()"),
+        ("outputs[0].backward()", "outputs[0]", "{}.backward()"),
+        ("accelerator.backward(outputs.loss)", "outputs.loss", "accelerator.backward({})"),
+    ],
+)
+def test_the_loss_field_of_a_model_output_is_named_and_distilled(backward, loss, named_backward):
+    """`outputs.loss.backward()` (a Hugging Face model given its labels): the loss is the
+    field, the model's outputs are `outputs`. It was refused as "the model call returns
+    the loss itself", and `accelerator.backward(outputs.loss)` as "cannot tell which model
+    the loop trains" for every approach."""
+    text = HF_LOOP.format(backward=backward)
+    out, report = rewrite(text)
+    assert report.status is Status.TRANSFORMED, report.message
+    steps = [line.strip() for line in out.splitlines()]
+    start = steps.index("outputs = model(**batch)") + 1
+    name = steps[start].split(" = ")[0]
+    assert steps[start : start + 3] == [
+        f"{name} = {loss}  # neural-coder",
+        f"{name} = compression_manager.callbacks.on_after_compute_loss(batch, outputs, {name})"
+        "  # neural-coder",
+        named_backward.format(name),
+    ]
+    assert rewrite(out)[1].status is Status.UNCHANGED
+    assert revert_source(Path("script.py"), out)[0] == text
+
+
+@pytest.mark.parametrize("approach", ["pruning", "qat"])
+def test_accelerators_backward_of_the_loss_field_is_the_training_step(approach):
+    out, report = rewrite(HF_LOOP.format(backward="accelerator.backward(outputs.loss)"), approach)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "compression_manager.callbacks.on_before_optimizer_step()" in out
+    assert "accelerator.backward(outputs.loss)\n" in out
+
+
+def test_a_dict_of_detection_losses_is_still_refused():
+    text = HF_LOOP.format(
+        backward='loss = outputs["loss_box"] + outputs["loss_cls"]\n        loss.backward()'
+    )
+    with pytest.raises(AnalysisError, match="holds the model's own losses"):
+        out, report = rewrite(text)
+        if report.status is not Status.TRANSFORMED:
+            raise AnalysisError(report.message)

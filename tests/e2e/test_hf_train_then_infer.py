@@ -29,3 +29,19 @@ def test_the_reloaded_classifier_is_the_int8_model(tmp_path, approach):
         # torch's dynamic int8 Linear, or the runtime's int8 module rebuilt after QAT
         assert layer and ".quant" in layer.group(1), run.stdout
     assert re.search(r"predictions: \[\d, \d, \d, \d\]", run.stdout)
+
+
+@pytest.mark.parametrize("approach", ["ptq-dynamic", "qat"])
+def test_a_folder_saved_to_the_training_arguments_output_dir_reloads_int8(tmp_path, approach):
+    """`trainer.save_model()` (no folder) then `from_pretrained(args.out)`, the folder the
+    TrainingArguments were given: the reloaded model is the int8 one (it was the float
+    model after QAT, and "no file named model.safetensors" after ptq-dynamic)."""
+    name = "trainer_output_dir_reload.py"
+    script = tmp_path / name
+    script.write_text(script_path(name).read_text())
+    result = run_cli("optimize", script, "--approach", approach)
+    assert result.exit_code == 0, result.output
+    run, summary = run_script(script)
+    assert summary["quantized_modules"] > 0, summary
+    layer = re.search(r"reloaded layer: (\S+)", run.stdout)
+    assert layer and ".quant" in layer.group(1), run.stdout

@@ -103,6 +103,18 @@ def test_kd_outputs_may_be_model_outputs_dicts_or_tuples():
         torch.testing.assert_close(loss.compute(student, teacher, USER_LOSS).total, ref)
 
 
+def test_a_student_handed_one_element_meets_the_teachers_element_of_its_shape():
+    """`loss, logits = model(x, labels=y, return_dict=False)`: the script hands over the
+    student's logits; the teacher, called with the same inputs, returns `(loss, logits)`.
+    Its first element, the loss, was compared with the logits ("the teacher logits has
+    shape ()")."""
+    loss = KnowledgeDistillationLoss(1.0, ["CE", "KL"], [0.5, 0.5])
+    ref = loss.compute(S, TT, USER_LOSS).total
+    teacher = (torch.tensor(2.0), TT)
+    torch.testing.assert_close(loss.compute(S, teacher, USER_LOSS).total, ref)
+    torch.testing.assert_close(loss.compute(S, list(teacher), USER_LOSS).total, ref)
+
+
 def test_logits_of_explains_what_it_cannot_use():
     with pytest.raises(TypeError, match=r"without a 'logits' tensor \(keys: \['hidden'\]\)"):
         logits_of({"hidden": S}, "teacher output")

@@ -240,3 +240,40 @@ def test_measure_seconds_runs_the_function_at_least_seven_times():
     calls = []
     seconds = mix_precision.measure_seconds(lambda: calls.append(1), min_time=0.0)
     assert seconds >= 0.0 and len(calls) == 7  # 2 warm-up + 5 timed
+
+
+class LoraLike(nn.Module):
+    """PEFT's LoRA layer as it computes: the adapted layer as `base_layer`, the adapter's
+    input cast to `lora_A`'s weight dtype, `lora_B` given `lora_A`'s output as it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base_layer = nn.Linear(128, 128)
+        self.lora_A = nn.ModuleDict({"default": nn.Linear(128, 4, bias=False)})
+        self.lora_B = nn.ModuleDict({"default": nn.Linear(4, 128, bias=False)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        result = self.base_layer(x)
+        a = self.lora_A["default"]
+        return result + self.lora_B["default"](a(x.to(a.weight.dtype))).to(result.dtype)
+
+
+class AdaptedNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = LoraLike()
+        self.head = nn.Linear(128, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.fc1(x)))
+
+
+def test_a_peft_adapters_layers_stay_fp32_and_its_base_layer_converts(avx2_cpu, monkeypatch):
+    """Converting `lora_A` made PEFT cast the adapter's input to bf16 and hand
+    `lora_B` (fp32) a bf16 tensor: "expected m1 and m2 to have the same dtype"."""
+    monkeypatch.setenv("FORCE_BF16", "1")
+    torch.manual_seed(0)
+    out = mix_precision.fit(AdaptedNet().eval(), MixedPrecisionConfig(example_inputs=X))
+    converted = {n for n, m in out.model.named_modules() if isinstance(m, BF16Linear)}
+    assert converted == {"fc1.base_layer", "head"}
+    assert out.model(X).shape == (8, 4)

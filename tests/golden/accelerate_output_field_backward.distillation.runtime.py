@@ -1,0 +1,64 @@
+"""Causal-LM fine-tune with accelerate where the backward reads the loss field of the
+model's output (`accelerator.backward(outputs.loss)`), never bound to a name of its own."""
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from transformers import GPT2Config, GPT2LMHeadModel
+import copy
+from neural_coder.runtime.config import DistillationConfig, KnowledgeDistillationLossConfig
+from neural_coder.runtime.training import prepare_compression
+
+
+def token_blocks(count, seed):
+    g = torch.Generator().manual_seed(seed)
+    return [{"input_ids": ids, "labels": ids.clone()} for ids in torch.randint(0, 48, (count, 12), generator=g)]
+
+
+def main():
+    accelerator = Accelerator(cpu=True)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=48, n_positions=16, n_embd=32, n_layer=2, n_head=2))
+    train_dataloader = DataLoader(token_blocks(48, 0), batch_size=8, shuffle=True)
+    eval_dataloader = DataLoader(token_blocks(16, 1), batch_size=8)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    teacher_model = copy.deepcopy(model)  # neural-coder
+    compression_manager = prepare_compression(
+        model,
+        DistillationConfig(
+            teacher_model=teacher_model,
+            criterion=KnowledgeDistillationLossConfig(
+                temperature=1.0, loss_types=["CE", "KL"], loss_weights=[0.5, 0.5]
+            ),
+        ),
+    )  # neural-coder
+    compression_manager.callbacks.on_train_begin()  # neural-coder
+    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader
+    )
+    for epoch in range(2):
+        compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
+        model.train()
+        for batch in train_dataloader:
+            compression_manager.callbacks.on_step_begin(0)  # neural-coder
+            outputs = model(**batch)
+            nc_loss = outputs.loss  # neural-coder
+            nc_loss = compression_manager.callbacks.on_after_compute_loss(batch, outputs, nc_loss)  # neural-coder
+            accelerator.backward(nc_loss)
+            compression_manager.callbacks.on_before_optimizer_step()  # neural-coder
+            optimizer.step()
+            compression_manager.callbacks.on_after_optimizer_step()  # neural-coder
+            optimizer.zero_grad()
+            compression_manager.callbacks.on_step_end()  # neural-coder
+        model.eval()
+        losses = []
+        for batch in eval_dataloader:
+            with torch.no_grad():
+                losses.append(accelerator.gather_for_metrics(model(**batch).loss.reshape(1)))
+        accelerator.print(f"epoch {epoch}: eval loss {torch.cat(losses).mean().item():.4f}")
+        compression_manager.callbacks.on_epoch_end()  # neural-coder
+    compression_manager.callbacks.on_train_end()  # neural-coder
+    accelerator.unwrap_model(model).save_pretrained("lm_out", save_function=accelerator.save)
+
+
+if __name__ == "__main__":
+    main()
