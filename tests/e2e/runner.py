@@ -64,11 +64,19 @@ def rewrite_and_run(
 ) -> dict:
     """Rewrite `name` with the CLI's `options`, run it with `launcher` (default: this
     Python) and return the summary JSON."""
+    return rewrite_and_run_script(tmp_path, name, *options, launcher=launcher)[1]
+
+
+def rewrite_and_run_script(
+    tmp_path: Path, name: str, *options: str, launcher: list[str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """The same, with the run's output: the sample copied into `tmp_path` (beside what the
+    test put there), rewritten, run; its output and summary."""
     script = tmp_path / name
     script.write_text(script_path(name).read_text())
     result = run_cli("optimize", script, *options, *teacher_args(name, options))
     assert result.exit_code == 0, result.output
     assert "Transformed" in result.output, result.output
-    summary = run_script(script, launcher=launcher)[1]
+    run, summary = run_script(script, launcher=launcher)
     assert summary, "the rewritten script wrote no compression summary"
-    return summary
+    return run, summary

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import run_cli, script_path
-from tests.e2e.runner import rewrite_and_run, run_script, sample_module
+from tests.e2e.runner import rewrite_and_run, rewrite_and_run_script, run_script, sample_module
 
 pytestmark = pytest.mark.e2e
 
@@ -89,11 +89,9 @@ def test_registry_built_model_of_an_eval_script_is_quantized_after_its_load(tmp_
         {"state_dict": {f"module.{k}": v for k, v in weights.items()}, "epoch": 5},
         tmp_path / "checkpoint_best.pth",
     )
-    script = tmp_path / "registry_eval_ckpt.py"
-    script.write_text(script_path("registry_eval_ckpt.py").read_text())
-    result = run_cli("optimize", script, "--approach", "ptq-static")
-    assert result.exit_code == 0 and "Transformed" in result.output, result.output
-    run, summary = run_script(script)
+    run, summary = rewrite_and_run_script(
+        tmp_path, "registry_eval_ckpt.py", "--approach", "ptq-static"
+    )
     assert summary["quantized_modules"] >= 3  # two convolutions and the classifier
     # tuned with the script's own evaluation (its first value), which then ran on int8
     assert summary["final_metric"] is not None
@@ -106,11 +104,9 @@ def test_a_recurrent_model_whose_weights_are_all_int8_still_makes_its_state(tmp_
     exec(text.split("\ngenerator = ")[0], classes)
     net = classes["SentimentRNN"](300, 1, embedding_dim=32, hidden_dim=48, n_layers=2)
     torch.save(net.state_dict(), tmp_path / "sentiment_rnn.pt")
-    script = tmp_path / "rnn_sentiment_eval.py"
-    script.write_text(text)
-    result = run_cli("optimize", script, "--approach", "ptq-dynamic")
-    assert result.exit_code == 0 and "Transformed" in result.output, result.output
     # init_hidden reads next(self.parameters()) of the int8 model (embedding, LSTM, Linear)
-    run, summary = run_script(script)
+    run, summary = rewrite_and_run_script(
+        tmp_path, "rnn_sentiment_eval.py", "--approach", "ptq-dynamic"
+    )
     assert summary["quantized_modules"] >= 3
     assert "Test accuracy" in run.stdout

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests.conftest import run_cli, script_path
-from tests.e2e.runner import rewrite_and_run, run_script
+from tests.e2e.runner import rewrite_and_run, rewrite_and_run_script, run_script
 
 
 def test_distillation_of_the_output_loss_field_trains_against_the_teacher(tmp_path):
@@ -60,12 +60,9 @@ def test_distillation_of_logits_unpacked_from_a_tuple_output_meets_the_teachers_
 def test_a_fresh_transformers_instance_loads_the_int8_state_dict(tmp_path, approach):
     """`fresh = DistilBertForTokenClassification(model.config); fresh.load_state_dict(
     torch.load(path))` crashed on the int8 state dict ("Missing key(s)")."""
-    name = "hf_state_dict_reload.py"
-    script = tmp_path / name
-    script.write_text(script_path(name).read_text())
-    result = run_cli("optimize", script, "--approach", approach)
-    assert result.exit_code == 0, result.output
-    run, summary = run_script(script)
+    run, summary = rewrite_and_run_script(
+        tmp_path, "hf_state_dict_reload.py", "--approach", approach
+    )
     assert summary["quantized_modules"] > 0, summary
     layer = re.search(r"reloaded layer: (\S+)", run.stdout)
     assert layer and ".quant" in layer.group(1), run.stdout

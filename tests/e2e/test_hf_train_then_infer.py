@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.conftest import run_cli, script_path
-from tests.e2e.runner import run_script
+from tests.e2e.runner import rewrite_and_run_script, run_script
 
 NAME = "hf_train_then_infer.py"
 
@@ -36,12 +36,9 @@ def test_a_folder_saved_to_the_training_arguments_output_dir_reloads_int8(tmp_pa
     """`trainer.save_model()` (no folder) then `from_pretrained(args.out)`, the folder the
     TrainingArguments were given: the reloaded model is the int8 one (it was the float
     model after QAT, and "no file named model.safetensors" after ptq-dynamic)."""
-    name = "trainer_output_dir_reload.py"
-    script = tmp_path / name
-    script.write_text(script_path(name).read_text())
-    result = run_cli("optimize", script, "--approach", approach)
-    assert result.exit_code == 0, result.output
-    run, summary = run_script(script)
+    run, summary = rewrite_and_run_script(
+        tmp_path, "trainer_output_dir_reload.py", "--approach", approach
+    )
     assert summary["quantized_modules"] > 0, summary
     layer = re.search(r"reloaded layer: (\S+)", run.stdout)
     assert layer and ".quant" in layer.group(1), run.stdout
