@@ -119,11 +119,7 @@ def _handed_to_the_constructor(
     init = index.method_of(trained_in.cls, "__init__") if trained_in.cls else None
     if init is None:
         return []
-    params = {
-        held.value
-        for a in index.assignments_in(model, init.node)
-        if isinstance(held := unwrap_pass_through(a.value), cst.Name)
-    }
+    params = set(index.params_kept_as(init, model))
     names = []
     for a in index.assignments_in(receiver, caller):
         if isinstance(a.value, cst.Call) and index.resolve_call(a.value) is init:

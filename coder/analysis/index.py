@@ -245,6 +245,16 @@ class Index:
                     return self.classes[value.func.value]
         return None
 
+    def params_kept_as(self, init: Function, attribute: str) -> list[str]:
+        """The parameters of `init` that it keeps as `attribute`: `self.model = model`, or
+        `self.model = model.to(device)` (Module.to, .cuda() and .train() return the module)."""
+        return [
+            held.value
+            for a in self.assignments_in(attribute, init.node)
+            if isinstance(held := unwrap_pass_through(a.value), cst.Name)
+            and held.value in init.all_params()
+        ]
+
     def method_of(self, cls: cst.ClassDef, name: str) -> Function | None:
         """The method `name` as `cls`, or a base class of this file, defines it."""
         return self._method(cls, name)

@@ -121,15 +121,8 @@ def loop_call_after(
 def evaluation_shape(index: Index, function: Function, model_param: str) -> LoopShape | None:
     """The same for an evaluation function that calls its model parameter in a loop over
     batches (`for a, b in loader: model(a, b)`), for a script with no training loop."""
-    for call in m.findall(function.node, m.Call(func=m.Name(model_param))):
-        assert isinstance(call, cst.Call)
-        step = next(
-            (a for a in index.source.ancestors(call) if isinstance(a, cst.For | cst.FunctionDef)),
-            None,
-        )
-        if isinstance(step, cst.For) and index.scope_of(call) is function.node:
-            return call_shape(index, call, step, function.node)
-    return None
+    found = loop_call_after(index, function.node, model_param, 0)
+    return call_shape(index, *found, function.node) if found is not None else None
 
 
 def call_shape(

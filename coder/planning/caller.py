@@ -21,7 +21,6 @@ from neural_coder.analysis.index import (
     Scope,
     enclosing_loop,
     iter_returns,
-    unwrap_pass_through,
 )
 from neural_coder.analysis.source import Source
 from neural_coder.analysis.workers import describe, worker_start
@@ -238,16 +237,7 @@ def refuse_qat_on_a_constructor_parameter(
     )
     if init is None:
         return None
-    # `self.model = model.to(device)`: Module.to (and .cuda(), .train()) return the module
-    param = next(
-        (
-            held.value
-            for a in index.assignments_in(attribute, init.node)
-            if isinstance(held := unwrap_pass_through(a.value), cst.Name)
-            and held.value in init.all_params()
-        ),
-        None,
-    )
+    param = next(iter(index.params_kept_as(init, attribute)), None)
     if param is None:
         return None
     sites = index.call_sites(init)

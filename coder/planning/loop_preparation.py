@@ -14,11 +14,7 @@ from neural_coder.analysis.precision import autocast_of
 from neural_coder.analysis.wraps import unprepared_wrap, wrap_anchor
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
-from neural_coder.transforms.edits import (
-    AddImport,
-    AddKeywordArgument,
-    AddParameter,
-)
+from neural_coder.transforms.edits import AddImport, AddKeywordArgument, AddParameter
 
 from .caller import CallerSite
 from .float_reloads import FloatInstanceReloads

@@ -171,22 +171,24 @@ class CalibrationData(FitCall):
                     shape = loop_feed.evaluation_shape(self.index, fn, param)
                     if shape is not None:
                         return shape, f"{fn.key}()"
-        direct = loop_feed.loop_call_after(self.index, place.scope, place.model, line - 1)
+        direct = self._loop_after_the_fit(place)
         if direct is not None:
-            call, step = direct
-            return loop_feed.call_shape(self.index, call, step, place.scope), "the loop"
+            return loop_feed.call_shape(self.index, *direct, place.scope), "the loop"
         return None, ""
+
+    def _loop_after_the_fit(self, place: FinalModel) -> tuple[cst.Call, cst.For] | None:
+        """The first call of the model itself, in a loop of the fit's scope, after the fit."""
+        line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
+        return loop_feed.loop_call_after(self.index, place.scope, place.model, line - 1)
 
     def _refuse_an_input_no_batch_holds(self, place: FinalModel) -> None:
         """No training loop and no evaluation function: the loop after the fit calls the
         model with an input no batch holds (`output, h = net(inputs, h)`, a state carried
         from batch to batch), so no loader's batch calls it that way."""
-        line = self.src.line(place.anchor) + (1 if place.where == "after" else 0)
-        direct = loop_feed.loop_call_after(self.index, place.scope, place.model, line - 1)
+        direct = self._loop_after_the_fit(place)
         if direct is None:
             return
-        call, step = direct
-        carried = loop_feed.call_input_not_from_the_batch(self.index, call, step, place.scope)
+        carried = loop_feed.call_input_not_from_the_batch(self.index, *direct, place.scope)
         if carried is None:
             return
         at, value = carried
@@ -238,8 +240,7 @@ class CalibrationData(FitCall):
         direct = loop_feed.loop_call_after(self.index, fn, chosen.model_param, 0)
         if direct is None:
             return None
-        call, step = direct
-        return loop_feed.call_input_not_from_the_batch(self.index, call, step, fn)
+        return loop_feed.call_input_not_from_the_batch(self.index, *direct, fn)
 
     def _batch_function_loader(self, place: FinalModel, line: int) -> str | None:
         """Batches drawn at the fit from the call that feeds the training loop's model
