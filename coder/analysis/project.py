@@ -19,7 +19,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from neural_coder.errors import NeuralCoderError
+from neural_coder.errors import NeuralCoderError, ParseError
 from neural_coder.files import read_text
 from neural_coder.transforms.positions import Positions
 
@@ -157,14 +157,21 @@ def build_project(
 # -- finding the project's files ---------------------------------------------------------------
 
 
-def imported_names(text: str) -> list[tuple[str, list[str]]]:
-    """(dotted module, names imported from it) for each import statement, anywhere in
-    the file (imports inside functions and `if` blocks count), in the order they are
-    written; read with Python's own parser, a tenth of a libcst parse. [] when the text
+def python_tree(text: str) -> ast.Module | None:
+    """The file read with Python's own parser (a tenth of a libcst parse); None when it
     does not parse."""
     try:
-        tree = ast.parse(text)
+        return ast.parse(text)
     except (SyntaxError, ValueError):
+        return None
+
+
+def imported_names(text: str | ast.Module | None) -> list[tuple[str, list[str]]]:
+    """(dotted module, names imported from it) for each import statement, anywhere in
+    the file (imports inside functions and `if` blocks count), in the order they are
+    written. [] when the text does not parse."""
+    tree = python_tree(text) if isinstance(text, str) else text
+    if tree is None:
         return []
     found: list[tuple[str, list[str]]] = []
     pending: list[ast.AST] = [tree]
@@ -192,7 +199,9 @@ def module_file(dotted: str, folders: Iterable[Path]) -> Path | None:
     return None
 
 
-def local_imports(path: Path, text: str, folders: list[Path]) -> list[tuple[str, Path]]:
+def local_imports(
+    path: Path, text: str | ast.Module | None, folders: list[Path]
+) -> list[tuple[str, Path]]:
     """(dotted name, file) of each module of the project that the file imports."""
     found: list[tuple[str, Path]] = []
     for dotted, names in imported_names(text):
@@ -240,7 +249,9 @@ def default_root(entry: Path, text: str) -> Path | None:
         ):
             return folder
         if (
-            (folder == cwd and folder != entry.parent)  # a working folder above the script bounds the walk
+            (
+                folder == cwd and folder != entry.parent
+            )  # a working folder above the script bounds the walk
             or folder.parent == folder
             or any((folder / marker).exists() for marker in REPOSITORY_MARKERS)
         ):
@@ -266,13 +277,13 @@ def discover_project(
     pending = [entry_path]
     while pending and len(texts) < MAX_MODULES:
         path = pending.pop(0)
-        if checked and path != entry_path:  # the entry's own syntax error is reported by analysis
-            try:
-                cst.parse_module(texts[path])
-            except cst.ParserSyntaxError:
-                del texts[path]
-                continue
-        for _, target in local_imports(path, texts[path], folders):
+        tree = python_tree(texts[path])
+        if tree is None and checked and path != entry_path:
+            # (the entry's own syntax error is reported by analysis; one that Python
+            # accepts and libcst does not is left out by parse_project)
+            del texts[path]
+            continue
+        for _, target in local_imports(path, tree, folders):
             if target in texts or not any(_is_below(target, f) for f in folders):
                 continue
             try:
@@ -314,7 +325,13 @@ def module_names(paths: Iterable[Path], folders: list[Path]) -> dict[str, Path]:
 def parse_project(entry: Path, texts: Mapping[Path, str], root: Path | None = None) -> Source:
     """One `Source` for the files: the entry alone when it imports nothing of the project."""
     entry_source = parse_source(entry, texts[entry])
-    others = [parse_source(path, text) for path, text in texts.items() if path != entry]
+    others = []
+    for path, text in texts.items():
+        if path != entry:
+            try:
+                others.append(parse_source(path, text))
+            except ParseError:  # a module that does not parse is left out, as a library is
+                continue
     if not others:
         return entry_source
     root = root if root is not None else default_root(entry, texts[entry])

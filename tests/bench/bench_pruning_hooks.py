@@ -3,7 +3,7 @@
 Not collected by pytest. Run: .venv/bin/python tests/bench/bench_pruning_hooks.py [--quick] [--inc]
 With --inc, the same table for Intel Neural Compressor 2.6's hooks follows, from this file
 run again under $NEURAL_CODER_INC_PYTHON (else .venv-inc/bin/python; tests/inc/README.md)
-with --as-inc: same models, loop and configs ("hooks only" is ours alone).
+with --as-inc: same models, loop and configs ("hooks only" and "mask multiply alone" are ours alone).
 
 Two small models (an MLP with a few thousand weights per layer, a small CNN),
 each trained with the canonical loop (spec 1.7) bare and with a
@@ -24,6 +24,10 @@ pair ratios (their spread is the noise of the figure).
 * "hooks only": the same steady-state hooks called on the compressor itself,
   without the manager's dispatch and the `cm.model` wrapper's forward, to show
   what pruning itself costs.
+* "mask multiply alone": no hook at all, only the multiply of the masked weights by
+  their masks after each optimizer step (`multiply_masks` on the compressor's own
+  lists): the work any pruner must do to keep pruned weights at zero. The rows
+  above minus this one are what the hooks cost beyond it.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ if AS_INC:
     logging.disable(logging.WARNING)  # INC logs every step at INFO
 else:
     from neural_coder.runtime.config import WeightPruningConfig
+    from neural_coder.runtime.pruning.masking import multiply_masks
     from neural_coder.runtime.training import prepare_compression
 
 torch.set_num_threads(1)
@@ -115,12 +120,23 @@ def make_loop(
         if direct is False:  # the manager's wrapper (INC's loop: model = cm.model)
             model = cm.model
         # True: the compressor's hooks alone; "callbacks": the manager's hooks on the
-        # script's own module, as neural-coder's pruning rewrites call them
-        hooks = cm.compressors[0] if direct is True else cm.callbacks
+        # script's own module, as neural-coder's pruning rewrites call them; "masks": the
+        # hooks only until the masks are fixed, then the multiply alone
+        hooks = cm.compressors[0] if direct in (True, "masks") else cm.callbacks
     step = 0
+    masks_only = False
 
     def one_step() -> None:
         nonlocal step
+        if masks_only:
+            out = model(x)
+            loss = loss_fn(out, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            # the compressor's own lists of masked weights and masks (private: a bench)
+            multiply_masks(hooks._apply_params, hooks._apply_masks)
+            return
         if hooks is not None:
             hooks.on_step_begin(step)
         out = model(x)
@@ -143,6 +159,7 @@ def make_loop(
 
     for _ in range(warm_steps):
         one_step()
+    masks_only = direct == "masks"
     return one_step
 
 
@@ -234,6 +251,17 @@ def configs() -> dict[str, tuple[Any, int, bool | str]]:
             steady_end + 2,
             True,
         ),
+        "steady, mask multiply alone (no hooks)": (
+            WeightPruningConfig(
+                target_sparsity=0.5,
+                pattern="4x1",
+                pruning_type="snip_momentum",
+                start_step=1,
+                end_step=steady_end,
+            ),
+            steady_end + 2,
+            "masks",
+        ),
         f"window, snip_momentum 4x1, masks every {FREQ} steps": (
             WeightPruningConfig(
                 target_sparsity=0.5,
@@ -269,7 +297,7 @@ def main() -> None:
     for label, (factory, shape, batch) in MODELS.items():
         print(f"\n{label}")
         for name, (conf, warm, direct) in configs().items():
-            if direct is True and AS_INC:
+            if direct in (True, "masks") and AS_INC:
                 continue
             bare = make_loop(factory, shape, batch, None)
             hooked = make_loop(factory, shape, batch, conf, warm, direct)

@@ -340,6 +340,17 @@ def test_a_module_that_does_not_parse_is_left_out(tmp_path):
     assert {p.name for p in sources} == {"main.py", "engine.py"}
 
 
+def test_a_module_handed_in_that_does_not_parse_is_left_out_of_the_project(tmp_path):
+    from neural_coder.analysis.project import parse_project
+
+    folder = copy_project(tmp_path, "engine_project")
+    main = folder / "main.py"
+    sources = discover_project(main, main.read_text())
+    sources[folder / "legacy.py"] = "print 'python 2'\n"
+    project = parse_project(main, sources)
+    assert {part.path.name for part in project.parts} == {"main.py", "engine.py"}
+
+
 def test_json_report_lists_the_files_of_the_project(tmp_path):
     import json
 
