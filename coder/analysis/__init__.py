@@ -107,6 +107,21 @@ class Facts:
         return out
 
 
+LOADS_A_COMPRESSED_CHECKPOINT = (
+    "; a script that evaluates the checkpoint of a compressed training run loads it with "
+    "`model, state = structure_for(state, model)` from neural_coder.runtime before its "
+    "`model.load_state_dict(state)` (it gives the int8 model for an int8 or QAT checkpoint, "
+    "the model as it is for a float one)"
+)
+
+
+def _loads_a_state_dict(index: Index) -> bool:
+    return any(
+        isinstance(call.func, cst.Attribute) and call.func.attr.value == "load_state_dict"
+        for call in index.calls
+    )
+
+
 def analyze(source: Source) -> Facts:
     index = build_index(source)
     facts = Facts(source=source, index=index)
@@ -136,7 +151,8 @@ def analyze(source: Source) -> Facts:
                 else ""
             ),
             path=source.path,
-            hint="training approaches need a training loop; for a trained model use a post-training approach",
+            hint="training approaches need a training loop; for a trained model use a post-training approach"
+            + (LOADS_A_COMPRESSED_CHECKPOINT if _loads_a_state_dict(index) else ""),
         )
         return facts
     analysis = LoopAnalysis(index)

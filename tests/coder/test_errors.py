@@ -97,6 +97,14 @@ def test_refusals_name_the_lines_and_leave_the_file(tmp_path, text, message):
     assert_untouched(path, text)
 
 
+def test_an_evaluation_script_loading_a_state_dict_is_told_how_to_load_a_compressed_one(tmp_path):
+    loads = "import torch\nnet = torch.nn.Linear(2, 2)\nnet.load_state_dict(torch.load('c.pt'))\n"
+    told = run_cli("optimize", write(tmp_path, loads), "--approach", "qat")
+    assert told.exit_code == 1 and "structure_for(state, model)" in told.output
+    plain = run_cli("optimize", write(tmp_path, "import torch\nprint(1)\n"), "--approach", "qat")
+    assert plain.exit_code == 1 and "structure_for" not in plain.output
+
+
 def test_a_model_marker_resolves_two_candidate_models(tmp_path):
     text = TWO_MODELS.replace(
         "(student(x) - teacher(x))", "(student(x)  # neural-coder: model\n            - teacher(x))"
