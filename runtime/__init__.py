@@ -26,6 +26,7 @@ from .config import (
 )
 from .loading import load, structure_for
 from .model import Model
+from .plain_tensors import state_dict_from_tensors, tensors_only
 from .training import CompressionManager, prepare_compression
 
 __all__ = [
@@ -50,5 +51,7 @@ __all__ = [
     "set_resume_from",
     "set_tensorboard",
     "set_workspace",
+    "state_dict_from_tensors",
     "structure_for",
+    "tensors_only",
 ]

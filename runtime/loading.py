@@ -14,6 +14,7 @@ from torch import nn
 from . import int8_device
 from .bf16 import BF16_RECIPE_MODULES, convert
 from .model import BEST_CONFIGURE, CHECKPOINT_NAME, Model, strip_prefix, with_metadata
+from .plain_tensors import state_dict_from_tensors
 
 __all__ = ["load", "structure_for"]
 
@@ -90,10 +91,11 @@ def structure_for(
       model QAT would have converted from it (`quant.int8_from_fake_quant`), and that
       model's own state dict, which the script's load then loads again unchanged.
 
-    `model` is not modified."""
+    A state dict stored as plain tensors (`tensors_only`, for safetensors) is put back
+    first. `model` is not modified."""
     if isinstance(model, Model):
         model = model.model
-    state = strip_prefix(state)
+    state = strip_prefix(state_dict_from_tensors(state))
     fake_quant = _in_metadata(state, int8_device.FAKE_QUANT_ATTR)
     if fake_quant is not None:
         from .quant import int8_from_fake_quant

@@ -13,6 +13,7 @@ from .lightning import LightningPlanner
 from .lightning_post_training import LightningPostTrainingPlanner
 from .loop import LoopPlanner
 from .post_training import PostTrainingPlanner
+from .safetensors_files import safetensors_edits
 from .sharded import check_sharding
 from .trainer import TrainerPlanner
 
@@ -33,6 +34,9 @@ def make_plan(facts: Facts, options: OptimizeOptions, line_length: int = 88) -> 
         plan.warnings.append(sharded)
     reloads, placed = int8_folder_reloads(facts.index, options, plan.edits, facts.trainers)
     plan.edits += reloads
+    plan.placed += placed
+    saves_and_loads, placed = safetensors_edits(facts.index, options, plan.edits)
+    plan.edits += saves_and_loads
     plan.placed += placed
     return plan
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import libcst as cst
 
 from neural_coder.transforms.snippets import MARKER, WRAPPED_MARKER, join_lines
 from neural_coder.transforms.tree import iter_nodes
+
+from .inline import drop_last, without_int8_loader, without_state_dict_wrapper
 
 #: modules the tool imports from (plus what `teacher` and friends need)
 TOOL_MODULES = ("neural_coder.runtime", "neural_compressor")
@@ -104,8 +105,8 @@ class _Strip(cst.CSTTransformer):
         self, original_node: cst.Parameters, updated_node: cst.Parameters
     ) -> cst.Parameters:
         return updated_node.with_changes(
-            params=_drop_last(updated_node.params, self._added_param),
-            kwonly_params=_drop_last(updated_node.kwonly_params, self._added_param),
+            params=drop_last(updated_node.params, self._added_param),
+            kwonly_params=drop_last(updated_node.kwonly_params, self._added_param),
         )
 
     def _added_param(self, param: cst.Param) -> bool:
@@ -113,7 +114,7 @@ class _Strip(cst.CSTTransformer):
             "compression_manager"
         )
 
-    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         def added(arg: cst.Arg) -> bool:
             if arg.keyword is None:
                 return False
@@ -128,9 +129,9 @@ class _Strip(cst.CSTTransformer):
                 and self._is_callback(arg.value.elements[0].value)
             )
 
-        args = _drop_last(updated_node.args, added)
+        args = drop_last(updated_node.args, added)
         args = [self._without_callback(self._without_default_callback(a)) for a in args]
-        return _without_int8_loader(updated_node.with_changes(args=args))
+        return without_state_dict_wrapper(without_int8_loader(updated_node.with_changes(args=args)))
 
     def _is_callback(self, node: cst.BaseExpression) -> bool:
         """`CompressionCallback(...)`, or the `compression_callback` an inserted statement binds."""
@@ -175,7 +176,7 @@ class _Strip(cst.CSTTransformer):
             return arg.with_changes(value=first.value.with_changes(lpar=[], rpar=[]))
         if len(elements) > 1 and self._our_callbacks_entry(last):
             return arg.with_changes(
-                value=value.with_changes(elements=_drop_last(elements, self._our_callbacks_entry))
+                value=value.with_changes(elements=drop_last(elements, self._our_callbacks_entry))
             )
         new = []
         for element in elements:
@@ -187,7 +188,7 @@ class _Strip(cst.CSTTransformer):
                 and len(element.value.elements) > 1
                 and self._is_callback(element.value.elements[-1].value)
             ):
-                items = _drop_last(element.value.elements, lambda e: self._is_callback(e.value))
+                items = drop_last(element.value.elements, lambda e: self._is_callback(e.value))
                 element = element.with_changes(value=element.value.with_changes(elements=items))
             new.append(element)
         return arg.with_changes(value=value.with_changes(elements=new))
@@ -276,86 +277,6 @@ def _is_callback(node: cst.BaseExpression) -> bool:
         and isinstance(node.func, cst.Name)
         and node.func.value == CALLBACK
     )
-
-
-def _is_int8_loader(func: cst.BaseExpression) -> bool:
-    return (
-        isinstance(func, cst.Attribute)
-        and isinstance(func.value, cst.Name)
-        and func.value.value == "OptimizedModel"
-        and func.attr.value == "from_pretrained"
-    )
-
-
-def _without_int8_loader(call: cst.Call) -> cst.Call:
-    """What `planning/int8_reloads.py` wrote, back to the script's own code:
-    `OptimizedModel.from_pretrained(folder, model_class=Auto...)` to
-    `Auto....from_pretrained(folder)`, and `pipeline(task,
-    model=OptimizedModel.from_pretrained(folder), tokenizer=folder)` to `pipeline(task,
-    model=folder)`."""
-    call = _pipeline_without_int8_loader(call)
-    last = call.args[-1] if call.args else None
-    if not (
-        _is_int8_loader(call.func)
-        and last is not None
-        and last.keyword is not None
-        and last.keyword.value == "model_class"
-    ):
-        return call
-    func = cst.Attribute(value=last.value, attr=cst.Name("from_pretrained"))
-    return call.with_changes(func=func, args=_drop_last(call.args, lambda a: a is last))
-
-
-def _pipeline_without_int8_loader(call: cst.Call) -> cst.Call:
-    loaded = next(
-        (
-            a
-            for a in call.args
-            if isinstance(a.value, cst.Call)
-            and _is_int8_loader(a.value.func)
-            and len(a.value.args) == 1
-        ),
-        None,
-    )
-    if loaded is None:
-        return call
-    folder = loaded.value.args[0].value  # type: ignore[attr-defined]
-    args = [a.with_changes(value=folder) if a is loaded else a for a in call.args]
-    last = args[-1]
-    if (
-        last.keyword is not None
-        and last.keyword.value == "tokenizer"
-        and cst.Module([]).code_for_node(last.value) == cst.Module([]).code_for_node(folder)
-    ):
-        args = _drop_last(args, lambda a: a is last)
-    return call.with_changes(args=args)
-
-
-def _drop_last(items: Any, added: Any) -> list[Any]:
-    """Remove the items the tool appended; the new last item gets the comma layout back."""
-    items = list(items)
-    keep = [i for i in items if not added(i)]
-    if len(keep) == len(items):
-        return items
-    if keep:
-        removed_last = items[-1]
-        if items.index(keep[-1]) < len(items) - 1:
-            previous = keep[-1]
-            comma = removed_last.comma
-            simple = (
-                isinstance(previous.comma, cst.Comma)
-                and previous.comma.whitespace_before == cst.SimpleWhitespace("")
-                and previous.comma.whitespace_after == cst.SimpleWhitespace(" ")
-            )
-            if isinstance(comma, cst.Comma) or not simple:
-                keep[-1] = previous.with_changes(comma=comma)  # one per line: the closing comma
-            else:
-                keep[-1] = previous.with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            closing = getattr(removed_last, "whitespace_after_arg", None)
-            if isinstance(closing, cst.ParenthesizedWhitespace):
-                # `(\n    a, b, added=x\n)`: the line break before ")" goes back after b
-                keep[-1] = keep[-1].with_changes(whitespace_after_arg=closing)
-    return keep
 
 
 class _UsedNames(cst.CSTVisitor):

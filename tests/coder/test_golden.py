@@ -176,6 +176,10 @@ CASES = [
     # bare int8 module goes back into the pipeline
     ("hf_pipeline_eval.py", "ptq-dynamic", "runtime"),
     ("hf_pipeline_eval.py", "ptq-dynamic", "inc"),
+    # the best epoch kept in a safetensors file: saves through tensors_only, loads through
+    # state_dict_from_tensors, the fresh export instance read once for structure_for
+    ("safetensors_best_checkpoint.py", "qat", "runtime"),
+    ("safetensors_best_checkpoint.py", "ptq-static", "runtime"),
     # Lightning runs the loop: the callback goes to trainer.callbacks before fit, or into
     # LightningCLI's trainer_defaults
     ("lightning_fit.py", "pruning+qat", "runtime"),
