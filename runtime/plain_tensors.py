@@ -113,8 +113,8 @@ def _flatten(key: str, value: Any, tensors: dict[str, torch.Tensor]) -> dict[str
     if isinstance(value, (bool, int, float, str)):
         return {"value": value}
     raise TypeError(
-        f"state dict entry {key!r} is a {type(value).__name__}, which cannot be stored as "
-        "tensors; save it with torch.save instead"
+        f"state dict entry {key!r} ({type(value).__name__}) cannot be stored as tensors; "
+        "save it with torch.save instead"
     )
 
 
