@@ -326,6 +326,10 @@ CASES = [
     # QAT is prepared before that block, so the fake-quant checkpoint the run saved loads
     ("resume_own_checkpoint.py", "qat", "runtime"),
     ("resume_own_checkpoint.py", "pruning+qat", "runtime"),
+    # a demo generation over prompts runs before perplexity(model, loader): the fit goes
+    # before that first run (tuned with perplexity as before), not between the two
+    ("generate_before_perplexity.py", "ptq-dynamic", "runtime"),
+    ("generate_before_perplexity.py", "bf16", "runtime"),
 ]
 
 
