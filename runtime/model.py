@@ -11,6 +11,11 @@ Differences from INC, on purpose:
   from `cm.model` did not load into the plain model). A state dict whose keys
   all carry the prefix is still accepted, and a parent module that contains the
   wrapper saves and loads it without the prefix too.
+* Once QAT has prepared a module of its own, `load_state_dict()` takes both the
+  prepared model's state dict (a checkpoint the run saved while it trained, with
+  its observers and fake-quant state: a resumed run goes on from there) and a
+  float one (no fake-quant keys), which loads into the float module the prepared
+  one shares its weights with; its observers start afresh.
 * Attributes the wrapper does not have are read from the inner module
   (`model.config`, `model.save_pretrained`, `model.classifier` on a Hugging Face
   model), and assigning such an attribute assigns it on the inner module.
@@ -53,6 +58,8 @@ QAT_RECIPE_KEY = "neural_coder_qat_recipe"
 #: key of the quantization recipe inside the saved dict (INC's name)
 BEST_CONFIGURE = "best_configure"
 _PREFIX = "_model."
+#: part of every observer / fake-quant key of a module torch.ao prepared
+_FAKE_QUANT_KEY = "activation_post_process"
 
 
 class ModelListener(Protocol):
@@ -269,9 +276,25 @@ class Model(nn.Module):
     def load_state_dict(  # type: ignore[override]
         self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
     ) -> Any:
-        """Load into the inner module; keys prefixed with `_model.` (INC) are accepted."""
-        return self._modules["_model"].load_state_dict(  # type: ignore[union-attr]
-            strip_prefix(state_dict), strict=strict, assign=assign
+        """Load into the inner module; keys prefixed with `_model.` (INC) are accepted, and
+        a float state dict loads into the float module a QAT-prepared one shares its
+        weights with (see the module docstring)."""
+        state_dict = strip_prefix(state_dict)
+        inner = self._modules["_model"]
+        float_ckpt = not assign and self._is_float_for_prepared(state_dict)
+        target = self._fp32_model if float_ckpt else inner
+        return target.load_state_dict(  # type: ignore[union-attr]
+            state_dict, strict=strict, assign=assign
+        )
+
+    def _is_float_for_prepared(self, state_dict: Mapping[str, Any]) -> bool:
+        """The inner module is QAT's own prepared copy, with fake-quant state, and
+        `state_dict` has none (a float checkpoint)."""
+        inner = self._modules["_model"]
+        if inner is self._fp32_model or _weights_not_shared(inner, self._fp32_model):
+            return False
+        return any(_FAKE_QUANT_KEY in k for k in inner.state_dict()) and not any(
+            _FAKE_QUANT_KEY in k or "weight_fake_quant" in k for k in state_dict
         )
 
     # -- save ---------------------------------------------------------------------------
@@ -372,6 +395,13 @@ class Model(nn.Module):
             yield
         finally:
             delattr(config, QAT_RECIPE_KEY)
+
+
+def _weights_not_shared(prepared: nn.Module, fp32: nn.Module) -> bool:
+    """Some parameter of `prepared` is not one of `fp32`'s: loading into `fp32` would
+    not reach it."""
+    own = {id(p) for p in fp32.parameters()}
+    return any(id(p) not in own for p in prepared.parameters())
 
 
 def _is_int8(module: nn.Module) -> bool:

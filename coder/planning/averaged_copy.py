@@ -230,6 +230,12 @@ def _flag_test(
     return test
 
 
+def averaged_copy_name(index: Index, call: cst.Call) -> str | None:
+    """The name the copy `call` builds is bound to (`model_ema`, `self.ema`), if any."""
+    statement = _statement_of(index, call)
+    return _assigned_name(index.source, statement, call) if statement is not None else None
+
+
 def _statement_of(index: Index, call: cst.Call) -> cst.SimpleStatementLine | None:
     """The line of `call`, unless it sits in a compound statement's header."""
     statement = index.source.statement_of(call)

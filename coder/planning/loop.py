@@ -140,6 +140,8 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             self._check_autocast(loop.model_call)
         if caller is None:
             anchor = self._before_a_step_factory(loop, anchor)
+            if "qat" in techniques and in_place is None and anchor is loop.entry_loop:
+                anchor = self._before_a_resume(loop, bare, anchor)
         total_steps = loop.total_steps
         fit_later: str | None = None
         if caller is not None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
+from neural_coder.analysis.expressions import free_names
 from neural_coder.analysis.index import Scope
 from neural_coder.analysis.precision import autocast_of
+from neural_coder.analysis.weight_loads import binds, reloads
 from neural_coder.analysis.wraps import unprepared_wrap, wrap_anchor
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
@@ -132,6 +134,54 @@ class ManagerPreparation(StagedPlanner, FloatInstanceReloads):
             "is prepared before it"
         )
         return factory.binding
+
+    def _before_a_resume(self, loop: TrainingLoop, model: str, anchor: cst.CSTNode) -> cst.CSTNode:
+        """QAT: `if args.resume: model.load_state_dict(ckpt["model"]);
+        optimizer.load_state_dict(...)` (or `start_epoch = ckpt["epoch"] + 1`) in the block
+        of the loop, before it, resumes a run from a checkpoint that the rewritten script
+        saved with the model's observers and fake-quant state: that state dict fits the
+        prepared model only, so the manager is prepared (and QAT set up) before the block.
+        A float checkpoint still loads there (the runtime's `Model.load_state_dict` hands
+        it to the float module, whose weights the prepared one shares)."""
+        block = self.src.parent(anchor)
+        body = getattr(block, "body", None)
+        if not isinstance(body, list | tuple) or anchor not in body:
+            return anchor
+        siblings = list(body[: body.index(anchor)])
+        scope = loop.entry_scope
+        for position, statement in enumerate(siblings):
+            if not isinstance(statement, cst.If) or not reloads(
+                self.index, statement, model, scope
+            ):
+                continue
+            if not self._restores_the_run(statement, loop):
+                continue
+            later = siblings[position:]
+            if not self._defined_before(model, statement, loop) or any(
+                binds(s, model) for s in later
+            ):
+                return anchor
+            self.plan.placed.append(
+                f"the run is resumed at line {self.src.line(statement)} from a checkpoint of "
+                f"{model}: QAT is prepared before it, so a checkpoint this script saved (with "
+                "its fake-quant state) loads back"
+            )
+            return statement
+        return anchor
+
+    def _restores_the_run(self, statement: cst.If, loop: TrainingLoop) -> bool:
+        """`statement` loads the optimizer's state, or sets a name the loop header reads
+        (`start_epoch`): a resumed run, not weights to start from."""
+        code = self.src.code
+        header = free_names(loop.entry_loop.iter) if isinstance(loop.entry_loop, cst.For) else set()
+        for call in m.findall(statement, m.Call(func=m.Attribute(attr=m.Name("load_state_dict")))):
+            if code(call.func.value) == loop.optimizer:  # type: ignore[attr-defined]
+                return True
+        return any(
+            code(t.target) in header
+            for assign in m.findall(statement, m.Assign())
+            for t in assign.targets  # type: ignore[attr-defined]
+        )
 
     def _warn_one_epoch_function(self, loop: TrainingLoop, scope: Scope) -> None:
         """`train_one_epoch(model, loader, ...)` of an engine.py that nothing in the file

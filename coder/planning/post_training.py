@@ -17,13 +17,13 @@ tunes the fit), `post_training_calibration` (the loader it calibrates on),
 
 from __future__ import annotations
 
-from neural_coder.analysis import evaluation, last_epoch
+from neural_coder.analysis import evaluation, final_model, last_epoch
 from neural_coder.analysis.callee_reloads import weights_loaded_by_callee
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
 
-from .averaged_copy import ema_copy
+from .averaged_copy import averaged_copy_name, ema_copy
 from .base import Plan
 from .dynamic_layers import refuse_nothing_to_quantize_dynamically
 from .float_reloads import FloatInstanceReloads
@@ -40,19 +40,41 @@ __all__ = ["QUANT_APPROACHES", "PostTrainingPlanner"]
 class PostTrainingPlanner(
     TrainerFit, FitPlacement, OtherFitPaths, SavedFit, EvalFunc, FloatInstanceReloads
 ):
-    def _warn_of_an_averaged_copy(self, model: str) -> None:
+    def _warn_of_an_averaged_copy(self, place: FinalModel) -> None:
         """A moving average of the trained model is what such scripts evaluate and save:
-        the fit quantizes the model itself, not that copy."""
+        the fit quantizes the model itself, not that copy. Refused when only the copy is
+        read after training (the fit's model would be saved aside, and the script go on
+        with the float copy); a warning when the model is read too."""
         loop = self.facts.loop
         if loop is None:
             return
+        model = place.model
         call = ema_copy(self.index, model, loop.entry_scope, self.src.line(loop.entry_loop))
-        if call is not None:
-            self.plan.warnings.append(
-                f"line {self.src.line(call)}: {self.src.code(call.func)}(...) keeps a moving "
-                f"average of {model}, which such scripts evaluate and save: the fit quantizes "
-                f"{model} itself, not that copy"
-            )
+        if call is None:
+            return
+        line = self.src.line(call)
+        holder = averaged_copy_name(self.index, call)
+        if holder is not None and not final_model.later_reads(self.index, place):
+            copy_place = FinalModel(holder, place.anchor, place.where, place.scope)
+            reads = final_model.later_reads(self.index, copy_place)
+            if reads:
+                raise AnalysisError(
+                    f"{self.src.code(call.func)}(...) at line {line} keeps a moving average "
+                    f"of {model} in {holder}, which the script evaluates or saves after "
+                    f"training (line {self.src.line(reads[0])}) while nothing there reads "
+                    f"{model}: the fit would quantize {model}, and the script go on with the "
+                    "float average",
+                    path=self.src.path,
+                    line=line,
+                    hint=f"save the averaged weights (torch.save({holder}'s module "
+                    "state_dict()) and quantize in a script that loads them into a fresh "
+                    f"model, or evaluate and save {model} itself",
+                )
+        self.plan.warnings.append(
+            f"line {line}: {self.src.code(call.func)}(...) keeps a moving "
+            f"average of {model}, which such scripts evaluate and save: the fit quantizes "
+            f"{model} itself, not that copy"
+        )
 
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
@@ -63,7 +85,7 @@ class PostTrainingPlanner(
             refuse_nothing_to_quantize_dynamically(self.index, place.model, place.scope)
         self.refuse_peft_weights(place.model, place.scope)
         self._refuse_weights_loaded_after(place)
-        self._warn_of_an_averaged_copy(place.model)
+        self._warn_of_an_averaged_copy(place)
         if self.quant_approach is not None and self.facts.loop is not None:
             self._warn_float_reload(self.facts.loop, f"ptq-{self.quant_approach}")
         branch = self._evaluation_branch_instead(place, evaluations)

@@ -10,7 +10,9 @@ import libcst as cst
 
 from neural_coder.analysis import MARKER_TRAIN, evaluation, final_model, kinds, loaders, workers
 from neural_coder.analysis.callee_reloads import reloaded_after_the_method
+from neural_coder.analysis.expressions import free_names
 from neural_coder.analysis.final_model import FinalModel
+from neural_coder.analysis.weight_loads import reloads
 from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 
@@ -71,6 +73,7 @@ class FitPlacement(BasePlanner):
                 anchor = statement  # a model built per iteration is quantized per iteration
             else:  # out of an `if args.do_eval:` that the model is built outside of
                 anchor = final_model.in_block_of(self.index, anchor, built)
+            anchor = self._before_an_earlier_run(model, built, anchor, first, scope)
             return FinalModel(model, anchor, "before", scope, notes)
         models = [
             f
@@ -119,6 +122,54 @@ class FitPlacement(BasePlanner):
         if reload is not None:
             place.anchor = reload
         return self._where_data_is_built(place)
+
+    def _before_an_earlier_run(
+        self,
+        model: str,
+        built: cst.BaseStatement,
+        anchor: cst.BaseStatement,
+        first: evaluation.Evaluation,
+        scope: cst.FunctionDef | cst.Module,
+    ) -> cst.BaseStatement:
+        """The model runs before its evaluation (a demo `model.generate(...)`, `model(x)`,
+        a helper given it, a loop over prompts): the fit goes before that first run, so
+        what the script shows first comes from the compressed model. Not when a name the
+        evaluation call reads (it tunes, and may calibrate, the fit) is only bound later."""
+        runs = final_model.first_run_after(self.index, FinalModel(model, built, "after", scope))
+        while runs is not None and reloads(self.index, runs, model, scope):
+            # the weights loaded into it (`model.load_state_dict(...)`): not a run
+            runs = final_model.first_run_after(self.index, FinalModel(model, runs, "after", scope))
+        if runs is None or self.src.line(runs) >= self.src.line(anchor):
+            return anchor
+        line = self.src.line(runs)
+        late = [
+            name
+            for name in free_names(first.call) - {model}
+            if self._bound_only_from(name, scope, line)
+        ]
+        if late:
+            self.plan.warnings.append(
+                f"{model} runs at line {line}, before its evaluation at line "
+                f"{self.src.line(first.call)}, but {', '.join(late)} is only bound after it: "
+                f"the fit follows line {line}, which runs the float model"
+            )
+            return anchor
+        self.plan.placed.append(
+            f"note: {model} first runs at line {line}, before its evaluation at line "
+            f"{self.src.line(first.call)}: the fit goes before it"
+        )
+        return runs
+
+    def _bound_only_from(self, name: str, scope: cst.FunctionDef | cst.Module, line: int) -> bool:
+        """`scope` binds `name` (an assignment, a `def`), but not before `line`."""
+        lines = [self.src.line(a.statement) for a in self.index.assignments_in(name, scope)]
+        body = scope.body.body if isinstance(scope, cst.FunctionDef) else scope.body
+        lines += [
+            self.src.line(s)
+            for s in body
+            if isinstance(s, cst.FunctionDef | cst.ClassDef) and s.name.value == name
+        ]
+        return bool(lines) and min(lines) >= line
 
     def _pipeline_model(self) -> FinalModel | None:
         """`classifier = pipeline("text-classification", model=folder)` builds the script's

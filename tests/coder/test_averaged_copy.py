@@ -287,3 +287,26 @@ def test_a_copy_built_when_an_off_flag_is_off_is_refused_not_excused_by_the_flag
     text = HEAD + "if args.model_ema:\n    pass\nelse:\n    model_ema = ModelEmaV2(model)\n" + LOOP
     with pytest.raises(NeuralCoderError, match="keeps a moving average"):
         rewrite(text, "qat")
+
+
+@pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic", "bf16"])
+def test_post_training_on_a_script_that_only_reads_the_copy_is_refused(approach):
+    # before: the fit quantized the model and saved it aside, with a warning, while the
+    # script evaluated and saved the float average
+    text = (
+        HEAD
+        + "model_ema = ModelEmaV2(model)\n"
+        + LOOP.replace(
+            "model_ema.module.state_dict() if model_ema else model.state_dict()",
+            "model_ema.module.state_dict()",
+        )
+    )
+    options = build_options(approach, None, {}, {})
+    with pytest.raises(NeuralCoderError, match=r"ModelEmaV2\(\.\.\.\) at line 10 keeps a moving"):
+        rewrite_source(Path("s.py"), text, options)
+
+
+def test_post_training_on_a_script_that_reads_the_model_too_keeps_the_warning():
+    text = HEAD + "model_ema = ModelEmaV2(model)\n" + LOOP
+    out, warnings = rewrite(text, "ptq-dynamic")
+    assert any("keeps a moving average of model" in w for w in warnings), warnings

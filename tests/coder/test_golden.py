@@ -326,6 +326,14 @@ CASES = [
     # training ends, and the fit happens, after that load, through the trainer object
     ("trainer_best_reload.py", "qat", "runtime"),
     ("trainer_best_reload.py", "ptq-static", "runtime"),
+    # `if args.resume:` loads the model's and the optimizer's state before the epoch loop:
+    # QAT is prepared before that block, so the fake-quant checkpoint the run saved loads
+    ("resume_own_checkpoint.py", "qat", "runtime"),
+    ("resume_own_checkpoint.py", "pruning+qat", "runtime"),
+    # a demo generation over prompts runs before perplexity(model, loader): the fit goes
+    # before that first run (tuned with perplexity as before), not between the two
+    ("generate_before_perplexity.py", "ptq-dynamic", "runtime"),
+    ("generate_before_perplexity.py", "bf16", "runtime"),
 ]
 
 
