@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import nn
 
 from .int8_device import RECIPE_ATTRS
 
@@ -43,9 +44,13 @@ _QUANTIZED = {torch.qint8: torch.int8, torch.quint8: torch.uint8, torch.qint32: 
 _QUANTIZED_BY_NAME = {str(q).removeprefix("torch."): q for q in _QUANTIZED}
 
 
-def tensors_only(state: Mapping[str, Any]) -> Mapping[str, Any]:
+def tensors_only(state: Mapping[str, Any] | nn.Module) -> Any:
     """`state` as safetensors can save it (see the module's docstring); `state` itself
-    when it already is one and carries no compression recipe."""
+    when it already is one and carries no compression recipe. Given a module (what
+    `accelerator.save_model(model, folder)` takes), a view of it whose `state_dict()`
+    is that."""
+    if isinstance(state, nn.Module):
+        return _PlainTensorsView(state)
     metadata = getattr(state, "_metadata", None)
     compressed = isinstance(metadata, Mapping) and any(
         attr in entry for entry in metadata.values() for attr in RECIPE_ATTRS
@@ -80,6 +85,21 @@ def state_dict_from_tensors(tensors: Mapping[str, Any]) -> Mapping[str, Any]:
     if spec["metadata"] is not None:
         state._metadata = spec["metadata"]  # type: ignore[attr-defined]
     return state
+
+
+class _PlainTensorsView(nn.Module):
+    """`module` as savers that call `state_dict()` see it: its state dict as plain
+    tensors. Runs as `module` does."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return tensors_only(self.module.state_dict(*args, **kwargs))
 
 
 # -- flattening ----------------------------------------------------------------------------------
@@ -174,6 +194,13 @@ def _rebuild(key: str, entry: dict[str, Any] | None, tensors: Mapping[str, Any])
         return dtype
     if "value" in entry:
         return entry["value"]
+    from .quant.qconfigs import _quiet  # torch.ao's deprecation of quantized tensors
+
+    with _quiet():
+        return _rebuild_quantized(key, entry, tensors)
+
+
+def _rebuild_quantized(key: str, entry: dict[str, Any], tensors: Mapping[str, Any]) -> Any:
     values = tensors[key]
     if _QUANTIZED[_QUANTIZED_BY_NAME[entry["quantized"]]] != values.dtype:
         raise ValueError(f"{key}: integer values of {values.dtype} for {entry['quantized']}")

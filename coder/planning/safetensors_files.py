@@ -9,6 +9,10 @@ dict through `tensors_only` and every load through `state_dict_from_tensors`
 (`runtime/plain_tensors.py`): plain tensors both ways, and a float model's state dict,
 which safetensors already takes, as it is. So saves and loads of float models elsewhere
 in the script are unchanged when run.
+
+`accelerator.save_model(model, folder)` fails on an int8 state dict too, in either
+serialization (its sharding reads every entry as a tensor): the model it is given goes
+through `tensors_only`, whose view of a module gives its state dict as plain tensors.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def safetensors_edits(
     lines: dict[str, list[int]] = {TO_TENSORS: [], FROM_TENSORS: []}
     for call in index.calls:
         name = index.qualified(call.func)
-        if name in SAVES:
+        if name in SAVES or _accelerate_save_model(index, call):
             tensors = _tensors_argument(call)
             if tensors is None or _wrapped(tensors, TO_TENSORS):
                 continue
@@ -65,9 +69,20 @@ def safetensors_edits(
 
 
 _WHAT = {
-    TO_TENSORS: "the state dict of the safetensors save (it refuses an int8 or QAT one as it is)",
+    TO_TENSORS: "what the safetensors save is given (it refuses an int8 or QAT state dict)",
     FROM_TENSORS: "the safetensors load (a compressed state dict back as it was saved)",
 }
+
+
+def _accelerate_save_model(index: Index, call: cst.Call) -> bool:
+    """`accelerator.save_model(model, folder)` on an `accelerate.Accelerator(...)`."""
+    func = call.func
+    if not (isinstance(func, cst.Attribute) and func.attr.value == "save_model"):
+        return False
+    return any(
+        isinstance(leaf, cst.Call) and index.qualified(leaf.func) == "accelerate.Accelerator"
+        for leaf, _ in index.values_of(func.value, index.scope_of(call))
+    )
 
 
 def _tensors_argument(call: cst.Call) -> cst.BaseExpression | None:
@@ -75,7 +90,7 @@ def _tensors_argument(call: cst.Call) -> cst.BaseExpression | None:
         if arg.star:
             return None
         if (arg.keyword is None and position == 0) or (
-            arg.keyword is not None and arg.keyword.value == "tensors"
+            arg.keyword is not None and arg.keyword.value in ("tensors", "model")
         ):
             return arg.value
     return None

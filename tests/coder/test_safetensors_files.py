@@ -95,3 +95,29 @@ def test_a_fresh_instance_reload_is_read_once_for_structure_for():
     ) in out
     assert "state_dict_from_tensors" not in out
     assert revert_source(Path("s.py"), out)[0] == text
+
+
+ACCELERATE = """import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+accelerator = Accelerator()
+model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+loader = [(torch.randn(4, 8), torch.tensor([0, 1, 0, 1]))] * 2
+model, optimizer = accelerator.prepare(model, optimizer)
+for epoch in range(2):
+    for x, y in loader:
+        optimizer.zero_grad()
+        accelerator.backward(F.cross_entropy(model(x), y))
+        optimizer.step()
+accelerator.wait_for_everyone()
+accelerator.save_model(model, "final")
+"""
+
+
+def test_accelerate_save_model_is_given_the_plain_tensor_view():
+    out, _ = rewrite(ACCELERATE, "qat")
+    assert 'accelerator.save_model(tensors_only(model), "final")\n' in out
+    assert revert_source(Path("s.py"), out)[0] == ACCELERATE
+    trainer_style = ACCELERATE.replace("accelerator.save_model(", "trainer.save_model(")
+    assert "tensors_only(model)" not in rewrite(trainer_style, "qat")[0]

@@ -85,3 +85,16 @@ def test_a_qat_checkpoint_with_shared_observers_goes_through_and_converts(tmp_pa
 def test_an_entry_that_is_no_tensor_is_named():
     with pytest.raises(TypeError, match=r"'extra' \(object\) cannot be stored"):
         tensors_only({"w": torch.ones(2), "extra": object()})
+
+
+def test_accelerate_save_model_of_an_int8_model_through_the_module_view(tmp_path):
+    from accelerate import Accelerator
+
+    int8 = fit(Net().eval(), PostTrainingQuantConfig(approach="dynamic"))
+    accelerator = Accelerator(cpu=True)
+    with pytest.raises(AttributeError):
+        accelerator.save_model(int8, tmp_path / "plain")
+    accelerator.save_model(tensors_only(int8), tmp_path / "final")
+    fresh, state = structure_for(load_file(tmp_path / "final" / "model.safetensors"), Net())
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh(X), int8(X))
