@@ -238,9 +238,24 @@ def first_run_after(index: Index, place: FinalModel) -> cst.BaseStatement | None
                 and parent.value is name
                 and parent.attr.value in _SETUP_METHODS
             )
-            if not setup:
+            if not setup and not _part_assigned(index, name):
                 return statement
     return None
+
+
+def _part_assigned(index: Index, name: cst.Name) -> bool:
+    """`name` is the model whose part is replaced or removed (`model.fc = nn.Identity()`,
+    `model.head.bias.data[:] = 0`, `del model.classifier`): building it, not running it."""
+    parent_of = index.source.parent
+    node: cst.CSTNode = name
+    parent = parent_of(node)
+    while isinstance(parent, cst.Attribute | cst.Subscript) and parent.value is node:
+        node, parent = parent, parent_of(parent)
+    if node is name:
+        return False
+    if isinstance(parent, cst.AssignTarget | cst.AugAssign | cst.AnnAssign | cst.Del):
+        return parent.target is node
+    return False
 
 
 def _following(index: Index, place: FinalModel) -> list[cst.BaseStatement]:

@@ -76,3 +76,23 @@ def test_an_evaluation_reading_a_later_name_keeps_the_fit_before_it():
     assert any("only bound after it" in w for w in report.warnings), report.warnings
     got = out.splitlines()
     assert got.index(RUNS[0].strip()) < next(i for i, line in enumerate(got) if "fit(" in line)
+
+
+@pytest.mark.parametrize(
+    "setup", ["model.fc = torch.nn.Identity()\n", "del model.head\n", "model.fc.bias.data[:] = 0\n"]
+)
+def test_replacing_a_part_of_the_model_is_no_run(setup):
+    """A backbone built, its head replaced (`model.fc = nn.Identity()`), then its weights
+    loaded by a helper: the fit follows the load (it went before the replaced head, and
+    the load after it was refused as replacing the compressed model's weights)."""
+    text = (
+        BUILD.replace("model.eval()\n", "")
+        + setup
+        + "load_pretrained_weights(model, 'w.pt')\nmodel.eval()\n"
+        + EVAL
+    )
+    text = text.replace(
+        "def show(",
+        "def load_pretrained_weights(model, path):\n    model.load_state_dict(torch.load(path))\n\n\ndef show(",
+    )
+    assert fitted_before(text, "ptq-dynamic") == "print(evaluate(model, loader))"
