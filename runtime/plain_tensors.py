@@ -201,11 +201,13 @@ def _rebuild(key: str, entry: dict[str, Any] | None, tensors: Mapping[str, Any])
 
 
 def _rebuild_quantized(key: str, entry: dict[str, Any], tensors: Mapping[str, Any]) -> Any:
-    values = tensors[key]
+    """On the CPU, where torch.ao's int8 kernels run (a file loaded onto a GPU, too)."""
+    values = tensors[key].cpu()
     if _QUANTIZED[_QUANTIZED_BY_NAME[entry["quantized"]]] != values.dtype:
         raise ValueError(f"{key}: integer values of {values.dtype} for {entry['quantized']}")
     if "axis" in entry:
+        scales, zero_points = tensors[f"{key}/scales"], tensors[f"{key}/zero_points"]
         return torch._make_per_channel_quantized_tensor(
-            values, tensors[f"{key}/scales"], tensors[f"{key}/zero_points"], entry["axis"]
+            values, scales.cpu(), zero_points.cpu(), entry["axis"]
         )
     return torch._make_per_tensor_quantized_tensor(values, entry["scale"], entry["zero_point"])
