@@ -175,7 +175,13 @@ def _inputs_to_cpu(
 ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
     device = first_device(args, kwargs)
     bridged = device is not None and device.type != "cpu"
-    module.__dict__[_CALL_DEVICES].append(device if bridged else None)
+    # under CPU autocast (an evaluation `with torch.autocast("cpu", dtype=torch.bfloat16)`)
+    # the float ops before an int8 one would hand it bf16, which its kernels refuse: the
+    # int8 model runs in float32, as it was quantized; `_outputs_back` turns autocast back on
+    autocast = torch.is_autocast_enabled("cpu")
+    if autocast:
+        torch.set_autocast_enabled("cpu", False)
+    module.__dict__[_CALL_DEVICES].append((device if bridged else None, autocast))
     if not bridged:
         return None
     _note_bridged(device)  # type: ignore[arg-type]
@@ -186,7 +192,11 @@ def _outputs_back(
     module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
 ) -> Any:
     devices = module.__dict__[_CALL_DEVICES]
-    device = devices.pop() if devices else None  # a call that raised left nothing to pop
+    # a call that raised left its entry; the `with torch.autocast` block it ran in sets
+    # autocast back as it was when it exits
+    device, autocast = devices.pop() if devices else (None, False)
+    if autocast:
+        torch.set_autocast_enabled("cpu", True)
     return None if device is None else tensors_to(output, device)
 
 

@@ -61,6 +61,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import int8_device
 from .batches import _check_dataloader, call_model, forward_inputs, model_device, split_batch
 from .config import ConfigValueError, PostTrainingQuantConfig, options
 from .metrics import MAE, MSE, RMSE, Accuracy, TopK, build_metric, make_eval_func
@@ -444,11 +445,13 @@ def _wrap(int8: nn.Module, fp32: nn.Module, conf: Any) -> Model:
 
 def _trial_model(int8: nn.Module, fp32: nn.Module, conf: Any) -> nn.Module:
     """What `eval_func` evaluates in a trial: the bare int8 module for a model on the CPU
-    (as always), the `Model` wrapper for one on a GPU, whose device bridge runs the int8
-    module on the CPU while the script's evaluation moves its batches to the GPU."""
+    (as always; bridged as `load` gives it back, so that it runs in float32 under the
+    evaluation's CPU autocast too, see `int8_device`), the `Model` wrapper for one on a
+    GPU, whose device bridge runs the int8 module on the CPU while the script's
+    evaluation moves its batches to the GPU."""
     device = model_device(fp32)
     if device is None or device.type == "cpu":
-        return int8
+        return int8_device.keep_on_cpu(int8)
     return _wrap(int8, fp32, conf)
 
 

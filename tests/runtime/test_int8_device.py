@@ -277,3 +277,37 @@ def test_qat_on_a_gpu_hands_back_a_bridged_int8_model(where: str) -> None:
     with torch.no_grad():
         out = model(x)
     assert out.device.type == where and out.shape == (8, 4)
+
+
+class ConvThenLinear(nn.Module):
+    """A float conv (dynamic quantization keeps it) feeding an int8 Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_an_int8_model_under_cpu_autocast_runs_in_float32() -> None:
+    """An evaluation under `torch.autocast("cpu", dtype=torch.bfloat16)`: the float conv
+    handed the int8 Linear bf16, which its kernel refuses; every tuning trial failed and
+    the fit kept fp32. The int8 model now runs in float32 inside, and autocast is on
+    again after each call."""
+    x = torch.randn(2, 3, 8, 8)
+
+    def evaluate(model: nn.Module) -> float:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x)
+            assert torch.is_autocast_enabled("cpu")
+        return 1.0
+
+    result = quantization.fit(
+        ConvThenLinear(), PostTrainingQuantConfig(approach="dynamic"), eval_func=evaluate
+    )
+    assert result is not None and result.runs_int8_on_cpu
+    assert "quantized" in type(result.model.fc).__module__
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert result(x).dtype == torch.float32
