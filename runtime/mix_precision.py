@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from . import cpu
-from .batches import call_model, forward_inputs, model_device, to_device
+from .batches import ModelInputs, call_model, forward_inputs, model_device, to_device
 from .bf16 import (
     _BF16_CLASSES,
     BF16Conv1d,
@@ -273,9 +273,7 @@ class _CallRecorder:
         if self.args is None:
             return None
         if self.kwargs:
-            if self.args:
-                return None  # mixed positional + keyword call: not replayable through call_model
-            return self.kwargs
+            return ModelInputs(*self.args, **self.kwargs) if self.args else self.kwargs
         if len(self.args) == 1 and not isinstance(self.args[0], tuple | list | Mapping):
             return self.args[0]
         # `model(images)` with a list of images (a detection model): call_model would

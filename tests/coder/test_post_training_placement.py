@@ -742,3 +742,24 @@ def test_bf16_tuned_by_an_evaluation_that_runs_the_forward_records_its_call():
     )
     assert report.status is Status.TRANSFORMED, report.message
     assert "calib_dataloader" not in text
+
+
+def test_a_model_built_with_from_config_is_the_model_to_convert():
+    """`AutoModelForSequenceClassification.from_config(config)` was taken for a config
+    ("config" in the constructor's name), so an inline evaluation was refused with "no
+    model was found"; the class, not its constructor, says what is built."""
+    source = """\
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
+model = AutoModelForSequenceClassification.from_config(config)
+loader = DataLoader(TensorDataset(torch.randint(0, 10, (8, 4)), torch.ones(8, 4)), batch_size=4)
+model.eval()
+with torch.no_grad():
+    for ids, mask in loader:
+        print(model(ids, attention_mask=mask).logits)
+"""
+    text, _ = rewrite(source, "bf16")
+    assert "mix_precision.fit(" in text and "model, MixedPrecisionConfig()" in text
