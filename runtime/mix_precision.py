@@ -105,11 +105,19 @@ def _capture_module_inputs(
         handles.append(model.get_submodule(name).register_forward_pre_hook(hook))
     try:
         with torch.no_grad():
-            call_model(model, inputs)
+            # a `torch.compile`d model runs its compiled graph, which does not call the hooks
+            # added after it was compiled: its original module runs them
+            call_model(_eager(model), inputs)
     finally:
         for handle in handles:
             handle.remove()
     return captured
+
+
+def _eager(model: nn.Module) -> nn.Module:
+    """The module `torch.compile` wrapped (`_orig_mod`), else `model`."""
+    original = getattr(model, "_orig_mod", None)
+    return original if isinstance(original, nn.Module) else model
 
 
 def _measure_modules(model: nn.Module, names: Sequence[str], inputs: Any) -> dict[str, Measurement]:

@@ -205,6 +205,23 @@ def test_measures_on_an_eval_call_mixing_positional_and_keyword_inputs(bf16_cpu,
     assert out.model.fc1.weight.dtype == torch.bfloat16
 
 
+def test_a_compiled_model_is_measured_through_its_original_module(bf16_cpu):
+    # the compiled graph did not call the hooks that capture each module's input, so
+    # nothing was measured ("bf16 measured no gain ... ratio nan") and the model stayed fp32
+    compiled = torch.compile(net().train(), backend="aot_eager")
+    compiled(X).sum().backward()  # compiled while it trains, as a training script does
+
+    @torch.no_grad()
+    def evaluate(candidate: nn.Module) -> float:
+        candidate.eval()
+        candidate(X)
+        return 1.0
+
+    out = mix_precision.fit(compiled, MixedPrecisionConfig(), eval_func=evaluate)
+    assert out is not None
+    assert isinstance(out.model._orig_mod.fc1, BF16Linear)
+
+
 def test_no_config_meeting_the_goal_returns_none(bf16_cpu, caplog):
     model = net()
     conf = MixedPrecisionConfig(tuning_criterion=TuningCriterion(max_trials=2))
