@@ -15,6 +15,19 @@ from torch import nn
 _LABEL_KEYS = ("labels", "label")
 
 
+class ModelInputs:
+    """The inputs of a model call that takes both positional and keyword arguments
+    (``model(input_ids, attention_mask=mask)``), replayed the same way by `call_model`.
+    INC's dispatch has no form for it (a mapping is keywords only, a tuple positional only)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return f"ModelInputs({len(self.args)} positional, keywords {sorted(self.kwargs)})"
+
+
 # -- batches --------------------------------------------------------------------------
 def split_batch(batch: Any) -> tuple[Any, Any]:
     """`(inputs, labels)` of one dataloader batch.
@@ -129,7 +142,10 @@ def _sample_dicts_for_the_model(batch: Any, model: nn.Module) -> bool:
 
 
 def call_model(model: Callable[..., Any], inputs: Any) -> Any:
-    """`model(**inputs)` for a dict, `model(*inputs)` for a tuple / list, else `model(inputs)`."""
+    """`model(**inputs)` for a dict, `model(*inputs)` for a tuple / list, `model(*args,
+    **kwargs)` for `ModelInputs`, else `model(inputs)`."""
+    if isinstance(inputs, ModelInputs):
+        return model(*inputs.args, **inputs.kwargs)
     if isinstance(inputs, Mapping):
         return model(**inputs)
     if isinstance(inputs, (tuple, list)):
@@ -144,9 +160,11 @@ def to_device(value: Any, device: torch.device | None) -> Any:
 
 def tensors_to(value: Any, device: torch.device) -> Any:
     """`value` with its tensors moved to `device`, containers rebuilt as their own type
-    (tuple, named tuple, list, dict, `ModelOutput` and other mapping classes)."""
+    (tuple, named tuple, list, dict, `ModelOutput` and other mapping classes, `ModelInputs`)."""
     if isinstance(value, torch.Tensor):
         return value if value.device == device else value.to(device)
+    if isinstance(value, ModelInputs):
+        return ModelInputs(*tensors_to(value.args, device), **tensors_to(value.kwargs, device))
     if isinstance(value, Mapping):
         moved = {k: tensors_to(v, device) for k, v in value.items()}
         if type(value) is dict:
@@ -194,6 +212,8 @@ def batch_size_of(loader: Any, inputs: Any = None) -> int:
 def _first_tensor(value: Any) -> torch.Tensor | None:
     if isinstance(value, torch.Tensor):
         return value
+    if isinstance(value, ModelInputs):
+        value = [*value.args, *value.kwargs.values()]
     if isinstance(value, Mapping):
         value = list(value.values())
     if isinstance(value, (tuple, list)):

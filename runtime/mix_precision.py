@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from . import cpu
-from .batches import call_model, forward_inputs, model_device, to_device
+from .batches import ModelInputs, call_model, forward_inputs, model_device, to_device
 from .bf16 import (
     _BF16_CLASSES,
     BF16Conv1d,
@@ -105,11 +105,19 @@ def _capture_module_inputs(
         handles.append(model.get_submodule(name).register_forward_pre_hook(hook))
     try:
         with torch.no_grad():
-            call_model(model, inputs)
+            # a `torch.compile`d model runs its compiled graph, which does not call the hooks
+            # added after it was compiled: its original module runs them
+            call_model(_eager(model), inputs)
     finally:
         for handle in handles:
             handle.remove()
     return captured
+
+
+def _eager(model: nn.Module) -> nn.Module:
+    """The module `torch.compile` wrapped (`_orig_mod`), else `model`."""
+    original = getattr(model, "_orig_mod", None)
+    return original if isinstance(original, nn.Module) else model
 
 
 def _measure_modules(model: nn.Module, names: Sequence[str], inputs: Any) -> dict[str, Measurement]:
@@ -273,9 +281,7 @@ class _CallRecorder:
         if self.args is None:
             return None
         if self.kwargs:
-            if self.args:
-                return None  # mixed positional + keyword call: not replayable through call_model
-            return self.kwargs
+            return ModelInputs(*self.args, **self.kwargs) if self.args else self.kwargs
         if len(self.args) == 1 and not isinstance(self.args[0], tuple | list | Mapping):
             return self.args[0]
         # `model(images)` with a list of images (a detection model): call_model would

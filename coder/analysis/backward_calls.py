@@ -105,10 +105,34 @@ def loss_name_of(index: Index, call: cst.Call) -> str | None:
         # `F.cross_entropy(model(x), y).backward()`: the loss is this expression, bound
         # to no name (its first argument is the model's output, not the loss)
         return index.source.code(receiver)
-    if _output_field(receiver):  # `outputs.loss.backward()`, `outputs[0].backward()`
-        return index.source.code(receiver)
+    field = reduced_loss(receiver)
+    if _output_field(field):  # `outputs.loss.backward()`, `outputs[0].backward()`
+        # `outputs.loss.mean().backward()` too: the reduction applies to the loss that
+        # replaces the field as it did to the field
+        return index.source.code(field)
     names = [n.value for n in names_in(receiver)]
     return names[0] if names else None
+
+
+#: reductions of a loss tensor: DataParallel's per-device losses (`outputs.loss.mean()`)
+_REDUCTIONS = frozenset({"mean", "sum"})
+
+
+def reduced_loss(node: cst.BaseExpression) -> cst.BaseExpression:
+    """`outputs.loss` of `outputs.loss.mean()`, `outputs.loss.sum()` and
+    `outputs.loss / accumulation_steps`: the loss a reduction or a scaling reads."""
+    while True:
+        if (
+            isinstance(node, cst.Call)
+            and not node.args
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in _REDUCTIONS
+        ):
+            node = node.func.value
+        elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Divide):
+            node = node.left
+        else:
+            return node
 
 
 def _output_field(node: cst.BaseExpression) -> bool:

@@ -65,7 +65,9 @@ def is_module_built(index: Index, name: str, what: str) -> bool:
     """Of the constructions analysis calls models, those that are modules for a post-training
     fit: not a tokenizer, processor or config loaded with `from_pretrained`, not a
     checkpoint dict or tensor from `torch.load` that the script never runs as a module."""
-    if any(word in what.lower() for word in NOT_MODEL_WORDS):
+    # the class, not its constructor: `AutoModel.from_config(config)` builds a model
+    owner = what.removesuffix(".from_config").removesuffix(".from_pretrained")
+    if any(word in owner.lower() for word in NOT_MODEL_WORDS):
         return False
     if what.startswith("torch.load"):
         return used_as_module(index, name) and not is_checkpoint_dict(index, name)

@@ -12,6 +12,7 @@ from neural_coder.transforms import match as m
 
 from . import kinds
 from .index import Index, Scope
+from .wraps import values_through_wraps
 
 #: torch.nn layers that hold Linear layers of their own (attention projections, feed-forward)
 HOLDING_LINEARS = frozenset(
@@ -148,7 +149,7 @@ def layers_of_model(index: Index, model: str, scope: Scope) -> list[str] | None:
     the file (`layer_builds`), a torch.nn layer (`nn.Linear(20, 3)`) or a Sequential of
     such; None when any value is built otherwise, so that nothing is concluded."""
     found: list[str] | None = None
-    for leaf, _ in index.values_of(cst.parse_expression(model), scope):
+    for leaf, _ in values_through_wraps(index, cst.parse_expression(model), scope):
         built = _layers_built_by(index, leaf)
         if built is None or (found is not None and sorted(found) != sorted(built)):
             return None
@@ -160,7 +161,7 @@ def lone_torch_layer(index: Index, model: str, scope: Scope) -> cst.Call | None:
     """`model = nn.Linear(20, 3)`: the first build when every value `model` may hold is one
     torch.nn layer itself, not a container of layers; else None."""
     first: cst.Call | None = None
-    for leaf, _ in index.values_of(cst.parse_expression(model), scope):
+    for leaf, _ in values_through_wraps(index, cst.parse_expression(model), scope):
         built = _layers_built_by(index, leaf)
         last = index.qualified(leaf.func).rsplit(".", 1)[-1] if isinstance(leaf, cst.Call) else ""
         if built is None or len(built) != 1 or last != built[0]:
@@ -177,7 +178,7 @@ def described_build(index: Index, model: str, scope: Scope) -> tuple[str, cst.CS
     if cls is not None:
         node: cst.CSTNode = index.classes[cls]
         return f"{cls} (line {index.source.line(node)})", node
-    node = next(leaf for leaf, _ in index.values_of(cst.parse_expression(model), scope))
+    node = next(leaf for leaf, _ in values_through_wraps(index, cst.parse_expression(model), scope))
     code = " ".join(index.source.code(node).split())
     code = code if len(code) <= 60 else code[:57] + "..."
     return f"{model}, {code} at line {index.source.line(node)},", node
@@ -209,7 +210,7 @@ def class_of_model(index: Index, model: str, scope: Scope) -> str | None:
     by that class of the file; None when one is built otherwise (`student =
     Wrapper(student, Head())` after `student = Backbone()`) or by another class."""
     found: set[str] = set()
-    for leaf, _ in index.values_of(cst.parse_expression(model), scope):
+    for leaf, _ in values_through_wraps(index, cst.parse_expression(model), scope):
         name = kinds.callee(index, leaf)
         if name is None or name not in index.classes:
             return None

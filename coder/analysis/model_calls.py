@@ -15,6 +15,7 @@ from .index import Index, Scope
 from .loop_types import Hop
 from .roles import all_optimized_leaves, split_roles, trains_no_model, updated_models
 from .source import Source
+from .wraps import values_through_wraps
 
 MARKER_MODEL = "neural-coder: model"
 TRAINS_NO_MODEL = "the loop trains auxiliary modules only"
@@ -297,7 +298,8 @@ class ModelCalls:
     def _model_origin(self, callee: str, scope: Scope) -> tuple[str | None, int | None]:
         if not callee:
             return None, None
-        for leaf, _ in self.index.values_of(cst.parse_expression(callee), scope):
+        # the model inside a wrap (`nn.DataParallel(net)`): what builds `net`
+        for leaf, _ in values_through_wraps(self.index, cst.parse_expression(callee), scope):
             kind = kinds.model_kind(self.index, leaf)
             if kind is not None and leaf in self.source.positions:
                 return kind, self.source.line(leaf)

@@ -23,6 +23,23 @@ from .index import Index, Scope
 from .wraps import values_through_wraps
 
 FRESH_HEAD_KEYWORDS = ("num_labels", "num_classes", "ignore_mismatched_sizes")
+#: keywords that size the head: a fine-tuned checkpoint with a head of that size keeps it
+HEAD_SIZE_KEYWORDS = ("num_labels", "num_classes")
+#: calls that build a filesystem path (a hub model id is never built with them)
+PATH_BUILDERS = ("os.path.join", "Path", "pathlib.Path", "join")
+#: words of a folder name that a fine-tuning run writes (`outputs/best`, `sst2-finetuned`)
+FINE_TUNED_WORDS = (
+    "output",
+    "checkpoint",
+    "ckpt",
+    "best",
+    "finetune",
+    "fine-tune",
+    "trained",
+    "save",
+)
+#: what writes a fine-tuned model to a folder the script may load it back from
+SAVE_CALLS = ("save_pretrained", "save_model")
 HEAD_NAMES = ("fc", "classifier", "head", "heads", "score", "lm_head", "last_linear")
 PRETRAINED_KEYWORDS = ("pretrained", "weights")
 LOAD_WORDS = ("load", "restore")
@@ -86,6 +103,8 @@ def weights_before_training(
         return Weights(True, f"a trained Lightning checkpoint loaded by {what}")
     fresh = _fresh_head(index, leaf, ids, training)
     if last == "from_pretrained":
+        if fresh and fresh.startswith(HEAD_SIZE_KEYWORDS):
+            return _sized_head(index, leaf, fresh, what)
         if fresh:
             return Weights(
                 False, f"the checkpoint gets a new, randomly initialised head ({fresh}, {what})"
@@ -109,6 +128,73 @@ def weights_before_training(
             True, f"pretrained weights requested by {what}"
         )
     return Weights(False, f"the model is randomly initialised ({what})")
+
+
+def _sized_head(index: Index, leaf: cst.Call, size: str, what: str) -> Weights:
+    """`from_pretrained(path, num_labels=2)`: the head is new and random for a base model
+    (a hub model id), and the checkpoint's own for a model fine-tuned with that head (a
+    folder the script writes, or a local path); else either, and the reason says so."""
+    src = index.source
+    path = _pretrained_path(leaf)
+    if path is None:
+        return Weights(
+            False, f"the checkpoint gets a new, randomly initialised head ({size}, {what})"
+        )
+    where = _checkpoint_place(index, leaf, path)
+    if where == "local":
+        return Weights(
+            True, f"a fine-tuned checkpoint loaded from a folder by {what} ({size}: its own head)"
+        )
+    if where == "hub":
+        return Weights(
+            False,
+            f"{src.code(path)} names a hub model, not a fine-tuned folder: it gets a new, "
+            f"randomly initialised head ({size}, {what})",
+        )
+    return Weights(
+        False,
+        f"the head may be new and randomly initialised ({size}, {what}): it is unless the "
+        f"checkpoint at {src.code(path)} was fine-tuned with a head of that size",
+    )
+
+
+def _pretrained_path(leaf: cst.Call) -> cst.BaseExpression | None:
+    """The checkpoint `from_pretrained` loads: its first argument."""
+    for arg in leaf.args:
+        if arg.keyword is None and not arg.star:
+            return arg.value
+        if arg.keyword is not None and arg.keyword.value == "pretrained_model_name_or_path":
+            return arg.value
+    return None
+
+
+def _checkpoint_place(index: Index, leaf: cst.Call, path: cst.BaseExpression) -> str | None:
+    """Where `path` is: "local" for a folder (a path literal, a path built with `os.path.join` /
+    `Path` / `/`, or one the script saves a model to), "hub" when it is a model id of the
+    hub (a literal that is no path), None when it cannot be told."""
+    src = index.source
+    code = src.code(path)
+    for call in index.calls:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in SAVE_CALLS and call.args:
+            if src.code(call.args[0].value) == code:
+                return "local"
+        if any(
+            a.keyword and a.keyword.value == "output_dir" and src.code(a.value) == code
+            for a in call.args
+        ):
+            return "local"
+    if isinstance(path, cst.BinaryOperation | cst.FormattedString) or (
+        isinstance(path, cst.Call) and index.qualified(path.func) in PATH_BUILDERS
+    ):
+        return "local"
+    value = DefaultRun(index, index.scope_of(leaf)).value(path, src.line(leaf), 0)
+    if not isinstance(value, str) or not value:
+        return None
+    if value.startswith((".", "/", "~")) or "\\" in value:
+        return "local"
+    lowered = value.lower()
+    return None if any(word in lowered for word in FINE_TUNED_WORDS) else "hub"
 
 
 def _by_default(

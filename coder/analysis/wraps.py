@@ -24,6 +24,8 @@ WRAPPERS = (
     "torch.compile",
     "torch.distributed.fsdp.FullyShardedDataParallel",
 )
+#: wraps whose `.module` is the bare model, which they keep calling when it is replaced
+PARALLEL_WRAPPERS = tuple(w for w in WRAPPERS if w != "torch.compile")
 # accelerate and Lightning Fabric hand the model back wrapped, in argument order
 ACCELERATE_METHODS = ("prepare", "prepare_model", "setup_module", "setup")
 # the same model with adapters added around its weights (not a wrap to compress before)
@@ -47,6 +49,19 @@ def values_through_wraps(
             yield leaf, where
         else:
             yield from index.values_of(inner, where)
+
+
+def parallel_wrap(index: Index, model: str, scope: Scope) -> str | None:
+    """The wrapper's name (`DataParallel`) when every value `model` holds in `scope` is a
+    data-parallel wrap (`nn.DataParallel(net)`, DDP, FSDP) of a model; else None."""
+    leaves = [leaf for leaf, _ in index.values_of(cst.parse_expression(model), scope)]
+    names = {
+        index.qualified(leaf.func) if isinstance(leaf, cst.Call) and leaf.args else ""
+        for leaf in leaves
+    }
+    if not leaves or not names <= set(PARALLEL_WRAPPERS):
+        return None
+    return names.pop().rsplit(".", 1)[-1] if len(names) == 1 else "the data-parallel wrap"
 
 
 def is_wrap(index: Index, leaf: cst.BaseExpression) -> bool:

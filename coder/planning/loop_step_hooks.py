@@ -8,7 +8,7 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import TrainingLoop
-from neural_coder.analysis.backward_calls import is_scaler_step_call
+from neural_coder.analysis.backward_calls import is_scaler_step_call, reduced_loss
 from neural_coder.analysis.expressions import free_names
 from neural_coder.analysis.index import PASS_THROUGH_METHODS
 from neural_coder.analysis.last_epoch import guarded
@@ -32,8 +32,22 @@ HOOKS_INTEGRATION = "neural_coder.runtime.integrations.hooks"
 # tensor methods that give the same values each time: an input built with them alone is
 # evaluated again for the teacher as it is
 CONVERSION_METHODS = PASS_THROUGH_METHODS | {
-    "view", "reshape", "unsqueeze", "squeeze", "permute", "transpose", "contiguous",
-    "flatten", "long", "int", "type", "detach", "clone", "to_dense", "flip", "t",
+    "view",
+    "reshape",
+    "unsqueeze",
+    "squeeze",
+    "permute",
+    "transpose",
+    "contiguous",
+    "flatten",
+    "long",
+    "int",
+    "type",
+    "detach",
+    "clone",
+    "to_dense",
+    "flip",
+    "t",
 }
 # an expression evaluated only on some paths, or later, or many times
 CONDITIONAL_EXPRESSIONS = (
@@ -102,13 +116,7 @@ class StepHooks(BasePlanner):
                 hint="assign the model's output first (output = model(x); loss = criterion(output, y))",
             )
         if output == loop.loss_name:
-            raise AnalysisError(
-                f"the model call returns the loss itself ({self.src.code(loop.loss_statement)}): "
-                "distillation needs the model's outputs to compare with the teacher's",
-                path=self.src.path,
-                line=self.src.line(loop.loss_statement),
-                hint="have the model return its logits and compute the loss from them",
-            )
+            self._refuse_an_unnamed_loss(loop)
         if loop.model_call is not None and reads_as_losses(self.src, output, anchor):
             refuse_losses_output(self.src, output, loop.model_call, anchor)
         if loop.model_output is not None and loop.model_call is not None:
@@ -131,6 +139,39 @@ class StepHooks(BasePlanner):
             self.insert(anchor, where, guarded([code], trains.test), "on_after_compute_loss")
             return
         self.insert(anchor, where, [code], "on_after_compute_loss")
+
+    def _refuse_an_unnamed_loss(self, loop: TrainingLoop) -> None:
+        """The name the backward reads is the model call's whole output: either the model
+        returns the loss itself (`loss = model(x, y)`), or the backward computes the loss
+        from the outputs in its own expression (`(outputs.loss * w).sum().backward()`)."""
+        backpropagated = self._backpropagated(loop.backward)
+        if (
+            backpropagated is not None
+            and self.src.code(reduced_loss(backpropagated)) != loop.loss_name
+        ):
+            raise AnalysisError(
+                f".backward() is called on {self.src.code(backpropagated)}, computed from the "
+                f"model's outputs ({loop.loss_name}) in the backward's own expression: "
+                "distillation replaces a loss it can name, and this one has none",
+                path=self.src.path,
+                line=self.src.line(loop.backward),
+                hint=f"name the loss first (loss = ...; loss.backward()), computed from "
+                f"{loop.loss_name}",
+            )
+        raise AnalysisError(
+            f"the model call returns the loss itself ({self.src.code(loop.loss_statement)}): "  # type: ignore[arg-type]
+            "distillation needs the model's outputs to compare with the teacher's",
+            path=self.src.path,
+            line=self.src.line(loop.loss_statement),  # type: ignore[arg-type]
+            hint="have the model return its logits and compute the loss from them",
+        )
+
+    @staticmethod
+    def _backpropagated(statement: cst.BaseStatement) -> cst.BaseExpression | None:
+        """`expression` of the `expression.backward()` in `statement`."""
+        for call in m.findall(statement, m.Call(func=m.Attribute(attr=m.Name("backward")))):
+            return call.func.value  # type: ignore[attr-defined]
+        return None
 
     def _inputs(self, loop: TrainingLoop) -> str:
         """The model's inputs as the hook reads them. Inputs the model call re-binds

@@ -8,6 +8,7 @@ from __future__ import annotations
 import libcst as cst
 
 from neural_coder.analysis import kinds, last_epoch
+from neural_coder.analysis.wraps import parallel_wrap
 from neural_coder.transforms import snippets
 from neural_coder.transforms.edits import AddImport
 from neural_coder.transforms.snippets import Code
@@ -80,6 +81,8 @@ class FitCall(BasePlanner):
                 AddImport(self.modules["config"], "BenchmarkConfig"),
             ]
             return
+        if trainer is None and adopt is None:
+            model = self._inside_a_parallel_wrap(model, anchor)
         kwargs: dict[str, object] = {}
         if loader is not None:
             kwargs["calib_dataloader"] = Code(loader)
@@ -133,6 +136,18 @@ class FitCall(BasePlanner):
             what += f" + {quantized}.save({self.save_to})"
         self.insert(anchor, where, lines, what)  # type: ignore[arg-type]
         self._imports(module, tuned=eval_func is not None)
+
+    def _inside_a_parallel_wrap(self, model: str, anchor: cst.CSTNode) -> str:
+        """`net.module` for `net = nn.DataParallel(...)` (DDP, FSDP): the fit converts the
+        bare model and puts it back inside the wrap, which keeps calling it, so that the
+        script's `net.module.state_dict()` is the converted model's, recipe included."""
+        wrap = parallel_wrap(self.index, model, self.index.scope_of(anchor))
+        if wrap is None:
+            return model
+        self.plan.placed.append(
+            f"{model} is a {wrap} wrap: the fit converts {model}.module and puts it back inside"
+        )
+        return f"{model}.module"
 
     def _config(self, tuned: bool, higher_is_better: bool) -> str:
         p = self.options.ptq

@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..batches import tensors_to
+from ..batches import ModelInputs, tensors_to
 from ..compressor import Compressor
 from ..config import ConfigValueError
 from .losses import (
@@ -67,23 +67,8 @@ log = logging.getLogger(__name__)
 __all__ = ["DistillationCompressor", "call_model", "move_to_device"]
 
 
-class ModelInputs:
-    """The inputs of a model call that takes both positional and keyword arguments
-    (``model(input_ids, attention_mask=mask)``), so the teacher is called the same way.
-    INC's dispatch has no form for it (a mapping is keywords only, a tuple positional only)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args = args
-        self.kwargs = kwargs
-
-    def __repr__(self) -> str:
-        return f"ModelInputs({len(self.args)} positional, keywords {sorted(self.kwargs)})"
-
-
 def move_to_device(obj: Any, device: torch.device) -> Any:
     """Tensors in ``obj`` (nested mappings, tuples, lists, `ModelInputs`) moved to ``device``."""
-    if isinstance(obj, ModelInputs):
-        return ModelInputs(*tensors_to(obj.args, device), **tensors_to(obj.kwargs, device))
     return tensors_to(obj, device)
 
 

@@ -262,3 +262,59 @@ def test_a_loss_divided_inside_the_backward_call_is_the_loss():
     assert (
         "on_after_compute_loss(x, out, loss)  # neural-coder\n    engine.backward(loss / 2)" in out
     )
+
+
+FIELD_BACKWARD = """import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x, y):
+        logits = self.fc(x)
+        return {{"loss": torch.nn.functional.cross_entropy(logits, y), "logits": logits}}
+
+
+model = torch.nn.DataParallel(Net())
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+accum_steps = 2
+data = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
+for x, y in data:
+    outputs = model(x, y)
+    {backward}
+    opt.step()
+"""
+
+
+@pytest.mark.parametrize(
+    ("backward", "rewritten"),
+    [
+        ('outputs["loss"].mean().backward()', "loss.mean().backward()"),
+        ('outputs["loss"].sum().backward()', "loss.sum().backward()"),
+        ('(outputs["loss"] / accum_steps).backward()', "(loss / accum_steps).backward()"),
+    ],
+)
+def test_a_reduced_field_of_the_outputs_is_the_loss(backward, rewritten):
+    """DataParallel's `outputs.loss.mean().backward()` was refused as "the model call
+    returns the loss itself": the field is the loss, and the reduction applies to the loss
+    that replaces it as it did to the field."""
+    out, report = rewrite(FIELD_BACKWARD.format(backward=backward))
+    assert report.status is Status.TRANSFORMED, report.message
+    assert 'loss = outputs["loss"]  # neural-coder' in out
+    assert "on_after_compute_loss((x, y), outputs, loss)" in out
+    assert f"    {rewritten}\n" in out
+    namespace: dict = {}
+    exec(compile(out, "script.py", "exec"), namespace)
+    assert namespace["compression_manager"].model is not None
+
+
+def test_a_loss_computed_inside_the_backward_expression_is_refused_for_that_reason():
+    text = FIELD_BACKWARD.format(backward='(outputs["loss"] * 2).sum().backward()')
+    with pytest.raises(AnalysisError) as refused:
+        rewrite(text)
+    message = str(refused.value)
+    assert "returns the loss itself" not in message
+    assert '.backward() is called on (outputs["loss"] * 2).sum()' in message
+    assert "name the loss first" in message

@@ -122,6 +122,12 @@ CASES = [
     ("step_fn_closure.py", "pruning+qat", "runtime"),
     # `self.model = DDP(model)` in __init__: prepared there, the schedule fitted in train()
     ("ddp_trainer_class.py", "pruning+qat", "runtime"),
+    # `self.net = nn.DataParallel(build_model())`, saved through `.module` and loaded into a
+    # fresh build_model() by test(): QAT prepares net before the wrap and the reload gets
+    # the int8 structure; a post-training fit converts `self.net.module` inside the wrap
+    ("dataparallel_module_save.py", "qat", "runtime"),
+    ("dataparallel_module_save.py", "ptq-static", "runtime"),
+    ("dataparallel_module_save.py", "ptq-dynamic", "runtime"),
     # `self.model = DDP(self.model)` in __init__, after a snapshot is loaded: QAT prepares
     # self.model right before the wrap
     ("ddp_snapshot_trainer.py", "qat", "runtime"),

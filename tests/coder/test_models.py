@@ -366,3 +366,46 @@ def test_a_torchscript_model_is_refused_with_the_way_to_quantize_it():
     )
     with pytest.raises(NeuralCoderError, match=r"TorchScript module \(torch.jit.load at line 2\)"):
         rewrite_source(Path("j.py"), text, build_options("ptq-dynamic", "runtime", {}, {}))
+
+
+@pytest.mark.parametrize(
+    ("build", "trained", "why"),
+    [
+        # the checkpoint is the script's own fine-tuned folder: num_labels is its head's size
+        (
+            "model = AutoModelForSequenceClassification.from_pretrained('./sst2-out', num_labels=2)",
+            True,
+            "fine-tuned checkpoint loaded from a folder",
+        ),
+        (
+            "out_dir = os.path.join('runs', 'sst2')\n"
+            "model = AutoModelForSequenceClassification.from_pretrained(out_dir, num_labels=2)\n"
+            "model.save_pretrained(out_dir)",
+            True,
+            "fine-tuned checkpoint loaded from a folder",
+        ),
+        # a hub base model: the head really is new
+        (
+            "model = AutoModelForSequenceClassification.from_pretrained("
+            "'bert-base-uncased', num_labels=2)",
+            False,
+            "'bert-base-uncased' names a hub model, not a fine-tuned folder: it gets a new, "
+            "randomly initialised head (num_labels=2",
+        ),
+        # a path from an option with no default: said as a possibility
+        (
+            "p = argparse.ArgumentParser()\np.add_argument('--model_path')\nargs = p.parse_args()\n"
+            "model = AutoModelForSequenceClassification.from_pretrained(args.model_path, num_labels=2)",
+            False,
+            "the head may be new and randomly initialised (num_labels=2, "
+            "transformers.AutoModelForSequenceClassification.from_pretrained at line 6): it is "
+            "unless the checkpoint at args.model_path was fine-tuned with a head of that size",
+        ),
+    ],
+)
+def test_a_head_sized_by_num_labels_is_random_only_for_a_base_model(build, trained, why):
+    """`from_pretrained(path, num_labels=2)` was always said to get "a new, randomly
+    initialised head", though a checkpoint fine-tuned with that head keeps it."""
+    text = f"import argparse, os, torch\nfrom transformers import AutoModelForSequenceClassification\n{build}\n{LOOP}"
+    found, said = weights(text)
+    assert found is trained and why in said

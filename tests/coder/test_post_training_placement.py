@@ -742,3 +742,52 @@ def test_bf16_tuned_by_an_evaluation_that_runs_the_forward_records_its_call():
     )
     assert report.status is Status.TRANSFORMED, report.message
     assert "calib_dataloader" not in text
+
+
+def test_a_model_built_with_from_config_is_the_model_to_convert():
+    """`AutoModelForSequenceClassification.from_config(config)` was taken for a config
+    ("config" in the constructor's name), so an inline evaluation was refused with "no
+    model was found"; the class, not its constructor, says what is built."""
+    source = """\
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
+model = AutoModelForSequenceClassification.from_config(config)
+loader = DataLoader(TensorDataset(torch.randint(0, 10, (8, 4)), torch.ones(8, 4)), batch_size=4)
+model.eval()
+with torch.no_grad():
+    for ids, mask in loader:
+        print(model(ids, attention_mask=mask).logits)
+"""
+    text, _ = rewrite(source, "bf16")
+    assert "mix_precision.fit(" in text and "model, MixedPrecisionConfig()" in text
+
+
+DATA_PARALLEL = """\
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+loader = DataLoader(TensorDataset(torch.randn(8, 4)), batch_size=4)
+net = nn.DataParallel(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
+opt = torch.optim.SGD(net.parameters(), lr=0.1)
+for (x,) in loader:
+    net(x).sum().backward()
+    opt.step()
+torch.save(net.module.state_dict(), "net.pt")
+"""
+
+
+@pytest.mark.parametrize("approach", ["ptq-dynamic", "ptq-static", "bf16"])
+def test_a_data_parallel_wrap_is_converted_inside(approach):
+    """`nn.DataParallel(model)` was taken for a lone layer by ptq-dynamic ("net is one layer
+    itself"), and the fit converted the wrap, whose `.module.state_dict()` then carried no
+    int8 recipe for a reload: the fit converts `net.module` and puts it back inside."""
+    text, report = rewrite(DATA_PARALLEL, approach)
+    assert report.status is Status.TRANSFORMED, report.message
+    assert "quantized_model = " in text and ".fit(net.module," in " ".join(text.split()).replace(
+        "( ", "("
+    )
+    assert "net.module = quantized_model if quantized_model is not None else net.module" in text

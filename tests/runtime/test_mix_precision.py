@@ -182,6 +182,46 @@ def test_measures_on_the_batch_the_eval_func_ran_and_tunes_fallback(
     assert summary["baseline_metric"] == 0.9 and summary["final_metric"] == 0.9
 
 
+class MaskedNet(Net):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(x if mask is None else x * mask)
+
+
+def test_measures_on_an_eval_call_mixing_positional_and_keyword_inputs(bf16_cpu, caplog):
+    # `model(x, mask=m)` in the evaluation: the recorder gave up on the call ("no batch to
+    # measure the bf16 speed on"), so the model stayed fp32; it is replayed as it was made
+    torch.manual_seed(0)
+    model = MaskedNet().eval()
+    mask = torch.ones_like(X)
+
+    def evaluate(candidate: nn.Module) -> float:
+        candidate(X, mask=mask)
+        return 1.0
+
+    with caplog.at_level(logging.INFO, logger="neural_coder.runtime"):
+        out = mix_precision.fit(model, MixedPrecisionConfig(), eval_func=evaluate)
+    assert "no batch to measure" not in caplog.text
+    assert kinds(out.model) == {"fc1": "BF16Linear", "fc2": "BF16Linear", "head": "Linear"}
+    assert out.model.fc1.weight.dtype == torch.bfloat16
+
+
+def test_a_compiled_model_is_measured_through_its_original_module(bf16_cpu):
+    # the compiled graph did not call the hooks that capture each module's input, so
+    # nothing was measured ("bf16 measured no gain ... ratio nan") and the model stayed fp32
+    compiled = torch.compile(net().train(), backend="aot_eager")
+    compiled(X).sum().backward()  # compiled while it trains, as a training script does
+
+    @torch.no_grad()
+    def evaluate(candidate: nn.Module) -> float:
+        candidate.eval()
+        candidate(X)
+        return 1.0
+
+    out = mix_precision.fit(compiled, MixedPrecisionConfig(), eval_func=evaluate)
+    assert out is not None
+    assert isinstance(out.model._orig_mod.fc1, BF16Linear)
+
+
 def test_no_config_meeting_the_goal_returns_none(bf16_cpu, caplog):
     model = net()
     conf = MixedPrecisionConfig(tuning_criterion=TuningCriterion(max_trials=2))
