@@ -32,11 +32,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from .. import distributed, int8_device
 from ..compressor import Compressor
 from .backend import QAT, RECIPE_FORMAT, PreparedModel, QuantBackend, QuantSpec, get_recipe
+from .fake_quant_fp32 import fake_quant_in_fp32
 from .modules import supports_eager
 from .sync import ObserverSync
 
@@ -44,39 +43,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 log = logging.getLogger(__name__)
-_IN_DTYPE = "_neural_coder_in_dtype"
-
-
-def _to_fp32(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    x = args[0] if args else None
-    if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float32:
-        object.__setattr__(module, _IN_DTYPE, x.dtype)
-        return (x.float(), *args[1:])
-    object.__setattr__(module, _IN_DTYPE, None)
-    return None
-
-
-def _back_to_input_dtype(module: nn.Module, args: Any, output: Any) -> Any:
-    dtype = getattr(module, _IN_DTYPE, None)
-    if dtype is not None and isinstance(output, torch.Tensor):
-        return output.to(dtype)
-    return None
-
-
-def fake_quant_in_fp32(model: nn.Module) -> int:
-    """Under autocast (bf16 / fp16 mixed precision) activations reach the fake-quant
-    modules in half precision, which torch's fake-quant kernels reject ("expected scalar
-    type Float"): each one computes in fp32 and hands back its input's dtype. The hooks
-    are module-level functions, so the model still pickles. Returns how many."""
-    from torch.ao.quantization.fake_quantize import FakeQuantizeBase
-
-    count = 0
-    for module in model.modules():
-        if isinstance(module, FakeQuantizeBase):
-            module.register_forward_pre_hook(_to_fp32)
-            module.register_forward_hook(_back_to_input_dtype)
-            count += 1
-    return count
 
 
 class QATCompressor(Compressor):

@@ -268,4 +268,41 @@ def test_qat_trains_under_bf16_autocast_and_the_prepared_model_pickles(tmp_path)
     manager.callbacks.on_train_end()
     int8 = manager.model
     assert int8(torch.randn(2, 8)).shape == (2, 4)
-    assert any(type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized") for m in int8.modules())
+    assert any(
+        type(m).__module__.startswith("torch.ao.nn.intrinsic.quantized") for m in int8.modules()
+    )
+
+
+def test_qat_trains_under_torch_compile_and_a_fresh_process_unpickles_it(tmp_path):
+    """`model = torch.compile(cm.model)` (nanoGPT, deit): the fp32 forward hooks on the
+    fake-quant modules made torch.compile trace them otherwise, and the fused per-channel
+    kernel failed on the first step. The fp32 handling is a subclass now; a pickled
+    prepared model loads where that subclass was not made yet."""
+    import torch
+    from torch import nn
+
+    from neural_coder.runtime.config import QuantizationAwareTrainingConfig
+    from neural_coder.runtime.quant import fake_quant_fp32
+    from neural_coder.runtime.training import prepare_compression
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+    manager = prepare_compression(model, QuantizationAwareTrainingConfig())
+    manager.callbacks.on_train_begin()
+    compiled = torch.compile(manager.model, backend="aot_eager")
+    optimizer = torch.optim.SGD(manager.model.parameters(), lr=0.01)
+    for autocast in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = compiled(torch.randn(4, 3, 8, 8))
+        out.float().pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    torch.save(manager.model, tmp_path / "qat.pt")
+    made = [name for name in vars(fake_quant_fp32) if name.startswith("_InFp32_")]
+    assert made
+    for name in made:
+        delattr(fake_quant_fp32, name)  # as in a process that never prepared QAT
+    loaded = torch.load(tmp_path / "qat.pt", weights_only=False)
+    assert loaded(torch.randn(2, 3, 8, 8)).shape == (2, 4)
+    manager.callbacks.on_train_end()
+    assert any("quantized" in type(m).__module__ for m in manager.model.modules())
