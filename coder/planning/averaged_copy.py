@@ -97,7 +97,7 @@ def ema_copy(
             if (
                 holder is not None
                 and holder not in participants
-                and _model_of(src, call.args[0].value) == model
+                and _copies(index, call, model, built_in)
                 and averaging_update(index, holder, model) is not None
             ):
                 return call
@@ -107,6 +107,18 @@ def ema_copy(
         if holder is not None and _stepped_with(index, holder, model):
             return call
     return None
+
+
+def _copies(index: Index, call: cst.Call, model: str, built_in: Scope) -> bool:
+    """`deepcopy(model)`, or in a method, `deepcopy(net)` of the parameter it keeps as
+    `model` (`self.model = net; self.ema = deepcopy(net)` in `__init__`)."""
+    argument = _model_of(index.source, call.args[0].value)
+    if argument == model:
+        return True
+    fn = index.function(built_in)
+    return (
+        fn is not None and model.startswith("self.") and argument in index.params_kept_as(fn, model)
+    )
 
 
 def _method_of_the_class(index: Index, method: Scope, scope: Scope) -> bool:

@@ -134,3 +134,45 @@ def test_post_training_quantizes_the_averaged_copy_the_script_saves(approach):
     assert "fit(\n    ema_model," in out or "fit(ema_model," in out
     assert "ema_model = quantized_model if quantized_model is not None else ema_model" in out
     assert out.index("ema_model = quantized_model") < out.index("torch.save(ema_model")
+
+
+TRAINER = """import copy
+import torch
+import torch.nn as nn
+
+
+class Trainer:
+    def __init__(self, model, loader, decay=0.9):
+        self.model = model
+        self.loader = loader
+        self.decay = decay
+        self.ema_model = copy.deepcopy(model)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    @torch.no_grad()
+    def _update_ema(self):
+        for e, p in zip(self.ema_model.parameters(), self.model.parameters()):
+            e.lerp_(p, 1 - self.decay)
+
+    def fit(self):
+        for epoch in range(2):
+            for x, y in self.loader:
+                loss = nn.functional.cross_entropy(self.model(x), y)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                self._update_ema()
+        torch.save(self.ema_model.state_dict(), "ema.pt")
+
+
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+Trainer(model, [(torch.randn(4, 8), torch.randint(0, 4, (4,)))]).fit()
+"""
+
+
+def test_a_trainer_that_deep_copies_the_model_it_keeps_tracks_the_copy():
+    # `self.model = model; self.ema_model = copy.deepcopy(model)`: the copy of self.model
+    out, _ = rewrite(TRAINER, "pruning")
+    assert "        self.compression_manager.track_copy(self.ema_model)  # neural-coder" in out
+    with pytest.raises(NeuralCoderError, match=r"copy.deepcopy\(model\) at line 11 keeps"):
+        rewrite(TRAINER, "qat")
