@@ -8,6 +8,7 @@ Post-training approaches insert their `fit` call before that place, and build
 from __future__ import annotations
 
 import builtins
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import libcst as cst
@@ -351,9 +352,10 @@ def used_as_module(index: Index, name: str) -> bool:
     )
 
 
-def find_evaluations(index: Index) -> list[Evaluation]:
+def find_evaluations(index: Index, also: Collection[str] = ()) -> list[Evaluation]:
     """Calls of the file's own metric-returning functions with a model argument (or that
-    read the model from the scope of the call), in file order."""
+    read the model from the scope of the call), in file order; `also`: more expressions
+    that are models (a moving average's copy, `ema_model` or `model_ema.module`)."""
     found: list[Evaluation] = []
     for call in index.calls:
         if index.source.module_of(call) is not index.source.module:
@@ -369,7 +371,7 @@ def find_evaluations(index: Index) -> list[Evaluation]:
         for param, arg in index.bind_arguments(call, fn).items():
             if (
                 isinstance(arg, cst.Name | cst.Attribute)
-                and is_model_expression(index, arg, scope)
+                and (index.source.code(arg) in also or is_model_expression(index, arg, scope))
                 and is_evaluation(index, fn, param)
             ):
                 code = index.source.code(arg)

@@ -73,6 +73,8 @@ class TrainingLoop:
     model_item: str | None = None
     # why the script's own frozen model is not the distillation teacher (its inputs differ)
     teacher_unpaired: str | None = None
+    # the frozen models the step runs (teachers, EMA targets), as the entry scope names them
+    frozen_in_entry: list[str] = field(default_factory=list)
     # `loss = self._loss_step(batch)`: the function that calls the model (for messages)
     model_called_in: str | None = None
     # timm's `loss_scaler(loss, optimizer, ...)` runs the backward and the optimizer step:

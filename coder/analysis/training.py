@@ -166,6 +166,9 @@ class LoopAnalysis(CallClimbing, ModelCalls, LoopLength):
         loop.model_called_in = self.model_called_in if model_call is None else None
         if self.teacher_calls:
             teacher = self.teacher_calls[0]
+            loop.frozen_in_entry = [
+                self.map_up(src.code(c.func), hops) or src.code(c.func) for c in self.teacher_calls
+            ]
             loop.notes.append(
                 f"line {src.line(teacher)}: {src.code(teacher.func)} is a frozen model "
                 f"(a teacher, or a loss network): {model_callee} is the model the optimizer trains"

@@ -16,12 +16,20 @@ args.use_ema: ema_unet = EMAModel(unet.parameters(), ...)`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import libcst as cst
 
+from neural_coder.analysis.averaging_updates import averaging_update
 from neural_coder.analysis.expressions import free_names, unwrap
-from neural_coder.analysis.index import BRANCHING, Index, Scope, unconditional
+from neural_coder.analysis.index import (
+    BRANCHING,
+    Index,
+    Scope,
+    unconditional,
+    unwrap_pass_through,
+)
 from neural_coder.analysis.pretrained import flag_off_by_default
 from neural_coder.analysis.source import Source
 from neural_coder.errors import AnalysisError
@@ -55,16 +63,27 @@ class MovingAverage:
 EMA_NAMES = ("ema", "averagedmodel", "movingaverage")
 
 
-def ema_copy(index: Index, model: str, scope: Scope, before_line: int) -> cst.Call | None:
+def ema_copy(
+    index: Index,
+    model: str,
+    scope: Scope,
+    before_line: int,
+    participants: Collection[str] = (),
+) -> cst.Call | None:
     """A second set of weights averaged from the model's, built in `scope` before
     training: `ema = ModelEMA(model)` (YOLOv5, timm's ModelEma*, torch's AveragedModel),
-    `EMAModel(model.parameters())` (diffusers, torch_ema), or an averaging class whose
+    `EMAModel(model.parameters())` (diffusers, torch_ema), an averaging class whose
     object is stepped with the model (`ema_unet.step(unet.parameters())`, when the copy is
-    built from a second instance of the model)."""
+    built from a second instance of the model), or `ema = copy.deepcopy(model)` whose
+    weights the script averages from the model's itself (`averaging_updates.py`), unless
+    the training step runs it (`participants`: a teacher or target network that follows
+    the student, as in DINO, BYOL or DDPG, is part of training, not its result)."""
     src = index.source
     for call in index.calls:
-        name = index.qualified(call.func).rsplit(".", 1)[-1].lower()
-        if not any(word in name for word in EMA_NAMES) or not call.args:
+        name = index.qualified(call.func)
+        deep_copy = name == "copy.deepcopy"
+        short = name.rsplit(".", 1)[-1].lower()
+        if not (deep_copy or any(word in short for word in EMA_NAMES)) or not call.args:
             continue
         built_in = index.scope_of(call)
         if not (
@@ -72,13 +91,34 @@ def ema_copy(index: Index, model: str, scope: Scope, before_line: int) -> cst.Ca
             or _method_of_the_class(index, built_in, scope)
         ):
             continue
-        if _model_of(src, call.args[0].value) == model:
-            return call
         statement = _statement_of(index, call)
         holder = _assigned_name(src, statement, call) if statement is not None else None
+        if deep_copy:
+            if (
+                holder is not None
+                and holder not in participants
+                and _copies(index, call, model, built_in)
+                and averaging_update(index, holder, model) is not None
+            ):
+                return call
+            continue
+        if _model_of(src, call.args[0].value) == model:
+            return call
         if holder is not None and _stepped_with(index, holder, model):
             return call
     return None
+
+
+def _copies(index: Index, call: cst.Call, model: str, built_in: Scope) -> bool:
+    """`deepcopy(model)`, or in a method, `deepcopy(net)` of the parameter it keeps as
+    `model` (`self.model = net; self.ema = deepcopy(net)` in `__init__`)."""
+    argument = _model_of(index.source, call.args[0].value)
+    if argument == model:
+        return True
+    fn = index.function(built_in)
+    return (
+        fn is not None and model.startswith("self.") and argument in index.params_kept_as(fn, model)
+    )
 
 
 def _method_of_the_class(index: Index, method: Scope, scope: Scope) -> bool:
@@ -236,6 +276,43 @@ def averaged_copy_name(index: Index, call: cst.Call) -> str | None:
     return _assigned_name(index.source, statement, call) if statement is not None else None
 
 
+#: where the averaging classes of libraries keep their copy of the model
+_LIBRARY_COPIES = {
+    "torch.optim.swa_utils.AveragedModel": "module",
+    "ModelEmaV2": "module",
+    "ModelEmaV3": "module",
+    "ModelEma": "ema",  # timm's first version
+    "ModelEMA": "ema",  # YOLOv5, ultralytics
+}
+
+
+def averaged_module(index: Index, call: cst.Call, holder: str) -> str | None:
+    """The module that holds the averaged weights of the copy `call` builds into `holder`:
+    `holder` itself for `holder = copy.deepcopy(model)`, `holder.<attribute>` for a class
+    whose `__init__` keeps `self.<attribute> = deepcopy(model)` (or a library's averaging
+    class: AveragedModel's and timm's `.module`, YOLOv5's `.ema`); None when it cannot be
+    told (diffusers' EMAModel keeps a list of tensors)."""
+    name = index.qualified(call.func)
+    if name == "copy.deepcopy":
+        return holder
+    init = index.resolve_call(call)
+    if init is not None and init.name == "__init__":
+        for statement in m.findall(init.node, m.SimpleStatementLine()):
+            small = statement.body[0]  # type: ignore[attr-defined]
+            if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+                continue
+            target, value = small.targets[0].target, unwrap_pass_through(small.value)
+            if (
+                isinstance(value, cst.Call)
+                and index.qualified(value.func) == "copy.deepcopy"
+                and m.matches(target, m.Attribute(value=m.Name("self")))
+            ):
+                return f"{holder}.{target.attr.value}"  # type: ignore[attr-defined]
+        return None
+    attribute = _LIBRARY_COPIES.get(name) or _LIBRARY_COPIES.get(name.rsplit(".", 1)[-1])
+    return f"{holder}.{attribute}" if attribute is not None else None
+
+
 def _statement_of(index: Index, call: cst.Call) -> cst.SimpleStatementLine | None:
     """The line of `call`, unless it sits in a compound statement's header."""
     statement = index.source.statement_of(call)
@@ -243,7 +320,8 @@ def _statement_of(index: Index, call: cst.Call) -> cst.SimpleStatementLine | Non
 
 
 def _assigned_name(src: Source, statement: cst.SimpleStatementLine, call: cst.Call) -> str | None:
-    """`ema = ModelEMA(model)`, `ema = ModelEMA(model) if main else None`, `self.ema = ...`."""
+    """`ema = ModelEMA(model)`, `ema = ModelEMA(model) if main else None`, `self.ema = ...`,
+    `ema = deepcopy(model).eval()`."""
     small = statement.body[0]
     if isinstance(small, cst.Assign) and len(small.targets) == 1:
         target, value = small.targets[0].target, small.value
@@ -252,6 +330,8 @@ def _assigned_name(src: Source, statement: cst.SimpleStatementLine, call: cst.Ca
     else:
         return None
     if isinstance(value, cst.IfExp) and (value.body is call or value.orelse is call):
+        value = call
+    if unwrap_pass_through(value) is call:  # `deepcopy(model).eval()`
         value = call
     if value is not call or not isinstance(target, cst.Name | cst.Attribute):
         return None

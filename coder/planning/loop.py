@@ -313,7 +313,7 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         if not weights:
             return None
         before = self.src.line(loop.entry_loop) if scope is loop.entry_scope else 1 << 30
-        call = ema_copy(self.index, model, scope, before)
+        call = ema_copy(self.index, model, scope, before, loop.frozen_in_entry)
         if call is None:
             return None
         average = MovingAverage(call, model, scope, " and ".join(weights))

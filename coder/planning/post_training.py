@@ -17,13 +17,15 @@ tunes the fit), `post_training_calibration` (the loader it calibrates on),
 
 from __future__ import annotations
 
+import dataclasses
+
 from neural_coder.analysis import evaluation, final_model, last_epoch
 from neural_coder.analysis.callee_reloads import weights_loaded_by_callee
 from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
 
-from .averaged_copy import averaged_copy_name, ema_copy
+from .averaged_copy import averaged_copy_name, averaged_module, ema_copy
 from .base import Plan
 from .dynamic_layers import refuse_nothing_to_quantize_dynamically
 from .float_reloads import FloatInstanceReloads
@@ -40,41 +42,85 @@ __all__ = ["QUANT_APPROACHES", "PostTrainingPlanner"]
 class PostTrainingPlanner(
     TrainerFit, FitPlacement, OtherFitPaths, SavedFit, EvalFunc, FloatInstanceReloads
 ):
-    def _warn_of_an_averaged_copy(self, place: FinalModel) -> None:
-        """A moving average of the trained model is what such scripts evaluate and save:
-        the fit quantizes the model itself, not that copy. Refused when only the copy is
-        read after training (the fit's model would be saved aside, and the script go on
-        with the float copy); a warning when the model is read too."""
+    #: (the copy, its module) when the fit quantizes a moving average instead of the model
+    averaged_names: tuple[str, ...] = ()
+
+    def _averaged_copy_instead(self, place: FinalModel) -> FinalModel:
+        """A moving average of the trained model is what such scripts evaluate and save.
+        When only the copy is read after training, the fit quantizes the copy's module
+        (`ema_model`, `model_ema.module`, `ema.ema`) in its place, so that the script's
+        evaluation and save use the quantized average; refused when nothing after training
+        reads the copy either (it is evaluated per epoch only), or its module cannot be
+        told. A warning when the model itself is read after training too."""
         loop = self.facts.loop
         if loop is None:
-            return
+            return place
         model = place.model
-        call = ema_copy(self.index, model, loop.entry_scope, self.src.line(loop.entry_loop))
+        call = ema_copy(
+            self.index,
+            model,
+            loop.entry_scope,
+            self.src.line(loop.entry_loop),
+            loop.frozen_in_entry,
+        )
         if call is None:
-            return
+            return place
         line = self.src.line(call)
+        built = f"{self.src.code(call.func)}(...) at line {line}"
         holder = averaged_copy_name(self.index, call)
         if holder is not None and not final_model.later_reads(self.index, place):
             copy_place = FinalModel(holder, place.anchor, place.where, place.scope)
             reads = final_model.later_reads(self.index, copy_place)
-            if reads:
-                raise AnalysisError(
-                    f"{self.src.code(call.func)}(...) at line {line} keeps a moving average "
-                    f"of {model} in {holder}, which the script evaluates or saves after "
-                    f"training (line {self.src.line(reads[0])}) while nothing there reads "
-                    f"{model}: the fit would quantize {model}, and the script go on with the "
-                    "float average",
-                    path=self.src.path,
-                    line=line,
-                    hint=f"save the averaged weights (torch.save({holder}'s module "
-                    "state_dict()) and quantize in a script that loads them into a fresh "
-                    f"model, or evaluate and save {model} itself",
+            module = averaged_module(self.index, call, holder)
+            if reads and module is not None:
+                self.plan.placed.append(
+                    f"note: {built} keeps a moving average of {model} in {holder}, which the "
+                    f"script evaluates or saves after training (line "
+                    f"{self.src.line(reads[0])}) instead of {model}: {module} is quantized"
                 )
+                self.averaged_names = (holder, module)
+                return FinalModel(module, place.anchor, place.where, place.scope, place.notes)
+            if reads:
+                why = (
+                    f"the script reads {holder} there (line {self.src.line(reads[0])}), but "
+                    "which of its attributes holds the averaged module cannot be told"
+                )
+            else:
+                during = [
+                    self.src.line(e.call)
+                    for e in evaluation.find_evaluations(self.index, also=(holder, module or ""))
+                    if e.model_arg in (holder, module)
+                ]
+                at = f" (line {during[0]})" if during else ""
+                why = (
+                    f"{holder} is evaluated during training only{at}, so a fit after "
+                    "training would quantize a copy that nothing reads any more"
+                )
+            saved = f"{module}.state_dict()" if module else f"{holder}'s module state_dict()"
+            raise AnalysisError(
+                f"{built} keeps a moving average of {model} in {holder}, and nothing after "
+                f"training reads {model}: {why}",
+                path=self.src.path,
+                line=line,
+                hint=f"save the averaged weights after training (torch.save({saved}, ...)) "
+                "and quantize in a script that loads them into a fresh model, or evaluate "
+                f"and save {model} itself",
+            )
         self.plan.warnings.append(
             f"line {line}: {self.src.code(call.func)}(...) keeps a moving "
             f"average of {model}, which such scripts evaluate and save: the fit quantizes "
             f"{model} itself, not that copy"
         )
+        return place
+
+    def _evaluations_of_the_copy(self, module: str) -> list[evaluation.Evaluation]:
+        """The script's evaluations, with those of the averaged copy or of the object
+        that holds it (`evaluate(model_ema)`, whose forward runs `model_ema.module`) as
+        evaluations of its module, which the fit's candidate stands for."""
+        return [
+            dataclasses.replace(e, model_arg=module) if e.model_arg in self.averaged_names else e
+            for e in evaluation.find_evaluations(self.index, also=self.averaged_names)
+        ]
 
     def build(self) -> Plan:
         if self.facts.loop is None and self.facts.trainers:
@@ -84,8 +130,10 @@ class PostTrainingPlanner(
         if self.quant_approach == "dynamic":
             refuse_nothing_to_quantize_dynamically(self.index, place.model, place.scope)
         self.refuse_peft_weights(place.model, place.scope)
+        place = self._averaged_copy_instead(place)
+        if self.averaged_names:
+            evaluations = self._evaluations_of_the_copy(place.model)
         self._refuse_weights_loaded_after(place)
-        self._warn_of_an_averaged_copy(place)
         if self.quant_approach is not None and self.facts.loop is not None:
             self._warn_float_reload(self.facts.loop, f"ptq-{self.quant_approach}")
         branch = self._evaluation_branch_instead(place, evaluations)

@@ -289,20 +289,121 @@ def test_a_copy_built_when_an_off_flag_is_off_is_refused_not_excused_by_the_flag
         rewrite(text, "qat")
 
 
+ONLY_THE_COPY = LOOP.replace(
+    "model_ema.module.state_dict() if model_ema else model.state_dict()",
+    "model_ema.module.state_dict()",
+)
+EVALUATE = """loader = torch.utils.data.DataLoader(
+    torch.utils.data.TensorDataset(torch.randn(6, 4), torch.tensor([0, 1] * 3)), batch_size=3
+)
+
+
+def evaluate(net, loader):
+    return sum(net(x).argmax(1).eq(y).float().mean().item() for x, y in loader)
+
+
+"""
+
+
+def ptq(text: str, approach: str = "ptq-static") -> tuple[str, list[str], list[str]]:
+    options = build_options(approach, None, {}, {})
+    out, report = rewrite_source(Path("s.py"), text, options)
+    assert report.status is Status.TRANSFORMED, report.message
+    again, second = rewrite_source(Path("s.py"), out, options)
+    assert second.status is Status.UNCHANGED and again == out
+    return out, report.warnings, report.placed
+
+
 @pytest.mark.parametrize("approach", ["ptq-static", "ptq-dynamic", "bf16"])
-def test_post_training_on_a_script_that_only_reads_the_copy_is_refused(approach):
-    # before: the fit quantized the model and saved it aside, with a warning, while the
-    # script evaluated and saved the float average
+def test_post_training_on_a_script_that_only_reads_the_copy_quantizes_the_copy(approach):
+    # before: refused (and before that, the fit quantized the model and saved it aside
+    # while the script evaluated and saved the float average)
+    text = (
+        HEAD
+        + EVALUATE
+        + "model_ema = ModelEmaV2(model)\n"
+        + ONLY_THE_COPY
+        + "print(evaluate(model_ema.module, loader))\n"
+    )
+    out, warnings, placed = ptq(text, approach)
+    got = lines(out)
+    replaced = (
+        "model_ema.module = quantized_model if quantized_model is not None else model_ema.module"
+    )
+    assert got.index(replaced) < got.index('torch.save(model_ema.module.state_dict(), "m.pt")')
+    assert "fit(\n    model_ema.module," in out
+    assert "eval_func=lambda candidate: evaluate(candidate, loader)" in out
+    assert any("model_ema.module is quantized" in p for p in placed), placed
+    assert not any("moving average" in w for w in warnings), warnings
+
+
+def test_a_moving_average_of_the_library_classes_is_quantized_in_its_module():
+    # torch's AveragedModel keeps the copy in .module (its forward runs it), YOLOv5's
+    # ModelEMA in .ema; the evaluation of the wrapper tunes the fit with the candidate
+    swa = (
+        HEAD.replace(
+            "from timm.utils import ModelEmaV2",
+            "from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn",
+        )
+        + EVALUATE
+        + "ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99))\n"
+        + LOOP.replace("model_ema.update(model)", "ema_model.update_parameters(model)")
+        .replace("model_ema is not None", "True")
+        .replace(
+            "torch.save(model_ema.module.state_dict() if model_ema else model.state_dict(), ",
+            "print(evaluate(ema_model, loader))\ntorch.save(ema_model.state_dict(), ",
+        )
+    )
+    got = lines(ptq(swa)[0])
+    assert (
+        "ema_model.module = quantized_model if quantized_model is not None else ema_model.module"
+        in got
+    )
+    assert "    eval_func=lambda candidate: evaluate(candidate, loader)," in got
+    yolo = (
+        HEAD.replace(
+            "from timm.utils import ModelEmaV2",
+            "from ultralytics.utils.torch_utils import ModelEMA",
+        )
+        + EVALUATE
+        + "model_ema = ModelEMA(model)\n"
+        + ONLY_THE_COPY.replace("model_ema.module.state_dict()", "model_ema.ema.state_dict()")
+    )
+    assert (
+        "model_ema.ema = quantized_model if quantized_model is not None else model_ema.ema"
+        in lines(ptq(yolo)[0])
+    )
+
+
+def test_post_training_on_a_copy_evaluated_during_training_only_is_refused():
     text = (
         HEAD
         + "model_ema = ModelEmaV2(model)\n"
+        + (
+            "def evaluate(net):\n    return net(torch.randn(3, 4)).argmax(1).float().mean().item()\n"
+        )
         + LOOP.replace(
-            "model_ema.module.state_dict() if model_ema else model.state_dict()",
-            "model_ema.module.state_dict()",
+            'torch.save(model_ema.module.state_dict() if model_ema else model.state_dict(), "m.pt")\n',
+            "    print(evaluate(model_ema.module))\n",
         )
     )
-    options = build_options(approach, None, {}, {})
-    with pytest.raises(NeuralCoderError, match=r"ModelEmaV2\(\.\.\.\) at line 10 keeps a moving"):
+    options = build_options("ptq-static", None, {}, {})
+    with pytest.raises(
+        NeuralCoderError,
+        match=r"ModelEmaV2\(\.\.\.\) at line 10 .* during training only \(line 21\)",
+    ):
+        rewrite_source(Path("s.py"), text, options)
+
+
+def test_post_training_on_a_copy_whose_module_cannot_be_told_is_refused():
+    # diffusers' EMAModel keeps a list of tensors: no module to quantize
+    text = SHADOW.replace("FLAG_LINE", "").replace(
+        "if args.use_ema:\n    ema_unet.copy_to(unet.parameters())\n"
+        'torch.save(unet.state_dict(), "unet.pt")\n',
+        'torch.save(ema_unet.state_dict(), "ema.pt")\n',
+    )
+    options = build_options("ptq-dynamic", None, {}, {})
+    with pytest.raises(NeuralCoderError, match="which of its attributes holds the averaged module"):
         rewrite_source(Path("s.py"), text, options)
 
 

@@ -291,6 +291,12 @@ CASES = [
     # a moving average of the model (YOLOv5's ModelEMA) is what the script evaluates and
     # saves: pruning keeps it sparse too (compression_manager.track_copy(ema))
     ("ema_detector_train.py", "pruning", "runtime"),
+    # ... and after training only the average is read: the fit quantizes ema.ema in its place
+    ("ema_detector_train.py", "ptq-static", "runtime"),
+    # the average is a plain copy.deepcopy(model) moved by torch._foreach_lerp_ in a local
+    # update_ema(): pruning tracks it, post-training quantization quantizes it
+    ("deepcopy_ema_train.py", "pruning", "runtime"),
+    ("deepcopy_ema_train.py", "ptq-static", "runtime"),
     # diffusers' style: shadow tensors from model.parameters(), built under --use_ema
     ("shadow_ema_finetune.py", "pruning", "runtime"),
     # _forward / _backward defined in the batch loop and called on both paths of a

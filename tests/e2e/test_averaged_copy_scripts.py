@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.e2e.runner import rewrite_and_run
+from tests.e2e.runner import rewrite_and_run, rewrite_and_run_script
 
 pytestmark = pytest.mark.e2e
 
@@ -40,3 +40,30 @@ def test_a_trainer_that_steps_in_its_own_method_saves_a_pruned_average(tmp_path)
     saved = torch.load(tmp_path / "last.pt", weights_only=True)["ema"]
     pruned = [saved["backbone.0.weight"], saved["backbone.2.weight"]]
     assert sum(int((w == 0).sum()) for w in pruned) == sum(w.numel() for w in pruned) // 2
+
+
+def test_a_hand_rolled_average_in_a_deep_copy_is_pruned(tmp_path):
+    # ema_model = copy.deepcopy(model), moved by torch._foreach_lerp_ in update_ema():
+    # before, nothing found it and the saved copy stayed dense
+    summary = rewrite_and_run(tmp_path, "deepcopy_ema_train.py", "--approach", "pruning")
+    assert summary["averaged_copy_sparsity"] == [pytest.approx(summary["sparsity"], abs=1e-4)]
+    saved = torch.load(tmp_path / "ema_classifier.pt", weights_only=True)
+    pruned = [saved["features.0.weight"], saved["features.2.weight"]]
+    assert sum(int((w == 0).sum()) for w in pruned) == sum(w.numel() for w in pruned) // 2
+
+
+@pytest.mark.parametrize(
+    ("name", "saved_as"),
+    [("deepcopy_ema_train.py", "ema_classifier.pt"), ("ema_detector_train.py", "last.pt")],
+)
+def test_post_training_quantization_quantizes_the_average_the_script_reads(
+    tmp_path, name, saved_as
+):
+    # only the average is evaluated and saved after training: before, refused (and before
+    # that, the fit quantized the model while the script saved the float average)
+    run, summary = rewrite_and_run_script(tmp_path, name, "--approach", "ptq-static")
+    assert summary["quantized_modules"] == 3
+    saved = torch.load(tmp_path / saved_as, weights_only=False)
+    state = saved.get("model", saved)
+    assert any(key.endswith("_packed_params._packed_params") for key in state), list(state)
+    assert "accuracy" in run.stdout
