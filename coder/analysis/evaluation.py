@@ -233,13 +233,7 @@ def metric_name(
     `def validate(...): return total / n`)."""
     if key is not None:
         return f"{key} {fn.name}"
-    tuned = []
-    for returned in iter_returns(fn.node):
-        value = returned.value
-        if isinstance(value, cst.Tuple) and value.elements:
-            value = value.elements[0].value
-        if value is not None:
-            tuned.append(index.source.code(value))
+    tuned = [index.source.code(value) for value in _tuned_values(fn)]
     said = " ".join(tuned)
     if any(word in said.lower() for word in LOWER_IS_BETTER + HIGHER_IS_BETTER):
         return said
@@ -252,6 +246,39 @@ def metric_name(
     if caller is not None and any(w in caller.lower() for w in LOWER_IS_BETTER + HIGHER_IS_BETTER):
         return caller
     return " ".join([fn.name, *tuned])
+
+
+def tuned_higher_is_better(
+    index: Index, fn: Function, key: str | None = None, statement: cst.CSTNode | None = None
+) -> bool:
+    """Whether a larger tuned value is better: what `metric_name` says, turned around
+    when every return negates what it names (`return -err / n`, `return -total_loss`:
+    a negated loss, which goes up as the model gets better)."""
+    name = metric_name(index, fn, key, statement)
+    better = higher_is_better(name)
+    if key is None and all(_negated(value) for value in _tuned_values(fn)):
+        return not better
+    return better
+
+
+def _tuned_values(fn: Function) -> list[cst.BaseExpression]:
+    values = []
+    for returned in iter_returns(fn.node):
+        value = returned.value
+        if isinstance(value, cst.Tuple) and value.elements:
+            value = value.elements[0].value
+        if value is not None:
+            values.append(value)
+    return values
+
+
+def _negated(value: cst.BaseExpression) -> bool:
+    """`-x`, `-x / n`, `-(a + b) * w`: the sign of the leading factor is turned."""
+    while isinstance(value, cst.BinaryOperation) and isinstance(
+        value.operator, cst.Divide | cst.Multiply | cst.FloorDivide
+    ):
+        value = value.left
+    return isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus)
 
 
 def returns_a_tuple(fn: Function) -> bool:

@@ -21,7 +21,6 @@ import dataclasses
 
 from neural_coder.analysis import evaluation, final_model, last_epoch
 from neural_coder.analysis.callee_reloads import weights_loaded_by_callee
-from neural_coder.analysis.evaluation import higher_is_better
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
 
@@ -241,8 +240,8 @@ class PostTrainingPlanner(
                 what += f", its {chosen.key!r} entry"
             elif evaluation.returns_a_tuple(chosen.function):
                 what += ", its first value"
-        better = found is None or higher_is_better(
-            evaluation.metric_name(self.index, found[0].function, found[0].key, found[0].statement)
+        better = found is None or evaluation.tuned_higher_is_better(
+            self.index, found[0].function, found[0].key, found[0].statement
         )
         self.plan.placed += [f"note: {n}" for n in place.notes]
         self._emit(

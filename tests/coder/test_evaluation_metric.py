@@ -65,6 +65,26 @@ def test_which_way_the_metric_is_better_comes_from_its_names(name, result, highe
     assert any(("lower is better" in line) is not higher for line in report.placed)
 
 
+NEGATED_RESULT = SCRIPT.replace(
+    "    {result} = total / len(loader)\n    return {result}\n", "    return {result}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("result", "higher"),
+    [
+        # a loss negated so that larger is better (swa_utils / Optuna style)
+        ("-total / len(loader)", True),
+        ("-(total * 2) / len(loader)", True),
+        ("total / len(loader)", False),
+    ],
+)
+def test_a_negated_loss_is_higher_is_better(result, higher):
+    out, report = rewrite(NEGATED_RESULT.format(name="val_loss", result=result))
+    assert report.status is Status.TRANSFORMED, report.message
+    assert ("higher_is_better=False" in out) is not higher
+
+
 TUPLE_RESULT = SCRIPT.replace(
     "    {result} = total / len(loader)\n    return {result}\n",
     "    {result}\n    return {returned}\n",
