@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import libcst as cst
+
 from neural_coder.analysis import evaluation, final_model, last_epoch
 from neural_coder.analysis.callee_reloads import weights_loaded_by_callee
 from neural_coder.analysis.final_model import FinalModel
 from neural_coder.errors import AnalysisError
+from neural_coder.transforms import match as m
 
 from .averaged_copy import averaged_copy_name, averaged_module, ema_copy
 from .base import Plan
@@ -78,7 +81,14 @@ class PostTrainingPlanner(
                     f"{self.src.line(reads[0])}) instead of {model}: {module} is quantized"
                 )
                 self.averaged_names = (holder, module)
-                return FinalModel(module, place.anchor, place.where, place.scope, place.notes)
+                anchor, where = place.anchor, place.where
+                if self._recomputes_batch_norm(reads[0], holder):
+                    anchor, where = reads[0], "after"  # the statistics of the averaged weights
+                    self.plan.placed.append(
+                        f"note: update_bn at line {self.src.line(anchor)} recomputes the batch "
+                        f"norm statistics of {holder}: quantized after it"
+                    )
+                return FinalModel(module, anchor, where, place.scope, place.notes)
             if reads:
                 why = (
                     f"the script reads {holder} there (line {self.src.line(reads[0])}), but "
@@ -111,6 +121,15 @@ class PostTrainingPlanner(
             f"{model} itself, not that copy"
         )
         return place
+
+    def _recomputes_batch_norm(self, statement: cst.BaseStatement, holder: str) -> bool:
+        """`update_bn(loader, swa_model)` (torch.optim.swa_utils): part of finishing the
+        averaged model, which the fit must follow."""
+        return any(
+            self.index.qualified(call.func).endswith("swa_utils.update_bn")
+            and any(self.src.code(arg.value) == holder for arg in call.args)
+            for call in m.findall(statement, m.Call())
+        )
 
     def _evaluations_of_the_copy(self, module: str) -> list[evaluation.Evaluation]:
         """The script's evaluations, with those of the averaged copy or of the object

@@ -375,6 +375,33 @@ def test_a_moving_average_of_the_library_classes_is_quantized_in_its_module():
     )
 
 
+@pytest.mark.parametrize("approach", ["ptq-static", "bf16"])
+def test_stochastic_weight_averaging_is_quantized_after_update_bn(approach):
+    """SWA: `update_bn(loader, swa_model)` recomputes the batch norm statistics of the
+    averaged weights after training; the fit went before it (the int8 model then had no
+    BN left to update, and kept the stale averaged statistics)."""
+    text = (
+        HEAD.replace(
+            "from timm.utils import ModelEmaV2",
+            "from torch.optim.swa_utils import AveragedModel, update_bn",
+        )
+        + EVALUATE
+        + "swa_model = AveragedModel(model)\n"
+        + LOOP.replace("model_ema.update(model)", "swa_model.update_parameters(model)")
+        .replace("model_ema is not None", "True")
+        .replace(
+            "torch.save(model_ema.module.state_dict() if model_ema else model.state_dict(), ",
+            "update_bn(loader, swa_model)\nprint(evaluate(swa_model, loader))\n"
+            "torch.save(swa_model.module.state_dict(), ",
+        )
+    )
+    out, _, placed = ptq(text, approach)
+    got = lines(out)
+    fit = next(i for i, line in enumerate(got) if ".fit(" in line)
+    assert got.index("update_bn(loader, swa_model)") < fit
+    assert any("update_bn at line" in p for p in placed), placed
+
+
 def test_post_training_on_a_copy_evaluated_during_training_only_is_refused():
     text = (
         HEAD
