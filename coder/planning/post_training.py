@@ -100,10 +100,13 @@ class PostTrainingPlanner(
                     for e in evaluation.find_evaluations(self.index, also=(holder, module or ""))
                     if e.model_arg in (holder, module)
                 ]
-                at = f" (line {during[0]})" if during else ""
+                if not during:
+                    # the copy is only saved beside the model, which the script measures
+                    # (deit's epoch loop): the fit quantizes the model, as without a copy
+                    return self._warn_the_average_stays_float(call, model, place)
                 why = (
-                    f"{holder} is evaluated during training only{at}, so a fit after "
-                    "training would quantize a copy that nothing reads any more"
+                    f"{holder} is evaluated during training only (line {during[0]}), so a "
+                    "fit after training would quantize a copy that nothing reads any more"
                 )
             saved = f"{module}.state_dict()" if module else f"{holder}'s module state_dict()"
             raise AnalysisError(
@@ -115,8 +118,13 @@ class PostTrainingPlanner(
                 "and quantize in a script that loads them into a fresh model, or evaluate "
                 f"and save {model} itself",
             )
+        return self._warn_the_average_stays_float(call, model, place)
+
+    def _warn_the_average_stays_float(
+        self, call: cst.Call, model: str, place: FinalModel
+    ) -> FinalModel:
         self.plan.warnings.append(
-            f"line {line}: {self.src.code(call.func)}(...) keeps a moving "
+            f"line {self.src.line(call)}: {self.src.code(call.func)}(...) keeps a moving "
             f"average of {model}, which such scripts evaluate and save: the fit quantizes "
             f"{model} itself, not that copy"
         )

@@ -422,6 +422,28 @@ def test_post_training_on_a_copy_evaluated_during_training_only_is_refused():
         rewrite_source(Path("s.py"), text, options)
 
 
+def test_a_copy_only_saved_in_the_loop_beside_the_evaluated_model_quantizes_the_model():
+    """deit: each epoch evaluates the model and saves a checkpoint holding the average
+    too; nothing reads either after training. The model is what the script measures:
+    quantized at its last epoch, with the warning (it was refused as a copy 'evaluated
+    during training only')."""
+    text = (
+        HEAD
+        + "model_ema = ModelEmaV2(model)\n"
+        + (
+            "def evaluate(net):\n    return net(torch.randn(3, 4)).argmax(1).float().mean().item()\n"
+        )
+        + LOOP.replace(
+            'torch.save(model_ema.module.state_dict() if model_ema else model.state_dict(), "m.pt")\n',
+            "    print(evaluate(model))\n"
+            '    torch.save({"model": model.state_dict(), "ema": model_ema.module.state_dict()}, "c.pt")\n',
+        )
+    )
+    out, warnings, _ = ptq(text)
+    assert "quantization.fit(\n    model," in out
+    assert any("the fit quantizes model itself, not that copy" in w for w in warnings), warnings
+
+
 def test_post_training_on_a_copy_whose_module_cannot_be_told_is_refused():
     # diffusers' EMAModel keeps a list of tensors: no module to quantize
     text = SHADOW.replace("FLAG_LINE", "").replace(
