@@ -78,6 +78,9 @@ def revert_project(entry: Path, sources: Mapping[Path, str], root: Path | None) 
             raise NeuralCoderError(
                 f"does not parse: {error.message}", path=path, line=error.raw_line
             ) from None
+    # a module the tool only threads the manager through (a parameter, a keyword argument)
+    threaded = re.compile(r"\bcompression_manager\w*\b")
+    carrying = {p: t for p, t in sources.items() if p in carrying or (bound and threaded.search(t))}
     for path, text in carrying.items():
         stripped[path] = strip_inserted(text, bound)
     candidate = {p: stripped[p].text if p in stripped else t for p, t in sources.items()}
@@ -218,8 +221,10 @@ def _scripts_importing(module: Path, root: Path | None) -> list[tuple[Path, dict
 
 
 def _nearby_scripts(module: Path) -> list[Path]:
+    """Bounded as `default_root` is: by a repository's top and by the working folder."""
     scripts: list[Path] = []
     folder = module.parent
+    cwd = Path.cwd().resolve()
     for _ in range(MAX_LEVELS):
         for pattern in ("*.py", "*/*.py"):
             scripts += sorted(
@@ -228,6 +233,8 @@ def _nearby_scripts(module: Path) -> list[Path]:
                 if p != module and p not in scripts and not p.name.startswith(".")
             )
         if len(scripts) >= MAX_SCRIPTS or folder.parent == folder:
+            break
+        if folder == cwd and folder != module.parent:  # a working folder above the module
             break
         if any((folder / marker).exists() for marker in REPOSITORY_MARKERS):
             break

@@ -201,3 +201,52 @@ def test_a_helper_module_whose_entry_is_not_found_is_refused_not_called_clean(
     assert f"{alone / 'utils.py'}:2: " in result.output  # the runtime import
     assert "the project's entry script" in result.output
     assert (alone / "utils.py").read_text() == (saving_project / "utils.py").read_text()
+
+
+THREADED = {
+    "engine.py": """import torch.nn.functional as F
+
+
+def train_one_epoch(model, loader, optimizer):
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+""",
+    "middle.py": """from engine import train_one_epoch
+
+
+def run_epoch(model, loader, optimizer):
+    train_one_epoch(model, loader, optimizer)
+""",
+    "loops.py": """from middle import run_epoch
+
+
+def fit(model, loader, optimizer, epochs):
+    for epoch in range(epochs):
+        run_epoch(model, loader, optimizer)
+""",
+    "main.py": """import torch
+
+from loops import fit
+
+model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+loader = [(torch.randn(4, 8), torch.tensor([0, 1, 0, 1]))] * 2
+fit(model, loader, optimizer, 2)
+torch.save(model.state_dict(), "m.pt")
+""",
+}
+
+
+def test_a_module_the_manager_is_only_threaded_through_is_reverted_too(tmp_path):
+    for name, text in THREADED.items():
+        (tmp_path / name).write_text(text)
+    result = run_cli("optimize", tmp_path / "main.py", "--approach", "qat", "--no-backup")
+    assert result.exit_code == 0, result.output
+    middle = (tmp_path / "middle.py").read_text()
+    assert "compression_manager" in middle and "# neural-coder" not in middle
+    result = run_cli("revert", tmp_path / "main.py")
+    assert result.exit_code == 0, result.output
+    assert {name: (tmp_path / name).read_text() for name in THREADED} == THREADED
