@@ -39,13 +39,31 @@ def echo_reports(reports: list[FileReport], verbose: bool, dry_run: bool) -> Non
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the per-file report as JSON.",
 )
-def revert_command(scripts: tuple[Path, ...], dry_run: bool, no_backup: bool, report_path: Path | None) -> None:  # fmt: skip
+@click.option(
+    "--project",
+    "project_root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The project folder, as given to optimize: the modules of it that the script "
+    "imports are reverted with the script.",
+)
+@click.option(
+    "--single-file",
+    is_flag=True,
+    help="Revert the script alone, as optimize --single-file wrote it.",
+)
+def revert_command(scripts: tuple[Path, ...], dry_run: bool, no_backup: bool, report_path: Path | None,
+                   project_root: Path | None, single_file: bool) -> None:  # fmt: skip
     """Remove what neural-coder inserted in SCRIPTS, giving back the originals byte for byte.
 
-    A file whose inserted lines were edited since is refused, with those lines listed."""
+    A project's entry script is reverted with the modules optimize rewrote with it, all or
+    none. A file whose inserted lines were edited since is refused, with those lines listed."""
     from neural_coder.revert import revert
 
-    reports = revert(scripts, api.Output(dry_run=dry_run, backup=not no_backup))
+    reports = revert(
+        scripts,
+        api.Output(dry_run=dry_run, backup=not no_backup),
+        api.Project(root=project_root, follow_imports=not single_file),
+    )
     echo_reports(reports, False, dry_run)
     if report_path is not None:
         write_json(reports, report_path)

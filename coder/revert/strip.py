@@ -388,13 +388,21 @@ class Stripped:
     target: str
 
 
-def strip_inserted(text: str) -> Stripped:
-    """The candidate original: `text` without what the tool inserts (not yet proven)."""
+def inserted_names(text: str) -> set[str]:
+    """The names the tool's marked statements bind (`compression_manager`, `teacher_model`)."""
+    inserted: set[str] = set()
+    for statement in all_marked(cst.parse_module(text)):
+        inserted |= {n for n in _names_bound(statement) if INSERTED_NAME.match(n)}
+    return inserted
+
+
+def strip_inserted(text: str, bound_elsewhere: Iterable[str] = ()) -> Stripped:
+    """The candidate original: `text` without what the tool inserts (not yet proven).
+    `bound_elsewhere`: names the tool's statements in other files of the project bind
+    (a module's `train_one_epoch` gets the `compression_manager` its entry script makes)."""
     module = cst.parse_module(text)
     marked = [n for n, line in enumerate(text.splitlines(), 1) if line.rstrip().endswith(MARKER)]
-    inserted: set[str] = set()
-    for statement in all_marked(module):
-        inserted |= {n for n in _names_bound(statement) if INSERTED_NAME.match(n)}
+    inserted = inserted_names(text) | set(bound_elsewhere)
     stripped = module.visit(_Strip(inserted))
     used = _UsedNames()
     stripped.visit(used)
