@@ -38,9 +38,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..batches import ModelInputs
+
 __all__ = [
     "INSTALL_HINT",
-    "CallArgs",
     "ShrinkMismatchError",
     "ShrinkReport",
     "ShrinkUnavailableError",
@@ -124,21 +125,12 @@ class ShrinkReport:
         return out
 
 
-@dataclass
-class CallArgs:
-    """Example inputs of a model called with positional and keyword inputs together
-    (`model(input_ids, attention_mask=mask)`)."""
-
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
 def _as_args(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if isinstance(example_inputs, CallArgs):
+    if isinstance(example_inputs, ModelInputs):
         return example_inputs.args, example_inputs.kwargs
     if isinstance(example_inputs, dict):
         return (), dict(example_inputs)
@@ -259,9 +251,7 @@ def _removable(group: Any, dg: Any, root_count: int) -> tuple[list[int], bool]:
             True for _ in module.buffers(recurse=False)
         ):
             return [], False
-    keep = [
-        (producers > 0 and dead[i]) or (consumers > 0 and unused[i]) for i in range(root_count)
-    ]
+    keep = [(producers > 0 and dead[i]) or (consumers > 0 and unused[i]) for i in range(root_count)]
     removable = [i for i, ok in enumerate(keep) if ok]
     if len(removable) >= root_count:
         removable = removable[1:]  # a layer keeps at least one channel
@@ -295,7 +285,7 @@ def shrink_model(
     (see the module docstring); return what changed.
 
     `example_inputs`: a tensor, a tuple of positional inputs, a dict of keyword
-    inputs, or `CallArgs(args, kwargs)`, as `model` is called (a small batch is enough; DepGraph traces one forward).
+    inputs, or `ModelInputs(*args, **kwargs)`, as `model` is called (a small batch is enough; DepGraph traces one forward).
     `ignored_layers`: modules whose output channels must stay (the model's outputs
     are always kept: DepGraph never removes the output channels of the last layer
     a channel reaches when nothing reads it). `measure`: time an eval-mode forward
@@ -463,4 +453,3 @@ def follower_params(
 def row_keep(mask: torch.Tensor) -> torch.Tensor:
     """Per output row of a weight mask: whether anything of the row is kept."""
     return mask.reshape(mask.shape[0], -1).any(dim=1)
-

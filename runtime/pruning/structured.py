@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..batches import ModelInputs
 from .shrink import (
-    CallArgs,
     ShrinkMismatchError,
     ShrinkReport,
     coupled_writers,
@@ -77,7 +77,9 @@ class StructuredShrink:
     def _capture(self, _module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if self.example_inputs is None:
             if args and kwargs:
-                self.example_inputs = CallArgs(_detached(tuple(args)), _detached(dict(kwargs)))
+                self.example_inputs = ModelInputs(
+                    *_detached(tuple(args)), **_detached(dict(kwargs))
+                )
             else:
                 self.example_inputs = _detached(dict(kwargs) if kwargs else tuple(args))
         self._hook.remove()

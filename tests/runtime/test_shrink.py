@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from neural_coder.runtime.batches import ModelInputs
 from neural_coder.runtime.config import WeightPruningConfig
 from neural_coder.runtime.pruning.shrink import (
-    CallArgs,
     ShrinkUnavailableError,
     count_parameters,
     follower_params,
@@ -288,7 +288,7 @@ def test_bert_feed_forward_shrinks_and_layernorm_groups_stay_whole() -> None:
     )  # fmt: skip
     expected = model(**inputs).logits
     # called as model(input_ids, attention_mask=...): positional and keyword inputs
-    call = CallArgs((inputs["input_ids"],), {"attention_mask": inputs["attention_mask"]})
+    call = ModelInputs(inputs["input_ids"], attention_mask=inputs["attention_mask"])
     report = shrink_model(model, call)
     layer = model.bert.encoder.layer[0]
     assert layer.intermediate.dense.out_features == 20 and layer.output.dense.in_features == 20
