@@ -19,9 +19,7 @@ Works on text (`revert_source`), so the notebook front end can reuse it per cell
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 
 import libcst as cst
@@ -38,7 +36,6 @@ from neural_coder.api import (
 )
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import check_writable, read_text, unified_diff, write_atomic
-from neural_coder.options import build_options
 from neural_coder.projects import write_all
 from neural_coder.report import FileReport, Status, failed
 from neural_coder.transforms.snippets import MARKER
@@ -60,12 +57,10 @@ from .project import (
     revert_project,
     shown,
 )
-from .settings import approaches, option_sets, recipe_in
+from .settings import MAX_TRIES, asked_for, candidate_options
 from .strip import strip_inserted
 
 __all__ = ["RevertRefused", "revert", "revert_file", "revert_source", "strip_inserted"]
-
-MAX_TRIES = 12
 
 
 def revert_source(
@@ -88,27 +83,19 @@ def revert_source(
             f"does not parse: {error.message}", path=path, line=error.raw_line
         ) from None
     tried: list[tuple[str, str]] = []
-    recipe = recipe_in(text)
-    targets = [stripped.target] + [t for t in ("runtime", "inc") if t != stripped.target]
-    if recipe is not None:
-        targets = ["runtime"]  # recipes exist only in the runtime
-    for approach, options_set, target in itertools.product(
-        approaches(text), option_sets(text), targets
-    ):
+    for approach, target, options in candidate_options(text, stripped.target):
         if len(tried) >= MAX_TRIES:
             break
         try:
-            options = build_options(approach, target, dict(options_set), {})
-            if recipe is not None:  # the recipe file itself is not needed to strip its hooks
-                options = replace(options, recipe=recipe)
             again, _ = rewrite_source(path, stripped.text, options)
             again = written(again)
         except NeuralCoderError:
             continue
         if again == text:
             report.status = Status.TRANSFORMED
-            asked = f"--recipe {recipe}" if recipe is not None else f"--approach {approach}"
-            report.message = f"reverted: removed what `optimize {asked}` inserted"
+            report.message = (
+                f"reverted: removed what `optimize {asked_for(approach, options)}` inserted"
+            )
             if target != "runtime":
                 report.message += f" (target: {target})"
             return stripped.text, report

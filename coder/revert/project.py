@@ -7,11 +7,10 @@ exactly; otherwise nothing is reverted and the refusal names the files and lines
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import libcst as cst
@@ -21,7 +20,6 @@ from neural_coder.analysis.project import REPOSITORY_MARKERS, discover_project
 from neural_coder.api import rewrite_sources
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import read_text
-from neural_coder.options import build_options
 from neural_coder.transforms.snippets import MARKER
 
 from .differences import (
@@ -32,10 +30,8 @@ from .differences import (
     similarity,
 )
 from .inline import STATE_DICT_WRAPPERS
-from .settings import approaches, option_sets, recipe_in
+from .settings import MAX_TRIES, asked_for, candidate_options
 from .strip import inserted_names, strip_inserted
-
-MAX_TRIES = 12
 
 #: the tool's edits inside a module's own expressions, which carry no marker
 INLINE_EDIT = re.compile(
@@ -86,29 +82,19 @@ def revert_project(entry: Path, sources: Mapping[Path, str], root: Path | None) 
     candidate = {p: stripped[p].text if p in stripped else t for p, t in sources.items()}
     # what optimize was asked for, read back from every file's inserted code, entry first
     joined = "".join(t if t.endswith("\n") else t + "\n" for t in carrying.values())
-    recipe = recipe_in(joined)
     first = "inc" if any(s.target == "inc" for s in stripped.values()) else "runtime"
-    targets = [first] + [t for t in ("runtime", "inc") if t != first]
-    if recipe is not None:
-        targets = ["runtime"]  # recipes exist only in the runtime
     tried: list[dict[Path, str]] = []
-    for approach, options_set, target in itertools.product(
-        approaches(joined), option_sets(joined), targets
-    ):
+    for approach, target, options in candidate_options(joined, first):
         if len(tried) >= MAX_TRIES:
             break
         try:
-            options = build_options(approach, target, dict(options_set), {})
-            if recipe is not None:  # the recipe file itself is not needed to strip its hooks
-                options = replace(options, recipe=recipe)
             rewritten, _ = rewrite_sources(entry, candidate, options, root)
         except NeuralCoderError:
             continue
         again = {p: rewritten.get(p, candidate[p]) for p in sources}
         if again == dict(sources):
-            asked = f"--recipe {recipe}" if recipe is not None else f"--approach {approach}"
             originals = {p: t for p, t in candidate.items() if t != sources[p]}
-            return ProjectRevert(originals, asked, target)
+            return ProjectRevert(originals, asked_for(approach, options), target)
         tried.append(again)
     raise _refusal(entry, sources, carrying, tried)
 

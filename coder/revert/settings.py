@@ -6,12 +6,15 @@ from __future__ import annotations
 import ast
 import itertools
 import re
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import libcst as cst
 
 from neural_coder.already_compressed import COMPRESSION_CONFIGS, compression_in
-from neural_coder.options import SECTIONS
+from neural_coder.errors import NeuralCoderError
+from neural_coder.options import SECTIONS, OptimizeOptions, build_options
 
 from .strip import all_marked
 
@@ -152,3 +155,32 @@ def option_sets(text: str) -> list[dict[str, Any]]:
         if s not in unique:
             unique.append(s)
     return unique
+
+
+#: how many settings a revert proves at the most before it gives up
+MAX_TRIES = 12
+
+
+def candidate_options(text: str, first_target: str) -> Iterator[tuple[str, str, OptimizeOptions]]:
+    """(approach, target, options) that `optimize` may have been run with to insert the
+    code in `text`: the approaches and literal settings read back from it, the target the
+    strip step saw first (recipes exist only in the runtime), most likely first."""
+    recipe = recipe_in(text)
+    targets = [first_target] + [t for t in ("runtime", "inc") if t != first_target]
+    if recipe is not None:
+        targets = ["runtime"]
+    for approach, options_set, target in itertools.product(
+        approaches(text), option_sets(text), targets
+    ):
+        try:
+            options = build_options(approach, target, dict(options_set), {})
+        except NeuralCoderError:
+            continue
+        if recipe is not None:  # the recipe file itself is not needed to strip its hooks
+            options = replace(options, recipe=recipe)
+        yield approach, target, options
+
+
+def asked_for(approach: str, options: OptimizeOptions) -> str:
+    """The option `optimize` was given, as the report names it."""
+    return f"--recipe {options.recipe}" if options.recipe is not None else f"--approach {approach}"
