@@ -213,15 +213,10 @@ def _rewrite_file(
     if output.dry_run:
         return report
     if output.path is not None:
-        if set(rewritten) != {path}:
-            return FileReport(
-                path=path,
-                status=Status.FAILED,
-                message=f"{path}: -o/--output writes one file, but the rewrite changes "
-                f"{len(rewritten)} files of the project; rewrite in place or use --diff",
-                exit_code=2,
-            )
-        rewritten = {output.path: rewritten[path]}
+        single = to_output_file(path, rewritten, output.path, "rewrite")
+        if isinstance(single, FileReport):
+            return single
+        rewritten = single
     if len(rewritten) == 1:
         ((target, new),) = rewritten.items()
         backup = write_atomic(target, new, backup=output.backup and target in (path, *sources))
@@ -233,6 +228,22 @@ def _rewrite_file(
         report.files_written = list(rewritten)
     report.output = output.path or path
     return report
+
+
+def to_output_file(
+    path: Path, texts: Mapping[Path, str], output_path: Path, verb: str
+) -> dict[Path, str] | FileReport:
+    """The script's new text, for `-o/--output`, which writes one file; the refusal when
+    the `verb` ("rewrite", "revert") changes other files of the project too."""
+    if set(texts) != {path}:
+        return FileReport(
+            path=path,
+            status=Status.FAILED,
+            message=f"{path}: -o/--output writes one file, but the {verb} changes "
+            f"{len(texts)} files of the project; {verb} in place or use --diff",
+            exit_code=2,
+        )
+    return {output_path: texts[path]}
 
 
 def optimize(

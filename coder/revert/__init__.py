@@ -33,6 +33,7 @@ from neural_coder.api import (
     is_notebook,
     python_files,
     rewrite_source,
+    to_output_file,
 )
 from neural_coder.errors import NeuralCoderError
 from neural_coder.files import check_writable, read_text, unified_diff, write_atomic
@@ -228,15 +229,10 @@ def _write_project(
     if output.dry_run:
         return report
     if output.path is not None:
-        if set(originals) != {path}:
-            return FileReport(
-                path=path,
-                status=Status.FAILED,
-                message=f"{path}: -o/--output writes one file, but the revert changes "
-                f"{len(originals)} files of the project; revert in place or use --diff",
-                exit_code=2,
-            )
-        originals = {output.path: originals[path]}
+        single = to_output_file(path, originals, output.path, "revert")
+        if isinstance(single, FileReport):
+            return single
+        originals = single
         report.files_written = []
     for target in originals:
         check_writable(target, backup=output.backup and target in sources)
