@@ -35,9 +35,10 @@ def make_plan(facts: Facts, options: OptimizeOptions, line_length: int = 88) -> 
     reloads, placed = int8_folder_reloads(facts.index, options, plan.edits, facts.trainers)
     plan.edits += reloads
     plan.placed += placed
-    saves_and_loads, placed = safetensors_edits(facts.index, options, plan.edits)
+    saves_and_loads, placed, warnings = safetensors_edits(facts.index, options, plan.edits)
     plan.edits += saves_and_loads
     plan.placed += placed
+    plan.warnings += warnings
     return plan
 
 

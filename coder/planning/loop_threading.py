@@ -30,7 +30,9 @@ class ManagerThreading(ClosureSteps):
         }
         # the per-batch hooks inside the training step's function: the loop shared with
         # validation that calls it (`mini_batch(device, loader, step_fn)`) needs no manager
-        hooks_in_step = train_only(self.index, loop) is None and self._step_closure(loop) is not None
+        hooks_in_step = (
+            train_only(self.index, loop) is None and self._step_closure(loop) is not None
+        )
         for hop in reversed(loop.hops):  # outermost first
             caller_cm = cm_of.get(id(self.index.scope_of(hop.call)), "")
             if (
@@ -114,9 +116,7 @@ class ManagerThreading(ClosureSteps):
             )
         self._refuse_handed_over(factory.factory)
         self.plan.edits.append(AddParameter(factory.factory.node, self.cm_name))
-        self.plan.edits.append(
-            AddKeywordArgument(factory.factory_call, self.cm_name, caller_cm)
-        )
+        self.plan.edits.append(AddKeywordArgument(factory.factory_call, self.cm_name, caller_cm))
         self.plan.placed.append(
             f"line {self.src.line(factory.factory.node)}: {factory.factory.key}() takes "
             f"{self.cm_name} for the step it builds (passed at line "
@@ -163,9 +163,7 @@ class ManagerThreading(ClosureSteps):
             return False
         return bool(self.index.assignments_in(value.value, scope)) or value.value in fn.all_params()
 
-    def _refuse_other_paths(
-        self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]
-    ) -> None:
+    def _refuse_other_paths(self, fn: Function, taken: cst.Call, same_loop: list[cst.Call]) -> None:
         """A method on the training path that other code also calls (`self._backward(loss)`
         from warm-up and fine-tune loops): its hooks would read `self.compression_manager`
         on paths that may run before training prepares it."""

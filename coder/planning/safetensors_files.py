@@ -34,13 +34,15 @@ FROM_TENSORS = "state_dict_from_tensors"
 
 def safetensors_edits(
     index: Index, options: OptimizeOptions, plan_edits: list[Edit]
-) -> tuple[list[Edit], list[str]]:
+) -> tuple[list[Edit], list[str], list[str]]:
     """The edits that route the script's safetensors saves and loads through the runtime's
-    plain-tensor form, and what the report says of them. A load the plan already
-    replaces (read once before `structure_for`, which takes the plain-tensor form) is
-    left to it."""
-    if options.target != "runtime" or not INT8_TECHNIQUES.intersection(options.techniques):
-        return [], []
+    plain-tensor form, what the report says of them, and its warnings (INC). A load the
+    plan already replaces (read once before `structure_for`, which takes the
+    plain-tensor form) is left to it."""
+    if not INT8_TECHNIQUES.intersection(options.techniques):
+        return [], [], []
+    if options.target != "runtime":
+        return [], [], _warn_on_inc(index)
     replaced = {id(e.node) for e in plan_edits if isinstance(e, ReplaceExpression)}
     edits: list[Edit] = []
     lines: dict[str, list[int]] = {TO_TENSORS: [], FROM_TENSORS: []}
@@ -65,13 +67,30 @@ def safetensors_edits(
         if at:
             edits.append(AddImport(package, wrapper))
             placed.append(f"{wrapper}: {_WHAT[wrapper]} at line(s) {', '.join(map(str, at))}")
-    return edits, placed
+    return edits, placed, []
 
 
 _WHAT = {
     TO_TENSORS: "what the safetensors save is given (it refuses an int8 or QAT state dict)",
     FROM_TENSORS: "the safetensors load (a compressed state dict back as it was saved)",
 }
+
+
+def _warn_on_inc(index: Index) -> list[str]:
+    """INC's int8 model has no plain-tensor form: its safetensors saves fail."""
+    saves = [
+        index.source.line(call)
+        for call in index.calls
+        if index.qualified(call.func) in SAVES or _accelerate_save_model(index, call)
+    ]
+    if not saves:
+        return []
+    return [
+        f"the safetensors save at line(s) {', '.join(map(str, saves))} fails on "
+        "INC's int8 model (quantized tensors and packed weights are no plain tensors): "
+        "save it with torch.save, or use the bundled runtime (--target runtime), which "
+        "stores it as plain tensors"
+    ]
 
 
 def _accelerate_save_model(index: Index, call: cst.Call) -> bool:

@@ -81,6 +81,11 @@ def test_no_int8_state_dict_on_the_runtime_leaves_them_as_they_are(approach, tar
     assert not any("tensors" in p for p in placed)
 
 
+def test_on_inc_the_safetensors_save_of_the_int8_model_is_warned():
+    _, report = rewrite_source(Path("s.py"), SCRIPT, build_options("qat", "inc", {}, {}))
+    assert any("safetensors save at line(s) 16 fails on INC" in w for w in report.warnings)
+
+
 def test_a_fresh_instance_reload_is_read_once_for_structure_for():
     text = SCRIPT.replace(
         'model.load_state_dict(load_file("best.safetensors"))\nprint(model(',
