@@ -1,0 +1,162 @@
+"""Averaged copies of the QAT model: the moving average of its weights that many training
+scripts keep beside it (YOLOv5's `ModelEMA`, timm's `ModelEma*`, torch's `AveragedModel`,
+`ema = copy.deepcopy(model)`) and evaluate and save instead of it.
+
+Built after QAT preparation, such a copy is a deep copy of the fake-quant model, and its
+updates average the prepared model's parameters (and, for most, its floating buffers:
+the observers' ranges) by name. At the end of training `QuantizedCopies.convert` converts
+each copy's fake-quant module to int8 as the model is converted and puts the int8 module
+back where its holder keeps it (`ema.ema`, `model_ema.module`); a copy held by a bare name
+is handed back by `CompressionManager.converted_copy(copy)` for the script to rebind.
+Not part of INC 2.x: `CompressionManager.track_copy` is this runtime's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import int8_device
+from .backend import PreparedModel, QuantBackend
+
+__all__ = ["QuantizedCopies", "fake_quant_module"]
+
+log = logging.getLogger(__name__)
+
+#: where the averaging classes keep their module: torch's `AveragedModel` and timm's
+#: `ModelEmaV2` / `V3` (`module`), YOLOv5's `ModelEMA` and timm's `ModelEma` (`ema`)
+_ATTRIBUTES = ("module", "ema")
+
+
+def _has_fake_quant(module: nn.Module) -> bool:
+    return any(isinstance(m, torch.ao.quantization.FakeQuantizeBase) for m in module.modules())
+
+
+def fake_quant_module(holder: Any) -> tuple[str | None, nn.Module]:
+    """(attribute of `holder` or None for `holder` itself, the fake-quant module it holds);
+    ValueError when it holds none (the copy was made before QAT was prepared)."""
+    from ..model import Model
+
+    if isinstance(holder, Model):  # `deepcopy(cm.model)`
+        return None, holder.model
+    for attribute in _ATTRIBUTES:
+        value = getattr(holder, attribute, None)
+        if isinstance(value, nn.Module) and _has_fake_quant(value):
+            return attribute, _unwrapped(value)
+    if isinstance(holder, nn.Module) and _has_fake_quant(holder):
+        return None, _unwrapped(holder)
+    raise ValueError(
+        f"track_copy: {type(holder).__name__} holds no fake-quant copy of the model: build "
+        "the moving average after prepare_compression(...) and on_train_begin(), from "
+        "compression_manager.model"
+    )
+
+
+def _unwrapped(module: nn.Module) -> nn.Module:
+    """The module inside a copy of the runtime's `Model` wrapper (`deepcopy(cm.model)`)."""
+    from ..model import Model
+
+    return module.model if isinstance(module, Model) else module
+
+
+def _unobserved(observer: nn.Module) -> bool:
+    low = getattr(observer, "min_val", None)
+    return isinstance(low, torch.Tensor) and (
+        low.numel() == 0 or not bool(torch.isfinite(low).all())
+    )
+
+
+def _fill_unobserved(copy: nn.Module, model: nn.Module) -> None:
+    """Give the copy's fake quantizers that never observed a value (an `AveragedModel`
+    that averages parameters only and was never run) the model's ranges: the averaged
+    weights see activations of the same ranges."""
+    theirs = dict(model.named_modules())
+    for name, module in copy.named_modules():
+        if not isinstance(module, torch.ao.quantization.FakeQuantizeBase):
+            continue
+        observer = getattr(module, "activation_post_process", None)
+        source = theirs.get(name)
+        if observer is None or source is None or not _unobserved(observer):
+            continue
+        module.load_state_dict(source.state_dict())
+
+
+def _shape_weight_quantizers(module: nn.Module) -> None:
+    """Run each weight's fake quantizer once on the weight: a per-channel one sizes its
+    scale and zero point (one value until then) to the channels, as the first forward would
+    with the same weights, so the copy's buffers match the model's when averaged by name."""
+    with torch.no_grad():
+        for layer in module.modules():
+            quantizer, weight = (
+                getattr(layer, "weight_fake_quant", None),
+                getattr(layer, "weight", None),
+            )
+            if isinstance(quantizer, nn.Module) and isinstance(weight, torch.Tensor):
+                quantizer(weight)
+
+
+class _TrackedCopy:
+    def __init__(self, holder: Any) -> None:
+        self.holder = holder
+        fake_quant_module(holder)  # refused now rather than at the end of training
+        self.int8: nn.Module | None = None
+        self.rebound = False  # the int8 module was put back into the holder
+
+
+class QuantizedCopies:
+    """The copies a `QATCompressor` converts to int8 with the model."""
+
+    def __init__(self) -> None:
+        self.copies: list[_TrackedCopy] = []
+
+    def track(self, holder: Any, model: nn.Module | None) -> None:
+        """Convert `holder`'s copy with `model` (the prepared model, once prepared)."""
+        if holder is None or any(c.holder is holder for c in self.copies):
+            return
+        tracked = _TrackedCopy(holder)
+        module = fake_quant_module(holder)[1]
+        if model is not None:
+            _shape_weight_quantizers(model)
+            recipe = model.__dict__.get(int8_device.FAKE_QUANT_ATTR)
+            if recipe is not None and int8_device.FAKE_QUANT_ATTR not in module.__dict__:
+                # a GraphModule's deep copy keeps none of its attributes: the copy's
+                # checkpoints saved while training reload as int8 (`structure_for`) too
+                int8_device.attach_fake_quant_recipe(module, recipe)
+        _shape_weight_quantizers(module)
+        self.copies.append(tracked)
+
+    def convert(self, backend: QuantBackend, prepared: PreparedModel) -> None:
+        """Each copy's fake-quant module, converted to int8 like `prepared.model`, put back
+        where its holder keeps it."""
+        for copy in self.copies:
+            if copy.int8 is not None:
+                continue
+            attribute, module = fake_quant_module(copy.holder)
+            _fill_unobserved(module, prepared.model)
+            int8 = backend.convert(replace(prepared, model=module), inplace=True)
+            int8_device.keep_on_cpu(int8)  # the script calls it directly, on its device
+            if attribute is not None:
+                setattr(copy.holder, attribute, int8)
+                copy.rebound = True
+            copy.int8 = int8
+            log.info(
+                "QAT: the averaged copy %s converted to int8",
+                type(copy.holder).__name__ + (f".{attribute}" if attribute else ""),
+            )
+
+    def converted(self, holder: Any) -> Any:
+        """What the script should hold for `holder` after training: `holder` itself when
+        the int8 module was put back into it, the int8 module for a bare copy."""
+        for copy in self.copies:
+            if copy.holder is holder:
+                if copy.int8 is None:
+                    raise RuntimeError(
+                        "converted_copy before on_train_end: the copy is converted to int8 "
+                        "with the model at the end of training"
+                    )
+                return holder if copy.rebound else copy.int8
+        raise ValueError("converted_copy: this copy was not given to track_copy")
