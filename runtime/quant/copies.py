@@ -27,8 +27,9 @@ __all__ = ["QuantizedCopies", "fake_quant_module"]
 
 log = logging.getLogger(__name__)
 
-#: where the averaging classes keep their module: torch's `AveragedModel` and timm's
-#: `ModelEmaV2` / `V3` (`module`), YOLOv5's `ModelEMA` and timm's `ModelEma` (`ema`)
+#: where the averaging classes keep their module, looked at first: torch's `AveragedModel`
+#: and timm's `ModelEmaV2` / `V3` (`module`), YOLOv5's `ModelEMA` and timm's `ModelEma`
+#: (`ema`); then any other attribute (a script's own class: `self.shadow = deepcopy(model)`)
 _ATTRIBUTES = ("module", "ema")
 
 
@@ -43,7 +44,8 @@ def fake_quant_module(holder: Any) -> tuple[str | None, nn.Module]:
 
     if isinstance(holder, Model):  # `deepcopy(cm.model)`
         return None, holder.model
-    for attribute in _ATTRIBUTES:
+    others = holder._modules if isinstance(holder, nn.Module) else getattr(holder, "__dict__", {})
+    for attribute in (*_ATTRIBUTES, *others):
         value = getattr(holder, attribute, None)
         if isinstance(value, nn.Module) and _has_fake_quant(value):
             return attribute, _unwrapped(value)
@@ -57,10 +59,13 @@ def fake_quant_module(holder: Any) -> tuple[str | None, nn.Module]:
 
 
 def _unwrapped(module: nn.Module) -> nn.Module:
-    """The module inside a copy of the runtime's `Model` wrapper (`deepcopy(cm.model)`)."""
+    """The module inside a copy of the runtime's `Model` wrapper (`deepcopy(cm.model)`) or
+    of a compiled model."""
     from ..model import Model
 
-    return module.model if isinstance(module, Model) else module
+    if isinstance(module, Model):
+        module = module.model
+    return getattr(module, "_orig_mod", module)  # `torch.compile(model)`'s copy
 
 
 def _unobserved(observer: nn.Module) -> bool:
@@ -83,6 +88,20 @@ def _fill_unobserved(copy: nn.Module, model: nn.Module) -> None:
         if observer is None or source is None or not _unobserved(observer):
             continue
         module.load_state_dict(source.state_dict())
+
+
+def _same_class_as_the_model(copy: nn.Module, model: nn.Module) -> None:
+    """A deep copy of an FX-prepared model whose class carries the script's methods
+    (`module_tree._keep_model_api`) gets a new GraphModule subclass of that class with a
+    second call wrapper, and calling it recurses forever: the copy takes the model's
+    class back (the same graph, so the same generated forward)."""
+    kind = type(model)
+    if (
+        isinstance(model, torch.fx.GraphModule)
+        and type(copy) is not kind
+        and type(copy).__bases__ == (kind,)
+    ):
+        copy.__class__ = kind
 
 
 def _shape_weight_quantizers(module: nn.Module) -> None:
@@ -120,12 +139,8 @@ class QuantizedCopies:
         tracked = _TrackedCopy(holder)
         module = fake_quant_module(holder)[1]
         if model is not None:
+            _same_class_as_the_model(module, model)
             _shape_weight_quantizers(model)
-            recipe = model.__dict__.get(int8_device.FAKE_QUANT_ATTR)
-            if recipe is not None and int8_device.FAKE_QUANT_ATTR not in module.__dict__:
-                # a GraphModule's deep copy keeps none of its attributes: the copy's
-                # checkpoints saved while training reload as int8 (`structure_for`) too
-                int8_device.attach_fake_quant_recipe(module, recipe)
         _shape_weight_quantizers(module)
         self.copies.append(tracked)
 

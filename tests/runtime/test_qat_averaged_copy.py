@@ -72,13 +72,14 @@ def test_a_holder_keeping_the_copy_as_an_attribute_gets_the_int8_module_back() -
         QuantizationAwareTrainingConfig(), StateDictEMA, lambda e, m: e.update(m)
     )
     checkpoint = copy.deepcopy(ema.ema.state_dict())  # saved during training: fake-quant
+    halved = copy.deepcopy(ema.ema).half().state_dict()  # YOLOv5's way
     cm.callbacks.on_train_end()
     assert _quantized(ema.ema) == 2
     assert cm.converted_copy(ema) is ema
     x = torch.randn(4, 6)
     assert ema.ema(x).shape == (4, 3)
     saved = ema.ema.state_dict()
-    for state in (saved, checkpoint):
+    for state in (saved, checkpoint, halved):
         loaded, weights = structure_for(state, _net())
         loaded.load_state_dict(weights)
         assert _quantized(loaded) == 2
