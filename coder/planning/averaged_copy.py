@@ -238,23 +238,34 @@ def copy_tracking(
 
 def statement_to_prepare_before(
     index: Index, call: cst.Call, anchor: cst.CSTNode, scope: Scope
-) -> cst.BaseStatement | None:
-    """QAT: the statement of `anchor`'s block that builds the copy `call` makes (itself, or
-    the `if args.model_ema:` around it) when it comes before `anchor`; `anchor` when the
-    copy is built after it; None when no place before the copy has the manager in the
-    same block (the copy is built in another block, a method, or in the loop's header)."""
+) -> tuple[cst.BaseStatement, cst.BaseStatement] | None:
+    """QAT: (the statement that builds the copy `call` makes, or the `if args.model_ema:`
+    around it; the statement of the same block that holds `anchor`, itself or the `with` /
+    `try` around it) when the copy is built before `anchor`; (anchor, anchor) when it is
+    built after it; None when no place before the copy has the manager (the copy is built
+    in another block or in the loop's header, or `anchor` is in a loop or a branch)."""
     src = index.source
     statement = _statement_of(index, call)
     if statement is None or index.scope_of(statement) is not scope:
         return None
     if src.line(statement) > src.line(anchor):
-        return anchor if isinstance(anchor, cst.BaseStatement) else None
-    block = src.parent(anchor)
-    body = getattr(block, "body", None)
-    if not isinstance(body, list | tuple) or anchor not in body:
-        return None
-    host = next((a for a in (statement, *src.ancestors(statement)) if a in body), None)
-    return host if isinstance(host, cst.BaseStatement) and host is not anchor else None
+        return (anchor, anchor) if isinstance(anchor, cst.BaseStatement) else None
+    builds = [statement, *src.ancestors(statement)]
+    outer: cst.CSTNode | None = anchor
+    while outer is not None and outer is not scope:
+        body = getattr(src.parent(outer), "body", None)
+        if isinstance(body, list | tuple) and outer in body:
+            host = next((a for a in builds if a in body), None)
+            if isinstance(host, cst.BaseStatement) and isinstance(outer, cst.BaseStatement):
+                return (host, outer) if host is not outer else None
+        outer = src.parent(outer)
+        if not isinstance(outer, _BLOCKS):
+            return None
+    return None
+
+
+#: what the prepare may move out of to reach the block that builds the copy
+_BLOCKS = (cst.IndentedBlock, cst.With, cst.Try, cst.TryStar, cst.Finally)
 
 
 def _bound_on_every_path(

@@ -156,14 +156,16 @@ class ManagerPreparation(StagedPlanner, FloatInstanceReloads):
         warning), when no such place has `model` bound and left alone until training."""
         holder = averaged_copy_name(self.index, average.call)
         module = averaged_module(self.index, average.call, holder) if holder else None
-        host = (
+        found = (
             # a list of averaged tensors (diffusers' EMAModel) has no module to convert
             statement_to_prepare_before(self.index, average.call, anchor, average.scope)
             if caller is None and average.scope is loop.entry_scope and module is not None
             else None
         )
-        if host is not None and host is not anchor:
-            between = self._statements_between(host, anchor)
+        host, outer = found or (None, None)
+        if host is not None and outer is not None and host is not outer:
+            body = list(getattr(self.src.parent(outer), "body", []))
+            between = body[body.index(host) : body.index(outer)]
             if not self._defined_before(model, host, loop) or any(binds(s, model) for s in between):
                 host = None
             else:
@@ -179,14 +181,12 @@ class ManagerPreparation(StagedPlanner, FloatInstanceReloads):
                     f"the moving average is built at line {self.src.line(average.call)}: "
                     f"{model} is prepared for QAT before it, so it averages the fake-quant model"
                 )
+        elif host is not None:
+            host = anchor  # the copy is built after the manager is prepared
         if host is None:
             if warning := average.refuse(self.index):
                 self.plan.warnings.append(warning)
         return host
-
-    def _statements_between(self, first: cst.CSTNode, last: cst.CSTNode) -> list[cst.CSTNode]:
-        body = list(getattr(self.src.parent(last), "body", []))
-        return body[body.index(first) : body.index(last)]
 
     def _rebind_the_converted_copy(self, average: MovingAverage, cm: str) -> list[str]:
         """`ema = cm.converted_copy(ema)` after training for a copy held by a name (`ema =

@@ -481,3 +481,37 @@ def test_post_training_on_a_script_that_reads_the_model_too_keeps_the_warning():
     text = HEAD + "model_ema = ModelEmaV2(model)\n" + LOOP
     out, warnings = rewrite(text, "ptq-dynamic")
     assert any("keeps a moving average of model" in w for w in warnings), warnings
+
+
+def test_qat_prepares_before_the_copy_out_of_the_with_around_the_loop():
+    text = HEAD + "model_ema = ModelEmaV2(model)\nwith torch.autograd.set_detect_anomaly(False):\n"
+    text += "".join("    " + line + "\n" for line in LOOP.splitlines())
+    got = lines(rewrite(text, "qat")[0])
+    built = got.index("model_ema = ModelEmaV2(model)")
+    assert got[built - 1] == "model = compression_manager.model"
+    assert got[built + 1] == "compression_manager.track_copy(model_ema)"
+
+
+@pytest.mark.parametrize(
+    "between",
+    [
+        "model = torch.nn.Sequential(torch.nn.Linear(4, 2))\n",  # another model trains
+        "def helper():\n    pass\nfor fold in range(2):\n    pass\n",  # only unrelated code: fine
+    ],
+)
+def test_qat_keeps_the_refusal_when_the_model_is_rebound_after_the_copy(between):
+    text = HEAD + "model_ema = ModelEmaV2(model)\n" + between + LOOP
+    if "Sequential" in between:
+        with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+            rewrite(text, "qat")
+    else:
+        assert "track_copy(model_ema)" in rewrite(text, "qat")[0]
+
+
+def test_qat_keeps_the_refusal_for_a_copy_built_in_a_loop_around_training():
+    # the training loop runs in a loop of its own, the copy is built outside it: the
+    # prepare cannot leave the outer loop
+    text = HEAD + "model_ema = ModelEmaV2(model)\nfor run in range(2):\n"
+    text += "".join("    " + line + "\n" for line in LOOP.splitlines())
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(text, "qat")
