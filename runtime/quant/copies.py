@@ -37,24 +37,40 @@ def _has_fake_quant(module: nn.Module) -> bool:
     return any(isinstance(m, torch.ao.quantization.FakeQuantizeBase) for m in module.modules())
 
 
-def fake_quant_module(holder: Any) -> tuple[str | None, nn.Module]:
-    """(attribute of `holder` or None for `holder` itself, the fake-quant module it holds);
-    ValueError when it holds none (the copy was made before QAT was prepared)."""
+def fake_quant_module(holder: Any, model: nn.Module | None = None) -> tuple[str | None, nn.Module]:
+    """(attribute of `holder` or None for `holder` itself, the fake-quant module it holds):
+    the runtime wrapper's copy, a known attribute, an attribute that is a copy of `model`
+    (the prepared model), `holder` itself when it is a module (a bare copy: never one of
+    its layers), else any attribute that is a fake-quant module. ValueError when it holds
+    none (the copy was made before QAT was prepared)."""
     from ..model import Model
 
     if isinstance(holder, Model):  # `deepcopy(cm.model)`
         return None, holder.model
-    others = holder._modules if isinstance(holder, nn.Module) else getattr(holder, "__dict__", {})
-    for attribute in (*_ATTRIBUTES, *others):
-        value = getattr(holder, attribute, None)
-        if isinstance(value, nn.Module) and _has_fake_quant(value):
-            return attribute, _unwrapped(value)
+    children = holder._modules if isinstance(holder, nn.Module) else vars(holder)
+    found = [
+        (name, value)
+        for name in (*_ATTRIBUTES, *children)
+        if isinstance(value := getattr(holder, name, None), nn.Module) and _has_fake_quant(value)
+    ]
+    for name, value in found:
+        if name in _ATTRIBUTES or isinstance(value, Model) or _same_kind(value, model):
+            return name, _unwrapped(value)
     if isinstance(holder, nn.Module) and _has_fake_quant(holder):
         return None, _unwrapped(holder)
+    if found:
+        return found[0][0], _unwrapped(found[0][1])
     raise ValueError(
         f"track_copy: {type(holder).__name__} holds no fake-quant copy of the model: build "
         "the moving average after prepare_compression(...) and on_train_begin(), from "
         "compression_manager.model"
+    )
+
+
+def _same_kind(value: nn.Module, model: nn.Module | None) -> bool:
+    """`value` is of `model`'s class (or of the class a GraphModule's deep copy makes)."""
+    return model is not None and (
+        type(value) is type(model) or type(model) in type(value).__bases__
     )
 
 
@@ -121,7 +137,6 @@ def _shape_weight_quantizers(module: nn.Module) -> None:
 class _TrackedCopy:
     def __init__(self, holder: Any) -> None:
         self.holder = holder
-        fake_quant_module(holder)  # refused now rather than at the end of training
         self.int8: nn.Module | None = None
         self.rebound = False  # the int8 module was put back into the holder
 
@@ -137,7 +152,7 @@ class QuantizedCopies:
         if holder is None or any(c.holder is holder for c in self.copies):
             return
         tracked = _TrackedCopy(holder)
-        module = fake_quant_module(holder)[1]
+        module = fake_quant_module(holder, model)[1]  # refused now, not after training
         if model is not None:
             _same_class_as_the_model(module, model)
             _shape_weight_quantizers(model)
@@ -150,7 +165,7 @@ class QuantizedCopies:
         for copy in self.copies:
             if copy.int8 is not None:
                 continue
-            attribute, module = fake_quant_module(copy.holder)
+            attribute, module = fake_quant_module(copy.holder, prepared.model)
             _fill_unobserved(module, prepared.model)
             int8 = backend.convert(replace(prepared, model=module), inplace=True)
             int8_device.keep_on_cpu(int8)  # the script calls it directly, on its device

@@ -137,3 +137,45 @@ def test_a_manager_without_pruning_or_qat_says_the_copy_is_left_alone(
     with caplog.at_level(logging.WARNING, logger="neural_coder.runtime"):
         cm.track_copy(StateDictEMA(_net()))
     assert "no pruning or quantization-aware training config" in caplog.text
+
+
+class ShadowEMA(nn.Module):
+    """A script's own averaging module, keeping the copy under a name of its own."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.shadow = copy.deepcopy(model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shadow(x)
+
+
+def _train_in_place(make_copy):
+    torch.manual_seed(0)
+    model = _net()
+    cm = prepare_compression(model, QuantizationAwareTrainingConfig(), in_place=True)
+    cm.callbacks.on_train_begin()  # the eager path: the layers themselves are QAT modules
+    held = make_copy(model)
+    cm.track_copy(held)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(4):
+        cm.callbacks.on_step_begin(step)
+        nn.functional.cross_entropy(model(torch.randn(8, 6)), torch.randint(0, 3, (8,))).backward()
+        optimizer.step()
+        cm.callbacks.on_step_end()
+    cm.callbacks.on_train_end()
+    return cm, held
+
+
+def test_a_bare_copy_of_an_eager_model_is_converted_whole_not_its_first_layer() -> None:
+    cm, ema = _train_in_place(copy.deepcopy)
+    int8 = cm.converted_copy(ema)
+    assert _quantized(int8) == 2
+    assert int8(torch.randn(2, 6)).shape == (2, 3)
+
+
+def test_a_scripts_own_averaging_module_gets_the_int8_copy_under_its_name() -> None:
+    cm, ema = _train_in_place(ShadowEMA)
+    assert cm.converted_copy(ema) is ema
+    assert _quantized(ema.shadow) == 2
+    assert ema(torch.randn(2, 6)).shape == (2, 3)
