@@ -82,8 +82,23 @@ def attach_fake_quant_recipe(module: nn.Module, recipe: dict[str, Any]) -> None:
 
 
 def _record_in_state_dicts(module: nn.Module) -> None:
+    _kept_by_deepcopy(module)
     if _recipe_into_metadata not in module._state_dict_hooks.values():
         module._register_state_dict_hook(_recipe_into_metadata)
+
+
+def _kept_by_deepcopy(module: nn.Module) -> None:
+    """A GraphModule's deep copy keeps none of its instance attributes but those named in
+    its `meta` (and its state-dict hooks): the fake-quant recipe is kept there, so a
+    checkpoint saved while QAT trains from a copy (YOLOv5's `deepcopy(ema.ema).half()`,
+    a moving average made of the prepared model) still reloads as int8. Not the int8
+    recipe: a deep copy of an int8 model that has it refuses `.half()`."""
+    if not isinstance(module, torch.fx.GraphModule):
+        return
+    kept = module.meta.setdefault("_user_preserved_attributes", {})
+    kept.pop(FAKE_QUANT_ATTR, None)
+    if FAKE_QUANT_ATTR in module.__dict__:
+        kept[FAKE_QUANT_ATTR] = module.__dict__[FAKE_QUANT_ATTR]
 
 
 def records_recipe(hook: Any) -> bool:

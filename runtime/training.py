@@ -218,11 +218,15 @@ class CallBacks:
         A loss computed without gradients (an evaluation pass through the same step
         code: `run_epoch(..., train=False)` under `torch.set_grad_enabled(False)`) is
         returned as it is: nothing trains on it, so no teacher runs for it."""
-        if not self._after_loss or not torch.is_grad_enabled() or (
-            isinstance(student_loss, torch.Tensor)
-            and not student_loss.requires_grad
-            and isinstance(student_output, torch.Tensor)
-            and not student_output.requires_grad
+        if (
+            not self._after_loss
+            or not torch.is_grad_enabled()
+            or (
+                isinstance(student_loss, torch.Tensor)
+                and not student_loss.requires_grad
+                and isinstance(student_output, torch.Tensor)
+                and not student_output.requires_grad
+            )
         ):
             return student_loss
         loss = student_loss
@@ -397,19 +401,41 @@ class CompressionManager:
 
     def track_copy(self, copy: Any) -> None:
         """Keep `copy`, a moving average of the model's weights that the script evaluates
-        or saves, as sparse as the model (`pruning/copies.py`): timm's `ModelEma*`,
-        YOLOv5's `ModelEMA`, torch's `AveragedModel` (the object or the module it holds),
-        diffusers' `EMAModel` and torch_ema (tensors in `model.parameters()` order).
-        Pruning multiplies its weights of the same name by the model's masks at the end
-        of every step and epoch and at `on_train_end`. None (no copy on this rank) does
-        nothing. Only pruning acts on the copy: quantization-aware training does not.
-        Not part of INC 2.x."""
-        pruners = [getattr(c, "inner", c) for c in self.compressors]  # pipeline stages
-        pruning = [c for c in pruners if c.kind == "pruning"]
-        if not pruning:
-            log.warning("track_copy: no pruning config, so nothing is applied to the copy")
-        for compressor in pruning:
+        or saves, compressed as the model is: timm's `ModelEma*`, YOLOv5's `ModelEMA`,
+        torch's `AveragedModel` (the object or the module it holds), a deep copy of the
+        model, diffusers' `EMAModel` and torch_ema (tensors in `model.parameters()`
+        order, pruning only). Pruning multiplies its weights of the same name by the
+        model's masks at the end of every step and epoch and at `on_train_end`
+        (`pruning/copies.py`). Quantization-aware training converts its fake-quant module
+        to int8 with the model at `on_train_end` and puts it back where the object keeps
+        it (`ema.ema`, `model_ema.module`); the copy must be built after `on_train_begin`
+        from the prepared model (`quant/copies.py`); for a bare copy
+        (`ema = deepcopy(model)`) rebind it with `ema = cm.converted_copy(ema)`.
+        None (no copy on this rank) does nothing. Not part of INC 2.x."""
+        inner = [getattr(c, "inner", c) for c in self.compressors]  # pipeline stages
+        acting = [c for c in inner if c.kind in ("pruning", "qat")]
+        if not acting:
+            log.warning(
+                "track_copy: no pruning or quantization-aware training config, so nothing "
+                "is applied to the copy"
+            )
+        if copy is None:
+            return
+        for compressor in acting:
             compressor.track_copy(copy)  # type: ignore[attr-defined]
+
+    def converted_copy(self, copy: Any) -> Any:
+        """After `on_train_end`: what the script should hold for a copy given to
+        `track_copy`: the int8 module for a bare copy of the model (`ema =
+        cm.converted_copy(ema)`), the object itself when the int8 module was put back into
+        it; `copy` as it is without quantization-aware training (or for None). Not part
+        of INC 2.x."""
+        qat = next(
+            (c for c in (getattr(c, "inner", c) for c in self.compressors) if c.kind == "qat"), None
+        )
+        if qat is None or copy is None:
+            return copy
+        return qat.copies.converted(copy)  # type: ignore[attr-defined]
 
     def _emit_summary(self) -> None:
         extra: dict[str, Any] = {

@@ -3,10 +3,12 @@
 
 Such scripts evaluate and save the averaged copy, whose weights are averaged from the
 model's: pruned positions decay but never reach zero, and QAT leaves the copy float.
-`ema_copy` finds it; QAT and `--target inc` are refused (`refuse_an_averaged_copy`).
-For pruning with the bundled runtime the
-plan hands the copy to `compression_manager.track_copy(ema)`, which applies the masks
-to it too. That call needs the manager and the copy both bound: right after the
+`ema_copy` finds it; `--target inc` is refused (`refuse_an_averaged_copy`).
+With the bundled runtime the plan hands the copy to `compression_manager.track_copy(ema)`:
+pruning applies the masks to it too, and QAT converts it to int8 with the model at the
+end of training. For QAT the copy must be a copy of the prepared (fake-quant) model, so
+the manager is prepared before the statement that builds it (`statement_to_prepare_before`),
+and a copy held by a bare name is rebound after training (`ema = cm.converted_copy(ema)`). That call needs the manager and the copy both bound: right after the
 copy is built when the manager exists by then, else next to `prepare_compression`
 when the copy is bound on every path there (built at the top level of the function,
 or given a default such as `model_ema = None` first), or under the same test when the
@@ -224,7 +226,7 @@ def copy_tracking(
         ):
             return CopyTracking(holder, line, None)
         return None
-    if line > src.line(anchor):
+    if line >= src.line(anchor):  # built after the prepare (or QAT prepares before it)
         if unconditional(index, anchor, scope, _ALSO_CONDITIONAL):
             return CopyTracking(holder, line, statement)
         return None
@@ -232,6 +234,38 @@ def copy_tracking(
         return CopyTracking(holder, line, None)
     guard = _flag_test(index, statement, anchor, scope)
     return CopyTracking(holder, line, None, src.code(guard)) if guard is not None else None
+
+
+def statement_to_prepare_before(
+    index: Index, call: cst.Call, anchor: cst.CSTNode, scope: Scope
+) -> tuple[cst.BaseStatement, cst.BaseStatement] | None:
+    """QAT: (the statement that builds the copy `call` makes, or the `if args.model_ema:`
+    around it; the statement of the same block that holds `anchor`, itself or the `with` /
+    `try` around it) when the copy is built before `anchor`; (anchor, anchor) when it is
+    built after it; None when no place before the copy has the manager (the copy is built
+    in another block or in the loop's header, or `anchor` is in a loop or a branch)."""
+    src = index.source
+    statement = _statement_of(index, call)
+    if statement is None or index.scope_of(statement) is not scope:
+        return None
+    if src.line(statement) > src.line(anchor):
+        return (anchor, anchor) if isinstance(anchor, cst.BaseStatement) else None
+    builds = [statement, *src.ancestors(statement)]
+    outer: cst.CSTNode | None = anchor
+    while outer is not None and outer is not scope:
+        body = getattr(src.parent(outer), "body", None)
+        if isinstance(body, list | tuple) and outer in body:
+            host = next((a for a in builds if a in body), None)
+            if isinstance(host, cst.BaseStatement) and isinstance(outer, cst.BaseStatement):
+                return (host, outer) if host is not outer else None
+        outer = src.parent(outer)
+        if not isinstance(outer, _BLOCKS):
+            return None
+    return None
+
+
+#: what the prepare may move out of to reach the block that builds the copy
+_BLOCKS = (cst.IndentedBlock, cst.With, cst.Try, cst.TryStar, cst.Finally)
 
 
 def _bound_on_every_path(

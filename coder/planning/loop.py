@@ -26,7 +26,11 @@ from neural_coder.analysis.train_only import train_only
 from neural_coder.analysis.wraps import find_wrap, find_wrap_in_class, wrap_anchor
 from neural_coder.errors import AnalysisError
 
-from .averaged_copy import MovingAverage, copy_tracking, ema_copy
+from .averaged_copy import (
+    MovingAverage,
+    copy_tracking,
+    ema_copy,
+)
 from .base import WEIGHT_TECHNIQUES, Plan
 from .caller import (
     CallerSite,
@@ -142,6 +146,10 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
             anchor = self._before_a_step_factory(loop, anchor)
             if "qat" in techniques and in_place is None and anchor is loop.entry_loop:
                 anchor = self._before_a_resume(loop, bare, anchor)
+        if average is not None and "qat" in techniques:
+            anchor = self._before_the_average(average, loop, bare, anchor, caller)
+            average = average if anchor is not None else None
+            anchor = anchor or loop.entry_loop
         total_steps = loop.total_steps
         fit_later: str | None = None
         if caller is not None:
@@ -224,6 +232,8 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
                 "training ends after that"
             )
         after_training = [f"{end_cm}.callbacks.on_train_end()"]
+        if average is not None and "qat" in techniques:
+            after_training += self._rebind_the_converted_copy(average, cm)
         if "qat" in techniques:
             # after the reload of the best weights when there is one: what reads the model
             # from there on decides
@@ -317,8 +327,10 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         if call is None:
             return None
         average = MovingAverage(call, model, scope, " and ".join(weights))
-        if "pruning" in techniques and "qat" not in techniques and self.options.target == "runtime":
-            return average
+        if self.options.target == "runtime" and (
+            "qat" not in techniques or "distillation" not in techniques
+        ):
+            return average  # QAT: if it can be prepared before the copy (_before_the_average)
         self._refuse_the_average(average)
         return None
 
@@ -349,8 +361,12 @@ class LoopPlanner(ManagerPreparation, ManagerThreading, StepHooks):
         else:
             self.insert(tracking.after, "after", [call], "track_copy")
         self.plan.placed.append(
-            f"the moving average {tracking.holder} (line {tracking.line}) is pruned with the "
-            f"model: {call} applies the masks to it too"
+            f"the moving average {tracking.holder} (line {tracking.line}) is "
+            + (
+                f"built from the QAT-prepared model and converted to int8 with it ({call})"
+                if "qat" in self.options.approach
+                else f"pruned with the model: {call} applies the masks to it too"
+            )
         )
 
     def _prunes_on_a_fitted_schedule(self) -> bool:

@@ -18,7 +18,13 @@ from neural_coder.errors import AnalysisError
 from neural_coder.transforms import match as m
 from neural_coder.transforms.edits import AddImport, AddKeywordArgument, AddParameter
 
-from .caller import CallerSite
+from .averaged_copy import (
+    MovingAverage,
+    averaged_copy_name,
+    averaged_module,
+    statement_to_prepare_before,
+)
+from .caller import CallerSite, refuse_qat_before_a_weight_copy
 from .float_reloads import FloatInstanceReloads
 from .loop_step_hooks import HOOKS_INTEGRATION
 from .stages import StagedPlanner
@@ -134,6 +140,61 @@ class ManagerPreparation(StagedPlanner, FloatInstanceReloads):
             "is prepared before it"
         )
         return factory.binding
+
+    def _before_the_average(
+        self,
+        average: MovingAverage,
+        loop: TrainingLoop,
+        model: str,
+        anchor: cst.CSTNode,
+        caller: CallerSite | None,
+    ) -> cst.CSTNode | None:
+        """QAT with a moving average (`ema = ModelEMA(model)`): where the manager is
+        prepared so that the copy is made of the prepared, fake-quant model (whose int8
+        conversion `track_copy` then does with the model's): before the statement that
+        builds it, or `anchor` when it is built later. None, and the refusal (or its
+        warning), when no such place has `model` bound and left alone until training."""
+        holder = averaged_copy_name(self.index, average.call)
+        module = averaged_module(self.index, average.call, holder) if holder else None
+        found = (
+            # a list of averaged tensors (diffusers' EMAModel) has no module to convert
+            statement_to_prepare_before(self.index, average.call, anchor, average.scope)
+            if caller is None and average.scope is loop.entry_scope and module is not None
+            else None
+        )
+        host, outer = found or (None, None)
+        if host is not None and outer is not None and host is not outer:
+            body = list(getattr(self.src.parent(outer), "body", []))
+            between = body[body.index(host) : body.index(outer)]
+            if not self._defined_before(model, host, loop) or any(binds(s, model) for s in between):
+                host = None
+            else:
+                refuse_qat_before_a_weight_copy(
+                    self.index,
+                    model,
+                    loop.entry_scope,
+                    self.src.line(host),
+                    self.src.line(anchor),
+                    f"the moving average at line {self.src.line(average.call)}",
+                )
+                self.plan.placed.append(
+                    f"the moving average is built at line {self.src.line(average.call)}: "
+                    f"{model} is prepared for QAT before it, so it averages the fake-quant model"
+                )
+        elif host is not None:
+            host = anchor  # the copy is built after the manager is prepared
+        if host is None:
+            if warning := average.refuse(self.index):
+                self.plan.warnings.append(warning)
+        return host
+
+    def _rebind_the_converted_copy(self, average: MovingAverage, cm: str) -> list[str]:
+        """`ema = cm.converted_copy(ema)` after training for a copy held by a name (`ema =
+        copy.deepcopy(model)`): the runtime cannot rebind it to its int8 module itself."""
+        holder = averaged_copy_name(self.index, average.call)
+        if holder is None or averaged_module(self.index, average.call, holder) != holder:
+            return []
+        return [f"{holder} = {cm}.converted_copy({holder})"]
 
     def _before_a_resume(self, loop: TrainingLoop, model: str, anchor: cst.CSTNode) -> cst.CSTNode:
         """QAT: `if args.resume: model.load_state_dict(ckpt["model"]);

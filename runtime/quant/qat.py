@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .. import distributed, int8_device
 from ..compressor import Compressor
 from .backend import QAT, RECIPE_FORMAT, PreparedModel, QuantBackend, QuantSpec, get_recipe
+from .copies import QuantizedCopies
 from .fake_quant_fp32 import fake_quant_in_fp32
 from .modules import supports_eager
 from .sync import ObserverSync
@@ -66,6 +67,12 @@ class QATCompressor(Compressor):
         self.in_place = False
         #: set at preparation under torch.distributed
         self.observer_sync: ObserverSync | None = None
+        #: moving averages of the prepared model, converted to int8 with it (`copies.py`)
+        self.copies = QuantizedCopies()
+
+    def track_copy(self, holder: Any) -> None:
+        """Convert `holder`'s fake-quant copy of the model to int8 with the model."""
+        self.copies.track(holder, self.prepared.model if self.prepared is not None else None)
 
     def bind(self, wrapper: Any) -> None:
         if distributed.is_data_parallel(wrapper.model):
@@ -169,6 +176,7 @@ class QATCompressor(Compressor):
             # its holders call it directly, not through the wrapper's device bridge
             int8_device.keep_on_cpu(quantized)
         self.quantized = quantized
+        self.copies.convert(self.backend, self.prepared)
         wrapper.q_config = get_recipe(quantized)
         wrapper.model = quantized
 

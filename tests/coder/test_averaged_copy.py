@@ -91,12 +91,53 @@ def test_a_copy_behind_a_flag_without_a_default_is_tracked_under_that_flag():
     assert not any("moving average" in w for w in warnings), warnings
 
 
-@pytest.mark.parametrize(("approach", "target"), [("qat", "runtime"), ("pruning", "inc")])
-def test_quantization_aware_training_and_inc_keep_the_refusal(approach, target):
-    # QAT would leave the copy float; INC has no track_copy
+@pytest.mark.parametrize(("approach", "target"), [("qat", "inc"), ("pruning", "inc")])
+def test_inc_keeps_the_refusal(approach, target):
+    # INC has no track_copy
     text = HEAD + "model_ema = ModelEmaV2(model)\n" + LOOP
     with pytest.raises(NeuralCoderError, match="keeps a moving average"):
         rewrite(text, approach, target)
+
+
+@pytest.mark.parametrize("approach", ["qat", "pruning+qat"])
+def test_qat_is_prepared_before_the_copy_so_the_copy_is_of_the_fake_quant_model(approach):
+    # before: refused, QAT would have left the copy float
+    text = HEAD + "model_ema = None\nif args.model_ema:\n    model_ema = ModelEmaV2(model)\n" + LOOP
+    got = lines(rewrite(text, approach)[0])
+    branch = got.index("if args.model_ema:")
+    assert got.index("model = compression_manager.model") < branch
+    assert got[branch + 1 : branch + 3] == [
+        "    model_ema = ModelEmaV2(model)",
+        "    compression_manager.track_copy(model_ema)",
+    ]
+
+
+def test_qat_rebinds_a_bare_deep_copy_to_its_int8_module_after_training():
+    text = (
+        HEAD
+        + "ema = copy.deepcopy(model)\n"
+        + LOOP.replace(
+            "        if model_ema is not None:\n            model_ema.update(model)\n",
+            "        with torch.no_grad():\n"
+            "            for pe, pm in zip(ema.parameters(), model.parameters()):\n"
+            "                pe.lerp_(pm, 0.1)\n",
+        ).replace(
+            "model_ema.module.state_dict() if model_ema else model.state_dict()", "ema.state_dict()"
+        )
+    )
+    got = lines(rewrite("import copy\n" + text, "qat")[0])
+    end = got.index("compression_manager.callbacks.on_train_end()")
+    assert got[end + 1] == "ema = compression_manager.converted_copy(ema)"
+    assert got[got.index("ema = copy.deepcopy(model)") - 1] == "model = compression_manager.model"
+
+
+def test_qat_keeps_the_refusal_for_a_copy_of_averaged_tensors():
+    # diffusers' EMAModel keeps a list of tensors: no module to convert to int8
+    text = SHADOW.replace("FLAG_LINE", "")
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(
+            text.replace('"--use_ema", action="store_true"', '"--use_ema", default=True'), "qat"
+        )
 
 
 def test_distillation_with_pruning_tracks_the_copy_too():
@@ -281,12 +322,14 @@ def test_a_post_training_fit_says_it_does_not_quantize_the_average():
     assert any("the fit quantizes model itself, not that copy" in w for w in report.warnings)
 
 
-def test_a_copy_built_when_an_off_flag_is_off_is_refused_not_excused_by_the_flag():
-    # on the `else` path the default run builds the copy: "run without --model-ema"
-    # would be the wrong way round
+def test_a_copy_built_when_an_off_flag_is_off_is_tracked_under_qat():
+    # on the `else` path the default run builds the copy (was refused): prepared before
+    # the branches, the copy is tracked where it is built
     text = HEAD + "if args.model_ema:\n    pass\nelse:\n    model_ema = ModelEmaV2(model)\n" + LOOP
-    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
-        rewrite(text, "qat")
+    got = lines(rewrite(text, "qat")[0])
+    built = got.index("    model_ema = ModelEmaV2(model)")
+    assert got[built + 1] == "    compression_manager.track_copy(model_ema)"
+    assert got.index("model = compression_manager.model") < got.index("if args.model_ema:")
 
 
 ONLY_THE_COPY = LOOP.replace(
@@ -460,3 +503,37 @@ def test_post_training_on_a_script_that_reads_the_model_too_keeps_the_warning():
     text = HEAD + "model_ema = ModelEmaV2(model)\n" + LOOP
     out, warnings = rewrite(text, "ptq-dynamic")
     assert any("keeps a moving average of model" in w for w in warnings), warnings
+
+
+def test_qat_prepares_before_the_copy_out_of_the_with_around_the_loop():
+    text = HEAD + "model_ema = ModelEmaV2(model)\nwith torch.autograd.set_detect_anomaly(False):\n"
+    text += "".join("    " + line + "\n" for line in LOOP.splitlines())
+    got = lines(rewrite(text, "qat")[0])
+    built = got.index("model_ema = ModelEmaV2(model)")
+    assert got[built - 1] == "model = compression_manager.model"
+    assert got[built + 1] == "compression_manager.track_copy(model_ema)"
+
+
+@pytest.mark.parametrize(
+    "between",
+    [
+        "model = torch.nn.Sequential(torch.nn.Linear(4, 2))\n",  # another model trains
+        "def helper():\n    pass\nfor fold in range(2):\n    pass\n",  # only unrelated code: fine
+    ],
+)
+def test_qat_keeps_the_refusal_when_the_model_is_rebound_after_the_copy(between):
+    text = HEAD + "model_ema = ModelEmaV2(model)\n" + between + LOOP
+    if "Sequential" in between:
+        with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+            rewrite(text, "qat")
+    else:
+        assert "track_copy(model_ema)" in rewrite(text, "qat")[0]
+
+
+def test_qat_keeps_the_refusal_for_a_copy_built_in_a_loop_around_training():
+    # the training loop runs in a loop of its own, the copy is built outside it: the
+    # prepare cannot leave the outer loop
+    text = HEAD + "model_ema = ModelEmaV2(model)\nfor run in range(2):\n"
+    text += "".join("    " + line + "\n" for line in LOOP.splitlines())
+    with pytest.raises(NeuralCoderError, match="keeps a moving average"):
+        rewrite(text, "qat")

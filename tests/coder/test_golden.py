@@ -291,11 +291,17 @@ CASES = [
     # a moving average of the model (YOLOv5's ModelEMA) is what the script evaluates and
     # saves: pruning keeps it sparse too (compression_manager.track_copy(ema))
     ("ema_detector_train.py", "pruning", "runtime"),
+    # QAT is prepared before ModelEMA(model), so the copy is of the fake-quant model, and
+    # track_copy converts ema.ema to int8 with the model
+    ("ema_detector_train.py", "qat", "runtime"),
     # ... and after training only the average is read: the fit quantizes ema.ema in its place
     ("ema_detector_train.py", "ptq-static", "runtime"),
     # the average is a plain copy.deepcopy(model) moved by torch._foreach_lerp_ in a local
     # update_ema(): pruning tracks it, post-training quantization quantizes it
     ("deepcopy_ema_train.py", "pruning", "runtime"),
+    # ... under pruning+qat too, and the bare copy is rebound after training:
+    # ema_model = compression_manager.converted_copy(ema_model)
+    ("deepcopy_ema_train.py", "pruning+qat", "runtime"),
     ("deepcopy_ema_train.py", "ptq-static", "runtime"),
     # diffusers' style: shadow tensors from model.parameters(), built under --use_ema
     ("shadow_ema_finetune.py", "pruning", "runtime"),

@@ -146,22 +146,26 @@ torch.save(model_ema.ema.state_dict() if args.model_ema else model.state_dict(),
 
 
 @pytest.mark.parametrize("approach", ["qat", "pruning+qat"])
-def test_a_moving_average_copy_of_the_model_is_refused_for_quantization_aware_training(approach):
+def test_a_moving_average_copy_of_the_model_is_made_of_the_qat_prepared_model(approach):
+    # was refused (the copy stayed float): the manager is now prepared before the copy is
+    # built, and the runtime converts the copy to int8 with the model
     text = EMA.replace("EMA_LINE", "model_ema = ModelEma(model, decay=0.999)")
-    with pytest.raises(
-        NeuralCoderError, match=r"ModelEma\(model\) at line 10 keeps a moving average"
-    ):
-        rewrite(text, approach)
+    got = [line.split("  # neural-coder")[0] for line in rewrite(text, approach).splitlines()]
+    built = got.index("model_ema = ModelEma(model, decay=0.999)")
+    assert got[built - 1] == "model = compression_manager.model"
+    assert got[built + 1] == "compression_manager.track_copy(model_ema)"
+    assert "model_ema = compression_manager.converted_copy(model_ema)" not in got  # put back
     rewrite(text, "distillation")  # the loss only: the average of the student is fine
 
 
-def test_a_moving_average_behind_a_flag_that_is_off_by_default_is_a_warning():
-    # (pruning keeps such a copy sparse instead: tests/coder/test_averaged_copy.py)
+def test_a_moving_average_behind_a_flag_that_is_off_by_default_is_tracked_too():
+    # (was a warning to run without --model-ema: the copy is converted with the model now)
     text = EMA.replace("EMA_LINE", "if args.model_ema:\n    model_ema = ModelEma(model)")
     options = build_options("qat", None, {}, {})
-    _, report = rewrite_source(Path("s.py"), text, options)
+    out, report = rewrite_source(Path("s.py"), text, options)
     assert report.status is Status.TRANSFORMED
-    assert any("with --model-ema, ModelEma(model)" in w for w in report.warnings), report.warnings
+    assert not any("--model-ema" in w for w in report.warnings), report.warnings
+    assert "    compression_manager.track_copy(model_ema)  # neural-coder" in out.splitlines()
 
 
 FIT_METHOD = """import torch

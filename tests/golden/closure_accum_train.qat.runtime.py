@@ -141,13 +141,14 @@ def main():
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_scaler = NativeScaler() if args.amp else None
     model_ema = None
-    if args.model_ema:
-        model_ema = ModelEmaV3(model, decay=0.99)
-    train_loss_fn = nn.CrossEntropyLoss()
-    best_metric = None
     compression_manager = prepare_compression(model, QuantizationAwareTrainingConfig())  # neural-coder
     compression_manager.callbacks.on_train_begin()  # neural-coder
     model = compression_manager.model  # neural-coder
+    if args.model_ema:
+        model_ema = ModelEmaV3(model, decay=0.99)
+        compression_manager.track_copy(model_ema)  # neural-coder
+    train_loss_fn = nn.CrossEntropyLoss()
+    best_metric = None
     for epoch in range(args.epochs):
         compression_manager.callbacks.on_epoch_begin(epoch)  # neural-coder
         train_metrics = train_one_epoch(epoch, model, loader_train, optimizer, train_loss_fn, args,
