@@ -172,6 +172,10 @@ def _keep_model_api(user_class: type, source: nn.Module, traced: nn.Module) -> N
         # subclass shares its parent's wrapper, or a second one would call the first forever
         wrapped = vars(type(traced)).get("_wrapped_call")
         shared = {"_wrapped_call": wrapped} if wrapped is not None else {}
+        # a deep copy makes a GraphModule class of its own below this one, whose wrapper
+        # calls up to the parent's: the parent's `call_wrapped` would look up the copy's
+        # wrapper again and call it forever; nn.Module's own call ends the chain here
+        shared["__call__"] = nn.Module.__call__
         traced.__class__ = type(
             user_class.__name__,
             (type(traced),),

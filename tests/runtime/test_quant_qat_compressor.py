@@ -306,3 +306,24 @@ def test_qat_trains_under_torch_compile_and_a_fresh_process_unpickles_it(tmp_pat
     assert loaded(torch.randn(2, 3, 8, 8)).shape == (2, 4)
     manager.callbacks.on_train_end()
     assert any("quantized" in type(m).__module__ for m in manager.model.modules())
+
+
+def test_a_deep_copy_of_the_prepared_model_of_a_class_with_methods_runs():
+    """`best_model = copy.deepcopy(model)` while QAT trains an nn.Sequential: the prepared
+    GraphModule carries the class's methods in a subclass, and a deep copy of it called
+    itself forever (RecursionError)."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    from neural_coder.runtime.config import QuantizationAwareTrainingConfig
+    from neural_coder.runtime.training import prepare_compression
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten())
+    manager = prepare_compression(model, QuantizationAwareTrainingConfig())
+    manager.callbacks.on_train_begin()
+    x = torch.randn(2, 3, 6, 6)
+    best = copy.deepcopy(manager.model)
+    assert best(x).shape == manager.model(x).shape == (2, 64)
+    assert copy.deepcopy(manager.model.model)(x).shape == (2, 64)
